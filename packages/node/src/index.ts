@@ -1,0 +1,5 @@
+/**
+ * @peapod/node: the Node host. Today it holds the node:crypto provider; the daemon, the
+ * `peapod` CLI and the library API join it next.
+ */
+export {};
