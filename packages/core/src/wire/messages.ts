@@ -1,0 +1,205 @@
+/**
+ * The typed messages of the PeaPod wire protocol, version 1 (docs/protocol.md is the spec).
+ *
+ * One frame carries one message: `[u8 type][body]`. Frames travel inside AEAD-sealed records of
+ * the secure session, so a frame is at most MAX_FRAME_BYTES. Large payloads (a 16 MiB chunk, a
+ * pooled-download byte range) travel as a stream of DATA frames tagged with a request ID, so
+ * control and RPC frames interleave with them instead of waiting behind them.
+ *
+ * Numeric type codes are grouped by family; gaps are reserved. Gossip (DESIGN.md decision 8)
+ * owns 0x40-0x4f. A receiver ignores frames of unknown type (forward compatibility, as HTTP/2
+ * does for unknown frame types).
+ */
+
+/** Largest Noise transport message (Noise spec section 3) minus the 16-byte AEAD tag. */
+export const MAX_FRAME_BYTES = 65_535 - 16;
+
+/** Protocol versions this implementation speaks; HELLO negotiates the highest common one. */
+export const PROTOCOL_VERSION_MIN = 1;
+export const PROTOCOL_VERSION_MAX = 1;
+
+/** Wire type codes. Append only. */
+export const MessageType = {
+  hello: 0x01,
+  heartbeat: 0x02,
+  goodbye: 0x03,
+  chunkRequest: 0x10,
+  data: 0x11,
+  cancel: 0x12,
+  status: 0x13,
+  chunkAnnounce: 0x18,
+  chunkRemove: 0x19,
+  fetchAssign: 0x20,
+  rpcRequest: 0x30,
+  rpcResponse: 0x31,
+  rpcError: 0x32,
+} as const;
+export type MessageTypeName = keyof typeof MessageType;
+
+/** Outcome carried by STATUS, the terminal frame of every request. */
+export const TransferStatus = {
+  ok: 0,
+  checksumMismatch: 1,
+  error: 2,
+  notFound: 3,
+  busy: 4,
+  cancelled: 5,
+  originError: 6,
+  originChanged: 7,
+} as const;
+export type TransferStatus = (typeof TransferStatus)[keyof typeof TransferStatus];
+
+/** Field bounds, enforced by both encoder (throws) and decoder (protocol error). */
+export const Limits = {
+  deviceNameBytes: 64,
+  goodbyeMessageBytes: 256,
+  statusMessageBytes: 256,
+  urlBytes: 8192,
+  validatorBytes: 256,
+  headerCount: 32,
+  headerNameBytes: 64,
+  headerValueBytes: 4096,
+  rpcMethodBytes: 256,
+  rpcErrorMessageBytes: 1024,
+  announceRanges: 1024,
+} as const;
+
+/** Capability bits advertised in HELLO. */
+export const Capability = {
+  /** Serves chunks it stores (content by ID). */
+  serveChunks: 1 << 0,
+  /** Accepts FETCH_ASSIGN: fetches origin ranges through its own link for a pod member. */
+  fetchOrigin: 1 << 1,
+  /** Answers RPC requests. */
+  rpc: 1 << 2,
+  /** Relays gossip (DESIGN.md decision 8). */
+  gossip: 1 << 3,
+} as const;
+
+export interface HelloMessage {
+  readonly type: 'hello';
+  readonly versionMin: number; // u8
+  readonly versionMax: number; // u8
+  readonly capabilities: number; // u32 bit set of Capability
+  readonly listenPort: number; // u16, 0 = does not accept connections
+  readonly deviceName: string; // UTF-8, <= Limits.deviceNameBytes
+}
+
+export interface HeartbeatMessage {
+  readonly type: 'heartbeat';
+  /** false: a ping that asks for an echo; true: the echo (pong) of ping `id`. */
+  readonly isReply: boolean;
+  readonly id: number; // u32
+}
+
+export interface GoodbyeMessage {
+  readonly type: 'goodbye';
+  readonly reason: number; // u16 ReasonCode
+  readonly message: string; // <= Limits.goodbyeMessageBytes
+}
+
+export interface ChunkRequestMessage {
+  readonly type: 'chunk-request';
+  readonly requestId: number; // u32, unique per link and direction while open
+  readonly chunkHash: Uint8Array; // 32 bytes, SHA-256 of the chunk
+  readonly priority: number; // u8, 0 = most urgent
+}
+
+export interface DataMessage {
+  readonly type: 'data';
+  readonly requestId: number; // u32 (chunk request or fetch assignment)
+  readonly offset: number; // u64 on the wire, <= Number.MAX_SAFE_INTEGER
+  readonly bytes: Uint8Array; // <= MAX_DATA_BYTES
+}
+
+export interface CancelMessage {
+  readonly type: 'cancel';
+  readonly requestId: number; // u32
+}
+
+export interface StatusMessage {
+  readonly type: 'status';
+  readonly requestId: number; // u32
+  readonly status: TransferStatus; // u8
+  /** Total bytes sent for the request (sender) or received and verified (receiver). */
+  readonly length: number; // u64
+  readonly message: string; // <= Limits.statusMessageBytes
+}
+
+/** A half-open range of chunk indices [start, end). */
+export interface IndexRange {
+  readonly start: number; // u32
+  readonly end: number; // u32, > start
+}
+
+export interface ChunkAnnounceMessage {
+  readonly type: 'chunk-announce';
+  readonly contentId: Uint8Array; // 32 bytes
+  readonly ranges: readonly IndexRange[]; // sorted, non-overlapping, <= Limits.announceRanges
+}
+
+export interface ChunkRemoveMessage {
+  readonly type: 'chunk-remove';
+  readonly contentId: Uint8Array; // 32 bytes
+  readonly ranges: readonly IndexRange[];
+}
+
+export interface HttpHeader {
+  readonly name: string;
+  readonly value: string;
+}
+
+export interface FetchAssignMessage {
+  readonly type: 'fetch-assign';
+  readonly requestId: number; // u32; the helper answers with DATA frames then STATUS
+  readonly url: string; // <= Limits.urlBytes
+  readonly rangeStart: number; // u64, inclusive
+  readonly rangeEnd: number; // u64, exclusive, > rangeStart
+  /** The object version the range is pinned to (an ETag); empty means none known. */
+  readonly validator: string;
+  /** Request headers the helper must send (e.g. authorization), <= Limits.headerCount. */
+  readonly headers: readonly HttpHeader[];
+}
+
+export interface RpcRequestMessage {
+  readonly type: 'rpc-request';
+  readonly callId: number; // u32
+  readonly method: string; // <= Limits.rpcMethodBytes
+  readonly body: Uint8Array; // rest of the frame
+}
+
+export interface RpcResponseMessage {
+  readonly type: 'rpc-response';
+  readonly callId: number;
+  readonly body: Uint8Array;
+}
+
+export interface RpcErrorMessage {
+  readonly type: 'rpc-error';
+  readonly callId: number;
+  readonly code: number; // u16, application-defined
+  readonly message: string; // <= Limits.rpcErrorMessageBytes
+}
+
+/** A frame of a type this version does not know; receivers ignore it. */
+export interface UnknownMessage {
+  readonly type: 'unknown';
+  readonly code: number; // u8
+  readonly body: Uint8Array;
+}
+
+export type WireMessage =
+  | HelloMessage
+  | HeartbeatMessage
+  | GoodbyeMessage
+  | ChunkRequestMessage
+  | DataMessage
+  | CancelMessage
+  | StatusMessage
+  | ChunkAnnounceMessage
+  | ChunkRemoveMessage
+  | FetchAssignMessage
+  | RpcRequestMessage
+  | RpcResponseMessage
+  | RpcErrorMessage
+  | UnknownMessage;
