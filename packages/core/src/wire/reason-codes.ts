@@ -34,6 +34,8 @@ export const ReasonCode = {
   internalError: 13,
   /** A second link to the same device replaced this one. */
   duplicateLink: 14,
+  /** The transport ended without a GOODBYE (process killed, cable pulled, socket error). */
+  connectionLost: 15,
 } as const;
 
 export type ReasonCode = (typeof ReasonCode)[keyof typeof ReasonCode];

@@ -1,0 +1,114 @@
+/**
+ * Content IDs (DESIGN.md decision 6; docs/content.md, "Content ID").
+ *
+ *   contentId = SHA-256(0x02 || u64 BE totalBytes || u32 BE chunkSizeBytes || treeRoot)
+ *
+ * where `treeRoot` is the RFC 6962 Merkle Tree Hash over the chunk hashes (merkle.ts). The ID
+ * pins the size and the chunking as well as the bytes, so a peer that knows only the ID knows
+ * how many chunks to expect and how long each is, and can check one chunk hash with an
+ * inclusion proof instead of fetching the whole manifest (`verifyChunkProof`). The 0x02
+ * prefix keeps the 45-byte ID preimage apart from leaf (0x00) and node (0x01) preimages.
+ *
+ * Empty content has no chunks; its tree root is SHA-256 of the empty string (RFC 6962's empty
+ * tree), and its ID follows the same formula, so it depends on the chunk size like any other.
+ */
+import { equalBytes } from '../bytes.js';
+import type { CryptoProvider } from '../crypto-provider.js';
+import { invalidArgument } from '../errors.js';
+import { assertValidLayout, CHUNK_HASH_BYTES, layoutProblem, type ChunkLayout } from './layout.js';
+import { MERKLE_HASH_BYTES, merkleRoot, merkleRootFromProof } from './merkle.js';
+
+/** Length of a content ID in bytes. */
+export const CONTENT_ID_BYTES = 32;
+
+/** Domain-separation prefix of the content ID preimage (after RFC 6962's 0x00 and 0x01). */
+const CONTENT_ID_PREFIX = 0x02;
+
+/** Writes the 45-byte preimage and hashes it. The layout must already be valid. */
+function hashContentId(crypto: CryptoProvider, layout: ChunkLayout, treeRoot: Uint8Array) {
+  const preimage = new Uint8Array(1 + 8 + 4 + MERKLE_HASH_BYTES);
+  const view = new DataView(preimage.buffer);
+  preimage[0] = CONTENT_ID_PREFIX;
+  view.setUint32(1, Math.floor(layout.totalBytes / 2 ** 32));
+  view.setUint32(5, layout.totalBytes >>> 0);
+  view.setUint32(9, layout.chunkSizeBytes);
+  preimage.set(treeRoot, 13);
+  return crypto.sha256(preimage);
+}
+
+/**
+ * The content ID of a layout and the root of its chunk-hash tree.
+ * @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT when the layout is not allowed or `treeRoot`
+ * is not 32 bytes.
+ * @example
+ * const emptyRoot = merkleRoot(crypto, []);
+ * toHex(contentIdFromTreeRoot(crypto, { totalBytes: 0, chunkSizeBytes: 4194304 }, emptyRoot)); // => "7fc47325c8616273e96d3cc736a5bc8c2eaae046630019081821d34ffc72d0e7"
+ */
+export function contentIdFromTreeRoot(
+  crypto: CryptoProvider,
+  layout: ChunkLayout,
+  treeRoot: Uint8Array,
+): Uint8Array {
+  assertValidLayout(layout);
+  if (treeRoot.length !== MERKLE_HASH_BYTES) invalidArgument('treeRoot', 'must be 32 bytes');
+  return hashContentId(crypto, layout, treeRoot);
+}
+
+/**
+ * The content ID of a layout and its chunk hashes, in chunk order.
+ * @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT when the layout is not allowed, the number of
+ * hashes is not the layout's chunk count, or a hash is not 32 bytes.
+ * @example
+ * toHex(computeContentId(crypto, { totalBytes: 0, chunkSizeBytes: 4194304 }, [])); // => "7fc47325c8616273e96d3cc736a5bc8c2eaae046630019081821d34ffc72d0e7"
+ */
+export function computeContentId(
+  crypto: CryptoProvider,
+  layout: ChunkLayout,
+  chunkHashes: readonly Uint8Array[],
+): Uint8Array {
+  assertValidLayout(layout);
+  const expected = Math.ceil(layout.totalBytes / layout.chunkSizeBytes);
+  if (chunkHashes.length !== expected) {
+    invalidArgument('chunkHashes', `has ${chunkHashes.length} hashes; the layout has ${expected}`);
+  }
+  chunkHashes.forEach((hash, index) => {
+    if (hash.length !== CHUNK_HASH_BYTES) invalidArgument(`chunkHashes[${index}]`, 'not 32 bytes');
+  });
+  return hashContentId(crypto, layout, merkleRoot(crypto, chunkHashes));
+}
+
+/**
+ * What a chunk inclusion proof claims: chunk `index` of content `contentId` (whose layout is
+ * `totalBytes`/`chunkSizeBytes`) has SHA-256 `chunkHash`.
+ */
+export interface ChunkProofClaim extends ChunkLayout {
+  readonly contentId: Uint8Array;
+  readonly index: number;
+  readonly chunkHash: Uint8Array;
+  /** The audit path from `buildMerkleTree(crypto, manifest.chunkHashes).proof(index)`. */
+  readonly proof: readonly Uint8Array[];
+}
+
+/**
+ * Verifies one chunk hash against a content ID without the manifest: the layout gives the
+ * tree size, the proof gives the root, and the root with the layout must hash to the ID. A
+ * browser fetching a few chunks of a huge object needs only the ID, the layout and ~20 hashes
+ * per chunk. Never throws: every part of the claim may come from the network.
+ * @example
+ * const hashes = [new Uint8Array(32).fill(1), new Uint8Array(32).fill(2)];
+ * const layout = { totalBytes: 65_537, chunkSizeBytes: 65_536 };
+ * const contentId = computeContentId(crypto, layout, hashes);
+ * const proof = buildMerkleTree(crypto, hashes).proof(1);
+ * verifyChunkProof(crypto, { ...layout, contentId, index: 1, chunkHash: hashes[1], proof }); // => true
+ * verifyChunkProof(crypto, { ...layout, contentId, index: 0, chunkHash: hashes[1], proof }); // => false
+ */
+export function verifyChunkProof(crypto: CryptoProvider, claim: ChunkProofClaim): boolean {
+  const { contentId, index, chunkHash, proof } = claim;
+  const layout = { totalBytes: claim.totalBytes, chunkSizeBytes: claim.chunkSizeBytes };
+  if (layoutProblem(layout) !== undefined) return false;
+  if (contentId.length !== CONTENT_ID_BYTES || chunkHash.length !== CHUNK_HASH_BYTES) return false;
+  if (!Array.isArray(proof)) return false;
+  const count = Math.ceil(layout.totalBytes / layout.chunkSizeBytes);
+  const root = merkleRootFromProof(crypto, count, index, chunkHash, proof);
+  return root !== undefined && equalBytes(hashContentId(crypto, layout, root), contentId);
+}

@@ -1,0 +1,298 @@
+/**
+ * The Core: pea-core's one entry point, a sans-I/O state machine (docs/architecture.md).
+ *
+ * Contract (str0m's rule, written once and followed by every host and the simulator):
+ *   1. Feed every fact or command with `handle(input)`; every input carries `nowMs`, a monotonic
+ *      clock reading in milliseconds that never goes backwards.
+ *   2. After every `handle`, call `poll()` until it returns `undefined`, carrying out each output.
+ *   3. Arm one timer for `nextDeadlineMs()`; when it fires, `handle({ type: 'timer-fired', nowMs })`.
+ * The Core owns no sockets, files, clocks or global randomness: the host supplies bytes and time,
+ * the crypto provider supplies cryptography, and one seeded PRNG (`Prng`) supplies every chance
+ * decision, so a run replays from its seed.
+ *
+ * Today the Core runs peer links (handshake, HELLO, heartbeats, GOODBYE) and hands the other
+ * messages up as `peer:message` events; the transfer state machines build on it.
+ */
+import { PeapodError, invalidArgument } from './errors.js';
+import type { AeadCipher, CryptoProvider, KeyPair } from './crypto-provider.js';
+import { Prng } from './prng.js';
+import { PeerLink, type LinkConfig, type RemotePeer } from './peer-link.js';
+import type { NoiseSuiteName } from './secure-session.js';
+import { ReasonCode } from './wire/reason-codes.js';
+import {
+  Capability,
+  PROTOCOL_VERSION_MAX,
+  PROTOCOL_VERSION_MIN,
+  type WireMessage,
+} from './wire/messages.js';
+
+export interface CoreOptions {
+  readonly crypto: CryptoProvider;
+  /** This device's Ed25519 key pair (its Device ID is derived from the public key). */
+  readonly identity: KeyPair;
+  /** Seed of the core's PRNG. Hosts pass a random seed; tests and the simulator a fixed one. */
+  readonly seed: number;
+  /** The pod or cluster secret (32 bytes). When set, only XXpsk3 suites are offered or accepted. */
+  readonly podSecret?: Uint8Array;
+  /** AEAD for links this side initiates. Default 'ChaChaPoly'. */
+  readonly cipher?: AeadCipher;
+  readonly deviceName?: string;
+  /** TCP port this device accepts links on (sent in HELLO); 0 when it accepts none. */
+  readonly listenPort?: number;
+  readonly capabilities?: number;
+  /** Policy hook: return false to refuse a remote device after it proved its identity. */
+  readonly acceptRemote?: (deviceId: Uint8Array) => boolean;
+  readonly handshakeTimeoutMs?: number;
+  readonly heartbeatIntervalMs?: number;
+  readonly idleTimeoutMs?: number;
+  /** Bytes of DATA a link may hand the host before the host reports them flushed. */
+  readonly sendWindowBytes?: number;
+  /** Protocol versions to offer in HELLO (tests of negotiation only). */
+  readonly versionRange?: { readonly min: number; readonly max: number };
+}
+
+/** Defaults, with their reasons. */
+export const CoreDefaults = {
+  /** A LAN handshake takes a few ms; 10 s also covers a busy Wi-Fi link. */
+  handshakeTimeoutMs: 10_000,
+  /** Ping an idle link every 15 s ... */
+  heartbeatIntervalMs: 15_000,
+  /** ... and drop it after 3 missed intervals (like TCP keep-alive probes, but authenticated). */
+  idleTimeoutMs: 45_000,
+  /** 256 KiB: ~2 ms of data at 1 Gbit/s, so a control frame waits at most that long. */
+  sendWindowBytes: 256 * 1024,
+} as const;
+
+/** Inputs: facts the host observed and commands it was given. All carry `nowMs`. */
+export type CoreInput =
+  | {
+      readonly type: 'link-opened';
+      readonly nowMs: number;
+      readonly linkId: number;
+      readonly direction: 'outbound' | 'inbound';
+      readonly remoteAddress: string;
+    }
+  | { readonly type: 'bytes-received'; readonly nowMs: number; readonly linkId: number; readonly bytes: Uint8Array }
+  | { readonly type: 'bytes-flushed'; readonly nowMs: number; readonly linkId: number; readonly byteCount: number }
+  | { readonly type: 'link-closed'; readonly nowMs: number; readonly linkId: number }
+  | { readonly type: 'timer-fired'; readonly nowMs: number }
+  | { readonly type: 'close-link'; readonly nowMs: number; readonly linkId: number; readonly reason: ReasonCode }
+  | { readonly type: 'send-message'; readonly nowMs: number; readonly linkId: number; readonly message: WireMessage }
+  | { readonly type: 'shutdown'; readonly nowMs: number };
+
+/** What the host shows or forwards to users (js-libp2p's `noun:verb` naming). */
+export type CoreEvent =
+  | {
+      readonly type: 'peer:connect';
+      readonly linkId: number;
+      readonly remoteAddress: string;
+      readonly direction: 'outbound' | 'inbound';
+      readonly remote: RemotePeer;
+    }
+  | {
+      readonly type: 'peer:disconnect';
+      readonly linkId: number;
+      readonly deviceId: Uint8Array | undefined;
+      readonly reason: ReasonCode;
+      readonly detail: string;
+      readonly by: 'local' | 'remote';
+    }
+  | { readonly type: 'peer:rtt'; readonly linkId: number; readonly rttMs: number }
+  | { readonly type: 'peer:message'; readonly linkId: number; readonly message: WireMessage };
+
+/** Instructions for the host. */
+export type CoreOutput =
+  | { readonly type: 'send'; readonly linkId: number; readonly bytes: Uint8Array }
+  | { readonly type: 'disconnect'; readonly linkId: number }
+  | { readonly type: 'event'; readonly event: CoreEvent };
+
+interface LinkEntry {
+  readonly link: PeerLink;
+  readonly remoteAddress: string;
+}
+
+export class Core {
+  private readonly linkConfig: LinkConfig;
+  private readonly prng: Prng;
+  private readonly links = new Map<number, LinkEntry>();
+  private lastNowMs = -Infinity;
+  private pollCursor = 0;
+
+  /** @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT for a malformed option, naming it. */
+  constructor(options: CoreOptions) {
+    if (options.identity.secretKey.length !== 32) invalidArgument('identity', 'needs a 32-byte Ed25519 seed');
+    if (options.podSecret !== undefined && options.podSecret.length !== 32) {
+      invalidArgument('podSecret', `must be 32 bytes, got ${options.podSecret.length}`);
+    }
+    this.prng = new Prng(options.seed);
+    const cipher = options.cipher ?? 'ChaChaPoly';
+    const psk = options.podSecret;
+    const pattern = psk === undefined ? 'XX' : 'XXpsk3';
+    const suite = `Noise_${pattern}_25519_${cipher}_SHA256` as NoiseSuiteName;
+    const allowedSuites: NoiseSuiteName[] = (['ChaChaPoly', 'AESGCM'] as const).map(
+      (c) => `Noise_${pattern}_25519_${c}_SHA256` as NoiseSuiteName,
+    );
+    this.linkConfig = {
+      crypto: options.crypto,
+      identity: options.identity,
+      staticKeyPair: options.crypto.x25519GenerateKeyPair(),
+      suite,
+      allowedSuites,
+      psk,
+      acceptRemote: options.acceptRemote,
+      hello: {
+        capabilities: options.capabilities ?? Capability.serveChunks | Capability.rpc,
+        listenPort: options.listenPort ?? 0,
+        deviceName: options.deviceName ?? '',
+      },
+      versionMin: options.versionRange?.min ?? PROTOCOL_VERSION_MIN,
+      versionMax: options.versionRange?.max ?? PROTOCOL_VERSION_MAX,
+      handshakeTimeoutMs: options.handshakeTimeoutMs ?? CoreDefaults.handshakeTimeoutMs,
+      heartbeatIntervalMs: options.heartbeatIntervalMs ?? CoreDefaults.heartbeatIntervalMs,
+      idleTimeoutMs: options.idleTimeoutMs ?? CoreDefaults.idleTimeoutMs,
+      sendWindowBytes: options.sendWindowBytes ?? CoreDefaults.sendWindowBytes,
+    };
+  }
+
+  /**
+   * Feeds one input. Never throws because of bytes from the network; throws only when the host
+   * breaks the contract (time going backwards, an unknown or reused link ID).
+   * @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT / PEAPOD_ERR_INVALID_STATE on host misuse.
+   */
+  handle(input: CoreInput): void {
+    if (!(input.nowMs >= this.lastNowMs)) {
+      invalidArgument('input.nowMs', `time went backwards (${input.nowMs} < ${this.lastNowMs})`);
+    }
+    this.lastNowMs = input.nowMs;
+    const nowMs = input.nowMs;
+    switch (input.type) {
+      case 'link-opened': {
+        if (this.links.has(input.linkId)) {
+          throw new PeapodError('PEAPOD_ERR_INVALID_STATE', `link ${input.linkId} is already open`);
+        }
+        const link = new PeerLink(input.direction, this.linkConfig, this.prng.fork(), nowMs);
+        this.links.set(input.linkId, { link, remoteAddress: input.remoteAddress });
+        break;
+      }
+      case 'bytes-received':
+        this.links.get(input.linkId)?.link.onBytes(input.bytes, nowMs);
+        break;
+      case 'bytes-flushed':
+        this.links.get(input.linkId)?.link.onFlushed(input.byteCount);
+        break;
+      case 'link-closed':
+        this.links.get(input.linkId)?.link.onTransportClosed(nowMs);
+        break;
+      case 'timer-fired':
+        for (const { link } of this.links.values()) {
+          const due = link.nextDeadlineMs();
+          if (due !== undefined && due <= nowMs) link.onTimer(nowMs);
+        }
+        break;
+      case 'close-link':
+        this.links.get(input.linkId)?.link.close(input.reason, 'closed by the application', 'local', nowMs);
+        break;
+      case 'send-message': {
+        const entry = this.links.get(input.linkId);
+        if (entry === undefined || entry.link.state !== 'ready') {
+          throw new PeapodError('PEAPOD_ERR_INVALID_STATE', `link ${input.linkId} is not ready`);
+        }
+        const lane = input.message.type.startsWith('rpc-') ? 'rpc' : 'control';
+        if (input.message.type === 'data') {
+          entry.link.queueStream(input.message.requestId, input.message.bytes, input.message.offset);
+        } else if (lane === 'rpc') {
+          entry.link.sendRpc(input.message);
+        } else {
+          entry.link.sendControl(input.message);
+        }
+        break;
+      }
+      case 'shutdown':
+        for (const { link } of this.links.values()) {
+          link.close(ReasonCode.goingAway, 'shutting down', 'local', nowMs);
+        }
+        break;
+      default: {
+        const unreachable: never = input;
+        invalidArgument('input.type', `unknown input ${JSON.stringify(unreachable)}`);
+      }
+    }
+  }
+
+  /** The next output, or `undefined` when there is nothing to do until the next input. */
+  poll(): CoreOutput | undefined {
+    // Visit links round-robin so one busy link cannot starve the others.
+    const entries = [...this.links.entries()];
+    for (let i = 0; i < entries.length; i++) {
+      const [linkId, entry] = entries[(this.pollCursor + i) % entries.length]!;
+      const output = entry.link.poll();
+      if (output === undefined) continue;
+      this.pollCursor = (this.pollCursor + i + 1) % Math.max(1, entries.length);
+      return this.translate(linkId, entry, output);
+    }
+    return undefined;
+  }
+
+  /** When the host must call `handle({ type: 'timer-fired' })` next, or `undefined`. */
+  nextDeadlineMs(): number | undefined {
+    let min: number | undefined;
+    for (const { link } of this.links.values()) {
+      const due = link.nextDeadlineMs();
+      if (due !== undefined && (min === undefined || due < min)) min = due;
+    }
+    return min;
+  }
+
+  /** The remote peer of a ready link. */
+  remoteOf(linkId: number): RemotePeer | undefined {
+    return this.links.get(linkId)?.link.remote;
+  }
+
+  /** Number of links not yet closed. */
+  get openLinkCount(): number {
+    let count = 0;
+    for (const { link } of this.links.values()) if (link.state !== 'closed') count++;
+    return count;
+  }
+
+  private translate(linkId: number, entry: LinkEntry, output: ReturnType<PeerLink['poll']> & object): CoreOutput {
+    switch (output.type) {
+      case 'send':
+        return { type: 'send', linkId, bytes: output.bytes };
+      case 'disconnect':
+        this.links.delete(linkId);
+        return { type: 'disconnect', linkId };
+      case 'ready':
+        return {
+          type: 'event',
+          event: {
+            type: 'peer:connect',
+            linkId,
+            remoteAddress: entry.remoteAddress,
+            direction: entry.link.direction,
+            remote: output.remote,
+          },
+        };
+      case 'closed':
+        return {
+          type: 'event',
+          event: {
+            type: 'peer:disconnect',
+            linkId,
+            deviceId: entry.link.remote?.deviceId,
+            reason: output.reason,
+            detail: output.detail,
+            by: output.by,
+          },
+        };
+      case 'rtt':
+        return { type: 'event', event: { type: 'peer:rtt', linkId, rttMs: output.rttMs } };
+      case 'message':
+        return { type: 'event', event: { type: 'peer:message', linkId, message: output.message } };
+      default: {
+        const unreachable: never = output;
+        return invalidArgument('output', `unknown link output ${JSON.stringify(unreachable)}`);
+      }
+    }
+  }
+}

@@ -1,0 +1,457 @@
+/**
+ * One peer link: the protocol state of one transport connection (a TCP socket, a WebRTC data
+ * channel), from the first handshake byte to the last GOODBYE. Owned by the Core; it never
+ * touches I/O itself.
+ *
+ * Layers, bottom to top:
+ *   bytes  -> RecordStreamDecoder (u16 length prefix; only for byte-stream transports)
+ *   record -> SecureSession (Noise XX / XXpsk3 handshake, then AEAD transport records)
+ *   frame  -> decodeMessage / encodeMessage (docs/protocol.md)
+ *   message-> HELLO version negotiation, HEARTBEAT ping/pong, GOODBYE; other messages are
+ *             handed up to the Core.
+ *
+ * Outbound frames go through three lanes, in strict priority: control (HELLO, HEARTBEAT,
+ * GOODBYE, STATUS, ...), then RPC, then data (DATA frames cut lazily from queued streams). Control
+ * and RPC frames are sealed and emitted at once; DATA frames are cut and sealed only while the
+ * bytes handed to the host but not yet flushed to its socket stay below `sendWindowBytes`. So a
+ * 16 MiB chunk never sits in a socket buffer in front of a HEARTBEAT or an RPC: at most one
+ * window of DATA does (docs/protocol.md, "Streams and priorities").
+ *
+ * State: 'handshaking' -> 'awaiting-hello' -> 'ready' -> 'closed'. Timers: handshake deadline,
+ * heartbeat (ping) interval, idle deadline (reset by every authenticated record received).
+ */
+import { assert } from './errors.js';
+import type { CryptoProvider, KeyPair } from './crypto-provider.js';
+import { SecureSession, type NoiseSuiteName } from './secure-session.js';
+import { RecordStreamDecoder, frameRecord } from './wire/record-framer.js';
+import { decodeMessage, encodeMessage, encodeDataFrame, MAX_DATA_BYTES } from './wire/codec.js';
+import { ReasonCode, reasonName } from './wire/reason-codes.js';
+import type { HelloMessage, WireMessage } from './wire/messages.js';
+import { PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN } from './wire/messages.js';
+import { TimerTable } from './timer-table.js';
+import type { Prng } from './prng.js';
+
+/** Settings a link takes from its Core. */
+export interface LinkConfig {
+  readonly crypto: CryptoProvider;
+  readonly identity: KeyPair;
+  readonly staticKeyPair: KeyPair;
+  /** The suite this side offers when it initiates. */
+  readonly suite: NoiseSuiteName;
+  /** The suites this side accepts when it responds. */
+  readonly allowedSuites: readonly NoiseSuiteName[];
+  readonly psk: Uint8Array | undefined;
+  readonly acceptRemote: ((deviceId: Uint8Array) => boolean) | undefined;
+  readonly hello: Omit<HelloMessage, 'type' | 'versionMin' | 'versionMax'>;
+  readonly versionMin: number;
+  readonly versionMax: number;
+  readonly handshakeTimeoutMs: number;
+  readonly heartbeatIntervalMs: number;
+  readonly idleTimeoutMs: number;
+  readonly sendWindowBytes: number;
+}
+
+/** What a ready link knows about its remote. */
+export interface RemotePeer {
+  readonly deviceId: Uint8Array;
+  readonly publicKey: Uint8Array;
+  readonly deviceName: string;
+  readonly protocolVersion: number;
+  readonly capabilities: number;
+  readonly listenPort: number;
+}
+
+export type LinkState = 'handshaking' | 'awaiting-hello' | 'ready' | 'closed';
+
+/** What a link asks of its Core (which turns it into Core outputs). */
+export type LinkOutput =
+  | { readonly type: 'send'; readonly bytes: Uint8Array }
+  | { readonly type: 'disconnect' }
+  | { readonly type: 'ready'; readonly remote: RemotePeer }
+  | { readonly type: 'closed'; readonly reason: ReasonCode; readonly detail: string; readonly by: 'local' | 'remote' }
+  | { readonly type: 'rtt'; readonly rttMs: number }
+  | { readonly type: 'message'; readonly message: WireMessage };
+
+type LinkTimer = 'handshake' | 'heartbeat' | 'idle';
+
+/** A queued outbound byte stream, cut into DATA frames on demand. */
+interface OutboundStream {
+  readonly requestId: number;
+  readonly bytes: Uint8Array;
+  /** Offset of `bytes[0]` within the request (so a stream can resume mid-range). */
+  readonly baseOffset: number;
+  sentBytes: number;
+}
+
+export class PeerLink {
+  readonly direction: 'outbound' | 'inbound';
+  private linkState: LinkState = 'handshaking';
+  private readonly session: SecureSession;
+  private readonly decoder = new RecordStreamDecoder();
+  private readonly timers = new TimerTable<LinkTimer>();
+  private readonly outputs: LinkOutput[] = [];
+  private outputHead = 0;
+  private readonly rpcLane: Uint8Array[] = [];
+  private readonly dataLane: OutboundStream[] = [];
+  private unflushedBytes = 0;
+  private remotePeer: RemotePeer | undefined;
+  private pendingPing: { id: number; sentAtMs: number } | undefined;
+  private lastRttMs: number | undefined;
+
+  constructor(
+    direction: 'outbound' | 'inbound',
+    private readonly config: LinkConfig,
+    private readonly prng: Prng,
+    nowMs: number,
+  ) {
+    this.direction = direction;
+    const common = {
+      crypto: config.crypto,
+      identity: config.identity,
+      staticKeyPair: config.staticKeyPair,
+      ...(config.psk === undefined ? {} : { psk: config.psk }),
+      ...(config.acceptRemote === undefined ? {} : { acceptRemote: config.acceptRemote }),
+    };
+    this.session =
+      direction === 'outbound'
+        ? new SecureSession({ ...common, role: 'initiator', suite: config.suite })
+        : new SecureSession({ ...common, role: 'responder', allowedSuites: config.allowedSuites });
+    this.timers.set('handshake', nowMs + config.handshakeTimeoutMs);
+    if (direction === 'outbound') this.session.start();
+    this.pumpSession(nowMs);
+  }
+
+  get state(): LinkState {
+    return this.linkState;
+  }
+
+  /** The remote's identity and HELLO, once the link is ready. */
+  get remote(): RemotePeer | undefined {
+    return this.remotePeer;
+  }
+
+  /** Round-trip time from the last answered heartbeat. */
+  get rttMs(): number | undefined {
+    return this.lastRttMs;
+  }
+
+  /** Bytes handed to the host that it has not yet reported flushed. */
+  get unflushedByteCount(): number {
+    return this.unflushedBytes;
+  }
+
+  /** Feeds bytes read from the transport. */
+  onBytes(bytes: Uint8Array, nowMs: number): void {
+    if (this.linkState === 'closed') return;
+    this.decoder.push(bytes);
+    for (;;) {
+      const next = this.decoder.next();
+      if (next.kind === 'need-data') break;
+      if (next.kind === 'error') {
+        this.close(next.reason, next.detail, 'local', nowMs);
+        return;
+      }
+      this.timers.set('idle', nowMs + this.config.idleTimeoutMs);
+      this.session.receiveRecord(next.record);
+      this.pumpSession(nowMs);
+      if (this.linkState === 'closed') return;
+    }
+  }
+
+  /** The host flushed `byteCount` of the bytes it was given to its transport. */
+  onFlushed(byteCount: number): void {
+    this.unflushedBytes = Math.max(0, this.unflushedBytes - byteCount);
+  }
+
+  /** The transport ended (EOF, reset or error) without this side asking. */
+  onTransportClosed(nowMs: number): void {
+    if (this.linkState === 'closed') return;
+    const truncated = this.decoder.end();
+    if (truncated !== undefined) {
+      this.finish(truncated, 'the connection ended in the middle of a record', 'remote', nowMs);
+    } else {
+      this.finish(ReasonCode.connectionLost, 'the connection ended without GOODBYE', 'remote', nowMs);
+    }
+  }
+
+  /** Fires the link's due timers. */
+  onTimer(nowMs: number): void {
+    for (const timer of this.timers.takeExpired(nowMs)) {
+      if (this.linkState === 'closed') return;
+      switch (timer) {
+        case 'handshake':
+          if (this.linkState !== 'ready') {
+            this.close(ReasonCode.timeout, 'handshake did not complete in time', 'local', nowMs);
+          }
+          break;
+        case 'idle':
+          this.close(ReasonCode.timeout, `no data for ${this.config.idleTimeoutMs} ms`, 'local', nowMs);
+          break;
+        case 'heartbeat':
+          this.sendPing(nowMs);
+          break;
+        default: {
+          const unreachable: never = timer;
+          assert(false, `unknown timer ${String(unreachable)}`);
+        }
+      }
+    }
+  }
+
+  /** The earliest time this link needs to be woken. */
+  nextDeadlineMs(): number | undefined {
+    return this.linkState === 'closed' ? undefined : this.timers.nextDeadlineMs();
+  }
+
+  /**
+   * Ends the link: sends GOODBYE when the session is open, then asks the host to disconnect.
+   * Idempotent.
+   */
+  close(reason: ReasonCode, detail: string, by: 'local' | 'remote', nowMs: number): void {
+    if (this.linkState === 'closed') return;
+    if (by === 'local' && this.session.state === 'open') {
+      this.sealNow(encodeMessage({ type: 'goodbye', reason, message: truncateUtf8(detail, 200) }));
+    }
+    this.finish(reason, detail, by, nowMs);
+  }
+
+  /** Queues a control-lane message (sent before any RPC or DATA frame still waiting). */
+  sendControl(message: WireMessage): void {
+    this.requireReady();
+    this.sealNow(encodeMessage(message));
+  }
+
+  /** Queues an RPC-lane message (sent after control frames, before DATA frames). */
+  sendRpc(message: WireMessage): void {
+    this.requireReady();
+    this.rpcLane.push(encodeMessage(message));
+  }
+
+  /**
+   * Queues `bytes` to travel as DATA frames for `requestId`, starting at `baseOffset`. The bytes
+   * are not copied; the caller must not modify them until the stream is sent.
+   */
+  queueStream(requestId: number, bytes: Uint8Array, baseOffset = 0): void {
+    this.requireReady();
+    if (bytes.length > 0) this.dataLane.push({ requestId, bytes, baseOffset, sentBytes: 0 });
+  }
+
+  /** Drops queued, unsent DATA of `requestId` (after CANCEL). Returns true if any was queued. */
+  cancelStream(requestId: number): boolean {
+    const before = this.dataLane.length;
+    for (let i = this.dataLane.length - 1; i >= 0; i--) {
+      if (this.dataLane[i]!.requestId === requestId) this.dataLane.splice(i, 1);
+    }
+    return this.dataLane.length !== before;
+  }
+
+  /** Queued DATA bytes not yet cut into frames. */
+  get queuedStreamBytes(): number {
+    let total = 0;
+    for (const stream of this.dataLane) total += stream.bytes.length - stream.sentBytes;
+    return total;
+  }
+
+  /**
+   * The next output, in order: everything already sealed, then RPC frames, then DATA frames while
+   * the send window has room. `undefined` when nothing more can go now.
+   */
+  poll(): LinkOutput | undefined {
+    if (this.outputHead < this.outputs.length) {
+      const output = this.outputs[this.outputHead++]!;
+      if (this.outputHead === this.outputs.length) {
+        this.outputs.length = 0;
+        this.outputHead = 0;
+      }
+      return output;
+    }
+    if (this.linkState !== 'ready') return undefined;
+    const rpcFrame = this.rpcLane.shift();
+    if (rpcFrame !== undefined) return this.sealToOutput(rpcFrame);
+    if (this.unflushedBytes >= this.config.sendWindowBytes) return undefined;
+    const stream = this.dataLane[0];
+    if (stream === undefined) return undefined;
+    const take = Math.min(MAX_DATA_BYTES, stream.bytes.length - stream.sentBytes);
+    const piece = stream.bytes.subarray(stream.sentBytes, stream.sentBytes + take);
+    const frame = encodeDataFrame(stream.requestId, stream.baseOffset + stream.sentBytes, piece);
+    stream.sentBytes += take;
+    if (stream.sentBytes === stream.bytes.length) this.dataLane.shift();
+    return this.sealToOutput(frame);
+  }
+
+  private requireReady(): void {
+    assert(this.linkState === 'ready', `link is ${this.linkState}, not ready`);
+  }
+
+  private sealNow(frame: Uint8Array): void {
+    this.session.send(frame);
+    this.drainSessionTransmits();
+  }
+
+  private sealToOutput(frame: Uint8Array): LinkOutput | undefined {
+    this.session.send(frame);
+    this.drainSessionTransmits();
+    return this.poll();
+  }
+
+  private emitRecord(record: Uint8Array): void {
+    const bytes = frameRecord(record);
+    this.unflushedBytes += bytes.length;
+    this.outputs.push({ type: 'send', bytes });
+  }
+
+  private drainSessionTransmits(): void {
+    for (let event = this.session.poll(); event !== undefined; event = this.session.poll()) {
+      assert(event.type === 'transmit', `unexpected session event ${event.type} while sending`);
+      this.emitRecord(event.record);
+    }
+  }
+
+  /** Moves every pending session event into link state and outputs. */
+  private pumpSession(nowMs: number): void {
+    for (let event = this.session.poll(); event !== undefined; event = this.session.poll()) {
+      if (this.linkState === 'closed') return;
+      switch (event.type) {
+        case 'transmit':
+          this.emitRecord(event.record);
+          break;
+        case 'open':
+          this.linkState = 'awaiting-hello';
+          this.pendingRemoteIdentity = { deviceId: event.remote.deviceId, publicKey: event.remote.publicKey };
+          this.sealNow(
+            encodeMessage({
+              type: 'hello',
+              versionMin: this.config.versionMin,
+              versionMax: this.config.versionMax,
+              ...this.config.hello,
+            }),
+          );
+          break;
+        case 'message':
+          this.onFrame(event.plaintext, nowMs);
+          break;
+        case 'closed':
+          this.finish(event.reason, event.detail, 'local', nowMs);
+          return;
+        default: {
+          const unreachable: never = event;
+          assert(false, `unknown session event ${String(unreachable)}`);
+        }
+      }
+    }
+  }
+
+  private pendingRemoteIdentity: { deviceId: Uint8Array; publicKey: Uint8Array } | undefined;
+
+  private onFrame(frame: Uint8Array, nowMs: number): void {
+    const decoded = decodeMessage(frame);
+    if (!decoded.ok) {
+      this.close(decoded.reason, decoded.detail, 'local', nowMs);
+      return;
+    }
+    const message = decoded.message;
+    if (this.linkState === 'awaiting-hello') {
+      if (message.type !== 'hello') {
+        this.close(ReasonCode.protocolError, `expected HELLO first, got ${message.type}`, 'local', nowMs);
+        return;
+      }
+      this.onHello(message, nowMs);
+      return;
+    }
+    switch (message.type) {
+      case 'hello':
+        this.close(ReasonCode.protocolError, 'HELLO sent twice', 'local', nowMs);
+        return;
+      case 'heartbeat':
+        if (!message.isReply) {
+          this.sealNow(encodeMessage({ type: 'heartbeat', isReply: true, id: message.id }));
+        } else if (this.pendingPing !== undefined && this.pendingPing.id === message.id) {
+          this.lastRttMs = nowMs - this.pendingPing.sentAtMs;
+          this.pendingPing = undefined;
+          this.outputs.push({ type: 'rtt', rttMs: this.lastRttMs });
+        }
+        return;
+      case 'goodbye':
+        this.finish(
+          message.reason as ReasonCode,
+          `remote said goodbye (${reasonName(message.reason)}): ${message.message}`,
+          'remote',
+          nowMs,
+        );
+        return;
+      case 'unknown':
+        return; // forward compatibility: unknown frame types are ignored
+      default:
+        this.outputs.push({ type: 'message', message });
+    }
+  }
+
+  private onHello(hello: HelloMessage, nowMs: number): void {
+    const version = Math.min(this.config.versionMax, hello.versionMax);
+    if (version < Math.max(this.config.versionMin, hello.versionMin)) {
+      this.close(
+        ReasonCode.versionUnsupported,
+        `no common protocol version: we speak ${this.config.versionMin}-${this.config.versionMax}, ` +
+          `the remote ${hello.versionMin}-${hello.versionMax}`,
+        'local',
+        nowMs,
+      );
+      return;
+    }
+    const identity = this.pendingRemoteIdentity;
+    assert(identity !== undefined, 'HELLO accepted before the session opened');
+    this.remotePeer = {
+      deviceId: identity.deviceId,
+      publicKey: identity.publicKey,
+      deviceName: hello.deviceName,
+      protocolVersion: version,
+      capabilities: hello.capabilities,
+      listenPort: hello.listenPort,
+    };
+    this.linkState = 'ready';
+    this.timers.clear('handshake');
+    this.timers.set('heartbeat', nowMs + this.jitteredHeartbeatMs());
+    this.outputs.push({ type: 'ready', remote: this.remotePeer });
+  }
+
+  private sendPing(nowMs: number): void {
+    const id = this.prng.nextU32();
+    this.pendingPing = { id, sentAtMs: nowMs };
+    this.sealNow(encodeMessage({ type: 'heartbeat', isReply: false, id }));
+    this.timers.set('heartbeat', nowMs + this.jitteredHeartbeatMs());
+  }
+
+  /** The heartbeat interval minus up to 10%, so links opened together do not ping in lockstep. */
+  private jitteredHeartbeatMs(): number {
+    const interval = this.config.heartbeatIntervalMs;
+    return interval - this.prng.nextInt(Math.max(1, Math.floor(interval / 10)));
+  }
+
+  private finish(reason: ReasonCode, detail: string, by: 'local' | 'remote', _nowMs: number): void {
+    if (this.linkState === 'closed') return;
+    this.linkState = 'closed';
+    this.timers.clearAll();
+    this.rpcLane.length = 0;
+    this.dataLane.length = 0;
+    if (this.session.state !== 'closed') this.session.close(reason);
+    // Transmit whatever the session sealed before closing (the GOODBYE), then disconnect.
+    for (let event = this.session.poll(); event !== undefined; event = this.session.poll()) {
+      if (event.type === 'transmit') this.emitRecord(event.record);
+    }
+    this.outputs.push({ type: 'closed', reason, detail, by });
+    this.outputs.push({ type: 'disconnect' });
+  }
+}
+
+/** Cuts a string to at most `maxBytes` of UTF-8 without splitting a character. */
+function truncateUtf8(text: string, maxBytes: number): string {
+  let out = '';
+  let bytes = 0;
+  for (const char of text) {
+    const size = char.codePointAt(0)! < 0x80 ? 1 : char.codePointAt(0)! < 0x800 ? 2 : char.codePointAt(0)! < 0x10000 ? 3 : 4;
+    if (bytes + size > maxBytes) break;
+    out += char;
+    bytes += size;
+  }
+  return out;
+}

@@ -1,0 +1,143 @@
+/**
+ * Pair harness (quinn's `Pair`, str0m's `progress`): two Cores joined by an in-memory link and a
+ * virtual clock. It runs the host loop of docs/architecture.md exactly: after each input, drain
+ * `poll()`; carry out `send` by delivering the bytes to the other core; carry out `disconnect` by
+ * telling the other core its link closed. Tests never sleep: `advance` moves the virtual clock.
+ */
+import { Core, type CoreEvent, type CoreOptions, type CoreOutput } from '../../src/core.js';
+import { deterministicCrypto } from './deterministic-crypto.js';
+import type { KeyPair } from '../../src/crypto-provider.js';
+
+export type Side = 'a' | 'b';
+
+export interface PairOptions {
+  readonly a?: Partial<CoreOptions>;
+  readonly b?: Partial<CoreOptions>;
+  /** Report every delivered byte flushed at once (an infinitely fast link). Default true. */
+  readonly autoFlush?: boolean;
+  readonly seed?: number;
+}
+
+/** The link ID both cores use for the one link between them. */
+export const LINK = 1;
+
+export class Pair {
+  nowMs = 0;
+  readonly cores: Record<Side, Core>;
+  /** Each side's Ed25519 identity. */
+  readonly identities = {} as Record<Side, KeyPair>;
+  readonly events: Record<Side, CoreEvent[]> = { a: [], b: [] };
+  /** Raw bytes each side sent, in order (the wire transcript). */
+  readonly sent: Record<Side, Uint8Array[]> = { a: [], b: [] };
+  readonly disconnected: Record<Side, boolean> = { a: false, b: false };
+  /** When set, bytes from that side are dropped instead of delivered (a stalled peer). */
+  readonly muted: Record<Side, boolean> = { a: false, b: false };
+  /** Optional tap that may rewrite bytes in flight (tampering tests). */
+  tap: ((from: Side, bytes: Uint8Array) => Uint8Array) | undefined;
+  private readonly autoFlush: boolean;
+  private readonly inFlight: Record<Side, Array<Uint8Array | 'eof'>> = { a: [], b: [] };
+
+  constructor(options: PairOptions = {}) {
+    const seed = options.seed ?? 1;
+    const make = (side: Side, index: number): Core => {
+      const crypto = deterministicCrypto(seed * 2 + index);
+      this.identities[side] = crypto.ed25519GenerateKeyPair();
+      return new Core({
+        crypto,
+        identity: this.identities[side],
+        seed: seed * 2 + index,
+        deviceName: `device-${side}`,
+        ...options[side],
+      });
+    };
+    this.cores = { a: make('a', 0), b: make('b', 1) };
+    this.autoFlush = options.autoFlush ?? true;
+  }
+
+  /** a dials b. */
+  connect(): void {
+    this.cores.b.handle({ type: 'link-opened', nowMs: this.nowMs, linkId: LINK, direction: 'inbound', remoteAddress: 'a' });
+    this.cores.a.handle({ type: 'link-opened', nowMs: this.nowMs, linkId: LINK, direction: 'outbound', remoteAddress: 'b' });
+  }
+
+  /** One round: drain both cores' outputs, then deliver what is in flight. Returns true if anything moved. */
+  step(): boolean {
+    let moved = false;
+    for (const side of ['a', 'b'] as const) {
+      for (let out = this.cores[side].poll(); out !== undefined; out = this.cores[side].poll()) {
+        this.perform(side, out);
+        moved = true;
+      }
+    }
+    for (const side of ['a', 'b'] as const) {
+      const other: Side = side === 'a' ? 'b' : 'a';
+      const queue = this.inFlight[side].splice(0);
+      for (const item of queue) {
+        moved = true;
+        if (item === 'eof') {
+          this.cores[other].handle({ type: 'link-closed', nowMs: this.nowMs, linkId: LINK });
+          continue;
+        }
+        if (!this.muted[side]) {
+          const bytes = this.tap === undefined ? item : this.tap(side, item);
+          this.cores[other].handle({ type: 'bytes-received', nowMs: this.nowMs, linkId: LINK, bytes });
+        }
+        if (this.autoFlush) this.flush(side, item.length);
+      }
+    }
+    return moved;
+  }
+
+  /** Steps until nothing moves (bounded, so a livelock fails the test instead of hanging it). */
+  drive(maxSteps = 100_000): void {
+    for (let i = 0; i < maxSteps; i++) if (!this.step()) return;
+    throw new Error(`pair did not settle within ${maxSteps} steps`);
+  }
+
+  /** Tells `side`'s core that `byteCount` of its sent bytes left the socket. */
+  flush(side: Side, byteCount: number): void {
+    this.cores[side].handle({ type: 'bytes-flushed', nowMs: this.nowMs, linkId: LINK, byteCount });
+  }
+
+  /** Moves the virtual clock forward by `ms`, firing every deadline on the way, in order. */
+  advance(ms: number): void {
+    const until = this.nowMs + ms;
+    for (;;) {
+      this.drive();
+      const next = Math.min(
+        this.cores.a.nextDeadlineMs() ?? Infinity,
+        this.cores.b.nextDeadlineMs() ?? Infinity,
+      );
+      if (next > until) break;
+      this.nowMs = Math.max(this.nowMs, next);
+      for (const side of ['a', 'b'] as const) this.cores[side].handle({ type: 'timer-fired', nowMs: this.nowMs });
+    }
+    this.nowMs = until;
+    this.drive();
+  }
+
+  /** Events of one type seen by `side`. */
+  eventsOf<T extends CoreEvent['type']>(side: Side, type: T): Array<Extract<CoreEvent, { type: T }>> {
+    return this.events[side].filter((e): e is Extract<CoreEvent, { type: T }> => e.type === type);
+  }
+
+  private perform(side: Side, out: CoreOutput): void {
+    switch (out.type) {
+      case 'send':
+        this.sent[side].push(out.bytes);
+        if (!this.disconnected[side]) this.inFlight[side].push(out.bytes);
+        break;
+      case 'disconnect':
+        if (!this.disconnected[side]) this.inFlight[side].push('eof');
+        this.disconnected[side] = true;
+        break;
+      case 'event':
+        this.events[side].push(out.event);
+        break;
+      default: {
+        const unreachable: never = out;
+        throw new Error(`unhandled output ${JSON.stringify(unreachable)}`);
+      }
+    }
+  }
+}

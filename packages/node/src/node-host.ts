@@ -1,0 +1,165 @@
+/**
+ * The Node host: runs one pea-core `Core` over real TCP sockets. This file is the only place in
+ * the Node package that turns core outputs into I/O, and it follows the host loop of
+ * docs/architecture.md exactly: after every input, drain `poll()`; then arm one timer for
+ * `nextDeadlineMs()`.
+ *
+ * It owns: the TCP listener, one socket per link (link IDs are assigned here), the one timer, and
+ * the monotonic clock (`performance.now()`). It decides nothing about the protocol. Users get
+ * typed events (`peer:connect`, `peer:disconnect`, `peer:message`, `peer:rtt`) and can send
+ * messages on ready links.
+ */
+import { EventEmitter } from 'node:events';
+import { createServer, connect, type Server, type Socket, type AddressInfo } from 'node:net';
+import { randomInt } from 'node:crypto';
+import {
+  Core,
+  PeapodError,
+  type CoreEvent,
+  type CoreOptions,
+  type CoreOutput,
+  type WireMessage,
+} from '@peapod/core';
+import { createNodeCryptoProvider } from './node-crypto-provider.js';
+
+export interface NodeHostOptions extends Omit<CoreOptions, 'crypto' | 'seed'> {
+  /** Seed for the core's PRNG; random by default. */
+  readonly seed?: number;
+  readonly crypto?: CoreOptions['crypto'];
+}
+
+type HostEvents = { [E in CoreEvent as E['type']]: [E] };
+
+export class NodeHost extends EventEmitter<HostEvents> {
+  readonly core: Core;
+  private readonly sockets = new Map<number, Socket>();
+  private server: Server | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private timerAtMs: number | undefined;
+  private nextLinkId = 1;
+  private driving = false;
+
+  constructor(options: NodeHostOptions) {
+    super();
+    this.core = new Core({
+      ...options,
+      crypto: options.crypto ?? createNodeCryptoProvider(),
+      seed: options.seed ?? randomInt(2 ** 47),
+    });
+  }
+
+  /** Starts accepting links on `host:port` (port 0 picks a free one). Resolves to the address. */
+  async listen(port: number, host = '127.0.0.1'): Promise<AddressInfo> {
+    const server = createServer((socket) => this.adopt(socket, 'inbound'));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve());
+    });
+    return server.address() as AddressInfo;
+  }
+
+  /** Dials a peer. Resolves to the link ID once TCP connects (the handshake follows). */
+  async dial(port: number, host = '127.0.0.1'): Promise<number> {
+    const socket = connect({ port, host, noDelay: true });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    return this.adopt(socket, 'outbound');
+  }
+
+  /**
+   * Sends a message on a ready link (DATA is queued as a stream and paced by the send window).
+   * @throws PeapodError PEAPOD_ERR_INVALID_STATE if the link is not ready.
+   */
+  send(linkId: number, message: WireMessage): void {
+    this.core.handle({ type: 'send-message', nowMs: performance.now(), linkId, message });
+    this.drive();
+  }
+
+  /** Sends GOODBYE on every link, closes them and the listener. */
+  async close(): Promise<void> {
+    this.core.handle({ type: 'shutdown', nowMs: performance.now() });
+    this.drive();
+    clearTimeout(this.timer);
+    const closing = [...this.sockets.values()].map(
+      (socket) => new Promise<void>((resolve) => (socket.closed ? resolve() : socket.once('close', () => resolve()))),
+    );
+    await Promise.all(closing);
+    if (this.server !== undefined) await new Promise<void>((resolve) => this.server!.close(() => resolve()));
+  }
+
+  private adopt(socket: Socket, direction: 'inbound' | 'outbound'): number {
+    const linkId = this.nextLinkId++;
+    socket.setNoDelay(true);
+    this.sockets.set(linkId, socket);
+    const remoteAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
+    this.core.handle({ type: 'link-opened', nowMs: performance.now(), linkId, direction, remoteAddress });
+    socket.on('data', (bytes) => {
+      this.core.handle({ type: 'bytes-received', nowMs: performance.now(), linkId, bytes });
+      this.drive();
+    });
+    socket.on('error', () => socket.destroy()); // 'close' follows and reports it
+    socket.on('close', () => {
+      this.sockets.delete(linkId);
+      this.core.handle({ type: 'link-closed', nowMs: performance.now(), linkId });
+      this.drive();
+    });
+    this.drive();
+    return linkId;
+  }
+
+  /** The host loop: drain the core's outputs, then arm the one timer. */
+  private drive(): void {
+    if (this.driving) return; // an output's side effect re-entered; the outer loop drains it
+    this.driving = true;
+    try {
+      for (let out = this.core.poll(); out !== undefined; out = this.core.poll()) this.perform(out);
+    } finally {
+      this.driving = false;
+    }
+    this.armTimer();
+  }
+
+  private armTimer(): void {
+    const deadline = this.core.nextDeadlineMs();
+    if (deadline === this.timerAtMs) return;
+    clearTimeout(this.timer);
+    this.timerAtMs = deadline;
+    if (deadline === undefined) return;
+    this.timer = setTimeout(() => {
+      this.timerAtMs = undefined;
+      this.core.handle({ type: 'timer-fired', nowMs: performance.now() });
+      this.drive();
+    }, Math.max(0, Math.ceil(deadline - performance.now())));
+    this.timer.unref();
+  }
+
+  private perform(out: CoreOutput): void {
+    switch (out.type) {
+      case 'send': {
+        const socket = this.sockets.get(out.linkId);
+        if (socket === undefined || socket.destroyed) return;
+        const { linkId } = out;
+        const byteCount = out.bytes.length;
+        socket.write(out.bytes, () => {
+          this.core.handle({ type: 'bytes-flushed', nowMs: performance.now(), linkId, byteCount });
+          this.drive();
+        });
+        return;
+      }
+      case 'disconnect':
+        this.sockets.get(out.linkId)?.end();
+        return;
+      case 'event':
+        this.emit(out.event.type, out.event as never);
+        return;
+      default: {
+        const unreachable: never = out;
+        throw new PeapodError('PEAPOD_ERR_ASSERTION', `unhandled core output ${JSON.stringify(unreachable)}`);
+      }
+    }
+  }
+}
+
