@@ -197,13 +197,15 @@ export class Core {
         if (entry === undefined || entry.link.state !== 'ready') {
           throw new PeapodError('PEAPOD_ERR_INVALID_STATE', `link ${input.linkId} is not ready`);
         }
-        const lane = input.message.type.startsWith('rpc-') ? 'rpc' : 'control';
-        if (input.message.type === 'data') {
-          entry.link.queueStream(input.message.requestId, input.message.bytes, input.message.offset);
-        } else if (lane === 'rpc') {
-          entry.link.sendRpc(input.message);
+        const message = input.message;
+        if (message.type === 'data') {
+          entry.link.queueStream(message.requestId, message.bytes, message.offset);
+        } else if (message.type === 'status') {
+          entry.link.sendAfterData(message.requestId, message);
+        } else if (message.type.startsWith('rpc-')) {
+          entry.link.sendRpc(message);
         } else {
-          entry.link.sendControl(input.message);
+          entry.link.sendControl(message);
         }
         break;
       }

@@ -27,7 +27,6 @@ import { RecordStreamDecoder, frameRecord } from './wire/record-framer.js';
 import { decodeMessage, encodeMessage, encodeDataFrame, MAX_DATA_BYTES } from './wire/codec.js';
 import { ReasonCode, reasonName } from './wire/reason-codes.js';
 import type { HelloMessage, WireMessage } from './wire/messages.js';
-import { PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN } from './wire/messages.js';
 import { TimerTable } from './timer-table.js';
 import type { Prng } from './prng.js';
 
@@ -74,9 +73,14 @@ export type LinkOutput =
 
 type LinkTimer = 'handshake' | 'heartbeat' | 'idle';
 
-/** A queued outbound byte stream, cut into DATA frames on demand. */
+/**
+ * A data-lane entry: a byte stream cut into DATA frames on demand, or one encoded frame (the
+ * STATUS that ends a request) that must not overtake the DATA queued before it.
+ */
 interface OutboundStream {
   readonly requestId: number;
+  /** An encoded frame sent as is, or undefined for a DATA stream. */
+  readonly frame?: Uint8Array;
   readonly bytes: Uint8Array;
   /** Offset of `bytes[0]` within the request (so a stream can resume mid-range). */
   readonly baseOffset: number;
@@ -125,6 +129,10 @@ export class PeerLink {
     return this.linkState;
   }
 
+  private isClosed(): boolean {
+    return this.linkState === 'closed';
+  }
+
   /** The remote's identity and HELLO, once the link is ready. */
   get remote(): RemotePeer | undefined {
     return this.remotePeer;
@@ -154,7 +162,7 @@ export class PeerLink {
       this.timers.set('idle', nowMs + this.config.idleTimeoutMs);
       this.session.receiveRecord(next.record);
       this.pumpSession(nowMs);
-      if (this.linkState === 'closed') return;
+      if (this.isClosed()) return;
     }
   }
 
@@ -177,7 +185,7 @@ export class PeerLink {
   /** Fires the link's due timers. */
   onTimer(nowMs: number): void {
     for (const timer of this.timers.takeExpired(nowMs)) {
-      if (this.linkState === 'closed') return;
+      if (this.isClosed()) return;
       switch (timer) {
         case 'handshake':
           if (this.linkState !== 'ready') {
@@ -221,6 +229,16 @@ export class PeerLink {
     this.sealNow(encodeMessage(message));
   }
 
+  /**
+   * Queues a message behind the DATA already queued, in the data lane: STATUS ends a request, so
+   * it must not overtake that request's DATA (docs/protocol.md, "Streams and priorities").
+   */
+  sendAfterData(requestId: number, message: WireMessage): void {
+    this.requireReady();
+    const frame = encodeMessage(message);
+    this.dataLane.push({ requestId, frame, bytes: frame, baseOffset: 0, sentBytes: 0 });
+  }
+
   /** Queues an RPC-lane message (sent after control frames, before DATA frames). */
   sendRpc(message: WireMessage): void {
     this.requireReady();
@@ -248,7 +266,9 @@ export class PeerLink {
   /** Queued DATA bytes not yet cut into frames. */
   get queuedStreamBytes(): number {
     let total = 0;
-    for (const stream of this.dataLane) total += stream.bytes.length - stream.sentBytes;
+    for (const stream of this.dataLane) {
+      if (stream.frame === undefined) total += stream.bytes.length - stream.sentBytes;
+    }
     return total;
   }
 
@@ -271,6 +291,10 @@ export class PeerLink {
     if (this.unflushedBytes >= this.config.sendWindowBytes) return undefined;
     const stream = this.dataLane[0];
     if (stream === undefined) return undefined;
+    if (stream.frame !== undefined) {
+      this.dataLane.shift();
+      return this.sealToOutput(stream.frame);
+    }
     const take = Math.min(MAX_DATA_BYTES, stream.bytes.length - stream.sentBytes);
     const piece = stream.bytes.subarray(stream.sentBytes, stream.sentBytes + take);
     const frame = encodeDataFrame(stream.requestId, stream.baseOffset + stream.sentBytes, piece);
@@ -350,7 +374,7 @@ export class PeerLink {
       return;
     }
     const message = decoded.message;
-    if (this.linkState === 'awaiting-hello') {
+    if (this.linkState === 'awaiting-hello' && message.type !== 'goodbye') {
       if (message.type !== 'hello') {
         this.close(ReasonCode.protocolError, `expected HELLO first, got ${message.type}`, 'local', nowMs);
         return;

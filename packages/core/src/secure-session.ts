@@ -8,14 +8,14 @@
  * `message` (authenticated plaintext, in order) and one final `closed`. No callbacks except the
  * optional `acceptRemote` policy predicate, no clock, no I/O.
  *
- * Handshake (Noise XX or XXpsk3 over 25519 / ChaChaPoly or AESGCM / SHA256, noise/):
+ * Handshake (Noise XX or XXpsk3 over 25519 / ChaChaPoly or AESGCM / SHA256, see noise/):
  *
- *   initiator                                              responder
- *   [u8 version=1][u8 suiteId][-> e (psk: +tag), empty payload]  ->   checks version, allow-list
- *                        <-  [<- e, ee, s, es, payload = responder identity proof]
- *   [-> s, se, (psk,) payload = initiator identity proof]  ->        open
- *                        <-  confirmation: an empty transport record
- *   open
+ *   initiator                                                     responder
+ *   [u8 version = 1][u8 suiteId] e (psk: + tag of the empty payload)  -->  checks the header
+ *                     <--  e, ee, s, es, responder's identity proof
+ *   s, se (, psk), initiator's identity proof  -->                          responder open
+ *                     <--  key confirmation: an empty transport record
+ *   initiator open
  *
  * The two header bytes are part of the prologue ("PeaPod/1" || version || suiteId), so a header
  * changed in flight (a suite downgrade) makes the handshake fail.
@@ -33,7 +33,8 @@
  *   accepts message 3, and the initiator reports `open` only once that record authenticates. In
  *   XXpsk3 the psk enters only at message 3, so before this record the initiator has no proof
  *   that the responder holds the pod secret; without it an outsider could answer as a "pod
- *   member". It costs the initiator half a round trip before its first `send`.
+ *   member". It delays the initiator's first record by one round trip; with the HELLO exchange
+ *   on top, a link is ready after 2.5 round trips instead of 2.
  * - Handshake aborts. A side that fails or closes while the remote may still be handshaking sends
  *   one 2-byte record `[0x00][reason]` before its `closed` event, and a handshaking side that
  *   receives one closes with that reason (a psk mismatch, a refused suite or identity thus fail
@@ -204,10 +205,22 @@ type Phase = keyof typeof PHASES;
  * const initiator = new SecureSession({ role: 'initiator', crypto, identity: identityA });
  * const responder = new SecureSession({ role: 'responder', crypto, identity: identityB });
  * initiator.start();
- * // Move every `transmit` record to the other side until neither has any left:
- * // for (let e = a.poll(); e; e = a.poll()) if (e.type === 'transmit') b.receiveRecord(e.record);
- * // then initiator.state === 'open' and responder.state === 'open'.
+ * // The host's loop: carry every `transmit` to the other side until neither has one left.
+ * const move = (from: SecureSession, to: SecureSession): boolean => {
+ *   let moved = false;
+ *   for (let e = from.poll(); e; e = from.poll()) {
+ *     if (e.type === 'transmit') {
+ *       to.receiveRecord(e.record);
+ *       moved = true;
+ *     }
+ *   }
+ *   return moved;
+ * };
+ * while (move(initiator, responder) || move(responder, initiator));
+ * initiator.state; // => 'open'
  * initiator.send(utf8Encode('hello'));
+ * move(initiator, responder);
+ * responder.poll(); // => { type: 'message', plaintext: utf8Encode('hello') }
  */
 export class SecureSession {
   readonly role: SessionRole;

@@ -93,7 +93,7 @@ test('merkle: root and every proof equal the RFC reference for every size 1..64'
   }
 });
 
-test('merkle: every proof of every tree of size 1..300 verifies; up to 64, its neighbours do not', () => {
+test('merkle: all proofs of all trees of 1..300 leaves verify; up to 64, neighbours fail', () => {
   for (let n = 1; n <= 300; n++) {
     const leaves = leavesOf(n, n);
     const tree = buildMerkleTree(crypto, leaves);
@@ -182,7 +182,7 @@ test('merkle: malformed claims are false, never exceptions', () => {
   assert.equal(merkleRootFromProof(crypto, 5, 4, leaves[4]!, []), undefined);
 });
 
-test('merkle: a proof alone does not fix the tree size, which is why the content ID pins it', () => {
+test('merkle: a proof does not fix the tree size; the content ID pins it', () => {
   // RFC 9162 inclusion proofs are only meaningful with a trusted tree size: the path of leaf
   // 0 in a 5-leaf tree also "verifies" against the same root when the size is claimed as 6.
   const leaves = leavesOf(3, 5);

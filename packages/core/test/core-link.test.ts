@@ -216,3 +216,21 @@ test('arbitrary bytes from an unauthenticated peer never throw', () => {
     { numRuns: 2_000 },
   );
 });
+
+test('STATUS never overtakes the DATA of its own request', () => {
+  const pair = new Pair();
+  pair.connect();
+  pair.drive();
+  const bytes = new Uint8Array(1024 * 1024).fill(5);
+  pair.cores.a.handle({ type: 'send-message', nowMs: 0, linkId: LINK, message: { type: 'data', requestId: 3, offset: 0, bytes } });
+  pair.cores.a.handle({
+    type: 'send-message',
+    nowMs: 0,
+    linkId: LINK,
+    message: { type: 'status', requestId: 3, status: 0, length: bytes.length, message: '' },
+  });
+  pair.drive();
+  const kinds = pair.eventsOf('b', 'peer:message').map((e) => e.message.type);
+  assert.equal(kinds.at(-1), 'status');
+  assert.equal(kinds.filter((k) => k === 'data').length, Math.ceil(bytes.length / MAX_DATA_BYTES));
+});

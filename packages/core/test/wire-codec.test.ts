@@ -562,6 +562,12 @@ describe('decodeMessage rejects malformed frames', () => {
     assert.equal(requestMessage.chunkHash.length, HASH_BYTES);
   });
 
+  test('a frame that is not a Uint8Array is a caller error, not a peer error', () => {
+    assert.throws(() => decodeMessage([2, 0, 0, 0, 0, 1] as unknown as Uint8Array), {
+      code: 'PEAPOD_ERR_INVALID_ARGUMENT',
+    });
+  });
+
   test('decodes a frame that is a view into a larger buffer', () => {
     const backing = concat(hex('ffff'), hex('02 01 00000009'), hex('ffff'));
     assert.deepStrictEqual(decodeOk(backing.subarray(2, 8)), {
@@ -869,6 +875,42 @@ describe('encodeMessage refuses invalid messages, naming the field', () => {
     );
     assert.throws(() => encodeDataFrame(5, 0, new Uint8Array(0)), /data\.bytes/);
     assert.throws(() => encodeDataFrame(2 ** 32, 0, bytes), /data\.requestId/);
+  });
+});
+
+describe('TSDoc examples (codec.ts, record-framer.ts) run as written', () => {
+  test('encodeDataFrame', () => {
+    const frame = encodeDataFrame(7, 0, new Uint8Array([1, 2, 3]));
+    assert.equal(toHex(frame), '11' + '00000007' + '0000000000000000' + '010203');
+  });
+
+  test('encodeMessage', () => {
+    assert.equal(
+      toHex(encodeMessage({ type: 'heartbeat', isReply: false, id: 1 })),
+      '020000000001',
+    );
+  });
+
+  test('decodeMessage', () => {
+    const result = decodeMessage(fromHex('020000000001')!);
+    assert.deepStrictEqual(result, {
+      ok: true,
+      message: { type: 'heartbeat', isReply: false, id: 1 },
+    });
+  });
+
+  test('frameRecord', () => {
+    assert.equal(toHex(frameRecord(new Uint8Array([0xaa, 0xbb]))), '0002aabb');
+  });
+
+  test('RecordStreamDecoder', () => {
+    const decoder = new RecordStreamDecoder();
+    decoder.push(new Uint8Array([0x00, 0x02, 0xaa]));
+    assert.deepStrictEqual(decoder.next(), { kind: 'need-data' });
+    decoder.push(new Uint8Array([0xbb]));
+    const event = decoder.next();
+    assert.ok(event.kind === 'record');
+    assert.equal(toHex(event.record), 'aabb');
   });
 });
 

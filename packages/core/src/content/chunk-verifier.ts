@@ -58,11 +58,10 @@ export type ChunkVerifyResult = { readonly ok: true; readonly bytes: Uint8Array 
  * result.ok && result.bytes.length; // => 100000
  */
 export class ChunkVerifier {
-  /** The hash the bytes must have. */
-  readonly expectedHash: Uint8Array;
   /** The number of bytes the chunk must have. */
   readonly expectedLength: number;
   readonly #crypto: CryptoProvider;
+  readonly #expectedHash: Uint8Array;
   #hasher: Sha256Hasher | undefined;
   #buffer: Uint8Array | undefined;
   #receivedBytes = 0;
@@ -87,8 +86,13 @@ export class ChunkVerifier {
       invalidArgument('expectedLength', `${expectedLength} is not in [1, ${CHUNK_SIZE_BYTES_MAX}]`);
     }
     this.#crypto = crypto;
-    this.expectedHash = expectedHash.slice();
+    this.#expectedHash = expectedHash.slice(); // a copy: the caller cannot move the target
     this.expectedLength = expectedLength;
+  }
+
+  /** The hash the bytes must have (a copy). */
+  get expectedHash(): Uint8Array {
+    return this.#expectedHash.slice();
   }
 
   /** Bytes accepted so far (the offset the next write must have). */
@@ -115,7 +119,7 @@ export class ChunkVerifier {
     if (bytes.length > this.expectedLength - this.#receivedBytes) {
       return this.#fail(
         'length-mismatch',
-        `write of ${bytes.length} bytes at ${offset} passes the chunk length ${this.expectedLength}`,
+        `${bytes.length} bytes at offset ${offset} pass the chunk length ${this.expectedLength}`,
       );
     }
     if (bytes.length > 0) {
@@ -156,7 +160,7 @@ export class ChunkVerifier {
       );
     }
     const digest = this.#hasher?.digest();
-    if (digest === undefined || !equalBytes(digest, this.expectedHash)) {
+    if (digest === undefined || !equalBytes(digest, this.#expectedHash)) {
       return this.#fail('checksum-mismatch', 'SHA-256 of the received bytes is not the chunk hash');
     }
     return undefined;

@@ -86,7 +86,8 @@ export class Chunker {
     if (bytes.length > limitBytes - this.#totalBytes) {
       invalidArgument(
         'bytes',
-        `content would exceed ${limitBytes} bytes (${CHUNK_COUNT_MAX} chunks of ${this.chunkSizeBytes}); use a larger chunk size`,
+        `content would exceed ${limitBytes} bytes (${CHUNK_COUNT_MAX} chunks); ` +
+          'use a larger chunk size',
       );
     }
     const completed: ChunkInfo[] = [];

@@ -61,13 +61,15 @@ export function isValidChunkSize(chunkSizeBytes: number): boolean {
 export function layoutProblem(layout: ChunkLayout): string | undefined {
   const { totalBytes, chunkSizeBytes } = layout;
   if (!isValidChunkSize(chunkSizeBytes)) {
-    return `chunk size ${chunkSizeBytes} is not a power of two in [${CHUNK_SIZE_BYTES_MIN}, ${CHUNK_SIZE_BYTES_MAX}]`;
+    const range = `[${CHUNK_SIZE_BYTES_MIN}, ${CHUNK_SIZE_BYTES_MAX}]`;
+    return `chunk size ${chunkSizeBytes} is not a power of two in ${range}`;
   }
   if (!Number.isSafeInteger(totalBytes) || totalBytes < 0) {
     return `total size ${totalBytes} is not a non-negative integer`;
   }
   if (Math.ceil(totalBytes / chunkSizeBytes) > CHUNK_COUNT_MAX) {
-    return `total size ${totalBytes} needs more than ${CHUNK_COUNT_MAX} chunks of ${chunkSizeBytes} bytes; use a larger chunk size`;
+    const chunks = `${CHUNK_COUNT_MAX} chunks of ${chunkSizeBytes} bytes`;
+    return `total size ${totalBytes} needs more than ${chunks}; use a larger chunk size`;
   }
   return undefined;
 }

@@ -92,8 +92,8 @@ function freezeManifest(
  * @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT when the layout is not allowed, the number of
  * hashes is not the layout's chunk count, or a hash is not 32 bytes.
  * @example
- * const manifest = createManifest(crypto, { totalBytes: 0, chunkSizeBytes: 4194304, chunkHashes: [] });
- * toHex(manifest.contentId); // => "7fc47325c8616273e96d3cc736a5bc8c2eaae046630019081821d34ffc72d0e7"
+ * const fields = { totalBytes: 0, chunkSizeBytes: 4194304, chunkHashes: [] };
+ * toHex(createManifest(crypto, fields).contentId).slice(0, 16); // => "7fc47325c8616273"
  */
 export function createManifest(crypto: CryptoProvider, fields: ManifestFields): Manifest {
   const layout = { totalBytes: fields.totalBytes, chunkSizeBytes: fields.chunkSizeBytes };
@@ -108,7 +108,8 @@ export function createManifest(crypto: CryptoProvider, fields: ManifestFields): 
  * @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT when the manifest's layout is not allowed or
  * its hashes do not match the layout.
  * @example
- * const manifest = createManifest(crypto, { totalBytes: 0, chunkSizeBytes: 65536, chunkHashes: [] });
+ * const fields = { totalBytes: 0, chunkSizeBytes: 65536, chunkHashes: [] };
+ * const manifest = createManifest(crypto, fields);
  * toHex(encodeManifest(manifest)); // => "5045414d0100000000000000000001000000000000"
  */
 export function encodeManifest(manifest: Manifest): Uint8Array {
@@ -142,10 +143,11 @@ function failure(reason: ManifestDecodeFailureReason, detail: string): ManifestD
 /**
  * Decodes and validates a manifest. With `expectedContentId`, a manifest that hashes to any
  * other ID is rejected, so the result can be trusted as the manifest of that content. Never
- * throws, whatever the bytes; the cost is one SHA-256 per chunk plus the tree (about 2 s for
- * the largest manifest, 2^20 chunks, on the pure-JS provider).
+ * throws, whatever the bytes. It costs two small hashes per chunk: about 1 ms for 256 chunks,
+ * about 7 s for the largest manifest (2^20 chunks), on either provider here.
  * @example
- * const manifest = createManifest(crypto, { totalBytes: 0, chunkSizeBytes: 65536, chunkHashes: [] });
+ * const fields = { totalBytes: 0, chunkSizeBytes: 65536, chunkHashes: [] };
+ * const manifest = createManifest(crypto, fields);
  * const result = decodeManifest(crypto, encodeManifest(manifest), manifest.contentId);
  * result.ok; // => true
  * decodeManifest(crypto, new Uint8Array(3)).reason; // => "truncated"

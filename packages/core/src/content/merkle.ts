@@ -29,13 +29,10 @@ export const MERKLE_HASH_BYTES = 32;
 const LEAF_PREFIX = 0x00;
 const NODE_PREFIX = 0x01;
 
-/** Largest leaf count the helpers accept (they do integer arithmetic, not 32-bit shifts). */
-const LEAF_COUNT_MAX = Number.MAX_SAFE_INTEGER;
-
 /**
  * The leaf node hash of one data entry: SHA-256(0x00 || entry).
  * @example
- * toHex(merkleLeafHash(crypto, new Uint8Array(0))); // => "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"
+ * toHex(merkleLeafHash(crypto, new Uint8Array(0))).slice(0, 16); // => "6e340b9cffb37a98"
  */
 export function merkleLeafHash(crypto: CryptoProvider, entry: Uint8Array): Uint8Array {
   return crypto.sha256(concatBytes(Uint8Array.of(LEAF_PREFIX), entry));
@@ -55,13 +52,27 @@ export function merkleNodeHash(
   return nodeHash(crypto, left, right);
 }
 
+/**
+ * Preimage scratch space, reused across calls: hashing a million-chunk tree allocates only the
+ * digests. Safe because `sha256` is synchronous and consumes its input before returning.
+ */
+const nodeInput = new Uint8Array(1 + 2 * MERKLE_HASH_BYTES);
+const leafInput = new Uint8Array(1 + MERKLE_HASH_BYTES);
+
 /** `merkleNodeHash` without argument checks, for callers that already know the lengths. */
 function nodeHash(crypto: CryptoProvider, left: Uint8Array, right: Uint8Array): Uint8Array {
-  const input = new Uint8Array(1 + 2 * MERKLE_HASH_BYTES);
-  input[0] = NODE_PREFIX;
-  input.set(left, 1);
-  input.set(right, 1 + MERKLE_HASH_BYTES);
-  return crypto.sha256(input);
+  nodeInput[0] = NODE_PREFIX;
+  nodeInput.set(left, 1);
+  nodeInput.set(right, 1 + MERKLE_HASH_BYTES);
+  return crypto.sha256(nodeInput);
+}
+
+/** `merkleLeafHash`, without a copy for the usual 32-byte entries. */
+function leafHash(crypto: CryptoProvider, entry: Uint8Array): Uint8Array {
+  if (entry.length !== MERKLE_HASH_BYTES) return merkleLeafHash(crypto, entry);
+  leafInput[0] = LEAF_PREFIX;
+  leafInput.set(entry, 1);
+  return crypto.sha256(leafInput);
 }
 
 /** One level up: pair adjacent nodes; an unpaired last node moves up unchanged. */
@@ -76,7 +87,7 @@ function nextLevel(crypto: CryptoProvider, level: readonly Uint8Array[]): Uint8A
 }
 
 function leafLevel(crypto: CryptoProvider, leaves: readonly Uint8Array[]): Uint8Array[] {
-  return leaves.map((entry) => merkleLeafHash(crypto, entry));
+  return leaves.map((entry) => leafHash(crypto, entry));
 }
 
 /** A built Merkle tree: its root, and inclusion proofs for any leaf in O(log n). */
@@ -111,7 +122,7 @@ export function buildMerkleTree(crypto: CryptoProvider, leaves: readonly Uint8Ar
   const root = top[0] ?? crypto.sha256(new Uint8Array(0));
   return {
     leafCount,
-    root,
+    root: root.slice(),
     proof(index: number): Uint8Array[] {
       if (!Number.isInteger(index) || index < 0 || index >= leafCount) {
         invalidArgument('index', `${index} is not a leaf index in [0, ${leafCount})`);
@@ -121,7 +132,9 @@ export function buildMerkleTree(crypto: CryptoProvider, leaves: readonly Uint8Ar
       for (let depth = 0; depth < levels.length - 1; depth++) {
         const level = levels[depth]!;
         const sibling = level[position % 2 === 0 ? position + 1 : position - 1];
-        if (sibling !== undefined) path.push(sibling); // else: promoted, no hash at this level
+        // No sibling: this node was promoted, so this level adds no hash. Copies keep the
+        // tree immune to callers that modify a proof.
+        if (sibling !== undefined) path.push(sibling.slice());
         position = Math.floor(position / 2);
       }
       return path;
@@ -132,7 +145,7 @@ export function buildMerkleTree(crypto: CryptoProvider, leaves: readonly Uint8Ar
 /**
  * The Merkle Tree Hash (root) of `leaves`, keeping one level in memory.
  * @example
- * toHex(merkleRoot(crypto, [])); // => "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+ * toHex(merkleRoot(crypto, [])).slice(0, 16); // => "e3b0c44298fc1c14"
  */
 export function merkleRoot(crypto: CryptoProvider, leaves: readonly Uint8Array[]): Uint8Array {
   if (!Array.isArray(leaves)) invalidArgument('leaves', 'must be an array of Uint8Array');
@@ -146,7 +159,8 @@ export function merkleRoot(crypto: CryptoProvider, leaves: readonly Uint8Array[]
  * tree each call; use `buildMerkleTree` to serve many proofs of one tree.
  * @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT when `index` is not in `[0, leaves.length)`.
  * @example
- * merkleProof(crypto, [new Uint8Array(32), new Uint8Array(32), new Uint8Array(32)], 2).length; // => 1
+ * const leaves = [new Uint8Array(32), new Uint8Array(32), new Uint8Array(32)];
+ * merkleProof(crypto, leaves, 2).length; // => 1
  */
 export function merkleProof(
   crypto: CryptoProvider,
@@ -183,13 +197,12 @@ export function merkleRootFromProof(
   leaf: Uint8Array,
   proof: readonly Uint8Array[],
 ): Uint8Array | undefined {
-  if (!Number.isSafeInteger(leafCount) || leafCount < 1 || leafCount > LEAF_COUNT_MAX) {
-    return undefined;
-  }
+  // Safe integers and halving by division, not 32-bit shifts, so any tree size works.
+  if (!Number.isSafeInteger(leafCount) || leafCount < 1) return undefined;
   if (!Number.isSafeInteger(index) || index < 0 || index >= leafCount) return undefined;
   let fn = index;
   let sn = leafCount - 1;
-  let r = merkleLeafHash(crypto, leaf);
+  let r = leafHash(crypto, leaf);
   for (const p of proof) {
     if (sn === 0 || p.length !== MERKLE_HASH_BYTES) return undefined; // proof too long / malformed
     if (fn % 2 === 1 || fn === sn) {
@@ -213,10 +226,11 @@ export function merkleRootFromProof(
 /**
  * Verifies an inclusion proof against a root. Never throws; any malformed claim is `false`.
  * @example
- * const leaves = [new Uint8Array(32).fill(1), new Uint8Array(32).fill(2), new Uint8Array(32).fill(3)];
+ * const leaves = [1, 2, 3].map((n) => new Uint8Array(32).fill(n));
  * const tree = buildMerkleTree(crypto, leaves);
- * verifyMerkleProof(crypto, { root: tree.root, leafCount: 3, index: 1, leaf: leaves[1], proof: tree.proof(1) }); // => true
- * verifyMerkleProof(crypto, { root: tree.root, leafCount: 3, index: 2, leaf: leaves[1], proof: tree.proof(1) }); // => false
+ * const claim = { root: tree.root, leafCount: 3, index: 1, leaf: leaves[1], proof: tree.proof(1) };
+ * verifyMerkleProof(crypto, claim); // => true
+ * verifyMerkleProof(crypto, { ...claim, index: 2 }); // => false
  */
 export function verifyMerkleProof(crypto: CryptoProvider, claim: MerkleProofClaim): boolean {
   const { root, leafCount, index, leaf, proof } = claim;

@@ -206,9 +206,12 @@ export class NoiseHandshake {
     return this.currentStatus;
   }
 
-  /** The handshake hash `h`; after completion, the value for channel binding (section 11.2). */
+  /**
+   * A copy of the handshake hash `h`; after completion, the value for channel binding
+   * (section 11.2).
+   */
   get handshakeHash(): Uint8Array {
-    return this.symmetric.handshakeHash;
+    return this.symmetric.handshakeHash.slice();
   }
 
   /** The remote static public key, once known (pre-message or received). */
@@ -253,7 +256,7 @@ export class NoiseHandshake {
       }
     }
     const payloadBytes =
-      typeof payload === 'function' ? payload(this.symmetric.handshakeHash) : payload;
+      typeof payload === 'function' ? payload(this.symmetric.handshakeHash.slice()) : payload;
     parts.push(this.symmetric.encryptAndHash(payloadBytes));
     const message = concatBytes(...parts);
     if (message.length > NOISE_MAX_MESSAGE_BYTES) {
@@ -302,7 +305,7 @@ export class NoiseHandshake {
         return { ok: false, failure: 'low-order-key' };
       }
     }
-    const handshakeHashBeforePayload = this.symmetric.handshakeHash;
+    const handshakeHashBeforePayload = this.symmetric.handshakeHash.slice();
     const rest = message.subarray(offset);
     if (this.symmetric.hasKey() && rest.length < NOISE_TAG_BYTES) {
       return { ok: false, failure: 'malformed' };

@@ -11,7 +11,7 @@
  *
  * Encoding throws on any out-of-bounds field (caller misuse, STYLE.md section 5 kind 2).
  * Decoding never throws on any input bytes: it returns `{ ok: false, reason, detail }` and the
- * session turns that into GOODBYE(reason) (kind 1). Both directions apply the SAME field rules
+ * link layer (peer-link.ts) turns that into GOODBYE(reason) (kind 1). Both directions apply the SAME field rules
  * (the `*Problem` functions below are shared), so the encoding is canonical: every message the
  * encoder accepts decodes to a deep-equal message, and every frame the decoder accepts
  * re-encodes to identical bytes. There is exactly one valid encoding of each message.
@@ -631,10 +631,6 @@ function decodeBody(code: number, reader: FrameReader): WireMessage {
   }
 }
 
-const typeNames: ReadonlyMap<number, string> = new Map(
-  Object.entries(MessageType).map(([name, code]) => [code, name]),
-);
-
 /**
  * Decodes one frame. Never throws, whatever the bytes: a malformed frame yields
  * `{ ok: false, reason, detail }` (reason `frameTooLarge` for a frame above MAX_FRAME_BYTES,
@@ -646,11 +642,14 @@ const typeNames: ReadonlyMap<number, string> = new Map(
  *
  * Zero-copy: DATA `bytes`, RPC `body` and unknown `body` are views into `frame`, so the caller
  * must not reuse `frame`'s memory while it holds them. Hashes and strings are copies.
+ * @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT only when `frame` is not a Uint8Array (a
+ * caller bug); never for any content of the bytes.
  * @example
- * const result = decodeMessage(fromHex('02000000000001')!);
+ * const result = decodeMessage(fromHex('020000000001')!);
  * // result = { ok: true, message: { type: 'heartbeat', isReply: false, id: 1 } }
  */
 export function decodeMessage(frame: Uint8Array): DecodeResult {
+  if (!(frame instanceof Uint8Array)) invalidArgument('frame', 'must be a Uint8Array');
   if (frame.length === 0) {
     return { ok: false, reason: ReasonCode.protocolError, detail: 'empty frame' };
   }
@@ -674,9 +673,4 @@ export function decodeMessage(frame: Uint8Array): DecodeResult {
     // Anything else is a bug in this codec (STYLE.md section 5, kind 3): let it surface.
     throw error;
   }
-}
-
-/** The wire name of a type code, e.g. `chunkRequest`, or `unknown(0x40)`; for logs. */
-export function messageTypeName(code: number): string {
-  return typeNames.get(code) ?? `unknown(0x${code.toString(16).padStart(2, '0')})`;
 }
