@@ -36,3 +36,56 @@ export {
   type RecordStreamEvent,
   type RecordStreamDecoderOptions,
 } from './wire/record-framer.js';
+export {
+  CHUNK_SIZE_BYTES_MIN,
+  CHUNK_SIZE_BYTES_MAX,
+  CHUNK_SIZE_BYTES_DEFAULT,
+  CHUNK_COUNT_MAX,
+  CHUNK_HASH_BYTES,
+  isValidChunkSize,
+  chunkCount,
+  chunkLength,
+  chunkRange,
+  type ChunkLayout,
+  type ByteRange,
+} from './content/layout.js';
+export { Chunker, type ChunkInfo, type ChunkerOptions } from './content/chunker.js';
+export {
+  ChunkVerifier,
+  verifyChunk,
+  type ChunkFailure,
+  type ChunkFailureReason,
+  type ChunkWriteResult,
+  type ChunkVerifyResult,
+} from './content/chunk-verifier.js';
+export {
+  CONTENT_ID_BYTES,
+  computeContentId,
+  contentIdFromTreeRoot,
+  verifyChunkProof,
+  type ChunkProofClaim,
+} from './content/content-id.js';
+export {
+  MANIFEST_MAGIC,
+  MANIFEST_VERSION,
+  MANIFEST_HEADER_BYTES,
+  createManifest,
+  encodeManifest,
+  decodeManifest,
+  type Manifest,
+  type ManifestFields,
+  type ManifestDecodeResult,
+  type ManifestDecodeFailureReason,
+} from './content/manifest.js';
+export {
+  MERKLE_HASH_BYTES,
+  buildMerkleTree,
+  merkleRoot,
+  merkleProof,
+  verifyMerkleProof,
+  merkleRootFromProof,
+  merkleLeafHash,
+  merkleNodeHash,
+  type MerkleTree,
+  type MerkleProofClaim,
+} from './content/merkle.js';
