@@ -162,7 +162,7 @@ test('parseDeviceId(formatDeviceId(raw)) === raw, in every accepted spelling (10
 
 test('parseDeviceId maps the look-alikes 0 -> O, 1 -> I, 8 -> B, in either case', () => {
   // An ID that contains O, I and B, found by search over derived IDs.
-  let raw = new Uint8Array(32);
+  let raw: Uint8Array = new Uint8Array(32);
   let text = formatDeviceId(raw);
   for (let i = 0; !(text.includes('O') && text.includes('I') && text.includes('B')); i++) {
     raw = crypto.sha256(Uint8Array.of(i));

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { concatBytes, toHex, utf8Encode } from '../src/bytes.js';
-import type { CryptoProvider } from '../src/crypto-provider.js';
+import type { CryptoProvider, KeyPair } from '../src/crypto-provider.js';
 import { deriveDeviceId } from '../src/identity.js';
 import { NoiseHandshake } from '../src/noise/handshake-state.js';
 import { ReasonCode } from '../src/wire/reason-codes.js';
@@ -153,6 +153,17 @@ function openPair(suite: NoiseSuiteName = 'Noise_XX_25519_ChaChaPoly_SHA256'): S
 }
 
 const text = (value: string): Uint8Array => utf8Encode(value);
+
+/** SHA-256 of each suite's golden transcript (see the test that uses it). */
+const GOLDEN_TRANSCRIPT_DIGESTS: Record<string, string> = {
+  Noise_XX_25519_ChaChaPoly_SHA256:
+    'b7d302829e0d968010e8ffd0cc16ba31c1b36529b7d6f3ac5755b3ebf635e983',
+  Noise_XX_25519_AESGCM_SHA256: '3708260993b20195df35561594c2dc7f5a2e72cd49f394d08f3892fe0c304296',
+  Noise_XXpsk3_25519_ChaChaPoly_SHA256:
+    'f877c4de9a090bc9f04b1b9855208d1293f6f5e07e668f7aacd1211a0c437b3c',
+  Noise_XXpsk3_25519_AESGCM_SHA256:
+    'f2f9f677bfb3c544f1b7388c2dfbb84490c67ea1734020c58c2d76700aa642ef',
+};
 
 /**
  * The noble provider with its public-key operations memoised. Results are identical (the
@@ -368,6 +379,53 @@ test('a low-order ephemeral key fails the handshake', () => {
   assert.ok(closed?.type === 'closed');
   assert.equal(closed.reason, ReasonCode.handshakeFailed);
   assert.match(closed.detail, /low-order/);
+});
+
+test('golden transcripts: fixed keys give these exact wire bytes for every suite', () => {
+  // Keys from fixed bytes (not from a PRNG), so only a change to the wire format, the Noise
+  // layer or a provider can change these digests. A change here breaks compatibility with every
+  // deployed peer: update docs/protocol.md and the wire version with it.
+  const fixed = (fill: number): Uint8Array => new Uint8Array(32).fill(fill);
+  const x25519 = (fill: number): KeyPair => ({
+    secretKey: fixed(fill),
+    publicKey: crypto.x25519PublicKey(fixed(fill)),
+  });
+  const ed25519 = (fill: number): KeyPair => ({
+    secretKey: fixed(fill),
+    publicKey: crypto.ed25519PublicKey(fixed(fill)),
+  });
+  const digests: Record<string, string> = {};
+  for (const suite of allSuites) {
+    const psk = isPsk(suite) ? { psk: podSecret } : {};
+    const pair = new SessionPair(
+      {
+        suite,
+        identity: ed25519(1),
+        staticKeyPair: x25519(2),
+        ephemeralKeyPair: x25519(3),
+        ...psk,
+      },
+      {
+        identity: ed25519(4),
+        staticKeyPair: x25519(5),
+        ephemeralKeyPair: x25519(6),
+        allowedSuites: allSuites,
+        psk: podSecret,
+      },
+    );
+    const transcript: Uint8Array[] = [];
+    pair.tap = (_from, record) => {
+      transcript.push(Uint8Array.of(record.length >> 8, record.length & 0xff), record);
+      return record;
+    };
+    pair.connect();
+    pair.sessions.initiator.send(text('ping'));
+    pair.sessions.responder.send(text('pong'));
+    pair.drive();
+    assert.equal(transcript.length, 2 * 6);
+    digests[suite] = toHex(crypto.sha256(concatBytes(...transcript)));
+  }
+  assert.deepEqual(digests, GOLDEN_TRANSCRIPT_DIGESTS);
 });
 
 // --- identity ----------------------------------------------------------------------------------
