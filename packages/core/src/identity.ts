@@ -160,9 +160,7 @@ function invalidDeviceId(problem: string): never {
 function showCharacter(char: string): string {
   const code = char.codePointAt(0)!;
   const printable = code > 0x20 && !(code >= 0x7f && code <= 0x9f);
-  return printable
-    ? `'${char}'`
-    : `U+${code.toString(16).toUpperCase().padStart(4, '0')}`;
+  return printable ? `'${char}'` : `U+${code.toString(16).toUpperCase().padStart(4, '0')}`;
 }
 
 /**

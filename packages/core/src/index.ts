@@ -5,7 +5,41 @@ export { PeapodError, assert, type PeapodErrorCode } from './errors.js';
 export { toHex, fromHex, utf8Encode, utf8Decode, concatBytes, equalBytes } from './bytes.js';
 export type { CryptoProvider, Sha256Hasher, KeyPair, AeadCipher } from './crypto-provider.js';
 export { ReasonCode, reasonName } from './wire/reason-codes.js';
-export { deriveDeviceId, DEVICE_ID_BYTES } from './identity.js';
+export {
+  deriveDeviceId,
+  formatDeviceId,
+  parseDeviceId,
+  shortDeviceId,
+  DEVICE_ID_BYTES,
+} from './identity.js';
+export {
+  SecureSession,
+  NoiseSuite,
+  SESSION_WIRE_VERSION,
+  SESSION_MAX_RECORD_BYTES,
+  SESSION_MAX_PLAINTEXT_BYTES,
+  SESSION_DEFAULT_REKEY_INTERVAL_RECORDS,
+  type NoiseSuiteId,
+  type NoiseSuiteName,
+  type SessionEvent,
+  type SessionState,
+  type SessionRole,
+  type RemoteIdentity,
+  type SecureSessionOptions,
+  type InitiatorSessionOptions,
+  type ResponderSessionOptions,
+} from './secure-session.js';
+export {
+  NoiseHandshake,
+  type NoiseHandshakeOptions,
+  type NoiseTransport,
+  type NoiseRole,
+  type NoiseHandshakeStatus,
+  type NoiseFailure,
+  type NoiseReadResult,
+  type NoiseWriteResult,
+  type NoisePayload,
+} from './noise/handshake-state.js';
 export { createNobleCryptoProvider, type NobleCryptoProviderOptions } from './crypto/noble-crypto-provider.js';
 export {
   Core,

@@ -502,7 +502,7 @@ export class SecureSession {
     const version = record[0]!;
     const suiteId = record[1]!;
     if (version !== SESSION_WIRE_VERSION) {
-      this.fail(ReasonCode.protocolError, `unsupported session wire version ${version}`);
+      this.fail(ReasonCode.versionUnsupported, `unsupported session wire version ${version}`);
       return;
     }
     const suite = Object.hasOwn(NoiseSuite, suiteId)

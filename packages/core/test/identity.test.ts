@@ -279,7 +279,10 @@ test('why not Syncthing’s weights: they never catch a swap of a group’s last
     const theirs = data + syncthingLuhn(data);
     const ours = data + luhnCheckCharacter(ALPHABET, data);
     const swap = (group: string) => group.slice(0, 12) + group[13]! + group[12]!;
-    if (theirs[12] !== theirs[13] && syncthingLuhn(swap(theirs).slice(0, 13)) === swap(theirs)[13]) {
+    if (
+      theirs[12] !== theirs[13] &&
+      syncthingLuhn(swap(theirs).slice(0, 13)) === swap(theirs)[13]
+    ) {
       syncthingMissed++;
     }
     const oursSwapped = swap(ours);
@@ -340,7 +343,8 @@ test('parseDeviceId: a check-character mismatch names the group and what to do',
   const chars = compact(GOLDEN);
   for (let group = 1; group <= 4; group++) {
     const index = (group - 1) * 14 + 3;
-    const typo = chars.slice(0, index) + (chars[index] === 'A' ? 'B' : 'A') + chars.slice(index + 1);
+    const typo =
+      chars.slice(0, index) + (chars[index] === 'A' ? 'B' : 'A') + chars.slice(index + 1);
     const error = parseError(blocks(typo));
     assert.equal(error.code, 'PEAPOD_ERR_INVALID_DEVICE_ID');
     const first = (group - 1) * 14 + 1;

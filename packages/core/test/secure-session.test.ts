@@ -333,9 +333,9 @@ test('suite policy: psk offered to a plain responder and plain offered to a pod 
   assert.equal(cipherNotAllowed.closedReason('responder'), ReasonCode.suiteUnsupported);
 });
 
-test('a bad header: unknown version is a protocol error, unknown suite is unsupported', () => {
+test('a bad header: unknown version is versionUnsupported, unknown suite is unsupported', () => {
   const cases: [Uint8Array, ReasonCode][] = [
-    [Uint8Array.of(2, 1, ...new Uint8Array(32)), ReasonCode.protocolError],
+    [Uint8Array.of(2, 1, ...new Uint8Array(32)), ReasonCode.versionUnsupported],
     [Uint8Array.of(1, 9, ...new Uint8Array(32)), ReasonCode.suiteUnsupported],
     [Uint8Array.of(1, 0, ...new Uint8Array(32)), ReasonCode.suiteUnsupported],
     [Uint8Array.of(1), ReasonCode.protocolError],

@@ -11,6 +11,7 @@ import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { gcm } from '@noble/ciphers/aes.js';
 import { ed25519, x25519 } from '@noble/curves/ed25519.js';
 import type { AeadCipher, CryptoProvider, KeyPair, Sha256Hasher } from '../crypto-provider.js';
+import { invalidArgument } from '../errors.js';
 
 export interface NobleCryptoProviderOptions {
   /**
@@ -20,7 +21,14 @@ export interface NobleCryptoProviderOptions {
   readonly randomBytes: (length: number) => Uint8Array;
 }
 
+/**
+ * The AEAD instance for one operation. Noise fixes 32-byte keys and 12-byte nonces; noble's GCM
+ * would also take AES-128/192 keys and other nonce sizes, so check here, as node:crypto does.
+ * @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT for a wrong key or nonce length.
+ */
 function aeadFor(cipher: AeadCipher, key: Uint8Array, nonce: Uint8Array, ad: Uint8Array) {
+  if (key.length !== 32) invalidArgument('key', `AEAD keys are 32 bytes, got ${key.length}`);
+  if (nonce.length !== 12) invalidArgument('nonce', `AEAD nonces are 12 bytes, got ${nonce.length}`);
   return cipher === 'ChaChaPoly' ? chacha20poly1305(key, nonce, ad) : gcm(key, nonce, ad);
 }
 
