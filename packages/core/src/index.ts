@@ -40,7 +40,10 @@ export {
   type NoiseWriteResult,
   type NoisePayload,
 } from './noise/handshake-state.js';
-export { createNobleCryptoProvider, type NobleCryptoProviderOptions } from './crypto/noble-crypto-provider.js';
+export {
+  createNobleCryptoProvider,
+  type NobleCryptoProviderOptions,
+} from './crypto/noble-crypto-provider.js';
 export {
   Core,
   CoreDefaults,

@@ -72,7 +72,10 @@ test('acceptRemote can refuse a device after it proved its identity', () => {
 });
 
 test('HELLO negotiates the highest common version, or closes with versionUnsupported', () => {
-  const ok = new Pair({ a: { versionRange: { min: 1, max: 3 } }, b: { versionRange: { min: 1, max: 2 } } });
+  const ok = new Pair({
+    a: { versionRange: { min: 1, max: 3 } },
+    b: { versionRange: { min: 1, max: 2 } },
+  });
   ok.connect();
   ok.drive();
   assert.equal(ok.eventsOf('a', 'peer:connect')[0]?.remote.protocolVersion, 2);
@@ -151,7 +154,11 @@ test('a tampered record closes the link with decryptFailed', () => {
   });
   pair.drive();
   assert.equal(pair.eventsOf('b', 'peer:disconnect')[0]?.reason, ReasonCode.decryptFailed);
-  assert.equal(pair.eventsOf('b', 'peer:message').length, 0, 'nothing unauthenticated is delivered');
+  assert.equal(
+    pair.eventsOf('b', 'peer:message').length,
+    0,
+    'nothing unauthenticated is delivered',
+  );
 });
 
 test('control and RPC frames overtake a queued 16 MiB chunk', () => {
@@ -165,10 +172,21 @@ test('control and RPC frames overtake a queued 16 MiB chunk', () => {
   }
   assert.equal(pair.eventsOf('b', 'peer:connect').length, 1);
   const chunk = new Uint8Array(16 * 1024 * 1024);
-  const send = (message: Parameters<Core['handle']>[0] & { type: 'send-message' }) => pair.cores.a.handle(message);
-  send({ type: 'send-message', nowMs: pair.nowMs, linkId: LINK, message: { type: 'data', requestId: 9, offset: 0, bytes: chunk } });
+  const send = (message: Parameters<Core['handle']>[0] & { type: 'send-message' }) =>
+    pair.cores.a.handle(message);
+  send({
+    type: 'send-message',
+    nowMs: pair.nowMs,
+    linkId: LINK,
+    message: { type: 'data', requestId: 9, offset: 0, bytes: chunk },
+  });
   pair.step();
-  send({ type: 'send-message', nowMs: pair.nowMs, linkId: LINK, message: { type: 'rpc-request', callId: 5, method: 'status', body: new Uint8Array() } });
+  send({
+    type: 'send-message',
+    nowMs: pair.nowMs,
+    linkId: LINK,
+    message: { type: 'rpc-request', callId: 5, method: 'status', body: new Uint8Array() },
+  });
   // Now let the link drain: flush what was sent, step, repeat, until b has all 16 MiB.
   const order: string[] = [];
   let dataBytes = 0;
@@ -184,7 +202,10 @@ test('control and RPC frames overtake a queued 16 MiB chunk', () => {
   assert.equal(dataBytes, chunk.length, 'the whole chunk arrived');
   const rpcAt = order.indexOf('rpc-request');
   const framesPerWindow = Math.ceil((256 * 1024) / MAX_DATA_BYTES) + 1;
-  assert.ok(rpcAt >= 0 && rpcAt <= framesPerWindow, `RPC arrived after ${rpcAt} DATA frames, not after all ${order.length - 1}`);
+  assert.ok(
+    rpcAt >= 0 && rpcAt <= framesPerWindow,
+    `RPC arrived after ${rpcAt} DATA frames, not after all ${order.length - 1}`,
+  );
 });
 
 test('the same seeds give the same wire transcript (replayable runs)', () => {
@@ -192,7 +213,10 @@ test('the same seeds give the same wire transcript (replayable runs)', () => {
     const pair = new Pair({ seed: 42 });
     pair.connect();
     pair.advance(40_000);
-    return pair.sent.a.concat(pair.sent.b).map((b) => Buffer.from(b).toString('hex')).join('|');
+    return pair.sent.a
+      .concat(pair.sent.b)
+      .map((b) => Buffer.from(b).toString('hex'))
+      .join('|');
   };
   assert.equal(run(), run());
 });
@@ -202,13 +226,22 @@ test('arbitrary bytes from an unauthenticated peer never throw', () => {
     fc.property(fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 8 }), (pieces) => {
       const crypto = deterministicCrypto(3);
       const core = new Core({ crypto, identity: crypto.ed25519GenerateKeyPair(), seed: 3 });
-      core.handle({ type: 'link-opened', nowMs: 0, linkId: 1, direction: 'inbound', remoteAddress: 'x' });
+      core.handle({
+        type: 'link-opened',
+        nowMs: 0,
+        linkId: 1,
+        direction: 'inbound',
+        remoteAddress: 'x',
+      });
       let disconnected = false;
       for (const bytes of pieces) {
         core.handle({ type: 'bytes-received', nowMs: 1, linkId: 1, bytes });
         for (let out = core.poll(); out !== undefined; out = core.poll()) {
           if (out.type === 'disconnect') disconnected = true;
-          assert.ok(!(out.type === 'event' && out.event.type === 'peer:connect'), 'garbage never connects');
+          assert.ok(
+            !(out.type === 'event' && out.event.type === 'peer:connect'),
+            'garbage never connects',
+          );
         }
       }
       assert.ok(disconnected || core.openLinkCount === 1);
@@ -222,7 +255,12 @@ test('STATUS never overtakes the DATA of its own request', () => {
   pair.connect();
   pair.drive();
   const bytes = new Uint8Array(1024 * 1024).fill(5);
-  pair.cores.a.handle({ type: 'send-message', nowMs: 0, linkId: LINK, message: { type: 'data', requestId: 3, offset: 0, bytes } });
+  pair.cores.a.handle({
+    type: 'send-message',
+    nowMs: 0,
+    linkId: LINK,
+    message: { type: 'data', requestId: 3, offset: 0, bytes },
+  });
   pair.cores.a.handle({
     type: 'send-message',
     nowMs: 0,

@@ -5,10 +5,11 @@ import { Prng } from '../src/prng.js';
 import { TimerTable } from '../src/timer-table.js';
 
 test('Prng: equal seeds give equal streams, different seeds differ', () => {
-  const draw = (seed: number) => Array.from({ length: 64 }, () => new Prng(seed)).map((p, i) => {
-    for (let k = 0; k < i; k++) p.nextU32();
-    return p.nextU32();
-  });
+  const draw = (seed: number) =>
+    Array.from({ length: 64 }, () => new Prng(seed)).map((p, i) => {
+      for (let k = 0; k < i; k++) p.nextU32();
+      return p.nextU32();
+    });
   assert.deepEqual(draw(5), draw(5));
   assert.notDeepEqual(draw(5), draw(6));
   assert.notDeepEqual(draw(1), draw(2 ** 32 + 1), 'seeds above 2^32 are not truncated');
@@ -77,7 +78,11 @@ test('TimerTable agrees with a reference model under random operations', () => {
     fc.property(
       fc.array(
         fc.oneof(
-          fc.record({ op: fc.constant('set' as const), name: fc.constantFrom('x', 'y', 'z'), at: fc.nat(1000) }),
+          fc.record({
+            op: fc.constant('set' as const),
+            name: fc.constantFrom('x', 'y', 'z'),
+            at: fc.nat(1000),
+          }),
           fc.record({ op: fc.constant('clear' as const), name: fc.constantFrom('x', 'y', 'z') }),
           fc.record({ op: fc.constant('take' as const), now: fc.nat(1000) }),
         ),

@@ -4,8 +4,9 @@
  * Two PeaPod nodes in two processes share a freshly generated pod secret. The sender listens on a
  * loopback port; the receiver (a child process) dials it. They run the Noise XXpsk3 handshake
  * over real TCP, exchange HELLO, and the sender streams N MiB of random bytes as DATA frames
- * (AEAD-sealed records, paced by the send window). The receiver hashes what arrives and answers
- * an RPC with the SHA-256 it computed; the sender checks it against its own. Printed: each
+ * (AEAD-sealed records, paced by the send window), then STATUS, which never overtakes DATA. The
+ * receiver hashes what arrives and, on STATUS, sends the SHA-256 it computed in an RPC; the
+ * sender checks it against its own. Printed: each
  * side's Device ID, handshake time, throughput and the verdict.
  *
  * This is a demonstration of the secure link, not the pooled download: `peapod demo` (next
@@ -37,7 +38,8 @@ function parseArgs(argv: readonly string[]): Args {
     const arg = argv[i];
     if (arg === '--mib') {
       mib = Number(argv[++i]);
-      if (!Number.isInteger(mib) || mib < 1 || mib > 4096) usage(`--mib needs a whole number from 1 to 4096`);
+      if (!Number.isInteger(mib) || mib < 1 || mib > 4096)
+        usage(`--mib needs a whole number from 1 to 4096`);
     } else if (arg === '--json') json = true;
     else if (arg === '--receiver') role = 'receiver';
     else if (arg === '--help' || arg === '-h') usage();
@@ -54,14 +56,22 @@ function usage(problem?: string): never {
   process.exit(problem === undefined ? 0 : 2);
 }
 
-function once<E extends CoreEvent['type']>(host: NodeHost, type: E): Promise<Extract<CoreEvent, { type: E }>> {
+function once<E extends CoreEvent['type']>(
+  host: NodeHost,
+  type: E,
+): Promise<Extract<CoreEvent, { type: E }>> {
   return new Promise((resolve) => host.once(type, resolve as never));
 }
 
 /** The child process: dials the sender, hashes DATA, answers the sender's RPC with the digest. */
 async function runReceiver(port: number, podSecret: Uint8Array): Promise<void> {
   const crypto = createNodeCryptoProvider();
-  const host = new NodeHost({ crypto, identity: crypto.ed25519GenerateKeyPair(), podSecret, deviceName: 'receiver' });
+  const host = new NodeHost({
+    crypto,
+    identity: crypto.ed25519GenerateKeyPair(),
+    podSecret,
+    deviceName: 'receiver',
+  });
   const hash = createHash('sha256');
   let received = 0;
   host.on('peer:message', ({ linkId, message }) => {
@@ -72,9 +82,10 @@ async function runReceiver(port: number, podSecret: Uint8Array): Promise<void> {
       if (Math.floor(before / PROGRESS_STEP) !== Math.floor(received / PROGRESS_STEP)) {
         process.send?.({ received });
       }
-    } else if (message.type === 'rpc-request' && message.method === 'digest') {
+    } else if (message.type === 'status' && message.requestId === REQUEST_ID) {
+      // STATUS travels behind the request's DATA, so every byte has arrived: report the digest.
       const body = new Uint8Array(hash.digest());
-      host.send(linkId, { type: 'rpc-response', callId: message.callId, body });
+      host.send(linkId, { type: 'rpc-request', callId: 1, method: 'digest', body });
       process.send?.({ received });
     }
   });
@@ -89,7 +100,9 @@ async function runSender(args: Args): Promise<void> {
   const host = new NodeHost({ crypto, identity, podSecret, deviceName: 'sender' });
   const { port } = await host.listen(0);
   const log = (line: string) => args.json || console.log(line);
-  log(`sender   ${formatDeviceId(crypto.sha256(identity.publicKey))}  listening on 127.0.0.1:${port}`);
+  log(
+    `sender   ${formatDeviceId(crypto.sha256(identity.publicKey))}  listening on 127.0.0.1:${port}`,
+  );
 
   const startedAt = performance.now();
   const child = fork(fileURLToPath(import.meta.url), ['--receiver'], {
@@ -98,14 +111,22 @@ async function runSender(args: Args): Promise<void> {
   });
   const connected = await once(host, 'peer:connect');
   const handshakeMs = performance.now() - startedAt;
-  log(`receiver ${formatDeviceId(connected.remote.deviceId)}  connected (process start + Noise XXpsk3 + HELLO: ${handshakeMs.toFixed(1)} ms)`);
+  log(
+    `receiver ${formatDeviceId(connected.remote.deviceId)}  connected (process start + Noise XXpsk3 + HELLO: ${handshakeMs.toFixed(1)} ms)`,
+  );
 
   const total = args.mib * 1024 * 1024;
   const payload = randomBytes(total);
   const expected = createHash('sha256').update(payload).digest('hex');
   const sendStart = performance.now();
   host.send(connected.linkId, { type: 'data', requestId: REQUEST_ID, offset: 0, bytes: payload });
-  host.send(connected.linkId, { type: 'rpc-request', callId: 1, method: 'digest', body: new Uint8Array() });
+  host.send(connected.linkId, {
+    type: 'status',
+    requestId: REQUEST_ID,
+    status: 0,
+    length: total,
+    message: '',
+  });
   child.on('message', (report: { received: number }) => {
     if (args.json || !process.stderr.isTTY) return;
     const percent = Math.floor((100 * report.received) / total);
@@ -115,7 +136,7 @@ async function runSender(args: Args): Promise<void> {
   });
   const answer = await new Promise<Uint8Array>((resolve) =>
     host.on('peer:message', ({ message }) => {
-      if (message.type === 'rpc-response' && message.callId === 1) resolve(message.body);
+      if (message.type === 'rpc-request' && message.method === 'digest') resolve(message.body);
     }),
   );
   const seconds = (performance.now() - sendStart) / 1000;
@@ -123,14 +144,28 @@ async function runSender(args: Args): Promise<void> {
   const ok = actual === expected;
   const mbPerSecond = total / 1e6 / seconds;
   if (args.json) {
-    console.log(JSON.stringify({ ok, bytes: total, seconds, mbPerSecond, handshakeMs, sha256: expected, receiverSha256: actual }));
+    console.log(
+      JSON.stringify({
+        ok,
+        bytes: total,
+        seconds,
+        mbPerSecond,
+        handshakeMs,
+        sha256: expected,
+        receiverSha256: actual,
+      }),
+    );
   } else {
-    log(`sent ${args.mib} MiB in ${seconds.toFixed(2)} s: ${mbPerSecond.toFixed(0)} MB/s over one encrypted link`);
+    log(
+      `sent ${args.mib} MiB in ${seconds.toFixed(2)} s: ${mbPerSecond.toFixed(0)} MB/s over one encrypted link`,
+    );
     log(`sha256 sent     ${expected}`);
     log(`sha256 received ${actual}  ${ok ? 'MATCH' : 'MISMATCH'}`);
   }
   await host.close();
-  await new Promise((resolve) => (child.exitCode !== null ? resolve(undefined) : child.once('exit', resolve)));
+  await new Promise((resolve) =>
+    child.exitCode !== null ? resolve(undefined) : child.once('exit', resolve),
+  );
   process.exitCode = ok ? 0 : 1;
 }
 

@@ -104,6 +104,36 @@ function plain(buffer: Buffer): Uint8Array {
   return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
 }
 
+/**
+ * Copies are made in pieces of this many bytes. glibc's memmove switches to `rep movsb` at 4 KiB
+ * (AVX2), and on AMD Zen `rep movsb` collapses when destination and source sit 1-63 bytes apart
+ * modulo the 4 KiB page (glibc bug 30994; fixed in glibc 2.39, this machine's Debian 12 has
+ * 2.36). Two malloc'd 64 KiB buffers often sit exactly 16 bytes apart that way: measured 1.6-3
+ * GB/s for one 64 KiB `set()` against 20 GB/s in 2 KiB pieces, and sealing 64 KiB went from
+ * ~500 to ~1000 MB/s. Elsewhere the pieces cost about 1.5 us per 64 KiB.
+ */
+const COPY_PIECE_BYTES = 2048;
+
+/**
+ * `ciphertext || tag` as one new plain `Uint8Array`: one allocation, one copy (Node cannot
+ * encrypt into a caller-supplied buffer, so this copy is the least sealing can cost).
+ */
+function appendTag(ciphertext: Buffer, tag: Buffer): Uint8Array {
+  const length = ciphertext.length;
+  // allocUnsafe: no zero fill, and small outputs come from Node's pool (see the header).
+  const out = plain(Buffer.allocUnsafe(length + TAG_BYTES));
+  if (length <= COPY_PIECE_BYTES) {
+    out.set(ciphertext);
+  } else {
+    const source = plain(ciphertext);
+    for (let offset = 0; offset < length; offset += COPY_PIECE_BYTES) {
+      out.set(source.subarray(offset, offset + COPY_PIECE_BYTES), offset);
+    }
+  }
+  out.set(tag, length);
+  return out;
+}
+
 function toBase64Url(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url');
 }
@@ -237,8 +267,7 @@ export function createNodeCryptoProvider(
       sealer.setAAD(associatedData, { plaintextLength: plaintext.length });
       const ciphertext = sealer.update(plaintext);
       sealer.final(); // both ciphers are stream modes: final() emits no bytes, it makes the tag
-      const tag = sealer.getAuthTag();
-      return plain(Buffer.concat([ciphertext, tag], ciphertext.length + TAG_BYTES));
+      return appendTag(ciphertext, sealer.getAuthTag());
     },
 
     aeadOpen(cipher, key, nonce, associatedData, sealed) {

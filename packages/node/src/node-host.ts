@@ -84,10 +84,14 @@ export class NodeHost extends EventEmitter<HostEvents> {
     this.drive();
     clearTimeout(this.timer);
     const closing = [...this.sockets.values()].map(
-      (socket) => new Promise<void>((resolve) => (socket.closed ? resolve() : socket.once('close', () => resolve()))),
+      (socket) =>
+        new Promise<void>((resolve) =>
+          socket.closed ? resolve() : socket.once('close', () => resolve()),
+        ),
     );
     await Promise.all(closing);
-    if (this.server !== undefined) await new Promise<void>((resolve) => this.server!.close(() => resolve()));
+    if (this.server !== undefined)
+      await new Promise<void>((resolve) => this.server!.close(() => resolve()));
   }
 
   private adopt(socket: Socket, direction: 'inbound' | 'outbound'): number {
@@ -95,7 +99,13 @@ export class NodeHost extends EventEmitter<HostEvents> {
     socket.setNoDelay(true);
     this.sockets.set(linkId, socket);
     const remoteAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
-    this.core.handle({ type: 'link-opened', nowMs: performance.now(), linkId, direction, remoteAddress });
+    this.core.handle({
+      type: 'link-opened',
+      nowMs: performance.now(),
+      linkId,
+      direction,
+      remoteAddress,
+    });
     socket.on('data', (bytes) => {
       this.core.handle({ type: 'bytes-received', nowMs: performance.now(), linkId, bytes });
       this.drive();
@@ -128,11 +138,14 @@ export class NodeHost extends EventEmitter<HostEvents> {
     clearTimeout(this.timer);
     this.timerAtMs = deadline;
     if (deadline === undefined) return;
-    this.timer = setTimeout(() => {
-      this.timerAtMs = undefined;
-      this.core.handle({ type: 'timer-fired', nowMs: performance.now() });
-      this.drive();
-    }, Math.max(0, Math.ceil(deadline - performance.now())));
+    this.timer = setTimeout(
+      () => {
+        this.timerAtMs = undefined;
+        this.core.handle({ type: 'timer-fired', nowMs: performance.now() });
+        this.drive();
+      },
+      Math.max(0, Math.ceil(deadline - performance.now())),
+    );
     this.timer.unref();
   }
 
@@ -157,9 +170,11 @@ export class NodeHost extends EventEmitter<HostEvents> {
         return;
       default: {
         const unreachable: never = out;
-        throw new PeapodError('PEAPOD_ERR_ASSERTION', `unhandled core output ${JSON.stringify(unreachable)}`);
+        throw new PeapodError(
+          'PEAPOD_ERR_ASSERTION',
+          `unhandled core output ${JSON.stringify(unreachable)}`,
+        );
       }
     }
   }
 }
-

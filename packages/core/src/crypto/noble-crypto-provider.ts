@@ -28,7 +28,8 @@ export interface NobleCryptoProviderOptions {
  */
 function aeadFor(cipher: AeadCipher, key: Uint8Array, nonce: Uint8Array, ad: Uint8Array) {
   if (key.length !== 32) invalidArgument('key', `AEAD keys are 32 bytes, got ${key.length}`);
-  if (nonce.length !== 12) invalidArgument('nonce', `AEAD nonces are 12 bytes, got ${nonce.length}`);
+  if (nonce.length !== 12)
+    invalidArgument('nonce', `AEAD nonces are 12 bytes, got ${nonce.length}`);
   return cipher === 'ChaChaPoly' ? chacha20poly1305(key, nonce, ad) : gcm(key, nonce, ad);
 }
 
@@ -52,7 +53,8 @@ export function createNobleCryptoProvider(options: NobleCryptoProviderOptions): 
         digest: () => hash.digest(),
       };
     },
-    aeadSeal: (cipher, key, nonce, ad, plaintext) => aeadFor(cipher, key, nonce, ad).encrypt(plaintext),
+    aeadSeal: (cipher, key, nonce, ad, plaintext) =>
+      aeadFor(cipher, key, nonce, ad).encrypt(plaintext),
     aeadOpen(cipher, key, nonce, ad, sealed) {
       if (sealed.length < 16) return undefined;
       try {

@@ -1,0 +1,579 @@
+/**
+ * The piece scheduler of one download (DESIGN.md decision 9): pure decisions, no I/O, driven by
+ * `nowMs`. A download is a row of pieces (a content's chunks, or a URL object's byte ranges);
+ * sources are `SELF_SOURCE` (this device's own origin link) and link IDs of peers.
+ *
+ * What it decides:
+ * - **Who gets which piece.** `assign()` walks the pending pieces inside the memory window, in
+ *   order (`'in-order'`: URL downloads, where delivery is sequential) or rarest first with PRNG
+ *   tie breaks (`'rarest-first'`: content swarms), and gives each to the best free source that
+ *   can serve it: non-seeds before seeds (so a seed uploads each chunk about once), then the
+ *   highest measured throughput (unmeasured sources are tried first, optimistically), then a
+ *   PRNG draw. Only the K best sources (`sourcesMax`) get new work.
+ * - **How much in flight.** Each source keeps a bounded pipeline: enough pieces to cover its
+ *   bandwidth x RTT product, at least `pipelineMin`, at most `pipelineMax`, shared with the
+ *   other downloads of the same core (the caller passes their load, so lower priority numbers,
+ *   scheduled first, win a contended source).
+ * - **Endgame / head of line.** A source with free slots and nothing pending it can take
+ *   duplicates an active piece (at most `copiesMax` copies) when it would finish that piece
+ *   before the current holder is expected to. The first copy to arrive wins; `received()`
+ *   returns the losers, which the caller cancels.
+ * - **Failures.** A stalled source (no progress for `stallTimeoutMs(source)`, derived from its
+ *   throughput with a floor), a departed one, an error or an integrity failure return the piece
+ *   to pending. Errors back the source off; integrity failures add strikes, and a source that
+ *   reaches `banThreshold` strikes is banned: it gets nothing more.
+ *
+ * Throughput is measured per source as bytes per *busy* millisecond (time with at least one
+ * piece in flight), folded into an integer EWMA at each received piece, so pipelining does not
+ * make a source look slower than it is. All state is integers except the time estimates used
+ * to compare two sources.
+ */
+import { assert } from '../errors.js';
+import type { Prng } from '../prng.js';
+
+/** The scheduler's name for this device's own origin link. */
+export const SELF_SOURCE = -1;
+
+/** A source: `SELF_SOURCE` or a link ID. */
+export type SourceId = number;
+
+/** Tunables; every field has a default in `SchedulerDefaults`. */
+export interface SchedulerOptions {
+  readonly pieceCount: number;
+  /** Byte offset where piece `i` starts; `pieceStart(pieceCount)` is the total size. */
+  readonly pieceStart: (index: number) => number;
+  readonly mode: 'in-order' | 'rarest-first';
+  readonly prng: Prng;
+  readonly pipelineMin?: number;
+  readonly pipelineMax?: number;
+  /** K of the K-selection: at most this many sources get new work. */
+  readonly sourcesMax?: number;
+  readonly copiesMax?: number;
+  readonly stallFloorMs?: number;
+  readonly banThreshold?: number;
+}
+
+/** Defaults, with their reasons. */
+export const SchedulerDefaults = {
+  /** Two pieces: one arriving, one queued behind it, so a source never idles for an RTT. */
+  pipelineMin: 2,
+  /** Bounds memory and the damage when a source leaves with work in flight. */
+  pipelineMax: 8,
+  /** ElioP2P's K-selection uses 5-10; a pod of 8 (self + 7) must fit. */
+  sourcesMax: 10,
+  /** An original and one endgame copy. */
+  copiesMax: 2,
+  /** A helper's origin may take seconds to answer its first byte. */
+  stallFloorMs: 5_000,
+  /** Three strikes (docs/protocol.md 7.2: ban after repeated failures). */
+  banThreshold: 3,
+} as const;
+
+/** Why an assignment ended without the piece. */
+export type FailureKind = 'error' | 'busy' | 'not-found' | 'stall' | 'cancelled';
+
+export interface Assignment {
+  readonly piece: number;
+  readonly source: SourceId;
+  /** True for an endgame / head-of-line copy of a piece another source is already fetching. */
+  readonly duplicate: boolean;
+}
+
+/** What the caller tells `assign` about the world outside this download. */
+export interface AssignContext {
+  /** Pieces must end at or before this byte offset (the memory window); the head piece may not. */
+  readonly windowEndBytes: number;
+  /** Whether `source` can serve `piece` (availability, capability). */
+  readonly canServe: (source: SourceId, piece: number) => boolean;
+  /** Number of sources holding `piece` (rarest-first only). */
+  readonly holders?: (piece: number) => number;
+  /** Pieces `source` has in flight for other downloads of this core. */
+  readonly otherLoad?: (source: SourceId) => number;
+}
+
+interface SourceState {
+  readonly id: SourceId;
+  isSeed: boolean;
+  rttMs: number;
+  readonly inflight: Set<number>;
+  /** EWMA of bytes per busy second; 0 = not measured yet. */
+  bytesPerSecond: number;
+  busySinceMs: number;
+  sampleBytes: number;
+  sampleBusyMs: number;
+  lastProgressMs: number;
+  strikes: number;
+  errorStreak: number;
+  banned: boolean;
+  backoffUntilMs: number;
+}
+
+interface AssigneeState {
+  bytes: number;
+  readonly sinceMs: number;
+}
+
+type PieceStatus = 'pending' | 'active' | 'checking' | 'done';
+
+interface PieceState {
+  status: PieceStatus;
+  readonly assignees: Map<SourceId, AssigneeState>;
+  /** Sources that must not get this piece before the given time. */
+  excludedUntil: Map<SourceId, number> | undefined;
+}
+
+export class PieceScheduler {
+  readonly pieceCount: number;
+  private readonly options: Required<Omit<SchedulerOptions, 'pieceStart' | 'prng' | 'mode'>>;
+  private readonly pieceStart: (index: number) => number;
+  private readonly mode: 'in-order' | 'rarest-first';
+  private readonly prng: Prng;
+  private readonly pieces: PieceState[];
+  private readonly sources = new Map<SourceId, SourceState>();
+  private headIndex = 0;
+  private doneCount = 0;
+
+  constructor(options: SchedulerOptions) {
+    this.pieceCount = options.pieceCount;
+    this.pieceStart = options.pieceStart;
+    this.mode = options.mode;
+    this.prng = options.prng;
+    this.options = {
+      pieceCount: options.pieceCount,
+      pipelineMin: options.pipelineMin ?? SchedulerDefaults.pipelineMin,
+      pipelineMax: options.pipelineMax ?? SchedulerDefaults.pipelineMax,
+      sourcesMax: options.sourcesMax ?? SchedulerDefaults.sourcesMax,
+      copiesMax: options.copiesMax ?? SchedulerDefaults.copiesMax,
+      stallFloorMs: options.stallFloorMs ?? SchedulerDefaults.stallFloorMs,
+      banThreshold: options.banThreshold ?? SchedulerDefaults.banThreshold,
+    };
+    this.pieces = Array.from({ length: options.pieceCount }, () => ({
+      status: 'pending' as PieceStatus,
+      assignees: new Map<SourceId, AssigneeState>(),
+      excludedUntil: undefined,
+    }));
+  }
+
+  /** True once every piece was accepted. */
+  get complete(): boolean {
+    return this.doneCount === this.pieceCount;
+  }
+
+  /** The lowest piece index not yet accepted. */
+  get head(): number {
+    return this.headIndex;
+  }
+
+  /** Adds a source, or updates its seed flag and RTT. Banned sources stay banned. */
+  upsertSource(id: SourceId, info: { isSeed?: boolean; rttMs?: number } = {}): void {
+    let source = this.sources.get(id);
+    if (source === undefined) {
+      source = {
+        id,
+        isSeed: false,
+        rttMs: 0,
+        inflight: new Set(),
+        bytesPerSecond: 0,
+        busySinceMs: 0,
+        sampleBytes: 0,
+        sampleBusyMs: 0,
+        lastProgressMs: 0,
+        strikes: 0,
+        errorStreak: 0,
+        banned: false,
+        backoffUntilMs: 0,
+      };
+      this.sources.set(id, source);
+    }
+    if (info.isSeed !== undefined) source.isSeed = info.isSeed;
+    if (info.rttMs !== undefined) source.rttMs = info.rttMs;
+  }
+
+  hasSource(id: SourceId): boolean {
+    return this.sources.has(id);
+  }
+
+  /** Pieces in flight at `source` for this download. */
+  inflightOf(id: SourceId): number {
+    return this.sources.get(id)?.inflight.size ?? 0;
+  }
+
+  /** The source's measured throughput in bytes per second (0 = unmeasured). */
+  throughputOf(id: SourceId): number {
+    return this.sources.get(id)?.bytesPerSecond ?? 0;
+  }
+
+  isBanned(id: SourceId): boolean {
+    return this.sources.get(id)?.banned ?? false;
+  }
+
+  /** Whether `source` currently holds an assignment for `piece`. */
+  isAssigned(piece: number, source: SourceId): boolean {
+    return this.pieces[piece]?.assignees.has(source) ?? false;
+  }
+
+  /** Sources currently assigned `piece`. */
+  assigneesOf(piece: number): SourceId[] {
+    return [...(this.pieces[piece]?.assignees.keys() ?? [])];
+  }
+
+  statusOf(piece: number): PieceStatus | undefined {
+    return this.pieces[piece]?.status;
+  }
+
+  /** Every (piece, source) assignment in flight. */
+  assignments(): Assignment[] {
+    const out: Assignment[] = [];
+    for (const source of this.sources.values()) {
+      for (const piece of source.inflight) out.push({ piece, source: source.id, duplicate: false });
+    }
+    return out;
+  }
+
+  /**
+   * Removes a source (its link closed): its pieces return to pending unless another source has
+   * them. Returns those pieces.
+   */
+  removeSource(id: SourceId, nowMs: number): number[] {
+    const source = this.sources.get(id);
+    if (source === undefined) return [];
+    const freed = [...source.inflight];
+    for (const piece of freed) this.unassign(piece, source, nowMs);
+    this.sources.delete(id);
+    return freed;
+  }
+
+  /** Bans a source at once: it keeps nothing and gets nothing. Returns the pieces it held. */
+  ban(id: SourceId, nowMs: number): number[] {
+    this.upsertSource(id);
+    const source = this.sources.get(id)!;
+    source.banned = true;
+    const freed = [...source.inflight];
+    for (const piece of freed) this.unassign(piece, source, nowMs);
+    return freed;
+  }
+
+  /** New assignments. The caller carries each out (request, FETCH_ASSIGN, fetch-origin). */
+  assign(nowMs: number, context: AssignContext): Assignment[] {
+    const out: Assignment[] = [];
+    const chosen = this.selectSources(nowMs);
+    const free = new Map<SourceId, number>();
+    for (const source of chosen) {
+      const slots = this.depthOf(source) - source.inflight.size - (context.otherLoad?.(source.id) ?? 0);
+      if (slots > 0) free.set(source.id, slots);
+    }
+    if (free.size === 0) return out;
+    let pendingAnywhere = false;
+    const candidates: number[] = [];
+    for (let index = this.headIndex; index < this.pieceCount; index++) {
+      const piece = this.pieces[index]!;
+      if (piece.status !== 'pending') continue;
+      pendingAnywhere = true;
+      if (index !== this.headIndex && this.pieceStart(index + 1) > context.windowEndBytes) break;
+      candidates.push(index);
+    }
+    if (this.mode === 'rarest-first' && context.holders !== undefined) {
+      const keyed = candidates.map((index) => ({
+        index,
+        rarity: context.holders!(index),
+        tie: this.prng.nextU32(),
+      }));
+      keyed.sort((a, b) => a.rarity - b.rarity || a.tie - b.tie);
+      candidates.length = 0;
+      for (const entry of keyed) candidates.push(entry.index);
+    }
+    for (const index of candidates) {
+      if (free.size === 0) break;
+      const source = this.bestSourceFor(index, free, context, nowMs);
+      if (source === undefined) continue;
+      this.give(index, source, nowMs);
+      out.push({ piece: index, source: source.id, duplicate: false });
+      const left = free.get(source.id)! - 1;
+      if (left > 0) free.set(source.id, left);
+      else free.delete(source.id);
+    }
+    // Endgame and head-of-line copies, fastest idle sources first.
+    if (free.size > 0) {
+      const idle = [...free.keys()]
+        .map((id) => this.sources.get(id)!)
+        .sort((a, b) => b.bytesPerSecond - a.bytesPerSecond || a.id - b.id);
+      for (const source of idle) {
+        if (this.mode === 'rarest-first' && (pendingAnywhere || source.isSeed)) continue;
+        const piece = this.duplicateFor(source, context, nowMs, !pendingAnywhere);
+        if (piece === undefined) continue;
+        this.give(piece, source, nowMs);
+        out.push({ piece, source: source.id, duplicate: true });
+      }
+    }
+    return out;
+  }
+
+  /** `byteCount` more bytes of `piece` arrived from `source`. */
+  progress(piece: number, source: SourceId, byteCount: number, nowMs: number): void {
+    const state = this.sources.get(source);
+    const assignee = this.pieces[piece]?.assignees.get(source);
+    if (state === undefined || assignee === undefined) return;
+    assignee.bytes += byteCount;
+    state.sampleBytes += byteCount;
+    state.lastProgressMs = nowMs;
+  }
+
+  /**
+   * `source` delivered all of `piece`; it is now being checked (or, for content, already
+   * verified: call `accept` next). Frees the source's slot, updates its throughput, and takes
+   * the piece away from every other assignee: those are returned, to be cancelled.
+   */
+  received(piece: number, sourceId: SourceId, nowMs: number): SourceId[] {
+    const state = this.pieces[piece];
+    const source = this.sources.get(sourceId);
+    assert(state !== undefined && source !== undefined, 'received: unknown piece or source');
+    assert(state.assignees.has(sourceId), `received: piece ${piece} is not assigned to ${sourceId}`);
+    this.accrue(source, nowMs);
+    if (source.sampleBusyMs > 0 && source.sampleBytes > 0) {
+      const sample = Math.floor((source.sampleBytes * 1000) / source.sampleBusyMs);
+      source.bytesPerSecond =
+        source.bytesPerSecond === 0 ? sample : Math.floor((source.bytesPerSecond * 3 + sample) / 4);
+      source.sampleBytes = 0;
+      source.sampleBusyMs = 0;
+    }
+    source.errorStreak = 0;
+    this.unassign(piece, source, nowMs);
+    const losers = [...state.assignees.keys()];
+    for (const loser of losers) this.unassign(piece, this.sources.get(loser)!, nowMs);
+    state.status = 'checking';
+    return losers;
+  }
+
+  /** The checked piece is good: it is done. */
+  accept(piece: number): void {
+    const state = this.pieces[piece];
+    assert(state !== undefined && state.status === 'checking', `accept: piece ${piece} not checking`);
+    state.status = 'done';
+    this.doneCount++;
+    while (this.headIndex < this.pieceCount && this.pieces[this.headIndex]!.status === 'done') {
+      this.headIndex++;
+    }
+  }
+
+  /**
+   * The piece from `source` failed an integrity check: it returns to pending, `source` may not
+   * take it again, and gets `weight` strikes. Returns whether the source is now banned.
+   */
+  reject(piece: number, sourceId: SourceId, weight: number, nowMs: number): { banned: boolean } {
+    const state = this.pieces[piece];
+    assert(state !== undefined, 'reject: unknown piece');
+    const source = this.sources.get(sourceId);
+    if (state.assignees.has(sourceId) && source !== undefined) this.unassign(piece, source, nowMs);
+    if (state.status === 'checking' && state.assignees.size === 0) state.status = 'pending';
+    if (source === undefined) return { banned: false };
+    this.exclude(state, sourceId, Number.MAX_SAFE_INTEGER);
+    source.strikes += weight;
+    if (source.strikes >= this.options.banThreshold && sourceId !== SELF_SOURCE) {
+      this.ban(sourceId, nowMs);
+      return { banned: true };
+    }
+    return { banned: false };
+  }
+
+  /** An assignment ended without the piece (error, busy, not found, stall, cancel). */
+  fail(piece: number, sourceId: SourceId, kind: FailureKind, nowMs: number): void {
+    const state = this.pieces[piece];
+    const source = this.sources.get(sourceId);
+    if (state === undefined || source === undefined || !state.assignees.has(sourceId)) return;
+    this.unassign(piece, source, nowMs);
+    switch (kind) {
+      case 'busy':
+        source.backoffUntilMs = nowMs + 500;
+        break;
+      case 'not-found':
+        this.exclude(state, sourceId, nowMs + 10_000);
+        break;
+      case 'error':
+        source.errorStreak++;
+        source.backoffUntilMs = nowMs + Math.min(30_000, 1_000 * 2 ** Math.min(5, source.errorStreak - 1));
+        break;
+      case 'stall':
+        source.errorStreak++;
+        source.backoffUntilMs = nowMs + this.options.stallFloorMs;
+        if (sourceId !== SELF_SOURCE) this.exclude(state, sourceId, nowMs + 30_000);
+        break;
+      case 'cancelled':
+        break;
+      default: {
+        const unreachable: never = kind;
+        assert(false, `unknown failure ${String(unreachable)}`);
+      }
+    }
+  }
+
+  /** How long `source` may go without progress before it counts as stalled. */
+  stallTimeoutMs(id: SourceId): number {
+    const source = this.sources.get(id);
+    const rate = source?.bytesPerSecond ?? 0;
+    // Eight 64 KiB frames' worth of time at the measured rate, or the floor.
+    const derived = rate > 0 ? Math.ceil((8 * 65_536 * 1000) / rate) : 0;
+    return Math.max(this.options.stallFloorMs, derived);
+  }
+
+  /** Sources with work in flight and no progress for their stall timeout. */
+  stalled(nowMs: number): SourceId[] {
+    const out: SourceId[] = [];
+    for (const source of this.sources.values()) {
+      if (source.inflight.size > 0 && nowMs - source.lastProgressMs >= this.stallTimeoutMs(source.id)) {
+        out.push(source.id);
+      }
+    }
+    return out;
+  }
+
+  /** The next time the scheduler wants to look again: a stall check or a backoff ending. */
+  nextDeadlineMs(nowMs: number): number | undefined {
+    let min: number | undefined;
+    const consider = (at: number): void => {
+      if (min === undefined || at < min) min = at;
+    };
+    for (const source of this.sources.values()) {
+      if (source.inflight.size > 0) consider(source.lastProgressMs + this.stallTimeoutMs(source.id));
+      if (!source.banned && source.backoffUntilMs > nowMs) consider(source.backoffUntilMs);
+    }
+    return min;
+  }
+
+  private exclude(state: PieceState, source: SourceId, untilMs: number): void {
+    state.excludedUntil ??= new Map();
+    state.excludedUntil.set(source, untilMs);
+  }
+
+  private isExcluded(state: PieceState, source: SourceId, nowMs: number): boolean {
+    const until = state.excludedUntil?.get(source);
+    return until !== undefined && until > nowMs;
+  }
+
+  private give(piece: number, source: SourceState, nowMs: number): void {
+    const state = this.pieces[piece]!;
+    this.accrue(source, nowMs);
+    if (source.inflight.size === 0) {
+      source.busySinceMs = nowMs;
+      source.lastProgressMs = nowMs;
+    }
+    source.inflight.add(piece);
+    state.assignees.set(source.id, { bytes: 0, sinceMs: nowMs });
+    state.status = 'active';
+  }
+
+  private unassign(piece: number, source: SourceState, nowMs: number): void {
+    const state = this.pieces[piece]!;
+    this.accrue(source, nowMs);
+    source.inflight.delete(piece);
+    state.assignees.delete(source.id);
+    if (state.status === 'active' && state.assignees.size === 0) state.status = 'pending';
+  }
+
+  /** Adds the busy time since the last accrual to the source's sample. */
+  private accrue(source: SourceState, nowMs: number): void {
+    if (source.inflight.size > 0) source.sampleBusyMs += nowMs - source.busySinceMs;
+    source.busySinceMs = nowMs;
+  }
+
+  private depthOf(source: SourceState): number {
+    const size = Math.max(1, this.pieceStart(1) - this.pieceStart(0));
+    const bdp = Math.ceil((source.bytesPerSecond * source.rttMs) / 1000);
+    const depth = 1 + Math.ceil(bdp / size);
+    return Math.min(this.options.pipelineMax, Math.max(this.options.pipelineMin, depth));
+  }
+
+  /** The K best usable sources: unmeasured first (optimism), then by throughput, PRNG ties. */
+  private selectSources(nowMs: number): SourceState[] {
+    const usable = [...this.sources.values()].filter(
+      (s) => !s.banned && s.backoffUntilMs <= nowMs,
+    );
+    const keyed = usable.map((source) => ({ source, tie: this.prng.nextU32() }));
+    keyed.sort(
+      (a, b) =>
+        (a.source.bytesPerSecond === 0 ? 0 : 1) - (b.source.bytesPerSecond === 0 ? 0 : 1) ||
+        b.source.bytesPerSecond - a.source.bytesPerSecond ||
+        a.tie - b.tie,
+    );
+    // Sources already working keep their place among the K, so K-selection does not thrash.
+    const working = keyed.filter((k) => k.source.inflight.size > 0);
+    const idle = keyed.filter((k) => k.source.inflight.size === 0);
+    return [...working, ...idle].slice(0, this.options.sourcesMax).map((k) => k.source);
+  }
+
+  private bestSourceFor(
+    piece: number,
+    free: Map<SourceId, number>,
+    context: AssignContext,
+    nowMs: number,
+  ): SourceState | undefined {
+    const state = this.pieces[piece]!;
+    let best: SourceState | undefined;
+    let bestKey: [number, number, number] | undefined;
+    for (const id of free.keys()) {
+      const source = this.sources.get(id)!;
+      if (this.isExcluded(state, id, nowMs) || !context.canServe(id, piece)) continue;
+      // Lower is better: non-seeds first, unmeasured (optimistic) or faster next, then chance.
+      const key: [number, number, number] = [
+        source.isSeed ? 1 : 0,
+        source.bytesPerSecond === 0 ? -Number.MAX_SAFE_INTEGER : -source.bytesPerSecond,
+        this.prng.nextU32(),
+      ];
+      if (bestKey === undefined || compareKeys(key, bestKey) < 0) {
+        best = source;
+        bestKey = key;
+      }
+    }
+    return best;
+  }
+
+  /**
+   * A piece worth copying to `source`: active, in the window, fewer than `copiesMax` copies,
+   * and `source` would finish it before its current holders (in the pure endgame, with no
+   * pending piece anywhere, an unmeasured source may copy too).
+   */
+  private duplicateFor(
+    source: SourceState,
+    context: AssignContext,
+    nowMs: number,
+    pureEndgame: boolean,
+  ): number | undefined {
+    let best: number | undefined;
+    let bestRemainingMs = 0;
+    for (let index = this.headIndex; index < this.pieceCount; index++) {
+      if (index !== this.headIndex && this.pieceStart(index + 1) > context.windowEndBytes) break;
+      const state = this.pieces[index]!;
+      if (state.status !== 'active' || state.assignees.size >= this.options.copiesMax) continue;
+      if (state.assignees.has(source.id) || this.isExcluded(state, source.id, nowMs)) continue;
+      if (!context.canServe(source.id, index)) continue;
+      const length = this.pieceStart(index + 1) - this.pieceStart(index);
+      let remainingMs = Infinity;
+      for (const [holderId, assignee] of state.assignees) {
+        const holder = this.sources.get(holderId)!;
+        const rate =
+          holder.bytesPerSecond > 0
+            ? holder.bytesPerSecond
+            : assignee.bytes > 0
+              ? (assignee.bytes * 1000) / Math.max(1, nowMs - assignee.sinceMs)
+              : 0;
+        const estimate = rate > 0 ? ((length - assignee.bytes) * 1000) / rate : Infinity;
+        remainingMs = Math.min(remainingMs, estimate);
+      }
+      const mineMs = source.bytesPerSecond > 0 ? (length * 1000) / source.bytesPerSecond : Infinity;
+      const worth = mineMs < remainingMs || (pureEndgame && mineMs === Infinity);
+      if (!worth) continue;
+      if (best === undefined || remainingMs > bestRemainingMs) {
+        best = index;
+        bestRemainingMs = remainingMs;
+      }
+    }
+    return best;
+  }
+}
+
+function compareKeys(a: readonly number[], b: readonly number[]): number {
+  for (let i = 0; i < a.length; i++) {
+    const d = a[i]! - b[i]!;
+    if (d !== 0) return d;
+  }
+  return 0;
+}
