@@ -124,10 +124,13 @@ export class NodeHost extends EventEmitter<HostEvents> {
   private drive(): void {
     if (this.driving) return; // an output's side effect re-entered; the outer loop drains it
     this.driving = true;
+    // Cork every socket while draining, so the sends of one loop leave as one writev.
+    for (const socket of this.sockets.values()) socket.cork();
     try {
       for (let out = this.core.poll(); out !== undefined; out = this.core.poll()) this.perform(out);
     } finally {
       this.driving = false;
+      for (const socket of this.sockets.values()) socket.uncork();
     }
     this.armTimer();
   }

@@ -69,6 +69,20 @@ export function frameRecord(record: Uint8Array): Uint8Array {
 }
 
 /**
+ * Just the 2-byte length prefix of a record, for hosts that write prefix and record as two
+ * buffers (one `writev`) instead of copying the record behind its prefix as `frameRecord` does.
+ * @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT unless 1 <= recordLength <= 65535.
+ * @example
+ * recordHeader(258); // 0102
+ */
+export function recordHeader(recordLength: number): Uint8Array {
+  if (!Number.isInteger(recordLength) || recordLength < 1 || recordLength > MAX_RECORD_BYTES) {
+    invalidArgument('recordLength', `must be 1 to ${MAX_RECORD_BYTES}, got ${recordLength}`);
+  }
+  return Uint8Array.of(recordLength >>> 8, recordLength & 0xff);
+}
+
+/**
  * Splits a byte stream back into records. See the module comment for the cost model.
  * @example
  * const decoder = new RecordStreamDecoder();

@@ -1,0 +1,89 @@
+/**
+ * What the transfer modules (downloads, chunk server, fetch helper) may ask of the engine that
+ * owns them. The engine (transfer-engine.ts) implements it: it owns request IDs per link (odd
+ * for the handshake initiator, even for the responder, docs/protocol.md 7.1), fetch IDs, the
+ * output queue, bans and announcements. Modules never touch another module's state; they talk
+ * through this interface, so each stays one job.
+ */
+import type { CryptoProvider } from '../crypto-provider.js';
+import type { Manifest } from '../content/manifest.js';
+import type { PeerLink } from '../peer-link.js';
+import type { Prng } from '../prng.js';
+import type { DataMessage, HttpHeader, StatusMessage } from '../wire/messages.js';
+import type { Availability } from './availability.js';
+import type { TransferEvent, TransferOutput } from './transfer-api.js';
+import type { SourceId } from './scheduler.js';
+
+/** Receives the DATA and terminal STATUS of requests this side opened. */
+export interface RequestHandler {
+  onData(linkId: number, message: DataMessage, nowMs: number): void;
+  onStatus(linkId: number, message: StatusMessage, nowMs: number): void;
+}
+
+/** Receives the body and end of origin fetches this side asked its host for. */
+export interface FetchHandler {
+  onOriginData(fetchId: number, bytes: Uint8Array, nowMs: number): void;
+  onOriginEnd(fetchId: number, outcome: 'ok' | 'changed' | 'error', detail: string, nowMs: number): void;
+}
+
+/** One origin range request. */
+export interface FetchSpec {
+  readonly url: string;
+  readonly rangeStart: number;
+  readonly rangeEnd: number;
+  readonly validator: string;
+  readonly headers: readonly HttpHeader[];
+}
+
+/** Transfer tunables, resolved from CoreOptions. */
+export interface TransferSettings {
+  /** Bytes past the delivery point a download may assign (the memory window). */
+  readonly reorderWindowBytes: number;
+  /** Default piece size of URL downloads. */
+  readonly pieceSizeBytes: number;
+  /** Requests one link may have this side serve at once (chunks, or origin fetches). */
+  readonly servingPerLinkMax: number;
+  readonly stallFloorMs: number;
+  readonly banThreshold: number;
+  /** This device's HELLO capabilities. */
+  readonly capabilities: number;
+  /** True when links are pod links (a pod secret is set: only psk suites connect). */
+  readonly podLinks: boolean;
+  /** Minimum time between two `download:progress` events of one download. */
+  readonly progressIntervalMs: number;
+}
+
+export interface TransferContext {
+  readonly crypto: CryptoProvider;
+  readonly prng: Prng;
+  readonly settings: TransferSettings;
+  readonly availability: Availability;
+  output(output: TransferOutput): void;
+  event(event: TransferEvent): void;
+  /** The link if it is ready. */
+  readyLink(linkId: number): PeerLink | undefined;
+  /** Ready link IDs, in ascending order. */
+  readyLinkIds(): number[];
+  /** 'self' or the remote Device ID in hex. */
+  sourceName(source: SourceId): string;
+  /** Opens a request on a ready link: a fresh ID with this side's parity, routed to `handler`. */
+  openRequest(linkId: number, handler: RequestHandler): number | undefined;
+  /** Forgets a request after its terminal STATUS. */
+  endRequest(linkId: number, requestId: number): void;
+  /** Sends CANCEL; the request stays open (DATA ignored) until its terminal STATUS. */
+  cancelRequest(linkId: number, requestId: number): void;
+  /** Asks the host for an origin range; returns the fetch ID. */
+  openFetch(handler: FetchHandler, spec: FetchSpec): number;
+  /** Tells the host to stop a fetch; no more input for it is routed. */
+  cancelFetch(fetchId: number): void;
+  /** Forgets a fetch that ended. */
+  endFetch(fetchId: number): void;
+  /** Closes the link with `banned`, reports `peer:banned`, refuses the device from now on. */
+  ban(linkId: number, detail: string, nowMs: number): void;
+  /** Closes the link with `protocolError`. */
+  protocolError(linkId: number, detail: string, nowMs: number): void;
+  /** A content chunk verified: store it, serve it, announce it. */
+  chunkVerified(manifest: Manifest, index: number, bytes: Uint8Array): void;
+  /** Pieces `source` has in flight for downloads other than `downloadId`. */
+  otherLoad(downloadId: number, source: SourceId): number;
+}
