@@ -10,8 +10,10 @@
  * the crypto provider supplies cryptography, and one seeded PRNG (`Prng`) supplies every chance
  * decision, so a run replays from its seed.
  *
- * Today the Core runs peer links (handshake, HELLO, heartbeats, GOODBYE) and hands the other
- * messages up as `peer:message` events; the transfer state machines build on it.
+ * The Core runs peer links (handshake, HELLO, heartbeats, GOODBYE) and routes transfer
+ * messages (CHUNK_REQUEST, DATA, STATUS, CANCEL, CHUNK_ANNOUNCE/REMOVE, FETCH_ASSIGN) and the
+ * transfer inputs of transfer-api.ts to the `TransferEngine` (downloads, serving, the
+ * scheduler); RPC frames still go up as `peer:message` events.
  */
 import { PeapodError, invalidArgument } from './errors.js';
 import type { AeadCipher, CryptoProvider, KeyPair } from './crypto-provider.js';
@@ -19,6 +21,8 @@ import { Prng } from './prng.js';
 import { PeerLink, type LinkConfig, type RemotePeer } from './peer-link.js';
 import type { NoiseSuiteName } from './secure-session.js';
 import { ReasonCode } from './wire/reason-codes.js';
+import { TransferEngine, TRANSFER_MESSAGE_TYPES } from './transfer/transfer-engine.js';
+import type { TransferEvent, TransferInput, TransferOutput } from './transfer/transfer-api.js';
 import {
   Capability,
   PROTOCOL_VERSION_MAX,
@@ -49,6 +53,24 @@ export interface CoreOptions {
   readonly sendWindowBytes?: number;
   /** Protocol versions to offer in HELLO (tests of negotiation only). */
   readonly versionRange?: { readonly min: number; readonly max: number };
+  /** Bytes past a download's delivery point it may have assigned or buffered. */
+  readonly reorderWindowBytes?: number;
+  /** Default piece size of URL downloads. */
+  readonly pieceSizeBytes?: number;
+  /** Chunk requests (or origin fetches) one link may have this device serve at once. */
+  readonly servingPerLinkMax?: number;
+  /** Least time without progress before a source counts as stalled. */
+  readonly stallFloorMs?: number;
+  /** Integrity strikes that ban a peer. */
+  readonly banThreshold?: number;
+  /** Least time between two `download:progress` events of one download. */
+  readonly progressIntervalMs?: number;
+  /**
+   * Default true: the core runs transfers (serving, downloads) and consumes transfer messages.
+   * false: transfer messages go up as `peer:message` events like RPC (link-level tests, raw
+   * protocol tools); transfer inputs are then still accepted but no peer is served.
+   */
+  readonly handleTransfers?: boolean;
 }
 
 /** Defaults, with their reasons. */
@@ -61,6 +83,21 @@ export const CoreDefaults = {
   idleTimeoutMs: 45_000,
   /** 256 KiB: ~2 ms of data at 1 Gbit/s, so a control frame waits at most that long. */
   sendWindowBytes: 256 * 1024,
+  /**
+   * 64 MiB: sixteen 4 MiB pieces, two in flight at each of eight pooled sources, while memory
+   * stays independent of the object's size.
+   */
+  reorderWindowBytes: 64 * 1024 * 1024,
+  /** 4 MiB, the default chunk size (docs/content.md section 3): ~0.7 s at 50 Mbit/s. */
+  pieceSizeBytes: 4 * 1024 * 1024,
+  /** Enough to keep a requester's pipeline (2-8) full; beyond it the answer is `busy`. */
+  servingPerLinkMax: 16,
+  /** A helper's origin may take seconds for its first byte. */
+  stallFloorMs: 5_000,
+  /** docs/protocol.md 7.2: ban after repeated failures. */
+  banThreshold: 3,
+  /** Four progress events a second are plenty for a progress bar. */
+  progressIntervalMs: 250,
 } as const;
 
 /** Inputs: facts the host observed and commands it was given. All carry `nowMs`. */
@@ -72,13 +109,34 @@ export type CoreInput =
       readonly direction: 'outbound' | 'inbound';
       readonly remoteAddress: string;
     }
-  | { readonly type: 'bytes-received'; readonly nowMs: number; readonly linkId: number; readonly bytes: Uint8Array }
-  | { readonly type: 'bytes-flushed'; readonly nowMs: number; readonly linkId: number; readonly byteCount: number }
+  | {
+      readonly type: 'bytes-received';
+      readonly nowMs: number;
+      readonly linkId: number;
+      readonly bytes: Uint8Array;
+    }
+  | {
+      readonly type: 'bytes-flushed';
+      readonly nowMs: number;
+      readonly linkId: number;
+      readonly byteCount: number;
+    }
   | { readonly type: 'link-closed'; readonly nowMs: number; readonly linkId: number }
   | { readonly type: 'timer-fired'; readonly nowMs: number }
-  | { readonly type: 'close-link'; readonly nowMs: number; readonly linkId: number; readonly reason: ReasonCode }
-  | { readonly type: 'send-message'; readonly nowMs: number; readonly linkId: number; readonly message: WireMessage }
-  | { readonly type: 'shutdown'; readonly nowMs: number };
+  | {
+      readonly type: 'close-link';
+      readonly nowMs: number;
+      readonly linkId: number;
+      readonly reason: ReasonCode;
+    }
+  | {
+      readonly type: 'send-message';
+      readonly nowMs: number;
+      readonly linkId: number;
+      readonly message: WireMessage;
+    }
+  | { readonly type: 'shutdown'; readonly nowMs: number }
+  | TransferInput;
 
 /** What the host shows or forwards to users (js-libp2p's `noun:verb` naming). */
 export type CoreEvent =
@@ -98,13 +156,15 @@ export type CoreEvent =
       readonly by: 'local' | 'remote';
     }
   | { readonly type: 'peer:rtt'; readonly linkId: number; readonly rttMs: number }
-  | { readonly type: 'peer:message'; readonly linkId: number; readonly message: WireMessage };
+  | { readonly type: 'peer:message'; readonly linkId: number; readonly message: WireMessage }
+  | TransferEvent;
 
 /** Instructions for the host. */
 export type CoreOutput =
   | { readonly type: 'send'; readonly linkId: number; readonly bytes: Uint8Array }
   | { readonly type: 'disconnect'; readonly linkId: number }
-  | { readonly type: 'event'; readonly event: CoreEvent };
+  | { readonly type: 'event'; readonly event: CoreEvent }
+  | TransferOutput;
 
 interface LinkEntry {
   readonly link: PeerLink;
@@ -117,10 +177,13 @@ export class Core {
   private readonly links = new Map<number, LinkEntry>();
   private lastNowMs = -Infinity;
   private pollCursor = 0;
+  private readonly transfers: TransferEngine;
+  private readonly handleTransfers: boolean;
 
   /** @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT for a malformed option, naming it. */
   constructor(options: CoreOptions) {
-    if (options.identity.secretKey.length !== 32) invalidArgument('identity', 'needs a 32-byte Ed25519 seed');
+    if (options.identity.secretKey.length !== 32)
+      invalidArgument('identity', 'needs a 32-byte Ed25519 seed');
     if (options.podSecret !== undefined && options.podSecret.length !== 32) {
       invalidArgument('podSecret', `must be 32 bytes, got ${options.podSecret.length}`);
     }
@@ -152,6 +215,49 @@ export class Core {
       idleTimeoutMs: options.idleTimeoutMs ?? CoreDefaults.idleTimeoutMs,
       sendWindowBytes: options.sendWindowBytes ?? CoreDefaults.sendWindowBytes,
     };
+    const positive = (name: keyof typeof CoreDefaults & keyof CoreOptions): number => {
+      const value = options[name] ?? CoreDefaults[name];
+      if (!Number.isSafeInteger(value) || value < 1)
+        invalidArgument(name, `${String(value)} is not a positive integer`);
+      return value;
+    };
+    this.handleTransfers = options.handleTransfers ?? true;
+    this.transfers = new TransferEngine(
+      options.crypto,
+      this.prng.fork(),
+      {
+        reorderWindowBytes: positive('reorderWindowBytes'),
+        pieceSizeBytes: positive('pieceSizeBytes'),
+        servingPerLinkMax: positive('servingPerLinkMax'),
+        stallFloorMs: positive('stallFloorMs'),
+        banThreshold: positive('banThreshold'),
+        progressIntervalMs: positive('progressIntervalMs'),
+        capabilities: this.linkConfig.hello.capabilities,
+        podLinks: psk !== undefined,
+      },
+      {
+        readyLink: (linkId) => {
+          const link = this.links.get(linkId)?.link;
+          return link?.state === 'ready' ? link : undefined;
+        },
+        readyLinkIds: () => {
+          const ids: number[] = [];
+          for (const [linkId, { link }] of this.links) if (link.state === 'ready') ids.push(linkId);
+          return ids.sort((a, b) => a - b);
+        },
+        close: (linkId, reason, detail, nowMs) => {
+          this.links.get(linkId)?.link.close(reason, detail, 'local', nowMs);
+        },
+      },
+    );
+  }
+
+  /**
+   * Bytes the core holds for a download: verified bytes waiting for order, bytes delivered but
+   * not yet acknowledged with `delivered`, and partial pieces in flight. 0 once it ended.
+   */
+  downloadMemoryBytes(downloadId: number): number {
+    return this.transfers.downloadMemoryBytes(downloadId);
   }
 
   /**
@@ -188,9 +294,12 @@ export class Core {
           const due = link.nextDeadlineMs();
           if (due !== undefined && due <= nowMs) link.onTimer(nowMs);
         }
+        this.transfers.onTimer(nowMs);
         break;
       case 'close-link':
-        this.links.get(input.linkId)?.link.close(input.reason, 'closed by the application', 'local', nowMs);
+        this.links
+          .get(input.linkId)
+          ?.link.close(input.reason, 'closed by the application', 'local', nowMs);
         break;
       case 'send-message': {
         const entry = this.links.get(input.linkId);
@@ -214,6 +323,15 @@ export class Core {
           link.close(ReasonCode.goingAway, 'shutting down', 'local', nowMs);
         }
         break;
+      case 'start-download':
+      case 'cancel-download':
+      case 'delivered':
+      case 'origin-data':
+      case 'origin-end':
+      case 'chunk-read':
+      case 'content-available':
+        this.transfers.handle(input);
+        break;
       default: {
         const unreachable: never = input;
         invalidArgument('input.type', `unknown input ${JSON.stringify(unreachable)}`);
@@ -223,21 +341,29 @@ export class Core {
 
   /** The next output, or `undefined` when there is nothing to do until the next input. */
   poll(): CoreOutput | undefined {
-    // Visit links round-robin so one busy link cannot starve the others.
-    const entries = [...this.links.entries()];
-    for (let i = 0; i < entries.length; i++) {
-      const [linkId, entry] = entries[(this.pollCursor + i) % entries.length]!;
-      const output = entry.link.poll();
-      if (output === undefined) continue;
-      this.pollCursor = (this.pollCursor + i + 1) % Math.max(1, entries.length);
-      return this.translate(linkId, entry, output);
+    for (;;) {
+      const transferOutput = this.transfers.takeOutput();
+      if (transferOutput !== undefined) return transferOutput;
+      // Visit links round-robin so one busy link cannot starve the others.
+      const entries = [...this.links.entries()];
+      let found = false;
+      for (let i = 0; i < entries.length; i++) {
+        const [linkId, entry] = entries[(this.pollCursor + i) % entries.length]!;
+        const output = entry.link.poll();
+        if (output === undefined) continue;
+        this.pollCursor = (this.pollCursor + i + 1) % Math.max(1, entries.length);
+        found = true;
+        const translated = this.translate(linkId, entry, output);
+        if (translated !== undefined) return translated;
+        break; // routed to the transfer engine: look again (it may have queued outputs)
+      }
+      if (!found) return undefined;
     }
-    return undefined;
   }
 
   /** When the host must call `handle({ type: 'timer-fired' })` next, or `undefined`. */
   nextDeadlineMs(): number | undefined {
-    let min: number | undefined;
+    let min: number | undefined = this.transfers.nextDeadlineMs(this.lastNowMs);
     for (const { link } of this.links.values()) {
       const due = link.nextDeadlineMs();
       if (due !== undefined && (min === undefined || due < min)) min = due;
@@ -257,7 +383,11 @@ export class Core {
     return count;
   }
 
-  private translate(linkId: number, entry: LinkEntry, output: ReturnType<PeerLink['poll']> & object): CoreOutput {
+  private translate(
+    linkId: number,
+    entry: LinkEntry,
+    output: ReturnType<PeerLink['poll']> & object,
+  ): CoreOutput | undefined {
     switch (output.type) {
       case 'send':
         return { type: 'send', linkId, bytes: output.bytes };
@@ -265,6 +395,7 @@ export class Core {
         this.links.delete(linkId);
         return { type: 'disconnect', linkId };
       case 'ready':
+        this.transfers.onLinkReady(linkId, output.remote.deviceId, this.lastNowMs);
         return {
           type: 'event',
           event: {
@@ -276,6 +407,7 @@ export class Core {
           },
         };
       case 'closed':
+        this.transfers.onLinkClosed(linkId, this.lastNowMs);
         return {
           type: 'event',
           event: {
@@ -290,6 +422,10 @@ export class Core {
       case 'rtt':
         return { type: 'event', event: { type: 'peer:rtt', linkId, rttMs: output.rttMs } };
       case 'message':
+        if (this.handleTransfers && TRANSFER_MESSAGE_TYPES.has(output.message.type)) {
+          this.transfers.onMessage(linkId, output.message, this.lastNowMs);
+          return undefined;
+        }
         return { type: 'event', event: { type: 'peer:message', linkId, message: output.message } };
       default: {
         const unreachable: never = output;

@@ -9,7 +9,7 @@
  *   raw ID (32 bytes)
  *     -> RFC 4648 base32 (A-Z, 2-7), no padding: 52 characters (260 bits; the last 4 are zero)
  *     -> 4 groups of 13, each followed by a Luhn mod 32 check character: 56 characters
- *     -> 8 blocks of 7 joined by '-':  MFZWI3D-BONSGYC-...  (63 characters)
+ *     -> 8 blocks of 7 joined by '-':  EH7DDX5-BKSRGCD-YTL7BKA-...  (63 characters)
  *
  * `parseDeviceId` undoes this leniently: either case, dashes (or look-alike dashes) and whitespace
  * anywhere or nowhere,
@@ -199,6 +199,7 @@ export function parseDeviceId(text: string): Uint8Array {
   }
   // 1. Normalise: drop separators, upper-case, map look-alikes; stop at the first stranger.
   let chars = '';
+  let count = 0; // ID characters seen; `chars` stops growing past a full ID (huge pastes)
   let position = 0; // 1-based, in characters (code points) of `text` as given
   for (const char of text) {
     position++;
@@ -211,13 +212,13 @@ export function parseDeviceId(text: string): Uint8Array {
           'the ID for a typo or a stray character.',
       );
     }
-    chars += upper;
+    if (++count <= ID_CHARS) chars += upper;
   }
   // 2. Length.
-  if (chars.length !== ID_CHARS) {
+  if (count !== ID_CHARS) {
     invalidDeviceId(
       `expected ${ID_CHARS} characters (${BLOCKS} groups of ${BLOCK_CHARS}), got ` +
-        `${chars.length}. Dashes and spaces are optional and not counted; copy the whole ID ` +
+        `${count}. Dashes and spaces are optional and not counted; copy the whole ID ` +
         'from the other device.',
     );
   }

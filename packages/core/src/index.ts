@@ -126,3 +126,20 @@ export {
   type MerkleTree,
   type MerkleProofClaim,
 } from './content/merkle.js';
+export {
+  PieceScheduler,
+  SELF_SOURCE,
+  SchedulerDefaults,
+  type SourceId,
+  type SchedulerOptions,
+  type Assignment,
+  type AssignContext,
+  type FailureKind,
+} from './transfer/scheduler.js';
+export { ReorderBuffer } from './transfer/reorder-buffer.js';
+export type {
+  DownloadSource,
+  TransferInput,
+  TransferOutput,
+  TransferEvent,
+} from './transfer/transfer-api.js';

@@ -67,7 +67,12 @@ export type LinkOutput =
   | { readonly type: 'send'; readonly bytes: Uint8Array }
   | { readonly type: 'disconnect' }
   | { readonly type: 'ready'; readonly remote: RemotePeer }
-  | { readonly type: 'closed'; readonly reason: ReasonCode; readonly detail: string; readonly by: 'local' | 'remote' }
+  | {
+      readonly type: 'closed';
+      readonly reason: ReasonCode;
+      readonly detail: string;
+      readonly by: 'local' | 'remote';
+    }
   | { readonly type: 'rtt'; readonly rttMs: number }
   | { readonly type: 'message'; readonly message: WireMessage };
 
@@ -178,7 +183,12 @@ export class PeerLink {
     if (truncated !== undefined) {
       this.finish(truncated, 'the connection ended in the middle of a record', 'remote', nowMs);
     } else {
-      this.finish(ReasonCode.connectionLost, 'the connection ended without GOODBYE', 'remote', nowMs);
+      this.finish(
+        ReasonCode.connectionLost,
+        'the connection ended without GOODBYE',
+        'remote',
+        nowMs,
+      );
     }
   }
 
@@ -193,7 +203,12 @@ export class PeerLink {
           }
           break;
         case 'idle':
-          this.close(ReasonCode.timeout, `no data for ${this.config.idleTimeoutMs} ms`, 'local', nowMs);
+          this.close(
+            ReasonCode.timeout,
+            `no data for ${this.config.idleTimeoutMs} ms`,
+            'local',
+            nowMs,
+          );
           break;
         case 'heartbeat':
           this.sendPing(nowMs);
@@ -274,7 +289,8 @@ export class PeerLink {
     for (let i = this.dataLane.length - 1; i >= 0; i--) {
       const stream = this.dataLane[i]!;
       if (stream.requestId !== requestId) continue;
-      if (stream.frame === undefined) sentBytes = Math.max(sentBytes, stream.baseOffset + stream.sentBytes);
+      if (stream.frame === undefined)
+        sentBytes = Math.max(sentBytes, stream.baseOffset + stream.sentBytes);
       this.dataLane.splice(i, 1);
       dropped = true;
     }
@@ -369,7 +385,10 @@ export class PeerLink {
           break;
         case 'open':
           this.linkState = 'awaiting-hello';
-          this.pendingRemoteIdentity = { deviceId: event.remote.deviceId, publicKey: event.remote.publicKey };
+          this.pendingRemoteIdentity = {
+            deviceId: event.remote.deviceId,
+            publicKey: event.remote.publicKey,
+          };
           this.sealNow(
             encodeMessage({
               type: 'hello',
@@ -404,7 +423,12 @@ export class PeerLink {
     const message = decoded.message;
     if (this.linkState === 'awaiting-hello' && message.type !== 'goodbye') {
       if (message.type !== 'hello') {
-        this.close(ReasonCode.protocolError, `expected HELLO first, got ${message.type}`, 'local', nowMs);
+        this.close(
+          ReasonCode.protocolError,
+          `expected HELLO first, got ${message.type}`,
+          'local',
+          nowMs,
+        );
         return;
       }
       this.onHello(message, nowMs);
@@ -500,7 +524,14 @@ function truncateUtf8(text: string, maxBytes: number): string {
   let out = '';
   let bytes = 0;
   for (const char of text) {
-    const size = char.codePointAt(0)! < 0x80 ? 1 : char.codePointAt(0)! < 0x800 ? 2 : char.codePointAt(0)! < 0x10000 ? 3 : 4;
+    const size =
+      char.codePointAt(0)! < 0x80
+        ? 1
+        : char.codePointAt(0)! < 0x800
+          ? 2
+          : char.codePointAt(0)! < 0x10000
+            ? 3
+            : 4;
     if (bytes + size > maxBytes) break;
     out += char;
     bytes += size;

@@ -309,6 +309,7 @@ test('parseDeviceId: wrong length says how long an ID is', () => {
     [GOLDEN.slice(0, 31), 28],
     [GOLDEN + '-AAAAAAA', 63],
     [compact(GOLDEN).slice(1), 55],
+    ['A'.repeat(1_000_000), 1_000_000], // a runaway paste is counted, not copied
   ];
   for (const [text, count] of cases) {
     const error = parseError(text);

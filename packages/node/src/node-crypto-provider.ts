@@ -17,10 +17,16 @@
  *   for 64-byte inputs, and Merkle trees hash many small inputs), `createHash()` for incremental
  *   hashing.
  * - AEAD: `createCipheriv`/`createDecipheriv` with a 16-byte tag. Node cannot encrypt into a
- *   caller-supplied buffer, so sealing costs Node's own output buffer plus exactly one copy, by one
- *   `Buffer.concat` with a precomputed length, to append the tag. Opening never concatenates.
- *   `aeadOpen` returns `undefined` for too-short input or a failed tag check; it never throws on
- *   bad bytes (a peer's bytes are data, STYLE.md section 5).
+ *   caller-supplied buffer, so sealing costs Node's own output buffer plus exactly one copy into
+ *   an unzeroed buffer of the final length, to append the tag (`appendTag`, which also dodges a
+ *   memmove cliff). Opening never copies. `aeadOpen` returns `undefined` for too-short input or a
+ *   failed tag check; it never throws on bad bytes (a peer's bytes are data, STYLE.md section 5).
+ * - Malloc note: at 64 KiB per record, throughput also depends on glibc handing freed memory
+ *   back to the kernel and faulting it in again (page faults and page clearing were ~20% of a
+ *   sealing profile). Sealing 64 KiB varied between ~500 and ~1100 MB/s from run to run by heap
+ *   layout alone; with `GLIBC_TUNABLES=glibc.malloc.trim_threshold=268435456:
+ *   glibc.malloc.top_pad=67108864:glibc.malloc.mmap_threshold=33554432` in the daemon's
+ *   environment it held at 1100-1450 MB/s. That is the host launcher's business, not this file's.
  * - X25519 and Ed25519: OpenSSL wants `KeyObject`s, the core has raw 32-byte keys. Keys are
  *   imported as JWK (`{ kty: 'OKP', crv, d | x }`): Node builds those straight from the raw bytes,
  *   measured 10x faster than the DER (PKCS8/SPKI) route, which goes through OpenSSL 3's generic
@@ -107,10 +113,12 @@ function plain(buffer: Buffer): Uint8Array {
 /**
  * Copies are made in pieces of this many bytes. glibc's memmove switches to `rep movsb` at 4 KiB
  * (AVX2), and on AMD Zen `rep movsb` collapses when destination and source sit 1-63 bytes apart
- * modulo the 4 KiB page (glibc bug 30994; fixed in glibc 2.39, this machine's Debian 12 has
- * 2.36). Two malloc'd 64 KiB buffers often sit exactly 16 bytes apart that way: measured 1.6-3
- * GB/s for one 64 KiB `set()` against 20 GB/s in 2 KiB pieces, and sealing 64 KiB went from
- * ~500 to ~1000 MB/s. Elsewhere the pieces cost about 1.5 us per 64 KiB.
+ * modulo the 4 KiB page (glibc bug 30994, fixed in 2.39; Debian 12 ships 2.36). Two malloc'd
+ * 64 KiB buffers often sit exactly 16 bytes apart that way. Measured on this machine kind: one
+ * 64 KiB `set()` at such offsets runs at 1.6-3 GB/s, in 2 KiB pieces at 20 GB/s; sealing 64 KiB
+ * went from ~930 to ~1130 MB/s (ChaCha20-Poly1305) and from ~1140 to ~1400 MB/s (AES-256-GCM),
+ * A/B over 5 runs each with a stable heap (see the malloc note in the header). Where memmove has
+ * no such cliff the pieces cost about 1.5 us per 64 KiB.
  */
 const COPY_PIECE_BYTES = 2048;
 

@@ -7,7 +7,8 @@
  * It owns: the TCP listener, one socket per link (link IDs are assigned here), the one timer, and
  * the monotonic clock (`performance.now()`). It decides nothing about the protocol. Users get
  * typed events (`peer:connect`, `peer:disconnect`, `peer:message`, `peer:rtt`) and can send
- * messages on ready links.
+ * messages on ready links. It does not run the core's transfers yet (`handleTransfers: false`):
+ * carrying out origin fetches, chunk reads and deliveries is the daemon's job (next issue).
  */
 import { EventEmitter } from 'node:events';
 import { createServer, connect, type Server, type Socket, type AddressInfo } from 'node:net';
@@ -22,7 +23,7 @@ import {
 } from '@peapod/core';
 import { createNodeCryptoProvider } from './node-crypto-provider.js';
 
-export interface NodeHostOptions extends Omit<CoreOptions, 'crypto' | 'seed'> {
+export interface NodeHostOptions extends Omit<CoreOptions, 'crypto' | 'seed' | 'handleTransfers'> {
   /** Seed for the core's PRNG; random by default. */
   readonly seed?: number;
   readonly crypto?: CoreOptions['crypto'];
@@ -45,6 +46,9 @@ export class NodeHost extends EventEmitter<HostEvents> {
       ...options,
       crypto: options.crypto ?? createNodeCryptoProvider(),
       seed: options.seed ?? randomInt(2 ** 47),
+      // Transfer frames reach the user as `peer:message` until this host carries out origin
+      // fetches, chunk reads and deliveries (the daemon's job, next issue).
+      handleTransfers: false,
     });
   }
 
@@ -171,6 +175,17 @@ export class NodeHost extends EventEmitter<HostEvents> {
       case 'event':
         this.emit(out.event.type, out.event as never);
         return;
+      case 'fetch-origin':
+      case 'cancel-fetch':
+      case 'read-chunk':
+      case 'deliver':
+      case 'store-chunk':
+        // This host runs the core with `handleTransfers: false` (see the constructor): the
+        // daemon that carries out origin fetches, chunk reads and deliveries is the next step.
+        throw new PeapodError(
+          'PEAPOD_ERR_ASSERTION',
+          `transfer output ${out.type} from a core that was told not to run transfers`,
+        );
       default: {
         const unreachable: never = out;
         throw new PeapodError(

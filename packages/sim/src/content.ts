@@ -141,7 +141,7 @@ export class Content {
     for (let start = 0; start < this.totalBytes; start += chunkSizeBytes) {
       const end = Math.min(this.totalBytes, start + chunkSizeBytes);
       const chunk = createHash('sha256');
-      for (let at = start; at < end; ) {
+      for (let at = start; at < end;) {
         const b = Math.floor(at / CONTENT_BLOCK_BYTES);
         const block = this.block(b);
         const from = at - b * CONTENT_BLOCK_BYTES;

@@ -18,6 +18,7 @@
  *   content (nothing unverified reaches a store).
  * Each checker is small and pure enough that a test can plant a violation and watch it fire.
  */
+import { createHash, type Hash } from 'node:crypto';
 import { toHex } from '@peapod/core';
 import type { Content } from './content.js';
 
@@ -77,6 +78,9 @@ export class DeliveryChecker {
   /** Bytes delivered so far (also the offset the next delivery must start at). */
   deliveredBytes = 0;
   completed = false;
+  /** SHA-256 (hex) of everything delivered, once the download completed. */
+  outputSha256: string | undefined;
+  private readonly hasher: Hash = createHash('sha256');
 
   constructor(
     readonly node: number,
@@ -119,6 +123,7 @@ export class DeliveryChecker {
       );
     }
     this.deliveredBytes += bytes.length;
+    this.hasher.update(bytes);
   }
 
   /** Checks `download:complete`. */
@@ -142,6 +147,7 @@ export class DeliveryChecker {
       );
     }
     this.completed = true;
+    this.outputSha256 = this.hasher.digest('hex');
   }
 }
 

@@ -306,9 +306,15 @@ export class Network {
       if (pipe.receiverClosed || link.state !== 'open') continue;
       pipe.receiverClosed = true;
       const remote = this.node(pipe.to);
-      this.queue.schedule(this.queue.nowMs + link.latencyMs, 'link-reset', pipe.to, pipe.toLinkId, () => {
-        if (remote.alive) remote.endpoint.onLinkClosed(pipe.toLinkId);
-      });
+      this.queue.schedule(
+        this.queue.nowMs + link.latencyMs,
+        'link-reset',
+        pipe.to,
+        pipe.toLinkId,
+        () => {
+          if (remote.alive) remote.endpoint.onLinkClosed(pipe.toLinkId);
+        },
+      );
     }
   }
 
@@ -392,7 +398,8 @@ export class Network {
       });
     }
     let arrivalMs = this.queue.nowMs + pipe.link.latencyMs;
-    if (pipe.link.jitterMs > 0) arrivalMs += this.prng.nextInt(pipe.link.jitterMs * 1000 + 1) / 1000;
+    if (pipe.link.jitterMs > 0)
+      arrivalMs += this.prng.nextInt(pipe.link.jitterMs * 1000 + 1) / 1000;
     if (pipe.link.lossPpm > 0 && this.prng.nextInt(1_000_000) < pipe.link.lossPpm) {
       arrivalMs += MIN_RTO_MS + 2 * pipe.link.latencyMs;
     }

@@ -37,7 +37,8 @@ export class Availability {
       contents.set(key, held);
     }
     for (const range of ranges) {
-      for (let i = range.start; i < range.end && held.size < INDICES_PER_CONTENT_MAX; i++) held.add(i);
+      for (let i = range.start; i < range.end && held.size < INDICES_PER_CONTENT_MAX; i++)
+        held.add(i);
     }
     return key;
   }
@@ -49,7 +50,8 @@ export class Availability {
     if (held !== undefined) {
       for (const range of ranges) {
         if (range.end - range.start > held.size) {
-          for (const index of [...held]) if (index >= range.start && index < range.end) held.delete(index);
+          for (const index of [...held])
+            if (index >= range.start && index < range.end) held.delete(index);
         } else {
           for (let i = range.start; i < range.end; i++) held.delete(i);
         }
@@ -80,14 +82,16 @@ export class Availability {
   /** Links that announced chunk `index` of content `key`. */
   holders(key: string, index: number): number[] {
     const out: number[] = [];
-    for (const [linkId, contents] of this.byLink) if (contents.get(key)?.has(index)) out.push(linkId);
+    for (const [linkId, contents] of this.byLink)
+      if (contents.get(key)?.has(index)) out.push(linkId);
     return out;
   }
 
   /** Links that announced anything of content `key`. */
   linksKnowing(key: string): number[] {
     const out: number[] = [];
-    for (const [linkId, contents] of this.byLink) if ((contents.get(key)?.size ?? 0) > 0) out.push(linkId);
+    for (const [linkId, contents] of this.byLink)
+      if ((contents.get(key)?.size ?? 0) > 0) out.push(linkId);
     return out;
   }
 

@@ -64,7 +64,8 @@ export class ChunkServer {
     const all = indices ?? Array.from({ length: count }, (_, i) => i);
     const added: number[] = [];
     for (const index of all) {
-      if (!Number.isInteger(index) || index < 0 || index >= count || content.held.has(index)) continue;
+      if (!Number.isInteger(index) || index < 0 || index >= count || content.held.has(index))
+        continue;
       content.held.add(index);
       this.byHash.set(toHex(manifest.chunkHashes[index]!), { key, index });
       added.push(index);
@@ -116,13 +117,22 @@ export class ChunkServer {
       const bytes = manifestOf.manifestBytes;
       active.add(message.requestId);
       link.queueStream(message.requestId, bytes, 0);
-      link.sendAfterData(message.requestId, status_(message.requestId, TransferStatus.ok, bytes.length, ''));
+      link.sendAfterData(
+        message.requestId,
+        status_(message.requestId, TransferStatus.ok, bytes.length, ''),
+      );
       return;
     }
     const readId = this.nextReadId++;
     const { key, index } = chunk!;
     active.add(message.requestId);
-    this.reads.set(readId, { linkId, requestId: message.requestId, chunkHash: message.chunkHash, key, index });
+    this.reads.set(readId, {
+      linkId,
+      requestId: message.requestId,
+      chunkHash: message.chunkHash,
+      key,
+      index,
+    });
     this.ctx.output({
       type: 'read-chunk',
       readId,
@@ -142,13 +152,20 @@ export class ChunkServer {
     if (link === undefined || active === undefined || !active.has(read.requestId)) return;
     if (bytes === undefined || !verifyChunk(this.ctx.crypto, read.chunkHash, bytes)) {
       active.delete(read.requestId);
-      const status = bytes === undefined ? TransferStatus.notFound : TransferStatus.checksumMismatch;
+      const status =
+        bytes === undefined ? TransferStatus.notFound : TransferStatus.checksumMismatch;
       this.forget(read.key, read.index);
-      link.sendAfterData(read.requestId, status_(read.requestId, status, 0, 'stored copy unavailable'));
+      link.sendAfterData(
+        read.requestId,
+        status_(read.requestId, status, 0, 'stored copy unavailable'),
+      );
       return;
     }
     link.queueStream(read.requestId, bytes, 0);
-    link.sendAfterData(read.requestId, status_(read.requestId, TransferStatus.ok, bytes.length, ''));
+    link.sendAfterData(
+      read.requestId,
+      status_(read.requestId, TransferStatus.ok, bytes.length, ''),
+    );
   }
 
   /**
@@ -170,7 +187,10 @@ export class ChunkServer {
     }
     const dropped = link.dropStream(requestId);
     if (wasReading || dropped.dropped) {
-      link.sendAfterData(requestId, status_(requestId, TransferStatus.cancelled, dropped.sentBytes, ''));
+      link.sendAfterData(
+        requestId,
+        status_(requestId, TransferStatus.cancelled, dropped.sentBytes, ''),
+      );
     }
     return true;
   }

@@ -61,7 +61,10 @@ export class ReorderBuffer {
 
   /** Stores a verified piece starting at `offset`. */
   insert(offset: number, bytes: Uint8Array): void {
-    assert(offset >= this.emitted && !this.pending.has(offset), `piece at ${offset} inserted twice`);
+    assert(
+      offset >= this.emitted && !this.pending.has(offset),
+      `piece at ${offset} inserted twice`,
+    );
     assert(offset + bytes.length <= this.totalBytes, `piece at ${offset} passes the end`);
     this.pending.set(offset, bytes);
     this.bufferedBytes += bytes.length;
@@ -87,7 +90,11 @@ export class ReorderBuffer {
    * @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT when that is more than it was given.
    */
   acknowledge(byteCount: number): void {
-    if (!Number.isSafeInteger(byteCount) || byteCount < 0 || this.acked + byteCount > this.emitted) {
+    if (
+      !Number.isSafeInteger(byteCount) ||
+      byteCount < 0 ||
+      this.acked + byteCount > this.emitted
+    ) {
       invalidArgument(
         'byteCount',
         `${byteCount} is not in [0, ${this.emitted - this.acked}] (bytes delivered, not yet acknowledged)`,

@@ -81,8 +81,13 @@ export interface Assignment {
 
 /** What the caller tells `assign` about the world outside this download. */
 export interface AssignContext {
-  /** Pieces must end at or before this byte offset (the memory window); the head piece may not. */
+  /** Pieces must end at or before this byte offset (the memory window) ... */
   readonly windowEndBytes: number;
+  /**
+   * ... unless they contain this one (the delivery point the host acknowledged), so a window
+   * smaller than a piece still makes progress.
+   */
+  readonly windowStartBytes: number;
   /** Whether `source` can serve `piece` (availability, capability). */
   readonly canServe: (source: SourceId, piece: number) => boolean;
   /** Number of sources holding `piece` (rarest-first only). */
@@ -259,7 +264,8 @@ export class PieceScheduler {
     const chosen = this.selectSources(nowMs);
     const free = new Map<SourceId, number>();
     for (const source of chosen) {
-      const slots = this.depthOf(source) - source.inflight.size - (context.otherLoad?.(source.id) ?? 0);
+      const slots =
+        this.depthOf(source) - source.inflight.size - (context.otherLoad?.(source.id) ?? 0);
       if (slots > 0) free.set(source.id, slots);
     }
     if (free.size === 0) return out;
@@ -269,7 +275,7 @@ export class PieceScheduler {
       const piece = this.pieces[index]!;
       if (piece.status !== 'pending') continue;
       pendingAnywhere = true;
-      if (index !== this.headIndex && this.pieceStart(index + 1) > context.windowEndBytes) break;
+      if (!this.inWindow(index, context)) break;
       candidates.push(index);
     }
     if (this.mode === 'rarest-first' && context.holders !== undefined) {
@@ -327,7 +333,10 @@ export class PieceScheduler {
     const state = this.pieces[piece];
     const source = this.sources.get(sourceId);
     assert(state !== undefined && source !== undefined, 'received: unknown piece or source');
-    assert(state.assignees.has(sourceId), `received: piece ${piece} is not assigned to ${sourceId}`);
+    assert(
+      state.assignees.has(sourceId),
+      `received: piece ${piece} is not assigned to ${sourceId}`,
+    );
     this.accrue(source, nowMs);
     if (source.sampleBusyMs > 0 && source.sampleBytes > 0) {
       const sample = Math.floor((source.sampleBytes * 1000) / source.sampleBusyMs);
@@ -347,7 +356,10 @@ export class PieceScheduler {
   /** The checked piece is good: it is done. */
   accept(piece: number): void {
     const state = this.pieces[piece];
-    assert(state !== undefined && state.status === 'checking', `accept: piece ${piece} not checking`);
+    assert(
+      state !== undefined && state.status === 'checking',
+      `accept: piece ${piece} not checking`,
+    );
     state.status = 'done';
     this.doneCount++;
     while (this.headIndex < this.pieceCount && this.pieces[this.headIndex]!.status === 'done') {
@@ -390,7 +402,8 @@ export class PieceScheduler {
         break;
       case 'error':
         source.errorStreak++;
-        source.backoffUntilMs = nowMs + Math.min(30_000, 1_000 * 2 ** Math.min(5, source.errorStreak - 1));
+        source.backoffUntilMs =
+          nowMs + Math.min(30_000, 1_000 * 2 ** Math.min(5, source.errorStreak - 1));
         break;
       case 'stall':
         source.errorStreak++;
@@ -415,11 +428,20 @@ export class PieceScheduler {
     return Math.max(this.options.stallFloorMs, derived);
   }
 
+  private stallDeadlineMs(source: { readonly id: SourceId; readonly lastProgressMs: number }): number {
+    return source.lastProgressMs + this.stallTimeoutMs(source.id);
+  }
+
   /** Sources with work in flight and no progress for their stall timeout. */
   stalled(nowMs: number): SourceId[] {
     const out: SourceId[] = [];
     for (const source of this.sources.values()) {
-      if (source.inflight.size > 0 && nowMs - source.lastProgressMs >= this.stallTimeoutMs(source.id)) {
+      if (
+        source.inflight.size > 0 &&
+        // The same expression as nextDeadlineMs: with fractional clocks, `now - last >= t` can
+        // be false at the very instant `last + t` was promised, and the timer would spin.
+        nowMs >= this.stallDeadlineMs(source)
+      ) {
         out.push(source.id);
       }
     }
@@ -433,10 +455,18 @@ export class PieceScheduler {
       if (min === undefined || at < min) min = at;
     };
     for (const source of this.sources.values()) {
-      if (source.inflight.size > 0) consider(source.lastProgressMs + this.stallTimeoutMs(source.id));
+      if (source.inflight.size > 0)
+        consider(this.stallDeadlineMs(source));
       if (!source.banned && source.backoffUntilMs > nowMs) consider(source.backoffUntilMs);
     }
     return min;
+  }
+
+  private inWindow(index: number, context: AssignContext): boolean {
+    return (
+      this.pieceStart(index + 1) <= context.windowEndBytes ||
+      this.pieceStart(index) <= context.windowStartBytes
+    );
   }
 
   private exclude(state: PieceState, source: SourceId, untilMs: number): void {
@@ -484,9 +514,7 @@ export class PieceScheduler {
 
   /** The K best usable sources: unmeasured first (optimism), then by throughput, PRNG ties. */
   private selectSources(nowMs: number): SourceState[] {
-    const usable = [...this.sources.values()].filter(
-      (s) => !s.banned && s.backoffUntilMs <= nowMs,
-    );
+    const usable = [...this.sources.values()].filter((s) => !s.banned && s.backoffUntilMs <= nowMs);
     const keyed = usable.map((source) => ({ source, tie: this.prng.nextU32() }));
     keyed.sort(
       (a, b) =>
@@ -540,7 +568,7 @@ export class PieceScheduler {
     let best: number | undefined;
     let bestRemainingMs = 0;
     for (let index = this.headIndex; index < this.pieceCount; index++) {
-      if (index !== this.headIndex && this.pieceStart(index + 1) > context.windowEndBytes) break;
+      if (!this.inWindow(index, context)) break;
       const state = this.pieces[index]!;
       if (state.status !== 'active' || state.assignees.size >= this.options.copiesMax) continue;
       if (state.assignees.has(source.id) || this.isExcluded(state, source.id, nowMs)) continue;

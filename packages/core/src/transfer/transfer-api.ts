@@ -63,7 +63,12 @@ export type TransferInput =
       readonly byteCount: number;
     }
   /** The next bytes of an origin fetch's response body, in order. */
-  | { readonly type: 'origin-data'; readonly nowMs: number; readonly fetchId: number; readonly bytes: Uint8Array }
+  | {
+      readonly type: 'origin-data';
+      readonly nowMs: number;
+      readonly fetchId: number;
+      readonly bytes: Uint8Array;
+    }
   /**
    * An origin fetch ended. `ok`: all bytes of the range were given. `changed`: the origin says
    * the object is no longer the pinned version (412, or a 200 instead of 206). `error`: anything
@@ -116,7 +121,12 @@ export type TransferOutput =
       readonly chunkHash: Uint8Array;
     }
   /** Verified bytes of a download, strictly in order, each byte exactly once. */
-  | { readonly type: 'deliver'; readonly downloadId: number; readonly offset: number; readonly bytes: Uint8Array }
+  | {
+      readonly type: 'deliver';
+      readonly downloadId: number;
+      readonly offset: number;
+      readonly bytes: Uint8Array;
+    }
   /** A verified chunk the host should keep in its store (content downloads). */
   | {
       readonly type: 'store-chunk';

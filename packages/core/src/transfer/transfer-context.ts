@@ -23,7 +23,12 @@ export interface RequestHandler {
 /** Receives the body and end of origin fetches this side asked its host for. */
 export interface FetchHandler {
   onOriginData(fetchId: number, bytes: Uint8Array, nowMs: number): void;
-  onOriginEnd(fetchId: number, outcome: 'ok' | 'changed' | 'error', detail: string, nowMs: number): void;
+  onOriginEnd(
+    fetchId: number,
+    outcome: 'ok' | 'changed' | 'error',
+    detail: string,
+    nowMs: number,
+  ): void;
 }
 
 /** One origin range request. */
@@ -86,4 +91,26 @@ export interface TransferContext {
   chunkVerified(manifest: Manifest, index: number, bytes: Uint8Array): void;
   /** Pieces `source` has in flight for downloads other than `downloadId`. */
   otherLoad(downloadId: number, source: SourceId): number;
+}
+
+/** What the engine asks of each download (content or URL). */
+export interface Download extends RequestHandler {
+  readonly downloadId: number;
+  /** 0 is most urgent. */
+  readonly priority: number;
+  /** 'running' until it completes, fails or is cancelled. */
+  readonly state: 'running' | 'done' | 'failed';
+  /** Hands out new work (requests, fetches). */
+  schedule(nowMs: number): void;
+  onLinkClosed(linkId: number, nowMs: number): void;
+  onTimer(nowMs: number): void;
+  nextDeadlineMs(nowMs: number): number | undefined;
+  /** Ends the download: cancels everything in flight, reports `download:failed`. */
+  fail(reason: string, detail: string, nowMs: number): void;
+  /** The host consumed delivered bytes. */
+  acknowledge(byteCount: number): void;
+  /** Bytes the core holds for this download. */
+  memoryBytes(): number;
+  /** Pieces in flight at `source` for this download. */
+  inflightOf(source: SourceId): number;
 }

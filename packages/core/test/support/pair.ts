@@ -30,6 +30,8 @@ export class Pair {
   /** Raw bytes each side sent, in order (the wire transcript). */
   readonly sent: Record<Side, Uint8Array[]> = { a: [], b: [] };
   readonly disconnected: Record<Side, boolean> = { a: false, b: false };
+  /** Transfer outputs (fetch-origin, deliver, ...) each side produced; the pair does not act on them. */
+  readonly transferOutputs: Record<Side, CoreOutput[]> = { a: [], b: [] };
   /** When set, bytes from that side are dropped instead of delivered (a stalled peer). */
   readonly muted: Record<Side, boolean> = { a: false, b: false };
   /** Optional tap that may rewrite bytes in flight (tampering tests). */
@@ -47,6 +49,8 @@ export class Pair {
         identity: this.identities[side],
         seed: seed * 2 + index,
         deviceName: `device-${side}`,
+        // The pair tests links: transfer messages surface as peer:message unless a test opts in.
+        handleTransfers: false,
         ...options[side],
       });
     };
@@ -56,8 +60,20 @@ export class Pair {
 
   /** a dials b. */
   connect(): void {
-    this.cores.b.handle({ type: 'link-opened', nowMs: this.nowMs, linkId: LINK, direction: 'inbound', remoteAddress: 'a' });
-    this.cores.a.handle({ type: 'link-opened', nowMs: this.nowMs, linkId: LINK, direction: 'outbound', remoteAddress: 'b' });
+    this.cores.b.handle({
+      type: 'link-opened',
+      nowMs: this.nowMs,
+      linkId: LINK,
+      direction: 'inbound',
+      remoteAddress: 'a',
+    });
+    this.cores.a.handle({
+      type: 'link-opened',
+      nowMs: this.nowMs,
+      linkId: LINK,
+      direction: 'outbound',
+      remoteAddress: 'b',
+    });
   }
 
   /** One round: drain both cores' outputs, then deliver what is in flight. Returns true if anything moved. */
@@ -80,7 +96,12 @@ export class Pair {
         }
         if (!this.muted[side]) {
           const bytes = this.tap === undefined ? item : this.tap(side, item);
-          this.cores[other].handle({ type: 'bytes-received', nowMs: this.nowMs, linkId: LINK, bytes });
+          this.cores[other].handle({
+            type: 'bytes-received',
+            nowMs: this.nowMs,
+            linkId: LINK,
+            bytes,
+          });
         }
         if (this.autoFlush) this.flush(side, item.length);
       }
@@ -110,14 +131,18 @@ export class Pair {
       );
       if (next > until) break;
       this.nowMs = Math.max(this.nowMs, next);
-      for (const side of ['a', 'b'] as const) this.cores[side].handle({ type: 'timer-fired', nowMs: this.nowMs });
+      for (const side of ['a', 'b'] as const)
+        this.cores[side].handle({ type: 'timer-fired', nowMs: this.nowMs });
     }
     this.nowMs = until;
     this.drive();
   }
 
   /** Events of one type seen by `side`. */
-  eventsOf<T extends CoreEvent['type']>(side: Side, type: T): Array<Extract<CoreEvent, { type: T }>> {
+  eventsOf<T extends CoreEvent['type']>(
+    side: Side,
+    type: T,
+  ): Array<Extract<CoreEvent, { type: T }>> {
     return this.events[side].filter((e): e is Extract<CoreEvent, { type: T }> => e.type === type);
   }
 
@@ -133,6 +158,13 @@ export class Pair {
         break;
       case 'event':
         this.events[side].push(out.event);
+        break;
+      case 'fetch-origin':
+      case 'cancel-fetch':
+      case 'read-chunk':
+      case 'deliver':
+      case 'store-chunk':
+        this.transferOutputs[side].push(out);
         break;
       default: {
         const unreachable: never = out;

@@ -1,0 +1,178 @@
+/**
+ * The helper side of pooled downloads (docs/protocol.md 7.3): a pod peer asked this device to
+ * fetch `[rangeStart, rangeEnd)` of an origin object through its own internet link. The helper
+ * turns each FETCH_ASSIGN into a `fetch-origin` output, streams every `origin-data` back as DATA
+ * (offsets are absolute positions in the object, starting at `rangeStart`), and ends with STATUS:
+ * `ok` when exactly the range arrived, `originChanged` when the host reports the object is no
+ * longer the pinned version, `originError` otherwise.
+ *
+ * Refusals (STATUS `error`): this device does not advertise `fetchOrigin`, the link is not a pod
+ * link (FETCH_ASSIGN carries credentials and makes this device issue requests, so it is for pod
+ * members only), the URL is not http(s), or a header would defeat pinning or framing. `busy`
+ * when the link already has `servingPerLinkMax` fetches running. A CANCEL stops the fetch
+ * (`cancel-fetch`) and answers STATUS(cancelled).
+ */
+import {
+  Capability,
+  TransferStatus,
+  type FetchAssignMessage,
+  type StatusMessage,
+} from '../wire/messages.js';
+import type { FetchHandler, TransferContext } from './transfer-context.js';
+
+/** Headers a coordinator may not set (docs/protocol.md 7.3). */
+const FORBIDDEN_HEADERS = new Set([
+  'range',
+  'if-match',
+  'if-range',
+  'if-none-match',
+  'host',
+  'content-length',
+  'connection',
+  'transfer-encoding',
+]);
+
+interface HelperFetch {
+  readonly linkId: number;
+  readonly requestId: number;
+  readonly rangeStart: number;
+  readonly length: number;
+  received: number;
+}
+
+export class FetchHelper implements FetchHandler {
+  private readonly fetches = new Map<number, HelperFetch>();
+
+  constructor(private readonly ctx: TransferContext) {}
+
+  /** A FETCH_ASSIGN arrived (parity already checked by the engine). */
+  onAssign(linkId: number, message: FetchAssignMessage): void {
+    const link = this.ctx.readyLink(linkId);
+    if (link === undefined) return;
+    const refuse = (status: TransferStatus, detail: string): void =>
+      link.sendAfterData(message.requestId, statusOf(message.requestId, status, 0, detail));
+    if ((this.ctx.settings.capabilities & Capability.fetchOrigin) === 0) {
+      refuse(TransferStatus.error, 'this device does not fetch for others');
+      return;
+    }
+    if (!this.ctx.settings.podLinks) {
+      refuse(TransferStatus.error, 'FETCH_ASSIGN is accepted on pod links only');
+      return;
+    }
+    if (!/^https?:\/\//i.test(message.url)) {
+      refuse(TransferStatus.error, 'only http and https URLs are fetched');
+      return;
+    }
+    for (const header of message.headers) {
+      if (FORBIDDEN_HEADERS.has(header.name.toLowerCase())) {
+        refuse(TransferStatus.error, `header ${header.name} is not allowed`);
+        return;
+      }
+    }
+    let running = 0;
+    for (const fetch of this.fetches.values()) if (fetch.linkId === linkId) running++;
+    if (running >= this.ctx.settings.servingPerLinkMax) {
+      refuse(TransferStatus.busy, 'fetching as many ranges as allowed');
+      return;
+    }
+    const fetchId = this.ctx.openFetch(this, {
+      url: message.url,
+      rangeStart: message.rangeStart,
+      rangeEnd: message.rangeEnd,
+      validator: message.validator,
+      headers: message.headers,
+    });
+    this.fetches.set(fetchId, {
+      linkId,
+      requestId: message.requestId,
+      rangeStart: message.rangeStart,
+      length: message.rangeEnd - message.rangeStart,
+      received: 0,
+    });
+  }
+
+  onOriginData(fetchId: number, bytes: Uint8Array, nowMs: number): void {
+    const fetch = this.fetches.get(fetchId);
+    if (fetch === undefined || bytes.length === 0) return;
+    const link = this.ctx.readyLink(fetch.linkId);
+    if (link === undefined) return;
+    if (fetch.received + bytes.length > fetch.length) {
+      this.ctx.cancelFetch(fetchId);
+      this.end(fetchId, fetch, TransferStatus.originError, 'the origin sent more than the range');
+      return;
+    }
+    // A copy: the host may reuse its buffer once the input returns.
+    link.queueStream(fetch.requestId, bytes.slice(), fetch.rangeStart + fetch.received);
+    fetch.received += bytes.length;
+    void nowMs;
+  }
+
+  onOriginEnd(fetchId: number, outcome: 'ok' | 'changed' | 'error', detail: string): void {
+    const fetch = this.fetches.get(fetchId);
+    if (fetch === undefined) return;
+    this.ctx.endFetch(fetchId);
+    if (outcome === 'changed') {
+      this.end(fetchId, fetch, TransferStatus.originChanged, detail);
+    } else if (outcome === 'error') {
+      this.end(fetchId, fetch, TransferStatus.originError, detail);
+    } else if (fetch.received !== fetch.length) {
+      this.end(
+        fetchId,
+        fetch,
+        TransferStatus.originError,
+        `body ended after ${fetch.received} bytes`,
+      );
+    } else {
+      this.end(fetchId, fetch, TransferStatus.ok, '');
+    }
+  }
+
+  /** CANCEL from the coordinator. Returns true if this module had the request. */
+  onCancel(linkId: number, requestId: number): boolean {
+    for (const [fetchId, fetch] of this.fetches) {
+      if (fetch.linkId !== linkId || fetch.requestId !== requestId) continue;
+      this.fetches.delete(fetchId);
+      this.ctx.cancelFetch(fetchId);
+      const link = this.ctx.readyLink(linkId);
+      if (link !== undefined) {
+        const dropped = link.dropStream(requestId);
+        const sent = Math.max(
+          0,
+          dropped.dropped ? dropped.sentBytes - fetch.rangeStart : fetch.received,
+        );
+        link.sendAfterData(requestId, statusOf(requestId, TransferStatus.cancelled, sent, ''));
+      }
+      return true;
+    }
+    return false;
+  }
+
+  /** The coordinator's link closed: stop its fetches. */
+  onLinkClosed(linkId: number): void {
+    for (const [fetchId, fetch] of this.fetches) {
+      if (fetch.linkId !== linkId) continue;
+      this.fetches.delete(fetchId);
+      this.ctx.cancelFetch(fetchId);
+    }
+  }
+
+  private end(fetchId: number, fetch: HelperFetch, status: TransferStatus, detail: string): void {
+    this.fetches.delete(fetchId);
+    const link = this.ctx.readyLink(fetch.linkId);
+    if (link === undefined) return;
+    const length = status === TransferStatus.ok ? fetch.length : fetch.received;
+    link.sendAfterData(
+      fetch.requestId,
+      statusOf(fetch.requestId, status, length, detail.slice(0, 200)),
+    );
+  }
+}
+
+function statusOf(
+  requestId: number,
+  status: TransferStatus,
+  length: number,
+  message: string,
+): StatusMessage {
+  return { type: 'status', requestId, status, length, message };
+}

@@ -1,0 +1,448 @@
+/**
+ * The transfer engine: everything the Core does with chunks, fetches and downloads, behind the
+ * `TransferInput` / `TransferOutput` contract (transfer-api.ts). The Core feeds it transfer
+ * inputs, link lifecycle (ready, closed) and the transfer messages links receive; it queues
+ * transfer outputs and events that the Core's `poll()` returns.
+ *
+ * It owns the shared machinery (`TransferContext`): request IDs per link with the handshake
+ * parity (initiator odd, responder even, docs/protocol.md 7.1) and the routing of DATA/STATUS
+ * to the request's owner; fetch IDs and the routing of `origin-data` / `origin-end`; bans (a
+ * banned device's links are closed with `banned` and refused from then on); announcements
+ * (CHUNK_ANNOUNCE of held chunks to every ready link, at once for new chunks and when a link
+ * becomes ready). The jobs live in their own modules: `ChunkServer` (serving), `FetchHelper`
+ * (fetching for a pod peer), `ContentDownload`, `UrlDownload` (each with a `PieceScheduler`).
+ *
+ * Downloads are scheduled in priority order (lower number first) after every input, each seeing
+ * the pipeline slots the more urgent ones took.
+ */
+import { toHex } from '../bytes.js';
+import type { CryptoProvider } from '../crypto-provider.js';
+import type { Manifest } from '../content/manifest.js';
+import { invalidArgument, PeapodError } from '../errors.js';
+import type { PeerLink } from '../peer-link.js';
+import type { Prng } from '../prng.js';
+import { ReasonCode } from '../wire/reason-codes.js';
+import type { StatusMessage, WireMessage } from '../wire/messages.js';
+import { Availability, indicesToRangeGroups } from './availability.js';
+import { ChunkServer } from './chunk-server.js';
+import { ContentDownload } from './content-download.js';
+import { FetchHelper } from './fetch-helper.js';
+import { SELF_SOURCE, type SourceId } from './scheduler.js';
+import type {
+  Download,
+  FetchHandler,
+  FetchSpec,
+  RequestHandler,
+  TransferContext,
+  TransferSettings,
+} from './transfer-context.js';
+import type { TransferEvent, TransferInput, TransferOutput } from './transfer-api.js';
+import { UrlDownload } from './url-download.js';
+
+/** What the engine needs from the Core's link table. */
+export interface LinkDirectory {
+  /** The link if it exists and is ready. */
+  readyLink(linkId: number): PeerLink | undefined;
+  readyLinkIds(): number[];
+  close(linkId: number, reason: ReasonCode, detail: string, nowMs: number): void;
+}
+
+/** Messages the Core hands to the engine instead of `peer:message`. */
+export const TRANSFER_MESSAGE_TYPES: ReadonlySet<WireMessage['type']> = new Set([
+  'chunk-request',
+  'data',
+  'status',
+  'cancel',
+  'chunk-announce',
+  'chunk-remove',
+  'fetch-assign',
+]);
+
+/** Engine outputs: transfer outputs and transfer events. */
+export type EngineOutput =
+  TransferOutput | { readonly type: 'event'; readonly event: TransferEvent };
+
+interface OpenRequest {
+  readonly handler: RequestHandler;
+  cancelled: boolean;
+}
+
+interface LinkRequests {
+  nextId: number;
+  readonly open: Map<number, OpenRequest>;
+}
+
+const URL_PIECE_MIN_BYTES = 64 * 1024;
+
+export class TransferEngine {
+  private readonly outputs: EngineOutput[] = [];
+  private outputHead = 0;
+  private readonly availability = new Availability();
+  private readonly server: ChunkServer;
+  private readonly helper: FetchHelper;
+  private readonly downloads = new Map<number, Download>();
+  private readonly requests = new Map<number, LinkRequests>();
+  private readonly fetches = new Map<number, FetchHandler>();
+  private nextFetchId = 1;
+  private readonly bannedDevices = new Set<string>();
+  private readonly context: TransferContext;
+
+  constructor(
+    crypto: CryptoProvider,
+    prng: Prng,
+    readonly settings: TransferSettings,
+    private readonly links: LinkDirectory,
+  ) {
+    this.context = this.makeContext(crypto, prng);
+    this.server = new ChunkServer(this.context);
+    this.helper = new FetchHelper(this.context);
+  }
+
+  /** Next queued output, if any. */
+  takeOutput(): EngineOutput | undefined {
+    if (this.outputHead >= this.outputs.length) {
+      if (this.outputs.length > 0) {
+        this.outputs.length = 0;
+        this.outputHead = 0;
+      }
+      return undefined;
+    }
+    return this.outputs[this.outputHead++];
+  }
+
+  /** Handles a transfer input. @throws PeapodError on host misuse. */
+  handle(input: TransferInput): void {
+    const nowMs = input.nowMs;
+    switch (input.type) {
+      case 'start-download':
+        this.startDownload(input, nowMs);
+        break;
+      case 'cancel-download':
+        this.downloads.get(input.downloadId)?.fail('cancelled', 'cancelled by the host', nowMs);
+        this.downloads.delete(input.downloadId);
+        break;
+      case 'delivered': {
+        this.downloads.get(input.downloadId)?.acknowledge(input.byteCount);
+        break;
+      }
+      case 'origin-data':
+        this.fetches.get(input.fetchId)?.onOriginData(input.fetchId, input.bytes, nowMs);
+        break;
+      case 'origin-end':
+        this.fetches
+          .get(input.fetchId)
+          ?.onOriginEnd(input.fetchId, input.outcome, input.detail, nowMs);
+        this.fetches.delete(input.fetchId);
+        break;
+      case 'chunk-read':
+        this.server.onChunkRead(input.readId, input.bytes);
+        break;
+      case 'content-available':
+        this.chunksHeld(input.manifest, input.chunkIndices);
+        break;
+      default: {
+        const unreachable: never = input;
+        invalidArgument('input.type', `unknown transfer input ${JSON.stringify(unreachable)}`);
+      }
+    }
+    this.afterEvent(nowMs);
+  }
+
+  /** A link finished HELLO. */
+  onLinkReady(linkId: number, deviceId: Uint8Array, nowMs: number): void {
+    if (this.bannedDevices.has(toHex(deviceId))) {
+      this.links.close(linkId, ReasonCode.banned, 'this device was banned', nowMs);
+      return;
+    }
+    const link = this.links.readyLink(linkId);
+    if (link === undefined) return;
+    this.requests.set(linkId, { nextId: link.direction === 'outbound' ? 1 : 2, open: new Map() });
+    for (const { contentId, indices } of this.server.heldContents()) {
+      for (const ranges of indicesToRangeGroups(indices))
+        link.sendControl({ type: 'chunk-announce', contentId, ranges });
+    }
+    this.afterEvent(nowMs);
+  }
+
+  /** A link closed: its requests fail, its fetches stop, its availability is forgotten. */
+  onLinkClosed(linkId: number, nowMs: number): void {
+    this.requests.delete(linkId);
+    this.availability.dropLink(linkId);
+    this.server.onLinkClosed(linkId);
+    this.helper.onLinkClosed(linkId);
+    for (const download of this.downloads.values()) download.onLinkClosed(linkId, nowMs);
+    this.afterEvent(nowMs);
+  }
+
+  /** A transfer message from a ready link (one of TRANSFER_MESSAGE_TYPES). */
+  onMessage(linkId: number, message: WireMessage, nowMs: number): void {
+    const link = this.links.readyLink(linkId);
+    const table = this.requests.get(linkId);
+    if (link === undefined || table === undefined) return;
+    const ownParity = link.direction === 'outbound' ? 1 : 0;
+    const isOwn = (requestId: number): boolean => requestId % 2 === ownParity;
+    switch (message.type) {
+      case 'chunk-request':
+      case 'fetch-assign':
+        if (isOwn(message.requestId)) {
+          this.links.close(
+            linkId,
+            ReasonCode.protocolError,
+            `request ID ${message.requestId} has the wrong parity`,
+            nowMs,
+          );
+          break;
+        }
+        if (message.type === 'chunk-request') this.server.onRequest(linkId, message);
+        else this.helper.onAssign(linkId, message);
+        break;
+      case 'cancel':
+        if (!isOwn(message.requestId)) {
+          if (!this.server.onCancel(linkId, message.requestId))
+            this.helper.onCancel(linkId, message.requestId);
+        }
+        break;
+      case 'data': {
+        const open = isOwn(message.requestId) ? table.open.get(message.requestId) : undefined;
+        if (open === undefined) {
+          this.links.close(
+            linkId,
+            ReasonCode.protocolError,
+            `DATA for request ${message.requestId}, not open`,
+            nowMs,
+          );
+          break;
+        }
+        if (!open.cancelled) open.handler.onData(linkId, message, nowMs);
+        break;
+      }
+      case 'status':
+        if (isOwn(message.requestId)) this.onTerminalStatus(linkId, table, message, nowMs);
+        else this.server.onVerdict(linkId, message);
+        break;
+      case 'chunk-announce':
+        this.availability.announce(linkId, message.contentId, message.ranges);
+        break;
+      case 'chunk-remove':
+        this.availability.remove(linkId, message.contentId, message.ranges);
+        break;
+      default:
+        break;
+    }
+    this.afterEvent(nowMs);
+  }
+
+  onTimer(nowMs: number): void {
+    for (const download of this.downloads.values()) {
+      const due = download.nextDeadlineMs(nowMs);
+      if (due !== undefined && due <= nowMs) download.onTimer(nowMs);
+    }
+    this.afterEvent(nowMs);
+  }
+
+  nextDeadlineMs(nowMs: number): number | undefined {
+    let min: number | undefined;
+    for (const download of this.downloads.values()) {
+      const due = download.nextDeadlineMs(nowMs);
+      if (due !== undefined && (min === undefined || due < min)) min = due;
+    }
+    return min;
+  }
+
+  /** Bytes the core holds for a download (0 when unknown or finished). */
+  downloadMemoryBytes(downloadId: number): number {
+    return this.downloads.get(downloadId)?.memoryBytes() ?? 0;
+  }
+
+  private onTerminalStatus(
+    linkId: number,
+    table: LinkRequests,
+    message: StatusMessage,
+    nowMs: number,
+  ): void {
+    const open = table.open.get(message.requestId);
+    if (open === undefined) return; // a STATUS for nothing open: ignore (it may have crossed a close)
+    table.open.delete(message.requestId);
+    if (!open.cancelled) open.handler.onStatus(linkId, message, nowMs);
+  }
+
+  /** Drops finished downloads and hands out new work, most urgent download first. */
+  private afterEvent(nowMs: number): void {
+    for (const [id, download] of this.downloads)
+      if (download.state !== 'running') this.downloads.delete(id);
+    const ordered = [...this.downloads.values()].sort(
+      (a, b) => a.priority - b.priority || a.downloadId - b.downloadId,
+    );
+    for (const download of ordered) download.schedule(nowMs);
+    for (const [id, download] of this.downloads)
+      if (download.state !== 'running') this.downloads.delete(id);
+  }
+
+  private startDownload(
+    input: Extract<TransferInput, { type: 'start-download' }>,
+    nowMs: number,
+  ): void {
+    const { downloadId, source } = input;
+    if (!Number.isSafeInteger(downloadId))
+      invalidArgument('downloadId', `${downloadId} is not an integer`);
+    if (this.downloads.has(downloadId)) {
+      throw new PeapodError(
+        'PEAPOD_ERR_INVALID_STATE',
+        `download ${downloadId} is already running`,
+      );
+    }
+    const priority = input.priority ?? 128;
+    if (!Number.isInteger(priority) || priority < 0 || priority > 255) {
+      invalidArgument('priority', `${priority} is not an integer in [0, 255]`);
+    }
+    let download: Download;
+    if (source.kind === 'content') {
+      if (source.contentId.length !== 32) invalidArgument('source.contentId', 'must be 32 bytes');
+      if (
+        source.manifest !== undefined &&
+        toHex(source.manifest.contentId) !== toHex(source.contentId)
+      ) {
+        invalidArgument('source.manifest', 'belongs to another content ID');
+      }
+      download = new ContentDownload(
+        this.context,
+        downloadId,
+        priority,
+        source.contentId,
+        source.manifest,
+        nowMs,
+      );
+    } else {
+      if (!Number.isSafeInteger(source.totalBytes) || source.totalBytes < 0) {
+        invalidArgument('source.totalBytes', `${source.totalBytes} is not a non-negative integer`);
+      }
+      const pieceSizeBytes = source.pieceSizeBytes ?? this.settings.pieceSizeBytes;
+      if (!Number.isSafeInteger(pieceSizeBytes) || pieceSizeBytes < URL_PIECE_MIN_BYTES) {
+        invalidArgument(
+          'source.pieceSizeBytes',
+          `${pieceSizeBytes} is below ${URL_PIECE_MIN_BYTES}`,
+        );
+      }
+      if (source.sha256 !== undefined && source.sha256.length !== 32) {
+        invalidArgument('source.sha256', 'must be 32 bytes');
+      }
+      download = new UrlDownload(this.context, downloadId, priority, {
+        url: source.url,
+        totalBytes: source.totalBytes,
+        validator: source.validator,
+        headers: source.headers,
+        sha256: source.sha256,
+        pieceSizeBytes,
+        pooled: source.pooled ?? true,
+      });
+    }
+    this.downloads.set(downloadId, download);
+  }
+
+  /** Chunks the host holds: serve and announce the new ones. */
+  private chunksHeld(manifest: Manifest, indices: readonly number[] | undefined): void {
+    const added = this.server.addChunks(manifest, indices);
+    if (added.length === 0) return;
+    for (const linkId of this.context.readyLinkIds()) {
+      const link = this.links.readyLink(linkId)!;
+      for (const ranges of indicesToRangeGroups(added)) {
+        link.sendControl({ type: 'chunk-announce', contentId: manifest.contentId, ranges });
+      }
+    }
+  }
+
+  private makeContext(crypto: CryptoProvider, prng: Prng): TransferContext {
+    return {
+      crypto,
+      prng,
+      settings: this.settings,
+      availability: this.availability,
+      output: (output) => {
+        this.outputs.push(output);
+      },
+      event: (event) => {
+        this.outputs.push({ type: 'event', event });
+      },
+      // A link counts as ready for transfers once the engine saw it become ready.
+      readyLink: (linkId) => (this.requests.has(linkId) ? this.links.readyLink(linkId) : undefined),
+      readyLinkIds: () => this.links.readyLinkIds().filter((linkId) => this.requests.has(linkId)),
+      sourceName: (source) => {
+        if (source === SELF_SOURCE) return 'self';
+        const remote = this.links.readyLink(source)?.remote;
+        return remote === undefined ? `link-${source}` : toHex(remote.deviceId);
+      },
+      openRequest: (linkId, handler) => {
+        const table = this.requests.get(linkId);
+        if (table === undefined || this.links.readyLink(linkId) === undefined) return undefined;
+        // Skip IDs still open (after a wrap of the u32 space).
+        for (let tries = 0; tries < 1_000; tries++) {
+          const id = table.nextId;
+          table.nextId =
+            table.nextId + 2 > 0xffff_ffff ? (table.nextId % 2 === 1 ? 1 : 2) : table.nextId + 2;
+          if (!table.open.has(id)) {
+            table.open.set(id, { handler, cancelled: false });
+            return id;
+          }
+        }
+        return undefined;
+      },
+      endRequest: (linkId, requestId) => {
+        this.requests.get(linkId)?.open.delete(requestId);
+      },
+      cancelRequest: (linkId, requestId) => {
+        const open = this.requests.get(linkId)?.open.get(requestId);
+        if (open === undefined || open.cancelled) return;
+        open.cancelled = true;
+        this.links.readyLink(linkId)?.sendControl({ type: 'cancel', requestId });
+      },
+      openFetch: (handler: FetchHandler, spec: FetchSpec) => {
+        const fetchId = this.nextFetchId++;
+        this.fetches.set(fetchId, handler);
+        this.outputs.push({ type: 'fetch-origin', fetchId, ...spec });
+        return fetchId;
+      },
+      cancelFetch: (fetchId) => {
+        if (!this.fetches.delete(fetchId)) return;
+        this.outputs.push({ type: 'cancel-fetch', fetchId });
+      },
+      endFetch: (fetchId) => {
+        this.fetches.delete(fetchId);
+      },
+      ban: (linkId, detail, nowMs) => {
+        const remote = this.links.readyLink(linkId)?.remote;
+        if (remote === undefined) return;
+        this.bannedDevices.add(toHex(remote.deviceId));
+        this.outputs.push({
+          type: 'event',
+          event: {
+            type: 'peer:banned',
+            deviceId: remote.deviceId,
+            reason: ReasonCode.banned,
+            detail,
+          },
+        });
+        this.links.close(linkId, ReasonCode.banned, detail, nowMs);
+      },
+      protocolError: (linkId, detail, nowMs) => {
+        this.links.close(linkId, ReasonCode.protocolError, detail, nowMs);
+      },
+      chunkVerified: (manifest, index, bytes) => {
+        this.outputs.push({
+          type: 'store-chunk',
+          contentId: manifest.contentId,
+          chunkIndex: index,
+          chunkHash: manifest.chunkHashes[index]!,
+          bytes,
+        });
+        this.chunksHeld(manifest, [index]);
+      },
+      otherLoad: (downloadId, source: SourceId) => {
+        let load = 0;
+        for (const download of this.downloads.values()) {
+          if (download.downloadId !== downloadId) load += download.inflightOf(source);
+        }
+        return load;
+      },
+    };
+  }
+}

@@ -1,0 +1,284 @@
+/**
+ * The piece scheduler against a simple reference model (fast-check): under random completions,
+ * failures, integrity rejections, departures and bans, every piece is eventually completed
+ * exactly once, no source holds more than its pipeline bound, and banned sources get nothing.
+ * Plus unit checks of the window, the seed preference and the endgame.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { Prng } from '../src/prng.js';
+import {
+  PieceScheduler,
+  SELF_SOURCE,
+  SchedulerDefaults,
+  type AssignContext,
+} from '../src/transfer/scheduler.js';
+
+const SIZE = 1000;
+
+function make(
+  pieceCount: number,
+  mode: 'in-order' | 'rarest-first' = 'in-order',
+  seed = 1,
+): PieceScheduler {
+  return new PieceScheduler({
+    pieceCount,
+    pieceStart: (i) => Math.min(i, pieceCount) * SIZE,
+    mode,
+    prng: new Prng(seed),
+  });
+}
+
+const open = (canServe: AssignContext['canServe'] = () => true): AssignContext => ({
+  windowEndBytes: Number.MAX_SAFE_INTEGER,
+  windowStartBytes: 0,
+  canServe,
+});
+
+type Op =
+  | { kind: 'assign' }
+  | { kind: 'complete'; pick: number; elapsed: number }
+  | { kind: 'reject'; pick: number }
+  | { kind: 'fail'; pick: number; failure: 'error' | 'busy' | 'not-found' | 'stall' | 'cancelled' }
+  | { kind: 'leave'; source: number }
+  | { kind: 'join'; source: number }
+  | { kind: 'ban'; source: number }
+  | { kind: 'time'; ms: number };
+
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  { weight: 4, arbitrary: fc.constant<Op>({ kind: 'assign' }) },
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      kind: fc.constant('complete' as const),
+      pick: fc.nat(),
+      elapsed: fc.integer({ min: 1, max: 500 }),
+    }),
+  },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('reject' as const), pick: fc.nat() }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('fail' as const),
+      pick: fc.nat(),
+      failure: fc.constantFrom('error', 'busy', 'not-found', 'stall', 'cancelled') as fc.Arbitrary<
+        'error' | 'busy' | 'not-found' | 'stall' | 'cancelled'
+      >,
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('leave' as const),
+      source: fc.integer({ min: 1, max: 5 }),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('join' as const),
+      source: fc.integer({ min: 1, max: 5 }),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('ban' as const),
+      source: fc.integer({ min: 1, max: 5 }),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('time' as const),
+      ms: fc.integer({ min: 1, max: 40_000 }),
+    }),
+  },
+);
+
+test('model: every piece completes exactly once; pipelines bounded; banned sources get nothing', () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 24 }),
+      fc.integer({ min: 1, max: 1_000_000 }),
+      fc.constantFrom('in-order', 'rarest-first') as fc.Arbitrary<'in-order' | 'rarest-first'>,
+      fc.array(opArb, { maxLength: 200 }),
+      (pieceCount, seed, mode, ops) => {
+        const scheduler = make(pieceCount, mode, seed);
+        const done = new Set<number>();
+        const banned = new Set<number>();
+        let nowMs = 0;
+        scheduler.upsertSource(SELF_SOURCE);
+        for (const id of [1, 2, 3]) scheduler.upsertSource(id);
+        const check = (): void => {
+          for (const { piece, source } of scheduler.assignments()) {
+            assert.ok(!done.has(piece), `done piece ${piece} still assigned`);
+            assert.ok(!banned.has(source), `banned source ${source} holds piece ${piece}`);
+          }
+          for (const id of [SELF_SOURCE, 1, 2, 3, 4, 5]) {
+            assert.ok(
+              scheduler.inflightOf(id) <= SchedulerDefaults.pipelineMax,
+              `source ${id} over its pipeline`,
+            );
+          }
+        };
+        const completeOne = (pick: number, elapsed: number): void => {
+          const all = scheduler.assignments();
+          if (all.length === 0) return;
+          const { piece, source } = all[pick % all.length]!;
+          nowMs += elapsed;
+          scheduler.progress(piece, source, SIZE, nowMs);
+          const losers = scheduler.received(piece, source, nowMs);
+          for (const loser of losers) assert.ok(!scheduler.isAssigned(piece, loser));
+          assert.ok(!done.has(piece), `piece ${piece} completed twice`);
+          scheduler.accept(piece);
+          done.add(piece);
+        };
+        for (const op of ops) {
+          switch (op.kind) {
+            case 'assign':
+              for (const a of scheduler.assign(nowMs, open())) {
+                assert.ok(!banned.has(a.source), 'assigned to a banned source');
+                assert.ok(!done.has(a.piece), 'assigned a done piece');
+              }
+              break;
+            case 'complete':
+              completeOne(op.pick, op.elapsed);
+              break;
+            case 'reject': {
+              const all = scheduler.assignments();
+              if (all.length === 0) break;
+              const { piece, source } = all[op.pick % all.length]!;
+              scheduler.received(piece, source, nowMs);
+              if (scheduler.reject(piece, source, 1, nowMs).banned) banned.add(source);
+              break;
+            }
+            case 'fail': {
+              const all = scheduler.assignments();
+              if (all.length === 0) break;
+              const { piece, source } = all[op.pick % all.length]!;
+              scheduler.fail(piece, source, op.failure, nowMs);
+              break;
+            }
+            case 'leave':
+              scheduler.removeSource(op.source, nowMs);
+              break;
+            case 'join':
+              if (!banned.has(op.source)) scheduler.upsertSource(op.source);
+              break;
+            case 'ban':
+              scheduler.ban(op.source, nowMs);
+              banned.add(op.source);
+              break;
+            case 'time':
+              nowMs += op.ms;
+              for (const source of scheduler.stalled(nowMs)) {
+                for (const a of scheduler.assignments())
+                  if (a.source === source) scheduler.fail(a.piece, source, 'stall', nowMs);
+              }
+              break;
+          }
+          check();
+        }
+        // Liveness: with self always available, driving assign/complete finishes every piece.
+        for (let round = 0; round < 10_000 && !scheduler.complete; round++) {
+          scheduler.assign(nowMs, open());
+          if (scheduler.assignments().length === 0)
+            nowMs += 1_000; // wait out backoffs
+          else completeOne(round, 10);
+          check();
+        }
+        assert.ok(scheduler.complete, 'every piece completed');
+        assert.equal(done.size, pieceCount);
+      },
+    ),
+    { numRuns: 300, verbose: 1 },
+  );
+});
+
+test('the window: nothing past windowEnd is assigned, except the piece holding the delivery point', () => {
+  const scheduler = make(10);
+  scheduler.upsertSource(SELF_SOURCE);
+  scheduler.upsertSource(1);
+  scheduler.upsertSource(2);
+  const out = scheduler.assign(0, {
+    windowEndBytes: 3 * SIZE,
+    windowStartBytes: 0,
+    canServe: () => true,
+  });
+  assert.ok(
+    out.every((a) => a.piece < 3),
+    JSON.stringify(out),
+  );
+  const tiny = make(4);
+  tiny.upsertSource(SELF_SOURCE);
+  const head = tiny.assign(0, {
+    windowEndBytes: SIZE / 2,
+    windowStartBytes: 0,
+    canServe: () => true,
+  });
+  assert.deepEqual(
+    head.map((a) => a.piece),
+    [0],
+  );
+});
+
+test('rarest-first prefers non-seed sources when both have the chunk', () => {
+  const scheduler = make(4, 'rarest-first');
+  scheduler.upsertSource(1, { isSeed: true });
+  scheduler.upsertSource(2, { isSeed: false });
+  const out = scheduler.assign(0, { ...open(), holders: () => 2 });
+  assert.ok(out.length > 0);
+  for (const a of out.filter((x) => x.source === 1)) {
+    // The seed only gets pieces once the non-seed's pipeline is full.
+    assert.equal(
+      scheduler.inflightOf(2),
+      SchedulerDefaults.pipelineMin,
+      `seed got piece ${a.piece} early`,
+    );
+  }
+  assert.equal(out.filter((a) => a.source === 2).length, SchedulerDefaults.pipelineMin);
+});
+
+test('endgame: an idle fast source duplicates a slow piece; the first copy wins, the loser is returned', () => {
+  const scheduler = make(2);
+  scheduler.upsertSource(1);
+  scheduler.upsertSource(2);
+  // Measure both: source 1 fast, source 2 slow.
+  let now = 0;
+  const first = scheduler.assign(now, open());
+  assert.equal(first.length, 2);
+  const bySource = new Map(first.map((a) => [a.source, a.piece]));
+  const fastPiece = bySource.get(1)!;
+  now += 10;
+  scheduler.progress(fastPiece, 1, SIZE, now);
+  scheduler.received(fastPiece, 1, now);
+  scheduler.accept(fastPiece);
+  // Source 1 is idle; source 2's piece is active with no bytes: source 1 copies it.
+  const copies = scheduler.assign(now, open());
+  assert.deepEqual(
+    copies.map((c) => [c.source, c.duplicate]),
+    [[1, true]],
+  );
+  const slowPiece = copies[0]!.piece;
+  now += 10;
+  scheduler.progress(slowPiece, 1, SIZE, now);
+  assert.deepEqual(scheduler.received(slowPiece, 1, now), [2]);
+  scheduler.accept(slowPiece);
+  assert.ok(scheduler.complete);
+});
+
+test('integrity strikes ban at the threshold; a banned source is never assigned again', () => {
+  const scheduler = make(5);
+  scheduler.upsertSource(1);
+  let banned = false;
+  for (let i = 0; i < SchedulerDefaults.banThreshold; i++) {
+    const [a] = scheduler.assign(i, open());
+    assert.ok(a);
+    scheduler.received(a.piece, 1, i);
+    banned = scheduler.reject(a.piece, 1, 1, i).banned;
+  }
+  assert.ok(banned);
+  assert.deepEqual(scheduler.assign(100, open()), []);
+});

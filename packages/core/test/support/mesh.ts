@@ -1,0 +1,418 @@
+/**
+ * N-core harness for transfer tests (pair.ts, generalised): nodes joined by in-memory links, a
+ * virtual clock, a store per node (answers `read-chunk`, keeps `store-chunk`), a fake origin
+ * that answers `fetch-origin` from an in-memory object, and per-node faults (corrupting,
+ * stalling or changing origins; muted links). It runs the host loop of docs/architecture.md:
+ * after every input drain `poll()`, carry each output out, and wake the cores at their
+ * deadlines. Bandwidth is not modelled (the simulator does that); `originDelayMs` gives a node's
+ * origin fetches a latency so tests can shape who finishes first.
+ */
+import {
+  Core,
+  type CoreEvent,
+  type CoreOptions,
+  type CoreOutput,
+  type CoreInput,
+} from '../../src/core.js';
+import { toHex } from '../../src/bytes.js';
+import { deriveDeviceId } from '../../src/identity.js';
+import { deterministicCrypto } from './deterministic-crypto.js';
+import type { PeerLink } from '../../src/peer-link.js';
+import type { Manifest } from '../../src/content/manifest.js';
+
+export type OriginMode = 'ok' | 'corrupt' | 'stall' | 'changed' | 'error';
+
+export interface NodeOptions extends Partial<CoreOptions> {
+  /** How this node's origin answers. Default 'ok'. */
+  readonly origin?: OriginMode;
+  /** Latency of this node's origin answers. Default 0 (next step). */
+  readonly originDelayMs?: number;
+  /** Acknowledge every `deliver` at once (`delivered` input). Default true. */
+  readonly autoAck?: boolean;
+  /**
+   * A lying peer: every DATA stream it queues is corrupted after its chunk server checked the
+   * stored copy (the harness interposes on its links' `queueStream`).
+   */
+  readonly corruptServing?: boolean;
+}
+
+export interface MeshNode {
+  readonly index: number;
+  readonly core: Core;
+  readonly deviceId: Uint8Array;
+  readonly options: NodeOptions;
+  readonly events: CoreEvent[];
+  /** content hex -> chunk index -> bytes. */
+  readonly store: Map<string, Map<number, Uint8Array>>;
+  /** download ID -> delivered pieces in output order. */
+  readonly delivered: Map<number, Array<{ offset: number; bytes: Uint8Array }>>;
+  /** fetch-origin outputs seen, in order. */
+  readonly fetches: Array<Extract<CoreOutput, { type: 'fetch-origin' }>>;
+  readonly cancelledFetches: Set<number>;
+  /** Bytes of origin fetches answered (WAN use). */
+  originBytes: number;
+  /** `read-chunk` outputs answered (chunks served). */
+  readsAnswered: number;
+  originMode: OriginMode;
+}
+
+interface Action {
+  readonly atMs: number;
+  readonly seq: number;
+  readonly run: () => void;
+}
+
+export class Mesh {
+  nowMs = 0;
+  readonly nodes: MeshNode[] = [];
+  /** The origin object fetches read from. */
+  origin: Uint8Array = new Uint8Array(0);
+  private readonly links = new Map<string, { open: boolean; muted: boolean }>();
+  private readonly inFlight: Array<{ from: number; to: number; item: Uint8Array | 'eof' }> = [];
+  private actions: Action[] = [];
+  private seq = 0;
+
+  constructor(nodeOptions: readonly NodeOptions[], seed = 1) {
+    nodeOptions.forEach((options, index) => {
+      const crypto = deterministicCrypto(seed * 100 + index);
+      const identity = crypto.ed25519GenerateKeyPair();
+      const core = new Core({
+        crypto,
+        identity,
+        seed: seed * 100 + index,
+        deviceName: `node-${index}`,
+        ...options,
+      });
+      this.nodes.push({
+        index,
+        core,
+        deviceId: deriveDeviceId(crypto, identity.publicKey),
+        options,
+        events: [],
+        store: new Map(),
+        delivered: new Map(),
+        fetches: [],
+        cancelledFetches: new Set(),
+        originBytes: 0,
+        readsAnswered: 0,
+        originMode: options.origin ?? 'ok',
+      });
+    });
+  }
+
+  /** Link ID node `at` uses for its link to node `peer`. */
+  static linkId(peer: number): number {
+    return peer + 1;
+  }
+
+  /** Node `from` dials node `to`. */
+  connect(from: number, to: number): void {
+    this.links.set(`${from}>${to}`, { open: true, muted: false });
+    this.links.set(`${to}>${from}`, { open: true, muted: false });
+    this.input(to, {
+      type: 'link-opened',
+      nowMs: this.nowMs,
+      linkId: Mesh.linkId(from),
+      direction: 'inbound',
+      remoteAddress: `n${from}`,
+    });
+    this.input(from, {
+      type: 'link-opened',
+      nowMs: this.nowMs,
+      linkId: Mesh.linkId(to),
+      direction: 'outbound',
+      remoteAddress: `n${to}`,
+    });
+    for (const [node, peer] of [
+      [from, to],
+      [to, from],
+    ] as const) {
+      if (this.nodes[node]!.options.corruptServing === true) this.corruptLink(node, peer);
+    }
+  }
+
+  private corruptLink(node: number, peer: number): void {
+    const links = (this.nodes[node]!.core as unknown as { links: Map<number, { link: PeerLink }> })
+      .links;
+    const link = links.get(Mesh.linkId(peer))!.link;
+    const original = link.queueStream.bind(link);
+    link.queueStream = (requestId: number, bytes: Uint8Array, baseOffset = 0): void => {
+      const bad = bytes.slice();
+      bad[bad.length >> 1] = bad[bad.length >> 1]! ^ 0x55;
+      original(requestId, bad, baseOffset);
+    };
+  }
+
+  /** Connects node 0 to every other node (a star around the requester). */
+  star(): void {
+    for (let i = 1; i < this.nodes.length; i++) this.connect(0, i);
+  }
+
+  /** Every pair connected (lower index dials). */
+  fullMesh(): void {
+    for (let i = 0; i < this.nodes.length; i++)
+      for (let j = i + 1; j < this.nodes.length; j++) this.connect(i, j);
+  }
+
+  /** Drops everything node `from` sends to node `to` (a stalled peer). */
+  mute(from: number, to: number): void {
+    const link = this.links.get(`${from}>${to}`);
+    if (link !== undefined) link.muted = true;
+  }
+
+  /** The transport between two nodes breaks (both see link-closed). */
+  cut(a: number, b: number): void {
+    for (const [x, y] of [
+      [a, b],
+      [b, a],
+    ] as const) {
+      const link = this.links.get(`${x}>${y}`);
+      if (link === undefined || !link.open) continue;
+      link.open = false;
+      this.input(x, { type: 'link-closed', nowMs: this.nowMs, linkId: Mesh.linkId(y) });
+    }
+  }
+
+  input(node: number, input: CoreInput): void {
+    this.nodes[node]!.core.handle(input);
+  }
+
+  /** One round: drain every core, then deliver bytes in flight. */
+  step(): boolean {
+    let moved = false;
+    for (const node of this.nodes) {
+      for (let out = node.core.poll(); out !== undefined; out = node.core.poll()) {
+        this.perform(node, out);
+        moved = true;
+      }
+    }
+    const due = this.takeDueActions();
+    for (const action of due) {
+      action.run();
+      moved = true;
+    }
+    const batch = this.inFlight.splice(0);
+    for (const { from, to, item } of batch) {
+      moved = true;
+      const link = this.links.get(`${from}>${to}`);
+      const core = this.nodes[to]!.core;
+      if (item === 'eof') {
+        const back = this.links.get(`${to}>${from}`);
+        if (back?.open) {
+          back.open = false;
+          core.handle({ type: 'link-closed', nowMs: this.nowMs, linkId: Mesh.linkId(from) });
+        }
+        continue;
+      }
+      if (link !== undefined && !link.muted && this.links.get(`${to}>${from}`)?.open) {
+        core.handle({
+          type: 'bytes-received',
+          nowMs: this.nowMs,
+          linkId: Mesh.linkId(from),
+          bytes: item,
+        });
+      }
+      if (link?.open) {
+        this.nodes[from]!.core.handle({
+          type: 'bytes-flushed',
+          nowMs: this.nowMs,
+          linkId: Mesh.linkId(to),
+          byteCount: item.length,
+        });
+      }
+    }
+    return moved;
+  }
+
+  drive(maxSteps = 200_000): void {
+    for (let i = 0; i < maxSteps; i++) if (!this.step()) return;
+    throw new Error(`mesh did not settle within ${maxSteps} steps`);
+  }
+
+  /** Moves the clock forward by `ms`, firing deadlines and delayed actions in order. */
+  advance(ms: number): void {
+    const until = this.nowMs + ms;
+    for (;;) {
+      this.drive();
+      let next = Infinity;
+      for (const node of this.nodes) next = Math.min(next, node.core.nextDeadlineMs() ?? Infinity);
+      for (const action of this.actions) next = Math.min(next, action.atMs);
+      if (next > until) break;
+      this.nowMs = Math.max(this.nowMs, next);
+      for (const node of this.nodes) {
+        const due = node.core.nextDeadlineMs();
+        if (due !== undefined && due <= this.nowMs)
+          node.core.handle({ type: 'timer-fired', nowMs: this.nowMs });
+      }
+    }
+    this.nowMs = until;
+    this.drive();
+  }
+
+  /** Runs until `done()` or `limitMs` of virtual time pass. */
+  runUntil(done: () => boolean, limitMs = 600_000, stepMs = 100): void {
+    const end = this.nowMs + limitMs;
+    this.drive();
+    while (!done() && this.nowMs < end) this.advance(stepMs);
+  }
+
+  eventsOf<T extends CoreEvent['type']>(
+    node: number,
+    type: T,
+  ): Array<Extract<CoreEvent, { type: T }>> {
+    return this.nodes[node]!.events.filter(
+      (e): e is Extract<CoreEvent, { type: T }> => e.type === type,
+    );
+  }
+
+  /** The delivered bytes of a download, concatenated, after checking order and no overlap. */
+  deliveredBytes(node: number, downloadId: number): Uint8Array {
+    const pieces = this.nodes[node]!.delivered.get(downloadId) ?? [];
+    let total = 0;
+    for (const piece of pieces) {
+      if (piece.offset !== total)
+        throw new Error(`delivery out of order: offset ${piece.offset}, expected ${total}`);
+      total += piece.bytes.length;
+    }
+    const out = new Uint8Array(total);
+    for (const piece of pieces) out.set(piece.bytes, piece.offset);
+    return out;
+  }
+
+  /** Node `node` holds the content: store + content-available. */
+  seedContent(node: number, manifest: Manifest, data: Uint8Array, indices?: number[]): void {
+    const key = toHex(manifest.contentId);
+    const chunks = new Map<number, Uint8Array>();
+    const count = manifest.chunkHashes.length;
+    for (let i = 0; i < count; i++) {
+      if (indices !== undefined && !indices.includes(i)) continue;
+      chunks.set(
+        i,
+        data.slice(
+          i * manifest.chunkSizeBytes,
+          Math.min(data.length, (i + 1) * manifest.chunkSizeBytes),
+        ),
+      );
+    }
+    this.nodes[node]!.store.set(key, chunks);
+    this.input(node, {
+      type: 'content-available',
+      nowMs: this.nowMs,
+      manifest,
+      ...(indices === undefined ? {} : { chunkIndices: indices }),
+    });
+  }
+
+  private later(delayMs: number, run: () => void): void {
+    this.actions.push({ atMs: this.nowMs + delayMs, seq: this.seq++, run });
+  }
+
+  private takeDueActions(): Action[] {
+    const due = this.actions
+      .filter((a) => a.atMs <= this.nowMs)
+      .sort((a, b) => a.atMs - b.atMs || a.seq - b.seq);
+    if (due.length > 0) this.actions = this.actions.filter((a) => a.atMs > this.nowMs);
+    return due;
+  }
+
+  private perform(node: MeshNode, out: CoreOutput): void {
+    const index = node.index;
+    switch (out.type) {
+      case 'send': {
+        const peer = out.linkId - 1;
+        if (this.links.get(`${index}>${peer}`)?.open)
+          this.inFlight.push({ from: index, to: peer, item: out.bytes });
+        break;
+      }
+      case 'disconnect': {
+        const peer = out.linkId - 1;
+        const link = this.links.get(`${index}>${peer}`);
+        if (link?.open) {
+          link.open = false;
+          this.inFlight.push({ from: index, to: peer, item: 'eof' });
+        }
+        break;
+      }
+      case 'event':
+        node.events.push(out.event);
+        break;
+      case 'fetch-origin':
+        node.fetches.push(out);
+        this.answerFetch(node, out);
+        break;
+      case 'cancel-fetch':
+        node.cancelledFetches.add(out.fetchId);
+        break;
+      case 'read-chunk': {
+        const bytes = node.store.get(toHex(out.contentId))?.get(out.chunkIndex);
+        node.readsAnswered++;
+        this.later(0, () =>
+          node.core.handle({ type: 'chunk-read', nowMs: this.nowMs, readId: out.readId, bytes }),
+        );
+        break;
+      }
+      case 'deliver': {
+        const list = node.delivered.get(out.downloadId) ?? [];
+        list.push({ offset: out.offset, bytes: out.bytes });
+        node.delivered.set(out.downloadId, list);
+        if (node.options.autoAck ?? true) {
+          this.later(0, () =>
+            node.core.handle({
+              type: 'delivered',
+              nowMs: this.nowMs,
+              downloadId: out.downloadId,
+              byteCount: out.bytes.length,
+            }),
+          );
+        }
+        break;
+      }
+      case 'store-chunk': {
+        const key = toHex(out.contentId);
+        const chunks = node.store.get(key) ?? new Map<number, Uint8Array>();
+        chunks.set(out.chunkIndex, out.bytes);
+        node.store.set(key, chunks);
+        break;
+      }
+      default: {
+        const unreachable: never = out;
+        throw new Error(`unhandled output ${JSON.stringify(unreachable)}`);
+      }
+    }
+  }
+
+  private answerFetch(node: MeshNode, fetch: Extract<CoreOutput, { type: 'fetch-origin' }>): void {
+    const mode = node.originMode;
+    if (mode === 'stall') return;
+    this.later(node.options.originDelayMs ?? 0, () => {
+      if (node.cancelledFetches.has(fetch.fetchId)) return;
+      const handle = (input: CoreInput): void => node.core.handle(input);
+      if (mode === 'changed' || mode === 'error') {
+        handle({
+          type: 'origin-end',
+          nowMs: this.nowMs,
+          fetchId: fetch.fetchId,
+          outcome: mode,
+          detail: `origin ${mode}`,
+        });
+        return;
+      }
+      const body = this.origin.slice(fetch.rangeStart, fetch.rangeEnd);
+      if (mode === 'corrupt') for (let i = 0; i < body.length; i += 4096) body[i] = body[i]! ^ 0xff;
+      node.originBytes += body.length;
+      // In two parts, as a real body would arrive.
+      const half = Math.floor(body.length / 2);
+      for (const part of [body.subarray(0, half), body.subarray(half)]) {
+        if (part.length > 0)
+          handle({ type: 'origin-data', nowMs: this.nowMs, fetchId: fetch.fetchId, bytes: part });
+      }
+      handle({
+        type: 'origin-end',
+        nowMs: this.nowMs,
+        fetchId: fetch.fetchId,
+        outcome: 'ok',
+        detail: '',
+      });
+    });
+  }
+}

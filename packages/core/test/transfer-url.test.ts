@@ -1,0 +1,201 @@
+/**
+ * Pooled URL downloads between real Cores (mesh harness with a fake origin): self plus pod
+ * helpers, spot checks catching a corrupting helper, helpers that leave or stall, origin
+ * changes, the end-to-end SHA-256, and the memory window.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Capability } from '../src/wire/messages.js';
+import { ReasonCode } from '../src/wire/reason-codes.js';
+import { Mesh, type NodeOptions } from './support/mesh.js';
+import { deterministicCrypto } from './support/deterministic-crypto.js';
+import { testBytes } from './support/content-fixture.js';
+
+const PIECE = 64 * 1024;
+const podSecret = new Uint8Array(32).fill(9);
+const helperCaps = Capability.serveChunks | Capability.fetchOrigin | Capability.rpc;
+const crypto = deterministicCrypto(3);
+
+function pod(helpers: readonly Partial<NodeOptions>[], requester: Partial<NodeOptions> = {}): Mesh {
+  const mesh = new Mesh([
+    { podSecret, ...requester },
+    ...helpers.map((h) => ({ podSecret, capabilities: helperCaps, ...h })),
+  ]);
+  mesh.star();
+  mesh.drive();
+  return mesh;
+}
+
+function startUrl(
+  mesh: Mesh,
+  downloadId: number,
+  extra: { sha256?: Uint8Array; validator?: string } = {},
+): void {
+  mesh.input(0, {
+    type: 'start-download',
+    nowMs: mesh.nowMs,
+    downloadId,
+    source: {
+      kind: 'url',
+      url: 'https://origin.example/object.bin',
+      totalBytes: mesh.origin.length,
+      validator: extra.validator ?? '"v1"',
+      headers: [{ name: 'authorization', value: 'Bearer t' }],
+      pieceSizeBytes: PIECE,
+      ...(extra.sha256 === undefined ? {} : { sha256: extra.sha256 }),
+    },
+  });
+}
+
+const finished = (mesh: Mesh, id: number) => (): boolean =>
+  mesh.eventsOf(0, 'download:complete').some((e) => e.downloadId === id) ||
+  mesh.eventsOf(0, 'download:failed').some((e) => e.downloadId === id);
+
+test('pooled URL with self and three helpers is byte-exact and every helper fetched a share', () => {
+  const mesh = pod([{}, {}, {}]);
+  mesh.origin = testBytes(40 * PIECE + 777, 1);
+  startUrl(mesh, 1, { sha256: crypto.sha256(mesh.origin) });
+  mesh.runUntil(finished(mesh, 1));
+  const [done] = mesh.eventsOf(0, 'download:complete');
+  assert.ok(done, 'completed');
+  assert.deepEqual(done.sha256, crypto.sha256(mesh.origin));
+  assert.deepEqual(mesh.deliveredBytes(0, 1), mesh.origin);
+  for (const helper of [1, 2, 3]) {
+    assert.ok(mesh.nodes[helper]!.originBytes >= PIECE, `helper ${helper} fetched a share`);
+  }
+  // Self fetched pieces plus the spot-check samples, and not the whole object.
+  assert.ok(mesh.nodes[0]!.originBytes < mesh.origin.length);
+  assert.equal(mesh.nodes[0]!.core.downloadMemoryBytes(1), 0);
+});
+
+test('every helper fetch carries the validator and headers', () => {
+  const mesh = pod([{}]);
+  mesh.origin = testBytes(6 * PIECE, 2);
+  startUrl(mesh, 1);
+  mesh.runUntil(finished(mesh, 1));
+  const fetches = [...mesh.nodes[0]!.fetches, ...mesh.nodes[1]!.fetches];
+  assert.ok(fetches.length > 0);
+  for (const fetch of fetches) {
+    assert.equal(fetch.validator, '"v1"');
+    assert.deepEqual(fetch.headers, [{ name: 'authorization', value: 'Bearer t' }]);
+  }
+});
+
+test('a helper that returns corrupted origin bytes is caught by spot checks and banned', () => {
+  const mesh = pod([{}, { origin: 'corrupt' }, {}]);
+  mesh.origin = testBytes(30 * PIECE, 3);
+  startUrl(mesh, 1, { sha256: crypto.sha256(mesh.origin) });
+  mesh.runUntil(finished(mesh, 1));
+  assert.equal(mesh.eventsOf(0, 'download:failed').length, 0);
+  assert.deepEqual(mesh.deliveredBytes(0, 1), mesh.origin);
+  const [banned] = mesh.eventsOf(0, 'peer:banned');
+  assert.deepEqual(banned?.deviceId, mesh.nodes[2]!.deviceId);
+  const gone = mesh.eventsOf(0, 'peer:disconnect').find((e) => e.linkId === Mesh.linkId(2));
+  assert.equal(gone?.reason, ReasonCode.banned);
+});
+
+test('a helper that leaves mid-piece: its pieces are reassigned', () => {
+  const mesh = pod([{ originDelayMs: 2_000 }, {}]);
+  mesh.origin = testBytes(20 * PIECE, 4);
+  startUrl(mesh, 1);
+  mesh.advance(500);
+  mesh.cut(0, 1);
+  mesh.runUntil(finished(mesh, 1));
+  assert.deepEqual(mesh.deliveredBytes(0, 1), mesh.origin);
+});
+
+test('a helper whose origin stalls is timed out and its pieces reassigned', () => {
+  const mesh = pod([{ origin: 'stall' }, {}], { stallFloorMs: 1_000 });
+  mesh.origin = testBytes(20 * PIECE, 5);
+  startUrl(mesh, 1);
+  mesh.runUntil(finished(mesh, 1), 60_000);
+  assert.ok(mesh.eventsOf(0, 'download:complete').length === 1, 'completed');
+  assert.deepEqual(mesh.deliveredBytes(0, 1), mesh.origin);
+});
+
+test('with no helpers at all the download falls back to self', () => {
+  const mesh = pod([]);
+  mesh.origin = testBytes(5 * PIECE + 3, 6);
+  startUrl(mesh, 1);
+  mesh.runUntil(finished(mesh, 1));
+  assert.deepEqual(mesh.deliveredBytes(0, 1), mesh.origin);
+});
+
+test('origin changed at a helper fails the download with origin-changed', () => {
+  const mesh = pod([{ origin: 'changed' }], { origin: 'ok', originDelayMs: 1_000 });
+  mesh.origin = testBytes(10 * PIECE, 7);
+  startUrl(mesh, 1);
+  mesh.runUntil(finished(mesh, 1));
+  const [failed] = mesh.eventsOf(0, 'download:failed');
+  assert.equal(failed?.reason, 'origin-changed');
+  assert.equal(mesh.eventsOf(0, 'download:complete').length, 0);
+});
+
+test('origin changed at self fails the download with origin-changed', () => {
+  const mesh = pod([], { origin: 'changed' });
+  mesh.origin = testBytes(3 * PIECE, 8);
+  startUrl(mesh, 1);
+  mesh.runUntil(finished(mesh, 1));
+  assert.equal(mesh.eventsOf(0, 'download:failed')[0]?.reason, 'origin-changed');
+});
+
+test('a SHA-256 mismatch at the end fails the download clearly', () => {
+  const mesh = pod([{}]);
+  mesh.origin = testBytes(4 * PIECE, 9);
+  startUrl(mesh, 1, { sha256: new Uint8Array(32) });
+  mesh.runUntil(finished(mesh, 1));
+  const [failed] = mesh.eventsOf(0, 'download:failed');
+  assert.equal(failed?.reason, 'sha256-mismatch');
+  assert.match(failed?.detail ?? '', /discard/);
+});
+
+test('memory bound: without delivered acknowledgements the core holds at most window + pipeline', () => {
+  const window = 4 * PIECE;
+  const mesh = pod([{}, {}], { autoAck: false, reorderWindowBytes: window });
+  mesh.origin = testBytes(40 * PIECE, 10);
+  startUrl(mesh, 1);
+  let peak = 0;
+  for (let i = 0; i < 50; i++) {
+    mesh.advance(100);
+    peak = Math.max(peak, mesh.nodes[0]!.core.downloadMemoryBytes(1));
+  }
+  const delivered = mesh.deliveredBytes(0, 1).length;
+  assert.ok(delivered <= window + PIECE, `delivered ${delivered} without acknowledgements`);
+  assert.ok(peak <= window + 3 * 2 * PIECE, `peak ${peak}`);
+  // Acknowledge everything from now on: the download finishes.
+  let acked = 0;
+  mesh.runUntil(() => {
+    const total = mesh.deliveredBytes(0, 1).length;
+    if (total > acked) {
+      mesh.input(0, {
+        type: 'delivered',
+        nowMs: mesh.nowMs,
+        downloadId: 1,
+        byteCount: total - acked,
+      });
+      acked = total;
+    }
+    peak = Math.max(peak, mesh.nodes[0]!.core.downloadMemoryBytes(1));
+    return finished(mesh, 1)();
+  });
+  assert.deepEqual(mesh.deliveredBytes(0, 1), mesh.origin);
+  assert.ok(peak <= window + 3 * 2 * PIECE, `peak ${peak}`);
+});
+
+test('progress events come at most every 250 ms per download', () => {
+  const mesh = pod([{ originDelayMs: 30 }, { originDelayMs: 30 }], { originDelayMs: 30 });
+  mesh.origin = testBytes(60 * PIECE, 11);
+  startUrl(mesh, 1);
+  mesh.runUntil(finished(mesh, 1), 600_000, 10);
+  const times: number[] = [];
+  // Progress events carry no time; count them against the virtual duration instead.
+  const progress = mesh.eventsOf(0, 'download:progress');
+  times.push(progress.length);
+  assert.ok(progress.length >= 1);
+  assert.ok(
+    progress.length <= Math.floor(mesh.nowMs / 250) + 1,
+    `${progress.length} events in ${mesh.nowMs} ms`,
+  );
+  const last = progress.at(-1)!;
+  assert.ok(last.verifiedBytes <= last.totalBytes);
+});
