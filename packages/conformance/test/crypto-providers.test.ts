@@ -297,31 +297,21 @@ for (const provider of PROVIDERS) {
       }
     });
 
-    // The contract fixes AEAD keys at 32 bytes and nonces at 12. @noble/ciphers' gcm() also
-    // accepts AES-128/192 keys and other nonce lengths, so today the noble provider seals with
-    // them where node:crypto throws. Marked todo for noble (reported to the lead); it becomes an
-    // ordinary test once noble-crypto-provider.ts checks the lengths itself.
-    const lengthTodo =
-      provider.name === 'noble'
-        ? { todo: 'noble provider: AESGCM accepts 16/24-byte keys and non-12-byte nonces' }
-        : {};
-    test(
-      'AEAD: AES-128/192 keys and nonces that are not 12 bytes are refused too',
-      lengthTodo,
-      () => {
-        const ok = new Uint8Array(32);
-        for (const cipher of CIPHERS) {
-          for (const length of [16, 24]) {
-            assert.throws(() =>
-              provider.aeadSeal(cipher, new Uint8Array(length), new Uint8Array(12), ok, ok),
-            );
-          }
-          for (const length of [0, 8, 11, 13, 16]) {
-            assert.throws(() => provider.aeadSeal(cipher, ok, new Uint8Array(length), ok, ok));
-          }
+    // The contract fixes AEAD keys at 32 bytes and nonces at 12. @noble/ciphers' gcm() alone
+    // would accept AES-128/192 keys and other nonce lengths; the noble provider checks them.
+    test('AEAD: AES-128/192 keys and nonces that are not 12 bytes are refused too', () => {
+      const ok = new Uint8Array(32);
+      for (const cipher of CIPHERS) {
+        for (const length of [16, 24]) {
+          assert.throws(() =>
+            provider.aeadSeal(cipher, new Uint8Array(length), new Uint8Array(12), ok, ok),
+          );
         }
-      },
-    );
+        for (const length of [0, 8, 11, 13, 16]) {
+          assert.throws(() => provider.aeadSeal(cipher, ok, new Uint8Array(length), ok, ok));
+        }
+      }
+    });
 
     test('X25519: RFC 7748 section 6.1 (Alice and Bob)', () => {
       assert.equal(

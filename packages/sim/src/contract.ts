@@ -5,12 +5,7 @@
  */
 import type { Core, CoreEvent, CoreInput, CoreOutput } from '@peapod/core';
 
-export type {
-  DownloadSource,
-  TransferInput,
-  TransferOutput,
-  TransferEvent,
-} from '@peapod/core';
+export type { DownloadSource, TransferInput, TransferOutput, TransferEvent } from '@peapod/core';
 
 export type SimInput = CoreInput;
 export type SimCoreEvent = CoreEvent;

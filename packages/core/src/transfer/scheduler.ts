@@ -428,7 +428,10 @@ export class PieceScheduler {
     return Math.max(this.options.stallFloorMs, derived);
   }
 
-  private stallDeadlineMs(source: { readonly id: SourceId; readonly lastProgressMs: number }): number {
+  private stallDeadlineMs(source: {
+    readonly id: SourceId;
+    readonly lastProgressMs: number;
+  }): number {
     return source.lastProgressMs + this.stallTimeoutMs(source.id);
   }
 
@@ -455,8 +458,7 @@ export class PieceScheduler {
       if (min === undefined || at < min) min = at;
     };
     for (const source of this.sources.values()) {
-      if (source.inflight.size > 0)
-        consider(this.stallDeadlineMs(source));
+      if (source.inflight.size > 0) consider(this.stallDeadlineMs(source));
       if (!source.banned && source.backoffUntilMs > nowMs) consider(source.backoffUntilMs);
     }
     return min;
