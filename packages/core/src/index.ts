@@ -143,3 +143,21 @@ export type {
   TransferOutput,
   TransferEvent,
 } from './transfer/transfer-api.js';
+export {
+  BeaconCodec,
+  BeaconReplayCache,
+  deriveBeaconKey,
+  BEACON_MAGIC,
+  BEACON_VERSION,
+  BEACON_BYTES,
+  BEACON_ID_BYTES,
+  BEACON_WINDOW_MS,
+  BEACON_REPLAY_ENTRIES_MAX,
+  POD_SECRET_BYTES,
+  type Beacon,
+  type BeaconFields,
+  type BeaconKind,
+  type BeaconCodecOptions,
+  type BeaconDecodeResult,
+  type BeaconRejectReason,
+} from './discovery/beacon.js';
