@@ -7,3 +7,14 @@ export {
   type NodeCryptoProvider,
   type NodeCryptoProviderOptions,
 } from './node-crypto-provider.js';
+export {
+  LanDiscovery,
+  DISCOVERY_GROUP,
+  DISCOVERY_PORT,
+  DISCOVERY_ANNOUNCE_INTERVAL_MS,
+  DISCOVERY_REPLY_JITTER_MS_MAX,
+  type LanDiscoveryOptions,
+  type LanDiscoveryEvents,
+  type DiscoveredPeer,
+  type RejectedBeacon,
+} from './discovery.js';
