@@ -161,3 +161,4 @@ export {
   type BeaconDecodeResult,
   type BeaconRejectReason,
 } from './discovery/beacon.js';
+export { luhnCheckCharacter } from './identity.js';

@@ -18,3 +18,11 @@ export {
   type DiscoveredPeer,
   type RejectedBeacon,
 } from './discovery.js';
+export {
+  createPod,
+  podId,
+  formatJoinCode,
+  parseJoinCode,
+  JOIN_CODE_PREFIX,
+  JOIN_CODE_VERSION,
+} from './pod.js';
