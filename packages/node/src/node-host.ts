@@ -7,8 +7,8 @@
  * It owns: the TCP listener, one socket per link (link IDs are assigned here), the one timer, and
  * the monotonic clock (`performance.now()`). It decides nothing about the protocol. Users get
  * typed events (`peer:connect`, `peer:disconnect`, `peer:message`, `peer:rtt`) and can send
- * messages on ready links. It does not run the core's transfers yet (`handleTransfers: false`):
- * carrying out origin fetches, chunk reads and deliveries is the daemon's job (next issue).
+ * messages on ready links. Transfer outputs (origin fetches, chunk reads, deliveries) go to the
+ * `transfers` callback the daemon passes; without one, the core does not run transfers.
  */
 import { EventEmitter } from 'node:events';
 import { createServer, connect, type Server, type Socket, type AddressInfo } from 'node:net';
@@ -16,9 +16,12 @@ import { randomInt } from 'node:crypto';
 import {
   Core,
   PeapodError,
+  ReasonCode,
   type CoreEvent,
+  type CoreInput,
   type CoreOptions,
   type CoreOutput,
+  type TransferOutput,
   type WireMessage,
 } from '@peapod/core';
 import { createNodeCryptoProvider } from './node-crypto-provider.js';
@@ -27,6 +30,12 @@ export interface NodeHostOptions extends Omit<CoreOptions, 'crypto' | 'seed' | '
   /** Seed for the core's PRNG; random by default. */
   readonly seed?: number;
   readonly crypto?: CoreOptions['crypto'];
+  /**
+   * Carries out the core's transfer outputs (origin fetches, chunk reads, deliveries); the
+   * daemon passes its `TransferIo`. Absent: the core runs with `handleTransfers: false` and
+   * transfer frames reach the user as `peer:message` events (link-level tools and tests).
+   */
+  readonly transfers?: (output: TransferOutput) => void;
 }
 
 type HostEvents = { [E in CoreEvent as E['type']]: [E] };
@@ -39,6 +48,9 @@ export class NodeHost extends EventEmitter<HostEvents> {
   private timerAtMs: number | undefined;
   private nextLinkId = 1;
   private driving = false;
+  /** Sends of the current host loop, per link, written when it ends (`writeBatches`). */
+  private readonly batches = new Map<number, { chunks: Uint8Array[]; byteCount: number }>();
+  private readonly transfers: ((output: TransferOutput) => void) | undefined;
 
   constructor(options: NodeHostOptions) {
     super();
@@ -46,10 +58,15 @@ export class NodeHost extends EventEmitter<HostEvents> {
       ...options,
       crypto: options.crypto ?? createNodeCryptoProvider(),
       seed: options.seed ?? randomInt(2 ** 47),
-      // Transfer frames reach the user as `peer:message` until this host carries out origin
-      // fetches, chunk reads and deliveries (the daemon's job, next issue).
-      handleTransfers: false,
+      handleTransfers: options.transfers !== undefined,
     });
+    this.transfers = options.transfers;
+  }
+
+  /** Feeds the core one input (transfer inputs from the daemon) and runs the host loop. */
+  input(input: CoreInput): void {
+    this.core.handle(input);
+    this.drive();
   }
 
   /** Starts accepting links on `host:port` (port 0 picks a free one). Resolves to the address. */
@@ -79,6 +96,12 @@ export class NodeHost extends EventEmitter<HostEvents> {
    */
   send(linkId: number, message: WireMessage): void {
     this.core.handle({ type: 'send-message', nowMs: performance.now(), linkId, message });
+    this.drive();
+  }
+
+  /** Ends one link: GOODBYE (`reason`, default `goingAway`) when the session is open, then close. */
+  closeLink(linkId: number, reason: ReasonCode = ReasonCode.goingAway): void {
+    this.core.handle({ type: 'close-link', nowMs: performance.now(), linkId, reason });
     this.drive();
   }
 
@@ -128,15 +151,36 @@ export class NodeHost extends EventEmitter<HostEvents> {
   private drive(): void {
     if (this.driving) return; // an output's side effect re-entered; the outer loop drains it
     this.driving = true;
-    // Cork every socket while draining, so the sends of one loop leave as one writev.
-    for (const socket of this.sockets.values()) socket.cork();
     try {
       for (let out = this.core.poll(); out !== undefined; out = this.core.poll()) this.perform(out);
     } finally {
       this.driving = false;
-      for (const socket of this.sockets.values()) socket.uncork();
+      this.writeBatches();
     }
     this.armTimer();
+  }
+
+  /**
+   * Writes each link's sends of one host loop as one corked batch (one writev) with one flush
+   * callback, on the last write, for all of its bytes: a record leaves as several sends (length
+   * prefix, ciphertext pieces, tag), and a callback per send cost a core input and a host loop
+   * each. Stream writes complete in order, so the last callback means every byte went out.
+   */
+  private writeBatches(): void {
+    for (const [linkId, batch] of this.batches) {
+      this.batches.delete(linkId);
+      const socket = this.sockets.get(linkId);
+      if (socket === undefined || socket.destroyed) continue;
+      const { chunks, byteCount } = batch;
+      socket.cork();
+      const last = chunks.length - 1;
+      for (let i = 0; i < last; i++) socket.write(chunks[i]!);
+      socket.write(chunks[last]!, () => {
+        this.core.handle({ type: 'bytes-flushed', nowMs: performance.now(), linkId, byteCount });
+        this.drive();
+      });
+      socket.uncork();
+    }
   }
 
   private armTimer(): void {
@@ -159,17 +203,17 @@ export class NodeHost extends EventEmitter<HostEvents> {
   private perform(out: CoreOutput): void {
     switch (out.type) {
       case 'send': {
-        const socket = this.sockets.get(out.linkId);
-        if (socket === undefined || socket.destroyed) return;
-        const { linkId } = out;
-        const byteCount = out.bytes.length;
-        socket.write(out.bytes, () => {
-          this.core.handle({ type: 'bytes-flushed', nowMs: performance.now(), linkId, byteCount });
-          this.drive();
-        });
+        const batch = this.batches.get(out.linkId);
+        if (batch === undefined) {
+          this.batches.set(out.linkId, { chunks: [out.bytes], byteCount: out.bytes.length });
+        } else {
+          batch.chunks.push(out.bytes);
+          batch.byteCount += out.bytes.length;
+        }
         return;
       }
       case 'disconnect':
+        this.writeBatches(); // the bytes before a disconnect (GOODBYE) go first
         this.sockets.get(out.linkId)?.end();
         return;
       case 'event':
@@ -180,12 +224,14 @@ export class NodeHost extends EventEmitter<HostEvents> {
       case 'read-chunk':
       case 'deliver':
       case 'store-chunk':
-        // This host runs the core with `handleTransfers: false` (see the constructor): the
-        // daemon that carries out origin fetches, chunk reads and deliveries is the next step.
-        throw new PeapodError(
-          'PEAPOD_ERR_ASSERTION',
-          `transfer output ${out.type} from a core that was told not to run transfers`,
-        );
+        if (this.transfers === undefined) {
+          throw new PeapodError(
+            'PEAPOD_ERR_ASSERTION',
+            `transfer output ${out.type} from a core that was told not to run transfers`,
+          );
+        }
+        this.transfers(out);
+        return;
       default: {
         const unreachable: never = out;
         throw new PeapodError(

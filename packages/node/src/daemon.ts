@@ -1,0 +1,444 @@
+/**
+ * `peapod daemon`: one device's long-running PeaPod node.
+ *
+ * Theory of operation
+ * - One `NodeHost` runs the core over TCP peer links (port 9000 by default) with the pod secret,
+ *   so only pod members complete the handshake (Noise XXpsk3). Its host loop is the only place
+ *   that turns core outputs into I/O; transfer outputs come to `performTransfer` here and become
+ *   origin fetches (this device's own internet link), writes to a download's sink, or reads.
+ * - `LanDiscovery` multicasts pod-sealed beacons; when a pod member appears, the device with the
+ *   smaller Device ID dials the other (one link per pair, no races).
+ * - One HTTP server on the API port (8080) is both the forward proxy (`http_proxy=...`) and the
+ *   local API the CLI talks to (`/api/...`, loopback only): `peapod get` posts a job and reads
+ *   its progress as NDJSON; `peapod peers` reads the peer table.
+ * - Bandwidth limits: origin traffic always counts against `--max-download`; peer links count
+ *   against both limits unless the peer is on the LAN (Syncthing's rule; `--limit-lan` turns it
+ *   off). See rate-limit.ts.
+ * - `stop()` (SIGINT/SIGTERM) cancels jobs (part files stay for a resume), sends GOODBYE on
+ *   every link, closes sockets and saves nothing else: all state worth keeping is on disk already.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import {
+  deriveDeviceId,
+  formatDeviceId,
+  toHex,
+  type CoreEvent,
+  type KeyPair,
+  type TransferOutput,
+} from '@peapod/core';
+import type { Logger } from 'pino';
+import type { GetRequest } from './api-client.js';
+import { LanDiscovery, type DiscoveredPeer } from './discovery.js';
+import { DownloadJob, type JobHost } from './download-job.js';
+import { ObjectVerifier, OriginClient } from './origin-client.js';
+import { FileSink, StreamSink, type DownloadSink } from './sinks.js';
+import { createNodeCryptoProvider } from './node-crypto-provider.js';
+import { NodeHost } from './node-host.js';
+import type { BandwidthLimits } from './rate-limit.js';
+
+export interface DaemonConfig {
+  readonly identity: KeyPair;
+  readonly podSecret: Uint8Array;
+  readonly deviceName: string;
+  readonly bindAddress: string;
+  readonly peerPort: number;
+  readonly apiPort: number;
+  readonly discoveryPort: number;
+  readonly multicastInterface: string;
+  /** Source address of this device's origin requests (its "internet link"); default: any. */
+  readonly originAddress: string | undefined;
+  readonly limits: BandwidthLimits;
+  readonly logger: Logger;
+  /** Test-only fault injection: this daemon flips bytes of what it fetches for peers. */
+  readonly corruptForPeers: boolean;
+}
+
+/** A row of `peapod peers`. */
+export interface PeerRow {
+  readonly deviceId: string;
+  readonly name: string;
+  readonly address: string;
+  readonly state: 'discovered' | 'connecting' | 'connected' | 'gone';
+  readonly rttMs: number | undefined;
+  readonly direction: 'inbound' | 'outbound' | undefined;
+  readonly since: string;
+}
+
+interface PeerEntry {
+  deviceIdHex: string;
+  name: string;
+  address: string;
+  port: number;
+  state: PeerRow['state'];
+  rttMs: number | undefined;
+  direction: 'inbound' | 'outbound' | undefined;
+  linkId: number | undefined;
+  sinceMs: number;
+}
+
+export class Daemon {
+  readonly host: NodeHost;
+  readonly deviceId: Uint8Array;
+  readonly deviceIdHex: string;
+  private readonly discovery: LanDiscovery;
+  private readonly peers = new Map<string, PeerEntry>();
+  private readonly linkPeers = new Map<number, PeerEntry>();
+  private server: Server | undefined;
+  private readonly origin: OriginClient;
+  private readonly jobs = new Map<number, DownloadJob>();
+  private nextDownloadId = 1;
+  private readonly jobHost: JobHost;
+
+  constructor(private readonly config: DaemonConfig) {
+    this.host = new NodeHost({
+      identity: config.identity,
+      podSecret: config.podSecret,
+      deviceName: config.deviceName,
+      listenPort: config.peerPort,
+      transfers: (output) => this.performTransfer(output),
+    });
+    this.origin = new OriginClient({
+      localAddress: config.originAddress,
+      download: config.limits.download,
+    });
+    this.jobHost = {
+      startCoreDownload: (job, spec) => {
+        const downloadId = this.nextDownloadId++;
+        this.jobs.set(downloadId, job);
+        this.host.input({
+          type: 'start-download',
+          nowMs: performance.now(),
+          downloadId,
+          source: { kind: 'url', pooled: true, ...spec },
+        });
+        return downloadId;
+      },
+      cancelCoreDownload: (downloadId) => {
+        this.jobs.delete(downloadId);
+        this.host.input({ type: 'cancel-download', nowMs: performance.now(), downloadId });
+      },
+      acknowledge: (downloadId, byteCount) =>
+        this.host.input({ type: 'delivered', nowMs: performance.now(), downloadId, byteCount }),
+      fetchWhole: (url, headers, offset, validator, onData) =>
+        this.origin.fetchRest(url, headers, offset, validator, onData),
+    };
+    this.host.on('download:progress', (e) => this.jobs.get(e.downloadId)?.onCoreEvent(e));
+    this.host.on('download:complete', (e) => this.jobs.get(e.downloadId)?.onCoreEvent(e));
+    this.host.on('download:failed', (e) => this.jobs.get(e.downloadId)?.onCoreEvent(e));
+    this.host.on('peer:banned', (event) =>
+      this.logger.warn({ peer: toHex(event.deviceId).slice(0, 12), detail: event.detail }, 'peer banned'),
+    );
+    this.deviceId = deriveDeviceId(createNodeCryptoProvider(), config.identity.publicKey);
+    this.deviceIdHex = toHex(this.deviceId);
+    this.discovery = new LanDiscovery({
+      podSecret: config.podSecret,
+      deviceId: this.deviceId,
+      peerPort: config.peerPort,
+      port: config.discoveryPort,
+      interfaceAddress: config.multicastInterface,
+    });
+    this.discovery.on('peer', (peer) => this.onDiscovered(peer));
+    this.discovery.on('error', (error) =>
+      this.logger.warn({ error: error.message }, 'discovery socket error'),
+    );
+    this.host.on('peer:connect', (event) => this.onConnect(event));
+    this.host.on('peer:disconnect', (event) => this.onDisconnect(event));
+    this.host.on('peer:rtt', (event) => {
+      const entry = this.linkPeers.get(event.linkId);
+      if (entry !== undefined) entry.rttMs = event.rttMs;
+    });
+  }
+
+  get logger(): Logger {
+    return this.config.logger;
+  }
+
+  async start(): Promise<{ peer: AddressInfo; api: AddressInfo }> {
+    const peer = await this.host.listen(this.config.peerPort, this.config.bindAddress);
+    const server = createServer((req, res) => this.serveApi(req, res));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.config.apiPort, this.config.bindAddress, () => resolve());
+    });
+    const api = server.address() as AddressInfo;
+    await this.discovery.start();
+    this.logger.info(
+      { deviceId: formatDeviceId(this.deviceId), peerPort: peer.port, apiPort: api.port },
+      'daemon started',
+    );
+    return { peer, api };
+  }
+
+  async stop(): Promise<void> {
+    this.logger.info('daemon stopping');
+    await this.discovery.close();
+    await Promise.all([...this.jobs.values()].map((job) => job.cancel()));
+    this.origin.close();
+    await this.host.close();
+    if (this.server !== undefined) {
+      this.server.closeAllConnections();
+      await new Promise<void>((resolve) => this.server!.close(() => resolve()));
+    }
+  }
+
+  peerRows(): PeerRow[] {
+    return [...this.peers.values()].map((entry) => ({
+      deviceId: formatDeviceId(fromHex(entry.deviceIdHex)),
+      name: entry.name,
+      address: `${entry.address}:${entry.port}`,
+      state: entry.state,
+      rttMs: entry.rttMs,
+      direction: entry.direction,
+      since: new Date(performance.timeOrigin + entry.sinceMs).toISOString(),
+    }));
+  }
+
+  /** A pod member's beacon: the device with the smaller Device ID dials (one link per pair). */
+  private onDiscovered(peer: DiscoveredPeer): void {
+    const hex = toHex(peer.deviceId);
+    let entry = this.peers.get(hex);
+    if (entry === undefined) {
+      entry = {
+        deviceIdHex: hex,
+        name: '',
+        address: peer.address,
+        port: peer.port,
+        state: 'discovered',
+        rttMs: undefined,
+        direction: undefined,
+        linkId: undefined,
+        sinceMs: performance.now(),
+      };
+      this.peers.set(hex, entry);
+      this.logger.info({ peer: hex.slice(0, 12), address: peer.address, port: peer.port }, 'peer discovered');
+    }
+    if (entry.state === 'connected' || entry.state === 'connecting') return;
+    entry.address = peer.address;
+    entry.port = peer.port;
+    if (this.deviceIdHex >= hex) {
+      if (entry.state === 'gone') entry.state = 'discovered';
+      return; // the other side dials
+    }
+    entry.state = 'connecting';
+    const dialed = entry;
+    this.host.dial(peer.port, peer.address).catch((error: Error) => {
+      if (dialed.state === 'connecting') dialed.state = 'gone';
+      this.logger.warn({ peer: hex.slice(0, 12), error: error.message }, 'dial failed');
+    });
+  }
+
+  private onConnect(event: Extract<CoreEvent, { type: 'peer:connect' }>): void {
+    const hex = toHex(event.remote.deviceId);
+    const [address = '?', port = '0'] = splitHostPort(event.remoteAddress);
+    const entry = this.peers.get(hex) ?? {
+      deviceIdHex: hex,
+      name: '',
+      address,
+      port: Number(port),
+      state: 'connected',
+      rttMs: undefined,
+      direction: undefined,
+      linkId: undefined,
+      sinceMs: performance.now(),
+    };
+    entry.name = event.remote.deviceName;
+    entry.state = 'connected';
+    entry.direction = event.direction;
+    entry.linkId = event.linkId;
+    entry.sinceMs = performance.now();
+    entry.address = address;
+    entry.port = event.remote.listenPort || Number(port);
+    this.peers.set(hex, entry);
+    this.linkPeers.set(event.linkId, entry);
+    this.logger.info({ peer: hex.slice(0, 12), address: event.remoteAddress }, 'peer connected');
+  }
+
+  private onDisconnect(event: Extract<CoreEvent, { type: 'peer:disconnect' }>): void {
+    const entry = this.linkPeers.get(event.linkId);
+    this.linkPeers.delete(event.linkId);
+    if (entry === undefined || entry.linkId !== event.linkId) return;
+    entry.state = 'gone';
+    entry.linkId = undefined;
+    entry.sinceMs = performance.now();
+    this.logger.info(
+      { peer: entry.deviceIdHex.slice(0, 12), reason: event.reason, detail: event.detail },
+      'peer disconnected',
+    );
+  }
+
+  /** The host loop hands transfer outputs here; each becomes one piece of I/O. */
+  private performTransfer(output: TransferOutput): void {
+    switch (output.type) {
+      case 'fetch-origin': {
+        const { fetchId } = output;
+        this.origin.fetchRange(
+          fetchId,
+          output,
+          (bytes) => {
+            const data = this.config.corruptForPeers ? corrupt(bytes) : bytes;
+            this.host.input({ type: 'origin-data', nowMs: performance.now(), fetchId, bytes: data });
+          },
+          (outcome, detail) =>
+            this.host.input({ type: 'origin-end', nowMs: performance.now(), fetchId, outcome, detail }),
+        );
+        return;
+      }
+      case 'cancel-fetch':
+        this.origin.cancel(output.fetchId);
+        return;
+      case 'deliver': {
+        const job = this.jobs.get(output.downloadId);
+        if (job === undefined) return;
+        job.onDeliver(output.offset, output.bytes, 'repair' in output && output.repair === true);
+        return;
+      }
+      case 'read-chunk':
+        // This daemon keeps no chunk store yet: it serves pooled URL downloads only.
+        this.host.input({ type: 'chunk-read', nowMs: performance.now(), readId: output.readId, bytes: undefined });
+        return;
+      case 'store-chunk':
+        return;
+    }
+  }
+
+  private serveApi(req: IncomingMessage, res: ServerResponse): void {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (req.method === 'GET' && url.pathname === '/api/peers') {
+      sendJson(res, 200, { deviceId: formatDeviceId(this.deviceId), peers: this.peerRows() });
+      return;
+    }
+    if (req.method === 'POST' && url.pathname === '/api/get') {
+      void this.serveGet(req, res);
+      return;
+    }
+    sendJson(res, 404, { error: `no such API: ${req.method ?? ''} ${url.pathname}` });
+  }
+
+  /** `POST /api/get`: run one job; stream its events (file output) or its bytes (`-`). */
+  private async serveGet(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let request: GetRequest;
+    try {
+      request = parseGetRequest(await readBody(req));
+    } catch (error) {
+      sendJson(res, 400, { error: (error as Error).message });
+      return;
+    }
+    const toStream = request.output === '-';
+    let job: DownloadJob;
+    try {
+      job = await this.createJob(request, toStream ? res : undefined);
+    } catch (error) {
+      sendJson(res, 502, { error: (error as Error).message });
+      return;
+    }
+    if (toStream) {
+      res.writeHead(200, { 'content-type': 'application/octet-stream', trailer: 'x-peapod-result' });
+      job.on('event', (event) => {
+        if (event.type === 'done') res.addTrailers({ 'x-peapod-result': `ok sha256=${event.sha256}` });
+        if (event.type === 'error') {
+          res.addTrailers({ 'x-peapod-result': `error: ${event.message}` });
+          res.end();
+        }
+      });
+    } else {
+      res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+      job.on('event', (event) => res.write(`${JSON.stringify(event)}\n`));
+    }
+    res.on('close', () => {
+      if (!res.writableFinished) void job.cancel();
+    });
+    await job.run();
+    if (job.downloadId !== undefined) this.jobs.delete(job.downloadId);
+    if (!res.writableEnded) res.end();
+  }
+
+  /** Probes the origin and plans the job: pooled, or single source and why. */
+  private async createJob(request: GetRequest, stream: ServerResponse | undefined) {
+    const probe = await this.origin.probe(request.url, request.headers);
+    const notPoolable = request.pool ? probe.reasonNotPoolable : 'pooling turned off (--no-pool)';
+    const userSha256 = request.sha256 === undefined ? undefined : Buffer.from(request.sha256, 'hex');
+    const verifier = new ObjectVerifier(probe.digests, userSha256);
+    const sink: DownloadSink =
+      stream === undefined
+        ? await FileSink.open(request.output, {
+            url: probe.url,
+            validator: probe.validator ?? '',
+            totalBytes: probe.totalBytes ?? -1,
+          })
+        : new StreamSink(stream);
+    const resumeNote = sink instanceof FileSink ? sink.resumeNote : '';
+    const job = new DownloadJob(this.jobHost, probe.url, sink, verifier, {
+      pooled: notPoolable === undefined,
+      note: notPoolable === undefined ? resumeNote : `not pooled: ${notPoolable}`,
+      totalBytes: probe.totalBytes,
+      validator: probe.validator ?? '',
+      headers: request.headers,
+    });
+    return job;
+  }
+}
+
+/** Test-only fault injection (`corruptForPeers`): flips one byte of every block. */
+function corrupt(bytes: Uint8Array): Uint8Array {
+  const copy = Uint8Array.from(bytes);
+  if (copy.length > 0) copy[copy.length >> 1]! ^= 0xff;
+  return copy;
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  let text = '';
+  for await (const part of req) {
+    text += (part as Buffer).toString('utf8');
+    if (text.length > 1 << 20) throw new Error('request body over 1 MiB');
+  }
+  return text;
+}
+
+/** Validates a `POST /api/get` body (from the local CLI, still checked like any input). */
+function parseGetRequest(text: string): GetRequest {
+  let value: Partial<GetRequest>;
+  try {
+    value = JSON.parse(text) as Partial<GetRequest>;
+  } catch {
+    throw new Error('the body is not JSON');
+  }
+  if (typeof value.url !== 'string' || !/^https?:\/\//i.test(value.url)) {
+    throw new Error('url must be an http:// or https:// URL');
+  }
+  if (typeof value.output !== 'string' || (value.output !== '-' && !value.output.startsWith('/'))) {
+    throw new Error('output must be an absolute path or "-"');
+  }
+  if (value.sha256 !== undefined && !/^[0-9a-f]{64}$/.test(value.sha256)) {
+    throw new Error('sha256 must be 64 lowercase hex digits');
+  }
+  const headers = Array.isArray(value.headers) ? value.headers : [];
+  for (const header of headers) {
+    if (typeof header?.name !== 'string' || typeof header.value !== 'string') {
+      throw new Error('headers must be [{name, value}]');
+    }
+  }
+  return {
+    url: value.url,
+    output: value.output,
+    ...(value.sha256 === undefined ? {} : { sha256: value.sha256 }),
+    pool: value.pool !== false,
+    headers,
+  };
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function splitHostPort(address: string): [string, string] {
+  const colon = address.lastIndexOf(':');
+  return colon < 0 ? [address, '0'] : [address.slice(0, colon), address.slice(colon + 1)];
+}
+
+function fromHex(hex: string): Uint8Array {
+  return Uint8Array.from(Buffer.from(hex, 'hex'));
+}

@@ -1,0 +1,104 @@
+/**
+ * Where a download's bytes go: a file (`peapod get -o FILE`) or a stream (`-o -`, the proxy).
+ *
+ * Theory of operation: the core delivers verified bytes strictly in order; a pooled URL download
+ * may later send a `repair` for a range whose helper was caught lying (transfer-api.ts). A file
+ * overwrites the range in place; a stream cannot take back bytes it already sent, so a repair
+ * fails it with a clear error (the user re-runs with `-o FILE`). Writes of one sink are
+ * serialized by the caller (`DownloadJob`), which acknowledges each to the core only after it
+ * completed, so memory stays bounded by the core's reorder window.
+ */
+import type { Writable } from 'node:stream';
+import { OutputFile } from './output-file.js';
+
+export interface DownloadSink {
+  /** Bytes already present from an earlier run (resume); the download starts there. */
+  readonly resumeOffset: number;
+  write(offset: number, bytes: Uint8Array, repair: boolean): Promise<void>;
+  /** Reads back written bytes (verification after repairs); undefined if it cannot. */
+  read(offset: number, length: number): Promise<Uint8Array | undefined>;
+  /** The in-order verified prefix: a file checkpoints it for resume. */
+  progress(verifiedBytes: number): Promise<void>;
+  /** All bytes verified: make them final. */
+  commit(): Promise<void>;
+  /** The download failed: `keep` true leaves what is on disk for a resume. */
+  abort(keep: boolean): Promise<void>;
+}
+
+export class FileSink implements DownloadSink {
+  private constructor(private readonly file: OutputFile) {}
+
+  static async open(
+    path: string,
+    identity: { url: string; validator: string; totalBytes: number },
+  ): Promise<FileSink> {
+    return new FileSink(await OutputFile.open(path, identity));
+  }
+
+  get resumeOffset(): number {
+    return this.file.resumeOffset;
+  }
+  get resumeNote(): string {
+    return this.file.resumeNote;
+  }
+  write(offset: number, bytes: Uint8Array): Promise<void> {
+    return this.file.write(offset, bytes);
+  }
+  read(offset: number, length: number): Promise<Uint8Array> {
+    return this.file.read(offset, length);
+  }
+  progress(verifiedBytes: number): Promise<void> {
+    return this.file.progress(verifiedBytes);
+  }
+  commit(): Promise<void> {
+    return this.file.commit();
+  }
+  abort(keep: boolean): Promise<void> {
+    return keep ? this.file.close() : this.file.discard();
+  }
+}
+
+/** A sink over a Writable (stdout through the CLI, an HTTP response of the proxy). */
+export class StreamSink implements DownloadSink {
+  readonly resumeOffset = 0;
+  private written = 0;
+
+  constructor(private readonly stream: Writable) {}
+
+  async write(offset: number, bytes: Uint8Array, repair: boolean): Promise<void> {
+    if (repair || offset !== this.written) {
+      throw new Error(
+        'a pod peer was caught sending bad bytes after some of them were already streamed; ' +
+          're-run with -o FILE so they can be repaired in place',
+      );
+    }
+    this.written += bytes.length;
+    if (!this.stream.write(bytes)) {
+      await new Promise<void>((resolve, reject) => {
+        const onDrain = () => {
+          this.stream.off('close', onClose);
+          resolve();
+        };
+        const onClose = () => {
+          this.stream.off('drain', onDrain);
+          reject(new Error('the output stream closed'));
+        };
+        this.stream.once('drain', onDrain);
+        this.stream.once('close', onClose);
+      });
+    }
+  }
+  read(): Promise<undefined> {
+    return Promise.resolve(undefined);
+  }
+  progress(): Promise<void> {
+    return Promise.resolve();
+  }
+  commit(): Promise<void> {
+    return new Promise((resolve) => this.stream.end(resolve));
+  }
+  abort(): Promise<void> {
+    this.stream.destroy();
+    return Promise.resolve();
+  }
+}
