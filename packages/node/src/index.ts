@@ -26,3 +26,17 @@ export {
   JOIN_CODE_PREFIX,
   JOIN_CODE_VERSION,
 } from './pod.js';
+export {
+  DataDir,
+  DataDirFiles,
+  SETTINGS,
+  configDefaults,
+  resolveConfig,
+  resolveDataDir,
+  type PeapodConfig,
+  type ConfigSource,
+  type ConfigFlags,
+  type ResolvedConfig,
+  type ResolveConfigOptions,
+  type DeviceIdentity,
+} from './data-dir.js';

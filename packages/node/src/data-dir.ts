@@ -1,0 +1,439 @@
+/**
+ * The data directory: where a device keeps its identity, its pod and its settings (DESIGN.md
+ * decision 3 and "Defaults a user will meet").
+ *
+ * Theory of operation
+ * - Location: `~/.peapod`, or `PEAPOD_HOME` when set (`resolveDataDir`). `DataDir.open` creates
+ *   it with mode 0700 and tightens an existing one to 0700: it holds secrets.
+ * - Files, each written to a temporary name with mode 0600, fsynced, then moved into place, so a
+ *   crash never leaves a half-written key (and group/other permission bits found on them are
+ *   removed when read):
+ *   - `device.key`: the device's Ed25519 seed, 64 hex digits and a newline. Created on first use
+ *     with the crypto provider's `ed25519GenerateKeyPair`; creation uses `link`, which fails if
+ *     another process created the file first, so two processes starting at once agree on one
+ *     identity. The Device ID is `deriveDeviceId` of its public key (identity.ts).
+ *   - `pod.secret`: the pod's join code and a newline (pod.ts), so a corrupted file is detected
+ *     by the join code's checks. Absent until the device creates or joins a pod.
+ *   - `config.json`: settings, written with the defaults on first use.
+ * - Settings (`PeapodConfig`) come from four layers, later ones winning: built-in defaults <
+ *   `config.json` < environment variables `PEAPOD_<SETTING>` (e.g. `PEAPOD_PEER_PORT`) < flags
+ *   (e.g. `--peer-port`). `resolveConfig` merges them, and names the file, variable or flag and
+ *   the bad value in every error, because a person has to find and fix it. The table `SETTINGS`
+ *   defines every setting once; code, errors and tests read it.
+ * - Errors: PeapodError PEAPOD_ERR_INVALID_ARGUMENT with a message for a person, starting
+ *   "Invalid configuration:" or naming the corrupt file, and saying what to do. File system
+ *   errors other than a missing file propagate as they are (their message names the path).
+ */
+import { randomBytes } from 'node:crypto';
+import { chmod, link, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { hostname, homedir } from 'node:os';
+import { isIP } from 'node:net';
+import { join, resolve } from 'node:path';
+import {
+  PeapodError,
+  deriveDeviceId,
+  fromHex,
+  toHex,
+  type CryptoProvider,
+  type KeyPair,
+} from '@peapod/core';
+import { createNodeCryptoProvider } from './node-crypto-provider.js';
+import { DISCOVERY_PORT } from './discovery.js';
+import { formatJoinCode, parseJoinCode } from './pod.js';
+
+/** File names inside the data directory. */
+export const DataDirFiles = {
+  identity: 'device.key',
+  pod: 'pod.secret',
+  config: 'config.json',
+} as const;
+
+/** Every setting of a PeaPod device. */
+export interface PeapodConfig {
+  /** TCP port for peer links (default 9000). */
+  readonly peerPort: number;
+  /** UDP port of LAN discovery beacons (default 9001). */
+  readonly discoveryPort: number;
+  /** HTTP port of the proxy, gateway, API and dashboard (default 8080). */
+  readonly apiPort: number;
+  /** Address to listen on and send multicast from (default 127.0.0.1). */
+  readonly bindAddress: string;
+  /** Name shown to peers, 1-64 bytes of UTF-8 (default: the host name). */
+  readonly deviceName: string;
+  /** Upload limit in bytes per second; 0 means no limit (default 0). */
+  readonly maxUploadBytesPerSecond: number;
+  /** Download limit in bytes per second; 0 means no limit (default 0). */
+  readonly maxDownloadBytesPerSecond: number;
+}
+
+/** Where a setting's value came from. */
+export type ConfigSource = 'default' | 'file' | 'env' | 'flag';
+
+/** Merged settings and, for each, the layer it came from (for `peapod config` and logs). */
+export interface ResolvedConfig {
+  readonly config: PeapodConfig;
+  readonly sources: { readonly [K in keyof PeapodConfig]: ConfigSource };
+}
+
+/** Flags as a CLI parser hands them over: strings (or numbers), by setting name. */
+export type ConfigFlags = { readonly [K in keyof PeapodConfig]?: string | number };
+
+type Parsed = { ok: true; value: number | string } | { ok: false; expected: string };
+
+const DEVICE_NAME_BYTES_MAX = 64; // HELLO's deviceName limit (docs/protocol.md section 6.1)
+
+function parsePort(raw: unknown): Parsed {
+  const value = typeof raw === 'string' && /^\d+$/.test(raw.trim()) ? Number(raw) : raw;
+  return Number.isInteger(value) && (value as number) >= 1 && (value as number) <= 65535
+    ? { ok: true, value: value as number }
+    : { ok: false, expected: 'a port number from 1 to 65535' };
+}
+
+function parseRate(raw: unknown): Parsed {
+  const value = typeof raw === 'string' && /^\d+$/.test(raw.trim()) ? Number(raw) : raw;
+  return Number.isSafeInteger(value) && (value as number) >= 0
+    ? { ok: true, value: value as number }
+    : { ok: false, expected: 'a whole number of bytes per second (0 for no limit)' };
+}
+
+function parseAddress(raw: unknown): Parsed {
+  return typeof raw === 'string' && isIP(raw.trim()) !== 0
+    ? { ok: true, value: raw.trim() }
+    : { ok: false, expected: 'an IPv4 or IPv6 address such as 127.0.0.1' };
+}
+
+function parseDeviceName(raw: unknown): Parsed {
+  const bytes = typeof raw === 'string' ? Buffer.byteLength(raw.trim()) : 0;
+  return typeof raw === 'string' && bytes >= 1 && bytes <= DEVICE_NAME_BYTES_MAX
+    ? { ok: true, value: raw.trim() }
+    : { ok: false, expected: `a name of 1 to ${DEVICE_NAME_BYTES_MAX} bytes` };
+}
+
+/** The host name, cut to the device name limit at a character boundary. */
+function defaultDeviceName(): string {
+  let name = '';
+  for (const char of hostname()) {
+    if (Buffer.byteLength(name + char) > DEVICE_NAME_BYTES_MAX) break;
+    name += char;
+  }
+  return name === '' ? 'peapod' : name;
+}
+
+/**
+ * Every setting: its environment variable, flag, parser and default. The single source of truth
+ * for `resolveConfig`, the CLI's help, and the tests.
+ */
+export const SETTINGS: {
+  readonly [K in keyof PeapodConfig]: {
+    readonly env: string;
+    readonly flag: string;
+    readonly parse: (raw: unknown) => Parsed;
+    readonly defaultValue: () => PeapodConfig[K];
+  };
+} = {
+  peerPort: {
+    env: 'PEAPOD_PEER_PORT',
+    flag: '--peer-port',
+    parse: parsePort,
+    defaultValue: () => 9000,
+  },
+  discoveryPort: {
+    env: 'PEAPOD_DISCOVERY_PORT',
+    flag: '--discovery-port',
+    parse: parsePort,
+    defaultValue: () => DISCOVERY_PORT,
+  },
+  apiPort: {
+    env: 'PEAPOD_API_PORT',
+    flag: '--api-port',
+    parse: parsePort,
+    defaultValue: () => 8080,
+  },
+  bindAddress: {
+    env: 'PEAPOD_BIND_ADDRESS',
+    flag: '--bind-address',
+    parse: parseAddress,
+    defaultValue: () => '127.0.0.1',
+  },
+  deviceName: {
+    env: 'PEAPOD_DEVICE_NAME',
+    flag: '--device-name',
+    parse: parseDeviceName,
+    defaultValue: defaultDeviceName,
+  },
+  maxUploadBytesPerSecond: {
+    env: 'PEAPOD_MAX_UPLOAD_BYTES_PER_SECOND',
+    flag: '--max-upload-bytes-per-second',
+    parse: parseRate,
+    defaultValue: () => 0,
+  },
+  maxDownloadBytesPerSecond: {
+    env: 'PEAPOD_MAX_DOWNLOAD_BYTES_PER_SECOND',
+    flag: '--max-download-bytes-per-second',
+    parse: parseRate,
+    defaultValue: () => 0,
+  },
+};
+
+const SETTING_NAMES = Object.keys(SETTINGS) as (keyof PeapodConfig)[];
+
+/** The built-in defaults. */
+export function configDefaults(): PeapodConfig {
+  const config: Record<string, unknown> = {};
+  for (const name of SETTING_NAMES) config[name] = SETTINGS[name].defaultValue();
+  return config as unknown as PeapodConfig;
+}
+
+function invalidConfig(problem: string): never {
+  throw new PeapodError('PEAPOD_ERR_INVALID_ARGUMENT', `Invalid configuration: ${problem}`);
+}
+
+/** Options of `resolveConfig`: the layers above the defaults. */
+export interface ResolveConfigOptions {
+  /** The config file: its path (for messages) and its text; omit when there is none. */
+  readonly file?: { readonly path: string; readonly text: string };
+  /** Environment variables (default: none; pass `process.env` to use the real ones). */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Flags from the command line. */
+  readonly flags?: ConfigFlags;
+}
+
+/**
+ * Merges defaults < config file < environment < flags and checks every value.
+ * @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT, "Invalid configuration: ...", when the file is
+ *   not a JSON object, names an unknown setting, or a file, variable or flag holds a bad value;
+ *   the message names the file (and setting), the variable or the flag, and the bad value.
+ * @example
+ * resolveConfig({ env: { PEAPOD_PEER_PORT: '9100' } }).config.peerPort; // => 9100
+ * resolveConfig({ env: { PEAPOD_PEER_PORT: 'abc' } });
+ * // throws: 'Invalid configuration: environment variable PEAPOD_PEER_PORT must be a port
+ * // number from 1 to 65535, got "abc".'
+ */
+export function resolveConfig(options: ResolveConfigOptions = {}): ResolvedConfig {
+  const config: Record<string, unknown> = { ...configDefaults() };
+  const sources: Record<string, ConfigSource> = {};
+  for (const name of SETTING_NAMES) sources[name] = 'default';
+
+  const apply = (name: keyof PeapodConfig, raw: unknown, source: ConfigSource, where: string) => {
+    const parsed = SETTINGS[name].parse(raw);
+    if (!parsed.ok)
+      invalidConfig(`${where} must be ${parsed.expected}, got ${JSON.stringify(raw)}.`);
+    config[name] = parsed.value;
+    sources[name] = source;
+  };
+
+  if (options.file !== undefined) {
+    const { path, text } = options.file;
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (error) {
+      invalidConfig(
+        `${path} is not valid JSON (${(error as Error).message}). Fix it, or delete it to get ` +
+          'the defaults back.',
+      );
+    }
+    if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+      invalidConfig(`${path} must hold a JSON object of settings, like {"peerPort": 9000}.`);
+    }
+    for (const [key, value] of Object.entries(json)) {
+      if (!Object.hasOwn(SETTINGS, key)) {
+        invalidConfig(
+          `${path} has an unknown setting "${key}". Known settings: ${SETTING_NAMES.join(', ')}.`,
+        );
+      }
+      apply(key as keyof PeapodConfig, value, 'file', `"${key}" in ${path}`);
+    }
+  }
+  for (const name of SETTING_NAMES) {
+    const value = options.env?.[SETTINGS[name].env];
+    if (value !== undefined) {
+      apply(name, value, 'env', `environment variable ${SETTINGS[name].env}`);
+    }
+  }
+  for (const name of SETTING_NAMES) {
+    const value = options.flags?.[name];
+    if (value !== undefined) apply(name, value, 'flag', `flag ${SETTINGS[name].flag}`);
+  }
+  return {
+    config: config as unknown as PeapodConfig,
+    sources: sources as ResolvedConfig['sources'],
+  };
+}
+
+/**
+ * The data directory's path: `PEAPOD_HOME` (made absolute) when set and not empty, else
+ * `~/.peapod`.
+ */
+export function resolveDataDir(
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): string {
+  const home = env['PEAPOD_HOME'];
+  return home !== undefined && home !== '' ? resolve(home) : join(homedir(), '.peapod');
+}
+
+/** This device's identity, as loaded from (or first created in) the data directory. */
+export interface DeviceIdentity {
+  /** The Ed25519 key pair; `secretKey` is the 32-byte seed. */
+  readonly keyPair: KeyPair;
+  /** The raw 32-byte Device ID. */
+  readonly deviceId: Uint8Array;
+  /** True when this call created the key. */
+  readonly created: boolean;
+}
+
+function isMissing(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException).code === 'ENOENT';
+}
+
+/** Removes group and other permission bits from `path` if it has any. */
+async function tighten(path: string, mode: number): Promise<void> {
+  if (((await stat(path)).mode & 0o077) !== 0) await chmod(path, mode);
+}
+
+/**
+ * Writes `text` to `path` with mode 0600 via a fsynced temporary file. With `exclusive` the
+ * file is only created if `path` does not exist yet (returns false if it did); otherwise it
+ * replaces `path`.
+ */
+async function writeFileSafely(path: string, text: string, exclusive: boolean): Promise<boolean> {
+  const temporary = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  const handle = await open(temporary, 'wx', 0o600);
+  try {
+    await handle.writeFile(text);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  try {
+    if (!exclusive) {
+      await rename(temporary, path);
+      return true;
+    }
+    try {
+      await link(temporary, path);
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw error;
+    }
+  } finally {
+    if (exclusive) await unlink(temporary);
+  }
+}
+
+/**
+ * A device's data directory.
+ * @example
+ * const dir = await DataDir.open(); // ~/.peapod or $PEAPOD_HOME
+ * const { deviceId } = await dir.loadIdentity();
+ * const { config } = await dir.loadConfig({ env: process.env, flags: { peerPort: '9100' } });
+ * const secret = await dir.readPodSecret(); // undefined until the device is in a pod
+ */
+export class DataDir {
+  private constructor(readonly path: string) {}
+
+  /**
+   * Opens (creating it with mode 0700 if needed) the data directory at `path`, by default
+   * `resolveDataDir()`. An existing directory loses any group and other permissions.
+   */
+  static async open(path: string = resolveDataDir()): Promise<DataDir> {
+    const absolute = resolve(path);
+    await mkdir(absolute, { recursive: true, mode: 0o700 });
+    await tighten(absolute, 0o700);
+    return new DataDir(absolute);
+  }
+
+  /**
+   * Loads the device identity, creating it on first use.
+   * @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT if `device.key` is not 64 hex digits; the
+   *   message names the file and what moving it away means.
+   */
+  async loadIdentity(crypto: CryptoProvider = createNodeCryptoProvider()): Promise<DeviceIdentity> {
+    const path = join(this.path, DataDirFiles.identity);
+    let created = false;
+    let text = await this.readSecretFile(path);
+    if (text === undefined) {
+      const fresh = crypto.ed25519GenerateKeyPair();
+      created = await writeFileSafely(path, `${toHex(fresh.secretKey)}\n`, true);
+      text = await this.readSecretFile(path);
+    }
+    const seed = /^[0-9a-f]{64}$/i.test(text?.trim() ?? '') ? fromHex(text!.trim()) : undefined;
+    if (seed === undefined) {
+      throw new PeapodError(
+        'PEAPOD_ERR_INVALID_ARGUMENT',
+        `The device key file ${path} is corrupt: it must hold 64 hex digits. Restore it from a ` +
+          'backup, or move it away to create a new identity (peers will see a new Device ID).',
+      );
+    }
+    const keyPair = { publicKey: crypto.ed25519PublicKey(seed), secretKey: seed };
+    return { keyPair, deviceId: deriveDeviceId(crypto, keyPair.publicKey), created };
+  }
+
+  /**
+   * The pod secret, or `undefined` when this device is in no pod.
+   * @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT if `pod.secret` does not hold a valid join
+   *   code; the message names the file.
+   */
+  async readPodSecret(): Promise<Uint8Array | undefined> {
+    const path = join(this.path, DataDirFiles.pod);
+    const text = await this.readSecretFile(path);
+    if (text === undefined) return undefined;
+    try {
+      return parseJoinCode(text);
+    } catch (error) {
+      throw new PeapodError(
+        'PEAPOD_ERR_INVALID_ARGUMENT',
+        `The pod file ${path} is corrupt (${(error as Error).message}). Join the pod again ` +
+          'with its join code.',
+        { cause: error },
+      );
+    }
+  }
+
+  /**
+   * Stores the pod secret (mode 0600), replacing any previous one.
+   * @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT if `secret` is not 32 bytes.
+   */
+  async writePodSecret(secret: Uint8Array): Promise<void> {
+    await writeFileSafely(join(this.path, DataDirFiles.pod), `${formatJoinCode(secret)}\n`, false);
+  }
+
+  /** Forgets the pod secret (leaves the pod). Does nothing when there is none. */
+  async removePodSecret(): Promise<void> {
+    try {
+      await unlink(join(this.path, DataDirFiles.pod));
+    } catch (error) {
+      if (!isMissing(error)) throw error;
+    }
+  }
+
+  /**
+   * Reads `config.json` (writing it with the defaults first if it does not exist) and merges it
+   * with `options.env` and `options.flags` (see `resolveConfig`).
+   * @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT as `resolveConfig` does.
+   */
+  async loadConfig(options: Omit<ResolveConfigOptions, 'file'> = {}): Promise<ResolvedConfig> {
+    const path = join(this.path, DataDirFiles.config);
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (error) {
+      if (!isMissing(error)) throw error;
+      await writeFileSafely(path, `${JSON.stringify(configDefaults(), null, 2)}\n`, true);
+      text = await readFile(path, 'utf8');
+    }
+    return resolveConfig({ ...options, file: { path, text } });
+  }
+
+  /** Reads a secret file after removing group/other permissions; `undefined` if missing. */
+  private async readSecretFile(path: string): Promise<string | undefined> {
+    try {
+      await tighten(path, 0o600);
+      return await readFile(path, 'utf8');
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw error;
+    }
+  }
+}
