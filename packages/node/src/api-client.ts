@@ -60,9 +60,7 @@ async function readAll(res: IncomingMessage): Promise<string> {
   return Buffer.concat(parts).toString('utf8');
 }
 
-export async function getPeers(
-  target: ApiTarget,
-): Promise<{ deviceId: string; peers: PeerRow[] }> {
+export async function getPeers(target: ApiTarget): Promise<{ deviceId: string; peers: PeerRow[] }> {
   const res = await call(target, 'GET', '/api/peers');
   const text = await readAll(res);
   if (res.statusCode !== 200) throw new Error(`the daemon answered ${res.statusCode}: ${text}`);

@@ -18,7 +18,9 @@
  *   every link, closes sockets and saves nothing else: all state worth keeping is on disk already.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import {
   deriveDeviceId,
   formatDeviceId,
@@ -50,6 +52,8 @@ export interface DaemonConfig {
   readonly originAddress: string | undefined;
   readonly limits: BandwidthLimits;
   readonly logger: Logger;
+  /** Where `peers.json` (the peers seen, for a faster reconnect after a restart) is kept. */
+  readonly dataDir: string | undefined;
   /** Test-only fault injection: this daemon flips bytes of what it fetches for peers. */
   readonly corruptForPeers: boolean;
 }
@@ -127,7 +131,10 @@ export class Daemon {
     this.host.on('download:complete', (e) => this.jobs.get(e.downloadId)?.onCoreEvent(e));
     this.host.on('download:failed', (e) => this.jobs.get(e.downloadId)?.onCoreEvent(e));
     this.host.on('peer:banned', (event) =>
-      this.logger.warn({ peer: toHex(event.deviceId).slice(0, 12), detail: event.detail }, 'peer banned'),
+      this.logger.warn(
+        { peer: toHex(event.deviceId).slice(0, 12), detail: event.detail },
+        'peer banned',
+      ),
     );
     this.deviceId = deriveDeviceId(createNodeCryptoProvider(), config.identity.publicKey);
     this.deviceIdHex = toHex(this.deviceId);
@@ -155,15 +162,21 @@ export class Daemon {
   }
 
   async start(): Promise<{ peer: AddressInfo; api: AddressInfo }> {
-    const peer = await this.host.listen(this.config.peerPort, this.config.bindAddress);
+    const { bindAddress, peerPort, apiPort } = this.config;
+    const peer = await this.host
+      .listen(peerPort, bindAddress)
+      .catch((error: NodeJS.ErrnoException) => portError(error, 'peer', '--peer-port'));
     const server = createServer((req, res) => this.serveApi(req, res));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(this.config.apiPort, this.config.bindAddress, () => resolve());
-    });
+      server.listen(apiPort, bindAddress, () => resolve());
+    }).catch((error: NodeJS.ErrnoException) => portError(error, 'API/proxy', '--api-port'));
     const api = server.address() as AddressInfo;
     await this.discovery.start();
+    for (const known of await this.loadKnownPeers()) {
+      this.onDiscovered({ ...known, firstSeen: true, kind: 'announce' });
+    }
     this.logger.info(
       { deviceId: formatDeviceId(this.deviceId), peerPort: peer.port, apiPort: api.port },
       'daemon started',
@@ -177,10 +190,46 @@ export class Daemon {
     await Promise.all([...this.jobs.values()].map((job) => job.cancel()));
     this.origin.close();
     await this.host.close();
+    await this.saveKnownPeers();
     if (this.server !== undefined) {
       this.server.closeAllConnections();
       await new Promise<void>((resolve) => this.server!.close(() => resolve()));
     }
+  }
+
+  /** peers.json: Device IDs with the last address and port each was reached at. */
+  private async loadKnownPeers(): Promise<
+    Array<{ deviceId: Uint8Array; address: string; port: number }>
+  > {
+    if (this.config.dataDir === undefined) return [];
+    try {
+      const rows = JSON.parse(
+        await readFile(join(this.config.dataDir, 'peers.json'), 'utf8'),
+      ) as unknown;
+      if (!Array.isArray(rows)) return [];
+      return rows
+        .filter(
+          (row): row is { deviceId: string; address: string; port: number } =>
+            typeof row?.deviceId === 'string' &&
+            /^[0-9a-f]{64}$/.test(row.deviceId) &&
+            typeof row.address === 'string' &&
+            Number.isInteger(row.port),
+        )
+        .filter((row) => row.deviceId !== this.deviceIdHex)
+        .map((row) => ({ deviceId: fromHex(row.deviceId), address: row.address, port: row.port }));
+    } catch {
+      return []; // none yet, or unreadable: discovery finds the peers anyway
+    }
+  }
+
+  private async saveKnownPeers(): Promise<void> {
+    if (this.config.dataDir === undefined) return;
+    const rows = [...this.peers.values()]
+      .filter((entry) => entry.port > 0)
+      .map(({ deviceIdHex, address, port }) => ({ deviceId: deviceIdHex, address, port }));
+    const path = join(this.config.dataDir, 'peers.json');
+    await writeFile(`${path}.tmp`, JSON.stringify(rows, null, 2));
+    await rename(`${path}.tmp`, path);
   }
 
   peerRows(): PeerRow[] {
@@ -212,7 +261,10 @@ export class Daemon {
         sinceMs: performance.now(),
       };
       this.peers.set(hex, entry);
-      this.logger.info({ peer: hex.slice(0, 12), address: peer.address, port: peer.port }, 'peer discovered');
+      this.logger.info(
+        { peer: hex.slice(0, 12), address: peer.address, port: peer.port },
+        'peer discovered',
+      );
     }
     if (entry.state === 'connected' || entry.state === 'connecting') return;
     entry.address = peer.address;
@@ -278,10 +330,21 @@ export class Daemon {
           output,
           (bytes) => {
             const data = this.config.corruptForPeers ? corrupt(bytes) : bytes;
-            this.host.input({ type: 'origin-data', nowMs: performance.now(), fetchId, bytes: data });
+            this.host.input({
+              type: 'origin-data',
+              nowMs: performance.now(),
+              fetchId,
+              bytes: data,
+            });
           },
           (outcome, detail) =>
-            this.host.input({ type: 'origin-end', nowMs: performance.now(), fetchId, outcome, detail }),
+            this.host.input({
+              type: 'origin-end',
+              nowMs: performance.now(),
+              fetchId,
+              outcome,
+              detail,
+            }),
         );
         return;
       }
@@ -296,7 +359,12 @@ export class Daemon {
       }
       case 'read-chunk':
         // This daemon keeps no chunk store yet: it serves pooled URL downloads only.
-        this.host.input({ type: 'chunk-read', nowMs: performance.now(), readId: output.readId, bytes: undefined });
+        this.host.input({
+          type: 'chunk-read',
+          nowMs: performance.now(),
+          readId: output.readId,
+          bytes: undefined,
+        });
         return;
       case 'store-chunk':
         return;
@@ -334,9 +402,13 @@ export class Daemon {
       return;
     }
     if (toStream) {
-      res.writeHead(200, { 'content-type': 'application/octet-stream', trailer: 'x-peapod-result' });
+      res.writeHead(200, {
+        'content-type': 'application/octet-stream',
+        trailer: 'x-peapod-result',
+      });
       job.on('event', (event) => {
-        if (event.type === 'done') res.addTrailers({ 'x-peapod-result': `ok sha256=${event.sha256}` });
+        if (event.type === 'done')
+          res.addTrailers({ 'x-peapod-result': `ok sha256=${event.sha256}` });
         if (event.type === 'error') {
           res.addTrailers({ 'x-peapod-result': `error: ${event.message}` });
           res.end();
@@ -358,7 +430,8 @@ export class Daemon {
   private async createJob(request: GetRequest, stream: ServerResponse | undefined) {
     const probe = await this.origin.probe(request.url, request.headers);
     const notPoolable = request.pool ? probe.reasonNotPoolable : 'pooling turned off (--no-pool)';
-    const userSha256 = request.sha256 === undefined ? undefined : Buffer.from(request.sha256, 'hex');
+    const userSha256 =
+      request.sha256 === undefined ? undefined : Buffer.from(request.sha256, 'hex');
     const verifier = new ObjectVerifier(probe.digests, userSha256);
     const sink: DownloadSink =
       stream === undefined
@@ -378,6 +451,16 @@ export class Daemon {
     });
     return job;
   }
+}
+
+function portError(error: NodeJS.ErrnoException, what: string, flag: string): never {
+  if (error.code === 'EADDRINUSE') {
+    throw new Error(
+      `the ${what} port is in use (${error.message.replace(/^listen EADDRINUSE: /, '')}): ` +
+        `is another peapod daemon running? Pick another port with ${flag}.`,
+    );
+  }
+  throw error;
 }
 
 /** Test-only fault injection (`corruptForPeers`): flips one byte of every block. */
@@ -430,7 +513,10 @@ function parseGetRequest(text: string): GetRequest {
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+  });
   res.end(text);
 }
 

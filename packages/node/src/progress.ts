@@ -40,11 +40,15 @@ export class ProgressLine {
     const percent = total === undefined || total === 0 ? undefined : (verified / total) * 100;
     const width = 24;
     const filled = percent === undefined ? 0 : Math.round((percent / 100) * width);
-    const bar = percent === undefined ? '' : `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] `;
+    const bar =
+      percent === undefined ? '' : `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] `;
     const sum = Object.values(bySource).reduce((a, b) => a + b, 0);
     const shares = Object.entries(bySource)
       .sort((a, b) => b[1] - a[1])
-      .map(([name, bytes]) => `${name === 'self' ? 'self' : name.slice(0, 6)} ${sum ? Math.round((bytes / sum) * 100) : 0}%`)
+      .map(
+        ([name, bytes]) =>
+          `${name === 'self' ? 'self' : name.slice(0, 6)} ${sum ? Math.round((bytes / sum) * 100) : 0}%`,
+      )
       .join(' · ');
     const line =
       `${this.label} ${bar}${percent === undefined ? '' : `${percent.toFixed(1)}% `}` +

@@ -53,7 +53,9 @@ export async function runGet(target: ApiTarget, url: string, options: GetOptions
         break;
       case 'done': {
         if (options.json) {
-          process.stdout.write(`${JSON.stringify({ ok: true, url, output: job.output, ...event })}\n`);
+          process.stdout.write(
+            `${JSON.stringify({ ok: true, url, output: job.output, ...event })}\n`,
+          );
         } else {
           const rate = event.totalBytes / Math.max(0.001, event.seconds);
           progress.finish(
@@ -65,7 +67,8 @@ export async function runGet(target: ApiTarget, url: string, options: GetOptions
         return 0;
       }
       case 'error':
-        if (options.json) process.stdout.write(`${JSON.stringify({ ok: false, url, error: event.message })}\n`);
+        if (options.json)
+          process.stdout.write(`${JSON.stringify({ ok: false, url, error: event.message })}\n`);
         else progress.finish(`peapod: download failed: ${event.message}`);
         return 1;
     }
@@ -81,7 +84,8 @@ async function streamToStdout(target: ApiTarget, job: GetRequest, options: GetOp
   await pipeline(res, process.stdout, { end: false });
   const result = res.trailers['x-peapod-result'] ?? 'error: the daemon did not say how it ended';
   if (result.startsWith('ok')) {
-    if (options.json) process.stderr.write(`${JSON.stringify({ ok: true, url: job.url, result })}\n`);
+    if (options.json)
+      process.stderr.write(`${JSON.stringify({ ok: true, url: job.url, result })}\n`);
     return 0;
   }
   process.stderr.write(`peapod: download failed: ${result}\n`);
@@ -95,5 +99,7 @@ function defaultName(url: string): string {
   } catch {
     // not a URL the daemon will accept either; it says so
   }
-  return name === '' || name === '.' || name === '..' ? 'download.bin' : name.replace(/[/\\]/g, '_');
+  return name === '' || name === '.' || name === '..'
+    ? 'download.bin'
+    : name.replace(/[/\\]/g, '_');
 }

@@ -1,0 +1,294 @@
+#!/usr/bin/env node
+/**
+ * `peapod`: the command line. Each command is a thin shell over a module that does the work:
+ * data-dir.ts (identity, pod, settings), daemon.ts (the node), commands/get.ts (a download through
+ * the daemon), demo.ts (the whole story on one machine). Errors print one line that says what
+ * to do next, and exit 1; usage errors exit 2.
+ */
+import { Command, Option } from 'commander';
+import { formatDeviceId, PeapodError } from '@peapod/core';
+import { pino } from 'pino';
+import { getPeers, type ApiTarget } from './api-client.js';
+import { runGet } from './commands/get.js';
+import { Daemon } from './daemon.js';
+import { DataDir, type ConfigFlags } from './data-dir.js';
+import { createPod, formatJoinCode, parseJoinCode, podId } from './pod.js';
+import { createLimits, parseRate, parseSize } from './rate-limit.js';
+
+const program = new Command('peapod')
+  .description(
+    'PeaPod: devices that need the same bytes share the work of getting them.\n' +
+      'Pool the internet links of your devices for one big download, every byte verified.',
+  )
+  .showHelpAfterError('(run `peapod --help` for usage)')
+  .addHelpText(
+    'after',
+    `
+Getting started (on each device):
+  peapod init                  first device: creates its identity and a pod, prints a join code
+  peapod join CODE             other devices: join that pod
+  peapod daemon                run the node (peers on TCP 9000, discovery UDP 9001, API/proxy 8080)
+  peapod get URL -o FILE       a pooled download through the daemon and its pod peers
+  peapod demo                  all of it on this machine, no setup
+
+Data directory: ~/.peapod (override with PEAPOD_HOME).`,
+  );
+
+program
+  .command('init')
+  .description('create this device identity and a new pod; print its join code')
+  .option('--force', 'replace an existing pod (devices in the old pod will no longer connect)')
+  .option('--json', 'print a JSON object')
+  .action(async (options: { force?: boolean; json?: boolean }) => {
+    const dir = await DataDir.open();
+    const identity = await dir.loadIdentity();
+    const existing = await dir.readPodSecret();
+    if (existing !== undefined && options.force !== true) {
+      fail(
+        `this device is already in pod ${podId(existing)}. Print its join code with ` +
+          '`peapod code`, or start a new pod with `peapod init --force`.',
+      );
+    }
+    const secret = createPod();
+    await dir.writePodSecret(secret);
+    const result = {
+      deviceId: formatDeviceId(identity.deviceId),
+      podId: podId(secret),
+      joinCode: formatJoinCode(secret),
+      dataDir: dir.path,
+    };
+    if (options.json === true) return printJson(result);
+    console.log(`Device ID: ${result.deviceId}`);
+    console.log(`Pod:       ${result.podId} (new)`);
+    console.log(`\nOn each other device, run:\n\n  peapod join ${result.joinCode}\n`);
+    console.log('Keep the code private: whoever has it can join the pod.');
+  });
+
+program
+  .command('join')
+  .argument('<code>', 'the join code printed by `peapod init` or `peapod code` on a pod member')
+  .description('join the pod of another device')
+  .option('--json', 'print a JSON object')
+  .action(async (code: string, options: { json?: boolean }) => {
+    const secret = parseJoinCode(code);
+    const dir = await DataDir.open();
+    const identity = await dir.loadIdentity();
+    await dir.writePodSecret(secret);
+    const result = { deviceId: formatDeviceId(identity.deviceId), podId: podId(secret) };
+    if (options.json === true) return printJson(result);
+    console.log(`Device ID: ${result.deviceId}`);
+    console.log(`Joined pod ${result.podId}. Start the node with \`peapod daemon\`.`);
+  });
+
+program
+  .command('code')
+  .description("print this device's pod join code")
+  .action(async () => {
+    const secret = await requirePod(await DataDir.open());
+    console.log(formatJoinCode(secret));
+  });
+
+program
+  .command('id')
+  .description("print this device's Device ID")
+  .action(async () => {
+    const identity = await (await DataDir.open()).loadIdentity();
+    console.log(formatDeviceId(identity.deviceId));
+  });
+
+program
+  .command('daemon')
+  .description('run the PeaPod node until SIGINT/SIGTERM')
+  .option('--peer-port <port>', 'TCP port for peer links (default 9000)')
+  .option('--api-port <port>', 'HTTP port of the proxy and local API (default 8080)')
+  .option('--discovery-port <port>', 'UDP port of discovery beacons (default 9001)')
+  .option('--bind <address>', 'address to listen on and multicast from (default 127.0.0.1)')
+  .option('--name <name>', 'device name shown to peers (default: host name)')
+  .option('--max-upload <rate>', 'upload limit, e.g. 20Mbit, 2.5MB, 0 for none')
+  .option('--max-download <rate>', 'download limit, e.g. 50Mbit, 6MB, 0 for none')
+  .option('--limit-lan', 'apply the limits to LAN peers too (default: LAN peers are exempt)')
+  .option('--origin-address <address>', 'source address for origin requests (default: any)')
+  .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
+  .addOption(
+    new Option('--test-corrupt-for-peers', 'TEST ONLY: corrupt what this node fetches for peers')
+      .hideHelp()
+      .default(false),
+  )
+  .action(async (options: DaemonFlags) => {
+    const dir = await DataDir.open();
+    const secret = await requirePod(dir);
+    const identity = await dir.loadIdentity();
+    const flags: Record<string, string> = {};
+    if (options.peerPort !== undefined) flags['peerPort'] = options.peerPort;
+    if (options.apiPort !== undefined) flags['apiPort'] = options.apiPort;
+    if (options.discoveryPort !== undefined) flags['discoveryPort'] = options.discoveryPort;
+    if (options.bind !== undefined) flags['bindAddress'] = options.bind;
+    if (options.name !== undefined) flags['deviceName'] = options.name;
+    if (options.maxUpload !== undefined)
+      flags['maxUploadBytesPerSecond'] = String(rateFlag('--max-upload', options.maxUpload));
+    if (options.maxDownload !== undefined)
+      flags['maxDownloadBytesPerSecond'] = String(rateFlag('--max-download', options.maxDownload));
+    const { config } = await dir.loadConfig({ env: process.env, flags: flags as ConfigFlags });
+    const logger = pino({ level: options.logLevel, base: { pid: process.pid } });
+    const daemon = new Daemon({
+      identity: identity.keyPair,
+      podSecret: secret,
+      deviceName: config.deviceName,
+      bindAddress: config.bindAddress,
+      peerPort: config.peerPort,
+      apiPort: config.apiPort,
+      discoveryPort: config.discoveryPort,
+      multicastInterface: config.bindAddress,
+      originAddress: options.originAddress,
+      limits: createLimits({
+        maxUploadBytesPerSec: config.maxUploadBytesPerSecond,
+        maxDownloadBytesPerSec: config.maxDownloadBytesPerSecond,
+        limitLan: options.limitLan === true,
+      }),
+      logger,
+      corruptForPeers: options.testCorruptForPeers,
+      dataDir: dir.path,
+    });
+    await daemon.start();
+    logger.info({ podId: podId(secret), dataDir: dir.path }, 'ready');
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'shutting down');
+      daemon.stop().then(
+        () => process.exit(0),
+        (error: Error) => {
+          logger.error({ error: error.message }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    };
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+  });
+
+program
+  .command('peers')
+  .description('list the pod members this daemon has seen')
+  .option('--json', 'print JSON')
+  .action(async (options: { json?: boolean }) => {
+    const { deviceId, peers } = await getPeers(await apiTarget());
+    if (options.json === true) return printJson({ deviceId, peers });
+    console.log(`This device: ${deviceId}`);
+    if (peers.length === 0) {
+      console.log('No pod members seen yet. Is `peapod daemon` running on the others?');
+      return;
+    }
+    for (const peer of peers) {
+      const rtt = peer.rttMs === undefined ? '-' : `${peer.rttMs.toFixed(1)} ms`;
+      console.log(
+        `${peer.state.padEnd(11)} ${peer.deviceId}  ${peer.name.padEnd(16)} ${peer.address.padEnd(21)} rtt ${rtt}`,
+      );
+    }
+  });
+
+program
+  .command('get')
+  .argument('<url>', 'http(s) URL of the object')
+  .description(
+    'download URL through the local daemon, pooled with pod peers when the origin allows',
+  )
+  .option('-o, --output <file>', 'output file, or - for stdout (default: the URL file name)')
+  .option('--sha256 <hex>', 'expected SHA-256 of the whole object, verified end to end')
+  .option('-H, --header <line...>', 'request header for the origin, e.g. "Authorization: ..."', [])
+  .option('--no-pool', 'download from the origin alone')
+  .option('--json', 'print a JSON summary on stdout')
+  .option('-q, --quiet', 'no progress line')
+  .action(async (url: string, options: GetFlags) => {
+    const code = await runGet(await apiTarget(), url, {
+      output: options.output,
+      sha256: options.sha256,
+      pool: options.pool,
+      json: options.json === true,
+      header: options.header,
+      quiet: options.quiet === true,
+    });
+    process.exitCode = code;
+  });
+
+program
+  .command('demo')
+  .description(
+    'the pooled download on one machine: a rate-limited origin, 4 daemons, alone vs pooled',
+  )
+  .option('--size <size>', 'object size', '256MiB')
+  .option('--rate <rate>', "each device's internet link", '50Mbit')
+  .option('--daemons <n>', 'number of devices', '4')
+  .option('--json', 'print a JSON summary')
+  .action(async (options: { size: string; rate: string; daemons: string; json?: boolean }) => {
+    const size = parseSize(options.size);
+    if (size === undefined)
+      fail(`--size: cannot read ${JSON.stringify(options.size)} (try 256MiB)`);
+    const daemons = Number(options.daemons);
+    if (!Number.isInteger(daemons) || daemons < 1 || daemons > 16) fail('--daemons: 1 to 16');
+    const { runDemo } = await import('./demo.js');
+    process.exitCode = await runDemo({
+      sizeBytes: size,
+      rateBytesPerSec: rateFlag('--rate', options.rate),
+      daemons,
+      json: options.json === true,
+    });
+  });
+
+interface DaemonFlags {
+  peerPort?: string;
+  apiPort?: string;
+  discoveryPort?: string;
+  bind?: string;
+  name?: string;
+  maxUpload?: string;
+  maxDownload?: string;
+  limitLan?: boolean;
+  originAddress?: string;
+  logLevel: string;
+  testCorruptForPeers: boolean;
+}
+
+interface GetFlags {
+  output?: string;
+  sha256?: string;
+  header: string[];
+  pool: boolean;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+function rateFlag(flag: string, text: string): number {
+  if (text.trim() === '0') return 0;
+  const rate = parseRate(text);
+  if (rate === undefined) fail(`${flag}: cannot read ${JSON.stringify(text)} (try 50Mbit or 6MB)`);
+  return Math.round(rate);
+}
+
+async function requirePod(dir: DataDir): Promise<Uint8Array> {
+  const secret = await dir.readPodSecret();
+  if (secret === undefined) {
+    fail('this device is in no pod yet: run `peapod init` (new pod) or `peapod join CODE`.');
+  }
+  return secret;
+}
+
+async function apiTarget(): Promise<ApiTarget> {
+  const { config } = await (await DataDir.open()).loadConfig({ env: process.env });
+  return { host: config.bindAddress, port: config.apiPort };
+}
+
+function printJson(value: unknown): void {
+  console.log(JSON.stringify(value, null, 2));
+}
+
+function fail(message: string): never {
+  throw new PeapodError('PEAPOD_ERR_INVALID_ARGUMENT', message);
+}
+
+program.parseAsync().catch((error: unknown) => {
+  const message = error instanceof Error ? error.message : String(error);
+  process.stderr.write(`peapod: ${message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,186 @@
+/**
+ * The daemon end to end, with real processes, real TCP links, real multicast on 127.0.0.1 and a
+ * real HTTP origin (dev-origin.ts) that limits each source address like a separate internet
+ * link. Figures (discovery latency) are printed, never asserted: the machines are shared.
+ */
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { getPeers } from '../src/api-client.js';
+import { startDevOrigin, type DevOrigin } from '../src/dev-origin.js';
+import { waitFor } from '../src/local-pod.js';
+import { NodeHost } from '../src/node-host.js';
+import { createNodeCryptoProvider } from '../src/node-crypto-provider.js';
+import { createPod } from '../src/pod.js';
+import { PodFixture } from './support/pod-fixture.js';
+
+const MiB = 1024 * 1024;
+
+async function sha256File(path: string): Promise<string> {
+  return createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex');
+}
+
+describe('a pod of 4 daemons', () => {
+  let origin: DevOrigin;
+  let pod: PodFixture;
+  const size = 48 * MiB;
+
+  before(async () => {
+    // 8 MB/s per source address: a 48 MiB download takes a few seconds, long enough to kill a
+    // helper in the middle of it.
+    origin = await startDevOrigin({
+      host: '127.0.0.1',
+      port: 0,
+      rateBytesPerSec: 8e6,
+      objects: [{ name: 'object.bin', sizeBytes: size, seed: 7 }],
+    });
+    pod = await PodFixture.start({ daemons: 4 });
+  });
+  after(async () => {
+    await pod?.stop();
+    await origin?.close();
+  });
+
+  test('discover each other over multicast and connect', async () => {
+    const started = performance.now();
+    for (let i = 0; i < 4; i++) await pod.connected(i, 3);
+    console.log(
+      `discovery + handshake: all 4 daemons connected ${(performance.now() - started).toFixed(0)} ms after the last one started`,
+    );
+    const { peers } = await getPeers(pod.daemons[0]!.api);
+    assert.deepEqual(peers.map((p) => p.name).sort(), ['device2', 'device3', 'device4']);
+  });
+
+  test('a pooled `peapod get` is byte-exact and uses the helpers', async () => {
+    const output = join(pod.root, 'pooled.bin');
+    const result = pod.get(0, [`${origin.url}/object.bin`, '-o', output, '--json']);
+    assert.equal(result.status, 0, result.stderr + result.stdout);
+    const summary = JSON.parse(result.stdout) as {
+      ok: boolean;
+      pooled: boolean;
+      sha256: string;
+      verified: string[];
+      bySource: Record<string, number>;
+    };
+    assert.equal(summary.ok, true);
+    assert.equal(summary.pooled, true);
+    assert.equal(await sha256File(output), origin.sha256('object.bin'));
+    assert.equal(summary.sha256, origin.sha256('object.bin'));
+    assert.ok(
+      summary.verified.some((name) => name.includes('Repr-Digest')),
+      summary.verified.join(),
+    );
+    const helpers = Object.keys(summary.bySource).filter((name) => name !== 'self');
+    assert.ok(helpers.length >= 1, `no helper contributed: ${JSON.stringify(summary.bySource)}`);
+  });
+
+  test('`-o -` streams the object to stdout in order', async () => {
+    const result = await pod.getAsync(1, [`${origin.url}/object.bin`, '-o', '-', '-q']);
+    assert.equal(result.status, 0, result.stderr);
+    assert.equal(result.stdout.length, size);
+    assert.equal(
+      createHash('sha256').update(result.stdout).digest('hex'),
+      origin.sha256('object.bin'),
+    );
+  });
+
+  test('kill -9 of a helper mid-download: the download still completes byte-exact', async () => {
+    const output = join(pod.root, 'killed.bin');
+    const job = pod.getAsync(0, [`${origin.url}/object.bin`, '-o', output, '--json']);
+    await waitFor(
+      async () =>
+        ((await stat(`${output}.peapod-part`).catch(() => undefined))?.size ?? 0) > 8 * MiB,
+      30_000,
+      'the download to pass 8 MiB',
+    );
+    pod.daemons[3]!.child.kill('SIGKILL');
+    const result = await job;
+    assert.equal(result.status, 0, result.stderr + result.stdout);
+    assert.equal(await sha256File(output), origin.sha256('object.bin'));
+  });
+});
+
+describe('a daemon that corrupts what it fetches for peers', () => {
+  test('is banned, and the download completes byte-exact', async () => {
+    const origin = await startDevOrigin({
+      host: '127.0.0.1',
+      port: 0,
+      rateBytesPerSec: 8e6,
+      objects: [{ name: 'object.bin', sizeBytes: 32 * MiB, seed: 9 }],
+    });
+    const pod = await PodFixture.start({ daemons: 3, flags: { 2: ['--test-corrupt-for-peers'] } });
+    try {
+      await pod.connected(0, 2);
+      const output = join(pod.root, 'out.bin');
+      const result = pod.get(0, [`${origin.url}/object.bin`, '-o', output, '--json']);
+      assert.equal(result.status, 0, result.stderr + result.stdout);
+      assert.equal(await sha256File(output), origin.sha256('object.bin'));
+      await waitFor(
+        async () => /peer banned/.test(pod.daemons[0]!.log()),
+        5000,
+        'the ban log line',
+      );
+    } finally {
+      await pod.stop();
+      await origin.close();
+    }
+  });
+});
+
+describe('outsiders', () => {
+  test("a daemon with another pod's secret neither connects nor reads beacons", async () => {
+    const pod = await PodFixture.start({ daemons: 2 });
+    const outsider = await PodFixture.start({
+      daemons: 1,
+      secret: createPod(),
+      discoveryPort: pod.discoveryPort,
+    });
+    try {
+      await pod.connected(0, 1);
+      // Give the outsider's beacons time to arrive and be rejected.
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      assert.equal((await getPeers(outsider.daemons[0]!.api)).peers.length, 0);
+      assert.equal((await getPeers(pod.daemons[0]!.api)).peers.length, 1);
+      // Dialing directly: the handshake fails (XXpsk3 with another PSK), no link comes up.
+      const crypto = createNodeCryptoProvider();
+      const host = new NodeHost({
+        identity: crypto.ed25519GenerateKeyPair(),
+        podSecret: createPod(),
+      });
+      const closed = new Promise<string>((resolve) =>
+        host.on('peer:disconnect', (event) => resolve(event.detail)),
+      );
+      let connected = false;
+      host.on('peer:connect', () => (connected = true));
+      await host.dial(pod.daemons[0]!.peerPort);
+      const detail = await closed;
+      assert.equal(connected, false, detail);
+      await host.close();
+    } finally {
+      await outsider.stop();
+      await pod.stop();
+    }
+  });
+
+  test('a raw TCP client sending garbage is disconnected; the daemon keeps serving', async () => {
+    const pod = await PodFixture.start({ daemons: 2 });
+    try {
+      await pod.connected(0, 1);
+      const socket = connect({ port: pod.daemons[0]!.peerPort, host: '127.0.0.1' });
+      await new Promise((resolve) => socket.once('connect', resolve));
+      const closed = new Promise((resolve) => socket.once('close', resolve));
+      socket.on('error', () => undefined);
+      socket.write(randomBytes(70_000));
+      await closed;
+      const { peers } = await getPeers(pod.daemons[0]!.api);
+      assert.equal(peers.filter((p) => p.state === 'connected').length, 1);
+    } finally {
+      await pod.stop();
+    }
+  });
+});

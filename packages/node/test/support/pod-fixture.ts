@@ -1,0 +1,157 @@
+/**
+ * A pod of real daemons for tests: each a separate `peapod daemon` process with its own data
+ * directory, ports and origin source address (127.0.0.11, .12, ...), all on one fresh discovery
+ * port so parallel test files do not see each other.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { getPeers, type ApiTarget } from '../../src/api-client.js';
+import { DataDir } from '../../src/data-dir.js';
+import { freeTcpPort, freeUdpPort, waitFor } from '../../src/local-pod.js';
+import { createPod } from '../../src/pod.js';
+
+export const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
+
+export interface DaemonProcess {
+  readonly index: number;
+  readonly home: string;
+  readonly api: ApiTarget;
+  readonly peerPort: number;
+  readonly child: ChildProcess;
+  /** stderr so far (pino logs at warn level and above). */
+  readonly log: () => string;
+}
+
+export interface PodOptions {
+  readonly daemons: number;
+  /** Extra daemon flags by index (e.g. the test-only corruption switch). */
+  readonly flags?: Readonly<Record<number, readonly string[]>>;
+  /** Use this pod secret instead of a new one. */
+  readonly secret?: Uint8Array;
+  readonly discoveryPort?: number;
+  readonly root?: string;
+}
+
+export class PodFixture {
+  readonly daemons: DaemonProcess[] = [];
+
+  private constructor(
+    readonly root: string,
+    readonly secret: Uint8Array,
+    readonly discoveryPort: number,
+    private readonly ownsRoot: boolean,
+  ) {}
+
+  static async start(options: PodOptions): Promise<PodFixture> {
+    const root = options.root ?? (await mkdtemp(join(tmpdir(), 'peapod-test-')));
+    const pod = new PodFixture(
+      root,
+      options.secret ?? createPod(),
+      options.discoveryPort ?? (await freeUdpPort()),
+      options.root === undefined,
+    );
+    for (let i = 0; i < options.daemons; i++) await pod.add(options.flags?.[i] ?? []);
+    return pod;
+  }
+
+  async add(flags: readonly string[] = []): Promise<DaemonProcess> {
+    const index = this.daemons.length;
+    const home = join(this.root, `pod-${this.discoveryPort}-device${index + 1}`);
+    const dir = await DataDir.open(home);
+    await dir.loadIdentity();
+    await dir.writePodSecret(this.secret);
+    const apiPort = await freeTcpPort();
+    const peerPort = await freeTcpPort();
+    let log = '';
+    const child = spawn(
+      process.execPath,
+      [
+        CLI,
+        'daemon',
+        '--peer-port',
+        String(peerPort),
+        '--api-port',
+        String(apiPort),
+        '--discovery-port',
+        String(this.discoveryPort),
+        '--origin-address',
+        `127.0.0.${11 + index}`,
+        '--name',
+        `device${index + 1}`,
+        '--log-level',
+        'info',
+        ...flags,
+      ],
+      { env: { ...process.env, PEAPOD_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    child.stdout.on('data', (part: Buffer) => (log += part.toString()));
+    child.stderr.on('data', (part: Buffer) => (log += part.toString()));
+    const daemon: DaemonProcess = {
+      index,
+      home,
+      api: { host: '127.0.0.1', port: apiPort },
+      peerPort,
+      child,
+      log: () => log,
+    };
+    this.daemons.push(daemon);
+    await waitFor(() => getPeers(daemon.api).then(() => true), 10_000, `daemon ${index + 1} API`);
+    return daemon;
+  }
+
+  /** Waits until daemon `index` has `count` connected peers; returns the time it took. */
+  async connected(index: number, count: number, timeoutMs = 15_000): Promise<number> {
+    const started = performance.now();
+    await waitFor(
+      async () =>
+        (await getPeers(this.daemons[index]!.api)).peers.filter((p) => p.state === 'connected')
+          .length >= count,
+      timeoutMs,
+      `daemon ${index + 1} to see ${count} connected peers`,
+    );
+    return performance.now() - started;
+  }
+
+  /** Runs `peapod get` as a process against daemon `index`. */
+  get(index: number, args: readonly string[]): { status: number; stdout: string; stderr: string } {
+    const result = spawnSync(process.execPath, [CLI, 'get', ...args], {
+      env: { ...process.env, PEAPOD_HOME: this.daemons[index]!.home },
+      encoding: 'utf8',
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
+  }
+
+  /** Runs `peapod get` as a process without blocking; stdout comes back as bytes. */
+  getAsync(
+    index: number,
+    args: readonly string[],
+  ): Promise<{ status: number; stdout: Buffer; stderr: string }> {
+    const child = spawn(process.execPath, [CLI, 'get', ...args], {
+      env: { ...process.env, PEAPOD_HOME: this.daemons[index]!.home },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const stdout: Buffer[] = [];
+    let stderr = '';
+    child.stdout.on('data', (part: Buffer) => stdout.push(part));
+    child.stderr.on('data', (part: Buffer) => (stderr += part.toString()));
+    return new Promise((resolve) =>
+      child.once('close', (code) =>
+        resolve({ status: code ?? -1, stdout: Buffer.concat(stdout), stderr }),
+      ),
+    );
+  }
+
+  async stop(): Promise<void> {
+    for (const daemon of this.daemons) {
+      if (daemon.child.exitCode === null && daemon.child.signalCode === null) {
+        daemon.child.kill('SIGTERM');
+        await new Promise((resolve) => daemon.child.once('exit', resolve));
+      }
+    }
+    if (this.ownsRoot) await rm(this.root, { recursive: true, force: true });
+  }
+}
