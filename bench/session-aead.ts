@@ -3,16 +3,18 @@
  *
  * Both sides seal and open the same bytes (default 1 GiB) in frames of the largest plaintext a
  * record takes (65535 - 16 = 65519 bytes):
- * - session: two open SecureSessions on the Node provider; per frame `send`, `poll` the transmit,
- *   `receiveRecord` on the other side, `poll` the message. This is everything a peer link does
- *   per record apart from framing and the socket.
+ * - session: two open SecureSessions on the Node provider; per frame `sealParts` (the zero-copy
+ *   seal a peer link uses for DATA), the pieces gathered into a reused wire buffer as a socket
+ *   would, `receiveRecord` on the other side, `poll` the message. This is everything a peer link
+ *   does per record apart from framing and the socket, plus a copy standing in for the socket.
+ *   (Before `sealParts`, `send` returned ciphertext and tag joined by the provider, a copy Node
+ *   forces; that path measured session/raw 0.85 for ChaChaPoly and 0.80 for AESGCM.)
  * - raw: per frame `createCipheriv` with a counter nonce, `update`, `final`, `getAuthTag`, then
  *   `createDecipheriv`, `setAuthTag`, `update`, `final`. No copy to join ciphertext and tag, so
  *   this is the cheapest way node:crypto can do the same work: a strict baseline.
  * - provider: the Node provider's `aeadSeal`/`aeadOpen` called directly with the same nonces.
- *   It sits between the two and splits the overhead: provider/raw is the provider's cost (its
- *   seal returns ciphertext and tag as one array, which costs Node a copy), session/provider is
- *   the session's own (nonce building, rekey accounting, events).
+ *   It sits between the two: provider/raw is the cost of `aeadSeal` returning ciphertext and tag
+ *   as one array (a copy Node forces, which the link's path avoids).
  * Each suite (ChaChaPoly, AESGCM) is warmed up, then measured `--runs` times (default 3),
  * alternating session and raw so drift hits both; the report uses the median and the best run.
  * The design goal is session/raw >= 0.90 (at most 10% overhead over raw AEAD).
@@ -98,20 +100,31 @@ function openPair(suite: NoiseSuiteName): [SecureSession, SecureSession] {
   return [a, b];
 }
 
-/** Seconds to seal and open every frame through the sessions; checks every byte count. */
+/**
+ * Seconds to seal and open every frame through the sessions, as a peer link does it: `sealParts`
+ * (the record comes back as Node's ciphertext buffer and the tag, never joined in JavaScript),
+ * the pieces gathered into one reused wire buffer (the stand-in for the socket, which copies
+ * them anyway), `receiveRecord`, `poll` the message. Checks every byte count.
+ */
 function runSession(
   sender: SecureSession,
   receiver: SecureSession,
   source: Uint8Array,
   lengths: readonly number[],
 ): number {
+  // The "socket": a reused buffer the record's pieces are gathered into, as the kernel gathers
+  // a writev into one byte stream that the receiver reads contiguously.
+  const wire = new Uint8Array(SESSION_MAX_PLAINTEXT_BYTES + 16);
   const start = performance.now();
   let received = 0;
   for (const length of lengths) {
-    sender.send(source.subarray(0, length));
-    const transmit = sender.poll();
-    if (transmit?.type !== 'transmit') throw new Error('expected a transmit');
-    receiver.receiveRecord(transmit.record);
+    const pieces = sender.sealParts([source.subarray(0, length)]);
+    let recordLength = 0;
+    for (const piece of pieces) {
+      wire.set(piece, recordLength);
+      recordLength += piece.length;
+    }
+    receiver.receiveRecord(wire.subarray(0, recordLength));
     const message = receiver.poll();
     if (message?.type !== 'message') throw new Error('expected a message');
     received += message.plaintext.length;

@@ -20,6 +20,7 @@ import { randomBytes as nodeRandomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import {
   createNobleCryptoProvider,
+  concatBytes,
   fromHex,
   toHex,
   utf8Encode,
@@ -506,6 +507,31 @@ describe('equivalence: noble and node:crypto give identical bytes', () => {
           );
         }),
         { numRuns: 100 },
+      );
+    });
+
+    test(`aeadSealParts ${cipher}: pieces join to aeadSeal of the joined parts, in both providers (${CRYPTO_RUNS} runs)`, () => {
+      fc.assert(
+        fc.property(
+          bytes32,
+          fc.uint8Array({ minLength: 12, maxLength: 12 }),
+          fc.uint8Array({ maxLength: 64 }),
+          fc.array(fc.uint8Array({ maxLength: 100 }), { maxLength: 4 }),
+          fc.integer(),
+          fc.nat({ max: 65_519 }),
+          (key, nonce, associatedData, smallParts, seed, bigLength) => {
+            // Small parts of any length (partial blocks, empty parts), then one large part, as a
+            // DATA frame is sealed: 13-byte header, then up to 65,506 bytes of payload.
+            const parts = [...smallParts, seededBytes(seed, bigLength)];
+            const joined = concatBytes(...parts);
+            const reference = toHex(noble.aeadSeal(cipher, key, nonce, associatedData, joined));
+            for (const provider of PROVIDERS) {
+              const pieces = provider.aeadSealParts(cipher, key, nonce, associatedData, parts);
+              assert.equal(toHex(concatBytes(...pieces)), reference, provider.name);
+            }
+          },
+        ),
+        { numRuns: CRYPTO_RUNS },
       );
     });
 

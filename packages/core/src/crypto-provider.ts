@@ -48,6 +48,22 @@ export interface CryptoProvider {
     plaintext: Uint8Array,
   ): Uint8Array;
   /**
+   * AEAD encryption of the concatenation of `plaintextParts`, without joining them first and
+   * without joining ciphertext and tag: returns pieces whose concatenation is exactly
+   * `aeadSeal(cipher, key, nonce, associatedData, concat(plaintextParts))`. How many pieces and
+   * where they split is the provider's choice (node:crypto returns one piece per non-empty part
+   * plus the tag; noble one piece). This is the transport's hot path: a DATA frame is sealed
+   * from its 13-byte header and a view of the payload, and the pieces go to the socket as one
+   * `writev`, so no byte is copied in JavaScript (see bench/session-aead.ts).
+   */
+  aeadSealParts(
+    cipher: AeadCipher,
+    key: Uint8Array,
+    nonce: Uint8Array,
+    associatedData: Uint8Array,
+    plaintextParts: readonly Uint8Array[],
+  ): readonly Uint8Array[];
+  /**
    * AEAD decryption of ciphertext-plus-tag. Returns `undefined` when authentication fails
    * (never throws for bad input bytes).
    */

@@ -20,13 +20,13 @@
  * State: 'handshaking' -> 'awaiting-hello' -> 'ready' -> 'closed'. Timers: handshake deadline,
  * heartbeat (ping) interval, idle deadline (reset by every authenticated record received).
  */
-import { assert } from './errors.js';
+import { assert, invalidArgument } from './errors.js';
 import type { CryptoProvider, KeyPair } from './crypto-provider.js';
 import { SecureSession, type NoiseSuiteName } from './secure-session.js';
 import { RECORD_HEADER_BYTES, RecordStreamDecoder, recordHeader } from './wire/record-framer.js';
-import { decodeMessage, encodeMessage, encodeDataFrame, MAX_DATA_BYTES } from './wire/codec.js';
+import { decodeMessage, encodeMessage, DATA_HEADER_BYTES, MAX_DATA_BYTES } from './wire/codec.js';
 import { ReasonCode, reasonName } from './wire/reason-codes.js';
-import type { HelloMessage, WireMessage } from './wire/messages.js';
+import { MessageType, type HelloMessage, type WireMessage } from './wire/messages.js';
 import { TimerTable } from './timer-table.js';
 import type { Prng } from './prng.js';
 
@@ -96,7 +96,9 @@ export class PeerLink {
   readonly direction: 'outbound' | 'inbound';
   private linkState: LinkState = 'handshaking';
   private readonly session: SecureSession;
-  private readonly decoder = new RecordStreamDecoder();
+  // Each record is decrypted before the next is asked for, so assembled records may share one
+  // buffer; the few handshake records, which the Noise state may keep views of, are copied.
+  private readonly decoder = new RecordStreamDecoder({ reuseAssemblyBuffer: true });
   private readonly timers = new TimerTable<LinkTimer>();
   private readonly outputs: LinkOutput[] = [];
   private outputHead = 0;
@@ -165,7 +167,8 @@ export class PeerLink {
         return;
       }
       this.timers.set('idle', nowMs + this.config.idleTimeoutMs);
-      this.session.receiveRecord(next.record);
+      const open = this.session.state === 'open';
+      this.session.receiveRecord(open ? next.record : next.record.slice());
       this.pumpSession(nowMs);
       if (this.isClosed()) return;
     }
@@ -266,6 +269,18 @@ export class PeerLink {
    */
   queueStream(requestId: number, bytes: Uint8Array, baseOffset = 0): void {
     this.requireReady();
+    // The frames' headers are written without the codec's per-frame checks, so check once here
+    // what the codec would refuse (docs/protocol.md 6: u32 request ID, u64 offset <= 2^53 - 1).
+    if (!Number.isInteger(requestId) || requestId < 0 || requestId > 0xffff_ffff) {
+      invalidArgument('data.requestId', `${requestId} is not a u32`);
+    }
+    if (
+      !Number.isSafeInteger(baseOffset) ||
+      baseOffset < 0 ||
+      !Number.isSafeInteger(baseOffset + bytes.length)
+    ) {
+      invalidArgument('data.offset', `${baseOffset} + ${bytes.length} bytes is out of range`);
+    }
     if (bytes.length > 0) this.dataLane.push({ requestId, bytes, baseOffset, sentBytes: 0 });
   }
 
@@ -336,10 +351,13 @@ export class PeerLink {
     }
     const take = Math.min(MAX_DATA_BYTES, stream.bytes.length - stream.sentBytes);
     const piece = stream.bytes.subarray(stream.sentBytes, stream.sentBytes + take);
-    const frame = encodeDataFrame(stream.requestId, stream.baseOffset + stream.sentBytes, piece);
+    const header = dataFrameHeader(stream.requestId, stream.baseOffset + stream.sentBytes);
     stream.sentBytes += take;
     if (stream.sentBytes === stream.bytes.length) this.dataLane.shift();
-    return this.sealToOutput(frame);
+    // The frame is sealed from its header and a view of the payload, and the record leaves as
+    // the provider's pieces: no byte of the payload is copied on the way to the socket.
+    this.emitRecordPieces(this.session.sealParts([header, piece]));
+    return this.poll();
   }
 
   private requireReady(): void {
@@ -366,6 +384,15 @@ export class PeerLink {
     this.unflushedBytes += RECORD_HEADER_BYTES + record.length;
     this.outputs.push({ type: 'send', bytes: recordHeader(record.length) });
     this.outputs.push({ type: 'send', bytes: record });
+  }
+
+  /** `emitRecord` for a record the session returned in pieces (see `sealParts`). */
+  private emitRecordPieces(pieces: readonly Uint8Array[]): void {
+    let length = 0;
+    for (const piece of pieces) length += piece.length;
+    this.unflushedBytes += RECORD_HEADER_BYTES + length;
+    this.outputs.push({ type: 'send', bytes: recordHeader(length) });
+    for (const piece of pieces) this.outputs.push({ type: 'send', bytes: piece });
   }
 
   private drainSessionTransmits(): void {
@@ -517,6 +544,22 @@ export class PeerLink {
     this.outputs.push({ type: 'closed', reason, detail, by });
     this.outputs.push({ type: 'disconnect' });
   }
+}
+
+/**
+ * The 13 bytes of a DATA frame before its payload (docs/protocol.md 6, DATA): type 0x11, u32
+ * request ID, u64 offset, big-endian; the payload follows as a separate part, so the frame is
+ * never assembled. `encodeDataFrame(id, offset, bytes)` equals this header followed by `bytes`
+ * (a test checks it). The caller has validated both values (`queueStream`).
+ */
+function dataFrameHeader(requestId: number, offset: number): Uint8Array {
+  const header = new Uint8Array(DATA_HEADER_BYTES);
+  const view = new DataView(header.buffer);
+  view.setUint8(0, MessageType.data);
+  view.setUint32(1, requestId);
+  view.setUint32(5, Math.floor(offset / 0x1_0000_0000));
+  view.setUint32(9, offset >>> 0);
+  return header;
 }
 
 /** Cuts a string to at most `maxBytes` of UTF-8 without splitting a character. */

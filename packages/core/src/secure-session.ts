@@ -448,6 +448,41 @@ export class SecureSession {
   }
 
   /**
+   * Seals the concatenation of `plaintextParts` (one frame) into one transport record and returns
+   * the record at once, as pieces whose concatenation is the record, instead of queuing a
+   * `transmit` event: the zero-copy form of `send` for the data path (a DATA frame's header and
+   * a view of its payload go in; Node's ciphertext buffers and the tag come out and go to the
+   * socket as one writev). The caller must drain `poll()` first, so the record cannot overtake a
+   * queued one. The parts are read, not kept.
+   * @throws PeapodError as `send` does, for the joined length.
+   */
+  sealParts(plaintextParts: readonly Uint8Array[]): readonly Uint8Array[] {
+    if (this.phase !== 'open') {
+      throw new PeapodError(
+        'PEAPOD_ERR_INVALID_STATE',
+        `sealParts() while the session is ${this.state}`,
+      );
+    }
+    let length = 0;
+    for (const part of plaintextParts) {
+      if (!(part instanceof Uint8Array)) invalidArgument('plaintextParts', 'must be Uint8Arrays');
+      length += part.length;
+    }
+    if (length > this.maxPlaintextBytes) {
+      invalidArgument(
+        'plaintextParts',
+        `${length} bytes exceeds the ${this.maxPlaintextBytes}-byte limit`,
+      );
+    }
+    assert(this.eventHead === this.events.length, 'sealParts() with session events queued');
+    const cipher = this.sendCipher;
+    assert(cipher !== undefined, 'an open session has transport keys');
+    const pieces = cipher.encryptPartsWithAd(EMPTY, plaintextParts);
+    this.countRecord(cipher);
+    return pieces;
+  }
+
+  /**
    * Ends the session locally: queues a handshake abort if the remote may still be handshaking,
    * then one `closed` event with `reason`. Idempotent; a no-op once closed.
    * @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT if `reason` is not an integer in [0, 255].

@@ -16,6 +16,16 @@ import {
 import type { RecordStreamEvent } from '../src/wire/record-framer.js';
 import { ReasonCode } from '../src/wire/reason-codes.js';
 
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
 function drain(decoder: RecordStreamDecoder): Uint8Array[] {
   const records: Uint8Array[] = [];
   for (;;) {
@@ -118,6 +128,30 @@ describe('RecordStreamDecoder', () => {
       assert.equal(record.buffer, stream.buffer);
       assert.equal(record[0]! | (record[1]! << 8), i);
     });
+  });
+
+  test('reuseAssemblyBuffer: records spanning pushes share one buffer; views stay views', () => {
+    const records = [3000, 70, 65_535, 1, 40_000].map((length, i) =>
+      new Uint8Array(length).fill(i + 1),
+    );
+    const stream = concat(...records.map((record) => frameRecord(record)));
+    const decoder = new RecordStreamDecoder({ reuseAssemblyBuffer: true });
+    const assembledBuffers = new Set<ArrayBufferLike>();
+    let index = 0;
+    // Pushes of 1000 bytes: most records span several pushes; the 70- and 1-byte ones may not.
+    for (let offset = 0; offset < stream.length; offset += 1000) {
+      const piece = stream.slice(offset, offset + 1000);
+      decoder.push(piece);
+      for (let event = decoder.next(); event.kind === 'record'; event = decoder.next()) {
+        // Checked before the next call: an assembled record is valid only until then.
+        assert.deepStrictEqual(event.record, records[index]);
+        if (event.record.buffer !== piece.buffer) assembledBuffers.add(event.record.buffer);
+        index++;
+      }
+    }
+    assert.equal(index, records.length);
+    assert.equal(assembledBuffers.size, 1, 'every assembled record used the same buffer');
+    assert.equal(decoder.end(), undefined);
   });
 
   test('a zero length is a protocol error as soon as the header is in', () => {

@@ -219,6 +219,35 @@ const transcript = ((): Record<'m1' | 'm2' | 'm3' | 'confirm' | 'data', Uint8Arr
   return { m1, m2, m3, confirm, data };
 })();
 
+test('sealParts: the pieces join to the record send() makes; the remote opens it', () => {
+  const viaSend = fixedPair('Noise_XX_25519_AESGCM_SHA256');
+  const viaParts = fixedPair('Noise_XX_25519_AESGCM_SHA256');
+  const sent: Uint8Array[] = [];
+  viaSend.tap = (_from, record) => {
+    sent.push(record);
+    return record;
+  };
+  viaSend.connect();
+  viaParts.connect();
+  const parts = [text('header'), new Uint8Array(0), new Uint8Array(70_000 - 16 * 1024).fill(9)];
+  viaSend.sessions.initiator.send(concatBytes(...parts));
+  viaSend.drive();
+  const pieces = viaParts.sessions.initiator.sealParts(parts);
+  assert.equal(toHex(concatBytes(...pieces)), toHex(sent.at(-1)!));
+  viaParts.sessions.responder.receiveRecord(concatBytes(...pieces));
+  viaParts.drive();
+  const messages = viaParts.ofType('responder', 'message');
+  assert.equal(toHex(messages.at(-1)!.plaintext), toHex(concatBytes(...parts)));
+  assert.throws(() => viaParts.sessions.initiator.sealParts([new Uint8Array(65_520)]), {
+    code: 'PEAPOD_ERR_INVALID_ARGUMENT',
+  });
+  const closed = openPair();
+  closed.sessions.initiator.close(ReasonCode.goingAway);
+  assert.throws(() => closed.sessions.initiator.sealParts([text('late')]), {
+    code: 'PEAPOD_ERR_INVALID_STATE',
+  });
+});
+
 // --- handshake ---------------------------------------------------------------------------------
 
 for (const suite of allSuites) {

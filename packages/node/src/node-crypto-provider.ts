@@ -17,9 +17,12 @@
  *   for 64-byte inputs, and Merkle trees hash many small inputs), `createHash()` for incremental
  *   hashing.
  * - AEAD: `createCipheriv`/`createDecipheriv` with a 16-byte tag. Node cannot encrypt into a
- *   caller-supplied buffer, so sealing costs Node's own output buffer plus exactly one copy into
- *   an unzeroed buffer of the final length, to append the tag (`appendTag`, which also dodges a
- *   memmove cliff). Opening never copies. `aeadOpen` returns `undefined` for too-short input or a
+ *   caller-supplied buffer, so `aeadSeal` costs Node's own output buffer plus exactly one copy
+ *   into an unzeroed buffer of the final length, to append the tag (`appendTag`, which also
+ *   dodges a memmove cliff). `aeadSealParts`, the transport's path, copies nothing: it feeds each
+ *   plaintext part to one `update` and returns Node's outputs and the tag as they are (measured
+ *   with bench/session-aead.ts: the copy cost 15% of ChaCha20-Poly1305 and 20% of AES-256-GCM
+ *   throughput at 64 KiB). Opening never copies. `aeadOpen` returns `undefined` for too-short input or a
  *   failed tag check; it never throws on bad bytes (a peer's bytes are data, STYLE.md section 5).
  * - Malloc note: at 64 KiB per record, throughput also depends on glibc handing freed memory
  *   back to the kernel and faulting it in again (page faults and page clearing were ~20% of a
@@ -276,6 +279,23 @@ export function createNodeCryptoProvider(
       const ciphertext = sealer.update(plaintext);
       sealer.final(); // both ciphers are stream modes: final() emits no bytes, it makes the tag
       return appendTag(ciphertext, sealer.getAuthTag());
+    },
+
+    aeadSealParts(cipher, key, nonce, associatedData, plaintextParts) {
+      requireLength('key', key, KEY_BYTES);
+      requireLength('nonce', nonce, NONCE_BYTES);
+      let plaintextLength = 0;
+      for (const part of plaintextParts) plaintextLength += part.length;
+      const sealer = createSealer(cipher, key, nonce);
+      sealer.setAAD(associatedData, { plaintextLength });
+      const pieces: Uint8Array[] = [];
+      // One update per part: OpenSSL carries a partial block (and the Poly1305/GHASH state) from
+      // one call to the next, so the output is the same as one update over the joined parts.
+      for (const part of plaintextParts)
+        if (part.length > 0) pieces.push(plain(sealer.update(part)));
+      sealer.final(); // stream modes: no bytes, only the tag
+      pieces.push(plain(sealer.getAuthTag()));
+      return pieces;
     },
 
     aeadOpen(cipher, key, nonce, associatedData, sealed) {

@@ -125,6 +125,27 @@ export class CipherState {
   }
 
   /**
+   * `encryptWithAd` over the concatenation of `plaintextParts`, returned as pieces whose
+   * concatenation is the ciphertext and tag (the provider's `aeadSealParts`; neither the parts
+   * nor the output are joined). Requires a key: the transport phase only.
+   * @throws PeapodError PEAPOD_ERR_INVALID_STATE without a key or once the nonce reaches
+   *   NOISE_NONCE_LIMIT.
+   */
+  encryptPartsWithAd(ad: Uint8Array, plaintextParts: readonly Uint8Array[]): readonly Uint8Array[] {
+    const key = this.key;
+    if (key === undefined || this.counter >= NOISE_NONCE_LIMIT) {
+      throw new PeapodError(
+        'PEAPOD_ERR_INVALID_STATE',
+        key === undefined ? 'encryptPartsWithAd() without a key' : 'Noise nonce exhausted',
+      );
+    }
+    this.writeNonce(this.counter);
+    const sealed = this.crypto.aeadSealParts(this.cipher, key, this.nonceBytes, ad, plaintextParts);
+    this.counter++;
+    return sealed;
+  }
+
+  /**
    * Decrypts and authenticates `ciphertext` (ciphertext followed by the 16-byte tag). Returns the
    * plaintext and advances the nonce, or returns `undefined` on any failure and leaves the nonce
    * unchanged. Without a key it returns `ciphertext` itself. Never throws on input bytes.
