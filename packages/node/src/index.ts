@@ -40,3 +40,18 @@ export {
   type ResolveConfigOptions,
   type DeviceIdentity,
 } from './data-dir.js';
+export {
+  ForwardProxy,
+  PROXY_PORT,
+  isLoopbackAddress,
+  parseAuthority,
+  parseRequestTarget,
+  stripHopByHop,
+  type ForwardProxyOptions,
+  type PoolableHook,
+  type PooledResponder,
+  type ProxiedGet,
+  type ProxyLogger,
+  type Authority,
+  type RequestTarget,
+} from './proxy.js';
