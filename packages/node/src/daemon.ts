@@ -354,7 +354,18 @@ export class Daemon {
       case 'deliver': {
         const job = this.jobs.get(output.downloadId);
         if (job === undefined) return;
-        job.onDeliver(output.offset, output.bytes, 'repair' in output && output.repair === true);
+        job.onDeliver(output.offset, output.bytes, output.repair === true);
+        return;
+      }
+      case 'read-delivered': {
+        const { readId } = output;
+        const job = this.jobs.get(output.downloadId);
+        const read = job?.readDelivered(output.offset, output.length) ?? Promise.resolve(undefined);
+        void read
+          .catch(() => undefined)
+          .then((bytes) =>
+            this.host.input({ type: 'delivered-read', nowMs: performance.now(), readId, bytes }),
+          );
         return;
       }
       case 'read-chunk':

@@ -226,6 +226,7 @@ export class NodeHost extends EventEmitter<HostEvents> {
       case 'cancel-fetch':
       case 'read-chunk':
       case 'deliver':
+      case 'read-delivered':
       case 'store-chunk':
         if (this.transfers === undefined) {
           throw new PeapodError(
