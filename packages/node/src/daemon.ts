@@ -17,7 +17,7 @@
  * - `stop()` (SIGINT/SIGTERM) cancels jobs (part files stay for a resume), sends GOODBYE on
  *   every link, closes sockets and saves nothing else: all state worth keeping is on disk already.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -34,6 +34,13 @@ import type { GetRequest } from './api-client.js';
 import { LanDiscovery, type DiscoveredPeer } from './discovery.js';
 import { DownloadJob, type JobHost } from './download-job.js';
 import { ObjectVerifier, OriginClient } from './origin-client.js';
+import {
+  ForwardProxy,
+  isLoopbackAddress,
+  stripHopByHop,
+  type PooledResponder,
+  type ProxiedGet,
+} from './proxy.js';
 import { FileSink, StreamSink, type DownloadSink } from './sinks.js';
 import { createNodeCryptoProvider } from './node-crypto-provider.js';
 import { NodeHost } from './node-host.js';
@@ -88,7 +95,7 @@ export class Daemon {
   private readonly discovery: LanDiscovery;
   private readonly peers = new Map<string, PeerEntry>();
   private readonly linkPeers = new Map<number, PeerEntry>();
-  private server: Server | undefined;
+  private readonly proxy: ForwardProxy;
   private readonly origin: OriginClient;
   private readonly jobs = new Map<number, DownloadJob>();
   private nextDownloadId = 1;
@@ -136,6 +143,11 @@ export class Daemon {
         'peer banned',
       ),
     );
+    this.proxy = new ForwardProxy({
+      localHandler: (req, res) => this.serveApi(req, res),
+      poolable: (request) => this.poolableGet(request),
+      logger: config.logger,
+    });
     this.deviceId = deriveDeviceId(createNodeCryptoProvider(), config.identity.publicKey);
     this.deviceIdHex = toHex(this.deviceId);
     this.discovery = new LanDiscovery({
@@ -166,13 +178,9 @@ export class Daemon {
     const peer = await this.host
       .listen(peerPort, bindAddress)
       .catch((error: NodeJS.ErrnoException) => portError(error, 'peer', '--peer-port'));
-    const server = createServer((req, res) => this.serveApi(req, res));
-    this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(apiPort, bindAddress, () => resolve());
-    }).catch((error: NodeJS.ErrnoException) => portError(error, 'API/proxy', '--api-port'));
-    const api = server.address() as AddressInfo;
+    const api = await this.proxy
+      .listen(apiPort, bindAddress)
+      .catch((error: NodeJS.ErrnoException) => portError(error, 'API/proxy', '--api-port'));
     await this.discovery.start();
     for (const known of await this.loadKnownPeers()) {
       this.onDiscovered({ ...known, firstSeen: true, kind: 'announce' });
@@ -191,10 +199,7 @@ export class Daemon {
     this.origin.close();
     await this.host.close();
     await this.saveKnownPeers();
-    if (this.server !== undefined) {
-      this.server.closeAllConnections();
-      await new Promise<void>((resolve) => this.server!.close(() => resolve()));
-    }
+    await this.proxy.close();
   }
 
   /** peers.json: Device IDs with the last address and port each was reached at. */
@@ -384,6 +389,11 @@ export class Daemon {
 
   private serveApi(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://localhost');
+    // The API writes files and runs downloads: only this machine may use it.
+    if (!isLoopbackAddress(req.socket.remoteAddress ?? '')) {
+      sendJson(res, 403, { error: 'the PeaPod API answers loopback clients only' });
+      return;
+    }
     if (req.method === 'GET' && url.pathname === '/api/peers') {
       sendJson(res, 200, { deviceId: formatDeviceId(this.deviceId), peers: this.peerRows() });
       return;
@@ -437,6 +447,61 @@ export class Daemon {
     if (!res.writableEnded) res.end();
   }
 
+  /**
+   * The proxy's pooling hook: a plain GET (no Range, no conditions) of an object of at least
+   * `PROXY_POOL_MIN_BYTES` at an origin that allows pooling becomes a pooled download streamed
+   * to the client; anything else passes through untouched. The response carries the origin's
+   * own header fields (from the probe, minus hop-by-hop and range fields) with status 200.
+   */
+  private async poolableGet(request: ProxiedGet): Promise<PooledResponder | undefined> {
+    const conditional = request.headers.some(({ name }) =>
+      /^(range|if-.*|authorization|cookie)$/i.test(name),
+    );
+    if (conditional) return undefined;
+    const headers = request.headers.filter(
+      ({ name }) => !/^(host|accept-encoding|proxy-.*|connection)$/i.test(name),
+    );
+    const probe = await this.origin.probe(request.url, headers).catch(() => undefined);
+    if (probe === undefined || probe.reasonNotPoolable !== undefined) return undefined;
+    if ((probe.totalBytes ?? 0) < PROXY_POOL_MIN_BYTES || probe.url !== request.url)
+      return undefined;
+    return {
+      respond: async (res) => {
+        const fields = stripHopByHop(probe.rawHeaders);
+        const kept: string[] = [];
+        for (let i = 0; i + 1 < fields.length; i += 2) {
+          if (/^(content-range|content-length)$/i.test(fields[i]!)) continue;
+          kept.push(fields[i]!, fields[i + 1]!);
+        }
+        kept.push('Content-Length', String(probe.totalBytes));
+        res.writeHead(200, kept);
+        const job = new DownloadJob(
+          this.jobHost,
+          probe.url,
+          new StreamSink(res),
+          new ObjectVerifier(probe.digests, undefined),
+          {
+            pooled: true,
+            note: '',
+            totalBytes: probe.totalBytes,
+            validator: probe.validator ?? '',
+            headers,
+          },
+        );
+        let failure: string | undefined;
+        job.on('event', (event) => {
+          if (event.type === 'error') failure = event.message;
+        });
+        res.on('close', () => {
+          if (!res.writableFinished) void job.cancel();
+        });
+        this.logger.info({ url: probe.url, bytes: probe.totalBytes }, 'proxy: pooled GET');
+        await job.run();
+        if (failure !== undefined) throw new Error(failure);
+      },
+    };
+  }
+
   /** Probes the origin and plans the job: pooled, or single source and why. */
   private async createJob(request: GetRequest, stream: ServerResponse | undefined) {
     const probe = await this.origin.probe(request.url, request.headers);
@@ -463,6 +528,9 @@ export class Daemon {
     return job;
   }
 }
+
+/** Proxy GETs smaller than this pass through: pooling pays off on big objects only. */
+const PROXY_POOL_MIN_BYTES = 16 * 1024 * 1024;
 
 function portError(error: NodeJS.ErrnoException, what: string, flag: string): never {
   if (error.code === 'EADDRINUSE') {

@@ -38,6 +38,8 @@ export interface ProbeResult {
   readonly digests: StatedDigests;
   /** Why this object cannot be pooled; undefined when it can. */
   readonly reasonNotPoolable: string | undefined;
+  /** The probe response's header fields, as received (the proxy passes them on). */
+  readonly rawHeaders: readonly string[];
 }
 
 /** Digests of the whole object, as raw bytes, from the origin's headers. */
@@ -118,13 +120,24 @@ export class OriginClient {
       const status = res.statusCode ?? 0;
       if (status === 200 || status === 412) {
         res.resume();
-        end(validator === '' ? 'error' : 'changed', `the origin answered ${status} to a pinned range`);
+        end(
+          validator === '' ? 'error' : 'changed',
+          `the origin answered ${status} to a pinned range`,
+        );
         return;
       }
       const range = parseContentRange(res.headers['content-range']);
-      if (status !== 206 || range === undefined || range.start !== rangeStart || range.end !== rangeEnd) {
+      if (
+        status !== 206 ||
+        range === undefined ||
+        range.start !== rangeStart ||
+        range.end !== rangeEnd
+      ) {
         res.resume();
-        end('error', `the origin answered ${status} ${res.headers['content-range'] ?? ''} for bytes ${rangeStart}-${rangeEnd - 1}`);
+        end(
+          'error',
+          `the origin answered ${status} ${res.headers['content-range'] ?? ''} for bytes ${rangeStart}-${rangeEnd - 1}`,
+        );
         return;
       }
       let received = 0;
@@ -233,7 +246,9 @@ export class OriginClient {
       method: 'GET',
       headers: all,
       agent: https ? this.httpsAgent : this.httpAgent,
-      ...(this.options.localAddress === undefined ? {} : { localAddress: this.options.localAddress }),
+      ...(this.options.localAddress === undefined
+        ? {}
+        : { localAddress: this.options.localAddress }),
     };
     const req = (https ? httpsRequest : httpRequest)(target, options, onResponse);
     req.end();
@@ -253,11 +268,22 @@ function describe(url: string, res: IncomingMessage): ProbeResult {
     if (Number.isSafeInteger(length) && length >= 0) totalBytes = length;
   }
   let reasonNotPoolable: string | undefined;
-  if (status !== 206 || range === undefined) reasonNotPoolable = 'the origin does not support Range requests';
+  if (status !== 206 || range === undefined)
+    reasonNotPoolable = 'the origin does not support Range requests';
   else if (totalBytes === undefined) reasonNotPoolable = 'the origin does not state the size';
   else if (strong === undefined)
-    reasonNotPoolable = etag === undefined ? 'the origin gives no ETag to pin the version to' : 'the origin gives only a weak ETag';
-  return { url, totalBytes, validator: strong, digests: statedDigests(res, strong), reasonNotPoolable };
+    reasonNotPoolable =
+      etag === undefined
+        ? 'the origin gives no ETag to pin the version to'
+        : 'the origin gives only a weak ETag';
+  return {
+    url,
+    totalBytes,
+    validator: strong,
+    digests: statedDigests(res, strong),
+    reasonNotPoolable,
+    rawHeaders: res.rawHeaders,
+  };
 }
 
 /** `bytes START-END/TOTAL` → exclusive end; undefined if malformed or unknown total. */
@@ -297,7 +323,11 @@ export function statedDigests(res: IncomingMessage, etag: string | undefined): S
       sources['sha-256'] = 'x-amz-checksum-sha256';
     }
   }
-  if (etag !== undefined && /^"[0-9a-f]{32}"$/i.test(etag) && res.headers['x-amz-request-id'] !== undefined) {
+  if (
+    etag !== undefined &&
+    /^"[0-9a-f]{32}"$/i.test(etag) &&
+    res.headers['x-amz-request-id'] !== undefined
+  ) {
     found.md5 = Buffer.from(etag.slice(1, -1), 'hex');
     sources['md5'] = 'S3 ETag';
   }
