@@ -1,0 +1,417 @@
+/**
+ * OriginFetcher against real HTTP servers on 127.0.0.1: byte-exact ranges from the dev origin
+ * (synthesized and file-backed objects, many random ranges, concurrent over the keep-alive
+ * pool), 'changed' when the pinned object changes (412 from If-Match, 200 from If-Range, a
+ * foreign ETag on a 206), 'error' on truncation, 500, a wrong Content-Range or too many bytes,
+ * and cancel. Random ranges come from fast-check, which prints the seed on failure.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, get, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import fc from 'fast-check';
+import { startDevOrigin, type DevOrigin } from '../src/dev-origin.js';
+import {
+  OriginFetcher,
+  type FetchOriginOutput,
+  type FetchOutcome,
+} from '../src/http/origin-fetcher.js';
+import { probeOrigin } from '../src/http/origin-probe.js';
+
+const MiB = 1024 * 1024;
+
+interface FetchResult {
+  readonly bytes: Buffer;
+  readonly outcome: FetchOutcome;
+  readonly detail: string;
+}
+
+let nextFetchId = 1;
+
+/** Runs one fetch to its end; fails the test if a callback breaks the contract. */
+function runFetch(
+  fetcher: OriginFetcher,
+  spec: Omit<FetchOriginOutput, 'type' | 'fetchId' | 'headers'> & {
+    headers?: FetchOriginOutput['headers'];
+  },
+): Promise<FetchResult> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    let ended = false;
+    let insideStart = true;
+    fetcher.start(
+      { fetchId: nextFetchId++, headers: [], ...spec },
+      {
+        onData: (bytes) => {
+          if (ended) reject(new Error('onData after onEnd'));
+          parts.push(Buffer.from(bytes));
+        },
+        onEnd: (outcome, detail) => {
+          if (ended) reject(new Error('onEnd twice'));
+          if (insideStart) reject(new Error('onEnd inside start()'));
+          ended = true;
+          assert.doesNotMatch(detail, /\n/);
+          resolve({ bytes: Buffer.concat(parts), outcome, detail });
+        },
+      },
+    );
+    insideStart = false;
+  });
+}
+
+async function rawServer(
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+): Promise<{ url: string; close(): Promise<void> }> {
+  const server = createServer(handler);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/x`,
+    close: async () => {
+      server.closeAllConnections();
+      server.close();
+      await once(server, 'close');
+    },
+  };
+}
+
+async function download(url: string): Promise<Buffer> {
+  const response = await new Promise<IncomingMessage>((resolve) => get(url, resolve));
+  const parts: Buffer[] = [];
+  for await (const part of response) parts.push(part as Buffer);
+  return Buffer.concat(parts);
+}
+
+async function validatorOf(url: string): Promise<string> {
+  const probe = await probeOrigin(url);
+  assert.equal(probe.kind, 'described');
+  return probe.kind === 'described' ? (probe.validator ?? '') : '';
+}
+
+describe('OriginFetcher with the dev origin', () => {
+  let origin: DevOrigin;
+  let directory: string;
+  let fileBytes: Buffer;
+  const fetcher = new OriginFetcher({ localAddress: '127.0.0.3' });
+  before(async () => {
+    directory = await mkdtemp(join(tmpdir(), 'peapod-fetcher-'));
+    fileBytes = randomBytes(2 * MiB + 3);
+    await writeFile(join(directory, 'file.bin'), fileBytes);
+    origin = await startDevOrigin({
+      directory,
+      objects: [
+        { name: 'synth.bin', sizeBytes: 4 * MiB + 5, seed: 11 },
+        { name: 'changing.bin', sizeBytes: 2 * MiB, seed: 12 },
+      ],
+    });
+  });
+  after(async () => {
+    fetcher.close();
+    await origin.close();
+    await rm(directory, { recursive: true, force: true });
+  });
+
+  for (const name of ['synth.bin', 'file.bin']) {
+    test(`random ranges of ${name} are byte-exact (16 at a time over one pool)`, async () => {
+      const url = `${origin.url}/${name}`;
+      // file.bin is compared with the bytes written to disk; synth.bin with a plain full GET.
+      const whole = name === 'file.bin' ? fileBytes : await download(url);
+      const validator = await validatorOf(url);
+      const range = fc
+        .tuple(fc.nat({ max: whole.length - 1 }), fc.integer({ min: 1, max: 300_000 }))
+        .map(([start, length]) => [start, Math.min(whole.length, start + length)] as const);
+      await fc.assert(
+        fc.asyncProperty(fc.array(range, { minLength: 16, maxLength: 16 }), async (ranges) => {
+          const results = await Promise.all(
+            ranges.map(([rangeStart, rangeEnd]) =>
+              runFetch(fetcher, { url, rangeStart, rangeEnd, validator }),
+            ),
+          );
+          results.forEach((result, i) => {
+            const [start, end] = ranges[i]!;
+            assert.equal(result.outcome, 'ok', result.detail);
+            assert.ok(result.bytes.equals(whole.subarray(start, end)), `bytes ${start}-${end - 1}`);
+          });
+        }),
+        { numRuns: 20 },
+      );
+      assert.equal(fetcher.activeCount, 0);
+      assert.ok(origin.clients().has('127.0.0.3'));
+    });
+  }
+
+  test("'changed' once the object changes (If-Match answers 412), never a wrong byte", async () => {
+    const url = `${origin.url}/changing.bin`;
+    const validator = await validatorOf(url);
+    const before = await download(url);
+    origin.setFaults({ changeAfterBytes: 2 * MiB + 512 * 1024 });
+    const outcomes: FetchOutcome[] = [];
+    try {
+      for (let start = 0; start < 2 * MiB; start += 256 * 1024) {
+        const result = await runFetch(fetcher, {
+          url,
+          rangeStart: start,
+          rangeEnd: start + 256 * 1024,
+          validator,
+        });
+        outcomes.push(result.outcome);
+        if (result.outcome === 'ok') {
+          assert.ok(result.bytes.equals(before.subarray(start, start + 256 * 1024)));
+        } else {
+          assert.equal(result.bytes.length, 0);
+          assert.match(result.detail, /412 Precondition Failed: the object is no longer version "/);
+        }
+      }
+    } finally {
+      origin.setFaults({});
+    }
+    // 2 MiB were sent by the full GET, 512 KiB more by two ranges: then the version changed.
+    assert.deepEqual(outcomes, [
+      'ok',
+      'ok',
+      'changed',
+      'changed',
+      'changed',
+      'changed',
+      'changed',
+      'changed',
+    ]);
+    assert.notEqual(await validatorOf(url), validator);
+  });
+
+  test("truncated bodies and 500s are 'error', never 'ok'", async () => {
+    const url = `${origin.url}/synth.bin`;
+    const validator = await validatorOf(url);
+    origin.setFaults({ truncateEveryNth: 1 });
+    const truncated = await runFetch(fetcher, {
+      url,
+      rangeStart: 1000,
+      rangeEnd: 501_000,
+      validator,
+    });
+    origin.setFaults({ failEveryNth: 1 });
+    const failed = await runFetch(fetcher, { url, rangeStart: 0, rangeEnd: 10, validator });
+    origin.setFaults({});
+    assert.equal(truncated.outcome, 'error');
+    assert.ok(truncated.bytes.length < 500_000);
+    assert.match(truncated.detail, /of (the )?500000 bytes/);
+    console.log(`# truncated: ${truncated.detail}`);
+    assert.equal(failed.outcome, 'error');
+    assert.equal(failed.detail, 'the origin answered 500 Internal Server Error for bytes 0-9');
+  });
+
+  test('cancel aborts the request and silences the fetch', { timeout: 10_000 }, async () => {
+    // The server sends a few bytes, then holds the response open until the client goes away.
+    let serverSawClose!: () => void;
+    const closed = new Promise<void>((resolve) => (serverSawClose = resolve));
+    const server = await rawServer((_req, res) => {
+      res.writeHead(206, { 'content-range': 'bytes 0-999/1000', 'content-length': '1000' });
+      res.write(Buffer.alloc(10));
+      res.on('close', serverSawClose);
+    });
+    try {
+      const fetchId = nextFetchId++;
+      let ends = 0;
+      await new Promise<void>((resolve) => {
+        fetcher.start(
+          { fetchId, url: server.url, rangeStart: 0, rangeEnd: 1000, validator: '', headers: [] },
+          { onData: () => resolve(), onEnd: () => ends++ },
+        );
+      });
+      fetcher.cancel(fetchId);
+      assert.equal(fetcher.activeCount, 0);
+      await closed; // the abort reached the origin
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(ends, 0);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('a bad fetch ends in error asynchronously; a duplicate fetch ID is a host bug', async () => {
+    const url = `${origin.url}/synth.bin`;
+    const inverted = await runFetch(fetcher, { url, rangeStart: 10, rangeEnd: 10, validator: '' });
+    assert.equal(inverted.outcome, 'error');
+    assert.equal(inverted.detail, 'invalid range 10..10');
+    const notHttp = await runFetch(fetcher, {
+      url: 'file:///etc/passwd',
+      rangeStart: 0,
+      rangeEnd: 1,
+      validator: '',
+    });
+    assert.equal(notHttp.outcome, 'error');
+    const badHeader = await runFetch(fetcher, {
+      url,
+      rangeStart: 0,
+      rangeEnd: 1,
+      validator: '',
+      headers: [{ name: 'bad header', value: 'x' }],
+    });
+    assert.match(badHeader.detail, /^cannot send the request/);
+    const callbacks = { onData: () => undefined, onEnd: () => undefined };
+    fetcher.start(
+      { fetchId: 999_999, url, rangeStart: 0, rangeEnd: 1, validator: '', headers: [] },
+      callbacks,
+    );
+    assert.throws(
+      () =>
+        fetcher.start(
+          { fetchId: 999_999, url, rangeStart: 0, rangeEnd: 1, validator: '', headers: [] },
+          callbacks,
+        ),
+      { code: 'PEAPOD_ERR_INVALID_STATE' },
+    );
+    fetcher.cancel(999_999);
+  });
+
+  test('the limiter is charged for every byte and the fetch still completes', async () => {
+    let charged = 0;
+    const limited = new OriginFetcher({
+      limiter: {
+        take: (bytes) => {
+          charged += bytes;
+          return 2;
+        },
+      },
+    });
+    try {
+      const result = await runFetch(limited, {
+        url: `${origin.url}/synth.bin`,
+        rangeStart: 0,
+        rangeEnd: MiB,
+        validator: '',
+      });
+      assert.equal(result.outcome, 'ok', result.detail);
+      assert.equal(charged, MiB);
+    } finally {
+      limited.close();
+    }
+  });
+});
+
+describe('OriginFetcher with odd servers', () => {
+  const fetcher = new OriginFetcher();
+  after(() => fetcher.close());
+
+  /** Answers every request with `respond`; returns the server and its requests' headers. */
+  async function serve(respond: (req: IncomingMessage, res: ServerResponse) => void) {
+    const requests: IncomingMessage['headers'][] = [];
+    const server = await rawServer((req, res) => {
+      requests.push(req.headers);
+      respond(req, res);
+    });
+    return { ...server, requests };
+  }
+
+  const cases: {
+    name: string;
+    respond: (req: IncomingMessage, res: ServerResponse) => void;
+    validator: string;
+    outcome: FetchOutcome;
+    detail: RegExp;
+  }[] = [
+    {
+      name: 'If-Range only: a changed object comes back whole (200)',
+      respond: (_req, res) => res.writeHead(200, { etag: '"v2"' }).end(Buffer.alloc(1000)),
+      validator: '"v1"',
+      outcome: 'changed',
+      detail:
+        /answered 200 with the whole object instead of bytes 10-19: it is no longer version "v1"/,
+    },
+    {
+      name: 'no preconditions honoured: a 206 of another version',
+      respond: (_req, res) =>
+        res
+          .writeHead(206, { etag: '"v2"', 'content-range': 'bytes 10-19/1000' })
+          .end(Buffer.alloc(10)),
+      validator: '"v1"',
+      outcome: 'changed',
+      detail: /sent bytes 10-19 of version "v2", not of "v1"/,
+    },
+    {
+      name: 'Range ignored without a validator',
+      respond: (_req, res) => res.writeHead(200).end(Buffer.alloc(1000)),
+      validator: '',
+      outcome: 'error',
+      detail: /ignored the Range request for bytes 10-19 \(200\)/,
+    },
+    {
+      name: 'a 206 for another range',
+      respond: (_req, res) =>
+        res.writeHead(206, { 'content-range': 'bytes 11-20/1000' }).end(Buffer.alloc(10)),
+      validator: '"v1"',
+      outcome: 'error',
+      detail: /with Content-Range bytes 11-20\/1000/,
+    },
+    {
+      name: 'a 206 with more bytes than the range (chunked)',
+      respond: (_req, res) => {
+        res.writeHead(206, { 'content-range': 'bytes 10-19/1000', 'transfer-encoding': 'chunked' });
+        res.end(Buffer.alloc(25));
+      },
+      validator: '',
+      outcome: 'error',
+      detail: /sent more than the 10 bytes of bytes 10-19/,
+    },
+    {
+      name: 'a 206 with fewer bytes than the range (chunked)',
+      respond: (_req, res) => {
+        res.writeHead(206, { 'content-range': 'bytes 10-19/1000', 'transfer-encoding': 'chunked' });
+        res.end(Buffer.alloc(4));
+      },
+      validator: '',
+      outcome: 'error',
+      detail: /sent 4 of the 10 bytes of bytes 10-19/,
+    },
+    {
+      name: 'a 206 whose connection closes early',
+      respond: (_req, res) => {
+        res.writeHead(206, { 'content-range': 'bytes 10-19/1000', 'content-length': '10' });
+        res.write(Buffer.alloc(3), () => res.destroy());
+      },
+      validator: '',
+      outcome: 'error',
+      detail: /after 3 of (the )?10 bytes/,
+    },
+  ];
+  for (const { name, respond, validator, outcome, detail } of cases) {
+    test(name, async () => {
+      const server = await serve(respond);
+      try {
+        const result = await runFetch(fetcher, {
+          url: server.url,
+          rangeStart: 10,
+          rangeEnd: 20,
+          validator,
+        });
+        assert.equal(result.outcome, outcome, result.detail);
+        assert.match(result.detail, detail);
+        if (outcome === 'changed') assert.equal(result.bytes.length, 0);
+        assert.equal(server.requests[0]?.range, 'bytes=10-19');
+        assert.equal(server.requests[0]?.['if-match'], validator === '' ? undefined : validator);
+        assert.equal(server.requests[0]?.['if-range'], validator === '' ? undefined : validator);
+      } finally {
+        await server.close();
+      }
+    });
+  }
+
+  test('an unreachable origin is an error with a detail', async () => {
+    const server = await rawServer(() => undefined);
+    await server.close();
+    const result = await runFetch(fetcher, {
+      url: server.url,
+      rangeStart: 0,
+      rangeEnd: 1,
+      validator: '',
+    });
+    assert.equal(result.outcome, 'error');
+    assert.match(result.detail, /ECONNREFUSED/);
+  });
+});
