@@ -22,6 +22,7 @@ import { readFile, rename, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import {
+  Capability,
   deriveDeviceId,
   formatDeviceId,
   toHex,
@@ -107,6 +108,8 @@ export class Daemon {
       podSecret: config.podSecret,
       deviceName: config.deviceName,
       listenPort: config.peerPort,
+      // A pod member fetches origin ranges for the others: that is the pooled download.
+      capabilities: Capability.fetchOrigin | Capability.rpc,
       transfers: (output) => this.performTransfer(output),
     });
     this.origin = new OriginClient({
@@ -389,9 +392,11 @@ export class Daemon {
 
   private serveApi(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://localhost');
-    // The API writes files and runs downloads: only this machine may use it.
-    if (!isLoopbackAddress(req.socket.remoteAddress ?? '')) {
-      sendJson(res, 403, { error: 'the PeaPod API answers loopback clients only' });
+    // The API writes files and runs downloads: only this machine (loopback, or its own bind
+    // address) may use it.
+    const client = req.socket.remoteAddress ?? '';
+    if (!isLoopbackAddress(client) && client !== this.config.bindAddress) {
+      sendJson(res, 403, { error: 'the PeaPod API answers clients on this machine only' });
       return;
     }
     if (req.method === 'GET' && url.pathname === '/api/peers') {
@@ -474,6 +479,7 @@ export class Daemon {
           kept.push(fields[i]!, fields[i + 1]!);
         }
         kept.push('Content-Length', String(probe.totalBytes));
+        res.sendDate = false; // the origin's own Date, if any, is among its fields
         res.writeHead(200, kept);
         const job = new DownloadJob(
           this.jobHost,

@@ -18,7 +18,6 @@ import { fileURLToPath } from 'node:url';
 import { getEvents, getPeers, type ApiTarget } from './api-client.js';
 import { DataDir } from './data-dir.js';
 import { freeTcpPort, freeUdpPort, waitFor } from './local-pod.js';
-// @ts-expect-error dev-origin.ts lands with the origin work
 import { startDevOrigin } from './dev-origin.js';
 import type { JobEvent } from './download-job.js';
 import { createPod } from './pod.js';
