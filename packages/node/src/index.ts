@@ -55,3 +55,26 @@ export {
   type Authority,
   type RequestTarget,
 } from './proxy.js';
+export {
+  probeOrigin,
+  REDIRECTS_MAX,
+  type OriginProbe,
+  type OriginDescription,
+  type ProbeOptions,
+} from './http/origin-probe.js';
+export {
+  OriginFetcher,
+  type FetchOriginOutput,
+  type FetchOutcome,
+  type FetchCallbacks,
+  type ByteLimiter,
+  type OriginFetcherOptions,
+} from './http/origin-fetcher.js';
+export {
+  DigestVerifier,
+  userSha256,
+  type DigestAlgorithm,
+  type ExpectedDigest,
+  type DigestCheck,
+  type DigestReport,
+} from './http/digest.js';

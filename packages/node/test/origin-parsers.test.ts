@@ -115,13 +115,11 @@ describe('Content-Range and Range', () => {
       { numRuns: NUM_RUNS },
     );
     const rangeRequest: fc.Arbitrary<RangeRequest> = fc.oneof(
-      fc
-        .tuple(position, position)
-        .map(([a, b]): RangeRequest => ({
-          kind: 'from-to',
-          first: Math.min(a, b),
-          last: Math.max(a, b),
-        })),
+      fc.tuple(position, position).map(([a, b]): RangeRequest => ({
+        kind: 'from-to',
+        first: Math.min(a, b),
+        last: Math.max(a, b),
+      })),
       position.map((first): RangeRequest => ({ kind: 'from', first })),
       position.map((length): RangeRequest => ({ kind: 'suffix', length })),
     );

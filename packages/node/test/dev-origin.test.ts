@@ -1,0 +1,288 @@
+/**
+ * The dev origin over real HTTP on 127.0.0.1: deterministic synthesized objects and their
+ * digests, the HTTP semantics the pooled path relies on (HEAD, Range, 416, If-Range, If-Match),
+ * the fault switches, file serving, per-source-address rate limits, and the CLI. Measured rates
+ * are printed next to the configured one, never asserted (shared, noisy machines).
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, request, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { startDevOrigin, type DevOrigin } from '../src/dev-origin.js';
+import { parseDigestField } from '../src/http/digest-field.js';
+
+const MiB = 1024 * 1024;
+
+interface Answer {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: Buffer;
+}
+
+/** One request; resolves with status, headers and the whole body. */
+function send(
+  url: string,
+  options: { method?: string; headers?: Record<string, string>; localAddress?: string } = {},
+): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { agent: false, ...options }, async (res) => {
+      const parts: Buffer[] = [];
+      for await (const part of res) parts.push(part as Buffer);
+      resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts) });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+function sha256Hex(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+describe('dev origin objects and HTTP semantics', () => {
+  let origin: DevOrigin;
+  let whole: Buffer;
+  let root: string;
+  let directory: string;
+  const size = 256 * 1024 + 7;
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'peapod-dev-origin-'));
+    directory = join(root, 'served');
+    await mkdir(directory);
+    await writeFile(join(directory, 'hello.txt'), 'hello, origin\n');
+    await writeFile(join(root, 'secret.txt'), 'not served\n');
+    origin = await startDevOrigin({
+      directory,
+      objects: [
+        { name: 'o.bin', sizeBytes: size, seed: 5 },
+        { name: 'dir/other seed.bin', sizeBytes: size, seed: 6 },
+      ],
+    });
+    whole = (await send(`${origin.url}/o.bin`)).body;
+  });
+  after(async () => {
+    await origin.close();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  test('synthesized bytes are deterministic, seed-dependent, and match their digests', async () => {
+    const again = await startDevOrigin({ objects: [{ name: 'o.bin', sizeBytes: size, seed: 5 }] });
+    try {
+      assert.ok((await send(`${again.url}/o.bin`)).body.equals(whole));
+      assert.equal(again.sha256('o.bin'), origin.sha256('o.bin'));
+    } finally {
+      await again.close();
+    }
+    assert.equal(whole.length, size);
+    assert.equal(sha256Hex(whole), origin.sha256('o.bin'));
+    const other = await send(`${origin.url}/dir/other%20seed.bin`);
+    assert.equal(other.status, 200);
+    assert.notEqual(sha256Hex(other.body), sha256Hex(whole));
+    const full = await send(`${origin.url}/o.bin`);
+    for (const field of ['repr-digest', 'content-digest'] as const) {
+      const stated = parseDigestField(full.headers[field] as string)['sha-256'];
+      assert.equal(Buffer.from(stated ?? []).toString('hex'), origin.sha256('o.bin'), field);
+    }
+  });
+
+  test('ranges at any offset are the same bytes as the whole object', async () => {
+    for (const [first, last] of [
+      [0, 0],
+      [63, 64],
+      [64, 127],
+      [65, 200_000],
+      [size - 1, size - 1],
+      [100, size + 1000],
+    ] as const) {
+      const answer = await send(`${origin.url}/o.bin`, {
+        headers: { range: `bytes=${first}-${last}` },
+      });
+      const end = Math.min(last + 1, size);
+      assert.equal(answer.status, 206);
+      assert.equal(answer.headers['content-range'], `bytes ${first}-${end - 1}/${size}`);
+      assert.equal(answer.headers['content-digest'], undefined);
+      assert.ok(answer.body.equals(whole.subarray(first, end)), `${first}-${last}`);
+    }
+    const suffix = await send(`${origin.url}/o.bin`, { headers: { range: 'bytes=-10' } });
+    assert.ok(suffix.body.equals(whole.subarray(size - 10)));
+  });
+
+  test('HEAD, 416, multi-range, 404, 405', async () => {
+    const head = await send(`${origin.url}/o.bin`, { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.equal(head.headers['content-length'], String(size));
+    assert.equal(head.headers['accept-ranges'], 'bytes');
+    assert.equal(head.body.length, 0);
+    const unsatisfiable = await send(`${origin.url}/o.bin`, {
+      headers: { range: `bytes=${size}-` },
+    });
+    assert.equal(unsatisfiable.status, 416);
+    assert.equal(unsatisfiable.headers['content-range'], `bytes */${size}`);
+    const multi = await send(`${origin.url}/o.bin`, { headers: { range: 'bytes=0-1,5-6' } });
+    assert.equal(multi.status, 200);
+    assert.equal(multi.body.length, size);
+    assert.equal((await send(`${origin.url}/nothing`)).status, 404);
+    assert.equal((await send(`${origin.url}/o.bin`, { method: 'POST' })).status, 405);
+  });
+
+  test('If-Range and If-Match (RFC 9110 sections 13.1.1, 13.1.5)', async () => {
+    const { etag, 'last-modified': lastModified } = (
+      await send(`${origin.url}/o.bin`, { method: 'HEAD' })
+    ).headers;
+    assert.match(etag ?? '', /^"[0-9a-f]{24}"$/);
+    const status = async (headers: Record<string, string>) =>
+      (await send(`${origin.url}/o.bin`, { headers: { range: 'bytes=0-9', ...headers } })).status;
+    assert.equal(await status({ 'if-range': etag! }), 206);
+    assert.equal(await status({ 'if-range': '"other"' }), 200);
+    assert.equal(await status({ 'if-range': `W/${etag!}` }), 200);
+    assert.equal(await status({ 'if-range': lastModified! }), 206);
+    assert.equal(await status({ 'if-range': 'Tue, 02 Jan 2024 00:00:00 GMT' }), 200);
+    assert.equal(await status({ 'if-match': etag! }), 206);
+    assert.equal(await status({ 'if-match': `"a", ${etag!}` }), 206);
+    assert.equal(await status({ 'if-match': '*' }), 206);
+    assert.equal(await status({ 'if-match': '"other"' }), 412);
+    assert.equal(await status({ 'if-match': `W/${etag!}` }), 412);
+  });
+
+  test('fault switches: no ranges, ETag modes, failures, a changing object', async () => {
+    const url = `${origin.url}/o.bin`;
+    origin.setFaults({ ranges: false });
+    const noRanges = await send(url, { headers: { range: 'bytes=0-9' } });
+    assert.equal(noRanges.status, 200);
+    assert.equal(noRanges.headers['accept-ranges'], 'none');
+    origin.setFaults({ etag: 'none' });
+    assert.equal((await send(url, { method: 'HEAD' })).headers.etag, undefined);
+    origin.setFaults({ etag: 'weak' });
+    assert.match((await send(url, { method: 'HEAD' })).headers.etag ?? '', /^W\/"/);
+    origin.setFaults({ etag: 's3' });
+    const s3 = (await send(url, { method: 'HEAD' })).headers;
+    assert.equal(s3.etag, `"${createHash('md5').update(whole).digest('hex')}"`);
+    assert.equal(s3['x-amz-checksum-sha256'], createHash('sha256').update(whole).digest('base64'));
+    assert.ok(s3['x-amz-request-id']);
+    origin.setFaults({ failEveryNth: 2 });
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) statuses.push((await send(url, { method: 'HEAD' })).status);
+    assert.equal(statuses.filter((status) => status === 500).length, 2);
+    assert.notEqual(statuses[0], statuses[1]);
+    origin.setFaults({});
+
+    const changing = await startDevOrigin({
+      objects: [{ name: 'c.bin', sizeBytes: 1000, seed: 1 }],
+      faults: { changeAfterBytes: 1500 },
+    });
+    try {
+      const first = await send(`${changing.url}/c.bin`);
+      const second = await send(`${changing.url}/c.bin`);
+      const third = await send(`${changing.url}/c.bin`);
+      assert.ok(first.body.equals(second.body)); // 2000 bytes sent during these two
+      assert.notEqual(third.headers.etag, first.headers.etag);
+      assert.ok(!third.body.equals(first.body));
+      assert.equal(changing.sha256('c.bin'), sha256Hex(third.body));
+    } finally {
+      await changing.close();
+    }
+  });
+
+  test('serves files under its directory, and nothing outside it', async () => {
+    const file = await send(`${origin.url}/hello.txt`, { headers: { range: 'bytes=7-12' } });
+    assert.equal(file.status, 206);
+    assert.equal(file.body.toString(), 'origin');
+    assert.match(file.headers.etag ?? '', /^"e-[0-9a-f]+"$/);
+    const full = await send(`${origin.url}/hello.txt`);
+    assert.equal(
+      Buffer.from(
+        parseDigestField(full.headers['repr-digest'] as string)['sha-256'] ?? [],
+      ).toString('hex'),
+      sha256Hex(Buffer.from('hello, origin\n')),
+    );
+    // Within the directory, `..` is harmless; out of it, nothing is served.
+    assert.equal((await send(`${origin.url}/x%2f..%2fhello.txt`)).status, 200);
+    assert.equal((await send(`${origin.url}/secret.txt`)).status, 404);
+    assert.equal((await send(`${origin.url}/%2e%2e%2fsecret.txt`)).status, 404);
+    assert.equal((await send(`${origin.url}/..%2fetc%2fpasswd`)).status, 404);
+  });
+});
+
+describe('dev origin rate limits per source address', () => {
+  const rate = 4e6;
+  const bytes = 4 * MiB;
+  let origin: DevOrigin;
+  before(async () => {
+    origin = await startDevOrigin({
+      rateBytesPerSec: rate,
+      objects: [{ name: 'r.bin', sizeBytes: bytes, seed: 1 }],
+    });
+  });
+  after(() => origin.close());
+
+  /** Downloads the object from `localAddress`; returns MB/s. */
+  async function timed(localAddress: string): Promise<number> {
+    const started = performance.now();
+    const answer = await send(`${origin.url}/r.bin`, { localAddress });
+    assert.equal(answer.body.length, bytes);
+    return answer.body.length / 1e6 / ((performance.now() - started) / 1000);
+  }
+
+  test('one client, two source addresses at once, two connections from one address', async () => {
+    const alone = await timed('127.0.0.2');
+    const [two, three] = await Promise.all([timed('127.0.0.2'), timed('127.0.0.3')]);
+    const shared = await Promise.all([timed('127.0.0.4'), timed('127.0.0.4')]);
+    const mb = (n: number) => `${n.toFixed(2)} MB/s`;
+    console.log(`# configured ${mb(rate / 1e6)} per source address`);
+    console.log(`# 127.0.0.2 alone: ${mb(alone)}`);
+    console.log(
+      `# 127.0.0.2 and 127.0.0.3 at once: ${mb(two)} and ${mb(three)} (each its own budget)`,
+    );
+    console.log(
+      `# two connections from 127.0.0.4: ${mb(shared[0]!)} + ${mb(shared[1]!)} = ${mb(shared[0]! + shared[1]!)} (one budget)`,
+    );
+    const clients = origin.clients();
+    assert.equal(clients.get('127.0.0.2')?.bodyBytes, 2 * bytes);
+    assert.equal(clients.get('127.0.0.3')?.bodyBytes, bytes);
+    assert.equal(clients.get('127.0.0.4')?.requests, 2);
+  });
+});
+
+describe('dev origin CLI', () => {
+  test('serves a synthesized object and prints its URL', { timeout: 20_000 }, async () => {
+    const probe = createServer().listen(0, '127.0.0.1');
+    await once(probe, 'listening');
+    const { port } = probe.address() as AddressInfo;
+    probe.close();
+    await once(probe, 'close');
+    const script = fileURLToPath(new URL('../src/dev-origin.js', import.meta.url));
+    const child = spawn(
+      process.execPath,
+      [script, '--size', '1MiB', '--rate', '50Mbit', '--port', String(port), '--etag', 's3'],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    try {
+      const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+      const url = (await lines.next()).value as string;
+      const summary = (await lines.next()).value as string;
+      console.log(`# ${url}\n# ${summary}`);
+      assert.equal(url, `http://127.0.0.1:${port}/object.bin`);
+      assert.match(
+        summary,
+        /1\.0 MiB \(1048576 bytes\), sha-256 [0-9a-f]{64}, 50\.0 Mbit\/s per client address/,
+      );
+      const answer = await send(url, { headers: { range: 'bytes=0-99' } });
+      assert.equal(answer.status, 206);
+      assert.equal(answer.body.length, 100);
+      assert.match(answer.headers.etag ?? '', /^"[0-9a-f]{32}"$/);
+    } finally {
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+    }
+  });
+});
