@@ -329,6 +329,7 @@ export class Core {
       case 'origin-data':
       case 'origin-end':
       case 'chunk-read':
+      case 'delivered-read':
       case 'content-available':
         this.transfers.handle(input);
         break;

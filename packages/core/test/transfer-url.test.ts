@@ -199,3 +199,107 @@ test('progress events come at most every 250 ms per download', () => {
   const last = progress.at(-1)!;
   assert.ok(last.verifiedBytes <= last.totalBytes);
 });
+
+// --- repairs: a helper caught lying after some of its pieces were delivered ---
+
+/** True once the requester's output differs from the origin (a sparse lie got through). */
+const lieDelivered = (mesh: Mesh) => (): boolean => {
+  const out = mesh.deliveredBytes(0, 1);
+  return out.some((byte, i) => byte !== mesh.origin[i]);
+};
+
+/** Runs a pod where helper 2 lies sparsely until one of its lies was delivered, then densely. */
+function lieThenGetCaught(
+  extra: { sha256?: Uint8Array } = {},
+  requester: Partial<NodeOptions> = {},
+): Mesh {
+  // Origin latency spreads the download over time, so the switch below lands mid-way.
+  const slow = { originDelayMs: 50 };
+  const mesh = pod([slow, { ...slow, origin: 'corrupt-sparse' }, slow], { ...slow, ...requester });
+  mesh.origin = testBytes(40 * PIECE + 123, 12);
+  startUrl(mesh, 1, extra);
+  mesh.runUntil(() => lieDelivered(mesh)() || finished(mesh, 1)(), 60_000, 10);
+  assert.ok(lieDelivered(mesh)(), 'a sparsely corrupted piece passed its spot check');
+  assert.equal(mesh.eventsOf(0, 'peer:banned').length, 0);
+  mesh.nodes[2]!.originMode = 'corrupt';
+  mesh.runUntil(finished(mesh, 1));
+  return mesh;
+}
+
+function repairsOf(mesh: Mesh): Array<{ offset: number; bytes: Uint8Array }> {
+  return (mesh.nodes[0]!.delivered.get(1) ?? []).filter((d) => d.repair);
+}
+
+test('a helper caught after its lies were delivered: those ranges are repaired in place', () => {
+  const expected = crypto.sha256(testBytes(40 * PIECE + 123, 12));
+  const mesh = lieThenGetCaught({ sha256: expected });
+  const [done] = mesh.eventsOf(0, 'download:complete');
+  assert.ok(done, `completed: ${JSON.stringify(mesh.eventsOf(0, 'download:failed'))}`);
+  // The output (deliveries, then repairs written over them) is the object, byte for byte.
+  assert.deepEqual(mesh.deliveredBytes(0, 1), mesh.origin);
+  assert.deepEqual(done.sha256, expected);
+  const repairs = repairsOf(mesh);
+  assert.ok(repairs.length > 0, 'some delivered range was repaired');
+  for (const repair of repairs) {
+    assert.equal(repair.offset % PIECE, 0, 'a repair covers a whole piece');
+    assert.deepEqual(
+      repair.bytes,
+      mesh.origin.subarray(repair.offset, repair.offset + repair.bytes.length),
+    );
+  }
+  const [banned] = mesh.eventsOf(0, 'peer:banned');
+  assert.deepEqual(banned?.deviceId, mesh.nodes[2]!.deviceId);
+  // Every delivered byte (repairs included) was acknowledged: nothing is held.
+  assert.equal(mesh.nodes[0]!.core.downloadMemoryBytes(1), 0);
+});
+
+test('after repairs without a known digest, download:complete carries the read-back digest', () => {
+  const mesh = lieThenGetCaught();
+  const [done] = mesh.eventsOf(0, 'download:complete');
+  assert.ok(done, 'completed');
+  assert.ok(repairsOf(mesh).length > 0);
+  // The running digest covered the lie; only a digest of the output read back is right.
+  assert.deepEqual(done.sha256, crypto.sha256(mesh.origin));
+  assert.deepEqual(mesh.deliveredBytes(0, 1), mesh.origin);
+});
+
+test('a host that cannot read its output back fails a repaired download clearly', () => {
+  const mesh = lieThenGetCaught({}, { readDelivered: false });
+  assert.equal(mesh.eventsOf(0, 'download:complete').length, 0);
+  const [failed] = mesh.eventsOf(0, 'download:failed');
+  assert.equal(failed?.reason, 'output-unreadable');
+  assert.match(failed?.detail ?? '', /read back/);
+});
+
+test('progress never counts a byte twice, and drops a banned helper’s share', () => {
+  const mesh = lieThenGetCaught({}, { progressIntervalMs: 1 });
+  const liar = Buffer.from(mesh.nodes[2]!.deviceId).toString('hex');
+  const progress = mesh.eventsOf(0, 'download:progress');
+  const banAt = mesh.nodes[0]!.events.findIndex((e) => e.type === 'peer:banned');
+  assert.ok(banAt > 0);
+  for (const event of progress) {
+    const sum = Object.values(event.bySource).reduce((a, b) => a + b, 0);
+    assert.equal(sum, event.verifiedBytes);
+    assert.ok(event.verifiedBytes <= event.totalBytes);
+  }
+  const after = mesh.nodes[0]!.events.slice(banAt).filter((e) => e.type === 'download:progress');
+  assert.ok(after.length > 0, 'progress after the ban');
+  for (const event of after) assert.equal(event.bySource[liar], undefined);
+});
+
+test('a helper never caught: with a digest the download fails, without one it cannot know', () => {
+  for (const withDigest of [true, false]) {
+    const mesh = pod([{}, { origin: 'corrupt-sparse' }, {}]);
+    mesh.origin = testBytes(40 * PIECE, 13);
+    const expected = crypto.sha256(mesh.origin);
+    startUrl(mesh, 1, withDigest ? { sha256: expected } : {});
+    mesh.runUntil(finished(mesh, 1));
+    assert.equal(mesh.eventsOf(0, 'peer:banned').length, 0, 'the sparse liar passed every check');
+    if (withDigest) {
+      assert.equal(mesh.eventsOf(0, 'download:failed')[0]?.reason, 'sha256-mismatch');
+    } else {
+      const [done] = mesh.eventsOf(0, 'download:complete');
+      assert.notDeepEqual(done?.sha256, expected, 'the documented limit: no digest, no detection');
+    }
+  }
+});

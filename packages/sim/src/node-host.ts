@@ -8,8 +8,11 @@
  *   node's one timer for `nextDeadlineMs()`. Every callback from the network, the origin, the
  *   disk or a timer calls `input` exactly once, from its own event.
  * - Outputs: `send`/`disconnect` go to the network; `fetch-origin`/`cancel-fetch` to the origin;
- *   `read-chunk` is answered with `chunk-read` after the disk delay; `deliver` is checked by the
- *   download's `DeliveryChecker` and acknowledged with `delivered` after the disk delay;
+ *   `read-chunk` is answered with `chunk-read` after the disk delay; `deliver` (in order, or a
+ *   `repair` written over an earlier range, as a file host would `pwrite` it) is checked and
+ *   written by the download's `DeliveryChecker`, which keeps the output as "the content except
+ *   these differing byte runs", and acknowledged with `delivered` after the disk delay;
+ *   `read-delivered` is answered with `delivered-read` from that output after the disk delay;
  *   `store-chunk` is checked against the manifest and the content, then remembered by index
  *   (the bytes are regenerated from `Content` on read, so 32 nodes holding 1 GiB each cost no
  *   memory); events go to the trace and to the simulator.
@@ -17,6 +20,9 @@
  * - Faults this host carries out: `corrupting` (its Core is fed origin-data and chunk-read bytes
  *   with one byte flipped: the node becomes a lying peer while its Core is honest), crash,
  *   and shutdown (its Core says GOODBYE, then the process exits a little later).
+ * - A pooled URL download that fails with 'sha256-mismatch' (a lie no spot check caught) is
+ *   restarted as a plain single-source download, as the Node host does: it costs time, never
+ *   correctness. `activeDownloadId` names the download whose completion counts.
  * - Any exception from the Core is a `Violation` ('core-did-not-throw').
  */
 import {
@@ -92,6 +98,11 @@ export class NodeHost implements NetworkEndpoint, OriginClient {
   corrupting = false;
   readonly storedChunks = new Set<number>();
   readonly downloads = new Map<number, DeliveryChecker>();
+  /** The download whose completion the run waits for (a fallback replaces the first). */
+  activeDownloadId = 1;
+  /** Pooled downloads restarted from the origin alone after 'sha256-mismatch'. */
+  fallbacks = 0;
+  private readonly sources = new Map<number, DownloadSource>();
   /** Largest `downloadMemoryBytes` seen, over all downloads. */
   maxDownloadMemoryBytes = 0;
   /** Bytes this node's host fed its Core from the origin. */
@@ -179,8 +190,18 @@ export class NodeHost implements NetworkEndpoint, OriginClient {
 
   // ---- commands from the scenario ----
   startDownload(downloadId: number, source: DownloadSource): void {
-    this.downloads.set(downloadId, new DeliveryChecker(this.index, downloadId, this.ctx.content));
+    this.downloads.set(
+      downloadId,
+      new DeliveryChecker(this.index, downloadId, this.ctx.content, source.kind),
+    );
+    this.sources.set(downloadId, source);
+    this.activeDownloadId = downloadId;
     this.input({ type: 'start-download', nowMs: this.now, downloadId, source });
+  }
+
+  /** The checker of the download whose completion counts. */
+  get activeChecker(): DeliveryChecker | undefined {
+    return this.downloads.get(this.activeDownloadId);
   }
 
   contentAvailable(): void {
@@ -286,11 +307,37 @@ export class NodeHost implements NetworkEndpoint, OriginClient {
             `node ${this.index}: deliver for unknown download ${out.downloadId}`,
           );
         }
-        checker.onDeliver(out.offset, out.bytes);
+        const repair = out.repair === true;
+        checker.onDeliver(out.offset, out.bytes, repair);
+        if (repair) {
+          ctx.trace.note(
+            this.now,
+            this.index,
+            `repair ${out.downloadId} [${out.offset}, ${out.offset + out.bytes.length})`,
+          );
+        }
         const downloadId = out.downloadId;
         const byteCount = out.bytes.length;
         ctx.queue.schedule(this.diskDone(byteCount), 'delivered', this.index, byteCount, () => {
           this.input({ type: 'delivered', nowMs: this.now, downloadId, byteCount });
+        });
+        break;
+      }
+      case 'read-delivered': {
+        const checker = this.downloads.get(out.downloadId);
+        if (checker === undefined) {
+          throw new Violation(
+            'read-within-output',
+            `node ${this.index}: read-delivered for unknown download ${out.downloadId}`,
+          );
+        }
+        const { readId, offset, length } = out;
+        // Checked now (the range must have been delivered); read when the disk gets to it, so
+        // the answer holds every write before it, like a host's serialized file I/O.
+        checker.checkRead(offset, length);
+        ctx.queue.schedule(this.diskDone(length), 'disk-read-back', this.index, readId, () => {
+          const bytes = checker.read(offset, length);
+          this.input({ type: 'delivered-read', nowMs: this.now, readId, bytes });
         });
         break;
       }
@@ -349,8 +396,23 @@ export class NodeHost implements NetworkEndpoint, OriginClient {
         ctx.onDownloadEnd(this.index, event.downloadId, 'complete', '');
         break;
       }
-      case 'download:failed':
+      case 'download:failed': {
         ctx.trace.note(this.now, this.index, `download:failed ${event.reason}: ${event.detail}`);
+        const source = this.sources.get(event.downloadId);
+        if (
+          event.reason === 'sha256-mismatch' &&
+          source?.kind === 'url' &&
+          source.pooled !== false &&
+          event.downloadId === this.activeDownloadId
+        ) {
+          // The Node host's fallback: discard the output, fetch from the origin alone.
+          this.fallbacks++;
+          const next = event.downloadId + 1;
+          ctx.queue.schedule(this.now, 'fallback', this.index, next, () =>
+            this.startDownload(next, { ...source, pooled: false }),
+          );
+          break;
+        }
         ctx.onDownloadEnd(
           this.index,
           event.downloadId,
@@ -358,6 +420,7 @@ export class NodeHost implements NetworkEndpoint, OriginClient {
           `${event.reason}: ${event.detail}`,
         );
         break;
+      }
       case 'peer:banned':
         ctx.trace.note(this.now, this.index, `peer:banned ${toHex(event.deviceId).slice(0, 8)}`);
         ctx.onBanned(this.index, toHex(event.deviceId), event.detail);

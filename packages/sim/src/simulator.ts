@@ -327,7 +327,7 @@ export class Simulation {
         const detail = stuck
           .map(
             (n) =>
-              `node ${n} has ${this.hosts[n]!.downloads.get(1)?.deliveredBytes ?? 0} of ${c.contentBytes} bytes`,
+              `node ${n} has ${this.hosts[n]!.activeChecker?.deliveredBytes ?? 0} of ${c.contentBytes} bytes`,
           )
           .join('; ');
         return new Violation(
@@ -562,7 +562,7 @@ export class Simulation {
   private report(violation: Violation | undefined, wallMs: number): RunResult {
     const c = this.config;
     const nodes: NodeReport[] = this.hosts.map((host, index) => {
-      const checker = host.downloads.get(1);
+      const checker = host.activeChecker;
       const completedAt = this.completedAt.get(index);
       return {
         node: index,

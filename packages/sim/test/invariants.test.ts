@@ -1,7 +1,9 @@
 /**
  * The checkers can fail: planted violations (a wrong byte, out of order, twice, too large a
- * send, unbounded memory, a bad stored chunk, a completion with the wrong digest) are reported
- * with the right invariant name. A checker that cannot fail proves nothing.
+ * send, unbounded memory, a bad stored chunk, a completion with the wrong digest; a repair of a
+ * manifest-verified download or of bytes never delivered, a read past the output, a URL output
+ * still wrong at completion) are reported with the right invariant name. A checker that cannot
+ * fail proves nothing.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -91,6 +93,77 @@ test('delivering past the end, completing early, and a wrong digest are caught',
   assert.equal(
     violationOf(() => checker.onComplete(300_000, new Uint8Array(32), sha)),
     'complete-sha256',
+  );
+});
+
+test('content by ID: a wrong byte is caught at delivery, and any repair is a violation', () => {
+  const checker = new DeliveryChecker(0, 1, content, 'content');
+  checker.onDeliver(0, content.slice(0, 1000));
+  assert.equal(
+    violationOf(() => checker.onDeliver(0, content.slice(0, 1000), true)),
+    'content-never-repaired',
+  );
+});
+
+/** The content's bytes at [start, end) with one byte flipped at `at` (a fresh copy). */
+function flipped(start: number, end: number, at: number): Uint8Array {
+  const bytes = content.slice(start, end).slice();
+  bytes[at - start] = bytes[at - start]! ^ 0x40;
+  return bytes;
+}
+
+test('URL: a lie may be delivered, but the output must equal the content at completion', () => {
+  const sha = content.digest(65536).sha256;
+  const checker = new DeliveryChecker(0, 1, content, 'url');
+  checker.onDeliver(0, flipped(0, 100_000, 70_000));
+  checker.onDeliver(100_000, content.slice(100_000, 300_000));
+  assert.equal(
+    violationOf(() => checker.onComplete(300_000, sha, sha)),
+    'output-equals-content',
+  );
+});
+
+test('URL: a repair over the lie fixes the output; reads see the output as written', () => {
+  const sha = content.digest(65536).sha256;
+  const checker = new DeliveryChecker(0, 1, content, 'url');
+  checker.onDeliver(0, flipped(0, 100_000, 70_000));
+  checker.onDeliver(100_000, flipped(100_000, 300_000, 299_999));
+  assert.equal(checker.read(69_999, 3)[1], content.slice(70_000, 70_001)[0]! ^ 0x40);
+  checker.onDeliver(0, content.slice(0, 100_000), true);
+  // A repair that covers only part of a differing range leaves the rest differing.
+  checker.onDeliver(100_000, content.slice(100_000, 299_000), true);
+  assert.deepEqual(checker.read(60_000, 20_000), content.slice(60_000, 80_000));
+  assert.equal(
+    violationOf(() => checker.onComplete(300_000, sha, sha)),
+    'output-equals-content',
+  );
+  checker.onDeliver(299_000, content.slice(299_000, 300_000), true);
+  checker.onComplete(300_000, sha, sha);
+  assert.equal(checker.repairs, 3);
+  assert.equal(checker.outputSha256, Buffer.from(sha).toString('hex'));
+});
+
+test('URL: repairs and reads only of delivered bytes, nothing after completion', () => {
+  const sha = content.digest(65536).sha256;
+  const checker = new DeliveryChecker(0, 1, content, 'url');
+  checker.onDeliver(0, content.slice(0, 100_000));
+  assert.equal(
+    violationOf(() => checker.onDeliver(50_000, content.slice(50_000, 100_001), true)),
+    'repair-within-delivered',
+  );
+  assert.equal(
+    violationOf(() => checker.read(99_000, 1_001)),
+    'read-within-output',
+  );
+  checker.onDeliver(100_000, content.slice(100_000, 300_000));
+  assert.equal(
+    violationOf(() => checker.onComplete(300_000, new Uint8Array(32), sha)),
+    'complete-sha256',
+  );
+  checker.onComplete(300_000, sha, sha);
+  assert.equal(
+    violationOf(() => checker.onDeliver(0, content.slice(0, 10), true)),
+    'delivery-in-order-exactly-once',
   );
 });
 

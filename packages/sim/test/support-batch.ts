@@ -14,15 +14,7 @@ const MIB = 1024 * 1024;
 const KNOWN_CORE_ISSUES: ReadonlyArray<{
   readonly reason: string;
   readonly matches: (r: RunResult) => boolean;
-}> = [
-  {
-    reason: 'URL download delivers spot-checked helper bytes (see regressions.test.ts)',
-    matches: (r) =>
-      r.name === 'random-pooled' &&
-      r.violation?.invariant === 'delivered-bytes-verified' &&
-      r.faults.some((f) => f.includes('corrupts')),
-  },
-];
+}> = [];
 
 export function runBatch(from: number, to: number): void {
   const unexpected: string[] = [];

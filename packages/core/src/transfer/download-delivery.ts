@@ -3,8 +3,14 @@
  * memory window, running SHA-256), per-source verified byte counts, and rate-limited
  * `download:progress` events (at most one per `progressIntervalMs` of `nowMs`; a due event that
  * was held back is sent by `onTimer`).
+ *
+ * Repairs (pooled URL downloads): `withdraw` takes a suspect piece back (out of the buffer when
+ * it was not emitted yet) and out of the counts; `repair` re-sends a refetched piece over an
+ * emitted range as `deliver` with `repair: true`. So `verifiedBytes` is always the bytes
+ * currently believed good, each counted once, and equals the sum of `bySource`.
  */
 import type { CryptoProvider } from '../crypto-provider.js';
+import { assert } from '../errors.js';
 import { ReorderBuffer } from './reorder-buffer.js';
 import type { TransferContext } from './transfer-context.js';
 
@@ -41,6 +47,39 @@ export class DownloadDelivery {
     this.maybeProgress(nowMs);
   }
 
+  /**
+   * A suspect piece of `length` bytes at `offset`, credited to `sourceName`, is taken back: out
+   * of the buffer if it was not emitted yet, and out of the counts either way.
+   */
+  withdraw(offset: number, length: number, sourceName: string): void {
+    if (offset >= this.buffer.emittedOffset) {
+      const bytes = this.buffer.remove(offset);
+      assert(bytes?.length === length, `withdraw: no buffered piece of ${length} at ${offset}`);
+    }
+    this.verifiedBytes -= length;
+    const left = (this.bySource.get(sourceName) ?? 0) - length;
+    assert(left >= 0, `withdraw: ${sourceName} was credited less than ${length}`);
+    if (left === 0) this.bySource.delete(sourceName);
+    else this.bySource.set(sourceName, left);
+    this.progressDue = true;
+  }
+
+  /** A refetched, checked piece for an emitted range: `deliver` with `repair: true`. */
+  repair(offset: number, bytes: Uint8Array, sourceName: string, nowMs: number): void {
+    this.buffer.repairEmitted(offset, bytes.length);
+    this.verifiedBytes += bytes.length;
+    this.bySource.set(sourceName, (this.bySource.get(sourceName) ?? 0) + bytes.length);
+    this.ctx.output({
+      type: 'deliver',
+      downloadId: this.downloadId,
+      offset,
+      bytes,
+      repair: true,
+    });
+    this.progressDue = true;
+    this.maybeProgress(nowMs);
+  }
+
   get finished(): boolean {
     return this.buffer.finished;
   }
@@ -59,9 +98,9 @@ export class DownloadDelivery {
   private maybeProgress(nowMs: number): void {
     if (!this.progressDue || nowMs < this.lastProgressMs + this.ctx.settings.progressIntervalMs)
       return;
-    if (this.buffer.finished) {
+    if (this.buffer.finished && this.verifiedBytes === this.totalBytes) {
       this.progressDue = false;
-      return; // download:complete follows at once
+      return; // download:complete follows (at once, or after a read-back)
     }
     this.progressDue = false;
     this.lastProgressMs = nowMs;

@@ -11,7 +11,15 @@
  * - `windowEnd = ackedOffset + windowBytes`: the scheduler assigns no piece that ends past it
  *   (except the head piece, so a window smaller than a piece still makes progress).
  *
- * A running SHA-256 of every emitted byte gives `download:complete` its digest.
+ * Repairs (pooled URL downloads, url-download.ts): a held piece found suspect is taken back with
+ * `remove` before it was emitted (its place becomes a gap again until the refetched piece is
+ * inserted); an emitted one is sent again by the caller as a repair, recorded with
+ * `repairEmitted` so that the host's acknowledgements, which count every delivered byte in the
+ * order given, stay matched: `acknowledge` consumes a FIFO of (in-order | repair) byte runs, and
+ * only the in-order part moves `ackedOffset`. Unacknowledged repair bytes count as held.
+ *
+ * A running SHA-256 of every emitted byte gives `download:complete` its digest; it says nothing
+ * about repaired ranges (the caller then reads the output back instead).
  */
 import type { CryptoProvider, Sha256Hasher } from '../crypto-provider.js';
 import { assert, invalidArgument } from '../errors.js';
@@ -28,6 +36,14 @@ export class ReorderBuffer {
   private bufferedBytes = 0;
   private emitted = 0;
   private acked = 0;
+  /** Repair bytes handed out and not yet acknowledged. */
+  private repairOutstanding = 0;
+  /**
+   * Delivered, unacknowledged bytes as runs in output order: positive = in-order bytes,
+   * negative = repair bytes. Same-kind neighbours merge, so without repairs this is one run.
+   */
+  private readonly unacked: number[] = [];
+  private unackedHead = 0;
   private readonly hasher: Sha256Hasher;
 
   constructor(crypto: CryptoProvider, totalBytes: number, windowBytes: number) {
@@ -49,9 +65,17 @@ export class ReorderBuffer {
     return this.acked + this.windowBytes;
   }
 
-  /** Bytes held for the download: buffered out of order plus emitted but not yet consumed. */
+  /**
+   * Bytes held for the download: buffered out of order, plus emitted (in order or as repairs)
+   * but not yet consumed.
+   */
   get heldBytes(): number {
-    return this.bufferedBytes + (this.emitted - this.acked);
+    return this.bufferedBytes + (this.emitted - this.acked) + this.repairOutstanding;
+  }
+
+  /** Whether a piece starting at `offset` is buffered (verified, not yet emitted). */
+  holds(offset: number): boolean {
+    return this.pending.has(offset);
   }
 
   /** True when every byte was emitted. */
@@ -70,6 +94,32 @@ export class ReorderBuffer {
     this.bufferedBytes += bytes.length;
   }
 
+  /**
+   * Takes back a buffered piece that was not emitted yet (it turned out suspect): its offset
+   * becomes a gap again, to be filled by a later `insert`. Returns its bytes, or undefined when
+   * no piece starts at `offset` in the buffer.
+   */
+  remove(offset: number): Uint8Array | undefined {
+    const bytes = this.pending.get(offset);
+    if (bytes === undefined) return undefined;
+    this.pending.delete(offset);
+    this.bufferedBytes -= bytes.length;
+    return bytes;
+  }
+
+  /**
+   * Records `byteCount` bytes handed to the host as a repair of an emitted range: they count as
+   * held until the host acknowledges them, in output order with the in-order bytes.
+   */
+  repairEmitted(offset: number, byteCount: number): void {
+    assert(
+      offset >= 0 && offset + byteCount <= this.emitted,
+      `repair [${offset}, ${offset + byteCount}) of bytes not emitted`,
+    );
+    this.repairOutstanding += byteCount;
+    this.pushUnacked(-byteCount);
+  }
+
   /** Releases every piece that continues the emitted prefix, in order. */
   release(): ReleasedPiece[] {
     const out: ReleasedPiece[] = [];
@@ -81,26 +131,55 @@ export class ReorderBuffer {
       out.push({ offset: this.emitted, bytes });
       this.hasher.update(bytes);
       this.emitted += bytes.length;
+      this.pushUnacked(bytes.length);
     }
     return out;
   }
 
   /**
-   * The host consumed `byteCount` more emitted bytes.
+   * The host consumed `byteCount` more delivered bytes (in-order and repair bytes, in the order
+   * they were handed out).
    * @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT when that is more than it was given.
    */
   acknowledge(byteCount: number): void {
-    if (
-      !Number.isSafeInteger(byteCount) ||
-      byteCount < 0 ||
-      this.acked + byteCount > this.emitted
-    ) {
+    const outstanding = this.emitted - this.acked + this.repairOutstanding;
+    if (!Number.isSafeInteger(byteCount) || byteCount < 0 || byteCount > outstanding) {
       invalidArgument(
         'byteCount',
-        `${byteCount} is not in [0, ${this.emitted - this.acked}] (bytes delivered, not yet acknowledged)`,
+        `${byteCount} is not in [0, ${outstanding}] (bytes delivered, not yet acknowledged)`,
       );
     }
-    this.acked += byteCount;
+    let left = byteCount;
+    while (left > 0) {
+      const run = this.unacked[this.unackedHead]!;
+      const take = Math.min(left, Math.abs(run));
+      if (run > 0) {
+        this.acked += take;
+        this.unacked[this.unackedHead] = run - take;
+      } else {
+        this.repairOutstanding -= take;
+        this.unacked[this.unackedHead] = run + take;
+      }
+      left -= take;
+      if (this.unacked[this.unackedHead] === 0) this.unackedHead++;
+    }
+    if (this.unackedHead === this.unacked.length) {
+      this.unacked.length = 0;
+      this.unackedHead = 0;
+    } else if (this.unackedHead > 64 && this.unackedHead * 2 > this.unacked.length) {
+      this.unacked.splice(0, this.unackedHead);
+      this.unackedHead = 0;
+    }
+  }
+
+  private pushUnacked(run: number): void {
+    if (run === 0) return;
+    const last = this.unacked.length - 1;
+    if (last >= this.unackedHead && Math.sign(this.unacked[last]!) === Math.sign(run)) {
+      this.unacked[last] = this.unacked[last]! + run;
+    } else {
+      this.unacked.push(run);
+    }
   }
 
   /** The SHA-256 of all emitted bytes; call once, after `finished`. */

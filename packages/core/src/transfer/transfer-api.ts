@@ -12,7 +12,25 @@
  *   either for its own download (self-assignment) or on behalf of a pod peer that sent
  *   FETCH_ASSIGN. The host streams the response body back as `origin-data` inputs in order, then
  *   `origin-end`.
- * - A *read* is the core asking its host for a stored chunk it will serve to a peer.
+ * - A *read* is the core asking its host for a stored chunk it will serve to a peer
+ *   (`read-chunk`), or for bytes it already delivered (`read-delivered`, below).
+ *
+ * Integrity of what a download delivers (docs/protocol.md 7.3, DESIGN.md decision 6):
+ * - Content by ID: every delivered byte verified against the manifest first. Never repaired.
+ * - Pooled URL: there is no manifest, so the whole object is the integrity unit. A helper's
+ *   piece is spot checked (a random 16-32 KiB sample refetched from the origin) before it is
+ *   delivered; a helper caught lying later (banned) makes every piece it gave this download
+ *   suspect: the core refetches them and sends them again as `deliver` with `repair: true`,
+ *   which the host writes over the same range in place (e.g. `pwrite`). A host that cannot
+ *   overwrite (a stream to stdout, an HTTP response) must fail its output with a clear error
+ *   (e.g. "a pod peer sent bad bytes that were already streamed; re-run with an output file").
+ *   After any repair the running digest is void, so before `download:complete` the core reads
+ *   the whole output back through `read-delivered` / `delivered-read` (bounded slices) and
+ *   hashes it: `download:complete.sha256` is always the digest of what the host holds.
+ * - Guarantee: with a known SHA-256 the output is exact or the download fails with
+ *   'sha256-mismatch' (the host then falls back to a plain single-source download: that costs
+ *   time, never correctness). Without one, a helper caught lying costs only time; a helper
+ *   whose corruption escapes every sample is caught only by an end-to-end digest.
  */
 import type { Manifest } from '../content/manifest.js';
 import type { HttpHeader } from '../wire/messages.js';
@@ -55,7 +73,11 @@ export type TransferInput =
       readonly priority?: number;
     }
   | { readonly type: 'cancel-download'; readonly nowMs: number; readonly downloadId: number }
-  /** The host consumed `byteCount` delivered bytes (written to disk or stdout): frees window. */
+  /**
+   * The host consumed `byteCount` more delivered bytes (written to disk or stdout): frees
+   * window. It counts the bytes of `deliver` outputs in the order they were given, repairs
+   * included (a host that writes them one at a time acknowledges each after its write).
+   */
   | {
       readonly type: 'delivered';
       readonly nowMs: number;
@@ -84,6 +106,18 @@ export type TransferInput =
   /** Answer to `read-chunk`: the stored bytes, or undefined if the store no longer has them. */
   | {
       readonly type: 'chunk-read';
+      readonly nowMs: number;
+      readonly readId: number;
+      readonly bytes: Uint8Array | undefined;
+    }
+  /**
+   * Answer to `read-delivered`: exactly the `length` bytes the host now holds at `offset` of
+   * that download's output (after every earlier `deliver`, repairs included, was written), or
+   * undefined if it cannot read its output back (a stream): the download then fails with
+   * reason 'output-unreadable'. Answers may come in any order.
+   */
+  | {
+      readonly type: 'delivered-read';
       readonly nowMs: number;
       readonly readId: number;
       readonly bytes: Uint8Array | undefined;
@@ -120,12 +154,34 @@ export type TransferOutput =
       readonly chunkIndex: number;
       readonly chunkHash: Uint8Array;
     }
-  /** Verified bytes of a download, strictly in order, each byte exactly once. */
+  /**
+   * Verified bytes of a download. Without `repair`: strictly in order, each offset exactly once
+   * (the next byte after the previous non-repair `deliver`). With `repair: true` (pooled URL
+   * downloads only; see the module header): bytes for a range that was already delivered and
+   * turned out to come from a lying helper; the host overwrites that range in place. A host
+   * that cannot (a stream) must fail its output with a clear error, not skip the repair.
+   * Both kinds count against the memory window until acknowledged with `delivered`.
+   */
   | {
       readonly type: 'deliver';
       readonly downloadId: number;
       readonly offset: number;
       readonly bytes: Uint8Array;
+      /** True: overwrite `[offset, offset + bytes.length)`, delivered before. */
+      readonly repair?: boolean;
+    }
+  /**
+   * Read back `[offset, offset + length)` of a download's output, as the host holds it after
+   * every earlier `deliver`; answer with `delivered-read` (same `readId`). Only pooled URL
+   * downloads that repaired something ask, once every byte was delivered, in slices of at
+   * most 1 MiB with at most 4 MiB outstanding.
+   */
+  | {
+      readonly type: 'read-delivered';
+      readonly readId: number;
+      readonly downloadId: number;
+      readonly offset: number;
+      readonly length: number;
     }
   /** A verified chunk the host should keep in its store (content downloads). */
   | {
@@ -141,21 +197,34 @@ export type TransferEvent =
   | {
       readonly type: 'download:progress';
       readonly downloadId: number;
+      /**
+       * Bytes verified and not suspect: each byte counts once. It can go down when a helper is
+       * banned (its pieces become suspect) and comes back as they are repaired.
+       */
       readonly verifiedBytes: number;
       readonly totalBytes: number;
-      /** Verified bytes per source: 'self' or a Device ID in hex. */
+      /** `verifiedBytes` per source: 'self' or a Device ID in hex. */
       readonly bySource: Readonly<Record<string, number>>;
     }
   | {
       readonly type: 'download:complete';
       readonly downloadId: number;
       readonly totalBytes: number;
-      /** SHA-256 of the whole delivered object. */
+      /**
+       * SHA-256 of the whole output as the host holds it: of the delivered bytes, or, after a
+       * repair, of the output read back (`read-delivered`). Equal to the source's `sha256`
+       * when that was given (otherwise the download fails with 'sha256-mismatch').
+       */
       readonly sha256: Uint8Array;
     }
   | {
       readonly type: 'download:failed';
       readonly downloadId: number;
+      /**
+       * 'cancelled', 'origin-changed', 'origin-error', 'sha256-mismatch' (discard the output;
+       * retry from the origin alone), 'output-unreadable' (a repair needed a read-back the
+       * host could not give).
+       */
       readonly reason: string;
       readonly detail: string;
     }

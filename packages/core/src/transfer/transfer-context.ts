@@ -31,6 +31,11 @@ export interface FetchHandler {
   ): void;
 }
 
+/** Receives the answers to `read-delivered` outputs this side issued. */
+export interface DeliveredReadHandler {
+  onDeliveredRead(readId: number, bytes: Uint8Array | undefined, nowMs: number): void;
+}
+
 /** One origin range request. */
 export interface FetchSpec {
   readonly url: string;
@@ -83,7 +88,19 @@ export interface TransferContext {
   cancelFetch(fetchId: number): void;
   /** Forgets a fetch that ended. */
   endFetch(fetchId: number): void;
-  /** Closes the link with `banned`, reports `peer:banned`, refuses the device from now on. */
+  /** Asks the host to read back delivered bytes (`read-delivered`); returns the read ID. */
+  readDelivered(
+    handler: DeliveredReadHandler,
+    downloadId: number,
+    offset: number,
+    length: number,
+  ): number;
+  /** Forgets a read: its answer, if any, is ignored. */
+  cancelRead(readId: number): void;
+  /**
+   * Closes the link with `banned`, reports `peer:banned`, refuses the device from now on, and
+   * tells every download (`Download.onDeviceBanned`).
+   */
   ban(linkId: number, detail: string, nowMs: number): void;
   /** Closes the link with `protocolError`. */
   protocolError(linkId: number, detail: string, nowMs: number): void;
@@ -103,6 +120,11 @@ export interface Download extends RequestHandler {
   /** Hands out new work (requests, fetches). */
   schedule(nowMs: number): void;
   onLinkClosed(linkId: number, nowMs: number): void;
+  /**
+   * A device was banned (by any download, before its link closes): a URL download distrusts
+   * every piece it accepted from it (url-download.ts, repairs).
+   */
+  onDeviceBanned?(deviceIdHex: string, nowMs: number): void;
   onTimer(nowMs: number): void;
   nextDeadlineMs(nowMs: number): number | undefined;
   /** Ends the download: cancels everything in flight, reports `download:failed`. */

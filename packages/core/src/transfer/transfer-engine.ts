@@ -29,6 +29,7 @@ import { ContentDownload } from './content-download.js';
 import { FetchHelper } from './fetch-helper.js';
 import { SELF_SOURCE, type SourceId } from './scheduler.js';
 import type {
+  DeliveredReadHandler,
   Download,
   FetchHandler,
   FetchSpec,
@@ -84,6 +85,9 @@ export class TransferEngine {
   private readonly requests = new Map<number, LinkRequests>();
   private readonly fetches = new Map<number, FetchHandler>();
   private nextFetchId = 1;
+  /** Open `read-delivered` reads (pooled URL read-back after repairs) by read ID. */
+  private readonly deliveredReads = new Map<number, DeliveredReadHandler>();
+  private nextDeliveredReadId = 1;
   private readonly bannedDevices = new Set<string>();
   private readonly context: TransferContext;
 
@@ -137,6 +141,12 @@ export class TransferEngine {
       case 'chunk-read':
         this.server.onChunkRead(input.readId, input.bytes);
         break;
+      case 'delivered-read': {
+        const handler = this.deliveredReads.get(input.readId);
+        this.deliveredReads.delete(input.readId);
+        handler?.onDeliveredRead(input.readId, input.bytes, nowMs);
+        break;
+      }
       case 'content-available':
         this.chunksHeld(input.manifest, input.chunkIndices);
         break;
@@ -408,6 +418,15 @@ export class TransferEngine {
       endFetch: (fetchId) => {
         this.fetches.delete(fetchId);
       },
+      readDelivered: (handler, downloadId, offset, length) => {
+        const readId = this.nextDeliveredReadId++;
+        this.deliveredReads.set(readId, handler);
+        this.outputs.push({ type: 'read-delivered', readId, downloadId, offset, length });
+        return readId;
+      },
+      cancelRead: (readId) => {
+        this.deliveredReads.delete(readId);
+      },
       ban: (linkId, detail, nowMs) => {
         const remote = this.links.readyLink(linkId)?.remote;
         if (remote === undefined) return;
@@ -421,6 +440,8 @@ export class TransferEngine {
             detail,
           },
         });
+        for (const download of this.downloads.values())
+          download.onDeviceBanned?.(toHex(remote.deviceId), nowMs);
         this.links.close(linkId, ReasonCode.banned, detail, nowMs);
       },
       protocolError: (linkId, detail, nowMs) => {

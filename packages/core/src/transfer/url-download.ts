@@ -7,18 +7,34 @@
  * from one object version; a helper's `originChanged` or this device's `changed` fails the
  * download with reason 'origin-changed' (the host then falls back to a single-source download).
  *
- * Integrity without a manifest:
+ * Integrity without a manifest: the whole object is the integrity unit (DESIGN.md decision 6).
  * - Pieces this device fetched itself are trusted as much as the origin is.
  * - A helper's piece is **spot checked** before it is accepted: this device fetches a
  *   PRNG-chosen sample range of it (16-32 KiB) from the origin itself and compares. A mismatch
  *   is an integrity failure: the piece is discarded and refetched elsewhere, and the helper gets
  *   strikes (all `banThreshold` at once when a validator pins the version, so the mismatch cannot
  *   be an origin change; one otherwise).
- * - End to end: with `sha256`, the SHA-256 of all delivered bytes must match, or the download
- *   fails with reason 'sha256-mismatch' (the host must then discard what it received).
- * A spot check does not catch a corruption outside its sample; only the end-to-end digest does.
- * Its cost is sample bytes / piece bytes of extra WAN traffic on this device (at most 0.8 % with
- * 4 MiB pieces).
+ * - A spot check does not catch a corruption outside its sample, so a sparse liar passes some.
+ *   Hence **repair on ban**: every accepted piece remembers its source (`pieceSource`, one small
+ *   integer per piece). When a helper is banned (by a spot check of this download or for any
+ *   other reason while it runs; or caught with certainty after its link already closed), every
+ *   piece accepted from it is *suspect*. A suspect piece still in the reorder buffer is taken
+ *   out of it (its place is a gap again); one already delivered stays with the host for now.
+ *   Suspects are refetched before any new piece (at most `REPAIRS_INFLIGHT_MAX` at a time, one
+ *   per source, from self or other helpers with the usual spot checks) and go back into the
+ *   buffer, or to the host as `deliver` with `repair: true` (it overwrites the range in place).
+ * - End to end: without repairs, the running SHA-256 of the delivered bytes is the digest.
+ *   After a repair it is void, so once every byte is delivered and no piece is suspect the
+ *   output is read back from the host (`OutputReadBack`, bounded slices) and hashed. With
+ *   `sha256`, a mismatch fails the download with 'sha256-mismatch' (the host then discards the
+ *   output and falls back to a plain single-source download: that costs time, never
+ *   correctness); a host that cannot read back fails it with 'output-unreadable'.
+ * What is guaranteed: with a digest, the output is exact or the download fails. Without one, a
+ * helper caught lying costs only time (its pieces are repaired); a helper that is never caught
+ * (every corruption outside every sample) is caught only by an end-to-end digest. Spot checks
+ * cost sample bytes / piece bytes of extra WAN traffic on this device (at most 0.8 % with 4 MiB
+ * pieces) plus one origin round trip per helper piece; a repair costs the suspect pieces again,
+ * plus one read of the whole output from the host's disk.
  *
  * Liveness: `SELF_SOURCE` is always a source, so the download never waits on peers. Five origin
  * errors in a row on this device's own fetches fail it with reason 'origin-error'.
@@ -32,6 +48,7 @@ import {
   type StatusMessage,
 } from '../wire/messages.js';
 import { DownloadDelivery } from './download-delivery.js';
+import { OutputReadBack, type ReadBackOwner } from './output-readback.js';
 import { PieceScheduler, SELF_SOURCE, type SourceId } from './scheduler.js';
 import type { Download, FetchHandler, TransferContext } from './transfer-context.js';
 
@@ -51,6 +68,11 @@ const SPOT_MIN_BYTES = 16 * 1024;
 const SPOT_EXTRA_BYTES = 16 * 1024;
 const SPOT_ATTEMPTS_MAX = 3;
 const SELF_ERRORS_MAX = 5;
+/**
+ * Suspect pieces being refetched at once (one per source). Repairs of delivered ranges lie
+ * outside the memory window, so this bounds what they add to it: 4 pieces (16 MiB by default).
+ */
+const REPAIRS_INFLIGHT_MAX = 4;
 
 /** One assignment's bytes as they arrive. */
 interface PieceTransfer {
@@ -58,14 +80,21 @@ interface PieceTransfer {
   readonly source: SourceId;
   /** Fetch ID (self) or request ID (helper). */
   readonly id: number;
+  /** A refetch of a suspect piece (not the scheduler's: it tracks no progress of its own). */
+  readonly repair: boolean;
   buffer: Uint8Array | undefined;
   received: number;
+  /** Last time bytes arrived (repairs: their stall check). */
+  lastProgressMs: number;
 }
 
 /** A helper's piece waiting for its spot check. */
 interface SpotCheck {
   readonly piece: number;
   readonly source: SourceId;
+  /** The helper's Device ID in hex (its link may close before the check ends). */
+  readonly sourceName: string;
+  readonly repair: boolean;
   readonly bytes: Uint8Array;
   readonly sampleStart: number;
   readonly sampleEnd: number;
@@ -75,7 +104,18 @@ interface SpotCheck {
   attempts: number;
 }
 
-export class UrlDownload implements Download, FetchHandler {
+/** A piece accepted from a banned helper, until a checked copy replaces it. */
+interface Suspect {
+  readonly piece: number;
+  /** Already delivered: the copy goes out as a repair; else into the reorder buffer. */
+  readonly emitted: boolean;
+  /** The source refetching or spot checking it. */
+  holder: SourceId | undefined;
+  /** Sources that failed to give it (they are not asked again). */
+  readonly excluded: Set<SourceId>;
+}
+
+export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
   state: 'running' | 'done' | 'failed' = 'running';
   private readonly scheduler: PieceScheduler;
   private readonly delivery: DownloadDelivery;
@@ -88,6 +128,16 @@ export class UrlDownload implements Download, FetchHandler {
   private selfErrorStreak = 0;
   /** Links that refused FETCH_ASSIGN outright (capability, policy). */
   private readonly refusedBy = new Set<number>();
+  /** Per piece: 0 for self (or not accepted), else 1 + index into `helperNames`. */
+  private readonly pieceSource: Int32Array;
+  private readonly helperNames: string[] = [];
+  private readonly helperIndex = new Map<string, number>();
+  /** Devices caught lying (banned): nothing more is taken from them. */
+  private readonly distrusted = new Set<string>();
+  private readonly suspects = new Map<number, Suspect>();
+  /** True once a delivered range was repaired: the running digest is void. */
+  private repairedDelivered = false;
+  private readBack: OutputReadBack | undefined;
 
   constructor(
     private readonly ctx: TransferContext,
@@ -97,6 +147,7 @@ export class UrlDownload implements Download, FetchHandler {
   ) {
     const { totalBytes, pieceSizeBytes } = source;
     this.pieceCount = Math.ceil(totalBytes / pieceSizeBytes);
+    this.pieceSource = new Int32Array(this.pieceCount);
     this.scheduler = new PieceScheduler({
       pieceCount: this.pieceCount,
       pieceStart: (index) => Math.min(index * pieceSizeBytes, totalBytes),
@@ -107,7 +158,8 @@ export class UrlDownload implements Download, FetchHandler {
     });
     this.scheduler.upsertSource(SELF_SOURCE);
     this.delivery = new DownloadDelivery(ctx, ctx.crypto, downloadId, totalBytes);
-    this.maybeComplete();
+    // An empty object is complete at once.
+    if (this.delivery.finished) this.finish(this.delivery.buffer.digest());
   }
 
   schedule(nowMs: number): void {
@@ -117,22 +169,31 @@ export class UrlDownload implements Download, FetchHandler {
         const link = this.ctx.readyLink(linkId)!;
         if (
           (link.remote!.capabilities & Capability.fetchOrigin) === 0 ||
-          this.refusedBy.has(linkId)
+          this.refusedBy.has(linkId) ||
+          this.distrusted.has(toHex(link.remote!.deviceId))
         )
           continue;
         this.scheduler.upsertSource(linkId, { rttMs: link.rttMs ?? 0 });
       }
     }
+    // Suspect pieces first: their slots count as load, so new pieces take what is left.
+    this.assignRepairs(nowMs);
+    if (this.state !== 'running') return;
     const assignments = this.scheduler.assign(nowMs, {
       windowEndBytes: this.delivery.buffer.windowEnd,
       windowStartBytes: this.delivery.buffer.ackedOffset,
       canServe: (source) => source === SELF_SOURCE || !this.refusedBy.has(source),
-      otherLoad: (source) => this.ctx.otherLoad(this.downloadId, source),
+      otherLoad: (source) => this.ctx.otherLoad(this.downloadId, source) + this.repairLoad(source),
     });
-    for (const { piece, source } of assignments) this.start(piece, source, nowMs);
+    for (const { piece, source } of assignments) this.start(piece, source, nowMs, false);
   }
 
-  // --- self fetches (pieces and spot samples) ---
+  /** A device was banned: everything accepted from it is suspect (see the module header). */
+  onDeviceBanned(deviceIdHex: string, nowMs: number): void {
+    this.distrust(deviceIdHex, nowMs);
+  }
+
+  // --- self fetches (pieces, repairs and spot samples) ---
 
   onOriginData(fetchId: number, bytes: Uint8Array, nowMs: number): void {
     const spot = this.spotChecks.get(fetchId);
@@ -148,13 +209,13 @@ export class UrlDownload implements Download, FetchHandler {
     }
     const transfer = this.selfFetches.get(fetchId);
     if (transfer === undefined) return;
-    if (!this.write(transfer, bytes)) {
+    if (!this.write(transfer, bytes, nowMs)) {
       this.ctx.cancelFetch(fetchId);
       this.selfFetches.delete(fetchId);
-      this.selfError(transfer.piece, 'the origin sent more than the range', nowMs);
+      this.selfError(transfer, 'the origin sent more than the range', nowMs);
       return;
     }
-    this.scheduler.progress(transfer.piece, SELF_SOURCE, bytes.length, nowMs);
+    if (!transfer.repair) this.scheduler.progress(transfer.piece, SELF_SOURCE, bytes.length, nowMs);
   }
 
   onOriginEnd(
@@ -183,10 +244,14 @@ export class UrlDownload implements Download, FetchHandler {
       return;
     }
     if (outcome === 'error' || transfer.received !== this.pieceLength(transfer.piece)) {
-      this.selfError(transfer.piece, outcome === 'error' ? detail : 'the body ended early', nowMs);
+      this.selfError(transfer, outcome === 'error' ? detail : 'the body ended early', nowMs);
       return;
     }
     this.selfErrorStreak = 0;
+    if (transfer.repair) {
+      this.repairChecked(transfer.piece, transfer.buffer!, 'self', nowMs);
+      return;
+    }
     const losers = this.scheduler.received(transfer.piece, SELF_SOURCE, nowMs);
     this.cancelLosers(transfer.piece, losers);
     this.scheduler.accept(transfer.piece);
@@ -199,7 +264,7 @@ export class UrlDownload implements Download, FetchHandler {
     const transfer = this.helperRequests.get(`${linkId}:${message.requestId}`);
     if (transfer === undefined) return;
     const expected = this.pieceStart(transfer.piece) + transfer.received;
-    if (message.offset !== expected || !this.write(transfer, message.bytes)) {
+    if (message.offset !== expected || !this.write(transfer, message.bytes, nowMs)) {
       this.ctx.protocolError(
         linkId,
         `FETCH DATA at ${message.offset}; expected ${expected} within the range`,
@@ -207,7 +272,8 @@ export class UrlDownload implements Download, FetchHandler {
       );
       return;
     }
-    this.scheduler.progress(transfer.piece, linkId, message.bytes.length, nowMs);
+    if (!transfer.repair)
+      this.scheduler.progress(transfer.piece, linkId, message.bytes.length, nowMs);
   }
 
   onStatus(linkId: number, message: StatusMessage, nowMs: number): void {
@@ -216,7 +282,10 @@ export class UrlDownload implements Download, FetchHandler {
     if (transfer === undefined) return;
     this.helperRequests.delete(key);
     const piece = transfer.piece;
-    if (this.state !== 'running' || !this.scheduler.isAssigned(piece, linkId)) return;
+    if (this.state !== 'running') return;
+    const suspect = transfer.repair ? this.suspects.get(piece) : undefined;
+    if (transfer.repair ? suspect?.holder !== linkId : !this.scheduler.isAssigned(piece, linkId))
+      return;
     switch (message.status) {
       case TransferStatus.ok:
         break;
@@ -228,17 +297,24 @@ export class UrlDownload implements Download, FetchHandler {
         );
         return;
       case TransferStatus.busy:
-        this.scheduler.fail(piece, linkId, 'busy', nowMs);
-        return;
       case TransferStatus.cancelled:
-        this.scheduler.fail(piece, linkId, 'cancelled', nowMs);
+        if (suspect !== undefined) this.requeue(suspect, undefined);
+        else
+          this.scheduler.fail(
+            piece,
+            linkId,
+            message.status === TransferStatus.busy ? 'busy' : 'cancelled',
+            nowMs,
+          );
         return;
       case TransferStatus.error:
+        if (suspect !== undefined) this.requeue(suspect, linkId);
         this.refusedBy.add(linkId);
         this.scheduler.removeSource(linkId, nowMs);
         return;
       default:
-        this.scheduler.fail(piece, linkId, 'error', nowMs);
+        if (suspect !== undefined) this.requeue(suspect, linkId);
+        else this.scheduler.fail(piece, linkId, 'error', nowMs);
         return;
     }
     const length = this.pieceLength(piece);
@@ -250,14 +326,19 @@ export class UrlDownload implements Download, FetchHandler {
       );
       return;
     }
-    const losers = this.scheduler.received(piece, linkId, nowMs);
-    this.cancelLosers(piece, losers);
-    this.startSpotCheck(piece, linkId, transfer.buffer!);
+    if (suspect === undefined) {
+      const losers = this.scheduler.received(piece, linkId, nowMs);
+      this.cancelLosers(piece, losers);
+    }
+    this.startSpotCheck(piece, linkId, transfer.buffer!, transfer.repair);
   }
 
   onLinkClosed(linkId: number, nowMs: number): void {
     for (const [key, transfer] of this.helperRequests) {
-      if (transfer.source === linkId) this.helperRequests.delete(key);
+      if (transfer.source !== linkId) continue;
+      this.helperRequests.delete(key);
+      const suspect = transfer.repair ? this.suspects.get(transfer.piece) : undefined;
+      if (suspect?.holder === linkId) this.requeue(suspect, linkId);
     }
     this.refusedBy.delete(linkId);
     this.scheduler.removeSource(linkId, nowMs);
@@ -274,15 +355,23 @@ export class UrlDownload implements Download, FetchHandler {
         this.scheduler.fail(piece, source, 'stall', nowMs);
       }
     }
+    for (const transfer of this.repairTransfers()) {
+      if (nowMs < this.repairStallDeadlineMs(transfer)) continue;
+      this.cancelTransfer(transfer);
+      const suspect = this.suspects.get(transfer.piece);
+      if (suspect !== undefined) this.requeue(suspect, transfer.source);
+    }
   }
 
   nextDeadlineMs(nowMs: number): number | undefined {
     if (this.state !== 'running') return undefined;
-    const a = this.scheduler.nextDeadlineMs(nowMs);
-    const b = this.delivery.nextDeadlineMs();
-    if (a === undefined) return b;
-    if (b === undefined) return a;
-    return Math.min(a, b);
+    let min = this.scheduler.nextDeadlineMs(nowMs);
+    const consider = (at: number | undefined): void => {
+      if (at !== undefined && (min === undefined || at < min)) min = at;
+    };
+    consider(this.delivery.nextDeadlineMs());
+    for (const transfer of this.repairTransfers()) consider(this.repairStallDeadlineMs(transfer));
+    return min;
   }
 
   fail(reason: string, detail: string, nowMs: number): void {
@@ -296,6 +385,8 @@ export class UrlDownload implements Download, FetchHandler {
     this.selfFetches.clear();
     this.spotChecks.clear();
     this.helperRequests.clear();
+    this.readBack?.cancel();
+    this.readBack = undefined;
     this.ctx.event({ type: 'download:failed', downloadId: this.downloadId, reason, detail });
   }
 
@@ -304,7 +395,7 @@ export class UrlDownload implements Download, FetchHandler {
   }
 
   memoryBytes(): number {
-    let total = this.delivery.buffer.heldBytes;
+    let total = this.delivery.buffer.heldBytes + (this.readBack?.memoryBytes ?? 0);
     for (const transfer of [...this.selfFetches.values(), ...this.helperRequests.values()]) {
       total += transfer.buffer?.length ?? 0;
     }
@@ -313,7 +404,21 @@ export class UrlDownload implements Download, FetchHandler {
   }
 
   inflightOf(source: SourceId): number {
-    return this.scheduler.inflightOf(source);
+    return this.scheduler.inflightOf(source) + this.repairLoad(source);
+  }
+
+  // --- read-back (after repairs) ---
+
+  onReadBackDone(sha256: Uint8Array, nowMs: number): void {
+    this.readBack = undefined;
+    if (this.state !== 'running') return;
+    void nowMs;
+    this.finish(sha256);
+  }
+
+  onReadBackFailed(detail: string, nowMs: number): void {
+    this.readBack = undefined;
+    this.fail('output-unreadable', detail, nowMs);
   }
 
   private pieceStart(piece: number): number {
@@ -325,36 +430,40 @@ export class UrlDownload implements Download, FetchHandler {
   }
 
   /** Appends bytes to an assignment's buffer; false if they pass the piece's end. */
-  private write(transfer: PieceTransfer, bytes: Uint8Array): boolean {
+  private write(transfer: PieceTransfer, bytes: Uint8Array, nowMs: number): boolean {
     const length = this.pieceLength(transfer.piece);
     if (transfer.received + bytes.length > length) return false;
     transfer.buffer ??= new Uint8Array(length);
     transfer.buffer.set(bytes, transfer.received);
     transfer.received += bytes.length;
+    transfer.lastProgressMs = nowMs;
     return true;
   }
 
-  private start(piece: number, source: SourceId, nowMs: number): void {
+  private start(piece: number, source: SourceId, nowMs: number, repair: boolean): boolean {
     const rangeStart = this.pieceStart(piece);
     const rangeEnd = this.pieceStart(piece + 1);
+    const transfer = (id: number): PieceTransfer => ({
+      piece,
+      source,
+      id,
+      repair,
+      buffer: undefined,
+      received: 0,
+      lastProgressMs: nowMs,
+    });
     if (source === SELF_SOURCE) {
       const fetchId = this.ctx.openFetch(this, this.fetchSpec(rangeStart, rangeEnd));
-      this.selfFetches.set(fetchId, { piece, source, id: fetchId, buffer: undefined, received: 0 });
-      return;
+      this.selfFetches.set(fetchId, transfer(fetchId));
+      return true;
     }
     const link = this.ctx.readyLink(source);
     const requestId = link === undefined ? undefined : this.ctx.openRequest(source, this);
     if (link === undefined || requestId === undefined) {
-      this.scheduler.fail(piece, source, 'error', nowMs);
-      return;
+      if (!repair) this.scheduler.fail(piece, source, 'error', nowMs);
+      return false;
     }
-    this.helperRequests.set(`${source}:${requestId}`, {
-      piece,
-      source,
-      id: requestId,
-      buffer: undefined,
-      received: 0,
-    });
+    this.helperRequests.set(`${source}:${requestId}`, transfer(requestId));
     link.sendControl({
       type: 'fetch-assign',
       requestId,
@@ -364,6 +473,7 @@ export class UrlDownload implements Download, FetchHandler {
       validator: this.source.validator,
       headers: this.source.headers,
     });
+    return true;
   }
 
   private fetchSpec(rangeStart: number, rangeEnd: number) {
@@ -376,28 +486,33 @@ export class UrlDownload implements Download, FetchHandler {
     };
   }
 
+  /** Cancels the scheduler's assignment of `piece` to `source` (never a repair). */
   private cancelAssignment(piece: number, source: SourceId): void {
-    if (source === SELF_SOURCE) {
-      for (const [fetchId, transfer] of this.selfFetches) {
-        if (transfer.piece !== piece) continue;
-        this.selfFetches.delete(fetchId);
-        this.ctx.cancelFetch(fetchId);
-      }
+    const matches = (t: PieceTransfer): boolean =>
+      !t.repair && t.piece === piece && t.source === source;
+    for (const transfer of [...this.selfFetches.values(), ...this.helperRequests.values()]) {
+      if (matches(transfer)) this.cancelTransfer(transfer);
+    }
+  }
+
+  private cancelTransfer(transfer: PieceTransfer): void {
+    if (transfer.source === SELF_SOURCE) {
+      this.selfFetches.delete(transfer.id);
+      this.ctx.cancelFetch(transfer.id);
       return;
     }
-    for (const [key, transfer] of this.helperRequests) {
-      if (transfer.piece !== piece || transfer.source !== source) continue;
-      this.helperRequests.delete(key);
-      this.ctx.cancelRequest(source, transfer.id);
-    }
+    this.helperRequests.delete(`${transfer.source}:${transfer.id}`);
+    this.ctx.cancelRequest(transfer.source, transfer.id);
   }
 
   private cancelLosers(piece: number, losers: readonly SourceId[]): void {
     for (const loser of losers) this.cancelAssignment(piece, loser);
   }
 
-  private selfError(piece: number, detail: string, nowMs: number): void {
-    this.scheduler.fail(piece, SELF_SOURCE, 'error', nowMs);
+  private selfError(transfer: PieceTransfer, detail: string, nowMs: number): void {
+    const suspect = transfer.repair ? this.suspects.get(transfer.piece) : undefined;
+    if (suspect !== undefined) this.requeue(suspect, undefined);
+    else if (!transfer.repair) this.scheduler.fail(transfer.piece, SELF_SOURCE, 'error', nowMs);
     this.selfErrorStreak++;
     if (this.selfErrorStreak >= SELF_ERRORS_MAX) {
       this.fail(
@@ -408,7 +523,12 @@ export class UrlDownload implements Download, FetchHandler {
     }
   }
 
-  private startSpotCheck(piece: number, source: SourceId, bytes: Uint8Array): void {
+  private startSpotCheck(
+    piece: number,
+    source: SourceId,
+    bytes: Uint8Array,
+    repair: boolean,
+  ): void {
     const length = bytes.length;
     const sampleLength = Math.min(
       length,
@@ -419,6 +539,8 @@ export class UrlDownload implements Download, FetchHandler {
     const spot: SpotCheck = {
       piece,
       source,
+      sourceName: this.ctx.sourceName(source),
+      repair,
       bytes,
       sampleStart,
       sampleEnd: sampleStart + sampleLength,
@@ -445,7 +567,17 @@ export class UrlDownload implements Download, FetchHandler {
       return;
     }
     // The origin would not give the sample: the piece cannot be checked, so it is refetched.
-    this.scheduler.reject(spot.piece, spot.source, 0, nowMs);
+    this.dropSpotChecked(spot, nowMs);
+  }
+
+  /** A piece whose check could not vouch for it goes back to be fetched again. */
+  private dropSpotChecked(spot: SpotCheck, nowMs: number): void {
+    if (!spot.repair) {
+      this.scheduler.reject(spot.piece, spot.source, 0, nowMs);
+      return;
+    }
+    const suspect = this.suspects.get(spot.piece);
+    if (suspect?.holder === spot.source) this.requeue(suspect, spot.source);
   }
 
   private spotDone(spot: SpotCheck, nowMs: number): void {
@@ -454,29 +586,187 @@ export class UrlDownload implements Download, FetchHandler {
     const offset = spot.sampleStart - this.pieceStart(spot.piece);
     const claimed = spot.bytes.subarray(offset, offset + spot.sample.length);
     if (!equalBytes(claimed, spot.sample)) {
-      const weight = this.source.validator === '' ? 1 : this.ctx.settings.banThreshold;
+      // With a validator the version is pinned, so the mismatch is certainly a lie.
+      const certain = this.source.validator !== '';
+      const weight = certain ? this.ctx.settings.banThreshold : 1;
+      // For a repair the piece stays done in the scheduler; only the strikes count.
       const { banned } = this.scheduler.reject(spot.piece, spot.source, weight, nowMs);
-      if (banned) {
-        this.ctx.ban(
-          spot.source,
-          `piece ${spot.piece} failed its spot check against the origin`,
-          nowMs,
-        );
+      if (spot.repair) {
+        const suspect = this.suspects.get(spot.piece);
+        if (suspect?.holder === spot.source) this.requeue(suspect, spot.source);
+      }
+      if (banned || certain) {
+        const detail = `piece ${spot.piece} failed its spot check against the origin`;
+        // Bans the link if it is still up (every download hears onDeviceBanned); distrust the
+        // device here too, in case its link is already gone.
+        this.ctx.ban(spot.source, detail, nowMs);
+        this.distrust(spot.sourceName, nowMs);
       }
       return;
     }
+    if (spot.repair) {
+      this.repairChecked(spot.piece, spot.bytes, spot.sourceName, nowMs);
+      return;
+    }
     this.scheduler.accept(spot.piece);
-    this.deliverPiece(spot.piece, spot.bytes, this.ctx.sourceName(spot.source), nowMs);
+    this.deliverPiece(spot.piece, spot.bytes, spot.sourceName, nowMs);
   }
 
   private deliverPiece(piece: number, bytes: Uint8Array, sourceName: string, nowMs: number): void {
+    this.pieceSource[piece] = this.sourceIndex(sourceName);
     this.delivery.add(this.pieceStart(piece), bytes, sourceName, nowMs);
-    this.maybeComplete();
+    this.maybeComplete(nowMs);
   }
 
-  private maybeComplete(): void {
-    if (this.state !== 'running' || !this.delivery.finished) return;
-    const digest = this.delivery.buffer.digest();
+  // --- repairs ---
+
+  /** 0 for self, else 1 + the helper's index in `helperNames` (added on first use). */
+  private sourceIndex(sourceName: string): number {
+    if (sourceName === 'self') return 0;
+    let index = this.helperIndex.get(sourceName);
+    if (index === undefined) {
+      index = this.helperNames.length + 1;
+      this.helperNames.push(sourceName);
+      this.helperIndex.set(sourceName, index);
+    }
+    return index;
+  }
+
+  /**
+   * `deviceIdHex` lied: take nothing more from it, drop its pieces awaiting a check, and make
+   * every piece accepted from it suspect.
+   */
+  private distrust(deviceIdHex: string, nowMs: number): void {
+    if (this.state !== 'running' || this.distrusted.has(deviceIdHex)) return;
+    this.distrusted.add(deviceIdHex);
+    for (const spot of [...this.spotChecks.values()]) {
+      if (spot.sourceName !== deviceIdHex) continue;
+      this.spotChecks.delete(spot.fetchId);
+      this.ctx.cancelFetch(spot.fetchId);
+      this.dropSpotChecked(spot, nowMs);
+    }
+    const index = this.helperIndex.get(deviceIdHex);
+    if (index === undefined) return;
+    let found = false;
+    for (let piece = 0; piece < this.pieceCount; piece++) {
+      if (this.pieceSource[piece] !== index) continue;
+      found = true;
+      const start = this.pieceStart(piece);
+      const emitted = start < this.delivery.buffer.emittedOffset;
+      this.delivery.withdraw(start, this.pieceLength(piece), deviceIdHex);
+      this.pieceSource[piece] = 0;
+      this.suspects.set(piece, { piece, emitted, holder: undefined, excluded: new Set() });
+    }
+    if (found && this.readBack !== undefined) {
+      // The output is about to change again: read it back once the repairs are done.
+      this.readBack.cancel();
+      this.readBack = undefined;
+    }
+  }
+
+  /** A suspect goes back to wait for a source; `exclude` (a helper) is not asked again. */
+  private requeue(suspect: Suspect, exclude: SourceId | undefined): void {
+    suspect.holder = undefined;
+    if (exclude !== undefined && exclude !== SELF_SOURCE) suspect.excluded.add(exclude);
+  }
+
+  /** Repair transfers in flight at `source`. */
+  private repairLoad(source: SourceId): number {
+    let load = 0;
+    for (const suspect of this.suspects.values()) if (suspect.holder === source) load++;
+    return load;
+  }
+
+  private repairTransfers(): PieceTransfer[] {
+    if (this.suspects.size === 0) return [];
+    return [...this.selfFetches.values(), ...this.helperRequests.values()].filter((t) => t.repair);
+  }
+
+  private repairStallDeadlineMs(transfer: PieceTransfer): number {
+    return transfer.lastProgressMs + this.scheduler.stallTimeoutMs(transfer.source);
+  }
+
+  /**
+   * Starts refetches of suspect pieces, before any new piece: held ones first (they block
+   * delivery), then delivered ones, lowest offset first; at most `REPAIRS_INFLIGHT_MAX` at once,
+   * one per source, each to the fastest usable source that has not failed it.
+   */
+  private assignRepairs(nowMs: number): void {
+    if (this.suspects.size === 0) return;
+    let inflight = 0;
+    const waiting: Suspect[] = [];
+    for (const suspect of this.suspects.values()) {
+      if (suspect.holder !== undefined) inflight++;
+      else waiting.push(suspect);
+    }
+    if (waiting.length === 0 || inflight >= REPAIRS_INFLIGHT_MAX) return;
+    waiting.sort((a, b) => Number(a.emitted) - Number(b.emitted) || a.piece - b.piece);
+    const sources = [SELF_SOURCE, ...this.ctx.readyLinkIds()].filter((source) =>
+      this.canRepair(source),
+    );
+    sources.sort(
+      (a, b) =>
+        this.scheduler.throughputOf(b) - this.scheduler.throughputOf(a) ||
+        (a === SELF_SOURCE ? -1 : b === SELF_SOURCE ? 1 : a - b),
+    );
+    const busy = new Set<SourceId>();
+    for (const suspect of this.suspects.values())
+      if (suspect.holder !== undefined) busy.add(suspect.holder);
+    for (const suspect of waiting) {
+      if (inflight >= REPAIRS_INFLIGHT_MAX) break;
+      const source = sources.find((s) => !busy.has(s) && !suspect.excluded.has(s));
+      if (source === undefined) continue;
+      if (!this.start(suspect.piece, source, nowMs, true)) {
+        suspect.excluded.add(source);
+        continue;
+      }
+      suspect.holder = source;
+      busy.add(source);
+      inflight++;
+    }
+  }
+
+  /** Whether `source` may refetch suspect pieces: self, or a usable, trusted helper. */
+  private canRepair(source: SourceId): boolean {
+    if (source === SELF_SOURCE) return true;
+    const link = this.ctx.readyLink(source);
+    return (
+      this.source.pooled &&
+      link?.remote !== undefined &&
+      this.scheduler.hasSource(source) &&
+      !this.scheduler.isBanned(source) &&
+      !this.refusedBy.has(source) &&
+      !this.distrusted.has(toHex(link.remote.deviceId))
+    );
+  }
+
+  /** A suspect piece's new copy passed its check (or came from self): put it in place. */
+  private repairChecked(piece: number, bytes: Uint8Array, sourceName: string, nowMs: number): void {
+    const suspect = this.suspects.get(piece);
+    if (suspect === undefined || this.distrusted.has(sourceName)) return;
+    this.suspects.delete(piece);
+    this.pieceSource[piece] = this.sourceIndex(sourceName);
+    if (suspect.emitted) {
+      this.repairedDelivered = true;
+      this.delivery.repair(this.pieceStart(piece), bytes, sourceName, nowMs);
+    } else {
+      this.delivery.add(this.pieceStart(piece), bytes, sourceName, nowMs);
+    }
+    this.maybeComplete(nowMs);
+  }
+
+  private maybeComplete(nowMs: number): void {
+    if (this.state !== 'running' || !this.delivery.finished || this.suspects.size > 0) return;
+    if (!this.repairedDelivered) {
+      this.finish(this.delivery.buffer.digest());
+      return;
+    }
+    if (this.readBack !== undefined) return;
+    this.readBack = new OutputReadBack(this.ctx, this, this.downloadId, this.source.totalBytes);
+    this.readBack.start(nowMs);
+  }
+
+  private finish(digest: Uint8Array): void {
     const expected = this.source.sha256;
     if (expected !== undefined && !equalBytes(digest, expected)) {
       this.state = 'failed';
@@ -485,7 +775,8 @@ export class UrlDownload implements Download, FetchHandler {
         downloadId: this.downloadId,
         reason: 'sha256-mismatch',
         detail:
-          `the delivered bytes hash to ${toHex(digest)}, not the expected ${toHex(expected)}; ` +
+          `the ${this.repairedDelivered ? 'output (read back after repairs)' : 'delivered bytes'} ` +
+          `hash to ${toHex(digest)}, not the expected ${toHex(expected)}; ` +
           'discard them and retry without pooling',
       });
       return;

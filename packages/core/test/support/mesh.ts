@@ -20,7 +20,8 @@ import { deterministicCrypto } from './deterministic-crypto.js';
 import type { PeerLink } from '../../src/peer-link.js';
 import type { Manifest } from '../../src/content/manifest.js';
 
-export type OriginMode = 'ok' | 'corrupt' | 'stall' | 'changed' | 'error';
+/** 'corrupt': one byte in 4096 flipped; 'corrupt-sparse': only the last byte of each range. */
+export type OriginMode = 'ok' | 'corrupt' | 'corrupt-sparse' | 'stall' | 'changed' | 'error';
 
 export interface NodeOptions extends Partial<CoreOptions> {
   /** How this node's origin answers. Default 'ok'. */
@@ -34,6 +35,8 @@ export interface NodeOptions extends Partial<CoreOptions> {
    * stored copy (the harness interposes on its links' `queueStream`).
    */
   readonly corruptServing?: boolean;
+  /** Answer `read-delivered` with the output (default true); false: as a stream would. */
+  readonly readDelivered?: boolean;
 }
 
 export interface MeshNode {
@@ -44,8 +47,8 @@ export interface MeshNode {
   readonly events: CoreEvent[];
   /** content hex -> chunk index -> bytes. */
   readonly store: Map<string, Map<number, Uint8Array>>;
-  /** download ID -> delivered pieces in output order. */
-  readonly delivered: Map<number, Array<{ offset: number; bytes: Uint8Array }>>;
+  /** download ID -> delivered pieces in output order (repairs flagged). */
+  readonly delivered: Map<number, Array<{ offset: number; bytes: Uint8Array; repair: boolean }>>;
   /** fetch-origin outputs seen, in order. */
   readonly fetches: Array<Extract<CoreOutput, { type: 'fetch-origin' }>>;
   readonly cancelledFetches: Set<number>;
@@ -265,11 +268,20 @@ export class Mesh {
     );
   }
 
-  /** The delivered bytes of a download, concatenated, after checking order and no overlap. */
+  /**
+   * The output of a download: the delivered bytes, concatenated, after checking order and no
+   * overlap, with repairs written over them in output order (a repair must cover bytes
+   * delivered before it).
+   */
   deliveredBytes(node: number, downloadId: number): Uint8Array {
     const pieces = this.nodes[node]!.delivered.get(downloadId) ?? [];
     let total = 0;
     for (const piece of pieces) {
+      if (piece.repair) {
+        if (piece.offset + piece.bytes.length > total)
+          throw new Error(`repair at ${piece.offset} of bytes not delivered (${total} were)`);
+        continue;
+      }
       if (piece.offset !== total)
         throw new Error(`delivery out of order: offset ${piece.offset}, expected ${total}`);
       total += piece.bytes.length;
@@ -353,7 +365,7 @@ export class Mesh {
       }
       case 'deliver': {
         const list = node.delivered.get(out.downloadId) ?? [];
-        list.push({ offset: out.offset, bytes: out.bytes });
+        list.push({ offset: out.offset, bytes: out.bytes, repair: out.repair === true });
         node.delivered.set(out.downloadId, list);
         if (node.options.autoAck ?? true) {
           this.later(0, () =>
@@ -365,6 +377,21 @@ export class Mesh {
             }),
           );
         }
+        break;
+      }
+      case 'read-delivered': {
+        const bytes =
+          (node.options.readDelivered ?? true)
+            ? this.deliveredBytes(index, out.downloadId).slice(out.offset, out.offset + out.length)
+            : undefined;
+        this.later(0, () =>
+          node.core.handle({
+            type: 'delivered-read',
+            nowMs: this.nowMs,
+            readId: out.readId,
+            bytes,
+          }),
+        );
         break;
       }
       case 'store-chunk': {
@@ -399,6 +426,8 @@ export class Mesh {
       }
       const body = this.origin.slice(fetch.rangeStart, fetch.rangeEnd);
       if (mode === 'corrupt') for (let i = 0; i < body.length; i += 4096) body[i] = body[i]! ^ 0xff;
+      if (mode === 'corrupt-sparse' && body.length > 0)
+        body[body.length - 1] = body[body.length - 1]! ^ 0xff;
       node.originBytes += body.length;
       // In two parts, as a real body would arrive.
       const half = Math.floor(body.length / 2);

@@ -162,6 +162,7 @@ export class Pair {
       case 'fetch-origin':
       case 'cancel-fetch':
       case 'read-chunk':
+      case 'read-delivered':
       case 'deliver':
       case 'store-chunk':
         this.transferOutputs[side].push(out);
