@@ -7,6 +7,11 @@
  * Ranges are kept as a sorted set of chunk indices (a `Set<number>`), which is simple and fast
  * enough for the contents a pod handles (a 1 GiB content has 256 chunks); indices past a
  * content's chunk count are ignored by the downloads that ask.
+ *
+ * Downloads ask "how many links hold chunk i" for every pending chunk when they schedule
+ * (rarest first), so that count is kept per content as announcements come and go instead of
+ * being recounted over every link. `revision` changes whenever anything here changes, so a
+ * download can skip rescheduling when nothing it depends on moved.
  */
 import { toHex } from '../bytes.js';
 import type { IndexRange } from '../wire/messages.js';
@@ -16,8 +21,16 @@ const INDICES_PER_CONTENT_MAX = 2 ** 20;
 
 export class Availability {
   private readonly byLink = new Map<number, Map<string, Set<number>>>();
+  /** content key -> chunk index -> number of links holding it. */
+  private readonly holderCounts = new Map<string, Map<number, number>>();
+  private revisionCount = 0;
 
   constructor(private readonly contentsPerLinkMax = 256) {}
+
+  /** Changes whenever any link's announced set changes. */
+  get revision(): number {
+    return this.revisionCount;
+  }
 
   /** Applies CHUNK_ANNOUNCE. Returns the content key (hex). */
   announce(linkId: number, contentId: Uint8Array, ranges: readonly IndexRange[]): string {
@@ -31,15 +44,23 @@ export class Availability {
     if (held === undefined) {
       if (contents.size >= this.contentsPerLinkMax) {
         const oldest = contents.keys().next().value;
-        if (oldest !== undefined) contents.delete(oldest);
+        if (oldest !== undefined) {
+          this.uncount(oldest, contents.get(oldest)!);
+          contents.delete(oldest);
+        }
       }
       held = new Set();
       contents.set(key, held);
     }
+    const counts = this.countsOf(key);
     for (const range of ranges) {
-      for (let i = range.start; i < range.end && held.size < INDICES_PER_CONTENT_MAX; i++)
+      for (let i = range.start; i < range.end && held.size < INDICES_PER_CONTENT_MAX; i++) {
+        if (held.has(i)) continue;
         held.add(i);
+        counts.set(i, (counts.get(i) ?? 0) + 1);
+      }
     }
+    this.revisionCount++;
     return key;
   }
 
@@ -48,14 +69,17 @@ export class Availability {
     const key = toHex(contentId);
     const held = this.byLink.get(linkId)?.get(key);
     if (held !== undefined) {
+      const drop = (index: number): void => {
+        if (held.delete(index)) this.decrement(key, index);
+      };
       for (const range of ranges) {
         if (range.end - range.start > held.size) {
-          for (const index of [...held])
-            if (index >= range.start && index < range.end) held.delete(index);
+          for (const index of [...held]) if (index >= range.start && index < range.end) drop(index);
         } else {
-          for (let i = range.start; i < range.end; i++) held.delete(i);
+          for (let i = range.start; i < range.end; i++) drop(i);
         }
       }
+      this.revisionCount++;
     }
     return key;
   }
@@ -79,6 +103,11 @@ export class Availability {
     return count;
   }
 
+  /** How many links announced chunk `index` of content `key`. */
+  holderCount(key: string, index: number): number {
+    return this.holderCounts.get(key)?.get(index) ?? 0;
+  }
+
   /** Links that announced chunk `index` of content `key`. */
   holders(key: string, index: number): number[] {
     const out: number[] = [];
@@ -97,7 +126,32 @@ export class Availability {
 
   /** Forgets a closed link. */
   dropLink(linkId: number): void {
+    const contents = this.byLink.get(linkId);
+    if (contents === undefined) return;
+    for (const [key, held] of contents) this.uncount(key, held);
     this.byLink.delete(linkId);
+    this.revisionCount++;
+  }
+
+  private countsOf(key: string): Map<number, number> {
+    let counts = this.holderCounts.get(key);
+    if (counts === undefined) {
+      counts = new Map();
+      this.holderCounts.set(key, counts);
+    }
+    return counts;
+  }
+
+  private uncount(key: string, held: Set<number>): void {
+    for (const index of held) this.decrement(key, index);
+  }
+
+  private decrement(key: string, index: number): void {
+    const counts = this.holderCounts.get(key);
+    const count = counts?.get(index) ?? 0;
+    if (count <= 1) counts?.delete(index);
+    else counts!.set(index, count - 1);
+    if (counts !== undefined && counts.size === 0) this.holderCounts.delete(key);
   }
 }
 

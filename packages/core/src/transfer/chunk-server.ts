@@ -13,6 +13,19 @@
  * once; the next one is answered `busy`. Answers: `error` when this device does not serve
  * chunks, `notFound` when it does not hold the chunk, `checksumMismatch` when its copy is
  * corrupt (the copy is then forgotten and a CHUNK_REMOVE sent).
+ *
+ * Seeding (a device that holds every chunk of a content): its upload is the swarm's only source
+ * of chunks nobody else has, so it sends each chunk out once. A request for a chunk it sent
+ * (or is sending) to another link within the last `SEED_HOLD_MS`, which has not announced it
+ * yet, is answered `notFound`: the requester skips this device for that chunk for a while and
+ * fetches it from that peer once it announces it (requesters never ask a seed for a chunk a
+ * usable non-seed holds). Likewise the first request of a link for a chunk this device already
+ * sent out and another ready link announced is answered `notFound`: the requester's view was
+ * stale (the announcement was still on its way) or it counts peers that finished as seeds too,
+ * and it should ask them. This
+ * is BitTorrent's super-seeding, decided where the upload is spent. Both refusals are bounded
+ * (the hold in time, the second only once per link and chunk), so a peer that got a chunk and
+ * went silent, or that the requester cannot use, costs a delay, never the chunk.
  */
 import { toHex } from '../bytes.js';
 import { verifyChunk } from '../content/chunk-verifier.js';
@@ -26,6 +39,9 @@ import {
 } from '../wire/messages.js';
 import type { TransferContext } from './transfer-context.js';
 import { indicesToRangeGroups } from './availability.js';
+
+/** How long a seed keeps a chunk it sent to one peer from the others (see the header). */
+const SEED_HOLD_MS = 10_000;
 
 interface HeldContent {
   readonly manifest: Manifest;
@@ -48,9 +64,21 @@ export class ChunkServer {
   private readonly reads = new Map<number, PendingRead>();
   /** Requests per link whose read is pending or whose DATA may still be queued. */
   private readonly serving = new Map<number, Set<number>>();
-  private nextReadId = 1;
+  /** Seeding: `${key}:${index}` -> the links it was sent to, and when. */
+  private readonly sentTo = new Map<
+    string,
+    Array<{ linkId: number; requestId: number; atMs: number }>
+  >();
+  /** Seeding: `${key}:${index}` of every chunk sent out at least once. */
+  private readonly sentOnce = new Set<string>();
+  /** Seeding: `${linkId}:${key}:${index}` already refused once because another link held it. */
+  private readonly referred = new Set<string>();
 
-  constructor(private readonly ctx: TransferContext) {}
+  constructor(
+    private readonly ctx: TransferContext,
+    /** Read IDs come from the engine, which shares them with content downloads' read-backs. */
+    private readonly nextReadId: () => number = counter(),
+  ) {}
 
   /** Records held chunks; returns the indices that are new. */
   addChunks(manifest: Manifest, indices: readonly number[] | undefined): number[] {
@@ -86,7 +114,7 @@ export class ChunkServer {
   }
 
   /** A CHUNK_REQUEST arrived (parity already checked by the engine). */
-  onRequest(linkId: number, message: ChunkRequestMessage): void {
+  onRequest(linkId: number, message: ChunkRequestMessage, nowMs = 0): void {
     const link = this.ctx.readyLink(linkId);
     if (link === undefined) return;
     const answer = (status: TransferStatus, detail: string): void =>
@@ -123,9 +151,24 @@ export class ChunkServer {
       );
       return;
     }
-    const readId = this.nextReadId++;
     const { key, index } = chunk!;
+    if (this.sentElsewhere(key, index, linkId, nowMs)) {
+      answer(TransferStatus.notFound, 'seeding: this chunk went to another peer; ask it');
+      return;
+    }
+    if (this.heldElsewhere(key, index, linkId)) {
+      answer(TransferStatus.notFound, 'seeding: another peer announced this chunk; ask it');
+      return;
+    }
+    const readId = this.nextReadId();
     active.add(message.requestId);
+    if (this.seeds(key)) {
+      const chunkKey = `${key}:${index}`;
+      const sent = this.sentTo.get(chunkKey) ?? [];
+      sent.push({ linkId, requestId: message.requestId, atMs: nowMs });
+      this.sentTo.set(chunkKey, sent);
+      this.sentOnce.add(chunkKey);
+    }
     this.reads.set(readId, {
       linkId,
       requestId: message.requestId,
@@ -176,6 +219,11 @@ export class ChunkServer {
     const active = this.serving.get(linkId);
     if (active === undefined || !active.has(requestId)) return false;
     active.delete(requestId);
+    for (const [chunkKey, sent] of this.sentTo) {
+      const left = sent.filter((s) => s.linkId !== linkId || s.requestId !== requestId);
+      if (left.length === 0) this.sentTo.delete(chunkKey);
+      else if (left.length !== sent.length) this.sentTo.set(chunkKey, left);
+    }
     const link = this.ctx.readyLink(linkId);
     if (link === undefined) return true;
     let wasReading = false;
@@ -203,7 +251,53 @@ export class ChunkServer {
 
   onLinkClosed(linkId: number): void {
     this.serving.delete(linkId);
+    for (const referral of this.referred)
+      if (referral.startsWith(`${linkId}:`)) this.referred.delete(referral);
     for (const [readId, read] of this.reads) if (read.linkId === linkId) this.reads.delete(readId);
+  }
+
+  /**
+   * Whether this device seeds the content, sent chunk `index` out before, another ready link
+   * announced it, and `linkId` was not yet referred for this chunk (it is, now).
+   */
+  private heldElsewhere(key: string, index: number, linkId: number): boolean {
+    if (!this.seeds(key) || !this.sentOnce.has(`${key}:${index}`)) return false;
+    const referral = `${linkId}:${key}:${index}`;
+    if (this.referred.has(referral)) return false;
+    for (const other of this.ctx.readyLinkIds()) {
+      if (other !== linkId && this.ctx.availability.has(other, key, index)) {
+        this.referred.add(referral);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** Whether this device holds every chunk of the content. */
+  private seeds(key: string): boolean {
+    const content = this.contents.get(key);
+    return content !== undefined && content.held.size === chunkCount(content.manifest);
+  }
+
+  /**
+   * Whether this device seeds the content and sent chunk `index` to a link other than `linkId`
+   * that is still ready, has not announced the chunk, and got it less than `SEED_HOLD_MS` ago.
+   * Entries that no longer hold are dropped as they are found.
+   */
+  private sentElsewhere(key: string, index: number, linkId: number, nowMs: number): boolean {
+    if (!this.seeds(key)) return false;
+    const chunkKey = `${key}:${index}`;
+    const sent = this.sentTo.get(chunkKey);
+    if (sent === undefined) return false;
+    const holding = sent.filter(
+      (s) =>
+        nowMs - s.atMs < SEED_HOLD_MS &&
+        this.ctx.readyLink(s.linkId) !== undefined &&
+        !this.ctx.availability.has(s.linkId, key, index),
+    );
+    if (holding.length === 0) this.sentTo.delete(chunkKey);
+    else this.sentTo.set(chunkKey, holding);
+    return holding.some((s) => s.linkId !== linkId);
   }
 
   private isReading(linkId: number, requestId: number): boolean {
@@ -224,6 +318,11 @@ export class ChunkServer {
       }
     }
   }
+}
+
+function counter(): () => number {
+  let next = 1;
+  return () => next++;
 }
 
 function status_(

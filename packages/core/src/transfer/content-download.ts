@@ -7,18 +7,32 @@
  *    `decodeManifest(bytes, contentId)` succeeds, so a peer cannot substitute another manifest;
  *    a peer whose manifest does not hash to the ID is banned (that mismatch is certain).
  * 2. **Chunks.** A `PieceScheduler` in rarest-first mode assigns chunks to ready links that
- *    announced them (seeds, which announced every chunk, last). Each request gets its own
- *    `ChunkVerifier`; DATA goes into it, and only a verified chunk reaches `store-chunk`, the
- *    chunk server (so this device serves it onward at once) and the reorder buffer. A chunk
- *    that fails its hash is discarded: verdict STATUS(checksumMismatch) to the sender, one
- *    strike, the chunk reassigned; three strikes ban the sender.
+ *    announced them. A chunk that a usable non-seed holds is never asked of a seed, so a seed
+ *    spends its upload on the chunks only it has. Each request gets its own `ChunkVerifier`;
+ *    DATA goes into it, and only a verified chunk reaches `store-chunk`, the chunk server (so
+ *    this device serves it onward at once) and delivery. A chunk that fails its hash is
+ *    discarded: verdict STATUS(checksumMismatch) to the sender, one strike, the chunk
+ *    reassigned; three strikes ban the sender.
+ * 3. **Delivery.** Chunks are fetched in swarm order (rarest first, anywhere in the content),
+ *    not delivery order: a swarm only works if peers fetch different chunks and pass them on
+ *    (BitTorrent's lesson). Memory stays bounded all the same. A verified chunk inside the
+ *    reorder window goes to the reorder buffer; one beyond it is only stored (the host keeps
+ *    it: `store-chunk`) and its bytes are dropped. When the delivery point comes near, the
+ *    chunk is read back (`read-chunk`), checked against its hash again and delivered; a copy
+ *    the host lost or that fails the check sends the chunk back to the scheduler. Memory is
+ *    thus the reorder window plus the requests in flight, which `inflightBytesMax` bounds.
+ *
+ * Rescheduling after every input would cost a full rarest-first pass per DATA frame, so the
+ * download reschedules only when something it depends on changed: a request ended, a link
+ * closed, a timer fired, availability or the delivery window moved, or another download's load
+ * on our sources changed.
  *
  * Offsets out of order, data past the chunk, or a STATUS(ok) whose length is not the bytes
  * received are protocol errors (the link closes; its work is reassigned). With no usable
  * source the download waits: it never fails for lack of peers.
  */
 import { toHex } from '../bytes.js';
-import { ChunkVerifier } from '../content/chunk-verifier.js';
+import { ChunkVerifier, verifyChunk } from '../content/chunk-verifier.js';
 import { chunkCount, chunkRange } from '../content/layout.js';
 import { decodeManifest, MANIFEST_HEADER_BYTES, type Manifest } from '../content/manifest.js';
 import {
@@ -47,6 +61,20 @@ interface ManifestRequest {
 /** Largest manifest: 2^20 hashes plus the header. */
 const MANIFEST_BYTES_MAX = MANIFEST_HEADER_BYTES + 2 ** 20 * 32;
 
+/**
+ * Sources one content download may use at once. The pooled download's K = 10 (ElioP2P) picks
+ * the fastest of interchangeable sources; in a swarm sources hold different chunks, and leaving
+ * out the only holders of a rare chunk would stall it. Work in flight is bounded by bytes
+ * instead (`inflightBytesMax`).
+ */
+const SWARM_SOURCES_MAX = 64;
+
+/** How a content download reads back a chunk it stored; the answer comes to `onChunkRead`. */
+export interface ChunkReader {
+  /** Emits `read-chunk` and returns its read ID. */
+  read(download: ContentDownload, contentId: Uint8Array, index: number, hash: Uint8Array): number;
+}
+
 export class ContentDownload implements Download {
   state: 'running' | 'done' | 'failed' = 'running';
   private readonly key: string;
@@ -59,6 +87,18 @@ export class ContentDownload implements Download {
   private readonly byAssignment = new Map<string, number>();
   private manifestRequest: ManifestRequest | undefined;
   private readonly manifestRetryAfterMs = new Map<number, number>();
+  /** Verified chunks beyond the reorder window: stored by the host, bytes dropped -> source. */
+  private readonly stored = new Map<number, string>();
+  /** Read ID -> chunk being read back for delivery. */
+  private readonly reads = new Map<number, number>();
+  private readonly reading = new Set<number>();
+  /** Something changed that may allow new assignments (see the module header). */
+  private dirty = true;
+  private seenRevision = -1;
+  private seenOtherLoad = -1;
+  private seenAckedOffset = -1;
+  /** When an exclusion ends (a chunk a source refused becomes askable again). */
+  private wakeMs: number | undefined;
 
   constructor(
     private readonly ctx: TransferContext,
@@ -67,6 +107,7 @@ export class ContentDownload implements Download {
     private readonly contentId: Uint8Array,
     manifest: Manifest | undefined,
     nowMs: number,
+    private readonly reader?: ChunkReader,
   ) {
     this.key = toHex(contentId);
     if (manifest !== undefined) this.begin(manifest, nowMs);
@@ -79,23 +120,107 @@ export class ContentDownload implements Download {
       return;
     }
     const scheduler = this.scheduler!;
-    const count = scheduler.pieceCount;
-    for (const linkId of this.ctx.readyLinkIds()) {
-      const link = this.ctx.readyLink(linkId)!;
-      if ((link.remote!.capabilities & Capability.serveChunks) === 0) continue;
-      if (!this.ctx.availability.knows(linkId, this.key)) continue;
-      const held = this.ctx.availability.countBelow(linkId, this.key, count);
-      scheduler.upsertSource(linkId, { isSeed: held === count, rttMs: link.rttMs ?? 0 });
+    const buffer = this.delivery!.buffer;
+    const availability = this.ctx.availability;
+    const linkIds = this.ctx.readyLinkIds();
+    let otherLoad = 0;
+    for (const linkId of linkIds) otherLoad += this.ctx.otherLoad(this.downloadId, linkId);
+    if (
+      !this.dirty &&
+      availability.revision === this.seenRevision &&
+      otherLoad === this.seenOtherLoad &&
+      buffer.ackedOffset === this.seenAckedOffset
+    ) {
+      return;
     }
+    this.dirty = false;
+    this.seenOtherLoad = otherLoad;
+    this.seenAckedOffset = buffer.ackedOffset;
+    const count = scheduler.pieceCount;
+    if (availability.revision !== this.seenRevision) {
+      this.seenRevision = availability.revision;
+      for (const linkId of linkIds) {
+        const link = this.ctx.readyLink(linkId)!;
+        if ((link.remote!.capabilities & Capability.serveChunks) === 0) continue;
+        if (!availability.knows(linkId, this.key)) continue;
+        const held = availability.countBelow(linkId, this.key, count);
+        scheduler.upsertSource(linkId, { isSeed: held === count, rttMs: link.rttMs ?? 0 });
+      }
+    }
+    this.readBack();
+    const manifest = this.manifest;
     const assignments = scheduler.assign(nowMs, {
-      windowEndBytes: this.delivery!.buffer.windowEnd,
-      windowStartBytes: this.delivery!.buffer.ackedOffset,
-      canServe: (source, piece) =>
-        source >= 0 && this.ctx.availability.has(source, this.key, piece),
-      holders: (piece) => this.ctx.availability.holders(this.key, piece).length,
+      // Any chunk may be fetched: what lies beyond the reorder window is stored, not buffered.
+      windowEndBytes: manifest.totalBytes,
+      windowStartBytes: 0,
+      inflightBytesMax: this.inflightBytesMax(),
+      canServe: (source, piece) => source >= 0 && availability.has(source, this.key, piece),
+      holders: (piece) => availability.holderCount(this.key, piece),
       otherLoad: (source) => this.ctx.otherLoad(this.downloadId, source),
     });
     for (const { piece, source } of assignments) this.sendRequest(piece, source, nowMs);
+    this.wakeMs = scheduler.nextExclusionEndMs(nowMs);
+  }
+
+  /**
+   * Bytes of chunk requests in flight: three eighths of the reorder window (24 MiB of 64), at
+   * least two chunks, so window plus requests stay within the download's memory bound.
+   */
+  private inflightBytesMax(): number {
+    const chunk = this.manifest!.chunkSizeBytes;
+    return Math.max(2 * chunk, Math.floor((this.ctx.settings.reorderWindowBytes * 3) / 8));
+  }
+
+  /** Whether the chunk at `range` may enter the reorder buffer now. */
+  private inWindow(range: { start: number; end: number }): boolean {
+    const buffer = this.delivery!.buffer;
+    return range.end <= buffer.windowEnd || range.start <= buffer.ackedOffset;
+  }
+
+  /** Reads back stored chunks that the reorder window has reached. */
+  private readBack(): void {
+    if (this.stored.size === this.reading.size) return;
+    const manifest = this.manifest!;
+    const buffer = this.delivery!.buffer;
+    const count = this.scheduler!.pieceCount;
+    for (
+      let index = Math.floor(buffer.emittedOffset / manifest.chunkSizeBytes);
+      index < count;
+      index++
+    ) {
+      const range = chunkRange(manifest, index);
+      if (!this.inWindow(range)) break;
+      if (!this.stored.has(index) || this.reading.has(index)) continue;
+      if (this.reader === undefined) continue;
+      const readId = this.reader.read(
+        this,
+        manifest.contentId,
+        index,
+        manifest.chunkHashes[index]!,
+      );
+      this.reads.set(readId, index);
+      this.reading.add(index);
+    }
+  }
+
+  /** The host answered a read-back of a stored chunk. */
+  onChunkRead(readId: number, bytes: Uint8Array | undefined, nowMs: number): void {
+    const piece = this.reads.get(readId);
+    if (piece === undefined) return;
+    this.reads.delete(readId);
+    this.reading.delete(piece);
+    const sourceName = this.stored.get(piece);
+    if (this.state !== 'running' || sourceName === undefined) return;
+    this.stored.delete(piece);
+    this.dirty = true;
+    const manifest = this.manifest!;
+    if (bytes === undefined || !verifyChunk(this.ctx.crypto, manifest.chunkHashes[piece]!, bytes)) {
+      // The host lost or damaged its copy: fetch the chunk again (it is in the window now).
+      this.scheduler!.reopen(piece);
+      return;
+    }
+    this.delivery!.add(chunkRange(manifest, piece).start, bytes, sourceName, nowMs);
+    this.maybeComplete();
   }
 
   onData(linkId: number, message: DataMessage, nowMs: number): void {
@@ -132,6 +257,7 @@ export class ContentDownload implements Download {
     const requestKey = `${linkId}:${message.requestId}`;
     const request = this.requests.get(requestKey);
     if (request === undefined) return;
+    this.dirty = true;
     this.requests.delete(requestKey);
     this.byAssignment.delete(`${request.piece}:${linkId}`);
     const scheduler = this.scheduler!;
@@ -179,11 +305,16 @@ export class ContentDownload implements Download {
     const manifest = this.manifest!;
     this.ctx.chunkVerified(manifest, request.piece, verified.bytes);
     const range = chunkRange(manifest, request.piece);
-    this.delivery!.add(range.start, verified.bytes, this.ctx.sourceName(linkId), nowMs);
-    this.maybeComplete();
+    if (this.inWindow(range) || this.reader === undefined) {
+      this.delivery!.add(range.start, verified.bytes, this.ctx.sourceName(linkId), nowMs);
+      this.maybeComplete();
+    } else {
+      this.stored.set(request.piece, this.ctx.sourceName(linkId));
+    }
   }
 
   onLinkClosed(linkId: number, nowMs: number): void {
+    this.dirty = true;
     if (this.manifestRequest?.linkId === linkId) this.manifestRequest = undefined;
     for (const [key, request] of this.requests) {
       if (request.linkId !== linkId) continue;
@@ -195,6 +326,9 @@ export class ContentDownload implements Download {
 
   onTimer(nowMs: number): void {
     if (this.state !== 'running') return;
+    // A wake (an exclusion ended) only asks for a fresh scheduling pass.
+    this.dirty = true;
+    this.wakeMs = undefined;
     this.delivery?.onTimer(nowMs);
     const scheduler = this.scheduler;
     if (scheduler === undefined) return;
@@ -216,11 +350,11 @@ export class ContentDownload implements Download {
       }
       return retry;
     }
-    const a = this.scheduler?.nextDeadlineMs(nowMs);
-    const b = this.delivery?.nextDeadlineMs();
-    if (a === undefined) return b;
-    if (b === undefined) return a;
-    return Math.min(a, b);
+    let min = this.scheduler?.nextDeadlineMs(nowMs);
+    for (const at of [this.delivery?.nextDeadlineMs(), this.wakeMs]) {
+      if (at !== undefined && (min === undefined || at < min)) min = at;
+    }
+    return min;
   }
 
   fail(reason: string, detail: string, nowMs: number): void {
@@ -236,6 +370,9 @@ export class ContentDownload implements Download {
     }
     this.requests.clear();
     this.byAssignment.clear();
+    this.stored.clear();
+    this.reads.clear();
+    this.reading.clear();
     this.manifestRequest = undefined;
     this.ctx.event({ type: 'download:failed', downloadId: this.downloadId, reason, detail });
   }
@@ -248,6 +385,10 @@ export class ContentDownload implements Download {
     let total = this.delivery?.buffer.heldBytes ?? 0;
     for (const request of this.requests.values()) {
       if (request.verifier.receivedBytes > 0) total += request.verifier.expectedLength;
+    }
+    for (const piece of this.reading) {
+      const range = chunkRange(this.manifest!, piece);
+      total += range.end - range.start;
     }
     return total + (this.manifestRequest?.received ?? 0);
   }
@@ -264,6 +405,7 @@ export class ContentDownload implements Download {
       pieceStart: (index) => Math.min(index * manifest.chunkSizeBytes, manifest.totalBytes),
       mode: 'rarest-first',
       prng: this.ctx.prng.fork(),
+      sourcesMax: SWARM_SOURCES_MAX,
       stallFloorMs: this.ctx.settings.stallFloorMs,
       banThreshold: this.ctx.settings.banThreshold,
     });

@@ -94,6 +94,11 @@ export interface AssignContext {
   readonly holders?: (piece: number) => number;
   /** Pieces `source` has in flight for other downloads of this core. */
   readonly otherLoad?: (source: SourceId) => number;
+  /**
+   * Most bytes this download may have in flight over all sources (content downloads, whose
+   * memory is bounded by this rather than by the delivery window). Unbounded when absent.
+   */
+  readonly inflightBytesMax?: number;
 }
 
 interface SourceState {
@@ -137,6 +142,8 @@ export class PieceScheduler {
   private readonly sources = new Map<SourceId, SourceState>();
   private headIndex = 0;
   private doneCount = 0;
+  /** Bytes of the pieces in flight, counted once per assignee. */
+  private inflightBytes = 0;
 
   constructor(options: SchedulerOptions) {
     this.pieceCount = options.pieceCount;
@@ -258,6 +265,23 @@ export class PieceScheduler {
     return freed;
   }
 
+  /** Bytes of the pieces in flight over all sources (an endgame copy counts again). */
+  get inflightByteCount(): number {
+    return this.inflightBytes;
+  }
+
+  /**
+   * A done piece must be fetched again (the host's stored copy was lost or failed its check
+   * when read back for delivery): it returns to pending.
+   */
+  reopen(piece: number): void {
+    const state = this.pieces[piece];
+    assert(state !== undefined && state.status === 'done', `reopen: piece ${piece} not done`);
+    state.status = 'pending';
+    this.doneCount--;
+    if (piece < this.headIndex) this.headIndex = piece;
+  }
+
   /** New assignments. The caller carries each out (request, FETCH_ASSIGN, fetch-origin). */
   assign(nowMs: number, context: AssignContext): Assignment[] {
     const out: Assignment[] = [];
@@ -288,8 +312,12 @@ export class PieceScheduler {
       candidates.length = 0;
       for (const entry of keyed) candidates.push(entry.index);
     }
+    const budget = context.inflightBytesMax ?? Number.MAX_SAFE_INTEGER;
+    const fits = (index: number): boolean =>
+      this.inflightBytes === 0 ||
+      this.inflightBytes + this.pieceStart(index + 1) - this.pieceStart(index) <= budget;
     for (const index of candidates) {
-      if (free.size === 0) break;
+      if (free.size === 0 || !fits(index)) break;
       const source = this.bestSourceFor(index, free, context, nowMs);
       if (source === undefined) continue;
       this.give(index, source, nowMs);
@@ -306,7 +334,7 @@ export class PieceScheduler {
       for (const source of idle) {
         if (this.mode === 'rarest-first' && (pendingAnywhere || source.isSeed)) continue;
         const piece = this.duplicateFor(source, context, nowMs, !pendingAnywhere);
-        if (piece === undefined) continue;
+        if (piece === undefined || !fits(piece)) continue;
         this.give(piece, source, nowMs);
         out.push({ piece, source: source.id, duplicate: true });
       }
@@ -464,6 +492,20 @@ export class PieceScheduler {
     return min;
   }
 
+  /** The earliest future end of a source's exclusion from a pending piece, if any. */
+  nextExclusionEndMs(nowMs: number): number | undefined {
+    let min: number | undefined;
+    for (let index = this.headIndex; index < this.pieceCount; index++) {
+      const state = this.pieces[index]!;
+      if (state.status !== 'pending' || state.excludedUntil === undefined) continue;
+      for (const until of state.excludedUntil.values()) {
+        if (until > nowMs && until < Number.MAX_SAFE_INTEGER && (min === undefined || until < min))
+          min = until;
+      }
+    }
+    return min;
+  }
+
   private inWindow(index: number, context: AssignContext): boolean {
     return (
       this.pieceStart(index + 1) <= context.windowEndBytes ||
@@ -489,6 +531,7 @@ export class PieceScheduler {
       source.lastProgressMs = nowMs;
     }
     source.inflight.add(piece);
+    this.inflightBytes += this.pieceStart(piece + 1) - this.pieceStart(piece);
     state.assignees.set(source.id, { bytes: 0, sinceMs: nowMs });
     state.status = 'active';
   }
@@ -496,7 +539,8 @@ export class PieceScheduler {
   private unassign(piece: number, source: SourceState, nowMs: number): void {
     const state = this.pieces[piece]!;
     this.accrue(source, nowMs);
-    source.inflight.delete(piece);
+    if (source.inflight.delete(piece))
+      this.inflightBytes -= this.pieceStart(piece + 1) - this.pieceStart(piece);
     state.assignees.delete(source.id);
     if (state.status === 'active' && state.assignees.size === 0) state.status = 'pending';
   }
@@ -537,10 +581,16 @@ export class PieceScheduler {
     nowMs: number,
   ): SourceState | undefined {
     const state = this.pieces[piece]!;
+    // Swarms: a seed's upload is the only source of chunks nobody else has, so a piece that a
+    // usable non-seed holds waits for that non-seed (even if it is busy now) rather than taking
+    // a seed's time. Seeds thus serve the chunks only they hold, about once each.
+    const seedsAllowed =
+      this.mode !== 'rarest-first' || !this.nonSeedCanServe(piece, state, context, nowMs);
     let best: SourceState | undefined;
     let bestKey: [number, number, number] | undefined;
     for (const id of free.keys()) {
       const source = this.sources.get(id)!;
+      if (source.isSeed && !seedsAllowed) continue;
       if (this.isExcluded(state, id, nowMs) || !context.canServe(id, piece)) continue;
       // Lower is better: non-seeds first, unmeasured (optimistic) or faster next, then chance.
       const key: [number, number, number] = [
@@ -554,6 +604,21 @@ export class PieceScheduler {
       }
     }
     return best;
+  }
+
+  /** Whether some usable (not banned, not backed off, not excluded) non-seed holds `piece`. */
+  private nonSeedCanServe(
+    piece: number,
+    state: PieceState,
+    context: AssignContext,
+    nowMs: number,
+  ): boolean {
+    for (const source of this.sources.values()) {
+      if (source.isSeed || source.banned || source.backoffUntilMs > nowMs) continue;
+      if (!this.isExcluded(state, source.id, nowMs) && context.canServe(source.id, piece))
+        return true;
+    }
+    return false;
   }
 
   /**

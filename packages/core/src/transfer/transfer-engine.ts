@@ -25,7 +25,7 @@ import { ReasonCode } from '../wire/reason-codes.js';
 import type { StatusMessage, WireMessage } from '../wire/messages.js';
 import { Availability, indicesToRangeGroups } from './availability.js';
 import { ChunkServer } from './chunk-server.js';
-import { ContentDownload } from './content-download.js';
+import { ContentDownload, type ChunkReader } from './content-download.js';
 import { FetchHelper } from './fetch-helper.js';
 import { SELF_SOURCE, type SourceId } from './scheduler.js';
 import type {
@@ -85,6 +85,10 @@ export class TransferEngine {
   private readonly requests = new Map<number, LinkRequests>();
   private readonly fetches = new Map<number, FetchHandler>();
   private nextFetchId = 1;
+  /** Read IDs are shared by the chunk server and content downloads' read-backs. */
+  private nextReadId = 1;
+  private readonly downloadReads = new Map<number, ContentDownload>();
+  private readonly reader: ChunkReader;
   /** Open `read-delivered` reads (pooled URL read-back after repairs) by read ID. */
   private readonly deliveredReads = new Map<number, DeliveredReadHandler>();
   private nextDeliveredReadId = 1;
@@ -98,7 +102,15 @@ export class TransferEngine {
     private readonly links: LinkDirectory,
   ) {
     this.context = this.makeContext(crypto, prng);
-    this.server = new ChunkServer(this.context);
+    this.server = new ChunkServer(this.context, () => this.nextReadId++);
+    this.reader = {
+      read: (download, contentId, chunkIndex, chunkHash) => {
+        const readId = this.nextReadId++;
+        this.downloadReads.set(readId, download);
+        this.outputs.push({ type: 'read-chunk', readId, contentId, chunkIndex, chunkHash });
+        return readId;
+      },
+    };
     this.helper = new FetchHelper(this.context);
   }
 
@@ -138,9 +150,15 @@ export class TransferEngine {
           ?.onOriginEnd(input.fetchId, input.outcome, input.detail, nowMs);
         this.fetches.delete(input.fetchId);
         break;
-      case 'chunk-read':
-        this.server.onChunkRead(input.readId, input.bytes);
+      case 'chunk-read': {
+        const download = this.downloadReads.get(input.readId);
+        if (download === undefined) this.server.onChunkRead(input.readId, input.bytes);
+        else {
+          this.downloadReads.delete(input.readId);
+          download.onChunkRead(input.readId, input.bytes, nowMs);
+        }
         break;
+      }
       case 'delivered-read': {
         const handler = this.deliveredReads.get(input.readId);
         this.deliveredReads.delete(input.readId);
@@ -203,7 +221,7 @@ export class TransferEngine {
           );
           break;
         }
-        if (message.type === 'chunk-request') this.server.onRequest(linkId, message);
+        if (message.type === 'chunk-request') this.server.onRequest(linkId, message, nowMs);
         else this.helper.onAssign(linkId, message);
         break;
       case 'cancel':
@@ -321,6 +339,7 @@ export class TransferEngine {
         source.contentId,
         source.manifest,
         nowMs,
+        this.reader,
       );
     } else {
       if (!Number.isSafeInteger(source.totalBytes) || source.totalBytes < 0) {
