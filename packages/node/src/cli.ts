@@ -10,7 +10,9 @@ import { formatDeviceId, PeapodError } from '@peapod/core';
 import { pino } from 'pino';
 import { getPeers, type ApiTarget } from './api-client.js';
 import { runGet } from './commands/get.js';
-import { Daemon } from './daemon.js';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Daemon, DAEMON_RUN_FILE, type DaemonRunFile } from './daemon.js';
 import { DataDir, type ConfigFlags } from './data-dir.js';
 import { createPod, formatJoinCode, parseJoinCode, podId } from './pod.js';
 import { createLimits, parseRate, parseSize } from './rate-limit.js';
@@ -274,9 +276,31 @@ async function requirePod(dir: DataDir): Promise<Uint8Array> {
   return secret;
 }
 
+/** The running daemon's API: from its daemon.json when that process is alive, else config. */
 async function apiTarget(): Promise<ApiTarget> {
-  const { config } = await (await DataDir.open()).loadConfig({ env: process.env });
+  const dir = await DataDir.open();
+  try {
+    const run = JSON.parse(
+      await readFile(join(dir.path, DAEMON_RUN_FILE), 'utf8'),
+    ) as Partial<DaemonRunFile>;
+    if (typeof run.apiHost === 'string' && Number.isInteger(run.apiPort) && isAlive(run.pid)) {
+      return { host: run.apiHost, port: run.apiPort! };
+    }
+  } catch {
+    // no daemon.json: fall back to the configured address
+  }
+  const { config } = await dir.loadConfig({ env: process.env });
   return { host: config.bindAddress, port: config.apiPort };
+}
+
+function isAlive(pid: unknown): boolean {
+  if (!Number.isInteger(pid)) return false;
+  try {
+    process.kill(pid as number, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 function printJson(value: unknown): void {

@@ -18,7 +18,7 @@
  *   every link, closes sockets and saves nothing else: all state worth keeping is on disk already.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import {
@@ -64,6 +64,14 @@ export interface DaemonConfig {
   readonly dataDir: string | undefined;
   /** Test-only fault injection: this daemon flips bytes of what it fetches for peers. */
   readonly corruptForPeers: boolean;
+}
+
+/** The file in the data directory that says where a running daemon's API listens. */
+export const DAEMON_RUN_FILE = 'daemon.json';
+export interface DaemonRunFile {
+  readonly pid: number;
+  readonly apiHost: string;
+  readonly apiPort: number;
 }
 
 /** A row of `peapod peers`. */
@@ -185,6 +193,7 @@ export class Daemon {
       .listen(apiPort, bindAddress)
       .catch((error: NodeJS.ErrnoException) => portError(error, 'API/proxy', '--api-port'));
     await this.discovery.start();
+    await this.writeRunFile(api);
     for (const known of await this.loadKnownPeers()) {
       this.onDiscovered({ ...known, firstSeen: true, kind: 'announce' });
     }
@@ -202,7 +211,19 @@ export class Daemon {
     this.origin.close();
     await this.host.close();
     await this.saveKnownPeers();
+    if (this.config.dataDir !== undefined) {
+      await rm(join(this.config.dataDir, DAEMON_RUN_FILE), { force: true });
+    }
     await this.proxy.close();
+  }
+
+  /** daemon.json: where this running daemon's API is, for the CLI (removed on stop). */
+  private async writeRunFile(api: AddressInfo): Promise<void> {
+    if (this.config.dataDir === undefined) return;
+    const path = join(this.config.dataDir, DAEMON_RUN_FILE);
+    const run: DaemonRunFile = { pid: process.pid, apiHost: api.address, apiPort: api.port };
+    await writeFile(`${path}.tmp`, JSON.stringify(run));
+    await rename(`${path}.tmp`, path);
   }
 
   /** peers.json: Device IDs with the last address and port each was reached at. */
@@ -433,8 +454,6 @@ export class Daemon {
         trailer: 'x-peapod-result',
       });
       job.on('event', (event) => {
-        if (event.type === 'done')
-          res.addTrailers({ 'x-peapod-result': `ok sha256=${event.sha256}` });
         if (event.type === 'error') {
           res.addTrailers({ 'x-peapod-result': `error: ${event.message}` });
           res.end();
@@ -522,7 +541,11 @@ export class Daemon {
             validator: probe.validator ?? '',
             totalBytes: probe.totalBytes ?? -1,
           })
-        : new StreamSink(stream);
+        : new StreamSink(
+            stream,
+            (sha256) => stream.addTrailers({ 'x-peapod-result': `ok sha256=${sha256}` }),
+            () => undefined, // the job's error event ends the response with an error trailer
+          );
     const resumeNote = sink instanceof FileSink ? sink.resumeNote : '';
     const job = new DownloadJob(this.jobHost, probe.url, sink, verifier, {
       pooled: notPoolable === undefined,

@@ -213,7 +213,7 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
       this.fail(error instanceof Error ? error.message : String(error));
       return;
     }
-    await this.sink.commit();
+    await this.sink.commit(verifier.sha256Hex());
     this.emit('event', {
       type: 'done',
       totalBytes: this.verifiedBytes,

@@ -58,9 +58,11 @@ export class OutputFile {
     let note = '';
     const sidecar = await readSidecar(sidecarPath);
     if (sidecar !== undefined) {
-      if (identity.validator === '') note = 'the origin gives no ETag, so the part file cannot be trusted';
+      if (identity.validator === '')
+        note = 'the origin gives no ETag, so the part file cannot be trusted';
       else if (sidecar.url !== identity.url) note = 'the part file is for another URL';
-      else if (sidecar.validator !== identity.validator) note = 'the object changed since (new ETag)';
+      else if (sidecar.validator !== identity.validator)
+        note = 'the object changed since (new ETag)';
       else if (sidecar.totalBytes !== identity.totalBytes) note = 'the object size changed';
       else resumeOffset = Math.min(sidecar.verifiedBytes, identity.totalBytes);
     }

@@ -43,7 +43,10 @@ export class TokenBucket {
   private refill(nowMs: number): void {
     const elapsed = Math.max(0, nowMs - this.lastMs);
     this.lastMs = nowMs;
-    this.balance = Math.min(this.burstBytes, this.balance + (elapsed / 1000) * this.rateBytesPerSec);
+    this.balance = Math.min(
+      this.burstBytes,
+      this.balance + (elapsed / 1000) * this.rateBytesPerSec,
+    );
   }
 }
 

@@ -19,8 +19,8 @@ export interface DownloadSink {
   read(offset: number, length: number): Promise<Uint8Array | undefined>;
   /** The in-order verified prefix: a file checkpoints it for resume. */
   progress(verifiedBytes: number): Promise<void>;
-  /** All bytes verified: make them final. */
-  commit(): Promise<void>;
+  /** All bytes verified (whole-object SHA-256 given): make them final. */
+  commit(sha256Hex: string): Promise<void>;
   /** The download failed: `keep` true leaves what is on disk for a resume. */
   abort(keep: boolean): Promise<void>;
 }
@@ -63,7 +63,16 @@ export class StreamSink implements DownloadSink {
   readonly resumeOffset = 0;
   private written = 0;
 
-  constructor(private readonly stream: Writable) {}
+  /**
+   * `beforeEnd` runs just before the stream ends after success (e.g. to add HTTP trailers);
+   * `onAbort` replaces the default failure handling, which destroys the stream so its reader
+   * sees a truncated transfer.
+   */
+  constructor(
+    private readonly stream: Writable,
+    private readonly beforeEnd: (sha256Hex: string) => void = () => undefined,
+    private readonly onAbort: () => void = () => stream.destroy(),
+  ) {}
 
   async write(offset: number, bytes: Uint8Array, repair: boolean): Promise<void> {
     if (repair || offset !== this.written) {
@@ -94,11 +103,12 @@ export class StreamSink implements DownloadSink {
   progress(): Promise<void> {
     return Promise.resolve();
   }
-  commit(): Promise<void> {
+  commit(sha256Hex: string): Promise<void> {
+    this.beforeEnd(sha256Hex);
     return new Promise((resolve) => this.stream.end(resolve));
   }
   abort(): Promise<void> {
-    this.stream.destroy();
+    this.onAbort();
     return Promise.resolve();
   }
 }

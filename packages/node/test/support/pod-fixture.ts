@@ -3,7 +3,7 @@
  * directory, ports and origin source address (127.0.0.11, .12, ...), all on one fresh discovery
  * port so parallel test files do not see each other.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -115,18 +115,11 @@ export class PodFixture {
     return performance.now() - started;
   }
 
-  /** Runs `peapod get` as a process against daemon `index`. */
-  get(index: number, args: readonly string[]): { status: number; stdout: string; stderr: string } {
-    const result = spawnSync(process.execPath, [CLI, 'get', ...args], {
-      env: { ...process.env, PEAPOD_HOME: this.daemons[index]!.home },
-      encoding: 'utf8',
-      maxBuffer: 64 * 1024 * 1024,
-    });
-    return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
-  }
-
-  /** Runs `peapod get` as a process without blocking; stdout comes back as bytes. */
-  getAsync(
+  /**
+   * Runs `peapod get` as a process against daemon `index` (asynchronously: the origin may live
+   * in the test process); stdout comes back as bytes.
+   */
+  get(
     index: number,
     args: readonly string[],
   ): Promise<{ status: number; stdout: Buffer; stderr: string }> {
