@@ -33,8 +33,11 @@ import {
 import type { Logger } from 'pino';
 import type { GetRequest } from './api-client.js';
 import { LanDiscovery, type DiscoveredPeer } from './discovery.js';
-import { DownloadJob, type JobHost } from './download-job.js';
-import { ObjectVerifier, OriginClient } from './origin-client.js';
+import { DownloadJob, type HeaderPair, type JobHost } from './download-job.js';
+import { ObjectVerifier, userSha256, type ExpectedDigest } from './http/digest.js';
+import { OriginFetcher } from './http/origin-fetcher.js';
+import { probeOrigin, type OriginDescription } from './http/origin-probe.js';
+import { fetchWhole } from './http/origin-whole.js';
 import {
   ForwardProxy,
   isLoopbackAddress,
@@ -105,7 +108,7 @@ export class Daemon {
   private readonly peers = new Map<string, PeerEntry>();
   private readonly linkPeers = new Map<number, PeerEntry>();
   private readonly proxy: ForwardProxy;
-  private readonly origin: OriginClient;
+  private readonly fetcher: OriginFetcher;
   private readonly jobs = new Map<number, DownloadJob>();
   private nextDownloadId = 1;
   private readonly jobHost: JobHost;
@@ -120,9 +123,9 @@ export class Daemon {
       capabilities: Capability.fetchOrigin | Capability.rpc,
       transfers: (output) => this.performTransfer(output),
     });
-    this.origin = new OriginClient({
-      localAddress: config.originAddress,
-      download: config.limits.download,
+    this.fetcher = new OriginFetcher({
+      ...(config.originAddress === undefined ? {} : { localAddress: config.originAddress }),
+      ...(config.limits.download === undefined ? {} : { limiter: config.limits.download }),
     });
     this.jobHost = {
       startCoreDownload: (job, spec) => {
@@ -143,7 +146,10 @@ export class Daemon {
       acknowledge: (downloadId, byteCount) =>
         this.host.input({ type: 'delivered', nowMs: performance.now(), downloadId, byteCount }),
       fetchWhole: (url, headers, offset, validator, onData) =>
-        this.origin.fetchRest(url, headers, offset, validator, onData),
+        fetchWhole(url, headers, offset, validator, onData, {
+          localAddress: config.originAddress,
+          limiter: config.limits.download,
+        }),
     };
     this.host.on('download:progress', (e) => this.jobs.get(e.downloadId)?.onCoreEvent(e));
     this.host.on('download:complete', (e) => this.jobs.get(e.downloadId)?.onCoreEvent(e));
@@ -208,7 +214,7 @@ export class Daemon {
     this.logger.info('daemon stopping');
     await this.discovery.close();
     await Promise.all([...this.jobs.values()].map((job) => job.cancel()));
-    this.origin.close();
+    this.fetcher.close();
     await this.host.close();
     await this.saveKnownPeers();
     if (this.config.dataDir !== undefined) {
@@ -354,10 +360,8 @@ export class Daemon {
     switch (output.type) {
       case 'fetch-origin': {
         const { fetchId } = output;
-        this.origin.fetchRange(
-          fetchId,
-          output,
-          (bytes) => {
+        this.fetcher.start(output, {
+          onData: (bytes) => {
             const data = this.config.corruptForPeers ? corrupt(bytes) : bytes;
             this.host.input({
               type: 'origin-data',
@@ -366,7 +370,7 @@ export class Daemon {
               bytes: data,
             });
           },
-          (outcome, detail) =>
+          onEnd: (outcome, detail) =>
             this.host.input({
               type: 'origin-end',
               nowMs: performance.now(),
@@ -374,11 +378,11 @@ export class Daemon {
               outcome,
               detail,
             }),
-        );
+        });
         return;
       }
       case 'cancel-fetch':
-        this.origin.cancel(output.fetchId);
+        this.fetcher.cancel(output.fetchId);
         return;
       case 'deliver': {
         const job = this.jobs.get(output.downloadId);
@@ -485,7 +489,7 @@ export class Daemon {
     const headers = request.headers.filter(
       ({ name }) => !/^(host|accept-encoding|proxy-.*|connection)$/i.test(name),
     );
-    const probe = await this.origin.probe(request.url, headers).catch(() => undefined);
+    const probe = await this.probe(request.url, headers).catch(() => undefined);
     if (probe === undefined || probe.reasonNotPoolable !== undefined) return undefined;
     if ((probe.totalBytes ?? 0) < PROXY_POOL_MIN_BYTES || probe.url !== request.url)
       return undefined;
@@ -504,7 +508,7 @@ export class Daemon {
           this.jobHost,
           probe.url,
           new StreamSink(res),
-          new ObjectVerifier(probe.digests, undefined),
+          new ObjectVerifier(probe.digests),
           {
             pooled: true,
             note: '',
@@ -529,11 +533,13 @@ export class Daemon {
 
   /** Probes the origin and plans the job: pooled, or single source and why. */
   private async createJob(request: GetRequest, stream: ServerResponse | undefined) {
-    const probe = await this.origin.probe(request.url, request.headers);
+    const probe = await this.probe(request.url, request.headers);
     const notPoolable = request.pool ? probe.reasonNotPoolable : 'pooling turned off (--no-pool)';
-    const userSha256 =
-      request.sha256 === undefined ? undefined : Buffer.from(request.sha256, 'hex');
-    const verifier = new ObjectVerifier(probe.digests, userSha256);
+    const user: ExpectedDigest[] = request.sha256 === undefined ? [] : [userSha256(request.sha256)];
+    const expected = [...user, ...probe.digests];
+    const verifier = new ObjectVerifier(expected);
+    // The core checks a SHA-256 too (and audits the helpers when it fails): the first known one.
+    const sha256 = expected.find((digest) => digest.algorithm === 'sha-256')?.digest;
     const sink: DownloadSink =
       stream === undefined
         ? await FileSink.open(request.output, {
@@ -553,8 +559,21 @@ export class Daemon {
       totalBytes: probe.totalBytes,
       validator: probe.validator ?? '',
       headers: request.headers,
+      sha256,
     });
     return job;
+  }
+
+  /** The origin's description, through this device's own link; a clear error if it fails. */
+  private async probe(url: string, headers: readonly HeaderPair[]): Promise<OriginDescription> {
+    const probe = await probeOrigin(url, {
+      headers,
+      ...(this.config.originAddress === undefined
+        ? {}
+        : { localAddress: this.config.originAddress }),
+    });
+    if (probe.kind === 'failed') throw new Error(probe.detail);
+    return probe;
   }
 }
 

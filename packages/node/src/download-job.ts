@@ -19,6 +19,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { TransferEvent } from '@peapod/core';
+import type { ObjectVerifier } from './http/digest.js';
 import type { DownloadSink } from './sinks.js';
 
 /** What the job reports (the CLI renders it; `--json` prints the summary). */
@@ -69,21 +70,13 @@ export type HeaderPair = { readonly name: string; readonly value: string };
 
 export interface CoreUrlSpec {
   readonly url: string;
+  /** Resume point: the core downloads [startOffset, totalBytes) only. */
   readonly startOffset: number;
+  /** The object's SHA-256 when known and not resuming: the core then checks it too. */
+  readonly sha256?: Uint8Array;
   readonly totalBytes: number;
   readonly validator: string;
   readonly headers: readonly HeaderPair[];
-}
-
-/** End-to-end verification of the delivered object, fed in order. */
-export interface EndToEndVerifier {
-  update(bytes: Uint8Array): void;
-  /** Names of the digests that matched; throws a clear Error on a mismatch. */
-  finish(): readonly string[];
-  /** A fresh verifier of the same digests (after a repair, to hash the file again). */
-  restart(): EndToEndVerifier;
-  /** SHA-256 hex of what was fed. */
-  sha256Hex(): string;
 }
 
 export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }> {
@@ -99,13 +92,15 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
     private readonly host: JobHost,
     readonly url: string,
     private readonly sink: DownloadSink,
-    private readonly verifier: EndToEndVerifier,
+    private readonly verifier: ObjectVerifier,
     private readonly plan: {
       readonly pooled: boolean;
       readonly note: string;
       readonly totalBytes: number | undefined;
       readonly validator: string;
       readonly headers: readonly HeaderPair[];
+      /** SHA-256 of the whole object when the user or the origin stated one. */
+      readonly sha256?: Uint8Array | undefined;
     },
   ) {
     super();
@@ -127,6 +122,9 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
           totalBytes,
           validator: this.plan.validator,
           headers: this.plan.headers,
+          ...(resumeOffset === 0 && this.plan.sha256 !== undefined
+            ? { sha256: this.plan.sha256 }
+            : {}),
         });
       });
       return;
@@ -204,21 +202,19 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
     await this.complete(verifier, true);
   }
 
-  private async complete(verifier: EndToEndVerifier, pooled: boolean): Promise<void> {
-    let verified: readonly string[];
-    try {
-      verified = verifier.finish();
-    } catch (error) {
+  private async complete(verifier: ObjectVerifier, pooled: boolean): Promise<void> {
+    const report = verifier.finish();
+    if (!report.ok) {
       await this.sink.abort(false);
-      this.fail(error instanceof Error ? error.message : String(error));
+      this.fail(report.message);
       return;
     }
-    await this.sink.commit(verifier.sha256Hex());
+    await this.sink.commit(report.sha256Hex);
     this.emit('event', {
       type: 'done',
       totalBytes: this.verifiedBytes,
-      sha256: verifier.sha256Hex(),
-      verified,
+      sha256: report.sha256Hex,
+      verified: report.verified,
       pooled,
       seconds: (performance.now() - this.startedMs) / 1000,
       bySource: this.bySource,

@@ -50,6 +50,13 @@ export type DownloadSource =
       readonly url: string;
       /** Object size from the origin's first response (Content-Length / Content-Range). */
       readonly totalBytes: number;
+      /**
+       * Resume: download only `[startOffset, totalBytes)` (the host holds the bytes before it).
+       * `deliver` and `read-delivered` offsets, progress and `download:complete` then count from
+       * `startOffset` (offset 0 is object byte `startOffset`), and `sha256` must be absent: the
+       * host verifies the whole object. Default 0.
+       */
+      readonly startOffset?: number;
       /** The ETag every range is pinned to (If-Range / If-Match). Empty: none known. */
       readonly validator: string;
       /** Request headers every fetch must carry (e.g. authorization). */

@@ -355,9 +355,24 @@ export class TransferEngine {
       if (source.sha256 !== undefined && source.sha256.length !== 32) {
         invalidArgument('source.sha256', 'must be 32 bytes');
       }
+      const startOffset = source.startOffset ?? 0;
+      if (
+        !Number.isSafeInteger(startOffset) ||
+        startOffset < 0 ||
+        startOffset > source.totalBytes
+      ) {
+        invalidArgument('source.startOffset', `${startOffset} is not within the object`);
+      }
+      if (startOffset > 0 && source.sha256 !== undefined) {
+        invalidArgument(
+          'source.sha256',
+          'covers the whole object; the core sees only a resumed part',
+        );
+      }
       download = new UrlDownload(this.context, downloadId, priority, {
         url: source.url,
         totalBytes: source.totalBytes,
+        startOffset,
         validator: source.validator,
         headers: source.headers,
         sha256: source.sha256,

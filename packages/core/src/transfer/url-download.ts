@@ -26,12 +26,18 @@
  * - End to end: without repairs, the running SHA-256 of the delivered bytes is the digest.
  *   After a repair it is void, so once every byte is delivered and no piece is suspect the
  *   output is read back from the host (`OutputReadBack`, bounded slices) and hashed. With
- *   `sha256`, a mismatch fails the download with 'sha256-mismatch' (the host then discards the
- *   output and falls back to a plain single-source download: that costs time, never
- *   correctness); a host that cannot read back fails it with 'output-unreadable'.
- * What is guaranteed: with a digest, the output is exact or the download fails. Without one, a
- * helper caught lying costs only time (its pieces are repaired); a helper that is never caught
- * (every corruption outside every sample) is caught only by an end-to-end digest. Spot checks
+ *   `sha256`, a mismatch starts an **audit** (once): this device refetches every piece a helper
+ *   gave, one helper after another in turn, and compares each with the helper's copy (its
+ *   SHA-256 was kept: 32 bytes per helper piece). A difference convicts the helper: banned, all
+ *   its pieces repaired as above. Then the output is read back and checked again; a mismatch
+ *   now fails the download with 'sha256-mismatch' (the host then discards the output and falls
+ *   back to a plain single-source download); a host that cannot read back fails it with
+ *   'output-unreadable'.
+ * What is guaranteed: with a digest, the output is exact or the download fails, and a helper
+ * whose bytes differed is banned. Without one, a helper caught by a spot check costs only time
+ * (its pieces are repaired); a helper whose corruption escapes every sample goes unnoticed:
+ * only an end-to-end digest can catch it. An audit costs the helpers' share of the object again,
+ * through this device's own link. Spot checks
  * cost sample bytes / piece bytes of extra WAN traffic on this device (at most 0.8 % with 4 MiB
  * pieces) plus one origin round trip per helper piece; a repair costs the suspect pieces again,
  * plus one read of the whole output from the host's disk.
@@ -56,6 +62,8 @@ import type { Download, FetchHandler, TransferContext } from './transfer-context
 export interface UrlSource {
   readonly url: string;
   readonly totalBytes: number;
+  /** Object byte where this download starts (resume); its own offsets count from here. */
+  readonly startOffset: number;
   readonly validator: string;
   readonly headers: readonly HttpHeader[];
   readonly sha256: Uint8Array | undefined;
@@ -113,6 +121,11 @@ interface Suspect {
   holder: SourceId | undefined;
   /** Sources that failed to give it (they are not asked again). */
   readonly excluded: Set<SourceId>;
+  /**
+   * An audit (after an end-to-end mismatch): this device refetches the piece itself and
+   * compares it with what the helper gave (`sha256`); only a difference makes it a repair.
+   */
+  readonly audit?: { readonly sha256: Uint8Array; readonly helper: string; readonly order: number };
 }
 
 export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
@@ -120,6 +133,8 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
   private readonly scheduler: PieceScheduler;
   private readonly delivery: DownloadDelivery;
   private readonly pieceCount: number;
+  /** Bytes this download delivers: the object from `startOffset` on. */
+  private readonly length: number;
   /** Self fetches by fetch ID. */
   private readonly selfFetches = new Map<number, PieceTransfer>();
   /** Helper requests by `${linkId}:${requestId}`. */
@@ -137,6 +152,9 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
   private readonly suspects = new Map<number, Suspect>();
   /** True once a delivered range was repaired: the running digest is void. */
   private repairedDelivered = false;
+  /** SHA-256 of each accepted helper piece, for an audit after an end-to-end mismatch. */
+  private readonly helperPieceHashes = new Map<number, Uint8Array>();
+  private audited = false;
   private readBack: OutputReadBack | undefined;
 
   constructor(
@@ -145,7 +163,9 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
     readonly priority: number,
     private readonly source: UrlSource,
   ) {
-    const { totalBytes, pieceSizeBytes } = source;
+    const { pieceSizeBytes } = source;
+    const totalBytes = source.totalBytes - source.startOffset; // this download's own length
+    this.length = totalBytes;
     this.pieceCount = Math.ceil(totalBytes / pieceSizeBytes);
     this.pieceSource = new Int32Array(this.pieceCount);
     this.scheduler = new PieceScheduler({
@@ -159,7 +179,7 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
     this.scheduler.upsertSource(SELF_SOURCE);
     this.delivery = new DownloadDelivery(ctx, ctx.crypto, downloadId, totalBytes);
     // An empty object is complete at once.
-    if (this.delivery.finished) this.finish(this.delivery.buffer.digest());
+    if (this.delivery.finished) this.finish(this.delivery.buffer.digest(), 0);
   }
 
   schedule(nowMs: number): void {
@@ -263,7 +283,7 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
   onData(linkId: number, message: DataMessage, nowMs: number): void {
     const transfer = this.helperRequests.get(`${linkId}:${message.requestId}`);
     if (transfer === undefined) return;
-    const expected = this.pieceStart(transfer.piece) + transfer.received;
+    const expected = this.source.startOffset + this.pieceStart(transfer.piece) + transfer.received;
     if (message.offset !== expected || !this.write(transfer, message.bytes, nowMs)) {
       this.ctx.protocolError(
         linkId,
@@ -413,7 +433,7 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
     this.readBack = undefined;
     if (this.state !== 'running') return;
     void nowMs;
-    this.finish(sha256);
+    this.finish(sha256, nowMs);
   }
 
   onReadBackFailed(detail: string, nowMs: number): void {
@@ -421,8 +441,9 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
     this.fail('output-unreadable', detail, nowMs);
   }
 
+  /** Where `piece` starts, as an offset of this download (object offset - `startOffset`). */
   private pieceStart(piece: number): number {
-    return Math.min(piece * this.source.pieceSizeBytes, this.source.totalBytes);
+    return Math.min(piece * this.source.pieceSizeBytes, this.length);
   }
 
   private pieceLength(piece: number): number {
@@ -441,8 +462,8 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
   }
 
   private start(piece: number, source: SourceId, nowMs: number, repair: boolean): boolean {
-    const rangeStart = this.pieceStart(piece);
-    const rangeEnd = this.pieceStart(piece + 1);
+    const rangeStart = this.source.startOffset + this.pieceStart(piece);
+    const rangeEnd = this.source.startOffset + this.pieceStart(piece + 1);
     const transfer = (id: number): PieceTransfer => ({
       piece,
       source,
@@ -555,7 +576,11 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
   private issueSpotFetch(spot: SpotCheck): void {
     spot.attempts++;
     spot.received = 0;
-    spot.fetchId = this.ctx.openFetch(this, this.fetchSpec(spot.sampleStart, spot.sampleEnd));
+    const base = this.source.startOffset;
+    spot.fetchId = this.ctx.openFetch(
+      this,
+      this.fetchSpec(base + spot.sampleStart, base + spot.sampleEnd),
+    );
     this.spotChecks.set(spot.fetchId, spot);
   }
 
@@ -614,6 +639,7 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
 
   private deliverPiece(piece: number, bytes: Uint8Array, sourceName: string, nowMs: number): void {
     this.pieceSource[piece] = this.sourceIndex(sourceName);
+    this.rememberHelperPiece(piece, bytes, sourceName);
     this.delivery.add(this.pieceStart(piece), bytes, sourceName, nowMs);
     this.maybeComplete(nowMs);
   }
@@ -700,7 +726,12 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
       else waiting.push(suspect);
     }
     if (waiting.length === 0 || inflight >= REPAIRS_INFLIGHT_MAX) return;
-    waiting.sort((a, b) => Number(a.emitted) - Number(b.emitted) || a.piece - b.piece);
+    waiting.sort(
+      (a, b) =>
+        Number(a.emitted) - Number(b.emitted) ||
+        (a.audit?.order ?? -1) - (b.audit?.order ?? -1) ||
+        a.piece - b.piece,
+    );
     const sources = [SELF_SOURCE, ...this.ctx.readyLinkIds()].filter((source) =>
       this.canRepair(source),
     );
@@ -714,7 +745,12 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
       if (suspect.holder !== undefined) busy.add(suspect.holder);
     for (const suspect of waiting) {
       if (inflight >= REPAIRS_INFLIGHT_MAX) break;
-      const source = sources.find((s) => !busy.has(s) && !suspect.excluded.has(s));
+      const source = sources.find(
+        (s) =>
+          !busy.has(s) &&
+          !suspect.excluded.has(s) &&
+          (suspect.audit === undefined || s === SELF_SOURCE),
+      );
       if (source === undefined) continue;
       if (!this.start(suspect.piece, source, nowMs, true)) {
         suspect.excluded.add(source);
@@ -745,7 +781,20 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
     const suspect = this.suspects.get(piece);
     if (suspect === undefined || this.distrusted.has(sourceName)) return;
     this.suspects.delete(piece);
+    if (suspect.audit !== undefined) {
+      if (equalBytes(this.ctx.crypto.sha256(bytes), suspect.audit.sha256)) {
+        this.maybeComplete(nowMs);
+        return;
+      }
+      // The helper's copy differs from this device's own: it lied. Everything it gave becomes
+      // suspect (this piece too), and this copy repairs this piece at once.
+      this.convict(suspect.audit.helper, `piece ${piece} differs from the origin's (audit)`, nowMs);
+      if (!this.suspects.has(piece)) return;
+      this.repairChecked(piece, bytes, sourceName, nowMs);
+      return;
+    }
     this.pieceSource[piece] = this.sourceIndex(sourceName);
+    this.rememberHelperPiece(piece, bytes, sourceName);
     if (suspect.emitted) {
       this.repairedDelivered = true;
       this.delivery.repair(this.pieceStart(piece), bytes, sourceName, nowMs);
@@ -758,16 +807,63 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
   private maybeComplete(nowMs: number): void {
     if (this.state !== 'running' || !this.delivery.finished || this.suspects.size > 0) return;
     if (!this.repairedDelivered) {
-      this.finish(this.delivery.buffer.digest());
+      this.finish(this.delivery.buffer.digest(), nowMs);
       return;
     }
     if (this.readBack !== undefined) return;
-    this.readBack = new OutputReadBack(this.ctx, this, this.downloadId, this.source.totalBytes);
+    this.readBack = new OutputReadBack(this.ctx, this, this.downloadId, this.length);
     this.readBack.start(nowMs);
   }
 
-  private finish(digest: Uint8Array): void {
+  /**
+   * The end-to-end digest failed: before giving up, audit. Every piece a helper gave is
+   * refetched by this device (trusted) and compared with the helper's copy, one helper after
+   * another in turn, so a liar is found early; a difference convicts the helper (banned, all its
+   * pieces repaired). Afterwards the output is read back and checked again. Once per download.
+   * Returns false when there is nothing to audit.
+   */
+  private startAudit(nowMs: number): boolean {
+    if (this.audited || this.helperPieceHashes.size === 0) return false;
+    this.audited = true;
+    this.repairedDelivered = true; // the output is read back again after the audit
+    const turns = new Map<number, number>();
+    for (const [piece, sha256] of this.helperPieceHashes) {
+      const index = this.pieceSource[piece]!;
+      const turn = turns.get(index) ?? 0;
+      turns.set(index, turn + 1);
+      const helper = this.helperNames[index - 1]!;
+      this.suspects.set(piece, {
+        piece,
+        emitted: true,
+        holder: undefined,
+        excluded: new Set(),
+        audit: { sha256, helper, order: turn * this.pieceCount + piece },
+      });
+    }
+    this.assignRepairs(nowMs);
+    return true;
+  }
+
+  /** `deviceIdHex` gave bytes that differ from the origin's: ban its link and distrust it. */
+  private convict(deviceIdHex: string, detail: string, nowMs: number): void {
+    for (const linkId of this.ctx.readyLinkIds()) {
+      const remote = this.ctx.readyLink(linkId)?.remote;
+      if (remote !== undefined && toHex(remote.deviceId) === deviceIdHex) {
+        this.ctx.ban(linkId, detail, nowMs);
+      }
+    }
+    this.distrust(deviceIdHex, nowMs);
+  }
+
+  /** Keeps the SHA-256 of a helper's accepted piece (32 bytes per piece) for an audit. */
+  private rememberHelperPiece(piece: number, bytes: Uint8Array, sourceName: string): void {
+    if (sourceName === 'self') this.helperPieceHashes.delete(piece);
+    else this.helperPieceHashes.set(piece, this.ctx.crypto.sha256(bytes));
+  }
+
+  private finish(digest: Uint8Array, nowMs: number): void {
     const expected = this.source.sha256;
+    if (expected !== undefined && !equalBytes(digest, expected) && this.startAudit(nowMs)) return;
     if (expected !== undefined && !equalBytes(digest, expected)) {
       this.state = 'failed';
       this.ctx.event({
@@ -777,6 +873,7 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
         detail:
           `the ${this.repairedDelivered ? 'output (read back after repairs)' : 'delivered bytes'} ` +
           `hash to ${toHex(digest)}, not the expected ${toHex(expected)}; ` +
+          (this.audited ? 'an audit of every helper piece found no liar; ' : '') +
           'discard them and retry without pooling',
       });
       return;
@@ -785,7 +882,7 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
     this.ctx.event({
       type: 'download:complete',
       downloadId: this.downloadId,
-      totalBytes: this.source.totalBytes,
+      totalBytes: this.length,
       sha256: digest,
     });
   }

@@ -141,3 +141,38 @@ function describe(check: ExpectedDigest): string {
 function hex(bytes: Uint8Array): string {
   return Buffer.from(bytes).toString('hex');
 }
+
+/**
+ * What a download job needs: a `DigestVerifier` over the expected digests, plus the object's
+ * SHA-256 always (the summary reports it even when nothing was expected). `restart` gives a
+ * fresh one for the same expectations (a repaired file is hashed again from its start).
+ */
+export class ObjectVerifier {
+  private readonly verifier: DigestVerifier;
+  private readonly sha256: Hash = createHash('sha256');
+  private sha256Hex: string | undefined;
+
+  constructor(private readonly expected: readonly ExpectedDigest[]) {
+    this.verifier = new DigestVerifier(expected);
+  }
+
+  update(bytes: Uint8Array): void {
+    this.verifier.update(bytes);
+    this.sha256.update(bytes);
+  }
+
+  restart(): ObjectVerifier {
+    return new ObjectVerifier(this.expected);
+  }
+
+  /** The report, and the object's SHA-256 in hex. */
+  finish(): DigestReport & { readonly sha256Hex: string; readonly verified: readonly string[] } {
+    this.sha256Hex ??= this.sha256.digest('hex');
+    const report = this.verifier.finish();
+    return {
+      ...report,
+      sha256Hex: this.sha256Hex,
+      verified: report.checks.filter((check) => check.matched).map(describe),
+    };
+  }
+}

@@ -72,6 +72,8 @@ export interface OriginDescription {
   readonly digests: readonly ExpectedDigest[];
   /** Why the object cannot be pooled, as one line; undefined when it can. */
   readonly reasonNotPoolable: string | undefined;
+  /** The final response's header fields as received (the proxy passes them on). */
+  readonly rawHeaders: readonly string[];
 }
 
 export type OriginProbe =
@@ -119,7 +121,7 @@ export async function probeOrigin(url: string, options: ProbeOptions = {}): Prom
       detail: `the origin answered ${status}${reason} for ${opened.url}`,
     };
   }
-  return describeResponse(opened.url, opened.redirects, status, response.headers);
+  return describeResponse(opened.url, opened.redirects, status, response);
 }
 
 /** Everything `probeOrigin` reports, from the final response's status and headers. */
@@ -127,8 +129,9 @@ function describeResponse(
   url: string,
   redirects: number,
   status: number,
-  headers: IncomingHttpHeaders,
+  response: { readonly headers: IncomingHttpHeaders; readonly rawHeaders: readonly string[] },
 ): OriginDescription {
+  const { headers } = response;
   const contentRange = parseContentRange(headers['content-range']);
   let totalBytes: number | undefined;
   let rangesSupported = false;
@@ -173,6 +176,7 @@ function describeResponse(
     contentType: headers['content-type'],
     digests: statedDigests(status, headers, etag),
     reasonNotPoolable,
+    rawHeaders: response.rawHeaders,
   };
 }
 
