@@ -121,6 +121,7 @@ export class Daemon {
       listenPort: config.peerPort,
       // A pod member fetches origin ranges for the others: that is the pooled download.
       capabilities: Capability.fetchOrigin | Capability.rpc,
+      limits: config.limits,
       transfers: (output) => this.performTransfer(output),
     });
     this.fetcher = new OriginFetcher({

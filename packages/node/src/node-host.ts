@@ -24,7 +24,9 @@ import {
   type TransferOutput,
   type WireMessage,
 } from '@peapod/core';
+import { throttleRead, ThrottledWriter, writeBatch } from './link-throttle.js';
 import { createNodeCryptoProvider } from './node-crypto-provider.js';
+import { peerBucket, type BandwidthLimits } from './rate-limit.js';
 
 export interface NodeHostOptions extends Omit<CoreOptions, 'crypto' | 'seed' | 'handleTransfers'> {
   /** Seed for the core's PRNG; random by default. */
@@ -36,6 +38,8 @@ export interface NodeHostOptions extends Omit<CoreOptions, 'crypto' | 'seed' | '
    * transfer frames reach the user as `peer:message` events (link-level tools and tests).
    */
   readonly transfers?: (output: TransferOutput) => void;
+  /** Bandwidth limits for peer links (LAN peers exempt unless `limitLan`). */
+  readonly limits?: BandwidthLimits;
 }
 
 type HostEvents = { [E in CoreEvent as E['type']]: [E] };
@@ -43,6 +47,9 @@ type HostEvents = { [E in CoreEvent as E['type']]: [E] };
 export class NodeHost extends EventEmitter<HostEvents> {
   readonly core: Core;
   private readonly sockets = new Map<number, Socket>();
+  /** Links whose uploads are limited write through one of these. */
+  private readonly writers = new Map<number, ThrottledWriter>();
+  private readonly limits: BandwidthLimits | undefined;
   private server: Server | undefined;
   private timer: NodeJS.Timeout | undefined;
   private timerAtMs: number | undefined;
@@ -64,6 +71,7 @@ export class NodeHost extends EventEmitter<HostEvents> {
       handleTransfers: options.transfers !== undefined,
     });
     this.transfers = options.transfers;
+    this.limits = options.limits;
   }
 
   /** Feeds the core one input (transfer inputs from the daemon) and runs the host loop. */
@@ -136,13 +144,19 @@ export class NodeHost extends EventEmitter<HostEvents> {
       direction,
       remoteAddress,
     });
+    const address = socket.remoteAddress ?? '';
+    const upload = this.limits && peerBucket(this.limits, 'upload', address);
+    const download = this.limits && peerBucket(this.limits, 'download', address);
+    if (upload !== undefined) this.writers.set(linkId, new ThrottledWriter(socket, upload));
     socket.on('data', (bytes) => {
       this.core.handle({ type: 'bytes-received', nowMs: performance.now(), linkId, bytes });
       this.drive();
+      if (download !== undefined) throttleRead(socket, download, bytes.length);
     });
     socket.on('error', () => socket.destroy()); // 'close' follows and reports it
     socket.on('close', () => {
       this.sockets.delete(linkId);
+      this.writers.delete(linkId);
       this.core.handle({ type: 'link-closed', nowMs: performance.now(), linkId });
       this.drive();
     });
@@ -175,14 +189,13 @@ export class NodeHost extends EventEmitter<HostEvents> {
       const socket = this.sockets.get(linkId);
       if (socket === undefined || socket.destroyed) continue;
       const { chunks, byteCount } = batch;
-      socket.cork();
-      const last = chunks.length - 1;
-      for (let i = 0; i < last; i++) socket.write(chunks[i]!);
-      socket.write(chunks[last]!, () => {
+      const onFlushed = () => {
         this.core.handle({ type: 'bytes-flushed', nowMs: performance.now(), linkId, byteCount });
         this.drive();
-      });
-      socket.uncork();
+      };
+      const writer = this.writers.get(linkId);
+      if (writer !== undefined) writer.write(chunks, byteCount, onFlushed);
+      else writeBatch(socket, chunks, onFlushed);
     }
   }
 
@@ -217,7 +230,8 @@ export class NodeHost extends EventEmitter<HostEvents> {
       }
       case 'disconnect':
         this.writeBatches(); // the bytes before a disconnect (GOODBYE) go first
-        this.sockets.get(out.linkId)?.end();
+        if (this.writers.has(out.linkId)) this.writers.get(out.linkId)!.end();
+        else this.sockets.get(out.linkId)?.end();
         return;
       case 'event':
         this.emit(out.event.type, out.event as never);

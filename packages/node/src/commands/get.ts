@@ -39,9 +39,15 @@ export async function runGet(target: ApiTarget, url: string, options: GetOptions
   };
   if (output === '-') return streamToStdout(target, job, options);
   const progress = new ProgressLine(process.stderr, 'peapod');
+  // Why the download is not pooled, or restarted, or could not resume: one line each, on
+  // stderr, and in the --json summary (`note`), since a script needs the reason too.
+  const notes: string[] = [];
+  let resumeOffset: number | undefined; // from the first start event (a restart begins at 0)
   for await (const event of getEvents(target, job)) {
     switch (event.type) {
       case 'start':
+        if (event.note !== '') notes.push(event.note);
+        resumeOffset ??= event.resumeOffset;
         if (event.note !== '' && !options.json) process.stderr.write(`peapod: ${event.note}\n`);
         if (event.resumeOffset > 0 && !options.json) {
           process.stderr.write(`peapod: resuming at ${formatBytes(event.resumeOffset)}\n`);
@@ -54,7 +60,7 @@ export async function runGet(target: ApiTarget, url: string, options: GetOptions
       case 'done': {
         if (options.json) {
           process.stdout.write(
-            `${JSON.stringify({ ok: true, url, output: job.output, ...event })}\n`,
+            `${JSON.stringify({ ok: true, url, output: job.output, ...event, note: notes.join('; '), resumeOffset })}\n`,
           );
         } else {
           const rate = event.totalBytes / Math.max(0.001, event.seconds);
@@ -68,7 +74,9 @@ export async function runGet(target: ApiTarget, url: string, options: GetOptions
       }
       case 'error':
         if (options.json)
-          process.stdout.write(`${JSON.stringify({ ok: false, url, error: event.message })}\n`);
+          process.stdout.write(
+            `${JSON.stringify({ ok: false, url, error: event.message, note: notes.join('; ') })}\n`,
+          );
         else progress.finish(`peapod: download failed: ${event.message}`);
         return 1;
     }

@@ -25,6 +25,14 @@ export interface DaemonProcess {
   readonly log: () => string;
 }
 
+/** How a `peapod get` process ended, and what it printed. */
+export interface GetResult {
+  readonly status: number;
+  readonly signal: NodeJS.Signals | null;
+  readonly stdout: Buffer;
+  readonly stderr: string;
+}
+
 export interface PodOptions {
   readonly daemons: number;
   /** Extra daemon flags by index (e.g. the test-only corruption switch). */
@@ -119,23 +127,29 @@ export class PodFixture {
    * Runs `peapod get` as a process against daemon `index` (asynchronously: the origin may live
    * in the test process); stdout comes back as bytes.
    */
-  get(
-    index: number,
-    args: readonly string[],
-  ): Promise<{ status: number; stdout: Buffer; stderr: string }> {
+  get(index: number, args: readonly string[]): Promise<GetResult> {
+    return this.startGet(index, args).done;
+  }
+
+  /**
+   * Like `get`, but also hands back the child process (to interrupt it); `done` resolves when
+   * it exited, with `status` -1 and `signal` set when a signal ended it.
+   */
+  startGet(index: number, args: readonly string[]): { child: ChildProcess; done: Promise<GetResult> } {
     const child = spawn(process.execPath, [CLI, 'get', ...args], {
       env: { ...process.env, PEAPOD_HOME: this.daemons[index]!.home },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const stdout: Buffer[] = [];
     let stderr = '';
-    child.stdout.on('data', (part: Buffer) => stdout.push(part));
-    child.stderr.on('data', (part: Buffer) => (stderr += part.toString()));
-    return new Promise((resolve) =>
-      child.once('close', (code) =>
-        resolve({ status: code ?? -1, stdout: Buffer.concat(stdout), stderr }),
+    child.stdout!.on('data', (part: Buffer) => stdout.push(part));
+    child.stderr!.on('data', (part: Buffer) => (stderr += part.toString()));
+    const done = new Promise<GetResult>((resolve) =>
+      child.once('close', (code, signal) =>
+        resolve({ status: code ?? -1, signal, stdout: Buffer.concat(stdout), stderr }),
       ),
     );
+    return { child, done };
   }
 
   async stop(): Promise<void> {
