@@ -258,7 +258,9 @@ describe('Structured Field Dictionaries and digest fields', () => {
       .chain((whole) =>
         fc
           .integer({ min: 0, max: 999 })
-          .map((milli) => whole + (Math.sign(whole || 1) * milli) / 1000),
+          // One division, so the value is the double nearest the 3-digit decimal (as a parser
+          // reads it); `whole + milli / 1000` can land one ulp away (-2.3810000000000002).
+          .map((milli) => (whole * 1000 + Math.sign(whole || 1) * milli) / 1000),
       )
       .filter((n) => !Object.is(n, -0))
       .map((value): BareItem => ({ type: 'decimal', value })),
