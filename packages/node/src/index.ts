@@ -1,7 +1,10 @@
 /**
- * @peapod/node: the Node host. Today it holds the node:crypto provider; the daemon, the
- * `peapod` CLI and the library API join it next.
+ * @peapod/node: the Node host: the node:crypto provider, the host loop over TCP (`NodeHost`),
+ * the daemon and its parts (discovery, pods, data directory, origin client, proxy). The `peapod`
+ * CLI is `dist/src/cli.js`. An embeddable library API comes with a later issue.
  */
+export { NodeHost, type NodeHostOptions } from './node-host.js';
+export { Daemon, type DaemonConfig, type PeerRow } from './daemon.js';
 export {
   createNodeCryptoProvider,
   type NodeCryptoProvider,
