@@ -14,12 +14,19 @@
  *    rewritten) makes the streamed digest moot: the file is then read back and hashed again.
  * 4. The core reports `download:complete`, the job verifies, commits the file and finishes. A
  *    core failure of kind `origin-changed` or `sha256-mismatch` restarts the job as a
- *    single-source download (costs time, never correctness); others fail it with the core's
- *    detail, keeping the part file for a resume when its prefix is still trusted.
+ *    single-source download from byte 0 (costs time, never correctness); others fail it with
+ *    the core's detail, keeping the part file for a resume when its prefix is still trusted.
+ *    After `origin-changed` the digests of the first probe describe the old version: the new
+ *    one is verified against the user's `--sha256` and the digests its own response states.
+ * 5. Resume: the core counts `deliver` and `read-delivered` offsets from its `startOffset`
+ *    (transfer-api.ts); the job adds the resume offset back before touching the sink.
+ * 6. `cancel` (the CLI went away, the daemon stops) stops the core download or the
+ *    single-source fetch (its next chunk is refused) and closes the sink, keeping the part file.
  */
 import { EventEmitter } from 'node:events';
 import type { TransferEvent } from '@peapod/core';
-import type { ObjectVerifier } from './http/digest.js';
+import { ObjectVerifier, type ExpectedDigest } from './http/digest.js';
+import type { WholeFetchResult } from './http/origin-whole.js';
 import type { DownloadSink } from './sinks.js';
 
 /** What the job reports (the CLI renders it; `--json` prints the summary). */
@@ -56,14 +63,17 @@ export interface JobHost {
   cancelCoreDownload(downloadId: number): void;
   /** Tells the core that `byteCount` delivered bytes were consumed. */
   acknowledge(downloadId: number, byteCount: number): void;
-  /** Plain single-source GET of [offset, end) streamed in order to `onData`. */
+  /**
+   * Plain single-source GET of [offset, end) streamed in order to `onData` (a rejection from
+   * `onData` stops it); resolves with the digests the response states.
+   */
   fetchWhole(
     url: string,
     headers: readonly HeaderPair[],
     offset: number,
     validator: string,
     onData: (bytes: Uint8Array) => Promise<void>,
-  ): Promise<void>;
+  ): Promise<WholeFetchResult>;
 }
 
 export type HeaderPair = { readonly name: string; readonly value: string };
@@ -83,6 +93,10 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
   private writeChain: Promise<void> = Promise.resolve();
   private repaired = false;
   private failed = false;
+  /** Object offset of the core download's byte 0 (the resume offset). */
+  private coreStartOffset = 0;
+  /** True while a single-source fetch runs: it, not the core, must stop on cancel. */
+  private singleSource = false;
   private verifiedBytes = 0;
   private bySource: Record<string, number> = {};
   private readonly startedMs = performance.now();
@@ -114,6 +128,7 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
     if (resumeOffset > 0) await this.feedPrefix(resumeOffset);
     this.verifiedBytes = resumeOffset;
     if (pooled && totalBytes !== undefined) {
+      this.coreStartOffset = resumeOffset;
       await new Promise<void>((resolve) => {
         this.once('settled', resolve);
         this.downloadId = this.host.startCoreDownload(this, {
@@ -133,7 +148,8 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
   }
 
   /** A `deliver` output of this job's core download. */
-  onDeliver(offset: number, bytes: Uint8Array, repair: boolean): void {
+  onDeliver(coreOffset: number, bytes: Uint8Array, repair: boolean): void {
+    const offset = this.coreStartOffset + coreOffset;
     this.writeChain = this.writeChain.then(async () => {
       if (this.failed) return;
       try {
@@ -153,8 +169,8 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
   }
 
   /** Reads back delivered bytes for the core (after repairs). */
-  readDelivered(offset: number, length: number): Promise<Uint8Array | undefined> {
-    return this.writeChain.then(() => this.sink.read(offset, length));
+  readDelivered(coreOffset: number, length: number): Promise<Uint8Array | undefined> {
+    return this.writeChain.then(() => this.sink.read(this.coreStartOffset + coreOffset, length));
   }
 
   /** A transfer event of this job's core download. */
@@ -182,9 +198,12 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
 
   /** The user interrupted (or the daemon stops): keep the part file for a resume. */
   async cancel(): Promise<void> {
+    if (this.failed) return;
     if (this.downloadId !== undefined) this.host.cancelCoreDownload(this.downloadId);
     this.fail('cancelled', true);
     await this.writeChain;
+    // A single-source fetch refuses its next chunk and then closes the sink itself.
+    if (!this.singleSource) await this.sink.abort(true);
   }
 
   private async finishPooled(): Promise<void> {
@@ -233,7 +252,14 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
         note: `pooled download stopped (${detail}); downloading from the origin alone`,
         resumeOffset: 0,
       });
-      await this.runSingleSource(0, true);
+      try {
+        await this.sink.restart(); // the old version's bytes (or a longer tail) must not stay
+      } catch (error) {
+        await this.sink.abort(false);
+        this.fail(error instanceof Error ? error.message : String(error));
+        return;
+      }
+      await this.runSingleSource(0, reason === 'origin-changed' ? 'changed' : 'again');
       this.emit('settled');
       return;
     }
@@ -241,17 +267,34 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
     this.fail(`${reason}: ${detail}`);
   }
 
-  private async runSingleSource(offset: number, restart = false): Promise<void> {
-    let verifier = this.verifier;
-    if (restart) verifier = this.verifier.restart();
+  /**
+   * The object from the origin alone, from `offset`. `again`: from 0 after the pooled bytes
+   * failed the object's SHA-256 (same version, same expectations). `changed`: from 0 after the
+   * object changed; only the user's `--sha256` still applies while streaming, and the digests
+   * the new response states are checked by reading the file back at the end.
+   */
+  private async runSingleSource(
+    offset: number,
+    mode: 'first' | 'again' | 'changed' = 'first',
+  ): Promise<void> {
+    const user = userExpectations(this.verifier);
+    let verifier =
+      mode === 'first'
+        ? this.verifier
+        : mode === 'again'
+          ? this.verifier.restart()
+          : new ObjectVerifier(user);
     this.verifiedBytes = offset;
+    this.singleSource = true;
+    let result: WholeFetchResult;
     try {
-      await this.host.fetchWhole(
+      result = await this.host.fetchWhole(
         this.url,
         this.plan.headers,
         offset,
-        restart ? '' : this.plan.validator,
+        mode === 'first' ? this.plan.validator : '',
         async (bytes) => {
+          if (this.failed) throw new Error('cancelled');
           await this.sink.write(this.verifiedBytes, bytes, false);
           verifier.update(bytes);
           this.verifiedBytes += bytes.length;
@@ -270,7 +313,21 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
       this.fail(error instanceof Error ? error.message : String(error));
       return;
     }
+    if (mode === 'changed' && result.digests.length > 0) {
+      const stated = new ObjectVerifier([...user, ...result.digests]);
+      if (await this.readBack(stated, this.verifiedBytes)) verifier = stated;
+    }
     await this.complete(verifier, false);
+  }
+
+  /** Feeds `verifier` the sink's bytes [0, length); false if the sink cannot be read back. */
+  private async readBack(verifier: ObjectVerifier, length: number): Promise<boolean> {
+    for (let offset = 0; offset < length; offset += 4 * 1024 * 1024) {
+      const bytes = await this.sink.read(offset, Math.min(4 * 1024 * 1024, length - offset));
+      if (bytes === undefined) return false;
+      verifier.update(bytes);
+    }
+    return true;
   }
 
   /** Hashes the resumed prefix from the sink, so end-to-end digests cover the whole object. */
@@ -288,4 +345,17 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
     if (!quiet) this.emit('event', { type: 'error', message });
     this.emit('settled');
   }
+}
+
+/**
+ * The user's own expectations (`--sha256`) among a verifier's: they still hold after the object
+ * changed, unlike the digests the origin stated for its old version. ObjectVerifier keeps its
+ * list private; a fresh copy's report lists every expectation with its source.
+ */
+function userExpectations(verifier: ObjectVerifier): ExpectedDigest[] {
+  return verifier
+    .restart()
+    .finish()
+    .checks.filter((check) => check.source === '--sha256')
+    .map(({ algorithm, digest, source }) => ({ algorithm, digest, source }));
 }

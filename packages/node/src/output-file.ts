@@ -34,6 +34,7 @@ export interface OutputIdentity {
 
 export class OutputFile {
   private checkpointed: number;
+  private checkpoints = true;
 
   private constructor(
     readonly path: string,
@@ -101,13 +102,25 @@ export class OutputFile {
 
   /** The in-order verified prefix reached `verifiedBytes`: maybe persist a checkpoint. */
   async progress(verifiedBytes: number): Promise<void> {
-    if (verifiedBytes - this.checkpointed < CHECKPOINT_BYTES) return;
+    if (!this.checkpoints || verifiedBytes - this.checkpointed < CHECKPOINT_BYTES) return;
     await this.handle.datasync();
     this.checkpointed = verifiedBytes;
     const sidecar: Sidecar = { version: 1, ...this.identity, verifiedBytes };
     const sidecarPath = `${this.partPath}.json`;
     await writeFile(`${sidecarPath}.tmp`, JSON.stringify(sidecar));
     await rename(`${sidecarPath}.tmp`, sidecarPath);
+  }
+
+  /**
+   * Starts over from byte 0 (the object changed at the origin): empties the part file and
+   * removes the sidecar. No checkpoint is written after this: the sidecar would name the old
+   * version's ETag, so a re-run could not resume from it anyway.
+   */
+  async restart(): Promise<void> {
+    this.checkpointed = 0;
+    this.checkpoints = false;
+    await this.handle.truncate(0);
+    await rm(`${this.partPath}.json`, { force: true });
   }
 
   /** The object verified: make it the target file. */

@@ -19,6 +19,11 @@ export interface DownloadSink {
   read(offset: number, length: number): Promise<Uint8Array | undefined>;
   /** The in-order verified prefix: a file checkpoints it for resume. */
   progress(verifiedBytes: number): Promise<void>;
+  /**
+   * The object changed at the origin: the download starts over from byte 0 (a file drops what
+   * it holds). Rejects with a clear message when that is impossible (bytes already streamed).
+   */
+  restart(): Promise<void>;
   /** All bytes verified (whole-object SHA-256 given): make them final. */
   commit(sha256Hex: string): Promise<void>;
   /** The download failed: `keep` true leaves what is on disk for a resume. */
@@ -49,6 +54,9 @@ export class FileSink implements DownloadSink {
   }
   progress(verifiedBytes: number): Promise<void> {
     return this.file.progress(verifiedBytes);
+  }
+  restart(): Promise<void> {
+    return this.file.restart();
   }
   commit(): Promise<void> {
     return this.file.commit();
@@ -102,6 +110,15 @@ export class StreamSink implements DownloadSink {
   }
   progress(): Promise<void> {
     return Promise.resolve();
+  }
+  restart(): Promise<void> {
+    if (this.written === 0) return Promise.resolve();
+    return Promise.reject(
+      new Error(
+        `the object changed at the origin after ${this.written} bytes of it were already ` +
+          'streamed, and they cannot be taken back; download it again (or with -o FILE)',
+      ),
+    );
   }
   commit(sha256Hex: string): Promise<void> {
     this.beforeEnd(sha256Hex);

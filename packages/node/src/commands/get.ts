@@ -43,11 +43,13 @@ export async function runGet(target: ApiTarget, url: string, options: GetOptions
   // stderr, and in the --json summary (`note`), since a script needs the reason too.
   const notes: string[] = [];
   let resumeOffset: number | undefined; // from the first start event (a restart begins at 0)
+  let startOffset = 0; // where the last (re)start began: the rate counts the bytes from there
   for await (const event of getEvents(target, job)) {
     switch (event.type) {
       case 'start':
         if (event.note !== '') notes.push(event.note);
         resumeOffset ??= event.resumeOffset;
+        startOffset = event.resumeOffset;
         if (event.note !== '' && !options.json) process.stderr.write(`peapod: ${event.note}\n`);
         if (event.resumeOffset > 0 && !options.json) {
           process.stderr.write(`peapod: resuming at ${formatBytes(event.resumeOffset)}\n`);
@@ -63,7 +65,8 @@ export async function runGet(target: ApiTarget, url: string, options: GetOptions
             `${JSON.stringify({ ok: true, url, output: job.output, ...event, note: notes.join('; '), resumeOffset })}\n`,
           );
         } else {
-          const rate = event.totalBytes / Math.max(0.001, event.seconds);
+          // This run's bytes only: a resumed download's earlier part took no time now.
+          const rate = (event.totalBytes - startOffset) / Math.max(0.001, event.seconds);
           progress.finish(
             `peapod: ${job.output}: ${formatBytes(event.totalBytes)} in ${event.seconds.toFixed(1)} s ` +
               `(${formatBytes(rate)}/s, ${event.pooled ? 'pooled' : 'single source'}); ` +

@@ -181,7 +181,7 @@ function describeResponse(
 }
 
 /** The digests of the whole object in a response's headers; see the module comment. */
-function statedDigests(
+export function statedDigests(
   status: number,
   headers: IncomingHttpHeaders,
   etag: EntityTag | undefined,

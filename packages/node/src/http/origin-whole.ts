@@ -8,12 +8,22 @@
  * starting at OFFSET continues the same version; anything else (a 200: the object changed)
  * rejects with a message saying to start over. Bytes are handed on in order and the next read
  * waits for `onData` (backpressure) and for the download bandwidth limit. A body shorter than
- * its Content-Length rejects. Errors are one line for a person.
+ * its Content-Length rejects. Errors are one line for a person. It resolves with the digests
+ * this response states for the whole object (Repr-Digest, and so on): after the object changed
+ * mid-way, those of the new version are the ones to verify against, not the first probe's.
  */
+import type { ExpectedDigest } from './digest.js';
 import { parseContentRange } from './content-range.js';
+import { parseEntityTag } from './entity-tag.js';
 import type { ByteLimiter } from './origin-fetcher.js';
-import { REDIRECTS_MAX } from './origin-probe.js';
+import { REDIRECTS_MAX, statedDigests } from './origin-probe.js';
 import { openOrigin, type HttpHeader } from './origin-request.js';
+
+/** What the response said about the object it carried. */
+export interface WholeFetchResult {
+  /** The digests of the whole object that the response states (possibly none). */
+  readonly digests: readonly ExpectedDigest[];
+}
 
 export interface WholeFetchOptions {
   readonly localAddress?: string | undefined;
@@ -29,7 +39,7 @@ export async function fetchWhole(
   validator: string,
   onData: (bytes: Uint8Array) => Promise<void>,
   options: WholeFetchOptions = {},
-): Promise<void> {
+): Promise<WholeFetchResult> {
   const protocolHeaders: Record<string, string> = {};
   if (offset > 0) {
     protocolHeaders['range'] = `bytes=${offset}-`;
@@ -57,6 +67,8 @@ export async function fetchWhole(
         : `the origin answered ${status} ${response.statusMessage ?? ''}`.trim(),
     );
   }
+  const etag = response.headers.etag;
+  const digests = statedDigests(status, response.headers, parseEntityTag(etag));
   const length = Number(response.headers['content-length'] ?? NaN);
   let received = 0;
   for await (const part of response) {
@@ -69,4 +81,5 @@ export async function fetchWhole(
   if (Number.isFinite(length) && received !== length) {
     throw new Error(`the origin sent ${received} of ${length} bytes, then closed the connection`);
   }
+  return { digests };
 }

@@ -135,7 +135,10 @@ export class PodFixture {
    * Like `get`, but also hands back the child process (to interrupt it); `done` resolves when
    * it exited, with `status` -1 and `signal` set when a signal ended it.
    */
-  startGet(index: number, args: readonly string[]): { child: ChildProcess; done: Promise<GetResult> } {
+  startGet(
+    index: number,
+    args: readonly string[],
+  ): { child: ChildProcess; done: Promise<GetResult> } {
     const child = spawn(process.execPath, [CLI, 'get', ...args], {
       env: { ...process.env, PEAPOD_HOME: this.daemons[index]!.home },
       stdio: ['ignore', 'pipe', 'pipe'],
