@@ -146,10 +146,11 @@ export class Daemon {
       },
       acknowledge: (downloadId, byteCount) =>
         this.host.input({ type: 'delivered', nowMs: performance.now(), downloadId, byteCount }),
-      fetchWhole: (url, headers, offset, validator, onData) =>
+      fetchWhole: (url, headers, offset, validator, onData, signal) =>
         fetchWhole(url, headers, offset, validator, onData, {
           localAddress: config.originAddress,
           limiter: config.limits.download,
+          signal,
         }),
     };
     this.host.on('download:progress', (e) => this.jobs.get(e.downloadId)?.onCoreEvent(e));
@@ -499,10 +500,15 @@ export class Daemon {
         const fields = stripHopByHop(probe.rawHeaders);
         const kept: string[] = [];
         for (let i = 0; i + 1 < fields.length; i += 2) {
-          if (/^(content-range|content-length)$/i.test(fields[i]!)) continue;
+          if (/^(content-range|content-length|content-digest)$/i.test(fields[i]!)) continue;
           kept.push(fields[i]!, fields[i + 1]!);
         }
         kept.push('Content-Length', String(probe.totalBytes));
+        // A whole (200) response's Content-Digest is its Repr-Digest when it is not
+        // content-coded; the probe was a 206, whose Content-Digest (if any) covered one byte.
+        const repr = headerValue(probe.rawHeaders, 'repr-digest');
+        if (repr !== undefined && headerValue(probe.rawHeaders, 'content-encoding') === undefined)
+          kept.push('Content-Digest', repr);
         res.sendDate = false; // the origin's own Date, if any, is among its fields
         res.writeHead(200, kept);
         const job = new DownloadJob(
@@ -576,6 +582,14 @@ export class Daemon {
     if (probe.kind === 'failed') throw new Error(probe.detail);
     return probe;
   }
+}
+
+/** The first value of header `name` in raw header fields, or undefined. */
+function headerValue(rawHeaders: readonly string[], name: string): string | undefined {
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    if (rawHeaders[i]!.toLowerCase() === name) return rawHeaders[i + 1];
+  }
+  return undefined;
 }
 
 /** Proxy GETs smaller than this pass through: pooling pays off on big objects only. */

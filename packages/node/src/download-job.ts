@@ -73,6 +73,7 @@ export interface JobHost {
     offset: number,
     validator: string,
     onData: (bytes: Uint8Array) => Promise<void>,
+    signal: AbortSignal,
   ): Promise<WholeFetchResult>;
 }
 
@@ -100,6 +101,7 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
   private verifiedBytes = 0;
   private bySource: Record<string, number> = {};
   private readonly startedMs = performance.now();
+  private readonly aborted = new AbortController();
   downloadId: number | undefined;
 
   constructor(
@@ -201,6 +203,7 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
     if (this.failed) return;
     if (this.downloadId !== undefined) this.host.cancelCoreDownload(this.downloadId);
     this.fail('cancelled', true);
+    this.aborted.abort(); // a single-source fetch stops at once, even if the origin stalls
     await this.writeChain;
     // A single-source fetch refuses its next chunk and then closes the sink itself.
     if (!this.singleSource) await this.sink.abort(true);
@@ -307,6 +310,7 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
             bySource: this.bySource,
           });
         },
+        this.aborted.signal,
       );
     } catch (error) {
       await this.sink.abort(true);
