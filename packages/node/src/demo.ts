@@ -10,14 +10,12 @@
  *    the speedup, the physical limit (size / sum of link rates) and checks both files' SHA-256.
  * Everything lives in a temporary directory that is removed at the end.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { getEvents, getPeers, type ApiTarget } from './api-client.js';
-import { DataDir } from './data-dir.js';
-import { freeTcpPort, freeUdpPort, waitFor } from './local-pod.js';
+import { freeUdpPort, spawnLocalDaemon, waitFor } from './local-pod.js';
 import { startDevOrigin } from './dev-origin.js';
 import type { JobEvent } from './download-job.js';
 import { createPod } from './pod.js';
@@ -30,8 +28,6 @@ export interface DemoOptions {
   readonly daemons: number;
   readonly json: boolean;
 }
-
-const CLI = fileURLToPath(new URL('./cli.js', import.meta.url));
 
 export async function runDemo(options: DemoOptions): Promise<number> {
   const say = (line: string) => {
@@ -54,35 +50,17 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     const secret = createPod();
     const discoveryPort = await freeUdpPort();
     const targets: ApiTarget[] = [];
-    for (let i = 0; i < options.daemons; i++) {
-      const home = join(root, `device${i + 1}`);
-      const dir = await DataDir.open(home);
-      await dir.loadIdentity();
-      await dir.writePodSecret(secret);
-      const apiPort = await freeTcpPort();
-      const peerPort = await freeTcpPort();
-      const child = spawn(
-        process.execPath,
-        [
-          CLI,
-          'daemon',
-          '--peer-port',
-          String(peerPort),
-          '--api-port',
-          String(apiPort),
-          '--discovery-port',
-          String(discoveryPort),
-          '--origin-address',
-          `127.0.0.${11 + i}`,
-          '--name',
-          `device${i + 1}`,
-          '--log-level',
-          'warn',
-        ],
-        { env: { ...process.env, PEAPOD_HOME: home }, stdio: ['ignore', 'ignore', 'inherit'] },
-      );
-      children.push(child);
-      targets.push({ host: '127.0.0.1', port: apiPort });
+    for (let index = 0; index < options.daemons; index++) {
+      const daemon = await spawnLocalDaemon({
+        root,
+        index,
+        secret,
+        discoveryPort,
+        logLevel: 'warn',
+        stdio: 'ignore',
+      });
+      children.push(daemon.child);
+      targets.push(daemon.api);
     }
     const first = targets[0]!;
     const startedMs = performance.now();

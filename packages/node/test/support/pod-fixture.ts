@@ -7,13 +7,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { getPeers, type ApiTarget } from '../../src/api-client.js';
-import { DataDir } from '../../src/data-dir.js';
-import { freeTcpPort, freeUdpPort, waitFor } from '../../src/local-pod.js';
+import { CLI_PATH, freeUdpPort, spawnLocalDaemon, waitFor } from '../../src/local-pod.js';
 import { createPod } from '../../src/pod.js';
-
-export const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 
 export interface DaemonProcess {
   readonly index: number;
@@ -21,7 +17,7 @@ export interface DaemonProcess {
   readonly api: ApiTarget;
   readonly peerPort: number;
   readonly child: ChildProcess;
-  /** stderr so far (pino logs at warn level and above). */
+  /** stdout and stderr so far (pino logs at info level and above). */
   readonly log: () => string;
 }
 
@@ -67,40 +63,22 @@ export class PodFixture {
 
   async add(flags: readonly string[] = []): Promise<DaemonProcess> {
     const index = this.daemons.length;
-    const home = join(this.root, `pod-${this.discoveryPort}-device${index + 1}`);
-    const dir = await DataDir.open(home);
-    await dir.loadIdentity();
-    await dir.writePodSecret(this.secret);
-    const apiPort = await freeTcpPort();
-    const peerPort = await freeTcpPort();
+    const { home, api, peerPort, child } = await spawnLocalDaemon({
+      root: this.root,
+      index,
+      secret: this.secret,
+      discoveryPort: this.discoveryPort,
+      logLevel: 'info',
+      flags,
+      stdio: 'pipe',
+    });
     let log = '';
-    const child = spawn(
-      process.execPath,
-      [
-        CLI,
-        'daemon',
-        '--peer-port',
-        String(peerPort),
-        '--api-port',
-        String(apiPort),
-        '--discovery-port',
-        String(this.discoveryPort),
-        '--origin-address',
-        `127.0.0.${11 + index}`,
-        '--name',
-        `device${index + 1}`,
-        '--log-level',
-        'info',
-        ...flags,
-      ],
-      { env: { ...process.env, PEAPOD_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    child.stdout.on('data', (part: Buffer) => (log += part.toString()));
-    child.stderr.on('data', (part: Buffer) => (log += part.toString()));
+    child.stdout?.on('data', (part: Buffer) => (log += part.toString()));
+    child.stderr?.on('data', (part: Buffer) => (log += part.toString()));
     const daemon: DaemonProcess = {
       index,
       home,
-      api: { host: '127.0.0.1', port: apiPort },
+      api,
       peerPort,
       child,
       log: () => log,
@@ -139,7 +117,7 @@ export class PodFixture {
     index: number,
     args: readonly string[],
   ): { child: ChildProcess; done: Promise<GetResult> } {
-    const child = spawn(process.execPath, [CLI, 'get', ...args], {
+    const child = spawn(process.execPath, [CLI_PATH, 'get', ...args], {
       env: { ...process.env, PEAPOD_HOME: this.daemons[index]!.home },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
