@@ -95,9 +95,11 @@ export class DownloadDelivery {
       : undefined;
   }
 
+  /** Rate-limited, except that the event for the last byte always goes out (final shares). */
   private maybeProgress(nowMs: number): void {
-    if (!this.progressDue || nowMs < this.lastProgressMs + this.ctx.settings.progressIntervalMs)
-      return;
+    if (!this.progressDue) return;
+    const complete = this.verifiedBytes === this.totalBytes;
+    if (!complete && nowMs < this.lastProgressMs + this.ctx.settings.progressIntervalMs) return;
     if (this.buffer.finished && this.verifiedBytes === this.totalBytes) {
       this.progressDue = false;
       return; // download:complete follows (at once, or after a read-back)
