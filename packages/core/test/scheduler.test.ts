@@ -21,12 +21,14 @@ function make(
   pieceCount: number,
   mode: 'in-order' | 'rarest-first' = 'in-order',
   seed = 1,
+  justInTime = false,
 ): PieceScheduler {
   return new PieceScheduler({
     pieceCount,
     pieceStart: (i) => Math.min(i, pieceCount) * SIZE,
     mode,
     prng: new Prng(seed),
+    justInTime,
   });
 }
 
@@ -104,8 +106,9 @@ test('model: every piece completes exactly once; pipelines bounded; banned sourc
       fc.integer({ min: 1, max: 1_000_000 }),
       fc.constantFrom('in-order', 'rarest-first') as fc.Arbitrary<'in-order' | 'rarest-first'>,
       fc.array(opArb, { maxLength: 200 }),
-      (pieceCount, seed, mode, ops) => {
-        const scheduler = make(pieceCount, mode, seed);
+      fc.boolean(),
+      (pieceCount, seed, mode, ops, justInTime) => {
+        const scheduler = make(pieceCount, mode, seed, justInTime && mode === 'in-order');
         const done = new Set<number>();
         const banned = new Set<number>();
         let nowMs = 0;
@@ -281,4 +284,30 @@ test('integrity strikes ban at the threshold; a banned source is never assigned 
   }
   assert.ok(banned);
   assert.deepEqual(scheduler.assign(100, open()), []);
+});
+
+test('just in time: a busy source gets its next piece only when the current one is about to end', () => {
+  const eager = make(4);
+  eager.upsertSource(1);
+  assert.equal(eager.assign(0, open()).length, SchedulerDefaults.pipelineMin);
+
+  const scheduler = make(4, 'in-order', 1, true);
+  scheduler.upsertSource(1);
+  const [first, ...more] = scheduler.assign(0, open());
+  assert.ok(first !== undefined && first.source === 1);
+  assert.deepEqual(more, []);
+  // First byte after 10 ms: the lead is 2 x 10 + leadFloorMs = 70 ms.
+  scheduler.progress(first.piece, 1, 100, 10);
+  // 900 bytes left at 100 bytes per 10 ms: 90 ms, more than the lead.
+  assert.deepEqual(scheduler.assign(10, open()), []);
+  scheduler.progress(first.piece, 1, 200, 20);
+  // 700 bytes left at 300 bytes per 20 ms: about 47 ms, within the lead.
+  const next = scheduler.assign(20, open());
+  assert.deepEqual(
+    next.map((a) => [a.piece, a.source, a.duplicate]),
+    [[first.piece + 1, 1, false]],
+  );
+  // The pipeline bound still holds: no third piece however close the first is to its end.
+  scheduler.progress(first.piece, 1, 699, 30);
+  assert.deepEqual(scheduler.assign(30, open()), []);
 });

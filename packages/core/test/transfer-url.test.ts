@@ -307,3 +307,45 @@ test('a liar that passes every spot check: a digest mismatch starts an audit tha
     }
   }
 });
+
+test('a spot-check sample is fetched while the helper fetches its piece, not after', () => {
+  const helperDelayMs = 1_000;
+  const mesh = pod([{ originDelayMs: helperDelayMs }]);
+  mesh.origin = testBytes(8 * PIECE, 11);
+  // Every fetch-origin output, with the virtual time it was issued.
+  const issued: Array<{ node: number; atMs: number; rangeStart: number; rangeEnd: number }> = [];
+  for (const node of mesh.nodes) {
+    const push = node.fetches.push.bind(node.fetches);
+    node.fetches.push = (...items) => {
+      for (const f of items)
+        issued.push({
+          node: node.index,
+          atMs: mesh.nowMs,
+          rangeStart: f.rangeStart,
+          rangeEnd: f.rangeEnd,
+        });
+      return push(...items);
+    };
+  }
+  startUrl(mesh, 1, { sha256: crypto.sha256(mesh.origin) });
+  mesh.runUntil(finished(mesh, 1));
+  assert.equal(mesh.eventsOf(0, 'download:complete').length, 1);
+  assert.deepEqual(mesh.deliveredBytes(0, 1), mesh.origin);
+  const helperPieces = issued.filter((f) => f.node === 1);
+  assert.ok(helperPieces.length > 0, 'the helper fetched pieces');
+  for (const piece of helperPieces) {
+    const samples = issued.filter(
+      (f) =>
+        f.node === 0 &&
+        f.rangeStart >= piece.rangeStart &&
+        f.rangeEnd <= piece.rangeEnd &&
+        f.rangeEnd - f.rangeStart < piece.rangeEnd - piece.rangeStart,
+    );
+    assert.ok(samples.length > 0, `no sample of [${piece.rangeStart}, ${piece.rangeEnd})`);
+    // Requested before the helper's origin could have answered: not after the piece arrived.
+    assert.ok(
+      samples.some((s) => s.atMs < piece.atMs + helperDelayMs),
+      `the sample of [${piece.rangeStart}, ${piece.rangeEnd}) waited for the piece`,
+    );
+  }
+});

@@ -16,7 +16,8 @@
  *   `faultEndMs + 3 x ideal + 60 s`. For link-only runs, every pair of live nodes that should be
  *   linked must hold a ready link at the end.
  * - Ideal: pooled: time to move the bytes at the sum of the live pod members' WAN downlink rates,
- *   integrated as members leave. Swarm: max(F/u_seed, F/d_min, N F/(u_seed + sum u_peers)), the
+ *   integrated over time (see `idealMs`): a member stops counting when it leaves, and a corrupter
+ *   when the requester bans it. Swarm: max(F/u_seed, F/d_min, N F/(u_seed + sum u_peers)), the
  *   classic lower bound for distributing F bytes from one seed to N peers.
  */
 import { createHash } from 'node:crypto';
@@ -124,6 +125,8 @@ export class Simulation {
   private readonly completedAt = new Map<number, number>();
   private readonly failures = new Map<number, string>();
   private readonly bans: Array<{ by: number; node: number; corrupter: boolean }> = [];
+  /** First time a requester banned each corrupter (the pooled ideal stops counting it then). */
+  private readonly corrupterBannedAt = new Map<number, number>();
   private readonly corrupters = new Set<number>();
   private readonly leftAt = new Map<number, number>();
   private changedAtMs: number | undefined;
@@ -204,19 +207,36 @@ export class Simulation {
     return this.report(violation, performance.now() - started);
   }
 
-  /** The ideal completion time in ms (0 for link-only runs). */
+  /**
+   * The ideal completion time in ms (0 for link-only runs).
+   *
+   * Pooled (issue pea-core II): the time to move the object's bytes at the sum of the *live*
+   * WAN downlink rates, integrated over time from the download's start. Every pod member
+   * (requester and helpers) counts from the start; a member stops counting when it leaves (crash
+   * or shutdown: its link is gone), and a corrupter stops counting when the requester bans it
+   * (after that it is not a source of this download). It is a true lower bound: no member can
+   * move bytes faster than its WAN downlink, departed members move none, and a corrupter's bytes
+   * are never part of the output, so counting its rate until the ban only makes the bound lower
+   * than leaving it out altogether. An honest member that is banned (a false ban) keeps counting
+   * until it leaves: a false ban must not make the ideal easier. Before the run ends (the
+   * liveness deadline) no ban is known yet, which again gives the lower value.
+   */
   idealMs(): number {
     const c = this.config;
     const bits = c.contentBytes * 8;
     if (c.kind === 'pooled') {
       const members = c.nodes.map((n, i) => ({ i, rate: n.wan.downBps }));
-      const leaves = c.faults
-        .filter((f) => f.kind === 'crash' || f.kind === 'shutdown')
-        .map((f) => ({
-          atMs: Math.max(f.atMs, c.downloadStartMs),
-          node: (f as { node: number }).node,
-        }))
-        .sort((x, y) => x.atMs - y.atMs);
+      const endsAt = new Map<number, number>();
+      const end = (node: number, atMs: number): void => {
+        const at = Math.max(atMs, c.downloadStartMs);
+        endsAt.set(node, Math.min(endsAt.get(node) ?? Infinity, at));
+      };
+      for (const f of c.faults)
+        if (f.kind === 'crash' || f.kind === 'shutdown') end(f.node, f.atMs);
+      for (const [node, atMs] of this.corrupterBannedAt) end(node, atMs);
+      const leaves = [...endsAt]
+        .map(([node, atMs]) => ({ node, atMs }))
+        .sort((x, y) => x.atMs - y.atMs || x.node - y.node);
       let rate = members.reduce((sum, m) => sum + m.rate, 0);
       let t = c.downloadStartMs;
       let remaining = bits;
@@ -418,6 +438,9 @@ export class Simulation {
   private onBanned(by: number, deviceIdHex: string): void {
     const node = this.hosts.findIndex((h) => h.deviceIdHex === deviceIdHex);
     this.bans.push({ by, node, corrupter: this.corrupters.has(node) });
+    const byRequester = this.config.nodes[by]?.role === 'requester';
+    if (byRequester && this.corrupters.has(node) && !this.corrupterBannedAt.has(node))
+      this.corrupterBannedAt.set(node, this.queue.nowMs);
   }
 
   private scheduleFault(fault: FaultAction): void {

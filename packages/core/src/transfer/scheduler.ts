@@ -51,6 +51,12 @@ export interface SchedulerOptions {
   readonly copiesMax?: number;
   readonly stallFloorMs?: number;
   readonly banThreshold?: number;
+  /**
+   * Just-in-time pipelining (in-order downloads): a source that has pieces in flight gets its
+   * next one only when those are about to end (see `SchedulerDefaults.leadFloorMs`). Off by
+   * default: every free slot is filled at once.
+   */
+  readonly justInTime?: boolean;
 }
 
 /** Defaults, with their reasons. */
@@ -67,6 +73,15 @@ export const SchedulerDefaults = {
   stallFloorMs: 5_000,
   /** Three strikes (docs/protocol.md 7.2: ban after repeated failures). */
   banThreshold: 3,
+  /**
+   * Just-in-time pipelining: a busy source gets its next piece once the bytes it still has to
+   * send take at most its lead time at its measured rate. The lead is twice its measured first-
+   * byte latency (assignment to first byte: the link's round trip plus, for URL pieces, the
+   * origin's), so the next piece's first byte lands before the current piece's last one, plus
+   * this floor for jitter. Unmeasured, the lead is `leadDefaultMs`.
+   */
+  leadFloorMs: 50,
+  leadDefaultMs: 250,
 } as const;
 
 /** Why an assignment ended without the piece. */
@@ -108,6 +123,8 @@ interface SourceState {
   readonly inflight: Set<number>;
   /** EWMA of bytes per busy second; 0 = not measured yet. */
   bytesPerSecond: number;
+  /** EWMA of the time from an assignment to its first byte, in ms; 0 = not measured yet. */
+  firstByteMs: number;
   busySinceMs: number;
   sampleBytes: number;
   sampleBusyMs: number;
@@ -158,6 +175,7 @@ export class PieceScheduler {
       copiesMax: options.copiesMax ?? SchedulerDefaults.copiesMax,
       stallFloorMs: options.stallFloorMs ?? SchedulerDefaults.stallFloorMs,
       banThreshold: options.banThreshold ?? SchedulerDefaults.banThreshold,
+      justInTime: options.justInTime ?? false,
     };
     this.pieces = Array.from({ length: options.pieceCount }, () => ({
       status: 'pending' as PieceStatus,
@@ -186,6 +204,7 @@ export class PieceScheduler {
         rttMs: 0,
         inflight: new Set(),
         bytesPerSecond: 0,
+        firstByteMs: 0,
         busySinceMs: 0,
         sampleBytes: 0,
         sampleBusyMs: 0,
@@ -288,8 +307,11 @@ export class PieceScheduler {
     const chosen = this.selectSources(nowMs);
     const free = new Map<SourceId, number>();
     for (const source of chosen) {
-      const slots =
+      let slots =
         this.depthOf(source) - source.inflight.size - (context.otherLoad?.(source.id) ?? 0);
+      // Just in time: one piece at a time, and only to a source about to need it.
+      if (this.options.justInTime)
+        slots = this.readyForMore(source, nowMs) ? Math.min(1, slots) : 0;
       if (slots > 0) free.set(source.id, slots);
     }
     if (free.size === 0) return out;
@@ -347,6 +369,11 @@ export class PieceScheduler {
     const state = this.sources.get(source);
     const assignee = this.pieces[piece]?.assignees.get(source);
     if (state === undefined || assignee === undefined) return;
+    if (assignee.bytes === 0 && byteCount > 0) {
+      const sample = Math.max(1, Math.ceil(nowMs - assignee.sinceMs));
+      state.firstByteMs =
+        state.firstByteMs === 0 ? sample : Math.floor((state.firstByteMs * 3 + sample) / 4);
+    }
     assignee.bytes += byteCount;
     state.sampleBytes += byteCount;
     state.lastProgressMs = nowMs;
@@ -549,6 +576,35 @@ export class PieceScheduler {
   private accrue(source: SourceState, nowMs: number): void {
     if (source.inflight.size > 0) source.sampleBusyMs += nowMs - source.busySinceMs;
     source.busySinceMs = nowMs;
+  }
+
+  /**
+   * Just-in-time pipelining: whether a source should get another piece now: it is idle, or what
+   * it still has to send takes at most its lead time (`assign` then gives it one piece; the next
+   * call looks again, so a lead longer than a piece still fills the pipeline). Pieces fetched at
+   * the same time share the source's link (an origin serves a client's requests side by side),
+   * so each would take longer; in-order delivery then holds more pieces out of order, and the
+   * memory window fills with work in flight instead of leaving room for the slowest piece.
+   */
+  private readyForMore(source: SourceState, nowMs: number): boolean {
+    if (source.inflight.size === 0) return true;
+    let rate = source.bytesPerSecond;
+    if (rate === 0) {
+      // Not measured yet: the current sample (bytes per busy ms so far), if any.
+      const busyMs = source.sampleBusyMs + (nowMs - source.busySinceMs);
+      if (busyMs <= 0 || source.sampleBytes === 0) return false;
+      rate = (source.sampleBytes * 1000) / busyMs;
+    }
+    let remaining = 0;
+    for (const piece of source.inflight) {
+      const length = this.pieceStart(piece + 1) - this.pieceStart(piece);
+      remaining += length - (this.pieces[piece]!.assignees.get(source.id)?.bytes ?? 0);
+    }
+    const leadMs =
+      source.firstByteMs === 0
+        ? SchedulerDefaults.leadDefaultMs
+        : 2 * source.firstByteMs + SchedulerDefaults.leadFloorMs;
+    return remaining * 1000 <= rate * leadMs;
   }
 
   private depthOf(source: SourceState): number {

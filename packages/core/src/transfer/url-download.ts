@@ -37,10 +37,18 @@
  * whose bytes differed is banned. Without one, a helper caught by a spot check costs only time
  * (its pieces are repaired); a helper whose corruption escapes every sample goes unnoticed:
  * only an end-to-end digest can catch it. An audit costs the helpers' share of the object again,
- * through this device's own link. Spot checks
- * cost sample bytes / piece bytes of extra WAN traffic on this device (at most 0.8 % with 4 MiB
- * pieces) plus one origin round trip per helper piece; a repair costs the suspect pieces again,
- * plus one read of the whole output from the host's disk.
+ * through this device's own link. Spot checks cost sample bytes / piece bytes of extra WAN
+ * traffic on this device (at most 0.8 % with 4 MiB pieces). The sample is fetched while the
+ * helper fetches the piece, so a piece is normally judged the moment its last byte arrives
+ * (waiting one origin round trip for the sample after it held every helper piece, and with it
+ * the in-order window, that long). A repair costs the suspect pieces again, plus one read of
+ * the whole output from the host's disk.
+ *
+ * Pipelining is just in time (the scheduler's `justInTime`): a source gets its next piece only
+ * when its current one is about to end. An origin serves a client's concurrent ranges side by
+ * side, so two pieces assigned at once would each take twice as long; with 8 sources x 2
+ * pieces x 4 MiB the 64 MiB window then held nothing but work in flight, and every source
+ * waited for the slowest piece.
  *
  * Liveness: `SELF_SOURCE` is always a source, so the download never waits on peers. Five origin
  * errors in a row on this device's own fetches fail it with reason 'origin-error'.
@@ -94,18 +102,28 @@ interface PieceTransfer {
   received: number;
   /** Last time bytes arrived (repairs: their stall check). */
   lastProgressMs: number;
+  /** A helper's piece: its spot check, whose sample is fetched while the helper fetches. */
+  spot: SpotCheck | undefined;
 }
 
-/** A helper's piece waiting for its spot check. */
+/**
+ * The spot check of a helper's piece. The sample is fetched from the origin as soon as the
+ * piece is assigned (the helper never learns where it lies), so when the helper's last byte
+ * arrives the check usually needs nothing more: the piece is judged at once instead of one
+ * origin round trip later, which would hold it (and the in-order window) that long.
+ */
 interface SpotCheck {
   readonly piece: number;
   readonly source: SourceId;
   /** The helper's Device ID in hex (its link may close before the check ends). */
   readonly sourceName: string;
   readonly repair: boolean;
-  readonly bytes: Uint8Array;
+  /** The helper's copy of the piece, once all of it arrived. */
+  bytes: Uint8Array | undefined;
   readonly sampleStart: number;
   readonly sampleEnd: number;
+  /** 'fetching' the sample, 'ready' (all of it here), or 'failed' (the origin would not give it). */
+  sampleState: 'fetching' | 'ready' | 'failed';
   fetchId: number;
   sample: Uint8Array;
   received: number;
@@ -139,7 +157,10 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
   private readonly selfFetches = new Map<number, PieceTransfer>();
   /** Helper requests by `${linkId}:${requestId}`. */
   private readonly helperRequests = new Map<string, PieceTransfer>();
-  private readonly spotChecks = new Map<number, SpotCheck>();
+  /** Every live spot check (of pieces in flight at helpers, or received and not judged yet). */
+  private readonly spotChecks = new Set<SpotCheck>();
+  /** Spot checks whose sample fetch is running, by fetch ID. */
+  private readonly spotFetches = new Map<number, SpotCheck>();
   private selfErrorStreak = 0;
   /** Links that refused FETCH_ASSIGN outright (capability, policy). */
   private readonly refusedBy = new Set<number>();
@@ -175,6 +196,7 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
       prng: ctx.prng.fork(),
       stallFloorMs: ctx.settings.stallFloorMs,
       banThreshold: ctx.settings.banThreshold,
+      justInTime: true,
     });
     this.scheduler.upsertSource(SELF_SOURCE);
     this.delivery = new DownloadDelivery(ctx, ctx.crypto, downloadId, totalBytes);
@@ -216,7 +238,7 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
   // --- self fetches (pieces, repairs and spot samples) ---
 
   onOriginData(fetchId: number, bytes: Uint8Array, nowMs: number): void {
-    const spot = this.spotChecks.get(fetchId);
+    const spot = this.spotFetches.get(fetchId);
     if (spot !== undefined) {
       if (spot.received + bytes.length > spot.sample.length) {
         this.ctx.cancelFetch(fetchId);
@@ -245,14 +267,16 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
     nowMs: number,
   ): void {
     this.ctx.endFetch(fetchId);
-    const spot = this.spotChecks.get(fetchId);
+    const spot = this.spotFetches.get(fetchId);
     if (spot !== undefined) {
       if (outcome === 'changed') {
         this.fail('origin-changed', `the origin object changed: ${detail}`, nowMs);
       } else if (outcome === 'error' || spot.received !== spot.sample.length) {
         this.spotFailed(spot, nowMs);
       } else {
-        this.spotDone(spot, nowMs);
+        this.spotFetches.delete(fetchId);
+        spot.sampleState = 'ready';
+        this.judge(spot, nowMs);
       }
       return;
     }
@@ -304,6 +328,11 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
     const piece = transfer.piece;
     if (this.state !== 'running') return;
     const suspect = transfer.repair ? this.suspects.get(piece) : undefined;
+    if (
+      message.status !== TransferStatus.ok ||
+      (transfer.repair ? suspect?.holder !== linkId : !this.scheduler.isAssigned(piece, linkId))
+    )
+      this.discardSpot(transfer);
     if (transfer.repair ? suspect?.holder !== linkId : !this.scheduler.isAssigned(piece, linkId))
       return;
     switch (message.status) {
@@ -344,19 +373,23 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
         `STATUS(ok) after ${transfer.received} of ${length} bytes`,
         nowMs,
       );
+      this.discardSpot(transfer);
       return;
     }
     if (suspect === undefined) {
       const losers = this.scheduler.received(piece, linkId, nowMs);
       this.cancelLosers(piece, losers);
     }
-    this.startSpotCheck(piece, linkId, transfer.buffer!, transfer.repair);
+    const spot = transfer.spot!;
+    spot.bytes = transfer.buffer!;
+    this.judge(spot, nowMs);
   }
 
   onLinkClosed(linkId: number, nowMs: number): void {
     for (const [key, transfer] of this.helperRequests) {
       if (transfer.source !== linkId) continue;
       this.helperRequests.delete(key);
+      this.discardSpot(transfer);
       const suspect = transfer.repair ? this.suspects.get(transfer.piece) : undefined;
       if (suspect?.holder === linkId) this.requeue(suspect, linkId);
     }
@@ -398,12 +431,13 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
     if (this.state !== 'running') return;
     this.state = 'failed';
     void nowMs;
-    for (const fetchId of [...this.selfFetches.keys(), ...this.spotChecks.keys()])
+    for (const fetchId of [...this.selfFetches.keys(), ...this.spotFetches.keys()])
       this.ctx.cancelFetch(fetchId);
     for (const transfer of this.helperRequests.values())
       this.ctx.cancelRequest(transfer.source, transfer.id);
     this.selfFetches.clear();
     this.spotChecks.clear();
+    this.spotFetches.clear();
     this.helperRequests.clear();
     this.readBack?.cancel();
     this.readBack = undefined;
@@ -419,7 +453,8 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
     for (const transfer of [...this.selfFetches.values(), ...this.helperRequests.values()]) {
       total += transfer.buffer?.length ?? 0;
     }
-    for (const spot of this.spotChecks.values()) total += spot.bytes.length + spot.sample.length;
+    // A spot check's piece bytes are the transfer's buffer until the piece arrived.
+    for (const spot of this.spotChecks) total += (spot.bytes?.length ?? 0) + spot.sample.length;
     return total;
   }
 
@@ -472,6 +507,7 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
       buffer: undefined,
       received: 0,
       lastProgressMs: nowMs,
+      spot: undefined,
     });
     if (source === SELF_SOURCE) {
       const fetchId = this.ctx.openFetch(this, this.fetchSpec(rangeStart, rangeEnd));
@@ -484,7 +520,8 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
       if (!repair) this.scheduler.fail(piece, source, 'error', nowMs);
       return false;
     }
-    this.helperRequests.set(`${source}:${requestId}`, transfer(requestId));
+    const helperTransfer = transfer(requestId);
+    this.helperRequests.set(`${source}:${requestId}`, helperTransfer);
     link.sendControl({
       type: 'fetch-assign',
       requestId,
@@ -494,6 +531,7 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
       validator: this.source.validator,
       headers: this.source.headers,
     });
+    helperTransfer.spot = this.startSpotCheck(piece, source, repair);
     return true;
   }
 
@@ -523,7 +561,20 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
       return;
     }
     this.helperRequests.delete(`${transfer.source}:${transfer.id}`);
+    this.discardSpot(transfer);
     this.ctx.cancelRequest(transfer.source, transfer.id);
+  }
+
+  /** A helper's transfer ended without its piece: its spot check is no longer needed. */
+  private discardSpot(transfer: PieceTransfer): void {
+    const spot = transfer.spot;
+    if (spot === undefined) return;
+    transfer.spot = undefined;
+    this.spotChecks.delete(spot);
+    if (spot.sampleState === 'fetching') {
+      this.spotFetches.delete(spot.fetchId);
+      this.ctx.cancelFetch(spot.fetchId);
+    }
   }
 
   private cancelLosers(piece: number, losers: readonly SourceId[]): void {
@@ -544,13 +595,9 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
     }
   }
 
-  private startSpotCheck(
-    piece: number,
-    source: SourceId,
-    bytes: Uint8Array,
-    repair: boolean,
-  ): void {
-    const length = bytes.length;
+  /** Draws the sample of a piece just assigned to a helper and starts fetching it. */
+  private startSpotCheck(piece: number, source: SourceId, repair: boolean): SpotCheck {
+    const length = this.pieceLength(piece);
     const sampleLength = Math.min(
       length,
       SPOT_MIN_BYTES + this.ctx.prng.nextInt(SPOT_EXTRA_BYTES + 1),
@@ -562,15 +609,18 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
       source,
       sourceName: this.ctx.sourceName(source),
       repair,
-      bytes,
+      bytes: undefined,
       sampleStart,
       sampleEnd: sampleStart + sampleLength,
+      sampleState: 'fetching',
       fetchId: 0,
       sample: new Uint8Array(sampleLength),
       received: 0,
       attempts: 0,
     };
+    this.spotChecks.add(spot);
     this.issueSpotFetch(spot);
+    return spot;
   }
 
   private issueSpotFetch(spot: SpotCheck): void {
@@ -581,18 +631,31 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
       this,
       this.fetchSpec(base + spot.sampleStart, base + spot.sampleEnd),
     );
-    this.spotChecks.set(spot.fetchId, spot);
+    this.spotFetches.set(spot.fetchId, spot);
   }
 
   private spotFailed(spot: SpotCheck, nowMs: number): void {
-    this.spotChecks.delete(spot.fetchId);
+    this.spotFetches.delete(spot.fetchId);
     if (this.state !== 'running') return;
     if (spot.attempts < SPOT_ATTEMPTS_MAX) {
       this.issueSpotFetch(spot);
       return;
     }
     // The origin would not give the sample: the piece cannot be checked, so it is refetched.
-    this.dropSpotChecked(spot, nowMs);
+    spot.sampleState = 'failed';
+    this.judge(spot, nowMs);
+  }
+
+  /** Judges a spot check once both the helper's piece and the sample (or its failure) are here. */
+  private judge(spot: SpotCheck, nowMs: number): void {
+    if (this.state !== 'running' || spot.bytes === undefined || spot.sampleState === 'fetching')
+      return;
+    this.spotChecks.delete(spot);
+    if (spot.sampleState === 'failed' || this.distrusted.has(spot.sourceName)) {
+      this.dropSpotChecked(spot, nowMs);
+      return;
+    }
+    this.spotDone(spot, spot.bytes, nowMs);
   }
 
   /** A piece whose check could not vouch for it goes back to be fetched again. */
@@ -605,11 +668,9 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
     if (suspect?.holder === spot.source) this.requeue(suspect, spot.source);
   }
 
-  private spotDone(spot: SpotCheck, nowMs: number): void {
-    this.spotChecks.delete(spot.fetchId);
-    if (this.state !== 'running') return;
+  private spotDone(spot: SpotCheck, bytes: Uint8Array, nowMs: number): void {
     const offset = spot.sampleStart - this.pieceStart(spot.piece);
-    const claimed = spot.bytes.subarray(offset, offset + spot.sample.length);
+    const claimed = bytes.subarray(offset, offset + spot.sample.length);
     if (!equalBytes(claimed, spot.sample)) {
       // With a validator the version is pinned, so the mismatch is certainly a lie.
       const certain = this.source.validator !== '';
@@ -630,11 +691,11 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
       return;
     }
     if (spot.repair) {
-      this.repairChecked(spot.piece, spot.bytes, spot.sourceName, nowMs);
+      this.repairChecked(spot.piece, bytes, spot.sourceName, nowMs);
       return;
     }
     this.scheduler.accept(spot.piece);
-    this.deliverPiece(spot.piece, spot.bytes, spot.sourceName, nowMs);
+    this.deliverPiece(spot.piece, bytes, spot.sourceName, nowMs);
   }
 
   private deliverPiece(piece: number, bytes: Uint8Array, sourceName: string, nowMs: number): void {
@@ -665,10 +726,15 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
   private distrust(deviceIdHex: string, nowMs: number): void {
     if (this.state !== 'running' || this.distrusted.has(deviceIdHex)) return;
     this.distrusted.add(deviceIdHex);
-    for (const spot of [...this.spotChecks.values()]) {
-      if (spot.sourceName !== deviceIdHex) continue;
-      this.spotChecks.delete(spot.fetchId);
-      this.ctx.cancelFetch(spot.fetchId);
+    // Pieces received from it and awaiting their sample are dropped; those still in flight end
+    // with its link (or are dropped by `judge` if their bytes still come).
+    for (const spot of [...this.spotChecks]) {
+      if (spot.sourceName !== deviceIdHex || spot.bytes === undefined) continue;
+      this.spotChecks.delete(spot);
+      if (spot.sampleState === 'fetching') {
+        this.spotFetches.delete(spot.fetchId);
+        this.ctx.cancelFetch(spot.fetchId);
+      }
       this.dropSpotChecked(spot, nowMs);
     }
     const index = this.helperIndex.get(deviceIdHex);
