@@ -5,7 +5,7 @@
  * the daemon), demo.ts (the whole story on one machine). Errors print one line that says what
  * to do next, and exit 1; usage errors exit 2.
  */
-import { Command, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { formatDeviceId, PeapodError } from '@peapod/core';
 import { pino } from 'pino';
 import { getPeers, type ApiTarget } from './api-client.js';
@@ -23,6 +23,7 @@ const program = new Command('peapod')
       'Pool the internet links of your devices for one big download, every byte verified.',
   )
   .showHelpAfterError('(run `peapod --help` for usage)')
+  .exitOverride() // usage errors exit 2 (below), not commander's 1
   .addHelpText(
     'after',
     `
@@ -312,6 +313,10 @@ function fail(message: string): never {
 }
 
 program.parseAsync().catch((error: unknown) => {
+  if (error instanceof CommanderError) {
+    // Commander already printed the message (or the help); help and --version are success.
+    process.exit(error.exitCode === 0 ? 0 : 2);
+  }
   const message = error instanceof Error ? error.message : String(error);
   process.stderr.write(`peapod: ${message}\n`);
   process.exit(1);
