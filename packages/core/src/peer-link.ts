@@ -513,8 +513,10 @@ export class PeerLink {
     };
     this.linkState = 'ready';
     this.timers.clear('handshake');
-    this.timers.set('heartbeat', nowMs + this.jitteredHeartbeatMs());
     this.outputs.push({ type: 'ready', remote: this.remotePeer });
+    // The first ping goes out at once: the RTT (link quality for `peapod peers`, and the
+    // scheduler's pipeline depth) is known one round trip after the link is up.
+    this.sendPing(nowMs);
   }
 
   private sendPing(nowMs: number): void {
