@@ -14,15 +14,14 @@
  * Measured here (200 links): PeaPod ~10 KiB of V8 heap + 0.6 KiB external and ~38 KiB RSS per
  * link on each side; node:tls ~5 KiB heap + 2 KiB external and 44-66 KiB RSS.
  */
-import { fork, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { fork, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { createServer, connect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tls from 'node:tls';
 import { createNodeCryptoProvider } from '@peapod/node';
 import type { NodeHost as NodeHostClass } from '../packages/node/dist/src/node-host.js';
+import { makeCertificate, tlsCredentials } from './tls-cert.js';
 
 // As in bench/link.ts: `@peapod/node` does not export the host yet, so load it by path.
 const { NodeHost } = (await import(
@@ -65,13 +64,6 @@ function report(message: ChildReport): void {
   process.send?.(message);
 }
 
-function credentials(certDir: string): { key: Buffer; cert: Buffer } {
-  return {
-    key: readFileSync(join(certDir, 'key.pem')),
-    cert: readFileSync(join(certDir, 'cert.pem')),
-  };
-}
-
 function podHost(secretHex: string): NodeHostClass {
   const crypto = createNodeCryptoProvider();
   return new NodeHost({
@@ -98,7 +90,7 @@ async function runListener(mode: Mode, links: number, secretHex: string, certDir
     const server =
       mode === 'tcp'
         ? createServer(onSocket)
-        : tls.createServer({ ...credentials(certDir), minVersion: 'TLSv1.3' }, onSocket);
+        : tls.createServer({ ...tlsCredentials(certDir), minVersion: 'TLSv1.3' }, onSocket);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const address = server.address();
     port = typeof address === 'object' && address ? address.port : 0;
@@ -139,7 +131,7 @@ async function runDialer(
               port,
               host: '127.0.0.1',
               servername: 'localhost',
-              ca: credentials(certDir).cert,
+              ca: tlsCredentials(certDir).cert,
               minVersion: 'TLSv1.3',
             });
       await new Promise((resolve) =>
@@ -165,30 +157,8 @@ async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const linksIndex = argv.indexOf('--links');
   const links = linksIndex < 0 ? 200 : Number(argv[linksIndex + 1]);
-  const certDir = mkdtempSync(join(tmpdir(), 'peapod-bench-idle-'));
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      join(certDir, 'key.pem'),
-      '-out',
-      join(certDir, 'cert.pem'),
-      '-days',
-      '1',
-      '-subj',
-      '/CN=localhost',
-      '-addext',
-      'subjectAltName=DNS:localhost',
-    ],
-    { stdio: 'ignore' },
-  );
+  const certDir = makeCertificate();
+  if (certDir === undefined) throw new Error('openssl is needed for the node:tls baseline');
   const secretHex = Buffer.from(createNodeCryptoProvider().randomBytes(32)).toString('hex');
   const results: { mode: Mode; dialer: Memory; listener: Memory }[] = [];
   try {

@@ -32,17 +32,16 @@
  * Usage: npx tsc -b && node bench/dist/link.js [--mib N] [--runs N] [--handshakes N] [--json]
  *   [--modes tcp,tls,peapod-aesgcm,peapod-chachapoly] [--window BYTES]
  */
-import { fork, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { fork, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { createServer, connect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import * as tls from 'node:tls';
 import { createNodeCryptoProvider } from '@peapod/node';
 import type { AeadCipher } from '@peapod/core';
 import type { NodeHost as NodeHostClass } from '../packages/node/dist/src/node-host.js';
+import { makeCertificate, tlsCredentials } from './tls-cert.js';
 
 // `@peapod/node` does not export the host yet (its index is another issue's), so the bench loads
 // the compiled module by path: from bench/dist/ at run time, typed from the .d.ts at build time.
@@ -174,13 +173,6 @@ async function sendStream(socket: Socket, totalBytes: number): Promise<void> {
     }
   }
   await new Promise((resolve) => socket.once('close', resolve));
-}
-
-function tlsCredentials(certDir: string): { key: Buffer; cert: Buffer } {
-  return {
-    key: readFileSync(join(certDir, 'key.pem')),
-    cert: readFileSync(join(certDir, 'cert.pem')),
-  };
 }
 
 function tlsDial(port: number, certDir: string): tls.TLSSocket {
@@ -388,39 +380,6 @@ async function trial(
   receiver.disconnect();
   await exited(receiver);
   return result;
-}
-
-function makeCertificate(): string | undefined {
-  const dir = mkdtempSync(join(tmpdir(), 'peapod-bench-tls-'));
-  try {
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-keyout',
-        join(dir, 'key.pem'),
-        '-out',
-        join(dir, 'cert.pem'),
-        '-days',
-        '1',
-        '-subj',
-        '/CN=localhost',
-        '-addext',
-        'subjectAltName=DNS:localhost',
-      ],
-      { stdio: 'ignore' },
-    );
-    return dir;
-  } catch {
-    rmSync(dir, { recursive: true, force: true });
-    return undefined;
-  }
 }
 
 async function main(): Promise<void> {
