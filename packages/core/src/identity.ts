@@ -29,6 +29,7 @@
  *
  * Pure computation: no platform API, no Buffer (STYLE.md section 1).
  */
+import { BASE32_ALPHABET, base32Encode } from './bytes.js';
 import type { CryptoProvider } from './crypto-provider.js';
 import { PeapodError } from './errors.js';
 
@@ -40,8 +41,6 @@ export function deriveDeviceId(crypto: CryptoProvider, ed25519PublicKey: Uint8Ar
   return crypto.sha256(ed25519PublicKey);
 }
 
-/** RFC 4648 section 6 base32 alphabet; also the Luhn mod 32 alphabet. */
-const BASE32_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 /** Base32 characters of a raw ID: ceil(256 / 5). */
 const DATA_CHARS = 52;
 const GROUPS = 4;
@@ -98,23 +97,6 @@ function checkRawId(raw: Uint8Array): void {
       `raw: a Device ID is ${DEVICE_ID_BYTES} bytes, got ${raw.length}`,
     );
   }
-}
-
-/** RFC 4648 base32 of `bytes` without padding. */
-function base32Encode(bytes: Uint8Array): string {
-  let out = '';
-  let buffer = 0;
-  let bits = 0;
-  for (const byte of bytes) {
-    buffer = ((buffer << 8) | byte) & 0xfff; // at most 4 + 8 pending bits
-    bits += 8;
-    while (bits >= 5) {
-      bits -= 5;
-      out += BASE32_ALPHABET[(buffer >>> bits) & 31]!;
-    }
-  }
-  if (bits > 0) out += BASE32_ALPHABET[(buffer << (5 - bits)) & 31]!;
-  return out;
 }
 
 /**

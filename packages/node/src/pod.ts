@@ -24,14 +24,19 @@
  *   message for a person that starts "Invalid join code:" and says what to do.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { PeapodError, POD_SECRET_BYTES, luhnCheckCharacter } from '@peapod/core';
+import {
+  BASE32_ALPHABET,
+  PeapodError,
+  POD_SECRET_BYTES,
+  base32Encode,
+  luhnCheckCharacter,
+} from '@peapod/core';
 
 /** The join code format version this implementation writes and reads. */
 export const JOIN_CODE_VERSION = 1;
 /** What every join code of this version starts with. */
 export const JOIN_CODE_PREFIX = `peapod${JOIN_CODE_VERSION}-`;
 
-const BASE32_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 const CHECKSUM_BYTES = 3;
 const GROUPS = 8;
 const GROUP_DATA_CHARS = 7; // 8 * 7 * 5 bits = 280 bits = 35 bytes exactly, no padding
@@ -57,22 +62,6 @@ function checkSecret(secret: Uint8Array): void {
 
 function taggedHash(tag: string, secret: Uint8Array): Uint8Array {
   return new Uint8Array(createHash('sha256').update(tag).update(secret).digest());
-}
-
-function base32Encode(bytes: Uint8Array): string {
-  let out = '';
-  let buffer = 0;
-  let bits = 0;
-  for (const byte of bytes) {
-    buffer = ((buffer << 8) | byte) & 0xfff;
-    bits += 8;
-    while (bits >= 5) {
-      bits -= 5;
-      out += BASE32_ALPHABET[(buffer >>> bits) & 31]!;
-    }
-  }
-  if (bits > 0) out += BASE32_ALPHABET[(buffer << (5 - bits)) & 31]!;
-  return out;
 }
 
 /**
