@@ -7,10 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, get, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -22,6 +20,7 @@ import {
   type FetchOutcome,
 } from '../src/http/origin-fetcher.js';
 import { probeOrigin } from '../src/http/origin-probe.js';
+import { download, rawServer } from './support/http.js';
 
 const MiB = 1024 * 1024;
 
@@ -62,30 +61,6 @@ function runFetch(
     );
     insideStart = false;
   });
-}
-
-async function rawServer(
-  handler: (req: IncomingMessage, res: ServerResponse) => void,
-): Promise<{ url: string; close(): Promise<void> }> {
-  const server = createServer(handler);
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}/x`,
-    close: async () => {
-      server.closeAllConnections();
-      server.close();
-      await once(server, 'close');
-    },
-  };
-}
-
-async function download(url: string): Promise<Buffer> {
-  const response = await new Promise<IncomingMessage>((resolve) => get(url, resolve));
-  const parts: Buffer[] = [];
-  for await (const part of response) parts.push(part as Buffer);
-  return Buffer.concat(parts);
 }
 
 async function validatorOf(url: string): Promise<string> {
@@ -220,7 +195,14 @@ describe('OriginFetcher with the dev origin', () => {
       let ends = 0;
       await new Promise<void>((resolve) => {
         fetcher.start(
-          { fetchId, url: server.url, rangeStart: 0, rangeEnd: 1000, validator: '', headers: [] },
+          {
+            fetchId,
+            url: `${server.url}/x`,
+            rangeStart: 0,
+            rangeEnd: 1000,
+            validator: '',
+            headers: [],
+          },
           { onData: () => resolve(), onEnd: () => ends++ },
         );
       });
@@ -385,7 +367,7 @@ describe('OriginFetcher with odd servers', () => {
       const server = await serve(respond);
       try {
         const result = await runFetch(fetcher, {
-          url: server.url,
+          url: `${server.url}/x`,
           rangeStart: 10,
           rangeEnd: 20,
           validator,
@@ -406,7 +388,7 @@ describe('OriginFetcher with odd servers', () => {
     const server = await rawServer(() => undefined);
     await server.close();
     const result = await runFetch(fetcher, {
-      url: server.url,
+      url: `${server.url}/x`,
       rangeStart: 0,
       rangeEnd: 1,
       validator: '',

@@ -6,46 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { once } from 'node:events';
-import {
-  createServer,
-  get,
-  type IncomingHttpHeaders,
-  type IncomingMessage,
-  type ServerResponse,
-} from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingHttpHeaders } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { startDevOrigin, type DevOrigin } from '../src/dev-origin.js';
 import { probeOrigin, type OriginDescription } from '../src/http/origin-probe.js';
+import { download, rawServer } from './support/http.js';
 
 const MiB = 1024 * 1024;
-
-/** A raw HTTP server on 127.0.0.1 for one test's odd origin. */
-async function rawServer(
-  handler: (req: IncomingMessage, res: ServerResponse) => void,
-): Promise<{ url: string; close(): Promise<void> }> {
-  const server = createServer(handler);
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: async () => {
-      server.closeAllConnections();
-      server.close();
-      await once(server, 'close');
-    },
-  };
-}
-
-/** The whole body of a plain GET. */
-async function download(url: string): Promise<Buffer> {
-  const response = await new Promise<IncomingMessage>((resolve) => get(url, resolve));
-  const parts: Buffer[] = [];
-  for await (const part of response) parts.push(part as Buffer);
-  return Buffer.concat(parts);
-}
 
 function described(probe: Awaited<ReturnType<typeof probeOrigin>>): OriginDescription {
   assert.equal(probe.kind, 'described', probe.kind === 'failed' ? probe.detail : '');
