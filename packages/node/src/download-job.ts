@@ -90,6 +90,9 @@ export interface CoreUrlSpec {
   readonly headers: readonly HeaderPair[];
 }
 
+/** Least time between two progress events of a single-source download (as the core's). */
+const PROGRESS_INTERVAL_MS = 250;
+
 export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }> {
   private writeChain: Promise<void> = Promise.resolve();
   private repaired = false;
@@ -289,6 +292,7 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
           : new ObjectVerifier(user);
     this.verifiedBytes = offset;
     this.singleSource = true;
+    let lastProgressMs = -Infinity;
     let result: WholeFetchResult;
     try {
       result = await this.host.fetchWhole(
@@ -303,6 +307,11 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
           this.verifiedBytes += bytes.length;
           this.bySource = { self: this.verifiedBytes - offset };
           await this.sink.progress(this.verifiedBytes);
+          // At most one event per PROGRESS_INTERVAL_MS (a read is ~64 KiB: thousands a second
+          // on a fast link), like the core's download:progress; `done` carries the final count.
+          const now = performance.now();
+          if (now - lastProgressMs < PROGRESS_INTERVAL_MS) return;
+          lastProgressMs = now;
           this.emit('event', {
             type: 'progress',
             verifiedBytes: this.verifiedBytes,

@@ -40,6 +40,8 @@ export interface DigestReport {
   readonly bytesHashed: number;
   /** One line for a person: what matched, or what failed and what to do. */
   readonly message: string;
+  /** Every digest computed, by algorithm (the expected ones and `alsoCompute`). */
+  readonly actual: ReadonlyMap<DigestAlgorithm, Uint8Array>;
 }
 
 const NODE_ALGORITHMS: Record<DigestAlgorithm, string> = {
@@ -59,7 +61,16 @@ export class DigestVerifier {
    * @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT if a digest's length does not fit its
    *   algorithm.
    */
-  constructor(private readonly expected: readonly ExpectedDigest[]) {
+  /** `alsoCompute`: algorithms to hash even when nothing of theirs is expected. */
+  constructor(
+    private readonly expected: readonly ExpectedDigest[],
+    alsoCompute: readonly DigestAlgorithm[] = [],
+  ) {
+    for (const algorithm of alsoCompute) {
+      if (!this.hashes.has(algorithm)) {
+        this.hashes.set(algorithm, createHash(NODE_ALGORITHMS[algorithm]));
+      }
+    }
     for (const { algorithm, digest, source } of expected) {
       if (digest.length !== DIGEST_LENGTHS[algorithm]) {
         throw new PeapodError(
@@ -108,7 +119,13 @@ export class DigestVerifier {
       );
       message = `digest mismatch: ${details.join('; ')}. The downloaded bytes are not the object the origin describes: discard them and download again`;
     }
-    this.report = { ok: failed.length === 0, checks, bytesHashed: this.bytesHashed, message };
+    this.report = {
+      ok: failed.length === 0,
+      checks,
+      bytesHashed: this.bytesHashed,
+      message,
+      actual: actuals,
+    };
     return this.report;
   }
 }
@@ -149,16 +166,14 @@ function hex(bytes: Uint8Array): string {
  */
 export class ObjectVerifier {
   private readonly verifier: DigestVerifier;
-  private readonly sha256: Hash = createHash('sha256');
-  private sha256Hex: string | undefined;
 
   constructor(private readonly expected: readonly ExpectedDigest[]) {
-    this.verifier = new DigestVerifier(expected);
+    // One SHA-256 pass serves both the summary and any expected sha-256 digests.
+    this.verifier = new DigestVerifier(expected, ['sha-256']);
   }
 
   update(bytes: Uint8Array): void {
     this.verifier.update(bytes);
-    this.sha256.update(bytes);
   }
 
   restart(): ObjectVerifier {
@@ -167,11 +182,10 @@ export class ObjectVerifier {
 
   /** The report, and the object's SHA-256 in hex. */
   finish(): DigestReport & { readonly sha256Hex: string; readonly verified: readonly string[] } {
-    this.sha256Hex ??= this.sha256.digest('hex');
     const report = this.verifier.finish();
     return {
       ...report,
-      sha256Hex: this.sha256Hex,
+      sha256Hex: hex(report.actual.get('sha-256')!),
       verified: report.checks.filter((check) => check.matched).map(describe),
     };
   }
