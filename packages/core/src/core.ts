@@ -285,6 +285,7 @@ export class Core {
         break;
       case 'bytes-flushed':
         this.links.get(input.linkId)?.link.onFlushed(input.byteCount);
+        this.transfers.onFlushed(input.linkId, nowMs);
         break;
       case 'link-closed':
         this.links.get(input.linkId)?.link.onTransportClosed(nowMs);

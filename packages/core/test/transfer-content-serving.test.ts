@@ -1,14 +1,21 @@
 /**
- * The chunk server's refusal rules, driven directly through a fake engine context: upload slots
- * (at most `UPLOAD_SLOTS` links are sent chunks at once; the others get `busy`), turns (a link
- * past `TURN_BYTES` gives its slot up while others wait, and keeps it while nobody does), and
+ * The chunk server's serving rules, driven directly through a fake engine context: the upload
+ * queue (one chunk sent at a time; accepted requests wait their turn, links not being served
+ * and peers holding the fewest chunks first; a full queue refuses `busy` or displaces a
+ * pipelined request; a link that stops draining gives its slot up), manifests (no slot), and
  * seeding (a chunk a seed sent to one peer is refused to the others as `notFound`).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Capability, TransferStatus, type WireMessage } from '../src/wire/messages.js';
 import { Availability } from '../src/transfer/availability.js';
-import { ChunkServer, TURN_BYTES, UPLOAD_SLOTS } from '../src/transfer/chunk-server.js';
+import {
+  ChunkServer,
+  SEND_STALL_MS,
+  UPLOAD_SLOTS,
+  UPLOAD_WAITING_BYTES,
+} from '../src/transfer/chunk-server.js';
+import { Prng } from '../src/prng.js';
 import type { TransferContext } from '../src/transfer/transfer-context.js';
 import type { PeerLink } from '../src/peer-link.js';
 import type { Manifest } from '../src/content/manifest.js';
@@ -52,6 +59,7 @@ function setUp(linkCount: number, data: Uint8Array, chunkSizeBytes = CHUNK) {
     crypto,
     settings: { capabilities: Capability.serveChunks, servingPerLinkMax: 16 },
     availability,
+    prng: new Prng(5),
     readyLink: (id: number) => links.get(id) as unknown as PeerLink | undefined,
     readyLinkIds: () => [...links.keys()],
     output: (o: { type: string; readId: number; chunkIndex: number }) => {
@@ -79,84 +87,140 @@ function setUp(linkCount: number, data: Uint8Array, chunkSizeBytes = CHUNK) {
       server.onChunkRead(read.readId, data.subarray(start, start + chunkSizeBytes));
     }
   };
-  return { server, links, manifest: manifest as Manifest, availability, request, answerReads };
+  /** Link `linkId` sent everything queued, and reported it flushed at `nowMs`. */
+  const drain = (linkId: number, nowMs: number): void => {
+    links.get(linkId)!.drain();
+    server.onFlushed(linkId, nowMs);
+  };
+  return {
+    server,
+    links,
+    manifest: manifest as Manifest,
+    availability,
+    request,
+    answerReads,
+    drain,
+    reads,
+  };
 }
 
-test('upload slots: chunks go to at most UPLOAD_SLOTS links at once; the next link gets busy', () => {
-  const data = testBytes(64 * CHUNK, 3);
-  const { links, request, answerReads } = setUp(UPLOAD_SLOTS + 2, data);
-  // A seed would refuse a chunk it sent elsewhere, so each link asks for its own chunks.
-  for (let link = 1; link <= UPLOAD_SLOTS; link++) {
-    const id = request(link, link * 2);
-    assert.equal(links.get(link)!.statusOf(id), undefined, `link ${link} is served`);
-  }
+test('upload queue: one chunk is sent at a time; the next waits and starts when its DATA is cut', () => {
+  assert.equal(UPLOAD_SLOTS, 1);
+  const data = testBytes(16 * CHUNK, 3);
+  const { links, request, answerReads, drain, reads } = setUp(3, data);
+  const first = request(1, 1);
+  assert.deepEqual(
+    reads.map((r) => r.chunkIndex),
+    [1],
+  );
   answerReads();
-  const refused = request(UPLOAD_SLOTS + 1, 50);
-  assert.equal(links.get(UPLOAD_SLOTS + 1)!.statusOf(refused), TransferStatus.busy);
-  // A link that holds a slot may pipeline a second chunk.
-  const second = request(1, 3);
-  assert.equal(links.get(1)!.statusOf(second), undefined);
-  // Once a link's streams are sent, its slot is free for the next link.
-  links.get(2)!.drain();
-  const next = request(UPLOAD_SLOTS + 2, 51);
-  assert.equal(links.get(UPLOAD_SLOTS + 2)!.statusOf(next), undefined);
+  assert.ok(links.get(1)!.isStreamQueued(first));
+  // Two more links ask: they are accepted (no STATUS) but wait; nothing is read for them yet.
+  const second = request(2, 2);
+  const third = request(3, 3);
+  assert.equal(links.get(2)!.statusOf(second), undefined);
+  assert.equal(links.get(3)!.statusOf(third), undefined);
+  assert.equal(reads.length, 0);
+  // Link 1's DATA is all cut and flushed: the next job starts, one at a time.
+  drain(1, 10);
+  assert.equal(reads.length, 1);
+  answerReads();
+  drain(2, 20);
+  answerReads();
+  assert.ok(links.get(2)!.isStreamQueued(second) === false);
+  assert.ok(links.get(3)!.isStreamQueued(third));
+});
+
+test('upload queue: a full queue refuses busy, but a link not served yet displaces a pipelined request', () => {
+  // Chunks of half the waiting budget: two may wait.
+  const chunkSizeBytes = UPLOAD_WAITING_BYTES / 2;
+  const data = testBytes(6 * chunkSizeBytes, 4);
+  const { links, request, answerReads } = setUp(4, data, chunkSizeBytes);
+  request(1, 0);
+  answerReads();
+  const pipelined = request(1, 1);
+  const other = request(2, 2);
+  assert.equal(links.get(1)!.statusOf(pipelined), undefined, 'link 1 pipelines a second chunk');
+  assert.equal(links.get(2)!.statusOf(other), undefined, 'link 2 waits');
+  // The queue is full. Link 3 is not being served: it takes the place of link 1's second.
+  const newcomer = request(3, 3);
+  assert.equal(links.get(3)!.statusOf(newcomer), undefined);
+  assert.equal(links.get(1)!.statusOf(pipelined), TransferStatus.busy);
+  // Link 4 ranks no better than anyone waiting: refused.
+  assert.equal(links.get(4)!.statusOf(request(4, 4)), TransferStatus.busy);
+  // Link 1, still being served, cannot displace anyone either.
+  assert.equal(links.get(1)!.statusOf(request(1, 5)), TransferStatus.busy);
+});
+
+test('upload queue: a turn goes to the waiting peer that holds the fewest chunks', () => {
+  const data = testBytes(16 * CHUNK, 5);
+  const { links, request, answerReads, drain, reads, availability, manifest } = setUp(3, data);
+  request(1, 0);
+  answerReads();
+  const rich = request(2, 1);
+  const poor = request(3, 2);
+  availability.announce(2, manifest.contentId, [{ start: 8, end: 14 }]);
+  drain(1, 10);
+  assert.deepEqual(
+    reads.map((r) => r.chunkIndex),
+    [2],
+  );
+  answerReads();
+  assert.ok(links.get(3)!.isStreamQueued(poor));
+  assert.ok(!links.get(2)!.isStreamQueued(rich));
+});
+
+test('upload queue: a link that stops draining gives its slot to the next job', () => {
+  const data = testBytes(16 * CHUNK, 6);
+  const { server, links, request, answerReads, reads } = setUp(2, data);
+  request(1, 0, 100);
+  answerReads();
+  const waiting = request(2, 1, 150);
+  assert.equal(reads.length, 0);
+  // Link 1 never flushes: at the deadline the waiting job starts.
+  const deadline = server.nextDeadlineMs();
+  assert.equal(deadline, 100 + SEND_STALL_MS);
+  server.onTimer(deadline! - 1);
+  assert.equal(reads.length, 0);
+  server.onTimer(deadline!);
+  assert.equal(reads.length, 1);
+  answerReads();
+  assert.ok(links.get(2)!.isStreamQueued(waiting));
+  assert.equal(server.nextDeadlineMs(), undefined, 'nothing waits: no deadline');
+});
+
+test('upload queue: a waiting request that is cancelled answers cancelled and never starts', () => {
+  const data = testBytes(16 * CHUNK, 8);
+  const { server, links, request, answerReads, drain, reads } = setUp(3, data);
+  request(1, 0);
+  answerReads();
+  const cancelled = request(2, 1);
+  const kept = request(3, 2);
+  assert.ok(server.onCancel(2, cancelled));
+  assert.equal(links.get(2)!.statusOf(cancelled), TransferStatus.cancelled);
+  drain(1, 10);
+  assert.deepEqual(
+    reads.map((r) => r.chunkIndex),
+    [2],
+  );
+  answerReads();
+  assert.ok(links.get(3)!.isStreamQueued(kept));
 });
 
 test('upload slots: manifest requests need no slot', () => {
   const data = testBytes(64 * CHUNK, 4);
-  const { server, links, manifest, request, answerReads } = setUp(UPLOAD_SLOTS + 1, data);
-  for (let link = 1; link <= UPLOAD_SLOTS; link++) request(link, link * 2);
+  const { server, links, manifest, request, answerReads } = setUp(UPLOAD_SLOTS + 2, data);
+  // Every slot is taken and a request waits.
+  for (let link = 1; link <= UPLOAD_SLOTS + 1; link++) request(link, link * 2);
   answerReads();
-  const last = links.get(UPLOAD_SLOTS + 1)!;
+  const last = links.get(UPLOAD_SLOTS + 2)!;
   server.onRequest(
-    UPLOAD_SLOTS + 1,
+    UPLOAD_SLOTS + 2,
     { type: 'chunk-request', requestId: 1000, chunkHash: manifest.contentId, priority: 0 },
     0,
   );
   assert.equal(last.statusOf(1000), TransferStatus.ok);
   assert.ok(last.isStreamQueued(1000));
-});
-
-test('turns: past TURN_BYTES a link keeps its slot only while nobody waits for one', () => {
-  // Chunks of 512 KiB: a turn is TURN_BYTES / 512 KiB chunks.
-  const chunkSizeBytes = 512 * 1024;
-  const perTurn = TURN_BYTES / chunkSizeBytes;
-  const data = testBytes(32 * chunkSizeBytes, 5);
-  const { links, request, answerReads } = setUp(UPLOAD_SLOTS + 1, data, chunkSizeBytes);
-  for (let link = 2; link <= UPLOAD_SLOTS; link++) request(link, 20 + link);
-  let index = 0;
-  // Nobody waits: link 1 may go past its turn.
-  for (let i = 0; i < perTurn + 2; i++) {
-    const id = request(1, index++, 10);
-    assert.equal(links.get(1)!.statusOf(id), undefined, `chunk ${i} of link 1 is served`);
-  }
-  answerReads();
-  // Another link is refused (all slots taken): it now waits, so link 1's turn ends ...
-  const waiter = UPLOAD_SLOTS + 1;
-  assert.equal(links.get(waiter)!.statusOf(request(waiter, 30, 20)), TransferStatus.busy);
-  const over = request(1, index++, 30);
-  assert.equal(links.get(1)!.statusOf(over), TransferStatus.busy);
-  // ... and once link 1's queue drains, the waiting link gets the slot.
-  links.get(1)!.drain();
-  const taken = request(waiter, 31, 40);
-  assert.equal(links.get(waiter)!.statusOf(taken), undefined);
-  // Link 1 starts a new turn only when a slot is free again.
-  assert.equal(links.get(1)!.statusOf(request(1, index++, 50)), TransferStatus.busy);
-});
-
-test('turns: a link refused long ago no longer counts as waiting', () => {
-  const chunkSizeBytes = 512 * 1024;
-  const perTurn = TURN_BYTES / chunkSizeBytes;
-  const data = testBytes(32 * chunkSizeBytes, 6);
-  const { links, request, answerReads } = setUp(UPLOAD_SLOTS + 1, data, chunkSizeBytes);
-  for (let link = 2; link <= UPLOAD_SLOTS; link++) request(link, 20 + link);
-  for (let i = 0; i < perTurn; i++) request(1, i, 0);
-  answerReads();
-  const waiter = UPLOAD_SLOTS + 1;
-  assert.equal(links.get(waiter)!.statusOf(request(waiter, 30, 0)), TransferStatus.busy);
-  // Ten seconds later the refused link has not asked again: link 1 keeps going.
-  const later = request(1, perTurn, 10_000);
-  assert.equal(links.get(1)!.statusOf(later), undefined);
 });
 
 test('seeding: a chunk sent to one peer is refused to another as notFound, not busy', () => {

@@ -103,6 +103,11 @@ export class Availability {
     return count;
   }
 
+  /** How many chunks of content `key` the link announced. */
+  heldCount(linkId: number, key: string): number {
+    return this.byLink.get(linkId)?.get(key)?.size ?? 0;
+  }
+
   /** How many links announced chunk `index` of content `key`. */
   holderCount(key: string, index: number): number {
     return this.holderCounts.get(key)?.get(index) ?? 0;

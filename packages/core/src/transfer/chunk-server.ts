@@ -27,25 +27,17 @@
  * (the hold in time, the second only once per link and chunk), so a peer that got a chunk and
  * went silent, or that the requester cannot use, costs a delay, never the chunk.
  *
- * Upload slots (every serving device, seed or not): chunks go to at most `UPLOAD_SLOTS` links
- * at once (BitTorrent's unchoke slots); a request from another link is answered `busy`, and the
- * requester backs off this device for a moment and asks other holders. Why: a link sends its
- * streams one after another, but the uplink is shared by every link with data queued, so a
- * device serving all of its 31 peers at once sends each chunk at 1/31 of its rate. Every chunk
- * then takes ~10 s to reach anyone (4 MiB at 100 Mbit/s), nobody has anything to pass on, and
- * the swarm waits on the seed (measured, swarm 256 MiB / 31 peers: peers' uplinks idle for the
- * first 10 s and 50-80 % idle after). With a few slots each chunk arrives within a few chunk
- * times and its receiver serves it onward at once. A link holds its slot while a chunk of its
- * is being read or still queued (a requester's pipeline keeps it), for `TURN_BYTES` bytes;
- * past that, when other links were refused lately, its next request is refused too and the
- * slot passes on once its queue drains (rotation, so every peer gets a turn at a seed's rare
- * chunks). Manifest requests need no slot. The slot count does not depend on the rate: a few
- * streams keep any uplink busy, and fewer streams means each arrives sooner. Measured (sim,
- * swarm seed 1, worst / median peer completion over ideal): 256 MiB / 31 peers, 4 MiB chunks:
- * no slots 2.93 / 2.81 (seed upload 1.52x), 4 slots 1.43 / 1.34, 3 slots 1.37 / 1.26, 2 slots
- * 1.31 / 1.21; 64 MiB / 15 peers, 256 KiB chunks: no slots 1.19 / 1.18, 4 slots 1.18 / 1.16,
- * 3 slots 1.20 / 1.16, 2 slots 1.28 / 1.25 (with small chunks two slots leave the uplink idle
- * whenever both holders' queues run dry between requests). Three is the compromise.
+ * Upload slots (every serving device, seed or not; upload-queue.ts): at most `UPLOAD_SLOTS`
+ * chunks are sent at once, each at the full rate of the uplink; accepted requests beyond that
+ * wait their turn in arrival order (one per link), and a request that would wait behind
+ * `UPLOAD_WAITING_MAX` others is refused `busy` (the requester backs off this device for a
+ * moment and asks other holders). Why: a link sends its streams one after another, but the
+ * uplink is shared by every link with data queued, so a device serving all of its 31 peers at
+ * once sends each chunk at 1/31 of its rate; every chunk then takes ~10 s to reach anyone
+ * (4 MiB at 100 Mbit/s), nobody has anything to pass on, and the swarm waits on the seed. Sent
+ * one at a time, each chunk arrives after one chunk time and its receiver serves it onward at
+ * once, so the number of holders doubles every chunk time. Waiting (instead of refusing) keeps
+ * the uplink busy between two jobs. Manifest requests need no slot.
  */
 import { toHex } from '../bytes.js';
 import { verifyChunk } from '../content/chunk-verifier.js';
@@ -59,19 +51,19 @@ import {
 } from '../wire/messages.js';
 import type { TransferContext } from './transfer-context.js';
 import { indicesToRangeGroups } from './availability.js';
+import { UploadQueue, type UploadJob } from './upload-queue.js';
 
 /** How long a seed keeps a chunk it sent to one peer from the others (see the header). */
 const SEED_HOLD_MS = 10_000;
-/** Links that may be sent chunks at once (see the header). */
-export const UPLOAD_SLOTS = 3;
+/** Chunks sent at once (see the header). */
+export const UPLOAD_SLOTS = 1;
+/** Bytes of accepted requests that may wait for a slot (see the header). */
+export const UPLOAD_WAITING_BYTES = 16 * 1024 * 1024;
 /**
- * Bytes a link may take in one turn while other links wait for a slot: one 4 MiB chunk, or
- * several small ones (a turn of one 256 KiB chunk lasts ~20 ms at 100 Mbit/s, too short for
- * refused requesters, who retry after ~0.5 s, to take the slot over without leaving it idle).
+ * A chunk being sent over a link that flushed nothing for this long (its receiver stopped
+ * reading) gives its slot to the next job; it goes on if the link drains again.
  */
-export const TURN_BYTES = 4 * 1024 * 1024;
-/** How long a link refused for want of a slot counts as waiting (requesters retry in ~0.5 s). */
-const WAITING_MS = 1_000;
+export const SEND_STALL_MS = 1_000;
 
 interface HeldContent {
   readonly manifest: Manifest;
@@ -79,19 +71,19 @@ interface HeldContent {
   manifestBytes: Uint8Array | undefined;
 }
 
-interface PendingRead {
-  readonly linkId: number;
-  readonly requestId: number;
+interface ChunkJob extends UploadJob {
   readonly chunkHash: Uint8Array;
   readonly key: string;
   readonly index: number;
+  /** When its read was started (undefined while it waits). */
+  startedAtMs: number | undefined;
 }
 
 export class ChunkServer {
   private readonly contents = new Map<string, HeldContent>();
   /** chunk hash (hex) -> where it is held. */
   private readonly byHash = new Map<string, { key: string; index: number }>();
-  private readonly reads = new Map<number, PendingRead>();
+  private readonly reads = new Map<number, ChunkJob>();
   /**
    * Requests per link whose read is pending or whose DATA may still be queued: request ID ->
    * whether it is a chunk (true) or a manifest (false).
@@ -106,10 +98,22 @@ export class ChunkServer {
   private readonly sentOnce = new Set<string>();
   /** Seeding: `${linkId}:${key}:${index}` already refused once because another link held it. */
   private readonly referred = new Set<string>();
-  /** Upload slots: link -> chunk bytes of its current turn (links holding a slot only). */
-  private readonly turns = new Map<number, number>();
-  /** Upload slots: link -> when it was last refused for want of a slot. */
-  private readonly waiting = new Map<number, number>();
+  private readonly uploads = new UploadQueue<ChunkJob>(
+    UPLOAD_SLOTS,
+    UPLOAD_WAITING_BYTES,
+    (job) =>
+      this.isReading(job.linkId, job.requestId) ||
+      ((this.ctx.readyLink(job.linkId)?.isStreamQueued(job.requestId) ?? false) &&
+        this.nowMs < this.sendStallDeadlineMs(job)),
+    (job) => this.holdingSoon(job.linkId, job.key),
+    (n) => this.ctx.prng.nextInt(n),
+  );
+  /** link -> when it last reported bytes flushed. */
+  private readonly lastFlushMs = new Map<number, number>();
+  /** The latest time seen (the upload queue's stall check). */
+  private nowMs = 0;
+  /** link -> chunks whose sending started and that the link has not announced yet. */
+  private readonly unannounced = new Map<number, Array<{ key: string; index: number }>>();
 
   constructor(
     private readonly ctx: TransferContext,
@@ -195,11 +199,22 @@ export class ChunkServer {
       return;
     }
     const range = chunkRange(this.contents.get(key)!.manifest, index);
-    if (!this.takeSlot(linkId, range.end - range.start, nowMs)) {
-      answer(TransferStatus.busy, 'all upload slots taken; ask another peer or retry');
+    const job: ChunkJob = {
+      linkId,
+      requestId: message.requestId,
+      byteCount: range.end - range.start,
+      chunkHash: message.chunkHash,
+      key,
+      index,
+      startedAtMs: undefined,
+    };
+    this.nowMs = Math.max(this.nowMs, nowMs);
+    const offer = this.uploads.offer(job);
+    if (offer.kind === 'busy') {
+      answer(TransferStatus.busy, 'upload queue full; ask another peer or retry');
       return;
     }
-    const readId = this.nextReadId();
+    if (offer.kind === 'wait') for (const other of offer.displaced) this.refuseWaiting(other);
     active.set(message.requestId, true);
     if (this.seeds(key)) {
       const chunkKey = `${key}:${index}`;
@@ -208,19 +223,100 @@ export class ChunkServer {
       this.sentTo.set(chunkKey, sent);
       this.sentOnce.add(chunkKey);
     }
-    this.reads.set(readId, {
-      linkId,
-      requestId: message.requestId,
-      chunkHash: message.chunkHash,
-      key,
-      index,
-    });
+    if (offer.kind === 'start') this.startRead(job);
+    else this.pump();
+  }
+
+  /** A waiting job lost its place to a link not served yet: it is refused `busy`. */
+  private refuseWaiting(job: ChunkJob): void {
+    this.serving.get(job.linkId)?.delete(job.requestId);
+    this.forgetSent(job.linkId, job.requestId);
+    this.ctx
+      .readyLink(job.linkId)
+      ?.sendAfterData(
+        job.requestId,
+        status_(job.requestId, TransferStatus.busy, 0, 'upload queue full; ask another peer'),
+      );
+  }
+
+  /** Seeding: the chunk of this request did not go out after all. */
+  private forgetSent(linkId: number, requestId: number): void {
+    for (const [chunkKey, sent] of this.sentTo) {
+      const left = sent.filter((s) => s.linkId !== linkId || s.requestId !== requestId);
+      if (left.length === 0) this.sentTo.delete(chunkKey);
+      else if (left.length !== sent.length) this.sentTo.set(chunkKey, left);
+    }
+  }
+
+  /**
+   * Starts the waiting chunk jobs whose turn came: after a flush (a sending job may have had its
+   * last frame cut), a timer (a sending job's link may have stalled), or a job that ended early.
+   */
+  onFlushed(linkId: number, nowMs: number): void {
+    this.nowMs = Math.max(this.nowMs, nowMs);
+    this.lastFlushMs.set(linkId, nowMs);
+    this.pump();
+  }
+
+  onTimer(nowMs: number): void {
+    this.nowMs = Math.max(this.nowMs, nowMs);
+    this.pump();
+  }
+
+  /** When a sending job's link will count as stalled, if jobs wait for its slot. */
+  nextDeadlineMs(): number | undefined {
+    if (this.uploads.waitingCount === 0) return undefined;
+    let min: number | undefined;
+    for (const job of this.uploads.sendingJobs) {
+      if (job.startedAtMs === undefined || this.isReading(job.linkId, job.requestId)) continue;
+      const at = this.sendStallDeadlineMs(job);
+      if (min === undefined || at < min) min = at;
+    }
+    return min;
+  }
+
+  private sendStallDeadlineMs(job: ChunkJob): number {
+    const since = Math.max(job.startedAtMs ?? this.nowMs, this.lastFlushMs.get(job.linkId) ?? 0);
+    return since + SEND_STALL_MS;
+  }
+
+  private pump(): void {
+    for (const job of this.uploads.next()) {
+      if (this.serving.get(job.linkId)?.has(job.requestId) !== true) continue;
+      this.startRead(job);
+    }
+  }
+
+  /**
+   * Chunks of `key` the link holds or will soon: announced, or being sent by this device and
+   * not announced yet (the upload queue serves links that hold the fewest first).
+   */
+  private holdingSoon(linkId: number, key: string): number {
+    const availability = this.ctx.availability;
+    let soon = 0;
+    const started = this.unannounced.get(linkId);
+    if (started !== undefined) {
+      const left = started.filter((c) => !availability.has(linkId, c.key, c.index));
+      if (left.length === 0) this.unannounced.delete(linkId);
+      else this.unannounced.set(linkId, left);
+      for (const chunk of left) if (chunk.key === key) soon++;
+    }
+    return availability.heldCount(linkId, key) + soon;
+  }
+
+  private startRead(job: ChunkJob): void {
+    job.startedAtMs = this.nowMs;
+    const started = this.unannounced.get(job.linkId) ?? [];
+    started.push({ key: job.key, index: job.index });
+    this.unannounced.set(job.linkId, started);
+    const readId = this.nextReadId();
+    this.reads.set(readId, job);
     this.ctx.output({
       type: 'read-chunk',
       readId,
-      contentId: this.contents.get(key)!.manifest.contentId,
-      chunkIndex: index,
-      chunkHash: message.chunkHash,
+      contentId: this.contents.get(job.key)!.manifest.contentId,
+      chunkIndex: job.index,
+      chunkHash: job.chunkHash,
     });
   }
 
@@ -234,6 +330,8 @@ export class ChunkServer {
     if (link === undefined || active === undefined || !active.has(read.requestId)) return;
     if (bytes === undefined || !verifyChunk(this.ctx.crypto, read.chunkHash, bytes)) {
       active.delete(read.requestId);
+      this.uploads.remove(read.linkId, read.requestId);
+      this.pump();
       const status =
         bytes === undefined ? TransferStatus.notFound : TransferStatus.checksumMismatch;
       this.forget(read.key, read.index);
@@ -258,11 +356,9 @@ export class ChunkServer {
     const active = this.serving.get(linkId);
     if (active === undefined || !active.has(requestId)) return false;
     active.delete(requestId);
-    for (const [chunkKey, sent] of this.sentTo) {
-      const left = sent.filter((s) => s.linkId !== linkId || s.requestId !== requestId);
-      if (left.length === 0) this.sentTo.delete(chunkKey);
-      else if (left.length !== sent.length) this.sentTo.set(chunkKey, left);
-    }
+    this.forgetSent(linkId, requestId);
+    const wasWaiting = this.uploads.remove(linkId, requestId);
+    this.pump();
     const link = this.ctx.readyLink(linkId);
     if (link === undefined) return true;
     let wasReading = false;
@@ -273,7 +369,7 @@ export class ChunkServer {
       }
     }
     const dropped = link.dropStream(requestId);
-    if (wasReading || dropped.dropped) {
+    if (wasWaiting || wasReading || dropped.dropped) {
       link.sendAfterData(
         requestId,
         status_(requestId, TransferStatus.cancelled, dropped.sentBytes, ''),
@@ -290,11 +386,13 @@ export class ChunkServer {
 
   onLinkClosed(linkId: number): void {
     this.serving.delete(linkId);
-    this.turns.delete(linkId);
-    this.waiting.delete(linkId);
+    this.uploads.dropLink(linkId);
+    this.unannounced.delete(linkId);
+    this.lastFlushMs.delete(linkId);
     for (const referral of this.referred)
       if (referral.startsWith(`${linkId}:`)) this.referred.delete(referral);
     for (const [readId, read] of this.reads) if (read.linkId === linkId) this.reads.delete(readId);
+    this.pump();
   }
 
   /**
@@ -341,61 +439,18 @@ export class ChunkServer {
     return holding.some((s) => s.linkId !== linkId);
   }
 
-  /**
-   * Whether `linkId` may be sent a chunk of `byteCount` bytes now (upload slots, see the
-   * header); counts it against the link's turn if so, and notes the link as waiting if not.
-   */
-  private takeSlot(linkId: number, byteCount: number, nowMs: number): boolean {
-    const turn = this.turns.get(linkId);
-    if (turn !== undefined && this.holdsSlot(linkId)) {
-      if (turn < TURN_BYTES || !this.othersWaiting(linkId, nowMs)) {
-        this.turns.set(linkId, turn + byteCount);
-        return true;
-      }
-      this.waiting.set(linkId, nowMs);
-      return false;
-    }
-    this.turns.delete(linkId);
-    let used = 0;
-    for (const other of this.turns.keys()) {
-      this.prune(other);
-      if (this.holdsSlot(other)) used++;
-      else this.turns.delete(other);
-    }
-    if (used >= UPLOAD_SLOTS) {
-      this.waiting.set(linkId, nowMs);
-      return false;
-    }
-    this.waiting.delete(linkId);
-    this.turns.set(linkId, byteCount);
-    return true;
-  }
-
-  /** Whether a chunk for `linkId` is being read or still queued (it holds a slot). */
-  private holdsSlot(linkId: number): boolean {
-    const active = this.serving.get(linkId);
-    if (active === undefined || !this.turns.has(linkId)) return false;
-    for (const isChunk of active.values()) if (isChunk) return true;
-    return false;
-  }
-
-  /** Whether a link other than `linkId` was refused a slot within `WAITING_MS`. */
-  private othersWaiting(linkId: number, nowMs: number): boolean {
-    for (const [other, atMs] of this.waiting) {
-      if (nowMs - atMs >= WAITING_MS || this.ctx.readyLink(other) === undefined)
-        this.waiting.delete(other);
-      else if (other !== linkId) return true;
-    }
-    return false;
-  }
-
   /** Forgets `linkId`'s requests whose DATA and STATUS have been handed out. */
   private prune(linkId: number): void {
     const active = this.serving.get(linkId);
     const link = this.ctx.readyLink(linkId);
     if (active === undefined) return;
     for (const id of active.keys()) {
-      if (link === undefined || (!this.isReading(linkId, id) && !link.isStreamQueued(id)))
+      if (
+        link === undefined ||
+        (!this.isReading(linkId, id) &&
+          !link.isStreamQueued(id) &&
+          !this.uploads.isWaiting(linkId, id))
+      )
         active.delete(id);
     }
   }

@@ -260,7 +260,16 @@ export class TransferEngine {
     this.afterEvent(nowMs);
   }
 
+  /**
+   * A link's bytes were flushed: a chunk being served may have had its last frame cut, which
+   * frees an upload slot for a waiting request.
+   */
+  onFlushed(linkId: number, nowMs: number): void {
+    this.server.onFlushed(linkId, nowMs);
+  }
+
   onTimer(nowMs: number): void {
+    this.server.onTimer(nowMs);
     for (const download of this.downloads.values()) {
       const due = download.nextDeadlineMs(nowMs);
       if (due !== undefined && due <= nowMs) download.onTimer(nowMs);
@@ -269,7 +278,7 @@ export class TransferEngine {
   }
 
   nextDeadlineMs(nowMs: number): number | undefined {
-    let min: number | undefined;
+    let min: number | undefined = this.server.nextDeadlineMs();
     for (const download of this.downloads.values()) {
       const due = download.nextDeadlineMs(nowMs);
       if (due !== undefined && (min === undefined || due < min)) min = due;
