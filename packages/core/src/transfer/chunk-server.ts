@@ -65,6 +65,8 @@ export const UPLOAD_WAITING_BYTES = 16 * 1024 * 1024;
  * reading) gives its slot to the next job; it goes on if the link drains again.
  */
 export const SEND_STALL_MS = 1_000;
+/** Chunks sent to a link and not yet announced by it that are remembered for ranking. */
+const UNANNOUNCED_PER_LINK_MAX = 64;
 
 interface HeldContent {
   readonly manifest: Manifest;
@@ -309,6 +311,8 @@ export class ChunkServer {
     job.startedAtMs = this.nowMs;
     const started = this.unannounced.get(job.linkId) ?? [];
     started.push({ key: job.key, index: job.index });
+    // A requester that never announces must not grow this without bound.
+    if (started.length > UNANNOUNCED_PER_LINK_MAX) started.shift();
     this.unannounced.set(job.linkId, started);
     const readId = this.nextReadId();
     this.reads.set(readId, job);
