@@ -81,10 +81,10 @@ function setUp(linkCount: number, data: Uint8Array, chunkSizeBytes = CHUNK) {
     return requestId;
   };
   /** Answers every pending read from `data` (the link then queues the DATA). */
-  const answerReads = (): void => {
+  const answerReads = (nowMs = 0): void => {
     for (const read of reads.splice(0)) {
       const start = read.chunkIndex * chunkSizeBytes;
-      server.onChunkRead(read.readId, data.subarray(start, start + chunkSizeBytes));
+      server.onChunkRead(read.readId, data.subarray(start, start + chunkSizeBytes), nowMs);
     }
   };
   /** Link `linkId` sent everything queued, and reported it flushed at `nowMs`. */
@@ -173,8 +173,8 @@ test('upload queue: a turn goes to the waiting peer that holds the fewest chunks
 test('upload queue: a link that stops draining gives its slot to the next job', () => {
   const data = testBytes(16 * CHUNK, 6);
   const { server, links, request, answerReads, reads } = setUp(2, data);
-  request(1, 0, 100);
-  answerReads();
+  request(1, 0, 90);
+  answerReads(100);
   const waiting = request(2, 1, 150);
   assert.equal(reads.length, 0);
   // Link 1 never flushes: at the deadline the waiting job starts.
@@ -184,7 +184,7 @@ test('upload queue: a link that stops draining gives its slot to the next job', 
   assert.equal(reads.length, 0);
   server.onTimer(deadline!);
   assert.equal(reads.length, 1);
-  answerReads();
+  answerReads(deadline!);
   assert.ok(links.get(2)!.isStreamQueued(waiting));
   assert.equal(server.nextDeadlineMs(), undefined, 'nothing waits: no deadline');
 });
@@ -196,7 +196,7 @@ test('upload queue: a waiting request that is cancelled answers cancelled and ne
   answerReads();
   const cancelled = request(2, 1);
   const kept = request(3, 2);
-  assert.ok(server.onCancel(2, cancelled));
+  assert.ok(server.onCancel(2, cancelled, 0));
   assert.equal(links.get(2)!.statusOf(cancelled), TransferStatus.cancelled);
   drain(1, 10);
   assert.deepEqual(

@@ -78,8 +78,8 @@ interface ChunkJob extends UploadJob {
   readonly chunkHash: Uint8Array;
   readonly key: string;
   readonly index: number;
-  /** When its read was started (undefined while it waits). */
-  startedAtMs: number | undefined;
+  /** When its DATA was queued (undefined while it waits or is read). */
+  queuedAtMs: number | undefined;
 }
 
 export class ChunkServer {
@@ -209,7 +209,7 @@ export class ChunkServer {
       chunkHash: message.chunkHash,
       key,
       index,
-      startedAtMs: undefined,
+      queuedAtMs: undefined,
     };
     this.nowMs = Math.max(this.nowMs, nowMs);
     const offer = this.uploads.offer(job);
@@ -257,7 +257,8 @@ export class ChunkServer {
    */
   onFlushed(linkId: number, nowMs: number): void {
     this.nowMs = Math.max(this.nowMs, nowMs);
-    this.lastFlushMs.set(linkId, nowMs);
+    // A write callback may come after the link is gone: remember only live links.
+    if (this.ctx.readyLink(linkId) !== undefined) this.lastFlushMs.set(linkId, nowMs);
     this.pump();
   }
 
@@ -271,7 +272,7 @@ export class ChunkServer {
     if (this.uploads.waitingCount === 0) return undefined;
     let min: number | undefined;
     for (const job of this.uploads.sendingJobs) {
-      if (job.startedAtMs === undefined || this.isReading(job.linkId, job.requestId)) continue;
+      if (job.queuedAtMs === undefined) continue;
       const at = this.sendStallDeadlineMs(job);
       if (min === undefined || at < min) min = at;
     }
@@ -279,7 +280,7 @@ export class ChunkServer {
   }
 
   private sendStallDeadlineMs(job: ChunkJob): number {
-    const since = Math.max(job.startedAtMs ?? this.nowMs, this.lastFlushMs.get(job.linkId) ?? 0);
+    const since = Math.max(job.queuedAtMs ?? this.nowMs, this.lastFlushMs.get(job.linkId) ?? 0);
     return since + SEND_STALL_MS;
   }
 
@@ -308,7 +309,6 @@ export class ChunkServer {
   }
 
   private startRead(job: ChunkJob): void {
-    job.startedAtMs = this.nowMs;
     const started = this.unannounced.get(job.linkId) ?? [];
     started.push({ key: job.key, index: job.index });
     // A requester that never announces must not grow this without bound.
@@ -326,7 +326,8 @@ export class ChunkServer {
   }
 
   /** The host answered a `read-chunk`. Unknown read IDs are ignored (the request ended). */
-  onChunkRead(readId: number, bytes: Uint8Array | undefined): void {
+  onChunkRead(readId: number, bytes: Uint8Array | undefined, nowMs: number): void {
+    this.nowMs = Math.max(this.nowMs, nowMs);
     const read = this.reads.get(readId);
     if (read === undefined) return;
     this.reads.delete(readId);
@@ -347,6 +348,7 @@ export class ChunkServer {
       return;
     }
     link.queueStream(read.requestId, bytes, 0);
+    read.queuedAtMs = nowMs;
     link.sendAfterData(
       read.requestId,
       status_(read.requestId, TransferStatus.ok, bytes.length, ''),
@@ -357,7 +359,8 @@ export class ChunkServer {
    * The requester sent CANCEL. Returns true if this module served the request. Stops the read
    * or the queued DATA and answers STATUS(cancelled); a request already fully sent is ignored.
    */
-  onCancel(linkId: number, requestId: number): boolean {
+  onCancel(linkId: number, requestId: number, nowMs: number): boolean {
+    this.nowMs = Math.max(this.nowMs, nowMs);
     const active = this.serving.get(linkId);
     if (active === undefined || !active.has(requestId)) return false;
     active.delete(requestId);
@@ -389,7 +392,8 @@ export class ChunkServer {
     // means the requester or the link is at fault; there is nothing to re-check here.
   }
 
-  onLinkClosed(linkId: number): void {
+  onLinkClosed(linkId: number, nowMs: number): void {
+    this.nowMs = Math.max(this.nowMs, nowMs);
     this.serving.delete(linkId);
     this.uploads.dropLink(linkId);
     this.unannounced.delete(linkId);

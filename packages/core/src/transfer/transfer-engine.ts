@@ -152,7 +152,7 @@ export class TransferEngine {
         break;
       case 'chunk-read': {
         const download = this.downloadReads.get(input.readId);
-        if (download === undefined) this.server.onChunkRead(input.readId, input.bytes);
+        if (download === undefined) this.server.onChunkRead(input.readId, input.bytes, nowMs);
         else {
           this.downloadReads.delete(input.readId);
           download.onChunkRead(input.readId, input.bytes, nowMs);
@@ -196,7 +196,7 @@ export class TransferEngine {
   onLinkClosed(linkId: number, nowMs: number): void {
     this.requests.delete(linkId);
     this.availability.dropLink(linkId);
-    this.server.onLinkClosed(linkId);
+    this.server.onLinkClosed(linkId, nowMs);
     this.helper.onLinkClosed(linkId);
     for (const download of this.downloads.values()) download.onLinkClosed(linkId, nowMs);
     this.afterEvent(nowMs);
@@ -226,7 +226,7 @@ export class TransferEngine {
         break;
       case 'cancel':
         if (!isOwn(message.requestId)) {
-          if (!this.server.onCancel(linkId, message.requestId))
+          if (!this.server.onCancel(linkId, message.requestId, nowMs))
             this.helper.onCancel(linkId, message.requestId);
         }
         break;
