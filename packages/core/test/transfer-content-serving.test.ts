@@ -13,6 +13,7 @@ import {
   ChunkServer,
   SEND_STALL_MS,
   UPLOAD_SLOTS,
+  UPLOAD_WAIT_MAX_MS,
   UPLOAD_WAITING_BYTES,
 } from '../src/transfer/chunk-server.js';
 import { Prng } from '../src/prng.js';
@@ -187,6 +188,22 @@ test('upload queue: a link that stops draining gives its slot to the next job', 
   answerReads(deadline!);
   assert.ok(links.get(2)!.isStreamQueued(waiting));
   assert.equal(server.nextDeadlineMs(), undefined, 'nothing waits: no deadline');
+});
+
+test('upload queue: a request that waited too long is refused busy (its requester asks elsewhere)', () => {
+  const data = testBytes(16 * CHUNK, 9);
+  const { server, links, request, answerReads, reads } = setUp(2, data);
+  request(1, 0, 0);
+  answerReads(0);
+  const waiting = request(2, 1, 10);
+  // Link 1 keeps draining, slowly: its job never counts as stalled.
+  for (let t = 500; t < 10 + UPLOAD_WAIT_MAX_MS; t += 500) server.onFlushed(1, t);
+  assert.equal(links.get(2)!.statusOf(waiting), undefined);
+  assert.equal(server.nextDeadlineMs(), 10 + UPLOAD_WAIT_MAX_MS);
+  server.onFlushed(1, 10 + UPLOAD_WAIT_MAX_MS);
+  assert.equal(links.get(2)!.statusOf(waiting), TransferStatus.busy);
+  assert.equal(reads.length, 0, 'the refused job is never read');
+  assert.equal(server.nextDeadlineMs(), undefined);
 });
 
 test('upload queue: a waiting request that is cancelled answers cancelled and never starts', () => {

@@ -65,6 +65,11 @@ export const UPLOAD_WAITING_BYTES = 16 * 1024 * 1024;
  * reading) gives its slot to the next job; it goes on if the link drains again.
  */
 export const SEND_STALL_MS = 1_000;
+/**
+ * A request that waited this long is refused `busy` (its requester asks elsewhere), below the
+ * requesters' 5 s stall floor, so better-ranked arrivals cannot keep one waiting for good.
+ */
+export const UPLOAD_WAIT_MAX_MS = 3_000;
 /** Chunks sent to a link and not yet announced by it that are remembered for ranking. */
 const UNANNOUNCED_PER_LINK_MAX = 64;
 
@@ -78,6 +83,8 @@ interface ChunkJob extends UploadJob {
   readonly chunkHash: Uint8Array;
   readonly key: string;
   readonly index: number;
+  /** When it was accepted. */
+  readonly acceptedAtMs: number;
   /** When its DATA was queued (undefined while it waits or is read). */
   queuedAtMs: number | undefined;
 }
@@ -209,6 +216,7 @@ export class ChunkServer {
       chunkHash: message.chunkHash,
       key,
       index,
+      acceptedAtMs: nowMs,
       queuedAtMs: undefined,
     };
     this.nowMs = Math.max(this.nowMs, nowMs);
@@ -230,7 +238,7 @@ export class ChunkServer {
     else this.pump();
   }
 
-  /** A waiting job lost its place to a link not served yet: it is refused `busy`. */
+  /** A waiting job lost its place, or waited too long: it is refused `busy`. */
   private refuseWaiting(job: ChunkJob): void {
     this.serving.get(job.linkId)?.delete(job.requestId);
     this.forgetSent(job.linkId, job.requestId);
@@ -251,10 +259,7 @@ export class ChunkServer {
     }
   }
 
-  /**
-   * Starts the waiting chunk jobs whose turn came: after a flush (a sending job may have had its
-   * last frame cut), a timer (a sending job's link may have stalled), or a job that ended early.
-   */
+  /** A link's bytes were flushed: it is draining, and a sending job may have ended. */
   onFlushed(linkId: number, nowMs: number): void {
     this.nowMs = Math.max(this.nowMs, nowMs);
     // A write callback may come after the link is gone: remember only live links.
@@ -267,10 +272,17 @@ export class ChunkServer {
     this.pump();
   }
 
-  /** When a sending job's link will count as stalled, if jobs wait for its slot. */
+  /**
+   * When the upload queue must look again, if jobs wait: a sending job's link will count as
+   * stalled, or a waiting job will have waited too long.
+   */
   nextDeadlineMs(): number | undefined {
     if (this.uploads.waitingCount === 0) return undefined;
     let min: number | undefined;
+    for (const job of this.uploads.waitingJobs) {
+      const at = job.acceptedAtMs + UPLOAD_WAIT_MAX_MS;
+      if (min === undefined || at < min) min = at;
+    }
     for (const job of this.uploads.sendingJobs) {
       if (job.queuedAtMs === undefined) continue;
       const at = this.sendStallDeadlineMs(job);
@@ -284,7 +296,17 @@ export class ChunkServer {
     return since + SEND_STALL_MS;
   }
 
+  /**
+   * Starts the waiting chunk jobs whose turn came, and refuses those that waited too long: after
+   * a flush (a sending job may have had its last frame cut), a timer (a sending job's link may
+   * have stalled, or a job waited too long), or a job that ended early.
+   */
   private pump(): void {
+    for (const job of [...this.uploads.waitingJobs]) {
+      if (this.nowMs < job.acceptedAtMs + UPLOAD_WAIT_MAX_MS) continue;
+      this.uploads.remove(job.linkId, job.requestId);
+      this.refuseWaiting(job);
+    }
     for (const job of this.uploads.next()) {
       if (this.serving.get(job.linkId)?.has(job.requestId) !== true) continue;
       this.startRead(job);
@@ -356,8 +378,9 @@ export class ChunkServer {
   }
 
   /**
-   * The requester sent CANCEL. Returns true if this module served the request. Stops the read
-   * or the queued DATA and answers STATUS(cancelled); a request already fully sent is ignored.
+   * The requester sent CANCEL. Returns true if this module served the request. Drops it from
+   * the upload queue, stops the read or the queued DATA, and answers STATUS(cancelled); a
+   * request already fully sent is ignored.
    */
   onCancel(linkId: number, requestId: number, nowMs: number): boolean {
     this.nowMs = Math.max(this.nowMs, nowMs);

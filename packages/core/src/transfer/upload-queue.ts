@@ -1,31 +1,33 @@
 /**
  * The upload queue of a serving device: which accepted chunk requests are being sent now, and
- * which wait their turn (docs/protocol.md 7.2, "Upload slots").
+ * which wait their turn (docs/protocol.md 7.2, "Upload queue").
  *
  * A device's uplink is shared by every link with DATA queued, so N chunks sent side by side
  * each crawl at 1/N of the rate, and none is complete, verified and passed on by its receiver
  * until the slowest moment. In a swarm that is what matters: a chunk forwarded after one chunk
- * time instead of N doubles its holders N times sooner. So at most `slots` chunks are sent at
- * once, and accepted requests beyond that wait, up to `waitingBytesMax` bytes (one job may
- * always wait): enough that the uplink never idles for the round trip a requester needs to ask
- * again. A request that finds the queue full is refused `busy`, and its requester asks another
- * holder.
+ * time instead of N doubles its holders N times sooner. So `slots` chunks are sent at once
+ * (more only while a stalled one is set aside, below), and accepted requests beyond that wait,
+ * up to `waitingBytesMax` bytes (one job may always wait): enough that the uplink never idles
+ * for the round trip a requester needs to ask again. A request that finds the queue full is
+ * refused `busy`, and its requester asks another holder.
  *
  * Turns go first to links the device is not sending to, then to the requester that holds the
  * fewest chunks (`rank`), ties drawn at random (so the peers nearest every holder do not win
- * every turn everywhere); a new request that ranks better than the worst
- * waiting one takes its place in a full queue (the displaced job is refused `busy`). With one
+ * every turn everywhere); when the queue is full, a new request takes the place of waiting ones
+ * that rank below it, as many as it needs (the displaced jobs are refused `busy`). With one
  * requester, its pipeline keeps the uplink busy. With many, each chunk goes to a peer that has
  * little to pass on yet, which starts uploading it at once: the swarm's uploaders multiply
  * instead of one fast peer taking every chunk in turn (BitTorrent's super-seeding and new-peer
  * unchoking, decided per chunk).
  *
- * A sending job ends when its DATA has all been cut into frames (the caller's `isSending`
- * answers false): the frames still in the link's send window cover the time to read the next
- * chunk, so the uplink does not idle between two jobs. The caller also answers false for a job
- * whose link stopped draining (a receiver that stalled): its slot goes to the next job.
+ * A sending job ends when its DATA and STATUS have all been cut into frames (the caller's
+ * `isSending` answers false; the caller looks at each flush): the frames still in the link's
+ * send window cover the time to read the next chunk, so the uplink does not idle between two
+ * jobs. The caller also answers false for a job whose link stopped draining (a receiver that
+ * stalled): its slot goes to the next job.
  *
- * Pure bookkeeping: no I/O, no clock. The chunk server starts the jobs `offer` and `next` return.
+ * Pure bookkeeping: no I/O, no clock. The chunk server starts the jobs `offer` and `next`
+ * return, and refuses the jobs that waited too long (`waitingJobs`, `remove`).
  */
 
 /** One accepted chunk request. */
@@ -110,9 +112,13 @@ export class UploadQueue<Job extends UploadJob> {
     return started;
   }
 
-  /** Jobs counted as sending (as of the last `offer` or `next`). */
+  /** Jobs counted as sending when last pruned (some may have ended since). */
   get sendingJobs(): readonly Job[] {
     return this.sending;
+  }
+
+  get waitingJobs(): readonly Job[] {
+    return this.waiting;
   }
 
   get waitingCount(): number {
