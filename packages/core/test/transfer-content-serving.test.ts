@@ -190,20 +190,48 @@ test('upload queue: a link that stops draining gives its slot to the next job', 
   assert.equal(server.nextDeadlineMs(), undefined, 'nothing waits: no deadline');
 });
 
-test('upload queue: a request that waited too long is refused busy (its requester asks elsewhere)', () => {
+test('upload queue: a request passed over for too long is refused busy (its requester asks elsewhere)', () => {
   const data = testBytes(16 * CHUNK, 9);
-  const { server, links, request, answerReads, reads } = setUp(2, data);
+  const { server, links, request, answerReads, drain, reads, availability, manifest } = setUp(
+    4,
+    data,
+  );
   request(1, 0, 0);
   answerReads(0);
-  const waiting = request(2, 1, 10);
-  // Link 1 keeps draining, slowly: its job never counts as stalled.
-  for (let t = 500; t < 10 + UPLOAD_WAIT_MAX_MS; t += 500) server.onFlushed(1, t);
-  assert.equal(links.get(2)!.statusOf(waiting), undefined);
+  // Link 2 holds many chunks: link 3, arriving later, goes first.
+  availability.announce(2, manifest.contentId, [{ start: 8, end: 14 }]);
+  const passed = request(2, 1, 10);
+  request(3, 2, 20);
+  drain(1, 100);
+  assert.deepEqual(
+    reads.map((r) => r.chunkIndex),
+    [2],
+  );
+  answerReads(100);
+  // Link 3 keeps draining, slowly: its job never counts as stalled.
+  for (let t = 500; t < 10 + UPLOAD_WAIT_MAX_MS; t += 500) server.onFlushed(3, t);
+  assert.equal(links.get(2)!.statusOf(passed), undefined);
   assert.equal(server.nextDeadlineMs(), 10 + UPLOAD_WAIT_MAX_MS);
-  server.onFlushed(1, 10 + UPLOAD_WAIT_MAX_MS);
-  assert.equal(links.get(2)!.statusOf(waiting), TransferStatus.busy);
+  server.onFlushed(3, 10 + UPLOAD_WAIT_MAX_MS);
+  assert.equal(links.get(2)!.statusOf(passed), TransferStatus.busy);
   assert.equal(reads.length, 0, 'the refused job is never read');
   assert.equal(server.nextDeadlineMs(), undefined);
+});
+
+test('upload queue: a request that was not passed over waits as long as the chunk ahead takes', () => {
+  const data = testBytes(16 * CHUNK, 10);
+  const { server, links, request, answerReads, drain, reads } = setUp(2, data);
+  request(1, 0, 0);
+  answerReads(0);
+  const next = request(2, 1, 10);
+  // A slow uplink: the chunk ahead takes longer than the waiting limit, draining all along.
+  for (let t = 500; t <= 2 * UPLOAD_WAIT_MAX_MS; t += 500) server.onFlushed(1, t);
+  assert.equal(links.get(2)!.statusOf(next), undefined);
+  drain(1, 2 * UPLOAD_WAIT_MAX_MS + 100);
+  assert.deepEqual(
+    reads.map((r) => r.chunkIndex),
+    [1],
+  );
 });
 
 test('upload queue: a waiting request that is cancelled answers cancelled and never starts', () => {

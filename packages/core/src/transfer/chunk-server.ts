@@ -66,8 +66,9 @@ export const UPLOAD_WAITING_BYTES = 16 * 1024 * 1024;
  */
 export const SEND_STALL_MS = 1_000;
 /**
- * A request that waited this long is refused `busy` (its requester asks elsewhere), below the
- * requesters' 5 s stall floor, so better-ranked arrivals cannot keep one waiting for good.
+ * A request that waited this long while later, better-ranked arrivals went first is refused
+ * `busy` (its requester asks elsewhere), below the requesters' 5 s stall floor, so it cannot be
+ * kept waiting for good.
  */
 export const UPLOAD_WAIT_MAX_MS = 3_000;
 /** Chunks sent to a link and not yet announced by it that are remembered for ranking. */
@@ -280,6 +281,7 @@ export class ChunkServer {
     if (this.uploads.waitingCount === 0) return undefined;
     let min: number | undefined;
     for (const job of this.uploads.waitingJobs) {
+      if (!this.uploads.wasPassedOver(job)) continue;
       const at = job.acceptedAtMs + UPLOAD_WAIT_MAX_MS;
       if (min === undefined || at < min) min = at;
     }
@@ -303,7 +305,8 @@ export class ChunkServer {
    */
   private pump(): void {
     for (const job of [...this.uploads.waitingJobs]) {
-      if (this.nowMs < job.acceptedAtMs + UPLOAD_WAIT_MAX_MS) continue;
+      if (!this.uploads.wasPassedOver(job) || this.nowMs < job.acceptedAtMs + UPLOAD_WAIT_MAX_MS)
+        continue;
       this.uploads.remove(job.linkId, job.requestId);
       this.refuseWaiting(job);
     }

@@ -332,6 +332,7 @@ export class ContentDownload implements Download {
     this.delivery?.onTimer(nowMs);
     const scheduler = this.scheduler;
     if (scheduler === undefined) return;
+    scheduler.endBackoffs(nowMs);
     for (const source of scheduler.stalled(nowMs)) {
       for (const { piece, source: holder } of scheduler.assignments()) {
         if (holder !== source) continue;
@@ -350,7 +351,7 @@ export class ContentDownload implements Download {
       }
       return retry;
     }
-    let min = this.scheduler?.nextDeadlineMs(nowMs);
+    let min = this.scheduler?.nextDeadlineMs();
     for (const at of [this.delivery?.nextDeadlineMs(), this.wakeMs]) {
       if (at !== undefined && (min === undefined || at < min)) min = at;
     }

@@ -506,17 +506,26 @@ export class PieceScheduler {
     return out;
   }
 
-  /** The next time the scheduler wants to look again: a stall check or a backoff ending. */
-  nextDeadlineMs(nowMs: number): number | undefined {
+  /** The next time the scheduler wants to look again: a stall check or a back-off ending. */
+  nextDeadlineMs(): number | undefined {
     let min: number | undefined;
     const consider = (at: number): void => {
       if (min === undefined || at < min) min = at;
     };
     for (const source of this.sources.values()) {
       if (source.inflight.size > 0) consider(this.stallDeadlineMs(source));
-      if (!source.banned && source.backoffUntilMs > nowMs) consider(source.backoffUntilMs);
+      // A back-off that ended still counts until `endBackoffs`: the timer that fires at its end
+      // must find it due, or the caller never looks at the source again.
+      if (!source.banned && source.backoffUntilMs > 0) consider(source.backoffUntilMs);
     }
     return min;
+  }
+
+  /** Forgets the back-offs that have ended (call when the timer fires, before assigning). */
+  endBackoffs(nowMs: number): void {
+    for (const source of this.sources.values()) {
+      if (source.backoffUntilMs <= nowMs) source.backoffUntilMs = 0;
+    }
   }
 
   /** The earliest future end of a source's exclusion from a pending piece, if any. */

@@ -27,7 +27,8 @@
  * stalled): its slot goes to the next job.
  *
  * Pure bookkeeping: no I/O, no clock. The chunk server starts the jobs `offer` and `next`
- * return, and refuses the jobs that waited too long (`waitingJobs`, `remove`).
+ * return, and refuses the jobs that later arrivals passed over for too long (`waitingJobs`,
+ * `wasPassedOver`, `remove`).
  */
 
 /** One accepted chunk request. */
@@ -46,6 +47,8 @@ export class UploadQueue<Job extends UploadJob> {
   private readonly sending: Job[] = [];
   private readonly waiting: Job[] = [];
   private waitingBytes = 0;
+  /** Waiting jobs that a later arrival went ahead of. */
+  private readonly passedOver = new Set<Job>();
 
   constructor(
     /** Chunks sent at once. */
@@ -104,6 +107,7 @@ export class UploadQueue<Job extends UploadJob> {
         else if (order === 0) ties.push(i);
       }
       const best = ties[this.draw(ties.length)]!;
+      for (let i = 0; i < best; i++) this.passedOver.add(this.waiting[i]!);
       const job = this.waiting[best]!;
       this.removeWaitingAt(best);
       this.sending.push(job);
@@ -123,6 +127,11 @@ export class UploadQueue<Job extends UploadJob> {
 
   get waitingCount(): number {
     return this.waiting.length;
+  }
+
+  /** Whether a job that arrived after this waiting one was started first. */
+  wasPassedOver(job: Job): boolean {
+    return this.passedOver.has(job);
   }
 
   isWaiting(linkId: number, requestId: number): boolean {
@@ -176,6 +185,7 @@ export class UploadQueue<Job extends UploadJob> {
   }
 
   private removeWaitingAt(index: number): void {
+    this.passedOver.delete(this.waiting[index]!);
     this.waitingBytes -= this.waiting[index]!.byteCount;
     this.waiting.splice(index, 1);
   }

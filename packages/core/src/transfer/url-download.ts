@@ -401,6 +401,7 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
   onTimer(nowMs: number): void {
     if (this.state !== 'running') return;
     this.delivery.onTimer(nowMs);
+    this.scheduler.endBackoffs(nowMs);
     for (const source of this.scheduler.stalled(nowMs)) {
       for (const { piece, source: holder } of this.scheduler.assignments()) {
         if (holder !== source) continue;
@@ -416,9 +417,9 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
     }
   }
 
-  nextDeadlineMs(nowMs: number): number | undefined {
+  nextDeadlineMs(_nowMs: number): number | undefined {
     if (this.state !== 'running') return undefined;
-    let min = this.scheduler.nextDeadlineMs(nowMs);
+    let min = this.scheduler.nextDeadlineMs();
     const consider = (at: number | undefined): void => {
       if (at !== undefined && (min === undefined || at < min)) min = at;
     };
