@@ -30,3 +30,11 @@ test('seed 12: corrupting helper never caught, another helper vanishes', () => r
 // scheduler.ts: both use stallDeadlineMs).
 test('seed 86: stalled swarm peer, timer livelock', () => replay(86));
 test('seed 147: swarm, timer livelock', () => replay(147));
+
+// Found by `npm run sim:soak`: a content download's last piece got `busy` from its only source;
+// the timer at the back-off's end found nothing due (the scheduler only reported back-offs
+// still in the future), so the download never looked again and missed its liveness bound
+// (fixed in scheduler.ts: an ended back-off stays due until `endBackoffs` runs in the timer).
+// Found with an intermediate upload queue that answered `busy` more often than the final one.
+test('seed 124196056: swarm, last piece busy, back-off end never woke the download', () =>
+  replay(124196056));
