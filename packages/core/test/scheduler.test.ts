@@ -311,3 +311,21 @@ test('just in time: a busy source gets its next piece only when the current one 
   scheduler.progress(first.piece, 1, 699, 30);
   assert.deepEqual(scheduler.assign(30, open()), []);
 });
+
+test('a back-off stays due at its end until endBackoffs, so the timer that fires then wakes the caller', () => {
+  const scheduler = make(1, 'rarest-first');
+  scheduler.upsertSource(7);
+  const [first] = scheduler.assign(0, open());
+  assert.equal(first?.source, 7);
+  scheduler.fail(first!.piece, 7, 'busy', 100);
+  const end = scheduler.nextDeadlineMs();
+  assert.equal(end, 600);
+  // The timer fires at 600: the back-off is still reported (due), and the source is usable.
+  assert.equal(scheduler.nextDeadlineMs(), 600);
+  scheduler.endBackoffs(600);
+  assert.equal(scheduler.nextDeadlineMs(), undefined);
+  assert.deepEqual(
+    scheduler.assign(600, open()).map((a) => a.source),
+    [7],
+  );
+});
