@@ -88,6 +88,8 @@ function setUp(linkCount: number, data: Uint8Array, chunkSizeBytes = CHUNK) {
       server.onChunkRead(read.readId, data.subarray(start, start + chunkSizeBytes), nowMs);
     }
   };
+  /** Chunk indices the server asked the host to read and that are not answered yet. */
+  const pendingReads = (): number[] => reads.map((r) => r.chunkIndex);
   /** Link `linkId` sent everything queued, and reported it flushed at `nowMs`. */
   const drain = (linkId: number, nowMs: number): void => {
     links.get(linkId)!.drain();
@@ -102,18 +104,16 @@ function setUp(linkCount: number, data: Uint8Array, chunkSizeBytes = CHUNK) {
     answerReads,
     drain,
     reads,
+    pendingReads,
   };
 }
 
 test('upload queue: one chunk is sent at a time; the next waits and starts when its DATA is cut', () => {
   assert.equal(UPLOAD_SLOTS, 1);
   const data = testBytes(16 * CHUNK, 3);
-  const { links, request, answerReads, drain, reads } = setUp(3, data);
+  const { links, request, answerReads, drain, reads, pendingReads } = setUp(3, data);
   const first = request(1, 1);
-  assert.deepEqual(
-    reads.map((r) => r.chunkIndex),
-    [1],
-  );
+  assert.deepEqual(pendingReads(), [1]);
   answerReads();
   assert.ok(links.get(1)!.isStreamQueued(first));
   // Two more links ask: they are accepted (no STATUS) but wait; nothing is read for them yet.
@@ -155,17 +155,17 @@ test('upload queue: a full queue refuses busy, but a link not served yet displac
 
 test('upload queue: a turn goes to the waiting peer that holds the fewest chunks', () => {
   const data = testBytes(16 * CHUNK, 5);
-  const { links, request, answerReads, drain, reads, availability, manifest } = setUp(3, data);
+  const { links, request, answerReads, drain, availability, manifest, pendingReads } = setUp(
+    3,
+    data,
+  );
   request(1, 0);
   answerReads();
   const rich = request(2, 1);
   const poor = request(3, 2);
   availability.announce(2, manifest.contentId, [{ start: 8, end: 14 }]);
   drain(1, 10);
-  assert.deepEqual(
-    reads.map((r) => r.chunkIndex),
-    [2],
-  );
+  assert.deepEqual(pendingReads(), [2]);
   answerReads();
   assert.ok(links.get(3)!.isStreamQueued(poor));
   assert.ok(!links.get(2)!.isStreamQueued(rich));
@@ -192,10 +192,17 @@ test('upload queue: a link that stops draining gives its slot to the next job', 
 
 test('upload queue: a request passed over for too long is refused busy (its requester asks elsewhere)', () => {
   const data = testBytes(16 * CHUNK, 9);
-  const { server, links, request, answerReads, drain, reads, availability, manifest } = setUp(
-    4,
-    data,
-  );
+  const {
+    server,
+    links,
+    request,
+    answerReads,
+    drain,
+    reads,
+    availability,
+    manifest,
+    pendingReads,
+  } = setUp(4, data);
   request(1, 0, 0);
   answerReads(0);
   // Link 2 holds many chunks: link 3, arriving later, goes first.
@@ -203,10 +210,7 @@ test('upload queue: a request passed over for too long is refused busy (its requ
   const passed = request(2, 1, 10);
   request(3, 2, 20);
   drain(1, 100);
-  assert.deepEqual(
-    reads.map((r) => r.chunkIndex),
-    [2],
-  );
+  assert.deepEqual(pendingReads(), [2]);
   answerReads(100);
   // Link 3 keeps draining, slowly: its job never counts as stalled.
   for (let t = 500; t < 10 + UPLOAD_WAIT_MAX_MS; t += 500) server.onFlushed(3, t);
@@ -220,7 +224,7 @@ test('upload queue: a request passed over for too long is refused busy (its requ
 
 test('upload queue: a request that was not passed over waits as long as the chunk ahead takes', () => {
   const data = testBytes(16 * CHUNK, 10);
-  const { server, links, request, answerReads, drain, reads } = setUp(2, data);
+  const { server, links, request, answerReads, drain, pendingReads } = setUp(2, data);
   request(1, 0, 0);
   answerReads(0);
   const next = request(2, 1, 10);
@@ -228,15 +232,12 @@ test('upload queue: a request that was not passed over waits as long as the chun
   for (let t = 500; t <= 2 * UPLOAD_WAIT_MAX_MS; t += 500) server.onFlushed(1, t);
   assert.equal(links.get(2)!.statusOf(next), undefined);
   drain(1, 2 * UPLOAD_WAIT_MAX_MS + 100);
-  assert.deepEqual(
-    reads.map((r) => r.chunkIndex),
-    [1],
-  );
+  assert.deepEqual(pendingReads(), [1]);
 });
 
 test('upload queue: a waiting request that is cancelled answers cancelled and never starts', () => {
   const data = testBytes(16 * CHUNK, 8);
-  const { server, links, request, answerReads, drain, reads } = setUp(3, data);
+  const { server, links, request, answerReads, drain, pendingReads } = setUp(3, data);
   request(1, 0);
   answerReads();
   const cancelled = request(2, 1);
@@ -244,10 +245,7 @@ test('upload queue: a waiting request that is cancelled answers cancelled and ne
   assert.ok(server.onCancel(2, cancelled, 0));
   assert.equal(links.get(2)!.statusOf(cancelled), TransferStatus.cancelled);
   drain(1, 10);
-  assert.deepEqual(
-    reads.map((r) => r.chunkIndex),
-    [2],
-  );
+  assert.deepEqual(pendingReads(), [2]);
   answerReads();
   assert.ok(links.get(3)!.isStreamQueued(kept));
 });

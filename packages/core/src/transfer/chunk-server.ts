@@ -281,9 +281,8 @@ export class ChunkServer {
     if (this.uploads.waitingCount === 0) return undefined;
     let min: number | undefined;
     for (const job of this.uploads.waitingJobs) {
-      if (!this.uploads.wasPassedOver(job)) continue;
-      const at = job.acceptedAtMs + UPLOAD_WAIT_MAX_MS;
-      if (min === undefined || at < min) min = at;
+      const at = this.waitDeadlineMs(job);
+      if (at !== undefined && (min === undefined || at < min)) min = at;
     }
     for (const job of this.uploads.sendingJobs) {
       if (job.queuedAtMs === undefined) continue;
@@ -291,6 +290,11 @@ export class ChunkServer {
       if (min === undefined || at < min) min = at;
     }
     return min;
+  }
+
+  /** When a waiting job is refused for waiting too long: only once later arrivals passed it. */
+  private waitDeadlineMs(job: ChunkJob): number | undefined {
+    return this.uploads.wasPassedOver(job) ? job.acceptedAtMs + UPLOAD_WAIT_MAX_MS : undefined;
   }
 
   private sendStallDeadlineMs(job: ChunkJob): number {
@@ -304,9 +308,11 @@ export class ChunkServer {
    * have stalled, or a job waited too long), or a job that ended early.
    */
   private pump(): void {
+    // Called on every flush: nothing to do unless jobs wait.
+    if (this.uploads.waitingCount === 0) return;
     for (const job of [...this.uploads.waitingJobs]) {
-      if (!this.uploads.wasPassedOver(job) || this.nowMs < job.acceptedAtMs + UPLOAD_WAIT_MAX_MS)
-        continue;
+      const deadline = this.waitDeadlineMs(job);
+      if (deadline === undefined || this.nowMs < deadline) continue;
       this.uploads.remove(job.linkId, job.requestId);
       this.refuseWaiting(job);
     }
