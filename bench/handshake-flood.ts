@@ -14,11 +14,13 @@
  * - The replayed record is captured once: a member NodeHost (the pod secret, its own identity)
  *   dials a plain TCP server that keeps the first record it reads and closes.
  * - Baselines in the same run, against the same daemon:
- *   - `accept+close`: TCP connections opened and closed without sending a byte;
+ *   - `idle`: 3 s of nothing (its timers and discovery), the share any phase includes;
+ *   - `accept+close`: TCP connections opened and closed without sending a byte, each from its
+ *     own source address (127.0.2.1, ...), so the guard admits every one;
  *   - `member handshakes`: member NodeHosts complete the handshake and HELLO, each from its own
  *     source address (127.0.1.x), so no per-address limit is ever in their way;
  *   and the floor of Node itself: a plain `node:net` server in a child process that destroys each
- *   socket it accepts, flooded the same way.
+ *   socket it accepts, flooded the same way (full speed and paced).
  * - Floods, each `--openings` connections from 127.0.0.2 (`localAddress`), at most `--parallel`
  *   at once; each sends the replayed record, waits for the first answer byte or the close, and
  *   closes:
@@ -154,7 +156,7 @@ function portOf(server: Server): number {
   return (server.address() as { port: number }).port;
 }
 
-/** One opening: connect from `localAddress`, send `bytes` (if any), wait for an answer or the close. */
+/** One opening: connect from `localAddress`, send `bytes` (if any), await an answer or the close. */
 function open(port: number, localAddress: string, bytes: Buffer | undefined): Promise<void> {
   return new Promise((resolve) => {
     const socket: Socket = connect({ port, host: '127.0.0.1', localAddress });
@@ -172,11 +174,14 @@ function open(port: number, localAddress: string, bytes: Buffer | undefined): Pr
   });
 }
 
-/** `count` openings with at most `parallel` at once, started at most `rate` a second if given. */
+/**
+ * `count` openings with at most `parallel` at once, started at most `rate` a second if given,
+ * from FLOOD_ADDRESS, or each from its own address (127.0.2.1, ...) with `spread`.
+ */
 async function flood(
   port: number,
   bytes: Buffer | undefined,
-  options: { count: number; parallel: number; rate?: number },
+  options: { count: number; parallel: number; rate?: number; spread?: boolean },
 ): Promise<void> {
   const started = performance.now();
   let next = 0;
@@ -188,7 +193,11 @@ async function flood(
         const waitMs = dueMs - performance.now();
         if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
       }
-      await open(port, FLOOD_ADDRESS, bytes);
+      const from =
+        options.spread === true
+          ? `127.0.${2 + Math.floor(index / 250)}.${1 + (index % 250)}`
+          : FLOOD_ADDRESS;
+      await open(port, from, bytes);
     }
   };
   await Promise.all(Array.from({ length: options.parallel }, worker));
@@ -235,16 +244,25 @@ async function floodWithMember(
   return memberMs ?? null;
 }
 
-/** The floor: a plain node:net server in its own process that destroys what it accepts. */
-async function rawServerFloor(options: Options): Promise<PhaseResult> {
+/**
+ * The floor: a plain node:net server in its own process that destroys what it accepts, flooded
+ * at full speed and at `--rate`, as the daemon is.
+ */
+async function rawServerFloor(options: Options): Promise<PhaseResult[]> {
   const child = fork(fileURLToPath(import.meta.url), ['--raw-server'], { stdio: 'inherit' });
   const port = await new Promise<number>((resolve) =>
     child.once('message', (message) => resolve((message as { port: number }).port)),
   );
+  const { openings: count, parallel, rate } = options;
   try {
-    return await measure(child.pid!, 'node:net accept+destroy (floor)', options.openings, () =>
-      flood(port, undefined, { count: options.openings, parallel: options.parallel }),
-    );
+    return [
+      await measure(child.pid!, 'floor: node:net accept+destroy', count, () =>
+        flood(port, undefined, { count, parallel }),
+      ),
+      await measure(child.pid!, `floor: same, paced ${rate}/s`, count, () =>
+        flood(port, undefined, { count, parallel, rate }),
+      ),
+    ];
   } finally {
     child.kill();
   }
@@ -277,10 +295,18 @@ async function main(options: Options): Promise<void> {
     );
     const record = await captureFirstRecord(secret);
     const results: PhaseResult[] = [];
-    results.push(await rawServerFloor(options));
+    results.push(...(await rawServerFloor(options)));
+    results.push(
+      await measure(pid, 'daemon: idle 3 s', 1, () => new Promise((r) => setTimeout(r, 3000))),
+    );
+    // From as many addresses as openings, so that no per-address limit applies.
     results.push(
       await measure(pid, 'daemon: accept+close, no bytes', options.openings, () =>
-        flood(port, undefined, { count: options.openings, parallel: options.parallel }),
+        flood(port, undefined, {
+          count: options.openings,
+          parallel: options.parallel,
+          spread: true,
+        }),
       ),
     );
     results.push(

@@ -9,6 +9,13 @@
  * typed events (`peer:connect`, `peer:disconnect`, `peer:message`, `peer:rtt`) and can send
  * messages on ready links. Transfer outputs (origin fetches, chunk reads, deliveries) go to the
  * `transfers` callback the daemon passes; without one, the core does not run transfers.
+ *
+ * The accept path: the listener accepts sockets paused, and the inbound guard (inbound-guard.ts)
+ * decides before any byte is read whether this device spends handshake crypto on one; a refused
+ * socket is reset at once and never reaches the core. An admitted one holds a half-open slot until
+ * `peer:connect` or its close, and is destroyed if its handshake outlives the guard's deadline.
+ * `peer:refused` reports each refusal, and each handshake that failed because the remote does
+ * not hold the pod secret (in either direction); `inboundStats` counts what the guard decided.
  */
 import { EventEmitter } from 'node:events';
 import { createServer, connect, type Server, type Socket, type AddressInfo } from 'node:net';
@@ -27,6 +34,7 @@ import {
 import { throttleRead, ThrottledWriter, writeBatch } from './link-throttle.js';
 import { createNodeCryptoProvider } from './node-crypto-provider.js';
 import { peerBucket, type BandwidthLimits } from './rate-limit.js';
+import { InboundGuard, type GuardRefusal, type InboundGuardLimits } from './inbound-guard.js';
 
 export interface NodeHostOptions extends Omit<CoreOptions, 'crypto' | 'seed' | 'handleTransfers'> {
   /** Seed for the core's PRNG; random by default. */
@@ -40,9 +48,47 @@ export interface NodeHostOptions extends Omit<CoreOptions, 'crypto' | 'seed' | '
   readonly transfers?: (output: TransferOutput) => void;
   /** Bandwidth limits for peer links (LAN peers exempt unless `limitLan`). */
   readonly limits?: BandwidthLimits;
+  /**
+   * Limits on incoming handshakes (inbound-guard.ts; defaults in `InboundGuardDefaults`), or
+   * false for none: only for tools that open many links from one address on purpose (benches).
+   */
+  readonly inboundGuard?: Partial<InboundGuardLimits> | false;
 }
 
-type HostEvents = { [E in CoreEvent as E['type']]: [E] };
+/**
+ * A connection refused or a handshake that failed for want of the pod secret. `cause`:
+ * `pod-secret` (the handshake failed: the remote does not hold this pod's secret), or the guard's
+ * refusal of an inbound connection before any byte was read (`rate`, `half-open`,
+ * `half-open-address`, see inbound-guard.ts).
+ */
+export interface PeerRefusedEvent {
+  readonly type: 'peer:refused';
+  /** The remote's IP address (no port). */
+  readonly address: string;
+  readonly direction: 'inbound' | 'outbound';
+  readonly cause: 'pod-secret' | GuardRefusal;
+  /** The core's detail for `pod-secret`; the guard's limit otherwise. */
+  readonly detail: string;
+}
+
+/** What the inbound guard decided since the host started. */
+export interface InboundStats {
+  /** Inbound connections admitted to a handshake (the crypto ran for these). */
+  readonly admitted: number;
+  /** Inbound connections refused before any byte was read. */
+  readonly refused: number;
+  /** Inbound connections admitted whose handshake has not completed yet. */
+  readonly halfOpen: number;
+}
+
+type HostEvents = { [E in CoreEvent as E['type']]: [E] } & { 'peer:refused': [PeerRefusedEvent] };
+
+/** A link whose handshake has not completed: where it goes, and its guard ticket if inbound. */
+interface PendingLink {
+  readonly address: string;
+  readonly direction: 'inbound' | 'outbound';
+  readonly ticket: number | undefined;
+}
 
 export class NodeHost extends EventEmitter<HostEvents> {
   readonly core: Core;
@@ -58,6 +104,12 @@ export class NodeHost extends EventEmitter<HostEvents> {
   /** Sends of the current host loop, per link, written when it ends (`writeBatches`). */
   private readonly batches = new Map<number, { chunks: Uint8Array[]; byteCount: number }>();
   private readonly transfers: ((output: TransferOutput) => void) | undefined;
+  private readonly guard: InboundGuard | undefined;
+  private readonly pending = new Map<number, PendingLink>();
+  private readonly ticketLinks = new Map<number, number>();
+  private guardTimer: NodeJS.Timeout | undefined;
+  private admitted = 0;
+  private refused = 0;
 
   constructor(options: NodeHostOptions) {
     super();
@@ -72,6 +124,16 @@ export class NodeHost extends EventEmitter<HostEvents> {
     });
     this.transfers = options.transfers;
     this.limits = options.limits;
+    if (options.inboundGuard !== false) this.guard = new InboundGuard(options.inboundGuard);
+  }
+
+  /** What the inbound guard decided so far. */
+  get inboundStats(): InboundStats {
+    return {
+      admitted: this.admitted,
+      refused: this.refused,
+      halfOpen: this.guard?.halfOpenCount ?? 0,
+    };
   }
 
   /** Feeds the core one input (transfer inputs from the daemon) and runs the host loop. */
@@ -82,7 +144,8 @@ export class NodeHost extends EventEmitter<HostEvents> {
 
   /** Starts accepting links on `host:port` (port 0 picks a free one). Resolves to the address. */
   async listen(port: number, host = '127.0.0.1'): Promise<AddressInfo> {
-    const server = createServer((socket) => this.adopt(socket, 'inbound'));
+    // Paused: no byte is read (nor reaches the core) before the guard admits the socket.
+    const server = createServer({ pauseOnConnect: true }, (socket) => this.onInbound(socket));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -130,6 +193,7 @@ export class NodeHost extends EventEmitter<HostEvents> {
     this.core.handle({ type: 'shutdown', nowMs: performance.now() });
     this.drive();
     clearTimeout(this.timer);
+    clearTimeout(this.guardTimer);
     const closing = [...this.sockets.values()].map(
       (socket) =>
         new Promise<void>((resolve) =>
@@ -141,10 +205,75 @@ export class NodeHost extends EventEmitter<HostEvents> {
       await new Promise<void>((resolve) => this.server!.close(() => resolve()));
   }
 
-  private adopt(socket: Socket, direction: 'inbound' | 'outbound'): number {
+  /** An accepted socket: the guard admits it to a handshake, or it is reset unread. */
+  private onInbound(socket: Socket): void {
+    const address = socket.remoteAddress ?? '';
+    if (this.guard === undefined) {
+      this.adopt(socket, 'inbound', undefined);
+      socket.resume();
+      return;
+    }
+    const verdict = this.guard.admit(address, performance.now());
+    if (!verdict.admitted) {
+      this.refused++;
+      // A reset, not a FIN: nothing to drain, and no TIME_WAIT left on this side per refusal.
+      socket.on('error', () => undefined);
+      socket.resetAndDestroy();
+      this.emit('peer:refused', {
+        type: 'peer:refused',
+        address,
+        direction: 'inbound',
+        cause: verdict.refusal,
+        detail: refusalDetail(verdict.refusal, this.guard.limits),
+      });
+      return;
+    }
+    this.admitted++;
+    const linkId = this.adopt(socket, 'inbound', verdict.ticket);
+    this.ticketLinks.set(verdict.ticket, linkId);
+    this.armGuardTimer();
+    socket.resume();
+  }
+
+  /** A link's handshake completed or it closed: it is no longer half-open. */
+  private settle(linkId: number): void {
+    const pending = this.pending.get(linkId);
+    if (pending === undefined) return;
+    this.pending.delete(linkId);
+    if (pending.ticket === undefined) return;
+    this.ticketLinks.delete(pending.ticket);
+    this.guard?.settle(pending.ticket);
+  }
+
+  /** One timer for the guard's earliest handshake deadline; overdue sockets are destroyed. */
+  private armGuardTimer(): void {
+    if (this.guardTimer !== undefined || this.guard === undefined) return;
+    const deadline = this.guard.nextDeadlineMs();
+    if (deadline === undefined) return;
+    this.guardTimer = setTimeout(
+      () => {
+        this.guardTimer = undefined;
+        for (const ticket of this.guard!.overdue(performance.now())) {
+          const linkId = this.ticketLinks.get(ticket);
+          this.ticketLinks.delete(ticket);
+          if (linkId !== undefined) this.sockets.get(linkId)?.destroy();
+        }
+        this.armGuardTimer();
+      },
+      Math.max(0, Math.ceil(deadline - performance.now())),
+    );
+    this.guardTimer.unref();
+  }
+
+  private adopt(
+    socket: Socket,
+    direction: 'inbound' | 'outbound',
+    ticket: number | undefined = undefined,
+  ): number {
     const linkId = this.nextLinkId++;
     socket.setNoDelay(true);
     this.sockets.set(linkId, socket);
+    this.pending.set(linkId, { address: socket.remoteAddress ?? '', direction, ticket });
     const remoteAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
     this.core.handle({
       type: 'link-opened',
@@ -164,6 +293,7 @@ export class NodeHost extends EventEmitter<HostEvents> {
     });
     socket.on('error', () => socket.destroy()); // 'close' follows and reports it
     socket.on('close', () => {
+      this.settle(linkId);
       this.sockets.delete(linkId);
       this.writers.delete(linkId);
       this.core.handle({ type: 'link-closed', nowMs: performance.now(), linkId });
@@ -225,6 +355,23 @@ export class NodeHost extends EventEmitter<HostEvents> {
     this.timer.unref();
   }
 
+  /**
+   * A link that ended before its handshake completed, with handshakeFailed: the remote does not
+   * hold the pod secret (at message 3 the psk does not match, or the remote aborted so; see
+   * secure-session.ts). Other failures (a replay that stopped, a timeout) say nothing of the pod.
+   */
+  private onPendingFailed(event: Extract<CoreEvent, { type: 'peer:disconnect' }>): void {
+    const pending = this.pending.get(event.linkId);
+    if (pending === undefined || event.reason !== ReasonCode.handshakeFailed) return;
+    this.emit('peer:refused', {
+      type: 'peer:refused',
+      address: pending.address,
+      direction: pending.direction,
+      cause: 'pod-secret',
+      detail: event.detail,
+    });
+  }
+
   private perform(out: CoreOutput): void {
     switch (out.type) {
       case 'send': {
@@ -243,6 +390,8 @@ export class NodeHost extends EventEmitter<HostEvents> {
         else this.sockets.get(out.linkId)?.end();
         return;
       case 'event':
+        if (out.event.type === 'peer:connect') this.settle(out.event.linkId);
+        if (out.event.type === 'peer:disconnect') this.onPendingFailed(out.event);
         this.emit(out.event.type, out.event as never);
         return;
       case 'fetch-origin':
@@ -267,5 +416,17 @@ export class NodeHost extends EventEmitter<HostEvents> {
         );
       }
     }
+  }
+}
+
+/** The limit a refused connection ran into, as a clause for logs and `peapod peers`. */
+function refusalDetail(refusal: GuardRefusal, limits: InboundGuardLimits): string {
+  switch (refusal) {
+    case 'rate':
+      return `more than ${limits.burst} handshakes, then one per ${limits.refillIntervalMs} ms, from one address`;
+    case 'half-open':
+      return `${limits.halfOpenMax} handshakes were already under way`;
+    case 'half-open-address':
+      return `${limits.halfOpenPerAddressMax} handshakes from this address were already under way`;
   }
 }
