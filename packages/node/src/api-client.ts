@@ -10,6 +10,7 @@
 import { request, type IncomingMessage } from 'node:http';
 import type { JobEvent } from './download-job.js';
 import type { PeerRow } from './daemon.js';
+import type { RefusedRow } from './refused-peers.js';
 
 export interface ApiTarget {
   readonly host: string;
@@ -60,11 +61,18 @@ async function readAll(res: IncomingMessage): Promise<string> {
   return Buffer.concat(parts).toString('utf8');
 }
 
-export async function getPeers(target: ApiTarget): Promise<{ deviceId: string; peers: PeerRow[] }> {
+/** `GET /api/peers`: this device, its peers, and the devices it refused lately (refused-peers.ts). */
+export interface PeersAnswer {
+  readonly deviceId: string;
+  readonly peers: PeerRow[];
+  readonly refused: RefusedRow[];
+}
+
+export async function getPeers(target: ApiTarget): Promise<PeersAnswer> {
   const res = await call(target, 'GET', '/api/peers');
   const text = await readAll(res);
   if (res.statusCode !== 200) throw new Error(`the daemon answered ${res.statusCode}: ${text}`);
-  return JSON.parse(text) as { deviceId: string; peers: PeerRow[] };
+  return JSON.parse(text) as PeersAnswer;
 }
 
 /** Starts a job; for a file output, yields its events as they come. */

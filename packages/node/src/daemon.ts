@@ -48,6 +48,7 @@ import {
 import { FileSink, StreamSink, type DownloadSink } from './sinks.js';
 import { createNodeCryptoProvider } from './node-crypto-provider.js';
 import { NodeHost } from './node-host.js';
+import { RefusedPeers } from './refused-peers.js';
 import type { BandwidthLimits } from './rate-limit.js';
 
 export interface DaemonConfig {
@@ -112,6 +113,7 @@ export class Daemon {
   private readonly jobs = new Map<number, DownloadJob>();
   private nextDownloadId = 1;
   private readonly jobHost: JobHost;
+  private readonly refused = new RefusedPeers();
 
   constructor(private readonly config: DaemonConfig) {
     this.host = new NodeHost({
@@ -182,6 +184,15 @@ export class Daemon {
     );
     this.host.on('peer:connect', (event) => this.onConnect(event));
     this.host.on('peer:disconnect', (event) => this.onDisconnect(event));
+    this.host.on('peer:refused', (event) => {
+      this.refused.record(event, new Date());
+      if (event.cause === 'pod-secret') {
+        this.logger.warn(
+          { address: event.address, direction: event.direction, detail: event.detail },
+          'a device that does not hold this pod secret tried to connect',
+        );
+      }
+    });
     this.host.on('peer:rtt', (event) => {
       const entry = this.linkPeers.get(event.linkId);
       if (entry !== undefined) entry.rttMs = event.rttMs;
@@ -427,7 +438,11 @@ export class Daemon {
       return;
     }
     if (req.method === 'GET' && url.pathname === '/api/peers') {
-      sendJson(res, 200, { deviceId: formatDeviceId(this.deviceId), peers: this.peerRows() });
+      sendJson(res, 200, {
+        deviceId: formatDeviceId(this.deviceId),
+        peers: this.peerRows(),
+        refused: this.refused.list(),
+      });
       return;
     }
     if (req.method === 'POST' && url.pathname === '/api/get') {

@@ -92,7 +92,9 @@ export class InboundGuard {
     this.limits = { ...InboundGuardDefaults, ...limits };
     for (const [name, value] of Object.entries(this.limits)) {
       if (!Number.isSafeInteger(value) || value < 1) {
-        throw new RangeError(`inbound guard limit ${name} must be a positive integer, got ${value}`);
+        throw new RangeError(
+          `inbound guard limit ${name} must be a positive integer, got ${value}`,
+        );
       }
     }
   }

@@ -1,0 +1,146 @@
+/**
+ * The inbound guard on real sockets (node-host.ts's accept path): an outsider replaying a
+ * member's first handshake record from 127.0.0.2 (Linux routes all of 127/8 to lo) gets at most
+ * its burst of handshakes, every other connection closed unread, while a member connecting from
+ * 127.0.0.1 during the flood completes its handshake; and a silent connection is closed at the
+ * guard's deadline. Work is asserted by the host's counters, never by timing.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { createServer, connect, type AddressInfo } from 'node:net';
+import { test } from 'node:test';
+import { NodeHost, type PeerRefusedEvent } from '../src/node-host.js';
+import { createNodeCryptoProvider } from '../src/node-crypto-provider.js';
+
+const crypto = createNodeCryptoProvider();
+
+function member(secret: Uint8Array): NodeHost {
+  return new NodeHost({ identity: crypto.ed25519GenerateKeyPair(), podSecret: secret });
+}
+
+/** A member's first handshake record with its length prefix, read off a plain TCP server. */
+async function captureFirstRecord(secret: Uint8Array): Promise<Buffer> {
+  let bytes = Buffer.alloc(0);
+  let resolveRecord!: (record: Buffer) => void;
+  const captured = new Promise<Buffer>((resolve) => (resolveRecord = resolve));
+  const server = createServer((socket) => {
+    socket.on('data', (part: Buffer) => {
+      bytes = Buffer.concat([bytes, part]);
+      if (bytes.length >= 2 && bytes.length >= 2 + bytes.readUInt16BE(0)) {
+        resolveRecord(bytes.subarray(0, 2 + bytes.readUInt16BE(0)));
+        socket.destroy();
+      }
+    });
+    socket.on('error', () => socket.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const host = member(secret);
+  await host.dial((server.address() as AddressInfo).port);
+  const record = await captured;
+  await host.close();
+  server.close();
+  return record;
+}
+
+/** Connects from `localAddress`, sends `record`; resolves to whether any answer came back. */
+function replay(port: number, localAddress: string, record: Buffer): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ port, host: '127.0.0.1', localAddress });
+    let answered = false;
+    socket.once('connect', () => socket.write(record));
+    socket.once('data', () => {
+      answered = true;
+      socket.destroy();
+    });
+    socket.once('error', () => socket.destroy());
+    socket.once('close', () => resolve(answered));
+  });
+}
+
+test('a replay flood from one address gets its burst; a member connects meanwhile', async () => {
+  const secret = randomBytes(32);
+  const record = await captureFirstRecord(secret);
+  const burst = 16;
+  // No refill within the test, so the bound below is exact whatever the machine's speed.
+  const listener = new NodeHost({
+    identity: crypto.ed25519GenerateKeyPair(),
+    podSecret: secret,
+    inboundGuard: { burst, refillIntervalMs: 3_600_000 },
+  });
+  const refusals: PeerRefusedEvent[] = [];
+  listener.on('peer:refused', (event) => refusals.push(event));
+  const { port } = await listener.listen(0);
+  const openings = 300;
+  const parallel = 16;
+  let next = 0;
+  let answered = 0;
+  const flood = async () => {
+    while (next < openings) {
+      next++;
+      if (await replay(port, '127.0.0.2', record)) answered++;
+    }
+  };
+  const flooding = Promise.all(Array.from({ length: parallel }, flood));
+
+  // The member dials once the flood has used up the flooder's burst.
+  const waitForRefusal = new Promise<void>((resolve) =>
+    listener.once('peer:refused', () => resolve()),
+  );
+  await waitForRefusal;
+  const dialer = member(secret);
+  const connected = new Promise<string>((resolve) =>
+    listener.once('peer:connect', (event) => resolve(event.remoteAddress)),
+  );
+  const dialerConnected = new Promise<void>((resolve) =>
+    dialer.once('peer:connect', () => resolve()),
+  );
+  await dialer.dial(port, '127.0.0.1', '127.0.0.1');
+  await dialerConnected;
+  assert.match(await connected, /^127\.0\.0\.1:/);
+  await flooding;
+
+  const stats = listener.inboundStats;
+  assert.equal(stats.admitted + stats.refused, openings + 1, 'every connection was decided');
+  assert.ok(stats.admitted <= burst + 1, `${stats.admitted} admitted: the burst plus the member`);
+  assert.ok(answered <= burst, `the flooder got ${answered} answers, at most its burst`);
+  assert.equal(refusals.length, stats.refused);
+  assert.ok(refusals.every((e) => e.address === '127.0.0.2' && e.direction === 'inbound'));
+  assert.ok(refusals.some((e) => e.cause === 'rate'));
+  await dialer.close();
+  await listener.close();
+});
+
+test('a silent connection is closed at the guard deadline and frees its half-open slot', async () => {
+  const secret = randomBytes(32);
+  const listener = new NodeHost({
+    identity: crypto.ed25519GenerateKeyPair(),
+    podSecret: secret,
+    // The core's own handshake timeout is far later, so the guard is what closes it.
+    handshakeTimeoutMs: 600_000,
+    inboundGuard: { handshakeDeadlineMs: 200, halfOpenPerAddressMax: 1 },
+  });
+  const { port } = await listener.listen(0);
+  const silent = connect({ port, host: '127.0.0.1', localAddress: '127.0.0.3' });
+  await new Promise((resolve) => silent.once('connect', resolve));
+  const closed = new Promise((resolve) => silent.once('close', resolve));
+  silent.on('error', () => undefined);
+  // While it is half-open, a second connection from the same address is refused at once.
+  const refused = new Promise<PeerRefusedEvent>((resolve) =>
+    listener.once('peer:refused', resolve),
+  );
+  const second = connect({ port, host: '127.0.0.1', localAddress: '127.0.0.3' });
+  second.on('error', () => undefined);
+  assert.equal((await refused).cause, 'half-open-address');
+  await closed;
+  assert.equal(listener.inboundStats.halfOpen, 0);
+  assert.equal(listener.inboundStats.admitted, 1);
+  second.destroy();
+  // The slot is free again: a member from that address completes its handshake.
+  const dialer = member(secret);
+  const up = new Promise<void>((resolve) => dialer.once('peer:connect', () => resolve()));
+  await dialer.dial(port, '127.0.0.1', '127.0.0.3');
+  await up;
+  assert.equal(listener.inboundStats.admitted, 2);
+  await dialer.close();
+  await listener.close();
+});
