@@ -14,7 +14,8 @@
  * - The replayed record is captured once: a member NodeHost (the pod secret, its own identity)
  *   dials a plain TCP server that keeps the first record it reads and closes.
  * - Baselines in the same run, against the same daemon:
- *   - `idle`: 3 s of nothing (its timers and discovery), the share any phase includes;
+ *   - `idle`: 5 s of nothing at the end (its timers, discovery, the floods' garbage), the share
+ *     of a core that every phase includes;
  *   - `accept+close`: TCP connections opened and closed without sending a byte, each from its
  *     own source address (127.0.2.1, ...), so the guard admits every one;
  *   - `member handshakes`: member NodeHosts complete the handshake and HELLO, each from its own
@@ -296,9 +297,6 @@ async function main(options: Options): Promise<void> {
     const record = await captureFirstRecord(secret);
     const results: PhaseResult[] = [];
     results.push(...(await rawServerFloor(options)));
-    results.push(
-      await measure(pid, 'daemon: idle 3 s', 1, () => new Promise((r) => setTimeout(r, 3000))),
-    );
     // From as many addresses as openings, so that no per-address limit applies.
     results.push(
       await measure(pid, 'daemon: accept+close, no bytes', options.openings, () =>
@@ -333,6 +331,9 @@ async function main(options: Options): Promise<void> {
           rate: options.rate,
         }),
       ),
+    );
+    results.push(
+      await measure(pid, 'daemon: idle 5 s', 1, () => new Promise((r) => setTimeout(r, 5000))),
     );
     print(results, options);
   } finally {

@@ -12,7 +12,9 @@
  * Policy (all limits in `InboundGuardDefaults`, each with its reason):
  * - Addresses are grouped as routing allocates them: an IPv4 address alone (/32), an IPv6 address
  *   by its /64 (one host or LAN owns a whole /64, so its addresses are one source), and an
- *   IPv4-mapped IPv6 address as its IPv4 address.
+ *   IPv4-mapped IPv6 address as its IPv4 address. Except on this device's own LAN: a link-local
+ *   address, or one in the same /64 as the address the connection arrived on, is a neighbour
+ *   (a pod member, usually) and counts alone, since a home LAN's devices all share one /64.
  * - Each group has a token bucket: `burst` handshakes at once, then one per `refillIntervalMs`.
  * - At most `halfOpenMax` connections are half-open (accepted, handshake not complete) in all,
  *   and at most `halfOpenPerAddressMax` per group.
@@ -24,7 +26,7 @@
  * (monotonic ms), so tests drive it directly. State: one entry per address group (bounded by
  * `groupsMax`; an idle group is forgotten first) and one per half-open ticket.
  */
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIPv6 } from 'node:net';
 import { CoreDefaults } from '@peapod/core';
 
 /** The guard's limits; `InboundGuardDefaults` gives each one and why. */
@@ -105,13 +107,14 @@ export class InboundGuard {
   }
 
   /**
-   * Decides on one accepted connection from `address` (as `socket.remoteAddress` gives it). An
-   * admitted connection holds a half-open slot until `settle(ticket)`.
+   * Decides on one accepted connection from `address` (as `socket.remoteAddress` gives it),
+   * which arrived on `localAddress` (`socket.localAddress`). An admitted connection holds a
+   * half-open slot until `settle(ticket)`.
    */
-  admit(address: string, nowMs: number): GuardVerdict {
+  admit(address: string, nowMs: number, localAddress?: string): GuardVerdict {
     const now = this.clock(nowMs);
     if (this.tickets.size >= this.limits.halfOpenMax) return refused('half-open');
-    const key = addressGroup(address);
+    const key = addressGroup(address, localAddress);
     const group = this.group(key, now);
     if (group.halfOpen >= this.limits.halfOpenPerAddressMax) return refused('half-open-address');
     if (group.tokens < 1) return refused('rate');
@@ -192,20 +195,26 @@ function refused(refusal: GuardRefusal): GuardVerdict {
 
 /**
  * The source an address counts as: IPv4 as is, IPv4-mapped IPv6 as its IPv4 address, other IPv6
- * as its /64 prefix (`2001:db8:1:2::/64`). Anything else (no address) is its own group.
+ * as its /64 prefix (`2001:db8:1:2::/64`), except a neighbour's (link-local, or in the /64 of
+ * `localAddress`), which counts alone (`2001:db8:1:2:0:0:0:9`). Anything else is its own group.
  */
-export function addressGroup(address: string): string {
-  const bare = address.split('%')[0]!; // a zone (fe80::1%eth0) is not part of the address
-  if (isIPv4(bare)) return bare;
-  if (!isIPv6(bare)) return address;
-  const groups = expandIPv6(bare);
+export function addressGroup(address: string, localAddress?: string): string {
+  const groups = ipv6Groups(address);
+  if (groups === undefined) return address; // IPv4 (a /32), or no address at all
   if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
     return `${groups[6]! >> 8}.${groups[6]! & 0xff}.${groups[7]! >> 8}.${groups[7]! & 0xff}`;
   }
-  return `${groups
-    .slice(0, 4)
-    .map((g) => g.toString(16))
-    .join(':')}::/64`;
+  const local = localAddress === undefined ? undefined : ipv6Groups(localAddress);
+  const linkLocal = (groups[0]! & 0xffc0) === 0xfe80;
+  const sameLan = local !== undefined && groups.slice(0, 4).every((g, i) => g === local[i]);
+  const hex = (part: number[]) => part.map((g) => g.toString(16)).join(':');
+  return linkLocal || sameLan ? hex(groups) : `${hex(groups.slice(0, 4))}::/64`;
+}
+
+/** The eight 16-bit groups of an IPv6 address (a zone, `%eth0`, dropped), or undefined. */
+function ipv6Groups(address: string): number[] | undefined {
+  const bare = address.split('%')[0]!;
+  return isIPv6(bare) ? expandIPv6(bare) : undefined;
 }
 
 /** The eight 16-bit groups of a valid IPv6 address (with `::` and a dotted IPv4 tail). */

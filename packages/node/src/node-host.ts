@@ -213,7 +213,7 @@ export class NodeHost extends EventEmitter<HostEvents> {
       socket.resume();
       return;
     }
-    const verdict = this.guard.admit(address, performance.now());
+    const verdict = this.guard.admit(address, performance.now(), socket.localAddress);
     if (!verdict.admitted) {
       this.refused++;
       // A reset, not a FIN: nothing to drain, and no TIME_WAIT left on this side per refusal.

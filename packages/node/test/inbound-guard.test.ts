@@ -32,7 +32,7 @@ test('one address gets its burst at once, then one handshake per refill interval
   assert.equal(attempt(guard, '192.0.2.7', later), 'rate');
 });
 
-test('IPv6 addresses count by their /64, IPv4-mapped ones as IPv4', () => {
+test('IPv6 addresses count by their /64 (a neighbour alone), IPv4-mapped ones as IPv4', () => {
   const cases: Array<[string, string]> = [
     ['192.0.2.1', '192.0.2.1'],
     ['::ffff:192.0.2.1', '192.0.2.1'],
@@ -41,17 +41,28 @@ test('IPv6 addresses count by their /64, IPv4-mapped ones as IPv4', () => {
     ['2001:db8:1:2:ffff:eeee:dddd:cccc', '2001:db8:1:2::/64'],
     ['2001:0db8:0001:0002:0:0:0:9', '2001:db8:1:2::/64'],
     ['2001:db8::1', '2001:db8:0:0::/64'],
-    ['fe80::1%eth0', 'fe80:0:0:0::/64'],
+    ['fe80::1%eth0', 'fe80:0:0:0:0:0:0:1'],
     ['::1', '0:0:0:0::/64'],
     ['::', '0:0:0:0::/64'],
     ['64:ff9b::192.0.2.1', '64:ff9b:0:0::/64'],
     ['', ''],
   ];
   for (const [address, group] of cases) assert.equal(addressGroup(address), group, address);
+  // On this device's own /64 (a home LAN shares one), a neighbour counts alone.
+  assert.equal(addressGroup('2001:db8:1:2::9', '2001:db8:1:2::1'), '2001:db8:1:2:0:0:0:9');
+  assert.equal(addressGroup('2001:db8:1:3::9', '2001:db8:1:2::1'), '2001:db8:1:3::/64');
+  assert.equal(addressGroup('192.0.2.9', '192.0.2.1'), '192.0.2.9');
   const guard = new InboundGuard({ burst: 1 });
   assert.equal(attempt(guard, '2001:db8:1:2::1', 0), 'admitted');
   assert.equal(attempt(guard, '2001:db8:1:2::abcd', 0), 'rate', 'same /64');
   assert.equal(attempt(guard, '2001:db8:1:3::1', 0), 'admitted', 'another /64');
+  const lan = (address: string) => {
+    const verdict = guard.admit(address, 0, '2001:db8:1:3::ffff');
+    return verdict.admitted ? 'admitted' : verdict.refusal;
+  };
+  assert.equal(lan('2001:db8:1:3::2'), 'admitted', 'a neighbour on our /64 has its own bucket');
+  assert.equal(lan('2001:db8:1:3::3'), 'admitted');
+  assert.equal(lan('2001:db8:1:3::2'), 'rate');
 });
 
 test('half-open connections are capped per address and in all; a refusal costs no token', () => {
