@@ -43,14 +43,19 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createNodeCryptoProvider, createPod, NodeHost } from '@peapod/node';
+import { createPod } from '@peapod/node';
 import type * as LocalPod from '../packages/node/dist/src/local-pod.js';
+import type * as HandshakeReplay from '../packages/node/dist/test/support/handshake-replay.js';
 
-// `@peapod/node` does not export the local-pod helpers: load the compiled module by path.
-const NODE_DIST = new URL('../../packages/node/dist/src/', import.meta.url);
+// `@peapod/node` does not export the local-pod helpers, nor its tests' replay capture: load the
+// compiled modules by path.
+const NODE_DIST = new URL('../../packages/node/dist/', import.meta.url);
 const { freeUdpPort, spawnLocalDaemon, waitFor } = (await import(
-  new URL('local-pod.js', NODE_DIST).href
+  new URL('src/local-pod.js', NODE_DIST).href
 )) as typeof LocalPod;
+const { captureFirstRecord, memberHost } = (await import(
+  new URL('test/support/handshake-replay.js', NODE_DIST).href
+)) as typeof HandshakeReplay;
 
 const FLOOD_ADDRESS = '127.0.0.2';
 /** /proc/PID/stat counts CPU time in clock ticks; 100 a second on Linux (`getconf CLK_TCK`). */
@@ -118,35 +123,6 @@ async function measure(
     wallMs,
     ...(typeof memberConnectMs === 'number' || memberConnectMs === null ? { memberConnectMs } : {}),
   };
-}
-
-function memberHost(secret: Uint8Array): NodeHost {
-  const crypto = createNodeCryptoProvider();
-  return new NodeHost({ crypto, identity: crypto.ed25519GenerateKeyPair(), podSecret: secret });
-}
-
-/** A member's first handshake record (with its 2-byte length prefix), as it went on the wire. */
-async function captureFirstRecord(secret: Uint8Array): Promise<Buffer> {
-  let resolveRecord!: (record: Buffer) => void;
-  const captured = new Promise<Buffer>((resolve) => (resolveRecord = resolve));
-  const server = createServer((socket) => {
-    let bytes = Buffer.alloc(0);
-    socket.on('data', (part: Buffer) => {
-      bytes = Buffer.concat([bytes, part]);
-      if (bytes.length >= 2 && bytes.length >= 2 + bytes.readUInt16BE(0)) {
-        resolveRecord(bytes.subarray(0, 2 + bytes.readUInt16BE(0)));
-        socket.destroy();
-      }
-    });
-    socket.on('error', () => socket.destroy());
-  });
-  await listenLoopback(server);
-  const member = memberHost(secret);
-  await member.dial(portOf(server));
-  const record = await captured;
-  await member.close();
-  server.close();
-  return record;
 }
 
 function listenLoopback(server: Server): Promise<void> {

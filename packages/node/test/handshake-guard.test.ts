@@ -7,40 +7,13 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { createServer, connect, type AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 import { test } from 'node:test';
 import { NodeHost, type PeerRefusedEvent } from '../src/node-host.js';
 import { createNodeCryptoProvider } from '../src/node-crypto-provider.js';
+import { captureFirstRecord, memberHost } from './support/handshake-replay.js';
 
 const crypto = createNodeCryptoProvider();
-
-function member(secret: Uint8Array): NodeHost {
-  return new NodeHost({ identity: crypto.ed25519GenerateKeyPair(), podSecret: secret });
-}
-
-/** A member's first handshake record with its length prefix, read off a plain TCP server. */
-async function captureFirstRecord(secret: Uint8Array): Promise<Buffer> {
-  let bytes = Buffer.alloc(0);
-  let resolveRecord!: (record: Buffer) => void;
-  const captured = new Promise<Buffer>((resolve) => (resolveRecord = resolve));
-  const server = createServer((socket) => {
-    socket.on('data', (part: Buffer) => {
-      bytes = Buffer.concat([bytes, part]);
-      if (bytes.length >= 2 && bytes.length >= 2 + bytes.readUInt16BE(0)) {
-        resolveRecord(bytes.subarray(0, 2 + bytes.readUInt16BE(0)));
-        socket.destroy();
-      }
-    });
-    socket.on('error', () => socket.destroy());
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const host = member(secret);
-  await host.dial((server.address() as AddressInfo).port);
-  const record = await captured;
-  await host.close();
-  server.close();
-  return record;
-}
 
 /** Connects from `localAddress`, sends `record`; resolves to whether any answer came back. */
 function replay(port: number, localAddress: string, record: Buffer): Promise<boolean> {
@@ -87,7 +60,7 @@ test('a replay flood from one address gets its burst; a member connects meanwhil
     listener.once('peer:refused', () => resolve()),
   );
   await waitForRefusal;
-  const dialer = member(secret);
+  const dialer = memberHost(secret);
   const connected = new Promise<string>((resolve) =>
     listener.once('peer:connect', (event) => resolve(event.remoteAddress)),
   );
@@ -136,7 +109,7 @@ test('a silent connection is closed at the guard deadline and frees its half-ope
   assert.equal(listener.inboundStats.admitted, 1);
   second.destroy();
   // The slot is free again: a member from that address completes its handshake.
-  const dialer = member(secret);
+  const dialer = memberHost(secret);
   const up = new Promise<void>((resolve) => dialer.once('peer:connect', () => resolve()));
   await dialer.dial(port, '127.0.0.1', '127.0.0.3');
   await up;
