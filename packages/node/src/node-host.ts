@@ -194,6 +194,8 @@ export class NodeHost extends EventEmitter<HostEvents> {
     this.drive();
     clearTimeout(this.timer);
     clearTimeout(this.guardTimer);
+    // A handshake cannot finish now, and a remote that never closes must not hold this up.
+    for (const linkId of this.pending.keys()) this.sockets.get(linkId)?.destroy();
     const closing = [...this.sockets.values()].map(
       (socket) =>
         new Promise<void>((resolve) =>
