@@ -16,17 +16,16 @@
  * - Baselines in the same run, against the same daemon:
  *   - `idle`: 5 s of nothing at the end (its timers, discovery, the floods' garbage), the share
  *     of a core that every phase includes;
- *   - `accept+close`: TCP connections opened and closed without sending a byte, each from its
- *     own source address (127.0.2.1, ...), so the guard admits every one;
  *   - `member handshakes`: member NodeHosts complete the handshake and HELLO, each from its own
  *     source address (127.0.1.x), so no per-address limit is ever in their way;
  *   and the floor of Node itself: a plain `node:net` server in a child process that destroys each
  *   socket it accepts, flooded the same way (full speed and paced).
- * - Floods, each `--openings` connections from 127.0.0.2 (`localAddress`), at most `--parallel`
+ * - Floods, each `--openings` connections from 127.0.0.2 (`localAddress`) but the last, at most `--parallel`
  *   at once; each sends the replayed record, waits for the first answer byte or the close, and
  *   closes:
  *   - `flood full speed`: as fast as this machine opens them;
- *   - `flood paced`: `--rate` openings a second, the steady attack whose share of a core matters.
+ *   - `flood paced`: `--rate` openings a second, the steady attack whose share of a core matters;
+ *   - `every opening its own address` (127.0.2.1, ...): at full speed, as many sources would.
  *   During each flood a member dials from 127.0.0.1 and must reach `peer:connect`.
  *
  * Figures: CPU ms of the daemon per 1,000 openings, and its share of one core over the phase's
@@ -220,7 +219,7 @@ async function floodWithMember(
   secret: Uint8Array,
   port: number,
   record: Buffer,
-  options: { count: number; parallel: number; rate?: number },
+  options: { count: number; parallel: number; rate?: number; spread?: boolean },
 ): Promise<number | null> {
   const floodDone = flood(port, record, options);
   const thirdMs = options.rate === undefined ? 100 : (options.count * 1000) / options.rate / 3;
@@ -282,16 +281,6 @@ async function main(options: Options): Promise<void> {
     const record = await captureFirstRecord(secret);
     const results: PhaseResult[] = [];
     results.push(...(await rawServerFloor(options)));
-    // From as many addresses as openings, so that no per-address limit applies.
-    results.push(
-      await measure(pid, 'daemon: accept+close, no bytes', options.openings, () =>
-        flood(port, undefined, {
-          count: options.openings,
-          parallel: options.parallel,
-          spread: true,
-        }),
-      ),
-    );
     results.push(
       await measure(pid, 'daemon: member handshakes', options.members, async () => {
         for (let i = 0; i < options.members; i++) {
@@ -314,6 +303,16 @@ async function main(options: Options): Promise<void> {
           count: options.openings,
           parallel: options.parallel,
           rate: options.rate,
+        }),
+      ),
+    );
+    // From as many addresses as openings: only the limit all strangers share applies.
+    results.push(
+      await measure(pid, 'daemon: flood, every opening its own address', options.openings, () =>
+        floodWithMember(secret, port, record, {
+          count: options.openings,
+          parallel: options.parallel,
+          spread: true,
         }),
       ),
     );
@@ -344,7 +343,7 @@ function print(results: readonly PhaseResult[], options: Options): void {
           ? '  the member did NOT connect'
           : `  member connected in ${r.memberConnectMs.toFixed(0)} ms`;
     console.log(
-      `  ${r.phase.padEnd(34)} ${String(r.count).padStart(5)} in ${(r.wallMs / 1000).toFixed(2)} s: ` +
+      `  ${r.phase.padEnd(44)} ${String(r.count).padStart(5)} in ${(r.wallMs / 1000).toFixed(2)} s: ` +
         `CPU ${r.cpuMs.toFixed(0)} ms (${perThousand.toFixed(0)} ms per 1000), ` +
         `${share.toFixed(1)}% of a core${member}`,
     );

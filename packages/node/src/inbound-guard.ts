@@ -16,13 +16,17 @@
  *   address, or one in the same /64 as the address the connection arrived on, is a neighbour
  *   (a pod member, usually) and counts alone, since a home LAN's devices all share one /64.
  * - Each group has a token bucket: `burst` handshakes at once, then one per `refillIntervalMs`.
+ * - All groups share one more bucket (`globalBurst`, then one per `globalRefillIntervalMs`), so
+ *   many sources together cannot take more either; a group that once completed a handshake (a
+ *   member's address: only a holder of the pod secret can) skips it, so members still connect
+ *   while strangers from many addresses flood, and is never forgotten.
  * - At most `halfOpenMax` connections are half-open (accepted, handshake not complete) in all,
  *   and at most `halfOpenPerAddressMax` per group.
  * - A half-open connection past `handshakeDeadlineMs` is reported `overdue`; the host closes it.
  * A connection over any limit is refused: the host closes it at once, unread.
  *
- * Inputs: `admit(address, nowMs)` per accepted connection, `settle(ticket)` when its handshake
- * completed or it closed, `overdue(nowMs)` when the host's timer fires. The clock is the caller's
+ * Inputs: `admit(address, nowMs, localAddress)` per accepted connection, `settle(ticket,
+ * completed)` when its handshake completed or it closed, `overdue(nowMs)` when the host's timer fires. The clock is the caller's
  * (monotonic ms), so tests drive it directly. State: one entry per address group (bounded by
  * `groupsMax`; an idle group is forgotten first) and one per half-open ticket.
  */
@@ -33,6 +37,8 @@ import { CoreDefaults } from '@peapod/core';
 export interface InboundGuardLimits {
   readonly burst: number;
   readonly refillIntervalMs: number;
+  readonly globalBurst: number;
+  readonly globalRefillIntervalMs: number;
   readonly halfOpenMax: number;
   readonly halfOpenPerAddressMax: number;
   readonly handshakeDeadlineMs: number;
@@ -50,6 +56,10 @@ export const InboundGuardDefaults: InboundGuardLimits = {
    * handshakes a second costs about 0.2% of a core (2 x ~0.9 ms).
    */
   refillIntervalMs: 500,
+  /** 64 at once from all strangers together: more than a whole pod reconnecting at once. */
+  globalBurst: 64,
+  /** Then 50 a second in all: ~4.5% of a core (50 x ~0.9 ms), whatever the number of sources. */
+  globalRefillIntervalMs: 20,
   /**
    * 64 handshakes under way in all: a pod's devices all connecting after a restart are far fewer,
    * and each half-open link holds a socket and ~40 KiB (bench/link-idle.ts).
@@ -64,16 +74,21 @@ export const InboundGuardDefaults: InboundGuardLimits = {
 };
 
 /** Why a connection was refused. */
-export type GuardRefusal = 'rate' | 'half-open' | 'half-open-address';
+export type GuardRefusal = 'rate' | 'busy' | 'half-open' | 'half-open-address';
 
 export type GuardVerdict =
   | { readonly admitted: true; readonly ticket: number }
   | { readonly admitted: false; readonly refusal: GuardRefusal };
 
-interface Group {
+interface Bucket {
   tokens: number;
   updatedAtMs: number;
+}
+
+interface Group extends Bucket {
   halfOpen: number;
+  /** A handshake from this group completed once. */
+  member: boolean;
 }
 
 interface Ticket {
@@ -86,6 +101,7 @@ export class InboundGuard {
   private readonly groups = new Map<string, Group>();
   /** Half-open tickets in admission order, so deadlines are in order too. */
   private readonly tickets = new Map<number, Ticket>();
+  private readonly shared: Bucket;
   private nextTicket = 1;
   private lastNowMs = -Infinity;
 
@@ -99,6 +115,7 @@ export class InboundGuard {
         );
       }
     }
+    this.shared = { tokens: this.limits.globalBurst, updatedAtMs: -Infinity };
   }
 
   /** Connections accepted and not yet settled. */
@@ -118,6 +135,11 @@ export class InboundGuard {
     const group = this.group(key, now);
     if (group.halfOpen >= this.limits.halfOpenPerAddressMax) return refused('half-open-address');
     if (group.tokens < 1) return refused('rate');
+    if (!group.member) {
+      refill(this.shared, now, this.limits.globalBurst, this.limits.globalRefillIntervalMs);
+      if (this.shared.tokens < 1) return refused('busy');
+      this.shared.tokens -= 1;
+    }
     group.tokens -= 1;
     group.halfOpen += 1;
     const ticket = this.nextTicket++;
@@ -125,13 +147,18 @@ export class InboundGuard {
     return { admitted: true, ticket };
   }
 
-  /** The connection's handshake completed, or it closed: its half-open slot frees. Idempotent. */
-  settle(ticket: number): void {
+  /**
+   * The connection's handshake `completed` (its group is a member's from now on), or it closed:
+   * its half-open slot frees. Idempotent.
+   */
+  settle(ticket: number, completed = false): void {
     const entry = this.tickets.get(ticket);
     if (entry === undefined) return;
     this.tickets.delete(ticket);
     const group = this.groups.get(entry.group);
-    if (group !== undefined) group.halfOpen -= 1;
+    if (group === undefined) return;
+    group.halfOpen -= 1;
+    if (completed) group.member = true;
   }
 
   /** Settles and returns the tickets whose handshake deadline has passed; the host closes them. */
@@ -163,30 +190,35 @@ export class InboundGuard {
     let group = this.groups.get(key);
     if (group === undefined) {
       this.forgetIdleGroup();
-      group = { tokens: this.limits.burst, updatedAtMs: now, halfOpen: 0 };
+      group = { tokens: this.limits.burst, updatedAtMs: now, halfOpen: 0, member: false };
     } else {
       this.groups.delete(key);
-      const refill = (now - group.updatedAtMs) / this.limits.refillIntervalMs;
-      group.tokens = Math.min(this.limits.burst, group.tokens + refill);
-      group.updatedAtMs = now;
+      refill(group, now, this.limits.burst, this.limits.refillIntervalMs);
     }
     this.groups.set(key, group);
     return group;
   }
 
   /**
-   * At `groupsMax`, forgets the least recently used group with nothing half-open. Forgetting
-   * gives that address a full bucket again, no more than a new address would get.
+   * At `groupsMax`, forgets the least recently used stranger's group with nothing half-open.
+   * Forgetting gives that address a full bucket again, no more than a new address would get.
    */
   private forgetIdleGroup(): void {
     if (this.groups.size < this.limits.groupsMax) return;
     for (const [key, group] of this.groups) {
-      if (group.halfOpen === 0) {
+      if (group.halfOpen === 0 && !group.member) {
         this.groups.delete(key);
         return;
       }
     }
   }
+}
+
+/** Adds the tokens earned since the bucket's last update, up to `burst`. */
+function refill(bucket: Bucket, now: number, burst: number, intervalMs: number): void {
+  const earned = (now - bucket.updatedAtMs) / intervalMs;
+  bucket.tokens = Math.min(burst, bucket.tokens + earned);
+  bucket.updatedAtMs = now;
 }
 
 function refused(refusal: GuardRefusal): GuardVerdict {

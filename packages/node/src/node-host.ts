@@ -58,7 +58,7 @@ export interface NodeHostOptions extends Omit<CoreOptions, 'crypto' | 'seed' | '
 /**
  * A connection refused or a handshake that failed for want of the pod secret. `cause`:
  * `pod-secret` (the handshake failed: the remote does not hold this pod's secret), or the guard's
- * refusal of an inbound connection before any byte was read (`rate`, `half-open`,
+ * refusal of an inbound connection before any byte was read (`rate`, `busy`, `half-open`,
  * `half-open-address`, see inbound-guard.ts).
  */
 export interface PeerRefusedEvent {
@@ -237,14 +237,14 @@ export class NodeHost extends EventEmitter<HostEvents> {
     socket.resume();
   }
 
-  /** A link's handshake completed or it closed: it is no longer half-open. */
-  private settle(linkId: number): void {
+  /** A link's handshake `completed` or it closed: it is no longer half-open. */
+  private settle(linkId: number, completed: boolean): void {
     const pending = this.pending.get(linkId);
     if (pending === undefined) return;
     this.pending.delete(linkId);
     if (pending.ticket === undefined) return;
     this.ticketLinks.delete(pending.ticket);
-    this.guard?.settle(pending.ticket);
+    this.guard?.settle(pending.ticket, completed);
   }
 
   /** One timer for the guard's earliest handshake deadline; overdue sockets are destroyed. */
@@ -295,7 +295,7 @@ export class NodeHost extends EventEmitter<HostEvents> {
     });
     socket.on('error', () => socket.destroy()); // 'close' follows and reports it
     socket.on('close', () => {
-      this.settle(linkId);
+      this.settle(linkId, false);
       this.sockets.delete(linkId);
       this.writers.delete(linkId);
       this.core.handle({ type: 'link-closed', nowMs: performance.now(), linkId });
@@ -392,7 +392,7 @@ export class NodeHost extends EventEmitter<HostEvents> {
         else this.sockets.get(out.linkId)?.end();
         return;
       case 'event':
-        if (out.event.type === 'peer:connect') this.settle(out.event.linkId);
+        if (out.event.type === 'peer:connect') this.settle(out.event.linkId, true);
         if (out.event.type === 'peer:disconnect') this.onPendingFailed(out.event);
         this.emit(out.event.type, out.event as never);
         return;
@@ -426,6 +426,8 @@ function refusalDetail(refusal: GuardRefusal, limits: InboundGuardLimits): strin
   switch (refusal) {
     case 'rate':
       return `more than ${limits.burst} handshakes, then one per ${limits.refillIntervalMs} ms, from one address`;
+    case 'busy':
+      return `more than ${limits.globalBurst} handshakes, then one per ${limits.globalRefillIntervalMs} ms, from all new addresses together`;
     case 'half-open':
       return `${limits.halfOpenMax} handshakes were already under way`;
     case 'half-open-address':

@@ -26,9 +26,11 @@ export function refusalReason(event: Pick<PeerRefusedEvent, 'cause' | 'detail'>)
     case 'pod-secret':
       return "it does not hold this pod's secret (another pod, or an old join code)";
     case 'rate':
-    case 'half-open':
     case 'half-open-address':
       return `it opened handshakes faster than allowed (${event.detail}); closed before any handshake work`;
+    case 'busy':
+    case 'half-open':
+      return `too many new devices were handshaking at once (${event.detail}); closed before any handshake work, it may retry`;
   }
 }
 

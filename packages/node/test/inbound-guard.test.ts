@@ -116,12 +116,41 @@ test('the group table is bounded: the least recently used idle group is forgotte
   assert.equal(attempt(guard, '10.0.0.1', 0), 'admitted', 'forgotten: a full bucket again');
 });
 
+test('strangers from many addresses share one bucket; a member address skips it', () => {
+  const guard = new InboundGuard({ globalBurst: 3, globalRefillIntervalMs: 100 });
+  // A member's address: its handshake completed once.
+  const member = guard.admit('10.1.0.1', 0);
+  assert.ok(member.admitted);
+  guard.settle(member.ticket, true);
+  assert.equal(attempt(guard, '10.2.0.1', 0), 'admitted');
+  assert.equal(attempt(guard, '10.2.0.2', 0), 'admitted');
+  assert.equal(attempt(guard, '10.2.0.3', 0), 'busy');
+  assert.equal(attempt(guard, '10.1.0.1', 0), 'admitted', 'the member is not held back');
+  assert.equal(attempt(guard, '10.2.0.3', 99), 'busy');
+  assert.equal(attempt(guard, '10.2.0.3', 100), 'admitted');
+  // After a long quiet the shared bucket holds its burst again, and no more.
+  const later = 100_000;
+  for (let i = 0; i < 3; i++) assert.equal(attempt(guard, '10.2.0.9', later), 'admitted');
+  assert.equal(attempt(guard, '10.2.0.9', later), 'busy');
+});
+
+test('a member address is never forgotten from a full table', () => {
+  const guard = new InboundGuard({ groupsMax: 2, burst: 1 });
+  const member = guard.admit('10.3.0.1', 0);
+  assert.ok(member.admitted);
+  guard.settle(member.ticket, true);
+  assert.equal(attempt(guard, '10.3.0.2', 0), 'admitted');
+  assert.equal(attempt(guard, '10.3.0.3', 0), 'admitted'); // forgets 10.3.0.2, not the member
+  assert.equal(attempt(guard, '10.3.0.2', 0), 'admitted', 'the stranger was forgotten');
+  assert.equal(attempt(guard, '10.3.0.1', 0), 'rate', 'the member is remembered');
+});
+
 test('limits must be positive integers', () => {
   assert.throws(() => new InboundGuard({ burst: 0 }), RangeError);
   assert.throws(() => new InboundGuard({ refillIntervalMs: 0.5 }), RangeError);
 });
 
-test('property: no group is admitted more than burst + elapsed / refill; caps always hold', () => {
+test('property: no group, nor all together, is admitted more than its buckets allow', () => {
   const step = fc.record({
     address: fc.constantFrom('192.0.2.1', '192.0.2.2', '2001:db8::1', '2001:db8::2', '2001:db9::1'),
     advanceMs: fc.integer({ min: 0, max: 700 }),
@@ -129,7 +158,14 @@ test('property: no group is admitted more than burst + elapsed / refill; caps al
   });
   fc.assert(
     fc.property(fc.array(step, { maxLength: 300 }), (steps) => {
-      const limits = { burst: 3, refillIntervalMs: 500, halfOpenMax: 4, halfOpenPerAddressMax: 2 };
+      const limits = {
+        burst: 3,
+        refillIntervalMs: 500,
+        globalBurst: 5,
+        globalRefillIntervalMs: 300,
+        halfOpenMax: 4,
+        halfOpenPerAddressMax: 2,
+      };
       const guard = new InboundGuard(limits);
       const admitted = new Map<string, number>();
       const open: number[] = [];
@@ -147,9 +183,13 @@ test('property: no group is admitted more than burst + elapsed / refill; caps al
           guard.settle(open.shift()!);
         }
         assert.ok(guard.halfOpenCount <= limits.halfOpenMax);
+        let total = 0;
         for (const count of admitted.values()) {
           assert.ok(count <= limits.burst + Math.floor(nowMs / limits.refillIntervalMs));
+          total += count;
         }
+        // No handshake completes here, so every group is a stranger's: the shared bound holds.
+        assert.ok(total <= limits.globalBurst + Math.floor(nowMs / limits.globalRefillIntervalMs));
       }
     }),
   );
