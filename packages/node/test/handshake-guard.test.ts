@@ -2,8 +2,9 @@
  * The inbound guard on real sockets (node-host.ts's accept path): an outsider replaying a
  * member's first handshake record from 127.0.0.2 (Linux routes all of 127/8 to lo) gets at most
  * its burst of handshakes, every other connection closed unread, while a member connecting from
- * 127.0.0.1 during the flood completes its handshake; and a silent connection is closed at the
- * guard's deadline. Work is asserted by the host's counters, never by timing.
+ * 127.0.0.1 during the flood completes its handshake; from 200 addresses it gets the burst all
+ * strangers share, while a member's known address still connects; and a silent connection is
+ * closed at the guard's deadline. Work is asserted by the host's counters, never by timing.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -80,6 +81,42 @@ test('a replay flood from one address gets its burst; a member connects meanwhil
   assert.ok(refusals.every((e) => e.address === '127.0.0.2' && e.direction === 'inbound'));
   assert.ok(refusals.some((e) => e.cause === 'rate'));
   await dialer.close();
+  await listener.close();
+});
+
+test('a flood from many addresses gets the shared burst; a known member still connects', async () => {
+  const secret = randomBytes(32);
+  const record = await captureFirstRecord(secret);
+  const globalBurst = 8;
+  const listener = new NodeHost({
+    identity: crypto.ed25519GenerateKeyPair(),
+    podSecret: secret,
+    inboundGuard: { globalBurst, globalRefillIntervalMs: 3_600_000 },
+  });
+  const { port } = await listener.listen(0);
+  const connectFrom = async (localAddress: string) => {
+    const dialer = memberHost(secret);
+    const up = new Promise<void>((resolve) => dialer.once('peer:connect', () => resolve()));
+    await dialer.dial(port, '127.0.0.1', localAddress);
+    await up;
+    await dialer.close();
+  };
+  await connectFrom('127.0.0.1'); // a member's address, known from now on
+  const openings = 200;
+  let next = 0;
+  let answered = 0;
+  const flood = async () => {
+    while (next < openings) {
+      const index = next++;
+      if (await replay(port, `127.0.3.${1 + index}`, record)) answered++;
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, flood));
+  await connectFrom('127.0.0.1');
+  const stats = listener.inboundStats;
+  assert.equal(stats.admitted + stats.refused, openings + 2);
+  assert.ok(stats.admitted <= globalBurst + 1, `${stats.admitted} admitted`);
+  assert.ok(answered <= globalBurst - 1, `the flood got ${answered} answers`);
   await listener.close();
 });
 
