@@ -31,30 +31,47 @@ function replay(port: number, localAddress: string, record: Buffer): Promise<boo
   });
 }
 
+/** A listener whose guard never refills within a test, so its bounds are exact. */
+function listenerWith(
+  secret: Uint8Array,
+  limits: { burst?: number; globalBurst?: number },
+): NodeHost {
+  return new NodeHost({
+    identity: crypto.ed25519GenerateKeyPair(),
+    podSecret: secret,
+    inboundGuard: { ...limits, refillIntervalMs: 3_600_000, globalRefillIntervalMs: 3_600_000 },
+  });
+}
+
+/** `openings` replays, `parallel` at once, opening `index` from `from(index)`; answers seen. */
+async function flood(
+  port: number,
+  record: Buffer,
+  openings: number,
+  parallel: number,
+  from: (index: number) => string,
+): Promise<number> {
+  let next = 0;
+  let answered = 0;
+  const worker = async () => {
+    while (next < openings) {
+      if (await replay(port, from(next++), record)) answered++;
+    }
+  };
+  await Promise.all(Array.from({ length: parallel }, worker));
+  return answered;
+}
+
 test('a replay flood from one address gets its burst; a member connects meanwhile', async () => {
   const secret = randomBytes(32);
   const record = await captureFirstRecord(secret);
   const burst = 16;
-  // No refill within the test, so the bound below is exact whatever the machine's speed.
-  const listener = new NodeHost({
-    identity: crypto.ed25519GenerateKeyPair(),
-    podSecret: secret,
-    inboundGuard: { burst, refillIntervalMs: 3_600_000 },
-  });
+  const listener = listenerWith(secret, { burst });
   const refusals: PeerRefusedEvent[] = [];
   listener.on('peer:refused', (event) => refusals.push(event));
   const { port } = await listener.listen(0);
   const openings = 300;
-  const parallel = 16;
-  let next = 0;
-  let answered = 0;
-  const flood = async () => {
-    while (next < openings) {
-      next++;
-      if (await replay(port, '127.0.0.2', record)) answered++;
-    }
-  };
-  const flooding = Promise.all(Array.from({ length: parallel }, flood));
+  const flooding = flood(port, record, openings, 16, () => '127.0.0.2');
 
   // The member dials once the flood has used up the flooder's burst.
   const waitForRefusal = new Promise<void>((resolve) =>
@@ -71,7 +88,7 @@ test('a replay flood from one address gets its burst; a member connects meanwhil
   await dialer.dial(port, '127.0.0.1', '127.0.0.1');
   await dialerConnected;
   assert.match(await connected, /^127\.0\.0\.1:/);
-  await flooding;
+  const answered = await flooding;
 
   const stats = listener.inboundStats;
   assert.equal(stats.admitted + stats.refused, openings + 1, 'every connection was decided');
@@ -88,11 +105,7 @@ test('a flood from many addresses gets the shared burst; a known member still co
   const secret = randomBytes(32);
   const record = await captureFirstRecord(secret);
   const globalBurst = 8;
-  const listener = new NodeHost({
-    identity: crypto.ed25519GenerateKeyPair(),
-    podSecret: secret,
-    inboundGuard: { globalBurst, globalRefillIntervalMs: 3_600_000 },
-  });
+  const listener = listenerWith(secret, { globalBurst });
   const { port } = await listener.listen(0);
   const connectFrom = async (localAddress: string) => {
     const dialer = memberHost(secret);
@@ -103,15 +116,7 @@ test('a flood from many addresses gets the shared burst; a known member still co
   };
   await connectFrom('127.0.0.1'); // a member's address, known from now on
   const openings = 200;
-  let next = 0;
-  let answered = 0;
-  const flood = async () => {
-    while (next < openings) {
-      const index = next++;
-      if (await replay(port, `127.0.3.${1 + index}`, record)) answered++;
-    }
-  };
-  await Promise.all(Array.from({ length: 8 }, flood));
+  const answered = await flood(port, record, openings, 8, (index) => `127.0.3.${1 + index}`);
   await connectFrom('127.0.0.1');
   const stats = listener.inboundStats;
   assert.equal(stats.admitted + stats.refused, openings + 2);
