@@ -35,14 +35,17 @@
  * Usage: npx tsc -b && node bench/dist/handshake-flood.js [--openings 3000] [--rate 500]
  *   [--parallel 64] [--members 48] [--json]
  *
- * Measured here (2 cores shared with other work, load ~10; 3000 openings):
- * - before the guard: 913 ms of daemon CPU per 1000 replayed openings at full speed (59% of a
- *   core), 713 ms per 1000 at 500/s (27% of a core); member handshakes ~3 ms of CPU each.
- * - with it: 67-100 ms per 1000 at full speed (13-42% of a core, the flood's own rate), 4.8-7.5%
- *   of a core at 500/s and 4.8% at 200/s; the same run's floor, a bare node:net server that
- *   destroys each socket, 57-90 ms per 1000, 4.0-4.7% at 500/s and 3.0% at 200/s. What is left
- *   is the accept itself, which no policy above the socket can refuse; the member connected
- *   during every flood (4-216 ms).
+ * Measured here (2 cores shared with other work, load 5-10; 3000 openings; this bench run on
+ * the code before the guard and after it, minutes apart):
+ *   phase                          before                     after
+ *   flood full speed               853 ms/1000, 65% of a core   80 ms/1000 (67-100 over runs)
+ *   flood paced 500/s              863 ms/1000, 43% of a core  130 ms/1000, 6.5% of a core
+ *   flood from 3000 addresses      590 ms/1000, 96% of a core   77 ms/1000
+ *   floor (node:net accept+destroy) 70 ms/1000; paced 500/s 90 ms/1000, 4.5% of a core
+ *   member handshakes              ~3.3 ms of CPU each, both
+ * The member connected during every flood, before and after. What the guard leaves is the accept
+ * itself, 1.1-1.4x Node's bare floor: no policy above the socket can refuse a connection for
+ * less. At 200/s the paced flood costs 4.8% of a core (floor 3.0%).
  */
 import { fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
