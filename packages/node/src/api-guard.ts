@@ -147,9 +147,7 @@ interface LocalAuthorities {
 /** The address and port the client connected to, and the loopback names when it is loopback. */
 function localAuthorities(req: IncomingMessage): LocalAuthorities {
   const address = unmapped(req.socket.localAddress ?? '').toLowerCase();
-  const names = isLoopbackAddress(address)
-    ? [address, 'localhost', '127.0.0.1', '::1']
-    : [address];
+  const names = isLoopbackAddress(address) ? [address, 'localhost', '127.0.0.1', '::1'] : [address];
   return { names: [...new Set(names)], port: req.socket.localPort ?? 0 };
 }
 

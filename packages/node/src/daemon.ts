@@ -41,12 +41,7 @@ import { ObjectVerifier, userSha256, type ExpectedDigest } from './http/digest.j
 import { OriginFetcher } from './http/origin-fetcher.js';
 import { probeOrigin, type OriginDescription } from './http/origin-probe.js';
 import { fetchWhole } from './http/origin-whole.js';
-import {
-  ForwardProxy,
-  stripHopByHop,
-  type PooledResponder,
-  type ProxiedGet,
-} from './proxy.js';
+import { ForwardProxy, stripHopByHop, type PooledResponder, type ProxiedGet } from './proxy.js';
 import { FileSink, StreamSink, type DownloadSink } from './sinks.js';
 import { ApiGuard, refuse } from './api-guard.js';
 import { DataDir } from './data-dir.js';
