@@ -16,8 +16,9 @@
  *   1. The client must be on this machine (a loopback address, or the daemon's bind address).
  *   2. `OPTIONS` is refused: the API answers no CORS preflight, and sends no `Access-Control-*`
  *      field ever, so no page can be granted access.
- *   3. `Host` (exactly one) must name the address the client connected to and its port; when
- *      that address is loopback, `localhost`, `127.0.0.1` and `[::1]` are accepted as well. A
+ *   3. `Host` (exactly one) must name the address the client connected to (or the configured
+ *      bind address, which differs for a wildcard bind) and its port; when the connected
+ *      address is loopback, `localhost`, `127.0.0.1` and `[::1]` are accepted as well. A
  *      DNS-rebinding page's requests carry the attacker's own name (`evil.example:8080`), which
  *      is never accepted; the accepted names cannot be re-pointed by anybody's DNS (`localhost`
  *      is resolved on this machine, RFC 6761 section 6.3; `localhost.` and other spellings are
@@ -92,7 +93,7 @@ export class ApiGuard {
       return 'the PeaPod API answers no CORS preflight: web pages may not use it; ' + USE_THE_CLI;
     }
     const fields = headFields(req.rawHeaders);
-    const local = localAuthorities(req);
+    const local = localAuthorities(req, this.bindAddress);
     const hosts = fields.get('host') ?? [];
     if (hosts.length !== 1 || !isOwnHost(hosts[0]!, local)) {
       return (
@@ -144,10 +145,15 @@ interface LocalAuthorities {
   readonly port: number;
 }
 
-/** The address and port the client connected to, and the loopback names when it is loopback. */
-function localAuthorities(req: IncomingMessage): LocalAuthorities {
-  const address = unmapped(req.socket.localAddress ?? '').toLowerCase();
-  const names = isLoopbackAddress(address) ? [address, 'localhost', '127.0.0.1', '::1'] : [address];
+/**
+ * The address and port the client connected to, the configured bind address (`0.0.0.0` is what
+ * a client of a wildcard bind finds in daemon.json), and the loopback names when the connected
+ * address is loopback. All are literals or `localhost`: no DNS answer can stand for them.
+ */
+function localAuthorities(req: IncomingMessage, bindAddress: string): LocalAuthorities {
+  const address = unmapped(req.socket.localAddress ?? '');
+  const loopback = isLoopbackAddress(address) ? ['localhost', '127.0.0.1', '::1'] : [];
+  const names = [address, unmapped(bindAddress), ...loopback];
   return { names: [...new Set(names)], port: req.socket.localPort ?? 0 };
 }
 
