@@ -10,7 +10,7 @@
  * A daemon that is not running gives one clear error that says how to start it.
  */
 import { request, type IncomingMessage } from 'node:http';
-import { API_KEY_HEADER } from './api-guard.js';
+import { API_KEY_HEADER, ApiRefusalCodes } from './api-guard.js';
 import type { JobEvent } from './download-job.js';
 import type { PeerRow } from './daemon.js';
 
@@ -39,20 +39,31 @@ export class DaemonUnreachable extends Error {
   }
 }
 
-/** The daemon refused the caller (403): a wrong key, or a daemon of another data directory. */
+/**
+ * The daemon refused the caller (403, api-guard.ts). `code` is the body's (`ApiRefusalCodes`):
+ * `PEAPOD_ERR_API_KEY` means this data directory's key is not the daemon's.
+ */
 export class ApiRefused extends Error {
+  readonly code: string;
+
   constructor(target: ApiTarget, body: string) {
     let reason = body.trim();
+    let code = 'PEAPOD_ERR_API_REFUSED';
     try {
-      reason = String((JSON.parse(body) as { error?: unknown }).error ?? reason);
+      const parsed = JSON.parse(body) as { error?: unknown; code?: unknown };
+      if (typeof parsed.error === 'string') reason = parsed.error;
+      if (typeof parsed.code === 'string') code = parsed.code;
     } catch {
       // not JSON: keep the text as it came
     }
     super(
-      `the PeaPod daemon on ${target.host}:${target.port} refused this program (${reason}). ` +
-        'If the key is wrong, that daemon runs with another data directory: set PEAPOD_HOME to ' +
-        'the one it uses.',
+      code === ApiRefusalCodes.key
+        ? `the PeaPod daemon on ${target.host}:${target.port} refused this device's API key: ` +
+            'it runs with another data directory, or api.key changed after it started. Set ' +
+            "PEAPOD_HOME to the daemon's data directory, or restart the daemon."
+        : `the PeaPod daemon on ${target.host}:${target.port} refused this request: ${reason}.`,
     );
+    this.code = code;
   }
 }
 

@@ -12,7 +12,7 @@
  * - `ApiGuard.refusal(req)` runs on every request the proxy hands to the local handler (every
  *   origin-form request, and an absolute-form one that targets the proxy itself), before any
  *   body byte is read, any file opened or any origin probed. It returns why the request is
- *   refused, or `undefined` to let it through. In order:
+ *   refused (`ApiRefusal`), or `undefined` to let it through. In order:
  *   1. The client must be on this machine (a loopback address, or the daemon's bind address).
  *   2. `OPTIONS` is refused: the API answers no CORS preflight, and sends no `Access-Control-*`
  *      field ever, so no page can be granted access.
@@ -37,8 +37,8 @@
  *      without a preflight, which step 2 refuses.
  *   Steps 3 to 5 stop pages even if the key leaked into one; step 6 stops every other program
  *   on the machine that cannot read the user's files.
- * - `refuse(res, reason)` answers 403 with a JSON `{ error }` whose sentence says what to do
- *   next, `Connection: close` (an unread request body is never parsed as a next request) and
+ * - `refuse(res, refusal)` answers 403 with a JSON `{ error, code }` whose sentence says what
+ *   to do next (`code`: `ApiRefusalCodes`), `Connection: close` (an unread request body is never parsed as a next request) and
  *   `Cache-Control: no-store`.
  * - The forward proxy (absolute-form targets and `CONNECT`, proxy.ts) is not guarded here: it
  *   serves local applications that set `http_proxy` and carry no key, as before. A browser
@@ -54,6 +54,29 @@ import { isLoopbackAddress, parseAuthority } from './proxy.js';
 
 /** The request field that carries the API key (Syncthing's name). */
 export const API_KEY_HEADER = 'X-API-Key';
+
+/**
+ * Why a request was refused, by kind; the 403 body's `code` (api-client.ts words its error by
+ * it). `origin` covers `Origin` and `Sec-Fetch-Site`.
+ */
+export const ApiRefusalCodes = {
+  client: 'PEAPOD_ERR_API_CLIENT',
+  preflight: 'PEAPOD_ERR_API_PREFLIGHT',
+  host: 'PEAPOD_ERR_API_HOST',
+  origin: 'PEAPOD_ERR_API_ORIGIN',
+  key: 'PEAPOD_ERR_API_KEY',
+} as const;
+
+/** A refusal: its stable code and the sentence the caller sees. */
+export interface ApiRefusal {
+  readonly code: (typeof ApiRefusalCodes)[keyof typeof ApiRefusalCodes];
+  readonly message: string;
+}
+
+/** A refusal of kind `kind` (see `ApiRefusalCodes`). */
+export function apiRefusal(kind: keyof typeof ApiRefusalCodes, message: string): ApiRefusal {
+  return { code: ApiRefusalCodes[kind], message };
+}
 
 /** What the next step is, in every refusal about identity: the CLI knows where the key is. */
 const USE_THE_CLI =
@@ -78,37 +101,50 @@ export class ApiGuard {
   }
 
   /**
-   * Why `req` may not use the API, as a sentence for the caller; `undefined` when it may. Reads
-   * only the request head; never throws.
+   * Why `req` may not use the API (a stable code and a sentence for the caller); `undefined`
+   * when it may. Reads only the request head; never throws.
    * @example
-   * const reason = guard.refusal(req);
-   * if (reason !== undefined) return refuse(res, reason);
+   * const refusal = guard.refusal(req);
+   * if (refusal !== undefined) return refuse(res, refusal);
    */
-  refusal(req: IncomingMessage): string | undefined {
+  refusal(req: IncomingMessage): ApiRefusal | undefined {
     const client = req.socket.remoteAddress ?? '';
     if (!isLoopbackAddress(client) && unmapped(client) !== unmapped(this.bindAddress)) {
-      return 'the PeaPod API answers programs on this machine only; run the peapod CLI there';
+      return apiRefusal(
+        'client',
+        'the PeaPod API answers programs on this machine only; run the peapod CLI there',
+      );
     }
     if (req.method === 'OPTIONS') {
-      return 'the PeaPod API answers no CORS preflight: web pages may not use it; ' + USE_THE_CLI;
+      return apiRefusal(
+        'preflight',
+        `the PeaPod API answers no CORS preflight: web pages may not use it; ${USE_THE_CLI}`,
+      );
     }
     const fields = headFields(req.rawHeaders);
     const local = localAuthorities(req, this.bindAddress);
     const hosts = fields.get('host') ?? [];
     if (hosts.length !== 1 || !isOwnHost(hosts[0]!, local)) {
-      return (
+      return apiRefusal(
+        'host',
         'the PeaPod API refuses a Host other than its own address and port (a web page using ' +
-        `DNS rebinding sends its own name); connect to http://${bracketed(local.names[0]!)}:` +
-        `${local.port}`
+          `DNS rebinding sends its own name); connect to http://${bracketed(local.names[0]!)}:` +
+          `${local.port}`,
       );
     }
     const origins = fields.get('origin') ?? [];
     if (origins.length > 1 || (origins.length === 1 && !isOwnOrigin(origins[0]!, local))) {
-      return 'the PeaPod API refuses requests from web pages (a foreign Origin); ' + USE_THE_CLI;
+      return apiRefusal(
+        'origin',
+        `the PeaPod API refuses requests from web pages (a foreign Origin); ${USE_THE_CLI}`,
+      );
     }
     const sites = fields.get('sec-fetch-site') ?? [];
     if (sites.length > 1 || (sites.length === 1 && !/^(same-origin|none)$/i.test(sites[0]!))) {
-      return 'the PeaPod API refuses requests from other sites (Sec-Fetch-Site); ' + USE_THE_CLI;
+      return apiRefusal(
+        'origin',
+        `the PeaPod API refuses requests from other sites (Sec-Fetch-Site); ${USE_THE_CLI}`,
+      );
     }
     const keys = [
       ...(fields.get('x-api-key') ?? []),
@@ -118,18 +154,18 @@ export class ApiGuard {
       }),
     ];
     if (keys.length !== 1 || !timingSafeEqual(sha256(keys[0]!), this.keyDigest)) {
-      return `this request carries no valid API key; ${USE_THE_CLI}`;
+      return apiRefusal('key', `this request carries no valid API key; ${USE_THE_CLI}`);
     }
     return undefined;
   }
 }
 
 /**
- * Answers a refused API request: 403, `{ "error": reason }`, the connection closed after it. No
- * CORS field is ever sent.
+ * Answers a refused API request: 403, `{ "error": message, "code": code }`, the connection
+ * closed after it. No CORS field is ever sent.
  */
-export function refuse(res: ServerResponse, reason: string): void {
-  const body = JSON.stringify({ error: reason });
+export function refuse(res: ServerResponse, refusal: ApiRefusal): void {
+  const body = JSON.stringify({ error: refusal.message, code: refusal.code });
   res.writeHead(403, {
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(body),

@@ -43,7 +43,7 @@ import { probeOrigin, type OriginDescription } from './http/origin-probe.js';
 import { fetchWhole } from './http/origin-whole.js';
 import { ForwardProxy, stripHopByHop, type PooledResponder, type ProxiedGet } from './proxy.js';
 import { FileSink, StreamSink, type DownloadSink } from './sinks.js';
-import { ApiGuard, refuse } from './api-guard.js';
+import { ApiGuard, apiRefusal, refuse } from './api-guard.js';
 import { DataDir } from './data-dir.js';
 import { createNodeCryptoProvider } from './node-crypto-provider.js';
 import { NodeHost } from './node-host.js';
@@ -601,7 +601,10 @@ function headerValue(rawHeaders: readonly string[], name: string): string | unde
   return undefined;
 }
 
-const NO_API_KEY = 'this daemon runs without a data directory, so it has no API key and no API';
+const NO_API_KEY = apiRefusal(
+  'key',
+  'this daemon runs without a data directory, so it has no API key and no API',
+);
 
 /** Proxy GETs smaller than this pass through: pooling pays off on big objects only. */
 const PROXY_POOL_MIN_BYTES = 16 * 1024 * 1024;

@@ -147,8 +147,9 @@ describe('the local API belongs to the local user', () => {
   ) {
     assert.equal(answer.status, 403, answer.raw);
     if (method !== 'HEAD') {
-      const error = (JSON.parse(answer.body) as { error: string }).error;
+      const { error, code } = JSON.parse(answer.body) as { error: string; code: string };
       assert.match(error, /^the PeaPod API|^this request carries no valid API key/);
+      assert.match(code, /^PEAPOD_ERR_API_(CLIENT|PREFLIGHT|HOST|ORIGIN|KEY)$/);
     }
     assert.equal(
       [...answer.fields.keys()].filter((name) => name.startsWith('access-control-')).length,
@@ -388,9 +389,11 @@ describe('the local API belongs to the local user', () => {
       getPeers({ ...daemon.api, apiKey: 'x'.repeat(43) }),
       (error: Error) =>
         error instanceof ApiRefused &&
-        /refused this program \(this request carries no valid API key; .*\)\. If the key is wrong, that daemon runs with another data directory: set PEAPOD_HOME/.test(
-          error.message,
-        ),
+        error.code === 'PEAPOD_ERR_API_KEY' &&
+        error.message ===
+          `the PeaPod daemon on 127.0.0.1:${port} refused this device's API key: it runs with ` +
+            'another data directory, or api.key changed after it started. Set PEAPOD_HOME to ' +
+            "the daemon's data directory, or restart the daemon.",
     );
   });
 
