@@ -38,8 +38,8 @@
  *   Steps 3 to 5 stop pages even if the key leaked into one; step 6 stops every other program
  *   on the machine that cannot read the user's files.
  * - `refuse(res, refusal)` answers 403 with a JSON `{ error, code }` whose sentence says what
- *   to do next (`code`: `ApiRefusalCodes`), `Connection: close` (an unread request body is never parsed as a next request) and
- *   `Cache-Control: no-store`.
+ *   to do next (`code`: `ApiRefusalCodes`), with `Connection: close` (an unread request body is
+ *   never parsed as a next request) and `Cache-Control: no-store`.
  * - The forward proxy (absolute-form targets and `CONNECT`, proxy.ts) is not guarded here: it
  *   serves local applications that set `http_proxy` and carry no key, as before. A browser
  *   cannot send either kind to the proxy unless it is configured to use the proxy, and then the

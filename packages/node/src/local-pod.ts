@@ -65,9 +65,9 @@ export interface LocalDaemon {
 
 /**
  * Starts device number `index` (0-based) of a local pod as a `peapod daemon` process: its own
- * data directory under `root` holding a fresh identity, the pod `secret` and an API key, free ports on
- * 127.0.0.1, the shared `discoveryPort`, and origin traffic from its own address 127.0.0.(11 +
- * index), so a rate-limited origin sees each device as a separate internet link.
+ * data directory under `root` holding a fresh identity, the pod `secret` and an API key, free
+ * ports on 127.0.0.1, the shared `discoveryPort`, and origin traffic from its own address
+ * 127.0.0.(11 + index), so a rate-limited origin sees each device as a separate internet link.
  */
 export async function spawnLocalDaemon(options: {
   readonly root: string;
