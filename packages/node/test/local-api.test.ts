@@ -6,7 +6,7 @@
  * reaches the origin, no output file appears. The forward proxy keeps working without a key.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { access, readFile, stat } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -18,6 +18,11 @@ import { PodFixture, type DaemonProcess } from './support/pod-fixture.js';
 import { rawServer } from './support/http.js';
 
 const BODY = 'hello from the test origin\n';
+/** The proxy cases run curl, as a local application would (Debian package `curl`). */
+const noCurl =
+  spawnSync('curl', ['--version'], { stdio: 'ignore' }).status === 0
+    ? false
+    : 'curl is not installed';
 
 interface Answer {
   readonly status: number;
@@ -336,47 +341,55 @@ describe('the local API belongs to the local user', () => {
     }
   });
 
-  test('the forward proxy still works without a key (curl with http_proxy), and cannot reach the API without one', async () => {
-    const env = { ...process.env, http_proxy: `http://127.0.0.1:${port}`, no_proxy: '' };
-    const path = `/proxied-${++serial}`;
-    const proxied = await run('curl', ['-sS', '--fail', `${origin.url}${path}`], env);
-    assert.equal(proxied.status, 0, proxied.stderr);
-    assert.equal(proxied.stdout, BODY);
-    assert.ok(reached.includes(path));
-    // An absolute-form request for the proxy itself is an API request: the key is needed.
-    const api = `http://127.0.0.1:${port}/api/peers`;
-    const bare = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', api], env);
-    assert.equal(bare.stdout, '403', bare.stderr);
-    const keyed = await run('curl', ['-sS', '--fail', '-H', `X-API-Key: ${key}`, api], env);
-    assert.equal(keyed.status, 0, keyed.stderr);
-    assert.ok(Array.isArray((JSON.parse(keyed.stdout) as { peers: unknown }).peers));
-  });
+  test(
+    'the forward proxy still works without a key (curl with http_proxy), and cannot reach the API without one',
+    { skip: noCurl },
+    async () => {
+      const env = { ...process.env, http_proxy: `http://127.0.0.1:${port}`, no_proxy: '' };
+      const path = `/proxied-${++serial}`;
+      const proxied = await run('curl', ['-sS', '--fail', `${origin.url}${path}`], env);
+      assert.equal(proxied.status, 0, proxied.stderr);
+      assert.equal(proxied.stdout, BODY);
+      assert.ok(reached.includes(path));
+      // An absolute-form request for the proxy itself is an API request: the key is needed.
+      const api = `http://127.0.0.1:${port}/api/peers`;
+      const bare = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', api], env);
+      assert.equal(bare.stdout, '403', bare.stderr);
+      const keyed = await run('curl', ['-sS', '--fail', '-H', `X-API-Key: ${key}`, api], env);
+      assert.equal(keyed.status, 0, keyed.stderr);
+      assert.ok(Array.isArray((JSON.parse(keyed.stdout) as { peers: unknown }).peers));
+    },
+  );
 
-  test('a name for the proxy itself that it does not know loops back with a foreign Host: 403', async () => {
-    // What a DNS name re-pointed at 127.0.0.1 does to a browser set to use the proxy: the proxy
-    // forwards the request (the target is not literally itself) and it arrives at the API as an
-    // origin-form request whose Host is that name. The IPv4-mapped literal stands in for such a
-    // name here (no DNS in tests); the proxy connects to 127.0.0.1 through it all the same.
-    const env = { ...process.env, http_proxy: `http://127.0.0.1:${port}`, no_proxy: '' };
-    const work = job();
-    for (const extra of [[], ['-H', `X-API-Key: ${key}`]]) {
-      const result = await run(
-        'curl',
-        [
-          ...['-sS', '-w', '\n%{http_code}', '-H', 'Content-Type: text/plain'],
-          ...[...extra, '--data-binary', work.body, `http://[::ffff:127.0.0.1]:${port}/api/get`],
-        ],
-        env,
-      );
-      assert.match(
-        result.stdout,
-        /refuses a Host other than its own address.*\n403$/,
-        result.stderr,
-      );
-    }
-    assert.ok(!reached.includes(work.path));
-    assert.equal(await exists(work.output), false);
-  });
+  test(
+    'a name for the proxy itself that it does not know loops back with a foreign Host: 403',
+    { skip: noCurl },
+    async () => {
+      // What a DNS name re-pointed at 127.0.0.1 does to a browser set to use the proxy: the proxy
+      // forwards the request (the target is not literally itself) and it arrives at the API as an
+      // origin-form request whose Host is that name. The IPv4-mapped literal stands in for such a
+      // name here (no DNS in tests); the proxy connects to 127.0.0.1 through it all the same.
+      const env = { ...process.env, http_proxy: `http://127.0.0.1:${port}`, no_proxy: '' };
+      const work = job();
+      for (const extra of [[], ['-H', `X-API-Key: ${key}`]]) {
+        const result = await run(
+          'curl',
+          [
+            ...['-sS', '-w', '\n%{http_code}', '-H', 'Content-Type: text/plain'],
+            ...[...extra, '--data-binary', work.body, `http://[::ffff:127.0.0.1]:${port}/api/get`],
+          ],
+          env,
+        );
+        assert.match(
+          result.stdout,
+          /refuses a Host other than its own address.*\n403$/,
+          result.stderr,
+        );
+      }
+      assert.ok(!reached.includes(work.path));
+      assert.equal(await exists(work.output), false);
+    },
+  );
 
   test('the CLI finds the key in PEAPOD_HOME; a wrong key is one sentence', async () => {
     const peers = await run(process.execPath, [CLI_PATH, 'peers', '--json'], {
