@@ -61,6 +61,8 @@ export interface DaemonConfig {
   readonly multicastInterface: string;
   /** Source address of this device's origin requests (its "internet link"); default: any. */
   readonly originAddress: string | undefined;
+  /** Fetch for pod peers from any address, not only public ones (DESIGN.md decision 14). */
+  readonly allowPrivateOrigins: boolean;
   readonly limits: BandwidthLimits;
   readonly logger: Logger;
   /** Where `peers.json` (the peers seen, for a faster reconnect after a restart) is kept. */
@@ -127,6 +129,7 @@ export class Daemon {
     this.fetcher = new OriginFetcher({
       ...(config.originAddress === undefined ? {} : { localAddress: config.originAddress }),
       ...(config.limits.download === undefined ? {} : { limiter: config.limits.download }),
+      ...(config.allowPrivateOrigins ? { peerDestinations: () => undefined } : {}),
     });
     this.jobHost = {
       startCoreDownload: (job, spec) => {

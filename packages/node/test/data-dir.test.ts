@@ -147,6 +147,7 @@ describe('settings', () => {
         deviceName: undefined,
         maxUploadBytesPerSecond: 0,
         maxDownloadBytesPerSecond: 0,
+        allowPrivateOrigins: false,
       },
     );
     assert.ok(defaults.deviceName.length > 0);
@@ -166,7 +167,7 @@ describe('settings', () => {
     );
     const { config, sources } = await dir.loadConfig({
       env: { PEAPOD_PEER_PORT: '9200', PEAPOD_DISCOVERY_PORT: '9201', PEAPOD_HOME: '/ignored' },
-      flags: { peerPort: '9300', maxUploadBytesPerSecond: 1_000_000 },
+      flags: { peerPort: '9300', maxUploadBytesPerSecond: 1_000_000, allowPrivateOrigins: true },
     });
     assert.deepEqual(
       { ...config, deviceName: undefined },
@@ -178,6 +179,7 @@ describe('settings', () => {
         deviceName: undefined,
         maxUploadBytesPerSecond: 1_000_000,
         maxDownloadBytesPerSecond: 0,
+        allowPrivateOrigins: true,
       },
     );
     assert.deepEqual(sources, {
@@ -188,6 +190,7 @@ describe('settings', () => {
       deviceName: 'default',
       maxUploadBytesPerSecond: 'flag',
       maxDownloadBytesPerSecond: 'default',
+      allowPrivateOrigins: 'flag',
     });
   });
 
