@@ -135,20 +135,27 @@ function embeddedIPv4(address: ipaddr.IPv6): ipaddr.IPv4 | undefined {
 }
 
 /**
- * The policy for fetches on behalf of a peer: `addressRefusal`, and none of this device's own
- * interface addresses (read at each check: interfaces come and go).
+ * The policy for fetches on behalf of a peer: `addressRefusal`, then `ownAddressRefusal`.
  */
-export const publicDestinations: DestinationPolicy = (address) => {
-  const refusal = addressRefusal(address);
-  if (refusal !== undefined) return refusal;
+export const publicDestinations: DestinationPolicy = (address) =>
+  addressRefusal(address) ?? ownAddressRefusal(address);
+
+/**
+ * Refuses an address of this device's own interfaces (read at each check: interfaces come and
+ * go), whatever its kind.
+ */
+export function ownAddressRefusal(
+  address: string,
+  interfaces: ReturnType<typeof networkInterfaces> = networkInterfaces(),
+): string | undefined {
   const normal = normalize(address);
-  for (const entries of Object.values(networkInterfaces())) {
+  for (const entries of Object.values(interfaces)) {
     for (const entry of entries ?? []) {
       if (normalize(entry.address) === normal) return `${address} is an address of this device`;
     }
   }
   return undefined;
-};
+}
 
 /** One spelling per address (IPv4-mapped IPv6 as IPv4), for comparing. */
 function normalize(address: string): string {

@@ -36,7 +36,7 @@ import {
   type OutgoingHttpHeaders,
 } from 'node:http';
 import { request as httpsRequest, type Agent as HttpsAgent } from 'node:https';
-import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import { lookup as dnsLookup, type LookupAddress, type LookupAllOptions } from 'node:dns';
 import { isIP, type LookupFunction, type Socket } from 'node:net';
 import type { TransferOutput } from '@peapod/core';
 import type { DestinationPolicy } from './destination-policy.js';
@@ -191,13 +191,23 @@ function sendOnce(spec: OriginRequest, url: string, headers: readonly HttpHeader
   });
 }
 
+/** How `guardedLookup` resolves a name: `dns.lookup` with `all: true`. */
+export type Resolver = (
+  hostname: string,
+  options: LookupAllOptions,
+  callback: (error: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void,
+) => void;
+
 /**
  * A `lookup` for `node:net` that passes on only the addresses `policy` allows, and fails with
- * `DestinationRefused` when it allows none of the name's addresses.
+ * an error whose message says why when it allows none of the name's addresses.
  */
-function guardedLookup(policy: DestinationPolicy): LookupFunction {
+export function guardedLookup(
+  policy: DestinationPolicy,
+  resolve: Resolver = (hostname, options, callback) => dnsLookup(hostname, options, callback),
+): LookupFunction {
   return (hostname, options, callback) => {
-    dnsLookup(hostname, { ...options, all: true }, (error, addresses: LookupAddress[]) => {
+    resolve(hostname, { ...options, all: true }, (error, addresses) => {
       if (error !== null) {
         callback(error, '', 0);
         return;
