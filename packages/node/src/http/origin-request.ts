@@ -215,9 +215,10 @@ export function guardedLookup(
       const allowed = addresses.filter(({ address }) => policy(address) === undefined);
       const first = allowed[0];
       if (first === undefined) {
-        const reason = addresses[0] === undefined ? 'no address' : policy(addresses[0].address)!;
-        const others = addresses.length > 1 ? ` (and ${addresses.length - 1} more like it)` : '';
-        callback(new DestinationRefused(`${hostname} resolves to ${reason}${others}`), '', 0);
+        const reason = addresses[0] === undefined ? 'none' : policy(addresses[0].address)!;
+        const others = addresses.length > 1 ? ` (and ${addresses.length - 1} more)` : '';
+        const message = `${hostname} resolves only to refused addresses: ${reason}${others}`;
+        callback(new DestinationRefused(message), '', 0);
       } else if (options.all === true) {
         (callback as unknown as (error: null, addresses: LookupAddress[]) => void)(null, allowed);
       } else {
