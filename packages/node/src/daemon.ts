@@ -375,14 +375,16 @@ export class Daemon {
               bytes: data,
             });
           },
-          onEnd: (outcome, detail) =>
+          onEnd: (outcome, detail) => {
+            if (outcome === 'refused') this.logger.warn({ detail }, 'refused a pod peer fetch');
             this.host.input({
               type: 'origin-end',
               nowMs: performance.now(),
               fetchId,
               outcome,
               detail,
-            }),
+            });
+          },
         });
         return;
       }
