@@ -47,8 +47,7 @@ function download(mesh: Mesh, origin: Uint8Array): number {
   });
   mesh.runUntil(
     () =>
-      mesh.eventsOf(0, 'download:complete').length + mesh.eventsOf(0, 'download:failed').length >
-      0,
+      mesh.eventsOf(0, 'download:complete').length + mesh.eventsOf(0, 'download:failed').length > 0,
     60_000,
     10,
   );

@@ -26,13 +26,7 @@ import type { Manifest } from '../../src/content/manifest.js';
  * at once, as a helper does for a private origin (DESIGN.md decision 14); its own are 'ok'.
  */
 export type OriginMode =
-  | 'ok'
-  | 'corrupt'
-  | 'corrupt-sparse'
-  | 'stall'
-  | 'changed'
-  | 'error'
-  | 'refuses-peers';
+  'ok' | 'corrupt' | 'corrupt-sparse' | 'stall' | 'changed' | 'error' | 'refuses-peers';
 
 export interface NodeOptions extends Partial<CoreOptions> {
   /** How this node's origin answers. Default 'ok'. */
