@@ -257,6 +257,35 @@ describe('settings', () => {
     }
   });
 
+  test('allowPrivateOrigins: off by default; true/false from the file, 1/0 yes/no from the environment', () => {
+    assert.equal(resolveConfig().config.allowPrivateOrigins, false);
+    const file = (text: string) => ({ file: { path: '/c.json', text } });
+    assert.equal(
+      resolveConfig(file('{"allowPrivateOrigins": true}')).config.allowPrivateOrigins,
+      true,
+    );
+    for (const [value, expected] of [
+      ['1', true],
+      ['yes', true],
+      ['TRUE', true],
+      ['0', false],
+      ['no', false],
+    ] as const) {
+      const { config } = resolveConfig({ env: { PEAPOD_ALLOW_PRIVATE_ORIGINS: value } });
+      assert.equal(config.allowPrivateOrigins, expected, value);
+    }
+    assert.throws(
+      () => resolveConfig({ env: { PEAPOD_ALLOW_PRIVATE_ORIGINS: 'maybe' } }),
+      invalid(
+        /environment variable PEAPOD_ALLOW_PRIVATE_ORIGINS must be true or false, got "maybe"\./,
+      ),
+    );
+    assert.throws(
+      () => resolveConfig(file('{"allowPrivateOrigins": "on"}')),
+      invalid(/"allowPrivateOrigins" in \/c\.json must be true or false, got "on"\./),
+    );
+  });
+
   test('a config.json that cannot be read is reported as it is', async () => {
     const dir = await DataDir.open(freshPath());
     await mkdir(join(dir.path, DataDirFiles.config));
