@@ -11,8 +11,8 @@
  * members only), the URL is not http(s), a header would defeat pinning or framing, or the host's
  * destination policy refused the URL's address (DESIGN.md decision 14: the fetch is marked
  * `forPeer`; the host refuses before it connects, so the answer comes at once, with the host's
- * sentence as the STATUS message). The coordinator treats a refusal as final for its download. `busy`
- * when the link already has `servingPerLinkMax` fetches running. A CANCEL stops the fetch
+ * sentence as the STATUS message). The coordinator treats a refusal as final for its download.
+ * `busy` when the link already has `servingPerLinkMax` fetches running. A CANCEL stops the fetch
  * (`cancel-fetch`) and answers STATUS(cancelled).
  */
 import {

@@ -21,7 +21,7 @@
  * `remoteAddress` is checked once more: on connect, with the socket corked so that the request
  * waits for the verdict, or at once for a pooled keep-alive socket (it may have been opened by
  * a fetch without the policy, to an address the policy refuses). A refusal resolves as
- * `{ kind: 'failed', refused: true }`; for the first hop no connection was made.
+ * `{ kind: 'failed', refused: true }`; one of a literal or a name is made before connecting.
  *
  * The caller owns the returned response and must consume or destroy it. `localAddress` binds the
  * socket's source address (a device's own internet link); `agents` give keep-alive pools (the
