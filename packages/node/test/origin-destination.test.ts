@@ -189,42 +189,45 @@ describe('fetches for a peer reach public destinations only', () => {
 });
 
 describe('the connected socket is checked before the request is written', () => {
-  test('a socket whose address is refused on connect carries no byte', async () => {
-    let received = 0;
-    const raw = createNetServer((socket) => {
-      socket.on('data', (bytes) => (received += bytes.length));
-      socket.on('error', () => undefined);
-    });
-    const accepted = once(raw, 'connection');
-    raw.listen(0, '127.0.0.1');
-    await once(raw, 'listening');
-    const { port } = raw.address() as AddressInfo;
-    try {
-      // The literal check passes (first call), the connected socket's check refuses (second):
-      // only the socket check stands between the request and the server.
-      let calls = 0;
-      const policy: DestinationPolicy = (address) =>
-        ++calls === 1 ? undefined : `${address} is refused by this test`;
-      const opened = await openOrigin({
-        url: `http://127.0.0.1:${port}/secret`,
-        headers: [{ name: 'authorization', value: 'Bearer t' }],
-        protocolHeaders: {},
-        redirectsMax: 0,
-        idleTimeoutMs: 5_000,
-        destinationPolicy: policy,
+  for (const scheme of ['http', 'https'] as const) {
+    test(`${scheme}: a socket whose address is refused on connect carries no byte`, async () => {
+      let received = 0;
+      const raw = createNetServer((socket) => {
+        socket.on('data', (bytes) => (received += bytes.length));
+        socket.on('error', () => undefined);
       });
-      assert.equal(opened.kind, 'failed');
-      assert.equal(opened.kind === 'failed' && opened.refused, true);
-      assert.match(opened.kind === 'failed' ? opened.detail : '', /refused by this test/);
-      assert.equal(calls, 2);
-      // The TCP connection was made (that is what was checked), but not one byte was sent.
-      const [socket] = (await accepted) as [Socket];
-      if (!socket.closed) await once(socket, 'close');
-      assert.equal(received, 0);
-    } finally {
-      raw.close();
-    }
-  });
+      const accepted = once(raw, 'connection');
+      raw.listen(0, '127.0.0.1');
+      await once(raw, 'listening');
+      const { port } = raw.address() as AddressInfo;
+      try {
+        // The literal check passes (first call), the connected socket's check refuses (second):
+        // only the socket check stands between the request (or, for https, the TLS
+        // ClientHello) and the server.
+        let calls = 0;
+        const policy: DestinationPolicy = (address) =>
+          ++calls === 1 ? undefined : `${address} is refused by this test`;
+        const opened = await openOrigin({
+          url: `${scheme}://127.0.0.1:${port}/secret`,
+          headers: [{ name: 'authorization', value: 'Bearer t' }],
+          protocolHeaders: {},
+          redirectsMax: 0,
+          idleTimeoutMs: 5_000,
+          destinationPolicy: policy,
+        });
+        assert.equal(opened.kind, 'failed');
+        assert.equal(opened.kind === 'failed' && opened.refused, true);
+        assert.match(opened.kind === 'failed' ? opened.detail : '', /refused by this test/);
+        assert.equal(calls, 2);
+        // The TCP connection was made (that is what was checked), but not one byte was sent.
+        const [socket] = (await accepted) as [Socket];
+        if (!socket.closed) await once(socket, 'close');
+        assert.equal(received, 0);
+      } finally {
+        raw.close();
+      }
+    });
+  }
 
   test('a pooled keep-alive socket opened without the policy is checked when reused', async () => {
     const origin = await serve('127.0.0.1');

@@ -18,9 +18,9 @@
  * at once (`node:net` skips `lookup` for literals); a name is resolved by a `lookup` hook that
  * hands the socket only the addresses the policy allows (a DNS answer mixing public and private
  * addresses connects to a public one), and refuses the name when none is left. Then the socket's
- * `remoteAddress` is checked once more: on connect, with the socket corked so that the request
- * waits for the verdict, or at once for a pooled keep-alive socket (it may have been opened by
- * a fetch without the policy, to an address the policy refuses). A refusal resolves as
+ * `remoteAddress` is checked once more before anything is sent on it: first thing on connect
+ * (before the request or a TLS ClientHello), or at once for a pooled keep-alive socket (it may
+ * have been opened by a fetch without the policy, to an address the policy refuses). A refusal resolves as
  * `{ kind: 'failed', refused: true }`; one of a literal or a name is made before connecting.
  *
  * The caller owns the returned response and must consume or destroy it. `localAddress` binds the
@@ -229,23 +229,18 @@ export function guardedLookup(
 }
 
 /**
- * Checks the address a socket is connected to before the request is written: a pooled socket
- * at once, a new one on connect (corked until then, so nothing is sent before the verdict).
+ * Checks the address a socket is connected to before anything is sent on it: a pooled socket
+ * at once, a new one first thing on connect. The listener is prepended, so it runs before the
+ * socket flushes the request written while it was connecting and, for https, before the TLS
+ * handshake starts (a socket destroyed by then sends no ClientHello).
  */
 function guardSocket(socket: Socket, policy: DestinationPolicy): void {
-  const check = (): boolean => {
+  const check = (): void => {
     const refusal = policy(socket.remoteAddress ?? '');
     if (refusal !== undefined) socket.destroy(new DestinationRefused(refusal));
-    return refusal === undefined;
   };
-  if (!socket.connecting) {
-    check();
-    return;
-  }
-  socket.cork();
-  socket.once('connect', () => {
-    if (check()) socket.uncork();
-  });
+  if (socket.connecting) socket.prependOnceListener('connect', check);
+  else check();
 }
 
 function refused(target: URL, reason: string): string {
