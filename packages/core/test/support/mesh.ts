@@ -20,8 +20,12 @@ import { deterministicCrypto } from './deterministic-crypto.js';
 import type { PeerLink } from '../../src/peer-link.js';
 import type { Manifest } from '../../src/content/manifest.js';
 
-/** 'corrupt': one byte in 4096 flipped; 'corrupt-sparse': only the last byte of each range. */
-export type OriginMode = 'ok' | 'corrupt' | 'corrupt-sparse' | 'stall' | 'changed' | 'error';
+/**
+ * 'corrupt': one byte in 4096 flipped; 'corrupt-sparse': only the last byte of each range;
+ * 'stall': never answers; 'trickle': sends the first half of every range, then nothing.
+ */
+export type OriginMode =
+  'ok' | 'corrupt' | 'corrupt-sparse' | 'stall' | 'trickle' | 'changed' | 'error';
 
 export interface NodeOptions extends Partial<CoreOptions> {
   /** How this node's origin answers. Default 'ok'. */
@@ -434,6 +438,7 @@ export class Mesh {
       for (const part of [body.subarray(0, half), body.subarray(half)]) {
         if (part.length > 0)
           handle({ type: 'origin-data', nowMs: this.nowMs, fetchId: fetch.fetchId, bytes: part });
+        if (mode === 'trickle') return; // and then nothing, for ever
       }
       handle({
         type: 'origin-end',
