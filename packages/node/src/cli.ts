@@ -111,6 +111,10 @@ program
   .option('--max-download <rate>', 'download limit, e.g. 50Mbit, 6MB, 0 for none')
   .option('--limit-lan', 'apply the limits to LAN peers too (default: LAN peers are exempt)')
   .option('--origin-address <address>', 'source address for origin requests (default: any)')
+  .option(
+    '--stall-timeout <seconds>',
+    'fail a download after this long without progress (default 60)',
+  )
   .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
   .addOption(
     new Option('--test-corrupt-for-peers', 'TEST ONLY: corrupt what this node fetches for peers')
@@ -131,6 +135,7 @@ program
       flags['maxUploadBytesPerSecond'] = String(rateFlag('--max-upload', options.maxUpload));
     if (options.maxDownload !== undefined)
       flags['maxDownloadBytesPerSecond'] = String(rateFlag('--max-download', options.maxDownload));
+    if (options.stallTimeout !== undefined) flags['stallTimeout'] = options.stallTimeout;
     const { config } = await dir.loadConfig({ env: process.env, flags: flags as ConfigFlags });
     const logger = pino({ level: options.logLevel, base: { pid: process.pid } });
     const daemon = new Daemon({
@@ -151,6 +156,7 @@ program
       logger,
       corruptForPeers: options.testCorruptForPeers,
       dataDir: dir.path,
+      stallTimeoutMs: config.stallTimeout * 1000,
     });
     await daemon.start();
     logger.info({ podId: podId(secret), dataDir: dir.path }, 'ready');
@@ -249,6 +255,7 @@ interface DaemonFlags {
   maxDownload?: string;
   limitLan?: boolean;
   originAddress?: string;
+  stallTimeout?: string;
   logLevel: string;
   testCorruptForPeers: boolean;
 }

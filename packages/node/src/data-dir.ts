@@ -64,6 +64,12 @@ export interface PeapodConfig {
   readonly maxUploadBytesPerSecond: number;
   /** Download limit in bytes per second; 0 means no limit (default 0). */
   readonly maxDownloadBytesPerSecond: number;
+  /**
+   * Seconds without progress after which a download fails, naming the origin or peer that
+   * stalled (default 60). Named without a unit so that its variable is `PEAPOD_STALL_TIMEOUT`
+   * and its flag `--stall-timeout`, as `daemon --stall-timeout SECONDS` reads.
+   */
+  readonly stallTimeout: number;
 }
 
 /** Where a setting's value came from. */
@@ -94,6 +100,13 @@ function parseRate(raw: unknown): Parsed {
   return Number.isSafeInteger(value) && (value as number) >= 0
     ? { ok: true, value: value as number }
     : { ok: false, expected: 'a whole number of bytes per second (0 for no limit)' };
+}
+
+function parseSeconds(raw: unknown): Parsed {
+  const value = typeof raw === 'string' && /^\d+$/.test(raw.trim()) ? Number(raw) : raw;
+  return Number.isSafeInteger(value) && (value as number) >= 1 && (value as number) <= 86_400
+    ? { ok: true, value: value as number }
+    : { ok: false, expected: 'a whole number of seconds from 1 to 86400' };
 }
 
 function parseAddress(raw: unknown): Parsed {
@@ -172,6 +185,12 @@ export const SETTINGS: {
     flag: '--max-download-bytes-per-second',
     parse: parseRate,
     defaultValue: () => 0,
+  },
+  stallTimeout: {
+    env: 'PEAPOD_STALL_TIMEOUT',
+    flag: '--stall-timeout',
+    parse: parseSeconds,
+    defaultValue: () => 60,
   },
 };
 

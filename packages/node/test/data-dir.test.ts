@@ -147,6 +147,7 @@ describe('settings', () => {
         deviceName: undefined,
         maxUploadBytesPerSecond: 0,
         maxDownloadBytesPerSecond: 0,
+        stallTimeout: 60,
       },
     );
     assert.ok(defaults.deviceName.length > 0);
@@ -165,7 +166,12 @@ describe('settings', () => {
       JSON.stringify({ peerPort: 9100, apiPort: 8100, discoveryPort: 9101 }),
     );
     const { config, sources } = await dir.loadConfig({
-      env: { PEAPOD_PEER_PORT: '9200', PEAPOD_DISCOVERY_PORT: '9201', PEAPOD_HOME: '/ignored' },
+      env: {
+        PEAPOD_PEER_PORT: '9200',
+        PEAPOD_DISCOVERY_PORT: '9201',
+        PEAPOD_HOME: '/ignored',
+        PEAPOD_STALL_TIMEOUT: '5',
+      },
       flags: { peerPort: '9300', maxUploadBytesPerSecond: 1_000_000 },
     });
     assert.deepEqual(
@@ -178,6 +184,7 @@ describe('settings', () => {
         deviceName: undefined,
         maxUploadBytesPerSecond: 1_000_000,
         maxDownloadBytesPerSecond: 0,
+        stallTimeout: 5,
       },
     );
     assert.deepEqual(sources, {
@@ -188,6 +195,7 @@ describe('settings', () => {
       deviceName: 'default',
       maxUploadBytesPerSecond: 'flag',
       maxDownloadBytesPerSecond: 'default',
+      stallTimeout: 'env',
     });
   });
 
