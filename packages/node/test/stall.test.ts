@@ -22,6 +22,7 @@ import { request, type IncomingMessage } from 'node:http';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { waitFor } from '../src/local-pod.js';
 import { PodFixture, type GetResult } from './support/pod-fixture.js';
 import { rawServer } from './support/http.js';
 
@@ -304,5 +305,26 @@ describe('stalls and lengthless bodies, one daemon with --stall-timeout 2', () =
       assert.equal(wget.status, 0, wget.stderr);
       assert.equal(sha256(await readFile(viaWget)), sha256(body), `wget, ${framing}`);
     }
+  });
+
+  test('cancelling a download from an origin that stalls closes its socket at once', async () => {
+    // A second daemon whose stall timeout (10 min) cannot be what closes the socket. Last in
+    // this suite: it joins the pod, and the tests above expect a daemon without peers.
+    const patient = await pod.add(['--stall-timeout', '600']);
+    const origin = await tcpOrigin((socket) => {
+      socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${1024 * KiB}\r\n\r\n`);
+      socket.write(randomBytes(64 * KiB));
+    });
+    closers.push(origin.close);
+    const output = join(pod.root, 'cancelled-stall.bin');
+    const run = pod.startGet(patient.index, [`${origin.url}/x`, '-o', output, '-q']);
+    await waitFor(
+      async () => ((await stat(`${output}.peapod-part`).catch(() => undefined))?.size ?? 0) > 0,
+      10_000,
+      'the first bytes to be written',
+    );
+    run.child.kill('SIGKILL'); // the CLI goes away: the daemon cancels the job
+    await run.done;
+    await Promise.all(origin.sockets.map(closed));
   });
 });
