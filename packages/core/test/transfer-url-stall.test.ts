@@ -8,6 +8,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { shortDeviceId } from '../src/identity.js';
 import { Capability } from '../src/wire/messages.js';
 import { Mesh, type NodeOptions } from './support/mesh.js';
@@ -34,7 +35,7 @@ function pod(
   return mesh;
 }
 
-function startUrl(mesh: Mesh, stallTimeoutMs: number | undefined): void {
+function startUrl(mesh: Mesh, stallTimeoutMs: unknown): void {
   mesh.input(0, {
     type: 'start-download',
     nowMs: mesh.nowMs,
@@ -46,7 +47,7 @@ function startUrl(mesh: Mesh, stallTimeoutMs: number | undefined): void {
       validator: '"v1"',
       headers: [],
       pieceSizeBytes: PIECE,
-      ...(stallTimeoutMs === undefined ? {} : { stallTimeoutMs }),
+      ...(stallTimeoutMs === undefined ? {} : { stallTimeoutMs: stallTimeoutMs as number }),
     },
   });
 }
@@ -175,4 +176,38 @@ test('a helper that holds the next missing piece and stalls is named, with its D
   assert.match(failed.detail, /^the download made no progress for 10 s: /);
   assert.ok(failed.detail.includes(`${helper} stopped sending bytes 0-65535`), failed.detail);
   assert.ok(mesh.nowMs <= 10_000 + 200, `failed at ${mesh.nowMs}`);
+});
+
+test('property: a valid stallTimeoutMs is the exact deadline; any other value is refused', () => {
+  fc.assert(
+    fc.property(
+      fc.oneof(
+        fc.integer({ min: 1, max: 3_600_000 }),
+        fc.integer({ min: -1_000, max: 0 }),
+        fc.double(),
+        fc.constantFrom(Number.NaN, Infinity, 2 ** 53, '60000', null),
+      ),
+      (timeout) => {
+        const mesh = pod([], { origin: 'stall' });
+        mesh.origin = testBytes(PIECE, 7);
+        const valid = Number.isSafeInteger(timeout) && (timeout as number) > 0;
+        if (!valid) {
+          assert.throws(
+            () => startUrl(mesh, timeout),
+            (error: { code?: string; message?: string }) =>
+              error.code === 'PEAPOD_ERR_INVALID_ARGUMENT' &&
+              /stallTimeoutMs/.test(error.message ?? ''),
+          );
+          return;
+        }
+        const ms = timeout as number;
+        startUrl(mesh, ms);
+        mesh.advance(ms - 1);
+        assert.equal(mesh.eventsOf(0, 'download:failed').length, 0, `failed before ${ms} ms`);
+        mesh.advance(1);
+        assert.equal(mesh.eventsOf(0, 'download:failed')[0]?.reason, 'stalled');
+      },
+    ),
+    { numRuns: 60 },
+  );
 });

@@ -379,7 +379,8 @@ export class TransferEngine {
           'covers the whole object; the core sees only a resumed part',
         );
       }
-      const stallTimeoutMs = source.stallTimeoutMs ?? STALL_TIMEOUT_DEFAULT_MS;
+      const stallTimeoutMs =
+        source.stallTimeoutMs === undefined ? STALL_TIMEOUT_DEFAULT_MS : source.stallTimeoutMs;
       if (!Number.isSafeInteger(stallTimeoutMs) || stallTimeoutMs <= 0) {
         invalidArgument('source.stallTimeoutMs', `${stallTimeoutMs} is not a positive integer`);
       }
