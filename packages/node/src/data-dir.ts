@@ -67,7 +67,9 @@ export interface PeapodConfig {
   /**
    * Seconds without progress after which a download fails, naming the origin or peer that
    * stalled (default 60). Named without a unit so that its variable is `PEAPOD_STALL_TIMEOUT`
-   * and its flag `--stall-timeout`, as `daemon --stall-timeout SECONDS` reads.
+   * and its flag `--stall-timeout`, as `daemon --stall-timeout SECONDS` reads. Below the
+   * scheduler's 5 s per-source stall floor, a pooled download whose helper stalls can fail
+   * before that helper's piece is reassigned (tests use 2 s against origins only).
    */
   readonly stallTimeout: number;
 }

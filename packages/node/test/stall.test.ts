@@ -113,6 +113,19 @@ function chunked(body: Uint8Array, parts: number): Buffer {
   return Buffer.concat(out);
 }
 
+/** An origin that answers every request with `body` and no length, in `framing`. */
+function lengthlessOrigin(framing: 'close-delimited' | 'chunked', body: Uint8Array) {
+  return tcpOrigin((socket) => {
+    if (framing === 'chunked') {
+      socket.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n');
+      socket.end(Buffer.concat([chunked(body, 7), Buffer.from('0\r\n\r\n')]));
+    } else {
+      socket.write('HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n');
+      socket.end(body);
+    }
+  });
+}
+
 function run(
   command: string,
   args: readonly string[],
@@ -209,15 +222,7 @@ describe('stalls and lengthless bodies, one daemon with --stall-timeout 2', () =
   const body = randomBytes(3 * 1024 * KiB + 17);
   for (const framing of ['close-delimited', 'chunked'] as const) {
     test(`a ${framing} body without a length is downloaded whole, never pooled`, async () => {
-      const origin = await tcpOrigin((socket) => {
-        if (framing === 'chunked') {
-          socket.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n');
-          socket.end(Buffer.concat([chunked(body, 7), Buffer.from('0\r\n\r\n')]));
-        } else {
-          socket.write('HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n');
-          socket.end(body);
-        }
-      });
+      const origin = await lengthlessOrigin(framing, body);
       closers.push(origin.close);
       const output = join(pod.root, `lengthless-${framing}.bin`);
       const result = await pod.get(0, [`${origin.url}/x`, '-o', output, '--json']);
@@ -280,15 +285,7 @@ describe('stalls and lengthless bodies, one daemon with --stall-timeout 2', () =
 
   test('curl and wget through the proxy get a lengthless body whole', async () => {
     for (const framing of ['close-delimited', 'chunked'] as const) {
-      const origin = await tcpOrigin((socket) => {
-        if (framing === 'chunked') {
-          socket.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n');
-          socket.end(Buffer.concat([chunked(body, 5), Buffer.from('0\r\n\r\n')]));
-        } else {
-          socket.write('HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n');
-          socket.end(body);
-        }
-      });
+      const origin = await lengthlessOrigin(framing, body);
       closers.push(origin.close);
       const env = {
         ...process.env,

@@ -77,6 +77,8 @@ export class Mesh {
   private readonly links = new Map<string, { open: boolean; muted: boolean }>();
   private readonly inFlight: Array<{ from: number; to: number; item: Uint8Array | 'eof' }> = [];
   private actions: Action[] = [];
+  /** Bytes acknowledged by `acknowledgeDelivered`, by `${node}:${downloadId}`. */
+  private readonly acked = new Map<string, number>();
   private seq = 0;
 
   constructor(nodeOptions: readonly NodeOptions[], seed = 1) {
@@ -261,6 +263,25 @@ export class Mesh {
     const end = this.nowMs + limitMs;
     this.drive();
     while (!done() && this.nowMs < end) this.advance(stepMs);
+  }
+
+  /**
+   * Acknowledges (`delivered`) every byte node `node` was given for `downloadId` since the last
+   * call (for nodes without `autoAck`). Returns the total acknowledged so far.
+   */
+  acknowledgeDelivered(node: number, downloadId: number): number {
+    const total = this.deliveredBytes(node, downloadId).length;
+    const acked = this.acked.get(`${node}:${downloadId}`) ?? 0;
+    if (total > acked) {
+      this.input(node, {
+        type: 'delivered',
+        nowMs: this.nowMs,
+        downloadId,
+        byteCount: total - acked,
+      });
+      this.acked.set(`${node}:${downloadId}`, total);
+    }
+    return total;
   }
 
   eventsOf<T extends CoreEvent['type']>(
