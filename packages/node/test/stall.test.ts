@@ -27,6 +27,11 @@ import { PodFixture, type GetResult } from './support/pod-fixture.js';
 import { rawServer } from './support/http.js';
 
 const KiB = 1024;
+/**
+ * Each test waits for events; this only turns a regression (a download that hangs, a proxy
+ * that buffers and so deadlocks with the streaming test's origin) into a failure, not a hang.
+ */
+const GUARD_MS = 60_000;
 
 interface Summary {
   readonly ok: boolean;
@@ -152,176 +157,208 @@ describe('stalls and lengthless bodies, one daemon with --stall-timeout 2', () =
     for (const close of closers) await close();
   });
 
-  test('single source: an origin that trickles then stalls fails, naming it; socket closed', async () => {
-    const size = 1024 * KiB;
-    const origin = await tcpOrigin((socket) => {
-      // No Range support, no validator: a single-source download. 64 KiB, then nothing.
-      socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${size}\r\n\r\n`);
-      socket.write(randomBytes(64 * KiB));
-    });
-    closers.push(origin.close);
-    const output = join(pod.root, 'trickle-single.bin');
-    const result = await pod.get(0, [`${origin.url}/x`, '-o', output, '--json']);
-    assert.equal(result.status, 1, result.stderr);
-    const summary = summaryOf(result);
-    assert.equal(summary.ok, false);
-    assert.match(
-      summary.error ?? '',
-      new RegExp(
-        `the origin \\(127\\.0\\.0\\.1:${origin.port}\\) sent no byte for 2 s after 65536 of ${size} bytes`,
-      ),
-    );
-    assert.ok(await exists(`${output}.peapod-part`), 'the part file is kept');
-    assert.equal(await exists(output), false);
-    // Every connection the daemon opened (probe, download) was closed by it.
-    await Promise.all(origin.sockets.map(closed));
-  });
-
-  test('pooled: an origin whose ranges trickle then stall fails with "stalled", naming it', async () => {
-    const size = 8 * 1024 * KiB;
-    const origin = await tcpOrigin((socket, head) => {
-      const range = /\r\nrange: bytes=(\d+)-(\d+)/i.exec(head);
-      const first = Number(range?.[1] ?? 0);
-      const last = Number(range?.[2] ?? size - 1);
-      socket.write(
-        'HTTP/1.1 206 Partial Content\r\nETag: "v1"\r\n' +
-          `Content-Range: bytes ${first}-${last}/${size}\r\nContent-Length: ${last - first + 1}\r\n\r\n`,
+  test(
+    'single source: an origin that trickles then stalls fails, naming it; socket closed',
+    { timeout: GUARD_MS },
+    async () => {
+      const size = 1024 * KiB;
+      const origin = await tcpOrigin((socket) => {
+        // No Range support, no validator: a single-source download. 64 KiB, then nothing.
+        socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${size}\r\n\r\n`);
+        socket.write(randomBytes(64 * KiB));
+      });
+      closers.push(origin.close);
+      const output = join(pod.root, 'trickle-single.bin');
+      const result = await pod.get(0, [`${origin.url}/x`, '-o', output, '--json']);
+      assert.equal(result.status, 1, result.stderr);
+      const summary = summaryOf(result);
+      assert.equal(summary.ok, false);
+      assert.match(
+        summary.error ?? '',
+        new RegExp(
+          `the origin \\(127\\.0\\.0\\.1:${origin.port}\\) sent no byte for 2 s after 65536 of ${size} bytes`,
+        ),
       );
-      // The probe's one byte comes whole; every real range gets 1000 bytes, then nothing.
-      socket.write(Buffer.alloc(Math.min(1000, last - first + 1), 7));
-    });
-    closers.push(origin.close);
-    const output = join(pod.root, 'trickle-pooled.bin');
-    const result = await pod.get(0, [`${origin.url}/x`, '-o', output, '--json']);
-    assert.equal(result.status, 1, result.stderr);
-    const summary = summaryOf(result);
-    assert.match(
-      summary.error ?? '',
-      new RegExp(
-        `^stalled: the download made no progress for 2 s: the origin \\(127\\.0\\.0\\.1:${origin.port}\\) stopped sending bytes 0-`,
-      ),
-    );
-    assert.ok(await exists(`${output}.peapod-part`), 'the part file is kept');
-    await Promise.all(origin.sockets.map(closed));
-  });
+      assert.ok(await exists(`${output}.peapod-part`), 'the part file is kept');
+      assert.equal(await exists(output), false);
+      // Every connection the daemon opened (probe, download) was closed by it.
+      await Promise.all(origin.sockets.map(closed));
+    },
+  );
 
-  test('a probe whose answer never completes fails within the stall timeout, naming the origin', async () => {
-    const origin = await tcpOrigin((socket) => socket.write('HTTP/1.1 200 OK\r\nContent-Ty'));
-    closers.push(origin.close);
-    const result = await pod.get(0, [`${origin.url}/x`, '-o', join(pod.root, 'p.bin')]);
-    assert.equal(result.status, 1, result.stderr);
-    assert.match(
-      result.stderr,
-      new RegExp(
-        `the origin \\(127\\.0\\.0\\.1:${origin.port}\\) sent no complete answer within 2 s`,
-      ),
-    );
-    await Promise.all(origin.sockets.map(closed));
-  });
+  test(
+    'pooled: an origin whose ranges trickle then stall fails with "stalled", naming it',
+    { timeout: GUARD_MS },
+    async () => {
+      const size = 8 * 1024 * KiB;
+      const origin = await tcpOrigin((socket, head) => {
+        const range = /\r\nrange: bytes=(\d+)-(\d+)/i.exec(head);
+        const first = Number(range?.[1] ?? 0);
+        const last = Number(range?.[2] ?? size - 1);
+        socket.write(
+          'HTTP/1.1 206 Partial Content\r\nETag: "v1"\r\n' +
+            `Content-Range: bytes ${first}-${last}/${size}\r\nContent-Length: ${last - first + 1}\r\n\r\n`,
+        );
+        // The probe's one byte comes whole; every real range gets 1000 bytes, then nothing.
+        socket.write(Buffer.alloc(Math.min(1000, last - first + 1), 7));
+      });
+      closers.push(origin.close);
+      const output = join(pod.root, 'trickle-pooled.bin');
+      const result = await pod.get(0, [`${origin.url}/x`, '-o', output, '--json']);
+      assert.equal(result.status, 1, result.stderr);
+      const summary = summaryOf(result);
+      assert.match(
+        summary.error ?? '',
+        new RegExp(
+          `^stalled: the download made no progress for 2 s: the origin \\(127\\.0\\.0\\.1:${origin.port}\\) stopped sending bytes 0-`,
+        ),
+      );
+      assert.ok(await exists(`${output}.peapod-part`), 'the part file is kept');
+      await Promise.all(origin.sockets.map(closed));
+    },
+  );
+
+  test(
+    'a probe whose answer never completes fails within the stall timeout, naming the origin',
+    { timeout: GUARD_MS },
+    async () => {
+      const origin = await tcpOrigin((socket) => socket.write('HTTP/1.1 200 OK\r\nContent-Ty'));
+      closers.push(origin.close);
+      const result = await pod.get(0, [`${origin.url}/x`, '-o', join(pod.root, 'p.bin')]);
+      assert.equal(result.status, 1, result.stderr);
+      assert.match(
+        result.stderr,
+        new RegExp(
+          `the origin \\(127\\.0\\.0\\.1:${origin.port}\\) sent no complete answer within 2 s`,
+        ),
+      );
+      await Promise.all(origin.sockets.map(closed));
+    },
+  );
 
   const body = randomBytes(3 * 1024 * KiB + 17);
   for (const framing of ['close-delimited', 'chunked'] as const) {
-    test(`a ${framing} body without a length is downloaded whole, never pooled`, async () => {
-      const origin = await lengthlessOrigin(framing, body);
-      closers.push(origin.close);
-      const output = join(pod.root, `lengthless-${framing}.bin`);
-      const result = await pod.get(0, [`${origin.url}/x`, '-o', output, '--json']);
-      assert.equal(result.status, 0, result.stderr + result.stdout.toString());
-      const summary = summaryOf(result);
-      assert.equal(summary.ok, true);
-      assert.equal(summary.pooled, false);
-      assert.match(summary.note, /without a length/);
-      assert.equal(summary.totalBytes, body.length);
-      assert.equal(summary.sha256, sha256(body));
-      assert.equal(sha256(await readFile(output)), sha256(body));
-    });
+    test(
+      `a ${framing} body without a length is downloaded whole, never pooled`,
+      { timeout: GUARD_MS },
+      async () => {
+        const origin = await lengthlessOrigin(framing, body);
+        closers.push(origin.close);
+        const output = join(pod.root, `lengthless-${framing}.bin`);
+        const result = await pod.get(0, [`${origin.url}/x`, '-o', output, '--json']);
+        assert.equal(result.status, 0, result.stderr + result.stdout.toString());
+        const summary = summaryOf(result);
+        assert.equal(summary.ok, true);
+        assert.equal(summary.pooled, false);
+        assert.match(summary.note, /without a length/);
+        assert.equal(summary.totalBytes, body.length);
+        assert.equal(summary.sha256, sha256(body));
+        assert.equal(sha256(await readFile(output)), sha256(body));
+      },
+    );
   }
 
-  test('a chunked body cut off before its last chunk is an error, not a short file', async () => {
-    const origin = await tcpOrigin((socket) => {
-      socket.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n');
-      socket.end(chunked(body.subarray(0, 512 * KiB), 4)); // no terminating chunk
-    });
-    closers.push(origin.close);
-    const output = join(pod.root, 'cut-chunked.bin');
-    const result = await pod.get(0, [`${origin.url}/x`, '-o', output, '--json']);
-    assert.equal(result.status, 1, result.stderr);
-    assert.match(
-      summaryOf(result).error ?? '',
-      /closed the connection after \d+ bytes, before the end of the body/,
-    );
-    assert.equal(await exists(output), false, 'no file claims to be the object');
-  });
-
-  test('the proxy streams a lengthless body: the client reads it before the origin sent the rest', async () => {
-    let clientGotFirstPart!: () => void;
-    const firstPartRead = new Promise<void>((resolve) => (clientGotFirstPart = resolve));
-    const first = randomBytes(200 * KiB);
-    const rest = randomBytes(300 * KiB);
-    const origin = await rawServer((_req, res) => {
-      res.writeHead(200, { 'content-type': 'application/octet-stream' }); // chunked, no length
-      res.write(first);
-      void firstPartRead.then(() => res.end(rest));
-    });
-    closers.push(origin.close);
-    const api = pod.daemons[0]!.api;
-    const response = await new Promise<IncomingMessage>((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port: api.port, path: `${origin.url}/stream` });
-      req.once('response', resolve);
-      req.once('error', reject);
-      req.end();
-    });
-    assert.equal(response.statusCode, 200);
-    const parts: Buffer[] = [];
-    let received = 0;
-    for await (const part of response) {
-      parts.push(part as Buffer);
-      received += (part as Buffer).length;
-      // Until this, the origin holds `rest` back: the proxy cannot have buffered the body.
-      if (received >= first.length) clientGotFirstPart();
-    }
-    assert.equal(sha256(Buffer.concat(parts)), sha256(Buffer.concat([first, rest])));
-  });
-
-  test('curl and wget through the proxy get a lengthless body whole', async () => {
-    for (const framing of ['close-delimited', 'chunked'] as const) {
-      const origin = await lengthlessOrigin(framing, body);
+  test(
+    'a chunked body cut off before its last chunk is an error, not a short file',
+    { timeout: GUARD_MS },
+    async () => {
+      const origin = await tcpOrigin((socket) => {
+        socket.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n');
+        socket.end(chunked(body.subarray(0, 512 * KiB), 4)); // no terminating chunk
+      });
       closers.push(origin.close);
-      const env = {
-        ...process.env,
-        http_proxy: `http://127.0.0.1:${pod.daemons[0]!.api.port}`,
-        no_proxy: '',
-        NO_PROXY: '',
-      };
-      const viaCurl = join(pod.root, `proxy-curl-${framing}.bin`);
-      const curl = await run('curl', ['-sS', '-o', viaCurl, `${origin.url}/x`], env);
-      assert.equal(curl.status, 0, curl.stderr);
-      assert.equal(sha256(await readFile(viaCurl)), sha256(body), `curl, ${framing}`);
-      const viaWget = join(pod.root, `proxy-wget-${framing}.bin`);
-      const wget = await run('wget', ['-q', '-O', viaWget, `${origin.url}/x`], env);
-      assert.equal(wget.status, 0, wget.stderr);
-      assert.equal(sha256(await readFile(viaWget)), sha256(body), `wget, ${framing}`);
-    }
-  });
+      const output = join(pod.root, 'cut-chunked.bin');
+      const result = await pod.get(0, [`${origin.url}/x`, '-o', output, '--json']);
+      assert.equal(result.status, 1, result.stderr);
+      assert.match(
+        summaryOf(result).error ?? '',
+        /closed the connection after \d+ bytes, before the end of the body/,
+      );
+      assert.equal(await exists(output), false, 'no file claims to be the object');
+    },
+  );
 
-  test('cancelling a download from an origin that stalls closes its socket at once', async () => {
-    // A second daemon whose stall timeout (10 min) cannot be what closes the socket. Last in
-    // this suite: it joins the pod, and the tests above expect a daemon without peers.
-    const patient = await pod.add(['--stall-timeout', '600']);
-    const origin = await tcpOrigin((socket) => {
-      socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${1024 * KiB}\r\n\r\n`);
-      socket.write(randomBytes(64 * KiB));
-    });
-    closers.push(origin.close);
-    const output = join(pod.root, 'cancelled-stall.bin');
-    const run = pod.startGet(patient.index, [`${origin.url}/x`, '-o', output, '-q']);
-    await waitFor(
-      async () => ((await stat(`${output}.peapod-part`).catch(() => undefined))?.size ?? 0) > 0,
-      10_000,
-      'the first bytes to be written',
-    );
-    run.child.kill('SIGKILL'); // the CLI goes away: the daemon cancels the job
-    await run.done;
-    await Promise.all(origin.sockets.map(closed));
-  });
+  test(
+    'the proxy streams a lengthless body: the client reads it before the origin sent the rest',
+    { timeout: GUARD_MS },
+    async () => {
+      let clientGotFirstPart!: () => void;
+      const firstPartRead = new Promise<void>((resolve) => (clientGotFirstPart = resolve));
+      const first = randomBytes(200 * KiB);
+      const rest = randomBytes(300 * KiB);
+      const origin = await rawServer((_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/octet-stream' }); // chunked, no length
+        res.write(first);
+        void firstPartRead.then(() => res.end(rest));
+      });
+      closers.push(origin.close);
+      const api = pod.daemons[0]!.api;
+      const response = await new Promise<IncomingMessage>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port: api.port, path: `${origin.url}/stream` });
+        req.once('response', resolve);
+        req.once('error', reject);
+        req.end();
+      });
+      assert.equal(response.statusCode, 200);
+      const parts: Buffer[] = [];
+      let received = 0;
+      for await (const part of response) {
+        parts.push(part as Buffer);
+        received += (part as Buffer).length;
+        // Until this, the origin holds `rest` back: the proxy cannot have buffered the body.
+        if (received >= first.length) clientGotFirstPart();
+      }
+      assert.equal(sha256(Buffer.concat(parts)), sha256(Buffer.concat([first, rest])));
+    },
+  );
+
+  test(
+    'curl and wget through the proxy get a lengthless body whole',
+    { timeout: GUARD_MS },
+    async () => {
+      for (const framing of ['close-delimited', 'chunked'] as const) {
+        const origin = await lengthlessOrigin(framing, body);
+        closers.push(origin.close);
+        const env = {
+          ...process.env,
+          http_proxy: `http://127.0.0.1:${pod.daemons[0]!.api.port}`,
+          no_proxy: '',
+          NO_PROXY: '',
+        };
+        const viaCurl = join(pod.root, `proxy-curl-${framing}.bin`);
+        const curl = await run('curl', ['-sS', '-o', viaCurl, `${origin.url}/x`], env);
+        assert.equal(curl.status, 0, curl.stderr);
+        assert.equal(sha256(await readFile(viaCurl)), sha256(body), `curl, ${framing}`);
+        const viaWget = join(pod.root, `proxy-wget-${framing}.bin`);
+        const wget = await run('wget', ['-q', '-O', viaWget, `${origin.url}/x`], env);
+        assert.equal(wget.status, 0, wget.stderr);
+        assert.equal(sha256(await readFile(viaWget)), sha256(body), `wget, ${framing}`);
+      }
+    },
+  );
+
+  test(
+    'cancelling a download from an origin that stalls closes its socket at once',
+    { timeout: GUARD_MS },
+    async () => {
+      // A second daemon whose stall timeout (10 min) cannot be what closes the socket. Last in
+      // this suite: it joins the pod, and the tests above expect a daemon without peers.
+      const patient = await pod.add(['--stall-timeout', '600']);
+      const origin = await tcpOrigin((socket) => {
+        socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${1024 * KiB}\r\n\r\n`);
+        socket.write(randomBytes(64 * KiB));
+      });
+      closers.push(origin.close);
+      const output = join(pod.root, 'cancelled-stall.bin');
+      const run = pod.startGet(patient.index, [`${origin.url}/x`, '-o', output, '-q']);
+      await waitFor(
+        async () => ((await stat(`${output}.peapod-part`).catch(() => undefined))?.size ?? 0) > 0,
+        10_000,
+        'the first bytes to be written',
+      );
+      run.child.kill('SIGKILL'); // the CLI goes away: the daemon cancels the job
+      await run.done;
+      await Promise.all(origin.sockets.map(closed));
+    },
+  );
 });
