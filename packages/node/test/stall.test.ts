@@ -210,7 +210,7 @@ describe('stalls and lengthless bodies, one daemon with --stall-timeout 2', () =
       assert.match(
         summary.error ?? '',
         new RegExp(
-          `^stalled: the download made no progress for 2 s: the origin \\(127\\.0\\.0\\.1:${origin.port}\\) stopped sending bytes 0-`,
+          `^the download made no progress for 2 s: the origin \\(127\\.0\\.0\\.1:${origin.port}\\) stopped sending bytes 0-`,
         ),
       );
       assert.ok(await exists(`${output}.peapod-part`), 'the part file is kept');
