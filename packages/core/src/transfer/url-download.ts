@@ -909,16 +909,17 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
   private stallDetail(): string {
     const emitted = this.delivery.buffer.emittedOffset;
     const piece =
-      emitted < this.length
-        ? Math.floor(emitted / this.source.pieceSizeBytes)
+      emitted < this.length || this.suspects.size === 0
+        ? Math.min(Math.floor(emitted / this.source.pieceSizeBytes), this.pieceCount - 1)
         : Math.min(...this.suspects.keys());
     const holder = this.stallWatch.holderOf(piece) ?? this.sourceLabel(SELF_SOURCE);
     const start = this.source.startOffset + this.pieceStart(piece);
     const end = this.source.startOffset + this.pieceStart(piece + 1);
-    const seconds = Math.round(this.stallWatch.timeoutMs / 1000);
+    const ms = this.stallWatch.timeoutMs;
+    const timeout = ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`;
     return (
-      `the download made no progress for ${seconds} s: ${holder} stopped sending bytes ${start}-${end - 1}; ` +
-      "try again later (the part file is kept), or raise the daemon's --stall-timeout"
+      `the download made no progress for ${timeout}: ${holder} stopped sending bytes ${start}-${end - 1}; ` +
+      'try again later, or raise the stall timeout'
     );
   }
 

@@ -111,8 +111,7 @@ export async function fetchWhole(
     if (stalled) {
       throw new Error(
         `the origin (${host}) sent no byte for ${Math.round(stallTimeoutMs / 1000)} s ` +
-          `after ${received}${of} bytes; try again later (the part file is kept), ` +
-          "or raise the daemon's --stall-timeout",
+          `after ${received}${of} bytes; try again later, or raise the daemon's --stall-timeout`,
       );
     }
     if (options.signal?.aborted === true) throw error;
