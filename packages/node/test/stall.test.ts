@@ -40,6 +40,7 @@ interface Summary {
   readonly sha256: string;
   readonly totalBytes: number;
   readonly note: string;
+  readonly bySource?: Readonly<Record<string, number>>;
 }
 
 function summaryOf(result: GetResult): Summary {
@@ -359,6 +360,63 @@ describe('stalls and lengthless bodies, one daemon with --stall-timeout 2', () =
       run.child.kill('SIGKILL'); // the CLI goes away: the daemon cancels the job
       await run.done;
       await Promise.all(origin.sockets.map(closed));
+    },
+  );
+});
+
+describe('a pooled download whose helper stalls, two daemons with --stall-timeout 30', () => {
+  let pod: PodFixture;
+  const closers: Array<() => Promise<void>> = [];
+
+  before(async () => {
+    pod = await PodFixture.start({
+      daemons: 2,
+      flags: { 0: ['--stall-timeout', '30'], 1: ['--stall-timeout', '30'] },
+    });
+    await pod.connected(0, 1);
+  });
+  after(async () => {
+    await pod?.stop();
+    for (const close of closers) await close();
+  });
+
+  test(
+    'the helper’s stalled range is taken over long before the stall timeout; the download completes',
+    { timeout: GUARD_MS },
+    async () => {
+      const size = 16 * 1024 * KiB;
+      const object = randomBytes(size);
+      const stalledFor: string[] = [];
+      const origin = await tcpOrigin((socket, head) => {
+        const range = /\r\nrange: bytes=(\d+)-(\d+)/i.exec(head);
+        const first = Number(range?.[1] ?? 0);
+        const last = Number(range?.[2] ?? size - 1);
+        socket.write(
+          'HTTP/1.1 206 Partial Content\r\nETag: "v1"\r\n' +
+            `Content-Range: bytes ${first}-${last}/${size}\r\n` +
+            `Content-Length: ${last - first + 1}\r\n\r\n`,
+        );
+        // The helper (daemon 2 fetches from 127.0.0.12) gets 1000 bytes of a range, then
+        // nothing; the requester (127.0.0.11) gets what it asks for.
+        if (socket.remoteAddress === '127.0.0.12') {
+          stalledFor.push(`${first}-${last}`);
+          socket.write(object.subarray(first, first + 1000));
+        } else {
+          socket.end(object.subarray(first, last + 1));
+        }
+      });
+      closers.push(origin.close);
+      const output = join(pod.root, 'helper-stalls.bin');
+      const result = await pod.get(0, [`${origin.url}/x`, '-o', output, '--json']);
+      assert.equal(result.status, 0, result.stderr + result.stdout.toString());
+      const summary = summaryOf(result);
+      assert.equal(summary.pooled, true);
+      assert.equal(summary.sha256, sha256(object));
+      assert.equal(sha256(await readFile(output)), sha256(object));
+      assert.ok(stalledFor.length > 0, 'the helper was given a range, and stalled on it');
+      // Every byte came from the requester's own fetches: nothing of the stalled helper's. (The
+      // summary's counts are those of the last progress event, so only the keys are checked.)
+      assert.deepEqual(Object.keys(summary.bySource ?? {}), ['self']);
     },
   );
 });
