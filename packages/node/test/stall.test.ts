@@ -119,6 +119,24 @@ function chunked(body: Uint8Array, parts: number): Buffer {
   return Buffer.concat(out);
 }
 
+/**
+ * A range origin with a strong ETag: every request gets the 206 head of the range it asks for
+ * (the whole object without Range), then `body` writes what it likes of [first, last].
+ */
+function rangeOrigin(size: number, body: (socket: Socket, first: number, last: number) => void) {
+  return tcpOrigin((socket, head) => {
+    const range = /\r\nrange: bytes=(\d+)-(\d+)/i.exec(head);
+    const first = Number(range?.[1] ?? 0);
+    const last = Number(range?.[2] ?? size - 1);
+    socket.write(
+      'HTTP/1.1 206 Partial Content\r\nETag: "v1"\r\n' +
+        `Content-Range: bytes ${first}-${last}/${size}\r\n` +
+        `Content-Length: ${last - first + 1}\r\n\r\n`,
+    );
+    body(socket, first, last);
+  });
+}
+
 /** An origin that answers every request with `body` and no length, in `framing`. */
 function lengthlessOrigin(framing: 'close-delimited' | 'chunked', body: Uint8Array) {
   return tcpOrigin((socket) => {
@@ -192,14 +210,7 @@ describe('stalls and lengthless bodies, one daemon with --stall-timeout 2', () =
     { timeout: GUARD_MS },
     async () => {
       const size = 8 * 1024 * KiB;
-      const origin = await tcpOrigin((socket, head) => {
-        const range = /\r\nrange: bytes=(\d+)-(\d+)/i.exec(head);
-        const first = Number(range?.[1] ?? 0);
-        const last = Number(range?.[2] ?? size - 1);
-        socket.write(
-          'HTTP/1.1 206 Partial Content\r\nETag: "v1"\r\n' +
-            `Content-Range: bytes ${first}-${last}/${size}\r\nContent-Length: ${last - first + 1}\r\n\r\n`,
-        );
+      const origin = await rangeOrigin(size, (socket, first, last) => {
         // The probe's one byte comes whole; every real range gets 1000 bytes, then nothing.
         socket.write(Buffer.alloc(Math.min(1000, last - first + 1), 7));
       });
@@ -387,15 +398,7 @@ describe('a pooled download whose helper stalls, two daemons with --stall-timeou
       const size = 16 * 1024 * KiB;
       const object = randomBytes(size);
       const stalledFor: string[] = [];
-      const origin = await tcpOrigin((socket, head) => {
-        const range = /\r\nrange: bytes=(\d+)-(\d+)/i.exec(head);
-        const first = Number(range?.[1] ?? 0);
-        const last = Number(range?.[2] ?? size - 1);
-        socket.write(
-          'HTTP/1.1 206 Partial Content\r\nETag: "v1"\r\n' +
-            `Content-Range: bytes ${first}-${last}/${size}\r\n` +
-            `Content-Length: ${last - first + 1}\r\n\r\n`,
-        );
+      const origin = await rangeOrigin(size, (socket, first, last) => {
         // The helper (daemon 2 fetches from 127.0.0.12) gets 1000 bytes of a range, then
         // nothing; the requester (127.0.0.11) gets what it asks for.
         if (socket.remoteAddress === '127.0.0.12') {
