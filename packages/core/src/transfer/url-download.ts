@@ -51,7 +51,9 @@
  * waited for the slowest piece.
  *
  * Liveness: `SELF_SOURCE` is always a source, so the download never waits on peers. Five origin
- * errors in a row on this device's own fetches fail it with reason 'origin-error'.
+ * errors in a row on this device's own fetches fail it with reason 'origin-error'; no progress
+ * for the source's `stallTimeoutMs` fails it with 'stalled', naming who held the next missing
+ * piece (stall-watch.ts says what counts as progress).
  */
 import { equalBytes, toHex } from '../bytes.js';
 import { shortDeviceId } from '../identity.js';
