@@ -115,6 +115,10 @@ program
     '--allow-private-origins',
     'fetch for pod peers from loopback and private addresses too (default: public only)',
   )
+  .option(
+    '--stall-timeout <seconds>',
+    'fail a download after this long without progress (default 60)',
+  )
   .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
   .addOption(
     new Option('--test-corrupt-for-peers', 'TEST ONLY: corrupt what this node fetches for peers')
@@ -136,6 +140,7 @@ program
     if (options.maxDownload !== undefined)
       flags['maxDownloadBytesPerSecond'] = String(rateFlag('--max-download', options.maxDownload));
     if (options.allowPrivateOrigins === true) flags['allowPrivateOrigins'] = 'true';
+    if (options.stallTimeout !== undefined) flags['stallTimeout'] = options.stallTimeout;
     const { config } = await dir.loadConfig({ env: process.env, flags: flags as ConfigFlags });
     const logger = pino({ level: options.logLevel, base: { pid: process.pid } });
     const daemon = new Daemon({
@@ -157,6 +162,7 @@ program
       logger,
       corruptForPeers: options.testCorruptForPeers,
       dataDir: dir.path,
+      stallTimeoutMs: config.stallTimeout * 1000,
     });
     await daemon.start();
     logger.info({ podId: podId(secret), dataDir: dir.path }, 'ready');
@@ -256,6 +262,7 @@ interface DaemonFlags {
   limitLan?: boolean;
   originAddress?: string;
   allowPrivateOrigins?: boolean;
+  stallTimeout?: string;
   logLevel: string;
   testCorruptForPeers: boolean;
 }

@@ -28,6 +28,7 @@ import {
   Capability,
   deriveDeviceId,
   formatDeviceId,
+  STALL_TIMEOUT_DEFAULT_MS,
   toHex,
   type CoreEvent,
   type KeyPair,
@@ -40,7 +41,7 @@ import { DownloadJob, type HeaderPair, type JobHost } from './download-job.js';
 import { ObjectVerifier, userSha256, type ExpectedDigest } from './http/digest.js';
 import { OriginFetcher } from './http/origin-fetcher.js';
 import { probeOrigin, type OriginDescription } from './http/origin-probe.js';
-import { fetchWhole } from './http/origin-whole.js';
+import { fetchWhole, lengthlessNote, probeStalled } from './http/origin-whole.js';
 import { ForwardProxy, stripHopByHop, type PooledResponder, type ProxiedGet } from './proxy.js';
 import { FileSink, StreamSink, type DownloadSink } from './sinks.js';
 import { ApiGuard, apiRefusal, refuse } from './api-guard.js';
@@ -71,6 +72,11 @@ export interface DaemonConfig {
   readonly dataDir: string | undefined;
   /** Test-only fault injection: this daemon flips bytes of what it fetches for peers. */
   readonly corruptForPeers: boolean;
+  /**
+   * A download with no progress for this long fails, naming the origin or peer that stalled
+   * (`--stall-timeout`, `PEAPOD_STALL_TIMEOUT`, config `stallTimeout`). Default 60 000.
+   */
+  readonly stallTimeoutMs?: number;
 }
 
 /** The file in the data directory that says where a running daemon's API listens. */
@@ -142,7 +148,7 @@ export class Daemon {
           type: 'start-download',
           nowMs: performance.now(),
           downloadId,
-          source: { kind: 'url', pooled: true, ...spec },
+          source: { kind: 'url', pooled: true, stallTimeoutMs: this.stallTimeoutMs, ...spec },
         });
         return downloadId;
       },
@@ -154,6 +160,7 @@ export class Daemon {
         this.host.input({ type: 'delivered', nowMs: performance.now(), downloadId, byteCount }),
       fetchWhole: (url, headers, offset, validator, onData, signal) =>
         fetchWhole(url, headers, offset, validator, onData, {
+          stallTimeoutMs: this.stallTimeoutMs,
           localAddress: config.originAddress,
           limiter: config.limits.download,
           signal,
@@ -192,6 +199,11 @@ export class Daemon {
       const entry = this.linkPeers.get(event.linkId);
       if (entry !== undefined) entry.rttMs = event.rttMs;
     });
+  }
+
+  /** See `DaemonConfig.stallTimeoutMs`. */
+  private get stallTimeoutMs(): number {
+    return this.config.stallTimeoutMs ?? STALL_TIMEOUT_DEFAULT_MS;
   }
 
   get logger(): Logger {
@@ -555,7 +567,9 @@ export class Daemon {
   /** Probes the origin and plans the job: pooled, or single source and why. */
   private async createJob(request: GetRequest, stream: ServerResponse | undefined) {
     const probe = await this.probe(request.url, request.headers);
-    const notPoolable = request.pool ? probe.reasonNotPoolable : 'pooling turned off (--no-pool)';
+    const notPoolable = request.pool
+      ? (lengthlessNote(probe) ?? probe.reasonNotPoolable)
+      : 'pooling turned off (--no-pool)';
     const user: ExpectedDigest[] = request.sha256 === undefined ? [] : [userSha256(request.sha256)];
     const expected = [...user, ...probe.digests];
     const verifier = new ObjectVerifier(expected);
@@ -587,12 +601,17 @@ export class Daemon {
 
   /** The origin's description, through this device's own link; a clear error if it fails. */
   private async probe(url: string, headers: readonly HeaderPair[]): Promise<OriginDescription> {
+    // The probe reads only the head: the stall timeout bounds all of it.
+    const signal = AbortSignal.timeout(this.stallTimeoutMs);
     const probe = await probeOrigin(url, {
       headers,
+      signal,
       ...(this.config.originAddress === undefined
         ? {}
         : { localAddress: this.config.originAddress }),
     });
+    if (probe.kind === 'failed' && signal.aborted)
+      throw new Error(probeStalled(url, this.stallTimeoutMs));
     if (probe.kind === 'failed') throw new Error(probe.detail);
     return probe;
   }

@@ -75,6 +75,14 @@ export interface PeapodConfig {
    * public addresses only, DESIGN.md decision 14). For test pods and a LAN origin everyone trusts.
    */
   readonly allowPrivateOrigins: boolean;
+  /**
+   * Seconds without progress after which a download fails, naming the origin or peer that
+   * stalled (default 60). Named without a unit so that its variable is `PEAPOD_STALL_TIMEOUT`
+   * and its flag `--stall-timeout`, as `daemon --stall-timeout SECONDS` reads. Below the
+   * scheduler's 5 s per-source stall floor, a pooled download whose helper stalls can fail
+   * before that helper's piece is reassigned (tests use 2 s against origins only).
+   */
+  readonly stallTimeout: number;
 }
 
 /** Where a setting's value came from. */
@@ -105,6 +113,13 @@ function parseRate(raw: unknown): Parsed {
   return Number.isSafeInteger(value) && (value as number) >= 0
     ? { ok: true, value: value as number }
     : { ok: false, expected: 'a whole number of bytes per second (0 for no limit)' };
+}
+
+function parseSeconds(raw: unknown): Parsed {
+  const value = typeof raw === 'string' && /^\d+$/.test(raw.trim()) ? Number(raw) : raw;
+  return Number.isSafeInteger(value) && (value as number) >= 1 && (value as number) <= 86_400
+    ? { ok: true, value: value as number }
+    : { ok: false, expected: 'a whole number of seconds from 1 to 86400' };
 }
 
 function parseAddress(raw: unknown): Parsed {
@@ -198,6 +213,12 @@ export const SETTINGS: {
     flag: '--allow-private-origins',
     parse: parseSwitch,
     defaultValue: () => false,
+  },
+  stallTimeout: {
+    env: 'PEAPOD_STALL_TIMEOUT',
+    flag: '--stall-timeout',
+    parse: parseSeconds,
+    defaultValue: () => 60,
   },
 };
 

@@ -270,7 +270,8 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
       return;
     }
     await this.sink.abort(!this.repaired);
-    this.fail(`${reason}: ${detail}`);
+    // A stall's detail is a whole sentence that names who stalled (stall-watch.ts).
+    this.fail(reason === 'stalled' ? detail : `${reason}: ${detail}`);
   }
 
   /**

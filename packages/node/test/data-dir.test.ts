@@ -188,6 +188,7 @@ describe('settings', () => {
         maxUploadBytesPerSecond: 0,
         maxDownloadBytesPerSecond: 0,
         allowPrivateOrigins: false,
+        stallTimeout: 60,
       },
     );
     assert.ok(defaults.deviceName.length > 0);
@@ -206,7 +207,12 @@ describe('settings', () => {
       JSON.stringify({ peerPort: 9100, apiPort: 8100, discoveryPort: 9101 }),
     );
     const { config, sources } = await dir.loadConfig({
-      env: { PEAPOD_PEER_PORT: '9200', PEAPOD_DISCOVERY_PORT: '9201', PEAPOD_HOME: '/ignored' },
+      env: {
+        PEAPOD_PEER_PORT: '9200',
+        PEAPOD_DISCOVERY_PORT: '9201',
+        PEAPOD_HOME: '/ignored',
+        PEAPOD_STALL_TIMEOUT: '5',
+      },
       flags: { peerPort: '9300', maxUploadBytesPerSecond: 1_000_000, allowPrivateOrigins: true },
     });
     assert.deepEqual(
@@ -220,6 +226,7 @@ describe('settings', () => {
         maxUploadBytesPerSecond: 1_000_000,
         maxDownloadBytesPerSecond: 0,
         allowPrivateOrigins: true,
+        stallTimeout: 5,
       },
     );
     assert.deepEqual(sources, {
@@ -231,6 +238,7 @@ describe('settings', () => {
       maxUploadBytesPerSecond: 'flag',
       maxDownloadBytesPerSecond: 'default',
       allowPrivateOrigins: 'flag',
+      stallTimeout: 'env',
     });
   });
 

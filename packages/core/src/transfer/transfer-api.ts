@@ -67,6 +67,12 @@ export type DownloadSource =
       readonly pieceSizeBytes?: number;
       /** Pod peers may help (FETCH_ASSIGN). Default true. */
       readonly pooled?: boolean;
+      /**
+       * No newly verified byte (and no new byte of this device's own fetches) for this long
+       * fails the download with reason 'stalled', naming who held the next missing piece
+       * (stall-watch.ts). Default 60 000.
+       */
+      readonly stallTimeoutMs?: number;
     };
 
 /** Transfer inputs (join `CoreInput`). All carry `nowMs`. */
@@ -242,7 +248,8 @@ export type TransferEvent =
       /**
        * 'cancelled', 'origin-changed', 'origin-error', 'sha256-mismatch' (discard the output;
        * retry from the origin alone), 'output-unreadable' (a repair needed a read-back the
-       * host could not give).
+       * host could not give), 'stalled' (no progress for the source's `stallTimeoutMs`; the
+       * detail names the origin or peer that held the next missing piece).
        */
       readonly reason: string;
       readonly detail: string;

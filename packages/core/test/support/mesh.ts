@@ -24,9 +24,10 @@ import type { Manifest } from '../../src/content/manifest.js';
  * 'corrupt': one byte in 4096 flipped; 'corrupt-sparse': only the last byte of each range;
  * 'refuses-peers': a host whose destination policy refuses every fetch for a peer (`forPeer`)
  * at once, as a helper does for a private origin (DESIGN.md decision 14); its own are 'ok'.
+ * 'stall': never answers; 'trickle': sends the first half of every range, then nothing.
  */
 export type OriginMode =
-  'ok' | 'corrupt' | 'corrupt-sparse' | 'stall' | 'changed' | 'error' | 'refuses-peers';
+  'ok' | 'corrupt' | 'corrupt-sparse' | 'stall' | 'trickle' | 'changed' | 'error' | 'refuses-peers';
 
 export interface NodeOptions extends Partial<CoreOptions> {
   /** How this node's origin answers. Default 'ok'. */
@@ -78,6 +79,8 @@ export class Mesh {
   private readonly links = new Map<string, { open: boolean; muted: boolean }>();
   private readonly inFlight: Array<{ from: number; to: number; item: Uint8Array | 'eof' }> = [];
   private actions: Action[] = [];
+  /** Bytes acknowledged by `acknowledgeDelivered`, by `${node}:${downloadId}`. */
+  private readonly acked = new Map<string, number>();
   private seq = 0;
 
   constructor(nodeOptions: readonly NodeOptions[], seed = 1) {
@@ -262,6 +265,25 @@ export class Mesh {
     const end = this.nowMs + limitMs;
     this.drive();
     while (!done() && this.nowMs < end) this.advance(stepMs);
+  }
+
+  /**
+   * Acknowledges (`delivered`) every byte node `node` was given for `downloadId` since the last
+   * call (for nodes without `autoAck`). Returns the total acknowledged so far.
+   */
+  acknowledgeDelivered(node: number, downloadId: number): number {
+    const total = this.deliveredBytes(node, downloadId).length;
+    const acked = this.acked.get(`${node}:${downloadId}`) ?? 0;
+    if (total > acked) {
+      this.input(node, {
+        type: 'delivered',
+        nowMs: this.nowMs,
+        downloadId,
+        byteCount: total - acked,
+      });
+      this.acked.set(`${node}:${downloadId}`, total);
+    }
+    return total;
   }
 
   eventsOf<T extends CoreEvent['type']>(
@@ -450,6 +472,7 @@ export class Mesh {
       for (const part of [body.subarray(0, half), body.subarray(half)]) {
         if (part.length > 0)
           handle({ type: 'origin-data', nowMs: this.nowMs, fetchId: fetch.fetchId, bytes: part });
+        if (mode === 'trickle') return; // and then nothing, for ever
       }
       handle({
         type: 'origin-end',
