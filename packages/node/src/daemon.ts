@@ -33,7 +33,7 @@ import {
 import type { Logger } from 'pino';
 import type { GetRequest } from './api-client.js';
 import { LanDiscovery, type DiscoveredPeer } from './discovery.js';
-import { DownloadJob, type HeaderPair, type JobHost } from './download-job.js';
+import { DownloadJob, type HeaderPair, type JobEvent, type JobHost } from './download-job.js';
 import { ObjectVerifier, userSha256, type ExpectedDigest } from './http/digest.js';
 import { OriginFetcher } from './http/origin-fetcher.js';
 import { probeOrigin, type OriginDescription } from './http/origin-probe.js';
@@ -48,6 +48,8 @@ import {
 import { FileSink, StreamSink, type DownloadSink } from './sinks.js';
 import { createNodeCryptoProvider } from './node-crypto-provider.js';
 import { NodeHost } from './node-host.js';
+import { deviceLabel } from './device-label.js';
+import { podId } from './pod.js';
 import type { BandwidthLimits } from './rate-limit.js';
 
 export interface DaemonConfig {
@@ -158,7 +160,7 @@ export class Daemon {
     this.host.on('download:failed', (e) => this.jobs.get(e.downloadId)?.onCoreEvent(e));
     this.host.on('peer:banned', (event) =>
       this.logger.warn(
-        { peer: toHex(event.deviceId).slice(0, 12), detail: event.detail },
+        { peer: this.peerLabel(toHex(event.deviceId)), detail: event.detail },
         'peer banned',
       ),
     );
@@ -281,6 +283,22 @@ export class Daemon {
     }));
   }
 
+  /** A device as people see it everywhere: `name (SHORTID)` (device-label.ts). */
+  peerLabel(hex: string): string {
+    if (hex === this.deviceIdHex) return deviceLabel(this.config.deviceName, hex);
+    return deviceLabel(this.peers.get(hex)?.name ?? '', hex);
+  }
+
+  /** A job event for the CLI: progress and done name each source (`sourceNames`). */
+  private labelled(event: JobEvent): JobEvent {
+    if (event.type !== 'progress' && event.type !== 'done') return event;
+    const sourceNames: Record<string, string> = {};
+    for (const key of Object.keys(event.bySource)) {
+      sourceNames[key] = this.peerLabel(key === 'self' ? this.deviceIdHex : key);
+    }
+    return { ...event, sourceNames };
+  }
+
   /** A pod member's beacon: the device with the smaller Device ID dials (one link per pair). */
   private onDiscovered(peer: DiscoveredPeer): void {
     const hex = toHex(peer.deviceId);
@@ -299,7 +317,7 @@ export class Daemon {
       };
       this.peers.set(hex, entry);
       this.logger.info(
-        { peer: hex.slice(0, 12), address: peer.address, port: peer.port },
+        { peer: this.peerLabel(hex), address: peer.address, port: peer.port },
         'peer discovered',
       );
     }
@@ -314,7 +332,7 @@ export class Daemon {
     const dialed = entry;
     this.host.dial(peer.port, peer.address).catch((error: Error) => {
       if (dialed.state === 'connecting') dialed.state = 'gone';
-      this.logger.warn({ peer: hex.slice(0, 12), error: error.message }, 'dial failed');
+      this.logger.warn({ peer: this.peerLabel(hex), error: error.message }, 'dial failed');
     });
   }
 
@@ -341,7 +359,10 @@ export class Daemon {
     entry.port = event.remote.listenPort || Number(port);
     this.peers.set(hex, entry);
     this.linkPeers.set(event.linkId, entry);
-    this.logger.info({ peer: hex.slice(0, 12), address: event.remoteAddress }, 'peer connected');
+    this.logger.info(
+      { peer: this.peerLabel(hex), address: event.remoteAddress },
+      'peer connected',
+    );
   }
 
   private onDisconnect(event: Extract<CoreEvent, { type: 'peer:disconnect' }>): void {
@@ -352,7 +373,7 @@ export class Daemon {
     entry.linkId = undefined;
     entry.sinceMs = performance.now();
     this.logger.info(
-      { peer: entry.deviceIdHex.slice(0, 12), reason: event.reason, detail: event.detail },
+      { peer: this.peerLabel(entry.deviceIdHex), reason: event.reason, detail: event.detail },
       'peer disconnected',
     );
   }
@@ -427,7 +448,12 @@ export class Daemon {
       return;
     }
     if (req.method === 'GET' && url.pathname === '/api/peers') {
-      sendJson(res, 200, { deviceId: formatDeviceId(this.deviceId), peers: this.peerRows() });
+      sendJson(res, 200, {
+        deviceId: formatDeviceId(this.deviceId),
+        deviceName: this.config.deviceName,
+        pod: podId(this.config.podSecret),
+        peers: this.peerRows(),
+      });
       return;
     }
     if (req.method === 'POST' && url.pathname === '/api/get') {
@@ -467,7 +493,7 @@ export class Daemon {
       });
     } else {
       res.writeHead(200, { 'content-type': 'application/x-ndjson' });
-      job.on('event', (event) => res.write(`${JSON.stringify(event)}\n`));
+      job.on('event', (event) => res.write(`${JSON.stringify(this.labelled(event))}\n`));
     }
     res.on('close', () => {
       if (!res.writableFinished) void job.cancel();

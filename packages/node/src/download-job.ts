@@ -44,6 +44,8 @@ export type JobEvent =
       readonly verifiedBytes: number;
       readonly totalBytes: number | undefined;
       readonly bySource: Readonly<Record<string, number>>;
+      /** Display label of each `bySource` key, `laptop (MFQWCYL)` (the daemon adds it). */
+      readonly sourceNames?: Readonly<Record<string, string>>;
     }
   | {
       readonly type: 'done';
@@ -53,6 +55,8 @@ export type JobEvent =
       readonly pooled: boolean;
       readonly seconds: number;
       readonly bySource: Readonly<Record<string, number>>;
+      /** As in `progress`. */
+      readonly sourceNames?: Readonly<Record<string, string>>;
     }
   | { readonly type: 'error'; readonly message: string };
 
