@@ -92,7 +92,12 @@ export interface PeersAnswer {
   readonly deviceName?: string;
   readonly pod?: string;
   readonly peers: PeerRow[];
-  readonly refused?: ReadonlyArray<{ address: string; reason: string; lastAt: string; count: number }>;
+  readonly refused?: ReadonlyArray<{
+    address: string;
+    reason: string;
+    lastAt: string;
+    count: number;
+  }>;
 }
 
 export async function getPeers(target: ApiTarget): Promise<PeersAnswer> {

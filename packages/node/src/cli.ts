@@ -201,7 +201,7 @@ program
     `
 Each device shows as its name and short Device ID (the first group of \`peapod id\`).
 "Refused" lists devices of another pod that tried to connect (they joined with another code).
-${examples('peapod peers', "peapod peers --json | jq '.peers[] | select(.state == \"connected\")'")}`,
+${examples('peapod peers', 'peapod peers --json | jq \'.peers[] | select(.state == "connected")\'')}`,
   )
   .action(async (options: { json?: boolean }) => {
     const answer = await getPeers(await apiTarget());
@@ -260,7 +260,10 @@ program
   .option('--rate <rate>', "each device's internet link", '50Mbit')
   .option('--daemons <n>', 'number of devices', '4')
   .option('--json', 'print a JSON summary')
-  .addHelpText('after', examples('peapod demo', 'peapod demo --size 64MiB --rate 20Mbit --daemons 3'))
+  .addHelpText(
+    'after',
+    examples('peapod demo', 'peapod demo --size 64MiB --rate 20Mbit --daemons 3'),
+  )
   .action(async (options: { size: string; rate: string; daemons: string; json?: boolean }) => {
     const size = parseSize(options.size);
     if (size === undefined)

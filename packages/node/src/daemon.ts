@@ -359,10 +359,7 @@ export class Daemon {
     entry.port = event.remote.listenPort || Number(port);
     this.peers.set(hex, entry);
     this.linkPeers.set(event.linkId, entry);
-    this.logger.info(
-      { peer: this.peerLabel(hex), address: event.remoteAddress },
-      'peer connected',
-    );
+    this.logger.info({ peer: this.peerLabel(hex), address: event.remoteAddress }, 'peer connected');
   }
 
   private onDisconnect(event: Extract<CoreEvent, { type: 'peer:disconnect' }>): void {

@@ -127,7 +127,7 @@ async function download(
   const progress = new ProgressLine(process.stderr, { label: pool ? 'pooled' : 'alone ' });
   for await (const event of getEvents(target, { url, output, pool, headers: [] })) {
     if (event.type === 'progress' && !json) {
-      progress.update(event.verifiedBytes, event.totalBytes, event.bySource);
+      progress.update(event.verifiedBytes, event.totalBytes, event.bySource, event.sourceNames);
     }
     if (event.type === 'done') {
       if (!json)

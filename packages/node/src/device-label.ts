@@ -11,7 +11,8 @@ import { formatDeviceId } from '@peapod/core';
 
 /** The first group of the formatted Device ID, e.g. `MFQWCYL`. */
 export function shortDeviceId(deviceId: Uint8Array | string): string {
-  const raw = typeof deviceId === 'string' ? Uint8Array.from(Buffer.from(deviceId, 'hex')) : deviceId;
+  const raw =
+    typeof deviceId === 'string' ? Uint8Array.from(Buffer.from(deviceId, 'hex')) : deviceId;
   return formatDeviceId(raw).slice(0, 7);
 }
 

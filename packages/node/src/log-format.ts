@@ -25,7 +25,8 @@ const LEVEL_NAMES: Readonly<Record<number, string>> = {
 };
 
 function fieldValue(value: unknown): string {
-  if (typeof value === 'string') return /[\s"=]/.test(value) || value === '' ? JSON.stringify(value) : value;
+  if (typeof value === 'string')
+    return /[\s"=]/.test(value) || value === '' ? JSON.stringify(value) : value;
   if (typeof value === 'object' && value !== null) return JSON.stringify(value);
   return String(value);
 }

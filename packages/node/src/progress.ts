@@ -87,7 +87,10 @@ export function renderProgress(snapshot: ProgressSnapshot, columns: number): str
   const sum = Object.values(snapshot.bySource).reduce((a, b) => a + b, 0);
   const shares = Object.entries(snapshot.bySource)
     .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
-    .map(([key, bytes]) => `${sourceLabel(key, snapshot.labels)} ${sum ? Math.round((bytes / sum) * 100) : 0}%`);
+    .map(
+      ([key, bytes]) =>
+        `${sourceLabel(key, snapshot.labels)} ${sum ? Math.round((bytes / sum) * 100) : 0}%`,
+    );
   // Display order; `rank` is the order in which segments claim the width.
   const segments: Array<{ rank: number; text: string | ((room: number) => string) }> = [
     { rank: 0, text: head },
@@ -168,7 +171,12 @@ export class ProgressLine {
     const now = this.now();
     this.samples.push({ ms: now, bytes: verifiedBytes });
     while (this.samples.length > 2 && now - this.samples[0]!.ms > 5000) this.samples.shift();
-    this.last = { verifiedBytes, totalBytes, bySource, ...(labels === undefined ? {} : { labels }) };
+    this.last = {
+      verifiedBytes,
+      totalBytes,
+      bySource,
+      ...(labels === undefined ? {} : { labels }),
+    };
     if (!this.tty && this.options.plain === false) return;
     if (now - this.lastDrawMs < (this.tty ? 250 : 10_000)) return;
     this.lastDrawMs = now;
@@ -212,7 +220,9 @@ export class ProgressLine {
       {
         ...this.last,
         ...(this.options.label === undefined ? {} : { label: this.options.label }),
-        rateBytesPerSec: this.rate(), elapsedSec: (this.now() - this.startMs) / 1000 },
+        rateBytesPerSec: this.rate(),
+        elapsedSec: (this.now() - this.startMs) / 1000,
+      },
       columns,
     );
     if (this.tty) {

@@ -11,6 +11,7 @@
  * step (error-text.ts). Ctrl-C (SIGINT) closes the job's connection (the daemon then keeps the
  * part file), says where a re-run resumes, and exits 130. Exit statuses: `GET_EXIT_CODES`.
  */
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import {
@@ -61,7 +62,8 @@ interface Screen {
 export async function runGet(target: ApiTarget, url: string, options: GetOptions): Promise<number> {
   const headers = (options.header ?? []).map((line) => {
     const colon = line.indexOf(':');
-    if (colon <= 0) throw new UsageError(`bad --header ${JSON.stringify(line)}: expected "Name: value"`);
+    if (colon <= 0)
+      throw new UsageError(`bad --header ${JSON.stringify(line)}: expected "Name: value"`);
     return { name: line.slice(0, colon).trim(), value: line.slice(colon + 1).trim() };
   });
   if (options.sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(options.sha256)) {
@@ -83,11 +85,12 @@ export async function runGet(target: ApiTarget, url: string, options: GetOptions
   };
   const interrupted = onInterrupt(() => {
     const at = screen.progress.verifiedBytes;
+    const from = toStdout ? 0 : checkpointOf(job.output);
     const message = toStdout
       ? 'interrupted; the bytes went to stdout, so a re-run starts over'
-      : at > 0
-        ? `interrupted at ${formatBytes(at)}; re-run the same command to resume from ${formatBytes(at)} (the part file is kept)`
-        : 'interrupted before any byte was verified; re-run the same command to start again';
+      : from > 0
+        ? `interrupted at ${formatBytes(Math.max(at, from))}; re-run the same command to resume from ${formatBytes(from)} (the part file is kept)`
+        : 'interrupted before the first checkpoint; re-run the same command to start again';
     if (options.json) {
       // With -o - stdout carries the bytes: the summary goes to stderr, as on success.
       (toStdout ? process.stderr : process.stdout).write(
@@ -114,6 +117,21 @@ export async function runGet(target: ApiTarget, url: string, options: GetOptions
       : GET_EXIT_CODES.failed;
   } finally {
     interrupted.dispose();
+  }
+}
+
+/**
+ * Where a re-run resumes: the verified prefix the part file's sidecar records (output-file.ts
+ * names it `FILE.peapod-part.json`), 0 when there is none yet.
+ */
+function checkpointOf(output: string): number {
+  try {
+    const sidecar = JSON.parse(readFileSync(`${output}.peapod-part.json`, 'utf8')) as {
+      verifiedBytes?: unknown;
+    };
+    return Number.isSafeInteger(sidecar.verifiedBytes) ? (sidecar.verifiedBytes as number) : 0;
+  } catch {
+    return 0;
   }
 }
 
@@ -171,7 +189,8 @@ async function toFile(
               `(${formatBytes(rate)}/s, ${event.pooled ? 'pooled' : 'single source'}); ` +
               `sha256 ${event.sha256}; verified: ${event.verified.length > 0 ? event.verified.join(', ') : 'no digest known (pod helpers spot-checked)'}`,
           );
-          if (event.pooled) progress.note(`peapod: sources: ${shares(event.bySource, event.sourceNames)}`);
+          if (event.pooled)
+            progress.note(`peapod: sources: ${shares(event.bySource, event.sourceNames)}`);
         }
         return GET_EXIT_CODES.ok;
       }
@@ -186,7 +205,9 @@ async function toFile(
       }
     }
   }
-  throw new Error('the daemon closed the connection before the download ended (did it stop? `peapod peers` tells whether it runs)');
+  throw new Error(
+    'the daemon closed the connection before the download ended (did it stop? `peapod peers` tells whether it runs)',
+  );
 }
 
 /** `laptop (MFQWCYL) 52% · phone (KXQ2D3A) 48%`, largest first. */
@@ -197,7 +218,9 @@ function shares(
   const sum = Object.values(bySource).reduce((a, b) => a + b, 0);
   return Object.entries(bySource)
     .sort((a, b) => b[1] - a[1])
-    .map(([key, bytes]) => `${sourceLabel(key, names)} ${sum ? Math.round((bytes / sum) * 100) : 0}%`)
+    .map(
+      ([key, bytes]) => `${sourceLabel(key, names)} ${sum ? Math.round((bytes / sum) * 100) : 0}%`,
+    )
     .join(' · ');
 }
 
@@ -223,7 +246,9 @@ async function streamToStdout(
       screen.progress.finish(`peapod: -: ${formatBytes(bytes)} to stdout; ${result.slice(3)}`);
     return GET_EXIT_CODES.ok;
   }
-  screen.progress.finish(`peapod: download failed: ${explainError(result.replace(/^error: /, ''))}`);
+  screen.progress.finish(
+    `peapod: download failed: ${explainError(result.replace(/^error: /, ''))}`,
+  );
   return GET_EXIT_CODES.failed;
 }
 

@@ -12,10 +12,13 @@ import type { PeersAnswer } from '../api-client.js';
 /** Pads each column to its widest cell. */
 function table(rows: readonly (readonly string[])[]): string[] {
   const widths: number[] = [];
-  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, [...cell].length)));
+  for (const row of rows)
+    row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, [...cell].length)));
   return rows.map((row) =>
     row
-      .map((cell, i) => (i === row.length - 1 ? cell : cell + ' '.repeat(widths[i]! - [...cell].length)))
+      .map((cell, i) =>
+        i === row.length - 1 ? cell : cell + ' '.repeat(widths[i]! - [...cell].length),
+      )
       .join('  ')
       .trimEnd(),
   );
