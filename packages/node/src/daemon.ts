@@ -289,9 +289,18 @@ export class Daemon {
     return deviceLabel(this.peers.get(hex)?.name ?? '', hex);
   }
 
-  /** A job event for the CLI: progress and done name each source (`sourceNames`). */
+  /** `text` with each Device ID in hex written as `name (SHORTID)`. */
+  nameDevices(text: string): string {
+    return text.replace(/\b[0-9a-f]{64}\b/g, (hex) => this.peerLabel(hex));
+  }
+
+  /**
+   * A job event for the CLI: progress and done name each source (`sourceNames`); a Device ID
+   * in hex in a note or an error (the core names devices so) becomes `name (SHORTID)`.
+   */
   private labelled(event: JobEvent): JobEvent {
-    if (event.type !== 'progress' && event.type !== 'done') return event;
+    if (event.type === 'error') return { ...event, message: this.nameDevices(event.message) };
+    if (event.type === 'start') return { ...event, note: this.nameDevices(event.note) };
     const sourceNames: Record<string, string> = {};
     for (const key of Object.keys(event.bySource)) {
       sourceNames[key] = this.peerLabel(key === 'self' ? this.deviceIdHex : key);
@@ -484,7 +493,7 @@ export class Daemon {
       });
       job.on('event', (event) => {
         if (event.type === 'error') {
-          res.addTrailers({ 'x-peapod-result': `error: ${event.message}` });
+          res.addTrailers({ 'x-peapod-result': `error: ${this.nameDevices(event.message)}` });
           res.end();
         }
       });

@@ -35,6 +35,7 @@ import { SETTINGS } from '../src/data-dir.js';
 import { startDevOrigin, type DevOrigin } from '../src/dev-origin.js';
 import { explainError } from '../src/error-text.js';
 import { CLI_PATH, freeTcpPort, waitFor } from '../src/local-pod.js';
+import { renderPeers } from '../src/commands/peers.js';
 import { prettyLine } from '../src/log-format.js';
 import { formatBytes } from '../src/rate-limit.js';
 import { podId } from '../src/pod.js';
@@ -158,6 +159,38 @@ describe('sentences for people (pure)', () => {
     );
   });
 
+  test('peers: members by name and short ID; refused devices of another pod, when reported', () => {
+    const base = {
+      deviceId: 'MFQWCYL-BMFQWCB-YLBMFQW-CYLBMFZ-QWCYLBM-FQWCYLQ-BMFQWCY-LBMFQQE',
+      deviceName: 'laptop',
+      pod: 'DL4K-QD7M',
+      peers: [],
+    };
+    // A daemon without the `refused` field (older, or none to report) still renders.
+    assert.deepEqual(renderPeers(base), [
+      'Pod:         DL4K-QD7M',
+      `This device: laptop (MFQWCYL)  ${base.deviceId}`,
+      '',
+      'No pod members seen yet. Is `peapod daemon` running on the others, in this pod?',
+    ]);
+    const lines = renderPeers({
+      ...base,
+      refused: [
+        {
+          address: '192.0.2.7',
+          reason: 'not in this pod',
+          lastAt: '2026-12-01T20:00:00.000Z',
+          count: 3,
+        },
+      ],
+    });
+    assert.match(
+      lines.join('\n'),
+      /\nRefused: 3 connection attempts from devices not in this pod .*peapod join CODE/,
+    );
+    assert.equal(lines.at(-1), '  192.0.2.7  3      2026-12-01T20:00:00.000Z  not in this pod');
+  });
+
   test('a pino record as a line a person reads', () => {
     const line = prettyLine(
       JSON.stringify({
@@ -246,6 +279,12 @@ describe('peapod get, peers and daemon as processes', () => {
     ]);
     assert.equal(result.status, 2, result.stderr);
     assert.match(result.stderr, /^peapod: bad --header "no colon": expected "Name: value"\n/);
+    const ftp = await pod.get(0, ['ftp://example.com/x', '-o', join(pod.root, 'x')]);
+    assert.equal(ftp.status, 2, ftp.stderr);
+    assert.match(
+      ftp.stderr,
+      /^peapod: not an http\(s\) URL: "ftp:\/\/example\.com\/x"; give the whole URL/,
+    );
   });
 
   test('pooled: the summary names each source `name (SHORTID)`', async () => {

@@ -60,6 +60,11 @@ interface Screen {
 }
 
 export async function runGet(target: ApiTarget, url: string, options: GetOptions): Promise<number> {
+  if (!isHttpUrl(url)) {
+    throw new UsageError(
+      `not an http(s) URL: ${JSON.stringify(url)}; give the whole URL, e.g. https://example.com/file.iso`,
+    );
+  }
   const headers = (options.header ?? []).map((line) => {
     const colon = line.indexOf(':');
     if (colon <= 0)
@@ -250,6 +255,15 @@ async function streamToStdout(
     `peapod: download failed: ${explainError(result.replace(/^error: /, ''))}`,
   );
   return GET_EXIT_CODES.failed;
+}
+
+function isHttpUrl(text: string): boolean {
+  try {
+    const { protocol } = new URL(text);
+    return protocol === 'http:' || protocol === 'https:';
+  } catch {
+    return false;
+  }
 }
 
 function defaultName(url: string): string {
