@@ -223,7 +223,7 @@ program
     (line: string, previous: string[] | undefined) => [...(previous ?? []), line],
   )
   .option('--no-pool', 'download from the origin alone')
-  .option('--json', 'print a JSON summary on stdout')
+  .option('--json', 'print a JSON summary on stdout (on stderr with -o -)')
   .option('-q, --quiet', 'no progress line')
   .addHelpText(
     'after',

@@ -354,6 +354,31 @@ describe('peapod get, peers and daemon as processes', () => {
     },
   );
 
+  test(
+    '-o - with stderr a terminal: the bytes on stdout, the notes on the terminal',
+    {
+      skip: hasCommand('script')
+        ? false
+        : 'util-linux `script` (a pseudo-terminal) is not installed',
+    },
+    async () => {
+      const output = join(pod.root, 'stdout-tty.bin');
+      const command = `exec '${process.execPath}' '${CLI_PATH}' get '${origin.url}/object.bin' -o - > '${output}'`;
+      const run = await new Promise<{ status: number; text: string }>((resolve) => {
+        const child = spawn('script', ['-qec', command, '/dev/null'], {
+          env: { ...process.env, PEAPOD_HOME: pod.daemons[0]!.home },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let text = '';
+        child.stdout.on('data', (part: Buffer) => (text += part.toString()));
+        child.once('close', (code) => resolve({ status: code ?? -1, text }));
+      });
+      assert.equal(run.status, 0, run.text);
+      assert.match(run.text, /peapod: -: 6\.0 MiB to stdout; sha256=[0-9a-f]{64}\r\n$/);
+      assert.equal(await sha256(output), origin.sha256('object.bin'));
+    },
+  );
+
   test('-o - with stderr not a terminal: the bytes on stdout, nothing on stderr', async () => {
     const result = await pod.get(0, [`${origin.url}/object.bin`, '-o', '-']);
     assert.equal(result.status, 0, result.stderr);

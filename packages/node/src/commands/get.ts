@@ -191,8 +191,10 @@ async function toFile(
           const rate = (event.totalBytes - startOffset) / Math.max(0.001, event.seconds);
           progress.finish(
             `peapod: ${job.output}: ${formatBytes(event.totalBytes)} in ${event.seconds.toFixed(1)} s ` +
-              `(${formatBytes(rate)}/s, ${event.pooled ? 'pooled' : 'single source'}); ` +
-              `sha256 ${event.sha256}; verified: ${event.verified.length > 0 ? event.verified.join(', ') : 'no digest known (pod helpers spot-checked)'}`,
+              `(${formatBytes(rate)}/s, ${event.pooled ? 'pooled' : 'single source'})`,
+          );
+          progress.note(
+            `peapod: sha256 ${event.sha256}; verified: ${event.verified.length > 0 ? event.verified.join(', ') : 'no digest known (pod helpers spot-checked)'}`,
           );
           if (event.pooled)
             progress.note(`peapod: sources: ${shares(event.bySource, event.sourceNames)}`);
