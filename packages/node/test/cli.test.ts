@@ -62,6 +62,22 @@ function cli(
   );
 }
 
+/**
+ * Runs a shell command in a real pseudo-terminal (util-linux `script`), with `PEAPOD_HOME`;
+ * resolves with its status and everything the terminal showed.
+ */
+function inTerminal(command: string, home: string): Promise<{ status: number; text: string }> {
+  const child = spawn('script', ['-qec', command, '/dev/null'], {
+    env: { ...process.env, PEAPOD_HOME: home },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let text = '';
+  child.stdout.on('data', (part: Buffer) => (text += part.toString()));
+  return new Promise((resolve) =>
+    child.once('close', (code) => resolve({ status: code ?? -1, text })),
+  );
+}
+
 function hasCommand(name: string): boolean {
   try {
     execFileSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' });
@@ -322,15 +338,7 @@ describe('peapod get, peers and daemon as processes', () => {
     async () => {
       const output = join(pod.root, 'tty.bin');
       const command = `stty cols 64 rows 20; exec '${process.execPath}' '${CLI_PATH}' get '${slow.url}/slow.bin' -o '${output}' --no-pool`;
-      const run = await new Promise<{ status: number; text: string }>((resolve) => {
-        const child = spawn('script', ['-qec', command, '/dev/null'], {
-          env: { ...process.env, PEAPOD_HOME: pod.daemons[0]!.home },
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        let text = '';
-        child.stdout.on('data', (part: Buffer) => (text += part.toString()));
-        child.once('close', (code) => resolve({ status: code ?? -1, text }));
-      });
+      const run = await inTerminal(command, pod.daemons[0]!.home);
       assert.equal(run.status, 0, run.text);
       const draws = run.text
         .split('\r')
@@ -364,15 +372,7 @@ describe('peapod get, peers and daemon as processes', () => {
     async () => {
       const output = join(pod.root, 'stdout-tty.bin');
       const command = `exec '${process.execPath}' '${CLI_PATH}' get '${origin.url}/object.bin' -o - > '${output}'`;
-      const run = await new Promise<{ status: number; text: string }>((resolve) => {
-        const child = spawn('script', ['-qec', command, '/dev/null'], {
-          env: { ...process.env, PEAPOD_HOME: pod.daemons[0]!.home },
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        let text = '';
-        child.stdout.on('data', (part: Buffer) => (text += part.toString()));
-        child.once('close', (code) => resolve({ status: code ?? -1, text }));
-      });
+      const run = await inTerminal(command, pod.daemons[0]!.home);
       assert.equal(run.status, 0, run.text);
       assert.match(run.text, /peapod: -: 6\.0 MiB to stdout; sha256=[0-9a-f]{64}\r\n$/);
       assert.equal(await sha256(output), origin.sha256('object.bin'));
