@@ -389,6 +389,17 @@ describe('peapod get, peers and daemon as processes', () => {
     );
   });
 
+  test('-o - into a reader that leaves early: a sentence, exit 1', async () => {
+    const run = pod.startGet(0, [`${slow.url}/slow.bin`, '-o', '-']);
+    run.child.stdout!.once('data', () => run.child.stdout!.destroy());
+    const result = await run.done;
+    assert.equal(result.status, 1, result.stderr);
+    assert.equal(
+      result.stderr,
+      'peapod: stdout was closed before the download ended (the reading program exited)\n',
+    );
+  });
+
   test('Ctrl-C: exit 130, a sentence on how to resume; the re-run resumes', async () => {
     const output = join(pod.root, 'interrupted.bin');
     const run = pod.startGet(0, [`${slow.url}/slow.bin`, '-o', output, '--no-pool']);

@@ -244,7 +244,16 @@ async function streamToStdout(
     bytes += part.length;
     if (draw) screen.progress.update(bytes, undefined, {});
   });
-  await pipeline(res, process.stdout, { end: false });
+  try {
+    await pipeline(res, process.stdout, { end: false });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EPIPE') throw error;
+    // `peapod get URL -o - | head`: the reader left; as curl, say so and fail.
+    screen.progress.finish(
+      'peapod: stdout was closed before the download ended (the reading program exited)',
+    );
+    return GET_EXIT_CODES.failed;
+  }
   const result = res.trailers['x-peapod-result'] ?? 'error: the daemon did not say how it ended';
   if (result.startsWith('ok')) {
     if (options.json)
