@@ -490,6 +490,8 @@ export class Daemon {
       res.writeHead(200, {
         'content-type': 'application/octet-stream',
         trailer: 'x-peapod-result',
+        // For the CLI's progress line (percent, ETA) on a terminal.
+        ...(job.totalBytes === undefined ? {} : { 'x-peapod-total-bytes': String(job.totalBytes) }),
       });
       job.on('event', (event) => {
         if (event.type === 'error') {

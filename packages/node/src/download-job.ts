@@ -129,6 +129,11 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
     super();
   }
 
+  /** The object's size when the origin stated it. */
+  get totalBytes(): number | undefined {
+    return this.plan.totalBytes;
+  }
+
   /** Runs the job; resolves when it is done or failed (see the events). */
   async run(): Promise<void> {
     const { totalBytes, pooled, note } = this.plan;

@@ -374,7 +374,9 @@ describe('peapod get, peers and daemon as processes', () => {
       const command = `exec '${process.execPath}' '${CLI_PATH}' get '${origin.url}/object.bin' -o - > '${output}'`;
       const run = await inTerminal(command, pod.daemons[0]!.home);
       assert.equal(run.status, 0, run.text);
-      assert.match(run.text, /peapod: -: 6\.0 MiB to stdout; sha256=[0-9a-f]{64}\r\n$/);
+      // The daemon states the size (x-peapod-total-bytes): the line has a percent and total.
+      assert.match(run.text, /\r(\[[#.]+\] )?\d+\.\d% [\d.]+ (B|KiB|MiB) \/ 6\.0 MiB/);
+      assert.match(run.text, /\r\x1b\[Kpeapod: -: 6\.0 MiB to stdout; sha256=[0-9a-f]{64}\r\n$/);
       assert.equal(await sha256(output), origin.sha256('object.bin'));
     },
   );

@@ -240,9 +240,10 @@ async function streamToStdout(
   const res = await getStream(target, job);
   let bytes = 0;
   const draw = screen.chatty && !options.quiet;
+  const total = Number(res.headers['x-peapod-total-bytes']);
   res.on('data', (part: Buffer) => {
     bytes += part.length;
-    if (draw) screen.progress.update(bytes, undefined, {});
+    if (draw) screen.progress.update(bytes, Number.isSafeInteger(total) ? total : undefined, {});
   });
   try {
     await pipeline(res, process.stdout, { end: false });
