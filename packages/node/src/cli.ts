@@ -26,7 +26,11 @@ const program = new Command('peapod')
     'PeaPod: devices that need the same bytes share the work of getting them.\n' +
       'Pool the internet links of your devices for one big download, every byte verified.',
   )
-  .showHelpAfterError('(run `peapod --help` for usage)')
+  .showHelpAfterError('(add --help to the command for its usage and examples)')
+  // Usage errors read like every other error: `peapod: ...`.
+  .configureOutput({
+    outputError: (text, write) => write(`peapod: ${text.replace(/^error: /, '')}`),
+  })
   .exitOverride() // usage errors exit 2 (below), not commander's 1
   .addHelpText(
     'after',

@@ -295,6 +295,9 @@ describe('peapod get, peers and daemon as processes', () => {
     ]);
     assert.equal(result.status, 2, result.stderr);
     assert.match(result.stderr, /^peapod: bad --header "no colon": expected "Name: value"\n/);
+    const unknown = await pod.get(0, ['http://127.0.0.1:9/x', '--bogus']);
+    assert.equal(unknown.status, 2, unknown.stderr);
+    assert.match(unknown.stderr, /^peapod: unknown option '--bogus'\n\(add --help to the command/);
     const ftp = await pod.get(0, ['ftp://example.com/x', '-o', join(pod.root, 'x')]);
     assert.equal(ftp.status, 2, ftp.stderr);
     assert.match(
