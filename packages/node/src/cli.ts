@@ -87,7 +87,7 @@ program
   .option('--json', 'print a JSON object')
   .addHelpText(
     'after',
-    examples('peapod join PEAPOD-XXXX-...   (the code `peapod code` prints on a member)'),
+    examples('peapod join peapod1-...   (the code `peapod code` prints on a pod member)'),
   )
   .action(async (code: string, options: { json?: boolean }) => {
     const secret = parseJoinCode(code);
