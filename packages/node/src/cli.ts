@@ -10,7 +10,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { formatDeviceId, PeapodError } from '@peapod/core';
-import { ApiError, DaemonUnreachable, getPeers, type ApiTarget } from './api-client.js';
+import { ApiError, ApiRefused, DaemonUnreachable, getPeers, type ApiTarget } from './api-client.js';
 import { GET_EXIT_HELP, runGet, UsageError } from './commands/get.js';
 import { renderPeers } from './commands/peers.js';
 import { createLogger, LOG_FORMATS, type LogFormat } from './log-format.js';
@@ -351,18 +351,19 @@ async function requirePod(dir: DataDir): Promise<Uint8Array> {
 /** The running daemon's API: from its daemon.json when that process is alive, else config. */
 async function apiTarget(): Promise<ApiTarget> {
   const dir = await DataDir.open();
+  const apiKey = await dir.loadApiKey(); // the daemon's own key: same data directory, same file
   try {
     const run = JSON.parse(
       await readFile(join(dir.path, DAEMON_RUN_FILE), 'utf8'),
     ) as Partial<DaemonRunFile>;
     if (typeof run.apiHost === 'string' && Number.isInteger(run.apiPort) && isAlive(run.pid)) {
-      return { host: run.apiHost, port: run.apiPort! };
+      return { host: run.apiHost, port: run.apiPort!, apiKey };
     }
   } catch {
     // no daemon.json: fall back to the configured address
   }
   const { config } = await dir.loadConfig({ env: process.env });
-  return { host: config.bindAddress, port: config.apiPort };
+  return { host: config.bindAddress, port: config.apiPort, apiKey };
 }
 
 function isAlive(pid: unknown): boolean {
@@ -394,5 +395,7 @@ program.parseAsync().catch((error: unknown) => {
     process.stderr.write('(run `peapod get --help` for usage)\n');
     process.exit(2);
   }
-  process.exit(error instanceof DaemonUnreachable || error instanceof ApiError ? 3 : 1);
+  const noDaemon =
+    error instanceof DaemonUnreachable || error instanceof ApiError || error instanceof ApiRefused;
+  process.exit(noDaemon ? 3 : 1);
 });

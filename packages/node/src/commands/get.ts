@@ -16,6 +16,7 @@ import { resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import {
   ApiError,
+  ApiRefused,
   DaemonUnreachable,
   getEvents,
   getStream,
@@ -109,7 +110,10 @@ export async function runGet(target: ApiTarget, url: string, options: GetOptions
       : await toFile(target, job, url, options, screen);
   } catch (error) {
     if (error instanceof UsageError) throw error;
-    const noDaemon = error instanceof DaemonUnreachable || error instanceof ApiError;
+    const noDaemon =
+      error instanceof DaemonUnreachable ||
+      error instanceof ApiError ||
+      error instanceof ApiRefused;
     const message = explainError(error instanceof Error ? error.message : String(error));
     if (options.json) {
       (toStdout ? process.stderr : process.stdout).write(
