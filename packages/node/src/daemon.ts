@@ -214,7 +214,12 @@ export class Daemon {
       this.onDiscovered({ ...known, firstSeen: true, kind: 'announce' });
     }
     this.logger.info(
-      { deviceId: formatDeviceId(this.deviceId), peerPort: peer.port, apiPort: api.port },
+      {
+        device: this.peerLabel(this.deviceIdHex),
+        deviceId: formatDeviceId(this.deviceId),
+        peerPort: peer.port,
+        apiPort: api.port,
+      },
       'daemon started',
     );
     return { peer, api };

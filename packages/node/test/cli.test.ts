@@ -530,7 +530,11 @@ describe('peapod get, peers and daemon as processes', () => {
       .split('\n')
       .filter((line) => line !== '');
     assert.ok(
-      pretty.some((line) => /^\d\d:\d\d:\d\d\.\d{3} INFO  daemon started {2}deviceId=/.test(line)),
+      pretty.some((line) =>
+        /^\d\d:\d\d:\d\d\.\d{3} INFO  daemon started {2}device="device2 \([A-Z2-7]{7}\)" deviceId=/.test(
+          line,
+        ),
+      ),
       pretty.join('\n'),
     );
     assert.ok(
