@@ -31,7 +31,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
-import { SETTINGS } from '../src/data-dir.js';
+import { jsonProblem, SETTINGS } from '../src/data-dir.js';
 import { startDevOrigin, type DevOrigin } from '../src/dev-origin.js';
 import { explainError } from '../src/error-text.js';
 import { CLI_PATH, freeTcpPort, waitFor } from '../src/local-pod.js';
@@ -205,6 +205,27 @@ describe('sentences for people (pure)', () => {
       /\nRefused: 3 connection attempts from devices not in this pod .*peapod join CODE/,
     );
     assert.equal(lines.at(-1), '  192.0.2.7  3      2026-12-01T20:00:00.000Z  not in this pod');
+  });
+
+  test('a JSON syntax error is placed on a line and column of the text, for any text', () => {
+    const jsonish = fc.string({ unit: fc.constantFrom(...'{}[]:,"\n 1a-tn\\'), maxLength: 40 });
+    fc.assert(
+      fc.property(fc.oneof(jsonish, fc.string({ maxLength: 40 })), (text) => {
+        let message: string | undefined;
+        try {
+          JSON.parse(text);
+        } catch (error) {
+          message = (error as Error).message;
+        }
+        if (message === undefined) return;
+        const where = /^line (\d+), column (\d+): ./.exec(jsonProblem(text, message));
+        assert.ok(where !== null, `${JSON.stringify(text)}: ${jsonProblem(text, message)}`);
+        const lines = text.split('\n');
+        const line = Number(where[1]);
+        assert.ok(line >= 1 && line <= lines.length);
+        assert.ok(Number(where[2]) >= 1 && Number(where[2]) <= lines[line - 1]!.length + 1);
+      }),
+    );
   });
 
   test('a pino record as a line a person reads', () => {
