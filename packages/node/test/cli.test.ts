@@ -41,6 +41,7 @@ import { formatBytes } from '../src/rate-limit.js';
 import { podId } from '../src/pod.js';
 import { renderProgress, type ProgressSnapshot } from '../src/progress.js';
 import { PodFixture } from './support/pod-fixture.js';
+import { hasOpenssl, selfSignedCertificate } from './support/tls.js';
 
 const MiB = 1024 * 1024;
 
@@ -467,30 +468,12 @@ describe('peapod get, peers and daemon as processes', () => {
 
   test(
     'a self-signed origin certificate: the sentence says how to trust it',
-    { skip: hasCommand('openssl') ? false : 'openssl is not installed' },
+    { skip: hasOpenssl() ? false : 'openssl is not installed' },
     async () => {
       const dir = await mkdtemp(join(tmpdir(), 'peapod-cli-tls-'));
       closers.push(() => rm(dir, { recursive: true, force: true }));
-      execFileSync(
-        'openssl',
-        [
-          ...[
-            'req',
-            '-x509',
-            '-newkey',
-            'ec',
-            '-pkeyopt',
-            'ec_paramgen_curve:prime256v1',
-            '-nodes',
-          ],
-          ...['-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1'],
-          ...['-subj', '/CN=localhost'],
-        ],
-        { stdio: 'ignore' },
-      );
-      const server = createHttpsServer(
-        { key: await readFile(join(dir, 'key.pem')), cert: await readFile(join(dir, 'cert.pem')) },
-        (_req, res) => res.end('never'),
+      const server = createHttpsServer(await selfSignedCertificate(dir), (_req, res) =>
+        res.end('never'),
       );
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
       closers.push(() => new Promise((resolve) => server.close(resolve)));
