@@ -7,7 +7,9 @@
  * - `startGet()`: `POST /api/get` with a JSON job; the answer streams NDJSON `JobEvent`s (for a
  *   file output) or the object's bytes (for `-o -`, with the outcome in the `x-peapod-result`
  *   trailer).
- * A daemon that is not running gives one clear error that says how to start it.
+ * A daemon that is not running gives one clear error that says how to start it
+ * (`DaemonUnreachable`); a refusal (`ApiError`) carries the daemon's own sentence from its
+ * `{"error": "..."}` body, never the raw JSON.
  */
 import { request, type IncomingMessage } from 'node:http';
 import { API_KEY_HEADER, ApiRefusalCodes } from './api-guard.js';
@@ -37,6 +39,30 @@ export class DaemonUnreachable extends Error {
         'Start one with `peapod daemon` (and `peapod init` first on a new device).',
     );
   }
+}
+
+/** The daemon answered with an error status; `message` is its sentence. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The `ApiError` for a non-200 answer: the sentence of an `{error}` body, else the text. */
+async function apiError(res: IncomingMessage): Promise<ApiError> {
+  const text = await readAll(res);
+  let message = text.trim();
+  try {
+    const body = JSON.parse(text) as { error?: unknown };
+    if (typeof body.error === 'string') message = body.error;
+  } catch {
+    // not JSON: the text as it is
+  }
+  if (message === '') message = `the daemon answered HTTP ${res.statusCode ?? 0} with no reason`;
+  return new ApiError(res.statusCode ?? 0, message);
 }
 
 /**
@@ -102,19 +128,30 @@ async function readAll(res: IncomingMessage): Promise<string> {
   return Buffer.concat(parts).toString('utf8');
 }
 
-export async function getPeers(target: ApiTarget): Promise<{ deviceId: string; peers: PeerRow[] }> {
+/** `GET /api/peers`; `refused` is absent from daemons that do not report it. */
+export interface PeersAnswer {
+  readonly deviceId: string;
+  readonly deviceName?: string;
+  readonly pod?: string;
+  readonly peers: PeerRow[];
+  readonly refused?: ReadonlyArray<{
+    address: string;
+    reason: string;
+    lastAt: string;
+    count: number;
+  }>;
+}
+
+export async function getPeers(target: ApiTarget): Promise<PeersAnswer> {
   const res = await call(target, 'GET', '/api/peers');
-  const text = await readAll(res);
-  if (res.statusCode !== 200) throw new Error(`the daemon answered ${res.statusCode}: ${text}`);
-  return JSON.parse(text) as { deviceId: string; peers: PeerRow[] };
+  if (res.statusCode !== 200) throw await apiError(res);
+  return JSON.parse(await readAll(res)) as PeersAnswer;
 }
 
 /** Starts a job; for a file output, yields its events as they come. */
 export async function* getEvents(target: ApiTarget, job: GetRequest): AsyncGenerator<JobEvent> {
   const res = await call(target, 'POST', '/api/get', job);
-  if (res.statusCode !== 200) {
-    throw new Error(`the daemon refused the download: ${await readAll(res)}`);
-  }
+  if (res.statusCode !== 200) throw await apiError(res);
   let pending = '';
   for await (const part of res) {
     pending += (part as Buffer).toString('utf8');
@@ -130,8 +167,6 @@ export async function* getEvents(target: ApiTarget, job: GetRequest): AsyncGener
 /** Starts a job whose bytes come back in the response (`-o -`). */
 export async function getStream(target: ApiTarget, job: GetRequest): Promise<IncomingMessage> {
   const res = await call(target, 'POST', '/api/get', job);
-  if (res.statusCode !== 200) {
-    throw new Error(`the daemon refused the download: ${await readAll(res)}`);
-  }
+  if (res.statusCode !== 200) throw await apiError(res);
   return res;
 }

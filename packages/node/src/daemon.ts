@@ -37,7 +37,7 @@ import {
 import type { Logger } from 'pino';
 import type { GetRequest } from './api-client.js';
 import { LanDiscovery, type DiscoveredPeer } from './discovery.js';
-import { DownloadJob, type HeaderPair, type JobHost } from './download-job.js';
+import { DownloadJob, type HeaderPair, type JobEvent, type JobHost } from './download-job.js';
 import { ObjectVerifier, userSha256, type ExpectedDigest } from './http/digest.js';
 import { OriginFetcher } from './http/origin-fetcher.js';
 import { probeOrigin, type OriginDescription } from './http/origin-probe.js';
@@ -48,6 +48,8 @@ import { ApiGuard, apiRefusal, refuse } from './api-guard.js';
 import { DataDir } from './data-dir.js';
 import { createNodeCryptoProvider } from './node-crypto-provider.js';
 import { NodeHost } from './node-host.js';
+import { deviceLabel } from './device-label.js';
+import { podId } from './pod.js';
 import type { BandwidthLimits } from './rate-limit.js';
 
 export interface DaemonConfig {
@@ -171,7 +173,7 @@ export class Daemon {
     this.host.on('download:failed', (e) => this.jobs.get(e.downloadId)?.onCoreEvent(e));
     this.host.on('peer:banned', (event) =>
       this.logger.warn(
-        { peer: toHex(event.deviceId).slice(0, 12), detail: event.detail },
+        { peer: this.peerLabel(toHex(event.deviceId)), detail: event.detail },
         'peer banned',
       ),
     );
@@ -227,7 +229,12 @@ export class Daemon {
       this.onDiscovered({ ...known, firstSeen: true, kind: 'announce' });
     }
     this.logger.info(
-      { deviceId: formatDeviceId(this.deviceId), peerPort: peer.port, apiPort: api.port },
+      {
+        device: this.peerLabel(this.deviceIdHex),
+        deviceId: formatDeviceId(this.deviceId),
+        peerPort: peer.port,
+        apiPort: api.port,
+      },
       'daemon started',
     );
     return { peer, api };
@@ -302,6 +309,31 @@ export class Daemon {
     }));
   }
 
+  /** A device as people see it everywhere: `name (SHORTID)` (device-label.ts). */
+  peerLabel(hex: string): string {
+    if (hex === this.deviceIdHex) return deviceLabel(this.config.deviceName, hex);
+    return deviceLabel(this.peers.get(hex)?.name ?? '', hex);
+  }
+
+  /** `text` with each Device ID in hex written as `name (SHORTID)`. */
+  nameDevices(text: string): string {
+    return text.replace(/\b[0-9a-f]{64}\b/g, (hex) => this.peerLabel(hex));
+  }
+
+  /**
+   * A job event for the CLI: progress and done name each source (`sourceNames`); a Device ID
+   * in hex in a note or an error (the core names devices so) becomes `name (SHORTID)`.
+   */
+  private labelled(event: JobEvent): JobEvent {
+    if (event.type === 'error') return { ...event, message: this.nameDevices(event.message) };
+    if (event.type === 'start') return { ...event, note: this.nameDevices(event.note) };
+    const sourceNames: Record<string, string> = {};
+    for (const key of Object.keys(event.bySource)) {
+      sourceNames[key] = this.peerLabel(key === 'self' ? this.deviceIdHex : key);
+    }
+    return { ...event, sourceNames };
+  }
+
   /** A pod member's beacon: the device with the smaller Device ID dials (one link per pair). */
   private onDiscovered(peer: DiscoveredPeer): void {
     const hex = toHex(peer.deviceId);
@@ -320,7 +352,7 @@ export class Daemon {
       };
       this.peers.set(hex, entry);
       this.logger.info(
-        { peer: hex.slice(0, 12), address: peer.address, port: peer.port },
+        { peer: this.peerLabel(hex), address: peer.address, port: peer.port },
         'peer discovered',
       );
     }
@@ -335,7 +367,7 @@ export class Daemon {
     const dialed = entry;
     this.host.dial(peer.port, peer.address).catch((error: Error) => {
       if (dialed.state === 'connecting') dialed.state = 'gone';
-      this.logger.warn({ peer: hex.slice(0, 12), error: error.message }, 'dial failed');
+      this.logger.warn({ peer: this.peerLabel(hex), error: error.message }, 'dial failed');
     });
   }
 
@@ -362,7 +394,7 @@ export class Daemon {
     entry.port = event.remote.listenPort || Number(port);
     this.peers.set(hex, entry);
     this.linkPeers.set(event.linkId, entry);
-    this.logger.info({ peer: hex.slice(0, 12), address: event.remoteAddress }, 'peer connected');
+    this.logger.info({ peer: this.peerLabel(hex), address: event.remoteAddress }, 'peer connected');
   }
 
   private onDisconnect(event: Extract<CoreEvent, { type: 'peer:disconnect' }>): void {
@@ -373,7 +405,7 @@ export class Daemon {
     entry.linkId = undefined;
     entry.sinceMs = performance.now();
     this.logger.info(
-      { peer: entry.deviceIdHex.slice(0, 12), reason: event.reason, detail: event.detail },
+      { peer: this.peerLabel(entry.deviceIdHex), reason: event.reason, detail: event.detail },
       'peer disconnected',
     );
   }
@@ -453,7 +485,12 @@ export class Daemon {
     if (req.headers.expect?.toLowerCase() === '100-continue') res.writeContinue();
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (req.method === 'GET' && url.pathname === '/api/peers') {
-      sendJson(res, 200, { deviceId: formatDeviceId(this.deviceId), peers: this.peerRows() });
+      sendJson(res, 200, {
+        deviceId: formatDeviceId(this.deviceId),
+        deviceName: this.config.deviceName,
+        pod: podId(this.config.podSecret),
+        peers: this.peerRows(),
+      });
       return;
     }
     if (req.method === 'POST' && url.pathname === '/api/get') {
@@ -484,16 +521,18 @@ export class Daemon {
       res.writeHead(200, {
         'content-type': 'application/octet-stream',
         trailer: 'x-peapod-result',
+        // For the CLI's progress line (percent, ETA) on a terminal.
+        ...(job.totalBytes === undefined ? {} : { 'x-peapod-total-bytes': String(job.totalBytes) }),
       });
       job.on('event', (event) => {
         if (event.type === 'error') {
-          res.addTrailers({ 'x-peapod-result': `error: ${event.message}` });
+          res.addTrailers({ 'x-peapod-result': `error: ${this.nameDevices(event.message)}` });
           res.end();
         }
       });
     } else {
       res.writeHead(200, { 'content-type': 'application/x-ndjson' });
-      job.on('event', (event) => res.write(`${JSON.stringify(event)}\n`));
+      job.on('event', (event) => res.write(`${JSON.stringify(this.labelled(event))}\n`));
     }
     res.on('close', () => {
       if (!res.writableFinished) void job.cancel();

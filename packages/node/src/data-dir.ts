@@ -19,7 +19,10 @@
  *     the same exclusive way as `device.key`, so the daemon and the CLI always agree on it. A
  *     user may put a key of their own there (32 to 128 base64url characters); deleting the file
  *     and restarting the daemon rotates it.
- *   - `config.json`: settings, written with the defaults on first use.
+ *   - `config.json`: settings the user chose; optional. PeaPod reads it and never writes it (it
+ *     used to write the defaults on first use, which froze them, the host name among them, into
+ *     a file that then looked like the user's choices). A file that is not JSON is an error that
+ *     names the file, the line and the column.
  * - Settings (`PeapodConfig`) come from four layers, later ones winning: built-in defaults <
  *   `config.json` < environment variables `PEAPOD_<SETTING>` (e.g. `PEAPOD_PEER_PORT`) < flags
  *   (e.g. `--peer-port`). `resolveConfig` merges them, and names the file, variable or flag and
@@ -276,8 +279,8 @@ export function resolveConfig(options: ResolveConfigOptions = {}): ResolvedConfi
       json = JSON.parse(text);
     } catch (error) {
       invalidConfig(
-        `${path} is not valid JSON (${(error as Error).message}). Fix it, or delete it to get ` +
-          'the defaults back.',
+        `${path} is not valid JSON: ${jsonProblem(text, (error as Error).message)}. Fix it, or ` +
+          'delete it to get the defaults back.',
       );
     }
     if (typeof json !== 'object' || json === null || Array.isArray(json)) {
@@ -306,6 +309,40 @@ export function resolveConfig(options: ResolveConfigOptions = {}): ResolvedConfi
     config: config as unknown as PeapodConfig,
     sources: sources as ResolvedConfig['sources'],
   };
+}
+
+/**
+ * Where and what the JSON syntax error in `text` is, e.g. "line 3, column 1: Expected
+ * double-quoted property name". V8 gives a position for most errors ("... in JSON at position
+ * 11"); for the others (an unexpected token, the end of the input) the position is the first
+ * prefix of `text` that fails other than by ending early (config files are small).
+ */
+export function jsonProblem(text: string, message: string): string {
+  const match = /^(.*?)(?: in JSON)? at position (\d+)/.exec(message);
+  let position = match === null ? undefined : Number(match[2]);
+  let what = match?.[1] ?? message.replace(/, ".*" is not valid JSON$/s, '');
+  if (position === undefined && text.length <= 1 << 16) {
+    position = text.length;
+    for (let end = 1; end <= text.length; end++) {
+      try {
+        JSON.parse(text.slice(0, end));
+      } catch (error) {
+        const text = (error as Error).message;
+        const at = /at position (\d+)/.exec(text);
+        const early = text === 'Unexpected end of JSON input' || Number(at?.[1] ?? -1) >= end;
+        if (!early) {
+          position = at === null ? end - 1 : Number(at[1]);
+          break;
+        }
+      }
+    }
+    if (position === text.length) what = 'the file ends before the JSON value does';
+  }
+  if (position === undefined) return what;
+  const before = text.slice(0, position);
+  const line = before.split('\n').length;
+  const column = position - before.lastIndexOf('\n');
+  return `line ${line}, column ${column}: ${what}`;
 }
 
 /**
@@ -485,8 +522,8 @@ export class DataDir {
   }
 
   /**
-   * Reads `config.json` (writing it with the defaults first if it does not exist) and merges it
-   * with `options.env` and `options.flags` (see `resolveConfig`).
+   * Reads `config.json`, if there is one (it is never written here), and merges it with
+   * `options.env` and `options.flags` (see `resolveConfig`).
    * @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT as `resolveConfig` does.
    */
   async loadConfig(options: Omit<ResolveConfigOptions, 'file'> = {}): Promise<ResolvedConfig> {
@@ -496,8 +533,7 @@ export class DataDir {
       text = await readFile(path, 'utf8');
     } catch (error) {
       if (!isMissing(error)) throw error;
-      await writeFileSafely(path, `${JSON.stringify(configDefaults(), null, 2)}\n`, true);
-      text = await readFile(path, 'utf8');
+      return resolveConfig(options);
     }
     return resolveConfig({ ...options, file: { path, text } });
   }

@@ -44,6 +44,8 @@ export type JobEvent =
       readonly verifiedBytes: number;
       readonly totalBytes: number | undefined;
       readonly bySource: Readonly<Record<string, number>>;
+      /** Display label of each `bySource` key, `laptop (MFQWCYL)` (the daemon adds it). */
+      readonly sourceNames?: Readonly<Record<string, string>>;
     }
   | {
       readonly type: 'done';
@@ -53,6 +55,8 @@ export type JobEvent =
       readonly pooled: boolean;
       readonly seconds: number;
       readonly bySource: Readonly<Record<string, number>>;
+      /** As in `progress`. */
+      readonly sourceNames?: Readonly<Record<string, string>>;
     }
   | { readonly type: 'error'; readonly message: string };
 
@@ -123,6 +127,11 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
     },
   ) {
     super();
+  }
+
+  /** The object's size when the origin stated it. */
+  get totalBytes(): number | undefined {
+    return this.plan.totalBytes;
   }
 
   /** Runs the job; resolves when it is done or failed (see the events). */

@@ -175,7 +175,7 @@ describe('settings', () => {
     );
   });
 
-  test('defaults; config.json is written with them on first use', async () => {
+  test('defaults; config.json is never written (absent, or as the user wrote it)', async () => {
     const defaults = configDefaults();
     assert.deepEqual(
       { ...defaults, deviceName: undefined },
@@ -195,9 +195,16 @@ describe('settings', () => {
     const dir = await DataDir.open(freshPath());
     const { config, sources } = await dir.loadConfig();
     assert.deepEqual(config, defaults);
-    assert.ok(Object.values(sources).every((source) => source === 'file'));
+    assert.ok(Object.values(sources).every((source) => source === 'default'));
     const configPath = join(dir.path, DataDirFiles.config);
-    assert.deepEqual(JSON.parse(await readFile(configPath, 'utf8')), defaults);
+    await assert.rejects(stat(configPath), { code: 'ENOENT' });
+    // The user's file, with its own order, spacing and a trailing newline: read, never rewritten.
+    const mine = '{\n    "deviceName":   "laptop",\n  "peerPort": 9100\n}\n';
+    await writeFile(configPath, mine);
+    const loaded = await dir.loadConfig({ flags: { peerPort: '9200' } });
+    assert.equal(loaded.config.deviceName, 'laptop');
+    assert.equal(loaded.config.peerPort, 9200);
+    assert.equal(await readFile(configPath, 'utf8'), mine);
   });
 
   test('defaults < config.json < environment < flags, setting by setting', async () => {
@@ -257,8 +264,19 @@ describe('settings', () => {
     await assert.rejects(
       dir.loadConfig(),
       invalid(
-        /^Invalid configuration: .*config\.json is not valid JSON \(.*\)\. Fix it, or delete it/,
+        /^Invalid configuration: .*config\.json is not valid JSON: line 1, column 19: .*\. Fix it, or delete it/,
       ),
+    );
+    // A trailing comma on line 3, and a missing colon (V8 gives no position for some errors).
+    await writeFile(configPath, '{\n  "peerPort": 9000,\n}\n');
+    await assert.rejects(
+      dir.loadConfig(),
+      invalid(/config\.json is not valid JSON: line 3, column 1: Expected double-quoted property/),
+    );
+    await writeFile(configPath, '{\n  "peerPort": }');
+    await assert.rejects(
+      dir.loadConfig(),
+      invalid(/config\.json is not valid JSON: line 2, column 15: Unexpected token '}'\. Fix it/),
     );
     await writeFile(configPath, '[9000]');
     await assert.rejects(dir.loadConfig(), invalid(/config\.json must hold a JSON object/));
