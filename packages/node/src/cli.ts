@@ -14,6 +14,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Daemon, DAEMON_RUN_FILE, type DaemonRunFile } from './daemon.js';
 import { DataDir, type ConfigFlags } from './data-dir.js';
+import { installProcessGuard } from './process-guard.js';
 import { createPod, formatJoinCode, parseJoinCode, podId } from './pod.js';
 import { createLimits, parseRate, parseSize } from './rate-limit.js';
 
@@ -133,6 +134,7 @@ program
       flags['maxDownloadBytesPerSecond'] = String(rateFlag('--max-download', options.maxDownload));
     const { config } = await dir.loadConfig({ env: process.env, flags: flags as ConfigFlags });
     const logger = pino({ level: options.logLevel, base: { pid: process.pid } });
+    installProcessGuard(logger);
     const daemon = new Daemon({
       identity: identity.keyPair,
       podSecret: secret,
@@ -201,6 +203,7 @@ program
   .option('--sha256 <hex>', 'expected SHA-256 of the whole object, verified end to end')
   .option('-H, --header <line...>', 'request header for the origin, e.g. "Authorization: ..."', [])
   .option('--no-pool', 'download from the origin alone')
+  .option('--force', 'replace the output file if it exists')
   .option('--json', 'print a JSON summary on stdout')
   .option('-q, --quiet', 'no progress line')
   .action(async (url: string, options: GetFlags) => {
@@ -211,6 +214,7 @@ program
       json: options.json === true,
       header: options.header,
       quiet: options.quiet === true,
+      force: options.force === true,
     });
     process.exitCode = code;
   });
@@ -260,6 +264,7 @@ interface GetFlags {
   pool: boolean;
   json?: boolean;
   quiet?: boolean;
+  force?: boolean;
 }
 
 function rateFlag(flag: string, text: string): number {

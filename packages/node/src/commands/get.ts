@@ -18,6 +18,8 @@ export interface GetOptions {
   readonly json: boolean;
   readonly header: readonly string[];
   readonly quiet: boolean;
+  /** Replace an existing output file. */
+  readonly force?: boolean;
 }
 
 export async function runGet(target: ApiTarget, url: string, options: GetOptions): Promise<number> {
@@ -35,6 +37,7 @@ export async function runGet(target: ApiTarget, url: string, options: GetOptions
     output: output === '-' ? '-' : resolve(output),
     ...(options.sha256 === undefined ? {} : { sha256: options.sha256.toLowerCase() }),
     pool: options.pool,
+    force: options.force === true,
     headers,
   };
   if (output === '-') return streamToStdout(target, job, options);
