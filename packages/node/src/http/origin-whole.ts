@@ -71,12 +71,23 @@ export async function fetchWhole(
   const digests = statedDigests(status, response.headers, parseEntityTag(etag));
   const length = Number(response.headers['content-length'] ?? NaN);
   let received = 0;
-  for await (const part of response) {
-    const bytes = part as Uint8Array;
-    received += bytes.length;
-    const waitMs = options.limiter?.take(bytes.length) ?? 0;
-    await onData(bytes);
-    if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
+  let sinkFailed = false; // onData's errors are already sentences; the stream's are not
+  try {
+    for await (const part of response) {
+      const bytes = part as Uint8Array;
+      received += bytes.length;
+      const waitMs = options.limiter?.take(bytes.length) ?? 0;
+      sinkFailed = true;
+      await onData(bytes);
+      sinkFailed = false;
+      if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
+    }
+  } catch (error) {
+    if (sinkFailed || options.signal?.aborted === true) throw error;
+    const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new Error(
+      `the origin's connection broke after ${offset + received} bytes (${code}); re-run the download to resume`,
+    );
   }
   if (Number.isFinite(length) && received !== length) {
     throw new Error(`the origin sent ${received} of ${length} bytes, then closed the connection`);
