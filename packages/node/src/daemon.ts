@@ -580,11 +580,15 @@ export class Daemon {
     const sha256 = expected.find((digest) => digest.algorithm === 'sha-256')?.digest;
     const sink: DownloadSink =
       stream === undefined
-        ? await FileSink.open(request.output, {
-            url: probe.url,
-            validator: probe.validator ?? '',
-            totalBytes: probe.totalBytes ?? -1,
-          }, { force: request.force === true })
+        ? await FileSink.open(
+            request.output,
+            {
+              url: probe.url,
+              validator: probe.validator ?? '',
+              totalBytes: probe.totalBytes ?? -1,
+            },
+            { force: request.force === true },
+          )
         : new StreamSink(
             stream,
             (sha256) => stream.addTrailers({ 'x-peapod-result': `ok sha256=${sha256}` }),

@@ -225,7 +225,9 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
 
   /** Runs `step` after the writes before it; an error in it ends this job (never rejects). */
   private chain(step: () => Promise<void>): void {
-    this.writeChain = this.writeChain.then(step).catch((error: unknown) => this.failWith(error, true));
+    this.writeChain = this.writeChain
+      .then(step)
+      .catch((error: unknown) => this.failWith(error, true));
   }
 
   private async finishPooled(): Promise<void> {

@@ -122,7 +122,10 @@ describe('job faults: each fails that job alone', () => {
   });
 
   test('a device as -o is refused even with --force (root would replace /dev/null)', async () => {
-    const outcome = await runJob(api(), job(`${origin.url}/small.bin`, '/dev/null', { force: true }));
+    const outcome = await runJob(
+      api(),
+      job(`${origin.url}/small.bin`, '/dev/null', { force: true }),
+    );
     failedWith(outcome, /^\/dev\/null is not a regular file/);
     assert.ok((await stat('/dev/null')).isCharacterDevice());
   });
@@ -169,7 +172,11 @@ describe('job faults: each fails that job alone', () => {
     // 16 s at the origin's 1 MB/s: it runs while the others try, until the test cancels it.
     const first = await startJob(api(), job(`${slow.url}/slow.bin`, output, { pool: false }));
     assert.ok(first.accepted);
-    for (const spelling of [output, join(root, '..', 'out', 'shared.bin'), join(pod.root, 'link', 'shared.bin')]) {
+    for (const spelling of [
+      output,
+      join(root, '..', 'out', 'shared.bin'),
+      join(pod.root, 'link', 'shared.bin'),
+    ]) {
       const second = await runJob(api(), job(`${origin.url}/small.bin`, spelling));
       failedWith(second, /another download is already writing .*shared\.bin; wait for it to end/);
     }
@@ -220,7 +227,11 @@ describe('job faults: each fails that job alone', () => {
     for (const tamper of [false, true]) {
       const output = join(root, `resume-${tamper}.bin`);
       // An earlier run that checkpointed its first block, made with the real OutputFile.
-      const part = await OutputFile.open(output, { url, validator, totalBytes: size }, { force: false });
+      const part = await OutputFile.open(
+        output,
+        { url, validator, totalBytes: size },
+        { force: false },
+      );
       await part.write(0, bytes.subarray(0, CHECKPOINT_BYTES + MiB));
       await part.progress(CHECKPOINT_BYTES + MiB);
       if (tamper) await part.write(12345, Uint8Array.of(bytes[12345]! ^ 1));
