@@ -17,7 +17,13 @@ import { after, before, describe, test } from 'node:test';
 import { startDevOrigin, type DevOrigin } from '../src/dev-origin.js';
 import { CHECKPOINT_BYTES, OutputFile } from '../src/output-file.js';
 import { runJob, serves, startJob, type JobOutcome } from './support/api-jobs.js';
-import { LIES, startLyingOrigin, type LyingOrigin } from './support/lying-origin.js';
+import {
+  LIES,
+  objectBytes,
+  startLyingOrigin,
+  type Lie,
+  type LyingOrigin,
+} from './support/lying-origin.js';
 import { mountReadOnly, mountTinyTmpfs, type Mount } from './support/mounts.js';
 import { PodFixture } from './support/pod-fixture.js';
 
@@ -192,21 +198,40 @@ describe('job faults: each fails that job alone', () => {
     assert.equal(outcome?.kind, 'done', JSON.stringify(outcome));
   });
 
-  for (const lie of LIES) {
-    test(`an origin that lies (${lie}) fails or recovers that job alone`, async () => {
-      for (const pool of [true, false]) {
+  /** What each lie must come to: `fail` (with a sentence matching) or a byte-exact `done`. */
+  const verdicts: Record<Lie, { pooled: RegExp | 'done'; single: RegExp | 'done' }> = {
+    short: { pooled: /broke off after/, single: /connection broke after \d+ bytes/ },
+    reset: { pooled: /broke off after/, single: /connection broke after \d+ bytes/ },
+    'wrong-range': { pooled: /with Content-Range bytes 1-/, single: 'done' }, // a 200: no range
+    // Known gap (item 1, the pin helper's): a 206 stating another total is not caught yet; the
+    // bytes are right here, so the file is too.
+    'wrong-total': { pooled: 'done', single: 'done' },
+    'new-etag': { pooled: 'done', single: 'done' }, // origin changed: restarted single source
+  };
+  test('origins that lie fail those jobs alone (or recover byte-exact), all at once', async () => {
+    // Concurrently: the pooled ones retry the origin for about 15 s before they give up, and
+    // the daemon must serve other jobs meanwhile.
+    const runs = LIES.flatMap((lie) =>
+      [true, false].map((pool) => {
         const output = join(root, `lie-${lie}-${pool}.bin`);
-        const outcome = await runJob(api(), job(`${liar.url}/${lie}/x.bin`, output, { pool }));
-        if (outcome.kind !== 'done') assertSentence(outcome.message);
-        // A lie never becomes a "verified" file: only a fully correct object is committed.
-        if (await exists(output)) {
-          assert.equal(outcome.kind, 'done');
-          assert.equal((await stat(output)).size, 3 * MiB);
-        }
-        await stillServes();
+        const url = `${liar.url}/${lie}/x.bin`;
+        return { lie, pool, output, outcome: runJob(api(), job(url, output, { pool })) };
+      }),
+    );
+    await stillServes();
+    for (const { lie, pool, output, outcome } of runs) {
+      const ended = await outcome;
+      const verdict = pool ? verdicts[lie].pooled : verdicts[lie].single;
+      if (verdict === 'done') {
+        assert.equal(ended.kind, 'done', `${lie} ${pool}: ${JSON.stringify(ended)}`);
+        assert.ok((await readFile(output)).equals(objectBytes(3 * MiB)), `${lie} ${pool}`);
+      } else {
+        failedWith(ended, verdict);
+        assert.equal(await exists(output), false, `${lie} ${pool}: a lie became the output`);
       }
-    });
-  }
+    }
+    await stillServes();
+  });
 
   test('an unreachable origin fails with a sentence', async () => {
     const outcome = await runJob(api(), job('http://127.0.0.1:1/x.bin', join(root, 'u.bin')));

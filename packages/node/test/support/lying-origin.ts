@@ -2,16 +2,15 @@
  * An origin that lies, for fault tests: one real HTTP server on 127.0.0.1 whose paths each
  * misbehave in one way. Every object has the same deterministic bytes (`objectBytes`), a
  * strong ETag and honest answers to the daemon's probe (`Range: bytes=0-0`), so downloads are
- * planned as pooled; the lie comes in the answers for ranges that start past byte 0, or in the
- * body of a whole GET.
+ * planned as pooled; the lie comes in every later answer (ranged or whole).
  *
  * Paths (any name after the mode works, e.g. `/short/x.bin`):
  * - `/good/`: an honest range server (the control).
  * - `/short/`: the body stops at half its Content-Length, with a clean close (FIN).
  * - `/reset/`: the body stops at half with a TCP reset.
- * - `/wrong-range/`: a 206 past byte 0 names a Content-Range one byte off from what was asked.
- * - `/wrong-total/`: a 206 past byte 0 states a different total length.
- * - `/new-etag/`: a 206 past byte 0 carries another ETag (the object "changed").
+ * - `/wrong-range/`: a 206 names a Content-Range one byte off from what was asked.
+ * - `/wrong-total/`: a 206 states a different total length.
+ * - `/new-etag/`: every later answer carries another ETag (the object "changed").
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createHash } from 'node:crypto';
@@ -55,7 +54,7 @@ function serve(req: IncomingMessage, res: ServerResponse, body: Buffer, etag: st
     end = match[2] === '' ? total : Math.min(total, Number(match[2]) + 1);
     status = 206;
   }
-  const late = start > 0;
+  const late = req.headers.range !== 'bytes=0-0'; // every answer but the probe's lies
   const headers: Record<string, string> = {
     'accept-ranges': 'bytes',
     'content-type': 'application/octet-stream',
