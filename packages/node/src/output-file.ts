@@ -25,10 +25,12 @@
  *   (the user ran this download before). The check is made before the part file is touched,
  *   so a refused job destroys nothing.
  * - Every file-system error is rethrown as one sentence naming the output (output-errors.ts).
+ * - The part file and the sidecar are opened with O_NOFOLLOW (see `openForWrite`).
  * - `commit` fsyncs, renames the part file onto the target and removes the sidecar.
  */
 import { createHash } from 'node:crypto';
-import { open, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { describeFileError } from './output-errors.js';
 
 /** Checkpoint interval and digest block size (one SHA-256 per block in the sidecar). */
@@ -137,7 +139,7 @@ export class OutputFile {
     try {
       let blocks: string[] = [];
       if (trusted !== undefined) {
-        handle = await open(partPath, 'r+').catch(() => undefined);
+        handle = await open(partPath, NO_FOLLOW | constants.O_RDWR).catch(() => undefined);
         note = handle === undefined ? 'the part file is missing' : '';
         if (handle !== undefined) note = await checkBlocks(handle, trusted);
         if (note === '') blocks = [...trusted.blockSha256];
@@ -148,7 +150,7 @@ export class OutputFile {
       }
       if (resumeOffset === 0) {
         await handle?.close();
-        handle = await open(partPath, 'w+', 0o644);
+        handle = await openForWrite(partPath);
         await rm(sidecarPath, { force: true });
       }
       await handle!.truncate(resumeOffset);
@@ -206,7 +208,12 @@ export class OutputFile {
         blockSha256: this.blocks,
       };
       const sidecarPath = `${this.partPath}.json`;
-      await writeFile(`${sidecarPath}.tmp`, JSON.stringify(sidecar));
+      const temp = await openForWrite(`${sidecarPath}.tmp`);
+      try {
+        await temp.writeFile(JSON.stringify(sidecar));
+      } finally {
+        await temp.close();
+      }
       await rename(`${sidecarPath}.tmp`, sidecarPath);
     } catch (error) {
       throw new Error(describeFileError(error, this.path));
@@ -252,6 +259,28 @@ export class OutputFile {
     await this.close();
     await rm(this.partPath, { force: true }).catch(() => undefined);
     await rm(`${this.partPath}.json`, { force: true }).catch(() => undefined);
+  }
+}
+
+/**
+ * The part file and the sidecar are never opened through a symbolic link: in a shared directory
+ * (/tmp) another user could plant `FILE.peapod-part -> /etc/shadow` and have a root daemon
+ * truncate it. O_NOFOLLOW makes such an open fail with ELOOP instead.
+ */
+const NO_FOLLOW = constants.O_NOFOLLOW;
+
+async function openForWrite(path: string): Promise<FileHandle> {
+  try {
+    return await open(
+      path,
+      NO_FOLLOW | constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC,
+      0o644,
+    );
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ELOOP') throw error;
+    throw new Error(
+      `${path} is a symbolic link, and PeaPod does not write through one; remove it or choose another -o`,
+    );
   }
 }
 

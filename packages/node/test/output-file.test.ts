@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -145,6 +145,27 @@ describe('OutputFile checkpoints and resume', () => {
       /exists; use --force/,
     );
     assert.equal((await stat(`${resumable}.peapod-part`)).size, BLOCK); // and nothing destroyed
+  });
+
+  test('a part file planted as a symbolic link is never written through', async () => {
+    const victim = join(root, `victim-${serial++}`);
+    await writeFile(victim, 'precious');
+    const path = join(root, `planted-${serial++}.bin`);
+    await symlink(victim, `${path}.peapod-part`);
+    await assert.rejects(
+      OutputFile.open(path, identity, { force: false }),
+      /\.peapod-part is a symbolic link, and PeaPod does not write through one/,
+    );
+    const sidecarVictim = join(root, `victim-${serial++}`);
+    await writeFile(sidecarVictim, 'precious');
+    const other = join(root, `planted-${serial++}.bin`);
+    await symlink(sidecarVictim, `${other}.peapod-part.json.tmp`);
+    const file = await OutputFile.open(other, identity, { force: false });
+    await file.write(0, bytes.subarray(0, BLOCK));
+    await assert.rejects(file.progress(BLOCK), /symbolic link/);
+    await file.close();
+    assert.equal(await readFile(victim, 'utf8'), 'precious');
+    assert.equal(await readFile(sidecarVictim, 'utf8'), 'precious');
   });
 
   test('a directory or a device is refused with one sentence', async () => {
