@@ -1,5 +1,7 @@
 /**
  * The CLI's side of the daemon's local API (daemon.ts serves it on the API port, loopback only).
+ * Every call sends the API key (`X-API-Key`, from `api.key` in the data directory; api-guard.ts)
+ * and no `Origin`; a daemon that refuses it (403) gives one error that says what to check.
  *
  * - `getPeers()`: `GET /api/peers` → the peer table.
  * - `startGet()`: `POST /api/get` with a JSON job; the answer streams NDJSON `JobEvent`s (for a
@@ -8,12 +10,15 @@
  * A daemon that is not running gives one clear error that says how to start it.
  */
 import { request, type IncomingMessage } from 'node:http';
+import { API_KEY_HEADER, ApiRefusalCodes } from './api-guard.js';
 import type { JobEvent } from './download-job.js';
 import type { PeerRow } from './daemon.js';
 
 export interface ApiTarget {
   readonly host: string;
   readonly port: number;
+  /** The daemon's API key: `DataDir.loadApiKey()` of the daemon's data directory. */
+  readonly apiKey: string;
 }
 
 export interface GetRequest {
@@ -36,6 +41,34 @@ export class DaemonUnreachable extends Error {
   }
 }
 
+/**
+ * The daemon refused the caller (403, api-guard.ts). `code` is the body's (`ApiRefusalCodes`):
+ * `PEAPOD_ERR_API_KEY` means this data directory's key is not the daemon's.
+ */
+export class ApiRefused extends Error {
+  readonly code: string;
+
+  constructor(target: ApiTarget, body: string) {
+    let reason = body.trim();
+    let code = 'PEAPOD_ERR_API_REFUSED';
+    try {
+      const parsed = JSON.parse(body) as { error?: unknown; code?: unknown };
+      if (typeof parsed.error === 'string') reason = parsed.error;
+      if (typeof parsed.code === 'string') code = parsed.code;
+    } catch {
+      // not JSON: keep the text as it came
+    }
+    super(
+      code === ApiRefusalCodes.key
+        ? `the PeaPod daemon on ${target.host}:${target.port} refused this device's API key: ` +
+            'it runs with another data directory, or api.key changed after it started. Set ' +
+            "PEAPOD_HOME to the daemon's data directory, or restart the daemon."
+        : `the PeaPod daemon on ${target.host}:${target.port} refused this request: ${reason}.`,
+    );
+    this.code = code;
+  }
+}
+
 function call(target: ApiTarget, method: string, path: string, body?: unknown) {
   return new Promise<IncomingMessage>((resolve, reject) => {
     const text = body === undefined ? undefined : JSON.stringify(body);
@@ -45,9 +78,18 @@ function call(target: ApiTarget, method: string, path: string, body?: unknown) {
         port: target.port,
         method,
         path,
-        headers: text === undefined ? {} : { 'content-type': 'application/json' },
+        headers: {
+          [API_KEY_HEADER]: target.apiKey,
+          ...(text === undefined ? {} : { 'content-type': 'application/json' }),
+        },
       },
-      resolve,
+      (res) => {
+        if (res.statusCode !== 403) return resolve(res);
+        readAll(res).then(
+          (body) => reject(new ApiRefused(target, body)),
+          (error: Error) => reject(new DaemonUnreachable(target, error.message)),
+        );
+      },
     );
     req.on('error', (error: NodeJS.ErrnoException) =>
       reject(new DaemonUnreachable(target, error.code ?? error.message)),

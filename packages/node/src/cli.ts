@@ -285,18 +285,19 @@ async function requirePod(dir: DataDir): Promise<Uint8Array> {
 /** The running daemon's API: from its daemon.json when that process is alive, else config. */
 async function apiTarget(): Promise<ApiTarget> {
   const dir = await DataDir.open();
+  const apiKey = await dir.loadApiKey(); // the daemon's own key: same data directory, same file
   try {
     const run = JSON.parse(
       await readFile(join(dir.path, DAEMON_RUN_FILE), 'utf8'),
     ) as Partial<DaemonRunFile>;
     if (typeof run.apiHost === 'string' && Number.isInteger(run.apiPort) && isAlive(run.pid)) {
-      return { host: run.apiHost, port: run.apiPort! };
+      return { host: run.apiHost, port: run.apiPort!, apiKey };
     }
   } catch {
     // no daemon.json: fall back to the configured address
   }
   const { config } = await dir.loadConfig({ env: process.env });
-  return { host: config.bindAddress, port: config.apiPort };
+  return { host: config.bindAddress, port: config.apiPort, apiKey };
 }
 
 function isAlive(pid: unknown): boolean {

@@ -8,9 +8,12 @@
  *   origin fetches (this device's own internet link), writes to a download's sink, or reads.
  * - `LanDiscovery` multicasts pod-sealed beacons; when a pod member appears, the device with the
  *   smaller Device ID dials the other (one link per pair, no races).
- * - One HTTP server on the API port (8080) is both the forward proxy (`http_proxy=...`) and the
- *   local API the CLI talks to (`/api/...`, loopback only): `peapod get` posts a job and reads
- *   its progress as NDJSON; `peapod peers` reads the peer table.
+ * - One HTTP server on the API port (8080) is both the forward proxy (`http_proxy=...`, no key,
+ *   loopback clients) and the local API the CLI talks to (`/api/...`): `peapod get` posts a job
+ *   and reads its progress as NDJSON; `peapod peers` reads the peer table. Every API request
+ *   must present the key from the data directory's `api.key` (loaded, or created, at start) and
+ *   name this daemon's own address in `Host` and any `Origin`; anything else is refused with 403
+ *   before any work (api-guard.ts, DESIGN.md decision 13).
  * - Bandwidth limits: origin traffic always counts against `--max-download`; peer links count
  *   against both limits unless the peer is on the LAN (Syncthing's rule; `--limit-lan` turns it
  *   off). See rate-limit.ts.
@@ -38,14 +41,10 @@ import { ObjectVerifier, userSha256, type ExpectedDigest } from './http/digest.j
 import { OriginFetcher } from './http/origin-fetcher.js';
 import { probeOrigin, type OriginDescription } from './http/origin-probe.js';
 import { fetchWhole } from './http/origin-whole.js';
-import {
-  ForwardProxy,
-  isLoopbackAddress,
-  stripHopByHop,
-  type PooledResponder,
-  type ProxiedGet,
-} from './proxy.js';
+import { ForwardProxy, stripHopByHop, type PooledResponder, type ProxiedGet } from './proxy.js';
 import { FileSink, StreamSink, type DownloadSink } from './sinks.js';
+import { ApiGuard, apiRefusal, refuse } from './api-guard.js';
+import { DataDir } from './data-dir.js';
 import { createNodeCryptoProvider } from './node-crypto-provider.js';
 import { NodeHost } from './node-host.js';
 import { OutputClaims, type OutputClaim } from './output-claims.js';
@@ -66,7 +65,10 @@ export interface DaemonConfig {
   readonly originAddress: string | undefined;
   readonly limits: BandwidthLimits;
   readonly logger: Logger;
-  /** Where `peers.json` (the peers seen, for a faster reconnect after a restart) is kept. */
+  /**
+   * Where `peers.json` (the peers seen, for a faster reconnect after a restart) and `api.key`
+   * (the local API key) are kept; without it the API is closed.
+   */
   readonly dataDir: string | undefined;
   /** Test-only fault injection: this daemon flips bytes of what it fetches for peers. */
   readonly corruptForPeers: boolean;
@@ -117,6 +119,7 @@ export class Daemon {
   private readonly outputClaims = new OutputClaims();
   private nextDownloadId = 1;
   private readonly jobHost: JobHost;
+  private apiGuard: ApiGuard | undefined;
 
   constructor(private readonly config: DaemonConfig) {
     this.host = new NodeHost({
@@ -198,7 +201,10 @@ export class Daemon {
   }
 
   async start(): Promise<{ peer: AddressInfo; api: AddressInfo }> {
-    const { bindAddress, peerPort, apiPort } = this.config;
+    const { bindAddress, peerPort, apiPort, dataDir } = this.config;
+    if (dataDir !== undefined) {
+      this.apiGuard = new ApiGuard(await (await DataDir.open(dataDir)).loadApiKey(), bindAddress);
+    }
     const peer = await this.host
       .listen(peerPort, bindAddress)
       .catch((error: NodeJS.ErrnoException) => portError(error, 'peer', '--peer-port'));
@@ -423,14 +429,17 @@ export class Daemon {
   }
 
   private serveApi(req: IncomingMessage, res: ServerResponse): void {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    // The API writes files and runs downloads: only this machine (loopback, or its own bind
-    // address) may use it.
-    const client = req.socket.remoteAddress ?? '';
-    if (!isLoopbackAddress(client) && client !== this.config.bindAddress) {
-      sendJson(res, 403, { error: 'the PeaPod API answers clients on this machine only' });
+    // The API writes files and runs downloads: only the local user's programs, holding the key,
+    // may use it, and nothing is read or done before that is checked (api-guard.ts).
+    const refusal =
+      this.apiGuard?.refusal(req) ?? (this.apiGuard === undefined ? NO_API_KEY : undefined);
+    if (refusal !== undefined) {
+      refuse(res, refusal);
       return;
     }
+    // The proxy leaves `Expect: 100-continue` to us: the body is invited only now.
+    if (req.headers.expect?.toLowerCase() === '100-continue') res.writeContinue();
+    const url = new URL(req.url ?? '/', 'http://localhost');
     if (req.method === 'GET' && url.pathname === '/api/peers') {
       sendJson(res, 200, { deviceId: formatDeviceId(this.deviceId), peers: this.peerRows() });
       return;
@@ -628,6 +637,11 @@ function headerValue(rawHeaders: readonly string[], name: string): string | unde
   }
   return undefined;
 }
+
+const NO_API_KEY = apiRefusal(
+  'key',
+  'this daemon runs without a data directory, so it has no API key and no API',
+);
 
 /** Proxy GETs smaller than this pass through: pooling pays off on big objects only. */
 const PROXY_POOL_MIN_BYTES = 16 * 1024 * 1024;

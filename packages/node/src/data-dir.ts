@@ -14,6 +14,11 @@
  *     identity. The Device ID is `deriveDeviceId` of its public key (identity.ts).
  *   - `pod.secret`: the pod's join code and a newline (pod.ts), so a corrupted file is detected
  *     by the join code's checks. Absent until the device creates or joins a pod.
+ *   - `api.key`: the local API key (DESIGN.md decision 13; api-guard.ts), 32 random bytes in
+ *     base64url and a newline. Created on first use (the daemon's start, or the first CLI call)
+ *     the same exclusive way as `device.key`, so the daemon and the CLI always agree on it. A
+ *     user may put a key of their own there (32 to 128 base64url characters); deleting the file
+ *     and restarting the daemon rotates it.
  *   - `config.json`: settings, written with the defaults on first use.
  * - Settings (`PeapodConfig`) come from four layers, later ones winning: built-in defaults <
  *   `config.json` < environment variables `PEAPOD_<SETTING>` (e.g. `PEAPOD_PEER_PORT`) < flags
@@ -45,6 +50,7 @@ import { formatJoinCode, parseJoinCode } from './pod.js';
 export const DataDirFiles = {
   identity: 'device.key',
   pod: 'pod.secret',
+  apiKey: 'api.key',
   config: 'config.json',
 } as const;
 
@@ -282,6 +288,9 @@ export interface DeviceIdentity {
   readonly created: boolean;
 }
 
+/** What `api.key` may hold: base64url, at least 32 characters (192 bits). */
+const API_KEY = /^[A-Za-z0-9_-]{32,128}$/;
+
 function isMissing(error: unknown): boolean {
   return (error as NodeJS.ErrnoException).code === 'ENOENT';
 }
@@ -368,6 +377,32 @@ export class DataDir {
     }
     const keyPair = { publicKey: crypto.ed25519PublicKey(seed), secretKey: seed };
     return { keyPair, deviceId: deriveDeviceId(crypto, keyPair.publicKey), created };
+  }
+
+  /**
+   * The local API key, created on first use (32 random bytes, base64url; mode 0600). The daemon
+   * loads it at start and refuses API requests that do not present it; the CLI sends it.
+   * @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT if `api.key` does not hold 32 to 128
+   *   base64url characters; the message names the file and says how to get a new key.
+   * @example
+   * const key = await (await DataDir.open()).loadApiKey(); // e.g. 'q3Vh...' (43 characters)
+   */
+  async loadApiKey(): Promise<string> {
+    const path = join(this.path, DataDirFiles.apiKey);
+    let text = await this.readSecretFile(path);
+    if (text === undefined) {
+      await writeFileSafely(path, `${randomBytes(32).toString('base64url')}\n`, true);
+      text = await this.readSecretFile(path);
+    }
+    const key = text?.trim() ?? '';
+    if (!API_KEY.test(key)) {
+      throw new PeapodError(
+        'PEAPOD_ERR_INVALID_ARGUMENT',
+        `The API key file ${path} is corrupt: it must hold 32 to 128 characters of A-Z, a-z, ` +
+          '0-9, "-" and "_". Delete it and restart `peapod daemon`, which creates a new one.',
+      );
+    }
+    return key;
   }
 
   /**

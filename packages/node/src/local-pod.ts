@@ -57,16 +57,17 @@ export interface LocalDaemon {
   readonly index: number;
   /** Its data directory (`PEAPOD_HOME`). */
   readonly home: string;
-  readonly api: { readonly host: string; readonly port: number };
+  /** Its API, with the key from its data directory (the CLI would read the same). */
+  readonly api: { readonly host: string; readonly port: number; readonly apiKey: string };
   readonly peerPort: number;
   readonly child: ChildProcess;
 }
 
 /**
  * Starts device number `index` (0-based) of a local pod as a `peapod daemon` process: its own
- * data directory under `root` holding a fresh identity and the pod `secret`, free ports on
- * 127.0.0.1, the shared `discoveryPort`, and origin traffic from its own address 127.0.0.(11 +
- * index), so a rate-limited origin sees each device as a separate internet link.
+ * data directory under `root` holding a fresh identity, the pod `secret` and an API key, free
+ * ports on 127.0.0.1, the shared `discoveryPort`, and origin traffic from its own address
+ * 127.0.0.(11 + index), so a rate-limited origin sees each device as a separate internet link.
  */
 export async function spawnLocalDaemon(options: {
   readonly root: string;
@@ -82,6 +83,7 @@ export async function spawnLocalDaemon(options: {
   const dir = await DataDir.open(home);
   await dir.loadIdentity();
   await dir.writePodSecret(options.secret);
+  const apiKey = await dir.loadApiKey(); // created here; the daemon loads the same file
   const apiPort = await freeTcpPort();
   const peerPort = await freeTcpPort();
   const args = [
@@ -96,7 +98,7 @@ export async function spawnLocalDaemon(options: {
     env: { ...process.env, PEAPOD_HOME: home },
     stdio: ['ignore', options.stdio, options.stdio === 'pipe' ? 'pipe' : 'inherit'],
   });
-  return { index, home, api: { host: '127.0.0.1', port: apiPort }, peerPort, child };
+  return { index, home, api: { host: '127.0.0.1', port: apiPort, apiKey }, peerPort, child };
 }
 
 /** The `peapod` CLI's entry file, next to this module. */

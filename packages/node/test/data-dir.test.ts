@@ -94,6 +94,46 @@ describe('device identity', () => {
   });
 });
 
+describe('API key', () => {
+  test('created on first use: 32 random bytes in base64url, mode 0600, then loaded unchanged', async () => {
+    const dir = await DataDir.open(freshPath());
+    const key = await dir.loadApiKey();
+    assert.match(key, /^[A-Za-z0-9_-]{43}$/);
+    assert.equal(Buffer.from(key, 'base64url').length, 32);
+    const keyPath = join(dir.path, DataDirFiles.apiKey);
+    assert.equal(await modeOf(keyPath), 0o600);
+    assert.equal(await readFile(keyPath, 'utf8'), `${key}\n`);
+    await chmod(keyPath, 0o644);
+    assert.equal(await dir.loadApiKey(), key);
+    assert.equal(await modeOf(keyPath), 0o600);
+    assert.notEqual(await (await DataDir.open(freshPath())).loadApiKey(), key);
+  });
+
+  test('two callers at once (the daemon starting, the CLI) agree on one key', async () => {
+    const path = freshPath();
+    const [a, b] = await Promise.all([
+      DataDir.open(path).then((dir) => dir.loadApiKey()),
+      DataDir.open(path).then((dir) => dir.loadApiKey()),
+    ]);
+    assert.equal(a, b);
+  });
+
+  test("a key of the user's own is kept; a corrupt one is refused with what to do", async () => {
+    const dir = await DataDir.open(freshPath());
+    const keyPath = join(dir.path, DataDirFiles.apiKey);
+    const own = 'my-own-key_0123456789abcdefghijklmnop';
+    await writeFile(keyPath, `  ${own}\n`, { mode: 0o600 });
+    assert.equal(await dir.loadApiKey(), own);
+    for (const text of ['', 'short\n', 'has spaces inside the key, which is not base64url\n']) {
+      await writeFile(keyPath, text, { mode: 0o600 });
+      await assert.rejects(
+        dir.loadApiKey(),
+        invalid(/API key file .*api\.key is corrupt: .* Delete it and restart `peapod daemon`/),
+      );
+    }
+  });
+});
+
 describe('pod secret', () => {
   test('absent, written 0600 as a join code, read back, removed', async () => {
     const dir = await DataDir.open(freshPath());
