@@ -1,12 +1,13 @@
 /**
  * Jobs through the daemon's local API for fault tests, over real HTTP: one request helper
- * (`apiRequest`, the one place to add a header such as an API key), `runJob` for a
+ * (`apiRequest`, the one place that adds the API key header), `runJob` for a
  * `POST /api/get` with a file output, read to its end, and `serves` for "the daemon still
  * answers". They report what the daemon said, never throw on a refusal, so a test can assert
  * on every outcome.
  */
 import { request, type IncomingMessage } from 'node:http';
 import type { ApiTarget } from '../../src/api-client.js';
+import { API_KEY_HEADER } from '../../src/api-guard.js';
 import type { JobEvent } from '../../src/download-job.js';
 
 /** One API request; `body` is sent as JSON. Rejects only when the daemon does not answer. */
@@ -24,7 +25,7 @@ export function apiRequest(
         port: api.port,
         method,
         path,
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', [API_KEY_HEADER]: api.apiKey },
       },
       resolve,
     );
