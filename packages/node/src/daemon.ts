@@ -492,6 +492,10 @@ export class Daemon {
       sendJson(res, 502, { error: (error as Error).message });
       return;
     }
+    if (res.destroyed) {
+      await job.cancel(); // the client left while the origin was probed: nobody waits for it
+      return;
+    }
     if (toStream) {
       res.writeHead(200, {
         'content-type': 'application/octet-stream',

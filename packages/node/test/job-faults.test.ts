@@ -16,7 +16,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startDevOrigin, type DevOrigin } from '../src/dev-origin.js';
 import { CHECKPOINT_BYTES, OutputFile } from '../src/output-file.js';
-import { runJob, serves, startJob, type JobOutcome } from './support/api-jobs.js';
+import { runJob, sendApiRequest, serves, startJob, type JobOutcome } from './support/api-jobs.js';
+import { rawServer } from './support/http.js';
 import {
   LIES,
   objectBytes,
@@ -231,6 +232,43 @@ describe('job faults: each fails that job alone', () => {
       }
     }
     await stillServes();
+  });
+
+  test('a client that leaves while the origin is probed: its job never starts', async () => {
+    let probes = 0;
+    let requests = 0;
+    let probed: () => void = () => undefined;
+    const probeSeen = new Promise<void>((resolve) => (probed = resolve));
+    let answer: () => void = () => undefined;
+    const answered = new Promise<void>((resolve) => (answer = resolve));
+    const held = await rawServer((req, res) => {
+      requests++;
+      if (req.headers.range === 'bytes=0-0') probes++;
+      probed();
+      void answered.then(() => {
+        res.writeHead(200, { 'content-length': '1000' });
+        res.end(Buffer.alloc(1000, 1));
+      });
+    });
+    try {
+      const output = join(root, 'left.bin');
+      const client = sendApiRequest(api(), 'POST', '/api/get', job(`${held.url}/x`, output));
+      client.on('error', () => undefined); // destroyed below on purpose
+      await probeSeen;
+      client.destroy();
+      answer();
+      // The claim is free once the abandoned job ended (this job then fails at its probe).
+      let outcome: JobOutcome;
+      do {
+        outcome = await runJob(api(), job('http://127.0.0.1:1/x', output));
+      } while (outcome.kind === 'refused' && /already writing/.test(outcome.message));
+      assert.equal(outcome.kind, 'refused', JSON.stringify(outcome));
+      assert.equal(requests, probes, 'the abandoned job went on to download');
+      assert.equal(await exists(output), false);
+      await stillServes();
+    } finally {
+      await held.close();
+    }
   });
 
   test('an unreachable origin fails with a sentence', async () => {

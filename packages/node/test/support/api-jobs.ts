@@ -5,32 +5,40 @@
  * answers". They report what the daemon said, never throw on a refusal, so a test can assert
  * on every outcome.
  */
-import { request, type IncomingMessage } from 'node:http';
+import { request, type ClientRequest, type IncomingMessage } from 'node:http';
 import type { ApiTarget } from '../../src/api-client.js';
 import { API_KEY_HEADER } from '../../src/api-guard.js';
 import type { JobEvent } from '../../src/download-job.js';
 
-/** One API request; `body` is sent as JSON. Rejects only when the daemon does not answer. */
+/** An API request, sent (`body` as JSON); the one place that sets the request's headers. */
+export function sendApiRequest(
+  api: ApiTarget,
+  method: string,
+  path: string,
+  body?: unknown,
+): ClientRequest {
+  const req = request({
+    host: api.host,
+    port: api.port,
+    method,
+    path,
+    headers: { 'content-type': 'application/json', [API_KEY_HEADER]: api.apiKey },
+  });
+  req.end(body === undefined ? undefined : JSON.stringify(body));
+  return req;
+}
+
+/** One API request's response. Rejects only when the daemon does not answer. */
 export function apiRequest(
   api: ApiTarget,
   method: string,
   path: string,
   body?: unknown,
 ): Promise<IncomingMessage> {
-  const text = body === undefined ? undefined : JSON.stringify(body);
   return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: api.host,
-        port: api.port,
-        method,
-        path,
-        headers: { 'content-type': 'application/json', [API_KEY_HEADER]: api.apiKey },
-      },
-      resolve,
-    );
+    const req = sendApiRequest(api, method, path, body);
+    req.once('response', resolve);
     req.once('error', reject);
-    req.end(text);
   });
 }
 
