@@ -112,6 +112,10 @@ program
   .option('--max-download <rate>', 'download limit, e.g. 50Mbit, 6MB, 0 for none')
   .option('--limit-lan', 'apply the limits to LAN peers too (default: LAN peers are exempt)')
   .option('--origin-address <address>', 'source address for origin requests (default: any)')
+  .option(
+    '--allow-private-origins',
+    'fetch for pod peers from loopback and private addresses too (default: public only)',
+  )
   .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
   .addOption(
     new Option('--test-corrupt-for-peers', 'TEST ONLY: corrupt what this node fetches for peers')
@@ -132,6 +136,7 @@ program
       flags['maxUploadBytesPerSecond'] = String(rateFlag('--max-upload', options.maxUpload));
     if (options.maxDownload !== undefined)
       flags['maxDownloadBytesPerSecond'] = String(rateFlag('--max-download', options.maxDownload));
+    if (options.allowPrivateOrigins === true) flags['allowPrivateOrigins'] = 'true';
     const { config } = await dir.loadConfig({ env: process.env, flags: flags as ConfigFlags });
     const logger = pino({ level: options.logLevel, base: { pid: process.pid } });
     installProcessGuard(logger);
@@ -145,6 +150,7 @@ program
       discoveryPort: config.discoveryPort,
       multicastInterface: config.bindAddress,
       originAddress: options.originAddress,
+      allowPrivateOrigins: config.allowPrivateOrigins,
       limits: createLimits({
         maxUploadBytesPerSec: config.maxUploadBytesPerSecond,
         maxDownloadBytesPerSec: config.maxDownloadBytesPerSecond,
@@ -253,6 +259,7 @@ interface DaemonFlags {
   maxDownload?: string;
   limitLan?: boolean;
   originAddress?: string;
+  allowPrivateOrigins?: boolean;
   logLevel: string;
   testCorruptForPeers: boolean;
 }

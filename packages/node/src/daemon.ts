@@ -63,6 +63,8 @@ export interface DaemonConfig {
   readonly multicastInterface: string;
   /** Source address of this device's origin requests (its "internet link"); default: any. */
   readonly originAddress: string | undefined;
+  /** Fetch for pod peers from any address, not only public ones (DESIGN.md decision 14). */
+  readonly allowPrivateOrigins: boolean;
   readonly limits: BandwidthLimits;
   readonly logger: Logger;
   /**
@@ -135,6 +137,7 @@ export class Daemon {
     this.fetcher = new OriginFetcher({
       ...(config.originAddress === undefined ? {} : { localAddress: config.originAddress }),
       ...(config.limits.download === undefined ? {} : { limiter: config.limits.download }),
+      ...(config.allowPrivateOrigins ? { peerDestinations: () => undefined } : {}),
     });
     this.jobHost = {
       startCoreDownload: (job, spec) => {
@@ -383,14 +386,16 @@ export class Daemon {
               bytes: data,
             });
           },
-          onEnd: (outcome, detail) =>
+          onEnd: (outcome, detail) => {
+            if (outcome === 'refused') this.logger.warn({ detail }, 'refused a pod peer fetch');
             this.host.input({
               type: 'origin-end',
               nowMs: performance.now(),
               fetchId,
               outcome,
               detail,
-            }),
+            });
+          },
         });
         return;
       }

@@ -70,6 +70,11 @@ export interface PeapodConfig {
   readonly maxUploadBytesPerSecond: number;
   /** Download limit in bytes per second; 0 means no limit (default 0). */
   readonly maxDownloadBytesPerSecond: number;
+  /**
+   * Fetch for pod peers from loopback, link-local and private addresses too (default false:
+   * public addresses only, DESIGN.md decision 14). For test pods and a LAN origin everyone trusts.
+   */
+  readonly allowPrivateOrigins: boolean;
 }
 
 /** Where a setting's value came from. */
@@ -82,9 +87,9 @@ export interface ResolvedConfig {
 }
 
 /** Flags as a CLI parser hands them over: strings (or numbers), by setting name. */
-export type ConfigFlags = { readonly [K in keyof PeapodConfig]?: string | number };
+export type ConfigFlags = { readonly [K in keyof PeapodConfig]?: string | number | boolean };
 
-type Parsed = { ok: true; value: number | string } | { ok: false; expected: string };
+type Parsed = { ok: true; value: number | string | boolean } | { ok: false; expected: string };
 
 const DEVICE_NAME_BYTES_MAX = 64; // HELLO's deviceName limit (docs/protocol.md section 6.1)
 
@@ -106,6 +111,15 @@ function parseAddress(raw: unknown): Parsed {
   return typeof raw === 'string' && isIP(raw.trim()) !== 0
     ? { ok: true, value: raw.trim() }
     : { ok: false, expected: 'an IPv4 or IPv6 address such as 127.0.0.1' };
+}
+
+function parseSwitch(raw: unknown): Parsed {
+  const text = typeof raw === 'string' ? raw.trim().toLowerCase() : raw;
+  if (text === true || text === 'true' || text === '1' || text === 'yes')
+    return { ok: true, value: true };
+  if (text === false || text === 'false' || text === '0' || text === 'no')
+    return { ok: true, value: false };
+  return { ok: false, expected: 'true or false' };
 }
 
 function parseDeviceName(raw: unknown): Parsed {
@@ -178,6 +192,12 @@ export const SETTINGS: {
     flag: '--max-download-bytes-per-second',
     parse: parseRate,
     defaultValue: () => 0,
+  },
+  allowPrivateOrigins: {
+    env: 'PEAPOD_ALLOW_PRIVATE_ORIGINS',
+    flag: '--allow-private-origins',
+    parse: parseSwitch,
+    defaultValue: () => false,
   },
 };
 

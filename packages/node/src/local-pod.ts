@@ -77,6 +77,8 @@ export async function spawnLocalDaemon(options: {
   readonly logLevel: string;
   readonly flags?: readonly string[];
   readonly stdio: 'pipe' | 'ignore';
+  /** Pass `--allow-private-origins` (default true). */
+  readonly allowPrivateOrigins?: boolean;
 }): Promise<LocalDaemon> {
   const { root, index } = options;
   const home = join(root, `pod-${options.discoveryPort}-device${index + 1}`);
@@ -92,6 +94,8 @@ export async function spawnLocalDaemon(options: {
     ...['--peer-port', String(peerPort), '--api-port', String(apiPort)],
     ...['--discovery-port', String(options.discoveryPort)],
     ...['--origin-address', `127.0.0.${11 + index}`, '--name', `device${index + 1}`],
+    // The local origins are on loopback, which a helper refuses to fetch for others by default.
+    ...(options.allowPrivateOrigins === false ? [] : ['--allow-private-origins']),
     ...['--log-level', options.logLevel, ...(options.flags ?? [])],
   ];
   const child = spawn(process.execPath, args, {

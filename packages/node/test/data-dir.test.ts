@@ -187,6 +187,7 @@ describe('settings', () => {
         deviceName: undefined,
         maxUploadBytesPerSecond: 0,
         maxDownloadBytesPerSecond: 0,
+        allowPrivateOrigins: false,
       },
     );
     assert.ok(defaults.deviceName.length > 0);
@@ -206,7 +207,7 @@ describe('settings', () => {
     );
     const { config, sources } = await dir.loadConfig({
       env: { PEAPOD_PEER_PORT: '9200', PEAPOD_DISCOVERY_PORT: '9201', PEAPOD_HOME: '/ignored' },
-      flags: { peerPort: '9300', maxUploadBytesPerSecond: 1_000_000 },
+      flags: { peerPort: '9300', maxUploadBytesPerSecond: 1_000_000, allowPrivateOrigins: true },
     });
     assert.deepEqual(
       { ...config, deviceName: undefined },
@@ -218,6 +219,7 @@ describe('settings', () => {
         deviceName: undefined,
         maxUploadBytesPerSecond: 1_000_000,
         maxDownloadBytesPerSecond: 0,
+        allowPrivateOrigins: true,
       },
     );
     assert.deepEqual(sources, {
@@ -228,6 +230,7 @@ describe('settings', () => {
       deviceName: 'default',
       maxUploadBytesPerSecond: 'flag',
       maxDownloadBytesPerSecond: 'default',
+      allowPrivateOrigins: 'flag',
     });
   });
 
@@ -292,6 +295,35 @@ describe('settings', () => {
     for (const [options, message] of cases) {
       assert.throws(() => resolveConfig(options), invalid(message), message.source);
     }
+  });
+
+  test('allowPrivateOrigins: off by default; true/false from the file, 1/0 yes/no from the environment', () => {
+    assert.equal(resolveConfig().config.allowPrivateOrigins, false);
+    const file = (text: string) => ({ file: { path: '/c.json', text } });
+    assert.equal(
+      resolveConfig(file('{"allowPrivateOrigins": true}')).config.allowPrivateOrigins,
+      true,
+    );
+    for (const [value, expected] of [
+      ['1', true],
+      ['yes', true],
+      ['TRUE', true],
+      ['0', false],
+      ['no', false],
+    ] as const) {
+      const { config } = resolveConfig({ env: { PEAPOD_ALLOW_PRIVATE_ORIGINS: value } });
+      assert.equal(config.allowPrivateOrigins, expected, value);
+    }
+    assert.throws(
+      () => resolveConfig({ env: { PEAPOD_ALLOW_PRIVATE_ORIGINS: 'maybe' } }),
+      invalid(
+        /environment variable PEAPOD_ALLOW_PRIVATE_ORIGINS must be true or false, got "maybe"\./,
+      ),
+    );
+    assert.throws(
+      () => resolveConfig(file('{"allowPrivateOrigins": "on"}')),
+      invalid(/"allowPrivateOrigins" in \/c\.json must be true or false, got "on"\./),
+    );
   });
 
   test('a config.json that cannot be read is reported as it is', async () => {

@@ -543,6 +543,7 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
       rangeEnd,
       validator: this.source.validator,
       headers: this.source.headers,
+      forPeer: false,
     };
   }
 

@@ -20,8 +20,13 @@ import { deterministicCrypto } from './deterministic-crypto.js';
 import type { PeerLink } from '../../src/peer-link.js';
 import type { Manifest } from '../../src/content/manifest.js';
 
-/** 'corrupt': one byte in 4096 flipped; 'corrupt-sparse': only the last byte of each range. */
-export type OriginMode = 'ok' | 'corrupt' | 'corrupt-sparse' | 'stall' | 'changed' | 'error';
+/**
+ * 'corrupt': one byte in 4096 flipped; 'corrupt-sparse': only the last byte of each range;
+ * 'refuses-peers': a host whose destination policy refuses every fetch for a peer (`forPeer`)
+ * at once, as a helper does for a private origin (DESIGN.md decision 14); its own are 'ok'.
+ */
+export type OriginMode =
+  'ok' | 'corrupt' | 'corrupt-sparse' | 'stall' | 'changed' | 'error' | 'refuses-peers';
 
 export interface NodeOptions extends Partial<CoreOptions> {
   /** How this node's origin answers. Default 'ok'. */
@@ -411,9 +416,20 @@ export class Mesh {
   private answerFetch(node: MeshNode, fetch: Extract<CoreOutput, { type: 'fetch-origin' }>): void {
     const mode = node.originMode;
     if (mode === 'stall') return;
-    this.later(node.options.originDelayMs ?? 0, () => {
+    const refused = mode === 'refuses-peers' && fetch.forPeer;
+    this.later(refused ? 0 : (node.options.originDelayMs ?? 0), () => {
       if (node.cancelledFetches.has(fetch.fetchId)) return;
       const handle = (input: CoreInput): void => node.core.handle(input);
+      if (refused) {
+        handle({
+          type: 'origin-end',
+          nowMs: this.nowMs,
+          fetchId: fetch.fetchId,
+          outcome: 'refused',
+          detail: 'refused to fetch origin.example for a pod peer: 10.0.0.1 is a private address',
+        });
+        return;
+      }
       if (mode === 'changed' || mode === 'error') {
         handle({
           type: 'origin-end',
