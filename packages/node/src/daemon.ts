@@ -48,6 +48,7 @@ import { DataDir } from './data-dir.js';
 import { createNodeCryptoProvider } from './node-crypto-provider.js';
 import { NodeHost } from './node-host.js';
 import { OutputClaims, type OutputClaim } from './output-claims.js';
+import { isOutputError } from './output-errors.js';
 import { OutputFile } from './output-file.js';
 import { escalateIfInvariant } from './process-guard.js';
 import type { BandwidthLimits } from './rate-limit.js';
@@ -494,7 +495,7 @@ export class Daemon {
     try {
       job = await this.createJob(request, toStream ? res : undefined);
     } catch (error) {
-      sendJson(res, 502, { error: (error as Error).message });
+      sendJson(res, isOutputError(error) ? 409 : 502, { error: (error as Error).message });
       return;
     }
     if (res.destroyed) {

@@ -12,7 +12,7 @@
  */
 import { realpath } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { describeFileError } from './output-errors.js';
+import { describeFileError, OutputError } from './output-errors.js';
 
 /** One job's hold on its output file; `release` is idempotent. */
 export interface OutputClaim {
@@ -34,11 +34,11 @@ export class OutputClaims {
     try {
       directory = await realpath(dirname(path));
     } catch (error) {
-      throw new Error(describeFileError(error, path));
+      throw new OutputError(describeFileError(error, path));
     }
     const canonical = join(directory, basename(path));
     if (this.held.has(canonical)) {
-      throw new Error(
+      throw new OutputError(
         `another download is already writing ${path}; wait for it to end, or choose another -o`,
       );
     }

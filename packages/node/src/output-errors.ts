@@ -6,6 +6,19 @@
  */
 import { dirname } from 'node:path';
 
+/**
+ * A problem with the user's output (`-o`), as opposed to the origin's: the API answers it with
+ * 409, not 502. Callers compare `code` (STYLE.md section 5).
+ */
+export class OutputError extends Error {
+  readonly code = 'PEAPOD_ERR_OUTPUT';
+}
+
+/** True for an `OutputError` (by code). */
+export function isOutputError(error: unknown): boolean {
+  return (error as { code?: unknown } | undefined)?.code === 'PEAPOD_ERR_OUTPUT';
+}
+
 /** Why each errno stops a write, and the next step; `{dir}` is the output's directory. */
 const REASONS: Readonly<Record<string, string>> = {
   ENOENT: 'a directory on its path does not exist (ENOENT); create {dir} or choose another -o',
@@ -28,12 +41,12 @@ const REASONS: Readonly<Record<string, string>> = {
 
 /**
  * The sentence for a failure to write the output file `path`. Errors without an errno code
- * (already a sentence from PeaPod) pass through unchanged.
+ * (already a sentence from PeaPod, e.g. an `OutputError`) pass through unchanged.
  */
 export function describeFileError(error: unknown, path: string): string {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   const message = error instanceof Error ? error.message : String(error);
-  if (typeof code !== 'string') return message;
+  if (typeof code !== 'string' || !/^E[A-Z0-9]+$/.test(code)) return message; // not an errno
   const reason = REASONS[code];
   if (reason === undefined) return `cannot write ${path}: ${message}`;
   return `cannot write ${path}: ${reason.replaceAll('{dir}', dirname(path)).replaceAll('{path}', path)}`;

@@ -31,7 +31,7 @@
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { open, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
-import { describeFileError } from './output-errors.js';
+import { describeFileError, OutputError } from './output-errors.js';
 
 /** Checkpoint interval and digest block size (one SHA-256 per block in the sidecar). */
 export const CHECKPOINT_BYTES = 16 * 1024 * 1024;
@@ -91,19 +91,19 @@ export class OutputFile {
   static async preflight(path: string, options: OutputOptions): Promise<void> {
     const target = await stat(path).catch((error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT') return undefined;
-      throw new Error(describeFileError(error, path));
+      throw new OutputError(describeFileError(error, path));
     });
     if (target === undefined) return;
-    if (target.isDirectory()) throw new Error(describeFileError({ code: 'EISDIR' }, path));
+    if (target.isDirectory()) throw new OutputError(describeFileError({ code: 'EISDIR' }, path));
     if (!target.isFile()) {
-      throw new Error(
+      throw new OutputError(
         `${path} is not a regular file (a device, FIFO or socket) and would be replaced; ` +
           'choose another -o, or -o - to stream the bytes',
       );
     }
     if (options.force) return;
     const sidecar = await stat(`${path}.peapod-part.json`).catch(() => undefined);
-    if (sidecar === undefined) throw new Error(existsMessage(path));
+    if (sidecar === undefined) throw new OutputError(existsMessage(path));
   }
 
   /**
@@ -119,7 +119,7 @@ export class OutputFile {
     try {
       return await OutputFile.openPart(path, identity, options);
     } catch (error) {
-      throw new Error(describeFileError(error, path));
+      throw new OutputError(describeFileError(error, path));
     }
   }
 
@@ -146,7 +146,7 @@ export class OutputFile {
       }
       const resumeOffset = blocks.length * CHECKPOINT_BYTES;
       if (resumeOffset === 0 && !options.force && (await exists(path))) {
-        throw new Error(existsMessage(path));
+        throw new OutputError(existsMessage(path));
       }
       if (resumeOffset === 0) {
         await handle?.close();
@@ -179,7 +179,7 @@ export class OutputFile {
         done += bytesWritten;
       }
     } catch (error) {
-      throw new Error(describeFileError(error, this.path));
+      throw new OutputError(describeFileError(error, this.path));
     }
   }
 
@@ -188,7 +188,7 @@ export class OutputFile {
     try {
       return await readAt(this.handle, offset, length);
     } catch (error) {
-      throw new Error(describeFileError(error, this.path));
+      throw new OutputError(describeFileError(error, this.path));
     }
   }
 
@@ -216,7 +216,7 @@ export class OutputFile {
       }
       await rename(`${sidecarPath}.tmp`, sidecarPath);
     } catch (error) {
-      throw new Error(describeFileError(error, this.path));
+      throw new OutputError(describeFileError(error, this.path));
     }
   }
 
@@ -232,7 +232,7 @@ export class OutputFile {
       await this.handle.truncate(0);
       await rm(`${this.partPath}.json`, { force: true });
     } catch (error) {
-      throw new Error(describeFileError(error, this.path));
+      throw new OutputError(describeFileError(error, this.path));
     }
   }
 
@@ -245,7 +245,7 @@ export class OutputFile {
       await rm(`${this.partPath}.json`, { force: true });
     } catch (error) {
       await this.close();
-      throw new Error(describeFileError(error, this.path));
+      throw new OutputError(describeFileError(error, this.path));
     }
   }
 
@@ -278,7 +278,7 @@ async function openForWrite(path: string): Promise<FileHandle> {
     );
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ELOOP') throw error;
-    throw new Error(
+    throw new OutputError(
       `${path} is a symbolic link, and PeaPod does not write through one; remove it or choose another -o`,
     );
   }

@@ -38,8 +38,12 @@ function assertSentence(message: string): void {
   assert.ok(message.length > 10, message);
 }
 
-function failedWith(outcome: JobOutcome, pattern: RegExp): void {
+/** The job failed, or was refused (with `status` when given), with a sentence matching. */
+function failedWith(outcome: JobOutcome, pattern: RegExp, status?: number): void {
   assert.notEqual(outcome.kind, 'done', JSON.stringify(outcome));
+  if (status !== undefined) {
+    assert.ok(outcome.kind === 'refused' && outcome.status === status, JSON.stringify(outcome));
+  }
   const message = outcome.kind === 'done' ? '' : outcome.message;
   assert.match(message, pattern);
   assertSentence(message);
@@ -106,7 +110,7 @@ describe('job faults: each fails that job alone', () => {
     for (const pool of [true, false]) {
       const outcome = await runJob(api(), job(`${origin.url}/small.bin`, root, { pool }));
       assert.equal(outcome.kind, 'refused');
-      failedWith(outcome, /is a directory \(EISDIR\); give a file name with -o/);
+      failedWith(outcome, /is a directory \(EISDIR\); give a file name with -o/, 409);
       assert.equal(await exists(`${root}.peapod-part`), false);
       await stillServes();
     }
@@ -146,7 +150,8 @@ describe('job faults: each fails that job alone', () => {
       ['/sys/peapod-fault-test.bin', /permission denied \(EACCES\)/],
     ];
     for (const [output, pattern] of cases) {
-      failedWith(await runJob(api(), job(`${origin.url}/small.bin`, output)), pattern);
+      // A problem with -o is the request's (409), not the origin's (502).
+      failedWith(await runJob(api(), job(`${origin.url}/small.bin`, output)), pattern, 409);
     }
     assert.equal(await exists('/sys/peapod-fault-test.bin.peapod-part'), false);
     await stillServes();
@@ -275,8 +280,7 @@ describe('job faults: each fails that job alone', () => {
 
   test('an unreachable origin fails with a sentence', async () => {
     const outcome = await runJob(api(), job('http://127.0.0.1:1/x.bin', join(root, 'u.bin')));
-    assert.notEqual(outcome.kind, 'done');
-    if (outcome.kind !== 'done') assertSentence(outcome.message);
+    failedWith(outcome, /ECONNREFUSED|refused|connect/i, 502);
     await stillServes();
   });
 
