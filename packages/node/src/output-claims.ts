@@ -53,9 +53,4 @@ export class OutputClaims {
       },
     };
   }
-
-  /** How many output files are claimed now (for tests and diagnostics). */
-  get size(): number {
-    return this.held.size;
-  }
 }
