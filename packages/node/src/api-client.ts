@@ -29,6 +29,8 @@ export interface GetRequest {
   readonly output: string;
   readonly sha256?: string;
   readonly pool: boolean;
+  /** Replace an existing output file (`--force`); without it such a job is refused. */
+  readonly force?: boolean;
   readonly headers: ReadonlyArray<{ name: string; value: string }>;
 }
 

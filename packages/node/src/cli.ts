@@ -18,6 +18,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Daemon, DAEMON_RUN_FILE, type DaemonRunFile } from './daemon.js';
 import { DataDir, DataDirFiles, SETTINGS, type ConfigFlags } from './data-dir.js';
+import { installProcessGuard } from './process-guard.js';
 import { createPod, formatJoinCode, parseJoinCode, podId } from './pod.js';
 import { createLimits, parseRate, parseSize } from './rate-limit.js';
 
@@ -168,6 +169,7 @@ program
     if (options.stallTimeout !== undefined) flags['stallTimeout'] = options.stallTimeout;
     const { config } = await dir.loadConfig({ env: process.env, flags: flags as ConfigFlags });
     const logger = createLogger(options.logLevel, options.logFormat);
+    installProcessGuard(logger);
     const daemon = new Daemon({
       identity: identity.keyPair,
       podSecret: secret,
@@ -239,6 +241,7 @@ program
     (line: string, previous: string[] | undefined) => [...(previous ?? []), line],
   )
   .option('--no-pool', 'download from the origin alone')
+  .option('--force', 'replace the output file if it exists')
   .option('--json', 'print a JSON summary on stdout (on stderr with -o -)')
   .option('-q, --quiet', 'no progress line')
   .addHelpText(
@@ -263,6 +266,7 @@ ${GET_EXIT_HELP}`,
       ...options,
       json: options.json === true,
       quiet: options.quiet === true,
+      force: options.force === true,
     });
     process.exitCode = code;
   });
@@ -319,6 +323,7 @@ interface GetFlags {
   pool: boolean;
   json?: boolean;
   quiet?: boolean;
+  force?: boolean;
 }
 
 /** An "Examples:" help section. */

@@ -50,6 +50,10 @@ import { createNodeCryptoProvider } from './node-crypto-provider.js';
 import { NodeHost } from './node-host.js';
 import { deviceLabel } from './device-label.js';
 import { podId } from './pod.js';
+import { OutputClaims, type OutputClaim } from './output-claims.js';
+import { isOutputError } from './output-errors.js';
+import { OutputFile } from './output-file.js';
+import { escalateIfInvariant } from './process-guard.js';
 import type { BandwidthLimits } from './rate-limit.js';
 
 export interface DaemonConfig {
@@ -122,6 +126,8 @@ export class Daemon {
   private readonly proxy: ForwardProxy;
   private readonly fetcher: OriginFetcher;
   private readonly jobs = new Map<number, DownloadJob>();
+  /** Output files of running jobs: a second job on one file is refused (output-claims.ts). */
+  private readonly outputClaims = new OutputClaims();
   private nextDownloadId = 1;
   private readonly jobHost: JobHost;
   private apiGuard: ApiGuard | undefined;
@@ -494,7 +500,13 @@ export class Daemon {
       return;
     }
     if (req.method === 'POST' && url.pathname === '/api/get') {
-      void this.serveGet(req, res);
+      // serveGet contains what a job meets; anything else is a bug in that one request.
+      this.serveGet(req, res).catch((error: unknown) => {
+        escalateIfInvariant(error);
+        this.logger.error({ err: error }, 'internal error serving /api/get');
+        if (!res.headersSent) sendJson(res, 500, { error: 'the daemon failed internally' });
+        else res.destroy();
+      });
       return;
     }
     sendJson(res, 404, { error: `no such API: ${req.method ?? ''} ${url.pathname}` });
@@ -510,11 +522,33 @@ export class Daemon {
       return;
     }
     const toStream = request.output === '-';
+    let claim: OutputClaim | undefined;
+    try {
+      // Before the origin is asked: a wrong -o fails at once, and no two jobs share a file.
+      if (!toStream) claim = await this.outputClaims.claim(request.output);
+      if (!toStream) await OutputFile.preflight(request.output, { force: request.force === true });
+    } catch (error) {
+      claim?.release();
+      sendJson(res, 409, { error: (error as Error).message });
+      return;
+    }
+    try {
+      await this.runGet(request, res, toStream);
+    } finally {
+      claim?.release();
+    }
+  }
+
+  private async runGet(request: GetRequest, res: ServerResponse, toStream: boolean) {
     let job: DownloadJob;
     try {
       job = await this.createJob(request, toStream ? res : undefined);
     } catch (error) {
-      sendJson(res, 502, { error: (error as Error).message });
+      sendJson(res, isOutputError(error) ? 409 : 502, { error: (error as Error).message });
+      return;
+    }
+    if (res.destroyed) {
+      await job.cancel(); // the client left while the origin was probed: nobody waits for it
       return;
     }
     if (toStream) {
@@ -532,7 +566,9 @@ export class Daemon {
       });
     } else {
       res.writeHead(200, { 'content-type': 'application/x-ndjson' });
-      job.on('event', (event) => res.write(`${JSON.stringify(this.labelled(event))}\n`));
+      job.on('event', (event) => {
+        if (!res.writableEnded) res.write(`${JSON.stringify(this.labelled(event))}\n`);
+      });
     }
     res.on('close', () => {
       if (!res.writableFinished) void job.cancel();
@@ -616,11 +652,15 @@ export class Daemon {
     const sha256 = expected.find((digest) => digest.algorithm === 'sha-256')?.digest;
     const sink: DownloadSink =
       stream === undefined
-        ? await FileSink.open(request.output, {
-            url: probe.url,
-            validator: probe.validator ?? '',
-            totalBytes: probe.totalBytes ?? -1,
-          })
+        ? await FileSink.open(
+            request.output,
+            {
+              url: probe.url,
+              validator: probe.validator ?? '',
+              totalBytes: probe.totalBytes ?? -1,
+            },
+            { force: request.force === true },
+          )
         : new StreamSink(
             stream,
             (sha256) => stream.addTrailers({ 'x-peapod-result': `ok sha256=${sha256}` }),
@@ -629,7 +669,9 @@ export class Daemon {
     const resumeNote = sink instanceof FileSink ? sink.resumeNote : '';
     const job = new DownloadJob(this.jobHost, probe.url, sink, verifier, {
       pooled: notPoolable === undefined,
-      note: notPoolable === undefined ? resumeNote : `not pooled: ${notPoolable}`,
+      note: [notPoolable === undefined ? '' : `not pooled: ${notPoolable}`, resumeNote]
+        .filter((line) => line !== '')
+        .join('; '),
       totalBytes: probe.totalBytes,
       validator: probe.validator ?? '',
       headers: request.headers,
@@ -726,6 +768,7 @@ function parseGetRequest(text: string): GetRequest {
     output: value.output,
     ...(value.sha256 === undefined ? {} : { sha256: value.sha256 }),
     pool: value.pool !== false,
+    force: value.force === true,
     headers,
   };
 }

@@ -34,6 +34,8 @@ export interface GetOptions {
   readonly json: boolean;
   readonly header?: readonly string[] | undefined;
   readonly quiet: boolean;
+  /** Replace an existing output file. */
+  readonly force?: boolean;
 }
 
 /** Exit statuses of `peapod get` (listed in its `--help`). */
@@ -81,6 +83,7 @@ export async function runGet(target: ApiTarget, url: string, options: GetOptions
     output: output === '-' ? '-' : resolve(output),
     ...(options.sha256 === undefined ? {} : { sha256: options.sha256.toLowerCase() }),
     pool: options.pool,
+    force: options.force === true,
     headers,
   };
   const toStdout = output === '-';
