@@ -146,6 +146,7 @@ export {
   type FailureKind,
 } from './transfer/scheduler.js';
 export { ReorderBuffer } from './transfer/reorder-buffer.js';
+export { STALL_TIMEOUT_DEFAULT_MS } from './transfer/stall-watch.js';
 export type {
   DownloadSource,
   TransferInput,

@@ -1,20 +1,26 @@
 /**
  * The CLI's side of the daemon's local API (daemon.ts serves it on the API port, loopback only).
+ * Every call sends the API key (`X-API-Key`, from `api.key` in the data directory; api-guard.ts)
+ * and no `Origin`; a daemon that refuses it (403) gives one error that says what to check.
  *
  * - `getPeers()`: `GET /api/peers` → the peer table.
  * - `startGet()`: `POST /api/get` with a JSON job; the answer streams NDJSON `JobEvent`s (for a
  *   file output) or the object's bytes (for `-o -`, with the outcome in the `x-peapod-result`
  *   trailer).
- * A daemon that is not running gives one clear error that says how to start it.
+ * A daemon that is not running gives one clear error that says how to start it
+ * (`DaemonUnreachable`); a refusal (`ApiError`) carries the daemon's own sentence from its
+ * `{"error": "..."}` body, never the raw JSON.
  */
 import { request, type IncomingMessage } from 'node:http';
+import { API_KEY_HEADER, ApiRefusalCodes } from './api-guard.js';
 import type { JobEvent } from './download-job.js';
 import type { PeerRow } from './daemon.js';
-import type { RefusedRow } from './refused-peers.js';
 
 export interface ApiTarget {
   readonly host: string;
   readonly port: number;
+  /** The daemon's API key: `DataDir.loadApiKey()` of the daemon's data directory. */
+  readonly apiKey: string;
 }
 
 export interface GetRequest {
@@ -23,6 +29,8 @@ export interface GetRequest {
   readonly output: string;
   readonly sha256?: string;
   readonly pool: boolean;
+  /** Replace an existing output file (`--force`); without it such a job is refused. */
+  readonly force?: boolean;
   readonly headers: ReadonlyArray<{ name: string; value: string }>;
 }
 
@@ -35,6 +43,58 @@ export class DaemonUnreachable extends Error {
   }
 }
 
+/** The daemon answered with an error status; `message` is its sentence. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The `ApiError` for a non-200 answer: the sentence of an `{error}` body, else the text. */
+async function apiError(res: IncomingMessage): Promise<ApiError> {
+  const text = await readAll(res);
+  let message = text.trim();
+  try {
+    const body = JSON.parse(text) as { error?: unknown };
+    if (typeof body.error === 'string') message = body.error;
+  } catch {
+    // not JSON: the text as it is
+  }
+  if (message === '') message = `the daemon answered HTTP ${res.statusCode ?? 0} with no reason`;
+  return new ApiError(res.statusCode ?? 0, message);
+}
+
+/**
+ * The daemon refused the caller (403, api-guard.ts). `code` is the body's (`ApiRefusalCodes`):
+ * `PEAPOD_ERR_API_KEY` means this data directory's key is not the daemon's.
+ */
+export class ApiRefused extends Error {
+  readonly code: string;
+
+  constructor(target: ApiTarget, body: string) {
+    let reason = body.trim();
+    let code = 'PEAPOD_ERR_API_REFUSED';
+    try {
+      const parsed = JSON.parse(body) as { error?: unknown; code?: unknown };
+      if (typeof parsed.error === 'string') reason = parsed.error;
+      if (typeof parsed.code === 'string') code = parsed.code;
+    } catch {
+      // not JSON: keep the text as it came
+    }
+    super(
+      code === ApiRefusalCodes.key
+        ? `the PeaPod daemon on ${target.host}:${target.port} refused this device's API key: ` +
+            'it runs with another data directory, or api.key changed after it started. Set ' +
+            "PEAPOD_HOME to the daemon's data directory, or restart the daemon."
+        : `the PeaPod daemon on ${target.host}:${target.port} refused this request: ${reason}.`,
+    );
+    this.code = code;
+  }
+}
+
 function call(target: ApiTarget, method: string, path: string, body?: unknown) {
   return new Promise<IncomingMessage>((resolve, reject) => {
     const text = body === undefined ? undefined : JSON.stringify(body);
@@ -44,9 +104,18 @@ function call(target: ApiTarget, method: string, path: string, body?: unknown) {
         port: target.port,
         method,
         path,
-        headers: text === undefined ? {} : { 'content-type': 'application/json' },
+        headers: {
+          [API_KEY_HEADER]: target.apiKey,
+          ...(text === undefined ? {} : { 'content-type': 'application/json' }),
+        },
       },
-      resolve,
+      (res) => {
+        if (res.statusCode !== 403) return resolve(res);
+        readAll(res).then(
+          (body) => reject(new ApiRefused(target, body)),
+          (error: Error) => reject(new DaemonUnreachable(target, error.message)),
+        );
+      },
     );
     req.on('error', (error: NodeJS.ErrnoException) =>
       reject(new DaemonUnreachable(target, error.code ?? error.message)),
@@ -61,26 +130,30 @@ async function readAll(res: IncomingMessage): Promise<string> {
   return Buffer.concat(parts).toString('utf8');
 }
 
-/** `GET /api/peers`: this device, its peers, and the devices it refused lately (refused-peers.ts). */
+/** `GET /api/peers`; `refused` is absent from daemons that do not report it. */
 export interface PeersAnswer {
   readonly deviceId: string;
+  readonly deviceName?: string;
+  readonly pod?: string;
   readonly peers: PeerRow[];
-  readonly refused: RefusedRow[];
+  readonly refused?: ReadonlyArray<{
+    address: string;
+    reason: string;
+    lastAt: string;
+    count: number;
+  }>;
 }
 
 export async function getPeers(target: ApiTarget): Promise<PeersAnswer> {
   const res = await call(target, 'GET', '/api/peers');
-  const text = await readAll(res);
-  if (res.statusCode !== 200) throw new Error(`the daemon answered ${res.statusCode}: ${text}`);
-  return JSON.parse(text) as PeersAnswer;
+  if (res.statusCode !== 200) throw await apiError(res);
+  return JSON.parse(await readAll(res)) as PeersAnswer;
 }
 
 /** Starts a job; for a file output, yields its events as they come. */
 export async function* getEvents(target: ApiTarget, job: GetRequest): AsyncGenerator<JobEvent> {
   const res = await call(target, 'POST', '/api/get', job);
-  if (res.statusCode !== 200) {
-    throw new Error(`the daemon refused the download: ${await readAll(res)}`);
-  }
+  if (res.statusCode !== 200) throw await apiError(res);
   let pending = '';
   for await (const part of res) {
     pending += (part as Buffer).toString('utf8');
@@ -96,8 +169,6 @@ export async function* getEvents(target: ApiTarget, job: GetRequest): AsyncGener
 /** Starts a job whose bytes come back in the response (`-o -`). */
 export async function getStream(target: ApiTarget, job: GetRequest): Promise<IncomingMessage> {
   const res = await call(target, 'POST', '/api/get', job);
-  if (res.statusCode !== 200) {
-    throw new Error(`the daemon refused the download: ${await readAll(res)}`);
-  }
+  if (res.statusCode !== 200) throw await apiError(res);
   return res;
 }

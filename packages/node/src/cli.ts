@@ -2,18 +2,23 @@
 /**
  * `peapod`: the command line. Each command is a thin shell over a module that does the work:
  * data-dir.ts (identity, pod, settings), daemon.ts (the node), commands/get.ts (a download through
- * the daemon), demo.ts (the whole story on one machine). Errors print one line that says what
- * to do next, and exit 1; usage errors exit 2.
+ * the daemon), commands/peers.ts (the peer table), demo.ts (the whole story on one machine).
+ * Errors print one line that says what to do next, and exit 1; usage errors exit 2; no daemon
+ * (or a daemon that refuses) exits 3. Options may come before or after the arguments
+ * (`peapod get -H "A: b" URL -o f`); a repeatable option takes one value per use (`-H` twice),
+ * never the rest of the line. Each command's help ends with examples.
  */
 import { Command, CommanderError, Option } from 'commander';
 import { formatDeviceId, PeapodError } from '@peapod/core';
-import { pino } from 'pino';
-import { getPeers, type ApiTarget } from './api-client.js';
-import { runGet } from './commands/get.js';
+import { ApiError, ApiRefused, DaemonUnreachable, getPeers, type ApiTarget } from './api-client.js';
+import { GET_EXIT_HELP, runGet, UsageError } from './commands/get.js';
+import { renderPeers } from './commands/peers.js';
+import { createLogger, LOG_FORMATS, type LogFormat } from './log-format.js';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Daemon, DAEMON_RUN_FILE, type DaemonRunFile } from './daemon.js';
-import { DataDir, type ConfigFlags } from './data-dir.js';
+import { DataDir, DataDirFiles, SETTINGS, type ConfigFlags } from './data-dir.js';
+import { installProcessGuard } from './process-guard.js';
 import { createPod, formatJoinCode, parseJoinCode, podId } from './pod.js';
 import { createLimits, parseRate, parseSize } from './rate-limit.js';
 
@@ -22,7 +27,11 @@ const program = new Command('peapod')
     'PeaPod: devices that need the same bytes share the work of getting them.\n' +
       'Pool the internet links of your devices for one big download, every byte verified.',
   )
-  .showHelpAfterError('(run `peapod --help` for usage)')
+  .showHelpAfterError('(add --help to the command for its usage and examples)')
+  // Usage errors read like every other error: `peapod: ...`.
+  .configureOutput({
+    outputError: (text, write) => write(`peapod: ${text.replace(/^error: /, '')}`),
+  })
   .exitOverride() // usage errors exit 2 (below), not commander's 1
   .addHelpText(
     'after',
@@ -34,7 +43,11 @@ Getting started (on each device):
   peapod get URL -o FILE       a pooled download through the daemon and its pod peers
   peapod demo                  all of it on this machine, no setup
 
-Data directory: ~/.peapod (override with PEAPOD_HOME).`,
+Data directory: ~/.peapod (override with PEAPOD_HOME). Settings: \`peapod daemon --help\`.
+Each command has its own help with examples: \`peapod get --help\`.
+
+Exit status: 0 success, 1 failed (the message says why), 2 usage error, 3 no daemon answers
+(or it refused), 130 interrupted.`,
   );
 
 program
@@ -42,6 +55,7 @@ program
   .description('create this device identity and a new pod; print its join code')
   .option('--force', 'replace an existing pod (devices in the old pod will no longer connect)')
   .option('--json', 'print a JSON object')
+  .addHelpText('after', examples('peapod init', 'peapod init --json', 'peapod init --force'))
   .action(async (options: { force?: boolean; json?: boolean }) => {
     const dir = await DataDir.open();
     const identity = await dir.loadIdentity();
@@ -72,6 +86,10 @@ program
   .argument('<code>', 'the join code printed by `peapod init` or `peapod code` on a pod member')
   .description('join the pod of another device')
   .option('--json', 'print a JSON object')
+  .addHelpText(
+    'after',
+    examples('peapod join peapod1-...   (the code `peapod code` prints on a pod member)'),
+  )
   .action(async (code: string, options: { json?: boolean }) => {
     const secret = parseJoinCode(code);
     const dir = await DataDir.open();
@@ -86,6 +104,7 @@ program
 program
   .command('code')
   .description("print this device's pod join code")
+  .addHelpText('after', examples('peapod code     (then on the new device: peapod join CODE)'))
   .action(async () => {
     const secret = await requirePod(await DataDir.open());
     console.log(formatJoinCode(secret));
@@ -94,6 +113,7 @@ program
 program
   .command('id')
   .description("print this device's Device ID")
+  .addHelpText('after', examples('peapod id'))
   .action(async () => {
     const identity = await (await DataDir.open()).loadIdentity();
     console.log(formatDeviceId(identity.deviceId));
@@ -111,12 +131,26 @@ program
   .option('--max-download <rate>', 'download limit, e.g. 50Mbit, 6MB, 0 for none')
   .option('--limit-lan', 'apply the limits to LAN peers too (default: LAN peers are exempt)')
   .option('--origin-address <address>', 'source address for origin requests (default: any)')
+  .option(
+    '--allow-private-origins',
+    'fetch for pod peers from loopback and private addresses too (default: public only)',
+  )
+  .option(
+    '--stall-timeout <seconds>',
+    'fail a download after this long without progress (default 60)',
+  )
   .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
+  .addOption(
+    new Option('--log-format <format>', 'json, or pretty (default: pretty on a terminal)').choices(
+      LOG_FORMATS,
+    ),
+  )
   .addOption(
     new Option('--test-corrupt-for-peers', 'TEST ONLY: corrupt what this node fetches for peers')
       .hideHelp()
       .default(false),
   )
+  .addHelpText('after', daemonHelp)
   .action(async (options: DaemonFlags) => {
     const dir = await DataDir.open();
     const secret = await requirePod(dir);
@@ -131,8 +165,11 @@ program
       flags['maxUploadBytesPerSecond'] = String(rateFlag('--max-upload', options.maxUpload));
     if (options.maxDownload !== undefined)
       flags['maxDownloadBytesPerSecond'] = String(rateFlag('--max-download', options.maxDownload));
+    if (options.allowPrivateOrigins === true) flags['allowPrivateOrigins'] = 'true';
+    if (options.stallTimeout !== undefined) flags['stallTimeout'] = options.stallTimeout;
     const { config } = await dir.loadConfig({ env: process.env, flags: flags as ConfigFlags });
-    const logger = pino({ level: options.logLevel, base: { pid: process.pid } });
+    const logger = createLogger(options.logLevel, options.logFormat);
+    installProcessGuard(logger);
     const daemon = new Daemon({
       identity: identity.keyPair,
       podSecret: secret,
@@ -143,6 +180,7 @@ program
       discoveryPort: config.discoveryPort,
       multicastInterface: config.bindAddress,
       originAddress: options.originAddress,
+      allowPrivateOrigins: config.allowPrivateOrigins,
       limits: createLimits({
         maxUploadBytesPerSec: config.maxUploadBytesPerSecond,
         maxDownloadBytesPerSec: config.maxDownloadBytesPerSecond,
@@ -151,6 +189,7 @@ program
       logger,
       corruptForPeers: options.testCorruptForPeers,
       dataDir: dir.path,
+      stallTimeoutMs: config.stallTimeout * 1000,
     });
     await daemon.start();
     logger.info({ podId: podId(secret), dataDir: dir.path }, 'ready');
@@ -173,22 +212,19 @@ program
 
 program
   .command('peers')
-  .description('list the pod members this daemon has seen')
-  .option('--json', 'print JSON')
+  .description('show the pod, this device, and the pod members the daemon has seen')
+  .option('--json', 'print JSON: {deviceId, deviceName, pod, peers: [...], refused: [...]}')
+  .addHelpText(
+    'after',
+    `
+Each device shows as its name and short Device ID (the first group of \`peapod id\`).
+"Refused" lists devices of another pod that tried to connect (they joined with another code).
+${examples('peapod peers', 'peapod peers --json | jq \'.peers[] | select(.state == "connected")\'')}`,
+  )
   .action(async (options: { json?: boolean }) => {
-    const { deviceId, peers } = await getPeers(await apiTarget());
-    if (options.json === true) return printJson({ deviceId, peers });
-    console.log(`This device: ${deviceId}`);
-    if (peers.length === 0) {
-      console.log('No pod members seen yet. Is `peapod daemon` running on the others?');
-      return;
-    }
-    for (const peer of peers) {
-      const rtt = peer.rttMs === undefined ? '-' : `${peer.rttMs.toFixed(1)} ms`;
-      console.log(
-        `${peer.state.padEnd(11)} ${peer.deviceId}  ${peer.name.padEnd(16)} ${peer.address.padEnd(21)} rtt ${rtt}`,
-      );
-    }
+    const answer = await getPeers(await apiTarget());
+    if (options.json === true) return printJson(answer);
+    for (const line of renderPeers(answer)) console.log(line);
   });
 
 program
@@ -199,18 +235,38 @@ program
   )
   .option('-o, --output <file>', 'output file, or - for stdout (default: the URL file name)')
   .option('--sha256 <hex>', 'expected SHA-256 of the whole object, verified end to end')
-  .option('-H, --header <line...>', 'request header for the origin, e.g. "Authorization: ..."', [])
+  .option(
+    '-H, --header <line>',
+    'request header for the origin, e.g. "Authorization: ..." (repeat for more)',
+    (line: string, previous: string[] | undefined) => [...(previous ?? []), line],
+  )
   .option('--no-pool', 'download from the origin alone')
-  .option('--json', 'print a JSON summary on stdout')
+  .option('--force', 'replace the output file if it exists')
+  .option('--json', 'print a JSON summary on stdout (on stderr with -o -)')
   .option('-q, --quiet', 'no progress line')
+  .addHelpText(
+    'after',
+    `
+Progress and notes go to stderr (with -o -, only when stderr is a terminal); the bytes go to the
+file or, with -o -, to stdout. Ctrl-C keeps the part file: re-run the same command to resume.
+${examples(
+  'peapod get https://example.com/big.iso',
+  'peapod get https://example.com/big.iso -o big.iso --sha256 3a7bd3e2...',
+  'peapod get -H "Authorization: Bearer $TOKEN" https://example.com/private.tar -o private.tar',
+  'peapod get https://example.com/big.tar -o - | tar x',
+  'peapod get https://example.com/big.iso --json -q     (one JSON summary on stdout)',
+)}
+
+${GET_EXIT_HELP}`,
+  )
   .action(async (url: string, options: GetFlags) => {
+    // Every flag reaches runGet under its commander name: a new option is one `.option` line
+    // above and one field in GetFlags and GetOptions.
     const code = await runGet(await apiTarget(), url, {
-      output: options.output,
-      sha256: options.sha256,
-      pool: options.pool,
+      ...options,
       json: options.json === true,
-      header: options.header,
       quiet: options.quiet === true,
+      force: options.force === true,
     });
     process.exitCode = code;
   });
@@ -224,6 +280,10 @@ program
   .option('--rate <rate>', "each device's internet link", '50Mbit')
   .option('--daemons <n>', 'number of devices', '4')
   .option('--json', 'print a JSON summary')
+  .addHelpText(
+    'after',
+    examples('peapod demo', 'peapod demo --size 64MiB --rate 20Mbit --daemons 3'),
+  )
   .action(async (options: { size: string; rate: string; daemons: string; json?: boolean }) => {
     const size = parseSize(options.size);
     if (size === undefined)
@@ -249,17 +309,47 @@ interface DaemonFlags {
   maxDownload?: string;
   limitLan?: boolean;
   originAddress?: string;
+  allowPrivateOrigins?: boolean;
+  stallTimeout?: string;
   logLevel: string;
+  logFormat?: LogFormat;
   testCorruptForPeers: boolean;
 }
 
 interface GetFlags {
   output?: string;
   sha256?: string;
-  header: string[];
+  header?: string[];
   pool: boolean;
   json?: boolean;
   quiet?: boolean;
+  force?: boolean;
+}
+
+/** An "Examples:" help section. */
+function examples(...lines: string[]): string {
+  return `\nExamples:\n${lines.map((line) => `  $ ${line}`).join('\n')}`;
+}
+
+/** `peapod daemon --help`: the environment variables and config.json keys (data-dir.ts). */
+function daemonHelp(): string {
+  const names = Object.keys(SETTINGS) as (keyof typeof SETTINGS)[];
+  const width = Math.max(...names.map((name) => SETTINGS[name].env.length));
+  return `
+Settings, each from (later wins): built-in default < config.json < environment < flag.
+  Environment variable${' '.repeat(Math.max(1, width - 19))} config.json key
+${names.map((name) => `  ${SETTINGS[name].env.padEnd(width)}  ${name}`).join('\n')}
+  PEAPOD_HOME${' '.repeat(width - 10)} the data directory (default ~/.peapod)
+
+The data directory's ${DataDirFiles.config} holds any settings you choose; PeaPod reads it and never
+writes it.
+Example: {"deviceName": "laptop", "maxUploadBytesPerSecond": 2500000}
+Logs go to stdout: readable lines on a terminal, JSON lines otherwise (--log-format).
+${examples(
+  'peapod daemon',
+  'peapod daemon --name laptop --max-upload 20Mbit',
+  'PEAPOD_API_PORT=8081 peapod daemon --log-format json',
+)}`;
 }
 
 function rateFlag(flag: string, text: string): number {
@@ -280,18 +370,19 @@ async function requirePod(dir: DataDir): Promise<Uint8Array> {
 /** The running daemon's API: from its daemon.json when that process is alive, else config. */
 async function apiTarget(): Promise<ApiTarget> {
   const dir = await DataDir.open();
+  const apiKey = await dir.loadApiKey(); // the daemon's own key: same data directory, same file
   try {
     const run = JSON.parse(
       await readFile(join(dir.path, DAEMON_RUN_FILE), 'utf8'),
     ) as Partial<DaemonRunFile>;
     if (typeof run.apiHost === 'string' && Number.isInteger(run.apiPort) && isAlive(run.pid)) {
-      return { host: run.apiHost, port: run.apiPort! };
+      return { host: run.apiHost, port: run.apiPort!, apiKey };
     }
   } catch {
     // no daemon.json: fall back to the configured address
   }
   const { config } = await dir.loadConfig({ env: process.env });
-  return { host: config.bindAddress, port: config.apiPort };
+  return { host: config.bindAddress, port: config.apiPort, apiKey };
 }
 
 function isAlive(pid: unknown): boolean {
@@ -319,5 +410,11 @@ program.parseAsync().catch((error: unknown) => {
   }
   const message = error instanceof Error ? error.message : String(error);
   process.stderr.write(`peapod: ${message}\n`);
-  process.exit(1);
+  if (error instanceof UsageError) {
+    process.stderr.write('(run `peapod get --help` for usage)\n');
+    process.exit(2);
+  }
+  const noDaemon =
+    error instanceof DaemonUnreachable || error instanceof ApiError || error instanceof ApiRefused;
+  process.exit(noDaemon ? 3 : 1);
 });

@@ -8,9 +8,12 @@
  *   origin fetches (this device's own internet link), writes to a download's sink, or reads.
  * - `LanDiscovery` multicasts pod-sealed beacons; when a pod member appears, the device with the
  *   smaller Device ID dials the other (one link per pair, no races).
- * - One HTTP server on the API port (8080) is both the forward proxy (`http_proxy=...`) and the
- *   local API the CLI talks to (`/api/...`, loopback only): `peapod get` posts a job and reads
- *   its progress as NDJSON; `peapod peers` reads the peer table.
+ * - One HTTP server on the API port (8080) is both the forward proxy (`http_proxy=...`, no key,
+ *   loopback clients) and the local API the CLI talks to (`/api/...`): `peapod get` posts a job
+ *   and reads its progress as NDJSON; `peapod peers` reads the peer table. Every API request
+ *   must present the key from the data directory's `api.key` (loaded, or created, at start) and
+ *   name this daemon's own address in `Host` and any `Origin`; anything else is refused with 403
+ *   before any work (api-guard.ts, DESIGN.md decision 13).
  * - Bandwidth limits: origin traffic always counts against `--max-download`; peer links count
  *   against both limits unless the peer is on the LAN (Syncthing's rule; `--limit-lan` turns it
  *   off). See rate-limit.ts.
@@ -25,6 +28,7 @@ import {
   Capability,
   deriveDeviceId,
   formatDeviceId,
+  STALL_TIMEOUT_DEFAULT_MS,
   toHex,
   type CoreEvent,
   type KeyPair,
@@ -33,22 +37,24 @@ import {
 import type { Logger } from 'pino';
 import type { GetRequest } from './api-client.js';
 import { LanDiscovery, type DiscoveredPeer } from './discovery.js';
-import { DownloadJob, type HeaderPair, type JobHost } from './download-job.js';
+import { DownloadJob, type HeaderPair, type JobEvent, type JobHost } from './download-job.js';
 import { ObjectVerifier, userSha256, type ExpectedDigest } from './http/digest.js';
 import { OriginFetcher } from './http/origin-fetcher.js';
 import { probeOrigin, type OriginDescription } from './http/origin-probe.js';
-import { fetchWhole } from './http/origin-whole.js';
-import {
-  ForwardProxy,
-  isLoopbackAddress,
-  stripHopByHop,
-  type PooledResponder,
-  type ProxiedGet,
-} from './proxy.js';
+import { fetchWhole, lengthlessNote, probeStalled } from './http/origin-whole.js';
+import { ForwardProxy, stripHopByHop, type PooledResponder, type ProxiedGet } from './proxy.js';
 import { FileSink, StreamSink, type DownloadSink } from './sinks.js';
+import { ApiGuard, apiRefusal, refuse } from './api-guard.js';
+import { DataDir } from './data-dir.js';
 import { createNodeCryptoProvider } from './node-crypto-provider.js';
 import { NodeHost } from './node-host.js';
 import { RefusedPeers } from './refused-peers.js';
+import { deviceLabel } from './device-label.js';
+import { podId } from './pod.js';
+import { OutputClaims, type OutputClaim } from './output-claims.js';
+import { isOutputError } from './output-errors.js';
+import { OutputFile } from './output-file.js';
+import { escalateIfInvariant } from './process-guard.js';
 import type { BandwidthLimits } from './rate-limit.js';
 
 export interface DaemonConfig {
@@ -62,12 +68,22 @@ export interface DaemonConfig {
   readonly multicastInterface: string;
   /** Source address of this device's origin requests (its "internet link"); default: any. */
   readonly originAddress: string | undefined;
+  /** Fetch for pod peers from any address, not only public ones (DESIGN.md decision 14). */
+  readonly allowPrivateOrigins: boolean;
   readonly limits: BandwidthLimits;
   readonly logger: Logger;
-  /** Where `peers.json` (the peers seen, for a faster reconnect after a restart) is kept. */
+  /**
+   * Where `peers.json` (the peers seen, for a faster reconnect after a restart) and `api.key`
+   * (the local API key) are kept; without it the API is closed.
+   */
   readonly dataDir: string | undefined;
   /** Test-only fault injection: this daemon flips bytes of what it fetches for peers. */
   readonly corruptForPeers: boolean;
+  /**
+   * A download with no progress for this long fails, naming the origin or peer that stalled
+   * (`--stall-timeout`, `PEAPOD_STALL_TIMEOUT`, config `stallTimeout`). Default 60 000.
+   */
+  readonly stallTimeoutMs?: number;
 }
 
 /** The file in the data directory that says where a running daemon's API listens. */
@@ -111,9 +127,12 @@ export class Daemon {
   private readonly proxy: ForwardProxy;
   private readonly fetcher: OriginFetcher;
   private readonly jobs = new Map<number, DownloadJob>();
+  /** Output files of running jobs: a second job on one file is refused (output-claims.ts). */
+  private readonly outputClaims = new OutputClaims();
   private nextDownloadId = 1;
   private readonly jobHost: JobHost;
   private readonly refused = new RefusedPeers();
+  private apiGuard: ApiGuard | undefined;
 
   constructor(private readonly config: DaemonConfig) {
     this.host = new NodeHost({
@@ -129,6 +148,7 @@ export class Daemon {
     this.fetcher = new OriginFetcher({
       ...(config.originAddress === undefined ? {} : { localAddress: config.originAddress }),
       ...(config.limits.download === undefined ? {} : { limiter: config.limits.download }),
+      ...(config.allowPrivateOrigins ? { peerDestinations: () => undefined } : {}),
     });
     this.jobHost = {
       startCoreDownload: (job, spec) => {
@@ -138,7 +158,7 @@ export class Daemon {
           type: 'start-download',
           nowMs: performance.now(),
           downloadId,
-          source: { kind: 'url', pooled: true, ...spec },
+          source: { kind: 'url', pooled: true, stallTimeoutMs: this.stallTimeoutMs, ...spec },
         });
         return downloadId;
       },
@@ -150,6 +170,7 @@ export class Daemon {
         this.host.input({ type: 'delivered', nowMs: performance.now(), downloadId, byteCount }),
       fetchWhole: (url, headers, offset, validator, onData, signal) =>
         fetchWhole(url, headers, offset, validator, onData, {
+          stallTimeoutMs: this.stallTimeoutMs,
           localAddress: config.originAddress,
           limiter: config.limits.download,
           signal,
@@ -160,7 +181,7 @@ export class Daemon {
     this.host.on('download:failed', (e) => this.jobs.get(e.downloadId)?.onCoreEvent(e));
     this.host.on('peer:banned', (event) =>
       this.logger.warn(
-        { peer: toHex(event.deviceId).slice(0, 12), detail: event.detail },
+        { peer: this.peerLabel(toHex(event.deviceId)), detail: event.detail },
         'peer banned',
       ),
     );
@@ -185,13 +206,16 @@ export class Daemon {
     this.host.on('peer:connect', (event) => this.onConnect(event));
     this.host.on('peer:disconnect', (event) => this.onDisconnect(event));
     this.host.on('peer:refused', (event) => {
-      this.refused.record(event, new Date());
-      if (event.cause === 'pod-secret') {
-        this.logger.warn(
-          { address: event.address, direction: event.direction, detail: event.detail },
-          'a device that does not hold this pod secret tried to connect',
-        );
+      // A flood's refusals (the inbound guard's) are not a device of another pod: debug only.
+      if (event.cause !== 'pod-secret') {
+        this.logger.debug({ address: event.address, cause: event.cause }, 'handshake refused');
+        return;
       }
+      this.refused.record(event.address, new Date());
+      this.logger.warn(
+        { address: event.address, direction: event.direction, detail: event.detail },
+        'a device that does not hold this pod secret tried to connect',
+      );
     });
     this.host.on('peer:rtt', (event) => {
       const entry = this.linkPeers.get(event.linkId);
@@ -199,12 +223,20 @@ export class Daemon {
     });
   }
 
+  /** See `DaemonConfig.stallTimeoutMs`. */
+  private get stallTimeoutMs(): number {
+    return this.config.stallTimeoutMs ?? STALL_TIMEOUT_DEFAULT_MS;
+  }
+
   get logger(): Logger {
     return this.config.logger;
   }
 
   async start(): Promise<{ peer: AddressInfo; api: AddressInfo }> {
-    const { bindAddress, peerPort, apiPort } = this.config;
+    const { bindAddress, peerPort, apiPort, dataDir } = this.config;
+    if (dataDir !== undefined) {
+      this.apiGuard = new ApiGuard(await (await DataDir.open(dataDir)).loadApiKey(), bindAddress);
+    }
     const peer = await this.host
       .listen(peerPort, bindAddress)
       .catch((error: NodeJS.ErrnoException) => portError(error, 'peer', '--peer-port'));
@@ -217,7 +249,12 @@ export class Daemon {
       this.onDiscovered({ ...known, firstSeen: true, kind: 'announce' });
     }
     this.logger.info(
-      { deviceId: formatDeviceId(this.deviceId), peerPort: peer.port, apiPort: api.port },
+      {
+        device: this.peerLabel(this.deviceIdHex),
+        deviceId: formatDeviceId(this.deviceId),
+        peerPort: peer.port,
+        apiPort: api.port,
+      },
       'daemon started',
     );
     return { peer, api };
@@ -292,6 +329,31 @@ export class Daemon {
     }));
   }
 
+  /** A device as people see it everywhere: `name (SHORTID)` (device-label.ts). */
+  peerLabel(hex: string): string {
+    if (hex === this.deviceIdHex) return deviceLabel(this.config.deviceName, hex);
+    return deviceLabel(this.peers.get(hex)?.name ?? '', hex);
+  }
+
+  /** `text` with each Device ID in hex written as `name (SHORTID)`. */
+  nameDevices(text: string): string {
+    return text.replace(/\b[0-9a-f]{64}\b/g, (hex) => this.peerLabel(hex));
+  }
+
+  /**
+   * A job event for the CLI: progress and done name each source (`sourceNames`); a Device ID
+   * in hex in a note or an error (the core names devices so) becomes `name (SHORTID)`.
+   */
+  private labelled(event: JobEvent): JobEvent {
+    if (event.type === 'error') return { ...event, message: this.nameDevices(event.message) };
+    if (event.type === 'start') return { ...event, note: this.nameDevices(event.note) };
+    const sourceNames: Record<string, string> = {};
+    for (const key of Object.keys(event.bySource)) {
+      sourceNames[key] = this.peerLabel(key === 'self' ? this.deviceIdHex : key);
+    }
+    return { ...event, sourceNames };
+  }
+
   /** A pod member's beacon: the device with the smaller Device ID dials (one link per pair). */
   private onDiscovered(peer: DiscoveredPeer): void {
     const hex = toHex(peer.deviceId);
@@ -310,7 +372,7 @@ export class Daemon {
       };
       this.peers.set(hex, entry);
       this.logger.info(
-        { peer: hex.slice(0, 12), address: peer.address, port: peer.port },
+        { peer: this.peerLabel(hex), address: peer.address, port: peer.port },
         'peer discovered',
       );
     }
@@ -325,7 +387,7 @@ export class Daemon {
     const dialed = entry;
     this.host.dial(peer.port, peer.address).catch((error: Error) => {
       if (dialed.state === 'connecting') dialed.state = 'gone';
-      this.logger.warn({ peer: hex.slice(0, 12), error: error.message }, 'dial failed');
+      this.logger.warn({ peer: this.peerLabel(hex), error: error.message }, 'dial failed');
     });
   }
 
@@ -352,7 +414,7 @@ export class Daemon {
     entry.port = event.remote.listenPort || Number(port);
     this.peers.set(hex, entry);
     this.linkPeers.set(event.linkId, entry);
-    this.logger.info({ peer: hex.slice(0, 12), address: event.remoteAddress }, 'peer connected');
+    this.logger.info({ peer: this.peerLabel(hex), address: event.remoteAddress }, 'peer connected');
   }
 
   private onDisconnect(event: Extract<CoreEvent, { type: 'peer:disconnect' }>): void {
@@ -363,7 +425,7 @@ export class Daemon {
     entry.linkId = undefined;
     entry.sinceMs = performance.now();
     this.logger.info(
-      { peer: entry.deviceIdHex.slice(0, 12), reason: event.reason, detail: event.detail },
+      { peer: this.peerLabel(entry.deviceIdHex), reason: event.reason, detail: event.detail },
       'peer disconnected',
     );
   }
@@ -383,14 +445,16 @@ export class Daemon {
               bytes: data,
             });
           },
-          onEnd: (outcome, detail) =>
+          onEnd: (outcome, detail) => {
+            if (outcome === 'refused') this.logger.warn({ detail }, 'refused a pod peer fetch');
             this.host.input({
               type: 'origin-end',
               nowMs: performance.now(),
               fetchId,
               outcome,
               detail,
-            }),
+            });
+          },
         });
         return;
       }
@@ -429,24 +493,35 @@ export class Daemon {
   }
 
   private serveApi(req: IncomingMessage, res: ServerResponse): void {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    // The API writes files and runs downloads: only this machine (loopback, or its own bind
-    // address) may use it.
-    const client = req.socket.remoteAddress ?? '';
-    if (!isLoopbackAddress(client) && client !== this.config.bindAddress) {
-      sendJson(res, 403, { error: 'the PeaPod API answers clients on this machine only' });
+    // The API writes files and runs downloads: only the local user's programs, holding the key,
+    // may use it, and nothing is read or done before that is checked (api-guard.ts).
+    const refusal =
+      this.apiGuard?.refusal(req) ?? (this.apiGuard === undefined ? NO_API_KEY : undefined);
+    if (refusal !== undefined) {
+      refuse(res, refusal);
       return;
     }
+    // The proxy leaves `Expect: 100-continue` to us: the body is invited only now.
+    if (req.headers.expect?.toLowerCase() === '100-continue') res.writeContinue();
+    const url = new URL(req.url ?? '/', 'http://localhost');
     if (req.method === 'GET' && url.pathname === '/api/peers') {
       sendJson(res, 200, {
         deviceId: formatDeviceId(this.deviceId),
+        deviceName: this.config.deviceName,
+        pod: podId(this.config.podSecret),
         peers: this.peerRows(),
         refused: this.refused.list(),
       });
       return;
     }
     if (req.method === 'POST' && url.pathname === '/api/get') {
-      void this.serveGet(req, res);
+      // serveGet contains what a job meets; anything else is a bug in that one request.
+      this.serveGet(req, res).catch((error: unknown) => {
+        escalateIfInvariant(error);
+        this.logger.error({ err: error }, 'internal error serving /api/get');
+        if (!res.headersSent) sendJson(res, 500, { error: 'the daemon failed internally' });
+        else res.destroy();
+      });
       return;
     }
     sendJson(res, 404, { error: `no such API: ${req.method ?? ''} ${url.pathname}` });
@@ -462,27 +537,53 @@ export class Daemon {
       return;
     }
     const toStream = request.output === '-';
+    let claim: OutputClaim | undefined;
+    try {
+      // Before the origin is asked: a wrong -o fails at once, and no two jobs share a file.
+      if (!toStream) claim = await this.outputClaims.claim(request.output);
+      if (!toStream) await OutputFile.preflight(request.output, { force: request.force === true });
+    } catch (error) {
+      claim?.release();
+      sendJson(res, 409, { error: (error as Error).message });
+      return;
+    }
+    try {
+      await this.runGet(request, res, toStream);
+    } finally {
+      claim?.release();
+    }
+  }
+
+  private async runGet(request: GetRequest, res: ServerResponse, toStream: boolean) {
     let job: DownloadJob;
     try {
       job = await this.createJob(request, toStream ? res : undefined);
     } catch (error) {
-      sendJson(res, 502, { error: (error as Error).message });
+      sendJson(res, isOutputError(error) ? 409 : 502, { error: (error as Error).message });
+      return;
+    }
+    if (res.destroyed) {
+      await job.cancel(); // the client left while the origin was probed: nobody waits for it
       return;
     }
     if (toStream) {
       res.writeHead(200, {
         'content-type': 'application/octet-stream',
         trailer: 'x-peapod-result',
+        // For the CLI's progress line (percent, ETA) on a terminal.
+        ...(job.totalBytes === undefined ? {} : { 'x-peapod-total-bytes': String(job.totalBytes) }),
       });
       job.on('event', (event) => {
         if (event.type === 'error') {
-          res.addTrailers({ 'x-peapod-result': `error: ${event.message}` });
+          res.addTrailers({ 'x-peapod-result': `error: ${this.nameDevices(event.message)}` });
           res.end();
         }
       });
     } else {
       res.writeHead(200, { 'content-type': 'application/x-ndjson' });
-      job.on('event', (event) => res.write(`${JSON.stringify(event)}\n`));
+      job.on('event', (event) => {
+        if (!res.writableEnded) res.write(`${JSON.stringify(this.labelled(event))}\n`);
+      });
     }
     res.on('close', () => {
       if (!res.writableFinished) void job.cancel();
@@ -556,7 +657,9 @@ export class Daemon {
   /** Probes the origin and plans the job: pooled, or single source and why. */
   private async createJob(request: GetRequest, stream: ServerResponse | undefined) {
     const probe = await this.probe(request.url, request.headers);
-    const notPoolable = request.pool ? probe.reasonNotPoolable : 'pooling turned off (--no-pool)';
+    const notPoolable = request.pool
+      ? (lengthlessNote(probe) ?? probe.reasonNotPoolable)
+      : 'pooling turned off (--no-pool)';
     const user: ExpectedDigest[] = request.sha256 === undefined ? [] : [userSha256(request.sha256)];
     const expected = [...user, ...probe.digests];
     const verifier = new ObjectVerifier(expected);
@@ -564,11 +667,15 @@ export class Daemon {
     const sha256 = expected.find((digest) => digest.algorithm === 'sha-256')?.digest;
     const sink: DownloadSink =
       stream === undefined
-        ? await FileSink.open(request.output, {
-            url: probe.url,
-            validator: probe.validator ?? '',
-            totalBytes: probe.totalBytes ?? -1,
-          })
+        ? await FileSink.open(
+            request.output,
+            {
+              url: probe.url,
+              validator: probe.validator ?? '',
+              totalBytes: probe.totalBytes ?? -1,
+            },
+            { force: request.force === true },
+          )
         : new StreamSink(
             stream,
             (sha256) => stream.addTrailers({ 'x-peapod-result': `ok sha256=${sha256}` }),
@@ -577,7 +684,9 @@ export class Daemon {
     const resumeNote = sink instanceof FileSink ? sink.resumeNote : '';
     const job = new DownloadJob(this.jobHost, probe.url, sink, verifier, {
       pooled: notPoolable === undefined,
-      note: notPoolable === undefined ? resumeNote : `not pooled: ${notPoolable}`,
+      note: [notPoolable === undefined ? '' : `not pooled: ${notPoolable}`, resumeNote]
+        .filter((line) => line !== '')
+        .join('; '),
       totalBytes: probe.totalBytes,
       validator: probe.validator ?? '',
       headers: request.headers,
@@ -588,12 +697,17 @@ export class Daemon {
 
   /** The origin's description, through this device's own link; a clear error if it fails. */
   private async probe(url: string, headers: readonly HeaderPair[]): Promise<OriginDescription> {
+    // The probe reads only the head: the stall timeout bounds all of it.
+    const signal = AbortSignal.timeout(this.stallTimeoutMs);
     const probe = await probeOrigin(url, {
       headers,
+      signal,
       ...(this.config.originAddress === undefined
         ? {}
         : { localAddress: this.config.originAddress }),
     });
+    if (probe.kind === 'failed' && signal.aborted)
+      throw new Error(probeStalled(url, this.stallTimeoutMs));
     if (probe.kind === 'failed') throw new Error(probe.detail);
     return probe;
   }
@@ -606,6 +720,11 @@ function headerValue(rawHeaders: readonly string[], name: string): string | unde
   }
   return undefined;
 }
+
+const NO_API_KEY = apiRefusal(
+  'key',
+  'this daemon runs without a data directory, so it has no API key and no API',
+);
 
 /** Proxy GETs smaller than this pass through: pooling pays off on big objects only. */
 const PROXY_POOL_MIN_BYTES = 16 * 1024 * 1024;
@@ -664,6 +783,7 @@ function parseGetRequest(text: string): GetRequest {
     output: value.output,
     ...(value.sha256 === undefined ? {} : { sha256: value.sha256 }),
     pool: value.pool !== false,
+    force: value.force === true,
     headers,
   };
 }

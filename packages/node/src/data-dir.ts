@@ -14,7 +14,15 @@
  *     identity. The Device ID is `deriveDeviceId` of its public key (identity.ts).
  *   - `pod.secret`: the pod's join code and a newline (pod.ts), so a corrupted file is detected
  *     by the join code's checks. Absent until the device creates or joins a pod.
- *   - `config.json`: settings, written with the defaults on first use.
+ *   - `api.key`: the local API key (DESIGN.md decision 13; api-guard.ts), 32 random bytes in
+ *     base64url and a newline. Created on first use (the daemon's start, or the first CLI call)
+ *     the same exclusive way as `device.key`, so the daemon and the CLI always agree on it. A
+ *     user may put a key of their own there (32 to 128 base64url characters); deleting the file
+ *     and restarting the daemon rotates it.
+ *   - `config.json`: settings the user chose; optional. PeaPod reads it and never writes it (it
+ *     used to write the defaults on first use, which froze them, the host name among them, into
+ *     a file that then looked like the user's choices). A file that is not JSON is an error that
+ *     names the file, the line and the column.
  * - Settings (`PeapodConfig`) come from four layers, later ones winning: built-in defaults <
  *   `config.json` < environment variables `PEAPOD_<SETTING>` (e.g. `PEAPOD_PEER_PORT`) < flags
  *   (e.g. `--peer-port`). `resolveConfig` merges them, and names the file, variable or flag and
@@ -45,6 +53,7 @@ import { formatJoinCode, parseJoinCode } from './pod.js';
 export const DataDirFiles = {
   identity: 'device.key',
   pod: 'pod.secret',
+  apiKey: 'api.key',
   config: 'config.json',
 } as const;
 
@@ -64,6 +73,19 @@ export interface PeapodConfig {
   readonly maxUploadBytesPerSecond: number;
   /** Download limit in bytes per second; 0 means no limit (default 0). */
   readonly maxDownloadBytesPerSecond: number;
+  /**
+   * Fetch for pod peers from loopback, link-local and private addresses too (default false:
+   * public addresses only, DESIGN.md decision 14). For test pods and a LAN origin everyone trusts.
+   */
+  readonly allowPrivateOrigins: boolean;
+  /**
+   * Seconds without progress after which a download fails, naming the origin or peer that
+   * stalled (default 60). Named without a unit so that its variable is `PEAPOD_STALL_TIMEOUT`
+   * and its flag `--stall-timeout`, as `daemon --stall-timeout SECONDS` reads. Below the
+   * scheduler's 5 s per-source stall floor, a pooled download whose helper stalls can fail
+   * before that helper's piece is reassigned (tests use 2 s against origins only).
+   */
+  readonly stallTimeout: number;
 }
 
 /** Where a setting's value came from. */
@@ -76,9 +98,9 @@ export interface ResolvedConfig {
 }
 
 /** Flags as a CLI parser hands them over: strings (or numbers), by setting name. */
-export type ConfigFlags = { readonly [K in keyof PeapodConfig]?: string | number };
+export type ConfigFlags = { readonly [K in keyof PeapodConfig]?: string | number | boolean };
 
-type Parsed = { ok: true; value: number | string } | { ok: false; expected: string };
+type Parsed = { ok: true; value: number | string | boolean } | { ok: false; expected: string };
 
 const DEVICE_NAME_BYTES_MAX = 64; // HELLO's deviceName limit (docs/protocol.md section 6.1)
 
@@ -96,10 +118,26 @@ function parseRate(raw: unknown): Parsed {
     : { ok: false, expected: 'a whole number of bytes per second (0 for no limit)' };
 }
 
+function parseSeconds(raw: unknown): Parsed {
+  const value = typeof raw === 'string' && /^\d+$/.test(raw.trim()) ? Number(raw) : raw;
+  return Number.isSafeInteger(value) && (value as number) >= 1 && (value as number) <= 86_400
+    ? { ok: true, value: value as number }
+    : { ok: false, expected: 'a whole number of seconds from 1 to 86400' };
+}
+
 function parseAddress(raw: unknown): Parsed {
   return typeof raw === 'string' && isIP(raw.trim()) !== 0
     ? { ok: true, value: raw.trim() }
     : { ok: false, expected: 'an IPv4 or IPv6 address such as 127.0.0.1' };
+}
+
+function parseSwitch(raw: unknown): Parsed {
+  const text = typeof raw === 'string' ? raw.trim().toLowerCase() : raw;
+  if (text === true || text === 'true' || text === '1' || text === 'yes')
+    return { ok: true, value: true };
+  if (text === false || text === 'false' || text === '0' || text === 'no')
+    return { ok: true, value: false };
+  return { ok: false, expected: 'true or false' };
 }
 
 function parseDeviceName(raw: unknown): Parsed {
@@ -173,6 +211,18 @@ export const SETTINGS: {
     parse: parseRate,
     defaultValue: () => 0,
   },
+  allowPrivateOrigins: {
+    env: 'PEAPOD_ALLOW_PRIVATE_ORIGINS',
+    flag: '--allow-private-origins',
+    parse: parseSwitch,
+    defaultValue: () => false,
+  },
+  stallTimeout: {
+    env: 'PEAPOD_STALL_TIMEOUT',
+    flag: '--stall-timeout',
+    parse: parseSeconds,
+    defaultValue: () => 60,
+  },
 };
 
 const SETTING_NAMES = Object.keys(SETTINGS) as (keyof PeapodConfig)[];
@@ -229,8 +279,8 @@ export function resolveConfig(options: ResolveConfigOptions = {}): ResolvedConfi
       json = JSON.parse(text);
     } catch (error) {
       invalidConfig(
-        `${path} is not valid JSON (${(error as Error).message}). Fix it, or delete it to get ` +
-          'the defaults back.',
+        `${path} is not valid JSON: ${jsonProblem(text, (error as Error).message)}. Fix it, or ` +
+          'delete it to get the defaults back.',
       );
     }
     if (typeof json !== 'object' || json === null || Array.isArray(json)) {
@@ -262,6 +312,40 @@ export function resolveConfig(options: ResolveConfigOptions = {}): ResolvedConfi
 }
 
 /**
+ * Where and what the JSON syntax error in `text` is, e.g. "line 3, column 1: Expected
+ * double-quoted property name". V8 gives a position for most errors ("... in JSON at position
+ * 11"); for the others (an unexpected token, the end of the input) the position is the first
+ * prefix of `text` that fails other than by ending early (config files are small).
+ */
+export function jsonProblem(text: string, message: string): string {
+  const match = /^(.*?)(?: in JSON)? at position (\d+)/.exec(message);
+  let position = match === null ? undefined : Number(match[2]);
+  let what = match?.[1] ?? message.replace(/, ".*" is not valid JSON$/s, '');
+  if (position === undefined && text.length <= 1 << 16) {
+    position = text.length;
+    for (let end = 1; end <= text.length; end++) {
+      try {
+        JSON.parse(text.slice(0, end));
+      } catch (error) {
+        const text = (error as Error).message;
+        const at = /at position (\d+)/.exec(text);
+        const early = text === 'Unexpected end of JSON input' || Number(at?.[1] ?? -1) >= end;
+        if (!early) {
+          position = at === null ? end - 1 : Number(at[1]);
+          break;
+        }
+      }
+    }
+    if (position === text.length) what = 'the file ends before the JSON value does';
+  }
+  if (position === undefined) return what;
+  const before = text.slice(0, position);
+  const line = before.split('\n').length;
+  const column = position - before.lastIndexOf('\n');
+  return `line ${line}, column ${column}: ${what}`;
+}
+
+/**
  * The data directory's path: `PEAPOD_HOME` (made absolute) when set and not empty, else
  * `~/.peapod`.
  */
@@ -281,6 +365,9 @@ export interface DeviceIdentity {
   /** True when this call created the key. */
   readonly created: boolean;
 }
+
+/** What `api.key` may hold: base64url, at least 32 characters (192 bits). */
+const API_KEY = /^[A-Za-z0-9_-]{32,128}$/;
 
 function isMissing(error: unknown): boolean {
   return (error as NodeJS.ErrnoException).code === 'ENOENT';
@@ -371,6 +458,32 @@ export class DataDir {
   }
 
   /**
+   * The local API key, created on first use (32 random bytes, base64url; mode 0600). The daemon
+   * loads it at start and refuses API requests that do not present it; the CLI sends it.
+   * @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT if `api.key` does not hold 32 to 128
+   *   base64url characters; the message names the file and says how to get a new key.
+   * @example
+   * const key = await (await DataDir.open()).loadApiKey(); // e.g. 'q3Vh...' (43 characters)
+   */
+  async loadApiKey(): Promise<string> {
+    const path = join(this.path, DataDirFiles.apiKey);
+    let text = await this.readSecretFile(path);
+    if (text === undefined) {
+      await writeFileSafely(path, `${randomBytes(32).toString('base64url')}\n`, true);
+      text = await this.readSecretFile(path);
+    }
+    const key = text?.trim() ?? '';
+    if (!API_KEY.test(key)) {
+      throw new PeapodError(
+        'PEAPOD_ERR_INVALID_ARGUMENT',
+        `The API key file ${path} is corrupt: it must hold 32 to 128 characters of A-Z, a-z, ` +
+          '0-9, "-" and "_". Delete it and restart `peapod daemon`, which creates a new one.',
+      );
+    }
+    return key;
+  }
+
+  /**
    * The pod secret, or `undefined` when this device is in no pod.
    * @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT if `pod.secret` does not hold a valid join
    *   code; the message names the file.
@@ -409,8 +522,8 @@ export class DataDir {
   }
 
   /**
-   * Reads `config.json` (writing it with the defaults first if it does not exist) and merges it
-   * with `options.env` and `options.flags` (see `resolveConfig`).
+   * Reads `config.json`, if there is one (it is never written here), and merges it with
+   * `options.env` and `options.flags` (see `resolveConfig`).
    * @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT as `resolveConfig` does.
    */
   async loadConfig(options: Omit<ResolveConfigOptions, 'file'> = {}): Promise<ResolvedConfig> {
@@ -420,8 +533,7 @@ export class DataDir {
       text = await readFile(path, 'utf8');
     } catch (error) {
       if (!isMissing(error)) throw error;
-      await writeFileSafely(path, `${JSON.stringify(configDefaults(), null, 2)}\n`, true);
-      text = await readFile(path, 'utf8');
+      return resolveConfig(options);
     }
     return resolveConfig({ ...options, file: { path, text } });
   }

@@ -124,10 +124,10 @@ async function download(
   pool: boolean,
   json: boolean,
 ): Promise<Extract<JobEvent, { type: 'done' }>> {
-  const progress = new ProgressLine(process.stderr, pool ? 'pooled' : 'alone ');
+  const progress = new ProgressLine(process.stderr, { label: pool ? 'pooled' : 'alone ' });
   for await (const event of getEvents(target, { url, output, pool, headers: [] })) {
     if (event.type === 'progress' && !json) {
-      progress.update(event.verifiedBytes, event.totalBytes, event.bySource);
+      progress.update(event.verifiedBytes, event.totalBytes, event.bySource, event.sourceNames);
     }
     if (event.type === 'done') {
       if (!json)

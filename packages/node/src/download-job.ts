@@ -22,11 +22,19 @@
  *    (transfer-api.ts); the job adds the resume offset back before touching the sink.
  * 6. `cancel` (the CLI went away, the daemon stops) stops the core download or the
  *    single-source fetch (its next chunk is refused) and closes the sink, keeping the part file.
+ * 7. Containment: nothing one job meets (a full disk, a directory as output, an origin that
+ *    lies or resets) may escape it. Every step runs in `run()`'s try or on `writeChain`, whose
+ *    steps go through `chain()`; any error there ends this job alone (`failWith`: the core
+ *    download stops, the sink closes, one `error` event), and `settled` comes only after the
+ *    sink is closed, so the output file is free again when `run()` resolves. A broken
+ *    invariant (PEAPOD_ERR_ASSERTION) is not contained: it is a PeaPod bug, so it is rethrown
+ *    to the process (process-guard.ts), which logs it and exits.
  */
 import { EventEmitter } from 'node:events';
 import type { TransferEvent } from '@peapod/core';
 import { ObjectVerifier, type ExpectedDigest } from './http/digest.js';
 import type { WholeFetchResult } from './http/origin-whole.js';
+import { escalateIfInvariant } from './process-guard.js';
 import type { DownloadSink } from './sinks.js';
 
 /** What the job reports (the CLI renders it; `--json` prints the summary). */
@@ -44,6 +52,8 @@ export type JobEvent =
       readonly verifiedBytes: number;
       readonly totalBytes: number | undefined;
       readonly bySource: Readonly<Record<string, number>>;
+      /** Display label of each `bySource` key, `laptop (MFQWCYL)` (the daemon adds it). */
+      readonly sourceNames?: Readonly<Record<string, string>>;
     }
   | {
       readonly type: 'done';
@@ -53,6 +63,8 @@ export type JobEvent =
       readonly pooled: boolean;
       readonly seconds: number;
       readonly bySource: Readonly<Record<string, number>>;
+      /** As in `progress`. */
+      readonly sourceNames?: Readonly<Record<string, string>>;
     }
   | { readonly type: 'error'; readonly message: string };
 
@@ -96,11 +108,12 @@ const PROGRESS_INTERVAL_MS = 250;
 export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }> {
   private writeChain: Promise<void> = Promise.resolve();
   private repaired = false;
+  /** The job stopped (failed or cancelled): no more writes, no second error. */
   private failed = false;
+  private cancelled = false;
+  private settledOnce = false;
   /** Object offset of the core download's byte 0 (the resume offset). */
   private coreStartOffset = 0;
-  /** True while a single-source fetch runs: it, not the core, must stop on cancel. */
-  private singleSource = false;
   private verifiedBytes = 0;
   private bySource: Record<string, number> = {};
   private readonly startedMs = performance.now();
@@ -125,8 +138,21 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
     super();
   }
 
+  /** The object's size when the origin stated it. */
+  get totalBytes(): number | undefined {
+    return this.plan.totalBytes;
+  }
+
   /** Runs the job; resolves when it is done or failed (see the events). */
   async run(): Promise<void> {
+    try {
+      await this.runSteps();
+    } catch (error) {
+      await this.failWith(error, true);
+    }
+  }
+
+  private async runSteps(): Promise<void> {
     const { totalBytes, pooled, note } = this.plan;
     const resumeOffset = this.sink.resumeOffset;
     this.emit('event', { type: 'start', totalBytes, pooled, note, resumeOffset });
@@ -155,14 +181,9 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
   /** A `deliver` output of this job's core download. */
   onDeliver(coreOffset: number, bytes: Uint8Array, repair: boolean): void {
     const offset = this.coreStartOffset + coreOffset;
-    this.writeChain = this.writeChain.then(async () => {
+    this.chain(async () => {
       if (this.failed) return;
-      try {
-        await this.sink.write(offset, bytes, repair);
-      } catch (error) {
-        this.fail(error instanceof Error ? error.message : String(error));
-        return;
-      }
+      await this.sink.write(offset, bytes, repair);
       if (repair) this.repaired = true;
       else {
         this.verifier.update(bytes);
@@ -191,10 +212,10 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
         });
         return;
       case 'download:complete':
-        this.writeChain = this.writeChain.then(() => this.finishPooled());
+        this.chain(() => this.finishPooled());
         return;
       case 'download:failed':
-        this.writeChain = this.writeChain.then(() => this.coreFailed(event.reason, event.detail));
+        this.chain(() => this.coreFailed(event.reason, event.detail));
         return;
       default:
         return;
@@ -203,13 +224,19 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
 
   /** The user interrupted (or the daemon stops): keep the part file for a resume. */
   async cancel(): Promise<void> {
-    if (this.failed) return;
+    if (this.failed || this.cancelled) return;
+    this.cancelled = true; // what fails from here on is the cancel's doing: no error event
     if (this.downloadId !== undefined) this.host.cancelCoreDownload(this.downloadId);
-    this.fail('cancelled', true);
     this.aborted.abort(); // a single-source fetch stops at once, even if the origin stalls
     await this.writeChain;
-    // A single-source fetch refuses its next chunk and then closes the sink itself.
-    if (!this.singleSource) await this.sink.abort(true);
+    await this.failWith(new Error('cancelled'), true);
+  }
+
+  /** Runs `step` after the writes before it; an error in it ends this job (never rejects). */
+  private chain(step: () => Promise<void>): void {
+    this.writeChain = this.writeChain
+      .then(step)
+      .catch((error: unknown) => this.failWith(error, true));
   }
 
   private async finishPooled(): Promise<void> {
@@ -230,11 +257,15 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
   private async complete(verifier: ObjectVerifier, pooled: boolean): Promise<void> {
     const report = verifier.finish();
     if (!report.ok) {
-      await this.sink.abort(false);
-      this.fail(report.message);
+      await this.failWith(new Error(report.message), false);
       return;
     }
-    await this.sink.commit(report.sha256Hex);
+    try {
+      await this.sink.commit(report.sha256Hex);
+    } catch (error) {
+      await this.failWith(error, true); // verified bytes: a re-run resumes from the part file
+      return;
+    }
     this.emit('event', {
       type: 'done',
       totalBytes: this.verifiedBytes,
@@ -244,7 +275,7 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
       seconds: (performance.now() - this.startedMs) / 1000,
       bySource: this.bySource,
     });
-    this.emit('settled');
+    this.settle();
   }
 
   private async coreFailed(reason: string, detail: string): Promise<void> {
@@ -261,16 +292,18 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
       try {
         await this.sink.restart(); // the old version's bytes (or a longer tail) must not stay
       } catch (error) {
-        await this.sink.abort(false);
-        this.fail(error instanceof Error ? error.message : String(error));
+        await this.failWith(error, false);
         return;
       }
+      // It ends in complete() or failWith(), which settle the job.
       await this.runSingleSource(0, reason === 'origin-changed' ? 'changed' : 'again');
-      this.emit('settled');
       return;
     }
-    await this.sink.abort(!this.repaired);
-    this.fail(`${reason}: ${detail}`);
+    // A stall's detail is a whole sentence that names who stalled (stall-watch.ts).
+    await this.failWith(
+      new Error(reason === 'stalled' ? detail : `${reason}: ${detail}`),
+      !this.repaired,
+    );
   }
 
   /**
@@ -291,7 +324,6 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
           ? this.verifier.restart()
           : new ObjectVerifier(user);
     this.verifiedBytes = offset;
-    this.singleSource = true;
     let lastProgressMs = -Infinity;
     let result: WholeFetchResult;
     try {
@@ -301,7 +333,7 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
         offset,
         mode === 'first' ? this.plan.validator : '',
         async (bytes) => {
-          if (this.failed) throw new Error('cancelled');
+          if (this.failed || this.cancelled) throw new Error('cancelled');
           await this.sink.write(this.verifiedBytes, bytes, false);
           verifier.update(bytes);
           this.verifiedBytes += bytes.length;
@@ -322,8 +354,7 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
         this.aborted.signal,
       );
     } catch (error) {
-      await this.sink.abort(true);
-      this.fail(error instanceof Error ? error.message : String(error));
+      await this.failWith(error, true);
       return;
     }
     if (mode === 'changed' && result.digests.length > 0) {
@@ -352,10 +383,28 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
     }
   }
 
-  private fail(message: string, quiet = false): void {
+  /**
+   * Ends the job with `error` unless it already ended: stops the core download or the fetch,
+   * closes the sink (`keep`: its part file stays for a resume), then reports one `error` event
+   * (none after a cancel) and settles. Never rejects, except to escalate a broken invariant.
+   */
+  private async failWith(error: unknown, keep: boolean): Promise<void> {
+    escalateIfInvariant(error);
     if (this.failed) return;
     this.failed = true;
-    if (!quiet) this.emit('event', { type: 'error', message });
+    if (this.downloadId !== undefined) this.host.cancelCoreDownload(this.downloadId);
+    this.aborted.abort();
+    await this.sink.abort(keep).catch(() => undefined);
+    if (!this.cancelled) {
+      const message = error instanceof Error ? error.message : String(error);
+      this.emit('event', { type: 'error', message });
+    }
+    this.settle();
+  }
+
+  private settle(): void {
+    if (this.settledOnce) return;
+    this.settledOnce = true;
     this.emit('settled');
   }
 }

@@ -57,16 +57,17 @@ export interface LocalDaemon {
   readonly index: number;
   /** Its data directory (`PEAPOD_HOME`). */
   readonly home: string;
-  readonly api: { readonly host: string; readonly port: number };
+  /** Its API, with the key from its data directory (the CLI would read the same). */
+  readonly api: { readonly host: string; readonly port: number; readonly apiKey: string };
   readonly peerPort: number;
   readonly child: ChildProcess;
 }
 
 /**
  * Starts device number `index` (0-based) of a local pod as a `peapod daemon` process: its own
- * data directory under `root` holding a fresh identity and the pod `secret`, free ports on
- * 127.0.0.1, the shared `discoveryPort`, and origin traffic from its own address 127.0.0.(11 +
- * index), so a rate-limited origin sees each device as a separate internet link.
+ * data directory under `root` holding a fresh identity, the pod `secret` and an API key, free
+ * ports on 127.0.0.1, the shared `discoveryPort`, and origin traffic from its own address
+ * 127.0.0.(11 + index), so a rate-limited origin sees each device as a separate internet link.
  */
 export async function spawnLocalDaemon(options: {
   readonly root: string;
@@ -76,12 +77,15 @@ export async function spawnLocalDaemon(options: {
   readonly logLevel: string;
   readonly flags?: readonly string[];
   readonly stdio: 'pipe' | 'ignore';
+  /** Pass `--allow-private-origins` (default true). */
+  readonly allowPrivateOrigins?: boolean;
 }): Promise<LocalDaemon> {
   const { root, index } = options;
   const home = join(root, `pod-${options.discoveryPort}-device${index + 1}`);
   const dir = await DataDir.open(home);
   await dir.loadIdentity();
   await dir.writePodSecret(options.secret);
+  const apiKey = await dir.loadApiKey(); // created here; the daemon loads the same file
   const apiPort = await freeTcpPort();
   const peerPort = await freeTcpPort();
   const args = [
@@ -90,13 +94,15 @@ export async function spawnLocalDaemon(options: {
     ...['--peer-port', String(peerPort), '--api-port', String(apiPort)],
     ...['--discovery-port', String(options.discoveryPort)],
     ...['--origin-address', `127.0.0.${11 + index}`, '--name', `device${index + 1}`],
+    // The local origins are on loopback, which a helper refuses to fetch for others by default.
+    ...(options.allowPrivateOrigins === false ? [] : ['--allow-private-origins']),
     ...['--log-level', options.logLevel, ...(options.flags ?? [])],
   ];
   const child = spawn(process.execPath, args, {
     env: { ...process.env, PEAPOD_HOME: home },
     stdio: ['ignore', options.stdio, options.stdio === 'pipe' ? 'pipe' : 'inherit'],
   });
-  return { index, home, api: { host: '127.0.0.1', port: apiPort }, peerPort, child };
+  return { index, home, api: { host: '127.0.0.1', port: apiPort, apiKey }, peerPort, child };
 }
 
 /** The `peapod` CLI's entry file, next to this module. */

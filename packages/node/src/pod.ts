@@ -118,7 +118,7 @@ export function parseJoinCode(text: string): Uint8Array {
   if (prefix !== 'peapod') {
     invalidJoinCode(
       `a join code starts with "${JOIN_CODE_PREFIX}". Copy the whole code from a device of ` +
-        'the pod (peapod pod show).',
+        'the pod (`peapod code` prints it).',
     );
   }
   const version = compact.charAt(6);

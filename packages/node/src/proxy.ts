@@ -99,7 +99,11 @@ export type PoolableHook = (
 
 /** Options of a `ForwardProxy`. */
 export interface ForwardProxyOptions {
-  /** Serves origin-form requests (the daemon's API); default: 404 for all of them. */
+  /**
+   * Serves origin-form requests (the daemon's API), and absolute-form ones that target this
+   * proxy itself; it decides who may (api-guard.ts) and sends any `100 Continue` itself.
+   * Default: 404 for all of them.
+   */
   readonly localHandler?: (req: IncomingMessage, res: ServerResponse) => void;
   /** Offered every proxied GET without a body; default: nothing is pooled. */
   readonly poolable?: PoolableHook;
@@ -283,11 +287,9 @@ export class ForwardProxy {
 
   constructor(private readonly options: ForwardProxyOptions = {}) {
     this.allowClient = options.allowClient ?? isLoopbackAddress;
-    this.server = createServer({ requestTimeout: 0 }, (req, res) =>
-      this.onRequest(req, res, false),
-    );
+    this.server = createServer({ requestTimeout: 0 }, (req, res) => this.onRequest(req, res));
     // With a listener, Node leaves `Expect: 100-continue` to us: the origin decides, not the proxy.
-    this.server.on('checkContinue', (req, res) => this.onRequest(req, res, true));
+    this.server.on('checkContinue', (req, res) => this.onRequest(req, res));
     this.server.on('connect', (req, socket, head) => this.onConnect(req, socket, head));
     this.server.on('clientError', (error, socket) => this.onClientError(error, socket));
   }
@@ -319,12 +321,12 @@ export class ForwardProxy {
     return this.options.logger;
   }
 
-  private onRequest(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void {
+  private onRequest(req: IncomingMessage, res: ServerResponse): void {
     const target = parseRequestTarget(req.url ?? '');
     if (target.form === 'origin' || (target.form === 'absolute' && this.targetsSelf(target))) {
       if (target.form === 'absolute') req.url = target.path;
       this.logWhenDone(req, res, () => 'local');
-      if (expectsContinue) res.writeContinue();
+      // A local handler answers `Expect: 100-continue` itself, once it has checked the caller.
       if (this.options.localHandler === undefined) {
         reply(res, 404, 'this is the PeaPod proxy; it has no page here');
       } else {

@@ -1,51 +1,38 @@
 /**
- * The devices this daemon refused lately, for `GET /api/peers` (`refused`) and `peapod peers`:
- * one row per remote address, the latest reason as a sentence a person can act on, when it last
- * happened and how often. It keeps the `REFUSED_ADDRESSES_MAX` most recent addresses, so a flood
- * from many addresses costs a bounded table. Fed by the host's `peer:refused` events.
+ * The devices of another pod that tried to connect lately, for `GET /api/peers` (`refused`) and
+ * `peapod peers`: one row per remote address whose handshake failed because it does not hold
+ * this pod's secret (the host's `peer:refused` with cause `pod-secret`, in either direction),
+ * with the sentence that says so, when it last happened and how often. It keeps the
+ * `REFUSED_ADDRESSES_MAX` most recent addresses, so many such devices cost a bounded table. The
+ * inbound guard's refusals of a flood are not recorded here: they are not a neighbour's mistake.
  */
-import type { PeerRefusedEvent } from './node-host.js';
 
-/** 16 rows: enough to name a neighbour in another pod beside a flood, small enough to read. */
+/** 16 rows: enough to name the neighbours of another pod, few enough to read. */
 export const REFUSED_ADDRESSES_MAX = 16;
+
+/** The reason every row gives: the handshake failed for want of the pod secret. */
+export const POD_SECRET_REASON =
+  "it does not hold this pod's secret (another pod, or an old join code)";
 
 /** One row of `GET /api/peers`'s `refused`. */
 export interface RefusedRow {
   /** The remote's IP address. */
   readonly address: string;
-  /** Why, as a clause that follows the address: "it does not hold this pod's secret (...)". */
+  /** Why, as a clause that follows the address. */
   readonly reason: string;
-  /** ISO 8601 time of the latest refusal. */
+  /** ISO 8601 time of the latest attempt. */
   readonly lastAt: string;
   readonly count: number;
 }
 
-/** The sentence for each cause of `peer:refused`. */
-export function refusalReason(event: Pick<PeerRefusedEvent, 'cause' | 'detail'>): string {
-  switch (event.cause) {
-    case 'pod-secret':
-      return "it does not hold this pod's secret (another pod, or an old join code)";
-    case 'rate':
-    case 'half-open-address':
-      return `it opened handshakes faster than allowed (${event.detail}); closed before any handshake work`;
-    case 'busy':
-    case 'half-open':
-      return `too many new devices were handshaking at once (${event.detail}); closed before any handshake work, it may retry`;
-  }
-}
-
 export class RefusedPeers {
-  private readonly rows = new Map<string, { reason: string; lastAt: Date; count: number }>();
+  private readonly rows = new Map<string, { lastAt: Date; count: number }>();
 
-  /** Counts one refusal at `at`; the address becomes the most recent. */
-  record(event: PeerRefusedEvent, at: Date): void {
-    const previous = this.rows.get(event.address);
-    this.rows.delete(event.address);
-    this.rows.set(event.address, {
-      reason: refusalReason(event),
-      lastAt: at,
-      count: (previous?.count ?? 0) + 1,
-    });
+  /** Counts one failed handshake with `address` at `at`; the address becomes the most recent. */
+  record(address: string, at: Date): void {
+    const previous = this.rows.get(address);
+    this.rows.delete(address);
+    this.rows.set(address, { lastAt: at, count: (previous?.count ?? 0) + 1 });
     if (this.rows.size > REFUSED_ADDRESSES_MAX) {
       this.rows.delete(this.rows.keys().next().value!);
     }
@@ -55,7 +42,7 @@ export class RefusedPeers {
   list(): RefusedRow[] {
     return [...this.rows].reverse().map(([address, row]) => ({
       address,
-      reason: row.reason,
+      reason: POD_SECRET_REASON,
       lastAt: row.lastAt.toISOString(),
       count: row.count,
     }));

@@ -9,7 +9,7 @@
  * completed, so memory stays bounded by the core's reorder window.
  */
 import type { Writable } from 'node:stream';
-import { OutputFile } from './output-file.js';
+import { OutputFile, type OutputIdentity, type OutputOptions } from './output-file.js';
 
 export interface DownloadSink {
   /** Bytes already present from an earlier run (resume); the download starts there. */
@@ -33,11 +33,13 @@ export interface DownloadSink {
 export class FileSink implements DownloadSink {
   private constructor(private readonly file: OutputFile) {}
 
+  /** @throws Error with one sentence for the user (see OutputFile.open). */
   static async open(
     path: string,
-    identity: { url: string; validator: string; totalBytes: number },
+    identity: OutputIdentity,
+    options: OutputOptions,
   ): Promise<FileSink> {
-    return new FileSink(await OutputFile.open(path, identity));
+    return new FileSink(await OutputFile.open(path, identity, options));
   }
 
   get resumeOffset(): number {

@@ -94,6 +94,46 @@ describe('device identity', () => {
   });
 });
 
+describe('API key', () => {
+  test('created on first use: 32 random bytes in base64url, mode 0600, then loaded unchanged', async () => {
+    const dir = await DataDir.open(freshPath());
+    const key = await dir.loadApiKey();
+    assert.match(key, /^[A-Za-z0-9_-]{43}$/);
+    assert.equal(Buffer.from(key, 'base64url').length, 32);
+    const keyPath = join(dir.path, DataDirFiles.apiKey);
+    assert.equal(await modeOf(keyPath), 0o600);
+    assert.equal(await readFile(keyPath, 'utf8'), `${key}\n`);
+    await chmod(keyPath, 0o644);
+    assert.equal(await dir.loadApiKey(), key);
+    assert.equal(await modeOf(keyPath), 0o600);
+    assert.notEqual(await (await DataDir.open(freshPath())).loadApiKey(), key);
+  });
+
+  test('two callers at once (the daemon starting, the CLI) agree on one key', async () => {
+    const path = freshPath();
+    const [a, b] = await Promise.all([
+      DataDir.open(path).then((dir) => dir.loadApiKey()),
+      DataDir.open(path).then((dir) => dir.loadApiKey()),
+    ]);
+    assert.equal(a, b);
+  });
+
+  test("a key of the user's own is kept; a corrupt one is refused with what to do", async () => {
+    const dir = await DataDir.open(freshPath());
+    const keyPath = join(dir.path, DataDirFiles.apiKey);
+    const own = 'my-own-key_0123456789abcdefghijklmnop';
+    await writeFile(keyPath, `  ${own}\n`, { mode: 0o600 });
+    assert.equal(await dir.loadApiKey(), own);
+    for (const text of ['', 'short\n', 'has spaces inside the key, which is not base64url\n']) {
+      await writeFile(keyPath, text, { mode: 0o600 });
+      await assert.rejects(
+        dir.loadApiKey(),
+        invalid(/API key file .*api\.key is corrupt: .* Delete it and restart `peapod daemon`/),
+      );
+    }
+  });
+});
+
 describe('pod secret', () => {
   test('absent, written 0600 as a join code, read back, removed', async () => {
     const dir = await DataDir.open(freshPath());
@@ -135,7 +175,7 @@ describe('settings', () => {
     );
   });
 
-  test('defaults; config.json is written with them on first use', async () => {
+  test('defaults; config.json is never written (absent, or as the user wrote it)', async () => {
     const defaults = configDefaults();
     assert.deepEqual(
       { ...defaults, deviceName: undefined },
@@ -147,15 +187,24 @@ describe('settings', () => {
         deviceName: undefined,
         maxUploadBytesPerSecond: 0,
         maxDownloadBytesPerSecond: 0,
+        allowPrivateOrigins: false,
+        stallTimeout: 60,
       },
     );
     assert.ok(defaults.deviceName.length > 0);
     const dir = await DataDir.open(freshPath());
     const { config, sources } = await dir.loadConfig();
     assert.deepEqual(config, defaults);
-    assert.ok(Object.values(sources).every((source) => source === 'file'));
+    assert.ok(Object.values(sources).every((source) => source === 'default'));
     const configPath = join(dir.path, DataDirFiles.config);
-    assert.deepEqual(JSON.parse(await readFile(configPath, 'utf8')), defaults);
+    await assert.rejects(stat(configPath), { code: 'ENOENT' });
+    // The user's file, with its own order, spacing and a trailing newline: read, never rewritten.
+    const mine = '{\n    "deviceName":   "laptop",\n  "peerPort": 9100\n}\n';
+    await writeFile(configPath, mine);
+    const loaded = await dir.loadConfig({ flags: { peerPort: '9200' } });
+    assert.equal(loaded.config.deviceName, 'laptop');
+    assert.equal(loaded.config.peerPort, 9200);
+    assert.equal(await readFile(configPath, 'utf8'), mine);
   });
 
   test('defaults < config.json < environment < flags, setting by setting', async () => {
@@ -165,8 +214,13 @@ describe('settings', () => {
       JSON.stringify({ peerPort: 9100, apiPort: 8100, discoveryPort: 9101 }),
     );
     const { config, sources } = await dir.loadConfig({
-      env: { PEAPOD_PEER_PORT: '9200', PEAPOD_DISCOVERY_PORT: '9201', PEAPOD_HOME: '/ignored' },
-      flags: { peerPort: '9300', maxUploadBytesPerSecond: 1_000_000 },
+      env: {
+        PEAPOD_PEER_PORT: '9200',
+        PEAPOD_DISCOVERY_PORT: '9201',
+        PEAPOD_HOME: '/ignored',
+        PEAPOD_STALL_TIMEOUT: '5',
+      },
+      flags: { peerPort: '9300', maxUploadBytesPerSecond: 1_000_000, allowPrivateOrigins: true },
     });
     assert.deepEqual(
       { ...config, deviceName: undefined },
@@ -178,6 +232,8 @@ describe('settings', () => {
         deviceName: undefined,
         maxUploadBytesPerSecond: 1_000_000,
         maxDownloadBytesPerSecond: 0,
+        allowPrivateOrigins: true,
+        stallTimeout: 5,
       },
     );
     assert.deepEqual(sources, {
@@ -188,6 +244,8 @@ describe('settings', () => {
       deviceName: 'default',
       maxUploadBytesPerSecond: 'flag',
       maxDownloadBytesPerSecond: 'default',
+      allowPrivateOrigins: 'flag',
+      stallTimeout: 'env',
     });
   });
 
@@ -206,8 +264,19 @@ describe('settings', () => {
     await assert.rejects(
       dir.loadConfig(),
       invalid(
-        /^Invalid configuration: .*config\.json is not valid JSON \(.*\)\. Fix it, or delete it/,
+        /^Invalid configuration: .*config\.json is not valid JSON: line 1, column 19: .*\. Fix it, or delete it/,
       ),
+    );
+    // A trailing comma on line 3, and a missing colon (V8 gives no position for some errors).
+    await writeFile(configPath, '{\n  "peerPort": 9000,\n}\n');
+    await assert.rejects(
+      dir.loadConfig(),
+      invalid(/config\.json is not valid JSON: line 3, column 1: Expected double-quoted property/),
+    );
+    await writeFile(configPath, '{\n  "peerPort": }');
+    await assert.rejects(
+      dir.loadConfig(),
+      invalid(/config\.json is not valid JSON: line 2, column 15: Unexpected token '}'\. Fix it/),
     );
     await writeFile(configPath, '[9000]');
     await assert.rejects(dir.loadConfig(), invalid(/config\.json must hold a JSON object/));
@@ -252,6 +321,35 @@ describe('settings', () => {
     for (const [options, message] of cases) {
       assert.throws(() => resolveConfig(options), invalid(message), message.source);
     }
+  });
+
+  test('allowPrivateOrigins: off by default; true/false from the file, 1/0 yes/no from the environment', () => {
+    assert.equal(resolveConfig().config.allowPrivateOrigins, false);
+    const file = (text: string) => ({ file: { path: '/c.json', text } });
+    assert.equal(
+      resolveConfig(file('{"allowPrivateOrigins": true}')).config.allowPrivateOrigins,
+      true,
+    );
+    for (const [value, expected] of [
+      ['1', true],
+      ['yes', true],
+      ['TRUE', true],
+      ['0', false],
+      ['no', false],
+    ] as const) {
+      const { config } = resolveConfig({ env: { PEAPOD_ALLOW_PRIVATE_ORIGINS: value } });
+      assert.equal(config.allowPrivateOrigins, expected, value);
+    }
+    assert.throws(
+      () => resolveConfig({ env: { PEAPOD_ALLOW_PRIVATE_ORIGINS: 'maybe' } }),
+      invalid(
+        /environment variable PEAPOD_ALLOW_PRIVATE_ORIGINS must be true or false, got "maybe"\./,
+      ),
+    );
+    assert.throws(
+      () => resolveConfig(file('{"allowPrivateOrigins": "on"}')),
+      invalid(/"allowPrivateOrigins" in \/c\.json must be true or false, got "on"\./),
+    );
   });
 
   test('a config.json that cannot be read is reported as it is', async () => {

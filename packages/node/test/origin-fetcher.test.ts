@@ -35,8 +35,9 @@ let nextFetchId = 1;
 /** Runs one fetch to its end; fails the test if a callback breaks the contract. */
 function runFetch(
   fetcher: OriginFetcher,
-  spec: Omit<FetchOriginOutput, 'type' | 'fetchId' | 'headers'> & {
+  spec: Omit<FetchOriginOutput, 'type' | 'fetchId' | 'headers' | 'forPeer'> & {
     headers?: FetchOriginOutput['headers'];
+    forPeer?: boolean;
   },
 ): Promise<FetchResult> {
   return new Promise((resolve, reject) => {
@@ -44,7 +45,7 @@ function runFetch(
     let ended = false;
     let insideStart = true;
     fetcher.start(
-      { fetchId: nextFetchId++, headers: [], ...spec },
+      { fetchId: nextFetchId++, headers: [], forPeer: false, ...spec },
       {
         onData: (bytes) => {
           if (ended) reject(new Error('onData after onEnd'));
@@ -202,6 +203,7 @@ describe('OriginFetcher with the dev origin', () => {
             rangeEnd: 1000,
             validator: '',
             headers: [],
+            forPeer: false,
           },
           { onData: () => resolve(), onEnd: () => ends++ },
         );
@@ -237,18 +239,11 @@ describe('OriginFetcher with the dev origin', () => {
     });
     assert.match(badHeader.detail, /^cannot send the request/);
     const callbacks = { onData: () => undefined, onEnd: () => undefined };
-    fetcher.start(
-      { fetchId: 999_999, url, rangeStart: 0, rangeEnd: 1, validator: '', headers: [] },
-      callbacks,
-    );
-    assert.throws(
-      () =>
-        fetcher.start(
-          { fetchId: 999_999, url, rangeStart: 0, rangeEnd: 1, validator: '', headers: [] },
-          callbacks,
-        ),
-      { code: 'PEAPOD_ERR_INVALID_STATE' },
-    );
+    const sameId = { fetchId: 999_999, url, rangeStart: 0, rangeEnd: 1, validator: '' };
+    fetcher.start({ ...sameId, headers: [], forPeer: false }, callbacks);
+    assert.throws(() => fetcher.start({ ...sameId, headers: [], forPeer: false }, callbacks), {
+      code: 'PEAPOD_ERR_INVALID_STATE',
+    });
     fetcher.cancel(999_999);
   });
 

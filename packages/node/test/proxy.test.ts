@@ -35,6 +35,7 @@ import {
   stripHopByHop,
   type ProxiedGet,
 } from '../src/proxy.js';
+import { selfSignedCertificate } from './support/tls.js';
 
 const TIMEOUT_MS = 60_000;
 const PROPERTY_RUNS = 10_000;
@@ -692,34 +693,9 @@ describe('ForwardProxy', { timeout: TIMEOUT_MS }, () => {
     let cert = '';
 
     before(async () => {
-      const keyFile = join(workDir, 'key.pem');
-      const certFile = join(workDir, 'cert.pem');
-      const made = await run(
-        'openssl',
-        [
-          'req',
-          '-x509',
-          '-newkey',
-          'ec',
-          '-pkeyopt',
-          'ec_paramgen_curve:prime256v1',
-          '-nodes',
-          '-keyout',
-          keyFile,
-          '-out',
-          certFile,
-          '-days',
-          '1',
-          '-subj',
-          '/CN=127.0.0.1',
-          '-addext',
-          'subjectAltName=IP:127.0.0.1',
-        ],
-        {},
-      );
-      assert.equal(made.code, 0, made.stderr);
-      cert = readFileSync(certFile, 'utf8');
-      tlsServer = createHttpsServer({ key: readFileSync(keyFile), cert }, serveOrigin);
+      const made = await selfSignedCertificate(workDir);
+      cert = made.cert;
+      tlsServer = createHttpsServer({ key: made.key, cert }, serveOrigin);
       tlsPort = await listenOn(tlsServer);
     });
 

@@ -16,7 +16,7 @@ import { getPeers } from '../src/api-client.js';
 import { DataDir } from '../src/data-dir.js';
 import { freeUdpPort, spawnLocalDaemon, waitFor } from '../src/local-pod.js';
 import { createPod } from '../src/pod.js';
-import { REFUSED_ADDRESSES_MAX, RefusedPeers, refusalReason } from '../src/refused-peers.js';
+import { REFUSED_ADDRESSES_MAX, RefusedPeers } from '../src/refused-peers.js';
 
 const POD_SECRET_REASON = "it does not hold this pod's secret (another pod, or an old join code)";
 
@@ -57,13 +57,13 @@ test("a daemon of another pod is listed as refused by both daemons, with the pod
     daemons.push(await spawn(dialer));
     for (const daemon of daemons) {
       await waitFor(
-        async () => (await getPeers(daemon.api)).refused.length > 0,
+        async () => ((await getPeers(daemon.api)).refused ?? []).length > 0,
         15_000,
         'the daemon to list the other pod’s device as refused',
       );
       const answer = await getPeers(daemon.api);
-      assert.equal(answer.refused.length, 1);
-      const [row] = answer.refused;
+      assert.equal(answer.refused?.length, 1);
+      const [row] = answer.refused!;
       assert.equal(row!.address, '127.0.0.1');
       assert.equal(row!.reason, POD_SECRET_REASON);
       assert.equal(row!.count, 1);
@@ -84,26 +84,17 @@ test("a daemon of another pod is listed as refused by both daemons, with the pod
 
 test('the refused table keeps the most recent addresses, newest first, and counts repeats', () => {
   const refused = new RefusedPeers();
-  const event = (address: string) =>
-    ({
-      type: 'peer:refused',
-      address,
-      direction: 'inbound',
-      cause: 'rate',
-      detail: 'more than 16 handshakes',
-    }) as const;
   const at = (seconds: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, seconds));
-  for (let i = 0; i < REFUSED_ADDRESSES_MAX + 4; i++) refused.record(event(`192.0.2.${i}`), at(i));
-  refused.record(event('192.0.2.4'), at(59));
+  for (let i = 0; i < REFUSED_ADDRESSES_MAX + 4; i++) refused.record(`192.0.2.${i}`, at(i));
+  refused.record('192.0.2.4', at(59));
   const rows = refused.list();
   assert.equal(rows.length, REFUSED_ADDRESSES_MAX);
   assert.deepEqual(rows[0], {
     address: '192.0.2.4',
-    reason: refusalReason(event('192.0.2.4')),
+    reason: POD_SECRET_REASON,
     lastAt: at(59).toISOString(),
     count: 2,
   });
   assert.equal(rows[1]!.address, `192.0.2.${REFUSED_ADDRESSES_MAX + 3}`);
   assert.ok(!rows.some((row) => row.address === '192.0.2.0'), 'the oldest was forgotten');
-  assert.match(rows[1]!.reason, /faster than allowed/);
 });

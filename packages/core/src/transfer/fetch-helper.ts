@@ -8,8 +8,11 @@
  *
  * Refusals (STATUS `error`): this device does not advertise `fetchOrigin`, the link is not a pod
  * link (FETCH_ASSIGN carries credentials and makes this device issue requests, so it is for pod
- * members only), the URL is not http(s), or a header would defeat pinning or framing. `busy`
- * when the link already has `servingPerLinkMax` fetches running. A CANCEL stops the fetch
+ * members only), the URL is not http(s), a header would defeat pinning or framing, or the host's
+ * destination policy refused the URL's address (DESIGN.md decision 14: the fetch is marked
+ * `forPeer`; the host refuses before it connects, so the answer comes at once, with the host's
+ * sentence as the STATUS message). The coordinator treats a refusal as final for its download.
+ * `busy` when the link already has `servingPerLinkMax` fetches running. A CANCEL stops the fetch
  * (`cancel-fetch`) and answers STATUS(cancelled).
  */
 import {
@@ -18,6 +21,7 @@ import {
   type FetchAssignMessage,
   type StatusMessage,
 } from '../wire/messages.js';
+import type { OriginOutcome } from './transfer-api.js';
 import type { FetchHandler, TransferContext } from './transfer-context.js';
 
 /** Headers a coordinator may not set (docs/protocol.md 7.3). */
@@ -81,6 +85,7 @@ export class FetchHelper implements FetchHandler {
       rangeEnd: message.rangeEnd,
       validator: message.validator,
       headers: message.headers,
+      forPeer: true,
     });
     this.fetches.set(fetchId, {
       linkId,
@@ -107,12 +112,14 @@ export class FetchHelper implements FetchHandler {
     void nowMs;
   }
 
-  onOriginEnd(fetchId: number, outcome: 'ok' | 'changed' | 'error', detail: string): void {
+  onOriginEnd(fetchId: number, outcome: OriginOutcome, detail: string): void {
     const fetch = this.fetches.get(fetchId);
     if (fetch === undefined) return;
     this.ctx.endFetch(fetchId);
     if (outcome === 'changed') {
       this.end(fetchId, fetch, TransferStatus.originChanged, detail);
+    } else if (outcome === 'refused') {
+      this.end(fetchId, fetch, TransferStatus.error, detail);
     } else if (outcome === 'error') {
       this.end(fetchId, fetch, TransferStatus.originError, detail);
     } else if (fetch.received !== fetch.length) {

@@ -67,6 +67,12 @@ export type DownloadSource =
       readonly pieceSizeBytes?: number;
       /** Pod peers may help (FETCH_ASSIGN). Default true. */
       readonly pooled?: boolean;
+      /**
+       * No newly verified byte (and no new byte of this device's own fetches) for this long
+       * fails the download with reason 'stalled', naming who held the next missing piece
+       * (stall-watch.ts). Default 60 000.
+       */
+      readonly stallTimeoutMs?: number;
     };
 
 /** Transfer inputs (join `CoreInput`). All carry `nowMs`. */
@@ -100,14 +106,16 @@ export type TransferInput =
     }
   /**
    * An origin fetch ended. `ok`: all bytes of the range were given. `changed`: the origin says
-   * the object is no longer the pinned version (412, or a 200 instead of 206). `error`: anything
-   * else (status, network), with a one-line detail.
+   * the object is no longer the pinned version (412, or a 200 instead of 206). `refused`: a
+   * `forPeer` fetch whose destination the host's policy refuses (a private or loopback address,
+   * DESIGN.md decision 14); no request was sent there. `error`: anything else (status,
+   * network), with a one-line detail.
    */
   | {
       readonly type: 'origin-end';
       readonly nowMs: number;
       readonly fetchId: number;
-      readonly outcome: 'ok' | 'changed' | 'error';
+      readonly outcome: OriginOutcome;
       readonly detail: string;
     }
   /** Answer to `read-chunk`: the stored bytes, or undefined if the store no longer has them. */
@@ -141,11 +149,21 @@ export type TransferInput =
       readonly chunkIndices?: readonly number[];
     };
 
+/** How an origin fetch ended (`origin-end`). */
+export type OriginOutcome = 'ok' | 'changed' | 'error' | 'refused';
+
 /** Transfer outputs (join `CoreOutput`). */
 export type TransferOutput =
   | {
       readonly type: 'fetch-origin';
       readonly fetchId: number;
+      /**
+       * True: on behalf of a pod peer (its FETCH_ASSIGN), so the host must apply its destination
+       * policy (public addresses only unless the user allowed private ones, DESIGN.md decision
+       * 14) and answer a refusal with `origin-end` `refused`. False: for this device's own
+       * download, which may reach any address the user chose.
+       */
+      readonly forPeer: boolean;
       readonly url: string;
       readonly rangeStart: number;
       /** Exclusive. */
@@ -230,7 +248,8 @@ export type TransferEvent =
       /**
        * 'cancelled', 'origin-changed', 'origin-error', 'sha256-mismatch' (discard the output;
        * retry from the origin alone), 'output-unreadable' (a repair needed a read-back the
-       * host could not give).
+       * host could not give), 'stalled' (no progress for the source's `stallTimeoutMs`; the
+       * detail names the origin or peer that held the next missing piece).
        */
       readonly reason: string;
       readonly detail: string;

@@ -11,7 +11,7 @@ import type { PeerLink } from '../peer-link.js';
 import type { Prng } from '../prng.js';
 import type { DataMessage, HttpHeader, StatusMessage } from '../wire/messages.js';
 import type { Availability } from './availability.js';
-import type { TransferEvent, TransferOutput } from './transfer-api.js';
+import type { OriginOutcome, TransferEvent, TransferOutput } from './transfer-api.js';
 import type { SourceId } from './scheduler.js';
 
 /** Receives the DATA and terminal STATUS of requests this side opened. */
@@ -23,12 +23,7 @@ export interface RequestHandler {
 /** Receives the body and end of origin fetches this side asked its host for. */
 export interface FetchHandler {
   onOriginData(fetchId: number, bytes: Uint8Array, nowMs: number): void;
-  onOriginEnd(
-    fetchId: number,
-    outcome: 'ok' | 'changed' | 'error',
-    detail: string,
-    nowMs: number,
-  ): void;
+  onOriginEnd(fetchId: number, outcome: OriginOutcome, detail: string, nowMs: number): void;
 }
 
 /** Receives the answers to `read-delivered` outputs this side issued. */
@@ -43,6 +38,8 @@ export interface FetchSpec {
   readonly rangeEnd: number;
   readonly validator: string;
   readonly headers: readonly HttpHeader[];
+  /** On behalf of a pod peer (`fetch-origin`'s `forPeer`). */
+  readonly forPeer: boolean;
 }
 
 /** Transfer tunables, resolved from CoreOptions. */

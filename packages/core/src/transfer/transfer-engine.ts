@@ -38,6 +38,7 @@ import type {
   TransferSettings,
 } from './transfer-context.js';
 import type { TransferEvent, TransferInput, TransferOutput } from './transfer-api.js';
+import { STALL_TIMEOUT_DEFAULT_MS } from './stall-watch.js';
 import { UrlDownload } from './url-download.js';
 
 /** What the engine needs from the Core's link table. */
@@ -378,6 +379,11 @@ export class TransferEngine {
           'covers the whole object; the core sees only a resumed part',
         );
       }
+      const stallTimeoutMs =
+        source.stallTimeoutMs === undefined ? STALL_TIMEOUT_DEFAULT_MS : source.stallTimeoutMs;
+      if (!Number.isSafeInteger(stallTimeoutMs) || stallTimeoutMs <= 0) {
+        invalidArgument('source.stallTimeoutMs', `${stallTimeoutMs} is not a positive integer`);
+      }
       download = new UrlDownload(this.context, downloadId, priority, {
         url: source.url,
         totalBytes: source.totalBytes,
@@ -387,6 +393,7 @@ export class TransferEngine {
         sha256: source.sha256,
         pieceSizeBytes,
         pooled: source.pooled ?? true,
+        stallTimeoutMs,
       });
     }
     this.downloads.set(downloadId, download);

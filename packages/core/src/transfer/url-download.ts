@@ -51,9 +51,12 @@
  * waited for the slowest piece.
  *
  * Liveness: `SELF_SOURCE` is always a source, so the download never waits on peers. Five origin
- * errors in a row on this device's own fetches fail it with reason 'origin-error'.
+ * errors in a row on this device's own fetches fail it with reason 'origin-error'; no progress
+ * for the source's `stallTimeoutMs` fails it with 'stalled', naming who held the next missing
+ * piece (stall-watch.ts says what counts as progress).
  */
 import { equalBytes, toHex } from '../bytes.js';
+import { shortDeviceId } from '../identity.js';
 import {
   Capability,
   TransferStatus,
@@ -64,6 +67,7 @@ import {
 import { DownloadDelivery } from './download-delivery.js';
 import { OutputReadBack, type ReadBackOwner } from './output-readback.js';
 import { PieceScheduler, SELF_SOURCE, type SourceId } from './scheduler.js';
+import { StallWatch, urlHost } from './stall-watch.js';
 import type { Download, FetchHandler, TransferContext } from './transfer-context.js';
 
 /** What a URL download needs to know about its object. */
@@ -77,6 +81,8 @@ export interface UrlSource {
   readonly sha256: Uint8Array | undefined;
   readonly pieceSizeBytes: number;
   readonly pooled: boolean;
+  /** No movement for this long fails the download with 'stalled' (stall-watch.ts). */
+  readonly stallTimeoutMs: number;
 }
 
 /** Spot-check sample length: 16 KiB plus up to 16 KiB more, drawn per piece. */
@@ -177,6 +183,7 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
   private readonly helperPieceHashes = new Map<number, Uint8Array>();
   private audited = false;
   private readBack: OutputReadBack | undefined;
+  private readonly stallWatch: StallWatch;
 
   constructor(
     private readonly ctx: TransferContext,
@@ -199,6 +206,7 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
       justInTime: true,
     });
     this.scheduler.upsertSource(SELF_SOURCE);
+    this.stallWatch = new StallWatch(source.stallTimeoutMs);
     this.delivery = new DownloadDelivery(ctx, ctx.crypto, downloadId, totalBytes);
     // An empty object is complete at once.
     if (this.delivery.finished) this.finish(this.delivery.buffer.digest(), 0);
@@ -206,6 +214,7 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
 
   schedule(nowMs: number): void {
     if (this.state !== 'running') return;
+    this.stallWatch.observe(nowMs, this.waitingOnHost());
     if (this.source.pooled && this.ctx.settings.podLinks) {
       for (const linkId of this.ctx.readyLinkIds()) {
         const link = this.ctx.readyLink(linkId)!;
@@ -257,6 +266,7 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
       this.selfError(transfer, 'the origin sent more than the range', nowMs);
       return;
     }
+    this.stallWatch.selfReceived(transfer.piece, transfer.received, nowMs);
     if (!transfer.repair) this.scheduler.progress(transfer.piece, SELF_SOURCE, bytes.length, nowMs);
   }
 
@@ -382,6 +392,9 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
     }
     const spot = transfer.spot!;
     spot.bytes = transfer.buffer!;
+    // The helper is done; the piece now waits on this device's spot-check sample.
+    if (spot.sampleState === 'fetching')
+      this.stallWatch.asked(piece, this.sourceLabel(SELF_SOURCE));
     this.judge(spot, nowMs);
   }
 
@@ -400,6 +413,10 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
 
   onTimer(nowMs: number): void {
     if (this.state !== 'running') return;
+    if (this.stallWatch.stalled(nowMs, this.waitingOnHost())) {
+      this.fail('stalled', this.stallDetail(), nowMs);
+      return;
+    }
     this.delivery.onTimer(nowMs);
     this.scheduler.endBackoffs(nowMs);
     for (const source of this.scheduler.stalled(nowMs)) {
@@ -424,6 +441,7 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
       if (at !== undefined && (min === undefined || at < min)) min = at;
     };
     consider(this.delivery.nextDeadlineMs());
+    consider(this.stallWatch.deadlineMs(this.waitingOnHost()));
     for (const transfer of this.repairTransfers()) consider(this.repairStallDeadlineMs(transfer));
     return min;
   }
@@ -447,6 +465,7 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
 
   acknowledge(byteCount: number): void {
     this.delivery.buffer.acknowledge(byteCount);
+    this.stallWatch.hostAcknowledged();
   }
 
   memoryBytes(): number {
@@ -510,6 +529,7 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
       lastProgressMs: nowMs,
       spot: undefined,
     });
+    this.stallWatch.asked(piece, this.sourceLabel(source));
     if (source === SELF_SOURCE) {
       const fetchId = this.ctx.openFetch(this, this.fetchSpec(rangeStart, rangeEnd));
       this.selfFetches.set(fetchId, transfer(fetchId));
@@ -543,6 +563,7 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
       rangeEnd,
       validator: this.source.validator,
       headers: this.source.headers,
+      forPeer: false,
     };
   }
 
@@ -702,6 +723,7 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
   private deliverPiece(piece: number, bytes: Uint8Array, sourceName: string, nowMs: number): void {
     this.pieceSource[piece] = this.sourceIndex(sourceName);
     this.rememberHelperPiece(piece, bytes, sourceName);
+    this.stallWatch.placed(piece, nowMs);
     this.delivery.add(this.pieceStart(piece), bytes, sourceName, nowMs);
     this.maybeComplete(nowMs);
   }
@@ -848,6 +870,7 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
     const suspect = this.suspects.get(piece);
     if (suspect === undefined || this.distrusted.has(sourceName)) return;
     this.suspects.delete(piece);
+    this.stallWatch.placed(piece, nowMs);
     if (suspect.audit !== undefined) {
       if (equalBytes(this.ctx.crypto.sha256(bytes), suspect.audit.sha256)) {
         this.maybeComplete(nowMs);
@@ -869,6 +892,38 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
       this.delivery.add(this.pieceStart(piece), bytes, sourceName, nowMs);
     }
     this.maybeComplete(nowMs);
+  }
+
+  /** The download waits on its host (unacknowledged bytes, a read-back), not on a source. */
+  private waitingOnHost(): boolean {
+    const buffer = this.delivery.buffer;
+    return this.readBack !== undefined || buffer.emittedOffset > buffer.ackedOffset;
+  }
+
+  /** `source` as a person reads it: "the origin (host)" or "peer NAME (SHORTID)". */
+  private sourceLabel(source: SourceId): string {
+    if (source === SELF_SOURCE) return `the origin (${urlHost(this.source.url)})`;
+    const remote = this.ctx.readyLink(source)?.remote;
+    if (remote === undefined) return `peer link ${source}`;
+    return `peer ${remote.deviceName} (${shortDeviceId(remote.deviceId)})`;
+  }
+
+  /** The 'stalled' sentence: who held the next missing piece, and what to do. */
+  private stallDetail(): string {
+    const emitted = this.delivery.buffer.emittedOffset;
+    const piece =
+      emitted < this.length || this.suspects.size === 0
+        ? Math.min(Math.floor(emitted / this.source.pieceSizeBytes), this.pieceCount - 1)
+        : Math.min(...this.suspects.keys());
+    const holder = this.stallWatch.holderOf(piece) ?? this.sourceLabel(SELF_SOURCE);
+    const start = this.source.startOffset + this.pieceStart(piece);
+    const end = this.source.startOffset + this.pieceStart(piece + 1);
+    const ms = this.stallWatch.timeoutMs;
+    const timeout = ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`;
+    return (
+      `the download made no progress for ${timeout}: ${holder} stopped sending bytes ${start}-${end - 1}; ` +
+      'try again later, or raise the stall timeout'
+    );
   }
 
   private maybeComplete(nowMs: number): void {

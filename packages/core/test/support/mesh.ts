@@ -20,8 +20,14 @@ import { deterministicCrypto } from './deterministic-crypto.js';
 import type { PeerLink } from '../../src/peer-link.js';
 import type { Manifest } from '../../src/content/manifest.js';
 
-/** 'corrupt': one byte in 4096 flipped; 'corrupt-sparse': only the last byte of each range. */
-export type OriginMode = 'ok' | 'corrupt' | 'corrupt-sparse' | 'stall' | 'changed' | 'error';
+/**
+ * 'corrupt': one byte in 4096 flipped; 'corrupt-sparse': only the last byte of each range;
+ * 'refuses-peers': a host whose destination policy refuses every fetch for a peer (`forPeer`)
+ * at once, as a helper does for a private origin (DESIGN.md decision 14); its own are 'ok'.
+ * 'stall': never answers; 'trickle': sends the first half of every range, then nothing.
+ */
+export type OriginMode =
+  'ok' | 'corrupt' | 'corrupt-sparse' | 'stall' | 'trickle' | 'changed' | 'error' | 'refuses-peers';
 
 export interface NodeOptions extends Partial<CoreOptions> {
   /** How this node's origin answers. Default 'ok'. */
@@ -73,6 +79,8 @@ export class Mesh {
   private readonly links = new Map<string, { open: boolean; muted: boolean }>();
   private readonly inFlight: Array<{ from: number; to: number; item: Uint8Array | 'eof' }> = [];
   private actions: Action[] = [];
+  /** Bytes acknowledged by `acknowledgeDelivered`, by `${node}:${downloadId}`. */
+  private readonly acked = new Map<string, number>();
   private seq = 0;
 
   constructor(nodeOptions: readonly NodeOptions[], seed = 1) {
@@ -259,6 +267,25 @@ export class Mesh {
     while (!done() && this.nowMs < end) this.advance(stepMs);
   }
 
+  /**
+   * Acknowledges (`delivered`) every byte node `node` was given for `downloadId` since the last
+   * call (for nodes without `autoAck`). Returns the total acknowledged so far.
+   */
+  acknowledgeDelivered(node: number, downloadId: number): number {
+    const total = this.deliveredBytes(node, downloadId).length;
+    const acked = this.acked.get(`${node}:${downloadId}`) ?? 0;
+    if (total > acked) {
+      this.input(node, {
+        type: 'delivered',
+        nowMs: this.nowMs,
+        downloadId,
+        byteCount: total - acked,
+      });
+      this.acked.set(`${node}:${downloadId}`, total);
+    }
+    return total;
+  }
+
   eventsOf<T extends CoreEvent['type']>(
     node: number,
     type: T,
@@ -411,9 +438,20 @@ export class Mesh {
   private answerFetch(node: MeshNode, fetch: Extract<CoreOutput, { type: 'fetch-origin' }>): void {
     const mode = node.originMode;
     if (mode === 'stall') return;
-    this.later(node.options.originDelayMs ?? 0, () => {
+    const refused = mode === 'refuses-peers' && fetch.forPeer;
+    this.later(refused ? 0 : (node.options.originDelayMs ?? 0), () => {
       if (node.cancelledFetches.has(fetch.fetchId)) return;
       const handle = (input: CoreInput): void => node.core.handle(input);
+      if (refused) {
+        handle({
+          type: 'origin-end',
+          nowMs: this.nowMs,
+          fetchId: fetch.fetchId,
+          outcome: 'refused',
+          detail: 'refused to fetch origin.example for a pod peer: 10.0.0.1 is a private address',
+        });
+        return;
+      }
       if (mode === 'changed' || mode === 'error') {
         handle({
           type: 'origin-end',
@@ -434,6 +472,7 @@ export class Mesh {
       for (const part of [body.subarray(0, half), body.subarray(half)]) {
         if (part.length > 0)
           handle({ type: 'origin-data', nowMs: this.nowMs, fetchId: fetch.fetchId, bytes: part });
+        if (mode === 'trickle') return; // and then nothing, for ever
       }
       handle({
         type: 'origin-end',

@@ -26,6 +26,10 @@
  *   always asynchronously (never inside `start`), after all of its `onData` calls. `detail` is
  *   one line for a person ('' for ok). `cancel(fetchId)` aborts the request and silences the
  *   fetch: the core that cancelled it expects no further input about it.
+ * - Destinations (DESIGN.md decision 14). A fetch for a pod peer (`forPeer`) connects only to
+ *   addresses `peerDestinations` allows (default: public ones), checked after DNS and on every
+ *   redirect hop (origin-request.ts); a refused one ends as `refused`, at once and without a
+ *   request when the first hop is refused. This device's own fetches go anywhere.
  * - Never throws on a bad server or a bad fetch (a URL or header from a peer's FETCH_ASSIGN):
  *   every failure becomes `error` with a detail. Starting a fetch ID that is already active is
  *   a host bug and throws.
@@ -40,12 +44,13 @@ import { Agent as HttpsAgent } from 'node:https';
 import { formatRangeRequest, parseContentRange } from './content-range.js';
 import { parseEntityTag, strongMatch } from './entity-tag.js';
 import { REDIRECTS_MAX } from './origin-probe.js';
+import { publicDestinations, type DestinationPolicy } from './destination-policy.js';
 import { describeError, openOrigin } from './origin-request.js';
 
 /** The core's output this module carries out. */
 export type FetchOriginOutput = Extract<TransferOutput, { type: 'fetch-origin' }>;
 
-export type FetchOutcome = 'ok' | 'changed' | 'error';
+export type FetchOutcome = 'ok' | 'changed' | 'error' | 'refused';
 
 export interface FetchCallbacks {
   /** The next bytes of the range, in order. */
@@ -67,6 +72,8 @@ export interface OriginFetcherOptions {
   /** A fetch fails after this long without a byte. Default 30 000 ms. */
   readonly idleTimeoutMs?: number;
   readonly limiter?: ByteLimiter;
+  /** Where fetches for a peer may connect. Default `publicDestinations`. */
+  readonly peerDestinations?: DestinationPolicy;
 }
 
 interface ActiveFetch {
@@ -169,9 +176,12 @@ export class OriginFetcher {
       agents: this.agents,
       signal: entry.controller.signal,
       idleTimeoutMs: this.options.idleTimeoutMs ?? 30_000,
+      destinationPolicy: fetch.forPeer
+        ? (this.options.peerDestinations ?? publicDestinations)
+        : undefined,
     });
     if (opened.kind === 'failed') {
-      end('error', opened.detail);
+      end(opened.refused === true ? 'refused' : 'error', opened.detail);
       return;
     }
     const { response, request } = opened;

@@ -8,7 +8,16 @@
  * starting at OFFSET continues the same version; anything else (a 200: the object changed)
  * rejects with a message saying to start over. Bytes are handed on in order and the next read
  * waits for `onData` (backpressure) and for the download bandwidth limit. A body shorter than
- * its Content-Length rejects. Errors are one line for a person. It resolves with the digests
+ * its Content-Length rejects. A body without a length is read as curl reads it: a
+ * close-delimited one ends where the connection closes cleanly; a chunked one must end with its
+ * last chunk, so a reset or a close mid-body rejects (node:http reports it as 'aborted').
+ *
+ * Stalls: when the origin sends nothing for `stallTimeoutMs` (default 60 s) while the fetch
+ * waits for it, the request is destroyed (its socket closed) and the fetch rejects with a
+ * sentence naming the origin. The clock runs only while waiting on the origin: time spent in
+ * `onData` (a slow disk, a slow proxy client) or in the bandwidth limit's wait is not a stall.
+ * An abort through `signal` (the user cancelled) destroys the socket at once, stall or not.
+ * Errors are one line for a person. It resolves with the digests
  * this response states for the whole object (Repr-Digest, and so on): after the object changed
  * mid-way, those of the new version are the ones to verify against, not the first probe's.
  */
@@ -26,6 +35,8 @@ export interface WholeFetchResult {
 }
 
 export interface WholeFetchOptions {
+  /** No byte from the origin for this long rejects (see the module comment). Default 60 000. */
+  readonly stallTimeoutMs?: number | undefined;
   readonly localAddress?: string | undefined;
   readonly limiter?: ByteLimiter | undefined;
   readonly signal?: AbortSignal | undefined;
@@ -40,6 +51,7 @@ export async function fetchWhole(
   onData: (bytes: Uint8Array) => Promise<void>,
   options: WholeFetchOptions = {},
 ): Promise<WholeFetchResult> {
+  const stallTimeoutMs = options.stallTimeoutMs ?? 60_000;
   const protocolHeaders: Record<string, string> = {};
   if (offset > 0) {
     protocolHeaders['range'] = `bytes=${offset}-`;
@@ -52,7 +64,7 @@ export async function fetchWhole(
     redirectsMax: REDIRECTS_MAX,
     localAddress: options.localAddress,
     signal: options.signal,
-    idleTimeoutMs: 30_000,
+    idleTimeoutMs: stallTimeoutMs,
   });
   if (opened.kind === 'failed') throw new Error(opened.detail);
   const { response, request } = opened;
@@ -70,16 +82,74 @@ export async function fetchWhole(
   const etag = response.headers.etag;
   const digests = statedDigests(status, response.headers, parseEntityTag(etag));
   const length = Number(response.headers['content-length'] ?? NaN);
+  const host = new URL(opened.url).host;
+  // From here the stall watchdog below times the origin; the socket's own idle timeout would
+  // also count the time this side spends writing.
+  request.setTimeout(0);
   let received = 0;
-  for await (const part of response) {
-    const bytes = part as Uint8Array;
-    received += bytes.length;
-    const waitMs = options.limiter?.take(bytes.length) ?? 0;
-    await onData(bytes);
-    if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
+  let stalled = false;
+  let watchdog: NodeJS.Timeout | undefined;
+  const arm = () => {
+    watchdog = setTimeout(() => {
+      stalled = true;
+      request.destroy();
+    }, stallTimeoutMs);
+  };
+  const of = Number.isFinite(length) ? ` of ${length}` : '';
+  try {
+    arm();
+    for await (const part of response) {
+      clearTimeout(watchdog);
+      const bytes = part as Uint8Array;
+      received += bytes.length;
+      const waitMs = options.limiter?.take(bytes.length) ?? 0;
+      await onData(bytes);
+      if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
+      arm();
+    }
+  } catch (error) {
+    if (stalled) {
+      throw new Error(
+        `the origin (${host}) sent no byte for ${Math.round(stallTimeoutMs / 1000)} s ` +
+          `after ${received}${of} bytes; try again later, or raise the daemon's --stall-timeout`,
+      );
+    }
+    if (options.signal?.aborted === true) throw error;
+    if (error instanceof Error && error.message === 'aborted') {
+      throw new Error(
+        `the origin (${host}) closed the connection after ${received}${of} bytes, ` +
+          `before the end of the body; try again`,
+      );
+    }
+    throw error;
+  } finally {
+    clearTimeout(watchdog);
   }
   if (Number.isFinite(length) && received !== length) {
     throw new Error(`the origin sent ${received} of ${length} bytes, then closed the connection`);
   }
   return { digests };
+}
+
+/**
+ * The note for an object the origin sends without a length (a 200 with no Content-Length:
+ * chunked or close-delimited), which cannot be pooled; undefined for any other answer.
+ */
+export function lengthlessNote(probe: {
+  readonly status: number;
+  readonly totalBytes: number | undefined;
+}): string | undefined {
+  if (probe.status !== 200 || probe.totalBytes !== undefined) return undefined;
+  return (
+    'the origin sends the object without a length (no Content-Length, no byte ranges), ' +
+    'so it is downloaded from the origin alone, to the end of its body'
+  );
+}
+
+/** The sentence for a probe that got no complete answer within the stall timeout. */
+export function probeStalled(url: string, stallTimeoutMs: number): string {
+  return (
+    `the origin (${new URL(url).host}) sent no complete answer within ` +
+    `${Math.round(stallTimeoutMs / 1000)} s; try again later, or raise the daemon's --stall-timeout`
+  );
 }

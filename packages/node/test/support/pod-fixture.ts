@@ -37,6 +37,11 @@ export interface PodOptions {
   readonly secret?: Uint8Array;
   readonly discoveryPort?: number;
   readonly root?: string;
+  /**
+   * Daemons (by index) that keep the default destination policy: they refuse to fetch for
+   * peers from the loopback test origins. The others get `--allow-private-origins`.
+   */
+  readonly publicOriginsOnly?: readonly number[];
 }
 
 export class PodFixture {
@@ -57,11 +62,13 @@ export class PodFixture {
       options.discoveryPort ?? (await freeUdpPort()),
       options.root === undefined,
     );
-    for (let i = 0; i < options.daemons; i++) await pod.add(options.flags?.[i] ?? []);
+    for (let i = 0; i < options.daemons; i++) {
+      await pod.add(options.flags?.[i] ?? [], !(options.publicOriginsOnly ?? []).includes(i));
+    }
     return pod;
   }
 
-  async add(flags: readonly string[] = []): Promise<DaemonProcess> {
+  async add(flags: readonly string[] = [], allowPrivateOrigins = true): Promise<DaemonProcess> {
     const index = this.daemons.length;
     const { home, api, peerPort, child } = await spawnLocalDaemon({
       root: this.root,
@@ -71,6 +78,7 @@ export class PodFixture {
       logLevel: 'info',
       flags,
       stdio: 'pipe',
+      allowPrivateOrigins,
     });
     let log = '';
     child.stdout?.on('data', (part: Buffer) => (log += part.toString()));
