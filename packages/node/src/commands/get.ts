@@ -50,7 +50,7 @@ export const GET_EXIT_CODES = {
 /** The exit status table for `--help`. */
 export const GET_EXIT_HELP = `Exit status:
   0    downloaded and verified
-  1    the download failed (origin, verification, disk); the message says why
+  1    the download failed (origin, verification, output file, disk); the message says why
   2    usage error (unknown option, bad --header or --sha256)
   3    no daemon answers, or the daemon refused the request
   130  interrupted (Ctrl-C); re-run the same command to resume`;
@@ -123,10 +123,10 @@ export async function runGet(target: ApiTarget, url: string, options: GetOptions
         `${JSON.stringify({ ok: false, url, error: message })}\n`,
       );
     } else screen.progress.finish(`peapod: ${message}`);
-    // An origin's answer the daemon relays (502) is the download failing, not the daemon.
-    return noDaemon && !(error instanceof ApiError && error.status === 502)
-      ? GET_EXIT_CODES.noDaemon
-      : GET_EXIT_CODES.failed;
+    // What the daemon relays about the job itself (409: the output; 502: the origin) is the
+    // download failing, not the daemon.
+    const jobFailed = error instanceof ApiError && (error.status === 409 || error.status === 502);
+    return noDaemon && !jobFailed ? GET_EXIT_CODES.noDaemon : GET_EXIT_CODES.failed;
   } finally {
     interrupted.dispose();
   }
