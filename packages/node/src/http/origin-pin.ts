@@ -70,7 +70,7 @@ const LEVELS: readonly PinLevel[] = ['strong-etag', 'last-modified', 'weak-etag'
  * pinFromResponse({ etag: '"v1"' }, 1000).level // 'strong-etag'
  */
 export function pinFromResponse(headers: IncomingHttpHeaders, totalBytes: number): OriginPin {
-  const etag = parseEntityTag(headers.etag);
+  const etag = parseEntityTag(textValue(headers.etag));
   if (etag !== undefined && !etag.weak) {
     const pin: OriginPin = {
       level: 'strong-etag',
@@ -242,13 +242,14 @@ export function checkPinnedHead(pin: OriginPin, headers: IncomingHttpHeaders): P
   return { ok: true };
 }
 
-/** One line for a person: the version the pin names, e.g. in "no longer version ...". */
+/** The version a pin names, for a person: `version "abc"`, or `the version with ...`. */
 export function describePin(pin: OriginPin): string {
+  if (pin.level === 'strong-etag' && pin.etag !== undefined) return `version ${pin.etag}`;
   const parts: string[] = [];
   if (pin.etag !== undefined) parts.push(`ETag ${pin.etag}`);
   if (pin.lastModified !== undefined) parts.push(`Last-Modified ${pin.lastModified}`);
   if (pin.totalBytes !== undefined) parts.push(`${pin.totalBytes} bytes`);
-  return parts.join(', ');
+  return `the version with ${parts.join(', ')}`;
 }
 
 function changed(detail: string): PinCheck {
