@@ -92,6 +92,13 @@ test('decodePin never throws on arbitrary strings', () => {
   );
 });
 
+test("a peer's pin with CR/LF in a field value is invalid, never a request header", () => {
+  const pin = pinFromResponse({ 'last-modified': LM }, 10);
+  const evil = encodePin({ ...pin, lastModified: `${LM}\r\nX-Injected: 1` });
+  assert.equal(decodePin(evil).kind, 'invalid');
+  assert.equal(decodePin(encodePin(pin)).kind, 'pin');
+});
+
 test('the strongest validator wins; the level decides strength and request headers', () => {
   const strong = pinFromResponse({ etag: '"v1"', 'last-modified': LM }, 1000);
   assert.equal(strong.level, 'strong-etag');

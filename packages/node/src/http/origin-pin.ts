@@ -172,7 +172,9 @@ export function decodePin(
     level === 'strong-etag' ||
     !(Number.isSafeInteger(length) && (length as number) >= 0) ||
     (fields.etag !== undefined && (etag === undefined || !etag.weak)) ||
-    (lastModified !== undefined && typeof lastModified !== 'string') ||
+    // A field value: visible characters, spaces and obs-text, never CR or LF (a peer wrote it).
+    (lastModified !== undefined &&
+      (typeof lastModified !== 'string' || !/^[\x20-\x7e\x80-\xff]*$/.test(lastModified))) ||
     typeof fields.ifRange !== 'boolean' ||
     (level === 'last-modified') !== (lastModified !== undefined) ||
     (level === 'weak-etag' && etag === undefined)
