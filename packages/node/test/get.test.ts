@@ -368,6 +368,8 @@ describe('peapod get through a pod of 3 daemons', () => {
         .map(([field]) => field);
       if (name === 'object.bin') {
         pooledProxyFields = through;
+        // The one field the proxy adds: which pinning held the pooled ranges to one version.
+        assert.equal(through.get('x-peapod-pinning'), 'strong-etag');
         // Known gap, see the next test: the pooled response has no Content-Digest.
         assert.deepEqual(
           differing.filter((field) => field !== 'content-digest'),
@@ -376,6 +378,7 @@ describe('peapod get through a pod of 3 daemons', () => {
         );
       } else {
         assert.deepEqual(differing, [], `pass-through: ${differing.join()}`);
+        assert.equal(through.get('x-peapod-pinning'), undefined);
       }
 
       const wgetBody = join(pod.root, `proxy-wget-${name}`);
@@ -389,6 +392,10 @@ describe('peapod get through a pod of 3 daemons', () => {
       .filter((line) => line.includes('proxy: pooled GET'));
     assert.equal(pooledLines.length, 2, 'curl and wget of object.bin are pooled, small.bin not');
     assert.ok(pooledLines.every((line) => line.includes('object.bin')));
+    // The log says which pinning held, and what it guarantees.
+    assert.ok(
+      pooledLines.every((line) => line.includes('strong-etag') && line.includes('If-Match')),
+    );
   });
 
   test('the pooled proxy response carries the Content-Digest of a full 200', () => {

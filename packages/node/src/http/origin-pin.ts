@@ -82,7 +82,8 @@ export function pinFromResponse(headers: IncomingHttpHeaders, totalBytes: number
     if (fits(pin)) return pin;
   }
   const weakEtag = etag?.weak === true ? formatEntityTag(etag) : undefined;
-  const lastModified = textValue(headers['last-modified']);
+  const modified = textValue(headers['last-modified']);
+  const lastModified = isFieldValue(modified) ? modified : undefined;
   const candidates: OriginPin[] = [];
   if (lastModified !== undefined) {
     const ifRange = isStrongDate(lastModified, textValue(headers.date));
@@ -172,9 +173,8 @@ export function decodePin(
     level === 'strong-etag' ||
     !(Number.isSafeInteger(length) && (length as number) >= 0) ||
     (fields.etag !== undefined && (etag === undefined || !etag.weak)) ||
-    // A field value: visible characters, spaces and obs-text, never CR or LF (a peer wrote it).
-    (lastModified !== undefined &&
-      (typeof lastModified !== 'string' || !/^[\x20-\x7e\x80-\xff]*$/.test(lastModified))) ||
+    // A peer wrote it: it becomes a request header only if it is a plain field value.
+    (lastModified !== undefined && !isFieldValue(lastModified)) ||
     typeof fields.ifRange !== 'boolean' ||
     (level === 'last-modified') !== (lastModified !== undefined) ||
     (level === 'weak-etag' && etag === undefined)
@@ -274,6 +274,11 @@ function isStrongDate(lastModified: string, date: string | undefined): boolean {
   const modifiedMs = Date.parse(lastModified);
   const dateMs = Date.parse(date);
   return Number.isFinite(modifiedMs) && Number.isFinite(dateMs) && dateMs - modifiedMs >= 1000;
+}
+
+/** Visible ASCII, spaces and obs-text: never CR, LF or another control character. */
+function isFieldValue(value: unknown): value is string {
+  return typeof value === 'string' && /^[\x20-\x7e\x80-\xff]*$/.test(value);
 }
 
 function fits(pin: OriginPin): boolean {
