@@ -32,6 +32,8 @@ export interface GetRequest {
   /** Replace an existing output file (`--force`); without it such a job is refused. */
   readonly force?: boolean;
   readonly headers: ReadonlyArray<{ name: string; value: string }>;
+  /** `--strict`: refuse to pool unless a strong ETag or a known digest pins the object. */
+  readonly strict?: boolean;
 }
 
 export class DaemonUnreachable extends Error {

@@ -242,6 +242,10 @@ program
   )
   .option('--no-pool', 'download from the origin alone')
   .option('--force', 'replace the output file if it exists')
+  .option(
+    '--strict',
+    'pool only with a strong ETag or a known digest (--sha256, or one the origin states)',
+  )
   .option('--json', 'print a JSON summary on stdout (on stderr with -o -)')
   .option('-q, --quiet', 'no progress line')
   .addHelpText(
@@ -267,6 +271,7 @@ ${GET_EXIT_HELP}`,
       json: options.json === true,
       quiet: options.quiet === true,
       force: options.force === true,
+      strict: options.strict === true,
     });
     process.exitCode = code;
   });
@@ -321,6 +326,7 @@ interface GetFlags {
   sha256?: string;
   header?: string[];
   pool: boolean;
+  strict?: boolean;
   json?: boolean;
   quiet?: boolean;
   force?: boolean;

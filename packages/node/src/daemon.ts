@@ -42,6 +42,7 @@ import { ObjectVerifier, userSha256, type ExpectedDigest } from './http/digest.j
 import { OriginFetcher } from './http/origin-fetcher.js';
 import { probeOrigin, type OriginDescription } from './http/origin-probe.js';
 import { fetchWhole, lengthlessNote, probeStalled } from './http/origin-whole.js';
+import { planFromProbe } from './http/pin-plan.js';
 import { ForwardProxy, stripHopByHop, type PooledResponder, type ProxiedGet } from './proxy.js';
 import { FileSink, StreamSink, type DownloadSink } from './sinks.js';
 import { ApiGuard, apiRefusal, refuse } from './api-guard.js';
@@ -175,6 +176,10 @@ export class Daemon {
           limiter: config.limits.download,
           signal,
         }),
+      replan: async (url, headers, user, strict, signal) => {
+        const probe = await this.probe(url, headers, signal);
+        return { plan: planFromProbe(probe, user, { pool: true, strict }), digests: probe.digests };
+      },
     };
     this.host.on('download:progress', (e) => this.jobs.get(e.downloadId)?.onCoreEvent(e));
     this.host.on('download:complete', (e) => this.jobs.get(e.downloadId)?.onCoreEvent(e));
@@ -608,9 +613,10 @@ export class Daemon {
       ({ name }) => !/^(host|accept-encoding|proxy-.*|connection)$/i.test(name),
     );
     const probe = await this.probe(request.url, headers).catch(() => undefined);
-    if (probe === undefined || probe.reasonNotPoolable !== undefined) return undefined;
-    if ((probe.totalBytes ?? 0) < PROXY_POOL_MIN_BYTES || probe.url !== request.url)
-      return undefined;
+    if (probe === undefined) return undefined;
+    const plan = planFromProbe(probe, [], { pool: true, strict: false });
+    if (plan.kind !== 'pooled') return undefined;
+    if (plan.totalBytes < PROXY_POOL_MIN_BYTES || probe.url !== request.url) return undefined;
     return {
       respond: async (res) => {
         const fields = stripHopByHop(probe.rawHeaders);
@@ -620,6 +626,8 @@ export class Daemon {
           kept.push(fields[i]!, fields[i + 1]!);
         }
         kept.push('Content-Length', String(probe.totalBytes));
+        // Which pinning held the pooled ranges to one version (pin-plan.ts); not the origin's.
+        kept.push('X-PeaPod-Pinning', plan.pinning.level);
         // A whole (200) response's Content-Digest is its Repr-Digest when it is not
         // content-coded; the probe was a 206, whose Content-Digest (if any) covered one byte.
         const repr = headerValue(probe.rawHeaders, 'repr-digest');
@@ -635,8 +643,10 @@ export class Daemon {
           {
             pooled: true,
             note: '',
-            totalBytes: probe.totalBytes,
-            validator: probe.validator ?? '',
+            totalBytes: plan.totalBytes,
+            validator: plan.validator,
+            pinStrength: plan.pinStrength,
+            pinning: plan.pinning,
             headers,
           },
         );
@@ -647,7 +657,10 @@ export class Daemon {
         res.on('close', () => {
           if (!res.writableFinished) void job.cancel();
         });
-        this.logger.info({ url: probe.url, bytes: probe.totalBytes }, 'proxy: pooled GET');
+        this.logger.info(
+          { url: probe.url, bytes: probe.totalBytes, pinning: plan.pinning.level },
+          `proxy: pooled GET, ${plan.pinning.guarantee}`,
+        );
         await job.run();
         if (failure !== undefined) throw new Error(failure);
       },
@@ -657,10 +670,17 @@ export class Daemon {
   /** Probes the origin and plans the job: pooled, or single source and why. */
   private async createJob(request: GetRequest, stream: ServerResponse | undefined) {
     const probe = await this.probe(request.url, request.headers);
-    const notPoolable = request.pool
-      ? (lengthlessNote(probe) ?? probe.reasonNotPoolable)
-      : 'pooling turned off (--no-pool)';
     const user: ExpectedDigest[] = request.sha256 === undefined ? [] : [userSha256(request.sha256)];
+    // A wrong --sha256 or --strict without a pin it accepts fail here, before any byte is fetched.
+    const plan = planFromProbe(probe, user, {
+      pool: request.pool,
+      strict: request.strict === true,
+    });
+    if (plan.kind === 'refused') throw new Error(plan.reason);
+    const notPoolable =
+      plan.kind === 'single'
+        ? ((request.pool ? lengthlessNote(probe) : undefined) ?? plan.reason)
+        : undefined;
     const expected = [...user, ...probe.digests];
     const verifier = new ObjectVerifier(expected);
     // The core checks a SHA-256 too (and audits the helpers when it fails): the first known one.
@@ -689,24 +709,31 @@ export class Daemon {
         .join('; '),
       totalBytes: probe.totalBytes,
       validator: probe.validator ?? '',
+      pinStrength: plan.kind === 'pooled' ? plan.pinStrength : 'weak',
+      pinning: plan.pinning,
       headers: request.headers,
       sha256,
+      strict: request.strict === true,
     });
     return job;
   }
 
   /** The origin's description, through this device's own link; a clear error if it fails. */
-  private async probe(url: string, headers: readonly HeaderPair[]): Promise<OriginDescription> {
+  private async probe(
+    url: string,
+    headers: readonly HeaderPair[],
+    signal?: AbortSignal,
+  ): Promise<OriginDescription> {
     // The probe reads only the head: the stall timeout bounds all of it.
-    const signal = AbortSignal.timeout(this.stallTimeoutMs);
+    const stalled = AbortSignal.timeout(this.stallTimeoutMs);
     const probe = await probeOrigin(url, {
       headers,
-      signal,
+      signal: signal === undefined ? stalled : AbortSignal.any([signal, stalled]),
       ...(this.config.originAddress === undefined
         ? {}
         : { localAddress: this.config.originAddress }),
     });
-    if (probe.kind === 'failed' && signal.aborted)
+    if (probe.kind === 'failed' && stalled.aborted)
       throw new Error(probeStalled(url, this.stallTimeoutMs));
     if (probe.kind === 'failed') throw new Error(probe.detail);
     return probe;
@@ -785,6 +812,7 @@ function parseGetRequest(text: string): GetRequest {
     pool: value.pool !== false,
     force: value.force === true,
     headers,
+    strict: value.strict === true,
   };
 }
 

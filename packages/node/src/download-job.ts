@@ -2,9 +2,11 @@
  * One `peapod get` (or one pooled proxy GET) inside the daemon, from probe to verified file.
  *
  * Theory of operation
- * 1. Probe the origin once. A pooled download needs a known size, Range support and a strong
- *    ETag (DESIGN.md decision 6: every range is pinned to that version). Without them, or with
- *    pooling turned off, the job downloads from the origin alone and says why in one line.
+ * 1. Probe the origin once. A pooled download needs a known size and Range support; every range
+ *    is pinned to the probed version by the strongest validator the origin gives (DESIGN.md
+ *    decision 6, http/origin-pin.ts), and the plan's `pinning` (level and guarantee) is in the
+ *    'start' and 'done' events. Without them, or with pooling turned off, the job downloads from
+ *    the origin alone and says why in one line.
  * 2. Pooled: the job opens its sink (which may resume a part file), then asks the core for a
  *    `url` download of [resumeOffset, size). The core assigns pieces to this device and to pod
  *    peers; `deliver` outputs reach `onDeliver`, which writes them one at a time and reports each
@@ -12,10 +14,12 @@
  * 3. Every delivered byte also feeds the end-to-end verifier (the user's `--sha256`, the origin's
  *    Repr-Digest / x-amz-checksum-sha256 / S3 MD5 ETag). A repair (a lying helper's range
  *    rewritten) makes the streamed digest moot: the file is then read back and hashed again.
- * 4. The core reports `download:complete`, the job verifies, commits the file and finishes. A
- *    core failure of kind `origin-changed` or `sha256-mismatch` restarts the job as a
- *    single-source download from byte 0 (costs time, never correctness); others fail it with
- *    the core's detail, keeping the part file for a resume when its prefix is still trusted.
+ * 4. The core reports `download:complete`, the job verifies, commits the file and finishes. The
+ *    first `origin-changed` re-probes (`JobHost.replan`) and downloads the new version pooled
+ *    from byte 0, pinned to it, saying so in a note; a second one, a new version that cannot be
+ *    pooled, or a `sha256-mismatch` restart the job as a single-source download from byte 0
+ *    (costs time, never correctness), saying why; others fail it with the core's detail,
+ *    keeping the part file for a resume when its prefix is still trusted.
  *    After `origin-changed` the digests of the first probe describe the old version: the new
  *    one is verified against the user's `--sha256` and the digests its own response states.
  * 5. Resume: the core counts `deliver` and `read-delivered` offsets from its `startOffset`
@@ -35,6 +39,7 @@ import type { TransferEvent } from '@peapod/core';
 import { ObjectVerifier, type ExpectedDigest } from './http/digest.js';
 import type { WholeFetchResult } from './http/origin-whole.js';
 import { escalateIfInvariant } from './process-guard.js';
+import { pinningOf, type JobPlan, type Pinning } from './http/pin-plan.js';
 import type { DownloadSink } from './sinks.js';
 
 /** What the job reports (the CLI renders it; `--json` prints the summary). */
@@ -46,6 +51,8 @@ export type JobEvent =
       /** Why this download is not pooled, or why it could not resume; empty when neither. */
       readonly note: string;
       readonly resumeOffset: number;
+      /** How the bytes are tied to one version of the object, and what that guarantees. */
+      readonly pinning: Pinning;
     }
   | {
       readonly type: 'progress';
@@ -65,6 +72,8 @@ export type JobEvent =
       readonly bySource: Readonly<Record<string, number>>;
       /** As in `progress`. */
       readonly sourceNames?: Readonly<Record<string, string>>;
+      /** As in 'start', for the download that finished (after a restart, the new version's). */
+      readonly pinning: Pinning;
     }
   | { readonly type: 'error'; readonly message: string };
 
@@ -87,6 +96,18 @@ export interface JobHost {
     onData: (bytes: Uint8Array) => Promise<void>,
     signal: AbortSignal,
   ): Promise<WholeFetchResult>;
+  /**
+   * Probes the origin again after the object changed and plans the download of the new
+   * version (pin-plan.ts `planFromProbe`, with the user's own digests); rejects with a sentence
+   * when the probe fails or `signal` aborts it (the job was cancelled).
+   */
+  replan(
+    url: string,
+    headers: readonly HeaderPair[],
+    user: readonly ExpectedDigest[],
+    strict: boolean,
+    signal: AbortSignal,
+  ): Promise<{ readonly plan: JobPlan; readonly digests: readonly ExpectedDigest[] }>;
 }
 
 export type HeaderPair = { readonly name: string; readonly value: string };
@@ -99,6 +120,7 @@ export interface CoreUrlSpec {
   readonly sha256?: Uint8Array;
   readonly totalBytes: number;
   readonly validator: string;
+  readonly pinStrength: 'strong' | 'weak';
   readonly headers: readonly HeaderPair[];
 }
 
@@ -118,21 +140,27 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
   private bySource: Record<string, number> = {};
   private readonly startedMs = performance.now();
   private readonly aborted = new AbortController();
+  /** Pooled restarts after the object changed (at most one; see `coreFailed`). */
+  private restarts = 0;
   downloadId: number | undefined;
 
   constructor(
     private readonly host: JobHost,
     readonly url: string,
     private readonly sink: DownloadSink,
-    private readonly verifier: ObjectVerifier,
-    private readonly plan: {
+    private verifier: ObjectVerifier,
+    private plan: {
       readonly pooled: boolean;
       readonly note: string;
       readonly totalBytes: number | undefined;
       readonly validator: string;
+      readonly pinStrength: 'strong' | 'weak';
+      readonly pinning: Pinning;
       readonly headers: readonly HeaderPair[];
       /** SHA-256 of the whole object when the user or the origin stated one. */
       readonly sha256?: Uint8Array | undefined;
+      /** `--strict`: a restart after a change must pool with a strong pin or a known digest. */
+      readonly strict?: boolean;
     },
   ) {
     super();
@@ -153,29 +181,33 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
   }
 
   private async runSteps(): Promise<void> {
-    const { totalBytes, pooled, note } = this.plan;
+    const { totalBytes, pooled, note, pinning } = this.plan;
     const resumeOffset = this.sink.resumeOffset;
-    this.emit('event', { type: 'start', totalBytes, pooled, note, resumeOffset });
+    this.emit('event', { type: 'start', totalBytes, pooled, note, resumeOffset, pinning });
     if (resumeOffset > 0) await this.feedPrefix(resumeOffset);
     this.verifiedBytes = resumeOffset;
     if (pooled && totalBytes !== undefined) {
-      this.coreStartOffset = resumeOffset;
       await new Promise<void>((resolve) => {
         this.once('settled', resolve);
-        this.downloadId = this.host.startCoreDownload(this, {
-          url: this.url,
-          startOffset: resumeOffset,
-          totalBytes,
-          validator: this.plan.validator,
-          headers: this.plan.headers,
-          ...(resumeOffset === 0 && this.plan.sha256 !== undefined
-            ? { sha256: this.plan.sha256 }
-            : {}),
-        });
+        this.startPooled(resumeOffset, totalBytes);
       });
       return;
     }
     await this.runSingleSource(resumeOffset);
+  }
+
+  /** Starts (or, after a change, restarts) the core download of [startOffset, totalBytes). */
+  private startPooled(startOffset: number, totalBytes: number): void {
+    this.coreStartOffset = startOffset;
+    this.downloadId = this.host.startCoreDownload(this, {
+      url: this.url,
+      startOffset,
+      totalBytes,
+      validator: this.plan.validator,
+      pinStrength: this.plan.pinStrength,
+      headers: this.plan.headers,
+      ...(startOffset === 0 && this.plan.sha256 !== undefined ? { sha256: this.plan.sha256 } : {}),
+    });
   }
 
   /** A `deliver` output of this job's core download. */
@@ -274,20 +306,37 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
       pooled,
       seconds: (performance.now() - this.startedMs) / 1000,
       bySource: this.bySource,
+      // The digests this file was actually checked against (after a change, the new version's).
+      pinning: pinningOf(
+        this.plan.pinning.level,
+        report.checks.map((check) => check.source),
+      ),
     });
     this.settle();
   }
 
   private async coreFailed(reason: string, detail: string): Promise<void> {
     if (this.failed) return;
+    let why = detail;
+    if (reason === 'origin-changed' && this.restarts === 0) {
+      this.restarts += 1;
+      const restarted = await this.restartPooled(detail);
+      if (restarted === true || this.failed) return; // restarted, or cancelled meanwhile
+      why = `${detail}; ${restarted}`;
+    } else if (reason === 'origin-changed') {
+      why = `${detail}; it changed a second time`;
+    }
     if (reason === 'origin-changed' || reason === 'sha256-mismatch') {
       // Costs time, never correctness: start over from the origin alone.
+      const user = userExpectations(this.verifier).map((digest) => digest.source);
+      this.plan = { ...this.plan, pinning: pinningOf('single-source', user) };
       this.emit('event', {
         type: 'start',
         totalBytes: undefined,
         pooled: false,
-        note: `pooled download stopped (${detail}); downloading from the origin alone`,
+        note: `pooled download stopped (${why}); downloading from the origin alone`,
         resumeOffset: 0,
+        pinning: this.plan.pinning,
       });
       try {
         await this.sink.restart(); // the old version's bytes (or a longer tail) must not stay
@@ -304,6 +353,58 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
       new Error(reason === 'stalled' ? detail : `${reason}: ${detail}`),
       !this.repaired,
     );
+  }
+
+  /**
+   * After the first change: probe again and download the new version pooled, pinned to it
+   * (DESIGN.md decision 6). True when the new download started; otherwise why not, as a clause.
+   */
+  private async restartPooled(detail: string): Promise<true | string> {
+    const user = userExpectations(this.verifier);
+    let replanned;
+    try {
+      replanned = await this.host.replan(
+        this.url,
+        this.plan.headers,
+        user,
+        this.plan.strict ?? false,
+        this.aborted.signal,
+      );
+    } catch (error) {
+      return `probing it again failed (${error instanceof Error ? error.message : String(error)})`;
+    }
+    const { plan, digests } = replanned;
+    if (plan.kind !== 'pooled') return `its new version cannot be pooled: ${plan.reason}`;
+    if (this.failed) return 'cancelled';
+    try {
+      await this.sink.restart(); // the old version's bytes (or a longer tail) must not stay
+    } catch (error) {
+      return `the output could not start over (${error instanceof Error ? error.message : String(error)})`;
+    }
+    const expected = [...user, ...digests];
+    this.verifier = new ObjectVerifier(expected);
+    this.plan = {
+      ...this.plan,
+      totalBytes: plan.totalBytes,
+      validator: plan.validator,
+      pinStrength: plan.pinStrength,
+      pinning: plan.pinning,
+      sha256: expected.find((digest) => digest.algorithm === 'sha-256')?.digest,
+    };
+    this.repaired = false;
+    this.verifiedBytes = 0;
+    this.bySource = {};
+    this.emit('event', {
+      type: 'start',
+      totalBytes: plan.totalBytes,
+      pooled: true,
+      note: `the object changed during the pooled download (${detail}); downloading its new version pooled, pinned by ${plan.pinning.level}`,
+      resumeOffset: 0,
+      pinning: plan.pinning,
+    });
+    if (this.downloadId !== undefined) this.host.cancelCoreDownload(this.downloadId); // ended
+    this.startPooled(0, plan.totalBytes);
+    return true;
   }
 
   /**

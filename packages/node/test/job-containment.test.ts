@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { PeapodError } from '@peapod/core';
 import { DownloadJob, type JobEvent, type JobHost } from '../src/download-job.js';
 import { ObjectVerifier } from '../src/http/digest.js';
+import { pinningOf } from '../src/http/pin-plan.js';
 import { INTERNAL_ERROR_EXIT_STATUS } from '../src/process-guard.js';
 import type { DownloadSink } from '../src/sinks.js';
 
@@ -54,6 +55,7 @@ function hostFor(bytes: Uint8Array): JobHost & { cancelled: number[] } {
       await onData(bytes);
       return { digests: [] };
     },
+    replan: () => Promise.reject(new Error('this test never changes the object')),
   };
   return host;
 }
@@ -64,6 +66,8 @@ function jobOf(host: JobHost, sink: DownloadSink, pooled: boolean) {
     note: '',
     totalBytes: 4,
     validator: '"v"',
+    pinStrength: 'strong',
+    pinning: pinningOf('strong-etag', []),
     headers: [],
   });
   const events: JobEvent[] = [];

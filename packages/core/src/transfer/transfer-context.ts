@@ -40,6 +40,8 @@ export interface FetchSpec {
   readonly headers: readonly HttpHeader[];
   /** On behalf of a pod peer (`fetch-origin`'s `forPeer`). */
   readonly forPeer: boolean;
+  /** See the `fetch-origin` output (transfer-api.ts). */
+  readonly totalBytes?: number;
 }
 
 /** Transfer tunables, resolved from CoreOptions. */

@@ -36,6 +36,8 @@ export interface GetOptions {
   readonly quiet: boolean;
   /** Replace an existing output file. */
   readonly force?: boolean;
+  /** `--strict`: the daemon refuses to pool without a strong ETag or a known digest. */
+  readonly strict?: boolean;
 }
 
 /** Exit statuses of `peapod get` (listed in its `--help`). */
@@ -85,6 +87,7 @@ export async function runGet(target: ApiTarget, url: string, options: GetOptions
     pool: options.pool,
     force: options.force === true,
     headers,
+    ...(options.strict === true ? { strict: true } : {}),
   };
   const toStdout = output === '-';
   const chatty = !options.json && (!toStdout || process.stderr.isTTY === true);
@@ -200,6 +203,7 @@ async function toFile(
             `peapod: ${job.output}: ${formatBytes(event.totalBytes)} in ${event.seconds.toFixed(1)} s ` +
               `(${formatBytes(rate)}/s, ${event.pooled ? 'pooled' : 'single source'})`,
           );
+          progress.note(`peapod: pinning: ${event.pinning.level}: ${event.pinning.guarantee}`);
           progress.note(
             `peapod: sha256 ${event.sha256}; verified: ${event.verified.length > 0 ? event.verified.join(', ') : 'no digest known (pod helpers spot-checked)'}`,
           );
