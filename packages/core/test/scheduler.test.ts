@@ -150,7 +150,10 @@ test('model: every piece completes exactly once; pipelines bounded; banned sourc
               completeOne(op.pick, op.elapsed);
               break;
             case 'reject': {
-              const all = scheduler.assignments();
+              // Only a source's bytes are judged (a helper's spot check, a peer's chunk): this
+              // device's own origin fetches are never rejected, so the model rejects others only
+              // (rejecting self would exclude the one source that is always there).
+              const all = scheduler.assignments().filter((a) => a.source !== SELF_SOURCE);
               if (all.length === 0) break;
               const { piece, source } = all[op.pick % all.length]!;
               scheduler.received(piece, source, nowMs);
