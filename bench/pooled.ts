@@ -48,7 +48,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, closeSync, existsSync, openSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -56,11 +56,21 @@ import { toHex } from '@peapod/core';
 import { createPod, DataDir } from '@peapod/node';
 import type * as LocalPod from '../packages/node/dist/src/local-pod.js';
 import type * as RateLimit from '../packages/node/dist/src/rate-limit.js';
+import {
+  checkKind,
+  devOriginFaults,
+  devOriginFlags,
+  NGINX,
+  parseOriginKinds,
+  prepareNginx,
+  validatorsSent,
+  writeObjectFile,
+  type OriginKind,
+} from './pooled-origin.js';
 
 // `@peapod/node` does not export these helpers (nor the CLI), so the bench loads the compiled
 // modules by path: from bench/dist/ at run time, typed from the .d.ts at build time.
 const NODE_DIST = new URL('../../packages/node/dist/src/', import.meta.url);
-const ORIGIN = fileURLToPath(new URL('./pooled-origin.js', import.meta.url));
 const { freeTcpPort, freeUdpPort, waitFor } = (await import(
   new URL('local-pod.js', NODE_DIST).href
 )) as typeof LocalPod;
@@ -75,14 +85,14 @@ interface DevOriginModule {
     port: number;
     rateBytesPerSec: number;
     objects: Array<{ name: string; sizeBytes: number; seed: number }>;
-  }): Promise<{ url: string; close(): Promise<void> }>;
+    faults: { etag: 'strong' | 'weak' | 'none'; lastModified: boolean; digest: boolean };
+  }): Promise<{ url: string; sha256(name: string): string; close(): Promise<void> }>;
 }
 
 const GOAL_VS_LIMIT = 1.1;
 const GOAL_VS_ARIA2 = 3.8;
 const ORIGIN_IP = '10.97.0.1';
 const ORIGIN_PORT = 8000;
-const OBJECT_NAME = 'pooled.bin';
 /** TCP payload per Ethernet frame under tbf: MSS 1448 (with timestamps) of 1514 bytes. */
 const FRAME_EFFICIENCY = 1448 / 1514;
 
@@ -96,6 +106,8 @@ interface Options {
   readonly logLevel: string;
   readonly keep: boolean;
   readonly cli: string;
+  readonly origins: readonly OriginKind[];
+  readonly digest: boolean;
 }
 
 function parseArgs(argv: readonly string[]): Options {
@@ -123,6 +135,8 @@ function parseArgs(argv: readonly string[]): Options {
     logLevel: value('--log-level', 'info'),
     keep: argv.includes('--keep'),
     cli: value('--cli', fileURLToPath(new URL('cli.js', NODE_DIST))),
+    origins: parseOriginKinds(value('--origin', 'all')),
+    digest: argv.includes('--digest'),
   };
 }
 
@@ -309,18 +323,19 @@ class Processes {
     return { code, stdout, stderr, seconds: (performance.now() - started) / 1000 };
   }
 
-  /** SIGTERM to every child still running; SIGKILL after 5 s. */
+  /** SIGTERM to one child; SIGKILL after 5 s. Resolves once it exited. */
+  async stop(child: ChildProcess): Promise<void> {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  /** `stop` for every child still running. */
   async stopAll(): Promise<void> {
-    await Promise.all(
-      this.children.splice(0).map(async (child) => {
-        if (child.exitCode !== null || child.signalCode !== null) return;
-        const exited = new Promise((resolve) => child.once('exit', resolve));
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-        await exited;
-        clearTimeout(timer);
-      }),
-    );
+    await Promise.all(this.children.splice(0).map((child) => this.stop(child)));
   }
 
   killAllNow(): void {
@@ -346,11 +361,45 @@ interface GetSummary {
   readonly pooled: boolean;
   readonly verified: readonly string[];
   readonly bySource: Readonly<Record<string, number>>;
+  readonly note?: string;
+  /** Which pinning held, where the build reports it. */
+  readonly pinning?: unknown;
 }
 
-interface RunResult {
-  readonly seconds: number;
+/** One origin kind's figures. */
+interface KindResult {
+  readonly kind: OriginKind;
+  readonly url: string;
+  /** The validators and digest its HEAD carried, e.g. `ETag W/ + Last-Modified`. */
+  readonly sent: string;
+  /** The 1-minute load average before aria2c and before `peapod get` (a shared machine). */
+  readonly load: { readonly aria2: number; readonly pooled: number };
+  readonly aria2: { readonly seconds: number; readonly linkGoodputBytesPerSec: number };
+  readonly pooled: {
+    readonly seconds: number;
+    readonly daemonSeconds: number;
+    readonly pooled: boolean;
+    readonly pinning: string | undefined;
+    readonly note: string;
+    readonly verified: readonly string[];
+    readonly shares: Record<string, { bytes: number; share: number }>;
+  };
+  readonly single?: { readonly seconds: number; readonly daemonSeconds: number };
+  readonly pooledVsLimit: number;
+  /** Against what the links really carry: N x aria2c's goodput through one. */
+  readonly pooledVsGoodputLimit: number;
+  readonly aria2VsPooled: number;
+  readonly met: { readonly vsLimit: boolean; readonly vsAria2: boolean };
+  readonly sha256: Record<string, string | undefined>;
+  readonly identical: boolean;
+}
+
+/** A running origin of one kind. */
+interface RunningOrigin {
+  readonly url: string;
   readonly sha256: string;
+  readonly note: string;
+  stop(): Promise<void>;
 }
 
 async function main(): Promise<number> {
@@ -366,12 +415,23 @@ async function main(): Promise<number> {
         `origin limits each source address to the link rate; no tbf, no separate hosts)`,
     );
   }
+  const kinds = options.origins.filter((kind) => {
+    if (kind !== 'nginx') return true;
+    if (mode === 'loopback')
+      say('pooled: skipping nginx: the loopback variant cannot shape its links');
+    else if (!existsSync(NGINX))
+      say(`pooled: skipping nginx: ${NGINX} is missing (apt-get install nginx-light)`);
+    else return true;
+    return false;
+  });
+  if (kinds.length === 0) throw new Error('no origin kind left to run');
 
   const root = await mkdtemp(join(tmpdir(), 'peapod-bench-pooled-'));
   const processes = new Processes();
   const topology =
     mode === 'netns' ? new Topology(options.devices, options.rateBytesPerSec) : undefined;
   let closeOrigin: () => Promise<void> = async () => {};
+  const extraDirectories: string[] = [];
   let cleaned = false;
   const cleanup = async () => {
     if (cleaned) return;
@@ -381,6 +441,7 @@ async function main(): Promise<number> {
     topology?.destroy();
     if (options.keep) say(`pooled: kept ${root}`);
     else await rm(root, { recursive: true, force: true });
+    for (const directory of extraDirectories) await rm(directory, { recursive: true, force: true });
   };
   const onSignal = (signal: NodeJS.Signals) => {
     interrupted = true;
@@ -399,101 +460,26 @@ async function main(): Promise<number> {
   process.on('SIGTERM', onSignal);
 
   try {
-    // 1. The network and the origin.
-    let url: string;
-    let originSha256: string | undefined;
-    let originNote: string;
+    // 1. The network.
     if (topology !== undefined) {
       topology.build();
-      // The dev origin's CLI (packages/node/src/dev-origin.ts) without its rate limit when it
-      // is built, else this bench's minimal origin. Both print the URL and the SHA-256.
-      const devOrigin = fileURLToPath(new URL('dev-origin.js', NODE_DIST));
-      const useDev = existsSync(devOrigin);
-      const origin = processes.spawn('pp-origin', process.execPath, [
-        useDev ? devOrigin : ORIGIN,
-        '--host',
-        ORIGIN_IP,
-        '--port',
-        String(ORIGIN_PORT),
-        '--size',
-        String(options.sizeBytes),
-        '--name',
-        OBJECT_NAME,
-      ]);
-      const ready = await new Promise<{ url: string; sha256: string | undefined }>(
-        (resolve, reject) => {
-          let text = '';
-          origin.stdout!.on('data', (part: Buffer) => {
-            text += part.toString();
-            const lines = text.split('\n');
-            if (!useDev && lines.length > 1) {
-              resolve(JSON.parse(lines[0]!) as { url: string; sha256: string });
-            } else if (useDev && lines.length > 2) {
-              resolve({
-                url: lines[0]!.trim(),
-                sha256: /sha-256 ([0-9a-f]{64})/.exec(lines[1]!)?.[1],
-              });
-            }
-          });
-          origin.stderr!.pipe(process.stderr);
-          origin.once('exit', (code) => reject(new Error(`the origin exited (${String(code)})`)));
-        },
-      );
-      url = ready.url;
-      originSha256 = ready.sha256;
-      originNote = `${useDev ? 'dev-origin.ts, no rate limit' : 'bench/pooled-origin.ts'}, in pp-origin`;
       say(
         `network: ${options.devices} device namespaces, each with its own link to ${ORIGIN_IP} ` +
           `(tc tbf ${mbit(options.rateBytesPerSec)} Mbit/s each way) and an unshaped LAN bridge`,
       );
-    } else {
-      let devOrigin: DevOriginModule;
-      try {
-        devOrigin = (await import(new URL('dev-origin.js', NODE_DIST).href)) as DevOriginModule;
-      } catch (error) {
-        throw new Error(
-          `the loopback variant needs the dev origin (packages/node/src/dev-origin.ts, built): ` +
-            `${(error as Error).message.split('\n')[0]}`,
-        );
-      }
-      const origin = await devOrigin.startDevOrigin({
-        host: '127.0.0.1',
-        port: 0,
-        rateBytesPerSec: options.rateBytesPerSec,
-        objects: [{ name: OBJECT_NAME, sizeBytes: options.sizeBytes, seed: 1 }],
-      });
-      closeOrigin = () => origin.close();
-      url = `${origin.url}/${OBJECT_NAME}`;
-      originNote = `dev-origin.ts on 127.0.0.1, ${mbit(options.rateBytesPerSec)} Mbit/s per source address`;
     }
-    say(`origin: ${url}, ${formatBytes(options.sizeBytes)} (${originNote})`);
 
-    // 2. Baseline: aria2c with 8 connections through device 1's link.
-    const aria2Out = join(root, 'aria2.bin');
-    const aria2 = await processes.run(topology === undefined ? undefined : 'pp-dev1', 'aria2c', [
-      '-x8',
-      '-s8',
-      '--file-allocation=none',
-      '--allow-overwrite=true',
-      '--auto-file-renaming=false',
-      '--console-log-level=error',
-      '--summary-interval=0',
-      '--download-result=hide',
-      '-q',
-      ...(topology === undefined ? ['--interface=127.0.0.11'] : []),
-      '-d',
-      root,
-      '-o',
-      'aria2.bin',
-      url,
+    // 2. The pod: one daemon per device. Helpers that refuse private origins unless told
+    // (issue 9 item 5) get `--allow-private-origins`: the bench's origin is 10.97.0.1 or
+    // 127.0.0.1. A build without the flag does not list it in `daemon --help`, and would
+    // refuse it, so it is passed only where listed (the environment variable is ignored
+    // where unknown).
+    const help = await processes.run(undefined, process.execPath, [
+      options.cli,
+      'daemon',
+      '--help',
     ]);
-    if (aria2.code !== 0) throw new Error(`aria2c failed (${aria2.code}): ${aria2.stderr.trim()}`);
-    const aria2Result: RunResult = { seconds: aria2.seconds, sha256: await sha256File(aria2Out) };
-    await rm(aria2Out, { force: true });
-    say(`aria2c -x8 -s8 through dev1's link: ${aria2Result.seconds.toFixed(1)} s`);
-    originSha256 ??= aria2Result.sha256;
-
-    // 3. The pod: one daemon per device.
+    const allowPrivate = help.stdout.includes('--allow-private-origins');
     const secret = createPod();
     const discoveryPort = topology === undefined ? await freeUdpPort() : 9001;
     const devices: Device[] = [];
@@ -533,8 +519,12 @@ async function main(): Promise<number> {
           '--log-level',
           options.logLevel,
           ...(device.originAddress === undefined ? [] : ['--origin-address', device.originAddress]),
+          ...(allowPrivate ? ['--allow-private-origins'] : []),
         ],
-        { env: { ...process.env, PEAPOD_HOME: home }, log: join(root, `${name}.log`) },
+        {
+          env: { ...process.env, PEAPOD_HOME: home, PEAPOD_ALLOW_PRIVATE_ORIGINS: '1' },
+          log: join(root, `${name}.log`),
+        },
       );
     }
     const dev1 = devices[0]!;
@@ -563,11 +553,100 @@ async function main(): Promise<number> {
     );
     say(
       `pod: ${options.devices} daemons up, dev1 connected to all others ` +
-        `(${((performance.now() - startedMs) / 1000).toFixed(1)} s)`,
+        `(${((performance.now() - startedMs) / 1000).toFixed(1)} s)` +
+        `${allowPrivate ? ', with --allow-private-origins' : ''}`,
     );
 
-    // 4. PeaPod: pooled, and (--single) alone.
-    const get = async (pool: boolean) => {
+    // 3. Each origin kind: its origin, aria2c through dev1's link, then the pooled download.
+    const startOrigin = async (kind: OriginKind, index: number): Promise<RunningOrigin> => {
+      const name = `${kind}.bin`;
+      if (topology === undefined) {
+        const devOrigin = await loadDevOrigin();
+        const origin = await devOrigin.startDevOrigin({
+          host: '127.0.0.1',
+          port: 0,
+          rateBytesPerSec: options.rateBytesPerSec,
+          objects: [{ name, sizeBytes: options.sizeBytes, seed: 1 }],
+          faults: devOriginFaults(kind as Exclude<OriginKind, 'nginx'>, options.digest),
+        });
+        closeOrigin = () => origin.close();
+        return {
+          url: `${origin.url}/${name}`,
+          sha256: origin.sha256(name),
+          note: `dev-origin.ts on 127.0.0.1, ${mbit(options.rateBytesPerSec)} Mbit/s per source address`,
+          stop: async () => {
+            closeOrigin = async () => {};
+            await origin.close();
+          },
+        };
+      }
+      const port = ORIGIN_PORT + index;
+      const url = `http://${ORIGIN_IP}:${port}/${name}`;
+      if (kind === 'nginx') {
+        // Its own directory, outside the 0700 root, since nginx's worker runs as nobody.
+        const directory = await mkdtemp(join(tmpdir(), 'peapod-bench-nginx-'));
+        extraDirectories.push(directory);
+        const nginx = await prepareNginx(directory, ORIGIN_IP, port, name);
+        const sha256 = await writeObjectFile(nginx.objectPath, options.sizeBytes);
+        const child = processes.spawn(
+          'pp-origin',
+          NGINX,
+          ['-p', nginx.prefix, '-c', nginx.config, '-e', join(nginx.prefix, 'error.log')],
+          { log: join(root, 'nginx.log') },
+        );
+        let exited = false;
+        child.once('exit', () => (exited = true));
+        await waitFor(
+          async () => {
+            if (exited) throw new Error(`nginx exited; see ${join(nginx.prefix, 'error.log')}`);
+            return (await headFromDev1(url)) !== undefined;
+          },
+          15_000,
+          `nginx to answer at ${url}`,
+        );
+        const version = (await processes.run(undefined, NGINX, ['-v'])).stderr.trim();
+        return {
+          url,
+          sha256,
+          note: `${version.replace('nginx version: ', '') || 'nginx'}, a file, in pp-origin`,
+          stop: async () => {
+            await processes.stop(child);
+            await rm(directory, { recursive: true, force: true });
+          },
+        };
+      }
+      const child = processes.spawn('pp-origin', process.execPath, [
+        fileURLToPath(new URL('dev-origin.js', NODE_DIST)),
+        ...['--host', ORIGIN_IP, '--port', String(port)],
+        ...['--size', String(options.sizeBytes), '--name', name],
+        ...devOriginFlags(kind, options.digest),
+      ]);
+      const sha256 = await new Promise<string>((resolve, reject) => {
+        let text = '';
+        child.stdout!.on('data', (part: Buffer) => {
+          text += part.toString();
+          const lines = text.split('\n');
+          if (lines.length > 2) resolve(/sha-256 ([0-9a-f]{64})/.exec(lines[1]!)?.[1] ?? '');
+        });
+        child.stderr!.pipe(process.stderr);
+        child.once('exit', (code) => reject(new Error(`the origin exited (${String(code)})`)));
+      });
+      return {
+        url,
+        sha256,
+        note: 'dev-origin.ts, no rate limit, in pp-origin',
+        stop: () => processes.stop(child),
+      };
+    };
+    /** The headers of a HEAD of `url` from dev1's namespace; undefined if it cannot connect. */
+    const headFromDev1 = async (url: string): Promise<Record<string, string> | undefined> => {
+      const script =
+        "fetch(process.argv[1],{method:'HEAD'}).then(r=>console.log(JSON.stringify(" +
+        "{...Object.fromEntries(r.headers),':status':String(r.status)})),()=>process.exit(3))";
+      const head = await processes.run(dev1.ns, process.execPath, ['-e', script, url]);
+      return head.code === 0 ? (JSON.parse(head.stdout) as Record<string, string>) : undefined;
+    };
+    const get = async (url: string, pool: boolean) => {
       const output = join(root, pool ? 'pooled.bin' : 'single.bin');
       const run = await processes.run(
         dev1.ns,
@@ -591,28 +670,107 @@ async function main(): Promise<number> {
       await rm(output, { force: true });
       return { seconds: run.seconds, sha256, summary };
     };
-    const pooled = await get(true);
-    say(`peapod get, pooled: ${pooled.seconds.toFixed(1)} s`);
-    const single = options.single ? await get(false) : undefined;
-    if (single !== undefined) say(`peapod get --no-pool: ${single.seconds.toFixed(1)} s`);
-
-    // 5. The report.
     const limitSeconds = options.sizeBytes / (options.devices * options.rateBytesPerSec);
-    const linkGoodput = options.sizeBytes / aria2Result.seconds;
-    const total = Object.values(pooled.summary.bySource).reduce((a, b) => a + b, 0);
-    const shares = Object.fromEntries(
-      Object.entries(pooled.summary.bySource).map(([key, bytes]) => {
-        const owner = key === 'self' ? dev1 : devices.find((d) => d.deviceIdHex.startsWith(key));
-        return [owner?.name ?? key, { bytes, share: total > 0 ? bytes / total : 0 }];
-      }),
-    );
-    const hashes = {
-      origin: originSha256,
-      aria2: aria2Result.sha256,
-      pooled: pooled.sha256,
-      ...(single === undefined ? {} : { single: single.sha256 }),
-    };
-    const identical = Object.values(hashes).every((hash) => hash === originSha256);
+    const results: KindResult[] = [];
+    for (const [index, kind] of kinds.entries()) {
+      const origin = await startOrigin(kind, index);
+      try {
+        const headers = await headFromDev1(origin.url);
+        if (headers === undefined) throw new Error(`${kind}: a HEAD of ${origin.url} failed`);
+        const wrong = checkKind(kind, headers);
+        if (wrong !== undefined) throw new Error(`${kind}: ${wrong}`);
+        const sent = validatorsSent(headers);
+        say(
+          `${kind}: ${origin.url}, ${formatBytes(options.sizeBytes)} (${origin.note}; sends ${sent})`,
+        );
+
+        const loadAria2 = loadavg()[0]!;
+        const aria2Out = join(root, 'aria2.bin');
+        const aria2 = await processes.run(
+          topology === undefined ? undefined : 'pp-dev1',
+          'aria2c',
+          [
+            '-x8',
+            '-s8',
+            '--file-allocation=none',
+            '--allow-overwrite=true',
+            '--auto-file-renaming=false',
+            '--console-log-level=error',
+            '--summary-interval=0',
+            '--download-result=hide',
+            '-q',
+            ...(topology === undefined ? ['--interface=127.0.0.11'] : []),
+            '-d',
+            root,
+            '-o',
+            'aria2.bin',
+            origin.url,
+          ],
+        );
+        if (aria2.code !== 0)
+          throw new Error(`aria2c failed (${aria2.code}): ${aria2.stderr.trim()}`);
+        const aria2Sha256 = await sha256File(aria2Out);
+        await rm(aria2Out, { force: true });
+        say(`${kind}: aria2c -x8 -s8 through dev1's link: ${aria2.seconds.toFixed(1)} s`);
+
+        const loadPooled = loadavg()[0]!;
+        const pooled = await get(origin.url, true);
+        say(`${kind}: peapod get, pooled: ${pooled.seconds.toFixed(1)} s`);
+        const single = options.single ? await get(origin.url, false) : undefined;
+        if (single !== undefined)
+          say(`${kind}: peapod get --no-pool: ${single.seconds.toFixed(1)} s`);
+
+        const linkGoodput = options.sizeBytes / aria2.seconds;
+        const total = Object.values(pooled.summary.bySource).reduce((a, b) => a + b, 0);
+        const shares = Object.fromEntries(
+          Object.entries(pooled.summary.bySource).map(([key, bytes]) => {
+            const owner =
+              key === 'self' ? dev1 : devices.find((d) => d.deviceIdHex.startsWith(key));
+            return [owner?.name ?? key, { bytes, share: total > 0 ? bytes / total : 0 }];
+          }),
+        );
+        const sha256 = {
+          origin: origin.sha256,
+          aria2: aria2Sha256,
+          pooled: pooled.sha256,
+          ...(single === undefined ? {} : { single: single.sha256 }),
+        };
+        results.push({
+          kind,
+          url: origin.url,
+          sent,
+          load: { aria2: loadAria2, pooled: loadPooled },
+          aria2: { seconds: aria2.seconds, linkGoodputBytesPerSec: linkGoodput },
+          pooled: {
+            seconds: pooled.seconds,
+            daemonSeconds: pooled.summary.seconds,
+            pooled: pooled.summary.pooled,
+            pinning: pinningOf(pooled.summary),
+            note: pooled.summary.note ?? '',
+            verified: pooled.summary.verified,
+            shares,
+          },
+          ...(single === undefined
+            ? {}
+            : { single: { seconds: single.seconds, daemonSeconds: single.summary.seconds } }),
+          pooledVsLimit: pooled.seconds / limitSeconds,
+          pooledVsGoodputLimit:
+            pooled.seconds / (options.sizeBytes / (options.devices * linkGoodput)),
+          aria2VsPooled: aria2.seconds / pooled.seconds,
+          met: {
+            vsLimit: pooled.seconds / limitSeconds <= GOAL_VS_LIMIT,
+            vsAria2: aria2.seconds / pooled.seconds >= GOAL_VS_ARIA2,
+          },
+          sha256,
+          identical: Object.values(sha256).every((hash) => hash === origin.sha256),
+        });
+      } finally {
+        await origin.stop();
+      }
+    }
+
+    // 4. The report.
+    const identical = results.every((result) => result.identical);
     const report = {
       benchmark: 'pooled',
       mode,
@@ -621,78 +779,113 @@ async function main(): Promise<number> {
       sizeBytes: options.sizeBytes,
       devices: options.devices,
       linkRateBitsPerSec: options.rateBytesPerSec * 8,
-      url,
+      digest: options.digest,
+      allowPrivateOrigins: allowPrivate,
       limitSeconds,
-      aria2: { seconds: aria2Result.seconds, linkGoodputBytesPerSec: linkGoodput },
-      pooled: {
-        seconds: pooled.seconds,
-        daemonSeconds: pooled.summary.seconds,
-        pooled: pooled.summary.pooled,
-        verified: pooled.summary.verified,
-        shares,
-      },
-      ...(single === undefined
-        ? {}
-        : { single: { seconds: single.seconds, daemonSeconds: single.summary.seconds } }),
-      pooledVsLimit: pooled.seconds / limitSeconds,
-      /** Against what the links really carry: N x aria2c's goodput through one. */
-      pooledVsGoodputLimit: pooled.seconds / (options.sizeBytes / (options.devices * linkGoodput)),
-      aria2VsPooled: aria2Result.seconds / pooled.seconds,
       goals: { pooledVsLimitMax: GOAL_VS_LIMIT, aria2VsPooledMin: GOAL_VS_ARIA2 },
-      met: {
-        vsLimit: pooled.seconds / limitSeconds <= GOAL_VS_LIMIT,
-        vsAria2: aria2Result.seconds / pooled.seconds >= GOAL_VS_ARIA2,
-      },
-      sha256: hashes,
+      runs: results,
       identical,
     };
-    if (options.json) {
-      console.log(JSON.stringify(report, null, 2));
-      return identical ? 0 : 1;
-    }
-    const s = (seconds: number) => `${seconds.toFixed(2).padStart(7)} s`;
-    console.log(
-      `PeaPod pooled download, ${formatBytes(options.sizeBytes)} over ${options.devices} links of ` +
-        `${mbit(options.rateBytesPerSec)} Mbit/s (${mode === 'netns' ? 'network namespaces + tc tbf' : 'LOOPBACK variant'}, Node ${process.version})`,
-    );
-    console.log(`  limit (size / ${options.devices} x rate)    ${s(limitSeconds)}`);
-    console.log(
-      `  aria2c -x8 -s8, one link       ${s(aria2Result.seconds)}   link goodput ` +
-        `${(linkGoodput / 1e6).toFixed(2)} MB/s (${((linkGoodput / options.rateBytesPerSec) * 100).toFixed(1)}% of the rate` +
-        `${mode === 'netns' ? `; tbf framing allows ${(FRAME_EFFICIENCY * 100).toFixed(1)}%` : ''})`,
-    );
-    console.log(
-      `  peapod get, pooled             ${s(pooled.seconds)}   (daemon job ${pooled.summary.seconds.toFixed(2)} s)`,
-    );
-    if (single !== undefined) {
-      console.log(
-        `  peapod get --no-pool           ${s(single.seconds)}   aria2/single ${(aria2Result.seconds / single.seconds).toFixed(2)}x`,
-      );
-    }
-    console.log(
-      `  pooled/limit ${report.pooledVsLimit.toFixed(3)}x (goal <= ${GOAL_VS_LIMIT.toFixed(2)}: ` +
-        `${report.met.vsLimit ? 'met' : 'NOT met'}); against ${options.devices} x aria2c's link goodput ` +
-        `${report.pooledVsGoodputLimit.toFixed(3)}x`,
-    );
-    console.log(
-      `  aria2/pooled ${report.aria2VsPooled.toFixed(2)}x faster (goal >= ${GOAL_VS_ARIA2}: ` +
-        `${report.met.vsAria2 ? 'met' : 'NOT met'})`,
-    );
-    console.log(
-      `  shares: ${Object.entries(shares)
-        .sort(([a], [b]) => a.localeCompare(b))
-        .map(([name, { share }]) => `${name} ${(share * 100).toFixed(1)}%`)
-        .join(', ')}`,
-    );
-    console.log(
-      `  sha256 ${originSha256} (${identical ? 'every output matches the origin' : `MISMATCH: ${JSON.stringify(hashes)}`}); ` +
-        `daemon verified: ${pooled.summary.verified.join(', ') || 'none'}`,
-    );
+    if (options.json) console.log(JSON.stringify(report, null, 2));
+    else printReport(options, mode, limitSeconds, results);
     return identical ? 0 : 1;
   } finally {
     await cleanup();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+  }
+}
+
+/** The table of every kind, then one line of detail each. */
+function printReport(
+  options: Options,
+  mode: 'netns' | 'loopback',
+  limitSeconds: number,
+  results: readonly KindResult[],
+): void {
+  console.log(
+    `PeaPod pooled download, ${formatBytes(options.sizeBytes)} over ${options.devices} links of ` +
+      `${mbit(options.rateBytesPerSec)} Mbit/s (${mode === 'netns' ? 'network namespaces + tc tbf' : 'LOOPBACK variant'}, ` +
+      `Node ${process.version}); limit = size / (${options.devices} x rate) = ${limitSeconds.toFixed(2)} s; ` +
+      `goals pooled/limit <= ${GOAL_VS_LIMIT.toFixed(2)}, aria2/pooled >= ${GOAL_VS_ARIA2}`,
+  );
+  const rows = [
+    [
+      'kind',
+      'sent',
+      'aria2c s',
+      'pooled s',
+      'limit s',
+      'pooled/limit',
+      'aria2/pooled',
+      'pinning reported',
+      'SHA-256',
+    ],
+    ...results.map((r) => [
+      r.kind,
+      r.sent,
+      r.aria2.seconds.toFixed(2),
+      r.pooled.seconds.toFixed(2),
+      limitSeconds.toFixed(2),
+      `${r.pooledVsLimit.toFixed(3)}x ${r.met.vsLimit ? 'met' : 'MISSED'}`,
+      `${r.aria2VsPooled.toFixed(2)}x ${r.met.vsAria2 ? 'met' : 'MISSED'}`,
+      `${r.pooled.pooled ? 'pooled' : 'ONE LINK'}${r.pooled.pinning === undefined ? '' : `: ${r.pooled.pinning}`}`,
+      r.identical ? 'ok' : 'MISMATCH',
+    ]),
+  ];
+  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
+  for (const row of rows) {
+    console.log(
+      `  ${row
+        .map((cell, column) => cell.padEnd(widths[column]!))
+        .join('  ')
+        .trimEnd()}`,
+    );
+  }
+  for (const r of results) {
+    const goodput = r.aria2.linkGoodputBytesPerSec;
+    console.log(
+      `  ${r.kind}: load ${r.load.aria2.toFixed(2)} before aria2c, ${r.load.pooled.toFixed(2)} before get; ` +
+        `aria2c link goodput ${(goodput / 1e6).toFixed(2)} MB/s (${((goodput / options.rateBytesPerSec) * 100).toFixed(1)}% of the rate` +
+        `${mode === 'netns' ? `; tbf framing allows ${(FRAME_EFFICIENCY * 100).toFixed(1)}%` : ''}); ` +
+        `pooled vs ${options.devices} x that goodput ${r.pooledVsGoodputLimit.toFixed(3)}x; ` +
+        `daemon job ${r.pooled.daemonSeconds.toFixed(2)} s; shares ${Object.entries(r.pooled.shares)
+          .sort(([a], [b]) => a.localeCompare(b))
+          .map(([name, { share }]) => `${name} ${(share * 100).toFixed(1)}%`)
+          .join(', ')}; verified: ${r.pooled.verified.join(', ') || 'none'}` +
+        `${r.single === undefined ? '' : `; --no-pool ${r.single.seconds.toFixed(2)} s`}` +
+        `${r.pooled.note === '' ? '' : `; note: ${r.pooled.note}`}` +
+        `${r.identical ? '' : `; sha256 ${JSON.stringify(r.sha256)}`}`,
+    );
+  }
+}
+
+/**
+ * The pinning `peapod get --json` reports (a `pinning` field: a name, or an object with one),
+ * undefined where the build reports none.
+ */
+function pinningOf(summary: GetSummary): string | undefined {
+  const pinning = summary.pinning;
+  if (pinning === undefined || pinning === null) return undefined;
+  if (typeof pinning === 'string') return pinning;
+  if (typeof pinning === 'object') {
+    const named = pinning as Record<string, unknown>;
+    for (const key of ['kind', 'level', 'name', 'validator']) {
+      if (typeof named[key] === 'string') return named[key];
+    }
+  }
+  return JSON.stringify(pinning);
+}
+
+/** The dev origin module (loopback variant), or an error saying it must be built. */
+async function loadDevOrigin(): Promise<DevOriginModule> {
+  try {
+    return (await import(new URL('dev-origin.js', NODE_DIST).href)) as DevOriginModule;
+  } catch (error) {
+    throw new Error(
+      `the loopback variant needs the dev origin (packages/node/src/dev-origin.ts, built): ` +
+        `${(error as Error).message.split('\n')[0]}`,
+    );
   }
 }
 
