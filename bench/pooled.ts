@@ -1,7 +1,8 @@
 /**
  * PeaPod's main job, measured: one device downloads a big object through the pooled internet
  * links of its pod, against the physical limit and against aria2c through one link, all in the
- * same run (`npm run bench:pooled`).
+ * same run (`npm run bench:pooled`), from origins of every validator kind (issue 9: strong ETag,
+ * weak ETag, Last-Modified only, none; and Debian's nginx).
  *
  * Theory of operation (as root, the real thing)
  * - Network namespaces stand in for machines. `pp-origin` runs the origin on 10.97.0.1 (on its
@@ -13,14 +14,18 @@
  *   239.255.80.65 reach every port). Everything is created at start, refused if a namespace of
  *   that name already exists, and deleted at the end, also on an error or SIGINT/SIGTERM;
  *   deleting a namespace deletes its veths, so nothing outside them is ever touched.
- * - The origin runs in `pp-origin`: the dev origin's CLI (packages/node/dist/src/dev-origin.js:
- *   Range, If-Range, strong ETag, Repr-Digest) without its rate limit, as tbf does the shaping;
- *   where it is not built, bench/pooled-origin.ts, a minimal origin with the same HTTP features.
- * - Baseline: `aria2c -x8 -s8` in `pp-dev1`, through dev1's link alone.
  * - PeaPod: N real `peapod daemon` processes, one per device namespace, each with its own
- *   PEAPOD_HOME, all in one new pod, bound to their LAN address. Once dev1 sees N-1 connected
- *   peers, `peapod get URL --json` runs in `pp-dev1`; its pieces come from every device's link.
- *   With `--single`, also `peapod get --no-pool` (the daemon alone, for reference).
+ *   PEAPOD_HOME, all in one new pod, bound to their LAN address, started once for every kind
+ *   (with `--allow-private-origins` where `daemon --help` lists it: the origin is private).
+ * - Origins (bench/pooled-origin.ts), one per `--origin` kind, in turn, each on its own port in
+ *   `pp-origin`: the dev origin's CLI (packages/node/dist/src/dev-origin.js, Range and If-Range)
+ *   without its rate limit, as tbf does the shaping, sending only the kind's validator
+ *   (`strong-etag`: a strong ETag; `weak-etag`: a `W/` ETag; `last-modified`; `none`) and no
+ *   digest unless `--digest` (then `Repr-Digest`); or `nginx`, Debian's, serving a file with a
+ *   temporary config. A HEAD from `pp-dev1` checks that the origin sends what its kind says.
+ * - For each kind, in the same run: `aria2c -x8 -s8` in `pp-dev1`, through dev1's link alone
+ *   (the baseline); then `peapod get URL --json` in `pp-dev1`, whose pieces come from every
+ *   device's link; with `--single`, also `peapod get --no-pool` (the daemon alone).
  * - Every output's SHA-256 is checked against the origin's.
  *
  * Without root (or where `ip netns add` fails) it says so and runs a loopback variant, as
@@ -29,9 +34,13 @@
  * (`--origin-address`), aria2c from 127.0.0.11 (`--interface`). `--loopback` forces it.
  *
  * Usage: npx tsc -b bench && node bench/dist/pooled.js [--json] [--size 256MiB] [--rate 50Mbit]
- *   [--devices 4] [--single] [--loopback] [--log-level info] [--keep] [--cli PATH]
- *   (`--keep` leaves the temporary directory with the daemons' logs; `--cli` runs another build
- *   of packages/node/dist/src/cli.js, e.g. to compare a change.)
+ *   [--devices 4] [--origin all] [--digest] [--single] [--loopback] [--log-level info] [--keep]
+ *   [--cli PATH]
+ *   (`--keep` also writes KIND-links.csv, each link's bytes per 100 ms of the pooled download.)
+ *   (`--origin`: strong-etag, weak-etag, last-modified, none, nginx, or all (the first four),
+ *   comma-separated, e.g. `all,nginx`; nginx is skipped in the loopback variant. `--keep`
+ *   leaves the temporary directory with the daemons' logs; `--cli` runs another build of
+ *   packages/node/dist/src/cli.js, e.g. to compare a change.)
  *
  * The figures
  * - limit: size / (devices x rate), the time if every link carried payload at its full rate.
@@ -41,13 +50,18 @@
  * - aria2/pooled: how much faster the pooled download is than aria2c with 8 connections through
  *   one link; the goal is >= 3.8x with 4 devices.
  * - shares: verified bytes each device fetched for dev1 (the daemon's `bySource`).
+ * - pinning reported: `pooled` or `ONE LINK`, and which pinning held where `get --json` says
+ *   (`pinning`); the daemon's note says why it did not pool.
+ * - load: the 1-minute load average before each client ran (the machine may be shared; tbf
+ *   makes the figure mostly insensitive to CPU, and aria2c's link goodput shows if it was not).
+ * It prints one table, a row per kind, then a line of detail per kind; `--json` prints `runs`.
  * Seconds are wall-clock time of the client process (aria2c; `peapod get`, which includes its
  * probe of the origin); `daemonSeconds` is the job time the daemon reports.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, closeSync, existsSync, openSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { createReadStream, closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -56,6 +70,7 @@ import { toHex } from '@peapod/core';
 import { createPod, DataDir } from '@peapod/node';
 import type * as LocalPod from '../packages/node/dist/src/local-pod.js';
 import type * as RateLimit from '../packages/node/dist/src/rate-limit.js';
+import { LinkTimeline, parseQdiscDrops, SAMPLER, type LinkSummary } from './link-timeline.js';
 import {
   checkKind,
   devOriginFaults,
@@ -108,6 +123,7 @@ interface Options {
   readonly cli: string;
   readonly origins: readonly OriginKind[];
   readonly digest: boolean;
+  readonly niceness: number;
 }
 
 function parseArgs(argv: readonly string[]): Options {
@@ -125,6 +141,9 @@ function parseArgs(argv: readonly string[]): Options {
   const devices = Number(value('--devices', '4'));
   if (!Number.isInteger(devices) || devices < 2 || devices > 9)
     throw new Error('--devices: 2 to 9');
+  const niceness = Number(value('--nice', '0'));
+  if (!Number.isInteger(niceness) || niceness < -20 || niceness > 19)
+    throw new Error('--nice: -20 to 19');
   return {
     json: argv.includes('--json'),
     sizeBytes,
@@ -137,6 +156,7 @@ function parseArgs(argv: readonly string[]): Options {
     cli: value('--cli', fileURLToPath(new URL('cli.js', NODE_DIST))),
     origins: parseOriginKinds(value('--origin', 'all')),
     digest: argv.includes('--digest'),
+    niceness,
   };
 }
 
@@ -278,9 +298,14 @@ interface Device {
   deviceIdHex: string;
 }
 
-/** Processes this run started; all of them are stopped at the end. */
+/**
+ * Processes this run started, each at `niceness` (`nice -n`, where not 0); all of them are
+ * stopped at the end.
+ */
 class Processes {
   private readonly children: ChildProcess[] = [];
+
+  constructor(private readonly niceness: number) {}
 
   spawn(
     ns: string | undefined,
@@ -288,7 +313,10 @@ class Processes {
     args: readonly string[],
     options: { env?: NodeJS.ProcessEnv; log?: string } = {},
   ): ChildProcess {
-    const { file, args: argv } = inNamespace(ns, command, args);
+    const { file, args: argv } =
+      this.niceness === 0
+        ? inNamespace(ns, command, args)
+        : inNamespace(ns, 'nice', ['-n', String(this.niceness), command, ...args]);
     const fd = options.log === undefined ? undefined : openSync(options.log, 'a');
     const child = spawn(file, argv, {
       env: options.env ?? process.env,
@@ -374,10 +402,21 @@ interface KindResult {
   readonly sent: string;
   /** The 1-minute load average before aria2c and before `peapod get` (a shared machine). */
   readonly load: { readonly aria2: number; readonly pooled: number };
-  readonly aria2: { readonly seconds: number; readonly linkGoodputBytesPerSec: number };
+  readonly aria2: {
+    readonly seconds: number;
+    readonly linkGoodputBytesPerSec: number;
+    /** Packets dev1's link dropped at the origin side's tbf while aria2c ran. */
+    readonly tbfDrops?: number;
+  };
   readonly pooled: {
     readonly seconds: number;
     readonly daemonSeconds: number;
+    /** CPU time (user + system) each daemon used during the pooled download, dev1 first. */
+    readonly daemonCpuSeconds: readonly number[];
+    /** Packets the origin side's tbf dropped on each device's link while it ran. */
+    readonly tbfDrops?: readonly number[];
+    /** Each device's link while it ran (netns mode): see bench/link-timeline.ts. */
+    readonly links?: readonly LinkSummary[];
     readonly pooled: boolean;
     readonly pinning: string | undefined;
     readonly note: string;
@@ -427,7 +466,7 @@ async function main(): Promise<number> {
   if (kinds.length === 0) throw new Error('no origin kind left to run');
 
   const root = await mkdtemp(join(tmpdir(), 'peapod-bench-pooled-'));
-  const processes = new Processes();
+  const processes = new Processes(options.niceness);
   const topology =
     mode === 'netns' ? new Topology(options.devices, options.rateBytesPerSec) : undefined;
   let closeOrigin: () => Promise<void> = async () => {};
@@ -483,6 +522,7 @@ async function main(): Promise<number> {
     const secret = createPod();
     const discoveryPort = topology === undefined ? await freeUdpPort() : 9001;
     const devices: Device[] = [];
+    const daemons: ChildProcess[] = [];
     for (let i = 0; i < options.devices; i++) {
       const name = `dev${i + 1}`;
       const home = join(root, name);
@@ -500,7 +540,7 @@ async function main(): Promise<number> {
         deviceIdHex: toHex(identity.deviceId),
       };
       devices.push(device);
-      processes.spawn(
+      const daemon = processes.spawn(
         device.ns,
         process.execPath,
         [
@@ -526,6 +566,7 @@ async function main(): Promise<number> {
           log: join(root, `${name}.log`),
         },
       );
+      daemons.push(daemon);
     }
     const dev1 = devices[0]!;
     const cliEnv = {
@@ -684,6 +725,16 @@ async function main(): Promise<number> {
           `${kind}: ${origin.url}, ${formatBytes(options.sizeBytes)} (${origin.note}; sends ${sent})`,
         );
 
+        /** Packets the origin side's tbf of each link dropped so far (netns mode). */
+        const drops = () => {
+          if (topology === undefined) return [];
+          const text = execFileSync('tc', ['-n', 'pp-origin', '-s', 'qdisc', 'show'], {
+            encoding: 'utf8',
+          });
+          const byDevice = parseQdiscDrops(text);
+          return devices.map((_, i) => byDevice.get(`wan${i + 1}`) ?? 0);
+        };
+        const dropsBeforeAria2 = drops();
         const loadAria2 = loadavg()[0]!;
         const aria2Out = join(root, 'aria2.bin');
         const aria2 = await processes.run(
@@ -713,8 +764,29 @@ async function main(): Promise<number> {
         await rm(aria2Out, { force: true });
         say(`${kind}: aria2c -x8 -s8 through dev1's link: ${aria2.seconds.toFixed(1)} s`);
 
+        const aria2Drops = drops()[0]! - (dropsBeforeAria2[0] ?? 0);
+        const dropsBeforePooled = drops();
         const loadPooled = loadavg()[0]!;
+        const cpuBefore = daemons.map(cpuSeconds);
+        const sampler =
+          topology === undefined
+            ? undefined
+            : processes.spawn('pp-origin', SAMPLER[0], SAMPLER.slice(1));
+        const timeline =
+          sampler === undefined
+            ? undefined
+            : new LinkTimeline(
+                sampler,
+                devices.map((_, i) => `wan${i + 1}`),
+              );
         const pooled = await get(origin.url, true);
+        const cpu = daemons.map((daemon, i) => cpuSeconds(daemon) - cpuBefore[i]!);
+        if (sampler !== undefined) await processes.stop(sampler);
+        const pooledDrops = drops().map((n, i) => n - dropsBeforePooled[i]!);
+        const links = timeline?.summarize(options.rateBytesPerSec);
+        if (timeline !== undefined && options.keep) {
+          await writeFile(join(root, `${kind}-links.csv`), timeline.csv());
+        }
         say(`${kind}: peapod get, pooled: ${pooled.seconds.toFixed(1)} s`);
         const single = options.single ? await get(origin.url, false) : undefined;
         if (single !== undefined)
@@ -740,10 +812,17 @@ async function main(): Promise<number> {
           url: origin.url,
           sent,
           load: { aria2: loadAria2, pooled: loadPooled },
-          aria2: { seconds: aria2.seconds, linkGoodputBytesPerSec: linkGoodput },
+          aria2: {
+            seconds: aria2.seconds,
+            linkGoodputBytesPerSec: linkGoodput,
+            ...(topology === undefined ? {} : { tbfDrops: aria2Drops }),
+          },
           pooled: {
             seconds: pooled.seconds,
             daemonSeconds: pooled.summary.seconds,
+            daemonCpuSeconds: cpu,
+            ...(topology === undefined ? {} : { tbfDrops: pooledDrops }),
+            ...(links === undefined ? {} : { links }),
             pooled: pooled.summary.pooled,
             pinning: pinningOf(pooled.summary),
             note: pooled.summary.note ?? '',
@@ -780,6 +859,7 @@ async function main(): Promise<number> {
       devices: options.devices,
       linkRateBitsPerSec: options.rateBytesPerSec * 8,
       digest: options.digest,
+      niceness: options.niceness,
       allowPrivateOrigins: allowPrivate,
       limitSeconds,
       goals: { pooledVsLimitMax: GOAL_VS_LIMIT, aria2VsPooledMin: GOAL_VS_ARIA2 },
@@ -849,12 +929,17 @@ function printReport(
         `aria2c link goodput ${(goodput / 1e6).toFixed(2)} MB/s (${((goodput / options.rateBytesPerSec) * 100).toFixed(1)}% of the rate` +
         `${mode === 'netns' ? `; tbf framing allows ${(FRAME_EFFICIENCY * 100).toFixed(1)}%` : ''}); ` +
         `pooled vs ${options.devices} x that goodput ${r.pooledVsGoodputLimit.toFixed(3)}x; ` +
-        `daemon job ${r.pooled.daemonSeconds.toFixed(2)} s; shares ${Object.entries(r.pooled.shares)
+        `daemon job ${r.pooled.daemonSeconds.toFixed(2)} s; daemon CPU ` +
+        `${r.pooled.daemonCpuSeconds.map((seconds) => seconds.toFixed(1)).join(' + ')} s; shares ${Object.entries(
+          r.pooled.shares,
+        )
           .sort(([a], [b]) => a.localeCompare(b))
           .map(([name, { share }]) => `${name} ${(share * 100).toFixed(1)}%`)
           .join(', ')}; verified: ${r.pooled.verified.join(', ') || 'none'}` +
         `${r.single === undefined ? '' : `; --no-pool ${r.single.seconds.toFixed(2)} s`}` +
         `${r.pooled.note === '' ? '' : `; note: ${r.pooled.note}`}` +
+        `${r.pooled.tbfDrops === undefined ? '' : `; tbf drops: aria2c ${r.aria2.tbfDrops ?? 0}, pooled ${r.pooled.tbfDrops.join(' + ')}`}` +
+        `${r.pooled.links === undefined ? '' : `; links (s from the start of get): ${r.pooled.links.map(formatLink).join(', ')}`}` +
         `${r.identical ? '' : `; sha256 ${JSON.stringify(r.sha256)}`}`,
     );
   }
@@ -891,6 +976,28 @@ async function loadDevOrigin(): Promise<DevOriginModule> {
 
 /** Set by SIGINT/SIGTERM: what fails afterwards is the stop itself, not worth a message. */
 let interrupted = false;
+
+/** `dev1 64.1 MB 0.4-11.9 s, 93% busy`: a link's bytes, active span and busy share. */
+function formatLink(link: LinkSummary): string {
+  const span =
+    link.firstBusySeconds === undefined || link.lastByteSeconds === undefined
+      ? 'never busy'
+      : `${link.firstBusySeconds.toFixed(1)}-${link.lastByteSeconds.toFixed(1)} s, ${(link.busyShare * 100).toFixed(0)}% busy`;
+  return `${link.link.replace('wan', 'dev')} ${(link.bytes / 1e6).toFixed(1)} MB ${span}`;
+}
+
+/** CPU seconds (user + system) a child has used so far, from /proc; NaN where unreadable. */
+function cpuSeconds(child: ChildProcess): number {
+  try {
+    const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' })) || 100;
 
 function mbit(bytesPerSec: number): string {
   return ((bytesPerSec * 8) / 1e6).toFixed(0);

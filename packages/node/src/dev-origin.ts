@@ -277,8 +277,7 @@ export class DevOrigin {
     const ifRange = req.headers['if-range'];
     if (range !== undefined && typeof ifRange === 'string') {
       const tag = parseEntityTag(ifRange);
-      const fresh =
-        tag === undefined ? ifRange.trim() === lastModified : strongMatch(tag, etag);
+      const fresh = tag === undefined ? ifRange.trim() === lastModified : strongMatch(tag, etag);
       if (!fresh) range = undefined;
     }
     const request = parseRangeRequest(range);
