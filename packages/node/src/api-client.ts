@@ -23,6 +23,8 @@ export interface GetRequest {
   readonly sha256?: string;
   readonly pool: boolean;
   readonly headers: ReadonlyArray<{ name: string; value: string }>;
+  /** `--strict`: refuse to pool unless a strong ETag or a known digest pins the object. */
+  readonly strict?: boolean;
 }
 
 export class DaemonUnreachable extends Error {

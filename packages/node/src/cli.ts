@@ -201,6 +201,10 @@ program
   .option('--sha256 <hex>', 'expected SHA-256 of the whole object, verified end to end')
   .option('-H, --header <line...>', 'request header for the origin, e.g. "Authorization: ..."', [])
   .option('--no-pool', 'download from the origin alone')
+  .option(
+    '--strict',
+    'pool only with a strong ETag or a known digest (--sha256, or one the origin states)',
+  )
   .option('--json', 'print a JSON summary on stdout')
   .option('-q, --quiet', 'no progress line')
   .action(async (url: string, options: GetFlags) => {
@@ -211,6 +215,7 @@ program
       json: options.json === true,
       header: options.header,
       quiet: options.quiet === true,
+      strict: options.strict === true,
     });
     process.exitCode = code;
   });
@@ -258,6 +263,7 @@ interface GetFlags {
   sha256?: string;
   header: string[];
   pool: boolean;
+  strict?: boolean;
   json?: boolean;
   quiet?: boolean;
 }

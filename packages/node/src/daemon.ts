@@ -38,6 +38,7 @@ import { ObjectVerifier, userSha256, type ExpectedDigest } from './http/digest.j
 import { OriginFetcher } from './http/origin-fetcher.js';
 import { probeOrigin, type OriginDescription } from './http/origin-probe.js';
 import { fetchWhole } from './http/origin-whole.js';
+import { planFromProbe } from './http/pin-plan.js';
 import {
   ForwardProxy,
   isLoopbackAddress,
@@ -152,6 +153,10 @@ export class Daemon {
           limiter: config.limits.download,
           signal,
         }),
+      replan: async (url, headers, user, strict) => {
+        const probe = await this.probe(url, headers);
+        return { plan: planFromProbe(probe, user, { pool: true, strict }), digests: probe.digests };
+      },
     };
     this.host.on('download:progress', (e) => this.jobs.get(e.downloadId)?.onCoreEvent(e));
     this.host.on('download:complete', (e) => this.jobs.get(e.downloadId)?.onCoreEvent(e));
@@ -492,9 +497,10 @@ export class Daemon {
       ({ name }) => !/^(host|accept-encoding|proxy-.*|connection)$/i.test(name),
     );
     const probe = await this.probe(request.url, headers).catch(() => undefined);
-    if (probe === undefined || probe.reasonNotPoolable !== undefined) return undefined;
-    if ((probe.totalBytes ?? 0) < PROXY_POOL_MIN_BYTES || probe.url !== request.url)
-      return undefined;
+    if (probe === undefined) return undefined;
+    const plan = planFromProbe(probe, [], { pool: true, strict: false });
+    if (plan.kind !== 'pooled') return undefined;
+    if (plan.totalBytes < PROXY_POOL_MIN_BYTES || probe.url !== request.url) return undefined;
     return {
       respond: async (res) => {
         const fields = stripHopByHop(probe.rawHeaders);
@@ -504,6 +510,8 @@ export class Daemon {
           kept.push(fields[i]!, fields[i + 1]!);
         }
         kept.push('Content-Length', String(probe.totalBytes));
+        // Which pinning held the pooled ranges to one version (pin-plan.ts); not the origin's.
+        kept.push('X-PeaPod-Pinning', plan.pinning.level);
         // A whole (200) response's Content-Digest is its Repr-Digest when it is not
         // content-coded; the probe was a 206, whose Content-Digest (if any) covered one byte.
         const repr = headerValue(probe.rawHeaders, 'repr-digest');
@@ -519,8 +527,10 @@ export class Daemon {
           {
             pooled: true,
             note: '',
-            totalBytes: probe.totalBytes,
-            validator: probe.validator ?? '',
+            totalBytes: plan.totalBytes,
+            validator: plan.validator,
+            pinStrength: plan.pinStrength,
+            pinning: plan.pinning,
             headers,
           },
         );
@@ -531,7 +541,10 @@ export class Daemon {
         res.on('close', () => {
           if (!res.writableFinished) void job.cancel();
         });
-        this.logger.info({ url: probe.url, bytes: probe.totalBytes }, 'proxy: pooled GET');
+        this.logger.info(
+          { url: probe.url, bytes: probe.totalBytes, pinning: plan.pinning.level },
+          `proxy: pooled GET, ${plan.pinning.guarantee}`,
+        );
         await job.run();
         if (failure !== undefined) throw new Error(failure);
       },
@@ -541,8 +554,14 @@ export class Daemon {
   /** Probes the origin and plans the job: pooled, or single source and why. */
   private async createJob(request: GetRequest, stream: ServerResponse | undefined) {
     const probe = await this.probe(request.url, request.headers);
-    const notPoolable = request.pool ? probe.reasonNotPoolable : 'pooling turned off (--no-pool)';
     const user: ExpectedDigest[] = request.sha256 === undefined ? [] : [userSha256(request.sha256)];
+    // A wrong --sha256 or --strict without a pin it accepts fail here, before any byte is fetched.
+    const plan = planFromProbe(probe, user, {
+      pool: request.pool,
+      strict: request.strict === true,
+    });
+    if (plan.kind === 'refused') throw new Error(plan.reason);
+    const notPoolable = plan.kind === 'single' ? plan.reason : undefined;
     const expected = [...user, ...probe.digests];
     const verifier = new ObjectVerifier(expected);
     // The core checks a SHA-256 too (and audits the helpers when it fails): the first known one.
@@ -565,8 +584,11 @@ export class Daemon {
       note: notPoolable === undefined ? resumeNote : `not pooled: ${notPoolable}`,
       totalBytes: probe.totalBytes,
       validator: probe.validator ?? '',
+      pinStrength: plan.kind === 'pooled' ? plan.pinStrength : 'weak',
+      pinning: plan.pinning,
       headers: request.headers,
       sha256,
+      strict: request.strict === true,
     });
     return job;
   }
@@ -650,6 +672,7 @@ function parseGetRequest(text: string): GetRequest {
     ...(value.sha256 === undefined ? {} : { sha256: value.sha256 }),
     pool: value.pool !== false,
     headers,
+    strict: value.strict === true,
   };
 }
 

@@ -27,6 +27,7 @@ import { EventEmitter } from 'node:events';
 import type { TransferEvent } from '@peapod/core';
 import { ObjectVerifier, type ExpectedDigest } from './http/digest.js';
 import type { WholeFetchResult } from './http/origin-whole.js';
+import type { JobPlan, Pinning } from './http/pin-plan.js';
 import type { DownloadSink } from './sinks.js';
 
 /** What the job reports (the CLI renders it; `--json` prints the summary). */
@@ -38,6 +39,8 @@ export type JobEvent =
       /** Why this download is not pooled, or why it could not resume; empty when neither. */
       readonly note: string;
       readonly resumeOffset: number;
+      /** How the bytes are tied to one version of the object, and what that guarantees. */
+      readonly pinning: Pinning;
     }
   | {
       readonly type: 'progress';
@@ -53,6 +56,8 @@ export type JobEvent =
       readonly pooled: boolean;
       readonly seconds: number;
       readonly bySource: Readonly<Record<string, number>>;
+      /** As in 'start', for the download that finished (after a restart, the new version's). */
+      readonly pinning: Pinning;
     }
   | { readonly type: 'error'; readonly message: string };
 
@@ -75,6 +80,17 @@ export interface JobHost {
     onData: (bytes: Uint8Array) => Promise<void>,
     signal: AbortSignal,
   ): Promise<WholeFetchResult>;
+  /**
+   * Probes the origin again after the object changed and plans the download of the new
+   * version (pin-plan.ts `planFromProbe`, with the user's own digests); rejects with a sentence
+   * when the probe fails.
+   */
+  replan(
+    url: string,
+    headers: readonly HeaderPair[],
+    user: readonly ExpectedDigest[],
+    strict: boolean,
+  ): Promise<{ readonly plan: JobPlan; readonly digests: readonly ExpectedDigest[] }>;
 }
 
 export type HeaderPair = { readonly name: string; readonly value: string };
@@ -87,6 +103,7 @@ export interface CoreUrlSpec {
   readonly sha256?: Uint8Array;
   readonly totalBytes: number;
   readonly validator: string;
+  readonly pinStrength: 'strong' | 'weak';
   readonly headers: readonly HeaderPair[];
 }
 
@@ -105,21 +122,27 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
   private bySource: Record<string, number> = {};
   private readonly startedMs = performance.now();
   private readonly aborted = new AbortController();
+  /** Pooled restarts after the object changed (at most one; see `coreFailed`). */
+  private restarts = 0;
   downloadId: number | undefined;
 
   constructor(
     private readonly host: JobHost,
     readonly url: string,
     private readonly sink: DownloadSink,
-    private readonly verifier: ObjectVerifier,
-    private readonly plan: {
+    private verifier: ObjectVerifier,
+    private plan: {
       readonly pooled: boolean;
       readonly note: string;
       readonly totalBytes: number | undefined;
       readonly validator: string;
+      readonly pinStrength: 'strong' | 'weak';
+      readonly pinning: Pinning;
       readonly headers: readonly HeaderPair[];
       /** SHA-256 of the whole object when the user or the origin stated one. */
       readonly sha256?: Uint8Array | undefined;
+      /** `--strict`: a restart after a change must pool with a strong pin or a known digest. */
+      readonly strict?: boolean;
     },
   ) {
     super();
@@ -127,29 +150,33 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
 
   /** Runs the job; resolves when it is done or failed (see the events). */
   async run(): Promise<void> {
-    const { totalBytes, pooled, note } = this.plan;
+    const { totalBytes, pooled, note, pinning } = this.plan;
     const resumeOffset = this.sink.resumeOffset;
-    this.emit('event', { type: 'start', totalBytes, pooled, note, resumeOffset });
+    this.emit('event', { type: 'start', totalBytes, pooled, note, resumeOffset, pinning });
     if (resumeOffset > 0) await this.feedPrefix(resumeOffset);
     this.verifiedBytes = resumeOffset;
     if (pooled && totalBytes !== undefined) {
-      this.coreStartOffset = resumeOffset;
       await new Promise<void>((resolve) => {
         this.once('settled', resolve);
-        this.downloadId = this.host.startCoreDownload(this, {
-          url: this.url,
-          startOffset: resumeOffset,
-          totalBytes,
-          validator: this.plan.validator,
-          headers: this.plan.headers,
-          ...(resumeOffset === 0 && this.plan.sha256 !== undefined
-            ? { sha256: this.plan.sha256 }
-            : {}),
-        });
+        this.startPooled(resumeOffset, totalBytes);
       });
       return;
     }
     await this.runSingleSource(resumeOffset);
+  }
+
+  /** Starts (or, after a change, restarts) the core download of [startOffset, totalBytes). */
+  private startPooled(startOffset: number, totalBytes: number): void {
+    this.coreStartOffset = startOffset;
+    this.downloadId = this.host.startCoreDownload(this, {
+      url: this.url,
+      startOffset,
+      totalBytes,
+      validator: this.plan.validator,
+      pinStrength: this.plan.pinStrength,
+      headers: this.plan.headers,
+      ...(startOffset === 0 && this.plan.sha256 !== undefined ? { sha256: this.plan.sha256 } : {}),
+    });
   }
 
   /** A `deliver` output of this job's core download. */
@@ -243,20 +270,32 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
       pooled,
       seconds: (performance.now() - this.startedMs) / 1000,
       bySource: this.bySource,
+      pinning: this.plan.pinning,
     });
     this.emit('settled');
   }
 
   private async coreFailed(reason: string, detail: string): Promise<void> {
     if (this.failed) return;
+    let why = detail;
+    if (reason === 'origin-changed' && this.restarts === 0) {
+      this.restarts += 1;
+      const restarted = await this.restartPooled(detail);
+      if (restarted === true) return;
+      why = `${detail}; ${restarted}`;
+    } else if (reason === 'origin-changed') {
+      why = `${detail}; it changed a second time`;
+    }
     if (reason === 'origin-changed' || reason === 'sha256-mismatch') {
       // Costs time, never correctness: start over from the origin alone.
+      this.plan = { ...this.plan, pinning: describeSingle(this.plan.pinning) };
       this.emit('event', {
         type: 'start',
         totalBytes: undefined,
         pooled: false,
-        note: `pooled download stopped (${detail}); downloading from the origin alone`,
+        note: `pooled download stopped (${why}); downloading from the origin alone`,
         resumeOffset: 0,
+        pinning: this.plan.pinning,
       });
       try {
         await this.sink.restart(); // the old version's bytes (or a longer tail) must not stay
@@ -271,6 +310,57 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
     }
     await this.sink.abort(!this.repaired);
     this.fail(`${reason}: ${detail}`);
+  }
+
+  /**
+   * After the first change: probe again and download the new version pooled, pinned to it
+   * (DESIGN.md decision 6). True when the new download started; otherwise why not, as a clause.
+   */
+  private async restartPooled(detail: string): Promise<true | string> {
+    const user = userExpectations(this.verifier);
+    let replanned;
+    try {
+      replanned = await this.host.replan(
+        this.url,
+        this.plan.headers,
+        user,
+        this.plan.strict ?? false,
+      );
+    } catch (error) {
+      return `probing it again failed (${error instanceof Error ? error.message : String(error)})`;
+    }
+    const { plan, digests } = replanned;
+    if (plan.kind !== 'pooled') return `its new version cannot be pooled: ${plan.reason}`;
+    if (this.failed) return 'cancelled';
+    try {
+      await this.sink.restart(); // the old version's bytes (or a longer tail) must not stay
+    } catch (error) {
+      return `the output could not start over (${error instanceof Error ? error.message : String(error)})`;
+    }
+    const expected = [...user, ...digests];
+    this.verifier = new ObjectVerifier(expected);
+    this.plan = {
+      ...this.plan,
+      totalBytes: plan.totalBytes,
+      validator: plan.validator,
+      pinStrength: plan.pinStrength,
+      pinning: plan.pinning,
+      sha256: expected.find((digest) => digest.algorithm === 'sha-256')?.digest,
+    };
+    this.repaired = false;
+    this.verifiedBytes = 0;
+    this.bySource = {};
+    this.emit('event', {
+      type: 'start',
+      totalBytes: plan.totalBytes,
+      pooled: true,
+      note: `the object changed during the pooled download (${detail}); downloading its new version pooled, pinned by ${plan.pinning.level}`,
+      resumeOffset: 0,
+      pinning: plan.pinning,
+    });
+    if (this.downloadId !== undefined) this.host.cancelCoreDownload(this.downloadId); // ended
+    this.startPooled(0, plan.totalBytes);
+    return true;
   }
 
   /**
@@ -358,6 +448,15 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
     if (!quiet) this.emit('event', { type: 'error', message });
     this.emit('settled');
   }
+}
+
+/** A single-source fallback's pinning: one response, with the same digests as before. */
+function describeSingle(previous: Pinning): Pinning {
+  const known = previous.guarantee.split('; ').slice(1).join('; ');
+  return {
+    level: 'single-source',
+    guarantee: `the file is one response from the origin, so it is one version of the object${known === '' ? '' : `; ${known}`}`,
+  };
 }
 
 /**

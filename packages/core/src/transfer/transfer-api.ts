@@ -57,8 +57,20 @@ export type DownloadSource =
        * host verifies the whole object. Default 0.
        */
       readonly startOffset?: number;
-      /** The ETag every range is pinned to (If-Range / If-Match). Empty: none known. */
+      /**
+       * The pin every range is tied to, opaque to the core: the host encodes and checks it (in
+       * the Node host a bare strong ETag, or another validator level; FETCH_ASSIGN carries it
+       * as is). Empty: none known.
+       */
       readonly validator: string;
+      /**
+       * `strong`: the pin names one exact sequence of bytes (a strong ETag), so a helper's range
+       * that disagrees with this device's own fetch of it is certainly a lie. `weak` (a
+       * Last-Modified date, a weak ETag, the length alone): the object may have changed in a
+       * way the pin cannot see, so a mismatch is one strike. Default: `strong` when `validator`
+       * is not empty (before pin levels, a validator was always a strong ETag), else `weak`.
+       */
+      readonly pinStrength?: 'strong' | 'weak';
       /** Request headers every fetch must carry (e.g. authorization). */
       readonly headers: readonly HttpHeader[];
       /** SHA-256 of the whole object, when the user or the origin stated one. */

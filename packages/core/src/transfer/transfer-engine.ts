@@ -383,6 +383,7 @@ export class TransferEngine {
         totalBytes: source.totalBytes,
         startOffset,
         validator: source.validator,
+        pinStrength: source.pinStrength ?? (source.validator === '' ? 'weak' : 'strong'),
         headers: source.headers,
         sha256: source.sha256,
         pieceSizeBytes,

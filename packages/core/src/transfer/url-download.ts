@@ -12,8 +12,8 @@
  * - A helper's piece is **spot checked** before it is accepted: this device fetches a
  *   PRNG-chosen sample range of it (16-32 KiB) from the origin itself and compares. A mismatch
  *   is an integrity failure: the piece is discarded and refetched elsewhere, and the helper gets
- *   strikes (all `banThreshold` at once when a validator pins the version, so the mismatch cannot
- *   be an origin change; one otherwise).
+ *   strikes (all `banThreshold` at once when a strong pin (`pinStrength`) ties the version to one
+ *   sequence of bytes, so the mismatch cannot be an origin change; one otherwise).
  * - A spot check does not catch a corruption outside its sample, so a sparse liar passes some.
  *   Hence **repair on ban**: every accepted piece remembers its source (`pieceSource`, one small
  *   integer per piece). When a helper is banned (by a spot check of this download or for any
@@ -73,6 +73,8 @@ export interface UrlSource {
   /** Object byte where this download starts (resume); its own offsets count from here. */
   readonly startOffset: number;
   readonly validator: string;
+  /** See DownloadSource `pinStrength` (transfer-api.ts). */
+  readonly pinStrength: 'strong' | 'weak';
   readonly headers: readonly HttpHeader[];
   readonly sha256: Uint8Array | undefined;
   readonly pieceSizeBytes: number;
@@ -673,8 +675,8 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
     const offset = spot.sampleStart - this.pieceStart(spot.piece);
     const claimed = bytes.subarray(offset, offset + spot.sample.length);
     if (!equalBytes(claimed, spot.sample)) {
-      // With a validator the version is pinned, so the mismatch is certainly a lie.
-      const certain = this.source.validator !== '';
+      // With a strong pin the version is exactly one sequence of bytes: certainly a lie.
+      const certain = this.source.pinStrength === 'strong';
       const weight = certain ? this.ctx.settings.banThreshold : 1;
       // For a repair the piece stays done in the scheduler; only the strikes count.
       const { banned } = this.scheduler.reject(spot.piece, spot.source, weight, nowMs);

@@ -18,6 +18,8 @@ export interface GetOptions {
   readonly json: boolean;
   readonly header: readonly string[];
   readonly quiet: boolean;
+  /** `--strict`: the daemon refuses to pool without a strong ETag or a known digest. */
+  readonly strict?: boolean;
 }
 
 export async function runGet(target: ApiTarget, url: string, options: GetOptions): Promise<number> {
@@ -36,6 +38,7 @@ export async function runGet(target: ApiTarget, url: string, options: GetOptions
     ...(options.sha256 === undefined ? {} : { sha256: options.sha256.toLowerCase() }),
     pool: options.pool,
     headers,
+    ...(options.strict === true ? { strict: true } : {}),
   };
   if (output === '-') return streamToStdout(target, job, options);
   const progress = new ProgressLine(process.stderr, 'peapod');
@@ -72,6 +75,10 @@ export async function runGet(target: ApiTarget, url: string, options: GetOptions
               `(${formatBytes(rate)}/s, ${event.pooled ? 'pooled' : 'single source'}); ` +
               `sha256 ${event.sha256}; verified: ${event.verified.length > 0 ? event.verified.join(', ') : 'no digest known (pod helpers spot-checked)'}`,
           );
+          if (!options.quiet)
+            process.stderr.write(
+              `peapod: pinning: ${event.pinning.level}: ${event.pinning.guarantee}\n`,
+            );
         }
         return 0;
       }

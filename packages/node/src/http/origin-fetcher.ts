@@ -7,17 +7,21 @@
  *   headers over a keep-alive pool bound to this device's `localAddress` (its own internet
  *   link). Redirects are followed (up to 5) on every fetch, because signed redirect targets
  *   (S3 presigned, GitHub release assets) expire within minutes while a download runs longer.
- * - Pinning. With a validator (a strong ETag from the probe) every fetch sends **both**
- *   `If-Match` and `If-Range` with it, and checks the 206's own ETag:
- *   - `If-Match` is evaluated first (RFC 9110 section 13.2.2): a changed object answers 412
- *     with a short body, so the connection survives and no byte of the wrong version flows.
- *   - `If-Range` (section 13.1.5) covers servers that implement it but not If-Match: a changed
- *     object answers 200 with the whole object, which is reported as changed and the connection
- *     closed at once, before any byte is passed on.
- *   - A 206 whose ETag differs from the validator is changed too: the last line against a
- *     server that honours Range but neither precondition.
- *   So a 412, a 200 or a foreign ETag with a validator is `changed`; without a validator a 200
- *   is `error` (the origin ignored Range).
+ * - Pinning. The fetch's `validator` is an encoded pin (origin-pin.ts). Every fetch sends the
+ *   pin's preconditions and checks the 206's head against it before any byte is passed on:
+ *   - strong ETag: `If-Match` is evaluated first (RFC 9110 section 13.2.2): a changed object
+ *     answers 412 with a short body, so the connection survives and no byte of the wrong
+ *     version flows. `If-Range` (section 13.1.5) covers servers that implement it but not
+ *     If-Match: a changed object answers 200 with the whole object, which is reported as
+ *     changed and the connection closed at once.
+ *   - Last-Modified: `If-Unmodified-Since` (section 13.1.4), and If-Range with the date when it
+ *     is a strong validator (section 8.8.2.2), the same way.
+ *   - Every level: a 206 whose validators or total length differ from the pin's is changed:
+ *     the last line against a server that honours Range but no precondition, and the only one
+ *     for weak ETags and origins without any validator.
+ *   So with a pin a 412, a 200 or a disagreeing 206 is `changed`; without one (validator '') a
+ *   200 is `error` (the origin ignored Range). A validator this version cannot read (a newer
+ *   peer's pin) is `error` before any request is sent.
  * - Exactness. A 206 must carry `Content-Range: bytes START-(END-1)/...` exactly (and a
  *   matching Content-Length, when present), and exactly END - START bytes must arrive: a short
  *   body, a reset, an idle timeout or an overlong body is `error`, never `ok`. Bytes are passed
@@ -38,7 +42,13 @@ import { PeapodError, type TransferOutput } from '@peapod/core';
 import { Agent as HttpAgent, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { formatRangeRequest, parseContentRange } from './content-range.js';
-import { parseEntityTag, strongMatch } from './entity-tag.js';
+import {
+  checkPinnedHead,
+  decodePin,
+  describePin,
+  pinRequestHeaders,
+  type OriginPin,
+} from './origin-pin.js';
 import { REDIRECTS_MAX } from './origin-probe.js';
 import { describeError, openOrigin } from './origin-request.js';
 
@@ -153,13 +163,17 @@ export class OriginFetcher {
       end('error', `invalid range ${rangeStart}..${rangeEnd}`);
       return;
     }
+    const decoded = decodePin(validator);
+    if (decoded.kind === 'invalid') {
+      await Promise.resolve(); // onEnd never runs inside start()
+      end('error', decoded.detail);
+      return;
+    }
+    const pin = decoded.kind === 'pin' ? decoded.pin : undefined;
     const protocolHeaders: Record<string, string> = {
       range: formatRangeRequest({ kind: 'from-to', first: rangeStart, last: rangeEnd - 1 }),
+      ...(pin === undefined ? {} : pinRequestHeaders(pin)),
     };
-    if (validator !== '') {
-      protocolHeaders['if-match'] = validator;
-      protocolHeaders['if-range'] = validator;
-    }
     const opened = await openOrigin({
       url: fetch.url,
       headers: fetch.headers,
@@ -184,11 +198,10 @@ export class OriginFetcher {
       return;
     }
     const status = response.statusCode ?? 0;
-    const pinned = validator !== '';
-    const problem = checkHead(response, status, rangeStart, rangeEnd, validator);
+    const problem = checkHead(response, status, rangeStart, rangeEnd, pin);
     if (problem !== undefined) {
       discard();
-      end(pinned && problem.changed ? 'changed' : 'error', problem.detail);
+      end(pin !== undefined && problem.changed ? 'changed' : 'error', problem.detail);
       return;
     }
     this.stream(response, rangeEnd - rangeStart, range, callbacks, end, discard, entry);
@@ -247,42 +260,38 @@ export class OriginFetcher {
 /**
  * Checks a response's status and headers before any byte is passed on; undefined when the body
  * is the requested range of the pinned version. `changed` marks the answers that mean "the
- * object is no longer the pinned version" (they count as such only when a validator was sent).
+ * object is no longer the pinned version" (they count as such only when the fetch is pinned).
  */
 function checkHead(
   response: IncomingMessage,
   status: number,
   rangeStart: number,
   rangeEnd: number,
-  validator: string,
+  pin: OriginPin | undefined,
 ): { changed: boolean; detail: string } | undefined {
   const range = `bytes ${rangeStart}-${rangeEnd - 1}`;
+  const version = pin === undefined ? '' : describePin(pin);
   if (status === 412) {
     return {
       changed: true,
-      detail: `the origin answered 412 Precondition Failed: the object is no longer version ${validator}`,
+      detail: `the origin answered 412 Precondition Failed: the object is no longer version ${version}`,
     };
   }
   if (status === 200) {
-    return validator === ''
+    return pin === undefined
       ? { changed: false, detail: `the origin ignored the Range request for ${range} (200)` }
       : {
           changed: true,
-          detail: `the origin answered 200 with the whole object instead of ${range}: it is no longer version ${validator}`,
+          detail: `the origin answered 200 with the whole object instead of ${range}: it is no longer version ${version}`,
         };
   }
   if (status !== 206) {
     const reason = response.statusMessage === undefined ? '' : ` ${response.statusMessage}`;
     return { changed: false, detail: `the origin answered ${status}${reason} for ${range}` };
   }
-  const etag = response.headers.etag;
-  if (validator !== '' && etag !== undefined) {
-    if (!strongMatch(parseEntityTag(etag), parseEntityTag(validator))) {
-      return {
-        changed: true,
-        detail: `the origin sent ${range} of version ${etag}, not of ${validator}`,
-      };
-    }
+  if (pin !== undefined) {
+    const pinned = checkPinnedHead(pin, response.headers);
+    if (!pinned.ok) return { changed: true, detail: `${pinned.detail} (answering ${range})` };
   }
   const contentRange = parseContentRange(response.headers['content-range']);
   if (

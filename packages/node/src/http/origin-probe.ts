@@ -13,9 +13,9 @@
  *   Credentials are dropped on a redirect to another origin (origin-request.ts).
  * - What it reports: the object's total size (`Content-Range: bytes 0-0/SIZE` on a 206,
  *   `Content-Length` on a 200, `bytes *\/SIZE` on a 416 for an empty object), range support (a
- *   206 whose Content-Range is exactly the first byte), the validator (the ETag, only if strong:
- *   a weak ETag cannot be used with If-Range, RFC 9110 section 13.1.5, so it reports none),
- *   Last-Modified, Content-Type, and every digest of the whole object the origin states:
+ *   206 whose Content-Range is exactly the first byte), the pin that ties a pooled download's
+ *   ranges to this version (origin-pin.ts: the strongest validator the response carries, and the
+ *   total length), Last-Modified, Content-Type, and every digest of the whole object the origin states:
  *   - `Repr-Digest` (RFC 9530 section 3) sha-256 / sha-512: it covers the selected
  *     representation, so it holds on a 206 too;
  *   - `Content-Digest` (RFC 9530 section 2) only on a 200: it covers the message content, which
@@ -29,7 +29,8 @@
  *     other servers use 32-hex ETags that hash something else (inode, mtime), and reading them
  *     as MD5 would fail good downloads.
  * - `reasonNotPoolable` is one line for the CLI when pooling is impossible: no range support,
- *   no size, an empty object, or no strong ETag to pin the ranges to one version.
+ *   no size, or an empty object. Every origin that answers the first byte with 206 and a total
+ *   length is poolable; `pin.level` says how strongly its ranges are tied to one version.
  * - Failures (unreachable, a status other than 200/206/416, too many redirects, aborted by
  *   `signal`) come back as `{ kind: 'failed', detail }`, never as an exception.
  */
@@ -38,7 +39,8 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { parseContentRange } from './content-range.js';
 import type { ExpectedDigest } from './digest.js';
 import { parseDigestField } from './digest-field.js';
-import { formatEntityTag, parseEntityTag, type EntityTag } from './entity-tag.js';
+import { parseEntityTag, type EntityTag } from './entity-tag.js';
+import { encodePin, pinFromResponse, type OriginPin } from './origin-pin.js';
 import { openOrigin, type HttpHeader } from './origin-request.js';
 
 /** Redirects the probe follows before giving up. */
@@ -64,7 +66,9 @@ export interface OriginDescription {
   readonly status: number;
   readonly totalBytes: number | undefined;
   readonly rangesSupported: boolean;
-  /** The strong ETag as sent (`"..."`), to pass as the download's validator; else undefined. */
+  /** How the ranges of a pooled download are pinned to this version; undefined when not poolable. */
+  readonly pin: OriginPin | undefined;
+  /** `pin` encoded (origin-pin.ts) as the core's and FETCH_ASSIGN's validator; else undefined. */
   readonly validator: string | undefined;
   readonly lastModified: string | undefined;
   readonly contentType: string | undefined;
@@ -85,7 +89,7 @@ export type OriginProbe =
  * @example
  * const probe = await probeOrigin('http://127.0.0.1:8088/object.bin', {});
  * if (probe.kind === 'described' && probe.reasonNotPoolable === undefined) {
- *   // pooled: probe.totalBytes, probe.validator, probe.digests
+ *   // pooled: probe.totalBytes, probe.pin, probe.validator, probe.digests
  * }
  */
 export async function probeOrigin(url: string, options: ProbeOptions = {}): Promise<OriginProbe> {
@@ -145,7 +149,6 @@ function describeResponse(
     totalBytes = parseContentLength(headers['content-length']);
   }
   const etag = parseEntityTag(headers.etag);
-  const validator = etag === undefined || etag.weak ? undefined : formatEntityTag(etag);
   let reasonNotPoolable: string | undefined;
   if (!rangesSupported) {
     reasonNotPoolable =
@@ -156,14 +159,11 @@ function describeResponse(
     reasonNotPoolable = "the origin does not state the object's size";
   } else if (totalBytes === 0) {
     reasonNotPoolable = 'the object is empty';
-  } else if (validator === undefined) {
-    reasonNotPoolable =
-      headers.etag === undefined
-        ? 'the origin gives no ETag, so byte ranges cannot be pinned to one version of the object'
-        : etag?.weak === true
-          ? `the origin's ETag ${headers.etag} is weak, and only a strong ETag can pin byte ranges to one version (RFC 9110 section 13.1.5)`
-          : `the origin's ETag is malformed (${headers.etag}), so byte ranges cannot be pinned to one version`;
   }
+  const pin =
+    reasonNotPoolable === undefined && totalBytes !== undefined
+      ? pinFromResponse(headers, totalBytes)
+      : undefined;
   return {
     kind: 'described',
     url,
@@ -171,7 +171,8 @@ function describeResponse(
     status,
     totalBytes,
     rangesSupported,
-    validator,
+    pin,
+    validator: pin === undefined ? undefined : encodePin(pin),
     lastModified: headers['last-modified'],
     contentType: headers['content-type'],
     digests: statedDigests(status, headers, etag),

@@ -1,12 +1,13 @@
 /**
  * The single-source download: the object (or its rest, on resume) in one GET through this
  * device's own link. It is what `peapod get` falls back to when an origin cannot be pooled (no
- * Range support, no size, no strong ETag) or the object changed mid-way.
+ * Range support, no size) or the object changed mid-way.
  *
  * Theory of operation: from offset 0 it is a plain GET that must answer 200. From an offset it
- * asks `Range: bytes=OFFSET-` pinned with `If-Range: ETAG` (RFC 9110 section 13.1.5): a 206
- * starting at OFFSET continues the same version; anything else (a 200: the object changed)
- * rejects with a message saying to start over. Bytes are handed on in order and the next read
+ * asks `Range: bytes=OFFSET-` with the pin's preconditions (origin-pin.ts: If-Match / If-Range
+ * with a strong ETag, If-Unmodified-Since with a Last-Modified date): a 206 starting at OFFSET
+ * whose head passes the pin's check continues the same version; anything else (a 200 or 412:
+ * the object changed) rejects with a message saying to start over. Bytes are handed on in order and the next read
  * waits for `onData` (backpressure) and for the download bandwidth limit. A body shorter than
  * its Content-Length rejects. Errors are one line for a person. It resolves with the digests
  * this response states for the whole object (Repr-Digest, and so on): after the object changed
@@ -16,6 +17,7 @@ import type { ExpectedDigest } from './digest.js';
 import { parseContentRange } from './content-range.js';
 import { parseEntityTag } from './entity-tag.js';
 import type { ByteLimiter } from './origin-fetcher.js';
+import { checkPinnedHead, decodePin, pinRequestHeaders } from './origin-pin.js';
 import { REDIRECTS_MAX, statedDigests } from './origin-probe.js';
 import { openOrigin, type HttpHeader } from './origin-request.js';
 
@@ -41,9 +43,11 @@ export async function fetchWhole(
   options: WholeFetchOptions = {},
 ): Promise<WholeFetchResult> {
   const protocolHeaders: Record<string, string> = {};
+  const decoded = decodePin(validator);
+  const pin = decoded.kind === 'pin' ? decoded.pin : undefined;
   if (offset > 0) {
     protocolHeaders['range'] = `bytes=${offset}-`;
-    if (validator !== '') protocolHeaders['if-range'] = validator;
+    if (pin !== undefined) Object.assign(protocolHeaders, pinRequestHeaders(pin));
   }
   const opened = await openOrigin({
     url,
@@ -59,11 +63,13 @@ export async function fetchWhole(
   const status = response.statusCode ?? 0;
   const range = parseContentRange(response.headers['content-range']);
   const resumed = status === 206 && range?.kind === 'satisfied' && range.start === offset;
-  if (offset > 0 ? !resumed : status !== 200) {
+  const pinCheck =
+    resumed && pin !== undefined ? checkPinnedHead(pin, response.headers) : undefined;
+  if (offset > 0 ? !resumed || pinCheck?.ok === false : status !== 200) {
     request.destroy();
     throw new Error(
       offset > 0
-        ? `the origin answered ${status} when asked to resume at byte ${offset} (the object may have changed); remove the .peapod-part file and start over`
+        ? `the origin answered ${status} when asked to resume at byte ${offset} (${pinCheck?.ok === false ? pinCheck.detail : 'the object may have changed'}); remove the .peapod-part file and start over`
         : `the origin answered ${status} ${response.statusMessage ?? ''}`.trim(),
     );
   }
