@@ -16,6 +16,10 @@
  *   started before its kind's runs and stopped after them; in the loopback mode the dev origin
  *   runs in the bench process with the same switches and a per-source-address rate limit (no
  *   nginx there: nothing would shape its links).
+ * - nginx's access log (`$msec $remote_addr "$http_range" $status $body_bytes_sent
+ *   $request_time`) shows what the origin really sent each device: `summarizeAccessLog` counts
+ *   the requests, the spot-check samples, the ranges cut short (cancelled) and the ranges two
+ *   devices both fetched, and the bytes each cost.
  * - Check. `checkKind` compares the headers of a HEAD (sent from a device's namespace) with the
  *   kind, so a figure is never reported for an origin that sent something else.
  */
@@ -146,12 +150,13 @@ export async function prepareNginx(
   host: string,
   port: number,
   objectName: string,
-): Promise<{ config: string; prefix: string; objectPath: string }> {
+): Promise<{ config: string; prefix: string; objectPath: string; accessLog: string }> {
   const served = join(directory, 'served');
   await mkdir(served, { recursive: true });
   await chmod(directory, 0o755);
   await chmod(served, 0o755);
   const config = join(directory, 'nginx.conf');
+  const accessLog = join(directory, 'access.log');
   const temp = (name: string) => `${name}_temp_path ${join(directory, `${name}-temp`)};`;
   await writeFile(
     config,
@@ -162,7 +167,8 @@ pid ${join(directory, 'nginx.pid')};
 error_log ${join(directory, 'error.log')} warn;
 events { worker_connections 256; }
 http {
-  access_log off;
+  log_format pooled '$msec $remote_addr "$http_range" $status $body_bytes_sent $request_time';
+  access_log ${accessLog} pooled;
   sendfile on;
   tcp_nopush on;
   keepalive_timeout 30s;
@@ -175,5 +181,63 @@ http {
 }
 `,
   );
-  return { config, prefix: directory, objectPath: join(served, objectName) };
+  return { config, prefix: directory, objectPath: join(served, objectName), accessLog };
+}
+
+/** What the origin sent one client address during a download, from nginx's access log. */
+export interface ClientRequests {
+  readonly address: string;
+  readonly requests: number;
+  readonly bodyBytes: number;
+  /** Ranges of at most 64 KiB (spot-check samples, probes). */
+  readonly small: number;
+  /** Ranges whose body stopped short of their length: cancelled or failed. */
+  readonly cutShort: number;
+  readonly cutShortBytes: number;
+  /** Bytes of ranges (over 64 KiB) another request of the download also asked for. */
+  readonly repeatedBytes: number;
+}
+
+/** Per client address, from the lines of `log_format pooled` (see `prepareNginx`). */
+export function summarizeAccessLog(text: string): ClientRequests[] {
+  const parsed = text
+    .split('\n')
+    .map((line) => /^\S+ (\S+) "bytes=(\d+)-(\d+)" (\d+) (\d+) /.exec(line))
+    .filter((match) => match !== null)
+    .map((match) => ({
+      address: match[1]!,
+      start: Number(match[2]),
+      length: Number(match[3]) - Number(match[2]) + 1,
+      sent: Number(match[5]),
+    }));
+  const seen = new Map<string, number>();
+  for (const request of parsed) {
+    const key = `${request.start}-${request.length}`;
+    seen.set(key, (seen.get(key) ?? 0) + 1);
+  }
+  const byAddress = new Map<string, ClientRequests>();
+  for (const request of parsed) {
+    const before = byAddress.get(request.address) ?? {
+      address: request.address,
+      requests: 0,
+      bodyBytes: 0,
+      small: 0,
+      cutShort: 0,
+      cutShortBytes: 0,
+      repeatedBytes: 0,
+    };
+    const small = request.length <= 64 * 1024;
+    const short = request.sent < request.length;
+    const repeated = !small && (seen.get(`${request.start}-${request.length}`) ?? 0) > 1;
+    byAddress.set(request.address, {
+      ...before,
+      requests: before.requests + 1,
+      bodyBytes: before.bodyBytes + request.sent,
+      small: before.small + (small ? 1 : 0),
+      cutShort: before.cutShort + (short ? 1 : 0),
+      cutShortBytes: before.cutShortBytes + (short ? request.sent : 0),
+      repeatedBytes: before.repeatedBytes + (repeated ? request.sent : 0),
+    });
+  }
+  return [...byAddress.values()].sort((a, b) => a.address.localeCompare(b.address));
 }

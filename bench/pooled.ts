@@ -34,8 +34,10 @@
  * (`--origin-address`), aria2c from 127.0.0.11 (`--interface`). `--loopback` forces it.
  *
  * Usage: npx tsc -b bench && node bench/dist/pooled.js [--json] [--size 256MiB] [--rate 50Mbit]
- *   [--devices 4] [--origin all] [--digest] [--single] [--loopback] [--log-level info] [--keep]
- *   [--cli PATH]
+ *   [--devices 4] [--origin all] [--digest] [--repeat 1] [--nice 0] [--single] [--loopback]
+ *   [--log-level info] [--keep] [--cli PATH]
+ *   (`--repeat N`: N pooled downloads per kind beside its one aria2c run, with their median;
+ *   `--nice N`: every process the bench starts runs at that niceness.)
  *   (`--keep` also writes KIND-links.csv, each link's bytes per 100 ms of the pooled download.)
  *   (`--origin`: strong-etag, weak-etag, last-modified, none, nginx, or all (the first four),
  *   comma-separated, e.g. `all,nginx`; nginx is skipped in the loopback variant. `--keep`
@@ -61,7 +63,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, closeSync, existsSync, openSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -78,6 +80,8 @@ import {
   NGINX,
   parseOriginKinds,
   prepareNginx,
+  summarizeAccessLog,
+  type ClientRequests,
   validatorsSent,
   writeObjectFile,
   type OriginKind,
@@ -124,6 +128,7 @@ interface Options {
   readonly origins: readonly OriginKind[];
   readonly digest: boolean;
   readonly niceness: number;
+  readonly repeat: number;
 }
 
 function parseArgs(argv: readonly string[]): Options {
@@ -141,6 +146,8 @@ function parseArgs(argv: readonly string[]): Options {
   const devices = Number(value('--devices', '4'));
   if (!Number.isInteger(devices) || devices < 2 || devices > 9)
     throw new Error('--devices: 2 to 9');
+  const repeat = Number(value('--repeat', '1'));
+  if (!Number.isInteger(repeat) || repeat < 1 || repeat > 20) throw new Error('--repeat: 1 to 20');
   const niceness = Number(value('--nice', '0'));
   if (!Number.isInteger(niceness) || niceness < -20 || niceness > 19)
     throw new Error('--nice: -20 to 19');
@@ -157,6 +164,7 @@ function parseArgs(argv: readonly string[]): Options {
     origins: parseOriginKinds(value('--origin', 'all')),
     digest: argv.includes('--digest'),
     niceness,
+    repeat,
   };
 }
 
@@ -397,6 +405,8 @@ interface GetSummary {
 /** One origin kind's figures. */
 interface KindResult {
   readonly kind: OriginKind;
+  /** 1 to `--repeat`: the pooled download again, beside the same aria2c run. */
+  readonly attempt: number;
   readonly url: string;
   /** The validators and digest its HEAD carried, e.g. `ETag W/ + Last-Modified`. */
   readonly sent: string;
@@ -417,6 +427,8 @@ interface KindResult {
     readonly tbfDrops?: readonly number[];
     /** Each device's link while it ran (netns mode): see bench/link-timeline.ts. */
     readonly links?: readonly LinkSummary[];
+    /** What the origin sent each device (nginx, from its access log). */
+    readonly requests?: readonly ClientRequests[];
     readonly pooled: boolean;
     readonly pinning: string | undefined;
     readonly note: string;
@@ -438,6 +450,8 @@ interface RunningOrigin {
   readonly url: string;
   readonly sha256: string;
   readonly note: string;
+  /** The origin's access log so far (nginx), for `summarizeAccessLog`. */
+  readonly accessLog?: () => Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -650,6 +664,7 @@ async function main(): Promise<number> {
           url,
           sha256,
           note: `${version.replace('nginx version: ', '') || 'nginx'}, a file, in pp-origin`,
+          accessLog: () => readFile(nginx.accessLog, 'utf8').catch(() => ''),
           stop: async () => {
             await processes.stop(child);
             await rm(directory, { recursive: true, force: true });
@@ -765,84 +780,94 @@ async function main(): Promise<number> {
         say(`${kind}: aria2c -x8 -s8 through dev1's link: ${aria2.seconds.toFixed(1)} s`);
 
         const aria2Drops = drops()[0]! - (dropsBeforeAria2[0] ?? 0);
-        const dropsBeforePooled = drops();
-        const loadPooled = loadavg()[0]!;
-        const cpuBefore = daemons.map(cpuSeconds);
-        const sampler =
-          topology === undefined
-            ? undefined
-            : processes.spawn('pp-origin', SAMPLER[0], SAMPLER.slice(1));
-        const timeline =
-          sampler === undefined
-            ? undefined
-            : new LinkTimeline(
-                sampler,
-                devices.map((_, i) => `wan${i + 1}`),
-              );
-        const pooled = await get(origin.url, true);
-        const cpu = daemons.map((daemon, i) => cpuSeconds(daemon) - cpuBefore[i]!);
-        if (sampler !== undefined) await processes.stop(sampler);
-        const pooledDrops = drops().map((n, i) => n - dropsBeforePooled[i]!);
-        const links = timeline?.summarize(options.rateBytesPerSec);
-        if (timeline !== undefined && options.keep) {
-          await writeFile(join(root, `${kind}-links.csv`), timeline.csv());
-        }
-        say(`${kind}: peapod get, pooled: ${pooled.seconds.toFixed(1)} s`);
-        const single = options.single ? await get(origin.url, false) : undefined;
-        if (single !== undefined)
-          say(`${kind}: peapod get --no-pool: ${single.seconds.toFixed(1)} s`);
+        for (let attempt = 1; attempt <= options.repeat; attempt++) {
+          const label = options.repeat > 1 ? ` #${attempt}` : '';
+          const dropsBeforePooled = drops();
+          const loadPooled = loadavg()[0]!;
+          const cpuBefore = daemons.map(cpuSeconds);
+          const sampler =
+            topology === undefined
+              ? undefined
+              : processes.spawn('pp-origin', SAMPLER[0], SAMPLER.slice(1));
+          const timeline =
+            sampler === undefined
+              ? undefined
+              : new LinkTimeline(
+                  sampler,
+                  devices.map((_, i) => `wan${i + 1}`),
+                );
+          const logBefore = (await origin.accessLog?.())?.length ?? 0;
+          const pooled = await get(origin.url, true);
+          const requests =
+            origin.accessLog === undefined
+              ? undefined
+              : summarizeAccessLog((await origin.accessLog()).slice(logBefore));
+          const cpu = daemons.map((daemon, i) => cpuSeconds(daemon) - cpuBefore[i]!);
+          if (sampler !== undefined) await processes.stop(sampler);
+          const pooledDrops = drops().map((n, i) => n - dropsBeforePooled[i]!);
+          const links = timeline?.summarize(options.rateBytesPerSec);
+          if (timeline !== undefined && options.keep) {
+            await writeFile(join(root, `${kind}-${attempt}-links.csv`), timeline.csv());
+          }
+          say(`${kind}: peapod get, pooled${label}: ${pooled.seconds.toFixed(1)} s`);
+          const single = options.single ? await get(origin.url, false) : undefined;
+          if (single !== undefined)
+            say(`${kind}: peapod get --no-pool: ${single.seconds.toFixed(1)} s`);
 
-        const linkGoodput = options.sizeBytes / aria2.seconds;
-        const total = Object.values(pooled.summary.bySource).reduce((a, b) => a + b, 0);
-        const shares = Object.fromEntries(
-          Object.entries(pooled.summary.bySource).map(([key, bytes]) => {
-            const owner =
-              key === 'self' ? dev1 : devices.find((d) => d.deviceIdHex.startsWith(key));
-            return [owner?.name ?? key, { bytes, share: total > 0 ? bytes / total : 0 }];
-          }),
-        );
-        const sha256 = {
-          origin: origin.sha256,
-          aria2: aria2Sha256,
-          pooled: pooled.sha256,
-          ...(single === undefined ? {} : { single: single.sha256 }),
-        };
-        results.push({
-          kind,
-          url: origin.url,
-          sent,
-          load: { aria2: loadAria2, pooled: loadPooled },
-          aria2: {
-            seconds: aria2.seconds,
-            linkGoodputBytesPerSec: linkGoodput,
-            ...(topology === undefined ? {} : { tbfDrops: aria2Drops }),
-          },
-          pooled: {
-            seconds: pooled.seconds,
-            daemonSeconds: pooled.summary.seconds,
-            daemonCpuSeconds: cpu,
-            ...(topology === undefined ? {} : { tbfDrops: pooledDrops }),
-            ...(links === undefined ? {} : { links }),
-            pooled: pooled.summary.pooled,
-            pinning: pinningOf(pooled.summary),
-            note: pooled.summary.note ?? '',
-            verified: pooled.summary.verified,
-            shares,
-          },
-          ...(single === undefined
-            ? {}
-            : { single: { seconds: single.seconds, daemonSeconds: single.summary.seconds } }),
-          pooledVsLimit: pooled.seconds / limitSeconds,
-          pooledVsGoodputLimit:
-            pooled.seconds / (options.sizeBytes / (options.devices * linkGoodput)),
-          aria2VsPooled: aria2.seconds / pooled.seconds,
-          met: {
-            vsLimit: pooled.seconds / limitSeconds <= GOAL_VS_LIMIT,
-            vsAria2: aria2.seconds / pooled.seconds >= GOAL_VS_ARIA2,
-          },
-          sha256,
-          identical: Object.values(sha256).every((hash) => hash === origin.sha256),
-        });
+          const linkGoodput = options.sizeBytes / aria2.seconds;
+          const total = Object.values(pooled.summary.bySource).reduce((a, b) => a + b, 0);
+          const shares = Object.fromEntries(
+            Object.entries(pooled.summary.bySource).map(([key, bytes]) => {
+              const owner =
+                key === 'self' ? dev1 : devices.find((d) => d.deviceIdHex.startsWith(key));
+              return [owner?.name ?? key, { bytes, share: total > 0 ? bytes / total : 0 }];
+            }),
+          );
+          const sha256 = {
+            origin: origin.sha256,
+            aria2: aria2Sha256,
+            pooled: pooled.sha256,
+            ...(single === undefined ? {} : { single: single.sha256 }),
+          };
+          results.push({
+            kind,
+            attempt,
+            url: origin.url,
+            sent,
+            load: { aria2: loadAria2, pooled: loadPooled },
+            aria2: {
+              seconds: aria2.seconds,
+              linkGoodputBytesPerSec: linkGoodput,
+              ...(topology === undefined ? {} : { tbfDrops: aria2Drops }),
+            },
+            pooled: {
+              seconds: pooled.seconds,
+              daemonSeconds: pooled.summary.seconds,
+              daemonCpuSeconds: cpu,
+              ...(topology === undefined ? {} : { tbfDrops: pooledDrops }),
+              ...(links === undefined ? {} : { links }),
+              ...(requests === undefined ? {} : { requests }),
+              pooled: pooled.summary.pooled,
+              pinning: pinningOf(pooled.summary),
+              note: pooled.summary.note ?? '',
+              verified: pooled.summary.verified,
+              shares,
+            },
+            ...(single === undefined
+              ? {}
+              : { single: { seconds: single.seconds, daemonSeconds: single.summary.seconds } }),
+            pooledVsLimit: pooled.seconds / limitSeconds,
+            pooledVsGoodputLimit:
+              pooled.seconds / (options.sizeBytes / (options.devices * linkGoodput)),
+            aria2VsPooled: aria2.seconds / pooled.seconds,
+            met: {
+              vsLimit: pooled.seconds / limitSeconds <= GOAL_VS_LIMIT,
+              vsAria2: aria2.seconds / pooled.seconds >= GOAL_VS_ARIA2,
+            },
+            sha256,
+            identical: Object.values(sha256).every((hash) => hash === origin.sha256),
+          });
+        }
       } finally {
         await origin.stop();
       }
@@ -902,7 +927,7 @@ function printReport(
       'SHA-256',
     ],
     ...results.map((r) => [
-      r.kind,
+      `${r.kind}${options.repeat > 1 ? ` #${r.attempt}` : ''}`,
       r.sent,
       r.aria2.seconds.toFixed(2),
       r.pooled.seconds.toFixed(2),
@@ -922,10 +947,23 @@ function printReport(
         .trimEnd()}`,
     );
   }
+  if (options.repeat > 1) {
+    for (const kind of new Set(results.map((r) => r.kind))) {
+      const runs = results.filter((r) => r.kind === kind);
+      const seconds = runs.map((r) => r.pooled.seconds).sort((a, b) => a - b);
+      const median = seconds[Math.floor((seconds.length - 1) / 2)]!;
+      console.log(
+        `  ${kind}: median of ${seconds.length} pooled ${median.toFixed(2)} s ` +
+          `(${seconds[0]!.toFixed(2)}-${seconds.at(-1)!.toFixed(2)}), pooled/limit ` +
+          `${(median / limitSeconds).toFixed(3)}x, aria2/pooled ${(runs[0]!.aria2.seconds / median).toFixed(2)}x`,
+      );
+    }
+  }
   for (const r of results) {
+    const name = `${r.kind}${options.repeat > 1 ? ` #${r.attempt}` : ''}`;
     const goodput = r.aria2.linkGoodputBytesPerSec;
     console.log(
-      `  ${r.kind}: load ${r.load.aria2.toFixed(2)} before aria2c, ${r.load.pooled.toFixed(2)} before get; ` +
+      `  ${name}: load ${r.load.aria2.toFixed(2)} before aria2c, ${r.load.pooled.toFixed(2)} before get; ` +
         `aria2c link goodput ${(goodput / 1e6).toFixed(2)} MB/s (${((goodput / options.rateBytesPerSec) * 100).toFixed(1)}% of the rate` +
         `${mode === 'netns' ? `; tbf framing allows ${(FRAME_EFFICIENCY * 100).toFixed(1)}%` : ''}); ` +
         `pooled vs ${options.devices} x that goodput ${r.pooledVsGoodputLimit.toFixed(3)}x; ` +
@@ -939,6 +977,7 @@ function printReport(
         `${r.single === undefined ? '' : `; --no-pool ${r.single.seconds.toFixed(2)} s`}` +
         `${r.pooled.note === '' ? '' : `; note: ${r.pooled.note}`}` +
         `${r.pooled.tbfDrops === undefined ? '' : `; tbf drops: aria2c ${r.aria2.tbfDrops ?? 0}, pooled ${r.pooled.tbfDrops.join(' + ')}`}` +
+        `${r.pooled.requests === undefined ? '' : `; origin requests: ${r.pooled.requests.map(formatRequests).join(', ')}`}` +
         `${r.pooled.links === undefined ? '' : `; links (s from the start of get): ${r.pooled.links.map(formatLink).join(', ')}`}` +
         `${r.identical ? '' : `; sha256 ${JSON.stringify(r.sha256)}`}`,
     );
@@ -984,6 +1023,16 @@ function formatLink(link: LinkSummary): string {
       ? 'never busy'
       : `${link.firstBusySeconds.toFixed(1)}-${link.lastByteSeconds.toFixed(1)} s, ${(link.busyShare * 100).toFixed(0)}% busy`;
   return `${link.link.replace('wan', 'dev')} ${(link.bytes / 1e6).toFixed(1)} MB ${span}`;
+}
+
+/** `dev2 17 requests 68.1 MB (3 samples; 1 cut short, 2.1 MB; 4.2 MB asked twice)`. */
+function formatRequests(client: ClientRequests): string {
+  const device = /^10\.96\.(\d+)\.2$/.exec(client.address);
+  return (
+    `${device === null ? client.address : `dev${device[1]}`} ${client.requests} requests ` +
+    `${(client.bodyBytes / 1e6).toFixed(1)} MB (${client.small} small; ${client.cutShort} cut short, ` +
+    `${(client.cutShortBytes / 1e6).toFixed(1)} MB; ${(client.repeatedBytes / 1e6).toFixed(1)} MB asked twice)`
+  );
 }
 
 /** CPU seconds (user + system) a child has used so far, from /proc; NaN where unreadable. */
