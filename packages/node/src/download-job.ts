@@ -2,9 +2,11 @@
  * One `peapod get` (or one pooled proxy GET) inside the daemon, from probe to verified file.
  *
  * Theory of operation
- * 1. Probe the origin once. A pooled download needs a known size, Range support and a strong
- *    ETag (DESIGN.md decision 6: every range is pinned to that version). Without them, or with
- *    pooling turned off, the job downloads from the origin alone and says why in one line.
+ * 1. Probe the origin once. A pooled download needs a known size and Range support; every range
+ *    is pinned to the probed version by the strongest validator the origin gives (DESIGN.md
+ *    decision 6, http/origin-pin.ts), and the plan's `pinning` (level and guarantee) is in the
+ *    'start' and 'done' events. Without them, or with pooling turned off, the job downloads from
+ *    the origin alone and says why in one line.
  * 2. Pooled: the job opens its sink (which may resume a part file), then asks the core for a
  *    `url` download of [resumeOffset, size). The core assigns pieces to this device and to pod
  *    peers; `deliver` outputs reach `onDeliver`, which writes them one at a time and reports each
@@ -12,10 +14,12 @@
  * 3. Every delivered byte also feeds the end-to-end verifier (the user's `--sha256`, the origin's
  *    Repr-Digest / x-amz-checksum-sha256 / S3 MD5 ETag). A repair (a lying helper's range
  *    rewritten) makes the streamed digest moot: the file is then read back and hashed again.
- * 4. The core reports `download:complete`, the job verifies, commits the file and finishes. A
- *    core failure of kind `origin-changed` or `sha256-mismatch` restarts the job as a
- *    single-source download from byte 0 (costs time, never correctness); others fail it with
- *    the core's detail, keeping the part file for a resume when its prefix is still trusted.
+ * 4. The core reports `download:complete`, the job verifies, commits the file and finishes. The
+ *    first `origin-changed` re-probes (`JobHost.replan`) and downloads the new version pooled
+ *    from byte 0, pinned to it, saying so in a note; a second one, a new version that cannot be
+ *    pooled, or a `sha256-mismatch` restart the job as a single-source download from byte 0
+ *    (costs time, never correctness), saying why; others fail it with the core's detail,
+ *    keeping the part file for a resume when its prefix is still trusted.
  *    After `origin-changed` the digests of the first probe describe the old version: the new
  *    one is verified against the user's `--sha256` and the digests its own response states.
  * 5. Resume: the core counts `deliver` and `read-delivered` offsets from its `startOffset`

@@ -4,10 +4,11 @@
  * its fault switches) on loopback.
  *
  * What each test pins down:
- * - an origin that cannot be pooled (no Range support, no ETag, a weak ETag) still gives a
- *   byte-exact, verified file, single source, and the reason in one line on stderr and in the
- *   `--json` summary;
- * - an object that changes during a pooled download: see that test's comment;
+ * - an origin that cannot be pooled (no Range support) still gives a byte-exact, verified file,
+ *   single source, and the reason in one line on stderr and in the `--json` summary;
+ * - an origin with no ETag or a weak ETag is pooled, pinned by Last-Modified, and says so;
+ * - an object that changes during a pooled download is downloaded again, pooled, on its new
+ *   version;
  * - `--sha256`: a right digest is listed as verified; a wrong one fails with exit status 1 and
  *   leaves no file and no part file behind;
  * - interrupting `peapod get` and re-running it resumes from the part file's checkpoint;
@@ -41,6 +42,7 @@ interface Summary {
   readonly note: string;
   readonly resumeOffset: number;
   readonly bySource: Readonly<Record<string, number>>;
+  readonly pinning: { readonly level: string; readonly guarantee: string };
 }
 
 function summaryOf(result: GetResult): Summary {
@@ -157,12 +159,6 @@ describe('peapod get through a pod of 3 daemons', () => {
       faults: { ranges: false },
       reason: /not pooled: the origin does not support byte ranges/,
     },
-    { name: 'no ETag', faults: { etag: 'none' }, reason: /not pooled: the origin gives no ETag/ },
-    {
-      name: 'a weak ETag',
-      faults: { etag: 'weak' },
-      reason: /not pooled: the origin's ETag W\/"[0-9a-f]+" is weak/,
-    },
   ];
   for (const { name, faults, reason } of unpoolable) {
     test(`${name}: a single-source download, byte-exact, that says why in one line`, async () => {
@@ -193,6 +189,25 @@ describe('peapod get through a pod of 3 daemons', () => {
     });
   }
 
+  // Pinned by Last-Modified (DESIGN.md decision 6): pooled, with the level reported.
+  for (const etag of ['none', 'weak'] as const) {
+    test(`${etag === 'none' ? 'no ETag' : 'a weak ETag'}: pooled, pinned by Last-Modified`, async () => {
+      const served = await origin(12 * MiB, { faults: { etag }, rateBytesPerSec: 8e6 });
+      const output = join(pod.root, `pinned-${etag}.bin`);
+      const result = await pod.get(0, [`${served.url}/object.bin`, '-o', output, '--json']);
+      assert.equal(result.status, 0, result.stderr + result.stdout.toString());
+      const summary = summaryOf(result);
+      assert.equal(summary.pooled, true, summary.note);
+      assert.equal(summary.pinning.level, 'last-modified');
+      assert.match(summary.pinning.guarantee, /Repr-Digest, the strongest guarantee/);
+      assert.equal(await sha256File(output), served.sha256('object.bin'));
+      assert.ok(
+        Object.keys(summary.bySource).some((name) => name !== 'self'),
+        JSON.stringify(summary.bySource),
+      );
+    });
+  }
+
   test('the object changes mid-way through a pooled download', async () => {
     const size = 16 * MiB;
     const served = await origin(size, {
@@ -206,11 +221,12 @@ describe('peapod get through a pod of 3 daemons', () => {
     assert.notEqual(newSha256, oldSha256, 'the origin did not change the object');
     assert.equal(result.status, 0, result.stderr + result.stdout.toString());
     const summary = summaryOf(result);
-    assert.equal(summary.pooled, false);
+    // Re-probed and downloaded again pooled, pinned to the new version (it changes once).
+    assert.equal(summary.pooled, true, summary.note);
     assert.match(
       summary.note,
       // This device or a helper may be the first to see the change.
-      /^pooled download stopped \((the origin object changed|a helper saw the origin object change): .*\); downloading from the origin alone$/,
+      /^the object changed during the pooled download \((the origin object changed|a helper saw the origin object change): .*\); downloading its new version pooled, pinned by strong-etag$/,
     );
     assert.equal(summary.sha256, newSha256);
     assert.equal(await sha256File(output), newSha256);
@@ -222,7 +238,7 @@ describe('peapod get through a pod of 3 daemons', () => {
     );
   });
 
-  test('--sha256: a right digest is verified; a wrong one fails and leaves no file', async () => {
+  test('--sha256: a right digest is verified; a wrong one fails at once and leaves no file', async () => {
     const served = await origin(4 * MiB);
     const url = `${served.url}/object.bin`;
     const right = served.sha256('object.bin');
@@ -241,11 +257,15 @@ describe('peapod get through a pod of 3 daemons', () => {
     const bad = join(pod.root, 'sha-bad.bin');
     const failed = await pod.get(0, [url, '-o', bad, '--sha256', wrong, '-q']);
     assert.equal(failed.status, 1, failed.stderr);
-    assert.match(failed.stderr, /^peapod: download failed: .*--sha256/m);
-    console.log(
-      `wrong --sha256: the origin served ${((originBytes(served) - servedBefore) / MiB).toFixed(1)} ` +
-        'MiB for a 4 MiB object (pooled, audited, then once more from the origin alone)',
+    // The origin states a Repr-Digest: the wrong --sha256 fails before any byte is fetched,
+    // naming both digests and where the origin's came from.
+    assert.match(
+      failed.stderr,
+      new RegExp(
+        `--sha256 ${wrong} disagrees with the sha-256 the origin states in Repr-Digest \\(${right}\\)`,
+      ),
     );
+    assert.ok(originBytes(served) - servedBefore <= 1, 'only the probe (one byte) was served');
     assert.equal(await exists(bad), false, 'the output file exists');
     assert.equal(await exists(`${bad}.peapod-part`), false, 'the part file was kept');
     assert.equal(await exists(`${bad}.peapod-part.json`), false, 'the sidecar was kept');
@@ -348,6 +368,8 @@ describe('peapod get through a pod of 3 daemons', () => {
         .map(([field]) => field);
       if (name === 'object.bin') {
         pooledProxyFields = through;
+        // The one field the proxy adds: which pinning held the pooled ranges to one version.
+        assert.equal(through.get('x-peapod-pinning'), 'strong-etag');
         // Known gap, see the next test: the pooled response has no Content-Digest.
         assert.deepEqual(
           differing.filter((field) => field !== 'content-digest'),
@@ -356,6 +378,7 @@ describe('peapod get through a pod of 3 daemons', () => {
         );
       } else {
         assert.deepEqual(differing, [], `pass-through: ${differing.join()}`);
+        assert.equal(through.get('x-peapod-pinning'), undefined);
       }
 
       const wgetBody = join(pod.root, `proxy-wget-${name}`);
@@ -369,6 +392,10 @@ describe('peapod get through a pod of 3 daemons', () => {
       .filter((line) => line.includes('proxy: pooled GET'));
     assert.equal(pooledLines.length, 2, 'curl and wget of object.bin are pooled, small.bin not');
     assert.ok(pooledLines.every((line) => line.includes('object.bin')));
+    // The log says which pinning held, and what it guarantees.
+    assert.ok(
+      pooledLines.every((line) => line.includes('strong-etag') && line.includes('If-Match')),
+    );
   });
 
   test('the pooled proxy response carries the Content-Digest of a full 200', () => {

@@ -73,16 +73,21 @@ describe('probeOrigin', () => {
     assert.ok(sent < 32 * MiB, `the origin sent ${sent} bytes`);
   });
 
-  test('no ETag or a weak ETag: no validator, not poolable, and the reason says which', async () => {
+  test('no ETag or a weak ETag: poolable, pinned by Last-Modified (the weak ETag compared too)', async () => {
     origin.setFaults({ etag: 'none' });
     const none = described(await probeOrigin(`${origin.url}/a.bin`));
     origin.setFaults({ etag: 'weak' });
     const weak = described(await probeOrigin(`${origin.url}/a.bin`));
     origin.setFaults({});
-    assert.equal(none.validator, undefined);
-    assert.match(none.reasonNotPoolable ?? '', /no ETag/);
-    assert.equal(weak.validator, undefined);
-    assert.match(weak.reasonNotPoolable ?? '', /^the origin's ETag W\/"[0-9a-f]+" is weak/);
+    for (const probe of [none, weak]) {
+      assert.equal(probe.reasonNotPoolable, undefined);
+      assert.equal(probe.pin?.level, 'last-modified');
+      assert.equal(probe.pin?.totalBytes, 3 * MiB + 17);
+      assert.equal(probe.pin?.lastModified, probe.lastModified);
+      assert.ok(probe.validator?.startsWith('peapod-pin/1 '), probe.validator);
+    }
+    assert.equal(none.pin?.etag, undefined);
+    assert.match(weak.pin?.etag ?? '', /^W\/"[0-9a-f]+"$/);
     assert.equal(none.totalBytes, 3 * MiB + 17);
     assert.equal(weak.rangesSupported, true);
   });

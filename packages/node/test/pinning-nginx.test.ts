@@ -70,7 +70,7 @@ const SERVERS = {
 describe('pooled peapod get against nginx, each validator kind', { skip: NGINX_MISSING }, () => {
   let nginx: NginxServer;
   let pod: PodFixture;
-  const size = 24 * MiB;
+  const size = 16 * MiB;
   const object = randomBytes(size);
 
   before(async () => {
@@ -158,5 +158,48 @@ describe('pooled peapod get against nginx, each validator kind', { skip: NGINX_M
     assert.equal(summary.sha256, sha256(second));
     assert.equal(sha256(await readFile(output)), sha256(second));
     assert.equal(summary.pinning.level, 'last-modified');
+  });
+
+  test('it changes a second time: the job falls back to the origin alone and says why', async () => {
+    const name = 'twice.bin';
+    const versions = [randomBytes(size), randomBytes(size), randomBytes(size)];
+    const mtimes = ['2026-04-01', '2026-05-01', '2026-06-01'].map(
+      (day) => new Date(`${day}T00:00:00Z`),
+    );
+    await publish(nginx.root, name, versions[0]!, mtimes[0]!);
+    const output = join(pod.root, 'nginx-twice.bin');
+    const job = pod.startGet(0, [`${nginx.urls['last-modified']}/${name}`, '-o', output]);
+    let stderr = '';
+    job.child.stderr!.on('data', (part: Buffer) => (stderr += part.toString()));
+    const partBytes = async () =>
+      (await stat(`${output}.peapod-part`).catch(() => undefined))?.size ?? 0;
+    await waitFor(async () => (await partBytes()) > 4 * MiB, 30_000, 'the download to pass 4 MiB');
+    await publish(nginx.root, name, versions[1]!, mtimes[1]!);
+    await waitFor(
+      async () => stderr.includes('downloading its new version pooled'),
+      30_000,
+      'the pooled restart',
+    );
+    await waitFor(async () => (await partBytes()) > 2 * MiB, 30_000, 'the restart to pass 2 MiB');
+    await publish(nginx.root, name, versions[2]!, mtimes[2]!);
+    const result = await job.done;
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(
+      result.stderr,
+      /^peapod: pooled download stopped \(.*; it changed a second time\); downloading from the origin alone$/m,
+    );
+    assert.equal(sha256(await readFile(output)), sha256(versions[2]!));
+    assert.match(result.stderr, /^peapod: pinning: single-source: /m);
+  });
+
+  test('a wrong --sha256 and no digest from the origin: pooled, then it fails and says so', async () => {
+    const url = `${nginx.urls['strong-etag']}/object.bin`;
+    const right = sha256(object);
+    const wrong = `${right.slice(0, 63)}${right[63] === '0' ? '1' : '0'}`;
+    const output = join(pod.root, 'nginx-wrong.bin');
+    const failed = await pod.get(0, [url, '-o', output, '--sha256', wrong, '-q']);
+    assert.equal(failed.status, 1, failed.stderr);
+    assert.match(failed.stderr, /^peapod: download failed: .*--sha256/m);
+    assert.equal(await stat(output).catch(() => undefined), undefined);
   });
 });

@@ -100,10 +100,8 @@ export class DownloadDelivery {
     if (!this.progressDue) return;
     const complete = this.verifiedBytes === this.totalBytes;
     if (!complete && nowMs < this.lastProgressMs + this.ctx.settings.progressIntervalMs) return;
-    if (this.buffer.finished && this.verifiedBytes === this.totalBytes) {
-      this.progressDue = false;
-      return; // download:complete follows (at once, or after a read-back)
-    }
+    // The last byte's event goes out too, just before download:complete (at once, or after a
+    // read-back): it carries the final per-source shares, which the host reports.
     this.progressDue = false;
     this.lastProgressMs = nowMs;
     this.ctx.event({

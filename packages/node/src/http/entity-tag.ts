@@ -1,12 +1,13 @@
 /**
- * Entity tags (RFC 9110 section 8.8.3): the validator that pins every range of a pooled
- * download to one version of an object.
+ * Entity tags (RFC 9110 section 8.8.3): the strongest validator that pins every range of a
+ * pooled download to one version of an object (origin-pin.ts).
  *
  * Theory of operation: `parseEntityTag` reads an `ETag` field value from the network and never
  * throws; anything outside the grammar is `undefined`, which callers treat as "no validator".
- * Only a *strong* tag can pin byte ranges: `If-Range` requires one (section 13.1.5), and a weak
- * tag (`W/"..."`) only promises semantically equivalent content, not identical bytes
- * (section 8.8.1). `strongMatch` is the strong comparison of section 8.8.3.2.
+ * Only a *strong* tag may be sent in `If-Match` / `If-Range` (section 13.1.5), and only it names
+ * identical bytes; a weak tag (`W/"..."`) only promises semantically equivalent content
+ * (section 8.8.1), so origin-pin.ts compares it and never sends it. `strongMatch` is the strong
+ * comparison of section 8.8.3.2.
  *
  * Grammar:
  *   entity-tag = [ weak ] opaque-tag

@@ -274,7 +274,7 @@ function checkHead(
   if (status === 412) {
     return {
       changed: true,
-      detail: `the origin answered 412 Precondition Failed: the object is no longer version ${version}`,
+      detail: `the origin answered 412 Precondition Failed: the object is no longer ${version}`,
     };
   }
   if (status === 200) {
@@ -282,7 +282,7 @@ function checkHead(
       ? { changed: false, detail: `the origin ignored the Range request for ${range} (200)` }
       : {
           changed: true,
-          detail: `the origin answered 200 with the whole object instead of ${range}: it is no longer version ${version}`,
+          detail: `the origin answered 200 with the whole object instead of ${range}: it is no longer ${version}`,
         };
   }
   if (status !== 206) {

@@ -70,7 +70,7 @@ const LEVELS: readonly PinLevel[] = ['strong-etag', 'last-modified', 'weak-etag'
  * pinFromResponse({ etag: '"v1"' }, 1000).level // 'strong-etag'
  */
 export function pinFromResponse(headers: IncomingHttpHeaders, totalBytes: number): OriginPin {
-  const etag = parseEntityTag(headers.etag);
+  const etag = parseEntityTag(textValue(headers.etag));
   if (etag !== undefined && !etag.weak) {
     const pin: OriginPin = {
       level: 'strong-etag',
@@ -82,7 +82,8 @@ export function pinFromResponse(headers: IncomingHttpHeaders, totalBytes: number
     if (fits(pin)) return pin;
   }
   const weakEtag = etag?.weak === true ? formatEntityTag(etag) : undefined;
-  const lastModified = textValue(headers['last-modified']);
+  const modified = textValue(headers['last-modified']);
+  const lastModified = isFieldValue(modified) ? modified : undefined;
   const candidates: OriginPin[] = [];
   if (lastModified !== undefined) {
     const ifRange = isStrongDate(lastModified, textValue(headers.date));
@@ -172,7 +173,8 @@ export function decodePin(
     level === 'strong-etag' ||
     !(Number.isSafeInteger(length) && (length as number) >= 0) ||
     (fields.etag !== undefined && (etag === undefined || !etag.weak)) ||
-    (lastModified !== undefined && typeof lastModified !== 'string') ||
+    // A peer wrote it: it becomes a request header only if it is a plain field value.
+    (lastModified !== undefined && !isFieldValue(lastModified)) ||
     typeof fields.ifRange !== 'boolean' ||
     (level === 'last-modified') !== (lastModified !== undefined) ||
     (level === 'weak-etag' && etag === undefined)
@@ -242,13 +244,14 @@ export function checkPinnedHead(pin: OriginPin, headers: IncomingHttpHeaders): P
   return { ok: true };
 }
 
-/** One line for a person: the version the pin names, e.g. in "no longer version ...". */
+/** The version a pin names, for a person: `version "abc"`, or `the version with ...`. */
 export function describePin(pin: OriginPin): string {
+  if (pin.level === 'strong-etag' && pin.etag !== undefined) return `version ${pin.etag}`;
   const parts: string[] = [];
   if (pin.etag !== undefined) parts.push(`ETag ${pin.etag}`);
   if (pin.lastModified !== undefined) parts.push(`Last-Modified ${pin.lastModified}`);
   if (pin.totalBytes !== undefined) parts.push(`${pin.totalBytes} bytes`);
-  return parts.join(', ');
+  return `the version with ${parts.join(', ')}`;
 }
 
 function changed(detail: string): PinCheck {
@@ -271,6 +274,11 @@ function isStrongDate(lastModified: string, date: string | undefined): boolean {
   const modifiedMs = Date.parse(lastModified);
   const dateMs = Date.parse(date);
   return Number.isFinite(modifiedMs) && Number.isFinite(dateMs) && dateMs - modifiedMs >= 1000;
+}
+
+/** Visible ASCII, spaces and obs-text: never CR, LF or another control character. */
+function isFieldValue(value: unknown): value is string {
+  return typeof value === 'string' && /^[\x20-\x7e\x80-\xff]*$/.test(value);
 }
 
 function fits(pin: OriginPin): boolean {
