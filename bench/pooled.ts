@@ -37,7 +37,8 @@
  *   [--devices 4] [--origin all] [--digest] [--repeat 1] [--nice 0] [--single] [--loopback]
  *   [--log-level info] [--keep] [--cli PATH]
  *   (`--repeat N`: N pooled downloads per kind beside its one aria2c run, with their median;
- *   `--nice N`: every process the bench starts runs at that niceness.)
+ *   `--nice N`: every process the bench starts runs at that niceness; `--output-dir DIR`: where
+ *   `peapod get` writes, e.g. /dev/shm to take the disk out of the figure.)
  *   (`--keep` also writes KIND-links.csv, each link's bytes per 100 ms of the pooled download.)
  *   (`--origin`: strong-etag, weak-etag, last-modified, none, nginx, or all (the first four),
  *   comma-separated, e.g. `all,nginx`; nginx is skipped in the loopback variant. `--keep`
@@ -129,6 +130,8 @@ interface Options {
   readonly digest: boolean;
   readonly niceness: number;
   readonly repeat: number;
+  /** Where `peapod get` writes (default the run's temporary directory). */
+  readonly outputDir: string | undefined;
 }
 
 function parseArgs(argv: readonly string[]): Options {
@@ -165,6 +168,7 @@ function parseArgs(argv: readonly string[]): Options {
     digest: argv.includes('--digest'),
     niceness,
     repeat,
+    outputDir: argv.includes('--output-dir') ? value('--output-dir', '') : undefined,
   };
 }
 
@@ -703,7 +707,7 @@ async function main(): Promise<number> {
       return head.code === 0 ? (JSON.parse(head.stdout) as Record<string, string>) : undefined;
     };
     const get = async (url: string, pool: boolean) => {
-      const output = join(root, pool ? 'pooled.bin' : 'single.bin');
+      const output = join(options.outputDir ?? root, pool ? 'pooled.bin' : 'single.bin');
       const run = await processes.run(
         dev1.ns,
         process.execPath,
