@@ -34,16 +34,16 @@
  * (`--origin-address`), aria2c from 127.0.0.11 (`--interface`). `--loopback` forces it.
  *
  * Usage: npx tsc -b bench && node bench/dist/pooled.js [--json] [--size 256MiB] [--rate 50Mbit]
- *   [--devices 4] [--origin all] [--digest] [--repeat 1] [--nice 0] [--single] [--loopback]
- *   [--log-level info] [--keep] [--cli PATH]
- *   (`--repeat N`: N pooled downloads per kind beside its one aria2c run, with their median;
- *   `--nice N`: every process the bench starts runs at that niceness; `--output-dir DIR`: where
- *   `peapod get` writes, e.g. /dev/shm to take the disk out of the figure.)
- *   (`--keep` also writes KIND-links.csv, each link's bytes per 100 ms of the pooled download.)
- *   (`--origin`: strong-etag, weak-etag, last-modified, none, nginx, or all (the first four),
- *   comma-separated, e.g. `all,nginx`; nginx is skipped in the loopback variant. `--keep`
- *   leaves the temporary directory with the daemons' logs; `--cli` runs another build of
- *   packages/node/dist/src/cli.js, e.g. to compare a change.)
+ *   [--devices 4] [--origin all] [--digest] [--repeat 1] [--nice 0] [--output-dir DIR] [--single]
+ *   [--loopback] [--log-level info] [--keep] [--cli PATH]
+ *   - `--origin`: strong-etag, weak-etag, last-modified, none, nginx, or all (the first four),
+ *     comma-separated, e.g. `all,nginx`; nginx is skipped in the loopback variant.
+ *   - `--repeat N`: N pooled downloads per kind beside its one aria2c run, with their median.
+ *   - `--nice N`: every process the bench starts runs at that niceness.
+ *   - `--output-dir DIR`: where `peapod get` writes, e.g. /dev/shm to take the disk out.
+ *   - `--keep` leaves the temporary directory with the daemons' logs and KIND-N-links.csv (each
+ *     link's bytes per 100 ms of a pooled download); `--cli` runs another build of
+ *     packages/node/dist/src/cli.js, e.g. to compare a change.
  *
  * The figures
  * - limit: size / (devices x rate), the time if every link carried payload at its full rate.
@@ -57,6 +57,9 @@
  *   (`pinning`); the daemon's note says why it did not pool.
  * - load: the 1-minute load average before each client ran (the machine may be shared; tbf
  *   makes the figure mostly insensitive to CPU, and aria2c's link goodput shows if it was not).
+ * - Where the time went (netns mode): the daemons' CPU seconds; packets each link's tbf dropped;
+ *   each link's bytes, active span and busy share (bench/link-timeline.ts); with nginx, what it
+ *   sent each device per its access log (requests, spot-check samples, ranges fetched twice).
  * It prints one table, a row per kind, then a line of detail per kind; `--json` prints `runs`.
  * Seconds are wall-clock time of the client process (aria2c; `peapod get`, which includes its
  * probe of the origin); `daemonSeconds` is the job time the daemon reports.
