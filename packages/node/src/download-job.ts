@@ -31,7 +31,7 @@ import { EventEmitter } from 'node:events';
 import type { TransferEvent } from '@peapod/core';
 import { ObjectVerifier, type ExpectedDigest } from './http/digest.js';
 import type { WholeFetchResult } from './http/origin-whole.js';
-import type { JobPlan, Pinning } from './http/pin-plan.js';
+import { pinningOf, type JobPlan, type Pinning } from './http/pin-plan.js';
 import type { DownloadSink } from './sinks.js';
 
 /** What the job reports (the CLI renders it; `--json` prints the summary). */
@@ -274,7 +274,11 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
       pooled,
       seconds: (performance.now() - this.startedMs) / 1000,
       bySource: this.bySource,
-      pinning: this.plan.pinning,
+      // The digests this file was actually checked against (after a change, the new version's).
+      pinning: pinningOf(
+        this.plan.pinning.level,
+        report.checks.map((check) => check.source),
+      ),
     });
     this.emit('settled');
   }
@@ -292,7 +296,8 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
     }
     if (reason === 'origin-changed' || reason === 'sha256-mismatch') {
       // Costs time, never correctness: start over from the origin alone.
-      this.plan = { ...this.plan, pinning: describeSingle(this.plan.pinning) };
+      const user = userExpectations(this.verifier).map((digest) => digest.source);
+      this.plan = { ...this.plan, pinning: pinningOf('single-source', user) };
       this.emit('event', {
         type: 'start',
         totalBytes: undefined,
@@ -452,15 +457,6 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
     if (!quiet) this.emit('event', { type: 'error', message });
     this.emit('settled');
   }
-}
-
-/** A single-source fallback's pinning: one response, with the same digests as before. */
-function describeSingle(previous: Pinning): Pinning {
-  const known = previous.guarantee.split('; ').slice(1).join('; ');
-  return {
-    level: 'single-source',
-    guarantee: `the file is one response from the origin, so it is one version of the object${known === '' ? '' : `; ${known}`}`,
-  };
 }
 
 /**

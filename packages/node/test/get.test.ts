@@ -26,33 +26,10 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startDevOrigin, type DevOrigin, type OriginFaults } from '../src/dev-origin.js';
 import { waitFor } from '../src/local-pod.js';
-import { PodFixture, type GetResult } from './support/pod-fixture.js';
+import { summaryOf } from './support/get-summary.js';
+import { PodFixture } from './support/pod-fixture.js';
 
 const MiB = 1024 * 1024;
-
-/** The `--json` summary of `peapod get` (commands/get.ts). */
-interface Summary {
-  readonly ok: boolean;
-  readonly error?: string;
-  readonly pooled: boolean;
-  readonly sha256: string;
-  readonly totalBytes: number;
-  readonly verified: readonly string[];
-  readonly seconds: number;
-  readonly note: string;
-  readonly resumeOffset: number;
-  readonly bySource: Readonly<Record<string, number>>;
-  readonly pinning: { readonly level: string; readonly guarantee: string };
-}
-
-function summaryOf(result: GetResult): Summary {
-  const text = result.stdout.toString();
-  try {
-    return JSON.parse(text) as Summary;
-  } catch {
-    assert.fail(`no JSON summary (status ${result.status}): ${text}\n${result.stderr}`);
-  }
-}
 
 async function sha256File(path: string): Promise<string> {
   return createHash('sha256')

@@ -57,8 +57,15 @@ export function describePinning(
   pin: OriginPin | undefined,
   digests: readonly ExpectedDigest[],
 ): Pinning {
-  const level = pin?.level ?? 'single-source';
-  const sources = [...new Set(digests.map((digest) => digest.source))];
+  return pinningOf(
+    pin?.level ?? 'single-source',
+    digests.map((digest) => digest.source),
+  );
+}
+
+/** The report for a level and the sources of the digests the file is checked against. */
+export function pinningOf(level: Pinning['level'], digestSources: readonly string[]): Pinning {
+  const sources = [...new Set(digestSources)];
   const guarantee =
     sources.length === 0
       ? `${GUARANTEES[level]}; no digest of the object is known (pass --sha256 for an end-to-end check)`
