@@ -153,8 +153,8 @@ export class Daemon {
           limiter: config.limits.download,
           signal,
         }),
-      replan: async (url, headers, user, strict) => {
-        const probe = await this.probe(url, headers);
+      replan: async (url, headers, user, strict, signal) => {
+        const probe = await this.probe(url, headers, signal);
         return { plan: planFromProbe(probe, user, { pool: true, strict }), digests: probe.digests };
       },
     };
@@ -594,9 +594,14 @@ export class Daemon {
   }
 
   /** The origin's description, through this device's own link; a clear error if it fails. */
-  private async probe(url: string, headers: readonly HeaderPair[]): Promise<OriginDescription> {
+  private async probe(
+    url: string,
+    headers: readonly HeaderPair[],
+    signal?: AbortSignal,
+  ): Promise<OriginDescription> {
     const probe = await probeOrigin(url, {
       headers,
+      ...(signal === undefined ? {} : { signal }),
       ...(this.config.originAddress === undefined
         ? {}
         : { localAddress: this.config.originAddress }),

@@ -87,13 +87,14 @@ export interface JobHost {
   /**
    * Probes the origin again after the object changed and plans the download of the new
    * version (pin-plan.ts `planFromProbe`, with the user's own digests); rejects with a sentence
-   * when the probe fails.
+   * when the probe fails or `signal` aborts it (the job was cancelled).
    */
   replan(
     url: string,
     headers: readonly HeaderPair[],
     user: readonly ExpectedDigest[],
     strict: boolean,
+    signal: AbortSignal,
   ): Promise<{ readonly plan: JobPlan; readonly digests: readonly ExpectedDigest[] }>;
 }
 
@@ -289,7 +290,7 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
     if (reason === 'origin-changed' && this.restarts === 0) {
       this.restarts += 1;
       const restarted = await this.restartPooled(detail);
-      if (restarted === true) return;
+      if (restarted === true || this.failed) return; // restarted, or cancelled meanwhile
       why = `${detail}; ${restarted}`;
     } else if (reason === 'origin-changed') {
       why = `${detail}; it changed a second time`;
@@ -334,6 +335,7 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
         this.plan.headers,
         user,
         this.plan.strict ?? false,
+        this.aborted.signal,
       );
     } catch (error) {
       return `probing it again failed (${error instanceof Error ? error.message : String(error)})`;

@@ -519,6 +519,22 @@ describe('OriginFetcher pinned by each validator kind (origin-pin.ts)', () => {
     }
   });
 
+  test('strong ETag: the same tag with another total length is changed on own fetches', async () => {
+    const server = await rawServer((_req, res) =>
+      res.writeHead(206, { etag: '"v1"', 'content-range': 'bytes 0-9/1001' }).end(Buffer.alloc(10)),
+    );
+    try {
+      const spec = { url: `${server.url}/x`, rangeStart: 0, rangeEnd: 10, validator: '"v1"' };
+      // A helper's FETCH_ASSIGN carries no length: the strong ETag alone decides.
+      assert.equal((await runFetch(fetcher, spec)).outcome, 'ok');
+      const own = await runFetch(fetcher, { ...spec, totalBytes: 1000 });
+      assert.equal(own.outcome, 'changed');
+      assert.match(own.detail, /its length is 1001 bytes, it was 1000 bytes/);
+    } finally {
+      await server.close();
+    }
+  });
+
   test('a pin this version cannot read is an error before any request', async () => {
     const origin = await versionedOrigin('strong', true);
     try {

@@ -164,6 +164,11 @@ export type TransferOutput =
       readonly rangeEnd: number;
       readonly validator: string;
       readonly headers: readonly HttpHeader[];
+      /**
+       * The object's total length, when this device knows it (its own downloads; a helper's
+       * FETCH_ASSIGN does not carry it): the host checks each answer's complete length too.
+       */
+      readonly totalBytes?: number;
     }
   | { readonly type: 'cancel-fetch'; readonly fetchId: number }
   | {

@@ -43,6 +43,8 @@ export interface FetchSpec {
   readonly rangeEnd: number;
   readonly validator: string;
   readonly headers: readonly HttpHeader[];
+  /** See the `fetch-origin` output (transfer-api.ts). */
+  readonly totalBytes?: number;
 }
 
 /** Transfer tunables, resolved from CoreOptions. */

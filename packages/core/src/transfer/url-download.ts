@@ -545,6 +545,7 @@ export class UrlDownload implements Download, FetchHandler, ReadBackOwner {
       rangeEnd,
       validator: this.source.validator,
       headers: this.source.headers,
+      totalBytes: this.source.totalBytes,
     };
   }
 

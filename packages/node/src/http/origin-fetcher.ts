@@ -16,7 +16,9 @@
  *     changed and the connection closed at once.
  *   - Last-Modified: `If-Unmodified-Since` (section 13.1.4), and If-Range with the date when it
  *     is a strong validator (section 8.8.2.2), the same way.
- *   - Every level: a 206 whose validators or total length differ from the pin's is changed:
+ *   - Every level: a 206 whose validators or total length differ from the pin's is changed
+ *     (a bare strong ETag carries no length: the fetch's `totalBytes`, which the core gives for
+ *     this device's own downloads, stands in; a helper's strong-ETag range has only the ETag):
  *     the last line against a server that honours Range but no precondition, and the only one
  *     for weak ETags and origins without any validator.
  *   So with a pin a 412, a 200 or a disagreeing 206 is `changed`; without one (validator '') a
@@ -169,7 +171,13 @@ export class OriginFetcher {
       end('error', decoded.detail);
       return;
     }
-    const pin = decoded.kind === 'pin' ? decoded.pin : undefined;
+    // A bare strong ETag carries no length; this device's own fetches know it from the core.
+    const pin =
+      decoded.kind !== 'pin'
+        ? undefined
+        : decoded.pin.totalBytes === undefined && fetch.totalBytes !== undefined
+          ? { ...decoded.pin, totalBytes: fetch.totalBytes }
+          : decoded.pin;
     const protocolHeaders: Record<string, string> = {
       range: formatRangeRequest({ kind: 'from-to', first: rangeStart, last: rangeEnd - 1 }),
       ...(pin === undefined ? {} : pinRequestHeaders(pin)),

@@ -21,7 +21,9 @@
  * - Encoding. The core and FETCH_ASSIGN carry the pin as one string (`validator`, at most
  *   `PIN_ENCODED_MAX_BYTES` UTF-8 bytes, docs/protocol.md section 6.9). A strong ETag is carried
  *   bare (`"abc"`), exactly as before pinning had levels, so older peers interoperate; its total
- *   length then travels nowhere (the strong ETag already names one sequence of bytes). Every
+ *   length does not travel with it: this device's own fetches get it from the core (the
+ *   `fetch-origin` output's `totalBytes`), a helper's has the strong ETag alone, which already
+ *   names one sequence of bytes (RFC 9110 section 8.8.1), and the requester's spot checks. Every
  *   other level is `peapod-pin/1 ` followed by JSON (`{"level","length","etag","lastModified",
  *   "ifRange"}`). An older helper sends that string in `If-Match`, which no current
  *   representation matches: it answers "changed" (412), never a byte of another version.
