@@ -1,7 +1,8 @@
 /**
  * PeaPod's main job, measured: one device downloads a big object through the pooled internet
  * links of its pod, against the physical limit and against aria2c through one link, all in the
- * same run (`npm run bench:pooled`).
+ * same run (`npm run bench:pooled`), from origins of every validator kind (issue 9: strong ETag,
+ * weak ETag, Last-Modified only, none; and Debian's nginx).
  *
  * Theory of operation (as root, the real thing)
  * - Network namespaces stand in for machines. `pp-origin` runs the origin on 10.97.0.1 (on its
@@ -13,14 +14,18 @@
  *   239.255.80.65 reach every port). Everything is created at start, refused if a namespace of
  *   that name already exists, and deleted at the end, also on an error or SIGINT/SIGTERM;
  *   deleting a namespace deletes its veths, so nothing outside them is ever touched.
- * - The origin runs in `pp-origin`: the dev origin's CLI (packages/node/dist/src/dev-origin.js:
- *   Range, If-Range, strong ETag, Repr-Digest) without its rate limit, as tbf does the shaping;
- *   where it is not built, bench/pooled-origin.ts, a minimal origin with the same HTTP features.
- * - Baseline: `aria2c -x8 -s8` in `pp-dev1`, through dev1's link alone.
  * - PeaPod: N real `peapod daemon` processes, one per device namespace, each with its own
- *   PEAPOD_HOME, all in one new pod, bound to their LAN address. Once dev1 sees N-1 connected
- *   peers, `peapod get URL --json` runs in `pp-dev1`; its pieces come from every device's link.
- *   With `--single`, also `peapod get --no-pool` (the daemon alone, for reference).
+ *   PEAPOD_HOME, all in one new pod, bound to their LAN address, started once for every kind
+ *   (with `--allow-private-origins` where `daemon --help` lists it: the origin is private).
+ * - Origins (bench/pooled-origin.ts), one per `--origin` kind, in turn, each on its own port in
+ *   `pp-origin`: the dev origin's CLI (packages/node/dist/src/dev-origin.js, Range and If-Range)
+ *   without its rate limit, as tbf does the shaping, sending only the kind's validator
+ *   (`strong-etag`: a strong ETag; `weak-etag`: a `W/` ETag; `last-modified`; `none`) and no
+ *   digest unless `--digest` (then `Repr-Digest`); or `nginx`, Debian's, serving a file with a
+ *   temporary config. A HEAD from `pp-dev1` checks that the origin sends what its kind says.
+ * - For each kind, in the same run: `aria2c -x8 -s8` in `pp-dev1`, through dev1's link alone
+ *   (the baseline); then `peapod get URL --json` in `pp-dev1`, whose pieces come from every
+ *   device's link; with `--single`, also `peapod get --no-pool` (the daemon alone).
  * - Every output's SHA-256 is checked against the origin's.
  *
  * Without root (or where `ip netns add` fails) it says so and runs a loopback variant, as
@@ -29,9 +34,16 @@
  * (`--origin-address`), aria2c from 127.0.0.11 (`--interface`). `--loopback` forces it.
  *
  * Usage: npx tsc -b bench && node bench/dist/pooled.js [--json] [--size 256MiB] [--rate 50Mbit]
- *   [--devices 4] [--single] [--loopback] [--log-level info] [--keep] [--cli PATH]
- *   (`--keep` leaves the temporary directory with the daemons' logs; `--cli` runs another build
- *   of packages/node/dist/src/cli.js, e.g. to compare a change.)
+ *   [--devices 4] [--origin all] [--digest] [--repeat 1] [--nice 0] [--output-dir DIR] [--single]
+ *   [--loopback] [--log-level info] [--keep] [--cli PATH]
+ *   - `--origin`: strong-etag, weak-etag, last-modified, none, nginx, or all (the first four),
+ *     comma-separated, e.g. `all,nginx`; nginx is skipped in the loopback variant.
+ *   - `--repeat N`: N pooled downloads per kind beside its one aria2c run, with their median.
+ *   - `--nice N`: every process the bench starts runs at that niceness.
+ *   - `--output-dir DIR`: where `peapod get` writes, e.g. /dev/shm to take the disk out.
+ *   - `--keep` leaves the temporary directory with the daemons' logs and KIND-N-links.csv (each
+ *     link's bytes per 100 ms of a pooled download); `--cli` runs another build of
+ *     packages/node/dist/src/cli.js, e.g. to compare a change.
  *
  * The figures
  * - limit: size / (devices x rate), the time if every link carried payload at its full rate.
@@ -41,14 +53,22 @@
  * - aria2/pooled: how much faster the pooled download is than aria2c with 8 connections through
  *   one link; the goal is >= 3.8x with 4 devices.
  * - shares: verified bytes each device fetched for dev1 (the daemon's `bySource`).
+ * - pinning reported: `pooled` or `ONE LINK`, and which pinning held where `get --json` says
+ *   (`pinning`); the daemon's note says why it did not pool.
+ * - load: the 1-minute load average before each client ran (the machine may be shared; tbf
+ *   makes the figure mostly insensitive to CPU, and aria2c's link goodput shows if it was not).
+ * - Where the time went (netns mode): the daemons' CPU seconds; packets each link's tbf dropped;
+ *   each link's bytes, active span and busy share (bench/link-timeline.ts); with nginx, what it
+ *   sent each device per its access log (requests, spot-check samples, ranges fetched twice).
+ * It prints one table, a row per kind, then a line of detail per kind; `--json` prints `runs`.
  * Seconds are wall-clock time of the client process (aria2c; `peapod get`, which includes its
  * probe of the origin); `daemonSeconds` is the job time the daemon reports.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, closeSync, existsSync, openSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { createReadStream, closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -56,11 +76,24 @@ import { toHex } from '@peapod/core';
 import { createPod, DataDir } from '@peapod/node';
 import type * as LocalPod from '../packages/node/dist/src/local-pod.js';
 import type * as RateLimit from '../packages/node/dist/src/rate-limit.js';
+import { LinkTimeline, parseQdiscDrops, SAMPLER, type LinkSummary } from './link-timeline.js';
+import {
+  checkKind,
+  devOriginFaults,
+  devOriginFlags,
+  NGINX,
+  parseOriginKinds,
+  prepareNginx,
+  summarizeAccessLog,
+  type ClientRequests,
+  validatorsSent,
+  writeObjectFile,
+  type OriginKind,
+} from './pooled-origin.js';
 
 // `@peapod/node` does not export these helpers (nor the CLI), so the bench loads the compiled
 // modules by path: from bench/dist/ at run time, typed from the .d.ts at build time.
 const NODE_DIST = new URL('../../packages/node/dist/src/', import.meta.url);
-const ORIGIN = fileURLToPath(new URL('./pooled-origin.js', import.meta.url));
 const { freeTcpPort, freeUdpPort, waitFor } = (await import(
   new URL('local-pod.js', NODE_DIST).href
 )) as typeof LocalPod;
@@ -75,14 +108,14 @@ interface DevOriginModule {
     port: number;
     rateBytesPerSec: number;
     objects: Array<{ name: string; sizeBytes: number; seed: number }>;
-  }): Promise<{ url: string; close(): Promise<void> }>;
+    faults: { etag: 'strong' | 'weak' | 'none'; lastModified: boolean; digest: boolean };
+  }): Promise<{ url: string; sha256(name: string): string; close(): Promise<void> }>;
 }
 
 const GOAL_VS_LIMIT = 1.1;
 const GOAL_VS_ARIA2 = 3.8;
 const ORIGIN_IP = '10.97.0.1';
 const ORIGIN_PORT = 8000;
-const OBJECT_NAME = 'pooled.bin';
 /** TCP payload per Ethernet frame under tbf: MSS 1448 (with timestamps) of 1514 bytes. */
 const FRAME_EFFICIENCY = 1448 / 1514;
 
@@ -96,6 +129,12 @@ interface Options {
   readonly logLevel: string;
   readonly keep: boolean;
   readonly cli: string;
+  readonly origins: readonly OriginKind[];
+  readonly digest: boolean;
+  readonly niceness: number;
+  readonly repeat: number;
+  /** Where `peapod get` writes (default the run's temporary directory). */
+  readonly outputDir: string | undefined;
 }
 
 function parseArgs(argv: readonly string[]): Options {
@@ -113,6 +152,11 @@ function parseArgs(argv: readonly string[]): Options {
   const devices = Number(value('--devices', '4'));
   if (!Number.isInteger(devices) || devices < 2 || devices > 9)
     throw new Error('--devices: 2 to 9');
+  const repeat = Number(value('--repeat', '1'));
+  if (!Number.isInteger(repeat) || repeat < 1 || repeat > 20) throw new Error('--repeat: 1 to 20');
+  const niceness = Number(value('--nice', '0'));
+  if (!Number.isInteger(niceness) || niceness < -20 || niceness > 19)
+    throw new Error('--nice: -20 to 19');
   return {
     json: argv.includes('--json'),
     sizeBytes,
@@ -123,6 +167,11 @@ function parseArgs(argv: readonly string[]): Options {
     logLevel: value('--log-level', 'info'),
     keep: argv.includes('--keep'),
     cli: value('--cli', fileURLToPath(new URL('cli.js', NODE_DIST))),
+    origins: parseOriginKinds(value('--origin', 'all')),
+    digest: argv.includes('--digest'),
+    niceness,
+    repeat,
+    outputDir: argv.includes('--output-dir') ? value('--output-dir', '') : undefined,
   };
 }
 
@@ -264,9 +313,14 @@ interface Device {
   deviceIdHex: string;
 }
 
-/** Processes this run started; all of them are stopped at the end. */
+/**
+ * Processes this run started, each at `niceness` (`nice -n`, where not 0); all of them are
+ * stopped at the end.
+ */
 class Processes {
   private readonly children: ChildProcess[] = [];
+
+  constructor(private readonly niceness: number) {}
 
   spawn(
     ns: string | undefined,
@@ -274,7 +328,10 @@ class Processes {
     args: readonly string[],
     options: { env?: NodeJS.ProcessEnv; log?: string } = {},
   ): ChildProcess {
-    const { file, args: argv } = inNamespace(ns, command, args);
+    const { file, args: argv } =
+      this.niceness === 0
+        ? inNamespace(ns, command, args)
+        : inNamespace(ns, 'nice', ['-n', String(this.niceness), command, ...args]);
     const fd = options.log === undefined ? undefined : openSync(options.log, 'a');
     const child = spawn(file, argv, {
       env: options.env ?? process.env,
@@ -309,18 +366,19 @@ class Processes {
     return { code, stdout, stderr, seconds: (performance.now() - started) / 1000 };
   }
 
-  /** SIGTERM to every child still running; SIGKILL after 5 s. */
+  /** SIGTERM to one child; SIGKILL after 5 s. Resolves once it exited. */
+  async stop(child: ChildProcess): Promise<void> {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  /** `stop` for every child still running. */
   async stopAll(): Promise<void> {
-    await Promise.all(
-      this.children.splice(0).map(async (child) => {
-        if (child.exitCode !== null || child.signalCode !== null) return;
-        const exited = new Promise((resolve) => child.once('exit', resolve));
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-        await exited;
-        clearTimeout(timer);
-      }),
-    );
+    await Promise.all(this.children.splice(0).map((child) => this.stop(child)));
   }
 
   killAllNow(): void {
@@ -346,11 +404,62 @@ interface GetSummary {
   readonly pooled: boolean;
   readonly verified: readonly string[];
   readonly bySource: Readonly<Record<string, number>>;
+  readonly note?: string;
+  /** Which pinning held, where the build reports it. */
+  readonly pinning?: unknown;
 }
 
-interface RunResult {
-  readonly seconds: number;
+/** One origin kind's figures. */
+interface KindResult {
+  readonly kind: OriginKind;
+  /** 1 to `--repeat`: the pooled download again, beside the same aria2c run. */
+  readonly attempt: number;
+  readonly url: string;
+  /** The validators and digest its HEAD carried, e.g. `ETag W/ + Last-Modified`. */
+  readonly sent: string;
+  /** The 1-minute load average before aria2c and before `peapod get` (a shared machine). */
+  readonly load: { readonly aria2: number; readonly pooled: number };
+  readonly aria2: {
+    readonly seconds: number;
+    readonly linkGoodputBytesPerSec: number;
+    /** Packets dev1's link dropped at the origin side's tbf while aria2c ran. */
+    readonly tbfDrops?: number;
+  };
+  readonly pooled: {
+    readonly seconds: number;
+    readonly daemonSeconds: number;
+    /** CPU time (user + system) each daemon used during the pooled download, dev1 first. */
+    readonly daemonCpuSeconds: readonly number[];
+    /** Packets the origin side's tbf dropped on each device's link while it ran. */
+    readonly tbfDrops?: readonly number[];
+    /** Each device's link while it ran (netns mode): see bench/link-timeline.ts. */
+    readonly links?: readonly LinkSummary[];
+    /** What the origin sent each device (nginx, from its access log). */
+    readonly requests?: readonly ClientRequests[];
+    readonly pooled: boolean;
+    readonly pinning: string | undefined;
+    readonly note: string;
+    readonly verified: readonly string[];
+    readonly shares: Record<string, { bytes: number; share: number }>;
+  };
+  readonly single?: { readonly seconds: number; readonly daemonSeconds: number };
+  readonly pooledVsLimit: number;
+  /** Against what the links really carry: N x aria2c's goodput through one. */
+  readonly pooledVsGoodputLimit: number;
+  readonly aria2VsPooled: number;
+  readonly met: { readonly vsLimit: boolean; readonly vsAria2: boolean };
+  readonly sha256: Record<string, string | undefined>;
+  readonly identical: boolean;
+}
+
+/** A running origin of one kind. */
+interface RunningOrigin {
+  readonly url: string;
   readonly sha256: string;
+  readonly note: string;
+  /** The origin's access log so far (nginx), for `summarizeAccessLog`. */
+  readonly accessLog?: () => Promise<string>;
+  stop(): Promise<void>;
 }
 
 async function main(): Promise<number> {
@@ -366,12 +475,23 @@ async function main(): Promise<number> {
         `origin limits each source address to the link rate; no tbf, no separate hosts)`,
     );
   }
+  const kinds = options.origins.filter((kind) => {
+    if (kind !== 'nginx') return true;
+    if (mode === 'loopback')
+      say('pooled: skipping nginx: the loopback variant cannot shape its links');
+    else if (!existsSync(NGINX))
+      say(`pooled: skipping nginx: ${NGINX} is missing (apt-get install nginx-light)`);
+    else return true;
+    return false;
+  });
+  if (kinds.length === 0) throw new Error('no origin kind left to run');
 
   const root = await mkdtemp(join(tmpdir(), 'peapod-bench-pooled-'));
-  const processes = new Processes();
+  const processes = new Processes(options.niceness);
   const topology =
     mode === 'netns' ? new Topology(options.devices, options.rateBytesPerSec) : undefined;
   let closeOrigin: () => Promise<void> = async () => {};
+  const extraDirectories: string[] = [];
   let cleaned = false;
   const cleanup = async () => {
     if (cleaned) return;
@@ -381,6 +501,7 @@ async function main(): Promise<number> {
     topology?.destroy();
     if (options.keep) say(`pooled: kept ${root}`);
     else await rm(root, { recursive: true, force: true });
+    for (const directory of extraDirectories) await rm(directory, { recursive: true, force: true });
   };
   const onSignal = (signal: NodeJS.Signals) => {
     interrupted = true;
@@ -399,104 +520,30 @@ async function main(): Promise<number> {
   process.on('SIGTERM', onSignal);
 
   try {
-    // 1. The network and the origin.
-    let url: string;
-    let originSha256: string | undefined;
-    let originNote: string;
+    // 1. The network.
     if (topology !== undefined) {
       topology.build();
-      // The dev origin's CLI (packages/node/src/dev-origin.ts) without its rate limit when it
-      // is built, else this bench's minimal origin. Both print the URL and the SHA-256.
-      const devOrigin = fileURLToPath(new URL('dev-origin.js', NODE_DIST));
-      const useDev = existsSync(devOrigin);
-      const origin = processes.spawn('pp-origin', process.execPath, [
-        useDev ? devOrigin : ORIGIN,
-        '--host',
-        ORIGIN_IP,
-        '--port',
-        String(ORIGIN_PORT),
-        '--size',
-        String(options.sizeBytes),
-        '--name',
-        OBJECT_NAME,
-      ]);
-      const ready = await new Promise<{ url: string; sha256: string | undefined }>(
-        (resolve, reject) => {
-          let text = '';
-          origin.stdout!.on('data', (part: Buffer) => {
-            text += part.toString();
-            const lines = text.split('\n');
-            if (!useDev && lines.length > 1) {
-              resolve(JSON.parse(lines[0]!) as { url: string; sha256: string });
-            } else if (useDev && lines.length > 2) {
-              resolve({
-                url: lines[0]!.trim(),
-                sha256: /sha-256 ([0-9a-f]{64})/.exec(lines[1]!)?.[1],
-              });
-            }
-          });
-          origin.stderr!.pipe(process.stderr);
-          origin.once('exit', (code) => reject(new Error(`the origin exited (${String(code)})`)));
-        },
-      );
-      url = ready.url;
-      originSha256 = ready.sha256;
-      originNote = `${useDev ? 'dev-origin.ts, no rate limit' : 'bench/pooled-origin.ts'}, in pp-origin`;
       say(
         `network: ${options.devices} device namespaces, each with its own link to ${ORIGIN_IP} ` +
           `(tc tbf ${mbit(options.rateBytesPerSec)} Mbit/s each way) and an unshaped LAN bridge`,
       );
-    } else {
-      let devOrigin: DevOriginModule;
-      try {
-        devOrigin = (await import(new URL('dev-origin.js', NODE_DIST).href)) as DevOriginModule;
-      } catch (error) {
-        throw new Error(
-          `the loopback variant needs the dev origin (packages/node/src/dev-origin.ts, built): ` +
-            `${(error as Error).message.split('\n')[0]}`,
-        );
-      }
-      const origin = await devOrigin.startDevOrigin({
-        host: '127.0.0.1',
-        port: 0,
-        rateBytesPerSec: options.rateBytesPerSec,
-        objects: [{ name: OBJECT_NAME, sizeBytes: options.sizeBytes, seed: 1 }],
-      });
-      closeOrigin = () => origin.close();
-      url = `${origin.url}/${OBJECT_NAME}`;
-      originNote = `dev-origin.ts on 127.0.0.1, ${mbit(options.rateBytesPerSec)} Mbit/s per source address`;
     }
-    say(`origin: ${url}, ${formatBytes(options.sizeBytes)} (${originNote})`);
 
-    // 2. Baseline: aria2c with 8 connections through device 1's link.
-    const aria2Out = join(root, 'aria2.bin');
-    const aria2 = await processes.run(topology === undefined ? undefined : 'pp-dev1', 'aria2c', [
-      '-x8',
-      '-s8',
-      '--file-allocation=none',
-      '--allow-overwrite=true',
-      '--auto-file-renaming=false',
-      '--console-log-level=error',
-      '--summary-interval=0',
-      '--download-result=hide',
-      '-q',
-      ...(topology === undefined ? ['--interface=127.0.0.11'] : []),
-      '-d',
-      root,
-      '-o',
-      'aria2.bin',
-      url,
+    // 2. The pod: one daemon per device. Helpers that refuse private origins unless told
+    // (issue 9 item 5) get `--allow-private-origins`: the bench's origin is 10.97.0.1 or
+    // 127.0.0.1. A build without the flag does not list it in `daemon --help`, and would
+    // refuse it, so it is passed only where listed (the environment variable is ignored
+    // where unknown).
+    const help = await processes.run(undefined, process.execPath, [
+      options.cli,
+      'daemon',
+      '--help',
     ]);
-    if (aria2.code !== 0) throw new Error(`aria2c failed (${aria2.code}): ${aria2.stderr.trim()}`);
-    const aria2Result: RunResult = { seconds: aria2.seconds, sha256: await sha256File(aria2Out) };
-    await rm(aria2Out, { force: true });
-    say(`aria2c -x8 -s8 through dev1's link: ${aria2Result.seconds.toFixed(1)} s`);
-    originSha256 ??= aria2Result.sha256;
-
-    // 3. The pod: one daemon per device.
+    const allowPrivate = help.stdout.includes('--allow-private-origins');
     const secret = createPod();
     const discoveryPort = topology === undefined ? await freeUdpPort() : 9001;
     const devices: Device[] = [];
+    const daemons: ChildProcess[] = [];
     for (let i = 0; i < options.devices; i++) {
       const name = `dev${i + 1}`;
       const home = join(root, name);
@@ -514,7 +561,7 @@ async function main(): Promise<number> {
         deviceIdHex: toHex(identity.deviceId),
       };
       devices.push(device);
-      processes.spawn(
+      const daemon = processes.spawn(
         device.ns,
         process.execPath,
         [
@@ -535,9 +582,14 @@ async function main(): Promise<number> {
           // The bench origin is on loopback or 10.97.0.1: private addresses.
           '--allow-private-origins',
           ...(device.originAddress === undefined ? [] : ['--origin-address', device.originAddress]),
+          ...(allowPrivate ? ['--allow-private-origins'] : []),
         ],
-        { env: { ...process.env, PEAPOD_HOME: home }, log: join(root, `${name}.log`) },
+        {
+          env: { ...process.env, PEAPOD_HOME: home, PEAPOD_ALLOW_PRIVATE_ORIGINS: '1' },
+          log: join(root, `${name}.log`),
+        },
       );
+      daemons.push(daemon);
     }
     const dev1 = devices[0]!;
     const cliEnv = {
@@ -565,12 +617,102 @@ async function main(): Promise<number> {
     );
     say(
       `pod: ${options.devices} daemons up, dev1 connected to all others ` +
-        `(${((performance.now() - startedMs) / 1000).toFixed(1)} s)`,
+        `(${((performance.now() - startedMs) / 1000).toFixed(1)} s)` +
+        `${allowPrivate ? ', with --allow-private-origins' : ''}`,
     );
 
-    // 4. PeaPod: pooled, and (--single) alone.
-    const get = async (pool: boolean) => {
-      const output = join(root, pool ? 'pooled.bin' : 'single.bin');
+    // 3. Each origin kind: its origin, aria2c through dev1's link, then the pooled download.
+    const startOrigin = async (kind: OriginKind, index: number): Promise<RunningOrigin> => {
+      const name = `${kind}.bin`;
+      if (topology === undefined) {
+        const devOrigin = await loadDevOrigin();
+        const origin = await devOrigin.startDevOrigin({
+          host: '127.0.0.1',
+          port: 0,
+          rateBytesPerSec: options.rateBytesPerSec,
+          objects: [{ name, sizeBytes: options.sizeBytes, seed: 1 }],
+          faults: devOriginFaults(kind as Exclude<OriginKind, 'nginx'>, options.digest),
+        });
+        closeOrigin = () => origin.close();
+        return {
+          url: `${origin.url}/${name}`,
+          sha256: origin.sha256(name),
+          note: `dev-origin.ts on 127.0.0.1, ${mbit(options.rateBytesPerSec)} Mbit/s per source address`,
+          stop: async () => {
+            closeOrigin = async () => {};
+            await origin.close();
+          },
+        };
+      }
+      const port = ORIGIN_PORT + index;
+      const url = `http://${ORIGIN_IP}:${port}/${name}`;
+      if (kind === 'nginx') {
+        // Its own directory, outside the 0700 root, since nginx's worker runs as nobody.
+        const directory = await mkdtemp(join(tmpdir(), 'peapod-bench-nginx-'));
+        extraDirectories.push(directory);
+        const nginx = await prepareNginx(directory, ORIGIN_IP, port, name);
+        const sha256 = await writeObjectFile(nginx.objectPath, options.sizeBytes);
+        const child = processes.spawn(
+          'pp-origin',
+          NGINX,
+          ['-p', nginx.prefix, '-c', nginx.config, '-e', join(nginx.prefix, 'error.log')],
+          { log: join(root, 'nginx.log') },
+        );
+        let exited = false;
+        child.once('exit', () => (exited = true));
+        await waitFor(
+          async () => {
+            if (exited) throw new Error(`nginx exited; see ${join(nginx.prefix, 'error.log')}`);
+            return (await headFromDev1(url)) !== undefined;
+          },
+          15_000,
+          `nginx to answer at ${url}`,
+        );
+        const version = (await processes.run(undefined, NGINX, ['-v'])).stderr.trim();
+        return {
+          url,
+          sha256,
+          note: `${version.replace('nginx version: ', '') || 'nginx'}, a file, in pp-origin`,
+          accessLog: () => readFile(nginx.accessLog, 'utf8').catch(() => ''),
+          stop: async () => {
+            await processes.stop(child);
+            await rm(directory, { recursive: true, force: true });
+          },
+        };
+      }
+      const child = processes.spawn('pp-origin', process.execPath, [
+        fileURLToPath(new URL('dev-origin.js', NODE_DIST)),
+        ...['--host', ORIGIN_IP, '--port', String(port)],
+        ...['--size', String(options.sizeBytes), '--name', name],
+        ...devOriginFlags(kind, options.digest),
+      ]);
+      const sha256 = await new Promise<string>((resolve, reject) => {
+        let text = '';
+        child.stdout!.on('data', (part: Buffer) => {
+          text += part.toString();
+          const lines = text.split('\n');
+          if (lines.length > 2) resolve(/sha-256 ([0-9a-f]{64})/.exec(lines[1]!)?.[1] ?? '');
+        });
+        child.stderr!.pipe(process.stderr);
+        child.once('exit', (code) => reject(new Error(`the origin exited (${String(code)})`)));
+      });
+      return {
+        url,
+        sha256,
+        note: 'dev-origin.ts, no rate limit, in pp-origin',
+        stop: () => processes.stop(child),
+      };
+    };
+    /** The headers of a HEAD of `url` from dev1's namespace; undefined if it cannot connect. */
+    const headFromDev1 = async (url: string): Promise<Record<string, string> | undefined> => {
+      const script =
+        "fetch(process.argv[1],{method:'HEAD'}).then(r=>console.log(JSON.stringify(" +
+        "{...Object.fromEntries(r.headers),':status':String(r.status)})),()=>process.exit(3))";
+      const head = await processes.run(dev1.ns, process.execPath, ['-e', script, url]);
+      return head.code === 0 ? (JSON.parse(head.stdout) as Record<string, string>) : undefined;
+    };
+    const get = async (url: string, pool: boolean) => {
+      const output = join(options.outputDir ?? root, pool ? 'pooled.bin' : 'single.bin');
       const run = await processes.run(
         dev1.ns,
         process.execPath,
@@ -593,28 +735,155 @@ async function main(): Promise<number> {
       await rm(output, { force: true });
       return { seconds: run.seconds, sha256, summary };
     };
-    const pooled = await get(true);
-    say(`peapod get, pooled: ${pooled.seconds.toFixed(1)} s`);
-    const single = options.single ? await get(false) : undefined;
-    if (single !== undefined) say(`peapod get --no-pool: ${single.seconds.toFixed(1)} s`);
-
-    // 5. The report.
     const limitSeconds = options.sizeBytes / (options.devices * options.rateBytesPerSec);
-    const linkGoodput = options.sizeBytes / aria2Result.seconds;
-    const total = Object.values(pooled.summary.bySource).reduce((a, b) => a + b, 0);
-    const shares = Object.fromEntries(
-      Object.entries(pooled.summary.bySource).map(([key, bytes]) => {
-        const owner = key === 'self' ? dev1 : devices.find((d) => d.deviceIdHex.startsWith(key));
-        return [owner?.name ?? key, { bytes, share: total > 0 ? bytes / total : 0 }];
-      }),
-    );
-    const hashes = {
-      origin: originSha256,
-      aria2: aria2Result.sha256,
-      pooled: pooled.sha256,
-      ...(single === undefined ? {} : { single: single.sha256 }),
-    };
-    const identical = Object.values(hashes).every((hash) => hash === originSha256);
+    const results: KindResult[] = [];
+    for (const [index, kind] of kinds.entries()) {
+      const origin = await startOrigin(kind, index);
+      try {
+        const headers = await headFromDev1(origin.url);
+        if (headers === undefined) throw new Error(`${kind}: a HEAD of ${origin.url} failed`);
+        const wrong = checkKind(kind, headers);
+        if (wrong !== undefined) throw new Error(`${kind}: ${wrong}`);
+        const sent = validatorsSent(headers);
+        say(
+          `${kind}: ${origin.url}, ${formatBytes(options.sizeBytes)} (${origin.note}; sends ${sent})`,
+        );
+
+        /** Packets the origin side's tbf of each link dropped so far (netns mode). */
+        const drops = () => {
+          if (topology === undefined) return [];
+          const text = execFileSync('tc', ['-n', 'pp-origin', '-s', 'qdisc', 'show'], {
+            encoding: 'utf8',
+          });
+          const byDevice = parseQdiscDrops(text);
+          return devices.map((_, i) => byDevice.get(`wan${i + 1}`) ?? 0);
+        };
+        const dropsBeforeAria2 = drops();
+        const loadAria2 = loadavg()[0]!;
+        const aria2Out = join(root, 'aria2.bin');
+        const aria2 = await processes.run(
+          topology === undefined ? undefined : 'pp-dev1',
+          'aria2c',
+          [
+            '-x8',
+            '-s8',
+            '--file-allocation=none',
+            '--allow-overwrite=true',
+            '--auto-file-renaming=false',
+            '--console-log-level=error',
+            '--summary-interval=0',
+            '--download-result=hide',
+            '-q',
+            ...(topology === undefined ? ['--interface=127.0.0.11'] : []),
+            '-d',
+            root,
+            '-o',
+            'aria2.bin',
+            origin.url,
+          ],
+        );
+        if (aria2.code !== 0)
+          throw new Error(`aria2c failed (${aria2.code}): ${aria2.stderr.trim()}`);
+        const aria2Sha256 = await sha256File(aria2Out);
+        await rm(aria2Out, { force: true });
+        say(`${kind}: aria2c -x8 -s8 through dev1's link: ${aria2.seconds.toFixed(1)} s`);
+
+        const aria2Drops = drops()[0]! - (dropsBeforeAria2[0] ?? 0);
+        for (let attempt = 1; attempt <= options.repeat; attempt++) {
+          const label = options.repeat > 1 ? ` #${attempt}` : '';
+          const dropsBeforePooled = drops();
+          const loadPooled = loadavg()[0]!;
+          const cpuBefore = daemons.map(cpuSeconds);
+          const sampler =
+            topology === undefined
+              ? undefined
+              : processes.spawn('pp-origin', SAMPLER[0], SAMPLER.slice(1));
+          const timeline =
+            sampler === undefined
+              ? undefined
+              : new LinkTimeline(
+                  sampler,
+                  devices.map((_, i) => `wan${i + 1}`),
+                );
+          const logBefore = (await origin.accessLog?.())?.length ?? 0;
+          const pooled = await get(origin.url, true);
+          const requests =
+            origin.accessLog === undefined
+              ? undefined
+              : summarizeAccessLog((await origin.accessLog()).slice(logBefore));
+          const cpu = daemons.map((daemon, i) => cpuSeconds(daemon) - cpuBefore[i]!);
+          if (sampler !== undefined) await processes.stop(sampler);
+          const pooledDrops = drops().map((n, i) => n - dropsBeforePooled[i]!);
+          const links = timeline?.summarize(options.rateBytesPerSec);
+          if (timeline !== undefined && options.keep) {
+            await writeFile(join(root, `${kind}-${attempt}-links.csv`), timeline.csv());
+          }
+          say(`${kind}: peapod get, pooled${label}: ${pooled.seconds.toFixed(1)} s`);
+          const single = options.single ? await get(origin.url, false) : undefined;
+          if (single !== undefined)
+            say(`${kind}: peapod get --no-pool: ${single.seconds.toFixed(1)} s`);
+
+          const linkGoodput = options.sizeBytes / aria2.seconds;
+          const total = Object.values(pooled.summary.bySource).reduce((a, b) => a + b, 0);
+          const shares = Object.fromEntries(
+            Object.entries(pooled.summary.bySource).map(([key, bytes]) => {
+              const owner =
+                key === 'self' ? dev1 : devices.find((d) => d.deviceIdHex.startsWith(key));
+              return [owner?.name ?? key, { bytes, share: total > 0 ? bytes / total : 0 }];
+            }),
+          );
+          const sha256 = {
+            origin: origin.sha256,
+            aria2: aria2Sha256,
+            pooled: pooled.sha256,
+            ...(single === undefined ? {} : { single: single.sha256 }),
+          };
+          results.push({
+            kind,
+            attempt,
+            url: origin.url,
+            sent,
+            load: { aria2: loadAria2, pooled: loadPooled },
+            aria2: {
+              seconds: aria2.seconds,
+              linkGoodputBytesPerSec: linkGoodput,
+              ...(topology === undefined ? {} : { tbfDrops: aria2Drops }),
+            },
+            pooled: {
+              seconds: pooled.seconds,
+              daemonSeconds: pooled.summary.seconds,
+              daemonCpuSeconds: cpu,
+              ...(topology === undefined ? {} : { tbfDrops: pooledDrops }),
+              ...(links === undefined ? {} : { links }),
+              ...(requests === undefined ? {} : { requests }),
+              pooled: pooled.summary.pooled,
+              pinning: pinningOf(pooled.summary),
+              note: pooled.summary.note ?? '',
+              verified: pooled.summary.verified,
+              shares,
+            },
+            ...(single === undefined
+              ? {}
+              : { single: { seconds: single.seconds, daemonSeconds: single.summary.seconds } }),
+            pooledVsLimit: pooled.seconds / limitSeconds,
+            pooledVsGoodputLimit:
+              pooled.seconds / (options.sizeBytes / (options.devices * linkGoodput)),
+            aria2VsPooled: aria2.seconds / pooled.seconds,
+            met: {
+              vsLimit: pooled.seconds / limitSeconds <= GOAL_VS_LIMIT,
+              vsAria2: aria2.seconds / pooled.seconds >= GOAL_VS_ARIA2,
+            },
+            sha256,
+            identical: Object.values(sha256).every((hash) => hash === origin.sha256),
+          });
+        }
+      } finally {
+        await origin.stop();
+      }
+    }
+
+    // 4. The report.
+    const identical = results.every((result) => result.identical);
     const report = {
       benchmark: 'pooled',
       mode,
@@ -623,73 +892,16 @@ async function main(): Promise<number> {
       sizeBytes: options.sizeBytes,
       devices: options.devices,
       linkRateBitsPerSec: options.rateBytesPerSec * 8,
-      url,
+      digest: options.digest,
+      niceness: options.niceness,
+      allowPrivateOrigins: allowPrivate,
       limitSeconds,
-      aria2: { seconds: aria2Result.seconds, linkGoodputBytesPerSec: linkGoodput },
-      pooled: {
-        seconds: pooled.seconds,
-        daemonSeconds: pooled.summary.seconds,
-        pooled: pooled.summary.pooled,
-        verified: pooled.summary.verified,
-        shares,
-      },
-      ...(single === undefined
-        ? {}
-        : { single: { seconds: single.seconds, daemonSeconds: single.summary.seconds } }),
-      pooledVsLimit: pooled.seconds / limitSeconds,
-      /** Against what the links really carry: N x aria2c's goodput through one. */
-      pooledVsGoodputLimit: pooled.seconds / (options.sizeBytes / (options.devices * linkGoodput)),
-      aria2VsPooled: aria2Result.seconds / pooled.seconds,
       goals: { pooledVsLimitMax: GOAL_VS_LIMIT, aria2VsPooledMin: GOAL_VS_ARIA2 },
-      met: {
-        vsLimit: pooled.seconds / limitSeconds <= GOAL_VS_LIMIT,
-        vsAria2: aria2Result.seconds / pooled.seconds >= GOAL_VS_ARIA2,
-      },
-      sha256: hashes,
+      runs: results,
       identical,
     };
-    if (options.json) {
-      console.log(JSON.stringify(report, null, 2));
-      return identical ? 0 : 1;
-    }
-    const s = (seconds: number) => `${seconds.toFixed(2).padStart(7)} s`;
-    console.log(
-      `PeaPod pooled download, ${formatBytes(options.sizeBytes)} over ${options.devices} links of ` +
-        `${mbit(options.rateBytesPerSec)} Mbit/s (${mode === 'netns' ? 'network namespaces + tc tbf' : 'LOOPBACK variant'}, Node ${process.version})`,
-    );
-    console.log(`  limit (size / ${options.devices} x rate)    ${s(limitSeconds)}`);
-    console.log(
-      `  aria2c -x8 -s8, one link       ${s(aria2Result.seconds)}   link goodput ` +
-        `${(linkGoodput / 1e6).toFixed(2)} MB/s (${((linkGoodput / options.rateBytesPerSec) * 100).toFixed(1)}% of the rate` +
-        `${mode === 'netns' ? `; tbf framing allows ${(FRAME_EFFICIENCY * 100).toFixed(1)}%` : ''})`,
-    );
-    console.log(
-      `  peapod get, pooled             ${s(pooled.seconds)}   (daemon job ${pooled.summary.seconds.toFixed(2)} s)`,
-    );
-    if (single !== undefined) {
-      console.log(
-        `  peapod get --no-pool           ${s(single.seconds)}   aria2/single ${(aria2Result.seconds / single.seconds).toFixed(2)}x`,
-      );
-    }
-    console.log(
-      `  pooled/limit ${report.pooledVsLimit.toFixed(3)}x (goal <= ${GOAL_VS_LIMIT.toFixed(2)}: ` +
-        `${report.met.vsLimit ? 'met' : 'NOT met'}); against ${options.devices} x aria2c's link goodput ` +
-        `${report.pooledVsGoodputLimit.toFixed(3)}x`,
-    );
-    console.log(
-      `  aria2/pooled ${report.aria2VsPooled.toFixed(2)}x faster (goal >= ${GOAL_VS_ARIA2}: ` +
-        `${report.met.vsAria2 ? 'met' : 'NOT met'})`,
-    );
-    console.log(
-      `  shares: ${Object.entries(shares)
-        .sort(([a], [b]) => a.localeCompare(b))
-        .map(([name, { share }]) => `${name} ${(share * 100).toFixed(1)}%`)
-        .join(', ')}`,
-    );
-    console.log(
-      `  sha256 ${originSha256} (${identical ? 'every output matches the origin' : `MISMATCH: ${JSON.stringify(hashes)}`}); ` +
-        `daemon verified: ${pooled.summary.verified.join(', ') || 'none'}`,
-    );
+    if (options.json) console.log(JSON.stringify(report, null, 2));
+    else printReport(options, mode, limitSeconds, results);
     return identical ? 0 : 1;
   } finally {
     await cleanup();
@@ -698,8 +910,152 @@ async function main(): Promise<number> {
   }
 }
 
+/** The table of every kind, then one line of detail each. */
+function printReport(
+  options: Options,
+  mode: 'netns' | 'loopback',
+  limitSeconds: number,
+  results: readonly KindResult[],
+): void {
+  console.log(
+    `PeaPod pooled download, ${formatBytes(options.sizeBytes)} over ${options.devices} links of ` +
+      `${mbit(options.rateBytesPerSec)} Mbit/s (${mode === 'netns' ? 'network namespaces + tc tbf' : 'LOOPBACK variant'}, ` +
+      `Node ${process.version}); limit = size / (${options.devices} x rate) = ${limitSeconds.toFixed(2)} s; ` +
+      `goals pooled/limit <= ${GOAL_VS_LIMIT.toFixed(2)}, aria2/pooled >= ${GOAL_VS_ARIA2}`,
+  );
+  const rows = [
+    [
+      'kind',
+      'sent',
+      'aria2c s',
+      'pooled s',
+      'limit s',
+      'pooled/limit',
+      'aria2/pooled',
+      'pinning reported',
+      'SHA-256',
+    ],
+    ...results.map((r) => [
+      `${r.kind}${options.repeat > 1 ? ` #${r.attempt}` : ''}`,
+      r.sent,
+      r.aria2.seconds.toFixed(2),
+      r.pooled.seconds.toFixed(2),
+      limitSeconds.toFixed(2),
+      `${r.pooledVsLimit.toFixed(3)}x ${r.met.vsLimit ? 'met' : 'MISSED'}`,
+      `${r.aria2VsPooled.toFixed(2)}x ${r.met.vsAria2 ? 'met' : 'MISSED'}`,
+      `${r.pooled.pooled ? 'pooled' : 'ONE LINK'}${r.pooled.pinning === undefined ? '' : `: ${r.pooled.pinning}`}`,
+      r.identical ? 'ok' : 'MISMATCH',
+    ]),
+  ];
+  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
+  for (const row of rows) {
+    console.log(
+      `  ${row
+        .map((cell, column) => cell.padEnd(widths[column]!))
+        .join('  ')
+        .trimEnd()}`,
+    );
+  }
+  if (options.repeat > 1) {
+    for (const kind of new Set(results.map((r) => r.kind))) {
+      const runs = results.filter((r) => r.kind === kind);
+      const seconds = runs.map((r) => r.pooled.seconds).sort((a, b) => a - b);
+      const median = seconds[Math.floor((seconds.length - 1) / 2)]!;
+      console.log(
+        `  ${kind}: median of ${seconds.length} pooled ${median.toFixed(2)} s ` +
+          `(${seconds[0]!.toFixed(2)}-${seconds.at(-1)!.toFixed(2)}), pooled/limit ` +
+          `${(median / limitSeconds).toFixed(3)}x, aria2/pooled ${(runs[0]!.aria2.seconds / median).toFixed(2)}x`,
+      );
+    }
+  }
+  for (const r of results) {
+    const name = `${r.kind}${options.repeat > 1 ? ` #${r.attempt}` : ''}`;
+    const goodput = r.aria2.linkGoodputBytesPerSec;
+    console.log(
+      `  ${name}: load ${r.load.aria2.toFixed(2)} before aria2c, ${r.load.pooled.toFixed(2)} before get; ` +
+        `aria2c link goodput ${(goodput / 1e6).toFixed(2)} MB/s (${((goodput / options.rateBytesPerSec) * 100).toFixed(1)}% of the rate` +
+        `${mode === 'netns' ? `; tbf framing allows ${(FRAME_EFFICIENCY * 100).toFixed(1)}%` : ''}); ` +
+        `pooled vs ${options.devices} x that goodput ${r.pooledVsGoodputLimit.toFixed(3)}x; ` +
+        `daemon job ${r.pooled.daemonSeconds.toFixed(2)} s; daemon CPU ` +
+        `${r.pooled.daemonCpuSeconds.map((seconds) => seconds.toFixed(1)).join(' + ')} s; shares ${Object.entries(
+          r.pooled.shares,
+        )
+          .sort(([a], [b]) => a.localeCompare(b))
+          .map(([name, { share }]) => `${name} ${(share * 100).toFixed(1)}%`)
+          .join(', ')}; verified: ${r.pooled.verified.join(', ') || 'none'}` +
+        `${r.single === undefined ? '' : `; --no-pool ${r.single.seconds.toFixed(2)} s`}` +
+        `${r.pooled.note === '' ? '' : `; note: ${r.pooled.note}`}` +
+        `${r.pooled.tbfDrops === undefined ? '' : `; tbf drops: aria2c ${r.aria2.tbfDrops ?? 0}, pooled ${r.pooled.tbfDrops.join(' + ')}`}` +
+        `${r.pooled.requests === undefined ? '' : `; origin requests: ${r.pooled.requests.map(formatRequests).join(', ')}`}` +
+        `${r.pooled.links === undefined ? '' : `; links (s from the start of get): ${r.pooled.links.map(formatLink).join(', ')}`}` +
+        `${r.identical ? '' : `; sha256 ${JSON.stringify(r.sha256)}`}`,
+    );
+  }
+}
+
+/**
+ * The pinning `peapod get --json` reports (a `pinning` field: a name, or an object with one),
+ * undefined where the build reports none.
+ */
+function pinningOf(summary: GetSummary): string | undefined {
+  const pinning = summary.pinning;
+  if (pinning === undefined || pinning === null) return undefined;
+  if (typeof pinning === 'string') return pinning;
+  if (typeof pinning === 'object') {
+    const named = pinning as Record<string, unknown>;
+    for (const key of ['kind', 'level', 'name', 'validator']) {
+      if (typeof named[key] === 'string') return named[key];
+    }
+  }
+  return JSON.stringify(pinning);
+}
+
+/** The dev origin module (loopback variant), or an error saying it must be built. */
+async function loadDevOrigin(): Promise<DevOriginModule> {
+  try {
+    return (await import(new URL('dev-origin.js', NODE_DIST).href)) as DevOriginModule;
+  } catch (error) {
+    throw new Error(
+      `the loopback variant needs the dev origin (packages/node/src/dev-origin.ts, built): ` +
+        `${(error as Error).message.split('\n')[0]}`,
+    );
+  }
+}
+
 /** Set by SIGINT/SIGTERM: what fails afterwards is the stop itself, not worth a message. */
 let interrupted = false;
+
+/** `dev1 64.1 MB 0.4-11.9 s, 93% busy`: a link's bytes, active span and busy share. */
+function formatLink(link: LinkSummary): string {
+  const span =
+    link.firstBusySeconds === undefined || link.lastByteSeconds === undefined
+      ? 'never busy'
+      : `${link.firstBusySeconds.toFixed(1)}-${link.lastByteSeconds.toFixed(1)} s, ${(link.busyShare * 100).toFixed(0)}% busy`;
+  return `${link.link.replace('wan', 'dev')} ${(link.bytes / 1e6).toFixed(1)} MB ${span}`;
+}
+
+/** `dev2 17 requests 68.1 MB (3 samples; 1 cut short, 2.1 MB; 4.2 MB asked twice)`. */
+function formatRequests(client: ClientRequests): string {
+  const device = /^10\.96\.(\d+)\.2$/.exec(client.address);
+  return (
+    `${device === null ? client.address : `dev${device[1]}`} ${client.requests} requests ` +
+    `${(client.bodyBytes / 1e6).toFixed(1)} MB (${client.small} small; ${client.cutShort} cut short, ` +
+    `${(client.cutShortBytes / 1e6).toFixed(1)} MB; ${(client.repeatedBytes / 1e6).toFixed(1)} MB asked twice)`
+  );
+}
+
+/** CPU seconds (user + system) a child has used so far, from /proc; NaN where unreadable. */
+function cpuSeconds(child: ChildProcess): number {
+  try {
+    const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' })) || 100;
 
 function mbit(bytesPerSec: number): string {
   return ((bytesPerSec * 8) / 1e6).toFixed(0);

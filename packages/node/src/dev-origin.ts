@@ -28,7 +28,9 @@
  * - Test switches (`faults`, changeable at run time with `setFaults`): `ranges: false` (ignore
  *   Range and If-Range, `Accept-Ranges: none`), `etag: 'strong' | 'weak' | 'none' | 's3'` (`s3`:
  *   the ETag is the MD5 of the object, plus `x-amz-request-id` and `x-amz-checksum-sha256`, as S3
- *   sends for a single-part object), `changeAfterBytes` (a synthesized object becomes a new
+ *   sends for a single-part object), `lastModified: false` (no Last-Modified, so an If-Range date
+ *   never matches), `digest: false` (no Repr-Digest or Content-Digest, as most static servers),
+ *   `changeAfterBytes` (a synthesized object becomes a new
  *   version, new bytes and ETag, once that many body bytes of it were sent; responses already
  *   running finish with the old version), `failEveryNth` (every Nth request, counted across the
  *   server, answers 500), `truncateEveryNth` (every Nth request's body stops at half and the
@@ -71,6 +73,8 @@ export interface DevObjectSpec {
 export interface OriginFaults {
   readonly ranges?: boolean;
   readonly etag?: 'strong' | 'weak' | 'none' | 's3';
+  readonly lastModified?: boolean;
+  readonly digest?: boolean;
   readonly changeAfterBytes?: number;
   readonly failEveryNth?: number;
   readonly truncateEveryNth?: number;
@@ -250,12 +254,15 @@ export class DevOrigin {
         : etagMode === 's3'
           ? { weak: false, opaqueTag: `"${target.digests.md5.toString('hex')}"` }
           : { weak: etagMode === 'weak', opaqueTag: target.opaqueTag };
+    const lastModified = faults.lastModified === false ? undefined : target.lastModified;
+    const reprDigest =
+      faults.digest === false ? undefined : formatDigestField({ 'sha-256': target.digests.sha256 });
     const headers: OutgoingHttpHeaders = {
       'content-type': 'application/octet-stream',
-      'last-modified': target.lastModified,
       'accept-ranges': faults.ranges === false ? 'none' : 'bytes',
-      'repr-digest': formatDigestField({ 'sha-256': target.digests.sha256 }),
     };
+    if (lastModified !== undefined) headers['last-modified'] = lastModified;
+    if (reprDigest !== undefined) headers['repr-digest'] = reprDigest;
     if (etag !== undefined) headers.etag = `${etag.weak ? 'W/' : ''}${etag.opaqueTag}`;
     if (etagMode === 's3') {
       headers['x-amz-request-id'] = randomBytes(8).toString('hex').toUpperCase();
@@ -270,8 +277,7 @@ export class DevOrigin {
     const ifRange = req.headers['if-range'];
     if (range !== undefined && typeof ifRange === 'string') {
       const tag = parseEntityTag(ifRange);
-      const fresh =
-        tag === undefined ? ifRange.trim() === target.lastModified : strongMatch(tag, etag);
+      const fresh = tag === undefined ? ifRange.trim() === lastModified : strongMatch(tag, etag);
       if (!fresh) range = undefined;
     }
     const request = parseRangeRequest(range);
@@ -292,8 +298,8 @@ export class DevOrigin {
         end,
         totalBytes: size,
       });
-    } else if (req.method === 'GET') {
-      headers['content-digest'] = headers['repr-digest'];
+    } else if (req.method === 'GET' && reprDigest !== undefined) {
+      headers['content-digest'] = reprDigest;
     }
     headers['content-length'] = end - start;
     res.writeHead(request === undefined ? 200 : 206, headers);
@@ -508,6 +514,8 @@ const USAGE = `usage: node dev-origin.js [options]
   --port PORT           default 8088
   --no-ranges           ignore Range requests
   --etag MODE           strong (default), weak, none or s3
+  --no-last-modified    send no Last-Modified
+  --no-digest           send no Repr-Digest or Content-Digest
   --change-after SIZE   the object changes version after SIZE body bytes were sent
   --fail-every N        every Nth request answers 500
   --truncate-every N    every Nth response body stops at half`;
@@ -526,6 +534,8 @@ async function main(argv: string[]): Promise<void> {
       port: { type: 'string', default: '8088' },
       'no-ranges': { type: 'boolean', default: false },
       etag: { type: 'string', default: 'strong' },
+      'no-last-modified': { type: 'boolean', default: false },
+      'no-digest': { type: 'boolean', default: false },
       'change-after': { type: 'string' },
       'fail-every': { type: 'string' },
       'truncate-every': { type: 'string' },
@@ -560,6 +570,8 @@ async function main(argv: string[]): Promise<void> {
   const faults: OriginFaults = {
     ranges: !values['no-ranges'],
     etag: etag as NonNullable<OriginFaults['etag']>,
+    lastModified: !values['no-last-modified'],
+    digest: !values['no-digest'],
     ...(changeAfter === undefined ? {} : { changeAfterBytes: changeAfter }),
     ...optional('failEveryNth', count('fail-every', values['fail-every'])),
     ...optional('truncateEveryNth', count('truncate-every', values['truncate-every'])),

@@ -152,7 +152,7 @@ describe('dev origin objects and HTTP semantics', () => {
     assert.equal(await status({ 'if-match': `W/${etag!}` }), 412);
   });
 
-  test('fault switches: no ranges, ETag modes, failures, a changing object', async () => {
+  test('fault switches: no ranges, ETag modes, no Last-Modified or digest, failures, a changing object', async () => {
     const url = `${origin.url}/o.bin`;
     origin.setFaults({ ranges: false });
     const noRanges = await send(url, { headers: { range: 'bytes=0-9' } });
@@ -167,6 +167,26 @@ describe('dev origin objects and HTTP semantics', () => {
     assert.equal(s3.etag, `"${createHash('md5').update(whole).digest('hex')}"`);
     assert.equal(s3['x-amz-checksum-sha256'], createHash('sha256').update(whole).digest('base64'));
     assert.ok(s3['x-amz-request-id']);
+    origin.setFaults({ etag: 'none', lastModified: false, digest: false });
+    const bare = await send(url, { headers: { range: 'bytes=0-9' } });
+    assert.equal(bare.status, 206);
+    for (const field of ['etag', 'last-modified', 'repr-digest', 'content-digest']) {
+      assert.equal(bare.headers[field], undefined, field);
+    }
+    assert.ok(bare.body.equals(whole.subarray(0, 10)));
+    const bareWhole = await send(url);
+    assert.equal(bareWhole.headers['content-digest'], undefined);
+    assert.ok(bareWhole.body.equals(whole));
+    // With no Last-Modified sent, no If-Range date can match: the whole object.
+    const dated = await send(url, {
+      headers: { range: 'bytes=0-9', 'if-range': 'Mon, 01 Jan 2024 00:00:00 GMT' },
+    });
+    assert.equal(dated.status, 200);
+    origin.setFaults({ etag: 'weak', lastModified: true, digest: false });
+    const weak = (await send(url, { method: 'HEAD' })).headers;
+    assert.match(weak.etag ?? '', /^W\/"/);
+    assert.equal(weak['last-modified'], 'Mon, 01 Jan 2024 00:00:00 GMT');
+    assert.equal(weak['repr-digest'], undefined);
     origin.setFaults({ failEveryNth: 2 });
     const statuses: number[] = [];
     for (let i = 0; i < 4; i++) statuses.push((await send(url, { method: 'HEAD' })).status);
@@ -261,7 +281,11 @@ describe('dev origin CLI', () => {
     const script = fileURLToPath(new URL('../src/dev-origin.js', import.meta.url));
     const child = spawn(
       process.execPath,
-      [script, '--size', '1MiB', '--rate', '50Mbit', '--port', String(port), '--etag', 's3'],
+      [
+        script,
+        ...['--size', '1MiB', '--rate', '50Mbit', '--port', String(port), '--etag', 's3'],
+        ...['--no-last-modified', '--no-digest'],
+      ],
       {
         stdio: ['ignore', 'pipe', 'inherit'],
       },
@@ -280,6 +304,8 @@ describe('dev origin CLI', () => {
       assert.equal(answer.status, 206);
       assert.equal(answer.body.length, 100);
       assert.match(answer.headers.etag ?? '', /^"[0-9a-f]{32}"$/);
+      assert.equal(answer.headers['last-modified'], undefined);
+      assert.equal(answer.headers['repr-digest'], undefined);
     } finally {
       child.kill('SIGTERM');
       await once(child, 'exit');
