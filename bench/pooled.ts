@@ -579,8 +579,6 @@ async function main(): Promise<number> {
           name,
           '--log-level',
           options.logLevel,
-          // The bench origin is on loopback or 10.97.0.1: private addresses.
-          '--allow-private-origins',
           ...(device.originAddress === undefined ? [] : ['--origin-address', device.originAddress]),
           ...(allowPrivate ? ['--allow-private-origins'] : []),
         ],
