@@ -340,9 +340,14 @@ export class Daemon {
     return deviceLabel(this.peers.get(hex)?.name ?? '', hex);
   }
 
-  /** `text` with each Device ID in hex written as `name (SHORTID)`. */
+  /**
+   * `text` with each Device ID in hex written as `name (SHORTID)`: only this device's and the
+   * peers' it knows. Any other 64 hex digits (a SHA-256 in a digest mismatch) stay as they are.
+   */
   nameDevices(text: string): string {
-    return text.replace(/\b[0-9a-f]{64}\b/g, (hex) => this.peerLabel(hex));
+    return text.replace(/\b[0-9a-f]{64}\b/g, (hex) =>
+      hex === this.deviceIdHex || this.peers.has(hex) ? this.peerLabel(hex) : hex,
+    );
   }
 
   /**

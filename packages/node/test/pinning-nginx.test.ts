@@ -185,6 +185,8 @@ describe('pooled peapod get against nginx, each validator kind', { skip: NGINX_M
     const failed = await pod.get(0, [url, '-o', output, '--sha256', wrong, '-q']);
     assert.equal(failed.status, 1, failed.stderr);
     assert.match(failed.stderr, /^peapod: download failed: .*--sha256/m);
+    // Both digests in full hex, as given: never rewritten as if they were Device IDs.
+    assert.ok(failed.stderr.includes(wrong) && failed.stderr.includes(right), failed.stderr);
     assert.equal(await stat(output).catch(() => undefined), undefined);
   });
 });
