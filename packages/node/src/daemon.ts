@@ -87,13 +87,8 @@ export interface DaemonConfig {
   readonly stallTimeoutMs?: number;
 }
 
-/** The file in the data directory that says where a running daemon's API listens. */
-export const DAEMON_RUN_FILE = 'daemon.json';
-export interface DaemonRunFile {
-  readonly pid: number;
-  readonly apiHost: string;
-  readonly apiPort: number;
-}
+import { DAEMON_RUN_FILE, type DaemonRunFile } from './daemon-run-file.js';
+export { DAEMON_RUN_FILE, type DaemonRunFile };
 
 /** A row of `peapod peers`. */
 export interface PeerRow {

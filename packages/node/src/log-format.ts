@@ -12,8 +12,8 @@
  */
 import { pino, type Logger } from 'pino';
 
-export const LOG_FORMATS = ['json', 'pretty'] as const;
-export type LogFormat = (typeof LOG_FORMATS)[number];
+import type { LogFormat } from './log-format-names.js';
+export { LOG_FORMATS, type LogFormat } from './log-format-names.js';
 
 const LEVEL_NAMES: Readonly<Record<number, string>> = {
   10: 'TRACE',
