@@ -15,6 +15,7 @@ import { waitFor } from '../src/local-pod.js';
 import { NodeHost } from '../src/node-host.js';
 import { createNodeCryptoProvider } from '../src/node-crypto-provider.js';
 import { createPod } from '../src/pod.js';
+import { summaryOf } from './support/get-summary.js';
 import { PodFixture } from './support/pod-fixture.js';
 
 const MiB = 1024 * 1024;
@@ -60,13 +61,7 @@ describe('a pod of 4 daemons', () => {
     const output = join(pod.root, 'pooled.bin');
     const result = await pod.get(0, [`${origin.url}/object.bin`, '-o', output, '--json']);
     assert.equal(result.status, 0, result.stderr + result.stdout.toString());
-    const summary = JSON.parse(result.stdout.toString()) as {
-      ok: boolean;
-      pooled: boolean;
-      sha256: string;
-      verified: string[];
-      bySource: Record<string, number>;
-    };
+    const summary = summaryOf(result);
     assert.equal(summary.ok, true);
     assert.equal(summary.pooled, true);
     assert.equal(await sha256File(output), origin.sha256('object.bin'));

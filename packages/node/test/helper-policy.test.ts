@@ -11,6 +11,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { startDevOrigin, type DevOrigin } from '../src/dev-origin.js';
+import { summaryOf } from './support/get-summary.js';
 import { PodFixture } from './support/pod-fixture.js';
 
 const MiB = 1024 * 1024;
@@ -39,12 +40,7 @@ test('a helper that fetches only public origins refuses a loopback one; the requ
   const output = join(pod.root, 'policy.bin');
   const result = await pod.get(0, [`${origin.url}/object.bin`, '-o', output, '--json']);
   assert.equal(result.status, 0, result.stderr + result.stdout.toString());
-  const summary = JSON.parse(result.stdout.toString()) as {
-    ok: boolean;
-    pooled: boolean;
-    sha256: string;
-    bySource: Record<string, number>;
-  };
+  const summary = summaryOf(result);
   assert.equal(summary.ok, true);
   assert.equal(summary.pooled, true, 'pooled: the helper was a source it could have used');
   assert.equal(summary.sha256, origin.sha256('object.bin'));
