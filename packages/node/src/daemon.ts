@@ -44,6 +44,7 @@ import { probeOrigin, type OriginDescription } from './http/origin-probe.js';
 import { fetchWhole, lengthlessNote, probeStalled } from './http/origin-whole.js';
 import { planFromProbe } from './http/pin-plan.js';
 import { ForwardProxy, stripHopByHop, type PooledResponder, type ProxiedGet } from './proxy.js';
+import { parseGetRequest, readBody, sendJson } from './api-request.js';
 import { FileSink, StreamSink, type DownloadSink } from './sinks.js';
 import { ApiGuard, apiRefusal, refuse } from './api-guard.js';
 import { DataDir } from './data-dir.js';
@@ -771,58 +772,6 @@ function corrupt(bytes: Uint8Array): Uint8Array {
   const copy = Uint8Array.from(bytes);
   if (copy.length > 0) copy[copy.length >> 1]! ^= 0xff;
   return copy;
-}
-
-async function readBody(req: IncomingMessage): Promise<string> {
-  let text = '';
-  for await (const part of req) {
-    text += (part as Buffer).toString('utf8');
-    if (text.length > 1 << 20) throw new Error('request body over 1 MiB');
-  }
-  return text;
-}
-
-/** Validates a `POST /api/get` body (from the local CLI, still checked like any input). */
-function parseGetRequest(text: string): GetRequest {
-  let value: Partial<GetRequest>;
-  try {
-    value = JSON.parse(text) as Partial<GetRequest>;
-  } catch {
-    throw new Error('the body is not JSON');
-  }
-  if (typeof value.url !== 'string' || !/^https?:\/\//i.test(value.url)) {
-    throw new Error('url must be an http:// or https:// URL');
-  }
-  if (typeof value.output !== 'string' || (value.output !== '-' && !value.output.startsWith('/'))) {
-    throw new Error('output must be an absolute path or "-"');
-  }
-  if (value.sha256 !== undefined && !/^[0-9a-f]{64}$/.test(value.sha256)) {
-    throw new Error('sha256 must be 64 lowercase hex digits');
-  }
-  const headers = Array.isArray(value.headers) ? value.headers : [];
-  for (const header of headers) {
-    if (typeof header?.name !== 'string' || typeof header.value !== 'string') {
-      throw new Error('headers must be [{name, value}]');
-    }
-  }
-  return {
-    url: value.url,
-    output: value.output,
-    ...(value.sha256 === undefined ? {} : { sha256: value.sha256 }),
-    pool: value.pool !== false,
-    force: value.force === true,
-    headers,
-    strict: value.strict === true,
-  };
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(text),
-  });
-  res.end(text);
 }
 
 function splitHostPort(address: string): [string, string] {
