@@ -21,6 +21,9 @@ import { Prng } from './prng.js';
 import { PeerLink, type LinkConfig, type RemotePeer } from './peer-link.js';
 import type { NoiseSuiteName } from './secure-session.js';
 import { ReasonCode } from './wire/reason-codes.js';
+import { PeerTable, type PeerSnapshot, type PeerSource } from './peer-table.js';
+import { toHex } from './bytes.js';
+import { deriveDeviceId } from './identity.js';
 import { TransferEngine, TRANSFER_MESSAGE_TYPES } from './transfer/transfer-engine.js';
 import type { TransferEvent, TransferInput, TransferOutput } from './transfer/transfer-api.js';
 import {
@@ -108,6 +111,27 @@ export type CoreInput =
       readonly linkId: number;
       readonly direction: 'outbound' | 'inbound';
       readonly remoteAddress: string;
+      /** The `connect` output this outbound link was opened for, if any. */
+      readonly dialId?: number;
+    }
+  /**
+   * The host learnt of a pod peer (a LAN beacon, the peers cache, an address the user gave):
+   * the peer table (peer-table.ts) decides whether to dial it (`connect`).
+   */
+  | {
+      readonly type: 'peer-discovered';
+      readonly nowMs: number;
+      readonly deviceId: Uint8Array;
+      readonly address: string;
+      readonly port: number;
+      readonly source: PeerSource;
+    }
+  /** The transport of a `connect` could not be opened (refused, unreachable, timed out). */
+  | {
+      readonly type: 'dial-failed';
+      readonly nowMs: number;
+      readonly dialId: number;
+      readonly detail: string;
     }
   | {
       readonly type: 'bytes-received';
@@ -163,6 +187,17 @@ export type CoreEvent =
 export type CoreOutput =
   | { readonly type: 'send'; readonly linkId: number; readonly bytes: Uint8Array }
   | { readonly type: 'disconnect'; readonly linkId: number }
+  /**
+   * Open a transport to a peer the table decided to dial; report `link-opened` (outbound, with
+   * this `dialId`) when it connects, or `dial-failed`.
+   */
+  | {
+      readonly type: 'connect';
+      readonly dialId: number;
+      readonly deviceId: Uint8Array;
+      readonly address: string;
+      readonly port: number;
+    }
   | { readonly type: 'event'; readonly event: CoreEvent }
   | TransferOutput;
 
@@ -179,6 +214,8 @@ export class Core {
   private pollCursor = 0;
   private readonly transfers: TransferEngine;
   private readonly handleTransfers: boolean;
+  private readonly peerTable: PeerTable;
+  private readonly dialOutputs: CoreOutput[] = [];
 
   /** @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT for a malformed option, naming it. */
   constructor(options: CoreOptions) {
@@ -188,6 +225,9 @@ export class Core {
       invalidArgument('podSecret', `must be 32 bytes, got ${options.podSecret.length}`);
     }
     this.prng = new Prng(options.seed);
+    this.peerTable = new PeerTable(
+      toHex(deriveDeviceId(options.crypto, options.identity.publicKey)),
+    );
     const cipher = options.cipher ?? 'ChaChaPoly';
     const psk = options.podSecret;
     const pattern = psk === undefined ? 'XX' : 'XXpsk3';
@@ -278,8 +318,19 @@ export class Core {
         }
         const link = new PeerLink(input.direction, this.linkConfig, this.prng.fork(), nowMs);
         this.links.set(input.linkId, { link, remoteAddress: input.remoteAddress });
+        this.peerTable.linkOpened(input.linkId, input.dialId);
         break;
       }
+      case 'peer-discovered': {
+        const { deviceId, address, port, source } = input;
+        if (deviceId.length !== 32) invalidArgument('deviceId', 'must be 32 bytes');
+        const dial = this.peerTable.discovered(deviceId, address, port, source, nowMs);
+        if (dial !== undefined) this.dialOutputs.push({ type: 'connect', ...dial });
+        break;
+      }
+      case 'dial-failed':
+        this.peerTable.dialFailed(input.dialId, nowMs);
+        break;
       case 'bytes-received':
         this.links.get(input.linkId)?.link.onBytes(input.bytes, nowMs);
         break;
@@ -343,9 +394,15 @@ export class Core {
 
   /** The next output, or `undefined` when there is nothing to do until the next input. */
   poll(): CoreOutput | undefined {
+    const dial = this.dialOutputs.shift();
+    if (dial !== undefined) return dial;
     for (;;) {
       const transferOutput = this.transfers.takeOutput();
-      if (transferOutput !== undefined) return transferOutput;
+      if (transferOutput !== undefined) {
+        if (transferOutput.type === 'event' && transferOutput.event.type === 'peer:banned')
+          this.peerTable.banned(transferOutput.event.deviceId);
+        return transferOutput;
+      }
       // Visit links round-robin so one busy link cannot starve the others.
       const entries = [...this.links.entries()];
       let found = false;
@@ -373,9 +430,9 @@ export class Core {
     return min;
   }
 
-  /** The remote peer of a ready link. */
-  remoteOf(linkId: number): RemotePeer | undefined {
-    return this.links.get(linkId)?.link.remote;
+  /** The peer table: every device discovered or connected, and how (`peapod peers`). */
+  peers(): PeerSnapshot[] {
+    return this.peerTable.snapshot();
   }
 
   /** Number of links not yet closed. */
@@ -397,6 +454,15 @@ export class Core {
         this.links.delete(linkId);
         return { type: 'disconnect', linkId };
       case 'ready':
+        this.peerTable.linkReady(
+          linkId,
+          output.remote.deviceId,
+          output.remote.deviceName,
+          entry.remoteAddress,
+          output.remote.listenPort,
+          entry.link.direction,
+          this.lastNowMs,
+        );
         this.transfers.onLinkReady(linkId, output.remote.deviceId, this.lastNowMs);
         return {
           type: 'event',
@@ -409,6 +475,7 @@ export class Core {
           },
         };
       case 'closed':
+        this.peerTable.linkClosed(linkId, this.lastNowMs);
         this.transfers.onLinkClosed(linkId, this.lastNowMs);
         return {
           type: 'event',
@@ -422,6 +489,7 @@ export class Core {
           },
         };
       case 'rtt':
+        this.peerTable.rtt(linkId, output.rttMs);
         return { type: 'event', event: { type: 'peer:rtt', linkId, rttMs: output.rttMs } };
       case 'message':
         if (this.handleTransfers && TRANSFER_MESSAGE_TYPES.has(output.message.type)) {

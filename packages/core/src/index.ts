@@ -62,6 +62,14 @@ export {
   type CoreEvent,
 } from './core.js';
 export type { RemotePeer } from './peer-link.js';
+export { HostDriver, unreachableOutput, type HostAdapter } from './host-driver.js';
+export {
+  PeerTable,
+  PeerTableDefaults,
+  type PeerSnapshot,
+  type PeerSource,
+  type PeerState,
+} from './peer-table.js';
 export { Prng } from './prng.js';
 export { TimerTable } from './timer-table.js';
 export * from './wire/messages.js';

@@ -410,6 +410,9 @@ export class NodeHost extends EventEmitter<HostEvents> {
         }
         this.transfers(out);
         return;
+      case 'connect':
+        // This host feeds no `peer-discovered`, so the core never asks it to dial.
+        throw new Error(`unexpected connect output for dial ${out.dialId}`);
       default: {
         const unreachable: never = out;
         throw new PeapodError(

@@ -353,6 +353,9 @@ export class NodeHost implements NetworkEndpoint, OriginClient {
         );
         this.storedChunks.add(out.chunkIndex);
         break;
+      case 'connect':
+        // This host feeds no `peer-discovered`, so the core never asks it to dial.
+        throw new Error(`unexpected connect output for dial ${out.dialId}`);
       default: {
         const unreachable: never = out;
         throw new Error(`unhandled output ${JSON.stringify(unreachable)}`);

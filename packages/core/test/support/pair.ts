@@ -167,6 +167,9 @@ export class Pair {
       case 'store-chunk':
         this.transferOutputs[side].push(out);
         break;
+      case 'connect':
+        // This host feeds no `peer-discovered`, so the core never asks it to dial.
+        throw new Error(`unexpected connect output for dial ${out.dialId}`);
       default: {
         const unreachable: never = out;
         throw new Error(`unhandled output ${JSON.stringify(unreachable)}`);
