@@ -119,7 +119,7 @@ test('shutdown sends GOODBYE: the remote learns the reason', () => {
   const pair = new Pair();
   pair.connect();
   pair.drive();
-  pair.cores.a.handle({ type: 'shutdown', nowMs: pair.nowMs });
+  pair.input('a', { type: 'shutdown', nowMs: pair.nowMs });
   pair.drive();
   const [bGone] = pair.eventsOf('b', 'peer:disconnect');
   assert.equal(bGone?.reason, ReasonCode.goingAway);
@@ -131,7 +131,7 @@ test('a peer that vanishes without GOODBYE is reported as connectionLost', () =>
   const pair = new Pair();
   pair.connect();
   pair.drive();
-  pair.cores.b.handle({ type: 'link-closed', nowMs: pair.nowMs, linkId: LINK });
+  pair.input('b', { type: 'link-closed', nowMs: pair.nowMs, linkId: LINK });
   pair.drive();
   assert.equal(pair.eventsOf('b', 'peer:disconnect')[0]?.reason, ReasonCode.connectionLost);
 });
@@ -146,7 +146,7 @@ test('a tampered record closes the link with decryptFailed', () => {
     copy[copy.length - 1]! ^= 1;
     return copy;
   };
-  pair.cores.a.handle({
+  pair.input('a', {
     type: 'send-message',
     nowMs: pair.nowMs,
     linkId: LINK,
@@ -173,7 +173,7 @@ test('control and RPC frames overtake a queued 16 MiB chunk', () => {
   assert.equal(pair.eventsOf('b', 'peer:connect').length, 1);
   const chunk = new Uint8Array(16 * 1024 * 1024);
   const send = (message: Parameters<Core['handle']>[0] & { type: 'send-message' }) =>
-    pair.cores.a.handle(message);
+    pair.input('a', message);
   send({
     type: 'send-message',
     nowMs: pair.nowMs,
@@ -255,13 +255,13 @@ test('STATUS never overtakes the DATA of its own request', () => {
   pair.connect();
   pair.drive();
   const bytes = new Uint8Array(1024 * 1024).fill(5);
-  pair.cores.a.handle({
+  pair.input('a', {
     type: 'send-message',
     nowMs: 0,
     linkId: LINK,
     message: { type: 'data', requestId: 3, offset: 0, bytes },
   });
-  pair.cores.a.handle({
+  pair.input('a', {
     type: 'send-message',
     nowMs: 0,
     linkId: LINK,
@@ -281,7 +281,7 @@ test('DATA frames carry their request ID, offsets and bytes exactly, past 2^32',
   // codec must decode exactly what encodeDataFrame would have produced.
   const bytes = new Uint8Array(3 * MAX_DATA_BYTES + 1234).map((_, i) => (i * 7 + (i >> 9)) & 0xff);
   const baseOffset = 2 ** 40 + 5;
-  pair.cores.a.handle({
+  pair.input('a', {
     type: 'send-message',
     nowMs: 0,
     linkId: LINK,
@@ -313,7 +313,7 @@ test('queueing DATA with a request ID or offset the codec cannot encode throws a
   for (const { requestId, offset } of bad) {
     assert.throws(
       () =>
-        pair.cores.a.handle({
+        pair.input('a', {
           type: 'send-message',
           nowMs: 0,
           linkId: LINK,

@@ -8,8 +8,9 @@
  * Sites: leave (crash with reset, vanish, or shutdown with GOODBYE), stall (a node stops reading
  * its sockets), corrupt (a node's host feeds its Core flipped origin/chunk bytes: a lying
  * peer), partition (a pair of nodes; stall or break), origin errors (5xx, mid-body resets), origin
- * slow (one client), origin change (the object gets a new version: downloads of it must fail
- * cleanly, not finish with mixed bytes), loss.
+ * slow (one client), origin change (the object gets a new version: a download of it must not
+ * finish with mixed bytes; it fails cleanly or, by the core's fallback, starts again pinned to
+ * the new version), loss.
  */
 import type { Prng } from '@peapod/core';
 

@@ -36,6 +36,11 @@
  *   `link-closed` when the FIN arrives. A crashed node's links reset (the remote sees
  *   `link-closed` one latency later); a vanished node (power loss) sends nothing more, and its
  *   peers learn only by their idle timeout.
+ * - Dials: `connect` carries the dialler's `dialId` (the Core's `connect` output), and every dial
+ *   ends in exactly one of `onLinkOpened(..., dialId)` or `onDialFailed(dialId)`: refused one
+ *   round trip after the SYN when the target's process is gone (its kernel answers RST), after
+ *   `CONNECT_TIMEOUT_MS` when the machine vanished, and at once when the link breaks (a broken
+ *   partition) before the dialler saw it open.
  * - The network never calls an endpoint synchronously from an API call: every callback runs in
  *   its own event, so a host loop is never re-entered.
  */
@@ -53,7 +58,15 @@ export interface InterfaceSpec {
 
 /** What the network tells a node's host. Each call runs in its own event. */
 export interface NetworkEndpoint {
-  onLinkOpened(linkId: number, direction: 'inbound' | 'outbound', remoteAddress: string): void;
+  /** `dialId`: the dial this outbound link answers (undefined for inbound links). */
+  onLinkOpened(
+    linkId: number,
+    direction: 'inbound' | 'outbound',
+    remoteAddress: string,
+    dialId: number | undefined,
+  ): void;
+  /** A dial the endpoint asked for (`connect`) did not open a link. */
+  onDialFailed(dialId: number, detail: string): void;
   onBytes(linkId: number, bytes: Uint8Array): void;
   onFlushed(linkId: number, byteCount: number): void;
   onLinkClosed(linkId: number): void;
@@ -62,6 +75,8 @@ export interface NetworkEndpoint {
 /** Bytes a FIN is charged on the wire. */
 const FIN_BYTES = 40;
 const MIN_RTO_MS = 200;
+/** Linux's connect timeout (6 SYN retransmissions): a dial to a vanished machine fails then. */
+export const CONNECT_TIMEOUT_MS = 127_000;
 
 interface Segment {
   /** undefined: FIN. */
@@ -131,6 +146,8 @@ export class Link {
     readonly b: number,
     readonly kind: InterfaceKind,
     readonly latencyMs: number,
+    /** The dialler's (node `a`'s) dial ID. */
+    readonly dialId: number | undefined,
   ) {}
 
   /** Bytes carried in both directions. */
@@ -146,6 +163,8 @@ interface NodeNet {
   readonly pipesByLinkId: Map<number, Pipe>;
   nextLinkId: number;
   alive: boolean;
+  /** Crashed with 'vanish': the machine is gone, so nothing answers a SYN. */
+  vanished: boolean;
   reading: boolean;
   /** Bytes this node's uplinks serialised, per interface kind. */
   readonly sentBytes: Record<InterfaceKind, number>;
@@ -178,6 +197,7 @@ export class Network {
       pipesByLinkId: new Map(),
       nextLinkId: 1,
       alive: true,
+      vanished: false,
       reading: true,
       sentBytes: { lan: 0, wan: 0 },
     });
@@ -195,13 +215,14 @@ export class Network {
   }
 
   /**
-   * `a` dials `b`: `b` sees `link-opened` after one latency (the SYN), `a` after two (SYN-ACK).
+   * `a` dials `b` for its dial `dialId`: `b` sees `link-opened` after one latency (the SYN), `a`
+   * after two (SYN-ACK); or `a` sees `onDialFailed` (see the module header).
    */
-  connect(a: number, b: number, kind: InterfaceKind): Link {
+  connect(a: number, b: number, kind: InterfaceKind, dialId?: number): Link {
     const na = this.node(a);
     const nb = this.node(b);
     const latencyMs = na.uplinks[kind].spec.latencyMs + nb.uplinks[kind].spec.latencyMs;
-    const link = new Link(this.links.length, a, b, kind, latencyMs);
+    const link = new Link(this.links.length, a, b, kind, latencyMs, dialId);
     const aLinkId = na.nextLinkId++;
     const bLinkId = nb.nextLinkId++;
     link.forward = new Pipe(link, a, b, aLinkId, bLinkId, na.uplinks[kind], nb.downlinks[kind]);
@@ -213,25 +234,37 @@ export class Network {
     this.links.push(link);
     const now = this.queue.nowMs;
     this.queue.schedule(now + latencyMs, 'link-open-in', b, bLinkId, () => {
-      if (link.state !== 'opening' || !nb.alive) return;
-      nb.endpoint.onLinkOpened(bLinkId, 'inbound', `node-${a}`);
+      if (link.state !== 'opening') return;
+      if (!nb.alive) {
+        link.state = 'reset';
+        link.forward.senderClosed = link.backward.senderClosed = true;
+        if (nb.vanished) this.dialFailed(link, now + CONNECT_TIMEOUT_MS, 'connect timed out');
+        else this.dialFailed(link, this.queue.nowMs + latencyMs, 'connection refused');
+        return;
+      }
+      nb.endpoint.onLinkOpened(bLinkId, 'inbound', `node-${a}`, undefined);
     });
     this.queue.schedule(now + 2 * latencyMs, 'link-open-out', a, aLinkId, () => {
       if (link.state !== 'opening' || !na.alive) return;
       link.state = 'open';
-      na.endpoint.onLinkOpened(aLinkId, 'outbound', `node-${b}`);
+      na.endpoint.onLinkOpened(aLinkId, 'outbound', `node-${b}`, dialId);
     });
     return link;
+  }
+
+  /** The dialler of `link` learns at `atMs` that its dial failed. */
+  private dialFailed(link: Link, atMs: number, detail: string): void {
+    const dialId = link.dialId;
+    if (dialId === undefined) return;
+    const dialler = this.node(link.a);
+    this.queue.schedule(atMs, 'dial-failed', link.a, dialId, () => {
+      if (dialler.alive) dialler.endpoint.onDialFailed(dialId, detail);
+    });
   }
 
   /** The link a node knows as `linkId`. */
   linkOf(node: number, linkId: number): Link | undefined {
     return this.node(node).pipesByLinkId.get(linkId)?.link;
-  }
-
-  /** The node at the other end of a node's link. */
-  remoteOf(node: number, linkId: number): number | undefined {
-    return this.node(node).pipesByLinkId.get(linkId)?.to;
   }
 
   /** A host writes bytes to its socket. Writes to a closed socket are dropped. */
@@ -258,6 +291,7 @@ export class Network {
   breakLink(link: Link): void {
     if (link.state === 'reset') return;
     const wasOpen = { a: link.state === 'open', b: true };
+    if (!wasOpen.a) this.dialFailed(link, this.queue.nowMs, 'connection reset');
     link.state = 'reset';
     for (const pipe of [link.forward, link.backward]) {
       pipe.queue.length = 0;
@@ -296,6 +330,7 @@ export class Network {
     const n = this.node(node);
     if (!n.alive) return;
     n.alive = false;
+    n.vanished = mode === 'vanish';
     for (const pipe of n.pipesByLinkId.values()) {
       pipe.queue.length = pipe.head = 0;
       pipe.senderClosed = true;

@@ -1,49 +1,54 @@
 /**
- * One simulated node's host: the host loop of docs/architecture.md around one real `Core`, plus
- * the node's store, disk and fault switches.
+ * One simulated node's host: the core's `HostDriver` around one real `Core`, plus the node's
+ * store, disk and fault switches.
  *
  * Theory of operation
- * - `input(x)` is the loop, written once: `core.handle(x)`, drain `poll()` until `undefined`
- *   carrying out each output, check the per-step invariants (download memory), then re-arm the
- *   node's one timer for `nextDeadlineMs()`. Every callback from the network, the origin, the
- *   disk or a timer calls `input` exactly once, from its own event.
- * - Outputs: `send`/`disconnect` go to the network; `fetch-origin`/`cancel-fetch` to the origin;
- *   `read-chunk` is answered with `chunk-read` after the disk delay; `deliver` (in order, or a
- *   `repair` written over an earlier range, as a file host would `pwrite` it) is checked and
- *   written by the download's `DeliveryChecker`, which keeps the output as "the content except
- *   these differing byte runs", and acknowledged with `delivered` after the disk delay;
- *   `read-delivered` is answered with `delivered-read` from that output after the disk delay;
- *   `store-chunk` is checked against the manifest and the content, then remembered by index
- *   (the bytes are regenerated from `Content` on read, so 32 nodes holding 1 GiB each cost no
- *   memory); events go to the trace and to the simulator.
+ * - `input(x)` hands the input to the driver (core.ts's loop, written once in host-driver.ts):
+ *   `handle`, drain `poll()` carrying out each output in `perform`, then `afterDrain` checks the
+ *   per-step invariants (download memory) and the driver arms the node's one timer
+ *   (`setTimer`). Every callback from the network, the origin, the disk, discovery or a timer
+ *   calls `input` exactly once, from its own event.
+ * - `perform` is one exhaustive switch over the core's outputs, ending in `unreachableOutput`:
+ *   `send`/`disconnect` go to the network; `connect` (the core's peer table decided to dial) to
+ *   the simulator, which opens a link with the `dialId` or reports `dial-failed`;
+ *   `fetch-origin`/`cancel-fetch` to the origin; `read-chunk` is answered with `chunk-read`
+ *   after the disk delay; `deliver` (in order, or a `repair` written over an earlier range, as a
+ *   file host would `pwrite` it) is checked and written by the download's `DeliveryChecker`,
+ *   which keeps the output as "the content except these differing byte runs", and acknowledged
+ *   with `delivered` after the disk delay; `read-delivered` is answered with `delivered-read`
+ *   from that output after the disk delay; `store-chunk` is checked against the manifest and
+ *   the content, then remembered by index (the bytes are regenerated from `Content` on read, so
+ *   32 nodes holding 1 GiB each cost no memory); events go to the trace and to the simulator.
  * - Timers: one virtual timer per node; a re-arm bumps a token so a stale timer event is ignored.
  * - Faults this host carries out: `corrupting` (its Core is fed origin-data and chunk-read bytes
  *   with one byte flipped: the node becomes a lying peer while its Core is honest), crash,
  *   and shutdown (its Core says GOODBYE, then the process exits a little later).
- * - A pooled URL download that fails with 'sha256-mismatch' (a lie no spot check caught) is
- *   restarted as a plain single-source download, as the Node host does: it costs time, never
- *   correctness. `activeDownloadId` names the download whose completion counts.
+ * - A failed download's fallback is the core's decision (fallback.ts); `carryOutFallback` is the
+ *   one place it is carried out: 'repin' probes the origin again and starts a pooled download
+ *   pinned to its current version, 'origin-only' starts a single-source download from the
+ *   origin, each with the attempt count one higher. `activeDownloadId` names the download whose
+ *   completion counts.
  * - Any exception from the Core is a `Violation` ('core-did-not-throw').
  */
 import {
   Capability,
   Core,
+  HostDriver,
   deriveDeviceId,
   toHex,
+  unreachableOutput,
+  type CoreEvent,
+  type CoreInput,
+  type CoreOutput,
   type KeyPair,
   type Manifest,
+  type PeerSource,
   type Prng,
 } from '@peapod/core';
 import type { Content, ContentDigest } from './content.js';
-import {
-  asSimCore,
-  type DownloadSource,
-  type SimCore,
-  type SimCoreEvent,
-  type SimInput,
-  type SimOutput,
-} from './contract.js';
+import type { DiscoveryNode } from './discovery.js';
 import type { EventQueue } from './event-queue.js';
+import { fallbackOf, type AttemptedSource, type DownloadFallback } from './fallback.js';
 import {
   DeliveryChecker,
   Violation,
@@ -77,6 +82,8 @@ export interface HostContext {
   ): void;
   onLinkEvent(node: number, linkId: number, up: boolean): void;
   onBanned(node: number, deviceIdHex: string, detail: string): void;
+  /** The node's Core asked to dial `address:port` (a `connect` output). */
+  dial(node: number, dialId: number, address: string, port: number): void;
 }
 
 export interface NodeHostOptions {
@@ -84,14 +91,17 @@ export interface NodeHostOptions {
   readonly seed: number;
   readonly podSecret: Uint8Array | undefined;
   readonly deviceName: string;
+  /** How this node learns of others ('lan' beacons in a pod, 'manual' addresses otherwise). */
+  readonly discoverySource: PeerSource;
 }
 
 const TIMER_SPIN_LIMIT = 10_000;
 
-export class NodeHost implements NetworkEndpoint, OriginClient {
+export class NodeHost implements NetworkEndpoint, OriginClient, DiscoveryNode {
   readonly index: number;
-  readonly core: SimCore;
+  readonly core: Core;
   readonly identity: KeyPair;
+  readonly deviceId: Uint8Array;
   readonly deviceIdHex: string;
   /** 'up', 'left' (shut down or crashed). */
   state: 'up' | 'left' = 'up';
@@ -100,9 +110,9 @@ export class NodeHost implements NetworkEndpoint, OriginClient {
   readonly downloads = new Map<number, DeliveryChecker>();
   /** The download whose completion the run waits for (a fallback replaces the first). */
   activeDownloadId = 1;
-  /** Pooled downloads restarted from the origin alone after 'sha256-mismatch'. */
+  /** Fallbacks carried out (a new download after a failed one). */
   fallbacks = 0;
-  private readonly sources = new Map<number, DownloadSource>();
+  private readonly sources = new Map<number, AttemptedSource>();
   /** Largest `downloadMemoryBytes` seen, over all downloads. */
   maxDownloadMemoryBytes = 0;
   /** Bytes this node's host fed its Core from the origin. */
@@ -110,8 +120,9 @@ export class NodeHost implements NetworkEndpoint, OriginClient {
   corruptedPieces = 0;
   private readonly activeFetches = new Set<number>();
   private readonly prng: Prng;
+  private readonly driver: HostDriver;
+  private readonly discoverySource: PeerSource;
   private timerToken = 0;
-  private timerAtMs: number | undefined;
   private spins = 0;
   private spinAtMs = -1;
   private diskBusyUntilMs = 0;
@@ -125,7 +136,9 @@ export class NodeHost implements NetworkEndpoint, OriginClient {
     this.prng = prng;
     const crypto = createSeededCryptoProvider(options.seed);
     this.identity = crypto.ed25519GenerateKeyPair();
-    this.deviceIdHex = toHex(deriveDeviceId(crypto, this.identity.publicKey));
+    this.deviceId = deriveDeviceId(crypto, this.identity.publicKey);
+    this.deviceIdHex = toHex(this.deviceId);
+    this.discoverySource = options.discoverySource;
     const core = new Core({
       crypto,
       identity: this.identity,
@@ -138,34 +151,59 @@ export class NodeHost implements NetworkEndpoint, OriginClient {
         (options.podSecret === undefined ? 0 : Capability.fetchOrigin),
       ...(options.podSecret === undefined ? {} : { podSecret: options.podSecret }),
     });
-    this.core = asSimCore(core);
+    this.core = core;
+    this.driver = new HostDriver(core, {
+      perform: (output) => this.perform(output),
+      setTimer: (deadlineMs) => this.setTimer(deadlineMs),
+      afterDrain: () => this.checkMemory(),
+    });
   }
 
   get alive(): boolean {
     return this.state === 'up';
   }
 
-  /** The host loop: one input, drain, check, re-arm. */
-  input(input: SimInput): void {
+  /** One input through the driver (drain, check, re-arm); a dead node takes none. */
+  input(input: CoreInput): void {
     if (!this.alive) return;
+    this.guarded(input.type, () => this.driver.handle(input));
+  }
+
+  /** Runs the driver; an exception from the Core (not a Violation) is 'core-did-not-throw'. */
+  private guarded(inputType: string, run: () => void): void {
     try {
-      this.core.handle(input);
-      for (let out = this.core.poll(); out !== undefined; out = this.core.poll()) {
-        this.perform(out);
-        if (!this.alive) return;
-      }
+      run();
     } catch (error) {
       if (error instanceof Violation) throw error;
       const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
-      throw new Violation('core-did-not-throw', `node ${this.index} on ${input.type}: ${text}`);
+      throw new Violation('core-did-not-throw', `node ${this.index} on ${inputType}: ${text}`);
     }
-    this.checkMemory();
-    this.rearm();
+  }
+
+  // ---- DiscoveryNode ----
+  discovered(deviceId: Uint8Array, address: string, port: number): void {
+    const source = this.discoverySource;
+    this.input({ type: 'peer-discovered', nowMs: this.now, deviceId, address, port, source });
   }
 
   // ---- NetworkEndpoint ----
-  onLinkOpened(linkId: number, direction: 'inbound' | 'outbound', remoteAddress: string): void {
-    this.input({ type: 'link-opened', nowMs: this.now, linkId, direction, remoteAddress });
+  onLinkOpened(
+    linkId: number,
+    direction: 'inbound' | 'outbound',
+    remoteAddress: string,
+    dialId: number | undefined,
+  ): void {
+    this.input({
+      type: 'link-opened',
+      nowMs: this.now,
+      linkId,
+      direction,
+      remoteAddress,
+      ...(dialId === undefined ? {} : { dialId }),
+    });
+  }
+  onDialFailed(dialId: number, detail: string): void {
+    this.input({ type: 'dial-failed', nowMs: this.now, dialId, detail });
   }
   onBytes(linkId: number, bytes: Uint8Array): void {
     this.input({ type: 'bytes-received', nowMs: this.now, linkId, bytes });
@@ -189,7 +227,7 @@ export class NodeHost implements NetworkEndpoint, OriginClient {
   }
 
   // ---- commands from the scenario ----
-  startDownload(downloadId: number, source: DownloadSource): void {
+  startDownload(downloadId: number, source: AttemptedSource): void {
     this.downloads.set(
       downloadId,
       new DeliveryChecker(this.index, downloadId, this.ctx.content, source.kind),
@@ -239,7 +277,9 @@ export class NodeHost implements NetworkEndpoint, OriginClient {
     return manifest;
   }
 
-  private perform(out: SimOutput): void {
+  /** Carries out one output: the one exhaustive switch. */
+  private perform(out: CoreOutput): void {
+    if (!this.alive) return;
     const ctx = this.ctx;
     switch (out.type) {
       case 'send':
@@ -354,16 +394,14 @@ export class NodeHost implements NetworkEndpoint, OriginClient {
         this.storedChunks.add(out.chunkIndex);
         break;
       case 'connect':
-        // This host feeds no `peer-discovered`, so the core never asks it to dial.
-        throw new Error(`unexpected connect output for dial ${out.dialId}`);
-      default: {
-        const unreachable: never = out;
-        throw new Error(`unhandled output ${JSON.stringify(unreachable)}`);
-      }
+        ctx.dial(this.index, out.dialId, out.address, out.port);
+        break;
+      default:
+        unreachableOutput(out);
     }
   }
 
-  private onEvent(event: SimCoreEvent): void {
+  private onEvent(event: CoreEvent): void {
     const ctx = this.ctx;
     switch (event.type) {
       case 'peer:connect':
@@ -402,18 +440,13 @@ export class NodeHost implements NetworkEndpoint, OriginClient {
       case 'download:failed': {
         ctx.trace.note(this.now, this.index, `download:failed ${event.reason}: ${event.detail}`);
         const source = this.sources.get(event.downloadId);
+        const fallback = fallbackOf(event, source);
         if (
-          event.reason === 'sha256-mismatch' &&
-          source?.kind === 'url' &&
-          source.pooled !== false &&
+          fallback.action !== 'none' &&
+          source !== undefined &&
           event.downloadId === this.activeDownloadId
         ) {
-          // The Node host's fallback: discard the output, fetch from the origin alone.
-          this.fallbacks++;
-          const next = event.downloadId + 1;
-          ctx.queue.schedule(this.now, 'fallback', this.index, next, () =>
-            this.startDownload(next, { ...source, pooled: false }),
-          );
+          this.carryOutFallback(event.downloadId, source, fallback);
           break;
         }
         ctx.onDownloadEnd(
@@ -433,6 +466,31 @@ export class NodeHost implements NetworkEndpoint, OriginClient {
         throw new Error(`unhandled event ${JSON.stringify(unreachable)}`);
       }
     }
+  }
+
+  /**
+   * The one place a fallback is carried out: a new download replaces the failed one, pinned to
+   * the origin's current version (the probe), pooled ('repin') or from the origin alone
+   * ('origin-only'), one attempt later.
+   */
+  private carryOutFallback(
+    failedId: number,
+    source: AttemptedSource,
+    fallback: Exclude<DownloadFallback, { action: 'none' }>,
+  ): void {
+    if (source.kind !== 'url') return;
+    this.fallbacks++;
+    this.ctx.trace.note(this.now, this.index, `fallback ${fallback.action}: ${fallback.reason}`);
+    const next = failedId + 1;
+    this.ctx.queue.schedule(this.now, 'fallback', this.index, next, () => {
+      const validator = this.ctx.origin?.currentEtag() ?? source.validator;
+      this.startDownload(next, {
+        ...source,
+        validator,
+        pooled: fallback.action === 'repin',
+        attempt: (source.attempt ?? 0) + 1,
+      });
+    });
   }
 
   /** When a disk operation of `bytes` started now would finish (FIFO at `diskBps`). */
@@ -465,16 +523,13 @@ export class NodeHost implements NetworkEndpoint, OriginClient {
     }
   }
 
-  private rearm(): void {
-    const deadline = this.core.nextDeadlineMs();
-    if (deadline === this.timerAtMs) return;
+  /** The driver's timer: one virtual timer event per arm; a stale one is ignored. */
+  private setTimer(deadline: number | undefined): void {
     const token = ++this.timerToken;
-    this.timerAtMs = deadline;
     if (deadline === undefined) return;
     const atMs = Math.max(deadline, this.now);
     this.ctx.queue.schedule(atMs, 'timer', this.index, 0, () => {
       if (token !== this.timerToken || !this.alive) return;
-      this.timerAtMs = undefined;
       if (this.now === this.spinAtMs) {
         if (++this.spins > TIMER_SPIN_LIMIT) {
           throw new Violation(
@@ -486,7 +541,7 @@ export class NodeHost implements NetworkEndpoint, OriginClient {
         this.spinAtMs = this.now;
         this.spins = 0;
       }
-      this.input({ type: 'timer-fired', nowMs: this.now });
+      this.guarded('timer-fired', () => this.driver.timerFired(this.now));
     });
   }
 }

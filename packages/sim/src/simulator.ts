@@ -4,14 +4,16 @@
  *
  * Theory of operation
  * - Build: one `NodeHost` (a real `Core` with a seeded crypto provider) per node, a `Network`, an
- *   `Origin` (URL scenarios) and a `Content`. Links are dialled at t=0 (full mesh, or a seeded
- *   random graph of the given degree). Downloads start at `downloadStartMs`; faults are events.
+ *   `Origin` (URL scenarios) and a `Content`. The discovery graph is the full mesh, or a seeded
+ *   random graph of the given degree. Downloads start at `downloadStartMs`; faults are events.
+ * - Dialling is the Cores' (their peer tables): discovery.ts feeds each node `peer-discovered`
+ *   for its neighbours (at t=0, then as beacons every 2 s), and a node's `connect` output comes
+ *   here (`dial`), which opens a network link carrying the `dialId`, or reports `dial-failed`
+ *   for an address no node has. Beacons do not cross a broken partition, so nothing redials
+ *   across one until it heals.
  * - Run: pop events until every requester has finished, or the liveness deadline passes, or (for
  *   link-only scenarios) the run time is over. Safety invariants are checked inside the steps
  *   (see invariants.ts); a `Violation` stops the run.
- * - Healing: when a link between two live nodes closes, the host re-dials after 1-3 s (as the
- *   Node host does on rediscovery), at most `MAX_REDIALS` times per pair, never across a broken
- *   partition (it re-dials once the partition heals).
  * - Liveness: at `faultEndMs` every fault is over. Every live requester must then finish by
  *   `faultEndMs + 3 x ideal + 60 s`. For link-only runs, every pair of live nodes that should be
  *   linked must hold a ready link at the end.
@@ -20,10 +22,9 @@
  *   when the requester bans it. Swarm: max(F/u_seed, F/d_min, N F/(u_seed + sum u_peers)), the
  *   classic lower bound for distributing F bytes from one seed to N peers.
  */
-import { createHash } from 'node:crypto';
 import { Prng, createManifest, toHex, type Manifest } from '@peapod/core';
 import { Content, type ContentDigest } from './content.js';
-import { coreRunsTransfers } from './contract.js';
+import { Discovery, nodeAt } from './discovery.js';
 import { EventQueue } from './event-queue.js';
 import { describeFault, type FaultAction } from './faults.js';
 import { Violation, type InvariantName } from './invariants.js';
@@ -102,7 +103,6 @@ export interface RunResult {
   readonly transfersSupported: boolean;
 }
 
-const MAX_REDIALS = 20;
 const POD_SECRET = new Uint8Array(32).fill(0x5a);
 
 export class Simulation {
@@ -117,8 +117,7 @@ export class Simulation {
   readonly transfersSupported: boolean;
   private readonly prng: Prng;
   private readonly linkUp = new Map<number, { a: boolean; b: boolean }>();
-  private readonly redials = new Map<string, number>();
-  private readonly redialPending = new Set<string>();
+  /** Pairs (`a:b`, a < b) separated by a broken partition now: no beacon crosses. */
   private readonly brokenPairs = new Set<string>();
   private readonly wanted = new Set<string>();
   private readonly pending = new Set<number>();
@@ -175,6 +174,7 @@ export class Simulation {
       onDownloadEnd: (node, _id, outcome, detail) => this.onDownloadEnd(node, outcome, detail),
       onLinkEvent: (node, linkId, up) => this.onLinkEvent(node, linkId, up),
       onBanned: (node, deviceIdHex) => this.onBanned(node, deviceIdHex),
+      dial: (node, dialId, address) => this.dial(node, dialId, address),
     };
     config.nodes.forEach((spec, index) => {
       const host = new NodeHost(
@@ -184,13 +184,15 @@ export class Simulation {
           seed: (config.seed * 1009 + index * 7919) % Number.MAX_SAFE_INTEGER,
           podSecret: config.linkKind === 'lan' ? POD_SECRET : undefined,
           deviceName: `${spec.role}-${index}`,
+          discoverySource: config.linkKind === 'lan' ? 'lan' : 'manual',
         },
         hostPrng.fork(),
       );
       this.hosts.push(host);
       this.network.addNode(host, spec.lan, spec.wan);
     });
-    this.transfersSupported = this.hosts[0] !== undefined && coreRunsTransfers(this.hosts[0].core);
+    this.transfersSupported =
+      this.hosts[0] !== undefined && typeof this.hosts[0].core.downloadMemoryBytes === 'function';
   }
 
   /** Runs to the end and reports. Never throws for a broken invariant: it reports it. */
@@ -289,10 +291,16 @@ export class Simulation {
         }
       }
     }
-    for (const [a, b] of pairs) {
-      this.wanted.add(`${a}:${b}`);
-      this.dial(a, b);
-    }
+    for (const [a, b] of pairs) this.wanted.add(`${a}:${b}`);
+    const kind = c.linkKind;
+    new Discovery(
+      this.queue,
+      this.prng.fork(),
+      this.hosts,
+      pairs,
+      (a, b) => this.network.spec(a, kind).latencyMs + this.network.spec(b, kind).latencyMs,
+      (a, b) => this.brokenPairs.has(`${Math.min(a, b)}:${Math.max(a, b)}`),
+    ).start();
     if (c.kind !== 'links' && this.transfersSupported) {
       c.nodes.forEach((spec, index) => {
         const host = this.hosts[index]!;
@@ -367,9 +375,7 @@ export class Simulation {
       if (!this.hosts[a]!.alive || !this.hosts[b]!.alive) continue;
       const up = this.network.links.some((l) => {
         const s = this.linkUp.get(l.id);
-        return (
-          ((l.a === a && l.b === b) || (l.a === b && l.b === a)) && s?.a === true && s.b === true
-        );
+        return joins(l, a, b) && s?.a === true && s.b === true;
       });
       if (!up) missing.push(key);
     }
@@ -380,12 +386,19 @@ export class Simulation {
     );
   }
 
-  private dial(a: number, b: number): Link {
-    const link = this.network.connect(a, b, this.config.linkKind);
+  /** Node `from`'s Core dials `address` (its `connect` output, `dialId`). */
+  private dial(from: number, dialId: number, address: string): void {
+    const to = nodeAt(address);
+    if (to === undefined || to === from || to >= this.hosts.length) {
+      this.queue.schedule(this.queue.nowMs, 'dial-failed', from, dialId, () =>
+        this.hosts[from]!.onDialFailed(dialId, `no host at ${address}`),
+      );
+      return;
+    }
+    const link = this.network.connect(from, to, this.config.linkKind, dialId);
     link.jitterMs = this.config.jitterMs;
     link.lossPpm = this.currentLossPpm;
     this.linkUp.set(link.id, { a: false, b: false });
-    return link;
   }
 
   private currentLossPpm = 0;
@@ -396,31 +409,6 @@ export class Simulation {
     const state = this.linkUp.get(link.id)!;
     if (link.a === node) state.a = up;
     else state.b = up;
-    if (!up) this.maybeRedial(link.a, link.b);
-  }
-
-  private maybeRedial(a: number, b: number): void {
-    const key = `${a}:${b}`;
-    if (!this.wanted.has(key) || this.redialPending.has(key) || this.brokenPairs.has(key)) return;
-    const count = this.redials.get(key) ?? 0;
-    if (count >= MAX_REDIALS) return;
-    this.redialPending.add(key);
-    this.queue.schedule(this.queue.nowMs + 1000 + this.prng.nextInt(2000), 'redial', a, b, () => {
-      this.redialPending.delete(key);
-      if (!this.hosts[a]!.alive || !this.hosts[b]!.alive || this.brokenPairs.has(key)) return;
-      const open = this.network.links.some((l) => {
-        const s = this.linkUp.get(l.id);
-        return (
-          l.a === a &&
-          l.b === b &&
-          l.state !== 'reset' &&
-          (s?.a === true || s?.b === true || l.state === 'opening')
-        );
-      });
-      if (open) return;
-      this.redials.set(key, count + 1);
-      this.dial(a, b);
-    });
   }
 
   private onDownloadEnd(node: number, outcome: 'complete' | 'failed', detail: string): void {
@@ -481,9 +469,7 @@ export class Simulation {
       case 'partition': {
         const key = `${fault.a}:${fault.b}`;
         const links = (): Link[] =>
-          this.network.links.filter(
-            (l) => l.a === fault.a && l.b === fault.b && l.state !== 'reset',
-          );
+          this.network.links.filter((l) => joins(l, fault.a, fault.b) && l.state !== 'reset');
         q.schedule(at, 'fault-partition', fault.a, fault.b, () => {
           note();
           if (fault.mode === 'break') {
@@ -546,11 +532,10 @@ export class Simulation {
   }
 
   private heal(key: string, a: number, b: number): void {
-    const wasBroken = this.brokenPairs.delete(key);
+    this.brokenPairs.delete(key);
     for (const link of this.network.links) {
-      if (link.a === a && link.b === b) this.network.setPartitioned(link, false);
+      if (joins(link, a, b)) this.network.setPartitioned(link, false);
     }
-    if (wasBroken) this.maybeRedial(a, b);
   }
 
   /** Everything stops going wrong: the start of the liveness phase. */
@@ -573,12 +558,6 @@ export class Simulation {
       this.origin.faults.errorStartPpm = 0;
       this.origin.faults.resetPpm = 0;
       this.origin.faults.slowFactor.clear();
-    }
-    // Pairs that lost their link during the faults (and ran out of redials) get one more try.
-    for (const key of this.wanted) {
-      this.redials.set(key, Math.min(this.redials.get(key) ?? 0, MAX_REDIALS - 1));
-      const [a, b] = key.split(':').map(Number) as [number, number];
-      this.maybeRedial(a, b);
     }
   }
 
@@ -623,7 +602,7 @@ export class Simulation {
   }
 }
 
-/** SHA-256 of bytes as hex (reports). */
-export function sha256Hex(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
+/** True when `link` joins nodes `a` and `b` (whichever dialled). */
+function joins(link: Link, a: number, b: number): boolean {
+  return (link.a === a && link.b === b) || (link.a === b && link.b === a);
 }

@@ -1,11 +1,20 @@
 /**
- * N-core harness for transfer tests (pair.ts, generalised): nodes joined by in-memory links, a
- * virtual clock, a store per node (answers `read-chunk`, keeps `store-chunk`), a fake origin
- * that answers `fetch-origin` from an in-memory object, and per-node faults (corrupting,
- * stalling or changing origins; muted links). It runs the host loop of docs/architecture.md:
- * after every input drain `poll()`, carry each output out, and wake the cores at their
- * deadlines. Bandwidth is not modelled (the simulator does that); `originDelayMs` gives a node's
- * origin fetches a latency so tests can shape who finishes first.
+ * N-core harness for the core's transfer unit tests (pair.ts, generalised): nodes joined by
+ * in-memory links, a virtual clock, a store per node (answers `read-chunk`, keeps
+ * `store-chunk`), a fake origin that answers `fetch-origin` from an in-memory object, and
+ * per-node faults (corrupting, stalling or changing origins; muted links).
+ *
+ * Each node runs on the shared `HostDriver` (host-driver.ts): every input goes through
+ * `input(node, x)`, which drains the core into `perform` (one exhaustive switch) and arms the
+ * node's timer (`setTimer`); `advance` fires the armed timers in order on the virtual clock.
+ * Answers that a real host gives later (a chunk read, a delivered acknowledgement, an origin
+ * body) are actions run at the next `step`, so no input is fed from inside a drain.
+ *
+ * Scope: what the unit tests need to steer one code path exactly (who answers, in what order,
+ * which range is corrupt), not a world model. Bandwidth, latency, loss, churn and many-node
+ * runs are packages/sim's (a real network model, the same driver; it depends on this package,
+ * so these tests cannot use it). `originDelayMs` gives a node's origin fetches a latency so
+ * tests can shape who finishes first.
  */
 import {
   Core,
@@ -15,6 +24,7 @@ import {
   type CoreInput,
 } from '../../src/core.js';
 import { toHex } from '../../src/bytes.js';
+import { HostDriver, unreachableOutput } from '../../src/host-driver.js';
 import { deriveDeviceId } from '../../src/identity.js';
 import { deterministicCrypto } from './deterministic-crypto.js';
 import type { PeerLink } from '../../src/peer-link.js';
@@ -48,6 +58,9 @@ export interface NodeOptions extends Partial<CoreOptions> {
 export interface MeshNode {
   readonly index: number;
   readonly core: Core;
+  readonly driver: HostDriver;
+  /** The deadline the driver armed (`setTimer`). */
+  timerMs: number | undefined;
   readonly deviceId: Uint8Array;
   readonly options: NodeOptions;
   readonly events: CoreEvent[];
@@ -94,9 +107,16 @@ export class Mesh {
         deviceName: `node-${index}`,
         ...options,
       });
-      this.nodes.push({
+      const node: MeshNode = {
         index,
         core,
+        driver: new HostDriver(core, {
+          perform: (out) => this.perform(node, out),
+          setTimer: (deadlineMs) => {
+            node.timerMs = deadlineMs;
+          },
+        }),
+        timerMs: undefined,
         deviceId: deriveDeviceId(crypto, identity.publicKey),
         options,
         events: [],
@@ -107,7 +127,8 @@ export class Mesh {
         originBytes: 0,
         readsAnswered: 0,
         originMode: options.origin ?? 'ok',
-      });
+      };
+      this.nodes.push(node);
     });
   }
 
@@ -184,19 +205,14 @@ export class Mesh {
     }
   }
 
+  /** Feeds node `node`'s core one input through its host driver. */
   input(node: number, input: CoreInput): void {
-    this.nodes[node]!.core.handle(input);
+    this.nodes[node]!.driver.handle(input);
   }
 
-  /** One round: drain every core, then deliver bytes in flight. */
+  /** One round: run due actions, then deliver bytes in flight. */
   step(): boolean {
     let moved = false;
-    for (const node of this.nodes) {
-      for (let out = node.core.poll(); out !== undefined; out = node.core.poll()) {
-        this.perform(node, out);
-        moved = true;
-      }
-    }
     const due = this.takeDueActions();
     for (const action of due) {
       action.run();
@@ -206,17 +222,16 @@ export class Mesh {
     for (const { from, to, item } of batch) {
       moved = true;
       const link = this.links.get(`${from}>${to}`);
-      const core = this.nodes[to]!.core;
       if (item === 'eof') {
         const back = this.links.get(`${to}>${from}`);
         if (back?.open) {
           back.open = false;
-          core.handle({ type: 'link-closed', nowMs: this.nowMs, linkId: Mesh.linkId(from) });
+          this.input(to, { type: 'link-closed', nowMs: this.nowMs, linkId: Mesh.linkId(from) });
         }
         continue;
       }
       if (link !== undefined && !link.muted && this.links.get(`${to}>${from}`)?.open) {
-        core.handle({
+        this.input(to, {
           type: 'bytes-received',
           nowMs: this.nowMs,
           linkId: Mesh.linkId(from),
@@ -224,7 +239,7 @@ export class Mesh {
         });
       }
       if (link?.open) {
-        this.nodes[from]!.core.handle({
+        this.input(from, {
           type: 'bytes-flushed',
           nowMs: this.nowMs,
           linkId: Mesh.linkId(to),
@@ -246,14 +261,15 @@ export class Mesh {
     for (;;) {
       this.drive();
       let next = Infinity;
-      for (const node of this.nodes) next = Math.min(next, node.core.nextDeadlineMs() ?? Infinity);
+      for (const node of this.nodes) next = Math.min(next, node.timerMs ?? Infinity);
       for (const action of this.actions) next = Math.min(next, action.atMs);
       if (next > until) break;
       this.nowMs = Math.max(this.nowMs, next);
       for (const node of this.nodes) {
-        const due = node.core.nextDeadlineMs();
-        if (due !== undefined && due <= this.nowMs)
-          node.core.handle({ type: 'timer-fired', nowMs: this.nowMs });
+        const due = node.timerMs;
+        if (due === undefined || due > this.nowMs) continue;
+        node.timerMs = undefined; // a timer is one-shot: the driver re-arms it
+        node.driver.timerFired(this.nowMs);
       }
     }
     this.nowMs = until;
@@ -386,7 +402,7 @@ export class Mesh {
         const bytes = node.store.get(toHex(out.contentId))?.get(out.chunkIndex);
         node.readsAnswered++;
         this.later(0, () =>
-          node.core.handle({ type: 'chunk-read', nowMs: this.nowMs, readId: out.readId, bytes }),
+          this.input(index, { type: 'chunk-read', nowMs: this.nowMs, readId: out.readId, bytes }),
         );
         break;
       }
@@ -396,7 +412,7 @@ export class Mesh {
         node.delivered.set(out.downloadId, list);
         if (node.options.autoAck ?? true) {
           this.later(0, () =>
-            node.core.handle({
+            this.input(index, {
               type: 'delivered',
               nowMs: this.nowMs,
               downloadId: out.downloadId,
@@ -412,7 +428,7 @@ export class Mesh {
             ? this.deliveredBytes(index, out.downloadId).slice(out.offset, out.offset + out.length)
             : undefined;
         this.later(0, () =>
-          node.core.handle({
+          this.input(index, {
             type: 'delivered-read',
             nowMs: this.nowMs,
             readId: out.readId,
@@ -429,12 +445,10 @@ export class Mesh {
         break;
       }
       case 'connect':
-        // This host feeds no `peer-discovered`, so the core never asks it to dial.
+        // This harness feeds no `peer-discovered`, so the core never asks it to dial.
         throw new Error(`unexpected connect output for dial ${out.dialId}`);
-      default: {
-        const unreachable: never = out;
-        throw new Error(`unhandled output ${JSON.stringify(unreachable)}`);
-      }
+      default:
+        unreachableOutput(out);
     }
   }
 
@@ -444,7 +458,7 @@ export class Mesh {
     const refused = mode === 'refuses-peers' && fetch.forPeer;
     this.later(refused ? 0 : (node.options.originDelayMs ?? 0), () => {
       if (node.cancelledFetches.has(fetch.fetchId)) return;
-      const handle = (input: CoreInput): void => node.core.handle(input);
+      const handle = (input: CoreInput): void => this.input(node.index, input);
       if (refused) {
         handle({
           type: 'origin-end',

@@ -1,10 +1,20 @@
 /**
  * Pair harness (quinn's `Pair`, str0m's `progress`): two Cores joined by an in-memory link and a
- * virtual clock. It runs the host loop of docs/architecture.md exactly: after each input, drain
- * `poll()`; carry out `send` by delivering the bytes to the other core; carry out `disconnect` by
- * telling the other core its link closed. Tests never sleep: `advance` moves the virtual clock.
+ * virtual clock. Each core runs on the shared `HostDriver` (host-driver.ts): every input goes
+ * through `input(side, x)`, which drains `poll()` into `perform` (one exhaustive switch):
+ * `send` queues the bytes for the other core, `disconnect` queues an end of stream that tells
+ * the other core its link closed. `step` delivers what is in flight; the driver's `setTimer`
+ * records each side's deadline and `advance` fires them in order on the virtual clock. Tests
+ * never sleep.
  */
-import { Core, type CoreEvent, type CoreOptions, type CoreOutput } from '../../src/core.js';
+import {
+  Core,
+  type CoreEvent,
+  type CoreInput,
+  type CoreOptions,
+  type CoreOutput,
+} from '../../src/core.js';
+import { HostDriver, unreachableOutput } from '../../src/host-driver.js';
 import { deterministicCrypto } from './deterministic-crypto.js';
 import type { KeyPair } from '../../src/crypto-provider.js';
 
@@ -24,6 +34,9 @@ export const LINK = 1;
 export class Pair {
   nowMs = 0;
   readonly cores: Record<Side, Core>;
+  private readonly drivers: Record<Side, HostDriver>;
+  /** Each side's armed timer (the driver's `setTimer`). */
+  private readonly deadlines: Record<Side, number | undefined> = { a: undefined, b: undefined };
   /** Each side's Ed25519 identity. */
   readonly identities = {} as Record<Side, KeyPair>;
   readonly events: Record<Side, CoreEvent[]> = { a: [], b: [] };
@@ -55,19 +68,32 @@ export class Pair {
       });
     };
     this.cores = { a: make('a', 0), b: make('b', 1) };
+    const driver = (side: Side): HostDriver =>
+      new HostDriver(this.cores[side], {
+        perform: (out) => this.perform(side, out),
+        setTimer: (deadlineMs) => {
+          this.deadlines[side] = deadlineMs;
+        },
+      });
+    this.drivers = { a: driver('a'), b: driver('b') };
     this.autoFlush = options.autoFlush ?? true;
+  }
+
+  /** Feeds `side`'s core one input through its host driver. */
+  input(side: Side, input: CoreInput): void {
+    this.drivers[side].handle(input);
   }
 
   /** a dials b. */
   connect(): void {
-    this.cores.b.handle({
+    this.input('b', {
       type: 'link-opened',
       nowMs: this.nowMs,
       linkId: LINK,
       direction: 'inbound',
       remoteAddress: 'a',
     });
-    this.cores.a.handle({
+    this.input('a', {
       type: 'link-opened',
       nowMs: this.nowMs,
       linkId: LINK,
@@ -76,27 +102,21 @@ export class Pair {
     });
   }
 
-  /** One round: drain both cores' outputs, then deliver what is in flight. Returns true if anything moved. */
+  /** One round: deliver what is in flight (outputs were carried out as each input drained). Returns true if anything moved. */
   step(): boolean {
     let moved = false;
-    for (const side of ['a', 'b'] as const) {
-      for (let out = this.cores[side].poll(); out !== undefined; out = this.cores[side].poll()) {
-        this.perform(side, out);
-        moved = true;
-      }
-    }
     for (const side of ['a', 'b'] as const) {
       const other: Side = side === 'a' ? 'b' : 'a';
       const queue = this.inFlight[side].splice(0);
       for (const item of queue) {
         moved = true;
         if (item === 'eof') {
-          this.cores[other].handle({ type: 'link-closed', nowMs: this.nowMs, linkId: LINK });
+          this.input(other, { type: 'link-closed', nowMs: this.nowMs, linkId: LINK });
           continue;
         }
         if (!this.muted[side]) {
           const bytes = this.tap === undefined ? item : this.tap(side, item);
-          this.cores[other].handle({
+          this.input(other, {
             type: 'bytes-received',
             nowMs: this.nowMs,
             linkId: LINK,
@@ -117,7 +137,7 @@ export class Pair {
 
   /** Tells `side`'s core that `byteCount` of its sent bytes left the socket. */
   flush(side: Side, byteCount: number): void {
-    this.cores[side].handle({ type: 'bytes-flushed', nowMs: this.nowMs, linkId: LINK, byteCount });
+    this.input(side, { type: 'bytes-flushed', nowMs: this.nowMs, linkId: LINK, byteCount });
   }
 
   /** Moves the virtual clock forward by `ms`, firing every deadline on the way, in order. */
@@ -125,14 +145,15 @@ export class Pair {
     const until = this.nowMs + ms;
     for (;;) {
       this.drive();
-      const next = Math.min(
-        this.cores.a.nextDeadlineMs() ?? Infinity,
-        this.cores.b.nextDeadlineMs() ?? Infinity,
-      );
+      const next = Math.min(this.deadlines.a ?? Infinity, this.deadlines.b ?? Infinity);
       if (next > until) break;
       this.nowMs = Math.max(this.nowMs, next);
-      for (const side of ['a', 'b'] as const)
-        this.cores[side].handle({ type: 'timer-fired', nowMs: this.nowMs });
+      for (const side of ['a', 'b'] as const) {
+        const due = this.deadlines[side];
+        if (due === undefined || due > this.nowMs) continue;
+        this.deadlines[side] = undefined; // a timer is one-shot: the driver re-arms it
+        this.drivers[side].timerFired(this.nowMs);
+      }
     }
     this.nowMs = until;
     this.drive();
@@ -168,12 +189,10 @@ export class Pair {
         this.transferOutputs[side].push(out);
         break;
       case 'connect':
-        // This host feeds no `peer-discovered`, so the core never asks it to dial.
+        // This harness feeds no `peer-discovered`, so the core never asks it to dial.
         throw new Error(`unexpected connect output for dial ${out.dialId}`);
-      default: {
-        const unreachable: never = out;
-        throw new Error(`unhandled output ${JSON.stringify(unreachable)}`);
-      }
+      default:
+        unreachableOutput(out);
     }
   }
 }
