@@ -37,7 +37,7 @@ import type { Manifest } from '../../src/content/manifest.js';
  * 'stall': never answers; 'trickle': sends the first half of every range, then nothing.
  */
 export type OriginMode =
-  'ok' | 'corrupt' | 'corrupt-sparse' | 'stall' | 'trickle' | 'changed' | 'error' | 'refuses-peers';
+  'ok' | 'corrupt' | 'corrupt-sparse' | 'stall' | 'trickle' | 'changed' | 'refuses-peers';
 
 export interface NodeOptions extends Partial<CoreOptions> {
   /** How this node's origin answers. Default 'ok'. */
@@ -178,12 +178,6 @@ export class Mesh {
   /** Connects node 0 to every other node (a star around the requester). */
   star(): void {
     for (let i = 1; i < this.nodes.length; i++) this.connect(0, i);
-  }
-
-  /** Every pair connected (lower index dials). */
-  fullMesh(): void {
-    for (let i = 0; i < this.nodes.length; i++)
-      for (let j = i + 1; j < this.nodes.length; j++) this.connect(i, j);
   }
 
   /** Drops everything node `from` sends to node `to` (a stalled peer). */
@@ -469,7 +463,7 @@ export class Mesh {
         });
         return;
       }
-      if (mode === 'changed' || mode === 'error') {
+      if (mode === 'changed') {
         handle({
           type: 'origin-end',
           nowMs: this.nowMs,
