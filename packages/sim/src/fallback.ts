@@ -8,8 +8,10 @@
  * event's `fallback` when present. When absent it states the core's documented policy
  * (transfer/fallback-policy.ts: origin-changed on a pooled download, first attempt -> repin,
  * later -> origin-only; sha256-mismatch on a pooled download -> origin-only; else none) so the
- * simulator behaves like the daemon meanwhile. After that merge this module is one line:
- * `fallbackOf = (event) => event.fallback`, with `DownloadFallback` imported from the core.
+ * simulator behaves like the daemon meanwhile (the same table as the transfer branch's
+ * `fallbackFor`). It compiles unchanged against that branch (there `fallback` is required, so
+ * the interim part is never reached); the follow-up after the merge deletes the interim part
+ * and imports `DownloadFallback` from the core, so this module becomes `event.fallback`.
  */
 import type { CoreEvent, DownloadSource } from '@peapod/core';
 
