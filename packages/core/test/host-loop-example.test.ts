@@ -62,20 +62,9 @@ export async function startHost(
   const driver: HostDriver = new HostDriver(core, {
     perform(output: CoreOutput): void {
       switch (output.type) {
-        case 'send': {
-          const { linkId, bytes } = output; // the host owns `bytes` now (a copy, not a view)
-          sockets
-            .get(linkId)
-            ?.write(bytes, () =>
-              driver.handle({
-                type: 'bytes-flushed',
-                nowMs: now(),
-                linkId,
-                byteCount: bytes.length,
-              }),
-            );
+        case 'send':
+          write(output.linkId, output.bytes); // handed over: see "Byte ownership"
           return;
-        }
         case 'disconnect':
           sockets.get(output.linkId)?.end(); // after the bytes written before it
           return;
@@ -113,6 +102,13 @@ export async function startHost(
       timer = setTimeout(() => driver.timerFired(now()), Math.max(0, deadlineMs - now()));
     },
   });
+
+  function write(linkId: number, bytes: Uint8Array): void {
+    const byteCount = bytes.length;
+    sockets.get(linkId)?.write(bytes, () => {
+      driver.handle({ type: 'bytes-flushed', nowMs: now(), linkId, byteCount });
+    });
+  }
 
   function adopt(socket: Socket, direction: 'inbound' | 'outbound', dialId?: number): void {
     const linkId = nextLinkId++;
