@@ -266,11 +266,13 @@ describe('dev origin rate limits per source address', () => {
     assert.equal(clients.get('127.0.0.3')?.bodyBytes, bytes);
     assert.equal(clients.get('127.0.0.4')?.requests, 2);
     // Both connections of 127.0.0.4 draw on one budget: the token bucket's guarantee
-    // (rate-limit.ts) bounds what they got together, plus the one 64 KiB chunk per connection
-    // sent before its wait. A busy machine only makes this slower, so it cannot flake; the
-    // MB/s figures (and each address's own budget) are measured by bench/rate-limits.ts.
-    const fastestMs =
-      ((2 * bytes - new TokenBucket(rate).burstBytes - 2 * 64 * 1024) / rate) * 1000;
+    // (rate-limit.ts) bounds what they got together, give or take the debt left at the end (a
+    // 64 KiB chunk per connection, sent before its wait) and a timer that fires a little early
+    // (another 64 KiB each: 16 ms at this rate). A busy machine only makes this slower, so it
+    // cannot flake; the MB/s figures (and each address's own budget) are measured by
+    // bench/rate-limits.ts.
+    const slackBytes = 4 * 64 * 1024;
+    const fastestMs = ((2 * bytes - new TokenBucket(rate).burstBytes - slackBytes) / rate) * 1000;
     assert.ok(
       sharedMs >= fastestMs,
       `two connections from one address got ${2 * bytes} bytes in ${sharedMs.toFixed(0)} ms: ` +
