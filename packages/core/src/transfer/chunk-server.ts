@@ -410,12 +410,6 @@ export class ChunkServer {
     return true;
   }
 
-  /** A requester's verdict on a chunk we served (checksumMismatch): nothing to do but log. */
-  onVerdict(_linkId: number, _message: StatusMessage): void {
-    // The stored copy was checked against its hash just before serving, so a mismatch verdict
-    // means the requester or the link is at fault; there is nothing to re-check here.
-  }
-
   onLinkClosed(linkId: number, nowMs: number): void {
     this.nowMs = Math.max(this.nowMs, nowMs);
     this.serving.delete(linkId);

@@ -82,8 +82,6 @@ export interface TransferContext {
   sourceName(source: SourceId): string;
   /** Opens a request on a ready link: a fresh ID with this side's parity, routed to `handler`. */
   openRequest(linkId: number, handler: RequestHandler): number | undefined;
-  /** Forgets a request after its terminal STATUS. */
-  endRequest(linkId: number, requestId: number): void;
   /** Sends CANCEL; the request stays open (DATA ignored) until its terminal STATUS. */
   cancelRequest(linkId: number, requestId: number): void;
   /** Asks the host for an origin range; returns the fetch ID. */

@@ -250,8 +250,10 @@ export class TransferEngine {
         break;
       }
       case 'status':
+        // Not ours: a requester's verdict on a chunk this device served (checksumMismatch).
+        // The stored copy was checked against its hash just before serving, so the requester
+        // or the link is at fault; there is nothing to re-check.
         if (isOwn(message.requestId)) this.onTerminalStatus(linkId, table, message, nowMs);
-        else this.server.onVerdict(linkId, message);
         break;
       case 'chunk-announce':
         this.availability.announce(linkId, message.contentId, message.ranges);
@@ -360,9 +362,6 @@ export class TransferEngine {
           }
         }
         return undefined;
-      },
-      endRequest: (linkId, requestId) => {
-        this.requests.get(linkId)?.open.delete(requestId);
       },
       cancelRequest: (linkId, requestId) => {
         const open = this.requests.get(linkId)?.open.get(requestId);
