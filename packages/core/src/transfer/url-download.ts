@@ -81,8 +81,6 @@ export class UrlDownload implements DownloadJob, FetchHandler, ReadBackOwner, Sp
   private readonly delivery: DownloadDelivery;
   private readonly transfers: PieceTransfers;
   private readonly spots: SpotChecks;
-  /** The spot check of each helper assignment in flight. */
-  private readonly spotOf = new Map<PieceTransfer, SpotCheck>();
   private readonly ledger: RepairLedger;
   private selfErrorStreak = 0;
   /** Links that refused FETCH_ASSIGN outright (capability, policy). */
@@ -98,7 +96,6 @@ export class UrlDownload implements DownloadJob, FetchHandler, ReadBackOwner, Sp
   ) {
     const layout = new PieceLayout(source);
     this.layout = layout;
-    this.transfers = new PieceTransfers(layout);
     this.scheduler = new PieceScheduler({
       pieceCount: layout.pieceCount,
       pieceStart: (index) => layout.start(index),
@@ -110,6 +107,7 @@ export class UrlDownload implements DownloadJob, FetchHandler, ReadBackOwner, Sp
     });
     this.scheduler.upsertSource(SELF_SOURCE);
     this.spots = new SpotChecks(ctx, layout, this);
+    this.transfers = new PieceTransfers(ctx, layout, this.spots, this);
     this.ledger = new RepairLedger(ctx.crypto, layout.pieceCount, source.sha256 !== undefined);
     this.stallWatch = new StallWatch(source.stallTimeoutMs);
     // Resumed: the host hashes the whole object, so the core hashes nothing (transfer-api.ts).
@@ -225,7 +223,7 @@ export class UrlDownload implements DownloadJob, FetchHandler, ReadBackOwner, Sp
     const stillHeld = transfer.repair
       ? suspect?.holder === linkId
       : this.scheduler.isAssigned(piece, linkId);
-    if (message.status !== TransferStatus.ok || !stillHeld) this.discardSpot(transfer);
+    if (message.status !== TransferStatus.ok || !stillHeld) this.transfers.discardSpot(transfer);
     if (!stillHeld) return;
     switch (message.status) {
       case TransferStatus.ok:
@@ -265,15 +263,14 @@ export class UrlDownload implements DownloadJob, FetchHandler, ReadBackOwner, Sp
         `STATUS(ok) after ${transfer.received} of ${length} bytes`,
         nowMs,
       );
-      this.discardSpot(transfer);
+      this.transfers.discardSpot(transfer);
       return;
     }
     if (suspect === undefined) {
       const losers = this.scheduler.received(piece, linkId, nowMs);
       this.cancelLosers(piece, losers);
     }
-    const spot = this.spotOf.get(transfer)!;
-    this.spotOf.delete(transfer);
+    const spot = this.transfers.takeSpot(transfer)!;
     // The helper is done; the piece now waits on this device's spot-check sample.
     if (spot.sampleState === 'fetching')
       this.stallWatch.asked(piece, this.sourceLabel(SELF_SOURCE));
@@ -283,7 +280,7 @@ export class UrlDownload implements DownloadJob, FetchHandler, ReadBackOwner, Sp
   onLinkClosed(linkId: number, nowMs: number): void {
     for (const transfer of this.transfers.onLink(linkId)) {
       this.transfers.remove(transfer);
-      this.discardSpot(transfer);
+      this.transfers.discardSpot(transfer);
       const suspect = transfer.repair ? this.ledger.suspect(transfer.piece) : undefined;
       if (suspect?.holder === linkId) this.ledger.requeue(suspect, linkId);
     }
@@ -357,13 +354,13 @@ export class UrlDownload implements DownloadJob, FetchHandler, ReadBackOwner, Sp
     for (const source of this.scheduler.stalled(nowMs)) {
       for (const { piece, source: holder } of this.scheduler.assignments()) {
         if (holder !== source) continue;
-        this.cancelAssignment(piece, source);
+        this.transfers.cancelAssignment(piece, source);
         this.scheduler.fail(piece, source, 'stall', nowMs);
       }
     }
     for (const transfer of this.repairTransfers()) {
       if (nowMs < this.repairStallDeadlineMs(transfer)) continue;
-      this.cancelTransfer(transfer);
+      this.transfers.cancel(transfer);
       const suspect = this.ledger.suspect(transfer.piece);
       if (suspect !== undefined) this.ledger.requeue(suspect, transfer.source);
     }
@@ -385,13 +382,7 @@ export class UrlDownload implements DownloadJob, FetchHandler, ReadBackOwner, Sp
     if (this.state !== 'running') return;
     this.state = 'failed';
     void nowMs;
-    for (const transfer of this.transfers.all()) {
-      if (transfer.source === SELF_SOURCE) this.ctx.cancelFetch(transfer.id);
-      else this.ctx.cancelRequest(transfer.source, transfer.id);
-    }
-    this.transfers.clear();
-    this.spotOf.clear();
-    this.spots.clear();
+    this.transfers.cancelAll();
     this.readBack?.cancel();
     this.readBack = undefined;
     const { pooled, attempt } = this.source;
@@ -439,60 +430,14 @@ export class UrlDownload implements DownloadJob, FetchHandler, ReadBackOwner, Sp
   // --- assignments ---
 
   private start(piece: number, source: SourceId, nowMs: number, repair: boolean): boolean {
-    const spec = this.layout.fetchSpec(this.layout.start(piece), this.layout.start(piece + 1));
     this.stallWatch.asked(piece, this.sourceLabel(source));
-    if (source === SELF_SOURCE) {
-      const fetchId = this.ctx.openFetch(this, spec);
-      this.transfers.add(piece, SELF_SOURCE, fetchId, repair, nowMs);
-      return true;
-    }
-    const requestId = this.ctx.openRequest(source, this);
-    if (requestId === undefined) {
-      if (!repair) this.scheduler.fail(piece, source, 'error', nowMs);
-      return false;
-    }
-    const transfer = this.transfers.add(piece, source, requestId, repair, nowMs);
-    this.ctx.links.send(source, {
-      type: 'fetch-assign',
-      requestId,
-      url: spec.url,
-      rangeStart: spec.rangeStart,
-      rangeEnd: spec.rangeEnd,
-      validator: spec.validator,
-      headers: spec.headers,
-    });
-    this.spotOf.set(transfer, this.spots.start(piece, source, repair));
-    return true;
-  }
-
-  /** Cancels the scheduler's assignment of `piece` to `source` (never a repair). */
-  private cancelAssignment(piece: number, source: SourceId): void {
-    for (const transfer of this.transfers.all()) {
-      if (!transfer.repair && transfer.piece === piece && transfer.source === source)
-        this.cancelTransfer(transfer);
-    }
-  }
-
-  private cancelTransfer(transfer: PieceTransfer): void {
-    this.transfers.remove(transfer);
-    if (transfer.source === SELF_SOURCE) {
-      this.ctx.cancelFetch(transfer.id);
-      return;
-    }
-    this.discardSpot(transfer);
-    this.ctx.cancelRequest(transfer.source, transfer.id);
-  }
-
-  /** A helper's transfer ended without its piece: its spot check is no longer needed. */
-  private discardSpot(transfer: PieceTransfer): void {
-    const spot = this.spotOf.get(transfer);
-    if (spot === undefined) return;
-    this.spotOf.delete(transfer);
-    this.spots.discard(spot);
+    if (this.transfers.start(piece, source, repair, nowMs)) return true;
+    if (!repair) this.scheduler.fail(piece, source, 'error', nowMs);
+    return false;
   }
 
   private cancelLosers(piece: number, losers: readonly SourceId[]): void {
-    for (const loser of losers) this.cancelAssignment(piece, loser);
+    for (const loser of losers) this.transfers.cancelAssignment(piece, loser);
   }
 
   private selfError(transfer: PieceTransfer, detail: string, nowMs: number): void {

@@ -1,7 +1,8 @@
 /**
  * The pieces of a pooled URL download (url-download.ts): where each piece lies in the object,
- * the origin range request for it, and the assignments in flight with their bytes as they
- * arrive.
+ * the origin range request for it, and the assignments in flight: how one starts (a self
+ * fetch, or FETCH_ASSIGN to a helper with its spot check started at once), how one is
+ * cancelled, and its bytes as they arrive.
  *
  * Geometry (`PieceLayout`): the download covers object bytes `[startOffset, totalBytes)`; its
  * own offsets count from `startOffset` (offset 0 is object byte `startOffset`), and it is cut
@@ -9,14 +10,21 @@
  * are object offsets.
  *
  * Assignments (`PieceTransfers`): one per (piece, source) fetching it, a self fetch by fetch ID
- * or a helper's request by link and request ID. Each assembles its bytes into one buffer of the
+ * or a helper's request by link and request ID; their answers go to the download, which looks
+ * up here the assignment they belong to. Each assembles its bytes into one buffer of the
  * piece's length, allocated at the first byte (`write`): the one copy a piece's bytes make in
  * the transfer code, from the frame or origin chunk the host handed in (a view that is only
  * valid during that input) into memory the download owns until the host acknowledges it.
  */
 import type { HttpHeader } from '../wire/messages.js';
 import { SELF_SOURCE, type SourceId } from './scheduler.js';
-import type { FetchSpec } from './transfer-context.js';
+import type {
+  FetchHandler,
+  FetchSpec,
+  RequestHandler,
+  TransferContext,
+} from './transfer-context.js';
+import type { SpotCheck, SpotChecks } from './url-spot-checks.js';
 
 /** What a URL download needs to know about its object. */
 export interface UrlSource {
@@ -94,10 +102,97 @@ export interface PieceTransfer {
 export class PieceTransfers {
   private readonly selfFetches = new Map<number, PieceTransfer>();
   private readonly helperRequests = new Map<string, PieceTransfer>();
+  /** The spot check of each helper assignment in flight. */
+  private readonly spotOf = new Map<PieceTransfer, SpotCheck>();
 
-  constructor(private readonly layout: PieceLayout) {}
+  constructor(
+    private readonly ctx: TransferContext,
+    private readonly layout: PieceLayout,
+    private readonly spots: SpotChecks,
+    /** The download: it hears the fetches' and requests' answers. */
+    private readonly handler: FetchHandler & RequestHandler,
+  ) {}
 
-  add(piece: number, source: SourceId, id: number, repair: boolean, nowMs: number): PieceTransfer {
+  /**
+   * Starts fetching `piece` from `source`: a `fetch-origin` for self, or FETCH_ASSIGN to a
+   * helper (with the piece's spot check, whose sample is fetched meanwhile). False when the
+   * helper's link cannot take a request.
+   */
+  start(piece: number, source: SourceId, repair: boolean, nowMs: number): boolean {
+    const spec = this.layout.fetchSpec(this.layout.start(piece), this.layout.start(piece + 1));
+    if (source === SELF_SOURCE) {
+      this.add(piece, source, this.ctx.openFetch(this.handler, spec), repair, nowMs);
+      return true;
+    }
+    const requestId = this.ctx.openRequest(source, this.handler);
+    if (requestId === undefined) return false;
+    const transfer = this.add(piece, source, requestId, repair, nowMs);
+    this.ctx.links.send(source, {
+      type: 'fetch-assign',
+      requestId,
+      url: spec.url,
+      rangeStart: spec.rangeStart,
+      rangeEnd: spec.rangeEnd,
+      validator: spec.validator,
+      headers: spec.headers,
+    });
+    this.spotOf.set(transfer, this.spots.start(piece, source, repair));
+    return true;
+  }
+
+  /** Stops an assignment: cancels its fetch, or its request and spot check. */
+  cancel(transfer: PieceTransfer): void {
+    this.remove(transfer);
+    if (transfer.source === SELF_SOURCE) {
+      this.ctx.cancelFetch(transfer.id);
+      return;
+    }
+    this.discardSpot(transfer);
+    this.ctx.cancelRequest(transfer.source, transfer.id);
+  }
+
+  /** Cancels the scheduler's assignment of `piece` to `source` (never a repair). */
+  cancelAssignment(piece: number, source: SourceId): void {
+    for (const transfer of this.all()) {
+      if (!transfer.repair && transfer.piece === piece && transfer.source === source)
+        this.cancel(transfer);
+    }
+  }
+
+  /** Stops everything (the download ended). */
+  cancelAll(): void {
+    for (const transfer of this.all()) {
+      if (transfer.source === SELF_SOURCE) this.ctx.cancelFetch(transfer.id);
+      else this.ctx.cancelRequest(transfer.source, transfer.id);
+    }
+    this.selfFetches.clear();
+    this.helperRequests.clear();
+    this.spotOf.clear();
+    this.spots.clear();
+  }
+
+  /** A helper's transfer ended without its piece: its spot check is no longer needed. */
+  discardSpot(transfer: PieceTransfer): void {
+    const spot = this.spotOf.get(transfer);
+    if (spot === undefined) return;
+    this.spotOf.delete(transfer);
+    this.spots.discard(spot);
+  }
+
+  /** A helper's piece arrived whole: hands its spot check over to be judged. */
+  takeSpot(transfer: PieceTransfer): SpotCheck | undefined {
+    const spot = this.spotOf.get(transfer);
+    this.spotOf.delete(transfer);
+    return spot;
+  }
+
+  private add(
+    piece: number,
+    source: SourceId,
+    id: number,
+    repair: boolean,
+    nowMs: number,
+  ): PieceTransfer {
     const transfer: PieceTransfer = {
       piece,
       source,
@@ -135,11 +230,6 @@ export class PieceTransfers {
   /** Helper assignments on `linkId`. */
   onLink(linkId: number): PieceTransfer[] {
     return [...this.helperRequests.values()].filter((t) => t.source === linkId);
-  }
-
-  clear(): void {
-    this.selfFetches.clear();
-    this.helperRequests.clear();
   }
 
   /** Appends bytes to an assignment's buffer; false if they pass the piece's end. */

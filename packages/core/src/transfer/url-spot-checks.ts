@@ -17,9 +17,8 @@
  */
 import { equalBytes } from '../bytes.js';
 import type { SourceId } from './scheduler.js';
-import type { FetchHandler, TransferContext } from './transfer-context.js';
+import type { FetchHandler, FetchSpec, TransferContext } from './transfer-context.js';
 import type { OriginOutcome } from './transfer-api.js';
-import type { PieceLayout } from './url-pieces.js';
 
 /** Spot-check sample length: 16 KiB plus up to 16 KiB more, drawn per piece. */
 const SPOT_MIN_BYTES = 16 * 1024;
@@ -47,6 +46,13 @@ export interface SpotCheck {
   attempts: number;
 }
 
+/** Where pieces lie and how to ask the origin for a range (url-pieces.ts's `PieceLayout`). */
+export interface PieceGeometry {
+  start(piece: number): number;
+  lengthOf(piece: number): number;
+  fetchSpec(start: number, end: number): FetchSpec;
+}
+
 /** Who hears the checks' verdicts. */
 export interface SpotCheckOwner {
   onSpotVerdict(spot: SpotCheck, bytes: Uint8Array, verdict: SpotVerdict, nowMs: number): void;
@@ -61,7 +67,7 @@ export class SpotChecks implements FetchHandler {
 
   constructor(
     private readonly ctx: TransferContext,
-    private readonly layout: PieceLayout,
+    private readonly layout: PieceGeometry,
     private readonly owner: SpotCheckOwner,
   ) {}
 
