@@ -484,6 +484,7 @@ export class Core {
           linkId,
           output.remote.deviceId,
           output.remote.deviceName,
+          output.remote.protocolVersion,
           entry.remoteAddress,
           output.remote.listenPort,
           entry.link.direction,
