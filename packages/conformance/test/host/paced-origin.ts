@@ -135,7 +135,7 @@ export class PacedOrigin {
       const drained = res.write(chunk);
       stats.bodyBytes += chunk.length;
       this.served.emit('bytes');
-      if (!drained) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+      if (!drained) await drainOrClose(res);
     }
     res.end();
   }
@@ -147,4 +147,17 @@ export class PacedOrigin {
     this.nextSendMs.set(address, at + (byteCount * 1000) / this.options.rateBytesPerSec);
     if (at > now) await new Promise((resolve) => setTimeout(resolve, at - now));
   }
+}
+
+/** Resolves when `res` drains or closes, and forgets both listeners. */
+function drainOrClose(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }
