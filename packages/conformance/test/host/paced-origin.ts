@@ -3,9 +3,10 @@
  * what the compliance cases need to watch and to break.
  *
  * Theory of operation
- * - One object of random bytes, a strong ETag, `Accept-Ranges: bytes`; GET answers one byte
- *   range with 206 (`bytes=a-b`, `a-`) or the whole object with 200. That is all a daemon needs
- *   to plan a pooled download.
+ * - One object of random bytes, a strong ETag, `Accept-Ranges: bytes` and its SHA-256 as
+ *   `Repr-Digest` (RFC 9530); GET answers one byte range with 206 (`bytes=a-b`, `a-`) or the
+ *   whole object with 200. A daemon plans a pooled download from that, and with the digest a
+ *   liar is caught for certain (an audit convicts whoever gave bytes that differ).
  * - Pacing: each client source address (every daemon sends its origin traffic from its own
  *   127.0.0.x) has its own budget of `rateBytesPerSec`, shared by its connections, like a
  *   separate internet link; so the requester alone would be slow, and helpers get work. The body
@@ -40,6 +41,7 @@ export class PacedOrigin {
   /** The object's URL. */
   readonly url: string;
   readonly sha256: string;
+  private readonly reprDigest: string;
   private readonly clients = new Map<string, ClientStats>();
   /** When each address's budget next allows a chunk (performance.now() ms). */
   private readonly nextSendMs = new Map<string, number>();
@@ -52,7 +54,9 @@ export class PacedOrigin {
   ) {
     const { port } = server.address() as AddressInfo;
     this.url = `http://127.0.0.1:${port}${PATH}`;
-    this.sha256 = createHash('sha256').update(body).digest('hex');
+    const digest = createHash('sha256').update(body).digest();
+    this.sha256 = digest.toString('hex');
+    this.reprDigest = `sha-256=:${digest.toString('base64')}:`;
     this.served.setMaxListeners(0);
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       this.handle(req, res).catch(() => res.destroy());
@@ -116,6 +120,7 @@ export class PacedOrigin {
       'accept-ranges': 'bytes',
       'content-type': 'application/octet-stream',
       etag: `"${this.sha256.slice(0, 16)}"`,
+      'repr-digest': this.reprDigest,
       'content-length': String(end - start),
       ...(range === null ? {} : { 'content-range': `bytes ${start}-${end - 1}/${total}` }),
     });

@@ -16,12 +16,14 @@
  *   SHA-256, bans by node index, each node's upload bytes); each node's `core.peers()` (the
  *   core's public peer table) for what it knows of its peers; and the run's trace, whose
  *   `peer:disconnect ... reason R by remote` notes are the GOODBYE reasons its peers saw.
- * - What the simulator does not show, this adapter says it does not: the protocol version of a
- *   link, and which helper was given which piece (`fetchesForPeers` undefined). Per-source bytes
- *   are each helper's bytes sent on pod links (its DATA frames, plus a few KiB of control).
+ * - Which helper was given work: the event queue's observer (the trace's hook) counts the
+ *   `origin-start` events of each node. Per-source bytes are each helper's bytes sent on pod
+ *   links (its DATA frames, plus a few KiB of control). The protocol version of a link is not
+ *   observable (`protocolVersion` undefined): the core's peer table does not keep it.
  * - Dependencies beyond the scenario API, named so a sim refactor knows: `Simulation.hosts[i]`
- *   with `deviceIdHex` and `core` (a `Core`), the simulator's device names `${role}-${index}`,
- *   and the trace note format of `peer:disconnect`.
+ *   with `deviceIdHex` and `core` (a `Core`), `Simulation.queue.observer` and the event kind
+ *   `origin-start`, the simulator's device names `${role}-${index}`, and the trace note format
+ *   of `peer:disconnect`.
  */
 import type { PeerSnapshot } from '@peapod/core';
 import type { FaultAction } from '@peapod/sim/dist/src/faults.js';
@@ -145,8 +147,15 @@ class SimPod implements PodUnderTest {
       faults: faults.sort((a, b) => a.atMs - b.atMs),
       faultEndMs: stalls ? STALL_FOREVER_MS : halfwayMs + 1,
     };
-    const result = new Simulation(config).run();
+    const sim = new Simulation(config);
+    const fetches = countOriginFetches(sim);
+    const result = sim.run();
     this.lastDownload = result;
+    if (fetches.size === 0) {
+      throw new Error(
+        "no 'origin-start' event in a pooled run: the simulator's event names changed",
+      );
+    }
     const report = result.nodes[requester]!;
     const complete = result.ok && report.completionMs !== undefined;
     const bySource = new Map<number, number>();
@@ -162,7 +171,11 @@ class SimPod implements PodUnderTest {
       objectSha256: result.contentSha256,
       bySource,
       bans: result.bans.map((b) => ({ by: b.by, node: b.node })),
-      fetchesForPeers: undefined,
+      fetchesForPeers: new Map(
+        result.nodes
+          .filter((n) => n.node !== requester)
+          .map((n) => [n.node, fetches.get(n.node) ?? 0]),
+      ),
     };
   }
 
@@ -225,6 +238,20 @@ class SimPod implements PodUnderTest {
       settleMs,
     };
   }
+}
+
+/**
+ * Origin fetches started per node during `sim.run()`: the event queue's observer (the hook the
+ * trace uses) sees each `origin-start`, whose node is the fetching client.
+ */
+function countOriginFetches(sim: Simulation): Map<number, number> {
+  const counts = new Map<number, number>();
+  const traced = sim.queue.observer;
+  sim.queue.observer = (event) => {
+    if (event.kind === 'origin-start') counts.set(event.node, (counts.get(event.node) ?? 0) + 1);
+    traced?.(event);
+  };
+  return counts;
 }
 
 /** A pod's seed, from its spec: the same pod is the same world whatever else runs. */
