@@ -42,10 +42,13 @@ import { LogWatch, type LogEntry } from './log-watch.js';
 import { PacedOrigin } from './paced-origin.js';
 
 const MiB = 1024 * 1024;
-/** The object: large enough that at the origin's pace every node gets work. */
-const OBJECT_BYTES = 24 * MiB;
-/** Per source address, like one internet link each: 24 MiB takes the requester alone 3 s. */
-const ORIGIN_RATE_BYTES_PER_SEC = 8e6;
+/**
+ * The object: large enough that every node of a pod of 4 gets work (8 of the core's default
+ * 4 MiB pieces: more than self and three helpers take in their first round of two each).
+ */
+const OBJECT_BYTES = 32 * MiB;
+/** Per source address, like one internet link each: 32 MiB takes the requester alone 2 s. */
+const ORIGIN_RATE_BYTES_PER_SEC = 16e6;
 /** A leaver leaves once it has fetched this much for the requester: mid-download. */
 const LEAVE_AFTER_BYTES = 2 * MiB;
 /** Guards on each wait: they only turn a hang into a failure. */
