@@ -5,8 +5,9 @@
  * Theory of operation
  * - A pod is a seed and a `PodSpec`. A simulation runs a whole world to its end, so each
  *   operation of the suite is one deterministic run of that pod (same seed, so the same Device
- *   IDs in every run): `linksUp` and `peers` a links-only run; `download` a pooled run with the
- *   pod's misbehaviour as faults; `stopNode` a links-only run in which the node shuts down.
+ *   IDs in every run): `linksUp` a links-only run; `download` a pooled run with the pod's
+ *   misbehaviour as faults; `stopNode` a links-only run in which the node shuts down. `peers`
+ *   reads the latest links-only world (after `stopNode`, the one in which the node left).
  * - Misbehaviour as the simulator's faults: a liar is `corrupt` for the whole run (its host
  *   flips a byte of what it fetches or serves); a node stalled for peers is `origin-slow` by a
  *   factor of 1e9 for the whole run (the origin sends it nothing more: a stall, and only a helper
@@ -80,12 +81,15 @@ class SimPod implements PodUnderTest {
   private readonly links: Simulation;
   private linksResult: RunResult | undefined;
   private lastDownload: RunResult | undefined;
+  /** The links-only world `peers` reads: the first run, or the latest shutdown run. */
+  private world: Simulation;
 
   constructor(
     private readonly spec: PodSpec,
     private readonly seed: number,
   ) {
     this.links = new Simulation(this.linksConfig([], LINKS_SETTLED_MS));
+    this.world = this.links;
   }
 
   identity(index: number): NodeIdentity {
@@ -104,12 +108,14 @@ class SimPod implements PodUnderTest {
 
   async peers(index: number): Promise<readonly PeerView[]> {
     await this.linksUp();
-    const peers: PeerSnapshot[] = this.links.hosts[index]!.core.peers();
+    // The core's peer table does not keep the version yet; taken as soon as it does.
+    const peers: Array<PeerSnapshot & { readonly protocolVersion?: number }> =
+      this.world.hosts[index]!.core.peers();
     return peers.map((p) => ({
       deviceIdHex: p.deviceIdHex,
       name: p.name,
       connected: p.state === 'connected',
-      protocolVersion: undefined, // the core's peer table does not keep it
+      protocolVersion: p.protocolVersion,
     }));
   }
 
@@ -188,9 +194,11 @@ class SimPod implements PodUnderTest {
 
   async stopNode(index: number): Promise<readonly GoodbyeSeen[]> {
     const atMs = LINKS_SETTLED_MS;
-    const result = new Simulation(
+    const sim = new Simulation(
       this.linksConfig([{ kind: 'shutdown', atMs, node: index }], atMs + 1, 200),
-    ).run();
+    );
+    const result = sim.run();
+    this.world = sim;
     if (!result.ok) throw new Error(`shutdown run failed: ${failed(result)}`);
     const lines = result.trace;
     const from = lines.findIndex((line) => line.includes(`fault: `) && line.includes('shuts down'));

@@ -202,6 +202,11 @@ export function hostComplianceSuite(host: HostUnderTest): void {
           assert.equal(s.reason, ReasonCode.goingAway, `node ${s.by}: ${JSON.stringify(s)}`);
           if (s.byRemote !== undefined) assert.equal(s.byRemote, true, 'the remote ended it');
         }
+        const gone = pod().identity(2).deviceIdHex;
+        for (const i of [0, 1]) {
+          const row = (await pod().peers(i)).find((p) => p.deviceIdHex === gone);
+          assert.equal(row?.connected, false, `node ${i} no longer lists node 2 as connected`);
+        }
       });
     });
   });
