@@ -201,7 +201,10 @@ class SimPod implements PodUnderTest {
     this.world = sim;
     if (!result.ok) throw new Error(`shutdown run failed: ${failed(result)}`);
     const lines = result.trace;
-    const from = lines.findIndex((line) => line.includes(`fault: `) && line.includes('shuts down'));
+    // The simulator notes each fault as it happens (`fault: 2.0s node 2 shuts down (GOODBYE)`).
+    const from = lines.findIndex(
+      (line) => line.includes(`fault: `) && line.includes(`node ${index}`),
+    );
     if (from < 0)
       throw new Error(`the trace kept too little to see the shutdown:\n${lines.join('\n')}`);
     const seen: GoodbyeSeen[] = [];
