@@ -4,9 +4,9 @@
  * touches I/O itself.
  *
  * Layers, bottom to top:
- *   bytes  -> records, by the link's framing, chosen by the host when the link opens:
- *             'stream' (TCP): RecordStreamDecoder, a u16 length prefix before each record;
- *             'message' (data channels, WebSockets): each chunk the host feeds is one record,
+ *   bytes  -> records, by the link's framing, chosen by the host when the link opens
+ *             (wire/link-framing.ts): 'stream' (TCP), a u16 length before each record;
+ *             'message' (data channels, WebSockets), each chunk the host feeds is one record,
  *             and each `send` output is one record, to go out as one message.
  *   record -> SecureSession (Noise XX / XXpsk3 handshake, then AEAD transport records)
  *   frame  -> decodeMessage / encodeMessage (docs/protocol.md)
@@ -38,12 +38,7 @@
 import { assert, invalidArgument } from './errors.js';
 import type { CryptoProvider, KeyPair } from './crypto-provider.js';
 import { SecureSession, type NoiseSuiteName } from './secure-session.js';
-import {
-  MAX_RECORD_BYTES,
-  RECORD_HEADER_BYTES,
-  RecordStreamDecoder,
-  recordHeader,
-} from './wire/record-framer.js';
+import { createLinkFramer, type LinkFramer, type LinkFraming } from './wire/link-framing.js';
 import { decodeMessage, encodeMessage, DATA_HEADER_BYTES, MAX_DATA_BYTES } from './wire/codec.js';
 import { ReasonCode, reasonName } from './wire/reason-codes.js';
 import { MessageType, type HelloMessage, type WireMessage } from './wire/messages.js';
@@ -82,12 +77,7 @@ export interface RemotePeer {
 
 export type LinkState = 'handshaking' | 'awaiting-hello' | 'ready' | 'closed';
 
-/**
- * How records travel on the transport: 'stream' for a byte stream (TCP), each record behind its
- * u16 length; 'message' for a transport that keeps message boundaries (a data channel, a
- * WebSocket), one record per message.
- */
-export type LinkFraming = 'stream' | 'message';
+export type { LinkFraming } from './wire/link-framing.js';
 
 /** What a link asks of its Core (which turns it into Core outputs). */
 export type LinkOutput =
@@ -124,12 +114,8 @@ export class PeerLink {
   readonly framing: LinkFraming;
   private linkState: LinkState = 'handshaking';
   private readonly session: SecureSession;
-  /**
-   * The stream framing's decoder (undefined for 'message'). Each record is decrypted before the
-   * next is asked for, so assembled records may share one buffer; the few handshake records,
-   * which the Noise state may keep views of, are copied.
-   */
-  private readonly decoder: RecordStreamDecoder | undefined;
+  /** Records in and out of the transport (wire/link-framing.ts). */
+  private readonly framer: LinkFramer;
   private readonly timers = new TimerTable<LinkTimer>();
   private readonly outputs: LinkOutput[] = [];
   private outputHead = 0;
@@ -149,8 +135,7 @@ export class PeerLink {
   ) {
     this.direction = direction;
     this.framing = framing;
-    this.decoder =
-      framing === 'stream' ? new RecordStreamDecoder({ reuseAssemblyBuffer: true }) : undefined;
+    this.framer = createLinkFramer(framing);
     const common = {
       crypto: config.crypto,
       identity: config.identity,
@@ -192,43 +177,20 @@ export class PeerLink {
    */
   onBytes(bytes: Uint8Array, nowMs: number): void {
     if (this.linkState === 'closed') return;
-    const decoder = this.decoder;
-    if (decoder === undefined) {
-      this.onMessage(bytes, nowMs);
-      return;
-    }
-    decoder.push(bytes);
+    const framer = this.framer;
+    framer.push(bytes);
     for (;;) {
-      const next = decoder.next();
+      const next = framer.next();
       if (next.kind === 'need-data') break;
       if (next.kind === 'error') {
         this.close(next.reason, next.detail, 'local', nowMs);
         return;
       }
-      const open = this.session.state === 'open';
-      this.onRecord(open ? next.record : next.record.slice(), nowMs);
+      // A handshake record is kept (the Noise state holds views of it): copy it out of a
+      // reused buffer. A transport record is opened at once.
+      const keep = framer.transientRecords && this.session.state !== 'open';
+      this.onRecord(keep ? next.record.slice() : next.record, nowMs);
       if (this.isClosed()) return;
-    }
-  }
-
-  /** One message of a 'message' link: one whole record, checked as the stream decoder would. */
-  private onMessage(record: Uint8Array, nowMs: number): void {
-    if (record.length === 0) {
-      this.close(
-        ReasonCode.protocolError,
-        'an empty message (records are 1 or more bytes)',
-        'local',
-        nowMs,
-      );
-    } else if (record.length > MAX_RECORD_BYTES) {
-      this.close(
-        ReasonCode.frameTooLarge,
-        `a ${record.length}-byte message exceeds the ${MAX_RECORD_BYTES}-byte record limit`,
-        'local',
-        nowMs,
-      );
-    } else {
-      this.onRecord(record, nowMs);
     }
   }
 
@@ -246,7 +208,7 @@ export class PeerLink {
   /** The transport ended (EOF, reset or error) without this side asking. */
   onTransportClosed(nowMs: number): void {
     if (this.linkState === 'closed') return;
-    const truncated = this.decoder?.end();
+    const truncated = this.framer.end();
     if (truncated !== undefined) {
       this.finish(truncated, 'the connection ended in the middle of a record', 'remote', nowMs);
     } else {
@@ -425,49 +387,19 @@ export class PeerLink {
     return this.poll();
   }
 
-  /**
-   * Emits a record. Over a stream: as two sends, its 2-byte prefix and the record itself,
-   * instead of copying the record behind its prefix (that copy cost a quarter of the sender's
-   * CPU); hosts batch the sends of one poll loop into one write (Node: cork/uncork, i.e.
-   * writev). Over messages: as one send, the record.
-   */
+  /** Emits one record in the link's framing (see wire/link-framing.ts). */
   private emitRecord(record: Uint8Array): void {
-    if (this.decoder === undefined) {
-      this.unflushedBytes += record.length;
-      this.outputs.push({ type: 'send', bytes: record });
-      return;
-    }
-    this.unflushedBytes += RECORD_HEADER_BYTES + record.length;
-    this.outputs.push({ type: 'send', bytes: recordHeader(record.length) });
-    this.outputs.push({ type: 'send', bytes: record });
+    this.emitRecordPieces([record]);
   }
 
-  /**
-   * `emitRecord` for a record the session returned in pieces (see `sealParts`): over a stream
-   * the pieces go out as they are; over messages they are joined (one copy), since a message is
-   * one buffer.
-   */
+  /** `emitRecord` for a record the session returned in pieces (see `sealParts`). */
   private emitRecordPieces(pieces: readonly Uint8Array[]): void {
-    if (pieces.length === 1) {
-      this.emitRecord(pieces[0]!);
-      return;
-    }
-    let length = 0;
-    for (const piece of pieces) length += piece.length;
-    if (this.decoder === undefined) {
-      const record = new Uint8Array(length);
-      let at = 0;
-      for (const piece of pieces) {
-        record.set(piece, at);
-        at += piece.length;
-      }
-      this.emitRecord(record);
-      return;
-    }
-    this.unflushedBytes += RECORD_HEADER_BYTES + length;
-    this.outputs.push({ type: 'send', bytes: recordHeader(length) });
-    for (const piece of pieces) this.outputs.push({ type: 'send', bytes: piece });
+    this.unflushedBytes += this.framer.frame(pieces, this.pushSend);
   }
+
+  private readonly pushSend = (bytes: Uint8Array): void => {
+    this.outputs.push({ type: 'send', bytes });
+  };
 
   private drainSessionTransmits(): void {
     for (let event = this.session.poll(); event !== undefined; event = this.session.poll()) {
