@@ -18,7 +18,7 @@
 import { PeapodError, invalidArgument } from './errors.js';
 import type { AeadCipher, CryptoProvider, KeyPair } from './crypto-provider.js';
 import { Prng } from './prng.js';
-import { PeerLink, type LinkConfig, type RemotePeer } from './peer-link.js';
+import { PeerLink, type LinkConfig, type LinkFraming, type RemotePeer } from './peer-link.js';
 import type { NoiseSuiteName } from './secure-session.js';
 import { ReasonCode } from './wire/reason-codes.js';
 import { PeerTable, type PeerSnapshot, type PeerSource } from './peer-table.js';
@@ -115,6 +115,13 @@ export type CoreInput =
       readonly remoteAddress: string;
       /** The `connect` output this outbound link was opened for, if any. */
       readonly dialId?: number;
+      /**
+       * How records travel (peer-link.ts): 'stream' (the default, for TCP), a byte stream with a
+       * length before each record; 'message' (data channels, WebSockets), each `bytes-received`
+       * exactly one record as the remote sent it and each `send` output exactly one record, to
+       * go out as one message.
+       */
+      readonly framing?: LinkFraming;
     }
   /**
    * The host learnt of a pod peer (a LAN beacon, the peers cache, an address the user gave):
@@ -351,7 +358,17 @@ export class Core {
         if (this.links.has(input.linkId)) {
           throw new PeapodError('PEAPOD_ERR_INVALID_STATE', `link ${input.linkId} is already open`);
         }
-        const link = new PeerLink(input.direction, this.linkConfig, this.prng.fork(), nowMs);
+        const framing = input.framing ?? 'stream';
+        if (framing !== 'stream' && framing !== 'message') {
+          invalidArgument('input.framing', `must be "stream" or "message", got ${String(framing)}`);
+        }
+        const link = new PeerLink(
+          input.direction,
+          this.linkConfig,
+          this.prng.fork(),
+          nowMs,
+          framing,
+        );
         this.links.set(input.linkId, { link, remoteAddress: input.remoteAddress });
         this.peerTable.linkOpened(input.linkId, input.dialId);
         break;

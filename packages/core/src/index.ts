@@ -61,7 +61,7 @@ export {
   type CoreOutput,
   type CoreEvent,
 } from './core.js';
-export type { RemotePeer } from './peer-link.js';
+export type { LinkFraming, RemotePeer } from './peer-link.js';
 export { HostDriver, unreachableOutput, type HostAdapter } from './host-driver.js';
 export {
   PeerTable,
