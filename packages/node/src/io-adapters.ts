@@ -19,7 +19,7 @@ import type { CoreInput } from '@peapod/core';
 import type { Logger } from 'pino';
 import type { DownloadJob } from './download-job.js';
 import type { OriginFetcher } from './http/origin-fetcher.js';
-import type { TransferAdapters } from './node-host.js';
+import type { TransferAdapters } from './transfer-adapters.js';
 
 export interface IoAdapterOptions {
   readonly fetcher: OriginFetcher;

@@ -29,45 +29,21 @@ import { randomInt } from 'node:crypto';
 import {
   Core,
   HostDriver,
-  PeapodError,
   ReasonCode,
   unreachableOutput,
   type CoreEvent,
   type CoreInput,
   type CoreOptions,
   type CoreOutput,
-  type TransferOutput,
   type WireMessage,
 } from '@peapod/core';
 import { throttleRead, ThrottledWriter, writeBatch } from './link-throttle.js';
 import { createNodeCryptoProvider } from './node-crypto-provider.js';
 import { peerBucket, type BandwidthLimits } from './rate-limit.js';
 import { InboundGuard, type GuardRefusal, type InboundGuardLimits } from './inbound-guard.js';
+import { NO_TRANSFERS, type TransferAdapters } from './transfer-adapters.js';
 
-type OutputOf<T extends TransferOutput['type']> = Extract<TransferOutput, { type: T }>;
-
-/**
- * The I/O a core's transfer outputs become, supplied by the daemon (io-adapters.ts). Each
- * method starts the work and returns; its answer (`origin-data`, `delivered-read`, ...) goes to
- * the `feed` the factory was given (the host's `input`).
- */
-export interface TransferAdapters {
-  /** This device's own link to origins: `fetch-origin` and `cancel-fetch`. */
-  readonly origin: {
-    fetch(output: OutputOf<'fetch-origin'>): void;
-    cancel(fetchId: number): void;
-  };
-  /** The download jobs' sinks: `deliver` and `read-delivered`. */
-  readonly delivery: {
-    deliver(output: OutputOf<'deliver'>): void;
-    readDelivered(output: OutputOf<'read-delivered'>): void;
-  };
-  /** The chunk store: `read-chunk` (answer `chunk-read`) and `store-chunk`. */
-  readonly store: {
-    readChunk(output: OutputOf<'read-chunk'>): void;
-    storeChunk(output: OutputOf<'store-chunk'>): void;
-  };
-}
+export type { TransferAdapters } from './transfer-adapters.js';
 
 export interface NodeHostOptions extends Omit<CoreOptions, 'crypto' | 'seed' | 'handleTransfers'> {
   /** Seed for the core's PRNG; random by default. */
@@ -143,21 +119,6 @@ const DIAL_TIMEOUT_MS = 10_000;
  * into `link-opened` so it compiles before and after the core's `framing` field lands.
  */
 const TCP_FRAMING = { framing: 'stream' } as const;
-
-/** Adapters of a host that runs no transfers: the core never emits their outputs. */
-const NO_TRANSFERS: TransferAdapters = (() => {
-  const never = (output: { type: string }): never => {
-    throw new PeapodError(
-      'PEAPOD_ERR_ASSERTION',
-      `transfer output ${output.type} from a core that was told not to run transfers`,
-    );
-  };
-  return {
-    origin: { fetch: never, cancel: () => never({ type: 'cancel-fetch' }) },
-    delivery: { deliver: never, readDelivered: never },
-    store: { readChunk: never, storeChunk: never },
-  };
-})();
 
 export class NodeHost extends EventEmitter<HostEvents> {
   readonly core: Core;
@@ -357,13 +318,18 @@ export class NodeHost extends EventEmitter<HostEvents> {
       this.input({ type: 'dial-failed', nowMs: performance.now(), dialId, detail });
       this.emit('dial:failed', { type: 'dial:failed', deviceId, address, port, detail });
     };
-    socket.once('timeout', () => failed(`no answer within ${DIAL_TIMEOUT_MS} ms`));
-    socket.once('error', (error) => failed(error.message));
-    socket.once('close', () => failed('closed before it connected'));
+    const onTimeout = () => failed(`no answer within ${DIAL_TIMEOUT_MS} ms`);
+    const onError = (error: Error) => failed(error.message);
+    const onClose = () => failed('closed before it connected');
+    socket.once('timeout', onTimeout);
+    socket.once('error', onError);
+    socket.once('close', onClose);
     socket.once('connect', () => {
       this.dialing.delete(dialId);
       socket.setTimeout(0);
-      socket.removeAllListeners();
+      socket.off('timeout', onTimeout);
+      socket.off('error', onError);
+      socket.off('close', onClose);
       if (this.closing) socket.destroy();
       else this.adopt(socket, 'outbound', undefined, dialId);
     });

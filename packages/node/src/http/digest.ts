@@ -195,8 +195,8 @@ export type Sha256By = 'core' | 'host';
 /**
  * What a download job needs: a `DigestVerifier` over the expected digests, plus the object's
  * SHA-256 always (the summary reports it even when nothing was expected), hashed here or given
- * by the core (`sha256By`). `restart` gives a fresh one for the same expectations (a repaired
- * file is hashed again from its start).
+ * by the core (`sha256By`). `copy` forks one (the state after a resumed prefix serves a
+ * read-back after a repair).
  */
 export class ObjectVerifier {
   private constructor(
@@ -220,10 +220,6 @@ export class ObjectVerifier {
 
   update(bytes: Uint8Array): void {
     this.verifier.update(bytes);
-  }
-
-  restart(sha256By: Sha256By = this.sha256By): ObjectVerifier {
-    return ObjectVerifier.create(this.expected, sha256By);
   }
 
   /** The same state, fed independently from here on. */
