@@ -25,6 +25,8 @@ import { PeerTable, type PeerSnapshot, type PeerSource } from './peer-table.js';
 import { toHex } from './bytes.js';
 import { deriveDeviceId } from './identity.js';
 import { TransferEngine, TRANSFER_MESSAGE_TYPES } from './transfer/transfer-engine.js';
+import type { LinkDirectory } from './transfer/link-port.js';
+import { sendOnLane } from './link-lanes.js';
 import type { TransferEvent, TransferInput, TransferOutput } from './transfer/transfer-api.js';
 import {
   Capability,
@@ -204,6 +206,8 @@ export type CoreOutput =
 interface LinkEntry {
   readonly link: PeerLink;
   readonly remoteAddress: string;
+  /** The remote Device ID in hex, once asked for (the link port's peer snapshots). */
+  deviceIdHex?: string;
 }
 
 export class Core {
@@ -275,21 +279,52 @@ export class Core {
         capabilities: this.linkConfig.hello.capabilities,
         podLinks: psk !== undefined,
       },
-      {
-        readyLink: (linkId) => {
-          const link = this.links.get(linkId)?.link;
-          return link?.state === 'ready' ? link : undefined;
-        },
-        readyLinkIds: () => {
-          const ids: number[] = [];
-          for (const [linkId, { link }] of this.links) if (link.state === 'ready') ids.push(linkId);
-          return ids.sort((a, b) => a - b);
-        },
-        close: (linkId, reason, detail, nowMs) => {
-          this.links.get(linkId)?.link.close(reason, detail, 'local', nowMs);
-        },
-      },
+      this.linkDirectory(),
     );
+  }
+
+  /** The transfer engine's view of the link table (transfer/link-port.ts): ready links only. */
+  private linkDirectory(): LinkDirectory {
+    const ready = (linkId: number): PeerLink | undefined => {
+      const link = this.links.get(linkId)?.link;
+      return link?.state === 'ready' ? link : undefined;
+    };
+    return {
+      send: (linkId, message) => {
+        const link = ready(linkId);
+        if (link !== undefined) sendOnLane(link, message);
+        return link !== undefined;
+      },
+      stream: (linkId, requestId, bytes, baseOffset) => {
+        ready(linkId)?.queueStream(requestId, bytes, baseOffset);
+      },
+      drop: (linkId, requestId) =>
+        ready(linkId)?.dropStream(requestId) ?? { dropped: false, sentBytes: 0 },
+      isQueued: (linkId, requestId) => ready(linkId)?.isStreamQueued(requestId) ?? false,
+      ready: () => {
+        const ids: number[] = [];
+        for (const [linkId, { link }] of this.links) if (link.state === 'ready') ids.push(linkId);
+        return ids.sort((a, b) => a - b);
+      },
+      peer: (linkId) => {
+        const entry = this.links.get(linkId);
+        const link = entry?.link;
+        const remote = link?.remote;
+        if (link?.state !== 'ready' || remote === undefined) return undefined;
+        entry!.deviceIdHex ??= toHex(remote.deviceId);
+        return {
+          deviceId: remote.deviceId,
+          deviceIdHex: entry!.deviceIdHex,
+          deviceName: remote.deviceName,
+          capabilities: remote.capabilities,
+          rttMs: link.rttMs,
+          direction: link.direction,
+        };
+      },
+      close: (linkId, reason, detail, nowMs) => {
+        this.links.get(linkId)?.link.close(reason, detail, 'local', nowMs);
+      },
+    };
   }
 
   /**
@@ -358,16 +393,7 @@ export class Core {
         if (entry === undefined || entry.link.state !== 'ready') {
           throw new PeapodError('PEAPOD_ERR_INVALID_STATE', `link ${input.linkId} is not ready`);
         }
-        const message = input.message;
-        if (message.type === 'data') {
-          entry.link.queueStream(message.requestId, message.bytes, message.offset);
-        } else if (message.type === 'status') {
-          entry.link.sendAfterData(message.requestId, message);
-        } else if (message.type.startsWith('rpc-')) {
-          entry.link.sendRpc(message);
-        } else {
-          entry.link.sendControl(message);
-        }
+        sendOnLane(entry.link, input.message);
         break;
       }
       case 'shutdown':
@@ -458,6 +484,7 @@ export class Core {
           linkId,
           output.remote.deviceId,
           output.remote.deviceName,
+          output.remote.protocolVersion,
           entry.remoteAddress,
           output.remote.listenPort,
           entry.link.direction,

@@ -157,10 +157,12 @@ export { ReorderBuffer } from './transfer/reorder-buffer.js';
 export { STALL_TIMEOUT_DEFAULT_MS } from './transfer/stall-watch.js';
 export type {
   DownloadSource,
+  DownloadFallback,
   TransferInput,
   TransferOutput,
   TransferEvent,
 } from './transfer/transfer-api.js';
+export { fallbackFor, type FallbackCase } from './transfer/fallback-policy.js';
 export {
   BeaconCodec,
   BeaconReplayCache,
