@@ -21,7 +21,8 @@
  *    `startOffset` > 0 and cannot know the whole object's digest) and a single-source download
  *    hash everything here, once: the prefix as the sink checked it on open, then each new byte.
  * 4. The core reports `download:complete`, the job verifies, commits the file and finishes. A
- *    `download:failed` carries the core's fallback (fallback.ts), which the job carries out:
+ *    `download:failed` carries the core's fallback (its fallback-policy.ts), which the job
+ *    carries out and never re-decides:
  *    `repin` re-probes (`JobHost.replan`) and downloads the new version pooled from byte 0,
  *    pinned to it, as the next `attempt`, saying so in a note (when the new version cannot be
  *    pooled, it goes on as `origin-only`); `origin-only` restarts the job as a single-source
@@ -42,8 +43,7 @@
  *    to the process (process-guard.ts), which logs it and exits.
  */
 import { EventEmitter } from 'node:events';
-import type { TransferEvent } from '@peapod/core';
-import { fallbackOf, type DownloadFailedEvent, type DownloadFallback } from './fallback.js';
+import type { DownloadFallback, TransferEvent } from '@peapod/core';
 import { ObjectVerifier, type ExpectedDigest } from './http/digest.js';
 import type { WholeFetchResult } from './http/origin-whole.js';
 import { escalateIfInvariant } from './process-guard.js';
@@ -133,6 +133,8 @@ export interface CoreUrlSpec {
   /** Fallbacks carried out before this download (0 the first; BRIEF interface 1). */
   readonly attempt: number;
 }
+
+type DownloadFailedEvent = Extract<TransferEvent, { type: 'download:failed' }>;
 
 /** Least time between two progress events of a single-source download (as the core's). */
 const PROGRESS_INTERVAL_MS = 250;
@@ -293,12 +295,10 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
           bySource: this.bySource,
         });
         return;
-      case 'download:complete': {
-        // Optional once resumes carry none (BRIEF interface 2); unused then (host-hashed).
-        const sha256 = event.sha256 as Uint8Array | undefined;
-        this.chain(() => this.finishPooled(sha256));
+      case 'download:complete':
+        // Undefined for a resume (the core saw only the tail): the job hashed it all then.
+        this.chain(() => this.finishPooled(event.sha256));
         return;
-      }
       case 'download:failed':
         this.chain(() => this.coreFailed(event));
         return;
@@ -376,11 +376,11 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
     this.settle();
   }
 
-  /** The core download failed: carry out the core's fallback (fallback.ts). */
+  /** The core download failed: carry out the core's fallback (`download:failed.fallback`). */
   private async coreFailed(event: DownloadFailedEvent): Promise<void> {
     if (this.failed) return;
     const { reason, detail } = event;
-    let fallback: DownloadFallback = fallbackOf(event, this.attempt);
+    let fallback: DownloadFallback = event.fallback;
     let why = fallback.action === 'none' ? detail : `${detail}; ${fallback.reason}`;
     if (fallback.action === 'repin') {
       this.attempt += 1;

@@ -24,8 +24,10 @@ export interface PeerRow {
   readonly rttMs: number | undefined;
   readonly direction: 'inbound' | 'outbound' | undefined;
   readonly since: string;
-  /** How this device first learnt of the peer: a LAN beacon, the peers cache, the user. */
+  /** How this device last learnt of the peer: a LAN beacon, the peers cache, the user. */
   readonly source: 'lan' | 'cache' | 'manual';
+  /** The protocol version negotiated in HELLO on the last ready link; absent before one. */
+  readonly protocolVersion: number | undefined;
 }
 
 /** A device of the peers cache. */
@@ -53,6 +55,7 @@ export class PeerBook {
       direction: peer.direction,
       since: new Date(performance.timeOrigin + peer.sinceMs).toISOString(),
       source: peer.source,
+      protocolVersion: peer.protocolVersion === 0 ? undefined : peer.protocolVersion,
     }));
   }
 

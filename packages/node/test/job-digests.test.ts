@@ -14,8 +14,8 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, test } from 'node:test';
+import type { DownloadFallback, TransferEvent } from '@peapod/core';
 import { DownloadJob, type CoreUrlSpec, type JobEvent, type JobHost } from '../src/download-job.js';
-import type { DownloadFailedEvent, DownloadFallback } from '../src/fallback.js';
 import { ObjectVerifier, userSha256, type ExpectedDigest } from '../src/http/digest.js';
 import { pinningOf } from '../src/http/pin-plan.js';
 import type { DownloadSink } from '../src/sinks.js';
@@ -140,7 +140,7 @@ function complete(job: DownloadJob, digest: Uint8Array | undefined): void {
     type: 'download:complete',
     downloadId: 1,
     totalBytes: OBJECT.length,
-    sha256: digest as Uint8Array,
+    sha256: digest,
   });
 }
 
@@ -257,8 +257,8 @@ describe('digests: a resume is hashed here, whole, once', () => {
 });
 
 describe('fallback: the job carries out the core’s decision', () => {
-  function failed(reason: string, fallback: DownloadFallback): DownloadFailedEvent {
-    return { type: 'download:failed', downloadId: 1, reason, detail: 'd', fallback } as never;
+  function failed(reason: string, fallback: DownloadFallback): TransferEvent {
+    return { type: 'download:failed', downloadId: 1, reason, detail: 'd', fallback };
   }
 
   test('origin-only, even for a reason the job would not fall back on', async () => {
