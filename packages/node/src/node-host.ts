@@ -114,12 +114,6 @@ interface PendingLink {
 /** A dial whose TCP connect takes longer than this fails (a cached address gone quiet). */
 const DIAL_TIMEOUT_MS = 10_000;
 
-/**
- * Every TCP link is a byte stream: records carry length prefixes (BRIEF interface 3). Spread
- * into `link-opened` so it compiles before and after the core's `framing` field lands.
- */
-const TCP_FRAMING = { framing: 'stream' } as const;
-
 export class NodeHost extends EventEmitter<HostEvents> {
   readonly core: Core;
   private readonly driver: HostDriver;
@@ -367,7 +361,7 @@ export class NodeHost extends EventEmitter<HostEvents> {
       direction,
       remoteAddress: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`,
       ...(dialId === undefined ? {} : { dialId }),
-      ...TCP_FRAMING,
+      framing: 'stream', // TCP is a byte stream: records carry length prefixes
     });
     return linkId;
   }
