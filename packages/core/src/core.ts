@@ -18,13 +18,15 @@
 import { PeapodError, invalidArgument } from './errors.js';
 import type { AeadCipher, CryptoProvider, KeyPair } from './crypto-provider.js';
 import { Prng } from './prng.js';
-import { PeerLink, type LinkConfig, type RemotePeer } from './peer-link.js';
+import { PeerLink, type LinkConfig, type LinkFraming, type RemotePeer } from './peer-link.js';
 import type { NoiseSuiteName } from './secure-session.js';
 import { ReasonCode } from './wire/reason-codes.js';
 import { PeerTable, type PeerSnapshot, type PeerSource } from './peer-table.js';
 import { toHex } from './bytes.js';
 import { deriveDeviceId } from './identity.js';
 import { TransferEngine, TRANSFER_MESSAGE_TYPES } from './transfer/transfer-engine.js';
+import type { LinkDirectory } from './transfer/link-port.js';
+import { sendOnLane } from './link-lanes.js';
 import type { TransferEvent, TransferInput, TransferOutput } from './transfer/transfer-api.js';
 import {
   Capability,
@@ -113,6 +115,13 @@ export type CoreInput =
       readonly remoteAddress: string;
       /** The `connect` output this outbound link was opened for, if any. */
       readonly dialId?: number;
+      /**
+       * How records travel (peer-link.ts): 'stream' (the default, for TCP), a byte stream with a
+       * length before each record; 'message' (data channels, WebSockets), each `bytes-received`
+       * exactly one record as the remote sent it and each `send` output exactly one record, to
+       * go out as one message.
+       */
+      readonly framing?: LinkFraming;
     }
   /**
    * The host learnt of a pod peer (a LAN beacon, the peers cache, an address the user gave):
@@ -204,6 +213,8 @@ export type CoreOutput =
 interface LinkEntry {
   readonly link: PeerLink;
   readonly remoteAddress: string;
+  /** The remote Device ID in hex, once asked for (the link port's peer snapshots). */
+  deviceIdHex?: string;
 }
 
 export class Core {
@@ -275,21 +286,52 @@ export class Core {
         capabilities: this.linkConfig.hello.capabilities,
         podLinks: psk !== undefined,
       },
-      {
-        readyLink: (linkId) => {
-          const link = this.links.get(linkId)?.link;
-          return link?.state === 'ready' ? link : undefined;
-        },
-        readyLinkIds: () => {
-          const ids: number[] = [];
-          for (const [linkId, { link }] of this.links) if (link.state === 'ready') ids.push(linkId);
-          return ids.sort((a, b) => a - b);
-        },
-        close: (linkId, reason, detail, nowMs) => {
-          this.links.get(linkId)?.link.close(reason, detail, 'local', nowMs);
-        },
-      },
+      this.linkDirectory(),
     );
+  }
+
+  /** The transfer engine's view of the link table (transfer/link-port.ts): ready links only. */
+  private linkDirectory(): LinkDirectory {
+    const ready = (linkId: number): PeerLink | undefined => {
+      const link = this.links.get(linkId)?.link;
+      return link?.state === 'ready' ? link : undefined;
+    };
+    return {
+      send: (linkId, message) => {
+        const link = ready(linkId);
+        if (link !== undefined) sendOnLane(link, message);
+        return link !== undefined;
+      },
+      stream: (linkId, requestId, bytes, baseOffset) => {
+        ready(linkId)?.queueStream(requestId, bytes, baseOffset);
+      },
+      drop: (linkId, requestId) =>
+        ready(linkId)?.dropStream(requestId) ?? { dropped: false, sentBytes: 0 },
+      isQueued: (linkId, requestId) => ready(linkId)?.isStreamQueued(requestId) ?? false,
+      ready: () => {
+        const ids: number[] = [];
+        for (const [linkId, { link }] of this.links) if (link.state === 'ready') ids.push(linkId);
+        return ids.sort((a, b) => a - b);
+      },
+      peer: (linkId) => {
+        const entry = this.links.get(linkId);
+        const link = entry?.link;
+        const remote = link?.remote;
+        if (link?.state !== 'ready' || remote === undefined) return undefined;
+        entry!.deviceIdHex ??= toHex(remote.deviceId);
+        return {
+          deviceId: remote.deviceId,
+          deviceIdHex: entry!.deviceIdHex,
+          deviceName: remote.deviceName,
+          capabilities: remote.capabilities,
+          rttMs: link.rttMs,
+          direction: link.direction,
+        };
+      },
+      close: (linkId, reason, detail, nowMs) => {
+        this.links.get(linkId)?.link.close(reason, detail, 'local', nowMs);
+      },
+    };
   }
 
   /**
@@ -316,7 +358,17 @@ export class Core {
         if (this.links.has(input.linkId)) {
           throw new PeapodError('PEAPOD_ERR_INVALID_STATE', `link ${input.linkId} is already open`);
         }
-        const link = new PeerLink(input.direction, this.linkConfig, this.prng.fork(), nowMs);
+        const framing = input.framing ?? 'stream';
+        if (framing !== 'stream' && framing !== 'message') {
+          invalidArgument('input.framing', `must be "stream" or "message", got ${String(framing)}`);
+        }
+        const link = new PeerLink(
+          input.direction,
+          this.linkConfig,
+          this.prng.fork(),
+          nowMs,
+          framing,
+        );
         this.links.set(input.linkId, { link, remoteAddress: input.remoteAddress });
         this.peerTable.linkOpened(input.linkId, input.dialId);
         break;
@@ -358,16 +410,7 @@ export class Core {
         if (entry === undefined || entry.link.state !== 'ready') {
           throw new PeapodError('PEAPOD_ERR_INVALID_STATE', `link ${input.linkId} is not ready`);
         }
-        const message = input.message;
-        if (message.type === 'data') {
-          entry.link.queueStream(message.requestId, message.bytes, message.offset);
-        } else if (message.type === 'status') {
-          entry.link.sendAfterData(message.requestId, message);
-        } else if (message.type.startsWith('rpc-')) {
-          entry.link.sendRpc(message);
-        } else {
-          entry.link.sendControl(message);
-        }
+        sendOnLane(entry.link, input.message);
         break;
       }
       case 'shutdown':
@@ -458,6 +501,7 @@ export class Core {
           linkId,
           output.remote.deviceId,
           output.remote.deviceName,
+          output.remote.protocolVersion,
           entry.remoteAddress,
           output.remote.listenPort,
           entry.link.direction,

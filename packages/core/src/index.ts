@@ -61,7 +61,7 @@ export {
   type CoreOutput,
   type CoreEvent,
 } from './core.js';
-export type { RemotePeer } from './peer-link.js';
+export type { LinkFraming, RemotePeer } from './peer-link.js';
 export { HostDriver, unreachableOutput, type HostAdapter } from './host-driver.js';
 export {
   PeerTable,
@@ -157,10 +157,12 @@ export { ReorderBuffer } from './transfer/reorder-buffer.js';
 export { STALL_TIMEOUT_DEFAULT_MS } from './transfer/stall-watch.js';
 export type {
   DownloadSource,
+  DownloadFallback,
   TransferInput,
   TransferOutput,
   TransferEvent,
 } from './transfer/transfer-api.js';
+export { fallbackFor, type FallbackCase } from './transfer/fallback-policy.js';
 export {
   BeaconCodec,
   BeaconReplayCache,

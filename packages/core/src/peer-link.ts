@@ -4,7 +4,10 @@
  * touches I/O itself.
  *
  * Layers, bottom to top:
- *   bytes  -> RecordStreamDecoder (u16 length prefix; only for byte-stream transports)
+ *   bytes  -> records, by the link's framing, chosen by the host when the link opens
+ *             (wire/link-framing.ts): 'stream' (TCP), a u16 length before each record;
+ *             'message' (data channels, WebSockets), each chunk the host feeds is one record,
+ *             and each `send` output is one record, to go out as one message.
  *   record -> SecureSession (Noise XX / XXpsk3 handshake, then AEAD transport records)
  *   frame  -> decodeMessage / encodeMessage (docs/protocol.md)
  *   message-> HELLO version negotiation, HEARTBEAT ping/pong, GOODBYE; other messages are
@@ -18,12 +21,24 @@
  * window of DATA does (docs/protocol.md, "Streams and priorities").
  *
  * State: 'handshaking' -> 'awaiting-hello' -> 'ready' -> 'closed'. Timers: handshake deadline,
- * heartbeat (ping) interval, idle deadline (reset by every authenticated record received).
+ * heartbeat (ping) interval, idle deadline (reset by every record received).
+ *
+ * Bytes and copies. Each record is sealed once and opened once (one AEAD pass per side).
+ * Sending: a DATA frame is sealed from its 13-byte header and a view of the queued payload
+ * (`sealParts`), and every other frame from its encoding; the provider's ciphertext pieces leave
+ * as they are, so over a stream no payload byte is copied in user space. Over messages the pieces
+ * of one record are joined into one buffer (one copy: a message is one buffer). Receiving over a
+ * stream: a record inside one received chunk is a view of it; one spread over chunks is copied
+ * once into a buffer the decoder reuses, so it is opened before the next record is cut, and the
+ * few handshake records (of which the Noise state keeps views) are copied out first. Over
+ * messages the chunk is the record, a view of the host's buffer: hosts hand received buffers over
+ * and never reuse them. Bytes from the network never throw: a malformed or oversized record
+ * closes the link with a reason.
  */
 import { assert, invalidArgument } from './errors.js';
 import type { CryptoProvider, KeyPair } from './crypto-provider.js';
 import { SecureSession, type NoiseSuiteName } from './secure-session.js';
-import { RECORD_HEADER_BYTES, RecordStreamDecoder, recordHeader } from './wire/record-framer.js';
+import { createLinkFramer, type LinkFramer, type LinkFraming } from './wire/link-framing.js';
 import { decodeMessage, encodeMessage, DATA_HEADER_BYTES, MAX_DATA_BYTES } from './wire/codec.js';
 import { ReasonCode, reasonName } from './wire/reason-codes.js';
 import { MessageType, type HelloMessage, type WireMessage } from './wire/messages.js';
@@ -62,6 +77,8 @@ export interface RemotePeer {
 
 export type LinkState = 'handshaking' | 'awaiting-hello' | 'ready' | 'closed';
 
+export type { LinkFraming } from './wire/link-framing.js';
+
 /** What a link asks of its Core (which turns it into Core outputs). */
 export type LinkOutput =
   | { readonly type: 'send'; readonly bytes: Uint8Array }
@@ -94,11 +111,11 @@ interface OutboundStream {
 
 export class PeerLink {
   readonly direction: 'outbound' | 'inbound';
+  readonly framing: LinkFraming;
   private linkState: LinkState = 'handshaking';
   private readonly session: SecureSession;
-  // Each record is decrypted before the next is asked for, so assembled records may share one
-  // buffer; the few handshake records, which the Noise state may keep views of, are copied.
-  private readonly decoder = new RecordStreamDecoder({ reuseAssemblyBuffer: true });
+  /** Records in and out of the transport (wire/link-framing.ts). */
+  private readonly framer: LinkFramer;
   private readonly timers = new TimerTable<LinkTimer>();
   private readonly outputs: LinkOutput[] = [];
   private outputHead = 0;
@@ -114,8 +131,11 @@ export class PeerLink {
     private readonly config: LinkConfig,
     private readonly prng: Prng,
     nowMs: number,
+    framing: LinkFraming = 'stream',
   ) {
     this.direction = direction;
+    this.framing = framing;
+    this.framer = createLinkFramer(framing);
     const common = {
       crypto: config.crypto,
       identity: config.identity,
@@ -150,28 +170,34 @@ export class PeerLink {
     return this.lastRttMs;
   }
 
-  /** Bytes handed to the host that it has not yet reported flushed. */
-  get unflushedByteCount(): number {
-    return this.unflushedBytes;
-  }
-
-  /** Feeds bytes read from the transport. */
+  /**
+   * Feeds bytes read from the transport: any piece of the stream ('stream'), or exactly one
+   * message, which is one record ('message'). The link keeps views of `bytes`: the host hands
+   * the buffer over and must not modify it afterwards.
+   */
   onBytes(bytes: Uint8Array, nowMs: number): void {
     if (this.linkState === 'closed') return;
-    this.decoder.push(bytes);
+    const framer = this.framer;
+    framer.push(bytes);
     for (;;) {
-      const next = this.decoder.next();
+      const next = framer.next();
       if (next.kind === 'need-data') break;
       if (next.kind === 'error') {
         this.close(next.reason, next.detail, 'local', nowMs);
         return;
       }
-      this.timers.set('idle', nowMs + this.config.idleTimeoutMs);
-      const open = this.session.state === 'open';
-      this.session.receiveRecord(open ? next.record : next.record.slice());
-      this.pumpSession(nowMs);
+      // A handshake record is kept (the Noise state holds views of it): copy it out of a
+      // reused buffer. A transport record is opened at once.
+      const keep = framer.transientRecords && this.session.state !== 'open';
+      this.onRecord(keep ? next.record.slice() : next.record, nowMs);
       if (this.isClosed()) return;
     }
+  }
+
+  private onRecord(record: Uint8Array, nowMs: number): void {
+    this.timers.set('idle', nowMs + this.config.idleTimeoutMs);
+    this.session.receiveRecord(record);
+    this.pumpSession(nowMs);
   }
 
   /** The host flushed `byteCount` of the bytes it was given to its transport. */
@@ -182,7 +208,7 @@ export class PeerLink {
   /** The transport ended (EOF, reset or error) without this side asking. */
   onTransportClosed(nowMs: number): void {
     if (this.linkState === 'closed') return;
-    const truncated = this.decoder.end();
+    const truncated = this.framer.end();
     if (truncated !== undefined) {
       this.finish(truncated, 'the connection ended in the middle of a record', 'remote', nowMs);
     } else {
@@ -284,15 +310,6 @@ export class PeerLink {
     if (bytes.length > 0) this.dataLane.push({ requestId, bytes, baseOffset, sentBytes: 0 });
   }
 
-  /** Drops queued, unsent DATA of `requestId` (after CANCEL). Returns true if any was queued. */
-  cancelStream(requestId: number): boolean {
-    const before = this.dataLane.length;
-    for (let i = this.dataLane.length - 1; i >= 0; i--) {
-      if (this.dataLane[i]!.requestId === requestId) this.dataLane.splice(i, 1);
-    }
-    return this.dataLane.length !== before;
-  }
-
   /**
    * Drops everything still queued for `requestId` in the data lane (its unsent DATA and its
    * terminal STATUS), after a CANCEL. Returns whether anything was dropped and how many bytes of
@@ -315,15 +332,6 @@ export class PeerLink {
   /** Whether DATA or a STATUS of `requestId` is still waiting in the data lane. */
   isStreamQueued(requestId: number): boolean {
     return this.dataLane.some((stream) => stream.requestId === requestId);
-  }
-
-  /** Queued DATA bytes not yet cut into frames. */
-  get queuedStreamBytes(): number {
-    let total = 0;
-    for (const stream of this.dataLane) {
-      if (stream.frame === undefined) total += stream.bytes.length - stream.sentBytes;
-    }
-    return total;
   }
 
   /**
@@ -364,36 +372,34 @@ export class PeerLink {
     assert(this.linkState === 'ready', `link is ${this.linkState}, not ready`);
   }
 
+  /**
+   * Seals one frame and emits it, after any record the session queued before (the handshake's
+   * last records), so nothing overtakes. `sealParts` rather than `send`: the record comes back
+   * as the provider's pieces, with no copy to append the tag.
+   */
   private sealNow(frame: Uint8Array): void {
-    this.session.send(frame);
     this.drainSessionTransmits();
+    this.emitRecordPieces(this.session.sealParts([frame]));
   }
 
   private sealToOutput(frame: Uint8Array): LinkOutput | undefined {
-    this.session.send(frame);
-    this.drainSessionTransmits();
+    this.sealNow(frame);
     return this.poll();
   }
 
-  /**
-   * Emits a record as two sends, its 2-byte prefix and the record itself, instead of copying the
-   * record behind its prefix (that copy cost a quarter of the sender's CPU). Hosts batch the
-   * sends of one poll loop into one write (Node: cork/uncork, i.e. writev).
-   */
+  /** Emits one record in the link's framing (see wire/link-framing.ts). */
   private emitRecord(record: Uint8Array): void {
-    this.unflushedBytes += RECORD_HEADER_BYTES + record.length;
-    this.outputs.push({ type: 'send', bytes: recordHeader(record.length) });
-    this.outputs.push({ type: 'send', bytes: record });
+    this.emitRecordPieces([record]);
   }
 
   /** `emitRecord` for a record the session returned in pieces (see `sealParts`). */
   private emitRecordPieces(pieces: readonly Uint8Array[]): void {
-    let length = 0;
-    for (const piece of pieces) length += piece.length;
-    this.unflushedBytes += RECORD_HEADER_BYTES + length;
-    this.outputs.push({ type: 'send', bytes: recordHeader(length) });
-    for (const piece of pieces) this.outputs.push({ type: 'send', bytes: piece });
+    this.unflushedBytes += this.framer.frame(pieces, this.pushSend);
   }
+
+  private readonly pushSend = (bytes: Uint8Array): void => {
+    this.outputs.push({ type: 'send', bytes });
+  };
 
   private drainSessionTransmits(): void {
     for (let event = this.session.poll(); event !== undefined; event = this.session.poll()) {

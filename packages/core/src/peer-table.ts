@@ -30,6 +30,8 @@ export interface PeerSnapshot {
   readonly deviceIdHex: string;
   /** From the peer's HELLO; empty until a link was ready. */
   readonly name: string;
+  /** The protocol version negotiated in HELLO on the last ready link; 0 before one. */
+  readonly protocolVersion: number;
   /** Last address and port it was discovered or connected at. */
   readonly address: string;
   readonly port: number;
@@ -72,6 +74,7 @@ interface Entry {
   readonly deviceId: Uint8Array;
   readonly hex: string;
   name: string;
+  protocolVersion: number;
   address: string;
   port: number;
   state: PeerState;
@@ -148,6 +151,7 @@ export class PeerTable {
     linkId: number,
     deviceId: Uint8Array,
     name: string,
+    protocolVersion: number,
     remoteAddress: string,
     listenPort: number,
     direction: 'inbound' | 'outbound',
@@ -164,6 +168,7 @@ export class PeerTable {
     const [host, port] = splitHostPort(remoteAddress);
     const entry = this.entryFor(deviceId, hex, host, listenPort || port, 'lan', nowMs, true);
     entry.name = name;
+    entry.protocolVersion = protocolVersion;
     entry.address = host;
     entry.port = listenPort || port || entry.port;
     entry.direction = direction;
@@ -212,6 +217,7 @@ export class PeerTable {
       deviceId: entry.deviceId,
       deviceIdHex: entry.hex,
       name: entry.name,
+      protocolVersion: entry.protocolVersion,
       address: entry.address,
       port: entry.port,
       state: entry.state,
@@ -273,6 +279,7 @@ export class PeerTable {
       deviceId: deviceId.slice(),
       hex,
       name: '',
+      protocolVersion: 0,
       address,
       port,
       state: 'discovered',

@@ -63,10 +63,11 @@ test('failed dials back off exponentially up to the ceiling; a ready link resets
   }
   assert.deepEqual(waits, [1_000, 2_000, 4_000, 8_000, 8_000]);
   table.linkOpened(7, order.dialId);
-  table.linkReady(7, id(2), 'b', '10.0.0.2:51000', 9000, 'outbound', now);
+  table.linkReady(7, id(2), 'b', 1, '10.0.0.2:51000', 9000, 'outbound', now);
   const row = table.snapshot()[0]!;
   assert.equal(row.state, 'connected');
   assert.equal(row.failures, 0);
+  assert.equal(row.protocolVersion, 1);
   assert.equal(row.port, 9000, 'the HELLO listen port, not the ephemeral source port');
   table.linkClosed(7, now + 5);
   assert.ok(table.discovered(id(2), '10.0.0.2', 9000, 'lan', now + 6), 'redial at once');
@@ -85,7 +86,7 @@ test('an address that answers as another device counts as a failed dial of the f
   const table = new PeerTable(toHex(id(1)), settings);
   const order = table.discovered(id(2), '10.0.0.2', 9000, 'lan', 0)!;
   table.linkOpened(5, order.dialId);
-  table.linkReady(5, id(3), 'c', '10.0.0.2:9000', 9000, 'outbound', 1);
+  table.linkReady(5, id(3), 'c', 1, '10.0.0.2:9000', 9000, 'outbound', 1);
   const rows = new Map(table.snapshot().map((row) => [row.deviceIdHex, row]));
   assert.equal(rows.get(toHex(id(2)))!.state, 'gone');
   assert.equal(rows.get(toHex(id(2)))!.failures, 1);
@@ -97,7 +98,7 @@ test('the table stays within maxEntries, keeping connected peers', () => {
     fc.property(fc.array(fc.integer({ min: 2, max: 60 }), { maxLength: 200 }), (fills) => {
       const table = new PeerTable(toHex(id(1)), settings);
       table.discovered(id(100), '10.0.0.100', 9000, 'lan', 0);
-      table.linkReady(1, id(100), 'kept', '10.0.0.100:9000', 9000, 'inbound', 0);
+      table.linkReady(1, id(100), 'kept', 1, '10.0.0.100:9000', 9000, 'inbound', 0);
       fills.forEach((fill, t) => table.discovered(id(fill), '10.0.0.9', 9000, 'lan', t + 1));
       const rows = table.snapshot();
       assert.ok(rows.length <= settings.maxEntries, `${rows.length} rows`);

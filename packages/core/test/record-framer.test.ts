@@ -2,10 +2,13 @@
  * Unit tests of the stream record framer (src/wire/record-framer.ts): layout, zero-copy and
  * copy paths, errors from the header alone, sticky errors, end-of-stream, and the cost model
  * (a 64 KiB record in 1-byte pieces, many records in one piece). The randomized properties
- * live in wire-codec.test.ts.
+ * live in wire-codec.test.ts, except those of the per-link framers (src/wire/link-framing.ts),
+ * at the end of this file.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import { createLinkFramer } from '../src/wire/link-framing.js';
 import { toHex } from '../src/bytes.js';
 import {
   MAX_RECORD_BYTES,
@@ -256,5 +259,93 @@ describe('RecordStreamDecoder', () => {
     assert.equal(records, count);
     assert.ok(copiedBytes <= count * MAX_RECORD_BYTES);
     assert.ok(maxBuffered <= MAX_RECORD_BYTES + RECORD_HEADER_BYTES);
+  });
+});
+
+describe('link framers (wire/link-framing.ts)', () => {
+  const records = fc.array(fc.uint8Array({ minLength: 1, maxLength: 2000 }), { maxLength: 6 });
+  const pieceSplit = (record: Uint8Array, cuts: number[]): Uint8Array[] => {
+    const at = [...new Set(cuts.map((cut) => cut % (record.length + 1)))].sort((x, y) => x - y);
+    const pieces: Uint8Array[] = [];
+    let from = 0;
+    for (const to of [...at, record.length]) {
+      pieces.push(record.subarray(from, to));
+      from = to;
+    }
+    return pieces.filter((piece) => piece.length > 0);
+  };
+
+  test('property: a record framed in pieces comes back whole, over either framing', () => {
+    fc.assert(
+      fc.property(records, fc.array(fc.nat(), { maxLength: 3 }), fc.nat(), (list, cuts, chop) => {
+        for (const framing of ['stream', 'message'] as const) {
+          const sender = createLinkFramer(framing);
+          const receiver = createLinkFramer(framing);
+          const sent: Uint8Array[] = [];
+          let counted = 0;
+          for (const record of list) {
+            const before = sent.length;
+            counted += sender.frame(pieceSplit(record, cuts), (bytes) => sent.push(bytes));
+            // Over messages every record leaves as exactly one buffer.
+            if (framing === 'message') assert.equal(sent.length, before + 1);
+          }
+          assert.equal(
+            counted,
+            sent.reduce((sum, bytes) => sum + bytes.length, 0),
+          );
+          // A stream may be re-cut anywhere; messages arrive as they were sent.
+          const wire = framing === 'stream' ? pieceSplit(concat(...sent), [chop]) : sent;
+          const got: Uint8Array[] = [];
+          for (const bytes of wire) {
+            receiver.push(bytes);
+            for (let next = receiver.next(); next.kind !== 'need-data'; next = receiver.next()) {
+              assert.ok(next.kind === 'record', framing);
+              got.push(next.record.slice());
+            }
+          }
+          assert.deepEqual(got, list, framing);
+          assert.equal(receiver.end(), undefined);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test('property: arbitrary messages never throw; each is a record, or a sticky error with a reason', () => {
+    const message = fc.oneof(
+      { weight: 5, arbitrary: fc.uint8Array({ maxLength: 64 }) },
+      {
+        weight: 1,
+        arbitrary: fc
+          .integer({ min: MAX_RECORD_BYTES - 1, max: MAX_RECORD_BYTES + 1 })
+          .map((size) => new Uint8Array(size)),
+      },
+    );
+    fc.assert(
+      fc.property(fc.array(message, { maxLength: 8 }), (messages) => {
+        const framer = createLinkFramer('message');
+        let failed: RecordStreamEvent | undefined;
+        for (const bytes of messages) {
+          framer.push(bytes);
+          const next = framer.next();
+          if (failed !== undefined) {
+            assert.equal(next, failed, 'errors are sticky');
+          } else if (bytes.length === 0 || bytes.length > MAX_RECORD_BYTES) {
+            assert.ok(next.kind === 'error');
+            assert.equal(
+              next.reason,
+              bytes.length === 0 ? ReasonCode.protocolError : ReasonCode.frameTooLarge,
+            );
+            failed = next;
+          } else {
+            assert.ok(next.kind === 'record');
+            assert.equal(next.record, bytes, 'the message itself, not a copy');
+            assert.equal(framer.next().kind, 'need-data');
+          }
+        }
+        assert.equal(framer.end(), failed?.kind === 'error' ? failed.reason : undefined);
+      }),
+      { numRuns: 1_000 },
+    );
   });
 });

@@ -18,7 +18,7 @@ import {
 } from '../src/transfer/chunk-server.js';
 import { Prng } from '../src/prng.js';
 import type { TransferContext } from '../src/transfer/transfer-context.js';
-import type { PeerLink } from '../src/peer-link.js';
+import type { LinkPort } from '../src/transfer/link-port.js';
 import type { Manifest } from '../src/content/manifest.js';
 import { deterministicCrypto } from './support/deterministic-crypto.js';
 import { CHUNK, manifestOf, testBytes } from './support/content-fixture.js';
@@ -29,19 +29,13 @@ const crypto = deterministicCrypto(11);
 class FakeLink {
   readonly statuses: Array<{ requestId: number; status: TransferStatus }> = [];
   readonly queued = new Set<number>();
-  sendAfterData(requestId: number, message: WireMessage): void {
-    if (message.type === 'status') this.statuses.push({ requestId, status: message.status });
-  }
-  queueStream(requestId: number): void {
-    this.queued.add(requestId);
+  send(message: WireMessage): void {
+    if (message.type === 'status')
+      this.statuses.push({ requestId: message.requestId, status: message.status });
   }
   isStreamQueued(requestId: number): boolean {
     return this.queued.has(requestId);
   }
-  dropStream(requestId: number): { dropped: boolean; sentBytes: number } {
-    return { dropped: this.queued.delete(requestId), sentBytes: 0 };
-  }
-  sendControl(): void {}
   /** Everything queued was sent. */
   drain(): void {
     this.queued.clear();
@@ -49,6 +43,37 @@ class FakeLink {
   statusOf(requestId: number): TransferStatus | undefined {
     return this.statuses.find((s) => s.requestId === requestId)?.status;
   }
+}
+
+/** The link port over fake links: every link is ready. */
+function fakePort(links: Map<number, FakeLink>): LinkPort {
+  return {
+    send: (linkId, message) => {
+      links.get(linkId)?.send(message);
+      return links.has(linkId);
+    },
+    stream: (linkId, requestId) => {
+      links.get(linkId)?.queued.add(requestId);
+    },
+    drop: (linkId, requestId) => ({
+      dropped: links.get(linkId)?.queued.delete(requestId) ?? false,
+      sentBytes: 0,
+    }),
+    isQueued: (linkId, requestId) => links.get(linkId)?.queued.has(requestId) ?? false,
+    ready: () => [...links.keys()],
+    peer: (linkId) =>
+      links.has(linkId)
+        ? {
+            deviceId: new Uint8Array(32).fill(linkId),
+            deviceIdHex: linkId.toString(16).padStart(2, '0').repeat(32),
+            deviceName: `link-${linkId}`,
+            capabilities: Capability.serveChunks,
+            rttMs: undefined,
+            direction: 'inbound',
+            throughputBps: 0,
+          }
+        : undefined,
+  };
 }
 
 function setUp(linkCount: number, data: Uint8Array, chunkSizeBytes = CHUNK) {
@@ -61,8 +86,7 @@ function setUp(linkCount: number, data: Uint8Array, chunkSizeBytes = CHUNK) {
     settings: { capabilities: Capability.serveChunks, servingPerLinkMax: 16 },
     availability,
     prng: new Prng(5),
-    readyLink: (id: number) => links.get(id) as unknown as PeerLink | undefined,
-    readyLinkIds: () => [...links.keys()],
+    links: fakePort(links),
     output: (o: { type: string; readId: number; chunkIndex: number }) => {
       if (o.type === 'read-chunk') reads.push({ readId: o.readId, chunkIndex: o.chunkIndex });
     },

@@ -10,6 +10,7 @@ import { ReasonCode } from '../src/wire/reason-codes.js';
 import { Mesh, type NodeOptions } from './support/mesh.js';
 import { deterministicCrypto } from './support/deterministic-crypto.js';
 import { testBytes } from './support/content-fixture.js';
+import type { CryptoProvider } from '../src/crypto-provider.js';
 
 const PIECE = 64 * 1024;
 const podSecret = new Uint8Array(32).fill(9);
@@ -29,8 +30,15 @@ function pod(helpers: readonly Partial<NodeOptions>[], requester: Partial<NodeOp
 function startUrl(
   mesh: Mesh,
   downloadId: number,
-  extra: { sha256?: Uint8Array; validator?: string } = {},
+  extra: {
+    sha256?: Uint8Array;
+    validator?: string;
+    attempt?: number;
+    pooled?: boolean;
+    startOffset?: number;
+  } = {},
 ): void {
+  const { sha256, attempt, pooled, startOffset } = extra;
   mesh.input(0, {
     type: 'start-download',
     nowMs: mesh.nowMs,
@@ -42,9 +50,43 @@ function startUrl(
       validator: extra.validator ?? '"v1"',
       headers: [{ name: 'authorization', value: 'Bearer t' }],
       pieceSizeBytes: PIECE,
-      ...(extra.sha256 === undefined ? {} : { sha256: extra.sha256 }),
+      ...(sha256 === undefined ? {} : { sha256 }),
+      ...(attempt === undefined ? {} : { attempt }),
+      ...(pooled === undefined ? {} : { pooled }),
+      ...(startOffset === undefined ? {} : { startOffset }),
     },
   });
+}
+
+/**
+ * A crypto provider that counts the bytes it hashes with SHA-256 in inputs of at least 4 KiB:
+ * pieces and delivered slices, not the handshakes' short transcripts (so the objects below
+ * have no piece shorter than that).
+ */
+function countingCrypto(seed: number): { crypto: CryptoProvider; hashedBytes: () => number } {
+  const inner = deterministicCrypto(seed);
+  let hashed = 0;
+  const count = (data: Uint8Array): void => {
+    if (data.length >= 4096) hashed += data.length;
+  };
+  const crypto: CryptoProvider = {
+    ...inner,
+    sha256: (data) => {
+      count(data);
+      return inner.sha256(data);
+    },
+    createSha256: () => {
+      const hasher = inner.createSha256();
+      return {
+        update: (data) => {
+          count(data);
+          hasher.update(data);
+        },
+        digest: () => hasher.digest(),
+      };
+    },
+  };
+  return { crypto, hashedBytes: () => hashed };
 }
 
 const finished = (mesh: Mesh, id: number) => (): boolean =>
@@ -351,4 +393,111 @@ test('a spot-check sample is fetched while the helper fetches its piece, not aft
       `the sample of [${piece.rangeStart}, ${piece.rangeEnd}) waited for the piece`,
     );
   }
+});
+
+// --- digest responsibility: one SHA-256 pass per delivered byte (transfer-api.ts) ---
+
+test('without a known digest every delivered byte is hashed once, helper pieces included', () => {
+  const counting = countingCrypto(100);
+  const mesh = pod([{}, {}, {}], { crypto: counting.crypto });
+  mesh.origin = testBytes(24 * PIECE + 5_000, 21);
+  startUrl(mesh, 1);
+  mesh.runUntil(finished(mesh, 1));
+  const [done] = mesh.eventsOf(0, 'download:complete');
+  assert.deepEqual(done?.sha256, crypto.sha256(mesh.origin));
+  const shares = mesh.eventsOf(0, 'download:progress').at(-1)!.bySource;
+  assert.ok(Object.keys(shares).length > 1, 'helpers gave pieces');
+  // The running digest only: no per-helper piece hash without a digest to audit against.
+  assert.equal(counting.hashedBytes(), mesh.origin.length);
+});
+
+test('with a known digest, helper pieces are hashed once more (for an audit), nothing else', () => {
+  const counting = countingCrypto(100);
+  const mesh = pod([{}, {}, {}], { crypto: counting.crypto });
+  mesh.origin = testBytes(24 * PIECE + 5_000, 22);
+  startUrl(mesh, 1, { sha256: crypto.sha256(mesh.origin) });
+  mesh.runUntil(finished(mesh, 1));
+  assert.equal(mesh.eventsOf(0, 'download:complete').length, 1);
+  const shares = mesh.eventsOf(0, 'download:progress').at(-1)!.bySource;
+  const helperBytes = Object.entries(shares)
+    .filter(([source]) => source !== 'self')
+    .reduce((sum, [, bytes]) => sum + bytes, 0);
+  assert.ok(helperBytes > 0, 'helpers gave pieces');
+  assert.equal(counting.hashedBytes(), mesh.origin.length + helperBytes);
+});
+
+test('a resumed download hashes nothing and completes without a digest', () => {
+  const counting = countingCrypto(100);
+  const mesh = pod([{}, {}], { crypto: counting.crypto });
+  mesh.origin = testBytes(12 * PIECE + 5, 23);
+  const startOffset = 3 * PIECE + 17;
+  startUrl(mesh, 1, { startOffset });
+  mesh.runUntil(finished(mesh, 1));
+  const [done] = mesh.eventsOf(0, 'download:complete');
+  assert.ok(done, 'completed');
+  assert.equal(done.sha256, undefined);
+  assert.equal(done.totalBytes, mesh.origin.length - startOffset);
+  assert.deepEqual(mesh.deliveredBytes(0, 1), mesh.origin.subarray(startOffset));
+  assert.equal(counting.hashedBytes(), 0);
+});
+
+test('after repairs the output is read back once, and the running digest stops', () => {
+  const counting = countingCrypto(100);
+  const mesh = lieThenGetCaught({}, { crypto: counting.crypto });
+  const [done] = mesh.eventsOf(0, 'download:complete');
+  assert.deepEqual(done?.sha256, crypto.sha256(mesh.origin));
+  assert.ok(repairsOf(mesh).length > 0);
+  // One read-back of the whole output, plus the running digest of what was delivered before
+  // the first repair: less than two passes.
+  assert.ok(counting.hashedBytes() >= mesh.origin.length);
+  assert.ok(counting.hashedBytes() < 2 * mesh.origin.length);
+});
+
+// --- fallback decisions (fallback-policy.ts) in download:failed ---
+
+test('origin changed on a first pooled try: the core asks the host to repin', () => {
+  const mesh = pod([], { origin: 'changed' });
+  mesh.origin = testBytes(3 * PIECE, 24);
+  startUrl(mesh, 1);
+  mesh.runUntil(finished(mesh, 1));
+  const [failed] = mesh.eventsOf(0, 'download:failed');
+  assert.equal(failed?.reason, 'origin-changed');
+  assert.equal(failed?.fallback.action, 'repin');
+});
+
+test('origin changed again after a repin: origin only; unpooled: none', () => {
+  for (const [extra, action] of [
+    [{ attempt: 1 }, 'origin-only'],
+    [{ pooled: false }, 'none'],
+  ] as const) {
+    const mesh = pod([], { origin: 'changed' });
+    mesh.origin = testBytes(3 * PIECE, 25);
+    startUrl(mesh, 1, extra);
+    mesh.runUntil(finished(mesh, 1));
+    const [failed] = mesh.eventsOf(0, 'download:failed');
+    assert.equal(failed?.reason, 'origin-changed');
+    assert.equal(failed?.fallback.action, action);
+  }
+});
+
+test('a SHA-256 mismatch of a pooled download: origin only, with a reason', () => {
+  const mesh = pod([{}]);
+  mesh.origin = testBytes(4 * PIECE, 26);
+  startUrl(mesh, 1, { sha256: new Uint8Array(32) });
+  mesh.runUntil(finished(mesh, 1));
+  const [failed] = mesh.eventsOf(0, 'download:failed');
+  assert.equal(failed?.reason, 'sha256-mismatch');
+  const fallback = failed?.fallback;
+  assert.ok(fallback?.action === 'origin-only' && fallback.reason.length > 0, 'origin only');
+});
+
+test('a cancelled download falls back to nothing', () => {
+  const mesh = pod([{}]);
+  mesh.origin = testBytes(40 * PIECE, 27);
+  startUrl(mesh, 1);
+  mesh.input(0, { type: 'cancel-download', nowMs: mesh.nowMs, downloadId: 1 });
+  mesh.runUntil(finished(mesh, 1));
+  const [failed] = mesh.eventsOf(0, 'download:failed');
+  assert.equal(failed?.reason, 'cancelled');
+  assert.deepEqual(failed?.fallback, { action: 'none' });
 });

@@ -14,7 +14,7 @@
 import { request, type IncomingMessage } from 'node:http';
 import { API_KEY_HEADER, ApiRefusalCodes } from './api-guard.js';
 import type { JobEvent } from './download-job.js';
-import type { PeerRow } from './daemon.js';
+import type { PeerRow } from './peer-book.js';
 
 export interface ApiTarget {
   readonly host: string;

@@ -144,6 +144,9 @@ export class DevOrigin {
   private readonly clientStats = new Map<string, { requests: number; bodyBytes: number }>();
   private faults: OriginFaults;
   private requestCount = 0;
+  /** Responses started and not yet closed (finished or cut off), and who waits for none. */
+  private openResponses = 0;
+  private readonly idleWaiters: (() => void)[] = [];
 
   /** @internal Use `startDevOrigin`. */
   constructor(
@@ -155,6 +158,10 @@ export class DevOrigin {
     this.url = `http://${host}:${address.port}`;
     this.faults = options.faults ?? {};
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      this.openResponses++;
+      res.once('close', () => {
+        if (--this.openResponses === 0) for (const idle of this.idleWaiters.splice(0)) idle();
+      });
       this.handle(req, res).catch((error: unknown) => {
         if (!res.headersSent) res.writeHead(500).end(`dev origin: ${String(error)}\n`);
         else res.destroy();
@@ -206,6 +213,15 @@ export class DevOrigin {
   /** Requests and body bytes per client source address. */
   clients(): ReadonlyMap<string, ClientStats> {
     return new Map([...this.clientStats].map(([address, stats]) => [address, { ...stats }]));
+  }
+
+  /**
+   * Resolves once no response is open: every request so far was answered in full or cut off
+   * (the client went away). Tests wait on this before they count what the origin sent.
+   */
+  untilIdle(): Promise<void> {
+    if (this.openResponses === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   /** Stops listening and closes every connection. */

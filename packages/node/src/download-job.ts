@@ -11,15 +11,23 @@
  *    `url` download of [resumeOffset, size). The core assigns pieces to this device and to pod
  *    peers; `deliver` outputs reach `onDeliver`, which writes them one at a time and reports each
  *    to the core as `delivered` only once written (bounded memory: the core's reorder window).
- * 3. Every delivered byte also feeds the end-to-end verifier (the user's `--sha256`, the origin's
- *    Repr-Digest / x-amz-checksum-sha256 / S3 MD5 ETag). A repair (a lying helper's range
- *    rewritten) makes the streamed digest moot: the file is then read back and hashed again.
- * 4. The core reports `download:complete`, the job verifies, commits the file and finishes. The
- *    first `origin-changed` re-probes (`JobHost.replan`) and downloads the new version pooled
- *    from byte 0, pinned to it, saying so in a note; a second one, a new version that cannot be
- *    pooled, or a `sha256-mismatch` restart the job as a single-source download from byte 0
- *    (costs time, never correctness), saying why; others fail it with the core's detail,
- *    keeping the part file for a resume when its prefix is still trusted.
+ * 3. Digests (BRIEF interface 2): the end-to-end checks (the user's `--sha256`, the origin's
+ *    Repr-Digest / x-amz-checksum-sha256 / S3 MD5 ETag) take the object's SHA-256 from the
+ *    core's `download:complete.sha256` (its digest of what it delivered, after any repair from
+ *    its one read-back): a pooled download from byte 0 hashes SHA-256 nowhere here. Only other
+ *    algorithms (MD5 for an ETag, sha-512) are hashed here, from the delivered bytes; after a
+ *    repair, from the core's read-back as the job answers it (`read-delivered`), or, if that
+ *    did not cover the object, by reading the output back once. A resume (the core starts at
+ *    `startOffset` > 0 and cannot know the whole object's digest) and a single-source download
+ *    hash everything here, once: the prefix as the sink checked it on open, then each new byte.
+ * 4. The core reports `download:complete`, the job verifies, commits the file and finishes. A
+ *    `download:failed` carries the core's fallback (its fallback-policy.ts), which the job
+ *    carries out and never re-decides:
+ *    `repin` re-probes (`JobHost.replan`) and downloads the new version pooled from byte 0,
+ *    pinned to it, as the next `attempt`, saying so in a note (when the new version cannot be
+ *    pooled, it goes on as `origin-only`); `origin-only` restarts the job as a single-source
+ *    download from byte 0 (costs time, never correctness), saying why; `none` fails it with the
+ *    core's detail, keeping the part file for a resume when its prefix is still trusted.
  *    After `origin-changed` the digests of the first probe describe the old version: the new
  *    one is verified against the user's `--sha256` and the digests its own response states.
  * 5. Resume: the core counts `deliver` and `read-delivered` offsets from its `startOffset`
@@ -35,7 +43,7 @@
  *    to the process (process-guard.ts), which logs it and exits.
  */
 import { EventEmitter } from 'node:events';
-import type { TransferEvent } from '@peapod/core';
+import type { DownloadFallback, TransferEvent } from '@peapod/core';
 import { ObjectVerifier, type ExpectedDigest } from './http/digest.js';
 import type { WholeFetchResult } from './http/origin-whole.js';
 import { escalateIfInvariant } from './process-guard.js';
@@ -122,7 +130,11 @@ export interface CoreUrlSpec {
   readonly validator: string;
   readonly pinStrength: 'strong' | 'weak';
   readonly headers: readonly HeaderPair[];
+  /** Fallbacks carried out before this download (0 the first; BRIEF interface 1). */
+  readonly attempt: number;
 }
+
+type DownloadFailedEvent = Extract<TransferEvent, { type: 'download:failed' }>;
 
 /** Least time between two progress events of a single-source download (as the core's). */
 const PROGRESS_INTERVAL_MS = 250;
@@ -140,15 +152,26 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
   private bySource: Record<string, number> = {};
   private readonly startedMs = performance.now();
   private readonly aborted = new AbortController();
-  /** Pooled restarts after the object changed (at most one; see `coreFailed`). */
-  private restarts = 0;
+  /** Fallbacks carried out so far: the next core download's `attempt`. */
+  private attempt = 0;
+  /** What the end-to-end checks are fed; see `runSteps`. */
+  private verifier: ObjectVerifier;
+  /** The verifier's state at the core download's byte 0 (after a resumed prefix). */
+  private base: ObjectVerifier;
+  /** Hashes the core's read-back after a repair, in order (`readDelivered`). */
+  private readBack: { verifier: ObjectVerifier; next: number; chain: Promise<void> } | undefined;
   downloadId: number | undefined;
 
+  /**
+   * `expected`: the digests the object must have. `prefix`: when the sink resumes, a host
+   * verifier (ObjectVerifier 'host') already fed the sink's prefix (FileSink.open's `onPrefix`);
+   * without it the job reads the prefix back once to hash it.
+   */
   constructor(
     private readonly host: JobHost,
     readonly url: string,
     private readonly sink: DownloadSink,
-    private verifier: ObjectVerifier,
+    private expected: readonly ExpectedDigest[],
     private plan: {
       readonly pooled: boolean;
       readonly note: string;
@@ -162,8 +185,11 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
       /** `--strict`: a restart after a change must pool with a strong pin or a known digest. */
       readonly strict?: boolean;
     },
+    private readonly prefix?: ObjectVerifier,
   ) {
     super();
+    this.verifier = ObjectVerifier.create(expected, 'host');
+    this.base = this.verifier;
   }
 
   /** The object's size when the origin stated it. */
@@ -184,7 +210,10 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
     const { totalBytes, pooled, note, pinning } = this.plan;
     const resumeOffset = this.sink.resumeOffset;
     this.emit('event', { type: 'start', totalBytes, pooled, note, resumeOffset, pinning });
-    if (resumeOffset > 0) await this.feedPrefix(resumeOffset);
+    const coreHashes = pooled && totalBytes !== undefined && resumeOffset === 0;
+    if (resumeOffset > 0) this.verifier = this.prefix ?? (await this.hashPrefix(resumeOffset));
+    else this.verifier = ObjectVerifier.create(this.expected, coreHashes ? 'core' : 'host');
+    this.base = this.verifier.copy();
     this.verifiedBytes = resumeOffset;
     if (pooled && totalBytes !== undefined) {
       await new Promise<void>((resolve) => {
@@ -206,6 +235,7 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
       validator: this.plan.validator,
       pinStrength: this.plan.pinStrength,
       headers: this.plan.headers,
+      attempt: this.attempt,
       ...(startOffset === 0 && this.plan.sha256 !== undefined ? { sha256: this.plan.sha256 } : {}),
     });
   }
@@ -226,9 +256,31 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
     });
   }
 
-  /** Reads back delivered bytes for the core (after repairs). */
+  /**
+   * Reads back delivered bytes for the core (after repairs). The core asks for its whole range
+   * in order from 0; the algorithms only this job hashes (MD5, sha-512, all on a resume) are fed
+   * the same bytes, in that order, so the output is read back once.
+   */
   readDelivered(coreOffset: number, length: number): Promise<Uint8Array | undefined> {
-    return this.writeChain.then(() => this.sink.read(this.coreStartOffset + coreOffset, length));
+    const read = this.writeChain.then(() =>
+      this.sink.read(this.coreStartOffset + coreOffset, length),
+    );
+    if (!this.base.hashing) return read;
+    if (coreOffset === 0) {
+      this.readBack = { verifier: this.base.copy(), next: 0, chain: Promise.resolve() };
+    }
+    const readBack = this.readBack;
+    if (readBack !== undefined) {
+      readBack.chain = readBack.chain.then(async () => {
+        const bytes = await read.catch(() => undefined);
+        if (bytes === undefined || coreOffset !== readBack.next) readBack.next = -1;
+        else {
+          readBack.verifier.update(bytes);
+          readBack.next += bytes.length;
+        }
+      });
+    }
+    return read;
   }
 
   /** A transfer event of this job's core download. */
@@ -244,10 +296,11 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
         });
         return;
       case 'download:complete':
-        this.chain(() => this.finishPooled());
+        // Undefined for a resume (the core saw only the tail): the job hashed it all then.
+        this.chain(() => this.finishPooled(event.sha256));
         return;
       case 'download:failed':
-        this.chain(() => this.coreFailed(event.reason, event.detail));
+        this.chain(() => this.coreFailed(event));
         return;
       default:
         return;
@@ -271,23 +324,31 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
       .catch((error: unknown) => this.failWith(error, true));
   }
 
-  private async finishPooled(): Promise<void> {
+  /** `sha256`: the core's, of its range as delivered (after repairs, as read back). */
+  private async finishPooled(sha256: Uint8Array | undefined): Promise<void> {
     if (this.failed) return;
     let verifier = this.verifier;
-    if (this.repaired) {
-      verifier = this.verifier.restart();
+    if (this.repaired && this.base.hashing) {
+      // What the streamed hashes saw is moot: the core's read-back fed a fresh copy, if whole.
       const total = this.plan.totalBytes ?? 0;
-      for (let offset = 0; offset < total; offset += 4 * 1024 * 1024) {
-        const bytes = await this.sink.read(offset, Math.min(4 * 1024 * 1024, total - offset));
-        if (bytes === undefined) break;
-        verifier.update(bytes);
+      const coreBytes = total - this.coreStartOffset;
+      await this.readBack?.chain;
+      if (this.readBack !== undefined && this.readBack.next === coreBytes) {
+        verifier = this.readBack.verifier;
+      } else {
+        verifier = this.base.copy();
+        await this.readInto(verifier, this.coreStartOffset, total);
       }
     }
-    await this.complete(verifier, true);
+    await this.complete(verifier, true, verifier.sha256By === 'core' ? sha256 : undefined);
   }
 
-  private async complete(verifier: ObjectVerifier, pooled: boolean): Promise<void> {
-    const report = verifier.finish();
+  private async complete(
+    verifier: ObjectVerifier,
+    pooled: boolean,
+    sha256?: Uint8Array,
+  ): Promise<void> {
+    const report = verifier.finish(sha256, this.verifiedBytes);
     if (!report.ok) {
       await this.failWith(new Error(report.message), false);
       return;
@@ -315,20 +376,24 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
     this.settle();
   }
 
-  private async coreFailed(reason: string, detail: string): Promise<void> {
+  /** The core download failed: carry out the core's fallback (`download:failed.fallback`). */
+  private async coreFailed(event: DownloadFailedEvent): Promise<void> {
     if (this.failed) return;
-    let why = detail;
-    if (reason === 'origin-changed' && this.restarts === 0) {
-      this.restarts += 1;
+    const { reason, detail } = event;
+    let fallback: DownloadFallback = event.fallback;
+    let why = fallback.action === 'none' ? detail : `${detail}; ${fallback.reason}`;
+    if (fallback.action === 'repin') {
+      this.attempt += 1;
       const restarted = await this.restartPooled(detail);
       if (restarted === true || this.failed) return; // restarted, or cancelled meanwhile
+      // The new version cannot be pooled: the repin goes on from the origin alone.
+      fallback = { action: 'origin-only', reason: restarted };
       why = `${detail}; ${restarted}`;
-    } else if (reason === 'origin-changed') {
-      why = `${detail}; it changed a second time`;
     }
-    if (reason === 'origin-changed' || reason === 'sha256-mismatch') {
+    if (fallback.action === 'origin-only') {
+      this.attempt += 1;
       // Costs time, never correctness: start over from the origin alone.
-      const user = userExpectations(this.verifier).map((digest) => digest.source);
+      const user = userExpectations(this.expected).map((digest) => digest.source);
       this.plan = { ...this.plan, pinning: pinningOf('single-source', user) };
       this.emit('event', {
         type: 'start',
@@ -360,7 +425,7 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
    * (DESIGN.md decision 6). True when the new download started; otherwise why not, as a clause.
    */
   private async restartPooled(detail: string): Promise<true | string> {
-    const user = userExpectations(this.verifier);
+    const user = userExpectations(this.expected);
     let replanned;
     try {
       replanned = await this.host.replan(
@@ -382,7 +447,11 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
       return `the output could not start over (${error instanceof Error ? error.message : String(error)})`;
     }
     const expected = [...user, ...digests];
-    this.verifier = new ObjectVerifier(expected);
+    this.expected = expected;
+    this.verifier = ObjectVerifier.create(expected, 'core');
+    this.base = this.verifier.copy();
+    this.readBack = undefined;
+    this.coreStartOffset = 0;
     this.plan = {
       ...this.plan,
       totalBytes: plan.totalBytes,
@@ -417,13 +486,13 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
     offset: number,
     mode: 'first' | 'again' | 'changed' = 'first',
   ): Promise<void> {
-    const user = userExpectations(this.verifier);
+    const user = userExpectations(this.expected);
     let verifier =
       mode === 'first'
         ? this.verifier
         : mode === 'again'
-          ? this.verifier.restart()
-          : new ObjectVerifier(user);
+          ? ObjectVerifier.create(this.expected, 'host')
+          : ObjectVerifier.create(user, 'host');
     this.verifiedBytes = offset;
     let lastProgressMs = -Infinity;
     let result: WholeFetchResult;
@@ -459,29 +528,27 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
       return;
     }
     if (mode === 'changed' && result.digests.length > 0) {
-      const stated = new ObjectVerifier([...user, ...result.digests]);
-      if (await this.readBack(stated, this.verifiedBytes)) verifier = stated;
+      const stated = ObjectVerifier.create([...user, ...result.digests], 'host');
+      if (await this.readInto(stated, 0, this.verifiedBytes)) verifier = stated;
     }
     await this.complete(verifier, false);
   }
 
-  /** Feeds `verifier` the sink's bytes [0, length); false if the sink cannot be read back. */
-  private async readBack(verifier: ObjectVerifier, length: number): Promise<boolean> {
-    for (let offset = 0; offset < length; offset += 4 * 1024 * 1024) {
-      const bytes = await this.sink.read(offset, Math.min(4 * 1024 * 1024, length - offset));
+  /** Feeds `verifier` the sink's bytes [start, end); false if the sink cannot be read back. */
+  private async readInto(verifier: ObjectVerifier, start: number, end: number): Promise<boolean> {
+    for (let offset = start; offset < end; offset += READ_BACK_BYTES) {
+      const bytes = await this.sink.read(offset, Math.min(READ_BACK_BYTES, end - offset));
       if (bytes === undefined) return false;
       verifier.update(bytes);
     }
     return true;
   }
 
-  /** Hashes the resumed prefix from the sink, so end-to-end digests cover the whole object. */
-  private async feedPrefix(length: number): Promise<void> {
-    for (let offset = 0; offset < length; offset += 4 * 1024 * 1024) {
-      const bytes = await this.sink.read(offset, Math.min(4 * 1024 * 1024, length - offset));
-      if (bytes === undefined) return;
-      this.verifier.update(bytes);
-    }
+  /** A host verifier fed the resumed prefix from the sink (when the sink did not feed one). */
+  private async hashPrefix(length: number): Promise<ObjectVerifier> {
+    const verifier = ObjectVerifier.create(this.expected, 'host');
+    await this.readInto(verifier, 0, length);
+    return verifier;
   }
 
   /**
@@ -510,15 +577,13 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
   }
 }
 
+/** Read size when the job reads its output back. */
+const READ_BACK_BYTES = 4 * 1024 * 1024;
+
 /**
- * The user's own expectations (`--sha256`) among a verifier's: they still hold after the object
- * changed, unlike the digests the origin stated for its old version. ObjectVerifier keeps its
- * list private; a fresh copy's report lists every expectation with its source.
+ * The user's own expectations (`--sha256`): they still hold after the object changed, unlike
+ * the digests the origin stated for its old version.
  */
-function userExpectations(verifier: ObjectVerifier): ExpectedDigest[] {
-  return verifier
-    .restart()
-    .finish()
-    .checks.filter((check) => check.source === '--sha256')
-    .map(({ algorithm, digest, source }) => ({ algorithm, digest, source }));
+function userExpectations(expected: readonly ExpectedDigest[]): ExpectedDigest[] {
+  return expected.filter((digest) => digest.source === '--sha256');
 }

@@ -4,7 +4,8 @@
  * CLI is `dist/src/cli.js`. An embeddable library API comes with a later issue.
  */
 export { NodeHost, type NodeHostOptions } from './node-host.js';
-export { Daemon, type DaemonConfig, type PeerRow } from './daemon.js';
+export { Daemon, type DaemonConfig } from './daemon.js';
+export { type PeerRow } from './peer-book.js';
 export {
   createNodeCryptoProvider,
   type NodeCryptoProvider,

@@ -1,14 +1,20 @@
 /**
- * The Node host: runs one pea-core `Core` over real TCP sockets. This file is the only place in
- * the Node package that turns core outputs into I/O, and it follows the host loop of
- * docs/architecture.md exactly: after every input, drain `poll()`; then arm one timer for
- * `nextDeadlineMs()`.
+ * The Node host: runs one pea-core `Core` over real TCP sockets, on the core's `HostDriver`
+ * (host-driver.ts: feed an input, drain `poll()`, arm one timer; an input that arrives while
+ * draining is queued, never re-entered). `perform` is this package's one switch over every
+ * core output kind, ending in `unreachableOutput`: a new output kind does not compile until it
+ * is handled here.
  *
- * It owns: the TCP listener, one socket per link (link IDs are assigned here), the one timer, and
- * the monotonic clock (`performance.now()`). It decides nothing about the protocol. Users get
- * typed events (`peer:connect`, `peer:disconnect`, `peer:message`, `peer:rtt`) and can send
- * messages on ready links. Transfer outputs (origin fetches, chunk reads, deliveries) go to the
- * `transfers` callback the daemon passes; without one, the core does not run transfers.
+ * It owns: the TCP listener, one socket per link (link IDs are assigned here), the dials the
+ * core's peer table orders (`connect` -> a socket, then `link-opened` with its `dialId`, or
+ * `dial-failed`), the one timer, and the monotonic clock (`performance.now()`). It decides
+ * nothing about the protocol. Transfer outputs go to the adapters the daemon passes
+ * (`transfers`, io-adapters.ts): an origin fetcher, a delivery adapter (the download jobs'
+ * sinks) and a chunk store; each answers through `input`, which any code may call at any time.
+ * Without adapters the core does not run transfers and transfer frames reach the user as
+ * `peer:message` events (link-level tools, tests, benches). Users get typed events
+ * (`peer:connect`, `peer:disconnect`, `peer:message`, `peer:rtt`, `dial:failed`) and can send
+ * messages on ready links. TCP links use the byte-stream framing (`framing: 'stream'`).
  *
  * The accept path: the listener accepts sockets paused, and the inbound guard (inbound-guard.ts)
  * decides before any byte is read whether this device spends handshake crypto on one; a refused
@@ -22,30 +28,33 @@ import { createServer, connect, type Server, type Socket, type AddressInfo } fro
 import { randomInt } from 'node:crypto';
 import {
   Core,
-  PeapodError,
+  HostDriver,
   ReasonCode,
+  unreachableOutput,
   type CoreEvent,
   type CoreInput,
   type CoreOptions,
   type CoreOutput,
-  type TransferOutput,
   type WireMessage,
 } from '@peapod/core';
 import { throttleRead, ThrottledWriter, writeBatch } from './link-throttle.js';
 import { createNodeCryptoProvider } from './node-crypto-provider.js';
 import { peerBucket, type BandwidthLimits } from './rate-limit.js';
 import { InboundGuard, type GuardRefusal, type InboundGuardLimits } from './inbound-guard.js';
+import { NO_TRANSFERS, type TransferAdapters } from './transfer-adapters.js';
+
+export type { TransferAdapters } from './transfer-adapters.js';
 
 export interface NodeHostOptions extends Omit<CoreOptions, 'crypto' | 'seed' | 'handleTransfers'> {
   /** Seed for the core's PRNG; random by default. */
   readonly seed?: number;
   readonly crypto?: CoreOptions['crypto'];
   /**
-   * Carries out the core's transfer outputs (origin fetches, chunk reads, deliveries); the
-   * daemon passes its `TransferIo`. Absent: the core runs with `handleTransfers: false` and
-   * transfer frames reach the user as `peer:message` events (link-level tools and tests).
+   * Builds the adapters that carry out the core's transfer outputs, given the host's `input`
+   * to answer through. Absent: the core runs with `handleTransfers: false` and transfer frames
+   * reach the user as `peer:message` events (link-level tools and tests).
    */
-  readonly transfers?: (output: TransferOutput) => void;
+  readonly transfers?: (feed: (input: CoreInput) => void) => TransferAdapters;
   /** Bandwidth limits for peer links (LAN peers exempt unless `limitLan`). */
   readonly limits?: BandwidthLimits;
   /**
@@ -71,6 +80,15 @@ export interface PeerRefusedEvent {
   readonly detail: string;
 }
 
+/** A dial the peer table ordered could not open its socket (reported to the core too). */
+export interface DialFailedEvent {
+  readonly type: 'dial:failed';
+  readonly deviceId: Uint8Array;
+  readonly address: string;
+  readonly port: number;
+  readonly detail: string;
+}
+
 /** What the inbound guard decided since the host started. */
 export interface InboundStats {
   /** Inbound connections admitted to a handshake (the crypto ran for these). */
@@ -81,7 +99,10 @@ export interface InboundStats {
   readonly halfOpen: number;
 }
 
-type HostEvents = { [E in CoreEvent as E['type']]: [E] } & { 'peer:refused': [PeerRefusedEvent] };
+type HostEvents = { [E in CoreEvent as E['type']]: [E] } & {
+  'peer:refused': [PeerRefusedEvent];
+  'dial:failed': [DialFailedEvent];
+};
 
 /** A link whose handshake has not completed: where it goes, and its guard ticket if inbound. */
 interface PendingLink {
@@ -90,20 +111,25 @@ interface PendingLink {
   readonly ticket: number | undefined;
 }
 
+/** A dial whose TCP connect takes longer than this fails (a cached address gone quiet). */
+const DIAL_TIMEOUT_MS = 10_000;
+
 export class NodeHost extends EventEmitter<HostEvents> {
   readonly core: Core;
+  private readonly driver: HostDriver;
   private readonly sockets = new Map<number, Socket>();
   /** Links whose uploads are limited write through one of these. */
   private readonly writers = new Map<number, ThrottledWriter>();
   private readonly limits: BandwidthLimits | undefined;
   private server: Server | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private timerAtMs: number | undefined;
   private nextLinkId = 1;
-  private driving = false;
-  /** Sends of the current host loop, per link, written when it ends (`writeBatches`). */
+  /** Sends of the current drain, per link, written when it ends (`writeBatches`). */
   private readonly batches = new Map<number, { chunks: Uint8Array[]; byteCount: number }>();
-  private readonly transfers: ((output: TransferOutput) => void) | undefined;
+  private readonly transfers: TransferAdapters;
+  /** Sockets of `connect` outputs still connecting, by dial ID. */
+  private readonly dialing = new Map<number, Socket>();
+  private closing = false;
   private readonly guard: InboundGuard | undefined;
   private readonly pending = new Map<number, PendingLink>();
   private readonly ticketLinks = new Map<number, number>();
@@ -113,18 +139,24 @@ export class NodeHost extends EventEmitter<HostEvents> {
 
   constructor(options: NodeHostOptions) {
     super();
+    const { transfers, limits, inboundGuard, ...coreOptions } = options;
     this.core = new Core({
-      ...options,
+      ...coreOptions,
       crypto: options.crypto ?? createNodeCryptoProvider(),
       seed: options.seed ?? randomInt(2 ** 47),
       // AES-GCM: with AES-NI, node:crypto seals it ~15% faster than ChaChaPoly here (bench/link).
       // Browsers (noble) are the other way round, so their host keeps the core's ChaChaPoly.
       cipher: options.cipher ?? 'AESGCM',
-      handleTransfers: options.transfers !== undefined,
+      handleTransfers: transfers !== undefined,
     });
-    this.transfers = options.transfers;
-    this.limits = options.limits;
-    if (options.inboundGuard !== false) this.guard = new InboundGuard(options.inboundGuard);
+    this.driver = new HostDriver(this.core, {
+      perform: (output) => this.perform(output),
+      setTimer: (deadlineMs) => this.setTimer(deadlineMs),
+      afterDrain: () => this.writeBatches(),
+    });
+    this.transfers = transfers?.((input) => this.input(input)) ?? NO_TRANSFERS;
+    this.limits = limits;
+    if (inboundGuard !== false) this.guard = new InboundGuard(inboundGuard);
   }
 
   /** What the inbound guard decided so far. */
@@ -136,10 +168,12 @@ export class NodeHost extends EventEmitter<HostEvents> {
     };
   }
 
-  /** Feeds the core one input (transfer inputs from the daemon) and runs the host loop. */
+  /**
+   * Feeds the core one input through the host driver (queued when it arrives while outputs are
+   * being carried out), then runs the host loop. Safe to call from anywhere, at any time.
+   */
   input(input: CoreInput): void {
-    this.core.handle(input);
-    this.drive();
+    this.driver.handle(input);
   }
 
   /** Starts accepting links on `host:port` (port 0 picks a free one). Resolves to the address. */
@@ -155,9 +189,10 @@ export class NodeHost extends EventEmitter<HostEvents> {
   }
 
   /**
-   * Dials a peer. Resolves to the link ID once TCP connects (the handshake follows).
-   * `localAddress` picks the source address (tests and benches speak from several loopback
-   * addresses, as devices of a LAN would).
+   * Dials an address the user gave, outside the peer table (link-level tools, tests, benches).
+   * Resolves to the link ID once TCP connects (the handshake follows). `localAddress` picks the
+   * source address (tests and benches speak from several loopback addresses, as devices of a
+   * LAN would).
    */
   async dial(port: number, host = '127.0.0.1', localAddress?: string): Promise<number> {
     const socket = connect({
@@ -178,20 +213,19 @@ export class NodeHost extends EventEmitter<HostEvents> {
    * @throws PeapodError PEAPOD_ERR_INVALID_STATE if the link is not ready.
    */
   send(linkId: number, message: WireMessage): void {
-    this.core.handle({ type: 'send-message', nowMs: performance.now(), linkId, message });
-    this.drive();
+    this.input({ type: 'send-message', nowMs: performance.now(), linkId, message });
   }
 
   /** Ends one link: GOODBYE (`reason`, default `goingAway`) when the session is open, then close. */
   closeLink(linkId: number, reason: ReasonCode = ReasonCode.goingAway): void {
-    this.core.handle({ type: 'close-link', nowMs: performance.now(), linkId, reason });
-    this.drive();
+    this.input({ type: 'close-link', nowMs: performance.now(), linkId, reason });
   }
 
   /** Sends GOODBYE on every link, closes them and the listener. */
   async close(): Promise<void> {
-    this.core.handle({ type: 'shutdown', nowMs: performance.now() });
-    this.drive();
+    this.closing = true;
+    for (const socket of this.dialing.values()) socket.destroy();
+    this.input({ type: 'shutdown', nowMs: performance.now() });
     clearTimeout(this.timer);
     clearTimeout(this.guardTimer);
     // A handshake cannot finish now, and a remote that never closes must not hold this up.
@@ -267,30 +301,50 @@ export class NodeHost extends EventEmitter<HostEvents> {
     this.guardTimer.unref();
   }
 
+  /** A `connect` output: open the socket; `link-opened` with its dial ID, or `dial-failed`. */
+  private dialFor(out: Extract<CoreOutput, { type: 'connect' }>): void {
+    const { dialId, deviceId, address, port } = out;
+    const socket = connect({ port, host: address, noDelay: true, timeout: DIAL_TIMEOUT_MS });
+    this.dialing.set(dialId, socket);
+    const failed = (detail: string) => {
+      if (!this.dialing.delete(dialId)) return;
+      socket.destroy();
+      this.input({ type: 'dial-failed', nowMs: performance.now(), dialId, detail });
+      this.emit('dial:failed', { type: 'dial:failed', deviceId, address, port, detail });
+    };
+    const onTimeout = () => failed(`no answer within ${DIAL_TIMEOUT_MS} ms`);
+    const onError = (error: Error) => failed(error.message);
+    const onClose = () => failed('closed before it connected');
+    socket.once('timeout', onTimeout);
+    socket.once('error', onError);
+    socket.once('close', onClose);
+    socket.once('connect', () => {
+      this.dialing.delete(dialId);
+      socket.setTimeout(0);
+      socket.off('timeout', onTimeout);
+      socket.off('error', onError);
+      socket.off('close', onClose);
+      if (this.closing) socket.destroy();
+      else this.adopt(socket, 'outbound', undefined, dialId);
+    });
+  }
+
   private adopt(
     socket: Socket,
     direction: 'inbound' | 'outbound',
     ticket: number | undefined = undefined,
+    dialId: number | undefined = undefined,
   ): number {
     const linkId = this.nextLinkId++;
     socket.setNoDelay(true);
     this.sockets.set(linkId, socket);
     this.pending.set(linkId, { address: socket.remoteAddress ?? '', direction, ticket });
-    const remoteAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
-    this.core.handle({
-      type: 'link-opened',
-      nowMs: performance.now(),
-      linkId,
-      direction,
-      remoteAddress,
-    });
     const address = socket.remoteAddress ?? '';
     const upload = this.limits && peerBucket(this.limits, 'upload', address);
     const download = this.limits && peerBucket(this.limits, 'download', address);
     if (upload !== undefined) this.writers.set(linkId, new ThrottledWriter(socket, upload));
     socket.on('data', (bytes) => {
-      this.core.handle({ type: 'bytes-received', nowMs: performance.now(), linkId, bytes });
-      this.drive();
+      this.input({ type: 'bytes-received', nowMs: performance.now(), linkId, bytes });
       if (download !== undefined) throttleRead(socket, download, bytes.length);
     });
     socket.on('error', () => socket.destroy()); // 'close' follows and reports it
@@ -298,28 +352,22 @@ export class NodeHost extends EventEmitter<HostEvents> {
       this.settle(linkId, false);
       this.sockets.delete(linkId);
       this.writers.delete(linkId);
-      this.core.handle({ type: 'link-closed', nowMs: performance.now(), linkId });
-      this.drive();
+      this.input({ type: 'link-closed', nowMs: performance.now(), linkId });
     });
-    this.drive();
+    this.input({
+      type: 'link-opened',
+      nowMs: performance.now(),
+      linkId,
+      direction,
+      remoteAddress: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`,
+      ...(dialId === undefined ? {} : { dialId }),
+      framing: 'stream', // TCP is a byte stream: records carry length prefixes
+    });
     return linkId;
   }
 
-  /** The host loop: drain the core's outputs, then arm the one timer. */
-  private drive(): void {
-    if (this.driving) return; // an output's side effect re-entered; the outer loop drains it
-    this.driving = true;
-    try {
-      for (let out = this.core.poll(); out !== undefined; out = this.core.poll()) this.perform(out);
-    } finally {
-      this.driving = false;
-      this.writeBatches();
-    }
-    this.armTimer();
-  }
-
   /**
-   * Writes each link's sends of one host loop as one corked batch (one writev) with one flush
+   * Writes each link's sends of one drain as one corked batch (one writev) with one flush
    * callback, on the last write, for all of its bytes: a record leaves as several sends (length
    * prefix, ciphertext pieces, tag), and a callback per send cost a core input and a host loop
    * each. Stream writes complete in order, so the last callback means every byte went out.
@@ -330,29 +378,21 @@ export class NodeHost extends EventEmitter<HostEvents> {
       const socket = this.sockets.get(linkId);
       if (socket === undefined || socket.destroyed) continue;
       const { chunks, byteCount } = batch;
-      const onFlushed = () => {
-        this.core.handle({ type: 'bytes-flushed', nowMs: performance.now(), linkId, byteCount });
-        this.drive();
-      };
+      const onFlushed = () =>
+        this.input({ type: 'bytes-flushed', nowMs: performance.now(), linkId, byteCount });
       const writer = this.writers.get(linkId);
       if (writer !== undefined) writer.write(chunks, byteCount, onFlushed);
       else writeBatch(socket, chunks, onFlushed);
     }
   }
 
-  private armTimer(): void {
-    const deadline = this.core.nextDeadlineMs();
-    if (deadline === this.timerAtMs) return;
+  /** The driver's one timer. */
+  private setTimer(deadlineMs: number | undefined): void {
     clearTimeout(this.timer);
-    this.timerAtMs = deadline;
-    if (deadline === undefined) return;
+    if (deadlineMs === undefined) return;
     this.timer = setTimeout(
-      () => {
-        this.timerAtMs = undefined;
-        this.core.handle({ type: 'timer-fired', nowMs: performance.now() });
-        this.drive();
-      },
-      Math.max(0, Math.ceil(deadline - performance.now())),
+      () => this.driver.timerFired(performance.now()),
+      Math.max(0, Math.ceil(deadlineMs - performance.now())),
     );
     this.timer.unref();
   }
@@ -374,6 +414,7 @@ export class NodeHost extends EventEmitter<HostEvents> {
     });
   }
 
+  /** The one switch over every core output kind (see the module comment). */
   private perform(out: CoreOutput): void {
     switch (out.type) {
       case 'send': {
@@ -391,35 +432,41 @@ export class NodeHost extends EventEmitter<HostEvents> {
         if (this.writers.has(out.linkId)) this.writers.get(out.linkId)!.end();
         else this.sockets.get(out.linkId)?.end();
         return;
+      case 'connect':
+        if (this.closing) {
+          this.input({
+            type: 'dial-failed',
+            nowMs: performance.now(),
+            dialId: out.dialId,
+            detail: 'this host is closing',
+          });
+        } else this.dialFor(out);
+        return;
       case 'event':
         if (out.event.type === 'peer:connect') this.settle(out.event.linkId, true);
         if (out.event.type === 'peer:disconnect') this.onPendingFailed(out.event);
         this.emit(out.event.type, out.event as never);
         return;
       case 'fetch-origin':
-      case 'cancel-fetch':
-      case 'read-chunk':
-      case 'deliver':
-      case 'read-delivered':
-      case 'store-chunk':
-        if (this.transfers === undefined) {
-          throw new PeapodError(
-            'PEAPOD_ERR_ASSERTION',
-            `transfer output ${out.type} from a core that was told not to run transfers`,
-          );
-        }
-        this.transfers(out);
+        this.transfers.origin.fetch(out);
         return;
-      case 'connect':
-        // This host feeds no `peer-discovered`, so the core never asks it to dial.
-        throw new Error(`unexpected connect output for dial ${out.dialId}`);
-      default: {
-        const unreachable: never = out;
-        throw new PeapodError(
-          'PEAPOD_ERR_ASSERTION',
-          `unhandled core output ${JSON.stringify(unreachable)}`,
-        );
-      }
+      case 'cancel-fetch':
+        this.transfers.origin.cancel(out.fetchId);
+        return;
+      case 'deliver':
+        this.transfers.delivery.deliver(out);
+        return;
+      case 'read-delivered':
+        this.transfers.delivery.readDelivered(out);
+        return;
+      case 'read-chunk':
+        this.transfers.store.readChunk(out);
+        return;
+      case 'store-chunk':
+        this.transfers.store.storeChunk(out);
+        return;
+      default:
+        return unreachableOutput(out);
     }
   }
 }

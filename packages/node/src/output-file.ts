@@ -21,6 +21,9 @@
  *   every block of the part file still hashes to its digest. Anything else starts from zero
  *   and says why in one line (`resumeNote`); a malformed sidecar is a note, never an error.
  *   Without a validator there is no way to know the object did not change, so no resume.
+ *   `onPrefix` sees the prefix's bytes as that check reads them, in order: the caller's
+ *   whole-object hashes take them from this one read (a resume reads its prefix once). When
+ *   the check fails (`resumeOffset` 0), what `onPrefix` saw is moot.
  * - An existing target is replaced only with `force`, or when a verified part file resumes
  *   (the user ran this download before). The check is made before the part file is touched,
  *   so a refused job destroys nothing.
@@ -115,9 +118,10 @@ export class OutputFile {
     path: string,
     identity: OutputIdentity,
     options: OutputOptions,
+    onPrefix?: (bytes: Uint8Array) => void,
   ): Promise<OutputFile> {
     try {
-      return await OutputFile.openPart(path, identity, options);
+      return await OutputFile.openPart(path, identity, options, onPrefix);
     } catch (error) {
       throw new OutputError(describeFileError(error, path));
     }
@@ -127,6 +131,7 @@ export class OutputFile {
     path: string,
     identity: OutputIdentity,
     options: OutputOptions,
+    onPrefix: ((bytes: Uint8Array) => void) | undefined,
   ): Promise<OutputFile> {
     await OutputFile.preflight(path, { force: true }); // a directory or a device, again
     const partPath = `${path}.peapod-part`;
@@ -141,7 +146,7 @@ export class OutputFile {
       if (trusted !== undefined) {
         handle = await open(partPath, NO_FOLLOW | constants.O_RDWR).catch(() => undefined);
         note = handle === undefined ? 'the part file is missing' : '';
-        if (handle !== undefined) note = await checkBlocks(handle, trusted);
+        if (handle !== undefined) note = await checkBlocks(handle, trusted, onPrefix);
         if (note === '') blocks = [...trusted.blockSha256];
       }
       const resumeOffset = blocks.length * CHECKPOINT_BYTES;
@@ -302,26 +307,35 @@ function identityMismatch(sidecar: Sidecar, identity: OutputIdentity): string {
 }
 
 /** '' when every block the sidecar covers is on disk and hashes to its digest; else why not. */
-async function checkBlocks(handle: FileHandle, sidecar: Sidecar): Promise<string> {
+async function checkBlocks(
+  handle: FileHandle,
+  sidecar: Sidecar,
+  onPrefix: ((bytes: Uint8Array) => void) | undefined,
+): Promise<string> {
   const { size } = await handle.stat();
   if (size < sidecar.verifiedBytes) {
     return `it holds ${size} bytes, fewer than the ${sidecar.verifiedBytes} its record claims`;
   }
   for (let block = 0; block < sidecar.blockSha256.length; block++) {
-    if ((await hashBlock(handle, block)) !== sidecar.blockSha256[block]) {
+    if ((await hashBlock(handle, block, onPrefix)) !== sidecar.blockSha256[block]) {
       return `block ${block + 1} of ${sidecar.blockSha256.length} no longer matches its checkpoint`;
     }
   }
   return '';
 }
 
-/** Lower-case hex SHA-256 of block `block` of the part file, read from disk. */
-async function hashBlock(handle: FileHandle, block: number): Promise<string> {
+/** Lower-case hex SHA-256 of block `block` of the part file, read from disk (and seen by `onBytes`). */
+async function hashBlock(
+  handle: FileHandle,
+  block: number,
+  onBytes?: (bytes: Uint8Array) => void,
+): Promise<string> {
   const hash = createHash('sha256');
   const start = block * CHECKPOINT_BYTES;
   for (let offset = start; offset < start + CHECKPOINT_BYTES; offset += READ_BYTES) {
     const bytes = await readAt(handle, offset, READ_BYTES);
     hash.update(bytes);
+    onBytes?.(bytes);
     if (bytes.length < READ_BYTES) break;
   }
   return hash.digest('hex');

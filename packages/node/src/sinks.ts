@@ -33,13 +33,17 @@ export interface DownloadSink {
 export class FileSink implements DownloadSink {
   private constructor(private readonly file: OutputFile) {}
 
-  /** @throws Error with one sentence for the user (see OutputFile.open). */
+  /**
+   * `onPrefix` sees a resumed prefix's bytes as they are checked (OutputFile.open).
+   * @throws Error with one sentence for the user (see OutputFile.open).
+   */
   static async open(
     path: string,
     identity: OutputIdentity,
     options: OutputOptions,
+    onPrefix?: (bytes: Uint8Array) => void,
   ): Promise<FileSink> {
-    return new FileSink(await OutputFile.open(path, identity, options));
+    return new FileSink(await OutputFile.open(path, identity, options, onPrefix));
   }
 
   get resumeOffset(): number {

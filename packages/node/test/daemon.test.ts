@@ -9,8 +9,10 @@ import { readFile, stat } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { formatDeviceId, type BeaconKind } from '@peapod/core';
 import { getPeers } from '../src/api-client.js';
 import { startDevOrigin, type DevOrigin } from '../src/dev-origin.js';
+import { LanDiscovery, type DiscoveredPeer } from '../src/discovery.js';
 import { waitFor } from '../src/local-pod.js';
 import { NodeHost } from '../src/node-host.js';
 import { createNodeCryptoProvider } from '../src/node-crypto-provider.js';
@@ -41,6 +43,13 @@ describe('a pod of 4 daemons', () => {
       objects: [{ name: 'object.bin', sizeBytes: size, seed: 7 }],
     });
     pod = await PodFixture.start({ daemons: 4 });
+    // Every test below needs the links up; waiting here keeps each test independent of the
+    // others' order.
+    const started = performance.now();
+    for (let i = 0; i < 4; i++) await pod.connected(i, 3);
+    console.log(
+      `discovery + handshake: all 4 daemons connected ${(performance.now() - started).toFixed(0)} ms after the last one started`,
+    );
   });
   after(async () => {
     await pod?.stop();
@@ -48,11 +57,6 @@ describe('a pod of 4 daemons', () => {
   });
 
   test('discover each other over multicast and connect', async () => {
-    const started = performance.now();
-    for (let i = 0; i < 4; i++) await pod.connected(i, 3);
-    console.log(
-      `discovery + handshake: all 4 daemons connected ${(performance.now() - started).toFixed(0)} ms after the last one started`,
-    );
     const { peers } = await getPeers(pod.daemons[0]!.api);
     assert.deepEqual(peers.map((p) => p.name).sort(), ['device2', 'device3', 'device4']);
   });
@@ -127,20 +131,102 @@ describe('a daemon that corrupts what it fetches for peers', () => {
   });
 });
 
+/**
+ * A `LanDiscovery` of the test's own on a pod's discovery port: it records the beacons of its
+ * pod it hears. Its Device ID is all zeros, the smallest, so no daemon dials it (the smaller ID
+ * dials) and it never dials anyone.
+ */
+class Witness {
+  private readonly heard: DiscoveredPeer[] = [];
+  private readonly waiters: (() => void)[] = [];
+
+  private constructor(private readonly discovery: LanDiscovery) {
+    discovery.on('peer', (peer) => {
+      this.heard.push(peer);
+      for (const waiter of this.waiters.splice(0)) waiter();
+    });
+    discovery.on('error', (error) => assert.fail(`witness: ${error.message}`));
+  }
+
+  static async start(podSecret: Uint8Array, port: number): Promise<Witness> {
+    const discovery = new LanDiscovery({
+      podSecret,
+      deviceId: new Uint8Array(32),
+      peerPort: 9,
+      port,
+    });
+    const witness = new Witness(discovery);
+    await discovery.start();
+    return witness;
+  }
+
+  /** Resolves once a beacon of `kind` from each of `deviceIds` (formatted) was heard. */
+  async hears(deviceIds: readonly string[], kind: BeaconKind, fromIndex = 0): Promise<void> {
+    const missing = () =>
+      deviceIds.filter(
+        (id) =>
+          !this.heard
+            .slice(fromIndex)
+            .some((peer) => peer.kind === kind && formatDeviceId(peer.deviceId) === id),
+      );
+    while (missing().length > 0) await new Promise<void>((resolve) => this.waiters.push(resolve));
+  }
+
+  /** Sends a query and resolves once each of `deviceIds` replied to it. */
+  async queryAndHear(deviceIds: readonly string[]): Promise<void> {
+    const from = this.heard.length;
+    this.discovery.query();
+    await this.hears(deviceIds, 'reply', from);
+  }
+
+  close(): Promise<void> {
+    return this.discovery.close();
+  }
+}
+
 describe('outsiders', () => {
   test("a daemon with another pod's secret neither connects nor reads beacons", async () => {
     const pod = await PodFixture.start({ daemons: 2 });
-    const outsider = await PodFixture.start({
-      daemons: 1,
-      secret: createPod(),
-      discoveryPort: pod.discoveryPort,
-    });
+    const outsiderSecret = createPod();
+    // Witnesses on the pod's discovery port, one per secret, started before the outsider.
+    const podWitness = await Witness.start(pod.secret, pod.discoveryPort);
+    const outsiderWitness = await Witness.start(outsiderSecret, pod.discoveryPort);
+    let outsider: PodFixture | undefined;
     try {
       await pod.connected(0, 1);
-      // Give the outsider's beacons time to arrive and be rejected.
-      await new Promise((resolve) => setTimeout(resolve, 1500));
-      assert.equal((await getPeers(outsider.daemons[0]!.api)).peers.length, 0);
-      assert.equal((await getPeers(pod.daemons[0]!.api)).peers.length, 1);
+      outsider = await PodFixture.start({
+        daemons: 1,
+        secret: outsiderSecret,
+        discoveryPort: pod.discoveryPort,
+      });
+      const podIds = await Promise.all(
+        pod.daemons.map(async (daemon) => (await getPeers(daemon.api)).deviceId),
+      );
+      const outsiderId = (await getPeers(outsider.daemons[0]!.api)).deviceId;
+      // Multicast loopback queues a datagram at every member socket when it is sent, and each
+      // socket is read in order. So: the outsider's start-up beacons were on the wire...
+      await outsiderWitness.hears([outsiderId], 'announce');
+      // ...before this query, so the pod daemons' replies show they had read (and dropped)
+      // them; and those replies were on the wire before the next query, whose reply shows
+      // that the outsider had read (and dropped) them. No sleep: each step is an event.
+      await podWitness.queryAndHear(podIds);
+      await outsiderWitness.queryAndHear([outsiderId]);
+      const outsiderPeers = (await getPeers(outsider.daemons[0]!.api)).peers;
+      assert.deepEqual(
+        outsiderPeers.filter((peer) => podIds.includes(peer.deviceId)),
+        [],
+        'the outsider knows a pod daemon',
+      );
+      const podPeers = (await getPeers(pod.daemons[0]!.api)).peers;
+      assert.deepEqual(
+        podPeers.filter((peer) => peer.deviceId === outsiderId),
+        [],
+        'a pod daemon knows the outsider',
+      );
+      assert.deepEqual(
+        podPeers.filter((peer) => peer.state === 'connected').map((peer) => peer.deviceId),
+        [podIds[1]],
+      );
       // Dialing directly: the handshake fails (XXpsk3 with another PSK), no link comes up.
       const crypto = createNodeCryptoProvider();
       const host = new NodeHost({
@@ -157,7 +243,9 @@ describe('outsiders', () => {
       assert.equal(connected, false, detail);
       await host.close();
     } finally {
-      await outsider.stop();
+      await outsider?.stop();
+      await podWitness.close();
+      await outsiderWitness.close();
       await pod.stop();
     }
   });

@@ -1,8 +1,9 @@
 /**
  * The dev origin over real HTTP on 127.0.0.1: deterministic synthesized objects and their
  * digests, the HTTP semantics the pooled path relies on (HEAD, Range, 416, If-Range, If-Match),
- * the fault switches, file serving, per-source-address rate limits, and the CLI. Measured rates
- * are printed next to the configured one, never asserted (shared, noisy machines).
+ * the fault switches, file serving, per-source-address rate limits, and the CLI. A rate limit is
+ * checked only by the lower bound on time it guarantees; measured rates are a figure of
+ * bench/rate-limits.ts, next to an unlimited origin in the same run.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -18,6 +19,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { startDevOrigin, type DevOrigin } from '../src/dev-origin.js';
 import { parseDigestField } from '../src/http/digest-field.js';
+import { TokenBucket } from '../src/rate-limit.js';
 
 const MiB = 1024 * 1024;
 
@@ -243,31 +245,39 @@ describe('dev origin rate limits per source address', () => {
   });
   after(() => origin.close());
 
-  /** Downloads the object from `localAddress`; returns MB/s. */
-  async function timed(localAddress: string): Promise<number> {
-    const started = performance.now();
-    const answer = await send(`${origin.url}/r.bin`, { localAddress });
-    assert.equal(answer.body.length, bytes);
-    return answer.body.length / 1e6 / ((performance.now() - started) / 1000);
+  /** Downloads the object from each address at once; returns the milliseconds until the last. */
+  async function together(...addresses: string[]): Promise<number> {
+    const startedMs = performance.now();
+    await Promise.all(
+      addresses.map(async (localAddress) => {
+        const answer = await send(`${origin.url}/r.bin`, { localAddress });
+        assert.equal(answer.body.length, bytes);
+      }),
+    );
+    return performance.now() - startedMs;
   }
 
   test('one client, two source addresses at once, two connections from one address', async () => {
-    const alone = await timed('127.0.0.2');
-    const [two, three] = await Promise.all([timed('127.0.0.2'), timed('127.0.0.3')]);
-    const shared = await Promise.all([timed('127.0.0.4'), timed('127.0.0.4')]);
-    const mb = (n: number) => `${n.toFixed(2)} MB/s`;
-    console.log(`# configured ${mb(rate / 1e6)} per source address`);
-    console.log(`# 127.0.0.2 alone: ${mb(alone)}`);
-    console.log(
-      `# 127.0.0.2 and 127.0.0.3 at once: ${mb(two)} and ${mb(three)} (each its own budget)`,
-    );
-    console.log(
-      `# two connections from 127.0.0.4: ${mb(shared[0]!)} + ${mb(shared[1]!)} = ${mb(shared[0]! + shared[1]!)} (one budget)`,
-    );
+    await together('127.0.0.2');
+    await together('127.0.0.2', '127.0.0.3');
+    const sharedMs = await together('127.0.0.4', '127.0.0.4');
     const clients = origin.clients();
     assert.equal(clients.get('127.0.0.2')?.bodyBytes, 2 * bytes);
     assert.equal(clients.get('127.0.0.3')?.bodyBytes, bytes);
     assert.equal(clients.get('127.0.0.4')?.requests, 2);
+    // Both connections of 127.0.0.4 draw on one budget: the token bucket's guarantee
+    // (rate-limit.ts) bounds what they got together, give or take the debt left at the end (a
+    // 64 KiB chunk per connection, sent before its wait) and a timer that fires a little early
+    // (another 64 KiB each: 16 ms at this rate). A busy machine only makes this slower, so it
+    // cannot flake; the MB/s figures (and each address's own budget) are measured by
+    // bench/rate-limits.ts.
+    const slackBytes = 4 * 64 * 1024;
+    const fastestMs = ((2 * bytes - new TokenBucket(rate).burstBytes - slackBytes) / rate) * 1000;
+    assert.ok(
+      sharedMs >= fastestMs,
+      `two connections from one address got ${2 * bytes} bytes in ${sharedMs.toFixed(0)} ms: ` +
+        `more than one budget allows (${fastestMs.toFixed(0)} ms)`,
+    );
   });
 });
 

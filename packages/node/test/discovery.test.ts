@@ -169,11 +169,51 @@ describe('LanDiscovery over UDP multicast on 127.0.0.1', { skip: skipReason }, (
   const x = new Recorder('x (other pod)', new Uint8Array(randomBytes(32)));
   const instances: LanDiscovery[] = [];
   let child: ChildProcess | undefined;
+  /** The in-process instances of a and x (c runs in a child process). */
+  let aDiscovery: LanDiscovery;
+  let xDiscovery: LanDiscovery;
 
-  before(() => {
-    const started = startInProcess(x, otherPodSecret, 9999);
-    instances.push(started.discovery);
-    return started.started;
+  // Every test reads what these four heard; none changes them (the restart test restarts a
+  // device of its own, in a pod of its own), so each test depends on this hook only, not on
+  // the tests before it.
+  before(async () => {
+    const other = startInProcess(x, otherPodSecret, 9999);
+    xDiscovery = other.discovery;
+    instances.push(xDiscovery);
+    await other.started;
+
+    const first = startInProcess(a, podSecret, 9101);
+    aDiscovery = first.discovery;
+    instances.push(aDiscovery);
+    await first.started;
+
+    const bStart = performance.now();
+    const second = startInProcess(b, podSecret, 9102);
+    instances.push(second.discovery);
+    await Promise.all([
+      second.started,
+      b
+        .untilSees(a)
+        .then(() =>
+          console.log(
+            `  b found a (reply to its query) after ${(performance.now() - bStart).toFixed(1)} ms`,
+          ),
+        ),
+      a
+        .untilSees(b)
+        .then(() =>
+          console.log(
+            `  a found b (its announce) after ${(performance.now() - bStart).toFixed(1)} ms`,
+          ),
+        ),
+    ]);
+
+    const cStart = performance.now();
+    child = startChild(c, podSecret, 9103);
+    await Promise.all([c.untilSees(a), c.untilSees(b), a.untilSees(c), b.untilSees(c)]);
+    console.log(
+      `  child process c and a, b all found each other ${(performance.now() - cStart).toFixed(1)} ms after spawn (includes Node start-up)`,
+    );
   });
 
   after(async () => {
@@ -187,39 +227,7 @@ describe('LanDiscovery over UDP multicast on 127.0.0.1', { skip: skipReason }, (
   test(
     'peers of one pod find each other at start, across processes',
     { timeout: TIMEOUT_MS },
-    async () => {
-      const first = startInProcess(a, podSecret, 9101);
-      instances.push(first.discovery);
-      await first.started;
-
-      const bStart = performance.now();
-      const second = startInProcess(b, podSecret, 9102);
-      instances.push(second.discovery);
-      await Promise.all([
-        second.started,
-        b
-          .untilSees(a)
-          .then(() =>
-            console.log(
-              `  b found a (reply to its query) after ${(performance.now() - bStart).toFixed(1)} ms`,
-            ),
-          ),
-        a
-          .untilSees(b)
-          .then(() =>
-            console.log(
-              `  a found b (its announce) after ${(performance.now() - bStart).toFixed(1)} ms`,
-            ),
-          ),
-      ]);
-
-      const cStart = performance.now();
-      child = startChild(c, podSecret, 9103);
-      await Promise.all([c.untilSees(a), c.untilSees(b), a.untilSees(c), b.untilSees(c)]);
-      console.log(
-        `  child process c and a, b all found each other ${(performance.now() - cStart).toFixed(1)} ms after spawn (includes Node start-up)`,
-      );
-
+    () => {
       const expectSeen = (recorder: Recorder, ...others: Recorder[]): void =>
         assert.deepEqual(
           [...recorder.seen()].sort(),
@@ -248,7 +256,7 @@ describe('LanDiscovery over UDP multicast on 127.0.0.1', { skip: skipReason }, (
       JSON.stringify(x.rejected),
     );
     // ...and the pod drops x's beacons the same way (x started first, so it queries again now).
-    instances[0]!.query();
+    xDiscovery.query();
     await Promise.all([a, b, c].map((r) => r.until(() => r.rejected.length >= 1)));
     for (const recorder of [a, b, c]) {
       assert.ok(!recorder.seen().has(shortDeviceId(x.deviceId)), `${recorder.name} saw x`);
@@ -263,9 +271,8 @@ describe('LanDiscovery over UDP multicast on 127.0.0.1', { skip: skipReason }, (
     'a query brings replies marked as repeats; a restarted peer is new again',
     { timeout: TIMEOUT_MS },
     async () => {
-      const a1 = instances[1]!;
       const before = a.peers.length;
-      a1.query();
+      aDiscovery.query();
       await a.until(
         () => a.peers.slice(before).filter((peer) => peer.kind === 'reply').length >= 2,
       );
@@ -275,17 +282,29 @@ describe('LanDiscovery over UDP multicast on 127.0.0.1', { skip: skipReason }, (
         JSON.stringify(replies),
       );
 
-      // b restarts on another peer port: a reports it as first seen at its new endpoint.
-      await instances[2]!.close();
+      // d restarts on another peer port: e reports it as first seen at its new endpoint. Both
+      // are this test's own, in a pod of their own, so what a, b, c and x heard stays as the
+      // other tests expect it (for them, d and e are another pod's beacons, dropped).
+      const restartPod = new Uint8Array(randomBytes(32));
+      const d = new Recorder('d', new Uint8Array(randomBytes(32)));
+      const e = new Recorder('e', new Uint8Array(randomBytes(32)));
+      const observer = startInProcess(e, restartPod, 9105);
+      instances.push(observer.discovery);
+      await observer.started;
+      const first = startInProcess(d, restartPod, 9104);
+      instances.push(first.discovery);
+      await first.started;
+      await e.untilSees(d);
+      await first.discovery.close();
       const restartStart = performance.now();
-      const restarted = startInProcess(new Recorder('b restarted', b.deviceId), podSecret, 9202);
+      const restarted = startInProcess(new Recorder('d restarted', d.deviceId), restartPod, 9204);
       instances.push(restarted.discovery);
       await restarted.started;
-      await a.until(() => a.peers.some((peer) => peer.port === 9202));
-      console.log(`  a saw b's restart after ${(performance.now() - restartStart).toFixed(1)} ms`);
-      const seenAgain = a.peers.find((peer) => peer.port === 9202)!;
+      await e.until(() => e.peers.some((peer) => peer.port === 9204));
+      console.log(`  e saw d's restart after ${(performance.now() - restartStart).toFixed(1)} ms`);
+      const seenAgain = e.peers.find((peer) => peer.port === 9204)!;
       assert.equal(seenAgain.firstSeen, true);
-      assert.equal(shortDeviceId(seenAgain.deviceId), shortDeviceId(b.deviceId));
+      assert.equal(shortDeviceId(seenAgain.deviceId), shortDeviceId(d.deviceId));
     },
   );
 

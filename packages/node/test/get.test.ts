@@ -26,6 +26,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startDevOrigin, type DevOrigin, type OriginFaults } from '../src/dev-origin.js';
 import { waitFor } from '../src/local-pod.js';
+import { TokenBucket } from '../src/rate-limit.js';
 import { summaryOf } from './support/get-summary.js';
 import { PodFixture } from './support/pod-fixture.js';
 
@@ -79,21 +80,13 @@ function headerFields(text: string): Map<string, string> {
   return fields;
 }
 
-/** Waits until the origin has sent nothing for 300 ms; returns its total body bytes then. */
-async function quiescent(origin: DevOrigin, timeoutMs = 10_000): Promise<number> {
-  let last = -1;
-  await waitFor(
-    async () => {
-      const now = originBytes(origin);
-      const still = now === last;
-      last = now;
-      if (!still) await new Promise((resolve) => setTimeout(resolve, 250));
-      return still;
-    },
-    timeoutMs,
-    'the origin to stop sending',
-  );
-  return last;
+/**
+ * Waits until every response the origin started has closed (answered in full, or cut off by a
+ * client that went away); returns its total body bytes then.
+ */
+async function quiescent(origin: DevOrigin): Promise<number> {
+  await origin.untilIdle();
+  return originBytes(origin);
 }
 
 /** Total body bytes the origin sent, over every client address. */
@@ -307,9 +300,6 @@ describe('peapod get through a pod of 3 daemons', () => {
     assert.ok(await exists(`${output}.peapod-part`), 'the part file is gone');
   });
 
-  /** The pooled proxy response's header fields, for the test after the proxy test. */
-  let pooledProxyFields: Map<string, string> | undefined;
-
   test('the proxy: pooled and pass-through GETs are byte-identical to the origin', async () => {
     const served = await origin(16 * MiB, { rateBytesPerSec: 20e6 });
     await served.addObject({ name: 'small.bin', sizeBytes: 256 * 1024, seed: 5 });
@@ -344,10 +334,11 @@ describe('peapod get through a pod of 3 daemons', () => {
         .filter(([field, value]) => through.get(field) !== value)
         .map(([field]) => field);
       if (name === 'object.bin') {
-        pooledProxyFields = through;
+        // The pooled response carries the Content-Digest of a full 200.
+        assert.equal(through.get('content-digest'), through.get('repr-digest'));
         // The one field the proxy adds: which pinning held the pooled ranges to one version.
         assert.equal(through.get('x-peapod-pinning'), 'strong-etag');
-        // Known gap, see the next test: the pooled response has no Content-Digest.
+        // Content-Digest is checked above, against Repr-Digest.
         assert.deepEqual(
           differing.filter((field) => field !== 'content-digest'),
           [],
@@ -375,11 +366,6 @@ describe('peapod get through a pod of 3 daemons', () => {
     );
   });
 
-  test('the pooled proxy response carries the Content-Digest of a full 200', () => {
-    assert.ok(pooledProxyFields !== undefined, 'the proxy test did not run');
-    assert.equal(pooledProxyFields.get('content-digest'), pooledProxyFields.get('repr-digest'));
-  });
-
   test('--max-download: a single-source download keeps to the limit', async () => {
     const limitBytesPerSec = 2e6;
     const limited = await pod.add(['--max-download', '2MB']);
@@ -397,11 +383,15 @@ describe('peapod get through a pod of 3 daemons', () => {
     const summary = summaryOf(result);
     assert.equal(summary.pooled, false);
     assert.equal(await sha256File(output), served.sha256('object.bin'));
-    const rate = size / summary.seconds;
-    console.log(
-      `--max-download 2MB: ${(rate / 1e6).toFixed(2)} MB/s over ${summary.seconds.toFixed(1)} s, ` +
-        `${(rate / limitBytesPerSec).toFixed(3)} x the limit`,
+    // The token bucket's guarantee (rate-limit.ts): over any interval, at most rate x interval
+    // + burst bytes, plus the one read that drove the balance negative (at most 1 MiB here).
+    // A busy machine only makes the download slower, so this lower bound cannot flake; the
+    // figure against the limit is measured by bench/rate-limits.ts.
+    const burstBytes = new TokenBucket(limitBytesPerSec).burstBytes;
+    const fastestSeconds = (size - burstBytes - MiB) / limitBytesPerSec;
+    assert.ok(
+      summary.seconds >= fastestSeconds,
+      `${size} bytes in ${summary.seconds} s: faster than the limit allows (${fastestSeconds} s)`,
     );
-    assert.ok(rate < 1.5 * limitBytesPerSec, `${rate} B/s: the limit is not applied`);
   });
 });

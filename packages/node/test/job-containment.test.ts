@@ -15,7 +15,6 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { PeapodError } from '@peapod/core';
 import { DownloadJob, type JobEvent, type JobHost } from '../src/download-job.js';
-import { ObjectVerifier } from '../src/http/digest.js';
 import { pinningOf } from '../src/http/pin-plan.js';
 import { INTERNAL_ERROR_EXIT_STATUS } from '../src/process-guard.js';
 import type { DownloadSink } from '../src/sinks.js';
@@ -61,7 +60,7 @@ function hostFor(bytes: Uint8Array): JobHost & { cancelled: number[] } {
 }
 
 function jobOf(host: JobHost, sink: DownloadSink, pooled: boolean) {
-  const job = new DownloadJob(host, 'http://origin.test/o', sink, new ObjectVerifier([]), {
+  const job = new DownloadJob(host, 'http://origin.test/o', sink, [], {
     pooled,
     note: '',
     totalBytes: 4,
@@ -94,7 +93,12 @@ describe('a job contains what it meets', () => {
         const running = job.run();
         if (pooled) {
           job.onDeliver(0, bytes, false);
-          job.onCoreEvent({ type: 'download:complete', downloadId: 7 } as never);
+          job.onCoreEvent({
+            type: 'download:complete',
+            downloadId: 7,
+            totalBytes: bytes.length,
+            sha256: new Uint8Array(32),
+          });
         }
         await running;
         const errors = events.filter((event) => event.type === 'error');

@@ -67,6 +67,25 @@ describe('OutputFile checkpoints and resume', () => {
     assert.ok((await readFile(path)).equals(bytes));
   });
 
+  test('a resume hands its prefix to onPrefix once, in order, as the check reads it', async () => {
+    const path = await checkpointed(2);
+    const hash = createHash('sha256');
+    let seen = 0;
+    const resumed = await OutputFile.open(path, identity, { force: false }, (prefix) => {
+      hash.update(prefix);
+      seen += prefix.length;
+    });
+    assert.equal(resumed.resumeOffset, 2 * BLOCK);
+    assert.equal(seen, 2 * BLOCK);
+    assert.equal(
+      hash.digest('hex'),
+      createHash('sha256')
+        .update(bytes.subarray(0, 2 * BLOCK))
+        .digest('hex'),
+    );
+    await resumed.close();
+  });
+
   test('a changed byte in a checkpointed block: discarded with one note, from zero', async () => {
     const path = await checkpointed(2);
     const part = await readFile(`${path}.peapod-part`);

@@ -171,7 +171,7 @@ describe('pooled peapod get against nginx, each validator kind', { skip: NGINX_M
     assert.equal(result.status, 0, result.stderr);
     assert.match(
       result.stderr,
-      /^peapod: pooled download stopped \(.*; it changed a second time\); downloading from the origin alone$/m,
+      /^peapod: pooled download stopped \(.*; the origin object changed again\); downloading from the origin alone$/m,
     );
     assert.equal(sha256(await readFile(output)), sha256(versions[2]!));
     assert.match(result.stderr, /^peapod: pinning: single-source: /m);

@@ -114,7 +114,7 @@ export class ChunkServer {
     UPLOAD_WAITING_BYTES,
     (job) =>
       this.isReading(job.linkId, job.requestId) ||
-      ((this.ctx.readyLink(job.linkId)?.isStreamQueued(job.requestId) ?? false) &&
+      (this.ctx.links.isQueued(job.linkId, job.requestId) &&
         this.nowMs < this.sendStallDeadlineMs(job)),
     (job) => this.holdingSoon(job.linkId, job.key),
     (n) => this.ctx.prng.nextInt(n),
@@ -167,10 +167,11 @@ export class ChunkServer {
 
   /** A CHUNK_REQUEST arrived (parity already checked by the engine). */
   onRequest(linkId: number, message: ChunkRequestMessage, nowMs = 0): void {
-    const link = this.ctx.readyLink(linkId);
-    if (link === undefined) return;
-    const answer = (status: TransferStatus, detail: string): void =>
-      link.sendAfterData(message.requestId, status_(message.requestId, status, 0, detail));
+    const links = this.ctx.links;
+    if (links.peer(linkId) === undefined) return;
+    const answer = (status: TransferStatus, detail: string): void => {
+      links.send(linkId, statusMessage(message.requestId, status, 0, detail));
+    };
     if ((this.ctx.settings.capabilities & Capability.serveChunks) === 0) {
       answer(TransferStatus.error, 'this device does not serve chunks');
       return;
@@ -193,11 +194,8 @@ export class ChunkServer {
       manifestOf.manifestBytes ??= encodeManifest(manifestOf.manifest);
       const bytes = manifestOf.manifestBytes;
       active.set(message.requestId, false);
-      link.queueStream(message.requestId, bytes, 0);
-      link.sendAfterData(
-        message.requestId,
-        status_(message.requestId, TransferStatus.ok, bytes.length, ''),
-      );
+      links.stream(linkId, message.requestId, bytes, 0);
+      links.send(linkId, statusMessage(message.requestId, TransferStatus.ok, bytes.length, ''));
       return;
     }
     const { key, index } = chunk!;
@@ -243,12 +241,10 @@ export class ChunkServer {
   private refuseWaiting(job: ChunkJob): void {
     this.serving.get(job.linkId)?.delete(job.requestId);
     this.forgetSent(job.linkId, job.requestId);
-    this.ctx
-      .readyLink(job.linkId)
-      ?.sendAfterData(
-        job.requestId,
-        status_(job.requestId, TransferStatus.busy, 0, 'upload queue full; ask another peer'),
-      );
+    this.ctx.links.send(
+      job.linkId,
+      statusMessage(job.requestId, TransferStatus.busy, 0, 'upload queue full; ask another peer'),
+    );
   }
 
   /** Seeding: the chunk of this request did not go out after all. */
@@ -264,7 +260,7 @@ export class ChunkServer {
   onFlushed(linkId: number, nowMs: number): void {
     this.nowMs = Math.max(this.nowMs, nowMs);
     // A write callback may come after the link is gone: remember only live links.
-    if (this.ctx.readyLink(linkId) !== undefined) this.lastFlushMs.set(linkId, nowMs);
+    if (this.ctx.links.peer(linkId) !== undefined) this.lastFlushMs.set(linkId, nowMs);
     this.pump();
   }
 
@@ -362,9 +358,14 @@ export class ChunkServer {
     const read = this.reads.get(readId);
     if (read === undefined) return;
     this.reads.delete(readId);
-    const link = this.ctx.readyLink(read.linkId);
+    const links = this.ctx.links;
     const active = this.serving.get(read.linkId);
-    if (link === undefined || active === undefined || !active.has(read.requestId)) return;
+    if (
+      links.peer(read.linkId) === undefined ||
+      active === undefined ||
+      !active.has(read.requestId)
+    )
+      return;
     if (bytes === undefined || !verifyChunk(this.ctx.crypto, read.chunkHash, bytes)) {
       active.delete(read.requestId);
       this.uploads.remove(read.linkId, read.requestId);
@@ -372,18 +373,12 @@ export class ChunkServer {
       const status =
         bytes === undefined ? TransferStatus.notFound : TransferStatus.checksumMismatch;
       this.forget(read.key, read.index);
-      link.sendAfterData(
-        read.requestId,
-        status_(read.requestId, status, 0, 'stored copy unavailable'),
-      );
+      links.send(read.linkId, statusMessage(read.requestId, status, 0, 'stored copy unavailable'));
       return;
     }
-    link.queueStream(read.requestId, bytes, 0);
+    links.stream(read.linkId, read.requestId, bytes, 0);
     read.queuedAtMs = nowMs;
-    link.sendAfterData(
-      read.requestId,
-      status_(read.requestId, TransferStatus.ok, bytes.length, ''),
-    );
+    links.send(read.linkId, statusMessage(read.requestId, TransferStatus.ok, bytes.length, ''));
   }
 
   /**
@@ -399,8 +394,8 @@ export class ChunkServer {
     this.forgetSent(linkId, requestId);
     const wasWaiting = this.uploads.remove(linkId, requestId);
     this.pump();
-    const link = this.ctx.readyLink(linkId);
-    if (link === undefined) return true;
+    const links = this.ctx.links;
+    if (links.peer(linkId) === undefined) return true;
     let wasReading = false;
     for (const [readId, read] of this.reads) {
       if (read.linkId === linkId && read.requestId === requestId) {
@@ -408,20 +403,11 @@ export class ChunkServer {
         wasReading = true;
       }
     }
-    const dropped = link.dropStream(requestId);
+    const dropped = links.drop(linkId, requestId);
     if (wasWaiting || wasReading || dropped.dropped) {
-      link.sendAfterData(
-        requestId,
-        status_(requestId, TransferStatus.cancelled, dropped.sentBytes, ''),
-      );
+      links.send(linkId, statusMessage(requestId, TransferStatus.cancelled, dropped.sentBytes, ''));
     }
     return true;
-  }
-
-  /** A requester's verdict on a chunk we served (checksumMismatch): nothing to do but log. */
-  onVerdict(_linkId: number, _message: StatusMessage): void {
-    // The stored copy was checked against its hash just before serving, so a mismatch verdict
-    // means the requester or the link is at fault; there is nothing to re-check here.
   }
 
   onLinkClosed(linkId: number, nowMs: number): void {
@@ -444,7 +430,7 @@ export class ChunkServer {
     if (!this.seeds(key) || !this.sentOnce.has(`${key}:${index}`)) return false;
     const referral = `${linkId}:${key}:${index}`;
     if (this.referred.has(referral)) return false;
-    for (const other of this.ctx.readyLinkIds()) {
+    for (const other of this.ctx.links.ready()) {
       if (other !== linkId && this.ctx.availability.has(other, key, index)) {
         this.referred.add(referral);
         return true;
@@ -472,7 +458,7 @@ export class ChunkServer {
     const holding = sent.filter(
       (s) =>
         nowMs - s.atMs < SEED_HOLD_MS &&
-        this.ctx.readyLink(s.linkId) !== undefined &&
+        this.ctx.links.peer(s.linkId) !== undefined &&
         !this.ctx.availability.has(s.linkId, key, index),
     );
     if (holding.length === 0) this.sentTo.delete(chunkKey);
@@ -483,13 +469,14 @@ export class ChunkServer {
   /** Forgets `linkId`'s requests whose DATA and STATUS have been handed out. */
   private prune(linkId: number): void {
     const active = this.serving.get(linkId);
-    const link = this.ctx.readyLink(linkId);
+    const links = this.ctx.links;
     if (active === undefined) return;
+    const ready = links.peer(linkId) !== undefined;
     for (const id of active.keys()) {
       if (
-        link === undefined ||
+        !ready ||
         (!this.isReading(linkId, id) &&
-          !link.isStreamQueued(id) &&
+          !links.isQueued(linkId, id) &&
           !this.uploads.isWaiting(linkId, id))
       )
         active.delete(id);
@@ -507,10 +494,13 @@ export class ChunkServer {
     const content = this.contents.get(key);
     if (content === undefined || !content.held.delete(index)) return;
     this.byHash.delete(toHex(content.manifest.chunkHashes[index]!));
-    for (const linkId of this.ctx.readyLinkIds()) {
-      const link = this.ctx.readyLink(linkId)!;
+    for (const linkId of this.ctx.links.ready()) {
       for (const ranges of indicesToRangeGroups([index])) {
-        link.sendControl({ type: 'chunk-remove', contentId: content.manifest.contentId, ranges });
+        this.ctx.links.send(linkId, {
+          type: 'chunk-remove',
+          contentId: content.manifest.contentId,
+          ranges,
+        });
       }
     }
   }
@@ -521,7 +511,7 @@ function counter(): () => number {
   return () => next++;
 }
 
-function status_(
+function statusMessage(
   requestId: number,
   status: TransferStatus,
   length: number,

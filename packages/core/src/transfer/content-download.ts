@@ -42,8 +42,9 @@ import {
   type StatusMessage,
 } from '../wire/messages.js';
 import { DownloadDelivery } from './download-delivery.js';
+import { fallbackFor } from './fallback-policy.js';
 import { PieceScheduler, type SourceId } from './scheduler.js';
-import type { Download, TransferContext } from './transfer-context.js';
+import type { DownloadJob, TransferContext } from './transfer-context.js';
 
 interface ChunkRequest {
   readonly piece: number;
@@ -75,7 +76,8 @@ export interface ChunkReader {
   read(download: ContentDownload, contentId: Uint8Array, index: number, hash: Uint8Array): number;
 }
 
-export class ContentDownload implements Download {
+export class ContentDownload implements DownloadJob {
+  readonly kind = 'content-download';
   state: 'running' | 'done' | 'failed' = 'running';
   private readonly key: string;
   private manifest: Manifest | undefined;
@@ -102,7 +104,7 @@ export class ContentDownload implements Download {
 
   constructor(
     private readonly ctx: TransferContext,
-    readonly downloadId: number,
+    readonly jobId: number,
     readonly priority: number,
     private readonly contentId: Uint8Array,
     manifest: Manifest | undefined,
@@ -122,9 +124,9 @@ export class ContentDownload implements Download {
     const scheduler = this.scheduler!;
     const buffer = this.delivery!.buffer;
     const availability = this.ctx.availability;
-    const linkIds = this.ctx.readyLinkIds();
+    const linkIds = this.ctx.links.ready();
     let otherLoad = 0;
-    for (const linkId of linkIds) otherLoad += this.ctx.otherLoad(this.downloadId, linkId);
+    for (const linkId of linkIds) otherLoad += this.ctx.otherLoad(this.jobId, linkId);
     if (
       !this.dirty &&
       availability.revision === this.seenRevision &&
@@ -140,11 +142,11 @@ export class ContentDownload implements Download {
     if (availability.revision !== this.seenRevision) {
       this.seenRevision = availability.revision;
       for (const linkId of linkIds) {
-        const link = this.ctx.readyLink(linkId)!;
-        if ((link.remote!.capabilities & Capability.serveChunks) === 0) continue;
+        const peer = this.ctx.links.peer(linkId);
+        if (peer === undefined || (peer.capabilities & Capability.serveChunks) === 0) continue;
         if (!availability.knows(linkId, this.key)) continue;
         const held = availability.countBelow(linkId, this.key, count);
-        scheduler.upsertSource(linkId, { isSeed: held === count, rttMs: link.rttMs ?? 0 });
+        scheduler.upsertSource(linkId, { isSeed: held === count, rttMs: peer.rttMs ?? 0 });
       }
     }
     this.readBack();
@@ -156,7 +158,7 @@ export class ContentDownload implements Download {
       inflightBytesMax: this.inflightBytesMax(),
       canServe: (source, piece) => source >= 0 && availability.has(source, this.key, piece),
       holders: (piece) => availability.holderCount(this.key, piece),
-      otherLoad: (source) => this.ctx.otherLoad(this.downloadId, source),
+      otherLoad: (source) => this.ctx.otherLoad(this.jobId, source),
     });
     for (const { piece, source } of assignments) this.sendRequest(piece, source, nowMs);
     this.wakeMs = scheduler.nextExclusionEndMs(nowMs);
@@ -288,7 +290,7 @@ export class ContentDownload implements Download {
     }
     const verified = request.verifier.finish();
     if (!verified.ok) {
-      this.ctx.readyLink(linkId)?.sendAfterData(message.requestId, {
+      this.ctx.links.send(linkId, {
         type: 'status',
         requestId: message.requestId,
         status: TransferStatus.checksumMismatch,
@@ -375,7 +377,13 @@ export class ContentDownload implements Download {
     this.reads.clear();
     this.reading.clear();
     this.manifestRequest = undefined;
-    this.ctx.event({ type: 'download:failed', downloadId: this.downloadId, reason, detail });
+    this.ctx.event({
+      type: 'download:failed',
+      downloadId: this.jobId,
+      reason,
+      detail,
+      fallback: fallbackFor({ kind: 'content', pooled: false, attempt: 0, reason }),
+    });
   }
 
   acknowledge(byteCount: number): void {
@@ -413,7 +421,7 @@ export class ContentDownload implements Download {
     this.delivery = new DownloadDelivery(
       this.ctx,
       this.ctx.crypto,
-      this.downloadId,
+      this.jobId,
       manifest.totalBytes,
     );
     void nowMs;
@@ -426,7 +434,7 @@ export class ContentDownload implements Download {
     this.state = 'done';
     this.ctx.event({
       type: 'download:complete',
-      downloadId: this.downloadId,
+      downloadId: this.jobId,
       totalBytes: delivery.totalBytes,
       sha256: delivery.buffer.digest(),
     });
@@ -434,8 +442,7 @@ export class ContentDownload implements Download {
 
   private sendRequest(piece: number, linkId: number, nowMs: number): void {
     const requestId = this.ctx.openRequest(linkId, this);
-    const link = this.ctx.readyLink(linkId);
-    if (requestId === undefined || link === undefined) {
+    if (requestId === undefined) {
       this.scheduler!.fail(piece, linkId, 'error', nowMs);
       return;
     }
@@ -448,7 +455,7 @@ export class ContentDownload implements Download {
       verifier: new ChunkVerifier(this.ctx.crypto, chunkHash, range.end - range.start),
     });
     this.byAssignment.set(`${piece}:${linkId}`, requestId);
-    link.sendControl({
+    this.ctx.links.send(linkId, {
       type: 'chunk-request',
       requestId,
       chunkHash,
@@ -467,14 +474,13 @@ export class ContentDownload implements Download {
   private requestManifest(nowMs: number): void {
     if (this.manifestRequest !== undefined) return;
     for (const linkId of this.ctx.availability.linksKnowing(this.key)) {
-      const link = this.ctx.readyLink(linkId);
-      if (link === undefined || (link.remote!.capabilities & Capability.serveChunks) === 0)
-        continue;
+      const peer = this.ctx.links.peer(linkId);
+      if (peer === undefined || (peer.capabilities & Capability.serveChunks) === 0) continue;
       if ((this.manifestRetryAfterMs.get(linkId) ?? 0) > nowMs) continue;
       const requestId = this.ctx.openRequest(linkId, this);
       if (requestId === undefined) continue;
       this.manifestRequest = { linkId, requestId, parts: [], received: 0 };
-      link.sendControl({
+      this.ctx.links.send(linkId, {
         type: 'chunk-request',
         requestId,
         chunkHash: this.contentId,

@@ -21,9 +21,10 @@ export class DownloadDelivery {
   private lastProgressMs = -Infinity;
   private progressDue = false;
 
+  /** `crypto` undefined: no running digest (see reorder-buffer.ts). */
   constructor(
     private readonly ctx: TransferContext,
-    crypto: CryptoProvider,
+    crypto: CryptoProvider | undefined,
     private readonly downloadId: number,
     readonly totalBytes: number,
   ) {
@@ -111,10 +112,5 @@ export class DownloadDelivery {
       totalBytes: this.totalBytes,
       bySource: Object.fromEntries(this.bySource),
     });
-  }
-
-  /** Verified bytes per source so far. */
-  sourceCounts(): Record<string, number> {
-    return Object.fromEntries(this.bySource);
   }
 }

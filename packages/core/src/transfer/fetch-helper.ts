@@ -51,10 +51,11 @@ export class FetchHelper implements FetchHandler {
 
   /** A FETCH_ASSIGN arrived (parity already checked by the engine). */
   onAssign(linkId: number, message: FetchAssignMessage): void {
-    const link = this.ctx.readyLink(linkId);
-    if (link === undefined) return;
-    const refuse = (status: TransferStatus, detail: string): void =>
-      link.sendAfterData(message.requestId, statusOf(message.requestId, status, 0, detail));
+    const links = this.ctx.links;
+    if (links.peer(linkId) === undefined) return;
+    const refuse = (status: TransferStatus, detail: string): void => {
+      links.send(linkId, statusMessage(message.requestId, status, 0, detail));
+    };
     if ((this.ctx.settings.capabilities & Capability.fetchOrigin) === 0) {
       refuse(TransferStatus.error, 'this device does not fetch for others');
       return;
@@ -99,15 +100,18 @@ export class FetchHelper implements FetchHandler {
   onOriginData(fetchId: number, bytes: Uint8Array, nowMs: number): void {
     const fetch = this.fetches.get(fetchId);
     if (fetch === undefined || bytes.length === 0) return;
-    const link = this.ctx.readyLink(fetch.linkId);
-    if (link === undefined) return;
     if (fetch.received + bytes.length > fetch.length) {
       this.ctx.cancelFetch(fetchId);
       this.end(fetchId, fetch, TransferStatus.originError, 'the origin sent more than the range');
       return;
     }
     // A copy: the host may reuse its buffer once the input returns.
-    link.queueStream(fetch.requestId, bytes.slice(), fetch.rangeStart + fetch.received);
+    this.ctx.links.stream(
+      fetch.linkId,
+      fetch.requestId,
+      bytes.slice(),
+      fetch.rangeStart + fetch.received,
+    );
     fetch.received += bytes.length;
     void nowMs;
   }
@@ -140,14 +144,14 @@ export class FetchHelper implements FetchHandler {
       if (fetch.linkId !== linkId || fetch.requestId !== requestId) continue;
       this.fetches.delete(fetchId);
       this.ctx.cancelFetch(fetchId);
-      const link = this.ctx.readyLink(linkId);
-      if (link !== undefined) {
-        const dropped = link.dropStream(requestId);
+      const links = this.ctx.links;
+      if (links.peer(linkId) !== undefined) {
+        const dropped = links.drop(linkId, requestId);
         const sent = Math.max(
           0,
           dropped.dropped ? dropped.sentBytes - fetch.rangeStart : fetch.received,
         );
-        link.sendAfterData(requestId, statusOf(requestId, TransferStatus.cancelled, sent, ''));
+        links.send(linkId, statusMessage(requestId, TransferStatus.cancelled, sent, ''));
       }
       return true;
     }
@@ -165,17 +169,15 @@ export class FetchHelper implements FetchHandler {
 
   private end(fetchId: number, fetch: HelperFetch, status: TransferStatus, detail: string): void {
     this.fetches.delete(fetchId);
-    const link = this.ctx.readyLink(fetch.linkId);
-    if (link === undefined) return;
     const length = status === TransferStatus.ok ? fetch.length : fetch.received;
-    link.sendAfterData(
-      fetch.requestId,
-      statusOf(fetch.requestId, status, length, detail.slice(0, 200)),
+    this.ctx.links.send(
+      fetch.linkId,
+      statusMessage(fetch.requestId, status, length, detail.slice(0, 200)),
     );
   }
 }
 
-function statusOf(
+function statusMessage(
   requestId: number,
   status: TransferStatus,
   length: number,

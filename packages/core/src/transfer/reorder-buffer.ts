@@ -18,8 +18,11 @@
  * order given, stay matched: `acknowledge` consumes a FIFO of (in-order | repair) byte runs, and
  * only the in-order part moves `ackedOffset`. Unacknowledged repair bytes count as held.
  *
- * A running SHA-256 of every emitted byte gives `download:complete` its digest; it says nothing
- * about repaired ranges (the caller then reads the output back instead).
+ * A running SHA-256 of every emitted byte gives `download:complete` its digest: each byte is
+ * hashed once, as it is released. It says nothing about repaired ranges, so the caller stops it
+ * (`stopHashing`) once one was repaired and reads the output back instead; a buffer made
+ * without a crypto provider (a resumed URL download, whose digest the host computes) never
+ * hashes.
  */
 import type { CryptoProvider, Sha256Hasher } from '../crypto-provider.js';
 import { assert, invalidArgument } from '../errors.js';
@@ -44,12 +47,14 @@ export class ReorderBuffer {
    */
   private readonly unacked: number[] = [];
   private unackedHead = 0;
-  private readonly hasher: Sha256Hasher;
+  /** The running digest; undefined when not hashing. */
+  private hasher: Sha256Hasher | undefined;
 
-  constructor(crypto: CryptoProvider, totalBytes: number, windowBytes: number) {
+  /** `crypto` undefined: no running digest. */
+  constructor(crypto: CryptoProvider | undefined, totalBytes: number, windowBytes: number) {
     this.totalBytes = totalBytes;
     this.windowBytes = windowBytes;
-    this.hasher = crypto.createSha256();
+    this.hasher = crypto?.createSha256();
   }
 
   get emittedOffset(): number {
@@ -129,7 +134,7 @@ export class ReorderBuffer {
       this.pending.delete(this.emitted);
       this.bufferedBytes -= bytes.length;
       out.push({ offset: this.emitted, bytes });
-      this.hasher.update(bytes);
+      this.hasher?.update(bytes);
       this.emitted += bytes.length;
       this.pushUnacked(bytes.length);
     }
@@ -182,9 +187,14 @@ export class ReorderBuffer {
     }
   }
 
-  /** The SHA-256 of all emitted bytes; call once, after `finished`. */
-  digest(): Uint8Array {
+  /** Stops the running digest (it no longer describes the output): `digest` is then undefined. */
+  stopHashing(): void {
+    this.hasher = undefined;
+  }
+
+  /** The SHA-256 of all emitted bytes, undefined when not hashing; call once, after `finished`. */
+  digest(): Uint8Array | undefined {
     assert(this.finished, 'digest before every byte was emitted');
-    return this.hasher.digest();
+    return this.hasher?.digest();
   }
 }

@@ -189,11 +189,6 @@ export class PieceScheduler {
     return this.doneCount === this.pieceCount;
   }
 
-  /** The lowest piece index not yet accepted. */
-  get head(): number {
-    return this.headIndex;
-  }
-
   /** Adds a source, or updates its seed flag and RTT. Banned sources stay banned. */
   upsertSource(id: SourceId, info: { isSeed?: boolean; rttMs?: number } = {}): void {
     let source = this.sources.get(id);
@@ -243,15 +238,6 @@ export class PieceScheduler {
     return this.pieces[piece]?.assignees.has(source) ?? false;
   }
 
-  /** Sources currently assigned `piece`. */
-  assigneesOf(piece: number): SourceId[] {
-    return [...(this.pieces[piece]?.assignees.keys() ?? [])];
-  }
-
-  statusOf(piece: number): PieceStatus | undefined {
-    return this.pieces[piece]?.status;
-  }
-
   /** Every (piece, source) assignment in flight. */
   assignments(): Assignment[] {
     const out: Assignment[] = [];
@@ -282,11 +268,6 @@ export class PieceScheduler {
     const freed = [...source.inflight];
     for (const piece of freed) this.unassign(piece, source, nowMs);
     return freed;
-  }
-
-  /** Bytes of the pieces in flight over all sources (an endgame copy counts again). */
-  get inflightByteCount(): number {
-    return this.inflightBytes;
   }
 
   /**

@@ -31,6 +31,19 @@
  *   'sha256-mismatch' (the host then falls back to a plain single-source download: that costs
  *   time, never correctness). Without one, a helper caught lying costs only time; a helper
  *   whose corruption escapes every sample is caught only by an end-to-end digest.
+ *
+ * Digest responsibility (DESIGN.md decision 15: one SHA-256 pass per delivered byte). The core
+ * hashes what it delivers once, as it delivers it, and reports it in `download:complete.sha256`;
+ * after repairs it reads the output back once and reports that digest instead. The host trusts
+ * it and never hashes SHA-256 again (it computes only other algorithms it needs: MD5 for an S3
+ * ETag, SHA-512 from a Repr-Digest). Exception, a resumed URL download (`startOffset > 0`): the
+ * core sees only the tail, so it does not hash at all, `sha256` is undefined, and the host
+ * hashes the whole object once (the prefix from disk, then the new bytes as it writes them; if
+ * it saw a `repair` deliver, from its output once the download completed). The core does not
+ * read back a resumed download after repairs: its digest would be of a part of the object.
+ *
+ * Fallbacks: `download:failed.fallback` is the core's decision of what the host does next
+ * (fallback-policy.ts); the host carries it out and never re-decides.
  */
 import type { Manifest } from '../content/manifest.js';
 import type { HttpHeader } from '../wire/messages.js';
@@ -74,7 +87,7 @@ export type DownloadSource =
       /** Request headers every fetch must carry (e.g. authorization). */
       readonly headers: readonly HttpHeader[];
       /** SHA-256 of the whole object, when the user or the origin stated one. */
-      readonly sha256?: Uint8Array;
+      readonly sha256?: Uint8Array | undefined;
       /** Piece size for assignment; default chosen by the core. */
       readonly pieceSizeBytes?: number;
       /** Pod peers may help (FETCH_ASSIGN). Default true. */
@@ -85,7 +98,20 @@ export type DownloadSource =
        * (stall-watch.ts). Default 60 000.
        */
       readonly stallTimeoutMs?: number;
+      /**
+       * Fallbacks already carried out for this object: 0 (the default) for the first try; a
+       * host carrying out a `download:failed.fallback` passes the previous attempt + 1.
+       */
+      readonly attempt?: number;
     };
+
+/** What the host does after a download failed: the core's decision (fallback-policy.ts). */
+export type DownloadFallback =
+  | { readonly action: 'none' }
+  /** Probe the origin again and start a pooled download pinned to the new version. */
+  | { readonly action: 'repin'; readonly reason: string }
+  /** Discard the output and download from the origin alone. */
+  | { readonly action: 'origin-only'; readonly reason: string };
 
 /** Transfer inputs (join `CoreInput`). All carry `nowMs`. */
 export type TransferInput =
@@ -255,9 +281,11 @@ export type TransferEvent =
       /**
        * SHA-256 of the whole output as the host holds it: of the delivered bytes, or, after a
        * repair, of the output read back (`read-delivered`). Equal to the source's `sha256`
-       * when that was given (otherwise the download fails with 'sha256-mismatch').
+       * when that was given (otherwise the download fails with 'sha256-mismatch'). Undefined
+       * for a resumed URL download (`startOffset > 0`): the host hashes the whole object (see
+       * "Digest responsibility" above).
        */
-      readonly sha256: Uint8Array;
+      readonly sha256?: Uint8Array | undefined;
     }
   | {
       readonly type: 'download:failed';
@@ -270,6 +298,8 @@ export type TransferEvent =
        */
       readonly reason: string;
       readonly detail: string;
+      /** What the host does next (fallback-policy.ts); it never re-decides. */
+      readonly fallback: DownloadFallback;
     }
   | {
       readonly type: 'peer:banned';

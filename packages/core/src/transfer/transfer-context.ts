@@ -1,16 +1,23 @@
 /**
- * What the transfer modules (downloads, chunk server, fetch helper) may ask of the engine that
- * owns them. The engine (transfer-engine.ts) implements it: it owns request IDs per link (odd
- * for the handshake initiator, even for the responder, docs/protocol.md 7.1), fetch IDs, the
- * output queue, bans and announcements. Modules never touch another module's state; they talk
- * through this interface, so each stays one job.
+ * What the transfer modules (jobs, chunk server, fetch helper) may ask of the engine that owns
+ * them. The engine (transfer-engine.ts) implements it: it owns request IDs per link (odd for
+ * the handshake initiator, even for the responder, docs/protocol.md 7.1), fetch IDs, the output
+ * queue, bans and announcements, and hands out the link port (link-port.ts), the modules' only
+ * way to reach a link. Modules never touch another module's state; they talk through this
+ * interface, so each stays one job.
+ *
+ * A *job* (`TransferJob`) is one local transfer the host started, with a kind: today a content
+ * download or a URL download (`DownloadJob`: it delivers bytes the host acknowledges). The
+ * engine schedules jobs by priority and routes to them the answers to their requests and
+ * fetches; it assumes nothing else about them, so an upload (parts sent to helpers) or an RPC
+ * stream is one more kind with its own class, made by the job factory (job-factory.ts).
  */
 import type { CryptoProvider } from '../crypto-provider.js';
 import type { Manifest } from '../content/manifest.js';
-import type { PeerLink } from '../peer-link.js';
 import type { Prng } from '../prng.js';
 import type { DataMessage, HttpHeader, StatusMessage } from '../wire/messages.js';
 import type { Availability } from './availability.js';
+import type { LinkPort } from './link-port.js';
 import type { OriginOutcome, TransferEvent, TransferOutput } from './transfer-api.js';
 import type { SourceId } from './scheduler.js';
 
@@ -69,16 +76,12 @@ export interface TransferContext {
   readonly availability: Availability;
   output(output: TransferOutput): void;
   event(event: TransferEvent): void;
-  /** The link if it is ready. */
-  readyLink(linkId: number): PeerLink | undefined;
-  /** Ready link IDs, in ascending order. */
-  readyLinkIds(): number[];
+  /** The ready links: send, stream, drop, peer snapshots. */
+  readonly links: LinkPort;
   /** 'self' or the remote Device ID in hex. */
   sourceName(source: SourceId): string;
   /** Opens a request on a ready link: a fresh ID with this side's parity, routed to `handler`. */
   openRequest(linkId: number, handler: RequestHandler): number | undefined;
-  /** Forgets a request after its terminal STATUS. */
-  endRequest(linkId: number, requestId: number): void;
   /** Sends CANCEL; the request stays open (DATA ignored) until its terminal STATUS. */
   cancelRequest(linkId: number, requestId: number): void;
   /** Asks the host for an origin range; returns the fetch ID. */
@@ -98,20 +101,25 @@ export interface TransferContext {
   cancelRead(readId: number): void;
   /**
    * Closes the link with `banned`, reports `peer:banned`, refuses the device from now on, and
-   * tells every download (`Download.onDeviceBanned`).
+   * tells every job (`TransferJob.onDeviceBanned`).
    */
   ban(linkId: number, detail: string, nowMs: number): void;
   /** Closes the link with `protocolError`. */
   protocolError(linkId: number, detail: string, nowMs: number): void;
   /** A content chunk verified: store it, serve it, announce it. */
   chunkVerified(manifest: Manifest, index: number, bytes: Uint8Array): void;
-  /** Pieces `source` has in flight for downloads other than `downloadId`. */
-  otherLoad(downloadId: number, source: SourceId): number;
+  /** Pieces `source` has in flight for jobs other than `jobId`. */
+  otherLoad(jobId: number, source: SourceId): number;
 }
 
-/** What the engine asks of each download (content or URL). */
-export interface Download extends RequestHandler {
-  readonly downloadId: number;
+/** Kinds of transfer jobs (see the module header for the kinds to come). */
+export type TransferJobKind = 'content-download' | 'url-download';
+
+/** What the engine asks of each job. */
+export interface TransferJob extends RequestHandler {
+  readonly kind: TransferJobKind;
+  /** The host's ID for it (`downloadId` of `start-download`). */
+  readonly jobId: number;
   /** 0 is most urgent. */
   readonly priority: number;
   /** 'running' until it completes, fails or is cancelled. */
@@ -120,18 +128,27 @@ export interface Download extends RequestHandler {
   schedule(nowMs: number): void;
   onLinkClosed(linkId: number, nowMs: number): void;
   /**
-   * A device was banned (by any download, before its link closes): a URL download distrusts
-   * every piece it accepted from it (url-download.ts, repairs).
+   * A device was banned (by any job, before its link closes): a URL download distrusts every
+   * piece it accepted from it (url-repairs.ts).
    */
   onDeviceBanned?(deviceIdHex: string, nowMs: number): void;
   onTimer(nowMs: number): void;
   nextDeadlineMs(nowMs: number): number | undefined;
-  /** Ends the download: cancels everything in flight, reports `download:failed`. */
+  /** Ends the job: cancels everything in flight, reports its failure event. */
   fail(reason: string, detail: string, nowMs: number): void;
+  /** Bytes the core holds for this job. */
+  memoryBytes(): number;
+  /** Pieces in flight at `source` for this job. */
+  inflightOf(source: SourceId): number;
+}
+
+/** A job that delivers bytes to the host (`deliver`), which acknowledges them (`delivered`). */
+export interface DownloadJob extends TransferJob {
+  readonly kind: 'content-download' | 'url-download';
   /** The host consumed delivered bytes. */
   acknowledge(byteCount: number): void;
-  /** Bytes the core holds for this download. */
-  memoryBytes(): number;
-  /** Pieces in flight at `source` for this download. */
-  inflightOf(source: SourceId): number;
+}
+
+export function isDownloadJob(job: TransferJob): job is DownloadJob {
+  return job.kind === 'content-download' || job.kind === 'url-download';
 }

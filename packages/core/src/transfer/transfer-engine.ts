@@ -9,45 +9,40 @@
  * to the request's owner; fetch IDs and the routing of `origin-data` / `origin-end`; bans (a
  * banned device's links are closed with `banned` and refused from then on); announcements
  * (CHUNK_ANNOUNCE of held chunks to every ready link, at once for new chunks and when a link
- * becomes ready). The jobs live in their own modules: `ChunkServer` (serving), `FetchHelper`
- * (fetching for a pod peer), `ContentDownload`, `UrlDownload` (each with a `PieceScheduler`).
+ * becomes ready); the link port (link-port.ts) the modules reach links through, with a
+ * per-link estimate of the DATA throughput. The work lives in its own modules: `ChunkServer`
+ * (serving), `FetchHelper` (fetching for a pod peer) and the jobs the host started
+ * (`TransferJob`, made by job-factory.ts: `ContentDownload`, `UrlDownload`, each with a
+ * `PieceScheduler`).
  *
- * Downloads are scheduled in priority order (lower number first) after every input, each seeing
- * the pipeline slots the more urgent ones took.
+ * Jobs are scheduled in priority order (lower number first) after every input, each seeing the
+ * pipeline slots the more urgent ones took.
  */
 import { toHex } from '../bytes.js';
 import type { CryptoProvider } from '../crypto-provider.js';
 import type { Manifest } from '../content/manifest.js';
 import { invalidArgument, PeapodError } from '../errors.js';
-import type { PeerLink } from '../peer-link.js';
 import type { Prng } from '../prng.js';
 import { ReasonCode } from '../wire/reason-codes.js';
 import type { StatusMessage, WireMessage } from '../wire/messages.js';
 import { Availability, indicesToRangeGroups } from './availability.js';
 import { ChunkServer } from './chunk-server.js';
-import { ContentDownload, type ChunkReader } from './content-download.js';
+import type { ChunkReader, ContentDownload } from './content-download.js';
 import { FetchHelper } from './fetch-helper.js';
+import { createDownloadJob } from './job-factory.js';
+import { ThroughputMeter, type LinkDirectory, type LinkPort } from './link-port.js';
 import { SELF_SOURCE, type SourceId } from './scheduler.js';
-import type {
-  DeliveredReadHandler,
-  Download,
-  FetchHandler,
-  FetchSpec,
-  RequestHandler,
-  TransferContext,
-  TransferSettings,
+import {
+  isDownloadJob,
+  type DeliveredReadHandler,
+  type FetchHandler,
+  type FetchSpec,
+  type RequestHandler,
+  type TransferContext,
+  type TransferJob,
+  type TransferSettings,
 } from './transfer-context.js';
 import type { TransferEvent, TransferInput, TransferOutput } from './transfer-api.js';
-import { STALL_TIMEOUT_DEFAULT_MS } from './stall-watch.js';
-import { UrlDownload } from './url-download.js';
-
-/** What the engine needs from the Core's link table. */
-export interface LinkDirectory {
-  /** The link if it exists and is ready. */
-  readyLink(linkId: number): PeerLink | undefined;
-  readyLinkIds(): number[];
-  close(linkId: number, reason: ReasonCode, detail: string, nowMs: number): void;
-}
 
 /** Messages the Core hands to the engine instead of `peer:message`. */
 export const TRANSFER_MESSAGE_TYPES: ReadonlySet<WireMessage['type']> = new Set([
@@ -74,15 +69,14 @@ interface LinkRequests {
   readonly open: Map<number, OpenRequest>;
 }
 
-const URL_PIECE_MIN_BYTES = 64 * 1024;
-
 export class TransferEngine {
   private readonly outputs: EngineOutput[] = [];
   private outputHead = 0;
   private readonly availability = new Availability();
   private readonly server: ChunkServer;
   private readonly helper: FetchHelper;
-  private readonly downloads = new Map<number, Download>();
+  /** Jobs the host started, by job ID. */
+  private readonly jobs = new Map<number, TransferJob>();
   private readonly requests = new Map<number, LinkRequests>();
   private readonly fetches = new Map<number, FetchHandler>();
   private nextFetchId = 1;
@@ -95,6 +89,7 @@ export class TransferEngine {
   private nextDeliveredReadId = 1;
   private readonly bannedDevices = new Set<string>();
   private readonly context: TransferContext;
+  private readonly throughput = new ThroughputMeter();
 
   constructor(
     crypto: CryptoProvider,
@@ -132,14 +127,21 @@ export class TransferEngine {
     const nowMs = input.nowMs;
     switch (input.type) {
       case 'start-download':
-        this.startDownload(input, nowMs);
+        if (this.jobs.has(input.downloadId)) {
+          throw new PeapodError(
+            'PEAPOD_ERR_INVALID_STATE',
+            `download ${input.downloadId} is already running`,
+          );
+        }
+        this.jobs.set(input.downloadId, createDownloadJob(this.context, input, this.reader, nowMs));
         break;
       case 'cancel-download':
-        this.downloads.get(input.downloadId)?.fail('cancelled', 'cancelled by the host', nowMs);
-        this.downloads.delete(input.downloadId);
+        this.jobs.get(input.downloadId)?.fail('cancelled', 'cancelled by the host', nowMs);
+        this.jobs.delete(input.downloadId);
         break;
       case 'delivered': {
-        this.downloads.get(input.downloadId)?.acknowledge(input.byteCount);
+        const job = this.jobs.get(input.downloadId);
+        if (job !== undefined && isDownloadJob(job)) job.acknowledge(input.byteCount);
         break;
       }
       case 'origin-data':
@@ -183,12 +185,12 @@ export class TransferEngine {
       this.links.close(linkId, ReasonCode.banned, 'this device was banned', nowMs);
       return;
     }
-    const link = this.links.readyLink(linkId);
-    if (link === undefined) return;
-    this.requests.set(linkId, { nextId: link.direction === 'outbound' ? 1 : 2, open: new Map() });
+    const peer = this.links.peer(linkId);
+    if (peer === undefined) return;
+    this.requests.set(linkId, { nextId: peer.direction === 'outbound' ? 1 : 2, open: new Map() });
     for (const { contentId, indices } of this.server.heldContents()) {
       for (const ranges of indicesToRangeGroups(indices))
-        link.sendControl({ type: 'chunk-announce', contentId, ranges });
+        this.links.send(linkId, { type: 'chunk-announce', contentId, ranges });
     }
     this.afterEvent(nowMs);
   }
@@ -196,19 +198,20 @@ export class TransferEngine {
   /** A link closed: its requests fail, its fetches stop, its availability is forgotten. */
   onLinkClosed(linkId: number, nowMs: number): void {
     this.requests.delete(linkId);
+    this.throughput.forget(linkId);
     this.availability.dropLink(linkId);
     this.server.onLinkClosed(linkId, nowMs);
     this.helper.onLinkClosed(linkId);
-    for (const download of this.downloads.values()) download.onLinkClosed(linkId, nowMs);
+    for (const job of this.jobs.values()) job.onLinkClosed(linkId, nowMs);
     this.afterEvent(nowMs);
   }
 
   /** A transfer message from a ready link (one of TRANSFER_MESSAGE_TYPES). */
   onMessage(linkId: number, message: WireMessage, nowMs: number): void {
-    const link = this.links.readyLink(linkId);
+    const peer = this.links.peer(linkId);
     const table = this.requests.get(linkId);
-    if (link === undefined || table === undefined) return;
-    const ownParity = link.direction === 'outbound' ? 1 : 0;
+    if (peer === undefined || table === undefined) return;
+    const ownParity = peer.direction === 'outbound' ? 1 : 0;
     const isOwn = (requestId: number): boolean => requestId % 2 === ownParity;
     switch (message.type) {
       case 'chunk-request':
@@ -242,12 +245,15 @@ export class TransferEngine {
           );
           break;
         }
+        this.throughput.received(linkId, message.bytes.length, nowMs);
         if (!open.cancelled) open.handler.onData(linkId, message, nowMs);
         break;
       }
       case 'status':
+        // Not ours: a requester's verdict on a chunk this device served (checksumMismatch).
+        // The stored copy was checked against its hash just before serving, so the requester
+        // or the link is at fault; there is nothing to re-check.
         if (isOwn(message.requestId)) this.onTerminalStatus(linkId, table, message, nowMs);
-        else this.server.onVerdict(linkId, message);
         break;
       case 'chunk-announce':
         this.availability.announce(linkId, message.contentId, message.ranges);
@@ -271,17 +277,17 @@ export class TransferEngine {
 
   onTimer(nowMs: number): void {
     this.server.onTimer(nowMs);
-    for (const download of this.downloads.values()) {
-      const due = download.nextDeadlineMs(nowMs);
-      if (due !== undefined && due <= nowMs) download.onTimer(nowMs);
+    for (const job of this.jobs.values()) {
+      const due = job.nextDeadlineMs(nowMs);
+      if (due !== undefined && due <= nowMs) job.onTimer(nowMs);
     }
     this.afterEvent(nowMs);
   }
 
   nextDeadlineMs(nowMs: number): number | undefined {
     let min: number | undefined = this.server.nextDeadlineMs();
-    for (const download of this.downloads.values()) {
-      const due = download.nextDeadlineMs(nowMs);
+    for (const job of this.jobs.values()) {
+      const due = job.nextDeadlineMs(nowMs);
       if (due !== undefined && (min === undefined || due < min)) min = due;
     }
     return min;
@@ -289,7 +295,7 @@ export class TransferEngine {
 
   /** Bytes the core holds for a download (0 when unknown or finished). */
   downloadMemoryBytes(downloadId: number): number {
-    return this.downloads.get(downloadId)?.memoryBytes() ?? 0;
+    return this.jobs.get(downloadId)?.memoryBytes() ?? 0;
   }
 
   private onTerminalStatus(
@@ -304,110 +310,23 @@ export class TransferEngine {
     if (!open.cancelled) open.handler.onStatus(linkId, message, nowMs);
   }
 
-  /** Drops finished downloads and hands out new work, most urgent download first. */
+  /** Drops finished jobs and hands out new work, most urgent job first. */
   private afterEvent(nowMs: number): void {
-    for (const [id, download] of this.downloads)
-      if (download.state !== 'running') this.downloads.delete(id);
-    const ordered = [...this.downloads.values()].sort(
-      (a, b) => a.priority - b.priority || a.downloadId - b.downloadId,
+    for (const [id, job] of this.jobs) if (job.state !== 'running') this.jobs.delete(id);
+    const ordered = [...this.jobs.values()].sort(
+      (a, b) => a.priority - b.priority || a.jobId - b.jobId,
     );
-    for (const download of ordered) download.schedule(nowMs);
-    for (const [id, download] of this.downloads)
-      if (download.state !== 'running') this.downloads.delete(id);
-  }
-
-  private startDownload(
-    input: Extract<TransferInput, { type: 'start-download' }>,
-    nowMs: number,
-  ): void {
-    const { downloadId, source } = input;
-    if (!Number.isSafeInteger(downloadId))
-      invalidArgument('downloadId', `${downloadId} is not an integer`);
-    if (this.downloads.has(downloadId)) {
-      throw new PeapodError(
-        'PEAPOD_ERR_INVALID_STATE',
-        `download ${downloadId} is already running`,
-      );
-    }
-    const priority = input.priority ?? 128;
-    if (!Number.isInteger(priority) || priority < 0 || priority > 255) {
-      invalidArgument('priority', `${priority} is not an integer in [0, 255]`);
-    }
-    let download: Download;
-    if (source.kind === 'content') {
-      if (source.contentId.length !== 32) invalidArgument('source.contentId', 'must be 32 bytes');
-      if (
-        source.manifest !== undefined &&
-        toHex(source.manifest.contentId) !== toHex(source.contentId)
-      ) {
-        invalidArgument('source.manifest', 'belongs to another content ID');
-      }
-      download = new ContentDownload(
-        this.context,
-        downloadId,
-        priority,
-        source.contentId,
-        source.manifest,
-        nowMs,
-        this.reader,
-      );
-    } else {
-      if (!Number.isSafeInteger(source.totalBytes) || source.totalBytes < 0) {
-        invalidArgument('source.totalBytes', `${source.totalBytes} is not a non-negative integer`);
-      }
-      const pieceSizeBytes = source.pieceSizeBytes ?? this.settings.pieceSizeBytes;
-      if (!Number.isSafeInteger(pieceSizeBytes) || pieceSizeBytes < URL_PIECE_MIN_BYTES) {
-        invalidArgument(
-          'source.pieceSizeBytes',
-          `${pieceSizeBytes} is below ${URL_PIECE_MIN_BYTES}`,
-        );
-      }
-      if (source.sha256 !== undefined && source.sha256.length !== 32) {
-        invalidArgument('source.sha256', 'must be 32 bytes');
-      }
-      const startOffset = source.startOffset ?? 0;
-      if (
-        !Number.isSafeInteger(startOffset) ||
-        startOffset < 0 ||
-        startOffset > source.totalBytes
-      ) {
-        invalidArgument('source.startOffset', `${startOffset} is not within the object`);
-      }
-      if (startOffset > 0 && source.sha256 !== undefined) {
-        invalidArgument(
-          'source.sha256',
-          'covers the whole object; the core sees only a resumed part',
-        );
-      }
-      const stallTimeoutMs =
-        source.stallTimeoutMs === undefined ? STALL_TIMEOUT_DEFAULT_MS : source.stallTimeoutMs;
-      if (!Number.isSafeInteger(stallTimeoutMs) || stallTimeoutMs <= 0) {
-        invalidArgument('source.stallTimeoutMs', `${stallTimeoutMs} is not a positive integer`);
-      }
-      download = new UrlDownload(this.context, downloadId, priority, {
-        url: source.url,
-        totalBytes: source.totalBytes,
-        startOffset,
-        validator: source.validator,
-        pinStrength: source.pinStrength ?? (source.validator === '' ? 'weak' : 'strong'),
-        headers: source.headers,
-        sha256: source.sha256,
-        pieceSizeBytes,
-        pooled: source.pooled ?? true,
-        stallTimeoutMs,
-      });
-    }
-    this.downloads.set(downloadId, download);
+    for (const job of ordered) job.schedule(nowMs);
+    for (const [id, job] of this.jobs) if (job.state !== 'running') this.jobs.delete(id);
   }
 
   /** Chunks the host holds: serve and announce the new ones. */
   private chunksHeld(manifest: Manifest, indices: readonly number[] | undefined): void {
     const added = this.server.addChunks(manifest, indices);
     if (added.length === 0) return;
-    for (const linkId of this.context.readyLinkIds()) {
-      const link = this.links.readyLink(linkId)!;
+    for (const linkId of this.context.links.ready()) {
       for (const ranges of indicesToRangeGroups(added)) {
-        link.sendControl({ type: 'chunk-announce', contentId: manifest.contentId, ranges });
+        this.links.send(linkId, { type: 'chunk-announce', contentId: manifest.contentId, ranges });
       }
     }
   }
@@ -424,17 +343,14 @@ export class TransferEngine {
       event: (event) => {
         this.outputs.push({ type: 'event', event });
       },
-      // A link counts as ready for transfers once the engine saw it become ready.
-      readyLink: (linkId) => (this.requests.has(linkId) ? this.links.readyLink(linkId) : undefined),
-      readyLinkIds: () => this.links.readyLinkIds().filter((linkId) => this.requests.has(linkId)),
+      links: this.makePort(),
       sourceName: (source) => {
         if (source === SELF_SOURCE) return 'self';
-        const remote = this.links.readyLink(source)?.remote;
-        return remote === undefined ? `link-${source}` : toHex(remote.deviceId);
+        return this.links.peer(source)?.deviceIdHex ?? `link-${source}`;
       },
       openRequest: (linkId, handler) => {
         const table = this.requests.get(linkId);
-        if (table === undefined || this.links.readyLink(linkId) === undefined) return undefined;
+        if (table === undefined || this.links.peer(linkId) === undefined) return undefined;
         // Skip IDs still open (after a wrap of the u32 space).
         for (let tries = 0; tries < 1_000; tries++) {
           const id = table.nextId;
@@ -447,14 +363,11 @@ export class TransferEngine {
         }
         return undefined;
       },
-      endRequest: (linkId, requestId) => {
-        this.requests.get(linkId)?.open.delete(requestId);
-      },
       cancelRequest: (linkId, requestId) => {
         const open = this.requests.get(linkId)?.open.get(requestId);
         if (open === undefined || open.cancelled) return;
         open.cancelled = true;
-        this.links.readyLink(linkId)?.sendControl({ type: 'cancel', requestId });
+        this.links.send(linkId, { type: 'cancel', requestId });
       },
       openFetch: (handler: FetchHandler, spec: FetchSpec) => {
         const fetchId = this.nextFetchId++;
@@ -479,20 +392,19 @@ export class TransferEngine {
         this.deliveredReads.delete(readId);
       },
       ban: (linkId, detail, nowMs) => {
-        const remote = this.links.readyLink(linkId)?.remote;
-        if (remote === undefined) return;
-        this.bannedDevices.add(toHex(remote.deviceId));
+        const peer = this.links.peer(linkId);
+        if (peer === undefined) return;
+        this.bannedDevices.add(peer.deviceIdHex);
         this.outputs.push({
           type: 'event',
           event: {
             type: 'peer:banned',
-            deviceId: remote.deviceId,
+            deviceId: peer.deviceId,
             reason: ReasonCode.banned,
             detail,
           },
         });
-        for (const download of this.downloads.values())
-          download.onDeviceBanned?.(toHex(remote.deviceId), nowMs);
+        for (const job of this.jobs.values()) job.onDeviceBanned?.(peer.deviceIdHex, nowMs);
         this.links.close(linkId, ReasonCode.banned, detail, nowMs);
       },
       protocolError: (linkId, detail, nowMs) => {
@@ -508,12 +420,37 @@ export class TransferEngine {
         });
         this.chunksHeld(manifest, [index]);
       },
-      otherLoad: (downloadId, source: SourceId) => {
+      otherLoad: (jobId, source: SourceId) => {
         let load = 0;
-        for (const download of this.downloads.values()) {
-          if (download.downloadId !== downloadId) load += download.inflightOf(source);
+        for (const job of this.jobs.values()) {
+          if (job.jobId !== jobId) load += job.inflightOf(source);
         }
         return load;
+      },
+    };
+  }
+
+  /**
+   * The modules' link port: a link counts as ready for transfers once the engine saw it become
+   * ready (`onLinkReady`), and its snapshot carries the engine's DATA throughput estimate.
+   */
+  private makePort(): LinkPort {
+    const links = this.links;
+    const isReady = (linkId: number): boolean => this.requests.has(linkId);
+    return {
+      send: (linkId, message) => isReady(linkId) && links.send(linkId, message),
+      stream: (linkId, requestId, bytes, baseOffset) => {
+        if (isReady(linkId)) links.stream(linkId, requestId, bytes, baseOffset);
+      },
+      drop: (linkId, requestId) =>
+        isReady(linkId) ? links.drop(linkId, requestId) : { dropped: false, sentBytes: 0 },
+      isQueued: (linkId, requestId) => isReady(linkId) && links.isQueued(linkId, requestId),
+      ready: () => links.ready().filter(isReady),
+      peer: (linkId) => {
+        const peer = isReady(linkId) ? links.peer(linkId) : undefined;
+        return peer === undefined
+          ? undefined
+          : { ...peer, throughputBps: this.throughput.bytesPerSecond(linkId) };
       },
     };
   }

@@ -1,0 +1,176 @@
+/**
+ * The local API the CLI talks to (`/api/...` on the daemon's API port, behind the proxy's
+ * `localHandler`).
+ *
+ * Theory of operation
+ * - Every request must present the key from the data directory's `api.key` and name this
+ *   daemon's own address in `Host` and any `Origin`; anything else is refused with 403 before any
+ *   work (api-guard.ts, DESIGN.md decision 13). Without a data directory there is no key and
+ *   no API.
+ * - `GET /api/peers`: this device, the pod, the core's peer table (peer-book.ts) and the devices
+ *   of other pods that tried to connect (refused-peers.ts).
+ * - `POST /api/get`: one job (job-factory.ts). The output file is claimed first (no two jobs on
+ *   one file, output-claims.ts) and preflighted before the origin is asked; the job's events
+ *   stream as NDJSON (file output) or its bytes as the body with an `x-peapod-result` trailer
+ *   (`-o -`). Device IDs in notes and errors are written `name (SHORTID)`. A client that goes
+ *   away cancels its job. Whatever a job meets is contained in it; anything else is a bug in that
+ *   one request (500), unless it broke an invariant (process-guard.ts).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { formatDeviceId } from '@peapod/core';
+import type { Logger } from 'pino';
+import type { GetRequest } from './api-client.js';
+import { apiRefusal, refuse, type ApiGuard } from './api-guard.js';
+import { parseGetRequest, readBody, sendJson } from './api-request.js';
+import type { DownloadJob, JobEvent } from './download-job.js';
+import type { JobFactory } from './job-factory.js';
+import { OutputClaims, type OutputClaim } from './output-claims.js';
+import { isOutputError } from './output-errors.js';
+import { OutputFile } from './output-file.js';
+import type { PeerBook } from './peer-book.js';
+import { podId } from './pod.js';
+import { escalateIfInvariant } from './process-guard.js';
+import type { RefusedPeers } from './refused-peers.js';
+
+export interface ApiRouterOptions {
+  readonly deviceId: Uint8Array;
+  readonly deviceIdHex: string;
+  readonly deviceName: string;
+  readonly podSecret: Uint8Array;
+  readonly jobs: JobFactory;
+  readonly peers: PeerBook;
+  readonly refused: RefusedPeers;
+  readonly logger: Logger;
+}
+
+const NO_API_KEY = apiRefusal(
+  'key',
+  'this daemon runs without a data directory, so it has no API key and no API',
+);
+
+export class ApiRouter {
+  /** Output files of running jobs: a second job on one file is refused (output-claims.ts). */
+  private readonly outputClaims = new OutputClaims();
+  /** Set once the API key is loaded (`Daemon.start`); until then every request is refused. */
+  guard: ApiGuard | undefined;
+
+  constructor(private readonly options: ApiRouterOptions) {}
+
+  /** The proxy's `localHandler`. */
+  serve(req: IncomingMessage, res: ServerResponse): void {
+    // The API writes files and runs downloads: only the local user's programs, holding the key,
+    // may use it, and nothing is read or done before that is checked (api-guard.ts).
+    const refusal = this.guard?.refusal(req) ?? (this.guard === undefined ? NO_API_KEY : undefined);
+    if (refusal !== undefined) {
+      refuse(res, refusal);
+      return;
+    }
+    // The proxy leaves `Expect: 100-continue` to us: the body is invited only now.
+    if (req.headers.expect?.toLowerCase() === '100-continue') res.writeContinue();
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (req.method === 'GET' && url.pathname === '/api/peers') {
+      const { deviceId, deviceName, podSecret, peers, refused } = this.options;
+      sendJson(res, 200, {
+        deviceId: formatDeviceId(deviceId),
+        deviceName,
+        pod: podId(podSecret),
+        peers: peers.rows(),
+        refused: refused.list(),
+      });
+      return;
+    }
+    if (req.method === 'POST' && url.pathname === '/api/get') {
+      // serveGet contains what a job meets; anything else is a bug in that one request.
+      this.serveGet(req, res).catch((error: unknown) => {
+        escalateIfInvariant(error);
+        this.options.logger.error({ err: error }, 'internal error serving /api/get');
+        if (!res.headersSent) sendJson(res, 500, { error: 'the daemon failed internally' });
+        else res.destroy();
+      });
+      return;
+    }
+    sendJson(res, 404, { error: `no such API: ${req.method ?? ''} ${url.pathname}` });
+  }
+
+  /** `POST /api/get`: run one job; stream its events (file output) or its bytes (`-`). */
+  private async serveGet(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let request: GetRequest;
+    try {
+      request = parseGetRequest(await readBody(req));
+    } catch (error) {
+      sendJson(res, 400, { error: (error as Error).message });
+      return;
+    }
+    const toStream = request.output === '-';
+    let claim: OutputClaim | undefined;
+    try {
+      // Before the origin is asked: a wrong -o fails at once, and no two jobs share a file.
+      if (!toStream) claim = await this.outputClaims.claim(request.output);
+      if (!toStream) await OutputFile.preflight(request.output, { force: request.force === true });
+    } catch (error) {
+      claim?.release();
+      sendJson(res, 409, { error: (error as Error).message });
+      return;
+    }
+    try {
+      await this.runGet(request, res, toStream);
+    } finally {
+      claim?.release();
+    }
+  }
+
+  private async runGet(request: GetRequest, res: ServerResponse, toStream: boolean) {
+    const { jobs, peers } = this.options;
+    let job: DownloadJob;
+    try {
+      job = await jobs.create(request, toStream ? res : undefined);
+    } catch (error) {
+      sendJson(res, isOutputError(error) ? 409 : 502, { error: (error as Error).message });
+      return;
+    }
+    if (res.destroyed) {
+      await job.cancel(); // the client left while the origin was probed: nobody waits for it
+      return;
+    }
+    if (toStream) {
+      res.writeHead(200, {
+        'content-type': 'application/octet-stream',
+        trailer: 'x-peapod-result',
+        // For the CLI's progress line (percent, ETA) on a terminal.
+        ...(job.totalBytes === undefined ? {} : { 'x-peapod-total-bytes': String(job.totalBytes) }),
+      });
+      job.on('event', (event) => {
+        if (event.type === 'error') {
+          res.addTrailers({ 'x-peapod-result': `error: ${peers.nameDevices(event.message)}` });
+          res.end();
+        }
+      });
+    } else {
+      res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+      job.on('event', (event) => {
+        if (!res.writableEnded) res.write(`${JSON.stringify(this.labelled(event))}\n`);
+      });
+    }
+    res.on('close', () => {
+      if (!res.writableFinished) void job.cancel();
+    });
+    await job.run();
+    jobs.forget(job);
+    if (!res.writableEnded) res.end();
+  }
+
+  /**
+   * A job event for the CLI: progress and done name each source (`sourceNames`); a Device ID
+   * in hex in a note or an error (the core names devices so) becomes `name (SHORTID)`.
+   */
+  private labelled(event: JobEvent): JobEvent {
+    const { peers, deviceIdHex } = this.options;
+    if (event.type === 'error') return { ...event, message: peers.nameDevices(event.message) };
+    if (event.type === 'start') return { ...event, note: peers.nameDevices(event.note) };
+    const sourceNames: Record<string, string> = {};
+    for (const key of Object.keys(event.bySource)) {
+      sourceNames[key] = peers.label(key === 'self' ? deviceIdHex : key);
+    }
+    return { ...event, sourceNames };
+  }
+}
