@@ -11,8 +11,9 @@
  *   after the drain, in order: the core is never re-entered from inside `poll`.
  * - The adapter is one exhaustive `switch` over `CoreOutput` ending in `unreachableOutput`, so a
  *   new output kind fails to compile until every host handles it.
- * - `timerFired(nowMs)` is what the adapter's timer calls; a stale timer (re-armed since) is
- *   harmless: the core ignores a `timer-fired` with nothing due.
+ * - `timerFired(nowMs)` is what the adapter's timer calls; after it the driver always calls
+ *   `setTimer` again (with `undefined` when nothing is due), since the host's timer is spent. A
+ *   stale timer (re-armed since) is harmless: the core ignores a `timer-fired` with nothing due.
  * An exception from the core (host misuse) propagates out of `handle` after the driver resets,
  * so the next input is driven normally.
  */
@@ -63,7 +64,8 @@ export class HostDriver {
 
   /** The adapter's timer fired. */
   timerFired(nowMs: number): void {
-    this.armedMs = undefined;
+    // The host's timer is spent: whatever the next deadline is (none included), say it.
+    this.armedMs = Number.NaN;
     this.handle({ type: 'timer-fired', nowMs });
   }
 

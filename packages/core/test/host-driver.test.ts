@@ -78,8 +78,11 @@ test('an input fed from inside perform is queued, not re-entered, and every outp
   assert.equal(timers.at(-1), inner.nextDeadlineMs());
   nowMs = 5;
   const before = timers.length;
-  driver.timerFired(nowMs);
+  driver.handle({ type: 'timer-fired', nowMs });
   assert.equal(timers.length, before, 'an unchanged deadline does not re-arm the timer');
+  driver.timerFired(nowMs);
+  assert.equal(timers.length, before + 1, 'a spent timer is always re-armed or disarmed');
+  assert.equal(timers.at(-1), inner.nextDeadlineMs());
 });
 
 test('a host-misuse exception propagates and the driver keeps working', () => {

@@ -40,6 +40,8 @@ import {
   type CoreEvent,
   type CoreInput,
   type CoreOutput,
+  type DownloadFallback,
+  type DownloadSource,
   type KeyPair,
   type Manifest,
   type PeerSource,
@@ -48,7 +50,6 @@ import {
 import type { Content, ContentDigest } from './content.js';
 import type { DiscoveryNode } from './discovery.js';
 import type { EventQueue } from './event-queue.js';
-import { fallbackOf, type AttemptedSource, type DownloadFallback } from './fallback.js';
 import {
   DeliveryChecker,
   Violation,
@@ -112,7 +113,7 @@ export class NodeHost implements NetworkEndpoint, OriginClient, DiscoveryNode {
   activeDownloadId = 1;
   /** Fallbacks carried out (a new download after a failed one). */
   fallbacks = 0;
-  private readonly sources = new Map<number, AttemptedSource>();
+  private readonly sources = new Map<number, DownloadSource>();
   /** Largest `downloadMemoryBytes` seen, over all downloads. */
   maxDownloadMemoryBytes = 0;
   /** Bytes this node's host fed its Core from the origin. */
@@ -227,7 +228,7 @@ export class NodeHost implements NetworkEndpoint, OriginClient, DiscoveryNode {
   }
 
   // ---- commands from the scenario ----
-  startDownload(downloadId: number, source: AttemptedSource): void {
+  startDownload(downloadId: number, source: DownloadSource): void {
     this.downloads.set(
       downloadId,
       new DeliveryChecker(this.index, downloadId, this.ctx.content, source.kind),
@@ -441,7 +442,7 @@ export class NodeHost implements NetworkEndpoint, OriginClient, DiscoveryNode {
       case 'download:failed': {
         ctx.trace.note(this.now, this.index, `download:failed ${event.reason}: ${event.detail}`);
         const source = this.sources.get(event.downloadId);
-        const fallback = fallbackOf(event, source);
+        const fallback = event.fallback;
         if (
           fallback.action !== 'none' &&
           source !== undefined &&
@@ -476,7 +477,7 @@ export class NodeHost implements NetworkEndpoint, OriginClient, DiscoveryNode {
    */
   private carryOutFallback(
     failedId: number,
-    source: AttemptedSource,
+    source: DownloadSource,
     fallback: Exclude<DownloadFallback, { action: 'none' }>,
   ): void {
     if (source.kind !== 'url') return;
