@@ -8,7 +8,6 @@ import { parseArgs } from 'node:util';
 import { GIB, pooledScenario, randomScenario, swarmScenario } from './scenarios.js';
 import { Simulation, type RunResult, type ScenarioConfig } from './simulator.js';
 import { figures, formatFailure, formatRun } from './report.js';
-import { Core } from '@peapod/core';
 
 const HELP = `peapod sim: a deterministic simulator that drives many real pea-core Cores.
 
@@ -58,13 +57,6 @@ interface Options {
   readonly trace: boolean;
 }
 
-function transfersAvailable(): boolean {
-  return (
-    typeof (Core.prototype as unknown as { downloadMemoryBytes?: unknown }).downloadMemoryBytes ===
-    'function'
-  );
-}
-
 function buildScenario(options: Options, seed: number): ScenarioConfig {
   const size = options.sizeBytes === undefined ? {} : { sizeBytes: options.sizeBytes };
   switch (options.scenario) {
@@ -76,7 +68,7 @@ function buildScenario(options: Options, seed: number): ScenarioConfig {
         ...(options.peers === undefined ? {} : { peers: options.peers }),
       });
     case 'random':
-      return randomScenario(seed, { ...size, transfers: !options.links && transfersAvailable() });
+      return randomScenario(seed, { ...size, transfers: !options.links });
   }
 }
 

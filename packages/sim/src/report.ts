@@ -69,7 +69,7 @@ export function formatRun(result: RunResult, replay: string): string {
   const lines: string[] = [];
   lines.push(
     `${result.name} seed ${result.seed}: ${result.nodes.length} nodes, ` +
-      `${(result.contentBytes / MIB).toFixed(1)} MiB content${result.transfersSupported ? '' : ' (link-only: this Core runs no transfers)'}`,
+      `${(result.contentBytes / MIB).toFixed(1)} MiB content`,
   );
   for (const fault of result.faults) lines.push(`  fault ${fault}`);
   const f = figures(result);

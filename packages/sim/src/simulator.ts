@@ -100,7 +100,6 @@ export interface RunResult {
     readonly corrupter: boolean;
   }>;
   readonly originServedBytes: number;
-  readonly transfersSupported: boolean;
 }
 
 const POD_SECRET = new Uint8Array(32).fill(0x5a);
@@ -114,7 +113,6 @@ export class Simulation {
   readonly origin: Origin | undefined;
   readonly manifest: Manifest | undefined;
   readonly digest: ContentDigest;
-  readonly transfersSupported: boolean;
   private readonly prng: Prng;
   private readonly linkUp = new Map<number, { a: boolean; b: boolean }>();
   /** Pairs (`a:b`, a < b) separated by a broken partition now: no beacon crosses. */
@@ -191,8 +189,6 @@ export class Simulation {
       this.hosts.push(host);
       this.network.addNode(host, spec.lan, spec.wan);
     });
-    this.transfersSupported =
-      this.hosts[0] !== undefined && typeof this.hosts[0].core.downloadMemoryBytes === 'function';
   }
 
   /** Runs to the end and reports. Never throws for a broken invariant: it reports it. */
@@ -301,7 +297,7 @@ export class Simulation {
       (a, b) => this.network.spec(a, kind).latencyMs + this.network.spec(b, kind).latencyMs,
       (a, b) => this.brokenPairs.has(`${Math.min(a, b)}:${Math.max(a, b)}`),
     ).start();
-    if (c.kind !== 'links' && this.transfersSupported) {
+    if (c.kind !== 'links') {
       c.nodes.forEach((spec, index) => {
         const host = this.hosts[index]!;
         if (spec.role === 'seed') {
@@ -338,10 +334,10 @@ export class Simulation {
   private loop(): Violation | undefined {
     const c = this.config;
     const deadlineMs =
-      c.kind === 'links' || !this.transfersSupported
+      c.kind === 'links'
         ? c.faultEndMs + c.settleMs
         : Math.max(c.faultEndMs, c.downloadStartMs) + 3 * this.idealMs() + 60_000;
-    const downloads = c.kind !== 'links' && this.transfersSupported;
+    const downloads = c.kind !== 'links';
     while (true) {
       if (downloads && this.pending.size === 0 && this.queue.nowMs >= c.downloadStartMs)
         return undefined;
@@ -597,7 +593,6 @@ export class Simulation {
       nodes,
       bans: this.bans,
       originServedBytes: this.origin?.servedBytes ?? 0,
-      transfersSupported: this.transfersSupported,
     };
   }
 }
