@@ -14,7 +14,8 @@
  *             handed up to the Core.
  *
  * Outbound frames go through three lanes, in strict priority: control (HELLO, HEARTBEAT,
- * GOODBYE, STATUS, ...), then RPC, then data (DATA frames cut lazily from queued streams). Control
+ * GOODBYE, CANCEL, ...), then RPC, then data (DATA frames cut lazily from queued streams; a STATUS
+ * that ends a request queued behind its DATA, see `sendAfterData`). Control
  * and RPC frames are sealed and emitted at once; DATA frames are cut and sealed only while the
  * bytes handed to the host but not yet flushed to its socket stay below `sendWindowBytes`. So a
  * 16 MiB chunk never sits in a socket buffer in front of a HEARTBEAT or an RPC: at most one

@@ -23,7 +23,7 @@
  * - Faults this host carries out: `corrupting` (its Core is fed origin-data and chunk-read bytes
  *   with one byte flipped: the node becomes a lying peer while its Core is honest), crash,
  *   and shutdown (its Core says GOODBYE, then the process exits a little later).
- * - A failed download's fallback is the core's decision (fallback.ts); `carryOutFallback` is the
+ * - A failed download's fallback is the core's decision (`download:failed.fallback`); `carryOutFallback` is the
  *   one place it is carried out: 'repin' probes the origin again and starts a pooled download
  *   pinned to its current version, 'origin-only' starts a single-source download from the
  *   origin, each with the attempt count one higher. `activeDownloadId` names the download whose
@@ -433,8 +433,11 @@ export class NodeHost implements NetworkEndpoint, OriginClient, DiscoveryNode {
             `node ${this.index}: download:complete for unknown download ${event.downloadId}`,
           );
         }
-        // The sim never resumes, so the core always gives a digest (none fails the check).
-        checker.onComplete(event.totalBytes, event.sha256 ?? new Uint8Array(0), ctx.digest.sha256);
+        // The sim never resumes, so a URL download always has a digest (none fails the check);
+        // a content download has none (verified chunk by chunk against its manifest).
+        const isContent = this.sources.get(event.downloadId)?.kind === 'content';
+        const sha256 = event.sha256 ?? (isContent ? undefined : new Uint8Array(0));
+        checker.onComplete(event.totalBytes, sha256, ctx.digest.sha256);
         ctx.trace.note(this.now, this.index, `download:complete ${event.downloadId}`);
         ctx.onDownloadEnd(this.index, event.downloadId, 'complete', '');
         break;

@@ -19,8 +19,8 @@
  *   `peer:disconnect ... reason R by remote` notes are the GOODBYE reasons its peers saw.
  * - Which helper was given work: the event queue's observer (the trace's hook) counts the
  *   `origin-start` events of each node. Per-source bytes are each helper's bytes sent on pod
- *   links (its DATA frames, plus a few KiB of control). The protocol version of a link is not
- *   observable (`protocolVersion` undefined): the core's peer table does not keep it.
+ *   links (its DATA frames, plus a few KiB of control). The protocol version of a link is the
+ *   core's peer table's (`core.peers()`, from HELLO).
  * - Dependencies beyond the scenario API, named so a sim refactor knows: `Simulation.hosts[i]`
  *   with `deviceIdHex` and `core` (a `Core`), `Simulation.queue.observer` and the event kind
  *   `origin-start`, the simulator's device names `${role}-${index}`, and the trace note format

@@ -418,12 +418,9 @@ export class ContentDownload implements DownloadJob {
       stallFloorMs: this.ctx.settings.stallFloorMs,
       banThreshold: this.ctx.settings.banThreshold,
     });
-    this.delivery = new DownloadDelivery(
-      this.ctx,
-      this.ctx.crypto,
-      this.jobId,
-      manifest.totalBytes,
-    );
+    // No running digest: every chunk was verified against the manifest, whose content ID the
+    // host asked for, so a whole-object SHA-256 would be a second pass over every byte.
+    this.delivery = new DownloadDelivery(this.ctx, undefined, this.jobId, manifest.totalBytes);
     void nowMs;
     this.maybeComplete();
   }

@@ -36,7 +36,9 @@
  * hashes what it delivers once, as it delivers it, and reports it in `download:complete.sha256`;
  * after repairs it reads the output back once and reports that digest instead. The host trusts
  * it and never hashes SHA-256 again (it computes only other algorithms it needs: MD5 for an S3
- * ETag, SHA-512 from a Repr-Digest). Exception, a resumed URL download (`startOffset > 0`): the
+ * ETag, SHA-512 from a Repr-Digest). A content download reports no `sha256`: each chunk was
+ * verified against the manifest (the content ID covers them all), and a whole-object digest
+ * would be a second pass over every byte. Exception, a resumed URL download (`startOffset > 0`): the
  * core sees only the tail, so it does not hash at all, `sha256` is undefined, and the host
  * hashes the whole object once (the prefix from disk, then the new bytes as it writes them; if
  * it saw a `repair` deliver, from its output once the download completed). The core does not
@@ -282,8 +284,9 @@ export type TransferEvent =
        * SHA-256 of the whole output as the host holds it: of the delivered bytes, or, after a
        * repair, of the output read back (`read-delivered`). Equal to the source's `sha256`
        * when that was given (otherwise the download fails with 'sha256-mismatch'). Undefined
-       * for a resumed URL download (`startOffset > 0`): the host hashes the whole object (see
-       * "Digest responsibility" above).
+       * for a content download (verified chunk by chunk against its manifest) and for a resumed
+       * URL download (`startOffset > 0`: the host hashes the whole object); see "Digest
+       * responsibility" above.
        */
       readonly sha256?: Uint8Array | undefined;
     }
