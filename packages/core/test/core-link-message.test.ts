@@ -1,139 +1,31 @@
 /**
  * Peer links with 'message' framing (data channels, WebSockets): each `bytes-received` is one
  * whole record and each `send` output is one whole record. Two Cores on the shared HostDriver,
- * joined in memory by a "message transport" that delivers every send as one message; and
+ * joined in memory by the pair harness, which delivers every send as one message; and
  * fast-check properties that no message, however malformed or oversized, makes the core throw.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { Core, type CoreEvent, type CoreOutput } from '../src/core.js';
-import { HostDriver, unreachableOutput } from '../src/host-driver.js';
+import { Core } from '../src/core.js';
 import type { LinkFraming } from '../src/peer-link.js';
 import { SESSION_WIRE_VERSION } from '../src/secure-session.js';
 import { MAX_DATA_BYTES } from '../src/wire/codec.js';
 import { ReasonCode } from '../src/wire/reason-codes.js';
 import { MAX_RECORD_BYTES } from '../src/wire/record-framer.js';
 import { deterministicCrypto } from './support/deterministic-crypto.js';
+import { LINK, Pair, type Side } from './support/pair.js';
 
-const LINK = 1;
-type Name = 'a' | 'b';
-
-/** Two cores over an in-memory transport that keeps message boundaries (or not: `framing`). */
-class MessagePair {
-  nowMs = 0;
-  readonly cores = {} as Record<Name, Core>;
-  readonly drivers = {} as Record<Name, HostDriver>;
-  readonly events: Record<Name, CoreEvent[]> = { a: [], b: [] };
-  /** Every send output of each side, in order. */
-  readonly sent: Record<Name, Uint8Array[]> = { a: [], b: [] };
-  /** Sends not yet delivered (a test may take them off the wire). */
-  readonly inFlight: Record<Name, Array<Uint8Array | 'eof'>> = { a: [], b: [] };
-  private readonly ended: Record<Name, boolean> = { a: false, b: false };
-
-  constructor(
-    seed = 1,
-    readonly framing: Record<Name, LinkFraming> = { a: 'message', b: 'message' },
-  ) {
-    for (const [index, name] of (['a', 'b'] as const).entries()) {
-      const crypto = deterministicCrypto(seed * 2 + index);
-      this.cores[name] = new Core({
-        crypto,
-        identity: crypto.ed25519GenerateKeyPair(),
-        seed: seed * 2 + index,
-        deviceName: `device-${name}`,
-        handleTransfers: false,
-      });
-      this.drivers[name] = new HostDriver(this.cores[name], {
-        perform: (output) => this.perform(name, output),
-        setTimer: () => {}, // virtual time: nothing here waits for a deadline
-      });
-    }
-  }
-
-  /** a dials b. */
-  connect(): void {
-    this.open('b', 'inbound');
-    this.open('a', 'outbound');
-  }
-
-  open(name: Name, direction: 'inbound' | 'outbound'): void {
-    this.drivers[name].handle({
-      type: 'link-opened',
-      nowMs: this.nowMs,
-      linkId: LINK,
-      direction,
-      remoteAddress: name === 'a' ? 'b' : 'a',
-      framing: this.framing[name],
-    });
-  }
-
-  /** Feeds `bytes` to `name` as one message from its remote. */
-  inject(name: Name, bytes: Uint8Array): void {
-    this.drivers[name].handle({ type: 'bytes-received', nowMs: this.nowMs, linkId: LINK, bytes });
-  }
-
-  /** Delivers everything in flight, each send as one message, until nothing moves. */
-  drive(): void {
-    for (let moved = true, steps = 0; moved; steps++) {
-      assert.ok(steps < 100_000, 'the pair did not settle');
-      moved = false;
-      for (const from of ['a', 'b'] as const) {
-        const to: Name = from === 'a' ? 'b' : 'a';
-        for (const item of this.inFlight[from].splice(0)) {
-          moved = true;
-          if (item === 'eof') {
-            this.drivers[to].handle({ type: 'link-closed', nowMs: this.nowMs, linkId: LINK });
-            continue;
-          }
-          this.inject(to, item);
-          this.drivers[from].handle({
-            type: 'bytes-flushed',
-            nowMs: this.nowMs,
-            linkId: LINK,
-            byteCount: item.length,
-          });
-        }
-      }
-    }
-  }
-
-  eventsOf<T extends CoreEvent['type']>(
-    name: Name,
-    type: T,
-  ): Array<Extract<CoreEvent, { type: T }>> {
-    return this.events[name].filter((e): e is Extract<CoreEvent, { type: T }> => e.type === type);
-  }
-
-  private perform(name: Name, output: CoreOutput): void {
-    switch (output.type) {
-      case 'send':
-        this.sent[name].push(output.bytes);
-        if (!this.ended[name]) this.inFlight[name].push(output.bytes);
-        return;
-      case 'disconnect':
-        if (!this.ended[name]) this.inFlight[name].push('eof');
-        this.ended[name] = true;
-        return;
-      case 'event':
-        this.events[name].push(output.event);
-        return;
-      case 'connect':
-      case 'fetch-origin':
-      case 'cancel-fetch':
-      case 'read-chunk':
-      case 'read-delivered':
-      case 'deliver':
-      case 'store-chunk':
-        throw new Error(`unexpected ${output.type} output`);
-      default:
-        unreachableOutput(output);
-    }
-  }
+/** Two cores joined in memory, each send delivered as one message (`framing` per side). */
+function messagePair(
+  seed = 1,
+  framing: Record<Side, LinkFraming> = { a: 'message', b: 'message' },
+): Pair {
+  return new Pair({ seed, framing });
 }
 
-function readyPair(seed = 1): MessagePair {
-  const pair = new MessagePair(seed);
+function readyPair(seed = 1): Pair {
+  const pair = messagePair(seed);
   pair.connect();
   pair.drive();
   assert.equal(pair.eventsOf('a', 'peer:connect').length, 1);
@@ -147,7 +39,7 @@ test('over messages two cores connect, stream DATA, and each send is one whole r
   // The initiator's first message is its first record itself: [version][suite id] e, no prefix.
   assert.equal(pair.sent.a[0]?.[0], SESSION_WIRE_VERSION);
   const bytes = new Uint8Array(5 * MAX_DATA_BYTES + 77).map((_, i) => (i * 13 + (i >> 8)) & 0xff);
-  pair.drivers.a.handle({
+  pair.input('a', {
     type: 'send-message',
     nowMs: 0,
     linkId: LINK,
@@ -171,7 +63,7 @@ test('over messages two cores connect, stream DATA, and each send is one whole r
 
 test('GOODBYE over messages carries its reason to the remote', () => {
   const pair = readyPair();
-  pair.drivers.a.handle({
+  pair.input('a', {
     type: 'close-link',
     nowMs: 0,
     linkId: LINK,
@@ -199,7 +91,7 @@ test('an oversized or empty message closes the link with a reason, and the remot
     assert.equal(heard?.by, 'remote');
 
     // While handshaking too: a fresh responder refuses it at once.
-    const fresh = new MessagePair(3);
+    const fresh = messagePair(3);
     fresh.open('b', 'inbound');
     fresh.inject('b', bytes);
     assert.equal(fresh.eventsOf('b', 'peer:disconnect')[0]?.reason, reason, `${bytes.length} B`);
@@ -209,13 +101,13 @@ test('an oversized or empty message closes the link with a reason, and the remot
 test('a record split over two messages, or two records in one, closes the link cleanly', () => {
   for (const mangle of ['split', 'joined'] as const) {
     const pair = readyPair();
-    pair.drivers.a.handle({
+    pair.input('a', {
       type: 'send-message',
       nowMs: 0,
       linkId: LINK,
       message: { type: 'data', requestId: 1, offset: 0, bytes: new Uint8Array(3000) },
     });
-    pair.drivers.a.handle({
+    pair.input('a', {
       type: 'send-message',
       nowMs: 0,
       linkId: LINK,
@@ -241,7 +133,7 @@ test('a record split over two messages, or two records in one, closes the link c
 });
 
 test('a stream-framed dialer and a message-framed listener never connect, and nobody throws', () => {
-  const pair = new MessagePair(5, { a: 'stream', b: 'message' });
+  const pair = messagePair(5, { a: 'stream', b: 'message' });
   pair.connect();
   pair.drive();
   assert.equal(
@@ -286,7 +178,7 @@ const hostileMessage = fc.oneof(
 test('property: arbitrary messages at a fresh message-framed responder never throw', () => {
   fc.assert(
     fc.property(fc.array(hostileMessage, { maxLength: 6 }), (messages) => {
-      const pair = new MessagePair(7);
+      const pair = messagePair(7);
       pair.open('b', 'inbound');
       for (const bytes of messages) pair.inject('b', bytes);
       assert.equal(pair.eventsOf('b', 'peer:connect').length, 0, 'garbage never connects');
@@ -299,7 +191,7 @@ test('property: arbitrary messages at a fresh message-framed responder never thr
 test('property: arbitrary messages at a mid-handshake message-framed initiator never throw', () => {
   fc.assert(
     fc.property(fc.array(hostileMessage, { minLength: 1, maxLength: 4 }), (messages) => {
-      const pair = new MessagePair(9);
+      const pair = messagePair(9);
       pair.open('a', 'outbound'); // a sent message 1 and waits for message 2
       for (const bytes of messages) pair.inject('a', bytes);
       assert.equal(pair.eventsOf('a', 'peer:connect').length, 0);

@@ -17,6 +17,7 @@ import {
 import { HostDriver, unreachableOutput } from '../../src/host-driver.js';
 import { deterministicCrypto } from './deterministic-crypto.js';
 import type { KeyPair } from '../../src/crypto-provider.js';
+import type { LinkFraming } from '../../src/peer-link.js';
 
 export type Side = 'a' | 'b';
 
@@ -26,6 +27,11 @@ export interface PairOptions {
   /** Report every delivered byte flushed at once (an infinitely fast link). Default true. */
   readonly autoFlush?: boolean;
   readonly seed?: number;
+  /**
+   * Each side's link framing (`link-opened.framing`). Every `send` is delivered as one
+   * `bytes-received`, so 'message' sides see exactly one record per input. Default 'stream'.
+   */
+  readonly framing?: Readonly<Record<Side, LinkFraming>>;
 }
 
 /** The link ID both cores use for the one link between them. */
@@ -50,7 +56,9 @@ export class Pair {
   /** Optional tap that may rewrite bytes in flight (tampering tests). */
   tap: ((from: Side, bytes: Uint8Array) => Uint8Array) | undefined;
   private readonly autoFlush: boolean;
-  private readonly inFlight: Record<Side, Array<Uint8Array | 'eof'>> = { a: [], b: [] };
+  /** Sends not yet delivered (a test may take them off the wire). */
+  readonly inFlight: Record<Side, Array<Uint8Array | 'eof'>> = { a: [], b: [] };
+  private readonly framing: Readonly<Record<Side, LinkFraming>>;
 
   constructor(options: PairOptions = {}) {
     const seed = options.seed ?? 1;
@@ -77,6 +85,7 @@ export class Pair {
       });
     this.drivers = { a: driver('a'), b: driver('b') };
     this.autoFlush = options.autoFlush ?? true;
+    this.framing = options.framing ?? { a: 'stream', b: 'stream' };
   }
 
   /** Feeds `side`'s core one input through its host driver. */
@@ -86,20 +95,25 @@ export class Pair {
 
   /** a dials b. */
   connect(): void {
-    this.input('b', {
+    this.open('b', 'inbound');
+    this.open('a', 'outbound');
+  }
+
+  /** Opens `side`'s end of the link. */
+  open(side: Side, direction: 'inbound' | 'outbound'): void {
+    this.input(side, {
       type: 'link-opened',
       nowMs: this.nowMs,
       linkId: LINK,
-      direction: 'inbound',
-      remoteAddress: 'a',
+      direction,
+      remoteAddress: side === 'a' ? 'b' : 'a',
+      framing: this.framing[side],
     });
-    this.input('a', {
-      type: 'link-opened',
-      nowMs: this.nowMs,
-      linkId: LINK,
-      direction: 'outbound',
-      remoteAddress: 'b',
-    });
+  }
+
+  /** Feeds `bytes` to `side` as one input from its remote (one message, for 'message'). */
+  inject(side: Side, bytes: Uint8Array): void {
+    this.input(side, { type: 'bytes-received', nowMs: this.nowMs, linkId: LINK, bytes });
   }
 
   /** One round: deliver what is in flight (outputs were carried out as each input drained). Returns true if anything moved. */
