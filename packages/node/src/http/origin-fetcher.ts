@@ -116,8 +116,8 @@ export class OriginFetcher {
    * @throws PeapodError PEAPOD_ERR_INVALID_STATE if `fetch.fetchId` is already active.
    * @example
    * fetcher.start(output, {
-   *   onData: (bytes) => core.handle({ type: 'origin-data', nowMs: now(), fetchId: output.fetchId, bytes }),
-   *   onEnd: (outcome, detail) => core.handle({ type: 'origin-end', nowMs: now(), fetchId: output.fetchId, outcome, detail }),
+   *   onData: (bytes) => host.input({ type: 'origin-data', nowMs: now(), fetchId: output.fetchId, bytes }),
+   *   onEnd: (outcome, detail) => host.input({ type: 'origin-end', nowMs: now(), fetchId: output.fetchId, outcome, detail }),
    * });
    */
   start(fetch: Omit<FetchOriginOutput, 'type'>, callbacks: FetchCallbacks): void {
