@@ -332,3 +332,34 @@ test('a back-off stays due at its end until endBackoffs, so the timer that fires
     [7],
   );
 });
+
+test('queue allowance: a content download does not count a source stalled while its own queue drains', () => {
+  const PIECE = 1_000_000;
+  const build = (queueAllowance: boolean): PieceScheduler =>
+    new PieceScheduler({
+      pieceCount: 8,
+      pieceStart: (i) => Math.min(i, 8) * PIECE,
+      mode: 'in-order',
+      prng: new Prng(1),
+      queueAllowance,
+    });
+  for (const queueAllowance of [false, true]) {
+    const scheduler = build(queueAllowance);
+    scheduler.upsertSource(1);
+    scheduler.assign(0, open());
+    // Source 1 delivers its first piece in 10 s: 100 kB/s, all this device's downlink gives.
+    scheduler.progress(0, 1, PIECE, 10_000);
+    scheduler.received(0, 1, 10_000);
+    scheduler.accept(0);
+    scheduler.upsertSource(2);
+    scheduler.assign(10_000, open());
+    assert.ok(scheduler.inflightOf(2) > 0, 'source 2 got work');
+    const outstanding = scheduler.assignments().length * PIECE;
+    const expected = queueAllowance
+      ? Math.min(60_000, Math.ceil((outstanding * 1000) / scheduler.throughputOf(1)))
+      : SchedulerDefaults.stallFloorMs;
+    assert.equal(scheduler.stallTimeoutMs(2), expected);
+    assert.equal(scheduler.stalled(10_000 + 6_000).includes(2), !queueAllowance);
+    assert.ok(scheduler.stalled(10_000 + expected).includes(2), 'stalled once the allowance ends');
+  }
+});

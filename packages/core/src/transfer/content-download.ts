@@ -417,6 +417,7 @@ export class ContentDownload implements DownloadJob {
       sourcesMax: SWARM_SOURCES_MAX,
       stallFloorMs: this.ctx.settings.stallFloorMs,
       banThreshold: this.ctx.settings.banThreshold,
+      queueAllowance: true,
     });
     // No running digest: every chunk was verified against the manifest, whose content ID the
     // host asked for, so a whole-object SHA-256 would be a second pass over every byte.

@@ -19,7 +19,8 @@
  *   before the current holder is expected to. The first copy to arrive wins; `received()`
  *   returns the losers, which the caller cancels.
  * - **Failures.** A stalled source (no progress for `stallTimeoutMs(source)`, derived from its
- *   throughput with a floor), a departed one, an error or an integrity failure return the piece
+ *   throughput with a floor; for content swarms at least the time to drain what is in flight,
+ *   `queueAllowanceMs`), a departed one, an error or an integrity failure return the piece
  *   to pending. Errors back the source off; integrity failures add strikes, and a source that
  *   reaches `banThreshold` strikes is banned: it gets nothing more.
  *
@@ -57,6 +58,11 @@ export interface SchedulerOptions {
    * default: every free slot is filled at once.
    */
   readonly justInTime?: boolean;
+  /**
+   * Stall timeouts include the queueing allowance (`queueAllowanceMs`): for content swarms,
+   * whose sources all share this device's downlink. Off by default.
+   */
+  readonly queueAllowance?: boolean;
 }
 
 /** Defaults, with their reasons. */
@@ -83,6 +89,9 @@ export const SchedulerDefaults = {
   leadFloorMs: 50,
   leadDefaultMs: 250,
 } as const;
+
+/** The longest queueing allowance a source's stall timeout gets (see `queueAllowanceMs`). */
+const QUEUE_ALLOWANCE_MAX_MS = 60_000;
 
 /** Why an assignment ended without the piece. */
 export type FailureKind = 'error' | 'busy' | 'not-found' | 'stall' | 'cancelled';
@@ -161,6 +170,8 @@ export class PieceScheduler {
   private doneCount = 0;
   /** Bytes of the pieces in flight, counted once per assignee. */
   private inflightBytes = 0;
+  /** Bytes already received of the pieces in flight (same counting as `inflightBytes`). */
+  private inflightReceivedBytes = 0;
 
   constructor(options: SchedulerOptions) {
     this.pieceCount = options.pieceCount;
@@ -176,6 +187,7 @@ export class PieceScheduler {
       stallFloorMs: options.stallFloorMs ?? SchedulerDefaults.stallFloorMs,
       banThreshold: options.banThreshold ?? SchedulerDefaults.banThreshold,
       justInTime: options.justInTime ?? false,
+      queueAllowance: options.queueAllowance ?? false,
     };
     this.pieces = Array.from({ length: options.pieceCount }, () => ({
       status: 'pending' as PieceStatus,
@@ -356,6 +368,7 @@ export class PieceScheduler {
         state.firstByteMs === 0 ? sample : Math.floor((state.firstByteMs * 3 + sample) / 4);
     }
     assignee.bytes += byteCount;
+    if (state.inflight.has(piece)) this.inflightReceivedBytes += byteCount;
     state.sampleBytes += byteCount;
     state.lastProgressMs = nowMs;
   }
@@ -455,31 +468,57 @@ export class PieceScheduler {
     }
   }
 
-  /** How long `source` may go without progress before it counts as stalled. */
-  stallTimeoutMs(id: SourceId): number {
+  /**
+   * How long `source` may go without progress before it counts as stalled: eight 64 KiB
+   * frames' worth of time at its measured rate, or the floor, or the queueing allowance
+   * (`queueAllowanceMs`), whichever is longest.
+   */
+  stallTimeoutMs(id: SourceId, allowanceMs = this.queueAllowanceMs()): number {
     const source = this.sources.get(id);
     const rate = source?.bytesPerSecond ?? 0;
-    // Eight 64 KiB frames' worth of time at the measured rate, or the floor.
     const derived = rate > 0 ? Math.ceil((8 * 65_536 * 1000) / rate) : 0;
-    return Math.max(this.options.stallFloorMs, derived);
+    return Math.max(this.options.stallFloorMs, derived, allowanceMs);
   }
 
-  private stallDeadlineMs(source: {
-    readonly id: SourceId;
-    readonly lastProgressMs: number;
-  }): number {
-    return source.lastProgressMs + this.stallTimeoutMs(source.id);
+  /**
+   * The time this download needs to receive what it still has in flight, at the summed measured
+   * rates of its busy sources (at most `QUEUE_ALLOWANCE_MAX_MS`; 0 while none is measured).
+   * When this device's own downlink is the bottleneck, the bytes of every request in flight
+   * share one queue in front of it, so a new request's first byte waits behind the others' and
+   * a healthy source can be silent for that long. Without the allowance such a source counts as
+   * stalled, its request is cancelled (the bytes already on the wire are wasted) and the chunk
+   * moves to the next source, which waits behind the same queue: a chunk can then starve for
+   * minutes while every other chunk arrives (sim seed 173033983: the first chunk, so nothing was
+   * delivered).
+   */
+  private queueAllowanceMs(): number {
+    if (!this.options.queueAllowance) return 0;
+    let rate = 0;
+    for (const source of this.sources.values()) {
+      if (source.inflight.size > 0) rate += source.bytesPerSecond;
+    }
+    const outstanding = this.inflightBytes - this.inflightReceivedBytes;
+    if (rate <= 0 || outstanding <= 0) return 0;
+    return Math.min(QUEUE_ALLOWANCE_MAX_MS, Math.ceil((outstanding * 1000) / rate));
+  }
+
+  private stallDeadlineMs(
+    source: { readonly id: SourceId; readonly lastProgressMs: number },
+    allowanceMs: number,
+  ): number {
+    return source.lastProgressMs + this.stallTimeoutMs(source.id, allowanceMs);
   }
 
   /** Sources with work in flight and no progress for their stall timeout. */
   stalled(nowMs: number): SourceId[] {
     const out: SourceId[] = [];
+    const allowanceMs = this.queueAllowanceMs();
     for (const source of this.sources.values()) {
       if (
         source.inflight.size > 0 &&
         // The same expression as nextDeadlineMs: with fractional clocks, `now - last >= t` can
         // be false at the very instant `last + t` was promised, and the timer would spin.
-        nowMs >= this.stallDeadlineMs(source)
+        nowMs >= this.stallDeadlineMs(source, allowanceMs)
       ) {
         out.push(source.id);
       }
@@ -493,8 +532,9 @@ export class PieceScheduler {
     const consider = (at: number): void => {
       if (min === undefined || at < min) min = at;
     };
+    const allowanceMs = this.queueAllowanceMs();
     for (const source of this.sources.values()) {
-      if (source.inflight.size > 0) consider(this.stallDeadlineMs(source));
+      if (source.inflight.size > 0) consider(this.stallDeadlineMs(source, allowanceMs));
       // A back-off that ended still counts until `endBackoffs`: the timer that fires at its end
       // must find it due, or the caller never looks at the source again.
       if (!source.banned && source.backoffUntilMs > 0) consider(source.backoffUntilMs);
@@ -556,8 +596,10 @@ export class PieceScheduler {
   private unassign(piece: number, source: SourceState, nowMs: number): void {
     const state = this.pieces[piece]!;
     this.accrue(source, nowMs);
-    if (source.inflight.delete(piece))
+    if (source.inflight.delete(piece)) {
       this.inflightBytes -= this.pieceStart(piece + 1) - this.pieceStart(piece);
+      this.inflightReceivedBytes -= state.assignees.get(source.id)?.bytes ?? 0;
+    }
     state.assignees.delete(source.id);
     if (state.status === 'active' && state.assignees.size === 0) state.status = 'pending';
   }
