@@ -42,11 +42,15 @@ export class HostDriver {
 
   /** Feeds one input and runs the host loop; queued when it arrives during a drain. */
   handle(input: CoreInput): void {
-    this.queue.push(input);
-    if (this.draining) return;
+    if (this.draining) {
+      this.queue.push(input);
+      return;
+    }
     this.draining = true;
     try {
-      for (let next = this.queue.shift(); next !== undefined; next = this.queue.shift()) {
+      // The common case (nothing queued) touches no array: this runs for every received chunk.
+      let next: CoreInput | undefined = input;
+      for (; next !== undefined; next = this.queue.length > 0 ? this.queue.shift() : undefined) {
         this.core.handle(next);
         for (let out = this.core.poll(); out !== undefined; out = this.core.poll()) {
           this.adapter.perform(out);

@@ -166,7 +166,8 @@ export class PeerTable {
       this.failed(dialled, nowMs);
     }
     const [host, port] = splitHostPort(remoteAddress);
-    const entry = this.entryFor(deviceId, hex, host, listenPort || port, 'lan', nowMs, true);
+    // Forced: a device that completed a link is always recorded (links are bounded by the host).
+    const entry = this.entryFor(deviceId, hex, host, listenPort || port, 'lan', nowMs, true)!;
     entry.name = name;
     entry.protocolVersion = protocolVersion;
     entry.address = host;
@@ -243,24 +244,6 @@ export class PeerTable {
     entry.state = state;
   }
 
-  private entryFor(
-    deviceId: Uint8Array,
-    hex: string,
-    address: string,
-    port: number,
-    source: PeerSource,
-    nowMs: number,
-    force: true,
-  ): Entry;
-  private entryFor(
-    deviceId: Uint8Array,
-    hex: string,
-    address: string,
-    port: number,
-    source: PeerSource,
-    nowMs: number,
-    force: boolean,
-  ): Entry | undefined;
   private entryFor(
     deviceId: Uint8Array,
     hex: string,
