@@ -76,6 +76,13 @@ export interface CoreOptions {
    * protocol tools); transfer inputs are then still accepted but no peer is served.
    */
   readonly handleTransfers?: boolean;
+  /**
+   * TEST ONLY fault injection, for tests that need a lying peer made of real parts:
+   * `corruptServedChunks` flips one byte of every chunk this device serves, after its own check
+   * of the stored copy (so the requester's verification is what catches it). Never set it
+   * outside a test.
+   */
+  readonly testFaults?: { readonly corruptServedChunks?: boolean };
 }
 
 /** Defaults, with their reasons. */
@@ -285,6 +292,7 @@ export class Core {
         progressIntervalMs: positive('progressIntervalMs'),
         capabilities: this.linkConfig.hello.capabilities,
         podLinks: psk !== undefined,
+        corruptServedChunks: options.testFaults?.corruptServedChunks === true,
       },
       this.linkDirectory(),
     );
@@ -426,6 +434,9 @@ export class Core {
       case 'chunk-read':
       case 'delivered-read':
       case 'content-available':
+      case 'content-removed':
+      case 'url-content':
+      case 'lookup-url':
         this.transfers.handle(input);
         break;
       default: {

@@ -17,14 +17,14 @@
  */
 import type { CoreInput } from '@peapod/core';
 import type { Logger } from 'pino';
-import type { DownloadJob } from './download-job.js';
+import type { CoreJob } from './job-factory.js';
 import type { OriginFetcher } from './http/origin-fetcher.js';
 import type { TransferAdapters } from './transfer-adapters.js';
 
 export interface IoAdapterOptions {
   readonly fetcher: OriginFetcher;
   /** The running job of a core download, if any. */
-  readonly jobOf: (downloadId: number) => DownloadJob | undefined;
+  readonly jobOf: (downloadId: number) => CoreJob | undefined;
   readonly logger: Logger;
   /** Test-only fault injection: flip bytes of what this device fetches (for itself and peers). */
   readonly corruptForPeers: boolean;

@@ -15,7 +15,7 @@
  * Nothing here decides policy: the plan comes from pin-plan.ts, the fallback from the core.
  */
 import type { ServerResponse } from 'node:http';
-import { type CoreInput, type TransferEvent } from '@peapod/core';
+import { type CoreInput, type DownloadSource, type TransferEvent } from '@peapod/core';
 import type { GetRequest } from './api-client.js';
 import { DownloadJob, type HeaderPair, type JobHost } from './download-job.js';
 import { ObjectVerifier, userSha256, type ExpectedDigest } from './http/digest.js';
@@ -24,6 +24,15 @@ import { fetchWhole, lengthlessNote, probeStalled } from './http/origin-whole.js
 import { planFromProbe, type JobPlan } from './http/pin-plan.js';
 import type { BandwidthLimits } from './rate-limit.js';
 import { FileSink, StreamSink, type DownloadSink } from './sinks.js';
+
+/** A job that runs a core download: the host routes that download's outputs and events to it. */
+export interface CoreJob {
+  onDeliver(offset: number, bytes: Uint8Array, repair: boolean): void;
+  readDelivered(offset: number, length: number): Promise<Uint8Array | undefined>;
+  onCoreEvent(event: TransferEvent): void;
+  /** Stops the job (the daemon stops, the client left); what is on disk stays for a resume. */
+  cancel(): Promise<void>;
+}
 
 export interface JobFactoryOptions {
   /** The host's `input`. */
@@ -35,7 +44,7 @@ export interface JobFactoryOptions {
 }
 
 export class JobFactory {
-  private readonly jobs = new Map<number, DownloadJob>();
+  private readonly jobs = new Map<number, CoreJob>();
   private nextDownloadId = 1;
   private readonly host: JobHost;
 
@@ -74,8 +83,38 @@ export class JobFactory {
   }
 
   /** The running job of a core download, if any. */
-  jobOf(downloadId: number): DownloadJob | undefined {
+  jobOf(downloadId: number): CoreJob | undefined {
     return this.jobs.get(downloadId);
+  }
+
+  /**
+   * Starts a core content download for `job` (`peapod fetch`, a URL served from the pod);
+   * returns its download ID. `stallTimeoutMs` defaults to the daemon's.
+   */
+  startContentDownload(
+    job: CoreJob,
+    source: Omit<Extract<DownloadSource, { kind: 'content' }>, 'kind'>,
+  ): number {
+    const downloadId = this.nextDownloadId++;
+    this.jobs.set(downloadId, job);
+    this.options.feed({
+      type: 'start-download',
+      nowMs: performance.now(),
+      downloadId,
+      source: { kind: 'content', stallTimeoutMs: this.options.stallTimeoutMs, ...source },
+    });
+    return downloadId;
+  }
+
+  /** Stops a core download (content or URL) and forgets its job. */
+  cancelCoreDownload(downloadId: number): void {
+    this.jobs.delete(downloadId);
+    this.options.feed({ type: 'cancel-download', nowMs: performance.now(), downloadId });
+  }
+
+  /** Tells the core that `byteCount` delivered bytes of a download were consumed. */
+  acknowledge(downloadId: number, byteCount: number): void {
+    this.options.feed({ type: 'delivered', nowMs: performance.now(), downloadId, byteCount });
   }
 
   /** A transfer event of the core: to the job of its download. */
@@ -84,7 +123,7 @@ export class JobFactory {
   }
 
   /** The job ended: its download ID routes nothing any more. */
-  forget(job: DownloadJob): void {
+  forget(job: { readonly downloadId: number | undefined }): void {
     if (job.downloadId !== undefined) this.jobs.delete(job.downloadId);
   }
 

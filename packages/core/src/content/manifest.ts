@@ -37,6 +37,21 @@ export interface Manifest extends ChunkLayout {
   readonly contentId: Uint8Array;
   /** SHA-256 of each chunk, in order; `chunkCount(manifest)` entries of 32 bytes. */
   readonly chunkHashes: readonly Uint8Array[];
+  /**
+   * The tree's layout (`peapod share DIR`, or a single named file): the content is these
+   * files' bytes concatenated in this order (sizes sum to `totalBytes`). Absent for a bare
+   * object (a URL download). Pinned by the content ID (docs/content.md, "Trees").
+   */
+  readonly files?: readonly ManifestFile[];
+}
+
+/** One entry of a tree manifest's file table. */
+export interface ManifestFile {
+  /** Relative path, `/`-separated, each segment non-empty and not `.` or `..`; UTF-8. */
+  readonly path: string;
+  readonly sizeBytes: number;
+  /** The file had an execute bit when shared. */
+  readonly executable: boolean;
 }
 
 /** Why `decodeManifest` rejected its input. */
@@ -69,6 +84,8 @@ export type ManifestDecodeResult =
 /** The inputs of a manifest; `createManifest` computes the ID. */
 export interface ManifestFields extends ChunkLayout {
   readonly chunkHashes: readonly Uint8Array[];
+  /** A tree's file table (see `Manifest.files`). */
+  readonly files?: readonly ManifestFile[];
 }
 
 /** Builds a frozen manifest; the layout and hashes must already be valid. */

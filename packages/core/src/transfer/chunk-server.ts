@@ -153,6 +153,21 @@ export class ChunkServer {
     return added;
   }
 
+  /**
+   * The host dropped these chunks (all when `indices` is absent): they are no longer served,
+   * and CHUNK_REMOVE goes to every ready link. Returns true when nothing of the content is
+   * held any more (it is then forgotten, manifest included).
+   */
+  removeChunks(contentId: Uint8Array, indices: readonly number[] | undefined): boolean {
+    const key = toHex(contentId);
+    const content = this.contents.get(key);
+    if (content === undefined) return true;
+    for (const index of indices ?? [...content.held]) this.forget(key, index);
+    if (content.held.size > 0) return false;
+    this.contents.delete(key);
+    return true;
+  }
+
   /** Whether the chunk is held. */
   holds(key: string, index: number): boolean {
     return this.contents.get(key)?.held.has(index) ?? false;

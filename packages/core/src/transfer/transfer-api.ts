@@ -49,6 +49,7 @@
  */
 import type { Manifest } from '../content/manifest.js';
 import type { HttpHeader } from '../wire/messages.js';
+import type { IndexRange } from '../wire/messages.js';
 import type { ReasonCode } from '../wire/reason-codes.js';
 
 /** What to download. */
@@ -59,6 +60,20 @@ export type DownloadSource =
       readonly contentId: Uint8Array;
       /** The manifest, when the host has it; otherwise the core fetches it from peers. */
       readonly manifest?: Manifest;
+      /**
+       * Fetch and deliver only these chunks (`peapod fetch --only GLOB`: the chunks that hold
+       * the chosen files). `deliver` offsets stay content offsets: the selected chunks' ranges
+       * are delivered in order, the rest skipped. Default: every chunk.
+       */
+      readonly chunks?: readonly IndexRange[];
+      /**
+       * No newly verified byte for this long while chunks it still needs are held by no ready
+       * link (or the manifest by none) fails the download with reason 'unavailable', its
+       * detail naming what is missing (chunk count, bytes). While some ready link holds a
+       * missing chunk, the download waits for it (stalled sources are reassigned as always).
+       * Default: wait for good (no timeout).
+       */
+      readonly stallTimeoutMs?: number;
     }
   | {
       readonly kind: 'url';
@@ -187,7 +202,53 @@ export type TransferInput =
       readonly manifest: Manifest;
       /** Chunk indices held; all when absent. */
       readonly chunkIndices?: readonly number[];
+    }
+  /**
+   * The host no longer holds these chunks (`peapod rm`, eviction, a copy that failed its check
+   * on read): the core stops serving them and sends CHUNK_REMOVE to every ready link. All
+   * chunks when `chunkIndices` is absent; a content with no chunk left is forgotten, with its
+   * URL mappings (`url-content`).
+   */
+  | {
+      readonly type: 'content-removed';
+      readonly nowMs: number;
+      readonly contentId: Uint8Array;
+      readonly chunkIndices?: readonly number[];
+    }
+  /**
+   * The host holds (some of) content `contentId` as the bytes of `url` at version `validator`
+   * (a completed URL download, DESIGN.md decision 16): the core answers pod peers' URL_QUERY
+   * for that URL with it. A newer mapping for the same URL and validator replaces the old one.
+   */
+  | {
+      readonly type: 'url-content';
+      readonly nowMs: number;
+      readonly url: string;
+      /** The pin of that version, as the host encodes it (`DownloadSource.validator`). */
+      readonly validator: string;
+      readonly contentId: Uint8Array;
+    }
+  /**
+   * Ask every ready pod link which content holds `url` (URL_QUERY); answered by one
+   * `url:lookup` event with the same `lookupId`, once every asked link answered or closed, or
+   * after `URL_LOOKUP_TIMEOUT_MS`, or at once when no link can be asked.
+   */
+  | {
+      readonly type: 'lookup-url';
+      readonly nowMs: number;
+      readonly lookupId: number;
+      readonly url: string;
     };
+
+/** One pod member's answer to a URL lookup: it holds `contentId` as `url` at `validator`. */
+export interface UrlHolder {
+  readonly deviceId: Uint8Array;
+  readonly validator: string;
+  readonly contentId: Uint8Array;
+}
+
+/** How long a `lookup-url` waits for the links it asked. */
+export const URL_LOOKUP_TIMEOUT_MS = 1_000;
 
 /** How an origin fetch ended (`origin-end`). */
 export type OriginOutcome = 'ok' | 'changed' | 'error' | 'refused';
@@ -294,7 +355,8 @@ export type TransferEvent =
       readonly type: 'download:failed';
       readonly downloadId: number;
       /**
-       * 'cancelled', 'origin-changed', 'origin-error', 'sha256-mismatch' (discard the output;
+       * 'cancelled', 'origin-changed', 'origin-error', 'unavailable' (a content download whose
+       * missing chunks no ready link held for its `stallTimeoutMs`), 'sha256-mismatch' (discard the output;
        * retry from the origin alone), 'output-unreadable' (a repair needed a read-back the
        * host could not give), 'stalled' (no progress for the source's `stallTimeoutMs`; the
        * detail names the origin or peer that held the next missing piece).
@@ -303,6 +365,13 @@ export type TransferEvent =
       readonly detail: string;
       /** What the host does next (fallback-policy.ts); it never re-decides. */
       readonly fallback: DownloadFallback;
+    }
+  /** The answer to `lookup-url`: every pod member's mappings for the URL (maybe none). */
+  | {
+      readonly type: 'url:lookup';
+      readonly lookupId: number;
+      readonly url: string;
+      readonly holders: readonly UrlHolder[];
     }
   | {
       readonly type: 'peer:banned';

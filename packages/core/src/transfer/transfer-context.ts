@@ -67,6 +67,8 @@ export interface TransferSettings {
   readonly podLinks: boolean;
   /** Minimum time between two `download:progress` events of one download. */
   readonly progressIntervalMs: number;
+  /** TEST ONLY (CoreOptions.testFaults): flip a byte of every chunk served. */
+  readonly corruptServedChunks: boolean;
 }
 
 export interface TransferContext {

@@ -43,6 +43,7 @@ import {
   type TransferSettings,
 } from './transfer-context.js';
 import type { TransferEvent, TransferInput, TransferOutput } from './transfer-api.js';
+import { UrlIndex } from './url-index.js';
 
 /** Messages the Core hands to the engine instead of `peer:message`. */
 export const TRANSFER_MESSAGE_TYPES: ReadonlySet<WireMessage['type']> = new Set([
@@ -90,6 +91,7 @@ export class TransferEngine {
   private readonly bannedDevices = new Set<string>();
   private readonly context: TransferContext;
   private readonly throughput = new ThroughputMeter();
+  private readonly urls: UrlIndex;
 
   constructor(
     crypto: CryptoProvider,
@@ -108,6 +110,7 @@ export class TransferEngine {
       },
     };
     this.helper = new FetchHelper(this.context);
+    this.urls = new UrlIndex(this.context);
   }
 
   /** Next queued output, if any. */
@@ -170,6 +173,18 @@ export class TransferEngine {
       }
       case 'content-available':
         this.chunksHeld(input.manifest, input.chunkIndices);
+        break;
+      case 'content-removed':
+        this.urls.forgetContent(
+          input.contentId,
+          this.server.removeChunks(input.contentId, input.chunkIndices),
+        );
+        break;
+      case 'url-content':
+        this.urls.map(input.url, input.validator, input.contentId);
+        break;
+      case 'lookup-url':
+        this.urls.lookup(input.lookupId, input.url, nowMs);
         break;
       default: {
         const unreachable: never = input;

@@ -1,0 +1,103 @@
+/**
+ * The chunk store's contract (DESIGN.md decisions 10, 16, 19): what the daemon, the jobs and the
+ * tests may rely on. The implementation is `ChunkStore` (chunk-store.ts) over the chunk files
+ * (chunk-files.ts) and the SQLite index (store-index.ts).
+ *
+ * - Content-addressed: a chunk's bytes live in `<dir>/chunks/<2 hex>/<64 hex of its SHA-256>`,
+ *   written to a temporary name, fsynced, renamed, the directory fsynced, and only then
+ *   recorded in the index; or they live in a user's file (a shared file, a `get` output) that
+ *   the index references by path, offset and length. One chunk file serves every content that
+ *   has that chunk.
+ * - Every read is verified against the chunk's SHA-256. A copy that fails (a flipped byte, a
+ *   referenced file that changed) is dropped from the index (its file deleted when it is a
+ *   chunk file) and reported through `onChunksDropped`, never returned.
+ * - A byte budget bounds the chunk files (references cost nothing): storing past it evicts the
+ *   least recently used chunks of unpinned contents first; what the user shared is pinned.
+ *   When pinned chunks alone fill the budget, `putChunk` fails with `StoreFullError`; so does a
+ *   full disk (ENOSPC, EDQUOT), with a sentence that says which.
+ * - `open` recovers from any crash: temporary files and chunk files the index does not know
+ *   are deleted, index rows whose file is missing or has the wrong size are dropped. So after a
+ *   `kill -9` the index agrees with the files and only verified bytes are ever served.
+ */
+import type { Manifest } from '@peapod/core';
+
+/** Where a stored content came from, for `peapod ls`. */
+export type ContentOrigin =
+  /** `peapod share PATH`: pinned, its chunks referenced in the user's files. */
+  | { readonly kind: 'shared'; readonly path: string }
+  /** `peapod fetch ID`: from pod members. */
+  | { readonly kind: 'fetched' }
+  /** A completed `peapod get` or proxied GET: the bytes of `url` at version `validator`. */
+  | { readonly kind: 'url'; readonly url: string; readonly validator: string };
+
+/** One row of `peapod ls`. */
+export interface StoredContent {
+  /** Hex. */
+  readonly contentId: string;
+  readonly manifest: Manifest;
+  readonly totalBytes: number;
+  readonly chunkCount: number;
+  /** Chunks held (a chunk file or a reference). */
+  readonly heldChunks: number;
+  readonly complete: boolean;
+  readonly pinned: boolean;
+  readonly origin: ContentOrigin;
+  /** Milliseconds since the epoch. */
+  readonly addedAtMs: number;
+  readonly lastUsedAtMs: number;
+}
+
+/** A chunk whose bytes are in a user's file, not in a chunk file. */
+export interface ChunkReference {
+  readonly index: number;
+  readonly path: string;
+  /** Where the chunk's bytes start in that file. */
+  readonly offset: number;
+}
+
+/** What `open` cleaned up after an unclean stop. */
+export interface RecoveryReport {
+  readonly temporaryFilesRemoved: number;
+  readonly orphanFilesRemoved: number;
+  readonly rowsDropped: number;
+}
+
+/** `putChunk` cannot store: the budget is full of pinned chunks, or the disk is full. */
+export class StoreFullError extends Error {
+  override readonly name = 'StoreFullError';
+}
+
+export interface StoreOptions {
+  /** The store's directory (the daemon passes `<data dir>/store`). */
+  readonly dir: string;
+  /** Bytes of chunk files the store may keep. */
+  readonly budgetBytes: number;
+  /** Chunks a read found corrupt, or that eviction or `remove` dropped: tell the core. */
+  readonly onChunksDropped?: (contentId: Uint8Array, indices: readonly number[]) => void;
+}
+
+/** The operations (implemented by `ChunkStore` in chunk-store.ts). */
+export interface ChunkStoreApi {
+  readonly recovery: RecoveryReport;
+  /** Records a content's manifest (idempotent; `pinned` and `origin` update an existing row). */
+  addContent(manifest: Manifest, origin: ContentOrigin, options: { pinned: boolean }): void;
+  /** Stores a chunk the core verified. Rejects with StoreFullError when it cannot. */
+  putChunk(contentId: Uint8Array, index: number, bytes: Uint8Array): Promise<void>;
+  /** Records chunks whose bytes are in a user's file (verified on every read). */
+  referenceChunks(contentId: Uint8Array, references: readonly ChunkReference[]): void;
+  /** The chunk's bytes, verified; undefined when not held or the copy failed its check. */
+  readChunk(contentId: Uint8Array, index: number): Promise<Uint8Array | undefined>;
+  manifest(contentId: Uint8Array): Manifest | undefined;
+  /** Indices held, ascending. */
+  heldIndices(contentId: Uint8Array): number[];
+  list(): StoredContent[];
+  /** Drops the content (its chunk files when no other content uses them). False if unknown. */
+  remove(contentId: Uint8Array): Promise<boolean>;
+  /** `url` at `validator` is `contentId` (a completed URL download). */
+  mapUrl(url: string, validator: string, contentId: Uint8Array): void;
+  /** The contents known for `url`, newest first. */
+  urlContents(url: string): Array<{ readonly validator: string; readonly contentId: Uint8Array }>;
+  /** Every URL mapping (announced to the core at start). */
+  urlMappings(): Array<{ url: string; validator: string; contentId: Uint8Array }>;
+  close(): void;
+}
