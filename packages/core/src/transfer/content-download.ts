@@ -3,9 +3,7 @@
  *
  * Phases:
  * 1. **Manifest.** Given by the host, or requested from a peer that announced chunks of the
- *    content: CHUNK_REQUEST whose `chunkHash` is the content ID. The answer is accepted only if
- *    `decodeManifest(bytes, contentId)` succeeds, so a peer cannot substitute another manifest;
- *    a peer whose manifest does not hash to the ID is banned (that mismatch is certain).
+ *    content and checked against the content ID (manifest-fetch.ts).
  * 2. **Chunks.** A `PieceScheduler` in rarest-first mode assigns chunks to ready links that
  *    announced them. A chunk that a usable non-seed holds is never asked of a seed, so a seed
  *    spends its upload on the chunks only it has. Each request gets its own `ChunkVerifier`;
@@ -47,7 +45,7 @@
 import { toHex } from '../bytes.js';
 import { ChunkVerifier, verifyChunk } from '../content/chunk-verifier.js';
 import { chunkCount } from '../content/layout.js';
-import { decodeManifest, MANIFEST_HEADER_BYTES, type Manifest } from '../content/manifest.js';
+import type { Manifest } from '../content/manifest.js';
 import {
   Capability,
   TransferStatus,
@@ -58,28 +56,16 @@ import {
 import { ChunkSelection } from './chunk-selection.js';
 import { DownloadDelivery } from './download-delivery.js';
 import { fallbackFor } from './fallback-policy.js';
+import { ManifestFetch } from './manifest-fetch.js';
 import { PieceScheduler, SELF_SOURCE, type SourceId } from './scheduler.js';
 import type { DownloadJob, TransferContext } from './transfer-context.js';
-import { missingChunksDetail, noHolderDetail, UnavailableWatch } from './unavailable-watch.js';
+import { unavailableDetail, UnavailableWatch } from './unavailable-watch.js';
 
 interface ChunkRequest {
   readonly piece: number;
   readonly linkId: number;
   readonly verifier: ChunkVerifier;
 }
-
-interface ManifestRequest {
-  readonly linkId: number;
-  readonly requestId: number;
-  readonly parts: Uint8Array[];
-  received: number;
-}
-
-/**
- * Largest manifest: the header, 2^20 hashes and a tree's file table (at most 16 MiB, with its
- * u32 count).
- */
-const MANIFEST_BYTES_MAX = MANIFEST_HEADER_BYTES + 2 ** 20 * 32 + 4 + 16 * 1024 * 1024;
 
 /**
  * Sources one content download may use at once. The pooled download's K = 10 (ElioP2P) picks
@@ -122,8 +108,7 @@ export class ContentDownload implements DownloadJob {
   private readonly requests = new Map<string, ChunkRequest>();
   /** `${piece}:${linkId}` -> requestId. */
   private readonly byAssignment = new Map<string, number>();
-  private manifestRequest: ManifestRequest | undefined;
-  private readonly manifestRetryAfterMs = new Map<number, number>();
+  private readonly manifestFetch: ManifestFetch;
   /**
    * Pieces the host holds, to be read back for delivery -> source name: verified beyond the
    * reorder window (bytes dropped), or held before ('self').
@@ -146,12 +131,15 @@ export class ContentDownload implements DownloadJob {
     private readonly ctx: TransferContext,
     readonly jobId: number,
     readonly priority: number,
-    private readonly contentId: Uint8Array,
+    contentId: Uint8Array,
     options: ContentDownloadOptions,
     nowMs: number,
     private readonly reader: ChunkReader,
   ) {
     this.key = toHex(contentId);
+    this.manifestFetch = new ManifestFetch(ctx, contentId, this.key, (manifest, at) =>
+      this.begin(manifest, at),
+    );
     this.chunks = options.chunks;
     this.watch =
       options.stallTimeoutMs === undefined
@@ -170,7 +158,7 @@ export class ContentDownload implements DownloadJob {
     this.checkUnavailable(nowMs);
     if (this.state !== 'running') return;
     if (this.manifest === undefined) {
-      this.requestManifest(nowMs);
+      this.manifestFetch.ask(nowMs);
       return;
     }
     const scheduler = this.scheduler!;
@@ -324,19 +312,6 @@ export class ContentDownload implements DownloadJob {
   }
 
   onData(linkId: number, message: DataMessage, nowMs: number): void {
-    const manifestRequest = this.manifestRequest;
-    if (manifestRequest?.linkId === linkId && manifestRequest.requestId === message.requestId) {
-      if (
-        message.offset !== manifestRequest.received ||
-        manifestRequest.received + message.bytes.length > MANIFEST_BYTES_MAX
-      ) {
-        this.ctx.protocolError(linkId, 'manifest DATA out of order or too large', nowMs);
-        return;
-      }
-      manifestRequest.parts.push(message.bytes.slice());
-      manifestRequest.received += message.bytes.length;
-      return;
-    }
     const request = this.requests.get(`${linkId}:${message.requestId}`);
     if (request === undefined) return;
     const result = request.verifier.write(message.offset, message.bytes);
@@ -348,12 +323,6 @@ export class ContentDownload implements DownloadJob {
   }
 
   onStatus(linkId: number, message: StatusMessage, nowMs: number): void {
-    const manifestRequest = this.manifestRequest;
-    if (manifestRequest?.linkId === linkId && manifestRequest.requestId === message.requestId) {
-      this.manifestRequest = undefined;
-      this.onManifestStatus(linkId, manifestRequest, message, nowMs);
-      return;
-    }
     const requestKey = `${linkId}:${message.requestId}`;
     const request = this.requests.get(requestKey);
     if (request === undefined) return;
@@ -416,7 +385,7 @@ export class ContentDownload implements DownloadJob {
 
   onLinkClosed(linkId: number, nowMs: number): void {
     this.dirty = true;
-    if (this.manifestRequest?.linkId === linkId) this.manifestRequest = undefined;
+    this.manifestFetch.onLinkClosed(linkId);
     for (const [key, request] of this.requests) {
       if (request.linkId !== linkId) continue;
       this.requests.delete(key);
@@ -450,7 +419,7 @@ export class ContentDownload implements DownloadJob {
       if (at !== undefined && (min === undefined || at < min)) min = at;
     };
     if (this.manifest === undefined) {
-      for (const at of this.manifestRetryAfterMs.values()) if (at > nowMs) consider(at);
+      consider(this.manifestFetch.nextRetryMs(nowMs));
       return min;
     }
     consider(this.scheduler?.nextDeadlineMs());
@@ -463,39 +432,14 @@ export class ContentDownload implements DownloadJob {
   private checkUnavailable(nowMs: number): void {
     const watch = this.watch;
     if (watch === undefined || !watch.due(nowMs, this.ctx.availability.revision)) return;
-    const detail = this.missingDetail();
-    if (detail !== undefined) this.fail('unavailable', detail, nowMs);
-  }
-
-  /** What no usable ready link holds, as the failure detail; undefined when nothing. */
-  private missingDetail(): string | undefined {
-    const availability = this.ctx.availability;
-    const usable = this.ctx.links.ready().filter((linkId) => {
-      const peer = this.ctx.links.peer(linkId);
-      return peer !== undefined && (peer.capabilities & Capability.serveChunks) !== 0;
-    });
-    const selection = this.selection;
-    if (selection === undefined) {
-      return usable.some((linkId) => availability.knows(linkId, this.key))
+    const detail = unavailableDetail(
+      this.ctx,
+      this.key,
+      this.selection === undefined
         ? undefined
-        : noHolderDetail(this.key);
-    }
-    const scheduler = this.scheduler!;
-    let missing = 0;
-    let missingBytes = 0;
-    for (let piece = 0; piece < selection.count; piece++) {
-      if (scheduler.isDone(piece)) continue;
-      const index = selection.chunkOf(piece);
-      if (
-        availability.holderCount(this.key, index) > 0 &&
-        usable.some((linkId) => availability.has(linkId, this.key, index))
-      ) {
-        continue;
-      }
-      missing++;
-      missingBytes += this.pieceBytes(piece);
-    }
-    return missing === 0 ? undefined : missingChunksDetail(missing, selection.count, missingBytes);
+        : { selection: this.selection, isDone: (piece) => this.scheduler!.isDone(piece) },
+    );
+    if (detail !== undefined) this.fail('unavailable', detail, nowMs);
   }
 
   fail(reason: string, detail: string, nowMs: number): void {
@@ -506,15 +450,12 @@ export class ContentDownload implements DownloadJob {
       const requestId = Number(key.slice(key.indexOf(':') + 1));
       this.ctx.cancelRequest(request.linkId, requestId);
     }
-    if (this.manifestRequest !== undefined) {
-      this.ctx.cancelRequest(this.manifestRequest.linkId, this.manifestRequest.requestId);
-    }
+    this.manifestFetch.cancel();
     this.requests.clear();
     this.byAssignment.clear();
     this.stored.clear();
     this.reads.clear();
     this.reading.clear();
-    this.manifestRequest = undefined;
     this.ctx.event({
       type: 'download:failed',
       downloadId: this.jobId,
@@ -534,7 +475,7 @@ export class ContentDownload implements DownloadJob {
       if (request.verifier.receivedBytes > 0) total += request.verifier.expectedLength;
     }
     for (const piece of this.reading) total += this.pieceBytes(piece);
-    return total + (this.manifestRequest?.received ?? 0);
+    return total + this.manifestFetch.receivedBytes;
   }
 
   inflightOf(source: SourceId): number {
@@ -610,49 +551,5 @@ export class ContentDownload implements DownloadJob {
     this.byAssignment.delete(`${piece}:${linkId}`);
     this.requests.delete(`${linkId}:${requestId}`);
     this.ctx.cancelRequest(linkId, requestId);
-  }
-
-  private requestManifest(nowMs: number): void {
-    if (this.manifestRequest !== undefined) return;
-    for (const linkId of this.ctx.availability.linksKnowing(this.key)) {
-      const peer = this.ctx.links.peer(linkId);
-      if (peer === undefined || (peer.capabilities & Capability.serveChunks) === 0) continue;
-      if ((this.manifestRetryAfterMs.get(linkId) ?? 0) > nowMs) continue;
-      const requestId = this.ctx.openRequest(linkId, this);
-      if (requestId === undefined) continue;
-      this.manifestRequest = { linkId, requestId, parts: [], received: 0 };
-      this.ctx.links.send(linkId, {
-        type: 'chunk-request',
-        requestId,
-        chunkHash: this.contentId,
-        priority: 0,
-      });
-      return;
-    }
-  }
-
-  private onManifestStatus(
-    linkId: number,
-    request: ManifestRequest,
-    message: StatusMessage,
-    nowMs: number,
-  ): void {
-    if (this.state !== 'running') return;
-    if (message.status !== TransferStatus.ok) {
-      this.manifestRetryAfterMs.set(linkId, nowMs + 5_000);
-      return;
-    }
-    const bytes = new Uint8Array(request.received);
-    let at = 0;
-    for (const part of request.parts) {
-      bytes.set(part, at);
-      at += part.length;
-    }
-    const decoded = decodeManifest(this.ctx.crypto, bytes, this.contentId);
-    if (!decoded.ok) {
-      this.ctx.ban(linkId, `manifest rejected: ${decoded.reason}`, nowMs);
-      return;
-    }
-    this.begin(decoded.manifest, nowMs);
   }
 }
