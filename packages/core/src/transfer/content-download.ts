@@ -117,6 +117,8 @@ export class ContentDownload implements DownloadJob {
   /** Read ID -> piece being read back for delivery. */
   private readonly reads = new Map<number, number>();
   private readonly reading = new Set<number>();
+  /** Pieces this device came to hold while they were in flight from peers. */
+  private readonly heldInFlight = new Set<number>();
   /** Something changed that may allow new assignments (see the module header). */
   private dirty = true;
   private seenRevision = -1;
@@ -190,6 +192,9 @@ export class ContentDownload implements DownloadJob {
         scheduler.upsertSource(linkId, { isSeed: held === count, rttMs: peer.rttMs ?? 0 });
       }
     }
+    for (const piece of this.heldInFlight) {
+      if (this.markHeld(piece) || scheduler.isDone(piece)) this.heldInFlight.delete(piece);
+    }
     this.readBack();
     const assignments = scheduler.assign(nowMs, {
       // Any chunk may be fetched: what lies beyond the reorder window is stored, not buffered.
@@ -262,7 +267,9 @@ export class ContentDownload implements DownloadJob {
     if (this.state !== 'running' || selection === undefined) return;
     for (const index of indices) {
       const piece = selection.pieceOf(index);
-      if (piece !== undefined) this.markHeld(piece);
+      if (piece === undefined || this.markHeld(piece) || this.scheduler!.isDone(piece)) continue;
+      // In flight from a peer: let it come, but if it fails, read it back instead.
+      this.heldInFlight.add(piece);
     }
   }
 
@@ -274,6 +281,10 @@ export class ContentDownload implements DownloadJob {
     const selection = this.selection;
     if (this.state !== 'running' || selection === undefined) return;
     const removed = indices === undefined ? undefined : new Set(indices);
+    for (const piece of this.heldInFlight) {
+      if (removed === undefined || removed.has(selection.chunkOf(piece)))
+        this.heldInFlight.delete(piece);
+    }
     for (const piece of [...this.stored.keys()]) {
       if (this.reading.has(piece)) continue;
       if (removed !== undefined && !removed.has(selection.chunkOf(piece))) continue;
@@ -283,11 +294,15 @@ export class ContentDownload implements DownloadJob {
     }
   }
 
-  /** A pending piece this device holds: stored, to be read back (source 'self'). */
-  private markHeld(piece: number): void {
-    if (!this.scheduler!.markHeld(piece)) return;
+  /**
+   * A pending piece this device holds: stored, to be read back (source 'self'). Returns false
+   * when the piece is not pending.
+   */
+  private markHeld(piece: number): boolean {
+    if (!this.scheduler!.markHeld(piece)) return false;
     this.stored.set(piece, this.ctx.sourceName(SELF_SOURCE));
     this.dirty = true;
+    return true;
   }
 
   /** The host answered a read-back of a stored chunk. */
@@ -456,6 +471,7 @@ export class ContentDownload implements DownloadJob {
     this.stored.clear();
     this.reads.clear();
     this.reading.clear();
+    this.heldInFlight.clear();
     this.ctx.event({
       type: 'download:failed',
       downloadId: this.jobId,
