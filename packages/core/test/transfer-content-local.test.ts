@@ -119,7 +119,7 @@ test('a re-run download resumes: only the chunks the first run did not store are
   assert.equal(finalShares(mesh, 0, 2).self, held.length * CHUNK);
 });
 
-test('chunks that become available during a download are read back, even those in flight', () => {
+test('chunks that become available during a download are read back; their fetches are cancelled', () => {
   const data = testBytes(6 * CHUNK, 54);
   const manifest = manifestOf(data);
   const mesh = new Mesh([{}, {}]);
@@ -139,6 +139,10 @@ test('chunks that become available during a download are read back, even those i
   mesh.runUntil(() => completed(mesh, 0, 1), 60_000);
   assert.deepEqual(mesh.deliveredBytes(0, 1), data);
   assert.deepEqual(finalShares(mesh, 0, 1), { self: data.length });
+  // Every request still open at the peer was cancelled (none was left to stall).
+  const opened = sent.filter((m) => m.type === 'chunk-request').map((m) => m.requestId);
+  const cancelled = sent.filter((m) => m.type === 'cancel').map((m) => m.requestId);
+  assert.deepEqual([...cancelled].sort(), [...opened].sort());
 });
 
 test('content-removed during a download: the chunks are fetched from a peer at once', () => {

@@ -117,7 +117,7 @@ export class ContentDownload implements DownloadJob {
   /** Read ID -> piece being read back for delivery. */
   private readonly reads = new Map<number, number>();
   private readonly reading = new Set<number>();
-  /** Pieces this device came to hold while they were in flight from peers. */
+  /** Pieces this device came to hold while they were in flight from peers (see `onChunksHeld`). */
   private readonly heldInFlight = new Set<number>();
   /** Something changed that may allow new assignments (see the module header). */
   private dirty = true;
@@ -192,9 +192,7 @@ export class ContentDownload implements DownloadJob {
         scheduler.upsertSource(linkId, { isSeed: held === count, rttMs: peer.rttMs ?? 0 });
       }
     }
-    for (const piece of this.heldInFlight) {
-      if (this.markHeld(piece) || scheduler.isDone(piece)) this.heldInFlight.delete(piece);
-    }
+    this.takeHeldInFlight(nowMs);
     this.readBack();
     const assignments = scheduler.assign(nowMs, {
       // Any chunk may be fetched: what lies beyond the reorder window is stored, not buffered.
@@ -268,9 +266,23 @@ export class ContentDownload implements DownloadJob {
     for (const index of indices) {
       const piece = selection.pieceOf(index);
       if (piece === undefined || this.markHeld(piece) || this.scheduler!.isDone(piece)) continue;
-      // In flight from a peer: let it come, but if it fails, read it back instead.
+      // In flight from a peer: cancelled at the next scheduling pass, which has the time.
       this.heldInFlight.add(piece);
+      this.dirty = true;
     }
+  }
+
+  /** Cancels the peer fetches of pieces this device came to hold; they are read back instead. */
+  private takeHeldInFlight(nowMs: number): void {
+    if (this.heldInFlight.size === 0) return;
+    const scheduler = this.scheduler!;
+    for (const { piece, source } of scheduler.assignments()) {
+      if (!this.heldInFlight.has(piece)) continue;
+      this.cancelAssignment(piece, source);
+      scheduler.fail(piece, source, 'cancelled', nowMs);
+    }
+    for (const piece of this.heldInFlight) this.markHeld(piece);
+    this.heldInFlight.clear();
   }
 
   /**
@@ -452,7 +464,11 @@ export class ContentDownload implements DownloadJob {
       this.key,
       this.selection === undefined
         ? undefined
-        : { selection: this.selection, isDone: (piece) => this.scheduler!.isDone(piece) },
+        : {
+            selection: this.selection,
+            // A piece this device came to hold while it was in flight needs no peer either.
+            isDone: (piece) => this.scheduler!.isDone(piece) || this.heldInFlight.has(piece),
+          },
     );
     if (detail !== undefined) this.fail('unavailable', detail, nowMs);
   }
