@@ -58,6 +58,7 @@ import { DownloadDelivery } from './download-delivery.js';
 import { fallbackFor } from './fallback-policy.js';
 import { ManifestFetch } from './manifest-fetch.js';
 import { PieceScheduler, SELF_SOURCE, type SourceId } from './scheduler.js';
+import { StoredPieces } from './stored-pieces.js';
 import type { DownloadJob, TransferContext } from './transfer-context.js';
 import { unavailableDetail, UnavailableWatch } from './unavailable-watch.js';
 
@@ -109,14 +110,8 @@ export class ContentDownload implements DownloadJob {
   /** `${piece}:${linkId}` -> requestId. */
   private readonly byAssignment = new Map<string, number>();
   private readonly manifestFetch: ManifestFetch;
-  /**
-   * Pieces the host holds, to be read back for delivery -> source name: verified beyond the
-   * reorder window (bytes dropped), or held before ('self').
-   */
-  private readonly stored = new Map<number, string>();
-  /** Read ID -> piece being read back for delivery. */
-  private readonly reads = new Map<number, number>();
-  private readonly reading = new Set<number>();
+  /** Pieces the host holds, to be read back for delivery. */
+  private readonly stored = new StoredPieces();
   /** Pieces this device came to hold while they were in flight from peers (see `onChunksHeld`). */
   private readonly heldInFlight = new Set<number>();
   /** Something changed that may allow new assignments (see the module header). */
@@ -232,7 +227,7 @@ export class ContentDownload implements DownloadJob {
 
   /** Reads back stored pieces that the reorder window has reached. */
   private readBack(): void {
-    if (this.stored.size === this.reading.size) return;
+    if (!this.stored.anyUnread) return;
     const manifest = this.manifest!;
     const selection = this.selection!;
     const buffer = this.delivery!.buffer;
@@ -243,7 +238,7 @@ export class ContentDownload implements DownloadJob {
       piece++
     ) {
       if (!this.inWindow(piece)) break;
-      if (!this.stored.has(piece) || this.reading.has(piece)) continue;
+      if (!this.stored.isUnread(piece)) continue;
       const index = selection.chunkOf(piece);
       const readId = this.reader.read(
         this,
@@ -251,8 +246,7 @@ export class ContentDownload implements DownloadJob {
         index,
         manifest.chunkHashes[index]!,
       );
-      this.reads.set(readId, piece);
-      this.reading.add(piece);
+      this.stored.readStarted(readId, piece);
     }
   }
 
@@ -297,13 +291,11 @@ export class ContentDownload implements DownloadJob {
       if (removed === undefined || removed.has(selection.chunkOf(piece)))
         this.heldInFlight.delete(piece);
     }
-    for (const piece of [...this.stored.keys()]) {
-      if (this.reading.has(piece)) continue;
-      if (removed !== undefined && !removed.has(selection.chunkOf(piece))) continue;
-      this.stored.delete(piece);
-      this.scheduler!.reopen(piece);
-      this.dirty = true;
-    }
+    const dropped = this.stored.drop(
+      (piece) => removed === undefined || removed.has(selection.chunkOf(piece)),
+    );
+    for (const piece of dropped) this.scheduler!.reopen(piece);
+    if (dropped.length > 0) this.dirty = true;
   }
 
   /**
@@ -312,20 +304,16 @@ export class ContentDownload implements DownloadJob {
    */
   private markHeld(piece: number): boolean {
     if (!this.scheduler!.markHeld(piece)) return false;
-    this.stored.set(piece, this.ctx.sourceName(SELF_SOURCE));
+    this.stored.add(piece, this.ctx.sourceName(SELF_SOURCE));
     this.dirty = true;
     return true;
   }
 
   /** The host answered a read-back of a stored chunk. */
   onChunkRead(readId: number, bytes: Uint8Array | undefined, nowMs: number): void {
-    const piece = this.reads.get(readId);
-    if (piece === undefined) return;
-    this.reads.delete(readId);
-    this.reading.delete(piece);
-    const sourceName = this.stored.get(piece);
-    if (this.state !== 'running' || sourceName === undefined) return;
-    this.stored.delete(piece);
+    const read = this.stored.answered(readId);
+    if (read === undefined || this.state !== 'running') return;
+    const { piece, sourceName } = read;
     this.dirty = true;
     const hash = this.manifest!.chunkHashes[this.selection!.chunkOf(piece)]!;
     if (bytes === undefined || !verifyChunk(this.ctx.crypto, hash, bytes)) {
@@ -406,7 +394,7 @@ export class ContentDownload implements DownloadJob {
       this.delivery!.add(start, verified.bytes, this.ctx.sourceName(linkId), nowMs);
       this.maybeComplete();
     } else {
-      this.stored.set(request.piece, this.ctx.sourceName(linkId));
+      this.stored.add(request.piece, this.ctx.sourceName(linkId));
     }
   }
 
@@ -485,8 +473,6 @@ export class ContentDownload implements DownloadJob {
     this.requests.clear();
     this.byAssignment.clear();
     this.stored.clear();
-    this.reads.clear();
-    this.reading.clear();
     this.heldInFlight.clear();
     this.ctx.event({
       type: 'download:failed',
@@ -506,7 +492,7 @@ export class ContentDownload implements DownloadJob {
     for (const request of this.requests.values()) {
       if (request.verifier.receivedBytes > 0) total += request.verifier.expectedLength;
     }
-    for (const piece of this.reading) total += this.pieceBytes(piece);
+    for (const piece of this.stored.readingPieces()) total += this.pieceBytes(piece);
     return total + this.manifestFetch.receivedBytes;
   }
 
