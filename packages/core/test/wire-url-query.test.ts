@@ -1,5 +1,5 @@
 /**
- * URL_QUERY (0x1a) and URL_ANSWER (0x1b) in the wire codec (docs/protocol.md 6.9a):
+ * URL_QUERY (0x1a) and URL_ANSWER (0x1b) in the wire codec (docs/protocol.md 6.11):
  * 1. golden vectors (test/vectors/wire-url-v1.json, built with Python from the tables), both
  *    directions, and every strict prefix rejected;
  * 2. malformed frames with their expected reason; messages the encoder must refuse;
