@@ -598,3 +598,43 @@ test(`properties: chunksOfFiles covers exactly the chunks overlapping the chosen
     { numRuns: NUM_RUNS },
   );
 });
+
+/** The path rules written plainly, as the model for `treePathProblem`. */
+function pathIsValid(path: string): boolean {
+  if (/\p{Surrogate}/u.test(path)) return false;
+  const length = utf8Encode(path).length;
+  if (length < 1 || length > 4096) return false;
+  if ([...path].some((c) => c < ' ' || c === '\u007f' || c === '\\')) return false;
+  return path
+    .split('/')
+    .every((s) => s !== '' && s !== '.' && s !== '..' && utf8Encode(s).length <= 255);
+}
+
+test(`properties: treePathProblem never throws and agrees with a plain model (${NUM_RUNS * 5} runs)`, () => {
+  const unit = fc.constantFrom(
+    'a',
+    '/',
+    '.',
+    '\\',
+    '\u0000',
+    '\u001f',
+    '\u007f',
+    'é',
+    '😀',
+    '\ud800',
+    ' ',
+  );
+  const pathArb = fc.oneof(
+    fc.string({ unit, maxLength: 12 }),
+    fc.string({ unit: 'binary', maxLength: 20 }),
+    fc
+      .tuple(fc.integer({ min: 250, max: 260 }), fc.integer({ min: 4090, max: 4100 }))
+      .map(([segment, total]) => longPath(total).slice(0, total - segment) + 's'.repeat(segment)),
+  );
+  fc.assert(
+    fc.property(pathArb, (path) => {
+      assert.equal(treePathProblem(path) === undefined, pathIsValid(path), JSON.stringify(path));
+    }),
+    { numRuns: NUM_RUNS * 5 },
+  );
+});
