@@ -146,16 +146,18 @@ export class ChunkStore implements ChunkStoreApi {
     const encoded = encodeManifest(manifest);
     const decoded = decodeManifest(this.crypto, encoded, manifest.contentId);
     if (!decoded.ok) invalid('manifest', `does not hash to its content ID (${decoded.detail})`);
-    this.index.upsertContent({
-      contentId: manifest.contentId,
-      manifest: encoded,
-      totalBytes: manifest.totalBytes,
-      chunkSizeBytes: manifest.chunkSizeBytes,
-      chunkCount: chunkCount(manifest),
-      pinned: options.pinned,
-      origin,
-      nowMs: Date.now(),
-    });
+    this.commit(() =>
+      this.index.upsertContent({
+        contentId: manifest.contentId,
+        manifest: encoded,
+        totalBytes: manifest.totalBytes,
+        chunkSizeBytes: manifest.chunkSizeBytes,
+        chunkCount: chunkCount(manifest),
+        pinned: options.pinned,
+        origin,
+        nowMs: Date.now(),
+      }),
+    );
     this.manifests.set(toHex(manifest.contentId), decoded.manifest);
   }
 
@@ -225,7 +227,7 @@ export class ChunkStore implements ChunkStoreApi {
         invalid('references.offset', `must be a non-negative integer, got ${reference.offset}`);
       }
     }
-    const freed = this.index.transaction(() =>
+    const freed = this.commit(() =>
       references.flatMap((reference) =>
         this.index.setLocation(contentId, reference.index, {
           kind: 'reference',
@@ -249,41 +251,72 @@ export class ChunkStore implements ChunkStoreApi {
       return bytes;
     }
     if (location.kind === 'reference') {
-      const now = this.index.location(contentId, index);
-      if (
-        now?.kind === 'reference' &&
-        now.path === location.path &&
-        now.offset === location.offset
-      ) {
-        this.unlinkFreed(this.index.transaction(() => this.index.deleteChunk(contentId, index)));
-        this.report([{ contentId, index }]);
-      }
+      this.dropFailedReference(contentId, index, location);
       return undefined;
     }
+    return this.locks.run(toHex(location.hash), () =>
+      this.confirmFailedFile(contentId, index, location, length),
+    );
+  }
+
+  /** A reference failed its check: drop its row if it is still the same reference. */
+  private dropFailedReference(
+    contentId: Uint8Array,
+    index: number,
+    location: Extract<ChunkLocation, { kind: 'reference' }>,
+  ): void {
+    const now = this.index.location(contentId, index);
+    if (now?.kind !== 'reference' || now.path !== location.path || now.offset !== location.offset) {
+      return;
+    }
+    if (!this.tryCommit(() => this.index.deleteChunk(contentId, index))) return;
+    this.report([{ contentId, index }]);
+  }
+
+  /**
+   * Under the hash's lock: a chunk file failed its check. Read it again (it may have been
+   * unlinked and written again since); if it still fails, drop it and every row using it.
+   */
+  private async confirmFailedFile(
+    contentId: Uint8Array,
+    index: number,
+    location: ChunkLocation,
+    length: number,
+  ): Promise<Uint8Array | undefined> {
+    const now = this.index.location(contentId, index);
+    if (now?.kind !== 'file' || !sameBytes(now.hash, location.hash)) return undefined;
+    const again = await this.readVerified(now, length);
+    if (again !== undefined) {
+      this.touch(contentId, now);
+      return again;
+    }
+    const result = this.tryCommit(() => this.index.dropChunkFile(location.hash));
+    if (result === undefined) return undefined;
     const hashHex = toHex(location.hash);
-    return this.locks.run(hashHex, async () => {
-      const now = this.index.location(contentId, index);
-      if (now?.kind !== 'file' || !sameBytes(now.hash, location.hash)) return undefined;
-      const again = await this.readVerified(now, length);
-      if (again !== undefined) {
-        this.touch(contentId, now);
-        return again;
-      }
-      const { dropped, sizeBytes } = this.index.transaction(() =>
-        this.index.dropChunkFile(location.hash),
-      );
-      this.storedBytesNow -= sizeBytes;
-      this.fileTouches.delete(hashHex);
-      await this.files.remove(hashHex);
-      this.report(dropped);
-      return undefined;
-    });
+    this.storedBytesNow -= result.sizeBytes;
+    this.fileTouches.delete(hashHex);
+    await this.files.remove(hashHex);
+    this.report(result.dropped);
+    return undefined;
+  }
+
+  /**
+   * `commit`, except that a disk too full to commit gives undefined: a failed copy is then not
+   * served but stays in the index, to be dropped by a later read.
+   */
+  private tryCommit<T>(fn: () => T): T | undefined {
+    try {
+      return this.commit(fn);
+    } catch (error) {
+      if ((error as Partial<StoreFullError>).code === 'PEAPOD_ERR_STORE_FULL') return undefined;
+      throw error;
+    }
   }
 
   async remove(contentId: Uint8Array): Promise<boolean> {
     if (!this.index.contentExists(contentId)) return false;
     const held = this.index.heldIndices(contentId);
-    const freed = this.index.transaction(() => this.index.deleteContent(contentId));
+    const freed = this.commit(() => this.index.deleteContent(contentId));
     const hex = toHex(contentId);
     this.manifests.delete(hex);
     this.contentTouches.delete(hex);
@@ -297,7 +330,7 @@ export class ChunkStore implements ChunkStoreApi {
     if (!this.index.contentExists(contentId)) {
       invalid('contentId', `content ${toHex(contentId)} is not in the store (addContent first)`);
     }
-    this.index.mapUrl(url, validator, contentId, Date.now());
+    this.commit(() => this.index.mapUrl(url, validator, contentId, Date.now()));
   }
 
   urlContents(url: string): Array<{ readonly validator: string; readonly contentId: Uint8Array }> {
@@ -332,7 +365,7 @@ export class ChunkStore implements ChunkStoreApi {
     }
     const location: ChunkLocation = { kind: 'file', hash };
     if (this.index.chunkFileSize(hash) !== undefined) {
-      this.index.transaction(() => this.index.setLocation(contentId, index, location));
+      this.commit(() => this.index.setLocation(contentId, index, location));
       this.touch(contentId, location);
       return;
     }
@@ -341,7 +374,7 @@ export class ChunkStore implements ChunkStoreApi {
     const hashHex = toHex(hash);
     try {
       await this.files.write(hashHex, bytes);
-      const kept = this.index.transaction(() => {
+      const kept = this.commit(() => {
         if (!this.index.contentExists(contentId)) return false;
         this.index.insertChunkFile(hash, bytes.length, this.nextTouch(hash));
         this.index.setLocation(contentId, index, location);
@@ -353,16 +386,29 @@ export class ChunkStore implements ChunkStoreApi {
       } else await this.files.remove(hashHex);
     } catch (error) {
       await this.files.remove(hashHex);
-      if (isDiskFull(error)) {
-        throw new StoreFullError(
-          `The disk holding the chunk store (${this.options.dir}) is full; free space there, or lower the store's budget with --store-budget or PEAPOD_STORE_BUDGET.`,
-          { cause: error },
-        );
-      }
-      throw error;
+      throw isDiskFull(error) ? this.diskFull(error) : error;
     } finally {
       this.reservedBytes -= bytes.length;
     }
+  }
+
+  /**
+   * Runs `fn` in one index transaction.
+   * @throws StoreFullError when the disk is too full for SQLite to commit (SQLITE_FULL).
+   */
+  private commit<T>(fn: () => T): T {
+    try {
+      return this.index.transaction(fn);
+    } catch (error) {
+      throw isDiskFull(error) ? this.diskFull(error) : error;
+    }
+  }
+
+  private diskFull(cause: unknown): StoreFullError {
+    return new StoreFullError(
+      `The disk holding the chunk store (${this.options.dir}) is full; free space there, or lower the store's budget with --store-budget or PEAPOD_STORE_BUDGET.`,
+      { cause },
+    );
   }
 
   /**
@@ -381,7 +427,7 @@ export class ChunkStore implements ChunkStoreApi {
       );
     }
     const victims = this.index.evictionCandidates(over);
-    const dropped = this.index.transaction(() =>
+    const dropped = this.commit(() =>
       victims.flatMap((victim) => {
         const result = this.index.dropChunkFile(victim.hash);
         this.storedBytesNow -= result.sizeBytes;
@@ -486,8 +532,15 @@ export class ChunkStore implements ChunkStoreApi {
     if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
     if (this.fileTouches.size === 0 && this.contentTouches.size === 0) return;
-    this.index.writeTouches(this.fileTouches.values(), this.contentTouches.values());
-    this.fileTouches.clear();
-    this.contentTouches.clear();
+    try {
+      this.index.writeTouches(this.fileTouches.values(), this.contentTouches.values());
+    } catch (error) {
+      // On a full disk the uses are dropped: they only order eviction, and a flush from the
+      // timer must not throw.
+      if (!isDiskFull(error)) throw error;
+    } finally {
+      this.fileTouches.clear();
+      this.contentTouches.clear();
+    }
   }
 }
