@@ -18,8 +18,9 @@
  *   fails is dropped alone; the user's file is only ever opened read-only.
  * - Budget. `storedBytes` (chunk files, counted in memory from the index at open) plus the bytes
  *   of writes in flight never exceed `budgetBytes`: a put that would cross it first evicts the
- *   least recently used chunk files that no pinned content uses (`use_seq` order), or fails with
- *   StoreFullError when pinned files leave no room. References cost nothing.
+ *   least recently used chunk files that no pinned content uses (`use_seq` order), waits when
+ *   only other writes in flight are in the way, or fails with StoreFullError when pinned files
+ *   leave no room. References cost nothing.
  * - Last use. Reads and puts record uses in memory (a counter for the eviction order, a clock
  *   time for `peapod ls`) and write them in one transaction: before an eviction decision, at
  *   `list`, at `close`, and at most `TOUCH_FLUSH_MS` after a use. A crash loses at most those
@@ -93,6 +94,8 @@ function isDiskFull(error: unknown): boolean {
 export class ChunkStore implements ChunkStoreApi {
   private storedBytesNow: number;
   private reservedBytes = 0;
+  /** Puts waiting for writes in flight to settle before they can make room. */
+  private readonly reservationWaiters: Array<() => void> = [];
   private useSeq: number;
   private readonly fileTouches = new Map<string, ChunkFileTouch>();
   private readonly contentTouches = new Map<string, [Uint8Array, number]>();
@@ -369,7 +372,14 @@ export class ChunkStore implements ChunkStoreApi {
       this.touch(contentId, location);
       return;
     }
-    evicted.push(...this.makeRoom(bytes.length));
+    for (;;) {
+      const room = this.makeRoom(bytes.length);
+      if (room !== 'wait') {
+        evicted.push(...room);
+        break;
+      }
+      await new Promise<void>((resolve) => this.reservationWaiters.push(resolve));
+    }
     this.reservedBytes += bytes.length;
     const hashHex = toHex(hash);
     try {
@@ -389,6 +399,8 @@ export class ChunkStore implements ChunkStoreApi {
       throw isDiskFull(error) ? this.diskFull(error) : error;
     } finally {
       this.reservedBytes -= bytes.length;
+      const waiters = this.reservationWaiters.splice(0);
+      for (const wake of waiters) wake();
     }
   }
 
@@ -412,20 +424,23 @@ export class ChunkStore implements ChunkStoreApi {
   }
 
   /**
-   * Evicts least recently used unpinned chunk files until `sizeBytes` more fit the budget.
-   * @throws StoreFullError when pinned chunk files (and writes in flight) leave no room.
+   * Evicts least recently used unpinned chunk files until `sizeBytes` more fit the budget, or
+   * says 'wait' when only the writes in flight are in the way (they become evictable once
+   * committed).
+   * @throws StoreFullError when pinned chunk files leave no room.
    */
-  private makeRoom(sizeBytes: number): DroppedChunk[] {
+  private makeRoom(sizeBytes: number): DroppedChunk[] | 'wait' {
     const budget = this.options.budgetBytes;
     const over = this.storedBytesNow + this.reservedBytes + sizeBytes - budget;
     if (over <= 0) return [];
     this.flushTouches();
     const pinned = this.index.pinnedBytes();
-    if (pinned + this.reservedBytes + sizeBytes > budget) {
+    if (pinned + sizeBytes > budget) {
       throw new StoreFullError(
         `The chunk store is full: its budget is ${mebibytes(budget)} and pinned content (shared or kept) takes ${mebibytes(pinned)}, so a ${mebibytes(sizeBytes)} chunk does not fit; raise the budget with --store-budget or PEAPOD_STORE_BUDGET, or remove content with peapod rm.`,
       );
     }
+    if (pinned + this.reservedBytes + sizeBytes > budget) return 'wait';
     const victims = this.index.evictionCandidates(over);
     const dropped = this.commit(() =>
       victims.flatMap((victim) => {
