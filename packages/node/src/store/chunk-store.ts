@@ -21,16 +21,13 @@
  *   least recently used chunk files that no pinned content uses (`use_seq` order), waits when
  *   only other writes in flight are in the way, or fails with StoreFullError when pinned files
  *   leave no room. References cost nothing.
- * - Last use. Reads and puts record uses in memory (a counter for the eviction order, a clock
- *   time for `peapod ls`) and write them in one transaction: before an eviction decision, at
- *   `list`, at `close`, and at most `TOUCH_FLUSH_MS` after a use. A crash loses at most those
- *   uses (an eviction order slightly off), never a chunk.
+ * - Last use. Reads and puts record uses in memory and write them in batches (store-uses.ts);
+ *   an eviction decision flushes them first, so the order it follows is exact.
  * - Callbacks. `onChunksDropped` runs after the change committed, once per content, with the
  *   indices ascending; it must not throw.
  * - One process. The index's exclusive lock keeps a second process out (store-index.ts). Let
  *   every pending call settle before `close`.
  */
-import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import {
@@ -44,9 +41,10 @@ import {
   type Manifest,
 } from '@peapod/core';
 import { createNodeCryptoProvider } from '../node-crypto-provider.js';
-import { ChunkFiles, errorCode } from './chunk-files.js';
+import { ChunkFiles, errorCode, sameBytes, sha256 } from './chunk-files.js';
 import { KeyLocks } from './key-locks.js';
 import { recoverStore } from './store-recovery.js';
+import { UseLog } from './store-uses.js';
 import {
   StoreFullError,
   type ChunkReference,
@@ -59,24 +57,12 @@ import {
 import {
   StoreIndex,
   type ChunkFileRow,
-  type ChunkFileTouch,
   type ChunkLocation,
   type DroppedChunk,
 } from './store-index.js';
 
-/** The longest a recorded use waits in memory before it is written to the index. */
-export const TOUCH_FLUSH_MS = 2_000;
-
 const INDEX_FILE = 'index.sqlite';
 const CHUNKS_DIRECTORY = 'chunks';
-
-function sha256(bytes: Uint8Array): Uint8Array {
-  return createHash('sha256').update(bytes).digest();
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return Buffer.compare(a, b) === 0;
-}
 
 function invalid(name: string, problem: string): never {
   throw new PeapodError('PEAPOD_ERR_INVALID_ARGUMENT', `${name}: ${problem}`);
@@ -96,13 +82,10 @@ export class ChunkStore implements ChunkStoreApi {
   private reservedBytes = 0;
   /** Puts waiting for writes in flight to settle before they can make room. */
   private readonly reservationWaiters: Array<() => void> = [];
-  private useSeq: number;
-  private readonly fileTouches = new Map<string, ChunkFileTouch>();
-  private readonly contentTouches = new Map<string, [Uint8Array, number]>();
-  private flushTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly manifests = new Map<string, Manifest>();
   private readonly locks = new KeyLocks();
+  private readonly uses: UseLog;
   private readonly crypto: CryptoProvider = createNodeCryptoProvider();
 
   private constructor(
@@ -112,7 +95,7 @@ export class ChunkStore implements ChunkStoreApi {
     readonly recovery: RecoveryReport,
   ) {
     this.storedBytesNow = index.storedBytes();
-    this.useSeq = index.maxUseSeq();
+    this.uses = new UseLog(index);
   }
 
   /**
@@ -186,7 +169,7 @@ export class ChunkStore implements ChunkStoreApi {
   }
 
   list(): StoredContent[] {
-    this.flushTouches();
+    this.uses.flush();
     return this.index.contents().map((row) => ({
       contentId: toHex(row.contentId),
       manifest: this.requireManifest(row.contentId, 'list'),
@@ -241,14 +224,14 @@ export class ChunkStore implements ChunkStoreApi {
       ),
     );
     this.unlinkFreed(freed);
-    this.touchContent(contentId);
+    this.uses.useContent(contentId);
   }
 
   async readChunk(contentId: Uint8Array, index: number): Promise<Uint8Array | undefined> {
     const location = this.index.location(contentId, index);
     if (location === undefined) return undefined;
     const length = chunkLength(this.requireManifest(contentId, 'contentId'), index);
-    const bytes = await this.readVerified(location, length);
+    const bytes = await this.files.readVerified(location, length);
     if (bytes !== undefined) {
       this.touch(contentId, location);
       return bytes;
@@ -288,7 +271,7 @@ export class ChunkStore implements ChunkStoreApi {
   ): Promise<Uint8Array | undefined> {
     const now = this.index.location(contentId, index);
     if (now?.kind !== 'file' || !sameBytes(now.hash, location.hash)) return undefined;
-    const again = await this.readVerified(now, length);
+    const again = await this.files.readVerified(now, length);
     if (again !== undefined) {
       this.touch(contentId, now);
       return again;
@@ -297,7 +280,7 @@ export class ChunkStore implements ChunkStoreApi {
     if (result === undefined) return undefined;
     const hashHex = toHex(location.hash);
     this.storedBytesNow -= result.sizeBytes;
-    this.fileTouches.delete(hashHex);
+    this.uses.forgetFile(hashHex);
     await this.files.remove(hashHex);
     this.report(result.dropped);
     return undefined;
@@ -322,7 +305,7 @@ export class ChunkStore implements ChunkStoreApi {
     const freed = this.commit(() => this.index.deleteContent(contentId));
     const hex = toHex(contentId);
     this.manifests.delete(hex);
-    this.contentTouches.delete(hex);
+    this.uses.forgetContent(hex);
     this.report(held.map((index) => ({ contentId, index })));
     await Promise.all(this.unlinkFreed(freed));
     return true;
@@ -346,7 +329,7 @@ export class ChunkStore implements ChunkStoreApi {
 
   close(): void {
     if (this.closed) return;
-    this.flushTouches();
+    this.uses.close();
     this.closed = true;
     this.index.close();
   }
@@ -386,13 +369,13 @@ export class ChunkStore implements ChunkStoreApi {
       await this.files.write(hashHex, bytes);
       const kept = this.commit(() => {
         if (!this.index.contentExists(contentId)) return false;
-        this.index.insertChunkFile(hash, bytes.length, this.nextTouch(hash));
+        this.index.insertChunkFile(hash, bytes.length, this.uses.next(hash));
         this.index.setLocation(contentId, index, location);
         return true;
       });
       if (kept) {
         this.storedBytesNow += bytes.length;
-        this.touchContent(contentId);
+        this.uses.useContent(contentId);
       } else await this.files.remove(hashHex);
     } catch (error) {
       await this.files.remove(hashHex);
@@ -433,7 +416,7 @@ export class ChunkStore implements ChunkStoreApi {
     const budget = this.options.budgetBytes;
     const over = this.storedBytesNow + this.reservedBytes + sizeBytes - budget;
     if (over <= 0) return [];
-    this.flushTouches();
+    this.uses.flush();
     const pinned = this.index.pinnedBytes();
     if (pinned + sizeBytes > budget) {
       throw new StoreFullError(
@@ -469,25 +452,13 @@ export class ChunkStore implements ChunkStoreApi {
    */
   private unlinkUnindexed(hash: Uint8Array): Promise<void> {
     const hashHex = toHex(hash);
-    this.fileTouches.delete(hashHex);
+    this.uses.forgetFile(hashHex);
     return this.locks
       .run(hashHex, async () => {
         if (this.closed || this.index.chunkFileSize(hash) !== undefined) return;
         await this.files.remove(hashHex);
       })
       .catch(() => undefined);
-  }
-
-  private async readVerified(
-    location: ChunkLocation,
-    length: number,
-  ): Promise<Uint8Array | undefined> {
-    const bytes =
-      location.kind === 'file'
-        ? await this.files.read(toHex(location.hash))
-        : await this.files.readReference(location.path, location.offset, length);
-    if (bytes === undefined || bytes.length !== length) return undefined;
-    return sameBytes(sha256(bytes), location.hash) ? bytes : undefined;
   }
 
   /** Calls `onChunksDropped` once per content, indices ascending. */
@@ -524,38 +495,8 @@ export class ChunkStore implements ChunkStoreApi {
     );
   }
 
-  private nextTouch(hash: Uint8Array): ChunkFileTouch {
-    this.useSeq += 1;
-    return { hash, useSeq: this.useSeq, atMs: Date.now() };
-  }
-
   private touch(contentId: Uint8Array, location: ChunkLocation): void {
-    if (location.kind === 'file') {
-      this.fileTouches.set(toHex(location.hash), this.nextTouch(location.hash));
-    }
-    this.touchContent(contentId);
-  }
-
-  private touchContent(contentId: Uint8Array): void {
-    // A read that settles after close has nothing to record its use in.
-    if (this.closed) return;
-    this.contentTouches.set(toHex(contentId), [contentId, Date.now()]);
-    this.flushTimer ??= setTimeout(() => this.flushTouches(), TOUCH_FLUSH_MS).unref();
-  }
-
-  private flushTouches(): void {
-    if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
-    this.flushTimer = undefined;
-    if (this.fileTouches.size === 0 && this.contentTouches.size === 0) return;
-    try {
-      this.index.writeTouches(this.fileTouches.values(), this.contentTouches.values());
-    } catch (error) {
-      // On a full disk the uses are dropped: they only order eviction, and a flush from the
-      // timer must not throw.
-      if (!isDiskFull(error)) throw error;
-    } finally {
-      this.fileTouches.clear();
-      this.contentTouches.clear();
-    }
+    if (location.kind === 'file') this.uses.useFile(location.hash);
+    this.uses.useContent(contentId);
   }
 }
