@@ -371,6 +371,32 @@ describe('ChunkStore', () => {
     next.close();
   });
 
+  test('the @example of ChunkStore.open runs as written', async () => {
+    // The example is plain JavaScript with `ChunkStore` and `dir` in scope; `expr; // => JSON`
+    // asserts that the expression deep-equals the JSON value (as core's content-examples test).
+    const source = await readFile(
+      new URL('../../src/store/chunk-store.ts', import.meta.url),
+      'utf8',
+    );
+    const example = /@example\n((?:\s+\*(?! @)(?!\/).*\n)+)/.exec(source)?.[1];
+    assert.ok(example, 'ChunkStore.open has an @example');
+    const body = example
+      .split('\n')
+      .map((line) => line.replace(/^\s*\* ?/, ''))
+      .map((line) => {
+        const check = /^(.*); \/\/ => (.*)$/.exec(line);
+        return check ? `assertEqual(${check[1]}, ${check[2]});` : line;
+      })
+      .join('\n');
+    const AsyncFunction = Object.getPrototypeOf(async () => undefined).constructor as new (
+      ...args: string[]
+    ) => (...values: unknown[]) => Promise<void>;
+    const run = new AsyncFunction('ChunkStore', 'dir', 'assertEqual', body);
+    await run(ChunkStore, join(root, `example-${serial++}`), (actual: unknown, expected: unknown) =>
+      assert.deepEqual(JSON.parse(JSON.stringify(actual)), expected),
+    );
+  });
+
   test('misuse throws PEAPOD_ERR_INVALID_ARGUMENT naming the argument', async () => {
     const { store } = await freshStore();
     const content = makeContent(SEED, [1, 2]);

@@ -103,8 +103,9 @@ export class ChunkStore implements ChunkStoreApi {
    * @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT for a budget that is not a non-negative
    * safe integer; StoreIndexOpenError when another process holds the store.
    * @example
-   * const store = await ChunkStore.open({ dir: '/tmp/store', budgetBytes: 2 ** 30 });
-   * store.recovery.orphanFilesRemoved; // => 0 after a clean stop
+   * const store = await ChunkStore.open({ dir, budgetBytes: 2 ** 30 });
+   * store.recovery; // => {"temporaryFilesRemoved":0,"orphanFilesRemoved":0,"rowsDropped":0}
+   * store.close();
    */
   static async open(options: StoreOptions): Promise<ChunkStore> {
     if (!Number.isSafeInteger(options.budgetBytes) || options.budgetBytes < 0) {
@@ -207,8 +208,9 @@ export class ChunkStore implements ChunkStoreApi {
     const manifest = this.requireManifest(contentId, 'contentId');
     for (const reference of references) {
       this.chunkHash(manifest, reference.index);
-      if (!isAbsolute(reference.path))
+      if (!isAbsolute(reference.path)) {
         invalid('references.path', `must be absolute: ${reference.path}`);
+      }
       if (!Number.isSafeInteger(reference.offset) || reference.offset < 0) {
         invalid('references.offset', `must be a non-negative integer, got ${reference.offset}`);
       }
@@ -243,6 +245,41 @@ export class ChunkStore implements ChunkStoreApi {
     return this.locks.run(toHex(location.hash), () =>
       this.confirmFailedFile(contentId, index, location, length),
     );
+  }
+
+  async remove(contentId: Uint8Array): Promise<boolean> {
+    if (!this.index.contentExists(contentId)) return false;
+    const held = this.index.heldIndices(contentId);
+    const freed = this.commit(() => this.index.deleteContent(contentId));
+    const hex = toHex(contentId);
+    this.manifests.delete(hex);
+    this.uses.forgetContent(hex);
+    this.report(held.map((index) => ({ contentId, index })));
+    await Promise.all(this.unlinkFreed(freed));
+    return true;
+  }
+
+  mapUrl(url: string, validator: string, contentId: Uint8Array): void {
+    if (url.length === 0) invalid('url', 'must not be empty');
+    if (!this.index.contentExists(contentId)) {
+      invalid('contentId', `content ${toHex(contentId)} is not in the store (addContent first)`);
+    }
+    this.commit(() => this.index.mapUrl(url, validator, contentId, Date.now()));
+  }
+
+  urlContents(url: string): Array<{ readonly validator: string; readonly contentId: Uint8Array }> {
+    return this.index.urlContents(url);
+  }
+
+  urlMappings(): Array<{ url: string; validator: string; contentId: Uint8Array }> {
+    return this.index.urlMappings();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.uses.close();
+    this.closed = true;
+    this.index.close();
   }
 
   /** A reference failed its check: drop its row if it is still the same reference. */
@@ -297,41 +334,6 @@ export class ChunkStore implements ChunkStoreApi {
       if ((error as Partial<StoreFullError>).code === 'PEAPOD_ERR_STORE_FULL') return undefined;
       throw error;
     }
-  }
-
-  async remove(contentId: Uint8Array): Promise<boolean> {
-    if (!this.index.contentExists(contentId)) return false;
-    const held = this.index.heldIndices(contentId);
-    const freed = this.commit(() => this.index.deleteContent(contentId));
-    const hex = toHex(contentId);
-    this.manifests.delete(hex);
-    this.uses.forgetContent(hex);
-    this.report(held.map((index) => ({ contentId, index })));
-    await Promise.all(this.unlinkFreed(freed));
-    return true;
-  }
-
-  mapUrl(url: string, validator: string, contentId: Uint8Array): void {
-    if (url.length === 0) invalid('url', 'must not be empty');
-    if (!this.index.contentExists(contentId)) {
-      invalid('contentId', `content ${toHex(contentId)} is not in the store (addContent first)`);
-    }
-    this.commit(() => this.index.mapUrl(url, validator, contentId, Date.now()));
-  }
-
-  urlContents(url: string): Array<{ readonly validator: string; readonly contentId: Uint8Array }> {
-    return this.index.urlContents(url);
-  }
-
-  urlMappings(): Array<{ url: string; validator: string; contentId: Uint8Array }> {
-    return this.index.urlMappings();
-  }
-
-  close(): void {
-    if (this.closed) return;
-    this.uses.close();
-    this.closed = true;
-    this.index.close();
   }
 
   /** Under the hash's lock: dedup, or make room and write the chunk file, then its rows. */
