@@ -419,14 +419,19 @@ export class ChunkStore implements ChunkStoreApi {
     const over = this.storedBytesNow + this.reservedBytes + sizeBytes - budget;
     if (over <= 0) return [];
     this.uses.flush();
-    const pinned = this.index.pinnedBytes();
-    if (pinned + sizeBytes > budget) {
-      throw new StoreFullError(
-        `The chunk store is full: its budget is ${mebibytes(budget)} and pinned content (shared or kept) takes ${mebibytes(pinned)}, so a ${mebibytes(sizeBytes)} chunk does not fit; raise the budget with --store-budget or PEAPOD_STORE_BUDGET, or remove content with peapod rm.`,
-      );
-    }
-    if (pinned + this.reservedBytes + sizeBytes > budget) return 'wait';
     const victims = this.index.evictionCandidates(over);
+    const evictable = victims.reduce((sum, victim) => sum + victim.sizeBytes, 0);
+    if (evictable < over) {
+      // Every unpinned file together is not enough: what is left is pinned. (Not a query
+      // over all files: a full store evicts on every put.)
+      const pinned = this.storedBytesNow - evictable;
+      if (pinned + sizeBytes > budget) {
+        throw new StoreFullError(
+          `The chunk store is full: its budget is ${mebibytes(budget)} and pinned content (shared or kept) takes ${mebibytes(pinned)}, so a ${mebibytes(sizeBytes)} chunk does not fit; raise the budget with --store-budget or PEAPOD_STORE_BUDGET, or remove content with peapod rm.`,
+        );
+      }
+      return 'wait';
+    }
     const dropped = this.commit(() =>
       victims.flatMap((victim) => {
         const result = this.index.dropChunkFile(victim.hash);

@@ -174,9 +174,6 @@ export class StoreIndex {
       unusedFiles: prepare(`SELECT hash, size_bytes FROM chunk_files f
         WHERE NOT EXISTS (SELECT 1 FROM content_chunks cc WHERE cc.file_hash = f.hash)`),
       storedBytes: prepare(`SELECT COALESCE(SUM(size_bytes), 0) FROM chunk_files`).pluck(),
-      pinnedBytes: prepare(
-        `SELECT COALESCE(SUM(size_bytes), 0) FROM chunk_files f WHERE ${PINNED_USER}`,
-      ).pluck(),
       evictable: prepare(`SELECT hash, size_bytes FROM chunk_files f WHERE NOT ${PINNED_USER}
         ORDER BY use_seq`),
       maxUseSeq: prepare(`SELECT COALESCE(MAX(use_seq), 0) FROM chunk_files`).pluck(),
@@ -388,12 +385,10 @@ export class StoreIndex {
     return this.statements.storedBytes.get() as number;
   }
 
-  /** Bytes of the chunk files some pinned content uses (eviction cannot free them). */
-  pinnedBytes(): number {
-    return this.statements.pinnedBytes.get() as number;
-  }
-
-  /** Least recently used chunk files no pinned content uses, until they add up to `bytes`. */
+  /**
+   * Least recently used chunk files no pinned content uses, until they add up to `bytes` (all
+   * of them when they add up to less).
+   */
   evictionCandidates(bytes: number): ChunkFileRow[] {
     const chosen: ChunkFileRow[] = [];
     let total = 0;
