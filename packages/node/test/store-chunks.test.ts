@@ -10,6 +10,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
 import { toHex } from '@peapod/core';
 import { ChunkStore } from '../src/store/chunk-store.js';
 import type { StoreFullError } from '../src/store/store-api.js';
@@ -369,6 +370,28 @@ describe('ChunkStore', () => {
     store.close();
     const { store: next } = await freshStore(1, dir);
     next.close();
+  });
+
+  test('an index that is not a database, or of another schema version, is refused with a sentence', async () => {
+    const damaged = join(root, `damaged-${serial++}`);
+    await mkdir(damaged, { recursive: true });
+    await writeFile(
+      join(damaged, 'index.sqlite'),
+      'this is not SQLite, only long enough to be read as a header '.repeat(4),
+    );
+    await assert.rejects(
+      ChunkStore.open({ dir: damaged, budgetBytes: 1 }),
+      /is damaged .*move the store directory aside/,
+    );
+    const { store, dir } = await freshStore();
+    store.close();
+    const db = new Database(join(dir, 'index.sqlite'));
+    db.prepare('UPDATE schema_version SET version = 99').run();
+    db.close();
+    await assert.rejects(
+      ChunkStore.open({ dir, budgetBytes: 1 }),
+      /has schema version 99, and this PeaPod reads version 1/,
+    );
   });
 
   test('the @example of ChunkStore.open runs as written', async () => {

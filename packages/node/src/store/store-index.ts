@@ -186,8 +186,8 @@ export class StoreIndex {
 
   /**
    * Opens (creating if needed) the index at `path` and takes its lock.
-   * @throws StoreIndexOpenError when another process holds the store or the file was written
-   * by a newer schema.
+   * @throws StoreIndexOpenError when another process holds the store, the file was written by
+   * another schema version, or it is not a SQLite database.
    */
   static open(path: string): StoreIndex {
     const db = new Database(path, { timeout: BUSY_TIMEOUT_MS });
@@ -221,6 +221,12 @@ export class StoreIndex {
       if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') {
         throw new StoreIndexOpenError(
           `The chunk store index ${path} is in use by another PeaPod process; stop that daemon, or give this one another data directory.`,
+          { cause: error },
+        );
+      }
+      if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {
+        throw new StoreIndexOpenError(
+          `The chunk store index ${path} is damaged (${String(code)}); move the store directory aside (its chunks are fetched again as needed) and restart.`,
           { cause: error },
         );
       }
