@@ -27,7 +27,7 @@ import { ReasonCode } from '../wire/reason-codes.js';
 import type { StatusMessage, WireMessage } from '../wire/messages.js';
 import { Availability, indicesToRangeGroups } from './availability.js';
 import { ChunkServer } from './chunk-server.js';
-import type { ChunkReader, ContentDownload } from './content-download.js';
+import { ContentDownload, type ChunkReader } from './content-download.js';
 import { FetchHelper } from './fetch-helper.js';
 import { createDownloadJob } from './job-factory.js';
 import { ThroughputMeter, type LinkDirectory, type LinkPort } from './link-port.js';
@@ -102,6 +102,7 @@ export class TransferEngine {
     this.context = this.makeContext(crypto, prng);
     this.server = new ChunkServer(this.context, () => this.nextReadId++);
     this.reader = {
+      holds: (key, index) => this.server.holds(key, index),
       read: (download, contentId, chunkIndex, chunkHash) => {
         const readId = this.nextReadId++;
         this.downloadReads.set(readId, download);
@@ -175,6 +176,7 @@ export class TransferEngine {
         this.chunksHeld(input.manifest, input.chunkIndices);
         break;
       case 'content-removed':
+        this.localChunksRemoved(input.contentId, input.chunkIndices);
         this.urls.forgetContent(
           input.contentId,
           this.server.removeChunks(input.contentId, input.chunkIndices),
@@ -335,7 +337,10 @@ export class TransferEngine {
     for (const [id, job] of this.jobs) if (job.state !== 'running') this.jobs.delete(id);
   }
 
-  /** Chunks the host holds: serve and announce the new ones. */
+  /**
+   * Chunks the host holds: serve and announce the new ones, and tell the content's downloads
+   * (they read them back instead of fetching them).
+   */
   private chunksHeld(manifest: Manifest, indices: readonly number[] | undefined): void {
     const added = this.server.addChunks(manifest, indices);
     if (added.length === 0) return;
@@ -344,6 +349,24 @@ export class TransferEngine {
         this.links.send(linkId, { type: 'chunk-announce', contentId: manifest.contentId, ranges });
       }
     }
+    for (const download of this.contentDownloads(toHex(manifest.contentId)))
+      download.onChunksHeld(added);
+  }
+
+  /** The host dropped chunks (`content-removed`): the content's downloads stop counting on them. */
+  private localChunksRemoved(contentId: Uint8Array, indices: readonly number[] | undefined): void {
+    for (const download of this.contentDownloads(toHex(contentId)))
+      download.onChunksRemoved(indices);
+  }
+
+  /** The running downloads of content `key`. */
+  private contentDownloads(key: string): ContentDownload[] {
+    const out: ContentDownload[] = [];
+    for (const job of this.jobs.values()) {
+      if (job instanceof ContentDownload && job.state === 'running' && job.contentKey === key)
+        out.push(job);
+    }
+    return out;
   }
 
   private makeContext(crypto: CryptoProvider, prng: Prng): TransferContext {
