@@ -18,7 +18,7 @@
  * Jobs are scheduled in priority order (lower number first) after every input, each seeing the
  * pipeline slots the more urgent ones took.
  */
-import { toHex } from '../bytes.js';
+import { equalBytes, toHex } from '../bytes.js';
 import type { CryptoProvider } from '../crypto-provider.js';
 import type { Manifest } from '../content/manifest.js';
 import { invalidArgument, PeapodError } from '../errors.js';
@@ -53,6 +53,8 @@ export const TRANSFER_MESSAGE_TYPES: ReadonlySet<WireMessage['type']> = new Set(
   'cancel',
   'chunk-announce',
   'chunk-remove',
+  'url-query',
+  'url-answer',
   'fetch-assign',
 ]);
 
@@ -111,7 +113,10 @@ export class TransferEngine {
       },
     };
     this.helper = new FetchHelper(this.context);
-    this.urls = new UrlIndex(this.context);
+    // Any held chunk counts (url-index.ts); heldContents lists only contents with one.
+    this.urls = new UrlIndex(this.context, (contentId) =>
+      this.server.heldContents().some((held) => equalBytes(held.contentId, contentId)),
+    );
   }
 
   /** Next queued output, if any. */
@@ -219,6 +224,7 @@ export class TransferEngine {
     this.availability.dropLink(linkId);
     this.server.onLinkClosed(linkId, nowMs);
     this.helper.onLinkClosed(linkId);
+    this.urls.onLinkClosed(linkId);
     for (const job of this.jobs.values()) job.onLinkClosed(linkId, nowMs);
     this.afterEvent(nowMs);
   }
@@ -278,6 +284,12 @@ export class TransferEngine {
       case 'chunk-remove':
         this.availability.remove(linkId, message.contentId, message.ranges);
         break;
+      case 'url-query':
+        this.urls.onQuery(linkId, message);
+        break;
+      case 'url-answer':
+        this.urls.onAnswer(linkId, message);
+        break;
       default:
         break;
     }
@@ -294,6 +306,7 @@ export class TransferEngine {
 
   onTimer(nowMs: number): void {
     this.server.onTimer(nowMs);
+    this.urls.onTimer(nowMs);
     for (const job of this.jobs.values()) {
       const due = job.nextDeadlineMs(nowMs);
       if (due !== undefined && due <= nowMs) job.onTimer(nowMs);
@@ -303,6 +316,8 @@ export class TransferEngine {
 
   nextDeadlineMs(nowMs: number): number | undefined {
     let min: number | undefined = this.server.nextDeadlineMs();
+    const lookupDue = this.urls.nextDeadlineMs();
+    if (lookupDue !== undefined && (min === undefined || lookupDue < min)) min = lookupDue;
     for (const job of this.jobs.values()) {
       const due = job.nextDeadlineMs(nowMs);
       if (due !== undefined && (min === undefined || due < min)) min = due;
