@@ -6,6 +6,8 @@
  *   none holds all): each finishes from the others, byte-exact;
  * - the seeder is SIGKILLed before they together hold every chunk: each fails after the stall
  *   timeout with 'unavailable' and a sentence of what is missing, exit 1, and no output file;
+ * - a fetch interrupted with Ctrl-C (SIGINT, exit 130) resumes: the re-run reads the chunks
+ *   verified before back from this device's store (source `self`) and fetches only the rest;
  * - a seeder that corrupts every chunk it serves (`--test-corrupt-served-chunks`) is banned
  *   ('peer banned' in the fetcher's log): with an honest holder too the fetch finishes
  *   byte-exact; with none it fails clearly and no byte of the output lands;
@@ -144,6 +146,47 @@ describe('the seeder dies mid-fetch', () => {
         const left = await readdir(work);
         assert.ok(!left.some((entry) => join(work, entry).startsWith(out)), `${out} stays absent`);
       }
+    } finally {
+      await pod.stop();
+    }
+  });
+});
+
+describe('an interrupted fetch', () => {
+  test('resumes: what was verified is read back from the store, the rest fetched', async () => {
+    const pod = await PodFixture.start({ daemons: 2, flags: { 0: LIMITED } });
+    try {
+      await pod.connected(1, 1);
+      await writeTree(join(work, 'resume'), { 'resume.bin': CONTENT_BYTES });
+      const file = join(work, 'resume', 'resume.bin');
+      const { link } = jsonOf<ShareAnswer>(
+        await peapod(pod.daemons[0]!, ['share', file, '--json']),
+      );
+      const fetcher = pod.daemons[1]!;
+      const out = join(work, 'resume-out.bin');
+      const first = startPeapod(fetcher, ['fetch', link, '-o', out]);
+      let held = 0;
+      await waitFor(
+        async () => {
+          held = heldSet(await storeRow(fetcher, contentIdOf(link))).size;
+          return held >= 2;
+        },
+        60_000,
+        'two verified chunks',
+      );
+      first.child.kill('SIGINT');
+      const interrupted = await first.done;
+      assert.equal(interrupted.status, 130, interrupted.stderr);
+      assert.match(interrupted.stderr, /interrupted; .*re-run the same command to resume/);
+      const again = await peapod(fetcher, ['fetch', link, '-o', out, '--json']);
+      assert.equal(again.status, 0, again.stderr);
+      assert.equal(sha256(await readFile(out)), sha256(await readFile(file)));
+      const { bySource } = jsonOf<{ bySource: Record<string, number> }>(again);
+      assert.ok(
+        (bySource['self'] ?? 0) >= 2 * 4 * MiB,
+        `at least the ${held} chunks held before came from the store: ${JSON.stringify(bySource)}`,
+      );
+      assert.ok(Object.keys(bySource).length === 2, 'the rest came from the seeder');
     } finally {
       await pod.stop();
     }
