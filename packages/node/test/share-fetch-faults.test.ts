@@ -13,7 +13,8 @@
  *   byte-exact; with none it fails clearly and no byte of the output lands;
  * - a full disk under the output (a tiny tmpfs; skipped where mount is not allowed) fails that
  *   fetch with the disk-full sentence, the daemon keeps running, and a re-run elsewhere reads
- *   every chunk back from the store.
+ *   every chunk back from the store; a full disk under the store fails the fetch with the
+ *   store's sentence.
  * The kills wait on the fetchers' stores (their held chunks, polled through the API), never
  * on sleeps; the seeders' upload is limited (`--max-upload`, `--limit-lan`: loopback counts as
  * LAN) so the kills land mid-transfer.
@@ -24,6 +25,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { getPeers, type ShareAnswer } from '../src/api-client.js';
+import { serves } from './support/api-jobs.js';
 import { waitFor } from '../src/local-pod.js';
 import {
   heldSet,
@@ -274,6 +276,35 @@ describe('a full disk during a fetch', () => {
         (bySource['self'] ?? 0) > 0,
         `the chunks fetched before came from the store: ${JSON.stringify(bySource)}`,
       );
+    } finally {
+      await pod.stop();
+      mount.unmount();
+    }
+  });
+
+  test("the store's disk full fails the fetch with the store's sentence", async (t) => {
+    // Both data directories (so both stores) on a tmpfs too small for one 4 MiB chunk file.
+    const mount = await mountTinyTmpfs(join(work, 'tiny-store'), 3 * MiB);
+    if (typeof mount === 'string') {
+      t.skip(`cannot mount a tmpfs here: ${mount}`);
+      return;
+    }
+    const pod = await PodFixture.start({ daemons: 2, root: mount.path, flags: { 0: LIMITED } });
+    try {
+      await pod.connected(1, 1);
+      await writeTree(join(work, 'stored'), { 'stored.bin': CONTENT_BYTES });
+      const file = join(work, 'stored', 'stored.bin');
+      const shared = jsonOf<ShareAnswer>(await peapod(pod.daemons[0]!, ['share', file, '--json']));
+      const fetcher = pod.daemons[1]!;
+      const out = join(work, 'stored-out.bin');
+      const result = await peapod(fetcher, ['fetch', shared.link, '-o', out]);
+      assert.equal(result.status, 1, result.stderr);
+      assert.match(
+        result.stderr,
+        /fetch failed: The disk holding the chunk store .* is full; free space there/,
+      );
+      assert.ok(await serves(fetcher.api), 'the daemon keeps running');
+      assert.ok(!(await readdir(work)).some((entry) => entry.startsWith('stored-out.bin')));
     } finally {
       await pod.stop();
       mount.unmount();
