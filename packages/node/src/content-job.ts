@@ -64,6 +64,10 @@ export type ContentJobEvent =
     }
   | { readonly type: 'error'; readonly message: string };
 
+/**
+ * One content download, from the core to a sink (module comment). `run` resolves once the job
+ * ended and its sink closed; the events say how.
+ */
 export class ContentJob extends EventEmitter<{ event: [ContentJobEvent] }> implements CoreJob {
   private writeChain: Promise<void> = Promise.resolve();
   /** The job ended (done, failed or cancelled): no more writes, no second event. */
@@ -206,7 +210,12 @@ export class ContentJob extends EventEmitter<{ event: [ContentJobEvent] }> imple
   }
 }
 
-/** Bytes of the chosen chunks (the last chunk may be short). */
+/**
+ * Bytes of the chosen chunks (the last chunk may be short).
+ * @example
+ * // A content of 131082 bytes in chunks of 64 KiB: chunks 1 and 2 hold 65546 of them.
+ * selectedBytes(manifest, [{ start: 1, end: 3 }]); // => 65546
+ */
 export function selectedBytes(manifest: Manifest, chunks: readonly IndexRange[]): number {
   let total = 0;
   for (const range of chunks) {

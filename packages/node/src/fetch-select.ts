@@ -36,7 +36,14 @@ export function globPattern(glob: string): RegExp {
   return new RegExp(`^${source}(?:/.*)?$`, 'su');
 }
 
-/** Whether `path` (relative to the tree's root) matches `glob`. */
+/**
+ * Whether `path` (relative to the tree's root) matches `glob`.
+ * @example
+ * matchesGlob('*.jpg', 'a.jpg'); // => true
+ * matchesGlob('*.jpg', '2024/a.jpg'); // => false
+ * matchesGlob('**\/*.jpg', '2024/a.jpg'); // => true
+ * matchesGlob('2024', '2024/a.jpg'); // => true (a directory picks what is under it)
+ */
 export function matchesGlob(glob: string, path: string): boolean {
   return globPattern(glob).test(path);
 }

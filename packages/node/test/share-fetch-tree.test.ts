@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { Chunker, createManifest, toHex, type Manifest } from '@peapod/core';
+import { selectedBytes } from '../src/content-job.js';
 import { createNodeCryptoProvider } from '../src/node-crypto-provider.js';
 import { hashTree, scanTree } from '../src/share-scan.js';
 import { defaultOutputName, targetsOf, TreeSink } from '../src/tree-sink.js';
@@ -111,6 +112,9 @@ describe('the tree sink', () => {
       ['/out/pics/a.jpg', '/out/pics/empty', '/out/pics/sub/b.txt', '/out/pics/sub/c.bin'],
     );
     assert.equal(defaultOutputName(manifest, 'ab'.repeat(32)), 'photos');
+    // selectedBytes' example: 131082 bytes, chunks 1 and 2 of 64 KiB hold 65546 of them.
+    const example = treeManifest([['f', 131082]], new Uint8Array(131082));
+    assert.equal(selectedBytes(example, [{ start: 1, end: 3 }]), 65546);
     const single = treeManifest([['x.iso', 10]], new Uint8Array(10));
     assert.deepEqual(targetsOf(single, '/out/y.iso').targets[0]?.path, '/out/y.iso');
     assert.equal(defaultOutputName(single, 'ab'.repeat(32)), 'x.iso');
