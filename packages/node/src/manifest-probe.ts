@@ -34,9 +34,15 @@ class ManifestProbe implements CoreJob {
     this.downloadId = this.jobs.startContentDownload(this, { contentId });
   }
 
-  onDeliver(_offset: number, bytes: Uint8Array): void {
-    // Cancelled at the manifest, before any chunk arrives; acknowledged all the same, should one.
-    if (this.downloadId !== undefined) this.jobs.acknowledge(this.downloadId, bytes.length);
+  onDeliver(): void {
+    // Cancelled at the manifest, before any chunk arrives. Bytes first mean a core that does
+    // not report manifests: stop at once rather than download the content to drop it.
+    this.finish({
+      ok: false,
+      message:
+        "this daemon's core does not report a fetched manifest (download:manifest), so it can " +
+        'fetch only contents its store knows; this is a PeaPod bug, please report it',
+    });
   }
 
   readDelivered(): Promise<undefined> {
