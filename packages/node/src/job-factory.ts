@@ -168,8 +168,10 @@ export class JobFactory {
    */
   async create(request: GetRequest, stream: ServerResponse | undefined): Promise<DownloadJob> {
     const user: ExpectedDigest[] = request.sha256 === undefined ? [] : [userSha256(request.sha256)];
+    // --strict pools only what is proven one version: so is a pod copy (a strong ETag or a digest).
+    const strongOnly = request.strict === true && user.length === 0;
     const check: PodCheck = request.pool
-      ? await this.revalidate(request.url, request.headers, user)
+      ? await this.revalidate(request.url, request.headers, user, strongOnly)
       : { kind: 'none' };
     if (check.kind === 'unchanged') return this.podJob(request, check.serving, stream);
     const probe =
@@ -239,10 +241,13 @@ export class JobFactory {
     url: string,
     headers: readonly HeaderPair[],
     user: readonly ExpectedDigest[],
+    strongOnly = false,
   ): Promise<PodCheck> {
     const lookups = this.options.urlContent?.lookups;
     if (lookups === undefined) return { kind: 'none' };
-    const candidates = await lookups.candidates(url);
+    const candidates = (await lookups.candidates(url)).filter(
+      (copy) => !strongOnly || copy.pin.level === 'strong-etag',
+    );
     const conditions = revalidationOf(candidates);
     if (conditions === undefined) return { kind: 'none' };
     const [name, value] = Object.entries(conditions)[0]!;

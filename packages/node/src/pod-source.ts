@@ -220,7 +220,7 @@ export async function serveFromPod(
   );
   job.on('event', (event) => {
     if (event.type === 'progress') {
-      emit({ ...event, totalBytes: event.totalBytes });
+      emit(event);
     } else if (event.type === 'error') {
       failure = event.message;
     } else if (event.type === 'done' && checked.report !== undefined) {

@@ -83,6 +83,7 @@ export class UrlContentRecorder {
       );
       return undefined;
     }
+    if (manifest.totalBytes === 0) return undefined; // no chunk to serve
     const { contentId, chunkSizeBytes } = manifest;
     store.addContent(manifest, { kind: 'url', url, validator }, { pinned: false });
     store.referenceChunks(
