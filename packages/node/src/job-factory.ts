@@ -37,12 +37,15 @@ import {
   matchNotModified,
   revalidationOf,
   serveFromPod,
+  UrlLookups,
   type PodServing,
-  type UrlLookups,
 } from './pod-source.js';
 import type { BandwidthLimits } from './rate-limit.js';
 import { FileSink, StreamSink, type DownloadSink } from './sinks.js';
-import type { UrlContentRecorder } from './url-content.js';
+import { UrlContentRecorder } from './url-content.js';
+import { createNodeCryptoProvider } from './node-crypto-provider.js';
+import type { ChunkStoreApi } from './store/store-api.js';
+import type { Logger } from 'pino';
 
 /** What the pod's copies of a URL came to (`JobFactory.revalidate`). */
 export type PodCheck =
@@ -69,14 +72,14 @@ export interface JobFactoryOptions {
   /** Source address of this device's origin requests; default: any. */
   readonly originAddress: string | undefined;
   readonly limits: BandwidthLimits;
-  /** With a chunk store: the pod's copies of URLs, and keeping downloads as content. */
-  readonly urlContent?: { readonly lookups: UrlLookups; readonly recorder: UrlContentRecorder };
 }
 
 export class JobFactory {
   private readonly jobs = new Map<number, CoreJob>();
   private nextDownloadId = 1;
   private readonly host: JobHost;
+  /** Set by `useStore`: the pod's copies of URLs, and keeping downloads as content. */
+  private urlContent: { lookups: UrlLookups; recorder: UrlContentRecorder } | undefined;
 
   constructor(private readonly options: JobFactoryOptions) {
     const { feed, stallTimeoutMs, originAddress, limits } = options;
@@ -110,6 +113,25 @@ export class JobFactory {
         return { plan: planFromProbe(probe, user, { pool: true, strict }), digests: probe.digests };
       },
     };
+  }
+
+  /**
+   * The daemon opened its chunk store: from now on gets look for pod copies first and keep
+   * what they download (url-content.ts); the store's URL mappings are announced to the core.
+   */
+  useStore(store: ChunkStoreApi, logger: Logger): void {
+    const { feed } = this.options;
+    const crypto = createNodeCryptoProvider();
+    this.urlContent = {
+      lookups: new UrlLookups(feed, store),
+      recorder: new UrlContentRecorder({ store, feed, crypto, logger }),
+    };
+    this.urlContent.recorder.announce();
+  }
+
+  /** The core's answer to a URL lookup (the daemon routes `url:lookup` here). */
+  onUrlLookup(event: Extract<TransferEvent, { type: 'url:lookup' }>): void {
+    this.urlContent?.lookups.onLookup(event);
   }
 
   /** The running job of a core download, if any. */
@@ -243,7 +265,7 @@ export class JobFactory {
     user: readonly ExpectedDigest[],
     strongOnly = false,
   ): Promise<PodCheck> {
-    const lookups = this.options.urlContent?.lookups;
+    const lookups = this.urlContent?.lookups;
     if (lookups === undefined) return { kind: 'none' };
     const candidates = (await lookups.candidates(url)).filter(
       (copy) => !strongOnly || copy.pin.level === 'strong-etag',
@@ -365,7 +387,7 @@ export class JobFactory {
     probe: OriginDescription | undefined,
     expectedContentId?: Uint8Array,
   ): JobExtras['record'] {
-    const recorder = this.options.urlContent?.recorder;
+    const recorder = this.urlContent?.recorder;
     if (recorder === undefined) return undefined;
     return async (validator, totalBytes) => {
       const version = validator !== '' ? validator : probe && probedValidator(probe, totalBytes);

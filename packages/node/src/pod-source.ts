@@ -31,7 +31,6 @@ import { ObjectVerifier, type ExpectedDigest } from './http/digest.js';
 import { parseEntityTag } from './http/entity-tag.js';
 import { decodePin, describePin, type OriginPin } from './http/origin-pin.js';
 import type { NotModified, RevalidationConditions } from './http/origin-probe.js';
-import { pinningOf } from './http/pin-plan.js';
 import type { JobFactory } from './job-factory.js';
 import type { DownloadSink } from './sinks.js';
 import type { ChunkStoreApi } from './store/store-api.js';
@@ -214,10 +213,6 @@ export async function serveFromPod(
   const job = new ContentJob(jobs, { contentId: copy.contentId, sink: checked });
   let failure: string | undefined;
   let done: Extract<JobEvent, { type: 'done' }> | undefined;
-  const pinning = pinningOf(
-    copy.pin.level,
-    expected.map((digest) => digest.source),
-  );
   job.on('event', (event) => {
     if (event.type === 'progress') {
       emit(event);
@@ -232,10 +227,7 @@ export async function serveFromPod(
         pooled: false,
         seconds: event.seconds,
         bySource: event.bySource,
-        pinning: {
-          level: pinning.level,
-          guarantee: `every chunk was verified against the content's manifest, and the origin confirmed with 304 Not Modified that ${describePin(copy.pin)} is current; ${pinning.guarantee}`,
-        },
+        pinning: { level: copy.pin.level, guarantee: podGuarantee(copy, expected) },
         servedFrom: 'pod',
         revalidation: `304 Not Modified to ${serving.condition}`,
       };
@@ -254,6 +246,18 @@ export async function serveFromPod(
     kind: 'failed',
     reason: `the pod's copy could not be used (${failure ?? 'it ended without a result'})`,
   };
+}
+
+/** What a copy served from the pod guarantees, as pin-plan.ts says it for the origin's pins. */
+function podGuarantee(copy: UrlCandidate, expected: readonly ExpectedDigest[]): string {
+  const sources = [...new Set(expected.map((digest) => digest.source))];
+  return (
+    `every chunk was verified against the content ID the pod holds ${describePin(copy.pin)} as, ` +
+    'and the origin confirmed with 304 Not Modified that this version is current; ' +
+    (sources.length === 0
+      ? 'no digest of the object is known (pass --sha256 for an end-to-end check)'
+      : `the whole file is also checked against ${sources.join(', ')}`)
+  );
 }
 
 /**

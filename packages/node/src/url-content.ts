@@ -32,6 +32,7 @@ import {
 } from '@peapod/core';
 import type { Logger } from 'pino';
 import { revalidatable } from './pod-source.js';
+import { escalateIfInvariant } from './process-guard.js';
 import type { ChunkStoreApi } from './store/store-api.js';
 
 /** Bytes read from the output file at a time (one chunk). */
@@ -85,12 +86,18 @@ export class UrlContentRecorder {
     }
     if (manifest.totalBytes === 0) return undefined; // no chunk to serve
     const { contentId, chunkSizeBytes } = manifest;
-    store.addContent(manifest, { kind: 'url', url, validator }, { pinned: false });
-    store.referenceChunks(
-      contentId,
-      manifest.chunkHashes.map((_, index) => ({ index, path, offset: index * chunkSizeBytes })),
-    );
-    store.mapUrl(url, validator, contentId);
+    try {
+      store.addContent(manifest, { kind: 'url', url, validator }, { pinned: false });
+      store.referenceChunks(
+        contentId,
+        manifest.chunkHashes.map((_, index) => ({ index, path, offset: index * chunkSizeBytes })),
+      );
+      store.mapUrl(url, validator, contentId);
+    } catch (error) {
+      escalateIfInvariant(error);
+      logger.warn({ url, error: String(error) }, 'the store could not keep a download');
+      return undefined;
+    }
     const nowMs = performance.now();
     feed({ type: 'content-available', nowMs, manifest });
     feed({ type: 'url-content', nowMs, url, validator, contentId });
