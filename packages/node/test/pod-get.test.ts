@@ -16,11 +16,15 @@
  *   way, byte-exact, with `X-PeaPod-Source: pod`;
  * - an origin without a validator (no ETag, no Last-Modified) is never served from the pod;
  * - a Last-Modified pin is revalidated with If-Modified-Since;
+ * - a 304 stating a digest the pod's copy fails: the copy is not used (one sentence says why)
+ *   and the object is downloaded fresh, byte-exact;
+ * - the revalidation carries the requester's own Authorization: a token the origin refuses
+ *   gets its 401 and no byte from the pod;
  * - nginx's strong ETag on a static file answers 304 to the conditional range probe.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -213,6 +217,69 @@ describe('a URL another pod member downloaded is served from the pod', () => {
       assert.equal(seen.length, 1);
       assert.equal(seen[0]!.status, 304);
       assert.notEqual(seen[0]!.ifModifiedSince, undefined);
+    } finally {
+      origin.options = {};
+    }
+  });
+
+  test('a 304 whose digest the pod copy fails: the object comes fresh from the origin', async () => {
+    const bytes = randomBytes(7 * MiB + 1);
+    await writeObject(www, 'lie.bin', bytes, 60);
+    const url = `${origin.url}/lie.bin`;
+    podSummary(await pod.get(0, [url, '-o', join(dir, 'lie-one.bin'), '--json']));
+    await origin.untilIdle();
+    origin.options = { notModifiedSha256: createHash('sha256').update('another').digest() };
+    try {
+      const since = origin.log.length;
+      const two = podSummary(await pod.get(1, [url, '-o', join(dir, 'lie-two.bin'), '--json']));
+      assert.equal(two.servedFrom, undefined);
+      assert.match(
+        two.note,
+        /the pod's copy could not be used \(digest mismatch: .*\); downloading it from the origin/,
+      );
+      assert.ok((await readFile(join(dir, 'lie-two.bin'))).equals(bytes), 'byte-exact');
+      await origin.untilIdle();
+      const seen = origin.from(DEVICE_2, since);
+      assert.equal(seen[0]?.status, 304, 'first the revalidation');
+      assert.equal(seen[1]?.range, 'bytes=0-0', 'then a plain probe of the fresh download');
+      assert.equal(seen[1]?.ifNoneMatch, undefined);
+    } finally {
+      origin.options = {};
+    }
+  });
+
+  test('the revalidation carries the requester credentials: the origin decides', async () => {
+    origin.options = { authorization: 'Bearer one' };
+    try {
+      const bytes = randomBytes(4 * MiB + 9);
+      await writeObject(www, 'private.bin', bytes, 70);
+      const url = `${origin.url}/private.bin`;
+      const auth = (token: string) => ['--header', `Authorization: Bearer ${token}`];
+      podSummary(
+        await pod.get(0, [url, '-o', join(dir, 'private-one.bin'), '--json', ...auth('one')]),
+      );
+      await origin.untilIdle();
+      const since = origin.log.length;
+      const refused = await pod.get(1, [
+        url,
+        '-o',
+        join(dir, 'private-two.bin'),
+        '--json',
+        ...auth('two'),
+      ]);
+      assert.equal(refused.status, 1, refused.stderr);
+      assert.match(summaryOf(refused).error ?? '', /401/);
+      await assert.rejects(readFile(join(dir, 'private-two.bin')), { code: 'ENOENT' });
+      await origin.untilIdle();
+      const seen = origin.from(DEVICE_2, since);
+      assert.equal(seen.length, 1);
+      assert.equal(seen[0]!.authorization, 'Bearer two');
+      assert.notEqual(seen[0]!.ifNoneMatch, undefined, 'it was the revalidation');
+      const allowed = podSummary(
+        await pod.get(1, [url, '-o', join(dir, 'private-two.bin'), '--json', ...auth('one')]),
+      );
+      assert.equal(allowed.servedFrom, 'pod');
+      assert.ok((await readFile(join(dir, 'private-two.bin'))).equals(bytes));
     } finally {
       origin.options = {};
     }

@@ -28,6 +28,10 @@ export interface RevalidatingOriginOptions {
   readonly etag?: 'strong' | 'weak' | 'none';
   readonly lastModified?: boolean;
   readonly digest?: boolean;
+  /** A 304 states this SHA-256 as Repr-Digest instead of the file's (a lying 304). */
+  readonly notModifiedSha256?: Uint8Array;
+  /** Requests without `Authorization: <this>` get 401 (the origin decides access). */
+  readonly authorization?: string;
 }
 
 /** One request as the origin saw it. */
@@ -94,6 +98,15 @@ export class RevalidatingOrigin {
     await closed;
   }
 
+  /** A 304's fields: the 200's validators and digest (or the lie `notModifiedSha256` tells). */
+  private notModifiedHeaders(headers: Record<string, string>): Record<string, string> {
+    const lie = this.options.notModifiedSha256;
+    const fields = { ...headers };
+    delete fields['content-type'];
+    if (lie !== undefined) fields['repr-digest'] = formatDigestField({ 'sha-256': lie });
+    return fields;
+  }
+
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const text = (name: string) => {
       const value = req.headers[name];
@@ -121,6 +134,13 @@ export class RevalidatingOrigin {
     const info = await stat(path).catch(() => undefined);
     if (name.includes('..') || info === undefined || !info.isFile()) {
       reply(404, {});
+      return;
+    }
+    if (
+      this.options.authorization !== undefined &&
+      entry.authorization !== this.options.authorization
+    ) {
+      reply(401, { 'www-authenticate': 'Bearer' });
       return;
     }
     const bytes = await readFile(path);
@@ -163,13 +183,13 @@ export class RevalidatingOrigin {
               .split(',')
               .some((member) => parseEntityTag(member)?.opaqueTag === etag?.opaqueTag);
       if (matches && etag !== undefined) {
-        reply(304, headers);
+        reply(304, this.notModifiedHeaders(headers));
         return;
       }
     } else if (entry.ifModifiedSince !== undefined && lastModified !== undefined) {
       const since = Date.parse(entry.ifModifiedSince);
       if (Number.isFinite(since) && Math.floor(info.mtimeMs / 1000) * 1000 <= since) {
-        reply(304, headers);
+        reply(304, this.notModifiedHeaders(headers));
         return;
       }
     }
