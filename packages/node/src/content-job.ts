@@ -43,6 +43,8 @@ export type ContentJobEvent =
       /** The content's size; 0 until the manifest is known when the store had none. */
       readonly totalBytes: number;
       readonly selectedBytes: number;
+      /** Where the bytes go: the file, or the directory of the tree (the daemon adds it). */
+      readonly output?: string;
     }
   | {
       readonly type: 'progress';
@@ -146,6 +148,11 @@ export class ContentJob extends EventEmitter<{ event: [ContentJobEvent] }> imple
     }
   }
 
+  /** Ends the job with `message` (the store cannot keep its chunks, the content was removed). */
+  fail(message: string): void {
+    this.chain(() => this.failWith(new Error(message)));
+  }
+
   /** The user interrupted (or the daemon stops): close the sink, no event. */
   async cancel(): Promise<void> {
     if (this.ended || this.cancelled) return;
@@ -211,10 +218,8 @@ export function selectedBytes(manifest: Manifest, chunks: readonly IndexRange[])
   return total;
 }
 
-/** The core's failure as one sentence: 'unavailable' and 'stalled' details already are one. */
+/** The core's failure as one sentence (its 'unavailable' and 'stalled' details say what to do). */
 function failureSentence(reason: string, detail: string): string {
-  if (reason === 'unavailable') {
-    return `unavailable: ${detail}; re-run it when a member that holds them is connected (what was fetched is kept)`;
-  }
+  if (reason === 'unavailable') return `unavailable: ${detail}`;
   return reason === 'stalled' ? detail : `${reason}: ${detail}`;
 }
