@@ -262,6 +262,7 @@ export class Daemon {
     for (const { url, validator, contentId } of store.urlMappings()) {
       this.host.input({ type: 'url-content', nowMs: performance.now(), url, validator, contentId });
     }
+    this.jobs.useStore(store, this.logger); // gets look for pod copies first, and are kept
   }
 
   /** daemon.json: where this running daemon's API is, for the CLI (removed on stop). */
@@ -302,6 +303,7 @@ export class Daemon {
     host.on('download:progress', (event) => this.jobs.onCoreEvent(event));
     host.on('download:complete', (event) => this.jobs.onCoreEvent(event));
     host.on('download:failed', (event) => this.jobs.onCoreEvent(event));
+    host.on('url:lookup', (event) => this.jobs.onUrlLookup(event)); // pod copies of URLs
     host.on('download:manifest', (event) => this.jobs.onCoreEvent(event));
     host.on('peer:banned', (event) =>
       logger.warn(

@@ -116,8 +116,8 @@ export class JobFactory {
   }
 
   /**
-   * The daemon opened its chunk store: from now on gets look for pod copies first and keep
-   * what they download (url-content.ts); the store's URL mappings are announced to the core.
+   * The daemon opened its chunk store (and told the core its URL mappings): from now on gets
+   * look for pod copies first and keep what they download (url-content.ts).
    */
   useStore(store: ChunkStoreApi, logger: Logger): void {
     const { feed } = this.options;
@@ -126,7 +126,6 @@ export class JobFactory {
       lookups: new UrlLookups(feed, store),
       recorder: new UrlContentRecorder({ store, feed, crypto, logger }),
     };
-    this.urlContent.recorder.announce();
   }
 
   /** The core's answer to a URL lookup (the daemon routes `url:lookup` here). */

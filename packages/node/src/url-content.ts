@@ -16,7 +16,7 @@
  *   confirm, so such a download is not recorded at all.
  * - `expectedContentId`: a copy served from the pod must chunk to the content it was served as;
  *   when it does not, nothing is recorded (the recorder says so in the log).
- * - `announce` tells the core, at start, every URL mapping the store kept from earlier runs.
+ * The daemon tells the core, at start, every URL mapping the store kept from earlier runs.
  * Failures (an unreadable file, a store error) are logged and never fail the download: the file
  * is already verified and committed.
  */
@@ -106,14 +106,6 @@ export class UrlContentRecorder {
       'download kept as content for the pod',
     );
     return manifest;
-  }
-
-  /** Tells the core every URL mapping the store holds (at start). */
-  announce(): void {
-    const { store, feed } = this.options;
-    for (const { url, validator, contentId } of store.urlMappings()) {
-      feed({ type: 'url-content', nowMs: performance.now(), url, validator, contentId });
-    }
   }
 
   /** The file's manifest, read once in chunk-sized pieces. */

@@ -4,7 +4,7 @@
  * - a file is chunked in 4 MiB chunks to the content ID the core's Chunker gives its bytes; the
  *   store holds the manifest (origin `url`, not pinned), a verified reference to every chunk in
  *   the user's file (no second copy) and the URL mapping; the core hears `content-available`
- *   and `url-content`; `announce` repeats the mappings after a restart;
+ *   and `url-content`;
  * - property (fast-check): for arbitrary sizes around the chunk boundaries the kept content is
  *   the Chunker's, and every chunk reads back verified;
  * - a version the origin cannot revalidate (length-only) is not kept, nor a copy served from the
@@ -78,9 +78,6 @@ describe('UrlContentRecorder', () => {
       fed.map((input) => input.type),
       ['content-available', 'url-content'],
     );
-    fed.length = 0;
-    recorder.announce();
-    assert.ok(fed.some((input) => input.type === 'url-content' && input.url === URL));
 
     // The user rewrites the file: the reference fails its check and is dropped, never served.
     await writeFile(path, randomBytes(bytes.length));
