@@ -35,6 +35,7 @@ import { fetchWhole, lengthlessNote, probeStalled } from './http/origin-whole.js
 import { pinningOf, planFromProbe, type JobPlan } from './http/pin-plan.js';
 import {
   matchNotModified,
+  namesACopy,
   revalidationOf,
   serveFromPod,
   UrlLookups,
@@ -53,8 +54,11 @@ export type PodCheck =
   | { readonly kind: 'none' }
   /** The origin confirmed a copy (304): serve it from the pod. */
   | { readonly kind: 'unchanged'; readonly serving: PodServing }
-  /** The object changed (206/200): this is the fresh download's probe; `note` says so. */
-  | { readonly kind: 'changed'; readonly probe: OriginDescription; readonly note: string };
+  /**
+   * A 206 or 200: this is the fresh download's probe. `note` says the object changed, or is ''
+   * when the answer names a copy's version (an origin that ignores conditional requests).
+   */
+  | { readonly kind: 'probed'; readonly probe: OriginDescription; readonly note: string };
 
 /** A job that runs a core download: the host routes that download's outputs and events to it. */
 export interface CoreJob {
@@ -196,7 +200,7 @@ export class JobFactory {
       : { kind: 'none' };
     if (check.kind === 'unchanged') return this.podJob(request, check.serving, stream);
     const probe =
-      check.kind === 'changed' ? check.probe : await this.probe(request.url, request.headers);
+      check.kind === 'probed' ? check.probe : await this.probe(request.url, request.headers);
     // A wrong --sha256 or --strict without a pin it accepts fail here, before any byte is fetched.
     const plan = planFromProbe(probe, user, {
       pool: request.pool,
@@ -230,7 +234,7 @@ export class JobFactory {
             () => undefined, // the job's error event ends the response with an error trailer
           );
     const resumeNote = sink instanceof FileSink ? sink.resumeNote : '';
-    const podNote = check.kind === 'changed' ? check.note : '';
+    const podNote = check.kind === 'probed' ? check.note : '';
     return new DownloadJob(
       this.host,
       probe.url,
@@ -277,10 +281,16 @@ export class JobFactory {
       headers,
     });
     if (answer.kind === 'described') {
+      const etag = answer.rawHeaders.find(
+        (_, i, raw) => i % 2 === 1 && /^etag$/i.test(raw[i - 1]!),
+      );
+      const changed = !namesACopy(candidates, etag, answer.lastModified);
       return {
-        kind: 'changed',
+        kind: 'probed',
         probe: answer,
-        note: `the pod's copies are not current (the origin answered ${answer.status} to ${condition}), so the new version comes from the origin`,
+        note: changed
+          ? `the pod's copies are not current (the origin answered ${answer.status} to ${condition}), so the new version comes from the origin`
+          : '',
       };
     }
     const confirmed = matchNotModified(candidates, conditions, answer);

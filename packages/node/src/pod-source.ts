@@ -162,6 +162,24 @@ export function matchNotModified(
   );
 }
 
+/**
+ * Whether a 206 or 200 to the revalidation names the version of one of the copies (same ETag,
+ * or same Last-Modified for a dated copy): the origin ignored the condition rather than saying
+ * the object changed. Such copies are still not served (only a 304 confirms one).
+ */
+export function namesACopy(
+  candidates: readonly UrlCandidate[],
+  etag: string | undefined,
+  lastModified: string | undefined,
+): boolean {
+  const tag = parseEntityTag(etag)?.opaqueTag;
+  return candidates.some(({ pin }) =>
+    pin.level === 'last-modified'
+      ? lastModified !== undefined && pin.lastModified === lastModified.trim()
+      : tag !== undefined && parseEntityTag(pin.etag)?.opaqueTag === tag,
+  );
+}
+
 /** How serving from the pod ended. */
 export type PodOutcome =
   | { readonly kind: 'served'; readonly done: Extract<JobEvent, { type: 'done' }> }

@@ -42,7 +42,7 @@ export async function poolableGet(
   const check = await jobs.revalidate(request.url, headers, []).catch(() => undefined);
   if (check?.kind === 'unchanged') return podResponder(check.serving, jobs, headers, logger);
   const probe =
-    check?.kind === 'changed'
+    check?.kind === 'probed'
       ? check.probe
       : await jobs.probe(request.url, headers).catch(() => undefined);
   if (probe === undefined) return undefined;

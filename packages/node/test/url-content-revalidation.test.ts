@@ -6,7 +6,8 @@
  *   values and only ever returns candidates it was given, of one version;
  * - which pins can be revalidated (strong and weak ETag, Last-Modified; never length-only),
  *   and the one set of conditions for several copies (every distinct ETag in one
- *   If-None-Match, else the newest date);
+ *   If-None-Match, else the newest date); a 206 that names a copy's version is an origin that
+ *   ignored the condition, not a change;
  * - the conditional probe: 304 with the origin's digests and no body, the requester's
  *   Authorization carried; a changed object answers 206 and is described as a plain probe;
  * - `UrlLookups`: an answer that comes at once (no pod link) is not lost, copies whose pin
@@ -28,6 +29,7 @@ import {
   CheckedSink,
   UrlLookups,
   matchNotModified,
+  namesACopy,
   revalidatable,
   revalidationOf,
   type UrlCandidate,
@@ -122,6 +124,16 @@ test('matchNotModified: the copies of the version the 304 names', () => {
     [],
     'a 304 stating another date does not confirm the copy',
   );
+});
+
+test('namesACopy: a 206 with a copy ETag (or date) is an origin that ignored the condition', () => {
+  const copies = [candidate(strong), candidate(dated)];
+  assert.equal(namesACopy(copies, '"v1"', undefined), true);
+  assert.equal(namesACopy(copies, 'W/"v1"', undefined), true);
+  assert.equal(namesACopy(copies, '"v9"', undefined), false);
+  assert.equal(namesACopy(copies, undefined, LM), true);
+  assert.equal(namesACopy(copies, undefined, LATER), false);
+  assert.equal(namesACopy(copies, 'not an etag', undefined), false);
 });
 
 test('matchNotModified: arbitrary 304 header values never throw and pick one version', () => {
