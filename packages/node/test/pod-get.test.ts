@@ -9,15 +9,18 @@
  * - device 1 gets a URL; device 2's `get` of it is byte-exact and served from the pod: the
  *   origin saw exactly one request from device 2, conditional (If-None-Match), answered 304
  *   with no body; the summary says from the pod, which device sent the bytes, and the 304;
+ *   the same to stdout (`-o -`);
  * - the object changes at the origin (a new ETag): device 2 downloads it fresh (its
  *   conditional probe was answered 206 and served as the probe: one probe, no second), and the
  *   new version is kept: device 1's next `get` is served from device 2's copy;
  * - a GET through device 2's forward proxy (http_proxy, curl) is served from the pod the same
- *   way, byte-exact, with `X-PeaPod-Source: pod`;
+ *   way, byte-exact, with `X-PeaPod-Source: pod`; one with credentials passes through;
  * - an origin without a validator (no ETag, no Last-Modified) is never served from the pod;
  * - a Last-Modified pin is revalidated with If-Modified-Since;
  * - a 304 stating a digest the pod's copy fails: the copy is not used (one sentence says why)
  *   and the object is downloaded fresh, byte-exact;
+ * - a pod copy that went bad (the user overwrote the file the store references) is never
+ *   served: the content is unavailable and the get falls back to the origin, byte-exact;
  * - the revalidation carries the requester's own Authorization: a token the origin refuses
  *   gets its 401 and no byte from the pod;
  * - nginx's strong ETag on a static file answers 304 to the conditional range probe.
@@ -75,7 +78,8 @@ describe('a URL another pod member downloaded is served from the pod', () => {
     www = join(dir, 'www');
     await mkdir(www);
     origin = await RevalidatingOrigin.start(www);
-    pod = await PodFixture.start({ daemons: 2 });
+    // Device 2 gives up on a pod copy nobody can serve after 3 s (and then asks the origin).
+    pod = await PodFixture.start({ daemons: 2, flags: { 1: ['--stall-timeout', '3'] } });
     await pod.connected(0, 1);
     await pod.connected(1, 1);
   });
@@ -114,6 +118,22 @@ describe('a URL another pod member downloaded is served from the pod', () => {
     assert.equal(seen[0]!.bodyBytes, 0);
     assert.match(seen[0]!.ifNoneMatch ?? '', /^"/);
     assert.equal(origin.from('127.0.0.11', since).length, 0, 'device 1 fetched nothing for it');
+    const rate = first.length / MiB / summary.seconds;
+    console.log(
+      `pod-get: ${(first.length / MiB).toFixed(1)} MiB served from the pod in ${summary.seconds.toFixed(2)} s ` +
+        `(${rate.toFixed(0)} MiB/s on loopback); the origin sent device 2 ${seen[0]!.bodyBytes} body bytes`,
+    );
+
+    // To stdout (-o -): the same bytes from the pod, after one more 304.
+    const streamSince = origin.log.length;
+    const streamed = await pod.get(1, [url, '-o', '-', '--quiet']);
+    assert.equal(streamed.status, 0, streamed.stderr);
+    assert.ok(streamed.stdout.equals(first), 'byte-exact to stdout');
+    await origin.untilIdle();
+    assert.deepEqual(
+      origin.from(DEVICE_2, streamSince).map((entry) => [entry.status, entry.bodyBytes]),
+      [[304, 0]],
+    );
 
     // A new version (new size and mtime: a new ETag).
     const second = randomBytes(20 * MiB + 777);
@@ -168,6 +188,24 @@ describe('a URL another pod member downloaded is served from the pod', () => {
     assert.equal(seen.length, 1, JSON.stringify(seen));
     assert.equal(seen[0]!.status, 304);
     assert.equal(seen[0]!.bodyBytes, 0);
+
+    // A GET with credentials is not poolable (proxy-policy.ts): it passes through to the origin.
+    const withAuth = join(dir, 'proxied-auth.bin');
+    const passed = await run(
+      'curl',
+      ['-sS', '-H', 'Authorization: Bearer z', '-D', `${withAuth}.head`, '-o', withAuth, url],
+      { ...process.env, http_proxy: `http://127.0.0.1:${pod.daemons[1]!.api.port}` },
+    );
+    assert.equal(passed.status, 0, passed.stderr);
+    assert.ok((await readFile(withAuth)).equals(bytes));
+    assert.doesNotMatch(
+      (await readFile(`${withAuth}.head`, 'utf8')).toLowerCase(),
+      /x-peapod-source/,
+    );
+    await origin.untilIdle();
+    assert.ok(
+      origin.log.some((entry) => entry.authorization === 'Bearer z' && entry.status === 200),
+    );
   });
 
   test('an origin without a validator is not served from the pod', async () => {
@@ -246,6 +284,23 @@ describe('a URL another pod member downloaded is served from the pod', () => {
     } finally {
       origin.options = {};
     }
+  });
+
+  test('a pod copy that went bad is never served: the get falls back to the origin', async () => {
+    const bytes = randomBytes(6 * MiB + 17);
+    await writeObject(www, 'bad.bin', bytes, 65);
+    const url = `${origin.url}/bad.bin`;
+    const kept = join(dir, 'bad-one.bin');
+    podSummary(await pod.get(0, [url, '-o', kept, '--json']));
+    // Device 1's user overwrites the file its store references: every read of it fails its check.
+    await writeFile(kept, randomBytes(bytes.length));
+    const two = podSummary(await pod.get(1, [url, '-o', join(dir, 'bad-two.bin'), '--json']));
+    assert.equal(two.servedFrom, undefined);
+    assert.match(
+      two.note,
+      /the pod's copy could not be used \(unavailable: .*\); downloading it from the origin/,
+    );
+    assert.ok((await readFile(join(dir, 'bad-two.bin'))).equals(bytes), 'byte-exact');
   });
 
   test('the revalidation carries the requester credentials: the origin decides', async () => {

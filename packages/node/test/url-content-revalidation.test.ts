@@ -2,8 +2,10 @@
  * The pieces of serving a URL from the pod (pod-source.ts, the conditional probe of
  * http/origin-probe.ts), against a real origin on loopback (support/revalidating-origin.ts):
  * - properties (fast-check, seed printed on failure): `revalidatable` never throws on an
- *   arbitrary validator string; `matchNotModified` never throws on arbitrary 304 header
- *   values and only ever returns candidates it was given, of one version;
+ *   arbitrary validator string; `revalidationOf` lists at most 8 distinct ETags the copies
+ *   have; `matchNotModified` never throws on arbitrary 304 header values and only ever returns
+ *   candidates it was given, of one version; the conditional probe reads arbitrary 304 header
+ *   values from a real server without throwing;
  * - which pins can be revalidated (strong and weak ETag, Last-Modified; never length-only),
  *   and the one set of conditions for several copies (every distinct ETag in one
  *   If-None-Match, else the newest date); a 206 that names a copy's version is an origin that
@@ -20,6 +22,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { ObjectVerifier, userSha256 } from '../src/http/digest.js';
@@ -27,6 +32,7 @@ import { encodePin, pinFromResponse } from '../src/http/origin-pin.js';
 import { probeConditional } from '../src/http/origin-probe.js';
 import {
   CheckedSink,
+  REVALIDATION_ETAGS_MAX,
   UrlLookups,
   matchNotModified,
   namesACopy,
@@ -84,6 +90,37 @@ test('revalidationOf: every distinct ETag in one If-None-Match, else the newest 
   );
   assert.deepEqual(revalidationOf([candidate(dated)]), { 'if-modified-since': LM });
   assert.equal(revalidationOf([]), undefined);
+});
+
+test('revalidationOf: at most REVALIDATION_ETAGS_MAX distinct ETags, each one a copy has', () => {
+  const tag = fc.stringMatching(/^[a-z0-9]{1,6}$/);
+  const copy = fc.oneof(
+    tag.map((t) => encodePin(pinFromResponse({ etag: `"${t}"` }, 100))),
+    tag.map((t) => encodePin(pinFromResponse({ etag: `W/"${t}"` }, 100))),
+    fc
+      .integer({ min: 0, max: 1e9 })
+      .map((s) =>
+        encodePin(pinFromResponse({ 'last-modified': new Date(s * 1000).toUTCString() }, 100)),
+      ),
+  );
+  fc.assert(
+    fc.property(fc.array(copy, { maxLength: 20 }), (validators) => {
+      const copies = validators.map((validator) => candidate(validator));
+      const conditions = revalidationOf(copies);
+      if (copies.length === 0) return assert.equal(conditions, undefined);
+      assert.ok(conditions !== undefined);
+      if ('if-none-match' in conditions) {
+        const listed = conditions['if-none-match'].split(', ');
+        assert.ok(listed.length <= REVALIDATION_ETAGS_MAX);
+        assert.equal(new Set(listed).size, listed.length);
+        assert.ok(listed.every((etag) => copies.some((c) => c.pin.etag === etag)));
+      } else {
+        assert.ok(copies.every((c) => c.pin.level === 'last-modified'));
+        assert.equal(conditions['if-modified-since'], copies[0]!.pin.lastModified);
+      }
+    }),
+    { verbose: true },
+  );
 });
 
 test('matchNotModified: the copies of the version the 304 names', () => {
@@ -222,6 +259,46 @@ describe('the conditional probe against a real origin', () => {
     assert.equal(seen?.bodyBytes, 0);
     assert.equal(seen?.range, 'bytes=0-0');
     assert.equal(seen?.authorization, 'Bearer mine');
+  });
+
+  test('arbitrary 304 header values never make the conditional probe throw', async () => {
+    const fieldValue = fc.string({
+      unit: fc
+        .integer({ min: 0x20, max: 0xff })
+        .filter((c) => c !== 0x7f)
+        .map((c) => String.fromCharCode(c)),
+      maxLength: 80,
+    });
+    const fields = fc.record(
+      {
+        etag: fieldValue,
+        'last-modified': fieldValue,
+        'repr-digest': fieldValue,
+        'x-amz-checksum-sha256': fieldValue,
+        'x-amz-request-id': fieldValue,
+      },
+      { requiredKeys: [] },
+    );
+    let next: Record<string, string> = {};
+    const server = createServer((_req, res) => res.writeHead(304, next).end());
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const { port } = server.address() as AddressInfo;
+    try {
+      await fc.assert(
+        fc.asyncProperty(fields, async (headers) => {
+          next = headers;
+          const answer = await probeConditional(`http://127.0.0.1:${port}/x`, {
+            'if-none-match': '"a"',
+          });
+          assert.equal(answer.kind, 'not-modified');
+        }),
+        { numRuns: 40, verbose: true },
+      );
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
   });
 
   test('a changed object answers 206 and is described as the plain probe describes it', async () => {

@@ -12,7 +12,7 @@
  */
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { readFile, stat } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -51,6 +51,7 @@ export class RevalidatingOrigin {
   readonly log: OriginLogEntry[] = [];
   private open = 0;
   private readonly idle: (() => void)[] = [];
+  private readonly digests = new Map<string, Promise<Uint8Array>>();
 
   private constructor(
     private readonly server: ReturnType<typeof createServer>,
@@ -98,6 +99,19 @@ export class RevalidatingOrigin {
     await closed;
   }
 
+  /** The file's SHA-256, hashed once per version (`key`: its size and mtime). */
+  private sha256Of(path: string, key: string): Promise<Uint8Array> {
+    const cacheKey = `${path}\0${key}`;
+    let digest = this.digests.get(cacheKey);
+    if (digest === undefined) {
+      digest = readFile(path).then(
+        (bytes) => new Uint8Array(createHash('sha256').update(bytes).digest()),
+      );
+      this.digests.set(cacheKey, digest);
+    }
+    return digest;
+  }
+
   /** A 304's fields: the 200's validators and digest (or the lie `notModifiedSha256` tells). */
   private notModifiedHeaders(headers: Record<string, string>): Record<string, string> {
     const lie = this.options.notModifiedSha256;
@@ -143,7 +157,7 @@ export class RevalidatingOrigin {
       reply(401, { 'www-authenticate': 'Bearer' });
       return;
     }
-    const bytes = await readFile(path);
+    const size = info.size;
     const {
       etag: etagMode = 'strong',
       lastModified: withDate = true,
@@ -164,8 +178,8 @@ export class RevalidatingOrigin {
     if (etag !== undefined) headers.etag = `${etag.weak ? 'W/' : ''}${etag.opaqueTag}`;
     if (lastModified !== undefined) headers['last-modified'] = lastModified;
     if (digest) {
-      const sha256 = createHash('sha256').update(bytes).digest();
-      headers['repr-digest'] = formatDigestField({ 'sha-256': new Uint8Array(sha256) });
+      const sha256 = await this.sha256Of(path, `${size}-${info.mtimeMs}`);
+      headers['repr-digest'] = formatDigestField({ 'sha-256': sha256 });
     }
     const ifMatch = entry.method === 'GET' ? text('if-match') : undefined;
     if (
@@ -200,16 +214,13 @@ export class RevalidatingOrigin {
       if (tag === undefined ? ifRange !== lastModified : !strongMatch(tag, etag)) range = undefined;
     }
     if (range === undefined) {
-      headers['content-length'] = String(bytes.length);
-      reply(200, headers, bytes);
+      headers['content-length'] = String(size);
+      reply(200, headers, await readRange(path, 0, size));
       return;
     }
-    const resolved = resolveRange(range, bytes.length);
+    const resolved = resolveRange(range, size);
     if (resolved === 'unsatisfiable') {
-      headers['content-range'] = formatContentRange({
-        kind: 'unsatisfied',
-        totalBytes: bytes.length,
-      });
+      headers['content-range'] = formatContentRange({ kind: 'unsatisfied', totalBytes: size });
       reply(416, headers);
       return;
     }
@@ -218,9 +229,26 @@ export class RevalidatingOrigin {
       kind: 'satisfied',
       start,
       end,
-      totalBytes: bytes.length,
+      totalBytes: size,
     });
     headers['content-length'] = String(end - start);
-    reply(206, headers, bytes.subarray(start, end));
+    reply(206, headers, await readRange(path, start, end));
+  }
+}
+
+/** Bytes [start, end) of the file at `path`. */
+async function readRange(path: string, start: number, end: number): Promise<Buffer> {
+  const file = await open(path, 'r');
+  try {
+    const bytes = Buffer.alloc(end - start);
+    let done = 0;
+    while (done < bytes.length) {
+      const { bytesRead } = await file.read(bytes, done, bytes.length - done, start + done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    return bytes.subarray(0, done);
+  } finally {
+    await file.close();
   }
 }
