@@ -27,6 +27,7 @@
  *   worth keeping is on disk already.
  * Inputs reach the core only through the host's driver (`host.input`), queued while it drains.
  */
+import type { EventEmitter } from 'node:events';
 import { rename, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -37,6 +38,7 @@ import {
   STALL_TIMEOUT_DEFAULT_MS,
   toHex,
   type KeyPair,
+  type TransferEvent,
 } from '@peapod/core';
 import type { Logger } from 'pino';
 import { ApiGuard } from './api-guard.js';
@@ -304,7 +306,12 @@ export class Daemon {
     host.on('download:complete', (event) => this.jobs.onCoreEvent(event));
     host.on('download:failed', (event) => this.jobs.onCoreEvent(event));
     host.on('url:lookup', (event) => this.jobs.onUrlLookup(event)); // pod copies of URLs
-    host.on('download:manifest', (event) => this.jobs.onCoreEvent(event));
+    // A content download's manifest from a peer (manifest-probe.ts). The core's TransferEvent
+    // gains `download:manifest` with the change this branch's report gives; until then nothing
+    // emits it, so this listens by name, untyped.
+    (host as unknown as EventEmitter).on('download:manifest', (event: TransferEvent) =>
+      this.jobs.onCoreEvent(event),
+    );
     host.on('peer:banned', (event) =>
       logger.warn(
         { peer: peers.label(toHex(event.deviceId)), detail: event.detail },

@@ -44,10 +44,11 @@ class ManifestProbe implements CoreJob {
   }
 
   onCoreEvent(event: TransferEvent): void {
-    if (event.type === 'download:manifest') {
-      this.manifest = event.manifest;
-      this.onManifest(event.manifest);
-      this.finish({ ok: true, manifest: event.manifest });
+    const manifest = manifestOf(event);
+    if (manifest !== undefined) {
+      this.manifest = manifest;
+      this.onManifest(manifest);
+      this.finish({ ok: true, manifest });
     } else if (event.type === 'download:complete') {
       this.finish(
         this.manifest === undefined
@@ -88,4 +89,15 @@ export function manifestFromPod(
   const probe = new ManifestProbe(jobs, onManifest);
   probe.start(contentId);
   return probe.answer;
+}
+
+/**
+ * The manifest of a `download:manifest` event, if `event` is one. Read by name: the core's
+ * TransferEvent gains that member with the change this branch's report gives (until then no
+ * core emits it, and a fetch of a content the store does not know fails 'unavailable').
+ */
+function manifestOf(event: { readonly type: string }): Manifest | undefined {
+  if (event.type !== 'download:manifest') return undefined;
+  const { manifest } = event as { readonly manifest?: Manifest };
+  return manifest?.contentId instanceof Uint8Array ? manifest : undefined;
 }
