@@ -229,8 +229,8 @@ export function decodeFileTable(
   if (count < 1 || count > FILE_COUNT_MAX) {
     return invalid(`file count ${count} is outside 1 to ${FILE_COUNT_MAX}`);
   }
-  // Every entry is at least 12 bytes (a path has at least one byte).
-  if (count * (ENTRY_FIXED_BYTES + 1) > bytes.length - start - 4) {
+  // Every entry is at least its fixed 11 bytes.
+  if (count * ENTRY_FIXED_BYTES > bytes.length - start - 4) {
     return truncated(`${count} files cannot fit in ${bytes.length - start - 4} bytes`);
   }
   const files: ManifestFile[] = [];
