@@ -3,9 +3,7 @@
  *
  * Phases:
  * 1. **Manifest.** Given by the host, or requested from a peer that announced chunks of the
- *    content: CHUNK_REQUEST whose `chunkHash` is the content ID. The answer is accepted only if
- *    `decodeManifest(bytes, contentId)` succeeds, so a peer cannot substitute another manifest;
- *    a peer whose manifest does not hash to the ID is banned (that mismatch is certain).
+ *    content and checked against the content ID (manifest-fetch.ts).
  * 2. **Chunks.** A `PieceScheduler` in rarest-first mode assigns chunks to ready links that
  *    announced them. A chunk that a usable non-seed holds is never asked of a seed, so a seed
  *    spends its upload on the chunks only it has. Each request gets its own `ChunkVerifier`;
@@ -47,7 +45,7 @@
 import { toHex } from '../bytes.js';
 import { ChunkVerifier, verifyChunk } from '../content/chunk-verifier.js';
 import { chunkCount } from '../content/layout.js';
-import { decodeManifest, MANIFEST_HEADER_BYTES, type Manifest } from '../content/manifest.js';
+import type { Manifest } from '../content/manifest.js';
 import {
   Capability,
   TransferStatus,
@@ -58,28 +56,17 @@ import {
 import { ChunkSelection } from './chunk-selection.js';
 import { DownloadDelivery } from './download-delivery.js';
 import { fallbackFor } from './fallback-policy.js';
+import { ManifestFetch } from './manifest-fetch.js';
 import { PieceScheduler, SELF_SOURCE, type SourceId } from './scheduler.js';
+import { StoredPieces } from './stored-pieces.js';
 import type { DownloadJob, TransferContext } from './transfer-context.js';
-import { missingChunksDetail, noHolderDetail, UnavailableWatch } from './unavailable-watch.js';
+import { unavailableDetail, UnavailableWatch } from './unavailable-watch.js';
 
 interface ChunkRequest {
   readonly piece: number;
   readonly linkId: number;
   readonly verifier: ChunkVerifier;
 }
-
-interface ManifestRequest {
-  readonly linkId: number;
-  readonly requestId: number;
-  readonly parts: Uint8Array[];
-  received: number;
-}
-
-/**
- * Largest manifest: the header, 2^20 hashes and a tree's file table (at most 16 MiB, with its
- * u32 count).
- */
-const MANIFEST_BYTES_MAX = MANIFEST_HEADER_BYTES + 2 ** 20 * 32 + 4 + 16 * 1024 * 1024;
 
 /**
  * Sources one content download may use at once. The pooled download's K = 10 (ElioP2P) picks
@@ -122,16 +109,11 @@ export class ContentDownload implements DownloadJob {
   private readonly requests = new Map<string, ChunkRequest>();
   /** `${piece}:${linkId}` -> requestId. */
   private readonly byAssignment = new Map<string, number>();
-  private manifestRequest: ManifestRequest | undefined;
-  private readonly manifestRetryAfterMs = new Map<number, number>();
-  /**
-   * Pieces the host holds, to be read back for delivery -> source name: verified beyond the
-   * reorder window (bytes dropped), or held before ('self').
-   */
-  private readonly stored = new Map<number, string>();
-  /** Read ID -> piece being read back for delivery. */
-  private readonly reads = new Map<number, number>();
-  private readonly reading = new Set<number>();
+  private readonly manifestFetch: ManifestFetch;
+  /** Pieces the host holds, to be read back for delivery. */
+  private readonly stored = new StoredPieces();
+  /** Pieces this device came to hold while they were in flight from peers (see `onChunksHeld`). */
+  private readonly heldInFlight = new Set<number>();
   /** Something changed that may allow new assignments (see the module header). */
   private dirty = true;
   private seenRevision = -1;
@@ -146,12 +128,15 @@ export class ContentDownload implements DownloadJob {
     private readonly ctx: TransferContext,
     readonly jobId: number,
     readonly priority: number,
-    private readonly contentId: Uint8Array,
+    contentId: Uint8Array,
     options: ContentDownloadOptions,
     nowMs: number,
     private readonly reader: ChunkReader,
   ) {
     this.key = toHex(contentId);
+    this.manifestFetch = new ManifestFetch(ctx, contentId, this.key, (manifest, at) =>
+      this.begin(manifest, at),
+    );
     this.chunks = options.chunks;
     this.watch =
       options.stallTimeoutMs === undefined
@@ -170,7 +155,7 @@ export class ContentDownload implements DownloadJob {
     this.checkUnavailable(nowMs);
     if (this.state !== 'running') return;
     if (this.manifest === undefined) {
-      this.requestManifest(nowMs);
+      this.manifestFetch.ask(nowMs);
       return;
     }
     const scheduler = this.scheduler!;
@@ -202,6 +187,7 @@ export class ContentDownload implements DownloadJob {
         scheduler.upsertSource(linkId, { isSeed: held === count, rttMs: peer.rttMs ?? 0 });
       }
     }
+    this.takeHeldInFlight(nowMs);
     this.readBack();
     const assignments = scheduler.assign(nowMs, {
       // Any chunk may be fetched: what lies beyond the reorder window is stored, not buffered.
@@ -241,7 +227,7 @@ export class ContentDownload implements DownloadJob {
 
   /** Reads back stored pieces that the reorder window has reached. */
   private readBack(): void {
-    if (this.stored.size === this.reading.size) return;
+    if (!this.stored.anyUnread) return;
     const manifest = this.manifest!;
     const selection = this.selection!;
     const buffer = this.delivery!.buffer;
@@ -252,7 +238,7 @@ export class ContentDownload implements DownloadJob {
       piece++
     ) {
       if (!this.inWindow(piece)) break;
-      if (!this.stored.has(piece) || this.reading.has(piece)) continue;
+      if (!this.stored.isUnread(piece)) continue;
       const index = selection.chunkOf(piece);
       const readId = this.reader.read(
         this,
@@ -260,8 +246,7 @@ export class ContentDownload implements DownloadJob {
         index,
         manifest.chunkHashes[index]!,
       );
-      this.reads.set(readId, piece);
-      this.reading.add(piece);
+      this.stored.readStarted(readId, piece);
     }
   }
 
@@ -274,8 +259,24 @@ export class ContentDownload implements DownloadJob {
     if (this.state !== 'running' || selection === undefined) return;
     for (const index of indices) {
       const piece = selection.pieceOf(index);
-      if (piece !== undefined) this.markHeld(piece);
+      if (piece === undefined || this.markHeld(piece) || this.scheduler!.isDone(piece)) continue;
+      // In flight from a peer: cancelled at the next scheduling pass, which has the time.
+      this.heldInFlight.add(piece);
+      this.dirty = true;
     }
+  }
+
+  /** Cancels the peer fetches of pieces this device came to hold; they are read back instead. */
+  private takeHeldInFlight(nowMs: number): void {
+    if (this.heldInFlight.size === 0) return;
+    const scheduler = this.scheduler!;
+    for (const { piece, source } of scheduler.assignments()) {
+      if (!this.heldInFlight.has(piece)) continue;
+      this.cancelAssignment(piece, source);
+      scheduler.fail(piece, source, 'cancelled', nowMs);
+    }
+    for (const piece of this.heldInFlight) this.markHeld(piece);
+    this.heldInFlight.clear();
   }
 
   /**
@@ -286,31 +287,33 @@ export class ContentDownload implements DownloadJob {
     const selection = this.selection;
     if (this.state !== 'running' || selection === undefined) return;
     const removed = indices === undefined ? undefined : new Set(indices);
-    for (const piece of [...this.stored.keys()]) {
-      if (this.reading.has(piece)) continue;
-      if (removed !== undefined && !removed.has(selection.chunkOf(piece))) continue;
-      this.stored.delete(piece);
-      this.scheduler!.reopen(piece);
-      this.dirty = true;
+    for (const piece of this.heldInFlight) {
+      if (removed === undefined || removed.has(selection.chunkOf(piece)))
+        this.heldInFlight.delete(piece);
     }
+    const dropped = this.stored.drop(
+      (piece) => removed === undefined || removed.has(selection.chunkOf(piece)),
+    );
+    for (const piece of dropped) this.scheduler!.reopen(piece);
+    if (dropped.length > 0) this.dirty = true;
   }
 
-  /** A pending piece this device holds: stored, to be read back (source 'self'). */
-  private markHeld(piece: number): void {
-    if (!this.scheduler!.markHeld(piece)) return;
-    this.stored.set(piece, this.ctx.sourceName(SELF_SOURCE));
+  /**
+   * A pending piece this device holds: stored, to be read back (source 'self'). Returns false
+   * when the piece is not pending.
+   */
+  private markHeld(piece: number): boolean {
+    if (!this.scheduler!.markHeld(piece)) return false;
+    this.stored.add(piece, this.ctx.sourceName(SELF_SOURCE));
     this.dirty = true;
+    return true;
   }
 
   /** The host answered a read-back of a stored chunk. */
   onChunkRead(readId: number, bytes: Uint8Array | undefined, nowMs: number): void {
-    const piece = this.reads.get(readId);
-    if (piece === undefined) return;
-    this.reads.delete(readId);
-    this.reading.delete(piece);
-    const sourceName = this.stored.get(piece);
-    if (this.state !== 'running' || sourceName === undefined) return;
-    this.stored.delete(piece);
+    const read = this.stored.answered(readId);
+    if (read === undefined || this.state !== 'running') return;
+    const { piece, sourceName } = read;
     this.dirty = true;
     const hash = this.manifest!.chunkHashes[this.selection!.chunkOf(piece)]!;
     if (bytes === undefined || !verifyChunk(this.ctx.crypto, hash, bytes)) {
@@ -324,19 +327,6 @@ export class ContentDownload implements DownloadJob {
   }
 
   onData(linkId: number, message: DataMessage, nowMs: number): void {
-    const manifestRequest = this.manifestRequest;
-    if (manifestRequest?.linkId === linkId && manifestRequest.requestId === message.requestId) {
-      if (
-        message.offset !== manifestRequest.received ||
-        manifestRequest.received + message.bytes.length > MANIFEST_BYTES_MAX
-      ) {
-        this.ctx.protocolError(linkId, 'manifest DATA out of order or too large', nowMs);
-        return;
-      }
-      manifestRequest.parts.push(message.bytes.slice());
-      manifestRequest.received += message.bytes.length;
-      return;
-    }
     const request = this.requests.get(`${linkId}:${message.requestId}`);
     if (request === undefined) return;
     const result = request.verifier.write(message.offset, message.bytes);
@@ -348,12 +338,6 @@ export class ContentDownload implements DownloadJob {
   }
 
   onStatus(linkId: number, message: StatusMessage, nowMs: number): void {
-    const manifestRequest = this.manifestRequest;
-    if (manifestRequest?.linkId === linkId && manifestRequest.requestId === message.requestId) {
-      this.manifestRequest = undefined;
-      this.onManifestStatus(linkId, manifestRequest, message, nowMs);
-      return;
-    }
     const requestKey = `${linkId}:${message.requestId}`;
     const request = this.requests.get(requestKey);
     if (request === undefined) return;
@@ -410,13 +394,13 @@ export class ContentDownload implements DownloadJob {
       this.delivery!.add(start, verified.bytes, this.ctx.sourceName(linkId), nowMs);
       this.maybeComplete();
     } else {
-      this.stored.set(request.piece, this.ctx.sourceName(linkId));
+      this.stored.add(request.piece, this.ctx.sourceName(linkId));
     }
   }
 
   onLinkClosed(linkId: number, nowMs: number): void {
     this.dirty = true;
-    if (this.manifestRequest?.linkId === linkId) this.manifestRequest = undefined;
+    this.manifestFetch.onLinkClosed(linkId);
     for (const [key, request] of this.requests) {
       if (request.linkId !== linkId) continue;
       this.requests.delete(key);
@@ -450,7 +434,7 @@ export class ContentDownload implements DownloadJob {
       if (at !== undefined && (min === undefined || at < min)) min = at;
     };
     if (this.manifest === undefined) {
-      for (const at of this.manifestRetryAfterMs.values()) if (at > nowMs) consider(at);
+      consider(this.manifestFetch.nextRetryMs(nowMs));
       return min;
     }
     consider(this.scheduler?.nextDeadlineMs());
@@ -463,39 +447,18 @@ export class ContentDownload implements DownloadJob {
   private checkUnavailable(nowMs: number): void {
     const watch = this.watch;
     if (watch === undefined || !watch.due(nowMs, this.ctx.availability.revision)) return;
-    const detail = this.missingDetail();
-    if (detail !== undefined) this.fail('unavailable', detail, nowMs);
-  }
-
-  /** What no usable ready link holds, as the failure detail; undefined when nothing. */
-  private missingDetail(): string | undefined {
-    const availability = this.ctx.availability;
-    const usable = this.ctx.links.ready().filter((linkId) => {
-      const peer = this.ctx.links.peer(linkId);
-      return peer !== undefined && (peer.capabilities & Capability.serveChunks) !== 0;
-    });
-    const selection = this.selection;
-    if (selection === undefined) {
-      return usable.some((linkId) => availability.knows(linkId, this.key))
+    const detail = unavailableDetail(
+      this.ctx,
+      this.key,
+      this.selection === undefined
         ? undefined
-        : noHolderDetail(this.key);
-    }
-    const scheduler = this.scheduler!;
-    let missing = 0;
-    let missingBytes = 0;
-    for (let piece = 0; piece < selection.count; piece++) {
-      if (scheduler.isDone(piece)) continue;
-      const index = selection.chunkOf(piece);
-      if (
-        availability.holderCount(this.key, index) > 0 &&
-        usable.some((linkId) => availability.has(linkId, this.key, index))
-      ) {
-        continue;
-      }
-      missing++;
-      missingBytes += this.pieceBytes(piece);
-    }
-    return missing === 0 ? undefined : missingChunksDetail(missing, selection.count, missingBytes);
+        : {
+            selection: this.selection,
+            // A piece this device came to hold while it was in flight needs no peer either.
+            isDone: (piece) => this.scheduler!.isDone(piece) || this.heldInFlight.has(piece),
+          },
+    );
+    if (detail !== undefined) this.fail('unavailable', detail, nowMs);
   }
 
   fail(reason: string, detail: string, nowMs: number): void {
@@ -506,15 +469,11 @@ export class ContentDownload implements DownloadJob {
       const requestId = Number(key.slice(key.indexOf(':') + 1));
       this.ctx.cancelRequest(request.linkId, requestId);
     }
-    if (this.manifestRequest !== undefined) {
-      this.ctx.cancelRequest(this.manifestRequest.linkId, this.manifestRequest.requestId);
-    }
+    this.manifestFetch.cancel();
     this.requests.clear();
     this.byAssignment.clear();
     this.stored.clear();
-    this.reads.clear();
-    this.reading.clear();
-    this.manifestRequest = undefined;
+    this.heldInFlight.clear();
     this.ctx.event({
       type: 'download:failed',
       downloadId: this.jobId,
@@ -533,8 +492,8 @@ export class ContentDownload implements DownloadJob {
     for (const request of this.requests.values()) {
       if (request.verifier.receivedBytes > 0) total += request.verifier.expectedLength;
     }
-    for (const piece of this.reading) total += this.pieceBytes(piece);
-    return total + (this.manifestRequest?.received ?? 0);
+    for (const piece of this.stored.readingPieces()) total += this.pieceBytes(piece);
+    return total + this.manifestFetch.receivedBytes;
   }
 
   inflightOf(source: SourceId): number {
@@ -610,49 +569,5 @@ export class ContentDownload implements DownloadJob {
     this.byAssignment.delete(`${piece}:${linkId}`);
     this.requests.delete(`${linkId}:${requestId}`);
     this.ctx.cancelRequest(linkId, requestId);
-  }
-
-  private requestManifest(nowMs: number): void {
-    if (this.manifestRequest !== undefined) return;
-    for (const linkId of this.ctx.availability.linksKnowing(this.key)) {
-      const peer = this.ctx.links.peer(linkId);
-      if (peer === undefined || (peer.capabilities & Capability.serveChunks) === 0) continue;
-      if ((this.manifestRetryAfterMs.get(linkId) ?? 0) > nowMs) continue;
-      const requestId = this.ctx.openRequest(linkId, this);
-      if (requestId === undefined) continue;
-      this.manifestRequest = { linkId, requestId, parts: [], received: 0 };
-      this.ctx.links.send(linkId, {
-        type: 'chunk-request',
-        requestId,
-        chunkHash: this.contentId,
-        priority: 0,
-      });
-      return;
-    }
-  }
-
-  private onManifestStatus(
-    linkId: number,
-    request: ManifestRequest,
-    message: StatusMessage,
-    nowMs: number,
-  ): void {
-    if (this.state !== 'running') return;
-    if (message.status !== TransferStatus.ok) {
-      this.manifestRetryAfterMs.set(linkId, nowMs + 5_000);
-      return;
-    }
-    const bytes = new Uint8Array(request.received);
-    let at = 0;
-    for (const part of request.parts) {
-      bytes.set(part, at);
-      at += part.length;
-    }
-    const decoded = decodeManifest(this.ctx.crypto, bytes, this.contentId);
-    if (!decoded.ok) {
-      this.ctx.ban(linkId, `manifest rejected: ${decoded.reason}`, nowMs);
-      return;
-    }
-    this.begin(decoded.manifest, nowMs);
   }
 }

@@ -10,7 +10,14 @@
  * until that check ran, so a timer never spins on a deadline in the past; after it the caller
  * asks again (`due`) whenever availability changed (a link closed, an announce, a remove),
  * which is when the answer can change. Sans-I/O: time comes only from the callers' `nowMs`.
+ *
+ * `unavailableDetail` is the check: the needed chunks (selected, not done) that no ready link
+ * able to serve chunks announced, or, before the manifest, whether any such link announced the
+ * content at all; its sentence names counts and bytes.
  */
+import { Capability } from '../wire/messages.js';
+import type { ChunkSelection } from './chunk-selection.js';
+import type { TransferContext } from './transfer-context.js';
 
 export class UnavailableWatch {
   private lastVerifiedMs: number;
@@ -80,4 +87,48 @@ export function noHolderDetail(contentIdHex: string): string {
     `no connected pod member holds content ${contentIdHex.slice(0, 12)}…; ` +
     'connect a device that has it and fetch again'
   );
+}
+
+/** A content download's pieces, once it has the manifest. */
+export interface NeededPieces {
+  readonly selection: ChunkSelection;
+  /** Whether the piece needs nothing from peers (verified, or held by this device). */
+  readonly isDone: (piece: number) => boolean;
+}
+
+/**
+ * What no usable ready link holds of content `key`, as the failure detail; undefined when every
+ * needed piece (or, with `pieces` undefined, the manifest) has a holder.
+ */
+export function unavailableDetail(
+  ctx: TransferContext,
+  key: string,
+  pieces: NeededPieces | undefined,
+): string | undefined {
+  const availability = ctx.availability;
+  const usable = ctx.links.ready().filter((linkId) => {
+    const peer = ctx.links.peer(linkId);
+    return peer !== undefined && (peer.capabilities & Capability.serveChunks) !== 0;
+  });
+  if (pieces === undefined) {
+    return usable.some((linkId) => availability.knows(linkId, key))
+      ? undefined
+      : noHolderDetail(key);
+  }
+  const { selection, isDone } = pieces;
+  let missing = 0;
+  let missingBytes = 0;
+  for (let piece = 0; piece < selection.count; piece++) {
+    if (isDone(piece)) continue;
+    const index = selection.chunkOf(piece);
+    if (
+      availability.holderCount(key, index) > 0 &&
+      usable.some((linkId) => availability.has(linkId, key, index))
+    ) {
+      continue;
+    }
+    missing++;
+    missingBytes += selection.pieceStart(piece + 1) - selection.pieceStart(piece);
+  }
+  return missing === 0 ? undefined : missingChunksDetail(missing, selection.count, missingBytes);
 }
