@@ -231,6 +231,30 @@ describe('ChunkStore', () => {
     store.close();
   });
 
+  test('a content removed while its puts are in flight keeps nothing', async () => {
+    const { store, dir } = await freshStore();
+    const content = makeContent(SEED, [11, 12, 13, 14]);
+    store.addContent(content.manifest, { kind: 'fetched' }, { pinned: false });
+    const puts = content.chunks.map((bytes, index) =>
+      store.putChunk(content.manifest.contentId, index, bytes),
+    );
+    // One put committed, the others waiting or writing: remove lands among them.
+    await puts[0];
+    assert.equal(await store.remove(content.manifest.contentId), true);
+    await Promise.all(puts);
+    assert.deepEqual(store.list(), []);
+    assert.equal(store.usage().storedBytes, 0);
+    store.close();
+    assert.equal(await chunkFileCount(dir), 0);
+    const reopened = await freshStore(64 * CHUNK_BYTES, dir);
+    assert.deepEqual(reopened.store.recovery, {
+      temporaryFilesRemoved: 0,
+      orphanFilesRemoved: 0,
+      rowsDropped: 0,
+    });
+    reopened.store.close();
+  });
+
   test('over budget, the least recently used chunks of unpinned contents go first; pinned ones stay', async () => {
     const { store, dropped } = await freshStore(4 * CHUNK_BYTES);
     const pinned = makeContent(SEED, [100]);
