@@ -24,7 +24,7 @@
  *   sink is left open for that (the CheckedSink never aborts it: its owner does).
  * Who owns what: `UrlLookups` owns the pending lookups; the job owns the sink.
  */
-import { toHex, type TransferEvent } from '@peapod/core';
+import { Limits, toHex, type TransferEvent } from '@peapod/core';
 import { ContentJob } from './content-job.js';
 import type { JobEvent } from './download-job.js';
 import { ObjectVerifier, type ExpectedDigest } from './http/digest.js';
@@ -32,6 +32,7 @@ import { parseEntityTag } from './http/entity-tag.js';
 import { decodePin, describePin, type OriginPin } from './http/origin-pin.js';
 import type { NotModified, RevalidationConditions } from './http/origin-probe.js';
 import type { JobFactory } from './job-factory.js';
+import { escalateIfInvariant } from './process-guard.js';
 import type { DownloadSink } from './sinks.js';
 import type { ChunkStoreApi } from './store/store-api.js';
 
@@ -69,13 +70,7 @@ export class UrlLookups {
   /** Every revalidatable copy of `url`: this device's first (newest first), then the pod's. */
   async candidates(url: string): Promise<UrlCandidate[]> {
     const own = (this.store?.urlContents(url) ?? []).map((entry) => ({ holder: 'self', ...entry }));
-    const lookupId = this.nextLookupId++;
-    const answered = new Promise<readonly UrlHolder[]>((resolve) =>
-      this.pending.set(lookupId, resolve),
-    );
-    // The answer may come at once (no link to ask), inside this call: registered first.
-    this.feed({ type: 'lookup-url', nowMs: performance.now(), lookupId, url });
-    const pod = (await answered).map((holder) => ({
+    const pod = (await this.askPod(url)).map((holder) => ({
       holder: toHex(holder.deviceId),
       validator: holder.validator,
       contentId: holder.contentId,
@@ -84,6 +79,25 @@ export class UrlLookups {
       const pin = revalidatable(entry.validator);
       return pin === undefined ? [] : [{ ...entry, pin }];
     });
+  }
+
+  /** The pod's holders of `url`; none for a URL too long for URL_QUERY (8 KiB). */
+  private askPod(url: string): Promise<readonly UrlHolder[]> {
+    if (Buffer.byteLength(url, 'utf8') > Limits.urlBytes) return Promise.resolve([]);
+    const lookupId = this.nextLookupId++;
+    const answered = new Promise<readonly UrlHolder[]>((resolve) =>
+      this.pending.set(lookupId, resolve),
+    );
+    try {
+      // The answer may come at once (no link to ask), inside this call: registered first.
+      this.feed({ type: 'lookup-url', nowMs: performance.now(), lookupId, url });
+    } catch (error) {
+      // The core refused the URL (say, a lone surrogate): look in this device's store alone.
+      escalateIfInvariant(error);
+      this.pending.delete(lookupId);
+      return Promise.resolve([]);
+    }
+    return answered;
   }
 
   /** The core's `url:lookup` event (the daemon routes it here). */

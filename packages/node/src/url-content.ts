@@ -11,7 +11,8 @@
  *   user changed later is never served. Then the URL mapping, and the core hears
  *   `content-available` (it announces the chunks to the pod) and `url-content` (it answers the
  *   pod's URL_QUERY with it).
- * - Only a version the origin can revalidate is kept (pod-source.ts `revalidatable`: a strong or
+ * - Only a version the origin can revalidate is kept, and only for a URL that fits in URL_QUERY
+ *   (8 KiB; longer ones the core refuses to map) (pod-source.ts `revalidatable`: a strong or
  *   weak ETag, or a Last-Modified date). A length-only pin names no version the origin could
  *   confirm, so such a download is not recorded at all.
  * - `expectedContentId`: a copy served from the pod must chunk to the content it was served as;
@@ -25,6 +26,7 @@ import {
   Chunker,
   CHUNK_SIZE_BYTES_DEFAULT,
   equalBytes,
+  Limits,
   toHex,
   type CoreInput,
   type CryptoProvider,
@@ -65,6 +67,11 @@ export class UrlContentRecorder {
   async record(download: CompletedDownload): Promise<Manifest | undefined> {
     const { store, feed, logger } = this.options;
     const { url, validator, path } = download;
+    if (Buffer.byteLength(url, 'utf8') > Limits.urlBytes) {
+      // URL_QUERY cannot carry it, and the core refuses such a mapping (at every start, too).
+      logger.info({ url: url.slice(0, 200) }, 'not kept for the pod: the URL is over 8 KiB');
+      return undefined;
+    }
     if (revalidatable(validator) === undefined) {
       logger.info({ url }, 'not kept for the pod: the origin gives no validator to revalidate it');
       return undefined;

@@ -8,7 +8,7 @@
  * - property (fast-check): for arbitrary sizes around the chunk boundaries the kept content is
  *   the Chunker's, and every chunk reads back verified;
  * - a version the origin cannot revalidate (length-only) is not kept, nor a copy served from the
- *   pod that reads back as another content, nor an empty object;
+ *   pod that reads back as another content, nor an empty object, nor a URL over 8 KiB;
  * - a file the user changes afterwards is never served: the verified read drops the reference.
  */
 import assert from 'node:assert/strict';
@@ -109,7 +109,7 @@ describe('UrlContentRecorder', () => {
     );
   });
 
-  test('what the origin cannot revalidate, an empty object, or another content is not kept', async () => {
+  test('what the origin cannot revalidate, an empty object, another content, a long URL: not kept', async () => {
     const bytes = randomBytes(1000);
     const path = join(dir, 'other.bin');
     await writeFile(path, bytes);
@@ -123,6 +123,9 @@ describe('UrlContentRecorder', () => {
       await recorder.record({ url, validator: strong, path, expectedContentId }),
       undefined,
     );
+    const long = `http://origin.test/${'x'.repeat(8192)}`;
+    assert.equal(await recorder.record({ url: long, validator: strong, path }), undefined);
+    assert.deepEqual(store.urlContents(long), []);
     const empty = join(dir, 'empty.bin');
     await writeFile(empty, '');
     assert.equal(await recorder.record({ url, validator: strong, path: empty }), undefined);

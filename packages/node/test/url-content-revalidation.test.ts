@@ -222,6 +222,13 @@ test('UrlLookups: an answer given at once is kept; unrevalidatable copies are dr
   );
 });
 
+test('UrlLookups: a URL too long for URL_QUERY is looked up in this device alone', async () => {
+  let asked = 0;
+  const lookups = new UrlLookups(() => asked++, undefined);
+  assert.deepEqual(await lookups.candidates(`http://example.test/${'x'.repeat(8192)}`), []);
+  assert.equal(asked, 0);
+});
+
 describe('the conditional probe against a real origin', () => {
   let dir: string;
   let origin: RevalidatingOrigin;
