@@ -6,16 +6,18 @@
  * Theory of operation
  * - Lookup (`UrlLookups`): this device's own store (`urlContents`) and the pod's answer to a
  *   `lookup-url` input (the core asks every ready pod link and answers with one `url:lookup`
- *   event, which the daemon routes to `onLookup`). Only copies whose pin can be revalidated
- *   count (`revalidatable`): a strong or weak ETag, or a Last-Modified date. A length-only pin
- *   names no version the origin could confirm, so it is never served from the pod.
+ *   event, which the daemon routes to `onLookup`; a link that does not answer is waited for at
+ *   most URL_LOOKUP_TIMEOUT_MS, 1 s). Only copies whose pin can be revalidated count
+ *   (`revalidatable`): a strong or weak ETag, or a Last-Modified date. A length-only pin names
+ *   no version the origin could confirm, so it is never served from the pod.
  * - Revalidation (`revalidationOf`, then the conditional probe of http/origin-probe.ts with the
  *   requester's own headers, so the origin decides access): `If-None-Match` listing every
  *   distinct ETag the copies have (the 304's ETag says which one is current), or else
  *   `If-Modified-Since` with the newest copy's date. `matchNotModified` picks the copy the 304
  *   confirms, checking every validator the 304 and the pin both state. A 206 or 200 means the
- *   object changed (or the origin ignores the condition): that response is the fresh
- *   download's probe, so it costs no second request.
+ *   object changed (or, when it names a copy's version, `namesACopy`, that the origin ignores
+ *   conditional requests): that response is the fresh download's probe, so it costs no second
+ *   request.
  * - Serving (`serveFromPod`): a `ContentJob` of the confirmed content into the job's sink,
  *   through a `CheckedSink` that hashes every byte once as it is written and, before the sink
  *   may commit, checks the length the pin names, the user's `--sha256` and every digest the
@@ -49,7 +51,7 @@ export interface UrlCandidate {
   readonly contentId: Uint8Array;
 }
 
-/** Copies the pod knows fewer than this many distinct ETags of are listed in one If-None-Match. */
+/** Distinct ETags one If-None-Match lists at most (the first copies': this device's, newest first). */
 export const REVALIDATION_ETAGS_MAX = 8;
 
 /** Routes `lookup-url` inputs and their `url:lookup` answers. */
