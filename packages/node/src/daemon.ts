@@ -268,6 +268,7 @@ export class Daemon {
     for (const { url, validator, contentId } of store.urlMappings()) {
       this.host.input({ type: 'url-content', nowMs: performance.now(), url, validator, contentId });
     }
+    this.jobs.useStore(store, this.logger); // gets look for pod copies first, and are kept
   }
 
   /** daemon.json: where this running daemon's API is, for the CLI (removed on stop). */
@@ -308,6 +309,7 @@ export class Daemon {
     host.on('download:progress', (event) => this.jobs.onCoreEvent(event));
     host.on('download:complete', (event) => this.jobs.onCoreEvent(event));
     host.on('download:failed', (event) => this.jobs.onCoreEvent(event));
+    host.on('url:lookup', (event) => this.jobs.onUrlLookup(event)); // pod copies of URLs
     // A content download's manifest from a peer (manifest-probe.ts). The core's TransferEvent
     // gains `download:manifest` with the change this branch's report gives; until then nothing
     // emits it, so this listens by name, untyped.

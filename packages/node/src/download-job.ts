@@ -48,6 +48,7 @@ import { ObjectVerifier, type ExpectedDigest } from './http/digest.js';
 import type { WholeFetchResult } from './http/origin-whole.js';
 import { escalateIfInvariant } from './process-guard.js';
 import { pinningOf, type JobPlan, type Pinning } from './http/pin-plan.js';
+import { podNote, type PodOutcome, type PodServing } from './pod-source.js';
 import type { DownloadSink } from './sinks.js';
 
 /** What the job reports (the CLI renders it; `--json` prints the summary). */
@@ -61,6 +62,8 @@ export type JobEvent =
       readonly resumeOffset: number;
       /** How the bytes are tied to one version of the object, and what that guarantees. */
       readonly pinning: Pinning;
+      /** `pod`: a pod member's copy, revalidated with the origin (pod-source.ts). */
+      readonly servedFrom?: 'pod';
     }
   | {
       readonly type: 'progress';
@@ -82,6 +85,10 @@ export type JobEvent =
       readonly sourceNames?: Readonly<Record<string, string>>;
       /** As in 'start', for the download that finished (after a restart, the new version's). */
       readonly pinning: Pinning;
+      /** `pod`: the bytes came from the pod (`bySource` names who sent them), not the origin. */
+      readonly servedFrom?: 'pod';
+      /** How the origin confirmed the pod's copy: `304 Not Modified to If-None-Match: "v1"`. */
+      readonly revalidation?: string;
     }
   | { readonly type: 'error'; readonly message: string };
 
@@ -120,6 +127,29 @@ export interface JobHost {
 
 export type HeaderPair = { readonly name: string; readonly value: string };
 
+/** What a job does besides downloading from the origin (job-factory.ts sets them). */
+export interface JobExtras {
+  /**
+   * A pod member's copy the origin confirmed (304): served first (pod-source.ts); if it cannot
+   * be used, the job probes again and downloads from the origin into the same sink.
+   */
+  readonly pod?: {
+    readonly serving: PodServing;
+    serve(
+      sink: DownloadSink,
+      signal: AbortSignal,
+      emit: (event: JobEvent) => void,
+    ): Promise<PodOutcome>;
+  };
+  /**
+   * After the output is committed, before 'done': keep it as content of the URL at the
+   * version it holds (`validator`: the pin; '' for a single-source download of the probed
+   * version). Never called when the version is unknown (the object changed mid-way and the
+   * rest came from the origin alone). A rejection is the hook's to report; the job ignores it.
+   */
+  readonly record?: ((validator: string, totalBytes: number) => Promise<void>) | undefined;
+}
+
 export interface CoreUrlSpec {
   readonly url: string;
   /** Resume point: the core downloads [startOffset, totalBytes) only. */
@@ -152,6 +182,10 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
   private bySource: Record<string, number> = {};
   private readonly startedMs = performance.now();
   private readonly aborted = new AbortController();
+  /** Serving the pod's copy (`JobExtras.pod`), while it runs. */
+  private podRun: Promise<PodOutcome> | undefined;
+  /** The output is the version `plan.validator` names (`JobExtras.record`). */
+  private versionKnown = true;
   /** Fallbacks carried out so far: the next core download's `attempt`. */
   private attempt = 0;
   /** What the end-to-end checks are fed; see `runSteps`. */
@@ -186,6 +220,7 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
       readonly strict?: boolean;
     },
     private readonly prefix?: ObjectVerifier,
+    private readonly extras: JobExtras = {},
   ) {
     super();
     this.verifier = ObjectVerifier.create(expected, 'host');
@@ -207,6 +242,7 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
   }
 
   private async runSteps(): Promise<void> {
+    if (this.extras.pod !== undefined && !(await this.runFromPod(this.extras.pod))) return;
     const { totalBytes, pooled, note, pinning } = this.plan;
     const resumeOffset = this.sink.resumeOffset;
     this.emit('event', { type: 'start', totalBytes, pooled, note, resumeOffset, pinning });
@@ -223,6 +259,75 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
       return;
     }
     await this.runSingleSource(resumeOffset);
+  }
+
+  /**
+   * Serves the pod's copy (pod-source.ts). False when that ended the job (served, or
+   * cancelled); true when it could not be used and the job goes on from the origin, with a
+   * fresh probe's plan and the sink started over.
+   */
+  private async runFromPod(pod: NonNullable<JobExtras['pod']>): Promise<boolean> {
+    const { serving } = pod;
+    const copy = serving.copies[0]!;
+    this.emit('event', {
+      type: 'start',
+      totalBytes: this.plan.totalBytes,
+      pooled: false,
+      note: podNote(serving),
+      resumeOffset: 0,
+      pinning: this.plan.pinning,
+      servedFrom: 'pod',
+    });
+    const run = pod.serve(this.sink, this.aborted.signal, (event) => this.emit('event', event));
+    this.podRun = run;
+    const outcome = await run;
+    if (outcome.kind === 'cancelled' || this.cancelled) {
+      // `cancel` closes the sink and settles: `run` resolves after that, as on every path.
+      if (!this.settledOnce) await new Promise<void>((resolve) => this.once('settled', resolve));
+      return false;
+    }
+    if (outcome.kind === 'served') {
+      this.verifiedBytes = outcome.done.totalBytes;
+      await this.extras.record?.(copy.validator, outcome.done.totalBytes).catch(() => undefined);
+      this.emit('event', outcome.done);
+      this.settle();
+      return false;
+    }
+    const user = userExpectations(this.expected);
+    const { plan, digests } = await this.host.replan(
+      this.url,
+      this.plan.headers,
+      user,
+      this.plan.strict ?? false,
+      this.aborted.signal,
+    );
+    if (plan.kind === 'refused') throw new Error(plan.reason);
+    await this.sink.restart();
+    this.expected = [...user, ...digests];
+    const fresh = `${outcome.reason}; downloading it from the origin`;
+    this.plan =
+      plan.kind === 'pooled'
+        ? {
+            ...this.plan,
+            pooled: true,
+            note: fresh,
+            totalBytes: plan.totalBytes,
+            validator: plan.validator,
+            pinStrength: plan.pinStrength,
+            pinning: plan.pinning,
+            sha256: this.expected.find((digest) => digest.algorithm === 'sha-256')?.digest,
+          }
+        : {
+            ...this.plan,
+            pooled: false,
+            note: `${fresh}; not pooled: ${plan.reason}`,
+            totalBytes: undefined,
+            validator: '',
+            pinning: plan.pinning,
+          };
+    // A single source's version is the fresh probe's, whose headers the recorder never saw.
+    if (plan.kind !== 'pooled') this.versionKnown = false;
+    return true;
   }
 
   /** Starts (or, after a change, restarts) the core download of [startOffset, totalBytes). */
@@ -313,6 +418,7 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
     this.cancelled = true; // what fails from here on is the cancel's doing: no error event
     if (this.downloadId !== undefined) this.host.cancelCoreDownload(this.downloadId);
     this.aborted.abort(); // a single-source fetch stops at once, even if the origin stalls
+    await this.podRun; // the pod's content job closes its writes first (it never rejects)
     await this.writeChain;
     await this.failWith(new Error('cancelled'), true);
   }
@@ -358,6 +464,9 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
     } catch (error) {
       await this.failWith(error, true); // verified bytes: a re-run resumes from the part file
       return;
+    }
+    if (this.versionKnown) {
+      await this.extras.record?.(this.plan.validator, this.verifiedBytes).catch(() => undefined);
     }
     this.emit('event', {
       type: 'done',
@@ -410,6 +519,7 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
         return;
       }
       // It ends in complete() or failWith(), which settle the job.
+      if (reason === 'origin-changed') this.versionKnown = false; // the new version is unpinned
       await this.runSingleSource(0, reason === 'origin-changed' ? 'changed' : 'again');
       return;
     }

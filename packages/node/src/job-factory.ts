@@ -9,6 +9,11 @@
  *   job with the digests the object must have (the user's `--sha256` first, then the origin's).
  *   A resumed file's prefix is hashed as the sink checks it on open (one read).
  * - `proxyJob` builds the job of a poolable proxy GET from its probe and plan (proxy-policy.ts).
+ * - Pod copies (DESIGN.md decision 16; with a store, `urlContent`): before the plain probe,
+ *   `revalidate` looks the URL up (this device's store and the pod, pod-source.ts) and sends the
+ *   one conditional probe. A 304 makes the job one served from the pod (`podServing`); a 206 or
+ *   200 is the probe of the fresh download, so it costs no second request. With --no-pool the
+ *   pod is not asked. A completed file download is kept as content (url-content.ts).
  * - As `JobHost`: a core `url` download gets a download ID (the job is found by it for the core's
  *   outputs and events: `jobOf`, `onCoreEvent`), `attempt` passes through as the job gives it;
  *   inputs go to `feed` (the host's driver: queued while the host drains).
@@ -17,13 +22,43 @@
 import type { ServerResponse } from 'node:http';
 import { type CoreInput, type DownloadSource, type TransferEvent } from '@peapod/core';
 import type { GetRequest } from './api-client.js';
-import { DownloadJob, type HeaderPair, type JobHost } from './download-job.js';
+import { DownloadJob, type HeaderPair, type JobExtras, type JobHost } from './download-job.js';
 import { ObjectVerifier, userSha256, type ExpectedDigest } from './http/digest.js';
-import { probeOrigin, type OriginDescription } from './http/origin-probe.js';
+import { encodePin, pinFromResponse, pinStrength } from './http/origin-pin.js';
+import {
+  probeConditional,
+  probeOrigin,
+  type OriginDescription,
+  type OriginProbe,
+} from './http/origin-probe.js';
 import { fetchWhole, lengthlessNote, probeStalled } from './http/origin-whole.js';
-import { planFromProbe, type JobPlan } from './http/pin-plan.js';
+import { pinningOf, planFromProbe, type JobPlan } from './http/pin-plan.js';
+import {
+  matchNotModified,
+  namesACopy,
+  revalidationOf,
+  serveFromPod,
+  UrlLookups,
+  type PodServing,
+} from './pod-source.js';
 import type { BandwidthLimits } from './rate-limit.js';
 import { FileSink, StreamSink, type DownloadSink } from './sinks.js';
+import { UrlContentRecorder } from './url-content.js';
+import { createNodeCryptoProvider } from './node-crypto-provider.js';
+import type { ChunkStoreApi } from './store/store-api.js';
+import type { Logger } from 'pino';
+
+/** What the pod's copies of a URL came to (`JobFactory.revalidate`). */
+export type PodCheck =
+  /** No copy the origin could revalidate (or a 304 that named none of them): probe as usual. */
+  | { readonly kind: 'none' }
+  /** The origin confirmed a copy (304): serve it from the pod. */
+  | { readonly kind: 'unchanged'; readonly serving: PodServing }
+  /**
+   * A 206 or 200: this is the fresh download's probe. `note` says the object changed, or is ''
+   * when the answer names a copy's version (an origin that ignores conditional requests).
+   */
+  | { readonly kind: 'probed'; readonly probe: OriginDescription; readonly note: string };
 
 /** A job that runs a core download: the host routes that download's outputs and events to it. */
 export interface CoreJob {
@@ -47,6 +82,8 @@ export class JobFactory {
   private readonly jobs = new Map<number, CoreJob>();
   private nextDownloadId = 1;
   private readonly host: JobHost;
+  /** Set by `useStore`: the pod's copies of URLs, and keeping downloads as content. */
+  private urlContent: { lookups: UrlLookups; recorder: UrlContentRecorder } | undefined;
 
   constructor(private readonly options: JobFactoryOptions) {
     const { feed, stallTimeoutMs, originAddress, limits } = options;
@@ -80,6 +117,24 @@ export class JobFactory {
         return { plan: planFromProbe(probe, user, { pool: true, strict }), digests: probe.digests };
       },
     };
+  }
+
+  /**
+   * The daemon opened its chunk store (and told the core its URL mappings): from now on gets
+   * look for pod copies first and keep what they download (url-content.ts).
+   */
+  useStore(store: ChunkStoreApi, logger: Logger): void {
+    const { feed } = this.options;
+    const crypto = createNodeCryptoProvider();
+    this.urlContent = {
+      lookups: new UrlLookups(feed, store),
+      recorder: new UrlContentRecorder({ store, feed, crypto, logger }),
+    };
+  }
+
+  /** The core's answer to a URL lookup (the daemon routes `url:lookup` here). */
+  onUrlLookup(event: Extract<TransferEvent, { type: 'url:lookup' }>): void {
+    this.urlContent?.lookups.onLookup(event);
   }
 
   /** The running job of a core download, if any. */
@@ -132,10 +187,20 @@ export class JobFactory {
     await Promise.all([...this.jobs.values()].map((job) => job.cancel()));
   }
 
-  /** Probes the origin and plans the job: pooled, or single source and why. */
+  /**
+   * Probes the origin (after the pod's copies, see the module comment) and plans the job:
+   * served from the pod, pooled, or single source and why.
+   */
   async create(request: GetRequest, stream: ServerResponse | undefined): Promise<DownloadJob> {
-    const probe = await this.probe(request.url, request.headers);
     const user: ExpectedDigest[] = request.sha256 === undefined ? [] : [userSha256(request.sha256)];
+    // --strict pools only what is proven one version: so is a pod copy (a strong ETag or a digest).
+    const strongOnly = request.strict === true && user.length === 0;
+    const check: PodCheck = request.pool
+      ? await this.revalidate(request.url, request.headers, user, strongOnly)
+      : { kind: 'none' };
+    if (check.kind === 'unchanged') return this.podJob(request, check.serving, stream);
+    const probe =
+      check.kind === 'probed' ? check.probe : await this.probe(request.url, request.headers);
     // A wrong --sha256 or --strict without a pin it accepts fail here, before any byte is fetched.
     const plan = planFromProbe(probe, user, {
       pool: request.pool,
@@ -169,6 +234,7 @@ export class JobFactory {
             () => undefined, // the job's error event ends the response with an error trailer
           );
     const resumeNote = sink instanceof FileSink ? sink.resumeNote : '';
+    const podNote = check.kind === 'probed' ? check.note : '';
     return new DownloadJob(
       this.host,
       probe.url,
@@ -176,7 +242,7 @@ export class JobFactory {
       expected,
       {
         pooled: notPoolable === undefined,
-        note: [notPoolable === undefined ? '' : `not pooled: ${notPoolable}`, resumeNote]
+        note: [podNote, notPoolable === undefined ? '' : `not pooled: ${notPoolable}`, resumeNote]
           .filter((line) => line !== '')
           .join('; '),
         totalBytes: probe.totalBytes,
@@ -188,7 +254,160 @@ export class JobFactory {
         strict: request.strict === true,
       },
       sink.resumeOffset > 0 ? prefix : undefined,
+      stream === undefined ? { record: this.recorder(request, probe) } : {},
     );
+  }
+
+  /**
+   * The pod's copies of `url` and the one revalidation of them with the origin, carrying the
+   * requester's own `headers` (so the origin decides access); see PodCheck.
+   */
+  async revalidate(
+    url: string,
+    headers: readonly HeaderPair[],
+    user: readonly ExpectedDigest[],
+    strongOnly = false,
+  ): Promise<PodCheck> {
+    const lookups = this.urlContent?.lookups;
+    if (lookups === undefined) return { kind: 'none' };
+    const candidates = (await lookups.candidates(url)).filter(
+      (copy) => !strongOnly || copy.pin.level === 'strong-etag',
+    );
+    const conditions = revalidationOf(candidates);
+    if (conditions === undefined) return { kind: 'none' };
+    const [name, value] = Object.entries(conditions)[0]!;
+    const condition = `${name === 'if-none-match' ? 'If-None-Match' : 'If-Modified-Since'}: ${value}`;
+    const answer = await this.ask(url, (options) => probeConditional(url, conditions, options), {
+      headers,
+    });
+    if (answer.kind === 'described') {
+      const etag = answer.rawHeaders.find(
+        (_, i, raw) => i % 2 === 1 && /^etag$/i.test(raw[i - 1]!),
+      );
+      const changed = !namesACopy(candidates, etag, answer.lastModified);
+      return {
+        kind: 'probed',
+        probe: answer,
+        note: changed
+          ? `the pod's copies are not current (the origin answered ${answer.status} to ${condition}), so the new version comes from the origin`
+          : '',
+      };
+    }
+    const confirmed = matchNotModified(candidates, conditions, answer);
+    const first = confirmed[0];
+    if (first === undefined) return { kind: 'none' };
+    // One content: every holder of it serves (the core fetches from all of them).
+    const copies = confirmed.filter((copy) =>
+      Buffer.from(copy.contentId).equals(Buffer.from(first.contentId)),
+    );
+    return { kind: 'unchanged', serving: { copies, answer, condition, user } };
+  }
+
+  /** A job that serves the pod's copy into the get's output (its fallback: the origin). */
+  private async podJob(
+    request: GetRequest,
+    serving: PodServing,
+    stream: ServerResponse | undefined,
+  ): Promise<DownloadJob> {
+    const copy = serving.copies[0]!;
+    const sink: DownloadSink =
+      stream === undefined
+        ? await FileSink.open(
+            request.output,
+            {
+              url: serving.answer.url,
+              validator: copy.validator,
+              totalBytes: copy.pin.totalBytes ?? -1,
+            },
+            { force: request.force === true },
+          )
+        : new StreamSink(
+            stream,
+            (sha256) => stream.addTrailers({ 'x-peapod-result': `ok sha256=${sha256}` }),
+            () => undefined,
+          );
+    if (sink.resumeOffset > 0) await sink.restart(); // the pod's copy is written from byte 0
+    const extras: JobExtras = {
+      pod: {
+        serving,
+        serve: (target, signal, emit) => serveFromPod(this, serving, target, signal, emit),
+      },
+      ...(stream === undefined
+        ? { record: this.recorder(request, undefined, copy.contentId) }
+        : {}),
+    };
+    return this.servedJob(serving, sink, request.headers, request.strict === true, extras);
+  }
+
+  /** The job of a poolable proxy GET served from the pod, streamed to `res` (proxy-policy.ts). */
+  podProxyJob(
+    serving: PodServing,
+    res: ServerResponse,
+    headers: readonly HeaderPair[],
+  ): DownloadJob {
+    const extras: JobExtras = {
+      pod: {
+        serving,
+        serve: (target, signal, emit) => serveFromPod(this, serving, target, signal, emit),
+      },
+    };
+    return this.servedJob(serving, new StreamSink(res), headers, false, extras);
+  }
+
+  private servedJob(
+    serving: PodServing,
+    sink: DownloadSink,
+    headers: readonly HeaderPair[],
+    strict: boolean,
+    extras: JobExtras,
+  ): DownloadJob {
+    const copy = serving.copies[0]!;
+    const expected = [...serving.user, ...serving.answer.digests];
+    return new DownloadJob(
+      this.host,
+      serving.answer.url,
+      sink,
+      expected,
+      {
+        pooled: false,
+        note: '',
+        totalBytes: copy.pin.totalBytes,
+        validator: copy.validator,
+        pinStrength: pinStrength(copy.pin),
+        pinning: pinningOf(
+          copy.pin.level,
+          expected.map((digest) => digest.source),
+        ),
+        headers,
+        strict,
+      },
+      undefined,
+      extras,
+    );
+  }
+
+  /**
+   * The `record` hook of a file download: keeps it as content of the URL the user asked for.
+   * A single source's validator ('') is the probed version's pin, from the probe's headers (the
+   * GET that followed it had no precondition; a change in between would need a digest to see).
+   */
+  private recorder(
+    request: GetRequest,
+    probe: OriginDescription | undefined,
+    expectedContentId?: Uint8Array,
+  ): JobExtras['record'] {
+    const recorder = this.urlContent?.recorder;
+    if (recorder === undefined) return undefined;
+    return async (validator, totalBytes) => {
+      const version = validator !== '' ? validator : probe && probedValidator(probe, totalBytes);
+      if (version === undefined || version === '') return;
+      await recorder.record({
+        url: request.url,
+        validator: version,
+        path: request.output,
+        ...(expectedContentId === undefined ? {} : { expectedContentId }),
+      });
+    };
   }
 
   /** The job of a poolable proxy GET, streamed to `res` (proxy-policy.ts). */
@@ -215,18 +434,42 @@ export class JobFactory {
     headers: readonly HeaderPair[],
     signal?: AbortSignal,
   ): Promise<OriginDescription> {
+    return this.ask(url, (options) => probeOrigin(url, options), { headers, signal });
+  }
+
+  /** One probe through this device's own link, bounded by the stall timeout; throws its failure. */
+  private async ask<T extends { readonly kind: string }>(
+    url: string,
+    send: (options: {
+      headers: readonly HeaderPair[];
+      signal: AbortSignal;
+      localAddress?: string;
+    }) => Promise<T | Extract<OriginProbe, { kind: 'failed' }>>,
+    request: { readonly headers: readonly HeaderPair[]; readonly signal?: AbortSignal | undefined },
+  ): Promise<Exclude<T, { kind: 'failed' }>> {
     const { stallTimeoutMs, originAddress } = this.options;
     // The probe reads only the head: the stall timeout bounds all of it.
     const stalled = AbortSignal.timeout(stallTimeoutMs);
-    const probe = await probeOrigin(url, {
-      headers,
+    const { signal } = request;
+    const answer = await send({
+      headers: request.headers,
       signal: signal === undefined ? stalled : AbortSignal.any([signal, stalled]),
       ...(originAddress === undefined ? {} : { localAddress: originAddress }),
     });
-    if (probe.kind === 'failed' && stalled.aborted) {
+    if (answer.kind === 'failed' && stalled.aborted) {
       throw new Error(probeStalled(url, stallTimeoutMs));
     }
-    if (probe.kind === 'failed') throw new Error(probe.detail);
-    return probe;
+    if (answer.kind === 'failed') throw new Error((answer as { detail: string }).detail);
+    return answer as Exclude<T, { kind: 'failed' }>;
   }
+}
+
+/** The pin of the version a probe described, for a single-source download of `totalBytes`. */
+function probedValidator(probe: OriginDescription, totalBytes: number): string {
+  if (probe.validator !== undefined) return probe.validator;
+  const headers: Record<string, string> = {};
+  for (let i = 0; i + 1 < probe.rawHeaders.length; i += 2) {
+    headers[probe.rawHeaders[i]!.toLowerCase()] ??= probe.rawHeaders[i + 1]!;
+  }
+  return encodePin(pinFromResponse(headers, totalBytes));
 }

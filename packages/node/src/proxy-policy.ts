@@ -9,10 +9,18 @@
  * probe, minus hop-by-hop and range fields) with status 200, the full length, which pinning held
  * the ranges to one version (`X-PeaPod-Pinning`), and the origin's Repr-Digest as
  * Content-Digest when the body is not content-coded.
+ *
+ * Pod copies (DESIGN.md decision 16): such a GET is first revalidated against the copies the
+ * pod holds (JobFactory.revalidate: one conditional probe). On a 304 the body is served from the
+ * pod, with the 304's header fields (the origin's current ones), the copy's length when known
+ * (else chunked), `X-PeaPod-Source: pod` and the pinning level; a 206 or 200 is the probe of the
+ * pooled download as above, so the origin sees no second probe.
  */
 import type { Logger } from 'pino';
+import type { HeaderPair } from './download-job.js';
 import type { JobFactory } from './job-factory.js';
 import { planFromProbe } from './http/pin-plan.js';
+import type { PodServing } from './pod-source.js';
 import { stripHopByHop, type PooledResponder, type ProxiedGet } from './proxy.js';
 
 /** Proxy GETs smaller than this pass through: pooling pays off on big objects only. */
@@ -31,7 +39,12 @@ export async function poolableGet(
   const headers = request.headers.filter(
     ({ name }) => !/^(host|accept-encoding|proxy-.*|connection)$/i.test(name),
   );
-  const probe = await jobs.probe(request.url, headers).catch(() => undefined);
+  const check = await jobs.revalidate(request.url, headers, []).catch(() => undefined);
+  if (check?.kind === 'unchanged') return podResponder(check.serving, jobs, headers, logger);
+  const probe =
+    check?.kind === 'probed'
+      ? check.probe
+      : await jobs.probe(request.url, headers).catch(() => undefined);
   if (probe === undefined) return undefined;
   const plan = planFromProbe(probe, [], { pool: true, strict: false });
   if (plan.kind !== 'pooled') return undefined;
@@ -65,6 +78,51 @@ export async function poolableGet(
       logger.info(
         { url: probe.url, bytes: probe.totalBytes, pinning: plan.pinning.level },
         `proxy: pooled GET, ${plan.pinning.guarantee}`,
+      );
+      await job.run();
+      jobs.forget(job);
+      if (failure !== undefined) throw new Error(failure);
+    },
+  };
+}
+
+/** The response of a GET served from the pod; see the module comment. */
+function podResponder(
+  serving: PodServing,
+  jobs: JobFactory,
+  headers: readonly HeaderPair[],
+  logger: Logger,
+): PooledResponder | undefined {
+  const copy = serving.copies[0]!;
+  const totalBytes = copy.pin.totalBytes;
+  if (totalBytes !== undefined && totalBytes < PROXY_POOL_MIN_BYTES) return undefined;
+  return {
+    respond: async (res) => {
+      const { rawHeaders } = serving.answer;
+      const fields = stripHopByHop(rawHeaders);
+      const kept: string[] = [];
+      for (let i = 0; i + 1 < fields.length; i += 2) {
+        if (/^(content-range|content-length|content-digest)$/i.test(fields[i]!)) continue;
+        kept.push(fields[i]!, fields[i + 1]!);
+      }
+      if (totalBytes !== undefined) kept.push('Content-Length', String(totalBytes));
+      kept.push('X-PeaPod-Pinning', copy.pin.level, 'X-PeaPod-Source', 'pod');
+      const repr = headerValue(rawHeaders, 'repr-digest');
+      if (repr !== undefined && headerValue(rawHeaders, 'content-encoding') === undefined)
+        kept.push('Content-Digest', repr);
+      res.sendDate = false;
+      res.writeHead(200, kept);
+      const job = jobs.podProxyJob(serving, res, headers);
+      let failure: string | undefined;
+      job.on('event', (event) => {
+        if (event.type === 'error') failure = event.message;
+      });
+      res.on('close', () => {
+        if (!res.writableFinished) void job.cancel();
+      });
+      logger.info(
+        { url: serving.answer.url, revalidation: serving.condition },
+        'proxy: GET served from the pod after a 304 from the origin',
       );
       await job.run();
       jobs.forget(job);

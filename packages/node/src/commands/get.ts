@@ -201,13 +201,15 @@ async function toFile(
           const rate = (event.totalBytes - startOffset) / Math.max(0.001, event.seconds);
           progress.finish(
             `peapod: ${job.output}: ${formatBytes(event.totalBytes)} in ${event.seconds.toFixed(1)} s ` +
-              `(${formatBytes(rate)}/s, ${event.pooled ? 'pooled' : 'single source'})`,
+              `(${formatBytes(rate)}/s, ${event.servedFrom === 'pod' ? 'from the pod' : event.pooled ? 'pooled' : 'single source'})`,
           );
+          if (event.revalidation !== undefined)
+            progress.note(`peapod: revalidated with the origin: ${event.revalidation}`);
           progress.note(`peapod: pinning: ${event.pinning.level}: ${event.pinning.guarantee}`);
           progress.note(
             `peapod: sha256 ${event.sha256}; verified: ${event.verified.length > 0 ? event.verified.join(', ') : 'no digest known (pod helpers spot-checked)'}`,
           );
-          if (event.pooled)
+          if (event.pooled || event.servedFrom === 'pod')
             progress.note(`peapod: sources: ${shares(event.bySource, event.sourceNames)}`);
         }
         return GET_EXIT_CODES.ok;

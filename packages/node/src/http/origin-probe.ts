@@ -33,6 +33,12 @@
  *   length is poolable; `pin.level` says how strongly its ranges are tied to one version.
  * - Failures (unreachable, a status other than 200/206/416, too many redirects, aborted by
  *   `signal`) come back as `{ kind: 'failed', detail }`, never as an exception.
+ * - The conditional variant (`probeConditional`, the revalidation of a copy the pod holds,
+ *   url-content.ts) is the same request with `If-None-Match` or `If-Modified-Since` added: a 304
+ *   (RFC 9110 section 15.4.5: no body, the validators and any Repr-Digest of the current
+ *   version) comes back as `not-modified`; a 206 or 200 (the object changed, or the origin
+ *   ignores the condition) is described exactly as `probeOrigin` describes it, so it serves as
+ *   the probe of the fresh download and no second request is sent.
  */
 import { PeapodError } from '@peapod/core';
 import type { IncomingHttpHeaders } from 'node:http';
@@ -93,6 +99,56 @@ export type OriginProbe =
  * }
  */
 export async function probeOrigin(url: string, options: ProbeOptions = {}): Promise<OriginProbe> {
+  const answer = await probeWith(url, options, {});
+  return answer.kind === 'not-modified'
+    ? {
+        kind: 'failed',
+        url,
+        detail: `the origin answered 304 Not Modified to a plain request for ${answer.url}`,
+      }
+    : answer;
+}
+
+/** What a revalidation sends: the ETags of the copies, or the date of one (lower-case names). */
+export type RevalidationConditions =
+  { readonly 'if-none-match': string } | { readonly 'if-modified-since': string };
+
+/** A 304 to a conditional probe: the copy the conditions named is the current version. */
+export interface NotModified {
+  readonly kind: 'not-modified';
+  /** The URL that answered, after redirects. */
+  readonly url: string;
+  /** The 304's ETag and Last-Modified, as sent (undefined when absent). */
+  readonly etag: string | undefined;
+  readonly lastModified: string | undefined;
+  /** Digests of the whole object the 304 states (Repr-Digest, x-amz-checksum-sha256, S3 ETag). */
+  readonly digests: readonly ExpectedDigest[];
+  readonly rawHeaders: readonly string[];
+}
+
+/**
+ * The probe with revalidation `conditions` (`if-none-match`, `if-modified-since`, lower-case):
+ * `not-modified` on a 304, otherwise what `probeOrigin` reports; see the module comment.
+ * @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT if `url` is not an http(s) URL.
+ * @example
+ * const answer = await probeConditional(url, { 'if-none-match': '"v1"' });
+ * if (answer.kind === 'not-modified') {
+ *   // the pod's copy of version "v1" is current
+ * }
+ */
+export function probeConditional(
+  url: string,
+  conditions: RevalidationConditions,
+  options: ProbeOptions = {},
+): Promise<OriginProbe | NotModified> {
+  return probeWith(url, options, conditions);
+}
+
+async function probeWith(
+  url: string,
+  options: ProbeOptions,
+  conditions: RevalidationConditions | Record<string, never>,
+): Promise<OriginProbe | NotModified> {
   let parsed: URL | undefined;
   try {
     parsed = new URL(url);
@@ -105,7 +161,7 @@ export async function probeOrigin(url: string, options: ProbeOptions = {}): Prom
   const opened = await openOrigin({
     url,
     headers: options.headers ?? [],
-    protocolHeaders: { range: 'bytes=0-0' },
+    protocolHeaders: { ...conditions, range: 'bytes=0-0' },
     redirectsMax: REDIRECTS_MAX,
     localAddress: options.localAddress,
     signal: options.signal,
@@ -117,6 +173,19 @@ export async function probeOrigin(url: string, options: ProbeOptions = {}): Prom
   response.on('error', () => undefined);
   request.destroy();
   const status = response.statusCode ?? 0;
+  if (status === 304) {
+    const { headers } = response;
+    const etag = typeof headers.etag === 'string' ? headers.etag.trim() : undefined;
+    const lastModified = headers['last-modified'];
+    return {
+      kind: 'not-modified',
+      url: opened.url,
+      etag,
+      lastModified: typeof lastModified === 'string' ? lastModified.trim() : undefined,
+      digests: statedDigests(304, headers, parseEntityTag(etag)),
+      rawHeaders: response.rawHeaders,
+    };
+  }
   if (status !== 200 && status !== 206 && status !== 416) {
     const reason = response.statusMessage === undefined ? '' : ` ${response.statusMessage}`;
     return {
