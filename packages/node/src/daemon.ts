@@ -27,7 +27,6 @@
  *   worth keeping is on disk already.
  * Inputs reach the core only through the host's driver (`host.input`), queued while it drains.
  */
-import type { EventEmitter } from 'node:events';
 import { rename, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -38,7 +37,6 @@ import {
   STALL_TIMEOUT_DEFAULT_MS,
   toHex,
   type KeyPair,
-  type TransferEvent,
 } from '@peapod/core';
 import type { Logger } from 'pino';
 import { ApiGuard } from './api-guard.js';
@@ -161,10 +159,7 @@ export class Daemon {
         store: () => this.store,
         crypto,
         feed: (input) => this.host.input(input),
-        manifestFromPod: (contentId) =>
-          manifestFromPod(this.jobs, contentId, (manifest) =>
-            this.store?.addContent(manifest, { kind: 'fetched' }, { pinned: false }),
-          ),
+        manifestFromPod: (contentId) => manifestFromPod(this.jobs, contentId),
       },
     });
     this.proxy = new ForwardProxy({
@@ -310,12 +305,16 @@ export class Daemon {
     host.on('download:complete', (event) => this.jobs.onCoreEvent(event));
     host.on('download:failed', (event) => this.jobs.onCoreEvent(event));
     host.on('url:lookup', (event) => this.jobs.onUrlLookup(event)); // pod copies of URLs
-    // A content download's manifest from a peer (manifest-probe.ts). The core's TransferEvent
-    // gains `download:manifest` with the change this branch's report gives; until then nothing
-    // emits it, so this listens by name, untyped.
-    (host as unknown as EventEmitter).on('download:manifest', (event: TransferEvent) =>
-      this.jobs.onCoreEvent(event),
-    );
+    // A content download's manifest from a peer, before any of its chunks: the store indexes
+    // chunks by it, so it is recorded first (whatever job runs the download), then the job
+    // learns it (manifest-probe.ts: a tree's layout, the --only selection).
+    host.on('download:manifest', (event) => {
+      const { manifest } = event;
+      if (this.store?.manifest(manifest.contentId) === undefined) {
+        this.store?.addContent(manifest, { kind: 'fetched' }, { pinned: false });
+      }
+      this.jobs.onCoreEvent(event);
+    });
     host.on('peer:banned', (event) =>
       logger.warn(
         { peer: peers.label(toHex(event.deviceId)), detail: event.detail },

@@ -5,9 +5,9 @@
  *
  * Theory of operation: a core content download started without a manifest makes the core ask
  * it of the members that announced the content, check it against the content ID and report it
- * (`download:manifest`), before any chunk of it arrives. The probe then records it (`onManifest`:
- * the store must know a content before its first chunk is stored) and cancels the download; the
- * real one starts with the manifest (a chunk selection needs it at the start). A chunk request
+ * (`download:manifest`), before any chunk of it arrives (the daemon records every such manifest
+ * in its store first). The probe then cancels the download; the real one starts with the
+ * manifest (a chunk selection needs it at the start). A chunk request
  * the core sent meanwhile is cancelled with it. When no connected member gives the manifest
  * within the stall timeout the core fails the download 'unavailable', and the probe answers
  * with that sentence.
@@ -25,23 +25,18 @@ class ManifestProbe implements CoreJob {
   private settle: (answer: ManifestAnswer) => void = () => undefined;
   readonly answer = new Promise<ManifestAnswer>((resolve) => (this.settle = resolve));
 
-  constructor(
-    private readonly jobs: JobFactory,
-    private readonly onManifest: (manifest: Manifest) => void,
-  ) {}
+  constructor(private readonly jobs: JobFactory) {}
 
   start(contentId: Uint8Array): void {
     this.downloadId = this.jobs.startContentDownload(this, { contentId });
   }
 
   onDeliver(): void {
-    // Cancelled at the manifest, before any chunk arrives. Bytes first mean a core that does
-    // not report manifests: stop at once rather than download the content to drop it.
+    // Cancelled at the manifest, before any chunk arrives (the core reports it first): bytes
+    // here would break that order, so stop at once rather than download the content to drop it.
     this.finish({
       ok: false,
-      message:
-        "this daemon's core does not report a fetched manifest (download:manifest), so it can " +
-        'fetch only contents its store knows; this is a PeaPod bug, please report it',
+      message: 'a chunk arrived before the manifest; this is a PeaPod bug, please report it',
     });
   }
 
@@ -50,11 +45,9 @@ class ManifestProbe implements CoreJob {
   }
 
   onCoreEvent(event: TransferEvent): void {
-    const manifest = manifestOf(event);
-    if (manifest !== undefined) {
-      this.manifest = manifest;
-      this.onManifest(manifest);
-      this.finish({ ok: true, manifest });
+    if (event.type === 'download:manifest') {
+      this.manifest = event.manifest;
+      this.finish({ ok: true, manifest: event.manifest });
     } else if (event.type === 'download:complete') {
       this.finish(
         this.manifest === undefined
@@ -83,27 +76,9 @@ class ManifestProbe implements CoreJob {
   }
 }
 
-/**
- * The manifest of `contentId` from the pod, or the sentence saying why there is none;
- * `onManifest` runs as soon as it arrived, before any chunk of it can be stored.
- */
-export function manifestFromPod(
-  jobs: JobFactory,
-  contentId: Uint8Array,
-  onManifest: (manifest: Manifest) => void,
-): Promise<ManifestAnswer> {
-  const probe = new ManifestProbe(jobs, onManifest);
+/** The manifest of `contentId` from the pod, or the sentence saying why there is none. */
+export function manifestFromPod(jobs: JobFactory, contentId: Uint8Array): Promise<ManifestAnswer> {
+  const probe = new ManifestProbe(jobs);
   probe.start(contentId);
   return probe.answer;
-}
-
-/**
- * The manifest of a `download:manifest` event, if `event` is one. Read by name: the core's
- * TransferEvent gains that member with the change this branch's report gives (until then no
- * core emits it, and a fetch of a content the store does not know fails 'unavailable').
- */
-function manifestOf(event: { readonly type: string }): Manifest | undefined {
-  if (event.type !== 'download:manifest') return undefined;
-  const { manifest } = event as { readonly manifest?: Manifest };
-  return manifest?.contentId instanceof Uint8Array ? manifest : undefined;
 }

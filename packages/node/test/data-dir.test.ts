@@ -189,6 +189,7 @@ describe('settings', () => {
         maxDownloadBytesPerSecond: 0,
         allowPrivateOrigins: false,
         stallTimeout: 60,
+        storeBudget: 20 * 1024 ** 3,
       },
     );
     assert.ok(defaults.deviceName.length > 0);
@@ -234,6 +235,7 @@ describe('settings', () => {
         maxDownloadBytesPerSecond: 0,
         allowPrivateOrigins: true,
         stallTimeout: 5,
+        storeBudget: 20 * 1024 ** 3,
       },
     );
     assert.deepEqual(sources, {
@@ -246,6 +248,7 @@ describe('settings', () => {
       maxDownloadBytesPerSecond: 'default',
       allowPrivateOrigins: 'flag',
       stallTimeout: 'env',
+      storeBudget: 'default',
     });
   });
 
