@@ -1,0 +1,157 @@
+/**
+ * The figures of bench/swarm.ts and how they print: each peer's completion time against the
+ * ideal, and what the seed's link carried against the content size, per system.
+ *
+ * - Ideal (the swarm's lower bound): max(F / u_seed, F / d_min, N x F / sum of all uplinks),
+ *   with F the content size, N the peers, and the sum over the seed and the peers. The seed
+ *   must send every byte once, every peer must receive F, and the N x F bytes received must be
+ *   sent by someone. Rates are tbf's, which count whole frames, so TCP payload is at most
+ *   1448/1514 of them: 1.046x the ideal is the floor of any TCP swarm here.
+ * - Seed sent: the seed's `eth0` transmit bytes (frames: Ethernet, IP and TCP headers
+ *   included) from just before the peers start until the last one finished, and the TCP
+ *   payload in them (bytes minus 66 per packet, netns-lab.ts), against F.
+ */
+import { counterDelta, FRAME_EFFICIENCY, payloadBytes, type LinkCounters } from './netns-lab.js';
+
+export const GOAL_WORST_VS_IDEAL = 1.15;
+export const GOAL_SEED_VS_CONTENT = 1.05;
+
+/** One peer's download in one system. */
+export interface PeerResult {
+  readonly name: string;
+  /** From the common start to its client's exit. */
+  readonly seconds: number;
+  /** Exit 0 and the SHA-256 of its file matches the content's. */
+  readonly ok: boolean;
+  readonly sha256?: string;
+  readonly error?: string;
+  /** Bytes by source, where the client reports them (`peapod fetch --json`). */
+  readonly bySource?: Readonly<Record<string, number>>;
+}
+
+/** One system's run over the lab. */
+export interface SystemRun {
+  readonly system: 'peapod' | 'bittorrent';
+  readonly peers: readonly PeerResult[];
+  readonly seedSent: LinkCounters;
+  /** Each peer's uplink over the same span, in the order of `peers`. */
+  readonly peersSent: readonly LinkCounters[];
+  /** Packets the uplink tbfs dropped, seed first. */
+  readonly uplinkDrops: readonly number[];
+  readonly note: string;
+}
+
+export interface Topology {
+  readonly sizeBytes: number;
+  readonly peers: number;
+  readonly uplinkBytesPerSec: number;
+  readonly downlinkBytesPerSec: number;
+}
+
+export function idealSeconds(t: Topology): number {
+  const sumUplinks = (t.peers + 1) * t.uplinkBytesPerSec;
+  return Math.max(
+    t.sizeBytes / t.uplinkBytesPerSec,
+    t.sizeBytes / t.downlinkBytesPerSec,
+    (t.peers * t.sizeBytes) / sumUplinks,
+  );
+}
+
+/** The figures a system's run gives, as printed and as `--json` reports them. */
+export function summarize(run: SystemRun, t: Topology) {
+  const ideal = idealSeconds(t);
+  const seconds = run.peers.map((peer) => peer.seconds);
+  const worst = Math.max(...seconds);
+  const sorted = [...seconds].sort((a, b) => a - b);
+  const seedPayload = payloadBytes(run.seedSent);
+  return {
+    system: run.system,
+    ok: run.peers.every((peer) => peer.ok),
+    idealSeconds: ideal,
+    worstSeconds: worst,
+    medianSeconds: sorted[Math.floor((sorted.length - 1) / 2)]!,
+    worstVsIdeal: worst / ideal,
+    peers: run.peers.map((peer) => ({ ...peer, vsIdeal: peer.seconds / ideal })),
+    seedSentBytes: run.seedSent.bytes,
+    seedSentPackets: run.seedSent.packets,
+    seedPayloadBytes: seedPayload,
+    seedVsContent: run.seedSent.bytes / t.sizeBytes,
+    seedPayloadVsContent: seedPayload / t.sizeBytes,
+    peersSentBytes: run.peersSent.map((counters) => counters.bytes),
+    uplinkDrops: run.uplinkDrops,
+    met: {
+      worstVsIdeal: worst / ideal <= GOAL_WORST_VS_IDEAL,
+      seedVsContent: run.seedSent.bytes / t.sizeBytes <= GOAL_SEED_VS_CONTENT,
+    },
+    note: run.note,
+  };
+}
+
+export type SystemSummary = ReturnType<typeof summarize>;
+
+/** Per-link counters `after - before`, for `SystemRun` (`before`/`after` in the same order). */
+export function deltas(
+  before: readonly LinkCounters[],
+  after: readonly LinkCounters[],
+): LinkCounters[] {
+  return after.map((counters, i) => counterDelta(before[i]!, counters));
+}
+
+const MB = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
+
+/** The header, one table row per system, then one line of detail per system. */
+export function printReport(
+  t: Topology,
+  summaries: readonly SystemSummary[],
+  header: string,
+): void {
+  const ideal = idealSeconds(t);
+  console.log(
+    `${header}; ideal = max(F/u_seed, F/d_min, N*F/sum of uplinks) = ${ideal.toFixed(2)} s ` +
+      `(TCP under tbf: >= ${(1 / FRAME_EFFICIENCY).toFixed(3)}x); goals (PeaPod) worst peer <= ` +
+      `${GOAL_WORST_VS_IDEAL.toFixed(2)}x ideal, seed sent <= ${GOAL_SEED_VS_CONTENT.toFixed(2)}x content`,
+  );
+  const rows = [
+    [
+      'system',
+      'worst s',
+      'median s',
+      'worst/ideal',
+      'seed sent',
+      'seed/content',
+      'payload/content',
+      'SHA-256',
+    ],
+    ...summaries.map((s) => [
+      s.system,
+      s.worstSeconds.toFixed(2),
+      s.medianSeconds.toFixed(2),
+      `${s.worstVsIdeal.toFixed(3)}x${s.system === 'peapod' ? (s.met.worstVsIdeal ? ' met' : ' MISSED') : ''}`,
+      MB(s.seedSentBytes),
+      `${s.seedVsContent.toFixed(3)}x${s.system === 'peapod' ? (s.met.seedVsContent ? ' met' : ' MISSED') : ''}`,
+      `${s.seedPayloadVsContent.toFixed(3)}x`,
+      s.ok ? 'ok' : 'FAILED',
+    ]),
+  ];
+  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
+  for (const row of rows) {
+    console.log(
+      `  ${row
+        .map((cell, column) => cell.padEnd(widths[column]!))
+        .join('  ')
+        .trimEnd()}`,
+    );
+  }
+  for (const s of summaries) {
+    console.log(
+      `  ${s.system}: peers ${s.peers
+        .map(
+          (p) =>
+            `${p.name} ${p.seconds.toFixed(2)} s ${p.vsIdeal.toFixed(3)}x${p.ok ? '' : ` FAILED (${p.error ?? 'SHA-256 mismatch'})`}`,
+        )
+        .join(', ')}; seed ${MB(s.seedSentBytes)} in ${s.seedSentPackets} packets (TCP payload ` +
+        `${MB(s.seedPayloadBytes)}); peers' uplinks ${s.peersSentBytes.map(MB).join(' + ')}; ` +
+        `uplink tbf drops ${s.uplinkDrops.join(' + ')}; ${s.note}`,
+    );
+  }
+}
