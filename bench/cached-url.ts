@@ -42,6 +42,7 @@ import {
   payloadBytes,
   Processes,
   sha256File,
+  wasInterrupted,
   withCleanup,
   type LabHost,
 } from './netns-lab.js';
@@ -312,6 +313,7 @@ async function waitForOrigin(
 main().then(
   (code) => (process.exitCode = code),
   (error: unknown) => {
+    if (wasInterrupted()) return;
     process.stderr.write(`cached-url: ${error instanceof Error ? error.message : String(error)}\n`);
     process.exitCode = 1;
   },

@@ -265,6 +265,13 @@ export class Processes {
   }
 }
 
+let interrupted = false;
+
+/** Whether SIGINT or SIGTERM stopped the run (what fails afterwards is the stop itself). */
+export function wasInterrupted(): boolean {
+  return interrupted;
+}
+
 /**
  * Runs `body` with cleanup on every way out: its end, an error, SIGINT or SIGTERM (then the
  * process exits 130 once `cleanup` finished, or after 8 s with `hardStop`).
@@ -276,6 +283,7 @@ export async function withCleanup<T>(
   body: () => Promise<T>,
 ): Promise<T> {
   const onSignal = (signal: NodeJS.Signals) => {
+    interrupted = true;
     process.stderr.write(`\n${name}: ${signal}: stopping and removing what this run created\n`);
     const timer = setTimeout(() => {
       hardStop();

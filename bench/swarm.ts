@@ -32,7 +32,14 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type * as RateLimit from '../packages/node/dist/src/rate-limit.js';
-import { Lab, mbit, namespacesUnavailable, Processes, withCleanup } from './netns-lab.js';
+import {
+  Lab,
+  mbit,
+  namespacesUnavailable,
+  Processes,
+  wasInterrupted,
+  withCleanup,
+} from './netns-lab.js';
 import { writeObjectFile } from './pooled-origin.js';
 import { runBitTorrent } from './swarm-bittorrent.js';
 import { runPeapod } from './swarm-peapod.js';
@@ -250,6 +257,7 @@ async function main(): Promise<number> {
 main().then(
   (code) => (process.exitCode = code),
   (error: unknown) => {
+    if (wasInterrupted()) return;
     process.stderr.write(`swarm: ${error instanceof Error ? error.message : String(error)}\n`);
     process.exitCode = 1;
   },
