@@ -12,7 +12,8 @@
  *   polled every 200 ms, 60 s at most). `cli` runs a command in a host's namespace against its
  *   daemon; `stop` ends the daemons this pod started.
  */
-import type { ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { LabHost, Processes, RunResult } from './netns-lab.js';
@@ -40,6 +41,8 @@ export function mustSucceed(what: string, run: RunResult): RunResult {
   }
   return run;
 }
+
+const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' })) || 100;
 
 export class LabPod {
   private readonly daemons: ChildProcess[] = [];
@@ -107,6 +110,20 @@ export class LabPod {
   exited(): number {
     return this.daemons.filter((daemon) => daemon.exitCode !== null || daemon.signalCode !== null)
       .length;
+  }
+
+  /** CPU seconds (user + system) each daemon used so far, in the order of `hosts`. */
+  cpuSeconds(): number[] {
+    return this.daemons.map((daemon) => {
+      try {
+        // `ip netns exec` execs the command, so the child's pid is the daemon's.
+        const stat = readFileSync(`/proc/${daemon.pid}/stat`, 'utf8');
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+      } catch {
+        return Number.NaN;
+      }
+    });
   }
 
   async stop(): Promise<void> {

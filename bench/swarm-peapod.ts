@@ -53,6 +53,7 @@ export async function runPeapod(
     swarm.say(`peapod: shared as ${contentId} (${share.seconds.toFixed(1)} s)`);
 
     measure('start');
+    const cpuBefore = pod.cpuSeconds();
     const started = performance.now();
     const peers = await Promise.all(
       swarm.peers.map(async (peer): Promise<PeerResult> => {
@@ -68,7 +69,7 @@ export async function runPeapod(
           return { name: peer.name, seconds, ok: false, error };
         }
         const sha256 = await sha256File(output);
-        const bySource = summary?.['bySource'] as Record<string, number> | undefined;
+        const bySource = named(summary?.['bySource'], summary?.['sourceNames']);
         return {
           name: peer.name,
           seconds,
@@ -79,12 +80,29 @@ export async function runPeapod(
       }),
     );
     measure('end');
+    const cpu = pod.cpuSeconds().map((seconds, i) => (seconds - cpuBefore[i]!).toFixed(1));
     const exited = pod.exited();
     return {
       peers,
-      note: `peapod share + fetch --json${exited > 0 ? `; ${exited} daemons EXITED during the run` : ''}`,
+      note:
+        `peapod share + fetch --json; daemon CPU seconds during the fetches: seed ${cpu[0]}, ` +
+        `peers ${cpu.slice(1).join(' + ')}${exited > 0 ? `; ${exited} daemons EXITED during the run` : ''}`,
     };
   } finally {
     await pod.stop();
   }
+}
+
+/** `bySource` keyed by device name (`sourceNames`) where the summary names the source. */
+function named(bySource: unknown, sourceNames: unknown): Record<string, number> | undefined {
+  if (typeof bySource !== 'object' || bySource === null) return undefined;
+  const names = (
+    typeof sourceNames === 'object' && sourceNames !== null ? sourceNames : {}
+  ) as Record<string, string>;
+  const result: Record<string, number> = {};
+  for (const [key, bytes] of Object.entries(bySource as Record<string, number>)) {
+    const name = names[key]?.split(' ')[0] ?? key;
+    result[name] = (result[name] ?? 0) + bytes;
+  }
+  return result;
 }

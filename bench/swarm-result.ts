@@ -147,11 +147,20 @@ export function printReport(
       `  ${s.system}: peers ${s.peers
         .map(
           (p) =>
-            `${p.name} ${p.seconds.toFixed(2)} s ${p.vsIdeal.toFixed(3)}x${p.ok ? '' : ` FAILED (${p.error ?? 'SHA-256 mismatch'})`}`,
+            `${p.name} ${p.seconds.toFixed(2)} s ${p.vsIdeal.toFixed(3)}x${fromSeed(p)}` +
+            `${p.ok ? '' : ` FAILED (${p.error ?? 'SHA-256 mismatch'})`}`,
         )
         .join(', ')}; seed ${MB(s.seedSentBytes)} in ${s.seedSentPackets} packets (TCP payload ` +
         `${MB(s.seedPayloadBytes)}); peers' uplinks ${s.peersSentBytes.map(MB).join(' + ')}; ` +
         `uplink tbf drops ${s.uplinkDrops.join(' + ')}; ${s.note}`,
     );
   }
+}
+
+/** ` (34% from the seed)` where the peer reports its sources; empty otherwise. */
+function fromSeed(peer: PeerResult): string {
+  if (peer.bySource === undefined) return '';
+  const total = Object.values(peer.bySource).reduce((sum, bytes) => sum + bytes, 0);
+  const seed = peer.bySource['seed'] ?? 0;
+  return total > 0 ? ` (${((seed / total) * 100).toFixed(0)}% from the seed)` : '';
 }
