@@ -123,14 +123,27 @@ export {
   MANIFEST_MAGIC,
   MANIFEST_VERSION,
   MANIFEST_HEADER_BYTES,
+  MANIFEST_VERSION_TREE,
+  MANIFEST_BYTES_MAX,
   createManifest,
   encodeManifest,
   decodeManifest,
   type Manifest,
+  type ManifestFile,
   type ManifestFields,
   type ManifestDecodeResult,
   type ManifestDecodeFailureReason,
 } from './content/manifest.js';
+export {
+  FILE_COUNT_MAX,
+  FILE_TABLE_BYTES_MAX,
+  TREE_PATH_BYTES_MAX,
+  TREE_SEGMENT_BYTES_MAX,
+  treePathProblem,
+  fileRanges,
+  chunksOfFiles,
+  type FileRange,
+} from './content/file-table.js';
 export {
   MERKLE_HASH_BYTES,
   buildMerkleTree,
@@ -161,7 +174,10 @@ export type {
   TransferInput,
   TransferOutput,
   TransferEvent,
+  UrlHolder,
 } from './transfer/transfer-api.js';
+export { URL_LOOKUP_TIMEOUT_MS } from './transfer/transfer-api.js';
+export { URL_INDEX_URLS_MAX, URL_VERSIONS_MAX } from './transfer/url-index.js';
 export { fallbackFor, type FallbackCase } from './transfer/fallback-policy.js';
 export {
   BeaconCodec,

@@ -14,6 +14,7 @@ import { createNobleCryptoProvider } from '../src/crypto/noble-crypto-provider.j
 import * as chunkVerifier from '../src/content/chunk-verifier.js';
 import * as chunker from '../src/content/chunker.js';
 import * as contentId from '../src/content/content-id.js';
+import * as fileTable from '../src/content/file-table.js';
 import * as layout from '../src/content/layout.js';
 import * as manifest from '../src/content/manifest.js';
 import * as merkle from '../src/content/merkle.js';
@@ -22,6 +23,7 @@ const scope: Record<string, unknown> = {
   ...chunkVerifier,
   ...chunker,
   ...contentId,
+  ...fileTable,
   ...layout,
   ...manifest,
   ...merkle,
@@ -84,6 +86,7 @@ test('examples: every content module has TSDoc examples', () => {
     'chunk-verifier.ts',
     'chunker.ts',
     'content-id.ts',
+    'file-table.ts',
     'layout.ts',
     'manifest.ts',
     'merkle.ts',

@@ -7,13 +7,18 @@
  * - `startGet()`: `POST /api/get` with a JSON job; the answer streams NDJSON `JobEvent`s (for a
  *   file output) or the object's bytes (for `-o -`, with the outcome in the `x-peapod-result`
  *   trailer).
+ * - `shareContent()`: `POST /api/share`; `fetchEvents()`: `POST /api/fetch`, NDJSON
+ *   `ContentJobEvent`s; `listContents()`: `GET /api/contents`; `removeContent()`:
+ *   `DELETE /api/contents/<hex>`.
  * A daemon that is not running gives one clear error that says how to start it
  * (`DaemonUnreachable`); a refusal (`ApiError`) carries the daemon's own sentence from its
  * `{"error": "..."}` body, never the raw JSON.
  */
 import { request, type IncomingMessage } from 'node:http';
 import { API_KEY_HEADER, ApiRefusalCodes } from './api-guard.js';
+import type { ContentJobEvent } from './content-job.js';
 import type { JobEvent } from './download-job.js';
+import type { StoredContent } from './store/store-api.js';
 import type { PeerRow } from './peer-book.js';
 
 export interface ApiTarget {
@@ -35,6 +40,47 @@ export interface GetRequest {
   /** `--strict`: refuse to pool unless a strong ETag or a known digest pins the object. */
   readonly strict?: boolean;
 }
+
+/** `POST /api/share`: share a file or directory (absolute path) from the store. */
+export interface ShareRequest {
+  readonly path: string;
+}
+
+/** The answer to `POST /api/share`. */
+export interface ShareAnswer {
+  readonly contentId: string;
+  readonly link: string;
+  readonly name: string;
+  readonly totalBytes: number;
+  /** How many files the tree has. */
+  readonly files: number;
+  /** What the walk skipped and why (symbolic links, special files), one line each. */
+  readonly skipped: readonly string[];
+}
+
+/** `POST /api/fetch`: fetch a content from the pod into files. */
+export interface FetchRequest {
+  /** The content ID, 64 lower-case hex digits. */
+  readonly id: string;
+  /** Absolute: the file (single-file content) or the directory the tree goes under. */
+  readonly output?: string;
+  /** Without `output`: the absolute directory the default name goes in (the CLI's cwd). */
+  readonly directory?: string;
+  /** The name from a `peapod://` link: the default output name when the manifest has none. */
+  readonly name?: string;
+  /** `--only` globs, relative to the tree's root. */
+  readonly only?: readonly string[];
+  readonly force?: boolean;
+}
+
+/**
+ * A row of `GET /api/contents`: a stored content without its manifest, with its name and the
+ * chunks held as `[start, end)` index ranges.
+ */
+export type ContentRow = Omit<StoredContent, 'manifest'> & {
+  readonly name: string;
+  readonly heldRanges: ReadonlyArray<{ readonly start: number; readonly end: number }>;
+};
 
 export class DaemonUnreachable extends Error {
   constructor(target: ApiTarget, cause: string) {
@@ -156,16 +202,7 @@ export async function getPeers(target: ApiTarget): Promise<PeersAnswer> {
 export async function* getEvents(target: ApiTarget, job: GetRequest): AsyncGenerator<JobEvent> {
   const res = await call(target, 'POST', '/api/get', job);
   if (res.statusCode !== 200) throw await apiError(res);
-  let pending = '';
-  for await (const part of res) {
-    pending += (part as Buffer).toString('utf8');
-    let newline: number;
-    while ((newline = pending.indexOf('\n')) >= 0) {
-      const line = pending.slice(0, newline);
-      pending = pending.slice(newline + 1);
-      if (line.trim() !== '') yield JSON.parse(line) as JobEvent;
-    }
-  }
+  yield* ndjson<JobEvent>(res);
 }
 
 /** Starts a job whose bytes come back in the response (`-o -`). */
@@ -173,4 +210,53 @@ export async function getStream(target: ApiTarget, job: GetRequest): Promise<Inc
   const res = await call(target, 'POST', '/api/get', job);
   if (res.statusCode !== 200) throw await apiError(res);
   return res;
+}
+
+/** Yields the NDJSON lines of a 200 answer as objects. */
+async function* ndjson<T>(res: IncomingMessage): AsyncGenerator<T> {
+  let pending = '';
+  for await (const part of res) {
+    pending += (part as Buffer).toString('utf8');
+    let newline: number;
+    while ((newline = pending.indexOf('\n')) >= 0) {
+      const line = pending.slice(0, newline);
+      pending = pending.slice(newline + 1);
+      if (line.trim() !== '') yield JSON.parse(line) as T;
+    }
+  }
+}
+
+/** `POST /api/share`. */
+export async function shareContent(target: ApiTarget, job: ShareRequest): Promise<ShareAnswer> {
+  const res = await call(target, 'POST', '/api/share', job);
+  if (res.statusCode !== 200) throw await apiError(res);
+  return JSON.parse(await readAll(res)) as ShareAnswer;
+}
+
+/** `POST /api/fetch`: yields the job's events as they come. */
+export async function* fetchEvents(
+  target: ApiTarget,
+  job: FetchRequest,
+): AsyncGenerator<ContentJobEvent> {
+  const res = await call(target, 'POST', '/api/fetch', job);
+  if (res.statusCode !== 200) throw await apiError(res);
+  yield* ndjson<ContentJobEvent>(res);
+}
+
+/** `GET /api/contents`. */
+export async function listContents(target: ApiTarget): Promise<ContentRow[]> {
+  const res = await call(target, 'GET', '/api/contents');
+  if (res.statusCode !== 200) throw await apiError(res);
+  return (JSON.parse(await readAll(res)) as { contents: ContentRow[] }).contents;
+}
+
+/** `DELETE /api/contents/<hex>`: whether the store held it. */
+export async function removeContent(target: ApiTarget, contentIdHex: string): Promise<boolean> {
+  const res = await call(target, 'DELETE', `/api/contents/${contentIdHex}`);
+  if (res.statusCode === 404) {
+    await readAll(res);
+    return false;
+  }
+  if (res.statusCode !== 200) throw await apiError(res);
+  return (JSON.parse(await readAll(res)) as { removed: boolean }).removed;
 }

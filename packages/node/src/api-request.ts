@@ -1,11 +1,12 @@
 /**
- * The local API's request and answer format (daemon.ts serves it behind api-guard.ts): the body
- * of `POST /api/get` read with a size bound and validated into a `GetRequest` (from the local
- * CLI, still checked like any input: a bad field is an error naming it, never a throw from
- * deeper down), and JSON answers.
+ * The local API's request and answer format (daemon.ts serves it behind api-guard.ts): the bodies
+ * of `POST /api/get`, `/api/share` and `/api/fetch` read with a size bound and validated into
+ * requests, and the content ID of `DELETE /api/contents/<hex>` (from the local CLI, still
+ * checked like any input: a bad field is an error naming it, never a throw from deeper down),
+ * and JSON answers.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { GetRequest } from './api-client.js';
+import type { FetchRequest, GetRequest, ShareRequest } from './api-client.js';
 
 /** A job request is a few hundred bytes; this bounds what a client can make the daemon hold. */
 const BODY_BYTES_MAX = 1 << 20;
@@ -55,6 +56,84 @@ export function parseGetRequest(text: string): GetRequest {
     headers,
     strict: value.strict === true,
   };
+}
+
+/** The body as a JSON object; `what` names the request in the error. */
+function jsonObject(text: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new Error('the body is not JSON');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new Error('the body must be a JSON object');
+  }
+  return value as Record<string, unknown>;
+}
+
+/** An absolute path without NUL (the file system refuses one anyway, less clearly). */
+function isAbsolutePath(value: unknown): value is string {
+  return typeof value === 'string' && value.startsWith('/') && !value.includes('\0');
+}
+
+/** Most `--only` globs one fetch takes, and the longest one (a tree path is at most 4096). */
+const ONLY_GLOBS_MAX = 256;
+const ONLY_GLOB_CHARS_MAX = 4096;
+
+/** Validates a `POST /api/share` body: `{path}`, absolute. */
+export function parseShareRequest(text: string): ShareRequest {
+  const value = jsonObject(text);
+  if (!isAbsolutePath(value['path'])) throw new Error('path must be an absolute path');
+  return { path: value['path'] };
+}
+
+/** Validates a `POST /api/fetch` body: `{id, output?, directory?, name?, only?, force?}`. */
+export function parseFetchRequest(text: string): FetchRequest {
+  const value = jsonObject(text);
+  const { id, output, directory, name, only, force } = value;
+  if (typeof id !== 'string' || !/^[0-9a-f]{64}$/.test(id)) {
+    throw new Error('id must be a content ID: 64 lower-case hex digits');
+  }
+  if (output !== undefined && !isAbsolutePath(output)) {
+    throw new Error('output must be an absolute path');
+  }
+  if (directory !== undefined && !isAbsolutePath(directory)) {
+    throw new Error('directory must be an absolute path');
+  }
+  if (output === undefined && directory === undefined) {
+    throw new Error('give output, or directory for the default name');
+  }
+  if (name !== undefined && (typeof name !== 'string' || name.length > 255)) {
+    throw new Error('name must be a string of at most 255 characters');
+  }
+  if (
+    only !== undefined &&
+    (!Array.isArray(only) ||
+      only.length === 0 ||
+      only.length > ONLY_GLOBS_MAX ||
+      !only.every(
+        (glob) => typeof glob === 'string' && glob !== '' && glob.length <= ONLY_GLOB_CHARS_MAX,
+      ))
+  ) {
+    throw new Error(`only must be 1 to ${ONLY_GLOBS_MAX} non-empty glob strings`);
+  }
+  if (force !== undefined && typeof force !== 'boolean')
+    throw new Error('force must be true or false');
+  return {
+    id,
+    ...(output === undefined ? {} : { output }),
+    ...(directory === undefined ? {} : { directory: directory as string }),
+    ...(name === undefined ? {} : { name }),
+    ...(only === undefined ? {} : { only: only as string[] }),
+    force: force === true,
+  };
+}
+
+/** The content ID of a `/api/contents/<hex>` path, or undefined when it names none. */
+export function contentIdOfPath(pathname: string): string | undefined {
+  const match = /^\/api\/contents\/([0-9a-f]{64})$/.exec(pathname);
+  return match?.[1];
 }
 
 /** Answers `status` with `body` as JSON. */

@@ -15,13 +15,17 @@
  *   (`-o -`). Device IDs in notes and errors are written `name (SHORTID)`. A client that goes
  *   away cancels its job. Whatever a job meets is contained in it; anything else is a bug in that
  *   one request (500), unless it broke an invariant (process-guard.ts).
+ * - `POST /api/share`, `POST /api/fetch`, `GET /api/contents`, `DELETE /api/contents/<hex>`:
+ *   the content routes (content-api.ts), under the same guard and the same containment. The
+ *   output claims are shared with `/api/get`, so a get and a fetch cannot write one file.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { formatDeviceId } from '@peapod/core';
 import type { Logger } from 'pino';
 import type { GetRequest } from './api-client.js';
 import { apiRefusal, refuse, type ApiGuard } from './api-guard.js';
-import { parseGetRequest, readBody, sendJson } from './api-request.js';
+import { contentIdOfPath, parseGetRequest, readBody, sendJson } from './api-request.js';
+import { ContentApi, type ContentApiOptions } from './content-api.js';
 import type { DownloadJob, JobEvent } from './download-job.js';
 import type { JobFactory } from './job-factory.js';
 import { OutputClaims, type OutputClaim } from './output-claims.js';
@@ -41,6 +45,11 @@ export interface ApiRouterOptions {
   readonly peers: PeerBook;
   readonly refused: RefusedPeers;
   readonly logger: Logger;
+  /** The content routes' parts (content-api.ts); the router adds the shared ones. */
+  readonly content: Omit<
+    ContentApiOptions,
+    'jobs' | 'peers' | 'deviceIdHex' | 'outputClaims' | 'logger'
+  >;
 }
 
 const NO_API_KEY = apiRefusal(
@@ -53,8 +62,20 @@ export class ApiRouter {
   private readonly outputClaims = new OutputClaims();
   /** Set once the API key is loaded (`Daemon.start`); until then every request is refused. */
   guard: ApiGuard | undefined;
+  /** The content routes (content-api.ts). */
+  readonly content: ContentApi;
 
-  constructor(private readonly options: ApiRouterOptions) {}
+  constructor(private readonly options: ApiRouterOptions) {
+    const { jobs, peers, deviceIdHex, logger } = options;
+    this.content = new ContentApi({
+      ...options.content,
+      jobs,
+      peers,
+      deviceIdHex,
+      outputClaims: this.outputClaims,
+      logger,
+    });
+  }
 
   /** The proxy's `localHandler`. */
   serve(req: IncomingMessage, res: ServerResponse): void {
@@ -79,17 +100,46 @@ export class ApiRouter {
       });
       return;
     }
-    if (req.method === 'POST' && url.pathname === '/api/get') {
-      // serveGet contains what a job meets; anything else is a bug in that one request.
-      this.serveGet(req, res).catch((error: unknown) => {
-        escalateIfInvariant(error);
-        this.options.logger.error({ err: error }, 'internal error serving /api/get');
-        if (!res.headersSent) sendJson(res, 500, { error: 'the daemon failed internally' });
-        else res.destroy();
-      });
+    const route = this.route(req, res, url.pathname);
+    if (route === undefined) {
+      sendJson(res, 404, { error: `no such API: ${req.method ?? ''} ${url.pathname}` });
       return;
     }
-    sendJson(res, 404, { error: `no such API: ${req.method ?? ''} ${url.pathname}` });
+    // Each route contains what its job meets; anything else is a bug in that one request.
+    route().catch((error: unknown) => {
+      escalateIfInvariant(error);
+      this.options.logger.error({ err: error }, `internal error serving ${url.pathname}`);
+      if (!res.headersSent) sendJson(res, 500, { error: 'the daemon failed internally' });
+      else res.destroy();
+    });
+  }
+
+  /** The handler of a job route, or undefined when there is none. */
+  private route(
+    req: IncomingMessage,
+    res: ServerResponse,
+    pathname: string,
+  ): (() => Promise<void>) | undefined {
+    const { content } = this;
+    if (req.method === 'POST' && pathname === '/api/get') return () => this.serveGet(req, res);
+    if (req.method === 'POST' && pathname === '/api/share') return () => content.share(req, res);
+    if (req.method === 'POST' && pathname === '/api/fetch') return () => content.fetch(req, res);
+    if (req.method === 'GET' && pathname === '/api/contents') {
+      return () => Promise.resolve(content.contents(res));
+    }
+    const contentId = contentIdOfPath(pathname);
+    if (req.method === 'DELETE' && contentId !== undefined) {
+      return () => content.remove(res, contentId);
+    }
+    if (pathname.startsWith('/api/contents/') && contentId === undefined) {
+      return () => {
+        sendJson(res, 400, {
+          error: 'name a content by its ID: 64 lower-case hex digits (`peapod ls` lists them)',
+        });
+        return Promise.resolve();
+      };
+    }
+    return undefined;
   }
 
   /** `POST /api/get`: run one job; stream its events (file output) or its bytes (`-`). */

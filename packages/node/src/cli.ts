@@ -2,7 +2,8 @@
 /**
  * `peapod`: the command line. Each command is a thin shell over a module that does the work:
  * data-dir.ts (identity, pod, settings), daemon.ts (the node), commands/get.ts (a download through
- * the daemon), commands/peers.ts (the peer table), demo.ts (the whole story on one machine).
+ * the daemon), commands/share.ts, fetch.ts and contents.ts (content by ID: share, fetch, ls,
+ * rm), commands/peers.ts (the peer table), demo.ts (the whole story on one machine).
  * Errors print one line that says what to do next, and exit 1; usage errors exit 2; no daemon
  * (or a daemon that refuses) exits 3. Options may come before or after the arguments
  * (`peapod get -H "A: b" URL -o f`); a repeatable option takes one value per use (`-H` twice),
@@ -13,6 +14,9 @@ import { formatDeviceId, PeapodError } from '@peapod/core';
 import { ApiError, ApiRefused, DaemonUnreachable, getPeers, type ApiTarget } from './api-client.js';
 import { GET_EXIT_HELP, runGet, UsageError } from './commands/get.js';
 import { renderPeers } from './commands/peers.js';
+import { ContentIdError, runList, runRemove } from './commands/contents.js';
+import { FETCH_EXIT_HELP, runFetch } from './commands/fetch.js';
+import { runShare } from './commands/share.js';
 import { LOG_FORMATS, type LogFormat } from './log-format-names.js';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -40,6 +44,8 @@ Getting started (on each device):
   peapod join CODE             other devices: join that pod
   peapod daemon                run the node (peers on TCP 9000, discovery UDP 9001, API/proxy 8080)
   peapod get URL -o FILE       a pooled download through the daemon and its pod peers
+  peapod share PATH            serve a file or directory to the pod; prints its peapod:// link
+  peapod fetch LINK            fetch shared content from every pod member that holds it
   peapod demo                  all of it on this machine, no setup
 
 Data directory: ~/.peapod (override with PEAPOD_HOME). Settings: \`peapod daemon --help\`.
@@ -138,6 +144,7 @@ program
     '--stall-timeout <seconds>',
     'fail a download after this long without progress (default 60)',
   )
+  .option('--store-budget <size>', 'disk the chunk store may use, e.g. 20GiB (default 20GiB)')
   .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
   .addOption(
     new Option('--log-format <format>', 'json, or pretty (default: pretty on a terminal)').choices(
@@ -146,6 +153,11 @@ program
   )
   .addOption(
     new Option('--test-corrupt-for-peers', 'TEST ONLY: corrupt what this node fetches for peers')
+      .hideHelp()
+      .default(false),
+  )
+  .addOption(
+    new Option('--test-corrupt-served-chunks', 'TEST ONLY: corrupt every chunk this node serves')
       .hideHelp()
       .default(false),
   )
@@ -166,6 +178,7 @@ program
       flags['maxDownloadBytesPerSecond'] = String(rateFlag('--max-download', options.maxDownload));
     if (options.allowPrivateOrigins === true) flags['allowPrivateOrigins'] = 'true';
     if (options.stallTimeout !== undefined) flags['stallTimeout'] = options.stallTimeout;
+    if (options.storeBudget !== undefined) flags['storeBudget'] = options.storeBudget;
     const { config } = await dir.loadConfig({ env: process.env, flags: flags as ConfigFlags });
     // Loaded here, not at the top: every other command starts ~0.1 s sooner without them.
     const [{ Daemon }, { createLogger }, { installProcessGuard }] = await Promise.all([
@@ -195,6 +208,8 @@ program
       corruptForPeers: options.testCorruptForPeers,
       dataDir: dir.path,
       stallTimeoutMs: config.stallTimeout * 1000,
+      storeBudgetBytes: config.storeBudget,
+      corruptServedChunks: options.testCorruptServedChunks,
     });
     await daemon.start();
     logger.info({ podId: podId(secret), dataDir: dir.path }, 'ready');
@@ -282,6 +297,98 @@ ${GET_EXIT_HELP}`,
   });
 
 program
+  .command('share')
+  .argument('<path>', 'a file or a directory')
+  .description("serve a file or directory tree to the pod from this device's store")
+  .option('--json', 'print JSON: {contentId, link, name, totalBytes, files, skipped}')
+  .addHelpText(
+    'after',
+    `
+The daemon hashes the files once and serves them where they are: nothing is copied, and the
+content stays pinned in the store until \`peapod rm\`. Symbolic links and special files inside a
+directory are skipped (each is named on stderr). A file changed after sharing is detected when
+it is read and never served; share it again for its new content ID.
+${examples(
+  'peapod share ~/Videos/talk.mp4',
+  'peapod share ./photos            (the tree; fetch writes it as photos/)',
+  'peapod share ./photos --json | jq -r .link',
+)}`,
+  )
+  .action(async (path: string, options: { json?: boolean }) => {
+    process.exitCode = await runShare(await apiTarget(), path, { json: options.json === true });
+  });
+
+program
+  .command('fetch')
+  .argument('<id>', 'a peapod:// link or a 64-hex-digit content ID')
+  .description('fetch shared content from every pod member that holds any of it')
+  .option(
+    '-o, --output <path>',
+    "the file (a shared file) or the directory (a tree); default: the content's own name",
+  )
+  .option(
+    '--only <glob>',
+    'fetch only files matching GLOB, relative to the tree root; * within a directory, ** across (repeat for more)',
+    (glob: string, previous: string[] | undefined) => [...(previous ?? []), glob],
+  )
+  .option('--force', 'replace files that exist')
+  .option('--json', 'print a JSON summary on stdout')
+  .option('-q, --quiet', 'no progress line')
+  .addHelpText(
+    'after',
+    `
+Every chunk is verified against the content ID before it is written. Progress goes to stderr.
+Ctrl-C keeps what was verified in the daemon's store: re-run the same command to resume.
+${examples(
+  "peapod fetch 'peapod://3a7bd3e2...?dn=talk.mp4'",
+  'peapod fetch 3a7bd3e2... -o talk.mp4',
+  "peapod fetch 'peapod://9c1f...?dn=photos' --only '2024/**' --only '*.txt'",
+  'peapod fetch 3a7bd3e2... --json -q     (one JSON summary on stdout)',
+)}
+
+${FETCH_EXIT_HELP}`,
+  )
+  .action(async (id: string, options: FetchFlags) => {
+    process.exitCode = await runFetch(await apiTarget(), id, {
+      output: options.output,
+      only: options.only,
+      force: options.force === true,
+      json: options.json === true,
+      quiet: options.quiet === true,
+    });
+  });
+
+program
+  .command('ls')
+  .description("list the contents in this device's store")
+  .option('--json', 'print JSON: {contents: [...]}')
+  .addHelpText(
+    'after',
+    `
+Columns: short ID (any unique start of it works for \`peapod rm\`), name, size, how much of it
+is held, pinned (what you shared is kept until you remove it), and where it came from.
+${examples('peapod ls', "peapod ls --json | jq '.contents[] | select(.complete)'")}`,
+  )
+  .action(async (options: { json?: boolean }) => {
+    await runList(await apiTarget(), { json: options.json === true });
+  });
+
+program
+  .command('rm')
+  .argument('<id>', 'a content ID, or a unique start of one (`peapod ls` shows them)')
+  .description('remove a content from the store; the pod is told this device no longer has it')
+  .option('--json', 'print JSON: {contentId, removed}')
+  .addHelpText(
+    'after',
+    `
+Removing a shared content never deletes your files: only the store forgets them.
+${examples('peapod rm 3a7bd3e2c1f0', 'peapod rm 3a7b --json')}`,
+  )
+  .action(async (id: string, options: { json?: boolean }) => {
+    process.exitCode = await runRemove(await apiTarget(), id, { json: options.json === true });
+  });
+
+program
   .command('demo')
   .description(
     'the pooled download on one machine: a rate-limited origin, 4 daemons, alone vs pooled',
@@ -321,9 +428,19 @@ interface DaemonFlags {
   originAddress?: string;
   allowPrivateOrigins?: boolean;
   stallTimeout?: string;
+  storeBudget?: string;
   logLevel: string;
   logFormat?: LogFormat;
   testCorruptForPeers: boolean;
+  testCorruptServedChunks: boolean;
+}
+
+interface FetchFlags {
+  output?: string;
+  only?: string[];
+  force?: boolean;
+  json?: boolean;
+  quiet?: boolean;
 }
 
 interface GetFlags {
@@ -421,8 +538,10 @@ program.parseAsync().catch((error: unknown) => {
   }
   const message = error instanceof Error ? error.message : String(error);
   process.stderr.write(`peapod: ${message}\n`);
-  if (error instanceof UsageError) {
-    process.stderr.write('(run `peapod get --help` for usage)\n');
+  if (error instanceof UsageError || error instanceof ContentIdError) {
+    const command =
+      process.argv[2] === 'fetch' || process.argv[2] === 'rm' ? process.argv[2] : 'get';
+    process.stderr.write(`(run \`peapod ${command} --help\` for usage)\n`);
     process.exit(2);
   }
   const noDaemon =

@@ -48,6 +48,7 @@ import {
 import { createNodeCryptoProvider } from './node-crypto-provider.js';
 import { DISCOVERY_PORT } from './discovery.js';
 import { formatJoinCode, parseJoinCode } from './pod.js';
+import { parseSize } from './rate-limit.js';
 
 /** File names inside the data directory. */
 export const DataDirFiles = {
@@ -86,6 +87,13 @@ export interface PeapodConfig {
    * before that helper's piece is reassigned (tests use 2 s against origins only).
    */
   readonly stallTimeout: number;
+  /**
+   * Bytes of chunk files the chunk store may keep (default 20 GiB): past it the least recently
+   * used chunks of unpinned contents are evicted. What `peapod share` shares is referenced in
+   * the user's files and costs nothing here. In config.json a number of bytes or a size such as
+   * "20GiB"; `--store-budget` and `PEAPOD_STORE_BUDGET` read the same.
+   */
+  readonly storeBudget: number;
 }
 
 /** Where a setting's value came from. */
@@ -101,6 +109,9 @@ export interface ResolvedConfig {
 export type ConfigFlags = { readonly [K in keyof PeapodConfig]?: string | number | boolean };
 
 type Parsed = { ok: true; value: number | string | boolean } | { ok: false; expected: string };
+
+/** The chunk store's default budget: 20 GiB. */
+export const STORE_BUDGET_DEFAULT_BYTES = 20 * 1024 ** 3;
 
 const DEVICE_NAME_BYTES_MAX = 64; // HELLO's deviceName limit (docs/protocol.md section 6.1)
 
@@ -123,6 +134,13 @@ function parseSeconds(raw: unknown): Parsed {
   return Number.isSafeInteger(value) && (value as number) >= 1 && (value as number) <= 86_400
     ? { ok: true, value: value as number }
     : { ok: false, expected: 'a whole number of seconds from 1 to 86400' };
+}
+
+function parseStoreBudget(raw: unknown): Parsed {
+  const value = typeof raw === 'string' ? parseSize(raw) : raw;
+  return Number.isSafeInteger(value) && (value as number) >= 1
+    ? { ok: true, value: value as number }
+    : { ok: false, expected: 'a size such as 20GiB, 500MB or a whole number of bytes' };
 }
 
 function parseAddress(raw: unknown): Parsed {
@@ -222,6 +240,12 @@ export const SETTINGS: {
     flag: '--stall-timeout',
     parse: parseSeconds,
     defaultValue: () => 60,
+  },
+  storeBudget: {
+    env: 'PEAPOD_STORE_BUDGET',
+    flag: '--store-budget',
+    parse: parseStoreBudget,
+    defaultValue: () => STORE_BUDGET_DEFAULT_BYTES,
   },
 };
 

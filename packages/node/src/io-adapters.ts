@@ -10,16 +10,23 @@
  *   to the job's sink and acknowledges it with `delivered`); `read-delivered` reads the job's
  *   output back and answers `delivered-read` (undefined when there is no job or the sink
  *   cannot be read, so the core fails that download with 'output-unreadable').
- * - Chunk store: none yet (the store is the next issue): `read-chunk` is answered with
- *   undefined at once (the core tells the peer it has no such chunk) and `store-chunk` is
- *   dropped. An answer given while the host drains is queued by its driver, never re-entered.
+ * - Chunk store (store/store-api.ts): `read-chunk` is `store.readChunk` (verified there; a
+ *   chunk it does not hold, or whose copy failed its check, is answered undefined and the core
+ *   tells the peer so), answered as `chunk-read`. `store-chunk` is `store.putChunk`; when the
+ *   store cannot keep it (`StoreFullError`: its budget is full of pinned chunks, or the disk is
+ *   full) the content jobs of that content fail with the store's sentence (`onStoreFailed`);
+ *   after any write error the core is told the chunk is not held (`content-removed`), so no
+ *   peer is sent to this device for it. Without a store (no data directory) every
+ *   read is answered undefined and every chunk dropped.
+ *   An answer given while the host drains is queued by its driver, never re-entered.
  * Every answer goes through `feed` (the host's `input`), stamped with `performance.now()`.
  */
-import type { CoreInput } from '@peapod/core';
+import { toHex, type CoreInput } from '@peapod/core';
 import type { Logger } from 'pino';
 import type { CoreJob } from './job-factory.js';
 import type { OriginFetcher } from './http/origin-fetcher.js';
 import type { TransferAdapters } from './transfer-adapters.js';
+import { StoreFullError, type ChunkStoreApi } from './store/store-api.js';
 
 export interface IoAdapterOptions {
   readonly fetcher: OriginFetcher;
@@ -28,6 +35,10 @@ export interface IoAdapterOptions {
   readonly logger: Logger;
   /** Test-only fault injection: flip bytes of what this device fetches (for itself and peers). */
   readonly corruptForPeers: boolean;
+  /** The chunk store; undefined: none (no data directory). */
+  readonly store?: () => ChunkStoreApi | undefined;
+  /** The store could not keep a chunk of `contentId`: fail that content's jobs with `message`. */
+  readonly onStoreFailed?: (contentId: Uint8Array, message: string) => void;
 }
 
 /** The adapters for `NodeHostOptions.transfers`. */
@@ -35,6 +46,10 @@ export function ioAdapters(
   options: IoAdapterOptions,
 ): (feed: (input: CoreInput) => void) => TransferAdapters {
   const { fetcher, jobOf, logger, corruptForPeers } = options;
+  const store = options.store ?? (() => undefined);
+  // Chunks being written: a read of one waits for its write (the core stores a chunk beyond
+  // its delivery window and reads it back when delivery nears, maybe before the write ended).
+  const writing = new Map<string, Promise<unknown>>();
   return (feed) => ({
     origin: {
       fetch(output) {
@@ -72,16 +87,52 @@ export function ioAdapters(
       },
     },
     store: {
-      readChunk: (output) =>
-        feed({
-          type: 'chunk-read',
-          nowMs: performance.now(),
-          readId: output.readId,
-          bytes: undefined,
-        }),
-      storeChunk: () => undefined,
+      readChunk(output) {
+        const { readId, contentId, chunkIndex } = output;
+        const written = writing.get(chunkKey(contentId, chunkIndex)) ?? Promise.resolve();
+        const read = written.then(
+          () => store()?.readChunk(contentId, chunkIndex) ?? Promise.resolve(undefined),
+        );
+        void read
+          .catch((error: unknown) => {
+            logger.warn({ error: errorText(error) }, 'chunk store read failed');
+            return undefined;
+          })
+          .then((bytes) => feed({ type: 'chunk-read', nowMs: performance.now(), readId, bytes }));
+      },
+      storeChunk(output) {
+        const { contentId, chunkIndex, bytes } = output;
+        const put = store()?.putChunk(contentId, chunkIndex, bytes);
+        if (put === undefined) return;
+        const key = chunkKey(contentId, chunkIndex);
+        const settled = put.catch((error: unknown) => {
+          const message = errorText(error);
+          // A full store fails the fetch (its resume would be lost, and the disk is full for the
+          // output too); another write error is logged and the fetch goes on.
+          if (error instanceof StoreFullError) options.onStoreFailed?.(contentId, message);
+          else logger.warn({ error: message }, 'chunk store write failed');
+          feed({
+            type: 'content-removed',
+            nowMs: performance.now(),
+            contentId,
+            chunkIndices: [chunkIndex],
+          });
+        });
+        writing.set(key, settled);
+        void settled.then(() => {
+          if (writing.get(key) === settled) writing.delete(key);
+        });
+      },
     },
   });
+}
+
+function chunkKey(contentId: Uint8Array, index: number): string {
+  return `${toHex(contentId)}:${index}`;
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 /** Test-only fault injection (`corruptForPeers`): flips one byte of every block. */

@@ -13,8 +13,9 @@
  */
 import type { CryptoProvider, Sha256Hasher } from '../crypto-provider.js';
 import { assert, invalidArgument, PeapodError } from '../errors.js';
+import { fileTableProblem } from './file-table.js';
 import { CHUNK_COUNT_MAX, CHUNK_SIZE_BYTES_DEFAULT, isValidChunkSize } from './layout.js';
-import { createManifest, type Manifest } from './manifest.js';
+import { createManifest, type Manifest, type ManifestFile } from './manifest.js';
 
 /** A completed chunk. */
 export interface ChunkInfo {
@@ -40,6 +41,11 @@ export interface ChunkerOptions {
  * const manifest = chunker.finish();
  * manifest.chunkHashes.length; // => 2
  * manifest.totalBytes; // => 65546
+ * const tree = new Chunker(crypto, { chunkSizeBytes: 65536 });
+ * tree.push(new Uint8Array(3));
+ * const a = { path: 'docs/a', sizeBytes: 1, executable: false };
+ * const b = { path: 'docs/b', sizeBytes: 2, executable: true };
+ * tree.finish([a, b]).files.map((file) => file.path); // => ["docs/a","docs/b"]
  */
 export class Chunker {
   /** The chunk size this chunker cuts at. */
@@ -106,17 +112,26 @@ export class Chunker {
 
   /**
    * Ends the content: closes the short last chunk, if any, and returns the manifest. An empty
-   * content gives a manifest with no chunks. The chunker cannot be used afterwards.
+   * content gives a manifest with no chunks. With `files` (the bytes pushed were these files,
+   * concatenated in this order), the manifest is a tree's (file-table.ts). The chunker cannot
+   * be used afterwards.
    * @throws PeapodError PEAPOD_ERR_INVALID_STATE when called twice.
+   * @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT when `files` breaks a file table rule, for
+   * instance when its sizes do not add up to the bytes pushed; the chunker then stays open.
    */
-  finish(): Manifest {
+  finish(files?: readonly ManifestFile[]): Manifest {
     this.#assertOpen('finish');
+    const layout = { totalBytes: this.#totalBytes, chunkSizeBytes: this.chunkSizeBytes };
+    if (files !== undefined) {
+      const problem = fileTableProblem(files, layout.totalBytes);
+      if (problem !== undefined) invalidArgument('files', problem);
+    }
     if (this.#openChunkBytes > 0) this.#closeChunk();
     this.#finished = true;
     return createManifest(this.#crypto, {
-      totalBytes: this.#totalBytes,
-      chunkSizeBytes: this.chunkSizeBytes,
+      ...layout,
       chunkHashes: this.#chunkHashes,
+      ...(files === undefined ? {} : { files }),
     });
   }
 

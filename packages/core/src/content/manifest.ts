@@ -1,35 +1,62 @@
 /**
- * Manifests: the list of a content's chunk hashes, with the layout they belong to
- * (docs/content.md, "Manifest"). A manifest is self-certifying: its content ID is recomputed
- * from its fields, never read from the bytes, so a manifest fetched from any peer is accepted
- * only when it hashes to the ID the caller asked for.
+ * Manifests: the list of a content's chunk hashes, with the layout they belong to and, for a
+ * tree, its file table (docs/content.md, "Manifest" and "Trees"). A manifest is
+ * self-certifying: its content ID is recomputed from its fields, never read from the bytes, so
+ * a manifest fetched from any peer is accepted only when it hashes to the ID the caller asked
+ * for.
  *
- * Encoding, version 1 (all integers big-endian):
+ * Encoding (all integers big-endian):
  *
  *   offset  size    field
  *   0       4       magic "PEAM" (0x50 0x45 0x41 0x4d)
- *   4       1       version = 1
+ *   4       1       version: 1 (a bare object) or 2 (a tree: the file table follows)
  *   5       8       totalBytes (u64)
  *   13      4       chunkSizeBytes (u32, power of two in [64 KiB, 16 MiB])
  *   17      4       chunkCount (u32, = ceil(totalBytes / chunkSizeBytes) <= 2^20)
  *   21      32 * n  chunk hashes (SHA-256 of each chunk, in order)
+ *   21+32n  ...     version 2 only: the file table (file-table.ts), to the end
  *
- * `decodeManifest` never throws. It checks every field and the exact length before it
- * allocates anything, copies the hashes out of the input (so a reused network buffer cannot
- * change a manifest after its ID was checked), and recomputes the content ID.
+ * A manifest with `files` encodes as version 2 and has a tree's content ID (content-id.ts,
+ * prefix 0x03); one without encodes as version 1, unchanged. `decodeManifest` never throws.
+ * It checks every field and the exact length before it allocates anything, copies the hashes
+ * out of the input (so a reused network buffer cannot change a manifest after its ID was
+ * checked), and recomputes the content ID.
  */
 import { equalBytes } from '../bytes.js';
 import type { CryptoProvider } from '../crypto-provider.js';
 import { invalidArgument } from '../errors.js';
 import { computeContentId } from './content-id.js';
-import { CHUNK_HASH_BYTES, layoutProblem, type ChunkLayout } from './layout.js';
+import {
+  decodeFileTable,
+  encodeFileTable,
+  FILE_TABLE_BYTES_MAX,
+  fileTableProblem,
+  type ManifestFile,
+} from './file-table.js';
+import {
+  assertValidLayout,
+  CHUNK_COUNT_MAX,
+  CHUNK_HASH_BYTES,
+  layoutProblem,
+  type ChunkLayout,
+} from './layout.js';
+
+export type { ManifestFile } from './file-table.js';
 
 /** The 4 magic bytes that open an encoded manifest: ASCII "PEAM". */
 export const MANIFEST_MAGIC: Uint8Array = Uint8Array.of(0x50, 0x45, 0x41, 0x4d);
-/** The manifest encoding version this implementation writes and reads. */
+/** The encoding version of a manifest without a file table (a bare object). */
 export const MANIFEST_VERSION = 1;
+/** The encoding version of a tree's manifest (a file table after the hashes). */
+export const MANIFEST_VERSION_TREE = 2;
 /** Bytes before the first chunk hash. */
 export const MANIFEST_HEADER_BYTES = 21;
+/**
+ * The largest encoded manifest: the header, 2^20 chunk hashes and a 16 MiB file table
+ * (48 MiB + 21 bytes). A receiver bounds a manifest download by it.
+ */
+export const MANIFEST_BYTES_MAX =
+  MANIFEST_HEADER_BYTES + CHUNK_COUNT_MAX * CHUNK_HASH_BYTES + FILE_TABLE_BYTES_MAX;
 
 /** A content's chunk layout, chunk hashes and the content ID they hash to. */
 export interface Manifest extends ChunkLayout {
@@ -45,15 +72,6 @@ export interface Manifest extends ChunkLayout {
   readonly files?: readonly ManifestFile[];
 }
 
-/** One entry of a tree manifest's file table. */
-export interface ManifestFile {
-  /** Relative path, `/`-separated, each segment non-empty and not `.` or `..`; UTF-8. */
-  readonly path: string;
-  readonly sizeBytes: number;
-  /** The file had an execute bit when shared. */
-  readonly executable: boolean;
-}
-
 /** Why `decodeManifest` rejected its input. */
 export type ManifestDecodeFailureReason =
   /** Shorter than the header, or than the hashes the header announces. */
@@ -66,8 +84,10 @@ export type ManifestDecodeFailureReason =
   | 'invalid-layout'
   /** The chunk count field disagrees with the total size and chunk size. */
   | 'chunk-count-mismatch'
-  /** Bytes after the last hash. */
+  /** Bytes after the last hash (version 1) or after the file table (version 2). */
   | 'trailing-bytes'
+  /** A version 2 file table that breaks a rule of file-table.ts (the detail says which). */
+  | 'invalid-file-table'
   /** Well-formed, but hashes to a different content ID than the caller expected. */
   | 'content-id-mismatch';
 
@@ -88,42 +108,66 @@ export interface ManifestFields extends ChunkLayout {
   readonly files?: readonly ManifestFile[];
 }
 
-/** Builds a frozen manifest; the layout and hashes must already be valid. */
+/**
+ * Builds a frozen manifest; the layout, hashes and file table must already be valid, and
+ * `fileTable` must be the table's encoding (its hash goes into the ID).
+ */
 function freezeManifest(
   crypto: CryptoProvider,
   layout: ChunkLayout,
   chunkHashes: Uint8Array[],
+  tree?: { readonly files: readonly ManifestFile[]; readonly fileTable: Uint8Array },
 ): Manifest {
-  const contentId = computeContentId(crypto, layout, chunkHashes);
-  return Object.freeze({
+  const fileTableHash = tree === undefined ? undefined : crypto.sha256(tree.fileTable);
+  const contentId = computeContentId(crypto, layout, chunkHashes, fileTableHash);
+  const manifest = {
     contentId,
     totalBytes: layout.totalBytes,
     chunkSizeBytes: layout.chunkSizeBytes,
     chunkHashes: Object.freeze(chunkHashes),
-  });
+  };
+  return Object.freeze(tree === undefined ? manifest : { ...manifest, files: tree.files });
+}
+
+/** Frozen copies of a caller's file entries (already checked by `fileTableProblem`). */
+function copyFiles(files: readonly ManifestFile[]): readonly ManifestFile[] {
+  return Object.freeze(
+    files.map(({ path, sizeBytes, executable }) => Object.freeze({ path, sizeBytes, executable })),
+  );
 }
 
 /**
- * Creates a manifest and computes its content ID. The hashes are copied, so later changes to
- * the caller's arrays cannot make the manifest disagree with its ID.
+ * Creates a manifest and computes its content ID; with `files`, a tree's manifest (version 2,
+ * ID prefix 0x03). The hashes and file entries are copied, so later changes to the caller's
+ * arrays cannot make the manifest disagree with its ID.
  * @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT when the layout is not allowed, the number of
- * hashes is not the layout's chunk count, or a hash is not 32 bytes.
+ * hashes is not the layout's chunk count, a hash is not 32 bytes, or `files` breaks a file
+ * table rule (file-table.ts; the message names the entry and the rule).
  * @example
  * const fields = { totalBytes: 0, chunkSizeBytes: 4194304, chunkHashes: [] };
  * toHex(createManifest(crypto, fields).contentId).slice(0, 16); // => "7fc47325c8616273"
+ * const files = [{ path: 'notes.txt', sizeBytes: 0, executable: false }];
+ * toHex(createManifest(crypto, { ...fields, files }).contentId).slice(0, 16); // => "548c605b10395087"
  */
 export function createManifest(crypto: CryptoProvider, fields: ManifestFields): Manifest {
   const layout = { totalBytes: fields.totalBytes, chunkSizeBytes: fields.chunkSizeBytes };
   const copies = fields.chunkHashes.map((hash) => hash.slice());
-  // computeContentId checks the layout, the hash count and every hash length.
-  return freezeManifest(crypto, layout, copies);
+  if (fields.files === undefined) {
+    // computeContentId checks the layout, the hash count and every hash length.
+    return freezeManifest(crypto, layout, copies);
+  }
+  assertValidLayout(layout);
+  const problem = fileTableProblem(fields.files, layout.totalBytes);
+  if (problem !== undefined) invalidArgument('files', problem);
+  const files = copyFiles(fields.files);
+  return freezeManifest(crypto, layout, copies, { files, fileTable: encodeFileTable(files) });
 }
 
 /**
- * Encodes a manifest (format in this module's header comment). The content ID is not written:
- * a reader recomputes it.
- * @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT when the manifest's layout is not allowed or
- * its hashes do not match the layout.
+ * Encodes a manifest (format in this module's header comment): version 2 with its file table
+ * when it has `files`, else version 1. The content ID is not written: a reader recomputes it.
+ * @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT when the manifest's layout is not allowed,
+ * its hashes do not match the layout, or its file table breaks a rule.
  * @example
  * const fields = { totalBytes: 0, chunkSizeBytes: 65536, chunkHashes: [] };
  * const manifest = createManifest(crypto, fields);
@@ -136,10 +180,17 @@ export function encodeManifest(manifest: Manifest): Uint8Array {
   if (manifest.chunkHashes.length !== count) {
     invalidArgument('manifest.chunkHashes', `has ${manifest.chunkHashes.length}; needs ${count}`);
   }
-  const out = new Uint8Array(MANIFEST_HEADER_BYTES + count * CHUNK_HASH_BYTES);
+  let fileTable: Uint8Array | undefined;
+  if (manifest.files !== undefined) {
+    const tableProblem = fileTableProblem(manifest.files, manifest.totalBytes);
+    if (tableProblem !== undefined) invalidArgument('manifest.files', tableProblem);
+    fileTable = encodeFileTable(manifest.files);
+  }
+  const hashesEnd = MANIFEST_HEADER_BYTES + count * CHUNK_HASH_BYTES;
+  const out = new Uint8Array(hashesEnd + (fileTable?.length ?? 0));
   const view = new DataView(out.buffer);
   out.set(MANIFEST_MAGIC, 0);
-  out[4] = MANIFEST_VERSION;
+  out[4] = fileTable === undefined ? MANIFEST_VERSION : MANIFEST_VERSION_TREE;
   view.setUint32(5, Math.floor(manifest.totalBytes / 2 ** 32));
   view.setUint32(9, manifest.totalBytes >>> 0);
   view.setUint32(13, manifest.chunkSizeBytes);
@@ -150,6 +201,7 @@ export function encodeManifest(manifest: Manifest): Uint8Array {
     }
     out.set(hash, MANIFEST_HEADER_BYTES + index * CHUNK_HASH_BYTES);
   });
+  if (fileTable !== undefined) out.set(fileTable, hashesEnd);
   return out;
 }
 
@@ -158,9 +210,10 @@ function failure(reason: ManifestDecodeFailureReason, detail: string): ManifestD
 }
 
 /**
- * Decodes and validates a manifest. With `expectedContentId`, a manifest that hashes to any
- * other ID is rejected, so the result can be trusted as the manifest of that content. Never
- * throws, whatever the bytes. It costs two small hashes per chunk: about 1 ms for 256 chunks,
+ * Decodes and validates a manifest, version 1 or 2 (a tree: its file table is checked against
+ * every rule of file-table.ts). With `expectedContentId`, a manifest that hashes to any other
+ * ID is rejected, so the result can be trusted as the manifest of that content. Never throws,
+ * whatever the bytes. It costs two small hashes per chunk: about 1 ms for 256 chunks,
  * about 7 s for the largest manifest (2^20 chunks), on either provider here.
  * @example
  * const fields = { totalBytes: 0, chunkSizeBytes: 65536, chunkHashes: [] };
@@ -180,8 +233,9 @@ export function decodeManifest(
   if (!equalBytes(bytes.subarray(0, 4), MANIFEST_MAGIC)) {
     return failure('bad-magic', 'does not start with "PEAM"');
   }
-  if (bytes[4] !== MANIFEST_VERSION) {
-    return failure('unsupported-version', `version ${bytes[4]} (this side reads 1)`);
+  const version = bytes[4];
+  if (version !== MANIFEST_VERSION && version !== MANIFEST_VERSION_TREE) {
+    return failure('unsupported-version', `version ${version} (this side reads 1 and 2)`);
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const totalHigh = view.getUint32(5);
@@ -199,20 +253,30 @@ export function decodeManifest(
   if (countField !== count) {
     return failure('chunk-count-mismatch', `chunk count field is ${countField}; needs ${count}`);
   }
-  const expectedLength = MANIFEST_HEADER_BYTES + count * CHUNK_HASH_BYTES;
-  if (bytes.length < expectedLength) {
-    return failure('truncated', `${bytes.length} bytes; ${count} hashes need ${expectedLength}`);
+  const hashesEnd = MANIFEST_HEADER_BYTES + count * CHUNK_HASH_BYTES;
+  if (bytes.length < hashesEnd) {
+    return failure('truncated', `${bytes.length} bytes; ${count} hashes need ${hashesEnd}`);
   }
-  if (bytes.length > expectedLength) {
-    return failure('trailing-bytes', `${bytes.length - expectedLength} bytes after the last hash`);
+  let tree: { files: readonly ManifestFile[]; fileTable: Uint8Array } | undefined;
+  let end = hashesEnd;
+  if (version === MANIFEST_VERSION_TREE) {
+    const table = decodeFileTable(bytes, hashesEnd, totalBytes);
+    if (!table.ok) return failure(table.reason, table.detail);
+    tree = { files: table.files, fileTable: bytes.subarray(hashesEnd, table.end) };
+    end = table.end;
+  }
+  if (bytes.length > end) {
+    const after = tree === undefined ? 'the last hash' : 'the file table';
+    return failure('trailing-bytes', `${bytes.length - end} bytes after ${after}`);
   }
   // One copy of all hashes, viewed per chunk: the manifest never aliases the caller's buffer.
-  const hashBlock = bytes.slice(MANIFEST_HEADER_BYTES);
+  const hashBlock = bytes.slice(MANIFEST_HEADER_BYTES, hashesEnd);
   const chunkHashes: Uint8Array[] = [];
   for (let i = 0; i < count; i++) {
     chunkHashes.push(hashBlock.subarray(i * CHUNK_HASH_BYTES, (i + 1) * CHUNK_HASH_BYTES));
   }
-  const manifest = freezeManifest(crypto, layout, chunkHashes);
+  // The table is hashed straight from the input here; its files are already copies (strings).
+  const manifest = freezeManifest(crypto, layout, chunkHashes, tree);
   if (expectedContentId !== undefined && !equalBytes(manifest.contentId, expectedContentId)) {
     return failure('content-id-mismatch', 'the manifest hashes to a different content ID');
   }

@@ -12,7 +12,12 @@
  * Limits: at most `servingPerLinkMax` requests per link wait, are being read or have DATA
  * queued at once; the next one is answered `busy`. Answers: `error` when this device does not
  * serve chunks, `notFound` when it does not hold the chunk, `checksumMismatch` when its copy is
- * corrupt (the copy is then forgotten and a CHUNK_REMOVE sent).
+ * corrupt (the copy is then forgotten and a CHUNK_REMOVE sent). `removeChunks` (the host's
+ * `content-removed`) sends its CHUNK_REMOVE as merged ranges, not one message per chunk.
+ *
+ * Test fault (`settings.corruptServedChunks`, CoreOptions.testFaults): every chunk is served
+ * with one byte flipped, after the stored copy passed its check, so a real Core acts as a lying
+ * peer and the requester's verification is what catches it.
  *
  * Seeding (a device that holds every chunk of a content): its upload is the swarm's only source
  * of chunks nobody else has, so it sends each chunk out once. A request for a chunk it sent
@@ -162,7 +167,8 @@ export class ChunkServer {
     const key = toHex(contentId);
     const content = this.contents.get(key);
     if (content === undefined) return true;
-    for (const index of indices ?? [...content.held]) this.forget(key, index);
+    const removed = (indices ?? [...content.held]).filter((index) => this.forget(key, index));
+    this.sendRemove(content.manifest.contentId, removed);
     if (content.held.size > 0) return false;
     this.contents.delete(key);
     return true;
@@ -387,11 +393,14 @@ export class ChunkServer {
       this.pump();
       const status =
         bytes === undefined ? TransferStatus.notFound : TransferStatus.checksumMismatch;
-      this.forget(read.key, read.index);
+      if (this.forget(read.key, read.index)) {
+        this.sendRemove(this.contents.get(read.key)!.manifest.contentId, [read.index]);
+      }
       links.send(read.linkId, statusMessage(read.requestId, status, 0, 'stored copy unavailable'));
       return;
     }
-    links.stream(read.linkId, read.requestId, bytes, 0);
+    const served = this.ctx.settings.corruptServedChunks ? corrupted(bytes) : bytes;
+    links.stream(read.linkId, read.requestId, served, 0);
     read.queuedAtMs = nowMs;
     links.send(read.linkId, statusMessage(read.requestId, TransferStatus.ok, bytes.length, ''));
   }
@@ -505,20 +514,34 @@ export class ChunkServer {
     return false;
   }
 
-  private forget(key: string, index: number): void {
+  /** Stops serving a chunk; returns whether it was held. The caller sends CHUNK_REMOVE. */
+  private forget(key: string, index: number): boolean {
     const content = this.contents.get(key);
-    if (content === undefined || !content.held.delete(index)) return;
+    if (content === undefined || !content.held.delete(index)) return false;
     this.byHash.delete(toHex(content.manifest.chunkHashes[index]!));
+    return true;
+  }
+
+  /** CHUNK_REMOVE of `indices` to every ready link, as merged ranges (few messages). */
+  private sendRemove(contentId: Uint8Array, indices: readonly number[]): void {
+    if (indices.length === 0) return;
+    const groups = indicesToRangeGroups(indices);
     for (const linkId of this.ctx.links.ready()) {
-      for (const ranges of indicesToRangeGroups([index])) {
-        this.ctx.links.send(linkId, {
-          type: 'chunk-remove',
-          contentId: content.manifest.contentId,
-          ranges,
-        });
+      for (const ranges of groups) {
+        this.ctx.links.send(linkId, { type: 'chunk-remove', contentId, ranges });
       }
     }
   }
+}
+
+/**
+ * TEST ONLY (`settings.corruptServedChunks`): a copy of a chunk that passed its check with one
+ * byte flipped, so the requester's verification fails.
+ */
+function corrupted(bytes: Uint8Array): Uint8Array {
+  const bad = bytes.slice();
+  if (bad.length > 0) bad[bad.length >> 1] = bad[bad.length >> 1]! ^ 0x55;
+  return bad;
 }
 
 function counter(): () => number {

@@ -3,9 +3,7 @@
  *
  * Phases:
  * 1. **Manifest.** Given by the host, or requested from a peer that announced chunks of the
- *    content: CHUNK_REQUEST whose `chunkHash` is the content ID. The answer is accepted only if
- *    `decodeManifest(bytes, contentId)` succeeds, so a peer cannot substitute another manifest;
- *    a peer whose manifest does not hash to the ID is banned (that mismatch is certain).
+ *    content and checked against the content ID (manifest-fetch.ts).
  * 2. **Chunks.** A `PieceScheduler` in rarest-first mode assigns chunks to ready links that
  *    announced them. A chunk that a usable non-seed holds is never asked of a seed, so a seed
  *    spends its upload on the chunks only it has. Each request gets its own `ChunkVerifier`;
@@ -27,40 +25,48 @@
  * closed, a timer fired, availability or the delivery window moved, or another download's load
  * on our sources changed.
  *
+ * **Selection** (`DownloadSource.chunks`): only the chosen chunks are fetched and delivered,
+ * at their content offsets; the download counts in pieces, the selected chunks laid end to
+ * end (chunk-selection.ts), so scheduler, buffer and progress need no special case.
+ *
+ * **Chunks this device holds** (the chunk server has them: `content-available` before or during
+ * the download, or another download verified them) are not fetched: they count as stored, with
+ * source 'self', and are read back and verified when the delivery point comes near, like the
+ * chunks stored beyond the window. A read-back that fails, or a `content-removed` for a chunk
+ * not yet read back, makes the chunk fetchable from peers again. A re-run download thus resumes
+ * where the last one stopped.
+ *
  * Offsets out of order, data past the chunk, or a STATUS(ok) whose length is not the bytes
  * received are protocol errors (the link closes; its work is reassigned). With no usable
- * source the download waits: it never fails for lack of peers.
+ * source the download waits; with a `stallTimeoutMs` it fails 'unavailable' once nothing was
+ * verified for that long while a needed chunk (or the manifest) is held by no ready link
+ * (unavailable-watch.ts).
  */
 import { toHex } from '../bytes.js';
 import { ChunkVerifier, verifyChunk } from '../content/chunk-verifier.js';
-import { chunkCount, chunkRange } from '../content/layout.js';
-import { decodeManifest, MANIFEST_HEADER_BYTES, type Manifest } from '../content/manifest.js';
+import { chunkCount } from '../content/layout.js';
+import type { Manifest } from '../content/manifest.js';
 import {
   Capability,
   TransferStatus,
   type DataMessage,
+  type IndexRange,
   type StatusMessage,
 } from '../wire/messages.js';
+import { ChunkSelection } from './chunk-selection.js';
 import { DownloadDelivery } from './download-delivery.js';
 import { fallbackFor } from './fallback-policy.js';
-import { PieceScheduler, type SourceId } from './scheduler.js';
+import { ManifestFetch } from './manifest-fetch.js';
+import { PieceScheduler, SELF_SOURCE, type SourceId } from './scheduler.js';
+import { StoredPieces } from './stored-pieces.js';
 import type { DownloadJob, TransferContext } from './transfer-context.js';
+import { unavailableDetail, UnavailableWatch } from './unavailable-watch.js';
 
 interface ChunkRequest {
   readonly piece: number;
   readonly linkId: number;
   readonly verifier: ChunkVerifier;
 }
-
-interface ManifestRequest {
-  readonly linkId: number;
-  readonly requestId: number;
-  readonly parts: Uint8Array[];
-  received: number;
-}
-
-/** Largest manifest: 2^20 hashes plus the header. */
-const MANIFEST_BYTES_MAX = MANIFEST_HEADER_BYTES + 2 ** 20 * 32;
 
 /**
  * Sources one content download may use at once. The pooled download's K = 10 (ElioP2P) picks
@@ -70,30 +76,44 @@ const MANIFEST_BYTES_MAX = MANIFEST_HEADER_BYTES + 2 ** 20 * 32;
  */
 const SWARM_SOURCES_MAX = 64;
 
-/** How a content download reads back a chunk it stored; the answer comes to `onChunkRead`. */
+/**
+ * The host's chunk store as a content download sees it: what this device holds (the chunk
+ * server's record), and reading a chunk back; the answer comes to `onChunkRead`.
+ */
 export interface ChunkReader {
+  /** Whether this device holds chunk `index` of the content `key` (hex). */
+  holds(key: string, index: number): boolean;
   /** Emits `read-chunk` and returns its read ID. */
   read(download: ContentDownload, contentId: Uint8Array, index: number, hash: Uint8Array): number;
+}
+
+/** What the host chose beyond the content (`DownloadSource`, checked by the job factory). */
+export interface ContentDownloadOptions {
+  readonly manifest: Manifest | undefined;
+  /** Valid for the manifest's chunk count (the factory requires the manifest with it). */
+  readonly chunks: readonly IndexRange[] | undefined;
+  readonly stallTimeoutMs: number | undefined;
 }
 
 export class ContentDownload implements DownloadJob {
   readonly kind = 'content-download';
   state: 'running' | 'done' | 'failed' = 'running';
+  /** The content ID in hex. */
   private readonly key: string;
   private manifest: Manifest | undefined;
+  /** Set with the manifest: pieces <-> chunk indices. */
+  private selection: ChunkSelection | undefined;
   private scheduler: PieceScheduler | undefined;
   private delivery: DownloadDelivery | undefined;
   /** `${linkId}:${requestId}` -> request. */
   private readonly requests = new Map<string, ChunkRequest>();
   /** `${piece}:${linkId}` -> requestId. */
   private readonly byAssignment = new Map<string, number>();
-  private manifestRequest: ManifestRequest | undefined;
-  private readonly manifestRetryAfterMs = new Map<number, number>();
-  /** Verified chunks beyond the reorder window: stored by the host, bytes dropped -> source. */
-  private readonly stored = new Map<number, string>();
-  /** Read ID -> chunk being read back for delivery. */
-  private readonly reads = new Map<number, number>();
-  private readonly reading = new Set<number>();
+  private readonly manifestFetch: ManifestFetch;
+  /** Pieces the host holds, to be read back for delivery. */
+  private readonly stored = new StoredPieces();
+  /** Pieces this device came to hold while they were in flight from peers (see `onChunksHeld`). */
+  private readonly heldInFlight = new Set<number>();
   /** Something changed that may allow new assignments (see the module header). */
   private dirty = true;
   private seenRevision = -1;
@@ -101,27 +121,45 @@ export class ContentDownload implements DownloadJob {
   private seenAckedOffset = -1;
   /** When an exclusion ends (a chunk a source refused becomes askable again). */
   private wakeMs: number | undefined;
+  private readonly chunks: readonly IndexRange[] | undefined;
+  private readonly watch: UnavailableWatch | undefined;
 
   constructor(
     private readonly ctx: TransferContext,
     readonly jobId: number,
     readonly priority: number,
-    private readonly contentId: Uint8Array,
-    manifest: Manifest | undefined,
+    contentId: Uint8Array,
+    options: ContentDownloadOptions,
     nowMs: number,
-    private readonly reader?: ChunkReader,
+    private readonly reader: ChunkReader,
   ) {
     this.key = toHex(contentId);
-    if (manifest !== undefined) this.begin(manifest, nowMs);
+    this.manifestFetch = new ManifestFetch(ctx, contentId, this.key, (manifest, at) =>
+      this.begin(manifest, at),
+    );
+    this.chunks = options.chunks;
+    this.watch =
+      options.stallTimeoutMs === undefined
+        ? undefined
+        : new UnavailableWatch(options.stallTimeoutMs, nowMs);
+    if (options.manifest !== undefined) this.begin(options.manifest, nowMs);
+  }
+
+  /** The content ID in hex. */
+  get contentKey(): string {
+    return this.key;
   }
 
   schedule(nowMs: number): void {
     if (this.state !== 'running') return;
+    this.checkUnavailable(nowMs);
+    if (this.state !== 'running') return;
     if (this.manifest === undefined) {
-      this.requestManifest(nowMs);
+      this.manifestFetch.ask(nowMs);
       return;
     }
     const scheduler = this.scheduler!;
+    const selection = this.selection!;
     const buffer = this.delivery!.buffer;
     const availability = this.ctx.availability;
     const linkIds = this.ctx.links.ready();
@@ -138,7 +176,7 @@ export class ContentDownload implements DownloadJob {
     this.dirty = false;
     this.seenOtherLoad = otherLoad;
     this.seenAckedOffset = buffer.ackedOffset;
-    const count = scheduler.pieceCount;
+    const count = chunkCount(this.manifest);
     if (availability.revision !== this.seenRevision) {
       this.seenRevision = availability.revision;
       for (const linkId of linkIds) {
@@ -149,15 +187,16 @@ export class ContentDownload implements DownloadJob {
         scheduler.upsertSource(linkId, { isSeed: held === count, rttMs: peer.rttMs ?? 0 });
       }
     }
+    this.takeHeldInFlight(nowMs);
     this.readBack();
-    const manifest = this.manifest;
     const assignments = scheduler.assign(nowMs, {
       // Any chunk may be fetched: what lies beyond the reorder window is stored, not buffered.
-      windowEndBytes: manifest.totalBytes,
+      windowEndBytes: selection.totalBytes,
       windowStartBytes: 0,
       inflightBytesMax: this.inflightBytesMax(),
-      canServe: (source, piece) => source >= 0 && availability.has(source, this.key, piece),
-      holders: (piece) => availability.holderCount(this.key, piece),
+      canServe: (source, piece) =>
+        source >= 0 && availability.has(source, this.key, selection.chunkOf(piece)),
+      holders: (piece) => availability.holderCount(this.key, selection.chunkOf(piece)),
       otherLoad: (source) => this.ctx.otherLoad(this.jobId, source),
     });
     for (const { piece, source } of assignments) this.sendRequest(piece, source, nowMs);
@@ -173,72 +212,121 @@ export class ContentDownload implements DownloadJob {
     return Math.max(2 * chunk, Math.floor((this.ctx.settings.reorderWindowBytes * 3) / 8));
   }
 
-  /** Whether the chunk at `range` may enter the reorder buffer now. */
-  private inWindow(range: { start: number; end: number }): boolean {
-    const buffer = this.delivery!.buffer;
-    return range.end <= buffer.windowEnd || range.start <= buffer.ackedOffset;
+  /** Bytes of piece `piece`. */
+  private pieceBytes(piece: number): number {
+    const selection = this.selection!;
+    return selection.pieceStart(piece + 1) - selection.pieceStart(piece);
   }
 
-  /** Reads back stored chunks that the reorder window has reached. */
-  private readBack(): void {
-    if (this.stored.size === this.reading.size) return;
-    const manifest = this.manifest!;
+  /** Whether piece `piece` may enter the reorder buffer now. */
+  private inWindow(piece: number): boolean {
     const buffer = this.delivery!.buffer;
-    const count = this.scheduler!.pieceCount;
+    const start = this.selection!.pieceStart(piece);
+    return start + this.pieceBytes(piece) <= buffer.windowEnd || start <= buffer.ackedOffset;
+  }
+
+  /** Reads back stored pieces that the reorder window has reached. */
+  private readBack(): void {
+    if (!this.stored.anyUnread) return;
+    const manifest = this.manifest!;
+    const selection = this.selection!;
+    const buffer = this.delivery!.buffer;
+    const count = selection.count;
     for (
-      let index = Math.floor(buffer.emittedOffset / manifest.chunkSizeBytes);
-      index < count;
-      index++
+      let piece = Math.floor(buffer.emittedOffset / manifest.chunkSizeBytes);
+      piece < count;
+      piece++
     ) {
-      const range = chunkRange(manifest, index);
-      if (!this.inWindow(range)) break;
-      if (!this.stored.has(index) || this.reading.has(index)) continue;
-      if (this.reader === undefined) continue;
+      if (!this.inWindow(piece)) break;
+      if (!this.stored.isUnread(piece)) continue;
+      const index = selection.chunkOf(piece);
       const readId = this.reader.read(
         this,
         manifest.contentId,
         index,
         manifest.chunkHashes[index]!,
       );
-      this.reads.set(readId, index);
-      this.reading.add(index);
+      this.stored.readStarted(readId, piece);
     }
+  }
+
+  /**
+   * This device now holds these chunks (the chunk server took them: `content-available`, or a
+   * download verified them): the pending ones among the selected are read back, not fetched.
+   */
+  onChunksHeld(indices: readonly number[]): void {
+    const selection = this.selection;
+    if (this.state !== 'running' || selection === undefined) return;
+    for (const index of indices) {
+      const piece = selection.pieceOf(index);
+      if (piece === undefined || this.markHeld(piece) || this.scheduler!.isDone(piece)) continue;
+      // In flight from a peer: cancelled at the next scheduling pass, which has the time.
+      this.heldInFlight.add(piece);
+      this.dirty = true;
+    }
+  }
+
+  /** Cancels the peer fetches of pieces this device came to hold; they are read back instead. */
+  private takeHeldInFlight(nowMs: number): void {
+    if (this.heldInFlight.size === 0) return;
+    const scheduler = this.scheduler!;
+    for (const { piece, source } of scheduler.assignments()) {
+      if (!this.heldInFlight.has(piece)) continue;
+      this.cancelAssignment(piece, source);
+      scheduler.fail(piece, source, 'cancelled', nowMs);
+    }
+    for (const piece of this.heldInFlight) this.markHeld(piece);
+    this.heldInFlight.clear();
+  }
+
+  /**
+   * The host dropped these chunks (`content-removed`; all when `indices` is undefined): stored
+   * pieces among them that are not being read back are fetched from peers again.
+   */
+  onChunksRemoved(indices: readonly number[] | undefined): void {
+    const selection = this.selection;
+    if (this.state !== 'running' || selection === undefined) return;
+    const removed = indices === undefined ? undefined : new Set(indices);
+    for (const piece of this.heldInFlight) {
+      if (removed === undefined || removed.has(selection.chunkOf(piece)))
+        this.heldInFlight.delete(piece);
+    }
+    const dropped = this.stored.drop(
+      (piece) => removed === undefined || removed.has(selection.chunkOf(piece)),
+    );
+    for (const piece of dropped) this.scheduler!.reopen(piece);
+    if (dropped.length > 0) this.dirty = true;
+  }
+
+  /**
+   * A pending piece this device holds: stored, to be read back (source 'self'). Returns false
+   * when the piece is not pending.
+   */
+  private markHeld(piece: number): boolean {
+    if (!this.scheduler!.markHeld(piece)) return false;
+    this.stored.add(piece, this.ctx.sourceName(SELF_SOURCE));
+    this.dirty = true;
+    return true;
   }
 
   /** The host answered a read-back of a stored chunk. */
   onChunkRead(readId: number, bytes: Uint8Array | undefined, nowMs: number): void {
-    const piece = this.reads.get(readId);
-    if (piece === undefined) return;
-    this.reads.delete(readId);
-    this.reading.delete(piece);
-    const sourceName = this.stored.get(piece);
-    if (this.state !== 'running' || sourceName === undefined) return;
-    this.stored.delete(piece);
+    const read = this.stored.answered(readId);
+    if (read === undefined || this.state !== 'running') return;
+    const { piece, sourceName } = read;
     this.dirty = true;
-    const manifest = this.manifest!;
-    if (bytes === undefined || !verifyChunk(this.ctx.crypto, manifest.chunkHashes[piece]!, bytes)) {
+    const hash = this.manifest!.chunkHashes[this.selection!.chunkOf(piece)]!;
+    if (bytes === undefined || !verifyChunk(this.ctx.crypto, hash, bytes)) {
       // The host lost or damaged its copy: fetch the chunk again (it is in the window now).
       this.scheduler!.reopen(piece);
       return;
     }
-    this.delivery!.add(chunkRange(manifest, piece).start, bytes, sourceName, nowMs);
+    this.watch?.verified(nowMs);
+    this.delivery!.add(this.selection!.pieceStart(piece), bytes, sourceName, nowMs);
     this.maybeComplete();
   }
 
   onData(linkId: number, message: DataMessage, nowMs: number): void {
-    const manifestRequest = this.manifestRequest;
-    if (manifestRequest?.linkId === linkId && manifestRequest.requestId === message.requestId) {
-      if (
-        message.offset !== manifestRequest.received ||
-        manifestRequest.received + message.bytes.length > MANIFEST_BYTES_MAX
-      ) {
-        this.ctx.protocolError(linkId, 'manifest DATA out of order or too large', nowMs);
-        return;
-      }
-      manifestRequest.parts.push(message.bytes.slice());
-      manifestRequest.received += message.bytes.length;
-      return;
-    }
     const request = this.requests.get(`${linkId}:${message.requestId}`);
     if (request === undefined) return;
     const result = request.verifier.write(message.offset, message.bytes);
@@ -250,12 +338,6 @@ export class ContentDownload implements DownloadJob {
   }
 
   onStatus(linkId: number, message: StatusMessage, nowMs: number): void {
-    const manifestRequest = this.manifestRequest;
-    if (manifestRequest?.linkId === linkId && manifestRequest.requestId === message.requestId) {
-      this.manifestRequest = undefined;
-      this.onManifestStatus(linkId, manifestRequest, message, nowMs);
-      return;
-    }
     const requestKey = `${linkId}:${message.requestId}`;
     const request = this.requests.get(requestKey);
     if (request === undefined) return;
@@ -304,20 +386,21 @@ export class ContentDownload implements DownloadJob {
     const losers = scheduler.received(request.piece, linkId, nowMs);
     for (const loser of losers) this.cancelAssignment(request.piece, loser);
     scheduler.accept(request.piece);
-    const manifest = this.manifest!;
-    this.ctx.chunkVerified(manifest, request.piece, verified.bytes);
-    const range = chunkRange(manifest, request.piece);
-    if (this.inWindow(range) || this.reader === undefined) {
-      this.delivery!.add(range.start, verified.bytes, this.ctx.sourceName(linkId), nowMs);
+    this.watch?.verified(nowMs);
+    // Stored (and so served onward) before anything else sees it.
+    this.ctx.chunkVerified(this.manifest!, this.selection!.chunkOf(request.piece), verified.bytes);
+    if (this.inWindow(request.piece)) {
+      const start = this.selection!.pieceStart(request.piece);
+      this.delivery!.add(start, verified.bytes, this.ctx.sourceName(linkId), nowMs);
       this.maybeComplete();
     } else {
-      this.stored.set(request.piece, this.ctx.sourceName(linkId));
+      this.stored.add(request.piece, this.ctx.sourceName(linkId));
     }
   }
 
   onLinkClosed(linkId: number, nowMs: number): void {
     this.dirty = true;
-    if (this.manifestRequest?.linkId === linkId) this.manifestRequest = undefined;
+    this.manifestFetch.onLinkClosed(linkId);
     for (const [key, request] of this.requests) {
       if (request.linkId !== linkId) continue;
       this.requests.delete(key);
@@ -346,18 +429,36 @@ export class ContentDownload implements DownloadJob {
 
   nextDeadlineMs(nowMs: number): number | undefined {
     if (this.state !== 'running') return undefined;
-    if (this.manifest === undefined) {
-      let retry: number | undefined;
-      for (const at of this.manifestRetryAfterMs.values()) {
-        if (at > nowMs && (retry === undefined || at < retry)) retry = at;
-      }
-      return retry;
-    }
-    let min = this.scheduler?.nextDeadlineMs();
-    for (const at of [this.delivery?.nextDeadlineMs(), this.wakeMs]) {
+    let min = this.watch?.deadlineMs();
+    const consider = (at: number | undefined): void => {
       if (at !== undefined && (min === undefined || at < min)) min = at;
+    };
+    if (this.manifest === undefined) {
+      consider(this.manifestFetch.nextRetryMs(nowMs));
+      return min;
     }
+    consider(this.scheduler?.nextDeadlineMs());
+    consider(this.delivery?.nextDeadlineMs());
+    consider(this.wakeMs);
     return min;
+  }
+
+  /** Fails the download 'unavailable' when its watch says so (see the module header). */
+  private checkUnavailable(nowMs: number): void {
+    const watch = this.watch;
+    if (watch === undefined || !watch.due(nowMs, this.ctx.availability.revision)) return;
+    const detail = unavailableDetail(
+      this.ctx,
+      this.key,
+      this.selection === undefined
+        ? undefined
+        : {
+            selection: this.selection,
+            // A piece this device came to hold while it was in flight needs no peer either.
+            isDone: (piece) => this.scheduler!.isDone(piece) || this.heldInFlight.has(piece),
+          },
+    );
+    if (detail !== undefined) this.fail('unavailable', detail, nowMs);
   }
 
   fail(reason: string, detail: string, nowMs: number): void {
@@ -368,15 +469,11 @@ export class ContentDownload implements DownloadJob {
       const requestId = Number(key.slice(key.indexOf(':') + 1));
       this.ctx.cancelRequest(request.linkId, requestId);
     }
-    if (this.manifestRequest !== undefined) {
-      this.ctx.cancelRequest(this.manifestRequest.linkId, this.manifestRequest.requestId);
-    }
+    this.manifestFetch.cancel();
     this.requests.clear();
     this.byAssignment.clear();
     this.stored.clear();
-    this.reads.clear();
-    this.reading.clear();
-    this.manifestRequest = undefined;
+    this.heldInFlight.clear();
     this.ctx.event({
       type: 'download:failed',
       downloadId: this.jobId,
@@ -395,11 +492,8 @@ export class ContentDownload implements DownloadJob {
     for (const request of this.requests.values()) {
       if (request.verifier.receivedBytes > 0) total += request.verifier.expectedLength;
     }
-    for (const piece of this.reading) {
-      const range = chunkRange(this.manifest!, piece);
-      total += range.end - range.start;
-    }
-    return total + (this.manifestRequest?.received ?? 0);
+    for (const piece of this.stored.readingPieces()) total += this.pieceBytes(piece);
+    return total + this.manifestFetch.receivedBytes;
   }
 
   inflightOf(source: SourceId): number {
@@ -408,10 +502,11 @@ export class ContentDownload implements DownloadJob {
 
   private begin(manifest: Manifest, nowMs: number): void {
     this.manifest = manifest;
-    const count = chunkCount(manifest);
+    const selection = new ChunkSelection(manifest, this.chunks);
+    this.selection = selection;
     this.scheduler = new PieceScheduler({
-      pieceCount: count,
-      pieceStart: (index) => Math.min(index * manifest.chunkSizeBytes, manifest.totalBytes),
+      pieceCount: selection.count,
+      pieceStart: (piece) => selection.pieceStart(piece),
       mode: 'rarest-first',
       prng: this.ctx.prng.fork(),
       sourcesMax: SWARM_SOURCES_MAX,
@@ -421,8 +516,17 @@ export class ContentDownload implements DownloadJob {
     });
     // No running digest: every chunk was verified against the manifest, whose content ID the
     // host asked for, so a whole-object SHA-256 would be a second pass over every byte.
-    this.delivery = new DownloadDelivery(this.ctx, undefined, this.jobId, manifest.totalBytes);
-    void nowMs;
+    this.delivery = new DownloadDelivery(
+      this.ctx,
+      undefined,
+      this.jobId,
+      selection.totalBytes,
+      (position) => selection.contentOffset(position),
+    );
+    this.watch?.verified(nowMs);
+    for (let piece = 0; piece < selection.count; piece++) {
+      if (this.reader.holds(this.key, selection.chunkOf(piece))) this.markHeld(piece);
+    }
     this.maybeComplete();
   }
 
@@ -444,13 +548,11 @@ export class ContentDownload implements DownloadJob {
       this.scheduler!.fail(piece, linkId, 'error', nowMs);
       return;
     }
-    const manifest = this.manifest!;
-    const range = chunkRange(manifest, piece);
-    const chunkHash = manifest.chunkHashes[piece]!;
+    const chunkHash = this.manifest!.chunkHashes[this.selection!.chunkOf(piece)]!;
     this.requests.set(`${linkId}:${requestId}`, {
       piece,
       linkId,
-      verifier: new ChunkVerifier(this.ctx.crypto, chunkHash, range.end - range.start),
+      verifier: new ChunkVerifier(this.ctx.crypto, chunkHash, this.pieceBytes(piece)),
     });
     this.byAssignment.set(`${piece}:${linkId}`, requestId);
     this.ctx.links.send(linkId, {
@@ -467,49 +569,5 @@ export class ContentDownload implements DownloadJob {
     this.byAssignment.delete(`${piece}:${linkId}`);
     this.requests.delete(`${linkId}:${requestId}`);
     this.ctx.cancelRequest(linkId, requestId);
-  }
-
-  private requestManifest(nowMs: number): void {
-    if (this.manifestRequest !== undefined) return;
-    for (const linkId of this.ctx.availability.linksKnowing(this.key)) {
-      const peer = this.ctx.links.peer(linkId);
-      if (peer === undefined || (peer.capabilities & Capability.serveChunks) === 0) continue;
-      if ((this.manifestRetryAfterMs.get(linkId) ?? 0) > nowMs) continue;
-      const requestId = this.ctx.openRequest(linkId, this);
-      if (requestId === undefined) continue;
-      this.manifestRequest = { linkId, requestId, parts: [], received: 0 };
-      this.ctx.links.send(linkId, {
-        type: 'chunk-request',
-        requestId,
-        chunkHash: this.contentId,
-        priority: 0,
-      });
-      return;
-    }
-  }
-
-  private onManifestStatus(
-    linkId: number,
-    request: ManifestRequest,
-    message: StatusMessage,
-    nowMs: number,
-  ): void {
-    if (this.state !== 'running') return;
-    if (message.status !== TransferStatus.ok) {
-      this.manifestRetryAfterMs.set(linkId, nowMs + 5_000);
-      return;
-    }
-    const bytes = new Uint8Array(request.received);
-    let at = 0;
-    for (const part of request.parts) {
-      bytes.set(part, at);
-      at += part.length;
-    }
-    const decoded = decodeManifest(this.ctx.crypto, bytes, this.contentId);
-    if (!decoded.ok) {
-      this.ctx.ban(linkId, `manifest rejected: ${decoded.reason}`, nowMs);
-      return;
-    }
-    this.begin(decoded.manifest, nowMs);
   }
 }

@@ -8,6 +8,11 @@
  * it was not emitted yet) and out of the counts; `repair` re-sends a refetched piece over an
  * emitted range as `deliver` with `repair: true`. So `verifiedBytes` is always the bytes
  * currently believed good, each counted once, and equals the sum of `bySource`.
+ *
+ * Offsets: the buffer counts in the download's own byte space; `outputOffset` maps a released
+ * piece's position to the offset `deliver` carries (a content download with a chunk selection
+ * delivers its selected chunks at their content offsets, chunk-selection.ts). Identity when
+ * absent.
  */
 import type { CryptoProvider } from '../crypto-provider.js';
 import { assert } from '../errors.js';
@@ -27,6 +32,7 @@ export class DownloadDelivery {
     crypto: CryptoProvider | undefined,
     private readonly downloadId: number,
     readonly totalBytes: number,
+    private readonly outputOffset: (position: number) => number = (position) => position,
   ) {
     this.buffer = new ReorderBuffer(crypto, totalBytes, ctx.settings.reorderWindowBytes);
   }
@@ -40,7 +46,7 @@ export class DownloadDelivery {
       this.ctx.output({
         type: 'deliver',
         downloadId: this.downloadId,
-        offset: piece.offset,
+        offset: this.outputOffset(piece.offset),
         bytes: piece.bytes,
       });
     }

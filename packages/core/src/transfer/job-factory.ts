@@ -8,7 +8,9 @@
  * the engine schedules, routes answers to and tells about links and bans like any other job.
  */
 import { toHex } from '../bytes.js';
+import { chunkCount } from '../content/layout.js';
 import { invalidArgument } from '../errors.js';
+import { selectionProblem } from './chunk-selection.js';
 import { ContentDownload, type ChunkReader } from './content-download.js';
 import { STALL_TIMEOUT_DEFAULT_MS } from './stall-watch.js';
 import type { TransferInput } from './transfer-api.js';
@@ -46,12 +48,28 @@ export function createDownloadJob(
     ) {
       invalidArgument('source.manifest', 'belongs to another content ID');
     }
+    if (source.chunks !== undefined) {
+      // The ranges are checked against the chunk count, which only the manifest gives (a host
+      // that chose chunks from a tree's files has it).
+      if (source.manifest === undefined) {
+        invalidArgument('source.chunks', 'needs source.manifest (its chunk count)');
+      }
+      const problem = selectionProblem(source.chunks, chunkCount(source.manifest));
+      if (problem !== undefined) invalidArgument('source.chunks', problem);
+    }
+    const { stallTimeoutMs } = source;
+    if (
+      stallTimeoutMs !== undefined &&
+      (!Number.isSafeInteger(stallTimeoutMs) || stallTimeoutMs <= 0)
+    ) {
+      invalidArgument('source.stallTimeoutMs', `${stallTimeoutMs} is not a positive integer`);
+    }
     return new ContentDownload(
       ctx,
       downloadId,
       priority,
       source.contentId,
-      source.manifest,
+      { manifest: source.manifest, chunks: source.chunks, stallTimeoutMs },
       nowMs,
       reader,
     );

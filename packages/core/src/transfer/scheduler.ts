@@ -409,6 +409,27 @@ export class PieceScheduler {
       state !== undefined && state.status === 'checking',
       `accept: piece ${piece} not checking`,
     );
+    this.markDone(state);
+  }
+
+  /**
+   * A pending piece this device already holds (a content download reads it back from the host
+   * instead of fetching it): it is done, until `reopen`. Returns false when the piece is not
+   * pending (in flight, being checked, or done), which changes nothing.
+   */
+  markHeld(piece: number): boolean {
+    const state = this.pieces[piece];
+    if (state === undefined || state.status !== 'pending') return false;
+    this.markDone(state);
+    return true;
+  }
+
+  /** Whether `piece` is done (accepted or held). */
+  isDone(piece: number): boolean {
+    return this.pieces[piece]?.status === 'done';
+  }
+
+  private markDone(state: PieceState): void {
     state.status = 'done';
     this.doneCount++;
     while (this.headIndex < this.pieceCount && this.pieces[this.headIndex]!.status === 'done') {

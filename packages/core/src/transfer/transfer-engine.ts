@@ -18,7 +18,7 @@
  * Jobs are scheduled in priority order (lower number first) after every input, each seeing the
  * pipeline slots the more urgent ones took.
  */
-import { toHex } from '../bytes.js';
+import { equalBytes, toHex } from '../bytes.js';
 import type { CryptoProvider } from '../crypto-provider.js';
 import type { Manifest } from '../content/manifest.js';
 import { invalidArgument, PeapodError } from '../errors.js';
@@ -27,7 +27,7 @@ import { ReasonCode } from '../wire/reason-codes.js';
 import type { StatusMessage, WireMessage } from '../wire/messages.js';
 import { Availability, indicesToRangeGroups } from './availability.js';
 import { ChunkServer } from './chunk-server.js';
-import type { ChunkReader, ContentDownload } from './content-download.js';
+import { ContentDownload, type ChunkReader } from './content-download.js';
 import { FetchHelper } from './fetch-helper.js';
 import { createDownloadJob } from './job-factory.js';
 import { ThroughputMeter, type LinkDirectory, type LinkPort } from './link-port.js';
@@ -53,6 +53,8 @@ export const TRANSFER_MESSAGE_TYPES: ReadonlySet<WireMessage['type']> = new Set(
   'cancel',
   'chunk-announce',
   'chunk-remove',
+  'url-query',
+  'url-answer',
   'fetch-assign',
 ]);
 
@@ -102,6 +104,7 @@ export class TransferEngine {
     this.context = this.makeContext(crypto, prng);
     this.server = new ChunkServer(this.context, () => this.nextReadId++);
     this.reader = {
+      holds: (key, index) => this.server.holds(key, index),
       read: (download, contentId, chunkIndex, chunkHash) => {
         const readId = this.nextReadId++;
         this.downloadReads.set(readId, download);
@@ -110,7 +113,10 @@ export class TransferEngine {
       },
     };
     this.helper = new FetchHelper(this.context);
-    this.urls = new UrlIndex(this.context);
+    // Any held chunk counts (url-index.ts); heldContents lists only contents with one.
+    this.urls = new UrlIndex(this.context, (contentId) =>
+      this.server.heldContents().some((held) => equalBytes(held.contentId, contentId)),
+    );
   }
 
   /** Next queued output, if any. */
@@ -175,6 +181,7 @@ export class TransferEngine {
         this.chunksHeld(input.manifest, input.chunkIndices);
         break;
       case 'content-removed':
+        this.localChunksRemoved(input.contentId, input.chunkIndices);
         this.urls.forgetContent(
           input.contentId,
           this.server.removeChunks(input.contentId, input.chunkIndices),
@@ -217,6 +224,7 @@ export class TransferEngine {
     this.availability.dropLink(linkId);
     this.server.onLinkClosed(linkId, nowMs);
     this.helper.onLinkClosed(linkId);
+    this.urls.onLinkClosed(linkId);
     for (const job of this.jobs.values()) job.onLinkClosed(linkId, nowMs);
     this.afterEvent(nowMs);
   }
@@ -276,6 +284,12 @@ export class TransferEngine {
       case 'chunk-remove':
         this.availability.remove(linkId, message.contentId, message.ranges);
         break;
+      case 'url-query':
+        this.urls.onQuery(linkId, message);
+        break;
+      case 'url-answer':
+        this.urls.onAnswer(linkId, message);
+        break;
       default:
         break;
     }
@@ -292,6 +306,7 @@ export class TransferEngine {
 
   onTimer(nowMs: number): void {
     this.server.onTimer(nowMs);
+    this.urls.onTimer(nowMs);
     for (const job of this.jobs.values()) {
       const due = job.nextDeadlineMs(nowMs);
       if (due !== undefined && due <= nowMs) job.onTimer(nowMs);
@@ -301,6 +316,8 @@ export class TransferEngine {
 
   nextDeadlineMs(nowMs: number): number | undefined {
     let min: number | undefined = this.server.nextDeadlineMs();
+    const lookupDue = this.urls.nextDeadlineMs();
+    if (lookupDue !== undefined && (min === undefined || lookupDue < min)) min = lookupDue;
     for (const job of this.jobs.values()) {
       const due = job.nextDeadlineMs(nowMs);
       if (due !== undefined && (min === undefined || due < min)) min = due;
@@ -335,7 +352,10 @@ export class TransferEngine {
     for (const [id, job] of this.jobs) if (job.state !== 'running') this.jobs.delete(id);
   }
 
-  /** Chunks the host holds: serve and announce the new ones. */
+  /**
+   * Chunks the host holds: serve and announce the new ones, and tell the content's downloads
+   * (they read them back instead of fetching them).
+   */
   private chunksHeld(manifest: Manifest, indices: readonly number[] | undefined): void {
     const added = this.server.addChunks(manifest, indices);
     if (added.length === 0) return;
@@ -344,6 +364,24 @@ export class TransferEngine {
         this.links.send(linkId, { type: 'chunk-announce', contentId: manifest.contentId, ranges });
       }
     }
+    for (const download of this.contentDownloads(toHex(manifest.contentId)))
+      download.onChunksHeld(added);
+  }
+
+  /** The host dropped chunks (`content-removed`): the content's downloads stop counting on them. */
+  private localChunksRemoved(contentId: Uint8Array, indices: readonly number[] | undefined): void {
+    for (const download of this.contentDownloads(toHex(contentId)))
+      download.onChunksRemoved(indices);
+  }
+
+  /** The running downloads of content `key`. */
+  private contentDownloads(key: string): ContentDownload[] {
+    const out: ContentDownload[] = [];
+    for (const job of this.jobs.values()) {
+      if (job instanceof ContentDownload && job.state === 'running' && job.contentKey === key)
+        out.push(job);
+    }
+    return out;
   }
 
   private makeContext(crypto: CryptoProvider, prng: Prng): TransferContext {

@@ -31,6 +31,8 @@ import type {
   HttpHeader,
   IndexRange,
   StatusMessage,
+  UrlAnswerEntry,
+  UrlAnswerMessage,
   WireMessage,
 } from './messages.js';
 import { ReasonCode } from './reason-codes.js';
@@ -300,6 +302,42 @@ function encodeRangesMessage(
   return writer.finish();
 }
 
+function encodeUrlAnswer(message: UrlAnswerMessage): Uint8Array {
+  const queryId = checkInteger('url-answer.queryId', message.queryId, 0, U32_MAX);
+  if (!Array.isArray(message.entries)) {
+    invalidArgument('url-answer.entries', `must be an array, got ${describe(message.entries)}`);
+  }
+  const entries = message.entries as readonly unknown[];
+  if (entries.length > Limits.urlAnswerEntries) {
+    invalidArgument(
+      'url-answer.entries',
+      `must hold at most ${Limits.urlAnswerEntries} entries, got ${entries.length}`,
+    );
+  }
+  const encoded = entries.map((item, i) => {
+    const entry = item as Partial<UrlAnswerEntry> | null | undefined;
+    if (typeof entry !== 'object' || entry === null) {
+      invalidArgument(`url-answer.entries[${i}]`, `must be an object, got ${describe(entry)}`);
+    }
+    const field = `url-answer.entries[${i}]`;
+    return {
+      validator: checkString(`${field}.validator`, entry.validator, 0, Limits.validatorBytes),
+      contentId: checkBytes(`${field}.contentId`, entry.contentId, HASH_BYTES, HASH_BYTES),
+    };
+  });
+  let size = 1 + 4 + 1;
+  for (const entry of encoded) size += 2 + entry.validator.length + HASH_BYTES;
+  const writer = new FrameWriter(size);
+  writer.u8(MessageType.urlAnswer);
+  writer.u32(queryId);
+  writer.u8(encoded.length);
+  for (const entry of encoded) {
+    writer.prefixed16(entry.validator);
+    writer.bytes(entry.contentId);
+  }
+  return writer.finish();
+}
+
 function encodeFetchAssign(message: FetchAssignMessage): Uint8Array {
   const requestId = checkInteger('fetch-assign.requestId', message.requestId, 0, U32_MAX);
   const url = checkString('fetch-assign.url', message.url, 1, Limits.urlBytes);
@@ -338,7 +376,8 @@ function encodeFetchAssign(message: FetchAssignMessage): Uint8Array {
  * @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT, naming the field (e.g. `hello.deviceName`),
  * when a field has the wrong type or is out of bounds: an integer outside its wire width, a u64
  * above 2^53 - 1, a string over its Limits entry or holding a lone surrogate, a hash that is
- * not 32 bytes, ranges empty, unsorted, overlapping or with end <= start, a header that is not
+ * not 32 bytes, ranges empty, unsorted, overlapping or with end <= start, more than
+ * `Limits.urlAnswerEntries` URL_ANSWER entries, a header that is not
  * an HTTP token / holds control characters, versionMin 0 or above versionMax, an unknown
  * TransferStatus, an empty DATA payload, an `unknown` message whose code is a known type, or a
  * frame that would exceed MAX_FRAME_BYTES.
@@ -429,6 +468,17 @@ export function encodeMessage(message: WireMessage): Uint8Array {
       return encodeRangesMessage(message, MessageType.chunkAnnounce);
     case 'chunk-remove':
       return encodeRangesMessage(message, MessageType.chunkRemove);
+    case 'url-query': {
+      const queryId = checkInteger('url-query.queryId', message.queryId, 0, U32_MAX);
+      const url = checkString('url-query.url', message.url, 1, Limits.urlBytes);
+      const writer = new FrameWriter(1 + 4 + 2 + url.length);
+      writer.u8(MessageType.urlQuery);
+      writer.u32(queryId);
+      writer.prefixed16(url);
+      return writer.finish();
+    }
+    case 'url-answer':
+      return encodeUrlAnswer(message);
     case 'fetch-assign':
       return encodeFetchAssign(message);
     case 'rpc-request': {
@@ -540,6 +590,23 @@ function decodeRanges(reader: FrameReader, field: string): IndexRange[] {
   return ranges;
 }
 
+function decodeUrlAnswer(reader: FrameReader): UrlAnswerMessage {
+  const queryId = reader.u32('url-answer.queryId');
+  const count = reader.u8('url-answer.entries count');
+  if (count > Limits.urlAnswerEntries) {
+    malformed(`url-answer.entries: count ${count} exceeds the limit ${Limits.urlAnswerEntries}`);
+  }
+  reader.need('url-answer.entries', count * (2 + HASH_BYTES)); // before building the array
+  const entries: UrlAnswerEntry[] = [];
+  for (let i = 0; i < count; i++) {
+    const field = `url-answer.entries[${i}]`;
+    const validator = reader.string16(`${field}.validator`, 0, Limits.validatorBytes);
+    const contentId = reader.copy(`${field}.contentId`, HASH_BYTES);
+    entries.push({ validator, contentId });
+  }
+  return { type: 'url-answer', queryId, entries };
+}
+
 function decodeFetchAssign(reader: FrameReader): FetchAssignMessage {
   const requestId = reader.u32('fetch-assign.requestId');
   const url = reader.string16('fetch-assign.url', 1, Limits.urlBytes);
@@ -608,6 +675,13 @@ function decodeBody(code: number, reader: FrameReader): WireMessage {
       const ranges = decodeRanges(reader, 'chunk-remove.ranges');
       return { type: 'chunk-remove', contentId, ranges };
     }
+    case MessageType.urlQuery: {
+      const queryId = reader.u32('url-query.queryId');
+      const url = reader.string16('url-query.url', 1, Limits.urlBytes);
+      return { type: 'url-query', queryId, url };
+    }
+    case MessageType.urlAnswer:
+      return decodeUrlAnswer(reader);
     case MessageType.fetchAssign:
       return decodeFetchAssign(reader);
     case MessageType.rpcRequest: {

@@ -29,6 +29,8 @@ export const MessageType = {
   status: 0x13,
   chunkAnnounce: 0x18,
   chunkRemove: 0x19,
+  urlQuery: 0x1a,
+  urlAnswer: 0x1b,
   fetchAssign: 0x20,
   rpcRequest: 0x30,
   rpcResponse: 0x31,
@@ -62,6 +64,8 @@ export const Limits = {
   rpcMethodBytes: 256,
   rpcErrorMessageBytes: 1024,
   announceRanges: 1024,
+  /** Mappings one URL_ANSWER may carry (a device keeps at most 4 versions of a URL). */
+  urlAnswerEntries: 8,
 } as const;
 
 /** Capability bits advertised in HELLO. */
@@ -144,6 +148,28 @@ export interface ChunkRemoveMessage {
   readonly ranges: readonly IndexRange[];
 }
 
+/**
+ * Which content holds the bytes of `url` (DESIGN.md decision 16)? Sent to pod links only;
+ * answered by one URL_ANSWER with the same `queryId` (docs/protocol.md, URL_QUERY).
+ */
+export interface UrlQueryMessage {
+  readonly type: 'url-query';
+  readonly queryId: number; // u32, chosen by the asker
+  readonly url: string; // 1 to Limits.urlBytes UTF-8 bytes
+}
+
+/** One mapping of a URL_ANSWER: the sender holds `contentId` as the URL at `validator`. */
+export interface UrlAnswerEntry {
+  readonly validator: string; // <= Limits.validatorBytes
+  readonly contentId: Uint8Array; // 32 bytes
+}
+
+export interface UrlAnswerMessage {
+  readonly type: 'url-answer';
+  readonly queryId: number; // u32, the query's
+  readonly entries: readonly UrlAnswerEntry[]; // <= Limits.urlAnswerEntries; may be empty
+}
+
 export interface HttpHeader {
   readonly name: string;
   readonly value: string;
@@ -198,6 +224,8 @@ export type WireMessage =
   | StatusMessage
   | ChunkAnnounceMessage
   | ChunkRemoveMessage
+  | UrlQueryMessage
+  | UrlAnswerMessage
   | FetchAssignMessage
   | RpcRequestMessage
   | RpcResponseMessage

@@ -57,14 +57,21 @@ export interface ChunkReference {
 
 /** What `open` cleaned up after an unclean stop. */
 export interface RecoveryReport {
+  /** `.tmp-*` files of writes a crash interrupted. */
   readonly temporaryFilesRemoved: number;
+  /** Chunk files the index did not name or whose size disagreed, and stray files. */
   readonly orphanFilesRemoved: number;
+  /** Index rows dropped: chunk file rows whose file was missing or the wrong size, and the chunk rows that used them. */
   readonly rowsDropped: number;
 }
 
-/** `putChunk` cannot store: the budget is full of pinned chunks, or the disk is full. */
+/**
+ * `putChunk` cannot store: the budget is full of pinned chunks, or the disk is full. The message
+ * says which, and what to do. Compare `code` (STYLE.md section 5), not `instanceof`.
+ */
 export class StoreFullError extends Error {
   override readonly name = 'StoreFullError';
+  readonly code = 'PEAPOD_ERR_STORE_FULL';
 }
 
 export interface StoreOptions {
@@ -72,7 +79,11 @@ export interface StoreOptions {
   readonly dir: string;
   /** Bytes of chunk files the store may keep. */
   readonly budgetBytes: number;
-  /** Chunks a read found corrupt, or that eviction or `remove` dropped: tell the core. */
+  /**
+   * Chunks a read found corrupt, or that eviction or `remove` dropped: tell the core. Called
+   * after the change committed, once per content, indices ascending; it must not throw.
+   * Recovery in `open` calls it for nothing (nobody has been told of the store yet).
+   */
   readonly onChunksDropped?: (contentId: Uint8Array, indices: readonly number[]) => void;
 }
 
@@ -81,9 +92,19 @@ export interface ChunkStoreApi {
   readonly recovery: RecoveryReport;
   /** Records a content's manifest (idempotent; `pinned` and `origin` update an existing row). */
   addContent(manifest: Manifest, origin: ContentOrigin, options: { pinned: boolean }): void;
-  /** Stores a chunk the core verified. Rejects with StoreFullError when it cannot. */
+  /**
+   * Stores a chunk the core verified (checked again: bytes that do not hash to the manifest's
+   * chunk hash reject with PEAPOD_ERR_INVALID_ARGUMENT, as does a content never added). A chunk
+   * already held only counts as a use; one whose hash has a chunk file adds a row (dedup). A
+   * content removed while the put waited resolves with nothing kept. Rejects with
+   * StoreFullError when it cannot store.
+   */
   putChunk(contentId: Uint8Array, index: number, bytes: Uint8Array): Promise<void>;
-  /** Records chunks whose bytes are in a user's file (verified on every read). */
+  /**
+   * Records chunks whose bytes are in a user's file (absolute path; verified on every read,
+   * never written). A reference replaces a chunk file copy of the same chunk (freeing it when
+   * no other content uses it).
+   */
   referenceChunks(contentId: Uint8Array, references: readonly ChunkReference[]): void;
   /** The chunk's bytes, verified; undefined when not held or the copy failed its check. */
   readChunk(contentId: Uint8Array, index: number): Promise<Uint8Array | undefined>;
@@ -91,13 +112,17 @@ export interface ChunkStoreApi {
   /** Indices held, ascending. */
   heldIndices(contentId: Uint8Array): number[];
   list(): StoredContent[];
-  /** Drops the content (its chunk files when no other content uses them). False if unknown. */
+  /**
+   * Drops the content, its URL mappings and its chunk files when no other content uses them;
+   * reports its held indices through `onChunksDropped`. False if unknown.
+   */
   remove(contentId: Uint8Array): Promise<boolean>;
-  /** `url` at `validator` is `contentId` (a completed URL download). */
+  /** `url` at `validator` is `contentId` (a completed URL download; the content must be added). */
   mapUrl(url: string, validator: string, contentId: Uint8Array): void;
   /** The contents known for `url`, newest first. */
   urlContents(url: string): Array<{ readonly validator: string; readonly contentId: Uint8Array }>;
   /** Every URL mapping (announced to the core at start). */
   urlMappings(): Array<{ url: string; validator: string; contentId: Uint8Array }>;
+  /** Writes pending last-use times and closes the index; let pending calls settle first. */
   close(): void;
 }

@@ -1,0 +1,268 @@
+/**
+ * The local API's content routes (BRIEF interface F), behind the same key as every route
+ * (api-router.ts checks it before it hands a request here):
+ *
+ * - `POST /api/share {path}`: walk and hash the file or tree (share-scan.ts), record it in the
+ *   store pinned, its chunks referenced in the user's files, and tell the core it holds all of
+ *   it (`content-available`, so pod members' fetches can use it at once). Answers
+ *   `{contentId, link, name, totalBytes, files, skipped}`.
+ * - `POST /api/fetch {id, output | directory, name?, only?, force?}`: one `ContentJob`
+ *   (content-job.ts) into a `TreeSink` (tree-sink.ts); its events stream as NDJSON like
+ *   `/api/get`'s, each source named. The manifest comes from the store, or from the pod
+ *   (`manifestFromPod`, which records it, origin `fetched`, unpinned, before any chunk of it
+ *   is stored). The output is claimed (no two jobs on one target) and checked before the
+ *   download starts. `--only` globs pick files
+ *   (fetch-select.ts). A client that goes away cancels its job.
+ * - `GET /api/contents`: the store's rows without their manifests, each with a name.
+ * - `DELETE /api/contents/<hex>`: removes the content from the store (a shared content's
+ *   files are the user's and stay; only the index forgets them) and tells the core
+ *   (`content-removed`: CHUNK_REMOVE to every link). Running fetches of it fail.
+ * A failure of the store to keep a chunk (`failContent`, from io-adapters.ts) fails the
+ * running fetches of that content with the store's sentence.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { join } from 'node:path';
+import { fromHex, toHex, type CoreInput, type CryptoProvider, type Manifest } from '@peapod/core';
+import type { Logger } from 'pino';
+import type { ContentRow, FetchRequest, ShareRequest } from './api-client.js';
+import { parseFetchRequest, parseShareRequest, readBody, sendJson } from './api-request.js';
+import { contentLink } from './content-link.js';
+import { ContentJob, type ContentJobEvent } from './content-job.js';
+import { selectFiles, treeRoot, type Selection } from './fetch-select.js';
+import type { JobFactory } from './job-factory.js';
+import type { OutputClaim, OutputClaims } from './output-claims.js';
+import type { ManifestAnswer } from './manifest-probe.js';
+import type { PeerBook } from './peer-book.js';
+import { hashTree, scanTree, shareIntoStore } from './share-scan.js';
+import { StoreFullError, type ChunkStoreApi, type StoredContent } from './store/store-api.js';
+import { defaultOutputName, targetsOf, TreeSink } from './tree-sink.js';
+
+export interface ContentApiOptions {
+  /** The daemon's store; undefined until it is open (or without a data directory). */
+  readonly store: () => ChunkStoreApi | undefined;
+  readonly crypto: CryptoProvider;
+  /** The host's `input`. */
+  readonly feed: (input: CoreInput) => void;
+  readonly jobs: JobFactory;
+  readonly peers: PeerBook;
+  readonly deviceIdHex: string;
+  readonly outputClaims: OutputClaims;
+  /**
+   * The manifest of a content the store does not know yet, from the pod (manifest-probe.ts),
+   * recorded in the store (origin `fetched`) as it arrives.
+   */
+  readonly manifestFromPod: (contentId: Uint8Array) => Promise<ManifestAnswer>;
+  readonly logger: Logger;
+}
+
+const NO_STORE = 'this daemon runs without a data directory, so it has no chunk store';
+
+export class ContentApi {
+  /** Running fetches by content ID (hex). */
+  private readonly running = new Map<string, Set<ContentJob>>();
+
+  constructor(private readonly options: ContentApiOptions) {}
+
+  /** `POST /api/share`. */
+  async share(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let request: ShareRequest;
+    try {
+      request = parseShareRequest(await readBody(req));
+    } catch (error) {
+      sendJson(res, 400, { error: (error as Error).message });
+      return;
+    }
+    const store = this.options.store();
+    if (store === undefined) return sendJson(res, 503, { error: NO_STORE });
+    const { crypto, feed, logger } = this.options;
+    let answer;
+    try {
+      const tree = await scanTree(request.path);
+      const manifest = await hashTree(crypto, tree);
+      await shareIntoStore(crypto, store, tree, manifest);
+      feed({ type: 'content-available', nowMs: performance.now(), manifest });
+      const contentId = toHex(manifest.contentId);
+      answer = {
+        contentId,
+        link: contentLink(contentId, tree.name),
+        name: tree.name,
+        totalBytes: manifest.totalBytes,
+        files: tree.files.length,
+        skipped: tree.notes,
+      };
+      logger.info({ contentId, path: tree.root, files: tree.files.length }, 'content shared');
+    } catch (error) {
+      const status = error instanceof StoreFullError ? 507 : 409;
+      sendJson(res, status, { error: (error as Error).message });
+      return;
+    }
+    sendJson(res, 200, answer);
+  }
+
+  /** `POST /api/fetch`. */
+  async fetch(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let request: FetchRequest;
+    try {
+      request = parseFetchRequest(await readBody(req));
+    } catch (error) {
+      sendJson(res, 400, { error: (error as Error).message });
+      return;
+    }
+    const store = this.options.store();
+    if (store === undefined) return sendJson(res, 503, { error: NO_STORE });
+    const contentId = fromHex(request.id)!;
+    let manifest = store.manifest(contentId);
+    if (manifest === undefined) {
+      const answer = await this.options.manifestFromPod(contentId);
+      if (!answer.ok) return sendJson(res, 409, { error: answer.message });
+      manifest = answer.manifest;
+    }
+    let selection: Selection | undefined;
+    let claim: OutputClaim | undefined;
+    let sink: TreeSink;
+    const output =
+      request.output ?? join(request.directory!, nameFor(manifest, request.id, request.name));
+    try {
+      if (request.only !== undefined) selection = selectFiles(manifest, request.only);
+      const layout = targetsOf(manifest, output);
+      claim = await this.options.outputClaims.claim(output);
+      sink = await TreeSink.open(layout, {
+        force: request.force === true,
+        ...(selection === undefined ? {} : { selected: selection.files }),
+      });
+    } catch (error) {
+      claim?.release();
+      sendJson(res, 409, { error: (error as Error).message });
+      return;
+    }
+    try {
+      await this.runFetch(request.id, manifest, selection, sink, res, output);
+    } finally {
+      claim.release();
+    }
+  }
+
+  private async runFetch(
+    hex: string,
+    manifest: Manifest,
+    selection: Selection | undefined,
+    sink: TreeSink,
+    res: ServerResponse,
+    output: string,
+  ): Promise<void> {
+    const job = new ContentJob(this.options.jobs, {
+      contentId: manifest.contentId,
+      manifest,
+      ...(selection === undefined ? {} : { chunks: selection.chunks }),
+      sink,
+    });
+    const running = this.running.get(hex) ?? new Set<ContentJob>();
+    running.add(job);
+    this.running.set(hex, running);
+    res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+    job.on('event', (event) => {
+      const labelled = event.type === 'start' ? { ...event, output } : this.labelled(event);
+      if (!res.writableEnded) res.write(`${JSON.stringify(labelled)}\n`);
+    });
+    res.on('close', () => {
+      if (!res.writableFinished) void job.cancel();
+    });
+    try {
+      await job.run();
+    } finally {
+      running.delete(job);
+      if (running.size === 0) this.running.delete(hex);
+      this.options.jobs.forget(job);
+      if (!res.writableEnded) res.end();
+    }
+  }
+
+  /** `GET /api/contents`. */
+  contents(res: ServerResponse): void {
+    const store = this.options.store();
+    if (store === undefined) return sendJson(res, 503, { error: NO_STORE });
+    const contents: ContentRow[] = store
+      .list()
+      .map((row) => withoutManifest(row, store.heldIndices(row.manifest.contentId)));
+    sendJson(res, 200, { contents });
+  }
+
+  /** `DELETE /api/contents/<hex>`. */
+  async remove(res: ServerResponse, hex: string): Promise<void> {
+    const store = this.options.store();
+    if (store === undefined) return sendJson(res, 503, { error: NO_STORE });
+    const contentId = fromHex(hex)!;
+    for (const job of this.running.get(hex) ?? []) {
+      job.fail('the content was removed from the store (`peapod rm`) during the fetch');
+    }
+    const removed = await store.remove(contentId);
+    if (!removed) {
+      sendJson(res, 404, { removed, error: `the store holds no content ${hex.slice(0, 12)}…` });
+      return;
+    }
+    this.options.feed({ type: 'content-removed', nowMs: performance.now(), contentId });
+    this.options.logger.info({ contentId: hex }, 'content removed');
+    sendJson(res, 200, { removed });
+  }
+
+  /** The store could not keep a chunk of `contentId`: its running fetches fail. */
+  failContent(contentId: Uint8Array, message: string): void {
+    for (const job of this.running.get(toHex(contentId)) ?? []) job.fail(message);
+  }
+
+  /** Progress and done name each source; Device IDs in an error become `name (SHORTID)`. */
+  private labelled(event: ContentJobEvent): ContentJobEvent {
+    const { peers, deviceIdHex } = this.options;
+    if (event.type === 'error') return { ...event, message: peers.nameDevices(event.message) };
+    if (event.type === 'start') return event;
+    const sourceNames: Record<string, string> = {};
+    for (const key of Object.keys(event.bySource)) {
+      sourceNames[key] = peers.label(key === 'self' ? deviceIdHex : key);
+    }
+    return { ...event, sourceNames };
+  }
+}
+
+/** The default output name (a link's name is used only when the manifest names nothing). */
+function nameFor(manifest: Manifest, hex: string, linkName: string | undefined): string {
+  const named = manifest.files !== undefined;
+  const safe =
+    linkName !== undefined && /^[^/\\\0]+$/.test(linkName) && linkName !== '.' && linkName !== '..';
+  if (!named && safe) return linkName;
+  return defaultOutputName(manifest, hex);
+}
+
+/** A store row for `peapod ls`: no manifest, and a name to show. */
+function withoutManifest(row: StoredContent, held: readonly number[]): ContentRow {
+  const { manifest, ...rest } = row;
+  return { ...rest, name: contentName(manifest, row), heldRanges: indexRanges(held) };
+}
+
+/** Ascending indices as `[start, end)` runs. */
+function indexRanges(indices: readonly number[]): Array<{ start: number; end: number }> {
+  const ranges: Array<{ start: number; end: number }> = [];
+  for (const index of indices) {
+    const last = ranges[ranges.length - 1];
+    if (last !== undefined && last.end === index) last.end += 1;
+    else ranges.push({ start: index, end: index + 1 });
+  }
+  return ranges;
+}
+
+function contentName(manifest: Manifest, row: StoredContent): string {
+  const files = manifest.files;
+  if (files?.length === 1 && !files[0]!.path.includes('/')) return files[0]!.path;
+  const root = treeRoot(manifest);
+  if (root !== undefined) return `${root}/`;
+  if (row.origin.kind === 'url') {
+    try {
+      return (
+        decodeURIComponent(new URL(row.origin.url).pathname.split('/').pop() ?? '') ||
+        row.origin.url
+      );
+    } catch {
+      return row.origin.url;
+    }
+  }
+  return files === undefined ? '' : `${files.length} files`;
+}

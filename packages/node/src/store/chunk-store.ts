@@ -1,0 +1,546 @@
+/**
+ * The daemon's chunk store (store-api.ts has the contract): `ChunkStore` puts the chunk files
+ * (chunk-files.ts) and the SQLite index (store-index.ts) together, in the one order that keeps
+ * them agreeing through any crash, and keeps the byte budget.
+ *
+ * Theory of operation
+ * - Orders. A put writes the chunk file durably, then commits its rows; a removal (eviction,
+ *   `remove`, a failed read) commits the rows' deletion, then unlinks. A crash in between
+ *   leaves an orphan file, which `open` deletes (store-recovery.ts).
+ * - One file per hash. Sections that write, unlink or confirm a chunk file run one at a time
+ *   per hash (key-locks.ts). A put whose hash already has a chunk file only adds a row (dedup).
+ *   The chunk file's reference count is its rows in `content_chunks`; the file goes when the
+ *   last one does.
+ * - Reads verify. `readChunk` hashes what it read against the manifest's hash. A failure is
+ *   confirmed by a second read under the hash's lock (so a file that eviction unlinked and a
+ *   put wrote again is not taken for a corrupt one), then the chunk file and every row that used
+ *   it are dropped and each content is reported through `onChunksDropped`. A reference that
+ *   fails is dropped alone; the user's file is only ever opened read-only.
+ * - Budget. `storedBytes` (chunk files, counted in memory from the index at open) plus the bytes
+ *   of writes in flight never exceed `budgetBytes`: a put that would cross it first evicts the
+ *   least recently used chunk files that no pinned content uses (`use_seq` order), or fails with
+ *   StoreFullError when pinned files leave no room. References cost nothing.
+ * - Last use. Reads and puts record uses in memory (a counter for the eviction order, a clock
+ *   time for `peapod ls`) and write them in one transaction: before an eviction decision, at
+ *   `list`, at `close`, and at most `TOUCH_FLUSH_MS` after a use. A crash loses at most those
+ *   uses (an eviction order slightly off), never a chunk.
+ * - Callbacks. `onChunksDropped` runs after the change committed, once per content, with the
+ *   indices ascending; it must not throw.
+ * - One process. The index's exclusive lock keeps a second process out (store-index.ts). Let
+ *   every pending call settle before `close`.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import { isAbsolute, join } from 'node:path';
+import {
+  PeapodError,
+  chunkCount,
+  chunkLength,
+  decodeManifest,
+  encodeManifest,
+  toHex,
+  type CryptoProvider,
+  type Manifest,
+} from '@peapod/core';
+import { createNodeCryptoProvider } from '../node-crypto-provider.js';
+import { ChunkFiles, errorCode } from './chunk-files.js';
+import { KeyLocks } from './key-locks.js';
+import { recoverStore } from './store-recovery.js';
+import {
+  StoreFullError,
+  type ChunkReference,
+  type ChunkStoreApi,
+  type ContentOrigin,
+  type RecoveryReport,
+  type StoreOptions,
+  type StoredContent,
+} from './store-api.js';
+import {
+  StoreIndex,
+  type ChunkFileRow,
+  type ChunkFileTouch,
+  type ChunkLocation,
+  type DroppedChunk,
+} from './store-index.js';
+
+/** The longest a recorded use waits in memory before it is written to the index. */
+export const TOUCH_FLUSH_MS = 2_000;
+
+const INDEX_FILE = 'index.sqlite';
+const CHUNKS_DIRECTORY = 'chunks';
+
+function sha256(bytes: Uint8Array): Uint8Array {
+  return createHash('sha256').update(bytes).digest();
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return Buffer.compare(a, b) === 0;
+}
+
+function invalid(name: string, problem: string): never {
+  throw new PeapodError('PEAPOD_ERR_INVALID_ARGUMENT', `${name}: ${problem}`);
+}
+
+function mebibytes(bytes: number): string {
+  return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+}
+
+function isDiskFull(error: unknown): boolean {
+  const code = errorCode(error);
+  return code === 'ENOSPC' || code === 'EDQUOT' || code === 'SQLITE_FULL';
+}
+
+export class ChunkStore implements ChunkStoreApi {
+  private storedBytesNow: number;
+  private reservedBytes = 0;
+  private useSeq: number;
+  private readonly fileTouches = new Map<string, ChunkFileTouch>();
+  private readonly contentTouches = new Map<string, [Uint8Array, number]>();
+  private flushTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private readonly manifests = new Map<string, Manifest>();
+  private readonly locks = new KeyLocks();
+  private readonly crypto: CryptoProvider = createNodeCryptoProvider();
+
+  private constructor(
+    private readonly options: StoreOptions,
+    private readonly files: ChunkFiles,
+    private readonly index: StoreIndex,
+    readonly recovery: RecoveryReport,
+  ) {
+    this.storedBytesNow = index.storedBytes();
+    this.useSeq = index.maxUseSeq();
+  }
+
+  /**
+   * Opens the store in `options.dir` (created if needed) and recovers it (store-recovery.ts).
+   * @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT for a budget that is not a non-negative
+   * safe integer; StoreIndexOpenError when another process holds the store.
+   * @example
+   * const store = await ChunkStore.open({ dir: '/tmp/store', budgetBytes: 2 ** 30 });
+   * store.recovery.orphanFilesRemoved; // => 0 after a clean stop
+   */
+  static async open(options: StoreOptions): Promise<ChunkStore> {
+    if (!Number.isSafeInteger(options.budgetBytes) || options.budgetBytes < 0) {
+      invalid('budgetBytes', `must be a non-negative integer, got ${options.budgetBytes}`);
+    }
+    await mkdir(options.dir, { recursive: true });
+    const files = new ChunkFiles(join(options.dir, CHUNKS_DIRECTORY));
+    await files.prepare();
+    const index = StoreIndex.open(join(options.dir, INDEX_FILE));
+    try {
+      const recovery = await recoverStore(files, index);
+      return new ChunkStore(options, files, index, recovery);
+    } catch (error) {
+      index.close();
+      throw error;
+    }
+  }
+
+  /** Bytes of chunk files held now, and the budget. */
+  usage(): { storedBytes: number; budgetBytes: number } {
+    return { storedBytes: this.storedBytesNow, budgetBytes: this.options.budgetBytes };
+  }
+
+  addContent(manifest: Manifest, origin: ContentOrigin, options: { pinned: boolean }): void {
+    const encoded = encodeManifest(manifest);
+    const decoded = decodeManifest(this.crypto, encoded, manifest.contentId);
+    if (!decoded.ok) invalid('manifest', `does not hash to its content ID (${decoded.detail})`);
+    this.commit(() =>
+      this.index.upsertContent({
+        contentId: manifest.contentId,
+        manifest: encoded,
+        totalBytes: manifest.totalBytes,
+        chunkSizeBytes: manifest.chunkSizeBytes,
+        chunkCount: chunkCount(manifest),
+        pinned: options.pinned,
+        origin,
+        nowMs: Date.now(),
+      }),
+    );
+    this.manifests.set(toHex(manifest.contentId), decoded.manifest);
+  }
+
+  manifest(contentId: Uint8Array): Manifest | undefined {
+    const hex = toHex(contentId);
+    const cached = this.manifests.get(hex);
+    if (cached !== undefined) return cached;
+    const row = this.index.content(contentId);
+    if (row === undefined) return undefined;
+    const decoded = decodeManifest(this.crypto, row.manifestBytes, contentId);
+    if (!decoded.ok) {
+      throw new PeapodError(
+        'PEAPOD_ERR_ASSERTION',
+        `invariant broken: the stored manifest of ${hex} does not decode (${decoded.detail})`,
+      );
+    }
+    this.manifests.set(hex, decoded.manifest);
+    return decoded.manifest;
+  }
+
+  heldIndices(contentId: Uint8Array): number[] {
+    return this.index.heldIndices(contentId);
+  }
+
+  list(): StoredContent[] {
+    this.flushTouches();
+    return this.index.contents().map((row) => ({
+      contentId: toHex(row.contentId),
+      manifest: this.requireManifest(row.contentId, 'list'),
+      totalBytes: row.totalBytes,
+      chunkCount: row.chunkCount,
+      heldChunks: row.heldChunks,
+      complete: row.heldChunks === row.chunkCount,
+      pinned: row.pinned,
+      origin: row.origin,
+      addedAtMs: row.addedAtMs,
+      lastUsedAtMs: row.lastUsedAtMs,
+    }));
+  }
+
+  async putChunk(contentId: Uint8Array, index: number, bytes: Uint8Array): Promise<void> {
+    const manifest = this.requireManifest(contentId, 'contentId');
+    const hash = this.chunkHash(manifest, index);
+    const length = chunkLength(manifest, index);
+    if (bytes.length !== length) {
+      invalid('bytes', `chunk ${index} is ${length} bytes long, got ${bytes.length}`);
+    }
+    if (!sameBytes(sha256(bytes), hash)) {
+      invalid('bytes', `do not hash to the SHA-256 of chunk ${index} in the manifest`);
+    }
+    const evicted: DroppedChunk[] = [];
+    const hashHex = toHex(hash);
+    try {
+      await this.locks.run(hashHex, () => this.storeLocked(contentId, index, hash, bytes, evicted));
+    } finally {
+      this.report(evicted);
+    }
+  }
+
+  referenceChunks(contentId: Uint8Array, references: readonly ChunkReference[]): void {
+    const manifest = this.requireManifest(contentId, 'contentId');
+    for (const reference of references) {
+      this.chunkHash(manifest, reference.index);
+      if (!isAbsolute(reference.path))
+        invalid('references.path', `must be absolute: ${reference.path}`);
+      if (!Number.isSafeInteger(reference.offset) || reference.offset < 0) {
+        invalid('references.offset', `must be a non-negative integer, got ${reference.offset}`);
+      }
+    }
+    const freed = this.commit(() =>
+      references.flatMap((reference) =>
+        this.index.setLocation(contentId, reference.index, {
+          kind: 'reference',
+          hash: this.chunkHash(manifest, reference.index),
+          path: reference.path,
+          offset: reference.offset,
+        }),
+      ),
+    );
+    this.unlinkFreed(freed);
+    this.touchContent(contentId);
+  }
+
+  async readChunk(contentId: Uint8Array, index: number): Promise<Uint8Array | undefined> {
+    const location = this.index.location(contentId, index);
+    if (location === undefined) return undefined;
+    const length = chunkLength(this.requireManifest(contentId, 'contentId'), index);
+    const bytes = await this.readVerified(location, length);
+    if (bytes !== undefined) {
+      this.touch(contentId, location);
+      return bytes;
+    }
+    if (location.kind === 'reference') {
+      this.dropFailedReference(contentId, index, location);
+      return undefined;
+    }
+    return this.locks.run(toHex(location.hash), () =>
+      this.confirmFailedFile(contentId, index, location, length),
+    );
+  }
+
+  /** A reference failed its check: drop its row if it is still the same reference. */
+  private dropFailedReference(
+    contentId: Uint8Array,
+    index: number,
+    location: Extract<ChunkLocation, { kind: 'reference' }>,
+  ): void {
+    const now = this.index.location(contentId, index);
+    if (now?.kind !== 'reference' || now.path !== location.path || now.offset !== location.offset) {
+      return;
+    }
+    if (!this.tryCommit(() => this.index.deleteChunk(contentId, index))) return;
+    this.report([{ contentId, index }]);
+  }
+
+  /**
+   * Under the hash's lock: a chunk file failed its check. Read it again (it may have been
+   * unlinked and written again since); if it still fails, drop it and every row using it.
+   */
+  private async confirmFailedFile(
+    contentId: Uint8Array,
+    index: number,
+    location: ChunkLocation,
+    length: number,
+  ): Promise<Uint8Array | undefined> {
+    const now = this.index.location(contentId, index);
+    if (now?.kind !== 'file' || !sameBytes(now.hash, location.hash)) return undefined;
+    const again = await this.readVerified(now, length);
+    if (again !== undefined) {
+      this.touch(contentId, now);
+      return again;
+    }
+    const result = this.tryCommit(() => this.index.dropChunkFile(location.hash));
+    if (result === undefined) return undefined;
+    const hashHex = toHex(location.hash);
+    this.storedBytesNow -= result.sizeBytes;
+    this.fileTouches.delete(hashHex);
+    await this.files.remove(hashHex);
+    this.report(result.dropped);
+    return undefined;
+  }
+
+  /**
+   * `commit`, except that a disk too full to commit gives undefined: a failed copy is then not
+   * served but stays in the index, to be dropped by a later read.
+   */
+  private tryCommit<T>(fn: () => T): T | undefined {
+    try {
+      return this.commit(fn);
+    } catch (error) {
+      if ((error as Partial<StoreFullError>).code === 'PEAPOD_ERR_STORE_FULL') return undefined;
+      throw error;
+    }
+  }
+
+  async remove(contentId: Uint8Array): Promise<boolean> {
+    if (!this.index.contentExists(contentId)) return false;
+    const held = this.index.heldIndices(contentId);
+    const freed = this.commit(() => this.index.deleteContent(contentId));
+    const hex = toHex(contentId);
+    this.manifests.delete(hex);
+    this.contentTouches.delete(hex);
+    this.report(held.map((index) => ({ contentId, index })));
+    await Promise.all(this.unlinkFreed(freed));
+    return true;
+  }
+
+  mapUrl(url: string, validator: string, contentId: Uint8Array): void {
+    if (url.length === 0) invalid('url', 'must not be empty');
+    if (!this.index.contentExists(contentId)) {
+      invalid('contentId', `content ${toHex(contentId)} is not in the store (addContent first)`);
+    }
+    this.commit(() => this.index.mapUrl(url, validator, contentId, Date.now()));
+  }
+
+  urlContents(url: string): Array<{ readonly validator: string; readonly contentId: Uint8Array }> {
+    return this.index.urlContents(url);
+  }
+
+  urlMappings(): Array<{ url: string; validator: string; contentId: Uint8Array }> {
+    return this.index.urlMappings();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.flushTouches();
+    this.closed = true;
+    this.index.close();
+  }
+
+  /** Under the hash's lock: dedup, or make room and write the chunk file, then its rows. */
+  private async storeLocked(
+    contentId: Uint8Array,
+    index: number,
+    hash: Uint8Array,
+    bytes: Uint8Array,
+    evicted: DroppedChunk[],
+  ): Promise<void> {
+    // The content may have been removed while this put waited for the lock: nothing to keep.
+    if (!this.index.contentExists(contentId)) return;
+    const held = this.index.location(contentId, index);
+    if (held !== undefined) {
+      this.touch(contentId, held);
+      return;
+    }
+    const location: ChunkLocation = { kind: 'file', hash };
+    if (this.index.chunkFileSize(hash) !== undefined) {
+      this.commit(() => this.index.setLocation(contentId, index, location));
+      this.touch(contentId, location);
+      return;
+    }
+    evicted.push(...this.makeRoom(bytes.length));
+    this.reservedBytes += bytes.length;
+    const hashHex = toHex(hash);
+    try {
+      await this.files.write(hashHex, bytes);
+      const kept = this.commit(() => {
+        if (!this.index.contentExists(contentId)) return false;
+        this.index.insertChunkFile(hash, bytes.length, this.nextTouch(hash));
+        this.index.setLocation(contentId, index, location);
+        return true;
+      });
+      if (kept) {
+        this.storedBytesNow += bytes.length;
+        this.touchContent(contentId);
+      } else await this.files.remove(hashHex);
+    } catch (error) {
+      await this.files.remove(hashHex);
+      throw isDiskFull(error) ? this.diskFull(error) : error;
+    } finally {
+      this.reservedBytes -= bytes.length;
+    }
+  }
+
+  /**
+   * Runs `fn` in one index transaction.
+   * @throws StoreFullError when the disk is too full for SQLite to commit (SQLITE_FULL).
+   */
+  private commit<T>(fn: () => T): T {
+    try {
+      return this.index.transaction(fn);
+    } catch (error) {
+      throw isDiskFull(error) ? this.diskFull(error) : error;
+    }
+  }
+
+  private diskFull(cause: unknown): StoreFullError {
+    return new StoreFullError(
+      `The disk holding the chunk store (${this.options.dir}) is full; free space there, or lower the store's budget with --store-budget or PEAPOD_STORE_BUDGET.`,
+      { cause },
+    );
+  }
+
+  /**
+   * Evicts least recently used unpinned chunk files until `sizeBytes` more fit the budget.
+   * @throws StoreFullError when pinned chunk files (and writes in flight) leave no room.
+   */
+  private makeRoom(sizeBytes: number): DroppedChunk[] {
+    const budget = this.options.budgetBytes;
+    const over = this.storedBytesNow + this.reservedBytes + sizeBytes - budget;
+    if (over <= 0) return [];
+    this.flushTouches();
+    const pinned = this.index.pinnedBytes();
+    if (pinned + this.reservedBytes + sizeBytes > budget) {
+      throw new StoreFullError(
+        `The chunk store is full: its budget is ${mebibytes(budget)} and pinned content (shared or kept) takes ${mebibytes(pinned)}, so a ${mebibytes(sizeBytes)} chunk does not fit; raise the budget with --store-budget or PEAPOD_STORE_BUDGET, or remove content with peapod rm.`,
+      );
+    }
+    const victims = this.index.evictionCandidates(over);
+    const dropped = this.commit(() =>
+      victims.flatMap((victim) => {
+        const result = this.index.dropChunkFile(victim.hash);
+        this.storedBytesNow -= result.sizeBytes;
+        return result.dropped;
+      }),
+    );
+    for (const victim of victims) void this.unlinkUnindexed(victim.hash);
+    return dropped;
+  }
+
+  /** Unlinks chunk files whose rows were deleted, and stops counting their bytes. */
+  private unlinkFreed(freed: readonly ChunkFileRow[]): Array<Promise<void>> {
+    return freed.map((file) => {
+      this.storedBytesNow -= file.sizeBytes;
+      return this.unlinkUnindexed(file.hash);
+    });
+  }
+
+  /**
+   * Unlinks the chunk file of `hash`, whose rows were deleted, under the hash's lock, unless a
+   * put that was already waiting for the lock wrote the file again and indexed it (then the
+   * file on disk is that put's). Never rejects: a file left behind (an unlink that failed, a
+   * store closed meanwhile) is an orphan, which the next open deletes.
+   */
+  private unlinkUnindexed(hash: Uint8Array): Promise<void> {
+    const hashHex = toHex(hash);
+    this.fileTouches.delete(hashHex);
+    return this.locks
+      .run(hashHex, async () => {
+        if (this.closed || this.index.chunkFileSize(hash) !== undefined) return;
+        await this.files.remove(hashHex);
+      })
+      .catch(() => undefined);
+  }
+
+  private async readVerified(
+    location: ChunkLocation,
+    length: number,
+  ): Promise<Uint8Array | undefined> {
+    const bytes =
+      location.kind === 'file'
+        ? await this.files.read(toHex(location.hash))
+        : await this.files.readReference(location.path, location.offset, length);
+    if (bytes === undefined || bytes.length !== length) return undefined;
+    return sameBytes(sha256(bytes), location.hash) ? bytes : undefined;
+  }
+
+  /** Calls `onChunksDropped` once per content, indices ascending. */
+  private report(dropped: readonly DroppedChunk[]): void {
+    const callback = this.options.onChunksDropped;
+    if (callback === undefined || dropped.length === 0) return;
+    const byContent = new Map<string, { contentId: Uint8Array; indices: number[] }>();
+    for (const chunk of dropped) {
+      const hex = toHex(chunk.contentId);
+      const entry = byContent.get(hex) ?? { contentId: chunk.contentId, indices: [] };
+      entry.indices.push(chunk.index);
+      byContent.set(hex, entry);
+    }
+    for (const { contentId, indices } of byContent.values()) {
+      callback(
+        contentId,
+        indices.sort((a, b) => a - b),
+      );
+    }
+  }
+
+  private requireManifest(contentId: Uint8Array, name: string): Manifest {
+    return (
+      this.manifest(contentId) ??
+      invalid(name, `content ${toHex(contentId)} is not in the store (addContent first)`)
+    );
+  }
+
+  private chunkHash(manifest: Manifest, index: number): Uint8Array {
+    const hash = Number.isInteger(index) ? manifest.chunkHashes[index] : undefined;
+    return (
+      hash ??
+      invalid('index', `must be a chunk index below ${manifest.chunkHashes.length}, got ${index}`)
+    );
+  }
+
+  private nextTouch(hash: Uint8Array): ChunkFileTouch {
+    this.useSeq += 1;
+    return { hash, useSeq: this.useSeq, atMs: Date.now() };
+  }
+
+  private touch(contentId: Uint8Array, location: ChunkLocation): void {
+    if (location.kind === 'file') {
+      this.fileTouches.set(toHex(location.hash), this.nextTouch(location.hash));
+    }
+    this.touchContent(contentId);
+  }
+
+  private touchContent(contentId: Uint8Array): void {
+    // A read that settles after close has nothing to record its use in.
+    if (this.closed) return;
+    this.contentTouches.set(toHex(contentId), [contentId, Date.now()]);
+    this.flushTimer ??= setTimeout(() => this.flushTouches(), TOUCH_FLUSH_MS).unref();
+  }
+
+  private flushTouches(): void {
+    if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    if (this.fileTouches.size === 0 && this.contentTouches.size === 0) return;
+    try {
+      this.index.writeTouches(this.fileTouches.values(), this.contentTouches.values());
+    } catch (error) {
+      // On a full disk the uses are dropped: they only order eviction, and a flush from the
+      // timer must not throw.
+      if (!isDiskFull(error)) throw error;
+    } finally {
+      this.fileTouches.clear();
+      this.contentTouches.clear();
+    }
+  }
+}

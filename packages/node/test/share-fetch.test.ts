@@ -1,0 +1,231 @@
+/**
+ * `peapod share`, `fetch`, `ls` and `rm` on real daemons (PodFixture: one `peapod daemon`
+ * process each, loopback links), driven by the CLI as a user would.
+ *
+ * What each test pins down:
+ * - a file and a small tree shared on one daemon are fetched by the 3 others at once,
+ *   byte-exact, with the tree's layout and execute bits, every chunk verified; the link names
+ *   the default output;
+ * - `--only` writes only the chosen files (and none of the others);
+ * - a re-run after the output was lost reads every chunk back from this device's store (the
+ *   source is `self`), fetching nothing;
+ * - `ls` shows the shared content pinned and complete on the seeder and fetched on the others;
+ *   `rm` removes it (the user's files stay), and once every holder removed it a fetch fails
+ *   'unavailable' after the stall timeout, exit 1, saying what is missing;
+ * - a symbolic link inside the output tree is refused, not followed.
+ */
+import assert from 'node:assert/strict';
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { ShareAnswer } from '../src/api-client.js';
+import { waitFor } from '../src/local-pod.js';
+import {
+  heldSet,
+  jsonOf,
+  peapod,
+  sha256,
+  storeRow,
+  treeHashes,
+  writeTree,
+} from './support/content-cli.js';
+import { PodFixture } from './support/pod-fixture.js';
+
+const MiB = 1024 * 1024;
+
+interface FetchSummary {
+  readonly ok: boolean;
+  readonly output?: string;
+  readonly totalBytes?: number;
+  readonly bySource?: Record<string, number>;
+  readonly error?: string;
+}
+
+describe('peapod share and fetch across 4 daemons', () => {
+  let pod: PodFixture;
+  let work: string;
+  let file: string;
+  let tree: string;
+  let shared: ShareAnswer;
+  let sharedTree: ShareAnswer;
+
+  before(async () => {
+    work = await mkdtemp(join(tmpdir(), 'peapod-share-'));
+    pod = await PodFixture.start({ daemons: 4, flags: { 3: ['--stall-timeout', '3'] } });
+    for (let i = 0; i < 4; i++) await pod.connected(i, 3);
+    file = join(work, 'seed', 'video.bin');
+    await writeTree(join(work, 'seed'), { 'video.bin': 18 * MiB + 12345 });
+    tree = join(work, 'seed', 'photos');
+    await writeTree(tree, {
+      'a.jpg': 3 * MiB,
+      'b.txt': 1000,
+      '2024/c.jpg': 5 * MiB + 7,
+      '2024/notes/d.txt': 0,
+      'tools/run.sh': 300,
+    });
+    await chmod(join(tree, 'tools/run.sh'), 0o755);
+    await symlink('/etc/passwd', join(tree, 'link-out'));
+    const seeder = pod.daemons[0]!;
+    const one = await peapod(seeder, ['share', file, '--json']);
+    assert.equal(one.status, 0, one.stderr);
+    shared = jsonOf<ShareAnswer>(one);
+    const two = await peapod(seeder, ['share', tree, '--json']);
+    assert.equal(two.status, 0, two.stderr);
+    sharedTree = jsonOf<ShareAnswer>(two);
+  });
+
+  after(async () => {
+    await pod?.stop();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  test('share prints the content ID and the link; the walk skips the symlink with a note', async () => {
+    assert.match(shared.contentId, /^[0-9a-f]{64}$/);
+    assert.equal(shared.link, `peapod://${shared.contentId}?dn=video.bin`);
+    assert.deepEqual(
+      [shared.name, shared.files, shared.totalBytes],
+      ['video.bin', 1, 18 * MiB + 12345],
+    );
+    assert.deepEqual([sharedTree.name, sharedTree.files], ['photos', 5]);
+    assert.equal(sharedTree.skipped.length, 1);
+    assert.match(sharedTree.skipped[0]!, /photos\/link-out.*symbolic link/);
+    const human = await peapod(pod.daemons[0]!, ['share', file]);
+    assert.equal(human.status, 0, human.stderr);
+    assert.match(human.stdout, new RegExp(`Content ID: ${shared.contentId}`));
+    assert.ok(human.stdout.includes(shared.link));
+  });
+
+  test('3 daemons fetch the file and the tree at once, byte-exact', async () => {
+    const expected = sha256(await readFile(file));
+    const runs = [1, 2, 3].map(async (i) => {
+      const out = join(work, `out${i}`);
+      await mkdir(out);
+      const [single, whole] = await Promise.all([
+        peapod(pod.daemons[i]!, ['fetch', shared.link, '--json', '-q'], out),
+        peapod(pod.daemons[i]!, ['fetch', sharedTree.contentId, '-o', join(out, 'pics')]),
+      ]);
+      return { i, out, single, whole };
+    });
+    for (const { i, out, single, whole } of await Promise.all(runs)) {
+      assert.equal(single.status, 0, `daemon ${i + 1}: ${single.stdout} ${single.stderr}`);
+      assert.equal(whole.status, 0, `daemon ${i + 1}: ${whole.stderr}`);
+      const summary = jsonOf<FetchSummary>(single);
+      assert.equal(summary.output, join(out, 'video.bin'));
+      assert.equal(sha256(await readFile(join(out, 'video.bin'))), expected);
+      const got = await treeHashes(join(out, 'pics'));
+      const want = await treeHashes(tree).then((hashes) => {
+        delete hashes['link-out'];
+        return hashes;
+      });
+      assert.deepEqual(got, want);
+      const mode = (await stat(join(out, 'pics', 'tools/run.sh'))).mode;
+      assert.ok((mode & 0o100) !== 0, 'run.sh keeps its execute bit');
+      assert.equal((await stat(join(out, 'pics', 'b.txt'))).mode & 0o111, 0);
+      assert.match(whole.stderr, /every chunk verified/);
+    }
+  });
+
+  test('--only fetches the chosen files and writes no other', async () => {
+    const out = join(work, 'only');
+    const result = await peapod(pod.daemons[2]!, [
+      'fetch',
+      sharedTree.link,
+      '-o',
+      out,
+      '--only',
+      '2024/**',
+      '--only',
+      '*.txt',
+      '--json',
+    ]);
+    assert.equal(result.status, 0, result.stderr);
+    const got = await treeHashes(out);
+    assert.deepEqual(Object.keys(got).sort(), ['2024/c.jpg', '2024/notes/d.txt', 'b.txt']);
+    assert.equal(got['2024/c.jpg'], sha256(await readFile(join(tree, '2024/c.jpg'))));
+    const typo = await peapod(pod.daemons[2]!, [
+      'fetch',
+      sharedTree.link,
+      '-o',
+      `${out}2`,
+      '--only',
+      '*.png',
+    ]);
+    assert.equal(typo.status, 1);
+    assert.match(typo.stderr, /--only "\*\.png" matches no file of this tree/);
+  });
+
+  test('an existing output is refused without --force and replaced with it', async () => {
+    const out = join(work, 'again');
+    await mkdir(out);
+    const first = await peapod(pod.daemons[1]!, ['fetch', shared.link, '-q'], out);
+    assert.equal(first.status, 0, first.stderr);
+    const refused = await peapod(pod.daemons[1]!, ['fetch', shared.link, '-q'], out);
+    assert.equal(refused.status, 1);
+    assert.match(refused.stderr, /video\.bin exists; add --force/);
+    const forced = await peapod(pod.daemons[1]!, ['fetch', shared.link, '--force', '--json'], out);
+    assert.equal(forced.status, 0, forced.stderr);
+    // Every chunk came back from this device's own store: nothing was fetched again.
+    const summary = jsonOf<FetchSummary>(forced);
+    assert.deepEqual(Object.keys(summary.bySource ?? {}), ['self']);
+    assert.equal(sha256(await readFile(join(out, 'video.bin'))), sha256(await readFile(file)));
+  });
+
+  test('a symbolic link inside the output tree is refused, not followed', async () => {
+    const out = join(work, 'trap');
+    await mkdir(out);
+    const elsewhere = join(work, 'elsewhere');
+    await mkdir(elsewhere);
+    await symlink(elsewhere, join(out, '2024'));
+    const result = await peapod(pod.daemons[1]!, ['fetch', sharedTree.contentId, '-o', out]);
+    assert.equal(result.status, 1);
+    assert.match(result.stderr, /2024 is a symbolic link, and PeaPod follows none inside a tree/);
+    assert.deepEqual(await treeHashes(elsewhere), {});
+  });
+
+  test('ls shows what each store holds; rm removes it and leaves the files', async () => {
+    const seederList = await peapod(pod.daemons[0]!, ['ls']);
+    assert.equal(seederList.status, 0, seederList.stderr);
+    assert.match(seederList.stdout, /^ID\s+NAME\s+SIZE\s+HELD\s+PINNED\s+ORIGIN/);
+    const line = seederList.stdout
+      .split('\n')
+      .find((l) => l.startsWith(shared.contentId.slice(0, 12)));
+    assert.ok(line !== undefined, seederList.stdout);
+    assert.match(line, /video\.bin\s+18\.0 MiB\s+complete\s+pinned\s+shared from /);
+    const fetched = await storeRow(pod.daemons[1]!, shared.contentId);
+    assert.deepEqual(
+      [fetched?.complete, fetched?.pinned, fetched?.origin.kind],
+      [true, false, 'fetched'],
+    );
+    const removed = await peapod(pod.daemons[0]!, ['rm', shared.contentId.slice(0, 10)]);
+    assert.equal(removed.status, 0, removed.stderr);
+    assert.match(removed.stdout, /your files in .* stay/);
+    assert.equal(await storeRow(pod.daemons[0]!, shared.contentId), undefined);
+    assert.equal(sha256(await readFile(file)).length, 64, 'the shared file is still there');
+    const again = await peapod(pod.daemons[0]!, ['rm', shared.contentId]);
+    assert.equal(again.status, 1);
+    assert.match(again.stderr, /holds no content/);
+  });
+
+  test('once no member holds it, fetch fails unavailable after the stall timeout', async () => {
+    // Daemons 2 and 3 drop what they fetched; the seeder dropped it above.
+    for (const i of [1, 2]) {
+      const result = await peapod(pod.daemons[i]!, ['rm', shared.contentId, '--json']);
+      assert.equal(result.status, 0, result.stderr);
+    }
+    const holder = pod.daemons[3]!;
+    // Daemon 4 holds it too: it must tell the others nothing; remove it there and fetch anew.
+    assert.equal(heldSet(await storeRow(holder, shared.contentId)).size > 0, true);
+    await peapod(holder, ['rm', shared.contentId]);
+    await waitFor(
+      async () => (await storeRow(holder, shared.contentId)) === undefined,
+      5_000,
+      'the content to leave daemon 4',
+    );
+    const out = join(work, 'gone');
+    await mkdir(out);
+    const result = await peapod(holder, ['fetch', shared.link], out);
+    assert.equal(result.status, 1, result.stderr);
+    assert.match(result.stderr, /unavailable: .*no connected pod member holds content/);
+  });
+});
