@@ -11,6 +11,7 @@
  *   included) from just before the peers start until the last one finished, and the TCP
  *   payload in them (bytes minus 66 per packet, netns-lab.ts), against F.
  */
+import type { LinkSummary } from './link-timeline.js';
 import { counterDelta, FRAME_EFFICIENCY, payloadBytes, type LinkCounters } from './netns-lab.js';
 
 export const GOAL_WORST_VS_IDEAL = 1.15;
@@ -38,6 +39,10 @@ export interface SystemRun {
   readonly peersSent: readonly LinkCounters[];
   /** Packets the uplink tbfs dropped, seed first. */
   readonly uplinkDrops: readonly number[];
+  /** The seed's uplink while the peers ran (bench/link-timeline.ts). */
+  readonly seedUplink: LinkSummary;
+  /** Each peer's downlink, in the order of `peers`. */
+  readonly downlinks: readonly LinkSummary[];
   readonly note: string;
 }
 
@@ -79,6 +84,8 @@ export function summarize(run: SystemRun, t: Topology) {
     seedPayloadVsContent: seedPayload / t.sizeBytes,
     peersSentBytes: run.peersSent.map((counters) => counters.bytes),
     uplinkDrops: run.uplinkDrops,
+    seedUplink: run.seedUplink,
+    downlinks: run.downlinks,
     met: {
       worstVsIdeal: worst / ideal <= GOAL_WORST_VS_IDEAL,
       seedVsContent: run.seedSent.bytes / t.sizeBytes <= GOAL_SEED_VS_CONTENT,
@@ -152,7 +159,8 @@ export function printReport(
         )
         .join(', ')}; seed ${MB(s.seedSentBytes)} in ${s.seedSentPackets} packets (TCP payload ` +
         `${MB(s.seedPayloadBytes)}); peers' uplinks ${s.peersSentBytes.map(MB).join(' + ')}; ` +
-        `uplink tbf drops ${s.uplinkDrops.join(' + ')}; ${s.note}`,
+        `uplink tbf drops ${s.uplinkDrops.join(' + ')}; seed uplink ${span(s.seedUplink)}; ` +
+        `peers' downlinks ${s.downlinks.map(span).join(', ')}; ${s.note}`,
     );
   }
 }
@@ -163,4 +171,12 @@ function fromSeed(peer: PeerResult): string {
   const total = Object.values(peer.bySource).reduce((sum, bytes) => sum + bytes, 0);
   const seed = peer.bySource['seed'] ?? 0;
   return total > 0 ? ` (${((seed / total) * 100).toFixed(0)}% from the seed)` : '';
+}
+
+/** `0.4-21.9 s, 93% busy`: when a link carried traffic and how much of it at >= 80 % of rate. */
+function span(link: LinkSummary): string {
+  return link.firstBusySeconds === undefined || link.lastByteSeconds === undefined
+    ? 'never busy'
+    : `${link.firstBusySeconds.toFixed(1)}-${link.lastByteSeconds.toFixed(1)} s ` +
+        `${(link.busyShare * 100).toFixed(0)}% busy`;
 }

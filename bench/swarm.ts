@@ -27,7 +27,8 @@
  *   - `--output-dir DIR`: where the peers write, e.g. /dev/shm to take the disk out.
  *   - `--keep` leaves the run's directory (daemon logs, aria2c and opentracker logs).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -40,6 +41,7 @@ import {
   wasInterrupted,
   withCleanup,
 } from './netns-lab.js';
+import { LinkTimeline, SAMPLER } from './link-timeline.js';
 import { writeObjectFile } from './pooled-origin.js';
 import { runBitTorrent } from './swarm-bittorrent.js';
 import { runPeapod } from './swarm-peapod.js';
@@ -176,11 +178,26 @@ async function main(): Promise<number> {
       let dropsBefore = hosts.map((host) => lab.uplinkDrops(host));
       let sent = before;
       let drops = dropsBefore;
+      // Where the time went: the seed's uplink and every host's downlink (its bridge port's
+      // transmit side), sampled every 100 ms while the peers run (bench/link-timeline.ts).
+      const ports = hosts.map((_, i) => `p${i + 1}`);
+      let samplers: ChildProcess[] = [];
+      let timelines: LinkTimeline[] = [];
       const measure = (moment: 'start' | 'end') => {
         const counters = hosts.map((host) => lab.sent(host));
         const dropped = hosts.map((host) => lab.uplinkDrops(host));
-        if (moment === 'start') [before, dropsBefore] = [counters, dropped];
-        else [sent, drops] = [deltas(before, counters), dropped.map((n, i) => n - dropsBefore[i]!)];
+        if (moment === 'start') {
+          [before, dropsBefore] = [counters, dropped];
+          samplers = [seed.ns, lab.bridgeNs].map((ns) =>
+            processes.spawn(ns, SAMPLER[0], SAMPLER.slice(1)),
+          );
+          timelines = [
+            new LinkTimeline(samplers[0]!, ['eth0']),
+            new LinkTimeline(samplers[1]!, ports),
+          ];
+        } else {
+          [sent, drops] = [deltas(before, counters), dropped.map((n, i) => n - dropsBefore[i]!)];
+        }
       };
       const load = loadavg()[0]!;
       let result: { peers: PeerResult[]; note: string };
@@ -219,6 +236,11 @@ async function main(): Promise<number> {
           measure,
         );
       }
+      await Promise.all(samplers.map((sampler) => processes.stop(sampler)));
+      if (options.keep) {
+        await writeFile(join(root, `${system}-seed-uplink.csv`), timelines[0]!.csv());
+        await writeFile(join(root, `${system}-downlinks.csv`), timelines[1]!.csv());
+      }
       const worst = Math.max(...result.peers.map((peer) => peer.seconds));
       say(`${system}: ${result.peers.length} peers done, the last at ${worst.toFixed(2)} s`);
       runs.push({
@@ -227,6 +249,9 @@ async function main(): Promise<number> {
         seedSent: sent[0]!,
         peersSent: sent.slice(1),
         uplinkDrops: drops,
+        seedUplink: timelines[0]!.summarize(options.uplinkBytesPerSec)[0]!,
+        // Against the uplink rate: a peer's fair share of the swarm's upload is about that.
+        downlinks: timelines[1]!.summarize(options.uplinkBytesPerSec).slice(1),
         note: `${result.note}; load ${load.toFixed(2)} before`,
       });
     }
