@@ -27,7 +27,7 @@
  */
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -213,7 +213,9 @@ async function main(): Promise<number> {
 
     const logBefore = (await accessLog()).length;
     const sentBefore = lab.sent(origin);
+    const cpuBefore = pod.cpuSeconds();
     const second = await get(b);
+    const cpu = pod.cpuSeconds().map((seconds, i) => seconds - cpuBefore[i]!);
     const originSent = counterDelta(sentBefore, lab.sent(origin));
     const requests = parseAccessLog((await accessLog()).slice(logBefore));
     const bodyBytes = requests.reduce((sum, request) => sum + request.bodyBytes, 0);
@@ -241,6 +243,8 @@ async function main(): Promise<number> {
         pooled: second.pooled,
         sources,
         note: second.note,
+        /** CPU seconds the daemons of a and b used during b's get (a shared machine). */
+        daemonCpuSeconds: { a: cpu[0]!, b: cpu[1]! },
       },
       originDuringB: {
         requests,
@@ -267,6 +271,8 @@ async function main(): Promise<number> {
           `(${(options.lanBytesPerSec / 1e6).toFixed(1)} MB/s; TCP under tbf carries at most ` +
           `${(FRAME_EFFICIENCY * 100).toFixed(1)}%), SHA-256 ${second.identical ? 'ok' : 'MISMATCH'}; ` +
           `sources ${sources.map((s) => `${s.source} ${formatBytes(s.bytes)}`).join(', ') || 'none reported'}` +
+          `; daemon CPU during it: a ${cpu[0]!.toFixed(1)} s, b ${cpu[1]!.toFixed(1)} s, ` +
+          `load ${loadavg()[0]!.toFixed(2)} after` +
           `${second.note === '' ? '' : `; note: ${second.note}`}`,
       );
       console.log(

@@ -9,7 +9,9 @@
  *   1448/1514 of them: 1.046x the ideal is the floor of any TCP swarm here.
  * - Seed sent: the seed's `eth0` transmit bytes (frames: Ethernet, IP and TCP headers
  *   included) from just before the peers start until the last one finished, and the TCP
- *   payload in them (bytes minus 66 per packet, netns-lab.ts), against F.
+ *   payload in them (bytes minus 66 per packet, netns-lab.ts), against F. The goal is on the
+ *   payload (what the protocol sent: content, framing, control messages and any repeats);
+ *   the frames' headers add 66/1448 = 4.6% to any TCP protocol.
  */
 import type { LinkSummary } from './link-timeline.js';
 import { counterDelta, FRAME_EFFICIENCY, payloadBytes, type LinkCounters } from './netns-lab.js';
@@ -88,7 +90,8 @@ export function summarize(run: SystemRun, t: Topology) {
     downlinks: run.downlinks,
     met: {
       worstVsIdeal: worst / ideal <= GOAL_WORST_VS_IDEAL,
-      seedVsContent: run.seedSent.bytes / t.sizeBytes <= GOAL_SEED_VS_CONTENT,
+      // On TCP payload: frame headers alone are 66 of 1514 bytes (1.046x), for any protocol.
+      seedPayloadVsContent: seedPayload / t.sizeBytes <= GOAL_SEED_VS_CONTENT,
     },
     note: run.note,
   };
@@ -116,7 +119,7 @@ export function printReport(
   console.log(
     `${header}; ideal = max(F/u_seed, F/d_min, N*F/sum of uplinks) = ${ideal.toFixed(2)} s ` +
       `(TCP under tbf: >= ${(1 / FRAME_EFFICIENCY).toFixed(3)}x); goals (PeaPod) worst peer <= ` +
-      `${GOAL_WORST_VS_IDEAL.toFixed(2)}x ideal, seed sent <= ${GOAL_SEED_VS_CONTENT.toFixed(2)}x content`,
+      `${GOAL_WORST_VS_IDEAL.toFixed(2)}x ideal, seed's TCP payload <= ${GOAL_SEED_VS_CONTENT.toFixed(2)}x content (its frames add >= 4.6%)`,
   );
   const rows = [
     [
@@ -125,8 +128,8 @@ export function printReport(
       'median s',
       'worst/ideal',
       'seed sent',
-      'seed/content',
-      'payload/content',
+      'seed frames/content',
+      'seed payload/content',
       'SHA-256',
     ],
     ...summaries.map((s) => [
@@ -135,8 +138,8 @@ export function printReport(
       s.medianSeconds.toFixed(2),
       `${s.worstVsIdeal.toFixed(3)}x${s.system === 'peapod' ? (s.met.worstVsIdeal ? ' met' : ' MISSED') : ''}`,
       MB(s.seedSentBytes),
-      `${s.seedVsContent.toFixed(3)}x${s.system === 'peapod' ? (s.met.seedVsContent ? ' met' : ' MISSED') : ''}`,
-      `${s.seedPayloadVsContent.toFixed(3)}x`,
+      `${s.seedVsContent.toFixed(3)}x`,
+      `${s.seedPayloadVsContent.toFixed(3)}x${s.system === 'peapod' ? (s.met.seedPayloadVsContent ? ' met' : ' MISSED') : ''}`,
       s.ok ? 'ok' : 'FAILED',
     ]),
   ];
