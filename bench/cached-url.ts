@@ -222,6 +222,7 @@ async function main(): Promise<number> {
     if (!second.ok) throw new Error(`b's peapod get failed: ${second.error ?? ''}`);
     say(`b: peapod get ${second.seconds.toFixed(2)} s`);
 
+    if (wasInterrupted()) return 130; // the figures of a run cut short mean nothing
     const bytesPerSec = options.sizeBytes / second.seconds;
     const sources = Object.entries(second.bySource).map(([key, bytes]) => ({
       source: second.sourceNames[key] ?? key,

@@ -241,6 +241,7 @@ async function main(): Promise<number> {
         await writeFile(join(root, `${system}-seed-uplink.csv`), timelines[0]!.csv());
         await writeFile(join(root, `${system}-downlinks.csv`), timelines[1]!.csv());
       }
+      if (wasInterrupted()) break;
       const worst = Math.max(...result.peers.map((peer) => peer.seconds));
       say(`${system}: ${result.peers.length} peers done, the last at ${worst.toFixed(2)} s`);
       runs.push({
@@ -256,6 +257,7 @@ async function main(): Promise<number> {
       });
     }
 
+    if (wasInterrupted()) return 130; // the figures of a run cut short mean nothing
     const summaries: SystemSummary[] = runs.map((run) => summarize(run, topology));
     const ok = summaries.every((summary) => summary.ok);
     if (options.json) {
