@@ -35,6 +35,8 @@ export interface PeerResult {
 /** One system's run over the lab. */
 export interface SystemRun {
   readonly system: 'peapod' | 'bittorrent';
+  /** 1 to `--repeat`. */
+  readonly attempt: number;
   readonly peers: readonly PeerResult[];
   readonly seedSent: LinkCounters;
   /** Each peer's uplink over the same span, in the order of `peers`. */
@@ -73,6 +75,7 @@ export function summarize(run: SystemRun, t: Topology) {
   const seedPayload = payloadBytes(run.seedSent);
   return {
     system: run.system,
+    attempt: run.attempt,
     ok: run.peers.every((peer) => peer.ok),
     idealSeconds: ideal,
     worstSeconds: worst,
@@ -113,8 +116,10 @@ const MB = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
 export function printReport(
   t: Topology,
   summaries: readonly SystemSummary[],
+  repeat: number,
   header: string,
 ): void {
+  const label = (s: SystemSummary) => `${s.system}${repeat > 1 ? ` #${s.attempt}` : ''}`;
   const ideal = idealSeconds(t);
   console.log(
     `${header}; ideal = max(F/u_seed, F/d_min, N*F/sum of uplinks) = ${ideal.toFixed(2)} s ` +
@@ -133,7 +138,7 @@ export function printReport(
       'SHA-256',
     ],
     ...summaries.map((s) => [
-      s.system,
+      label(s),
       s.worstSeconds.toFixed(2),
       s.medianSeconds.toFixed(2),
       `${s.worstVsIdeal.toFixed(3)}x${s.system === 'peapod' ? (s.met.worstVsIdeal ? ' met' : ' MISSED') : ''}`,
@@ -152,9 +157,23 @@ export function printReport(
         .trimEnd()}`,
     );
   }
+  if (repeat > 1) {
+    for (const system of new Set(summaries.map((s) => s.system))) {
+      const runs = summaries.filter((s) => s.system === system);
+      const median = (values: number[]) =>
+        [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)]!;
+      const worst = runs.map((s) => s.worstVsIdeal);
+      console.log(
+        `  ${system}: median of ${runs.length} runs: worst peer ${median(worst).toFixed(3)}x ideal ` +
+          `(${Math.min(...worst).toFixed(3)}-${Math.max(...worst).toFixed(3)}), seed payload ` +
+          `${median(runs.map((s) => s.seedPayloadVsContent)).toFixed(3)}x content, frames ` +
+          `${median(runs.map((s) => s.seedVsContent)).toFixed(3)}x`,
+      );
+    }
+  }
   for (const s of summaries) {
     console.log(
-      `  ${s.system}: peers ${s.peers
+      `  ${label(s)}: peers ${s.peers
         .map(
           (p) =>
             `${p.name} ${p.seconds.toFixed(2)} s ${p.vsIdeal.toFixed(3)}x${fromSeed(p)}` +

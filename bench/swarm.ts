@@ -22,13 +22,15 @@
  *
  * Usage: npx tsc -b && node bench/dist/swarm.js [--size 256MiB] [--peers 7] [--uplink 100Mbit]
  *   [--downlink 1Gbit] [--systems peapod,bittorrent] [--piece 256KiB] [--output-dir DIR]
- *   [--json] [--keep] [--log-level info] [--cli PATH]
+ *   [--repeat 1] [--json] [--keep] [--log-level info] [--cli PATH]
  *   - `--size 64MiB` for a quick run; `--systems bittorrent` runs one half only.
  *   - `--output-dir DIR`: where the peers write, e.g. /dev/shm to take the disk out.
+ *   - `--repeat N`: N runs of each system, alternating, each with fresh daemons, stores and
+ *     outputs, then each system's median (a shared machine's load moves single runs).
  *   - `--keep` leaves the run's directory (daemon logs, aria2c and opentracker logs).
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -75,6 +77,7 @@ interface Options {
   readonly keep: boolean;
   readonly logLevel: string;
   readonly cli: string;
+  readonly repeat: number;
 }
 
 function parseArgs(argv: readonly string[]): Options {
@@ -100,6 +103,8 @@ function parseArgs(argv: readonly string[]): Options {
   const unknown = systems.filter((system) => !SYSTEMS.includes(system));
   if (unknown.length > 0)
     throw new Error(`--systems: ${unknown.join(', ')} is not peapod or bittorrent`);
+  const repeat = Number(value('--repeat', '1'));
+  if (!Number.isInteger(repeat) || repeat < 1 || repeat > 10) throw new Error('--repeat: 1 to 10');
   const pieceLengthBytes = positive('--piece', '256KiB', parseSize);
   if ((pieceLengthBytes & (pieceLengthBytes - 1)) !== 0 || pieceLengthBytes < 16384) {
     throw new Error('--piece: a power of two of at least 16KiB, e.g. 256KiB');
@@ -116,6 +121,7 @@ function parseArgs(argv: readonly string[]): Options {
     keep: argv.includes('--keep'),
     logLevel: value('--log-level', 'info'),
     cli: value('--cli', fileURLToPath(new URL('cli.js', NODE_DIST))),
+    repeat,
   };
 }
 
@@ -173,7 +179,16 @@ async function main(): Promise<number> {
 
     const hosts = [seed, ...peers];
     const runs: SystemRun[] = [];
-    for (const system of options.systems) {
+    const attempts = Array.from({ length: options.repeat }, (_, i) => i + 1);
+    for (const [attempt, system] of attempts.flatMap((n) =>
+      options.systems.map((s) => [n, s] as const),
+    )) {
+      // Each run its own directories (fresh daemons and stores: a pod that holds the content
+      // would read it back), removed after the run unless --keep.
+      const runDir = join(root, `${system}-${attempt}`);
+      const runOutput = join(outputDir, `${system}-${attempt}-out`);
+      await mkdir(runDir, { recursive: true });
+      await mkdir(runOutput, { recursive: true });
       let before = hosts.map((host) => lab.sent(host));
       let dropsBefore = hosts.map((host) => lab.uplinkDrops(host));
       let sent = before;
@@ -210,8 +225,8 @@ async function main(): Promise<number> {
             cli: options.cli,
             contentPath,
             sha256,
-            root,
-            outputDir,
+            root: runDir,
+            outputDir: runOutput,
             logLevel: options.logLevel,
             say,
           },
@@ -228,8 +243,8 @@ async function main(): Promise<number> {
             contentDir: root,
             contentName,
             sha256,
-            root,
-            outputDir,
+            root: runDir,
+            outputDir: runOutput,
             pieceLengthBytes: options.pieceLengthBytes,
             say,
           },
@@ -238,14 +253,19 @@ async function main(): Promise<number> {
       }
       await Promise.all(samplers.map((sampler) => processes.stop(sampler)));
       if (options.keep) {
-        await writeFile(join(root, `${system}-seed-uplink.csv`), timelines[0]!.csv());
-        await writeFile(join(root, `${system}-downlinks.csv`), timelines[1]!.csv());
+        await writeFile(join(runDir, 'seed-uplink.csv'), timelines[0]!.csv());
+        await writeFile(join(runDir, 'downlinks.csv'), timelines[1]!.csv());
+      } else {
+        await rm(runDir, { recursive: true, force: true });
+        await rm(runOutput, { recursive: true, force: true });
       }
       if (wasInterrupted()) break;
       const worst = Math.max(...result.peers.map((peer) => peer.seconds));
-      say(`${system}: ${result.peers.length} peers done, the last at ${worst.toFixed(2)} s`);
+      const label = `${system}${options.repeat > 1 ? ` #${attempt}` : ''}`;
+      say(`${label}: ${result.peers.length} peers done, the last at ${worst.toFixed(2)} s`);
       runs.push({
         system,
+        attempt,
         peers: result.peers,
         seedSent: sent[0]!,
         peersSent: sent.slice(1),
@@ -272,6 +292,7 @@ async function main(): Promise<number> {
       printReport(
         topology,
         summaries,
+        options.repeat,
         `Swarm: ${formatBytes(options.sizeBytes)} from 1 seed to ${options.peers} peers at once, ` +
           `each ${mbit(options.uplinkBytesPerSec)} Mbit/s up and ${mbit(options.downlinkBytesPerSec)} ` +
           `Mbit/s down (network namespaces + tc tbf, Node ${process.version})`,
