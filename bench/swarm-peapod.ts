@@ -75,6 +75,7 @@ export async function runPeapod(
           seconds,
           ok: sha256 === swarm.sha256,
           sha256,
+          ...(typeof summary?.['seconds'] === 'number' ? { jobSeconds: summary['seconds'] } : {}),
           ...(bySource === undefined ? {} : { bySource }),
         };
       }),

@@ -28,6 +28,8 @@ export interface PeerResult {
   readonly ok: boolean;
   readonly sha256?: string;
   readonly error?: string;
+  /** The job's own time, where the client reports it (`peapod fetch --json`: the daemon's). */
+  readonly jobSeconds?: number;
   /** Bytes by source, where the client reports them (`peapod fetch --json`). */
   readonly bySource?: Readonly<Record<string, number>>;
 }
@@ -187,12 +189,14 @@ export function printReport(
   }
 }
 
-/** ` (34% from the seed)` where the peer reports its sources; empty otherwise. */
+/** ` (job 33.2 s, 34% from the seed)`: what the peer's client reports; empty where nothing. */
 function fromSeed(peer: PeerResult): string {
-  if (peer.bySource === undefined) return '';
-  const total = Object.values(peer.bySource).reduce((sum, bytes) => sum + bytes, 0);
-  const seed = peer.bySource['seed'] ?? 0;
-  return total > 0 ? ` (${((seed / total) * 100).toFixed(0)}% from the seed)` : '';
+  const parts: string[] = [];
+  if (peer.jobSeconds !== undefined) parts.push(`job ${peer.jobSeconds.toFixed(2)} s`);
+  const total = Object.values(peer.bySource ?? {}).reduce((sum, bytes) => sum + bytes, 0);
+  const seed = peer.bySource?.['seed'] ?? 0;
+  if (total > 0) parts.push(`${((seed / total) * 100).toFixed(0)}% from the seed`);
+  return parts.length > 0 ? ` (${parts.join(', ')})` : '';
 }
 
 /** `0.4-21.9 s, 93% busy`: when a link carried traffic and how much of it at >= 80 % of rate. */
