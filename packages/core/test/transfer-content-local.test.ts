@@ -179,3 +179,42 @@ test('content-removed during a download: the chunks are fetched from a peer at o
   assert.deepEqual(mesh.deliveredBytes(0, 1), data);
   assert.deepEqual(requestedHashes(sent).sort(), hashesOf(manifest, [4, 5]));
 });
+
+test('a selection with some chunks held: only the selected chunks not held are requested', () => {
+  const data = testBytes(10 * CHUNK + 99, 56);
+  const manifest = manifestOf(data);
+  const mesh = new Mesh([{}, {}]);
+  mesh.connect(0, 1);
+  const sent = tapSent(mesh, 0, 1);
+  mesh.drive();
+  mesh.seedContent(1, manifest, data);
+  mesh.seedContent(0, manifest, data, [0, 3, 4, 10]);
+  mesh.input(0, {
+    type: 'start-download',
+    nowMs: mesh.nowMs,
+    downloadId: 1,
+    source: {
+      kind: 'content',
+      contentId: manifest.contentId,
+      manifest,
+      chunks: [
+        { start: 2, end: 5 },
+        { start: 9, end: 11 },
+      ],
+    },
+  });
+  mesh.runUntil(() => completed(mesh, 0, 1), 60_000);
+  assert.deepEqual(requestedHashes(sent).sort(), hashesOf(manifest, [2, 9]));
+  assert.deepEqual(finalShares(mesh, 0, 1), {
+    self: 2 * CHUNK + 99,
+    [toHex(mesh.nodes[1]!.deviceId)]: 2 * CHUNK,
+  });
+  const pieces = mesh.nodes[0]!.delivered.get(1)!;
+  assert.deepEqual(
+    pieces.map((p) => p.offset),
+    [2, 3, 4, 9, 10].map((i) => i * CHUNK),
+  );
+  for (const piece of pieces) {
+    assert.deepEqual(piece.bytes, data.subarray(piece.offset, piece.offset + piece.bytes.length));
+  }
+});

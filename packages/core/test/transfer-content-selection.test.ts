@@ -276,3 +276,35 @@ test('property: pieces map to the selected chunks and back, and positions to con
     { numRuns: 300 },
   );
 });
+
+test('property: a stall timeout is accepted exactly when it is a positive integer', () => {
+  const data = testBytes(2 * CHUNK, 12);
+  const manifest = manifestOf(data);
+  fc.assert(
+    fc.property(
+      fc.oneof(
+        fc.integer({ min: -5, max: 100_000 }),
+        fc.double({ noNaN: false }),
+        fc.constantFrom(null, '1000', Number.MAX_SAFE_INTEGER + 1, Infinity),
+      ),
+      (stallTimeoutMs) => {
+        const start = (): void =>
+          bareCore().handle({
+            type: 'start-download',
+            nowMs: 0,
+            downloadId: 1,
+            source: {
+              kind: 'content',
+              contentId: manifest.contentId,
+              manifest,
+              stallTimeoutMs: stallTimeoutMs as number,
+            },
+          });
+        if (Number.isSafeInteger(stallTimeoutMs) && (stallTimeoutMs as number) > 0) start();
+        else
+          assert.throws(start, { code: 'PEAPOD_ERR_INVALID_ARGUMENT', message: /stallTimeoutMs/ });
+      },
+    ),
+    { numRuns: 200 },
+  );
+});

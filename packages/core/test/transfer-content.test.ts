@@ -74,6 +74,14 @@ test('the manifest is fetched from a peer and checked against the content ID', (
   startContent(mesh, 0, 2, data, false);
   mesh.runUntil(() => completed(mesh, 0, 2), 60_000);
   assert.deepEqual(mesh.deliveredBytes(0, 2), data);
+  // The host learned the manifest once, before any chunk was stored.
+  const node = mesh.nodes[0]!;
+  const reported = mesh.eventsOf(0, 'download:manifest');
+  assert.equal(reported.length, 1);
+  assert.equal(reported[0]!.downloadId, 2);
+  assert.deepEqual(reported[0]!.manifest.contentId, manifestOf(data).contentId);
+  const firstStore = node.events.findIndex((e) => e.type === 'download:progress');
+  assert.ok(node.events.indexOf(reported[0]!) < firstStore, 'manifest reported before progress');
 });
 
 test('a download started before any peer announces waits, then completes', () => {

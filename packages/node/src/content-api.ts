@@ -116,6 +116,7 @@ export class ContentApi {
       const answer = await this.options.manifestFromPod(contentId);
       if (!answer.ok) return sendJson(res, 409, { error: answer.message });
       manifest = answer.manifest;
+      if (res.destroyed) return; // the client left while the pod was asked: nobody waits
     }
     let selection: Selection | undefined;
     let claim: OutputClaim | undefined;

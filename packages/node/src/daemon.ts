@@ -108,6 +108,8 @@ export class Daemon {
   private readonly refused = new RefusedPeers();
   /** Open from `start` to `stop` (with a data directory). */
   private store: ChunkStore | undefined;
+  /** Chunk writes in flight: they settle before the store closes. */
+  private readonly storeWrites = new Set<Promise<unknown>>();
 
   constructor(private readonly config: DaemonConfig) {
     const { logger } = config;
@@ -136,6 +138,7 @@ export class Daemon {
         corruptForPeers: config.corruptForPeers,
         store: () => this.store,
         onStoreFailed: (contentId, message) => this.api.content.failContent(contentId, message),
+        storeWrites: this.storeWrites,
       }),
     });
     this.jobs = new JobFactory({
@@ -229,6 +232,7 @@ export class Daemon {
       await rm(join(this.config.dataDir, DAEMON_RUN_FILE), { force: true });
     }
     await this.proxy.close();
+    await Promise.all(this.storeWrites);
     this.store?.close();
     this.store = undefined;
   }

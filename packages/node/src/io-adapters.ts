@@ -39,6 +39,8 @@ export interface IoAdapterOptions {
   readonly store?: () => ChunkStoreApi | undefined;
   /** The store could not keep a chunk of `contentId`: fail that content's jobs with `message`. */
   readonly onStoreFailed?: (contentId: Uint8Array, message: string) => void;
+  /** Every store write started, settled or not (the daemon lets them settle before closing). */
+  readonly storeWrites?: Set<Promise<unknown>>;
 }
 
 /** The adapters for `NodeHostOptions.transfers`. */
@@ -119,8 +121,10 @@ export function ioAdapters(
           });
         });
         writing.set(key, settled);
+        options.storeWrites?.add(settled);
         void settled.then(() => {
           if (writing.get(key) === settled) writing.delete(key);
+          options.storeWrites?.delete(settled);
         });
       },
     },

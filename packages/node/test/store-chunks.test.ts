@@ -10,6 +10,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
 import { toHex } from '@peapod/core';
 import { ChunkStore } from '../src/store/chunk-store.js';
 import type { StoreFullError } from '../src/store/store-api.js';
@@ -230,6 +231,30 @@ describe('ChunkStore', () => {
     store.close();
   });
 
+  test('a content removed while its puts are in flight keeps nothing', async () => {
+    const { store, dir } = await freshStore();
+    const content = makeContent(SEED, [11, 12, 13, 14]);
+    store.addContent(content.manifest, { kind: 'fetched' }, { pinned: false });
+    const puts = content.chunks.map((bytes, index) =>
+      store.putChunk(content.manifest.contentId, index, bytes),
+    );
+    // One put committed, the others waiting or writing: remove lands among them.
+    await puts[0];
+    assert.equal(await store.remove(content.manifest.contentId), true);
+    await Promise.all(puts);
+    assert.deepEqual(store.list(), []);
+    assert.equal(store.usage().storedBytes, 0);
+    store.close();
+    assert.equal(await chunkFileCount(dir), 0);
+    const reopened = await freshStore(64 * CHUNK_BYTES, dir);
+    assert.deepEqual(reopened.store.recovery, {
+      temporaryFilesRemoved: 0,
+      orphanFilesRemoved: 0,
+      rowsDropped: 0,
+    });
+    reopened.store.close();
+  });
+
   test('over budget, the least recently used chunks of unpinned contents go first; pinned ones stay', async () => {
     const { store, dropped } = await freshStore(4 * CHUNK_BYTES);
     const pinned = makeContent(SEED, [100]);
@@ -369,6 +394,54 @@ describe('ChunkStore', () => {
     store.close();
     const { store: next } = await freshStore(1, dir);
     next.close();
+  });
+
+  test('an index that is not a database, or of another schema version, is refused with a sentence', async () => {
+    const damaged = join(root, `damaged-${serial++}`);
+    await mkdir(damaged, { recursive: true });
+    await writeFile(
+      join(damaged, 'index.sqlite'),
+      'this is not SQLite, only long enough to be read as a header '.repeat(4),
+    );
+    await assert.rejects(
+      ChunkStore.open({ dir: damaged, budgetBytes: 1 }),
+      /is damaged .*move the store directory aside/,
+    );
+    const { store, dir } = await freshStore();
+    store.close();
+    const db = new Database(join(dir, 'index.sqlite'));
+    db.prepare('UPDATE schema_version SET version = 99').run();
+    db.close();
+    await assert.rejects(
+      ChunkStore.open({ dir, budgetBytes: 1 }),
+      /has schema version 99, and this PeaPod reads version 1/,
+    );
+  });
+
+  test('the @example of ChunkStore.open runs as written', async () => {
+    // The example is plain JavaScript with `ChunkStore` and `dir` in scope; `expr; // => JSON`
+    // asserts that the expression deep-equals the JSON value (as core's content-examples test).
+    const source = await readFile(
+      new URL('../../src/store/chunk-store.ts', import.meta.url),
+      'utf8',
+    );
+    const example = /@example\n((?:\s+\*(?! @)(?!\/).*\n)+)/.exec(source)?.[1];
+    assert.ok(example, 'ChunkStore.open has an @example');
+    const body = example
+      .split('\n')
+      .map((line) => line.replace(/^\s*\* ?/, ''))
+      .map((line) => {
+        const check = /^(.*); \/\/ => (.*)$/.exec(line);
+        return check ? `assertEqual(${check[1]}, ${check[2]});` : line;
+      })
+      .join('\n');
+    const AsyncFunction = Object.getPrototypeOf(async () => undefined).constructor as new (
+      ...args: string[]
+    ) => (...values: unknown[]) => Promise<void>;
+    const run = new AsyncFunction('ChunkStore', 'dir', 'assertEqual', body);
+    await run(ChunkStore, join(root, `example-${serial++}`), (actual: unknown, expected: unknown) =>
+      assert.deepEqual(JSON.parse(JSON.stringify(actual)), expected),
+    );
   });
 
   test('misuse throws PEAPOD_ERR_INVALID_ARGUMENT naming the argument', async () => {

@@ -465,6 +465,9 @@ export class NodeHost implements NetworkEndpoint, OriginClient, DiscoveryNode {
       case 'url:lookup':
         // The simulator's scenarios start content and URL downloads directly; none looks a URL up.
         break;
+      case 'download:manifest':
+        // The simulated store keeps chunks by hash; it needs no manifest before them.
+        break;
       case 'peer:banned':
         ctx.trace.note(this.now, this.index, `peer:banned ${toHex(event.deviceId).slice(0, 8)}`);
         ctx.onBanned(this.index, toHex(event.deviceId), event.detail);

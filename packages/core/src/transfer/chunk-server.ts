@@ -174,6 +174,11 @@ export class ChunkServer {
     return true;
   }
 
+  /** Whether any chunk of the content is held. */
+  holdsAnyChunk(contentId: Uint8Array): boolean {
+    return (this.contents.get(toHex(contentId))?.held.size ?? 0) > 0;
+  }
+
   /** Whether the chunk is held. */
   holds(key: string, index: number): boolean {
     return this.contents.get(key)?.held.has(index) ?? false;

@@ -134,9 +134,12 @@ export class ContentDownload implements DownloadJob {
     private readonly reader: ChunkReader,
   ) {
     this.key = toHex(contentId);
-    this.manifestFetch = new ManifestFetch(ctx, contentId, this.key, (manifest, at) =>
-      this.begin(manifest, at),
-    );
+    this.manifestFetch = new ManifestFetch(ctx, contentId, this.key, (manifest, at) => {
+      // The host learns it before any chunk (its store indexes chunks by it; a tree's file
+      // table says where the bytes go).
+      ctx.event({ type: 'download:manifest', downloadId: jobId, manifest });
+      this.begin(manifest, at);
+    });
     this.chunks = options.chunks;
     this.watch =
       options.stallTimeoutMs === undefined

@@ -9,7 +9,7 @@
  *
  * It is its own request handler: the engine routes the request's DATA and STATUS here.
  */
-import { decodeManifest, MANIFEST_HEADER_BYTES, type Manifest } from '../content/manifest.js';
+import { decodeManifest, MANIFEST_BYTES_MAX, type Manifest } from '../content/manifest.js';
 import {
   Capability,
   TransferStatus,
@@ -17,12 +17,6 @@ import {
   type StatusMessage,
 } from '../wire/messages.js';
 import type { RequestHandler, TransferContext } from './transfer-context.js';
-
-/**
- * Largest manifest: the header, 2^20 hashes and a tree's file table (at most 16 MiB, with its
- * u32 count).
- */
-const MANIFEST_BYTES_MAX = MANIFEST_HEADER_BYTES + 2 ** 20 * 32 + 4 + 16 * 1024 * 1024;
 
 /** How long a link that refused the manifest is not asked again. */
 const MANIFEST_RETRY_MS = 5_000;

@@ -61,6 +61,8 @@ export type DownloadSource =
       /** The manifest, when the host has it; otherwise the core fetches it from peers. */
       readonly manifest?: Manifest;
       /**
+       * Requires `manifest` (the ranges are checked against its chunk count); ranges sorted,
+       * disjoint, non-empty.
        * Fetch and deliver only these chunks (`peapod fetch --only GLOB`: the chunks that hold
        * the chosen files). `deliver` offsets stay content offsets: the selected chunks' ranges
        * are delivered in order, the rest skipped. Default: every chunk.
@@ -365,6 +367,16 @@ export type TransferEvent =
       readonly detail: string;
       /** What the host does next (fallback-policy.ts); it never re-decides. */
       readonly fallback: DownloadFallback;
+    }
+  /**
+   * A content download started without a manifest got it from a peer (checked against the
+   * content ID), before any of its chunks: the host records it (its store indexes chunks by
+   * it) and learns the layout (a tree's file table).
+   */
+  | {
+      readonly type: 'download:manifest';
+      readonly downloadId: number;
+      readonly manifest: Manifest;
     }
   /** The answer to `lookup-url`: every pod member's mappings for the URL (maybe none). */
   | {

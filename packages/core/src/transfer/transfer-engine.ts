@@ -18,7 +18,7 @@
  * Jobs are scheduled in priority order (lower number first) after every input, each seeing the
  * pipeline slots the more urgent ones took.
  */
-import { equalBytes, toHex } from '../bytes.js';
+import { toHex } from '../bytes.js';
 import type { CryptoProvider } from '../crypto-provider.js';
 import type { Manifest } from '../content/manifest.js';
 import { invalidArgument, PeapodError } from '../errors.js';
@@ -113,10 +113,8 @@ export class TransferEngine {
       },
     };
     this.helper = new FetchHelper(this.context);
-    // Any held chunk counts (url-index.ts); heldContents lists only contents with one.
-    this.urls = new UrlIndex(this.context, (contentId) =>
-      this.server.heldContents().some((held) => equalBytes(held.contentId, contentId)),
-    );
+    // Any held chunk counts (url-index.ts).
+    this.urls = new UrlIndex(this.context, (contentId) => this.server.holdsAnyChunk(contentId));
   }
 
   /** Next queued output, if any. */

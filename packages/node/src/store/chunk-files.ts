@@ -1,6 +1,6 @@
 /**
  * The chunk files of the store: one file per chunk hash at `<dir>/chunks/<2 hex>/<64 hex>`, the
- * name being the SHA-256 of the bytes (store-api.ts). This module only moves bytes; which files
+ * name being the SHA-256 of the bytes (store-api.ts). This module moves and checks bytes; which files
  * should exist is the index's business (store-index.ts), and the order of the two is
  * chunk-store.ts's: a file is complete on disk before the index names it, and the index forgets
  * it before the file is unlinked, so a crash between the two leaves an orphan file (deleted by
@@ -13,14 +13,15 @@
  * Anything that goes wrong removes the temporary file (and the final one, if the rename was
  * done), and the error goes to the caller as it came (ENOSPC is the caller's to explain).
  *
- * Reads never throw for what the disk holds: a missing file, a short or unreadable one is
- * `undefined`, for the caller to treat like a copy that failed its check. The same goes for
+ * Reads never throw for what the disk holds, and `readVerified` checks the SHA-256: a missing
+ * file, a short, long, unreadable or changed one is `undefined`, a copy that failed its check. The same goes for
  * reads of a user's file by path and offset (references), which are opened read-only and never
  * written, truncated or unlinked here.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { ChunkLocation } from './store-index.js';
 
 /** The prefix of a chunk file being written; recovery deletes every file that has it. */
 export const TEMPORARY_PREFIX = '.tmp-';
@@ -36,6 +37,14 @@ export interface ChunkFileScan {
   readonly chunkSizes: Map<string, number>;
   /** Other regular files in the chunk directories (paths): not ours to keep. */
   readonly strayPaths: string[];
+}
+
+export function sha256(bytes: Uint8Array): Uint8Array {
+  return createHash('sha256').update(bytes).digest();
+}
+
+export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return Buffer.compare(a, b) === 0;
 }
 
 /** A view of bytes Node read, as a plain `Uint8Array` (no `Buffer` semantics for callers). */
@@ -138,6 +147,19 @@ export class ChunkFiles {
     } finally {
       await handle?.close().catch(() => undefined);
     }
+  }
+
+  /**
+   * The `length` bytes at `location` if they hash to its SHA-256; undefined for anything else
+   * (missing, short, long, changed).
+   */
+  async readVerified(location: ChunkLocation, length: number): Promise<Uint8Array | undefined> {
+    const bytes =
+      location.kind === 'file'
+        ? await this.read(Buffer.from(location.hash).toString('hex'))
+        : await this.readReference(location.path, location.offset, length);
+    if (bytes === undefined || bytes.length !== length) return undefined;
+    return sameBytes(sha256(bytes), location.hash) ? bytes : undefined;
   }
 
   /** Deletes the chunk file of `hashHex` (gone already is fine). */

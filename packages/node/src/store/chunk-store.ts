@@ -18,18 +18,16 @@
  *   fails is dropped alone; the user's file is only ever opened read-only.
  * - Budget. `storedBytes` (chunk files, counted in memory from the index at open) plus the bytes
  *   of writes in flight never exceed `budgetBytes`: a put that would cross it first evicts the
- *   least recently used chunk files that no pinned content uses (`use_seq` order), or fails with
- *   StoreFullError when pinned files leave no room. References cost nothing.
- * - Last use. Reads and puts record uses in memory (a counter for the eviction order, a clock
- *   time for `peapod ls`) and write them in one transaction: before an eviction decision, at
- *   `list`, at `close`, and at most `TOUCH_FLUSH_MS` after a use. A crash loses at most those
- *   uses (an eviction order slightly off), never a chunk.
+ *   least recently used chunk files that no pinned content uses (`use_seq` order), waits when
+ *   only other writes in flight are in the way, or fails with StoreFullError when pinned files
+ *   leave no room. References cost nothing.
+ * - Last use. Reads and puts record uses in memory and write them in batches (store-uses.ts);
+ *   an eviction decision flushes them first, so the order it follows is exact.
  * - Callbacks. `onChunksDropped` runs after the change committed, once per content, with the
  *   indices ascending; it must not throw.
  * - One process. The index's exclusive lock keeps a second process out (store-index.ts). Let
  *   every pending call settle before `close`.
  */
-import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import {
@@ -43,9 +41,10 @@ import {
   type Manifest,
 } from '@peapod/core';
 import { createNodeCryptoProvider } from '../node-crypto-provider.js';
-import { ChunkFiles, errorCode } from './chunk-files.js';
+import { ChunkFiles, errorCode, sameBytes, sha256 } from './chunk-files.js';
 import { KeyLocks } from './key-locks.js';
 import { recoverStore } from './store-recovery.js';
+import { UseLog } from './store-uses.js';
 import {
   StoreFullError,
   type ChunkReference,
@@ -58,24 +57,12 @@ import {
 import {
   StoreIndex,
   type ChunkFileRow,
-  type ChunkFileTouch,
   type ChunkLocation,
   type DroppedChunk,
 } from './store-index.js';
 
-/** The longest a recorded use waits in memory before it is written to the index. */
-export const TOUCH_FLUSH_MS = 2_000;
-
 const INDEX_FILE = 'index.sqlite';
 const CHUNKS_DIRECTORY = 'chunks';
-
-function sha256(bytes: Uint8Array): Uint8Array {
-  return createHash('sha256').update(bytes).digest();
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return Buffer.compare(a, b) === 0;
-}
 
 function invalid(name: string, problem: string): never {
   throw new PeapodError('PEAPOD_ERR_INVALID_ARGUMENT', `${name}: ${problem}`);
@@ -93,13 +80,12 @@ function isDiskFull(error: unknown): boolean {
 export class ChunkStore implements ChunkStoreApi {
   private storedBytesNow: number;
   private reservedBytes = 0;
-  private useSeq: number;
-  private readonly fileTouches = new Map<string, ChunkFileTouch>();
-  private readonly contentTouches = new Map<string, [Uint8Array, number]>();
-  private flushTimer: NodeJS.Timeout | undefined;
+  /** Puts waiting for writes in flight to settle before they can make room. */
+  private readonly reservationWaiters: Array<() => void> = [];
   private closed = false;
   private readonly manifests = new Map<string, Manifest>();
   private readonly locks = new KeyLocks();
+  private readonly uses: UseLog;
   private readonly crypto: CryptoProvider = createNodeCryptoProvider();
 
   private constructor(
@@ -109,7 +95,7 @@ export class ChunkStore implements ChunkStoreApi {
     readonly recovery: RecoveryReport,
   ) {
     this.storedBytesNow = index.storedBytes();
-    this.useSeq = index.maxUseSeq();
+    this.uses = new UseLog(index);
   }
 
   /**
@@ -117,8 +103,9 @@ export class ChunkStore implements ChunkStoreApi {
    * @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT for a budget that is not a non-negative
    * safe integer; StoreIndexOpenError when another process holds the store.
    * @example
-   * const store = await ChunkStore.open({ dir: '/tmp/store', budgetBytes: 2 ** 30 });
-   * store.recovery.orphanFilesRemoved; // => 0 after a clean stop
+   * const store = await ChunkStore.open({ dir, budgetBytes: 2 ** 30 });
+   * store.recovery; // => {"temporaryFilesRemoved":0,"orphanFilesRemoved":0,"rowsDropped":0}
+   * store.close();
    */
   static async open(options: StoreOptions): Promise<ChunkStore> {
     if (!Number.isSafeInteger(options.budgetBytes) || options.budgetBytes < 0) {
@@ -183,7 +170,7 @@ export class ChunkStore implements ChunkStoreApi {
   }
 
   list(): StoredContent[] {
-    this.flushTouches();
+    this.uses.flush();
     return this.index.contents().map((row) => ({
       contentId: toHex(row.contentId),
       manifest: this.requireManifest(row.contentId, 'list'),
@@ -221,8 +208,9 @@ export class ChunkStore implements ChunkStoreApi {
     const manifest = this.requireManifest(contentId, 'contentId');
     for (const reference of references) {
       this.chunkHash(manifest, reference.index);
-      if (!isAbsolute(reference.path))
+      if (!isAbsolute(reference.path)) {
         invalid('references.path', `must be absolute: ${reference.path}`);
+      }
       if (!Number.isSafeInteger(reference.offset) || reference.offset < 0) {
         invalid('references.offset', `must be a non-negative integer, got ${reference.offset}`);
       }
@@ -238,14 +226,14 @@ export class ChunkStore implements ChunkStoreApi {
       ),
     );
     this.unlinkFreed(freed);
-    this.touchContent(contentId);
+    this.uses.useContent(contentId);
   }
 
   async readChunk(contentId: Uint8Array, index: number): Promise<Uint8Array | undefined> {
     const location = this.index.location(contentId, index);
     if (location === undefined) return undefined;
     const length = chunkLength(this.requireManifest(contentId, 'contentId'), index);
-    const bytes = await this.readVerified(location, length);
+    const bytes = await this.files.readVerified(location, length);
     if (bytes !== undefined) {
       this.touch(contentId, location);
       return bytes;
@@ -257,6 +245,41 @@ export class ChunkStore implements ChunkStoreApi {
     return this.locks.run(toHex(location.hash), () =>
       this.confirmFailedFile(contentId, index, location, length),
     );
+  }
+
+  async remove(contentId: Uint8Array): Promise<boolean> {
+    if (!this.index.contentExists(contentId)) return false;
+    const held = this.index.heldIndices(contentId);
+    const freed = this.commit(() => this.index.deleteContent(contentId));
+    const hex = toHex(contentId);
+    this.manifests.delete(hex);
+    this.uses.forgetContent(hex);
+    this.report(held.map((index) => ({ contentId, index })));
+    await Promise.all(this.unlinkFreed(freed));
+    return true;
+  }
+
+  mapUrl(url: string, validator: string, contentId: Uint8Array): void {
+    if (url.length === 0) invalid('url', 'must not be empty');
+    if (!this.index.contentExists(contentId)) {
+      invalid('contentId', `content ${toHex(contentId)} is not in the store (addContent first)`);
+    }
+    this.commit(() => this.index.mapUrl(url, validator, contentId, Date.now()));
+  }
+
+  urlContents(url: string): Array<{ readonly validator: string; readonly contentId: Uint8Array }> {
+    return this.index.urlContents(url);
+  }
+
+  urlMappings(): Array<{ url: string; validator: string; contentId: Uint8Array }> {
+    return this.index.urlMappings();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.uses.close();
+    this.closed = true;
+    this.index.close();
   }
 
   /** A reference failed its check: drop its row if it is still the same reference. */
@@ -285,7 +308,7 @@ export class ChunkStore implements ChunkStoreApi {
   ): Promise<Uint8Array | undefined> {
     const now = this.index.location(contentId, index);
     if (now?.kind !== 'file' || !sameBytes(now.hash, location.hash)) return undefined;
-    const again = await this.readVerified(now, length);
+    const again = await this.files.readVerified(now, length);
     if (again !== undefined) {
       this.touch(contentId, now);
       return again;
@@ -294,7 +317,7 @@ export class ChunkStore implements ChunkStoreApi {
     if (result === undefined) return undefined;
     const hashHex = toHex(location.hash);
     this.storedBytesNow -= result.sizeBytes;
-    this.fileTouches.delete(hashHex);
+    this.uses.forgetFile(hashHex);
     await this.files.remove(hashHex);
     this.report(result.dropped);
     return undefined;
@@ -311,41 +334,6 @@ export class ChunkStore implements ChunkStoreApi {
       if ((error as Partial<StoreFullError>).code === 'PEAPOD_ERR_STORE_FULL') return undefined;
       throw error;
     }
-  }
-
-  async remove(contentId: Uint8Array): Promise<boolean> {
-    if (!this.index.contentExists(contentId)) return false;
-    const held = this.index.heldIndices(contentId);
-    const freed = this.commit(() => this.index.deleteContent(contentId));
-    const hex = toHex(contentId);
-    this.manifests.delete(hex);
-    this.contentTouches.delete(hex);
-    this.report(held.map((index) => ({ contentId, index })));
-    await Promise.all(this.unlinkFreed(freed));
-    return true;
-  }
-
-  mapUrl(url: string, validator: string, contentId: Uint8Array): void {
-    if (url.length === 0) invalid('url', 'must not be empty');
-    if (!this.index.contentExists(contentId)) {
-      invalid('contentId', `content ${toHex(contentId)} is not in the store (addContent first)`);
-    }
-    this.commit(() => this.index.mapUrl(url, validator, contentId, Date.now()));
-  }
-
-  urlContents(url: string): Array<{ readonly validator: string; readonly contentId: Uint8Array }> {
-    return this.index.urlContents(url);
-  }
-
-  urlMappings(): Array<{ url: string; validator: string; contentId: Uint8Array }> {
-    return this.index.urlMappings();
-  }
-
-  close(): void {
-    if (this.closed) return;
-    this.flushTouches();
-    this.closed = true;
-    this.index.close();
   }
 
   /** Under the hash's lock: dedup, or make room and write the chunk file, then its rows. */
@@ -369,26 +357,35 @@ export class ChunkStore implements ChunkStoreApi {
       this.touch(contentId, location);
       return;
     }
-    evicted.push(...this.makeRoom(bytes.length));
+    for (;;) {
+      const room = this.makeRoom(bytes.length);
+      if (room !== 'wait') {
+        evicted.push(...room);
+        break;
+      }
+      await new Promise<void>((resolve) => this.reservationWaiters.push(resolve));
+    }
     this.reservedBytes += bytes.length;
     const hashHex = toHex(hash);
     try {
       await this.files.write(hashHex, bytes);
       const kept = this.commit(() => {
         if (!this.index.contentExists(contentId)) return false;
-        this.index.insertChunkFile(hash, bytes.length, this.nextTouch(hash));
+        this.index.insertChunkFile(hash, bytes.length, this.uses.next(hash));
         this.index.setLocation(contentId, index, location);
         return true;
       });
       if (kept) {
         this.storedBytesNow += bytes.length;
-        this.touchContent(contentId);
+        this.uses.useContent(contentId);
       } else await this.files.remove(hashHex);
     } catch (error) {
       await this.files.remove(hashHex);
       throw isDiskFull(error) ? this.diskFull(error) : error;
     } finally {
       this.reservedBytes -= bytes.length;
+      const waiters = this.reservationWaiters.splice(0);
+      for (const wake of waiters) wake();
     }
   }
 
@@ -412,21 +409,29 @@ export class ChunkStore implements ChunkStoreApi {
   }
 
   /**
-   * Evicts least recently used unpinned chunk files until `sizeBytes` more fit the budget.
-   * @throws StoreFullError when pinned chunk files (and writes in flight) leave no room.
+   * Evicts least recently used unpinned chunk files until `sizeBytes` more fit the budget, or
+   * says 'wait' when only the writes in flight are in the way (they become evictable once
+   * committed).
+   * @throws StoreFullError when pinned chunk files leave no room.
    */
-  private makeRoom(sizeBytes: number): DroppedChunk[] {
+  private makeRoom(sizeBytes: number): DroppedChunk[] | 'wait' {
     const budget = this.options.budgetBytes;
     const over = this.storedBytesNow + this.reservedBytes + sizeBytes - budget;
     if (over <= 0) return [];
-    this.flushTouches();
-    const pinned = this.index.pinnedBytes();
-    if (pinned + this.reservedBytes + sizeBytes > budget) {
-      throw new StoreFullError(
-        `The chunk store is full: its budget is ${mebibytes(budget)} and pinned content (shared or kept) takes ${mebibytes(pinned)}, so a ${mebibytes(sizeBytes)} chunk does not fit; raise the budget with --store-budget or PEAPOD_STORE_BUDGET, or remove content with peapod rm.`,
-      );
-    }
+    this.uses.flush();
     const victims = this.index.evictionCandidates(over);
+    const evictable = victims.reduce((sum, victim) => sum + victim.sizeBytes, 0);
+    if (evictable < over) {
+      // Every unpinned file together is not enough: what is left is pinned. (Not a query
+      // over all files: a full store evicts on every put.)
+      const pinned = this.storedBytesNow - evictable;
+      if (pinned + sizeBytes > budget) {
+        throw new StoreFullError(
+          `The chunk store is full: its budget is ${mebibytes(budget)} and pinned content (shared or kept) takes ${mebibytes(pinned)}, so a ${mebibytes(sizeBytes)} chunk does not fit; raise the budget with --store-budget or PEAPOD_STORE_BUDGET, or remove content with peapod rm.`,
+        );
+      }
+      return 'wait';
+    }
     const dropped = this.commit(() =>
       victims.flatMap((victim) => {
         const result = this.index.dropChunkFile(victim.hash);
@@ -454,25 +459,13 @@ export class ChunkStore implements ChunkStoreApi {
    */
   private unlinkUnindexed(hash: Uint8Array): Promise<void> {
     const hashHex = toHex(hash);
-    this.fileTouches.delete(hashHex);
+    this.uses.forgetFile(hashHex);
     return this.locks
       .run(hashHex, async () => {
         if (this.closed || this.index.chunkFileSize(hash) !== undefined) return;
         await this.files.remove(hashHex);
       })
       .catch(() => undefined);
-  }
-
-  private async readVerified(
-    location: ChunkLocation,
-    length: number,
-  ): Promise<Uint8Array | undefined> {
-    const bytes =
-      location.kind === 'file'
-        ? await this.files.read(toHex(location.hash))
-        : await this.files.readReference(location.path, location.offset, length);
-    if (bytes === undefined || bytes.length !== length) return undefined;
-    return sameBytes(sha256(bytes), location.hash) ? bytes : undefined;
   }
 
   /** Calls `onChunksDropped` once per content, indices ascending. */
@@ -509,38 +502,8 @@ export class ChunkStore implements ChunkStoreApi {
     );
   }
 
-  private nextTouch(hash: Uint8Array): ChunkFileTouch {
-    this.useSeq += 1;
-    return { hash, useSeq: this.useSeq, atMs: Date.now() };
-  }
-
   private touch(contentId: Uint8Array, location: ChunkLocation): void {
-    if (location.kind === 'file') {
-      this.fileTouches.set(toHex(location.hash), this.nextTouch(location.hash));
-    }
-    this.touchContent(contentId);
-  }
-
-  private touchContent(contentId: Uint8Array): void {
-    // A read that settles after close has nothing to record its use in.
-    if (this.closed) return;
-    this.contentTouches.set(toHex(contentId), [contentId, Date.now()]);
-    this.flushTimer ??= setTimeout(() => this.flushTouches(), TOUCH_FLUSH_MS).unref();
-  }
-
-  private flushTouches(): void {
-    if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
-    this.flushTimer = undefined;
-    if (this.fileTouches.size === 0 && this.contentTouches.size === 0) return;
-    try {
-      this.index.writeTouches(this.fileTouches.values(), this.contentTouches.values());
-    } catch (error) {
-      // On a full disk the uses are dropped: they only order eviction, and a flush from the
-      // timer must not throw.
-      if (!isDiskFull(error)) throw error;
-    } finally {
-      this.fileTouches.clear();
-      this.contentTouches.clear();
-    }
+    if (location.kind === 'file') this.uses.useFile(location.hash);
+    this.uses.useContent(contentId);
   }
 }

@@ -4,19 +4,7 @@
  * with their sizes and last use, and the URL mappings. Plain data in, plain data out: no file
  * is touched here, and the order of file and row changes is chunk-store.ts's.
  *
- * Tables (schema version 1):
- * - `contents`: one row per content: its encoded manifest (`encodeManifest`), layout, pin,
- *   origin (kind, path, url, validator), added and last used (ms since the epoch).
- * - `chunk_files`: one row per chunk file: its hash (the file's name), size, last use, and
- *   `use_seq`, a counter bumped on every use, which orders eviction exactly (two uses in one
- *   millisecond still have an order).
- * - `content_chunks`: the chunks held, one row per (content, index): the chunk's hash and
- *   exactly one location, `file_hash` (a chunk file, foreign key into `chunk_files`, so a file
- *   row cannot vanish under a chunk that uses it) or `reference_path` + `reference_offset`.
- *   A chunk file's reference count is the number of rows naming it, counted through the
- *   partial index `content_chunks_by_file`; there is no counter to drift.
- * - `url_mappings`: (url, validator) -> content; the rowid orders them (newest last).
- *   Deleting a content deletes its chunk rows and URL mappings (ON DELETE CASCADE).
+ * The tables are described in store-schema.ts.
  *
  * Durability settings. WAL mode with `synchronous = NORMAL`: a commit is written to the WAL but
  * not fsynced, so a process crash (kill -9) loses nothing, and a power cut may roll back the
@@ -34,55 +22,9 @@
  */
 import Database from 'better-sqlite3';
 import type { ContentOrigin } from './store-api.js';
+import { SCHEMA, SCHEMA_VERSION } from './store-schema.js';
 
-export const SCHEMA_VERSION = 1;
 const BUSY_TIMEOUT_MS = 2_000;
-
-const SCHEMA = `
-CREATE TABLE schema_version (version INTEGER NOT NULL);
-CREATE TABLE contents (
-  content_id BLOB PRIMARY KEY NOT NULL,
-  manifest BLOB NOT NULL,
-  total_bytes INTEGER NOT NULL,
-  chunk_size_bytes INTEGER NOT NULL,
-  chunk_count INTEGER NOT NULL,
-  pinned INTEGER NOT NULL CHECK (pinned IN (0, 1)),
-  origin_kind TEXT NOT NULL CHECK (origin_kind IN ('shared', 'fetched', 'url')),
-  origin_path TEXT,
-  origin_url TEXT,
-  origin_validator TEXT,
-  added_at_ms INTEGER NOT NULL,
-  last_used_at_ms INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE chunk_files (
-  hash BLOB PRIMARY KEY NOT NULL,
-  size_bytes INTEGER NOT NULL,
-  last_used_at_ms INTEGER NOT NULL,
-  use_seq INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX chunk_files_by_use ON chunk_files (use_seq);
-CREATE TABLE content_chunks (
-  content_id BLOB NOT NULL REFERENCES contents (content_id) ON DELETE CASCADE,
-  chunk_index INTEGER NOT NULL,
-  hash BLOB NOT NULL,
-  file_hash BLOB REFERENCES chunk_files (hash),
-  reference_path TEXT,
-  reference_offset INTEGER,
-  PRIMARY KEY (content_id, chunk_index),
-  CHECK ((file_hash IS NULL) <> (reference_path IS NULL)),
-  CHECK (file_hash IS NULL OR file_hash = hash),
-  CHECK ((reference_path IS NULL) = (reference_offset IS NULL))
-) WITHOUT ROWID;
-CREATE INDEX content_chunks_by_file ON content_chunks (file_hash) WHERE file_hash IS NOT NULL;
-CREATE TABLE url_mappings (
-  url TEXT NOT NULL,
-  validator TEXT NOT NULL,
-  content_id BLOB NOT NULL REFERENCES contents (content_id) ON DELETE CASCADE,
-  added_at_ms INTEGER NOT NULL,
-  UNIQUE (url, validator)
-);
-CREATE INDEX url_mappings_by_content ON url_mappings (content_id);
-`;
 
 /** Where a held chunk's bytes are. */
 export type ChunkLocation =
@@ -232,9 +174,6 @@ export class StoreIndex {
       unusedFiles: prepare(`SELECT hash, size_bytes FROM chunk_files f
         WHERE NOT EXISTS (SELECT 1 FROM content_chunks cc WHERE cc.file_hash = f.hash)`),
       storedBytes: prepare(`SELECT COALESCE(SUM(size_bytes), 0) FROM chunk_files`).pluck(),
-      pinnedBytes: prepare(
-        `SELECT COALESCE(SUM(size_bytes), 0) FROM chunk_files f WHERE ${PINNED_USER}`,
-      ).pluck(),
       evictable: prepare(`SELECT hash, size_bytes FROM chunk_files f WHERE NOT ${PINNED_USER}
         ORDER BY use_seq`),
       maxUseSeq: prepare(`SELECT COALESCE(MAX(use_seq), 0) FROM chunk_files`).pluck(),
@@ -247,8 +186,8 @@ export class StoreIndex {
 
   /**
    * Opens (creating if needed) the index at `path` and takes its lock.
-   * @throws StoreIndexOpenError when another process holds the store or the file was written
-   * by a newer schema.
+   * @throws StoreIndexOpenError when another process holds the store, the file was written by
+   * another schema version, or it is not a SQLite database.
    */
   static open(path: string): StoreIndex {
     const db = new Database(path, { timeout: BUSY_TIMEOUT_MS });
@@ -282,6 +221,12 @@ export class StoreIndex {
       if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') {
         throw new StoreIndexOpenError(
           `The chunk store index ${path} is in use by another PeaPod process; stop that daemon, or give this one another data directory.`,
+          { cause: error },
+        );
+      }
+      if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {
+        throw new StoreIndexOpenError(
+          `The chunk store index ${path} is damaged (${String(code)}); move the store directory aside (its chunks are fetched again as needed) and restart.`,
           { cause: error },
         );
       }
@@ -446,12 +391,10 @@ export class StoreIndex {
     return this.statements.storedBytes.get() as number;
   }
 
-  /** Bytes of the chunk files some pinned content uses (eviction cannot free them). */
-  pinnedBytes(): number {
-    return this.statements.pinnedBytes.get() as number;
-  }
-
-  /** Least recently used chunk files no pinned content uses, until they add up to `bytes`. */
+  /**
+   * Least recently used chunk files no pinned content uses, until they add up to `bytes` (all
+   * of them when they add up to less).
+   */
   evictionCandidates(bytes: number): ChunkFileRow[] {
     const chosen: ChunkFileRow[] = [];
     let total = 0;
