@@ -26,13 +26,14 @@
  *   [--lan 1Gbit] [--json] [--keep] [--log-level info] [--cli PATH]
  */
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import type * as RateLimit from '../packages/node/dist/src/rate-limit.js';
 import { LabPod, lastJson } from './lab-pod.js';
+import { LinkTimeline, SAMPLER, type LinkSummary } from './link-timeline.js';
 import {
   counterDelta,
   FRAME_EFFICIENCY,
@@ -214,8 +215,14 @@ async function main(): Promise<number> {
     const logBefore = (await accessLog()).length;
     const sentBefore = lab.sent(origin);
     const cpuBefore = pod.cpuSeconds();
+    // b's downlink (its bridge port, p3, transmits to it) while its get runs.
+    const sampler = processes.spawn(lab.bridgeNs, SAMPLER[0], SAMPLER.slice(1));
+    const timeline = new LinkTimeline(sampler, ['p3']);
     const second = await get(b);
     const cpu = pod.cpuSeconds().map((seconds, i) => seconds - cpuBefore[i]!);
+    await processes.stop(sampler);
+    const downlink = timeline.summarize(options.lanBytesPerSec)[0]!;
+    if (options.keep) await writeFile(join(root, 'b-downlink.csv'), timeline.csv());
     const originSent = counterDelta(sentBefore, lab.sent(origin));
     const requests = parseAccessLog((await accessLog()).slice(logBefore));
     const bodyBytes = requests.reduce((sum, request) => sum + request.bodyBytes, 0);
@@ -246,6 +253,7 @@ async function main(): Promise<number> {
         note: second.note,
         /** CPU seconds the daemons of a and b used during b's get (a shared machine). */
         daemonCpuSeconds: { a: cpu[0]!, b: cpu[1]! },
+        downlink,
       },
       originDuringB: {
         requests,
@@ -272,6 +280,7 @@ async function main(): Promise<number> {
           `(${(options.lanBytesPerSec / 1e6).toFixed(1)} MB/s; TCP under tbf carries at most ` +
           `${(FRAME_EFFICIENCY * 100).toFixed(1)}%), SHA-256 ${second.identical ? 'ok' : 'MISMATCH'}; ` +
           `sources ${sources.map((s) => `${s.source} ${formatBytes(s.bytes)}`).join(', ') || 'none reported'}` +
+          `; its downlink ${downlinkSpan(downlink)}` +
           `; daemon CPU during it: a ${cpu[0]!.toFixed(1)} s, b ${cpu[1]!.toFixed(1)} s, ` +
           `load ${loadavg()[0]!.toFixed(2)} after` +
           `${second.note === '' ? '' : `; note: ${second.note}`}`,
@@ -285,6 +294,17 @@ async function main(): Promise<number> {
     }
     return first.identical && second.identical ? 0 : 1;
   });
+}
+
+/** `0.4-12.9 s, 93% busy at >= 80% of the LAN rate, 27.1 MB/s peak`. */
+function downlinkSpan(link: LinkSummary): string {
+  if (link.firstBusySeconds === undefined || link.lastByteSeconds === undefined) {
+    return `${(link.bytes / 1e6).toFixed(1)} MB, never at half the LAN rate`;
+  }
+  return (
+    `${(link.bytes / 1e6).toFixed(1)} MB, ${link.firstBusySeconds.toFixed(1)}-` +
+    `${link.lastByteSeconds.toFixed(1)} s, ${(link.busyShare * 100).toFixed(0)}% of that at >= 80% of the LAN rate`
+  );
 }
 
 /** `304 x1 0 B, 206 x12 33.6 MB`: the requests grouped by status, with their body bytes. */
