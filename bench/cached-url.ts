@@ -280,7 +280,7 @@ async function main(): Promise<number> {
           `(${(options.lanBytesPerSec / 1e6).toFixed(1)} MB/s; TCP under tbf carries at most ` +
           `${(FRAME_EFFICIENCY * 100).toFixed(1)}%), SHA-256 ${second.identical ? 'ok' : 'MISMATCH'}; ` +
           `sources ${sources.map((s) => `${s.source} ${formatBytes(s.bytes)}`).join(', ') || 'none reported'}` +
-          `; its downlink ${downlinkSpan(downlink)}` +
+          `; its downlink ${downlinkSpan(downlink, options.sizeBytes)}` +
           `; daemon CPU during it: a ${cpu[0]!.toFixed(1)} s, b ${cpu[1]!.toFixed(1)} s, ` +
           `load ${loadavg()[0]!.toFixed(2)} after` +
           `${second.note === '' ? '' : `; note: ${second.note}`}`,
@@ -296,13 +296,14 @@ async function main(): Promise<number> {
   });
 }
 
-/** `0.4-12.9 s, 93% busy at >= 80% of the LAN rate, 27.1 MB/s peak`. */
-function downlinkSpan(link: LinkSummary): string {
+/** `281.2 MB (1.05x the object), 0.4-12.9 s, 93% of that at >= 80% of the LAN rate`. */
+function downlinkSpan(link: LinkSummary, sizeBytes: number): string {
+  const carried = `${(link.bytes / 1e6).toFixed(1)} MB (${(link.bytes / sizeBytes).toFixed(2)}x the object)`;
   if (link.firstBusySeconds === undefined || link.lastByteSeconds === undefined) {
-    return `${(link.bytes / 1e6).toFixed(1)} MB, never at half the LAN rate`;
+    return `${carried}, never at half the LAN rate`;
   }
   return (
-    `${(link.bytes / 1e6).toFixed(1)} MB, ${link.firstBusySeconds.toFixed(1)}-` +
+    `${carried}, ${link.firstBusySeconds.toFixed(1)}-` +
     `${link.lastByteSeconds.toFixed(1)} s, ${(link.busyShare * 100).toFixed(0)}% of that at >= 80% of the LAN rate`
   );
 }
