@@ -159,12 +159,17 @@ export async function runBitTorrent(
     await waitForSeed(swarm, infoHash, () => seed.exitCode !== null || tracker.exitCode !== null);
     say(`bittorrent: opentracker on ${swarm.trackerAddress}, aria2c seeding (scrape: 1 complete)`);
     measure('start');
+    const cpuSeconds: number[] = [];
     const started = performance.now();
     const peers = await Promise.all(
       swarm.peers.map(async (peer): Promise<PeerResult> => {
         const dir = join(swarm.outputDir, `bt-${peer.name}`);
         await mkdir(dir, { recursive: true });
-        const run = await processes.run(peer.ns, 'aria2c', [
+        // Through bash, whose `times` prints its children's CPU time (user, then system).
+        const run = await processes.run(peer.ns, 'bash', [
+          '-c',
+          'aria2c "$@"; code=$?; times >&2; exit $code',
+          'aria2c',
           ...ARIA2_COMMON,
           '--seed-time=0',
           '--summary-interval=0',
@@ -173,6 +178,7 @@ export async function runBitTorrent(
           torrentPath,
         ]);
         const seconds = (performance.now() - started) / 1000;
+        cpuSeconds.push(childCpuSeconds(run.stderr));
         if (run.code !== 0) {
           return { name: peer.name, seconds, ok: false, error: run.stderr.trim() || run.stdout };
         }
@@ -185,7 +191,8 @@ export async function runBitTorrent(
       peers,
       note:
         `aria2c ${ARIA2_COMMON.filter((flag) => flag.includes('peer-exchange')).join(' ')}, ` +
-        `leechers --seed-time=0, pieces of ${swarm.pieceLengthBytes / 1024} KiB, opentracker`,
+        `leechers --seed-time=0, pieces of ${swarm.pieceLengthBytes / 1024} KiB, opentracker; ` +
+        `leechers' CPU seconds ${cpuSeconds.map((n) => n.toFixed(1)).join(' + ')}`,
     };
   } finally {
     await processes.stop(seed);
@@ -213,4 +220,11 @@ async function waitForSeed(
     }
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
+}
+
+/** User + system seconds from bash's `times` line for children (`0m1.234s 0m0.567s`). */
+function childCpuSeconds(stderr: string): number {
+  const match = /(\d+)m([\d.]+)s (\d+)m([\d.]+)s\s*$/.exec(stderr);
+  if (match === null) return Number.NaN;
+  return Number(match[1]) * 60 + Number(match[2]) + Number(match[3]) * 60 + Number(match[4]);
 }
