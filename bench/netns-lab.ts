@@ -201,14 +201,21 @@ export interface RunResult {
 export class Processes {
   private readonly children: ChildProcess[] = [];
 
+  /** `niceness` > 0 runs every child under `nice -n niceness` (the bench's own CPU comes first). */
+  constructor(private readonly niceness = 0) {}
+
   spawn(
     ns: string | undefined,
     command: string,
     args: readonly string[],
     options: { env?: NodeJS.ProcessEnv; log?: string; cwd?: string } = {},
   ): ChildProcess {
+    const niced: [string, string[]] =
+      this.niceness === 0
+        ? [command, [...args]]
+        : ['nice', ['-n', String(this.niceness), command, ...args]];
     const [file, argv] =
-      ns === undefined ? [command, [...args]] : ['ip', ['netns', 'exec', ns, command, ...args]];
+      ns === undefined ? niced : ['ip', ['netns', 'exec', ns, niced[0], ...niced[1]]];
     const fd = options.log === undefined ? undefined : openSync(options.log, 'a');
     const child = spawn(file, argv, {
       env: options.env ?? process.env,

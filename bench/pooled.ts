@@ -64,9 +64,8 @@
  * Seconds are wall-clock time of the client process (aria2c; `peapod get`, which includes its
  * probe of the origin); `daemonSeconds` is the job time the daemon reports.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { createReadStream, closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -77,6 +76,7 @@ import { createPod, DataDir } from '@peapod/node';
 import type * as LocalPod from '../packages/node/dist/src/local-pod.js';
 import type * as RateLimit from '../packages/node/dist/src/rate-limit.js';
 import { LinkTimeline, parseQdiscDrops, SAMPLER, type LinkSummary } from './link-timeline.js';
+import { Processes, sh, sha256File } from './netns-lab.js';
 import {
   checkKind,
   devOriginFaults,
@@ -173,17 +173,6 @@ function parseArgs(argv: readonly string[]): Options {
     repeat,
     outputDir: argv.includes('--output-dir') ? value('--output-dir', '') : undefined,
   };
-}
-
-/** A command in a device's network namespace (netns mode) or right here (loopback mode). */
-function inNamespace(ns: string | undefined, command: string, args: readonly string[]) {
-  return ns === undefined
-    ? { file: command, args: [...args] }
-    : { file: 'ip', args: ['netns', 'exec', ns, command, ...args] };
-}
-
-function sh(args: readonly string[]): void {
-  execFileSync(args[0]!, args.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
 /**
@@ -317,85 +306,6 @@ interface Device {
  * Processes this run started, each at `niceness` (`nice -n`, where not 0); all of them are
  * stopped at the end.
  */
-class Processes {
-  private readonly children: ChildProcess[] = [];
-
-  constructor(private readonly niceness: number) {}
-
-  spawn(
-    ns: string | undefined,
-    command: string,
-    args: readonly string[],
-    options: { env?: NodeJS.ProcessEnv; log?: string } = {},
-  ): ChildProcess {
-    const { file, args: argv } =
-      this.niceness === 0
-        ? inNamespace(ns, command, args)
-        : inNamespace(ns, 'nice', ['-n', String(this.niceness), command, ...args]);
-    const fd = options.log === undefined ? undefined : openSync(options.log, 'a');
-    const child = spawn(file, argv, {
-      env: options.env ?? process.env,
-      stdio: ['ignore', fd ?? 'pipe', fd ?? 'pipe'],
-    });
-    if (fd !== undefined) closeSync(fd);
-    this.children.push(child);
-    child.once('exit', () => {
-      const at = this.children.indexOf(child);
-      if (at >= 0) this.children.splice(at, 1);
-    });
-    return child;
-  }
-
-  /** Runs to the end; resolves with its exit code and output. */
-  async run(
-    ns: string | undefined,
-    command: string,
-    args: readonly string[],
-    env?: NodeJS.ProcessEnv,
-  ): Promise<{ code: number; stdout: string; stderr: string; seconds: number }> {
-    const started = performance.now();
-    const child = this.spawn(ns, command, args, env === undefined ? {} : { env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (part: Buffer) => (stdout += part.toString()));
-    child.stderr!.on('data', (part: Buffer) => (stderr += part.toString()));
-    const code = await new Promise<number>((resolve, reject) => {
-      child.once('error', reject);
-      child.once('close', (status) => resolve(status ?? -1));
-    });
-    return { code, stdout, stderr, seconds: (performance.now() - started) / 1000 };
-  }
-
-  /** SIGTERM to one child; SIGKILL after 5 s. Resolves once it exited. */
-  async stop(child: ChildProcess): Promise<void> {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-    await exited;
-    clearTimeout(timer);
-  }
-
-  /** `stop` for every child still running. */
-  async stopAll(): Promise<void> {
-    await Promise.all(this.children.splice(0).map((child) => this.stop(child)));
-  }
-
-  killAllNow(): void {
-    for (const child of this.children) {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    }
-  }
-}
-
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const part of createReadStream(path, { highWaterMark: 4 * 2 ** 20 })) {
-    hash.update(part as Buffer);
-  }
-  return hash.digest('hex');
-}
-
 interface GetSummary {
   readonly ok: boolean;
   readonly error?: string;
@@ -603,7 +513,7 @@ async function main(): Promise<number> {
           dev1.ns,
           process.execPath,
           [options.cli, 'peers', '--json'],
-          cliEnv,
+          { env: cliEnv },
         );
         if (peers.code !== 0)
           throw new Error(peers.stderr.trim() || `peapod peers exited ${peers.code}`);
@@ -715,7 +625,7 @@ async function main(): Promise<number> {
         dev1.ns,
         process.execPath,
         [options.cli, 'get', url, '-o', output, '--json', '-q', ...(pool ? [] : ['--no-pool'])],
-        cliEnv,
+        { env: cliEnv },
       );
       const line = run.stdout.trim().split('\n').pop() ?? '';
       let summary: GetSummary;
