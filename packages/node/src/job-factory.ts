@@ -51,7 +51,7 @@ import {
 } from './pod-source.js';
 import type { BandwidthLimits } from './rate-limit.js';
 import { FileSink, StreamSink, type DownloadSink } from './sinks.js';
-import { privateRequestReason, UrlContentRecorder } from './url-content.js';
+import { privateRequestReason, redactedUrl, UrlContentRecorder } from './url-content.js';
 import { createNodeCryptoProvider } from './node-crypto-provider.js';
 import type { ChunkStoreApi } from './store/store-api.js';
 import type { Logger } from 'pino';
@@ -261,7 +261,16 @@ export class JobFactory {
     // --strict pools only what is proven one version: so is a pod copy (a strong ETag or a digest).
     const strongOnly = request.strict === true && user.length === 0;
     // --no-pool and private requests stay on this device: no lookup, nothing kept.
-    const shared = request.pool && privateRequestReason(request.url, request.headers) === undefined;
+    const privacy = request.pool
+      ? privateRequestReason(request.url, request.headers)
+      : 'pooling is off (--no-pool)';
+    const shared = privacy === undefined;
+    if (privacy !== undefined && stream === undefined) {
+      this.urlContent?.logger.info(
+        { url: redactedUrl(request.url) },
+        `not kept for the pod: ${privacy}`,
+      );
+    }
     const check: PodCheck = shared
       ? await this.revalidate(request.url, request.headers, user, strongOnly)
       : { kind: 'none' };
@@ -443,10 +452,16 @@ export class JobFactory {
 
   /** How a job served from the pod reaches the origin for its sample, and where it logs. */
   private originChecks(serving: PodServing, headers: readonly HeaderPair[]) {
+    const { contentId } = serving.copies[0]!;
+    const store = this.urlContent?.store;
     return {
       sample: this.sampleFetch(serving.answer.url, headers),
       logger: this.urlContent?.logger,
-      manifest: this.urlContent?.store.manifest(serving.copies[0]!.contentId),
+      manifest: store?.manifest(contentId),
+      discard: async () => {
+        if (store === undefined || !(await store.remove(contentId).catch(() => false))) return;
+        this.options.feed({ type: 'content-removed', nowMs: performance.now(), contentId });
+      },
     };
   }
 
@@ -494,7 +509,7 @@ export class JobFactory {
   ): JobExtras['record'] {
     const recorder = this.urlContent?.recorder;
     if (recorder === undefined) return undefined;
-    return async (validator, totalBytes) => {
+    return async (validator, totalBytes, source) => {
       const version = validator !== '' ? validator : probe && probedValidator(probe, totalBytes);
       if (version === undefined || version === '') return;
       await recorder.record({
@@ -502,7 +517,8 @@ export class JobFactory {
         validator: version,
         path: request.output,
         headers: request.headers,
-        ...(expectedContentId === undefined ? {} : { expectedContentId }),
+        // A fresh download after a pod copy was not used is the origin's: no expectation.
+        ...(expectedContentId === undefined || source === 'origin' ? {} : { expectedContentId }),
       });
     };
   }

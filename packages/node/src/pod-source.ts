@@ -38,7 +38,9 @@
  *   and every digest the origin states (in the 304). A mismatch (or the content being
  *   unavailable) fails the pod attempt with one sentence naming the devices that hold the
  *   copy, and the job downloads the object fresh from the origin; the sink is left open for
- *   that (the CheckedSink never aborts it: its owner does).
+ *   that (the CheckedSink never aborts it: its owner does). The chunks the failed attempt
+ *   stored (content downloads keep what they verify) are removed again when the store did not
+ *   hold that content before, so a copy that failed is not passed on by ID either.
  * Who owns what: `UrlLookups` owns the pending lookups; the job owns the sink.
  */
 import { randomInt } from 'node:crypto';
@@ -322,6 +324,8 @@ export async function serveFromPod(
     readonly logger: Logger | undefined;
     /** The content's manifest when this device's store has it. */
     readonly manifest: Manifest | undefined;
+    /** Drops what the failed attempt stored of a content the store did not hold before. */
+    readonly discard: () => Promise<void>;
   },
 ): Promise<PodOutcome> {
   const copy = serving.copies[0]!;
@@ -393,6 +397,8 @@ export async function serveFromPod(
     { url: serving.answer.url, holders, contentId: toHex(copy.contentId) },
     `a pod copy was not used: ${failure ?? 'it ended without a result'}`,
   );
+  // Chunks of a copy that failed its checks are not this URL's: nothing of it stays to spread.
+  if (manifest === undefined) await origin.discard();
   return {
     kind: 'failed',
     reason: `the pod's copy could not be used (${failure ?? 'it ended without a result'})`,

@@ -196,7 +196,7 @@ export class UrlContentRecorder {
 }
 
 /** `url` without userinfo and query string, for the log (they may be credentials). */
-function redactedUrl(url: string): string {
+export function redactedUrl(url: string): string {
   try {
     const parsed = new URL(url);
     return `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
