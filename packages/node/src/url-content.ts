@@ -20,6 +20,9 @@
  *   (`user:pass@`) or a presigned query string (`PRESIGNED_QUERY_PARAMETERS`) would otherwise
  *   become content any pod member fetches by ID without them. The job factory also never looks
  *   such a URL up in the pod (URL_QUERY would hand its signature to every member).
+ * - A copy served from the pod reaches the recorder only when something bound it to the URL (an
+ *   origin digest, the user's `--sha256` or the 16 KiB sample, pod-source.ts `podBinding`);
+ *   an unbound one is never served, so never recorded.
  * - `expectedContentId`: a copy served from the pod must chunk to the content it was served as;
  *   when it does not, nothing is recorded (the recorder says so in the log).
  * The daemon tells the core, at start, every URL mapping the store kept from earlier runs.

@@ -64,6 +64,27 @@ test('podBinding: digests bind any copy; otherwise a sample for a strong ETag on
   assert.equal(podBinding(dated, { etag: undefined, digests: [] }, []), undefined);
 });
 
+test('podBinding: arbitrary 304 ETags and digests never throw; no digest, no weak sample', () => {
+  const digest = fc.constantFrom(sha256, md5, userSha256('cd'.repeat(32)));
+  fc.assert(
+    fc.property(
+      fc.constantFrom('"v1"', 'W/"v1"'),
+      fc.option(fc.string(), { nil: undefined }),
+      fc.array(digest, { maxLength: 2 }),
+      (etag, sent, digests) => {
+        const copy = copyOf({ etag }, 1000);
+        const user = digests.filter((d) => d.source === '--sha256');
+        const origin = digests.filter((d) => d.source !== '--sha256');
+        const binding = podBinding(copy, { etag: sent, digests: origin }, user);
+        const bound = user.length > 0 || origin.some((d) => d.algorithm !== 'md5');
+        if (bound) assert.equal(binding?.kind, 'digest');
+        else if (copy.pin.level !== 'strong-etag') assert.equal(binding, undefined);
+      },
+    ),
+    { verbose: true },
+  );
+});
+
 test('sampleRange: inside the object, min(16 KiB, length) long', () => {
   assert.deepEqual(
     sampleRange(100, () => 0),
