@@ -20,7 +20,9 @@
  * - private gets: a presigned URL, one with a Cookie and one under --no-pool are not listed by
  *   `peapod ls` and not announced (device 2's `fetch` of the content ID finds no holder); a get
  *   with a Cookie is not looked up in the pod either (no conditional request from it, although
- *   device 1 holds the plain URL's copy).
+ *   device 1 holds the plain URL's copy);
+ * - the human summary's no-digest line says what stood in: the sample for a pod copy, nothing
+ *   for a --no-pool download.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -119,6 +121,14 @@ describe('only pod copies bound to the URL are served, and private gets stay pri
     assert.equal(Number(last) - Number(first) + 1, 16 * 1024);
     assert.ok(Number(last) < bytes.length);
     assert.equal(origin.from(DEVICE_1, since).length, 0);
+
+    // What the person reads says what stood in for the missing digest.
+    const human = await pod.get(1, [url, '-o', join(dir, 'sampled-three.bin')]);
+    assert.equal(human.status, 0, human.stderr);
+    assert.match(
+      human.stderr,
+      /verified: no digest known \(a 16 KiB sample checked against the origin\)/,
+    );
   });
 
   test('a lying member: the sample differs, the get falls back and writes the origin bytes', async () => {
@@ -187,9 +197,9 @@ describe('only pod copies bound to the URL are served, and private gets stay pri
     const unpooled = randomBytes(3 * MiB + 7);
     await writeObject(www, 'unpooled.bin', unpooled, 42);
     const unpooledUrl = `${origin.url}/unpooled.bin`;
-    okSummary(
-      await pod.get(0, [unpooledUrl, '-o', join(dir, 'unpooled-one.bin'), '--json', '--no-pool']),
-    );
+    const alone = await pod.get(0, [unpooledUrl, '-o', join(dir, 'unpooled-one.bin'), '--no-pool']);
+    assert.equal(alone.status, 0, alone.stderr);
+    assert.match(alone.stderr, /verified: no digest known\n/, 'no pod helper was involved');
     const held = await listed(0);
     for (const bytes of [presigned, cookied, unpooled]) {
       assert.ok(!held.includes(contentIdOf(bytes)), 'not listed by peapod ls');
