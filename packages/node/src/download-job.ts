@@ -145,9 +145,13 @@ export interface JobExtras {
    * After the output is committed, before 'done': keep it as content of the URL at the
    * version it holds (`validator`: the pin; '' for a single-source download of the probed
    * version). Never called when the version is unknown (the object changed mid-way and the
-   * rest came from the origin alone). A rejection is the hook's to report; the job ignores it.
+   * rest came from the origin alone). `source`: `pod` for the pod's copy (`JobExtras.pod`),
+   * `origin` for a download from the origin (also after a pod copy was not used). A rejection
+   * is the hook's to report; the job ignores it.
    */
-  readonly record?: ((validator: string, totalBytes: number) => Promise<void>) | undefined;
+  readonly record?:
+    | ((validator: string, totalBytes: number, source: 'pod' | 'origin') => Promise<void>)
+    | undefined;
 }
 
 export interface CoreUrlSpec {
@@ -288,7 +292,9 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
     }
     if (outcome.kind === 'served') {
       this.verifiedBytes = outcome.done.totalBytes;
-      await this.extras.record?.(copy.validator, outcome.done.totalBytes).catch(() => undefined);
+      await this.extras
+        .record?.(copy.validator, outcome.done.totalBytes, 'pod')
+        .catch(() => undefined);
       this.emit('event', outcome.done);
       this.settle();
       return false;
@@ -466,7 +472,9 @@ export class DownloadJob extends EventEmitter<{ event: [JobEvent]; settled: [] }
       return;
     }
     if (this.versionKnown) {
-      await this.extras.record?.(this.plan.validator, this.verifiedBytes).catch(() => undefined);
+      await this.extras
+        .record?.(this.plan.validator, this.verifiedBytes, 'origin')
+        .catch(() => undefined);
     }
     this.emit('event', {
       type: 'done',

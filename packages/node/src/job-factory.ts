@@ -12,8 +12,13 @@
  * - Pod copies (DESIGN.md decision 16; with a store, `urlContent`): before the plain probe,
  *   `revalidate` looks the URL up (this device's store and the pod, pod-source.ts) and sends the
  *   one conditional probe. A 304 makes the job one served from the pod (`podServing`); a 206 or
- *   200 is the probe of the fresh download, so it costs no second request. With --no-pool the
- *   pod is not asked. A completed file download is kept as content (url-content.ts).
+ *   200 is the probe of the fresh download, so it costs no second request. A 304 serves a copy
+ *   only when something binds its bytes to the URL (pod-source.ts `podBinding`: a digest, or a
+ *   16 KiB sample of a strong-ETag version, fetched here with `If-Match` through this device's
+ *   link, `sampleFetch`); otherwise the get downloads fresh, saying why. With --no-pool, or
+ *   for a private request (url-content.ts `privateRequestReason`: credentials, userinfo, a
+ *   presigned URL), the pod is not asked and the download is not kept. Any other completed
+ *   file download is kept as content (url-content.ts).
  * - As `JobHost`: a core `url` download gets a download ID (the job is found by it for the core's
  *   outputs and events: `jobOf`, `onCoreEvent`), `attempt` passes through as the job gives it;
  *   inputs go to `feed` (the host's driver: queued while the host drains).
@@ -24,7 +29,7 @@ import { type CoreInput, type DownloadSource, type TransferEvent } from '@peapod
 import type { GetRequest } from './api-client.js';
 import { DownloadJob, type HeaderPair, type JobExtras, type JobHost } from './download-job.js';
 import { ObjectVerifier, userSha256, type ExpectedDigest } from './http/digest.js';
-import { encodePin, pinFromResponse, pinStrength } from './http/origin-pin.js';
+import { describePin, encodePin, pinFromResponse, pinStrength } from './http/origin-pin.js';
 import {
   probeConditional,
   probeOrigin,
@@ -33,25 +38,31 @@ import {
 } from './http/origin-probe.js';
 import { fetchWhole, lengthlessNote, probeStalled } from './http/origin-whole.js';
 import { pinningOf, planFromProbe, type JobPlan } from './http/pin-plan.js';
+import { OriginFetcher } from './http/origin-fetcher.js';
 import {
   matchNotModified,
   namesACopy,
+  podBinding,
   revalidationOf,
   serveFromPod,
   UrlLookups,
   type PodServing,
+  type SampleFetch,
 } from './pod-source.js';
 import type { BandwidthLimits } from './rate-limit.js';
 import { FileSink, StreamSink, type DownloadSink } from './sinks.js';
-import { UrlContentRecorder } from './url-content.js';
+import { privateRequestReason, redactedUrl, UrlContentRecorder } from './url-content.js';
 import { createNodeCryptoProvider } from './node-crypto-provider.js';
 import type { ChunkStoreApi } from './store/store-api.js';
 import type { Logger } from 'pino';
 
 /** What the pod's copies of a URL came to (`JobFactory.revalidate`). */
 export type PodCheck =
-  /** No copy the origin could revalidate (or a 304 that named none of them): probe as usual. */
-  | { readonly kind: 'none' }
+  /**
+   * No copy the origin could revalidate (or a 304 that named none of them, or confirmed one
+   * nothing binds to the URL, which `note` then says): probe as usual.
+   */
+  | { readonly kind: 'none'; readonly note?: string }
   /** The origin confirmed a copy (304): serve it from the pod. */
   | { readonly kind: 'unchanged'; readonly serving: PodServing }
   /**
@@ -83,7 +94,12 @@ export class JobFactory {
   private nextDownloadId = 1;
   private readonly host: JobHost;
   /** Set by `useStore`: the pod's copies of URLs, and keeping downloads as content. */
-  private urlContent: { lookups: UrlLookups; recorder: UrlContentRecorder } | undefined;
+  private urlContent:
+    | { lookups: UrlLookups; recorder: UrlContentRecorder; logger: Logger; store: ChunkStoreApi }
+    | undefined;
+  /** Fetches the samples of pod copies (`sampleFetch`), created with the store. */
+  private sampler: OriginFetcher | undefined;
+  private nextSampleId = 1;
 
   constructor(private readonly options: JobFactoryOptions) {
     const { feed, stallTimeoutMs, originAddress, limits } = options;
@@ -129,6 +145,54 @@ export class JobFactory {
     this.urlContent = {
       lookups: new UrlLookups(feed, store),
       recorder: new UrlContentRecorder({ store, feed, crypto, logger }),
+      logger,
+      store,
+    };
+    const { originAddress, limits } = this.options;
+    this.sampler = new OriginFetcher({
+      socketsPerHostMax: 2,
+      ...(limits.download === undefined ? {} : { limiter: limits.download }),
+      ...(originAddress === undefined ? {} : { localAddress: originAddress }),
+    });
+  }
+
+  /**
+   * The SampleFetch of a copy of `url` (pod-source.ts): one pinned range GET through this
+   * device's own link, with the requester's `headers`, bounded by the stall timeout.
+   */
+  private sampleFetch(url: string, headers: readonly HeaderPair[]): SampleFetch {
+    return (start, end, validator, totalBytes) => {
+      const sampler = this.sampler;
+      if (sampler === undefined) return Promise.resolve('no origin fetcher is running');
+      const fetchId = this.nextSampleId++;
+      const parts: Uint8Array[] = [];
+      return new Promise((resolve) => {
+        const timer = setTimeout(() => {
+          sampler.cancel(fetchId);
+          resolve(`the origin sent nothing for ${this.options.stallTimeoutMs / 1000} s`);
+        }, this.options.stallTimeoutMs);
+        sampler.start(
+          {
+            fetchId,
+            forPeer: false,
+            url,
+            rangeStart: start,
+            rangeEnd: end,
+            validator,
+            headers,
+            totalBytes,
+          },
+          {
+            onData: (bytes) => parts.push(bytes),
+            onEnd: (outcome, detail) => {
+              clearTimeout(timer);
+              resolve(
+                outcome === 'ok' ? new Uint8Array(Buffer.concat(parts)) : `${outcome}: ${detail}`,
+              );
+            },
+          },
+        );
+      });
     };
   }
 
@@ -185,6 +249,7 @@ export class JobFactory {
   /** Cancels every running job (the daemon stops; part files stay). */
   async cancelAll(): Promise<void> {
     await Promise.all([...this.jobs.values()].map((job) => job.cancel()));
+    this.sampler?.close();
   }
 
   /**
@@ -195,7 +260,18 @@ export class JobFactory {
     const user: ExpectedDigest[] = request.sha256 === undefined ? [] : [userSha256(request.sha256)];
     // --strict pools only what is proven one version: so is a pod copy (a strong ETag or a digest).
     const strongOnly = request.strict === true && user.length === 0;
-    const check: PodCheck = request.pool
+    // --no-pool and private requests stay on this device: no lookup, nothing kept.
+    const privacy = request.pool
+      ? privateRequestReason(request.url, request.headers)
+      : 'pooling is off (--no-pool)';
+    const shared = privacy === undefined;
+    if (privacy !== undefined && stream === undefined) {
+      this.urlContent?.logger.info(
+        { url: redactedUrl(request.url) },
+        `not kept for the pod: ${privacy}`,
+      );
+    }
+    const check: PodCheck = shared
       ? await this.revalidate(request.url, request.headers, user, strongOnly)
       : { kind: 'none' };
     if (check.kind === 'unchanged') return this.podJob(request, check.serving, stream);
@@ -234,7 +310,7 @@ export class JobFactory {
             () => undefined, // the job's error event ends the response with an error trailer
           );
     const resumeNote = sink instanceof FileSink ? sink.resumeNote : '';
-    const podNote = check.kind === 'probed' ? check.note : '';
+    const podNote = check.note ?? '';
     return new DownloadJob(
       this.host,
       probe.url,
@@ -254,7 +330,7 @@ export class JobFactory {
         strict: request.strict === true,
       },
       sink.resumeOffset > 0 ? prefix : undefined,
-      stream === undefined ? { record: this.recorder(request, probe) } : {},
+      stream === undefined && shared ? { record: this.recorder(request, probe) } : {},
     );
   }
 
@@ -269,7 +345,9 @@ export class JobFactory {
     strongOnly = false,
   ): Promise<PodCheck> {
     const lookups = this.urlContent?.lookups;
-    if (lookups === undefined) return { kind: 'none' };
+    if (lookups === undefined || privateRequestReason(url, headers) !== undefined) {
+      return { kind: 'none' };
+    }
     const candidates = (await lookups.candidates(url)).filter(
       (copy) => !strongOnly || copy.pin.level === 'strong-etag',
     );
@@ -300,7 +378,16 @@ export class JobFactory {
     const copies = confirmed.filter((copy) =>
       Buffer.from(copy.contentId).equals(Buffer.from(first.contentId)),
     );
-    return { kind: 'unchanged', serving: { copies, answer, condition, user } };
+    const binding = podBinding(first, answer, user);
+    if (binding === undefined) {
+      return {
+        kind: 'none',
+        note:
+          `the pod holds a copy ${describePin(first.pin)} the origin confirmed, but with no digest ` +
+          `from the origin nothing ties its bytes to this URL, so it comes from the origin`,
+      };
+    }
+    return { kind: 'unchanged', serving: { copies, answer, condition, user, binding } };
   }
 
   /** A job that serves the pod's copy into the get's output (its fallback: the origin). */
@@ -330,7 +417,15 @@ export class JobFactory {
     const extras: JobExtras = {
       pod: {
         serving,
-        serve: (target, signal, emit) => serveFromPod(this, serving, target, signal, emit),
+        serve: (target, signal, emit) =>
+          serveFromPod(
+            this,
+            serving,
+            target,
+            signal,
+            emit,
+            this.originChecks(serving, request.headers),
+          ),
       },
       ...(stream === undefined
         ? { record: this.recorder(request, undefined, copy.contentId) }
@@ -348,10 +443,26 @@ export class JobFactory {
     const extras: JobExtras = {
       pod: {
         serving,
-        serve: (target, signal, emit) => serveFromPod(this, serving, target, signal, emit),
+        serve: (target, signal, emit) =>
+          serveFromPod(this, serving, target, signal, emit, this.originChecks(serving, headers)),
       },
     };
     return this.servedJob(serving, new StreamSink(res), headers, false, extras);
+  }
+
+  /** How a job served from the pod reaches the origin for its sample, and where it logs. */
+  private originChecks(serving: PodServing, headers: readonly HeaderPair[]) {
+    const { contentId } = serving.copies[0]!;
+    const store = this.urlContent?.store;
+    return {
+      sample: this.sampleFetch(serving.answer.url, headers),
+      logger: this.urlContent?.logger,
+      manifest: store?.manifest(contentId),
+      discard: async () => {
+        if (store === undefined || !(await store.remove(contentId).catch(() => false))) return;
+        this.options.feed({ type: 'content-removed', nowMs: performance.now(), contentId });
+      },
+    };
   }
 
   private servedJob(
@@ -398,14 +509,16 @@ export class JobFactory {
   ): JobExtras['record'] {
     const recorder = this.urlContent?.recorder;
     if (recorder === undefined) return undefined;
-    return async (validator, totalBytes) => {
+    return async (validator, totalBytes, source) => {
       const version = validator !== '' ? validator : probe && probedValidator(probe, totalBytes);
       if (version === undefined || version === '') return;
       await recorder.record({
         url: request.url,
         validator: version,
         path: request.output,
-        ...(expectedContentId === undefined ? {} : { expectedContentId }),
+        headers: request.headers,
+        // A fresh download after a pod copy was not used is the origin's: no expectation.
+        ...(expectedContentId === undefined || source === 'origin' ? {} : { expectedContentId }),
       });
     };
   }

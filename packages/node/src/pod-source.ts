@@ -18,15 +18,34 @@
  *   object changed (or, when it names a copy's version, `namesACopy`, that the origin ignores
  *   conditional requests): that response is the fresh download's probe, so it costs no second
  *   request.
+ * - Binding (`podBinding`): a pod member's URL_ANSWER is only a claim. It can name the origin's
+ *   real ETag (any member can learn it with a HEAD) and the content ID of its own bytes; the
+ *   origin's 304 confirms the ETag, not the bytes. So a copy is served only when something the
+ *   origin (or the user) states ties those bytes to the URL: (a) a SHA-256 or SHA-512 the 304
+ *   states (Repr-Digest, x-amz-checksum-sha256; an S3 MD5 ETag does not count) or the user's
+ *   `--sha256`, checked end to end over the written bytes; else (b) for a strong-ETag copy
+ *   only, one sample: 16 KiB (`SAMPLE_BYTES`) at an offset drawn from crypto randomness,
+ *   fetched from the origin with `If-Match: <etag>` and compared byte for byte with the copy's
+ *   bytes at that offset as they are written (before they reach the sink, so a copy that
+ *   fails never commits and is never recorded). A weak ETag or a Last-Modified date names no
+ *   exact bytes a sample could be compared with: such a copy without a digest is not served.
+ *   A sample catches a copy that differs at the sampled range: a wholesale substitution always,
+ *   a copy that differs in a fraction f of its bytes with probability about f (the bound a
+ *   digest removes).
  * - Serving (`serveFromPod`): a `ContentJob` of the confirmed content into the job's sink,
- *   through a `CheckedSink` that hashes every byte once as it is written and, before the sink
- *   may commit, checks the length the pin names, the user's `--sha256` and every digest the
- *   origin states (in the 304). A mismatch (or the content being unavailable) fails the pod
- *   attempt with one sentence, and the job downloads the object fresh from the origin; the
- *   sink is left open for that (the CheckedSink never aborts it: its owner does).
+ *   through a `CheckedSink` that hashes every byte once as it is written, compares the sample
+ *   and, before the sink may commit, checks the length the pin names, the user's `--sha256`
+ *   and every digest the origin states (in the 304). A mismatch (or the content being
+ *   unavailable) fails the pod attempt with one sentence naming the devices that hold the
+ *   copy, and the job downloads the object fresh from the origin; the sink is left open for
+ *   that (the CheckedSink never aborts it: its owner does). The chunks the failed attempt
+ *   stored (content downloads keep what they verify) are removed again when the store did not
+ *   hold that content before, so a copy that failed is not passed on by ID either.
  * Who owns what: `UrlLookups` owns the pending lookups; the job owns the sink.
  */
-import { Limits, toHex, type TransferEvent } from '@peapod/core';
+import { randomInt } from 'node:crypto';
+import { equalBytes, Limits, toHex, type Manifest, type TransferEvent } from '@peapod/core';
+import type { Logger } from 'pino';
 import { ContentJob } from './content-job.js';
 import type { JobEvent } from './download-job.js';
 import { ObjectVerifier, type ExpectedDigest } from './http/digest.js';
@@ -212,19 +231,83 @@ export interface PodServing {
   readonly condition: string;
   /** The user's `--sha256`, if any. */
   readonly user: readonly ExpectedDigest[];
+  /** What ties the copy's bytes to the URL (`podBinding`). */
+  readonly binding: PodBinding;
+}
+
+/** Bytes of the sample a strong-ETag copy without a digest is checked with. */
+export const SAMPLE_BYTES = 16 * 1024;
+
+/** What ties a pod copy's bytes to the URL (see the module comment). */
+export type PodBinding =
+  | { readonly kind: 'digest'; readonly by: 'origin digest' | 'your --sha256' }
+  /** A sample of the object, placed once its length is known (`sampleRange`). */
+  | { readonly kind: 'sample' };
+
+/**
+ * What binds `copy` to its URL given the 304 `answer` and the user's digests; undefined when
+ * nothing does (then it must not be served).
+ */
+export function podBinding(
+  copy: Pick<UrlCandidate, 'pin'>,
+  answer: Pick<NotModified, 'etag' | 'digests'>,
+  user: readonly ExpectedDigest[],
+): PodBinding | undefined {
+  if (user.length > 0) return { kind: 'digest', by: 'your --sha256' };
+  if (answer.digests.some((digest) => digest.algorithm !== 'md5')) {
+    return { kind: 'digest', by: 'origin digest' };
+  }
+  if (copy.pin.level !== 'strong-etag' || parseEntityTag(answer.etag)?.weak === true) {
+    return undefined;
+  }
+  return { kind: 'sample' };
+}
+
+/**
+ * The sample's range in an object of `totalBytes` (> 0): min(16 KiB, totalBytes) bytes at an
+ * offset `draw(n)` picks in [0, n) (crypto randomness; a parameter so tests can fix it).
+ */
+export function sampleRange(
+  totalBytes: number,
+  draw: (bound: number) => number = (bound) => randomInt(bound),
+): { readonly start: number; readonly end: number } {
+  const length = Math.min(SAMPLE_BYTES, totalBytes);
+  const start = draw(totalBytes - length + 1);
+  return { start, end: start + length };
+}
+
+/** What bound the copy, as the note says it. */
+export function describeBinding(binding: PodBinding): string {
+  return binding.kind === 'digest' ? binding.by : 'a 16 KiB sample checked against the origin';
+}
+
+/** The devices holding the copies, for a person: `this device`, hex Device IDs. */
+function holdersOf(serving: PodServing): string {
+  return [...new Set(serving.copies.map((copy) => copy.holder))]
+    .map((holder) => (holder === 'self' ? 'this device' : holder))
+    .join(', ');
 }
 
 /** The 'start' event's note for a job served from the pod (hex Device IDs: the API names them). */
 export function podNote(serving: PodServing): string {
-  const holders = [...new Set(serving.copies.map((copy) => copy.holder))]
-    .map((holder) => (holder === 'self' ? 'this device' : holder))
-    .join(', ');
   const copy = serving.copies[0]!;
   return (
-    `served from the pod: ${holders} ${serving.copies.length > 1 ? 'hold' : 'holds'} ${describePin(copy.pin)} ` +
-    `as content ${toHex(copy.contentId).slice(0, 16)}, and the origin answered 304 Not Modified to ${serving.condition}`
+    `served from the pod: ${holdersOf(serving)} ${serving.copies.length > 1 ? 'hold' : 'holds'} ${describePin(copy.pin)} ` +
+    `as content ${toHex(copy.contentId).slice(0, 16)}, and the origin answered 304 Not Modified to ${serving.condition}; ` +
+    `bound to the URL by ${describeBinding(serving.binding)}`
   );
 }
+
+/**
+ * Fetches bytes [start, end) of the version `validator` pins from the origin (If-Match for a
+ * strong ETag), with the requester's headers; resolves with the bytes or a clause saying why not.
+ */
+export type SampleFetch = (
+  start: number,
+  end: number,
+  validator: string,
+  totalBytes: number,
+) => Promise<Uint8Array | string>;
 
 /**
  * Writes the confirmed content to `sink` (see the module comment); `emit` gets the job's
@@ -236,15 +319,46 @@ export async function serveFromPod(
   sink: DownloadSink,
   signal: AbortSignal,
   emit: (event: JobEvent) => void,
+  origin: {
+    readonly sample: SampleFetch;
+    readonly logger: Logger | undefined;
+    /** The content's manifest when this device's store has it. */
+    readonly manifest: Manifest | undefined;
+    /** Drops what the failed attempt stored of a content the store did not hold before. */
+    readonly discard: () => Promise<void>;
+  },
 ): Promise<PodOutcome> {
   const copy = serving.copies[0]!;
   const expected = [...serving.user, ...serving.answer.digests];
+  const holders = holdersOf(serving);
+  // The sample is placed once the content's length is known (its manifest, before any byte):
+  // the origin's 206 must state that same length (the fetch checks it), so a copy of another
+  // length fails too.
+  const placeSample =
+    serving.binding.kind === 'sample'
+      ? (totalBytes: number): SampleCheck => {
+          const { start, end } = sampleRange(totalBytes);
+          return {
+            start,
+            end,
+            origin: origin.sample(start, end, copy.validator, totalBytes),
+            holders,
+          };
+        }
+      : undefined;
   const checked = new CheckedSink(
     sink,
     ObjectVerifier.create(expected, 'host'),
     copy.pin.totalBytes,
+    placeSample,
   );
-  const job = new ContentJob(jobs, { contentId: copy.contentId, sink: checked });
+  const { manifest } = origin;
+  if (manifest !== undefined) checked.place(manifest.totalBytes);
+  const job = new SampledContentJob(
+    jobs,
+    { contentId: copy.contentId, sink: checked, ...(manifest === undefined ? {} : { manifest }) },
+    (totalBytes) => checked.place(totalBytes),
+  );
   let failure: string | undefined;
   let done: Extract<JobEvent, { type: 'done' }> | undefined;
   job.on('event', (event) => {
@@ -261,7 +375,10 @@ export async function serveFromPod(
         pooled: false,
         seconds: event.seconds,
         bySource: event.bySource,
-        pinning: { level: copy.pin.level, guarantee: podGuarantee(copy, expected) },
+        pinning: {
+          level: copy.pin.level,
+          guarantee: podGuarantee(copy, expected, serving.binding),
+        },
         servedFrom: 'pod',
         revalidation: `304 Not Modified to ${serving.condition}`,
       };
@@ -276,6 +393,12 @@ export async function serveFromPod(
   }
   if (signal.aborted) return { kind: 'cancelled' };
   if (done !== undefined) return { kind: 'served', done };
+  origin.logger?.warn(
+    { url: serving.answer.url, holders, contentId: toHex(copy.contentId) },
+    `a pod copy was not used: ${failure ?? 'it ended without a result'}`,
+  );
+  // Chunks of a copy that failed its checks are not this URL's: nothing of it stays to spread.
+  if (manifest === undefined) await origin.discard();
   return {
     kind: 'failed',
     reason: `the pod's copy could not be used (${failure ?? 'it ended without a result'})`,
@@ -283,15 +406,30 @@ export async function serveFromPod(
 }
 
 /** What a copy served from the pod guarantees, as pin-plan.ts says it for the origin's pins. */
-function podGuarantee(copy: UrlCandidate, expected: readonly ExpectedDigest[]): string {
+function podGuarantee(
+  copy: UrlCandidate,
+  expected: readonly ExpectedDigest[],
+  binding: PodBinding,
+): string {
   const sources = [...new Set(expected.map((digest) => digest.source))];
   return (
     `every chunk was verified against the content ID the pod holds ${describePin(copy.pin)} as, ` +
     'and the origin confirmed with 304 Not Modified that this version is current; ' +
-    (sources.length === 0
-      ? 'no digest of the object is known (pass --sha256 for an end-to-end check)'
+    (binding.kind === 'sample'
+      ? "a 16 KiB sample at a random offset matched the origin's own bytes of this version " +
+        '(no digest of the object is known: pass --sha256 for an end-to-end check)'
       : `the whole file is also checked against ${sources.join(', ')}`)
   );
+}
+
+/** The sample a CheckedSink compares the written bytes with. */
+export interface SampleCheck {
+  readonly start: number;
+  readonly end: number;
+  /** The origin's bytes of [start, end), or why it could not give them. */
+  readonly origin: Promise<Uint8Array | string>;
+  /** Who holds the copy, for the sentence of a mismatch. */
+  readonly holders: string;
 }
 
 /**
@@ -305,15 +443,47 @@ export class CheckedSink implements DownloadSink {
   /** Set once the checks passed, just before the commit. */
   report: { readonly sha256Hex: string; readonly verified: readonly string[] } | undefined;
 
+  /** The sample (`place`) and the copy's bytes of its range, as written. */
+  private sample: SampleCheck | undefined;
+  private window: Uint8Array | undefined;
+  private sampleMatched = false;
+
+  /** `placeSample`: when given, the copy must pass a sample, placed by `place(totalBytes)`. */
   constructor(
     private readonly sink: DownloadSink,
     private readonly verifier: ObjectVerifier,
     private readonly totalBytes: number | undefined,
+    private readonly placeSample?: (totalBytes: number) => SampleCheck,
   ) {}
+
+  /** The content's length is known: place the sample (once; a later call is ignored). */
+  place(totalBytes: number): void {
+    if (this.placeSample === undefined || this.sample !== undefined || totalBytes <= 0) return;
+    const sample = this.placeSample(totalBytes);
+    // A rejection is read in `compareSample`; never an unhandled one meanwhile.
+    sample.origin.catch(() => undefined);
+    this.sample = sample;
+    this.window = new Uint8Array(sample.end - sample.start);
+  }
 
   async write(offset: number, bytes: Uint8Array, repair: boolean): Promise<void> {
     if (repair || offset !== this.written) {
       throw new Error('the pod delivered bytes out of order, which a content download never does');
+    }
+    if (this.placeSample !== undefined && this.sample === undefined) {
+      throw new Error(
+        "the pod's copy sent bytes before its manifest, so no sample could be placed",
+      );
+    }
+    const end = offset + bytes.length;
+    if (this.sample !== undefined && this.window !== undefined) {
+      const { start: sampleStart, end: sampleEnd } = this.sample;
+      const from = Math.max(offset, sampleStart);
+      const to = Math.min(end, sampleEnd);
+      if (from < to)
+        this.window.set(bytes.subarray(from - offset, to - offset), from - sampleStart);
+      // The last bytes of the sample's range are checked before they reach the sink.
+      if (offset < sampleEnd && end >= sampleEnd) await this.compareSample();
     }
     await this.sink.write(offset, bytes, false);
     this.verifier.update(bytes);
@@ -328,6 +498,7 @@ export class CheckedSink implements DownloadSink {
   }
   restart(): Promise<void> {
     this.written = 0;
+    this.sampleMatched = false;
     return this.sink.restart();
   }
   async commit(): Promise<void> {
@@ -336,6 +507,9 @@ export class CheckedSink implements DownloadSink {
         `the pod's copy is ${this.written} bytes, but the version it was stored as is ${this.totalBytes} bytes`,
       );
     }
+    if (this.placeSample !== undefined && !this.sampleMatched) {
+      throw new Error(`the pod's copy ended before the sampled range (${this.written} bytes)`);
+    }
     const report = this.verifier.finish(undefined, this.written);
     if (!report.ok) throw new Error(report.message);
     await this.sink.commit(report.sha256Hex);
@@ -343,5 +517,41 @@ export class CheckedSink implements DownloadSink {
   }
   abort(): Promise<void> {
     return Promise.resolve();
+  }
+
+  /** Compares the written window with the origin's sample; throws one sentence on a mismatch. */
+  private async compareSample(): Promise<void> {
+    const { sample, window } = this;
+    if (sample === undefined || window === undefined) return;
+    const origin = await sample.origin.catch((error: unknown) => String(error));
+    if (typeof origin === 'string') {
+      throw new Error(`the origin's sample of it could not be fetched (${origin})`);
+    }
+    if (!equalBytes(origin, window)) {
+      throw new Error(
+        `its bytes ${sample.start}-${sample.end - 1} differ from the origin's: ` +
+          `the copy ${sample.holders} answered with is not this URL's object`,
+      );
+    }
+    this.sampleMatched = true;
+  }
+}
+
+/**
+ * A ContentJob that also reports its content's length when the core learns the manifest
+ * (`download:manifest` comes before any chunk), so the sample can be placed before any byte.
+ */
+class SampledContentJob extends ContentJob {
+  constructor(
+    jobs: JobFactory,
+    options: ConstructorParameters<typeof ContentJob>[1],
+    private readonly onLength: (totalBytes: number) => void,
+  ) {
+    super(jobs, options);
+  }
+
+  override onCoreEvent(event: TransferEvent): void {
+    if (event.type === 'download:manifest') this.onLength(event.manifest.totalBytes);
+    super.onCoreEvent(event);
   }
 }

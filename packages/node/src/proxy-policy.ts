@@ -14,14 +14,18 @@
  * pod holds (JobFactory.revalidate: one conditional probe). On a 304 the body is served from the
  * pod, with the 304's header fields (the origin's current ones), the copy's length when known
  * (else chunked), `X-PeaPod-Source: pod` and the pinning level; a 206 or 200 is the probe of the
- * pooled download as above, so the origin sees no second probe.
+ * pooled download as above, so the origin sees no second probe. A copy is served only when a
+ * digest or a 16 KiB sample binds it to the URL (pod-source.ts `podBinding`). A GET that
+ * carries `Proxy-Authorization` or a private URL (url-content.ts `privateRequestReason`) is
+ * never looked up in the pod (it may still be pooled).
  */
 import type { Logger } from 'pino';
 import type { HeaderPair } from './download-job.js';
 import type { JobFactory } from './job-factory.js';
 import { planFromProbe } from './http/pin-plan.js';
-import type { PodServing } from './pod-source.js';
+import { describeBinding, type PodServing } from './pod-source.js';
 import { stripHopByHop, type PooledResponder, type ProxiedGet } from './proxy.js';
+import { privateRequestReason } from './url-content.js';
 
 /** Proxy GETs smaller than this pass through: pooling pays off on big objects only. */
 export const PROXY_POOL_MIN_BYTES = 16 * 1024 * 1024;
@@ -39,7 +43,11 @@ export async function poolableGet(
   const headers = request.headers.filter(
     ({ name }) => !/^(host|accept-encoding|proxy-.*|connection)$/i.test(name),
   );
-  const check = await jobs.revalidate(request.url, headers, []).catch(() => undefined);
+  // The original headers: Proxy-Authorization is dropped before the origin, yet makes it private.
+  const check =
+    privateRequestReason(request.url, request.headers) === undefined
+      ? await jobs.revalidate(request.url, headers, []).catch(() => undefined)
+      : undefined;
   if (check?.kind === 'unchanged') return podResponder(check.serving, jobs, headers, logger);
   const probe =
     check?.kind === 'probed'
@@ -122,7 +130,7 @@ function podResponder(
       });
       logger.info(
         { url: serving.answer.url, revalidation: serving.condition },
-        'proxy: GET served from the pod after a 304 from the origin',
+        `proxy: GET served from the pod after a 304 from the origin, bound by ${describeBinding(serving.binding)}`,
       );
       await job.run();
       jobs.forget(job);

@@ -15,6 +15,14 @@
  *   (8 KiB; longer ones the core refuses to map) (pod-source.ts `revalidatable`: a strong or
  *   weak ETag, or a Last-Modified date). A length-only pin names no version the origin could
  *   confirm, so such a download is not recorded at all.
+ * - Private downloads are never kept (`privateRequestReason`): a request that carried
+ *   credentials (`Authorization`, `Cookie`, `Proxy-Authorization`), a URL with userinfo
+ *   (`user:pass@`) or a presigned query string (`PRESIGNED_QUERY_PARAMETERS`) would otherwise
+ *   become content any pod member fetches by ID without them. The job factory also never looks
+ *   such a URL up in the pod (URL_QUERY would hand its signature to every member).
+ * - A copy served from the pod reaches the recorder only when something bound it to the URL (an
+ *   origin digest, the user's `--sha256` or the 16 KiB sample, pod-source.ts `podBinding`);
+ *   an unbound one is never served, so never recorded.
  * - `expectedContentId`: a copy served from the pod must chunk to the content it was served as;
  *   when it does not, nothing is recorded (the recorder says so in the log).
  * The daemon tells the core, at start, every URL mapping the store kept from earlier runs.
@@ -37,6 +45,56 @@ import { revalidatable } from './pod-source.js';
 import { escalateIfInvariant } from './process-guard.js';
 import type { ChunkStoreApi } from './store/store-api.js';
 
+/**
+ * Query parameters that make a URL a credential (matched case-insensitively): AWS SigV4 and
+ * SigV2 presigned URLs (`X-Amz-Signature`, `X-Amz-Credential`, `X-Amz-Security-Token`,
+ * `Signature`), Google Cloud Storage signed URLs (`X-Goog-Signature`, `X-Goog-Credential`),
+ * Azure SAS (`sig`) and bearer tokens in the query (`token`, `access_token`). A short list on
+ * purpose: it catches the common signed-URL schemes, and `--no-pool` keeps any other download
+ * to this device.
+ */
+export const PRESIGNED_QUERY_PARAMETERS: readonly string[] = [
+  'x-amz-signature',
+  'x-amz-credential',
+  'x-amz-security-token',
+  'signature',
+  'x-goog-signature',
+  'x-goog-credential',
+  'sig',
+  'token',
+  'access_token',
+];
+
+/** Request header fields that carry credentials. */
+const CREDENTIAL_HEADERS = /^(authorization|cookie|proxy-authorization)$/i;
+
+/**
+ * Why a download of `url` with request `headers` is private to this device (never kept as
+ * content, never looked up in the pod), as a clause; undefined when it may be shared. Never
+ * throws (an unparsable URL is private).
+ * @example privateRequestReason('https://a.test/x?X-Amz-Signature=ab', []) // 'its URL is presigned (X-Amz-Signature)'
+ */
+export function privateRequestReason(
+  url: string,
+  headers: readonly { readonly name: string; readonly value: string }[],
+): string | undefined {
+  const credential = headers.find(({ name }) => CREDENTIAL_HEADERS.test(name));
+  if (credential !== undefined) return `the request carries a ${credential.name} header`;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return 'its URL cannot be parsed';
+  }
+  if (parsed.username !== '' || parsed.password !== '') return 'its URL carries a user name';
+  for (const key of parsed.searchParams.keys()) {
+    if (PRESIGNED_QUERY_PARAMETERS.includes(key.toLowerCase())) {
+      return `its URL is presigned (${key})`;
+    }
+  }
+  return undefined;
+}
+
 /** Bytes read from the output file at a time (one chunk). */
 const READ_BYTES = CHUNK_SIZE_BYTES_DEFAULT;
 
@@ -58,6 +116,8 @@ export interface CompletedDownload {
   readonly path: string;
   /** A copy served from the pod: the content it was served as. */
   readonly expectedContentId?: Uint8Array;
+  /** The request's header fields (credentials make the download private). */
+  readonly headers: readonly { readonly name: string; readonly value: string }[];
 }
 
 export class UrlContentRecorder {
@@ -70,6 +130,11 @@ export class UrlContentRecorder {
     if (Buffer.byteLength(url, 'utf8') > Limits.urlBytes) {
       // URL_QUERY cannot carry it, and the core refuses such a mapping (at every start, too).
       logger.info({ url: url.slice(0, 200) }, 'not kept for the pod: the URL is over 8 KiB');
+      return undefined;
+    }
+    const privacy = privateRequestReason(url, download.headers);
+    if (privacy !== undefined) {
+      logger.info({ url: redactedUrl(url) }, `not kept for the pod: ${privacy}`);
       return undefined;
     }
     if (revalidatable(validator) === undefined) {
@@ -130,5 +195,15 @@ export class UrlContentRecorder {
       await file.close();
     }
     return chunker.finish();
+  }
+}
+
+/** `url` without userinfo and query string, for the log (they may be credentials). */
+export function redactedUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
+  } catch {
+    return '(unparsable URL)';
   }
 }

@@ -7,9 +7,10 @@
  *
  * What each test pins down:
  * - device 1 gets a URL; device 2's `get` of it is byte-exact and served from the pod: the
- *   origin saw exactly one request from device 2, conditional (If-None-Match), answered 304
- *   with no body; the summary says from the pod, which device sent the bytes, and the 304;
- *   the same to stdout (`-o -`);
+ *   origin (which states its Repr-Digest in the 304 too) saw exactly one request from device
+ *   2, conditional (If-None-Match), answered 304 with no body; the summary says from the pod,
+ *   which device sent the bytes, the 304 and that the origin digest bound the copy; the same
+ *   to stdout (`-o -`);
  * - the object changes at the origin (a new ETag): device 2 downloads it fresh (its
  *   conditional probe was answered 206 and served as the probe: one probe, no second), and the
  *   new version is kept: device 1's next `get` is served from device 2's copy;
@@ -21,9 +22,11 @@
  *   and the object is downloaded fresh, byte-exact;
  * - a pod copy that went bad (the user overwrote the file the store references) is never
  *   served: the content is unavailable and the get falls back to the origin, byte-exact;
- * - the revalidation carries the requester's own Authorization: a token the origin refuses
- *   gets its 401 and no byte from the pod;
- * - nginx's strong ETag on a static file answers 304 to the conditional range probe.
+ * - a get with Authorization is private (pod-trust.test.ts has the other cases): device 1 does
+ *   not keep it (`peapod ls`), and device 2's get with its own token is never looked up in the
+ *   pod: its only request is a plain one, which the origin refuses with 401 for a wrong token;
+ * - nginx's strong ETag on a static file answers 304 to the conditional range probe; nginx
+ *   states no digest, so the copy is bound by one 16 KiB sample.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -32,6 +35,7 @@ import { mkdir, mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { peapod } from './support/content-cli.js';
 import { summaryOf, type Summary } from './support/get-summary.js';
 import { NGINX_MISSING, startNginx } from './support/nginx.js';
 import { PodFixture, type GetResult } from './support/pod-fixture.js';
@@ -105,6 +109,7 @@ describe('a URL another pod member downloaded is served from the pod', () => {
     assert.equal(summary.servedFrom, 'pod');
     assert.match(summary.revalidation ?? '', /^304 Not Modified to If-None-Match: "/);
     assert.match(summary.note, /served from the pod: device1 \(/);
+    assert.match(summary.note, /bound to the URL by origin digest/);
     assert.deepEqual(Object.keys(summary.bySource).length, 1, 'one holder sent every byte');
     assert.equal(Object.values(summary.bySource)[0], first.length);
     assert.ok(
@@ -249,6 +254,7 @@ describe('a URL another pod member downloaded is served from the pod', () => {
       const two = podSummary(await pod.get(1, [url, '-o', join(dir, 'dated-two.bin'), '--json']));
       assert.equal(two.servedFrom, 'pod');
       assert.match(two.revalidation ?? '', /If-Modified-Since: /);
+      assert.match(two.note, /bound to the URL by origin digest/);
       assert.ok((await readFile(join(dir, 'dated-two.bin'))).equals(bytes));
       await origin.untilIdle();
       const seen = origin.from(DEVICE_2, since);
@@ -303,7 +309,7 @@ describe('a URL another pod member downloaded is served from the pod', () => {
     assert.ok((await readFile(join(dir, 'bad-two.bin'))).equals(bytes), 'byte-exact');
   });
 
-  test('the revalidation carries the requester credentials: the origin decides', async () => {
+  test('a get with Authorization is private: not kept, never looked up', async () => {
     origin.options = { authorization: 'Bearer one' };
     try {
       const bytes = randomBytes(4 * MiB + 9);
@@ -312,6 +318,13 @@ describe('a URL another pod member downloaded is served from the pod', () => {
       const auth = (token: string) => ['--header', `Authorization: Bearer ${token}`];
       podSummary(
         await pod.get(0, [url, '-o', join(dir, 'private-one.bin'), '--json', ...auth('one')]),
+      );
+      const listed = await peapod(pod.daemons[0]!, ['ls', '--json']);
+      assert.equal(listed.status, 0, listed.stderr);
+      assert.doesNotMatch(listed.stdout, /private\.bin/, 'not listed by peapod ls');
+      assert.match(
+        pod.daemons[0]!.log(),
+        /not kept for the pod: the request carries a Authorization/,
       );
       await origin.untilIdle();
       const since = origin.log.length;
@@ -329,11 +342,11 @@ describe('a URL another pod member downloaded is served from the pod', () => {
       const seen = origin.from(DEVICE_2, since);
       assert.equal(seen.length, 1);
       assert.equal(seen[0]!.authorization, 'Bearer two');
-      assert.notEqual(seen[0]!.ifNoneMatch, undefined, 'it was the revalidation');
+      assert.equal(seen[0]!.ifNoneMatch, undefined, 'no revalidation: it was not looked up');
       const allowed = podSummary(
         await pod.get(1, [url, '-o', join(dir, 'private-two.bin'), '--json', ...auth('one')]),
       );
-      assert.equal(allowed.servedFrom, 'pod');
+      assert.equal(allowed.servedFrom, undefined);
       assert.ok((await readFile(join(dir, 'private-two.bin'))).equals(bytes));
     } finally {
       origin.options = {};
@@ -350,6 +363,8 @@ describe('a URL another pod member downloaded is served from the pod', () => {
       const two = podSummary(await pod.get(1, [url, '-o', join(dir, 'nginx-two.bin'), '--json']));
       assert.equal(two.servedFrom, 'pod');
       assert.match(two.revalidation ?? '', /^304 Not Modified to If-None-Match: "/);
+      // nginx states no digest: the revalidation and one 16 KiB sample bind the copy.
+      assert.match(two.note, /bound to the URL by a 16 KiB sample checked against the origin/);
       assert.ok((await readFile(join(dir, 'nginx-two.bin'))).equals(bytes));
     } finally {
       await nginx.close();

@@ -59,7 +59,7 @@ describe('UrlContentRecorder', () => {
     await writeFile(path, bytes);
     const validator = encodePin(pinFromResponse({ etag: '"v1"' }, bytes.length));
     fed.length = 0;
-    const manifest = await recorder.record({ url: URL, validator, path });
+    const manifest = await recorder.record({ url: URL, validator, path, headers: [] });
     assert.ok(manifest !== undefined);
     assert.equal(toHex(manifest.contentId), toHex(manifestOf(bytes).contentId));
     assert.equal(manifest.files, undefined, 'a URL object is a bare content');
@@ -98,7 +98,7 @@ describe('UrlContentRecorder', () => {
           await writeFile(path, bytes);
           const validator = encodePin(pinFromResponse({ etag: `"s${run}"` }, size));
           const url = `http://origin.test/sized-${run}.bin`;
-          const manifest = await recorder.record({ url, validator, path });
+          const manifest = await recorder.record({ url, validator, path, headers: [] });
           assert.equal(toHex(manifest!.contentId), toHex(manifestOf(bytes).contentId));
           const last = manifest!.chunkHashes.length - 1;
           const chunk = await store.readChunk(manifest!.contentId, last);
@@ -116,19 +116,28 @@ describe('UrlContentRecorder', () => {
     const url = 'http://origin.test/other.bin';
     fed.length = 0;
     const lengthOnly = encodePin(pinFromResponse({}, bytes.length));
-    assert.equal(await recorder.record({ url, validator: lengthOnly, path }), undefined);
+    assert.equal(
+      await recorder.record({ url, validator: lengthOnly, path, headers: [] }),
+      undefined,
+    );
     const strong = encodePin(pinFromResponse({ etag: '"o1"' }, bytes.length));
     const expectedContentId = new Uint8Array(32).fill(9);
     assert.equal(
-      await recorder.record({ url, validator: strong, path, expectedContentId }),
+      await recorder.record({ url, validator: strong, path, expectedContentId, headers: [] }),
       undefined,
     );
     const long = `http://origin.test/${'x'.repeat(8192)}`;
-    assert.equal(await recorder.record({ url: long, validator: strong, path }), undefined);
+    assert.equal(
+      await recorder.record({ url: long, validator: strong, path, headers: [] }),
+      undefined,
+    );
     assert.deepEqual(store.urlContents(long), []);
     const empty = join(dir, 'empty.bin');
     await writeFile(empty, '');
-    assert.equal(await recorder.record({ url, validator: strong, path: empty }), undefined);
+    assert.equal(
+      await recorder.record({ url, validator: strong, path: empty, headers: [] }),
+      undefined,
+    );
     assert.deepEqual(store.urlContents(url), []);
     assert.deepEqual(fed, []);
   });

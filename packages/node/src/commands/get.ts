@@ -207,7 +207,7 @@ async function toFile(
             progress.note(`peapod: revalidated with the origin: ${event.revalidation}`);
           progress.note(`peapod: pinning: ${event.pinning.level}: ${event.pinning.guarantee}`);
           progress.note(
-            `peapod: sha256 ${event.sha256}; verified: ${event.verified.length > 0 ? event.verified.join(', ') : 'no digest known (pod helpers spot-checked)'}`,
+            `peapod: sha256 ${event.sha256}; verified: ${event.verified.length > 0 ? event.verified.join(', ') : unverifiedNote(event)}`,
           );
           if (event.pooled || event.servedFrom === 'pod')
             progress.note(`peapod: sources: ${shares(event.bySource, event.sourceNames)}`);
@@ -228,6 +228,13 @@ async function toFile(
   throw new Error(
     'the daemon closed the connection before the download ended (did it stop? `peapod peers` tells whether it runs)',
   );
+}
+
+/** What stood in for a digest when none was known: true for each way a download is made. */
+function unverifiedNote(event: { readonly servedFrom?: 'pod'; readonly pooled: boolean }): string {
+  if (event.servedFrom === 'pod')
+    return 'no digest known (a 16 KiB sample checked against the origin)';
+  return event.pooled ? 'no digest known (pod helpers spot-checked)' : 'no digest known';
 }
 
 /** `laptop (MFQWCYL) 52% · phone (KXQ2D3A) 48%`, largest first. */

@@ -6,7 +6,7 @@
  * static server does: one byte range per request (206, or 416), `If-Match` (412) and `If-Range`,
  * an nginx-style strong ETag from size and mtime (`etag: 'weak'` or `'none'` to change it),
  * Last-Modified (`lastModified: false` drops it) and the file's SHA-256 as Repr-Digest
- * (`digest: false` drops it). Every request is logged with its source address, method,
+ * (`digest: false` drops it; a 304 states it too, as RFC 9530 allows, unless dropped). Every request is logged with its source address, method,
  * conditional headers, status and body bytes sent, so a test can say exactly what the origin
  * saw from each daemon (each binds its origin traffic to its own 127.0.0.x).
  */
@@ -42,6 +42,7 @@ export interface OriginLogEntry {
   readonly range: string | undefined;
   readonly ifNoneMatch: string | undefined;
   readonly ifModifiedSince: string | undefined;
+  readonly ifMatch: string | undefined;
   readonly authorization: string | undefined;
   status: number;
   bodyBytes: number;
@@ -133,6 +134,7 @@ export class RevalidatingOrigin {
       range: text('range'),
       ifNoneMatch: text('if-none-match'),
       ifModifiedSince: text('if-modified-since'),
+      ifMatch: text('if-match'),
       authorization: text('authorization'),
       status: 0,
       bodyBytes: 0,
@@ -181,7 +183,7 @@ export class RevalidatingOrigin {
       const sha256 = await this.sha256Of(path, `${size}-${info.mtimeMs}`);
       headers['repr-digest'] = formatDigestField({ 'sha-256': sha256 });
     }
-    const ifMatch = entry.method === 'GET' ? text('if-match') : undefined;
+    const ifMatch = entry.method === 'GET' ? entry.ifMatch : undefined;
     if (
       ifMatch !== undefined &&
       !ifMatch.split(',').some((m) => strongMatch(parseEntityTag(m), etag))
