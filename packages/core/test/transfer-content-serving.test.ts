@@ -109,7 +109,7 @@ function setUp(linkCount: number, data: Uint8Array, chunkSizeBytes = CHUNK) {
   const answerReads = (nowMs = 0): void => {
     for (const read of reads.splice(0)) {
       const start = read.chunkIndex * chunkSizeBytes;
-      server.onChunkRead(read.readId, data.subarray(start, start + chunkSizeBytes), nowMs);
+      server.onChunkRead(read.readId, data.subarray(start, start + chunkSizeBytes), false, nowMs);
     }
   };
   /** Chunk indices the server asked the host to read and that are not answered yet. */

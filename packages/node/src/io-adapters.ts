@@ -100,11 +100,21 @@ export function ioAdapters(
             logger.warn({ error: errorText(error) }, 'chunk store read failed');
             return undefined;
           })
-          .then((bytes) => feed({ type: 'chunk-read', nowMs: performance.now(), readId, bytes }));
+          // The store verified what it returns against this chunk's hash: the core need not.
+          .then((bytes) =>
+            feed({
+              type: 'chunk-read',
+              nowMs: performance.now(),
+              readId,
+              bytes,
+              verified: bytes !== undefined,
+            }),
+          );
       },
       storeChunk(output) {
         const { contentId, chunkIndex, bytes } = output;
-        const put = store()?.putChunk(contentId, chunkIndex, bytes);
+        // The core verified the chunk before `store-chunk`: the store need not hash it again.
+        const put = store()?.putChunk(contentId, chunkIndex, bytes, { verified: true });
         if (put === undefined) return;
         const key = chunkKey(contentId, chunkIndex);
         const settled = put.catch((error: unknown) => {

@@ -378,8 +378,16 @@ export class ChunkServer {
     });
   }
 
-  /** The host answered a `read-chunk`. Unknown read IDs are ignored (the request ended). */
-  onChunkRead(readId: number, bytes: Uint8Array | undefined, nowMs: number): void {
+  /**
+   * The host answered a `read-chunk` (`verified`: it checked the bytes against the hash itself).
+   * Unknown read IDs are ignored (the request ended).
+   */
+  onChunkRead(
+    readId: number,
+    bytes: Uint8Array | undefined,
+    verified: boolean,
+    nowMs: number,
+  ): void {
     this.nowMs = Math.max(this.nowMs, nowMs);
     const read = this.reads.get(readId);
     if (read === undefined) return;
@@ -392,7 +400,10 @@ export class ChunkServer {
       !active.has(read.requestId)
     )
       return;
-    if (bytes === undefined || !verifyChunk(this.ctx.crypto, read.chunkHash, bytes)) {
+    if (
+      bytes === undefined ||
+      (!verified && !verifyChunk(this.ctx.crypto, read.chunkHash, bytes))
+    ) {
       active.delete(read.requestId);
       this.uploads.remove(read.linkId, read.requestId);
       this.pump();

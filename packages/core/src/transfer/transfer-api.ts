@@ -181,6 +181,12 @@ export type TransferInput =
       readonly nowMs: number;
       readonly readId: number;
       readonly bytes: Uint8Array | undefined;
+      /**
+       * True: the host checked `bytes` against the requested `chunkHash` (its store verifies
+       * every read), so the core does not hash them again (DESIGN.md decision 15: one SHA-256
+       * pass). Default false: the core verifies them before serving or delivering.
+       */
+      readonly verified?: boolean;
     }
   /**
    * Answer to `read-delivered`: exactly the `length` bytes the host now holds at `offset` of

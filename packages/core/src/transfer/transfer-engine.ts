@@ -162,10 +162,12 @@ export class TransferEngine {
         break;
       case 'chunk-read': {
         const download = this.downloadReads.get(input.readId);
-        if (download === undefined) this.server.onChunkRead(input.readId, input.bytes, nowMs);
+        const verified = input.verified === true;
+        if (download === undefined)
+          this.server.onChunkRead(input.readId, input.bytes, verified, nowMs);
         else {
           this.downloadReads.delete(input.readId);
-          download.onChunkRead(input.readId, input.bytes, nowMs);
+          download.onChunkRead(input.readId, input.bytes, verified, nowMs);
         }
         break;
       }

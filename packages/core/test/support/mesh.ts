@@ -44,6 +44,11 @@ export interface NodeOptions extends Partial<CoreOptions> {
   readonly origin?: OriginMode;
   /** Latency of this node's origin answers. Default 0 (next step). */
   readonly originDelayMs?: number;
+  /**
+   * Answer `read-chunk` with `verified: true` (as a host whose store verifies every read).
+   * Default false.
+   */
+  readonly verifiedReads?: boolean;
   /** Acknowledge every `deliver` at once (`delivered` input). Default true. */
   readonly autoAck?: boolean;
   /**
@@ -395,8 +400,15 @@ export class Mesh {
       case 'read-chunk': {
         const bytes = node.store.get(toHex(out.contentId))?.get(out.chunkIndex);
         node.readsAnswered++;
+        const verified = node.options.verifiedReads === true;
         this.later(0, () =>
-          this.input(index, { type: 'chunk-read', nowMs: this.nowMs, readId: out.readId, bytes }),
+          this.input(index, {
+            type: 'chunk-read',
+            nowMs: this.nowMs,
+            readId: out.readId,
+            bytes,
+            ...(verified ? { verified } : {}),
+          }),
         );
         break;
       }

@@ -87,6 +87,15 @@ export interface StoreOptions {
   readonly onChunksDropped?: (contentId: Uint8Array, indices: readonly number[]) => void;
 }
 
+export interface PutOptions {
+  /**
+   * The caller already checked `bytes` against this chunk's SHA-256 (the core verifies every
+   * chunk before `store-chunk`), so the store does not hash them again (DESIGN.md decision 15).
+   * Default false: the store checks them and refuses bytes that do not match.
+   */
+  readonly verified?: boolean;
+}
+
 /** The operations (implemented by `ChunkStore` in chunk-store.ts). */
 export interface ChunkStoreApi {
   readonly recovery: RecoveryReport;
@@ -99,7 +108,12 @@ export interface ChunkStoreApi {
    * content removed while the put waited resolves with nothing kept. Rejects with
    * StoreFullError when it cannot store.
    */
-  putChunk(contentId: Uint8Array, index: number, bytes: Uint8Array): Promise<void>;
+  putChunk(
+    contentId: Uint8Array,
+    index: number,
+    bytes: Uint8Array,
+    options?: PutOptions,
+  ): Promise<void>;
   /**
    * Records chunks whose bytes are in a user's file (absolute path; verified on every read,
    * never written). A reference replaces a chunk file copy of the same chunk (freeing it when
