@@ -21,6 +21,7 @@
  * running fetches of that content with the store's sentence.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fromHex, toHex, type CoreInput, type CryptoProvider, type Manifest } from '@peapod/core';
 import type { Logger } from 'pino';
@@ -33,6 +34,7 @@ import type { JobFactory } from './job-factory.js';
 import type { OutputClaim, OutputClaims } from './output-claims.js';
 import type { ManifestAnswer } from './manifest-probe.js';
 import type { PeerBook } from './peer-book.js';
+import { OutputError } from './output-errors.js';
 import { hashTree, scanTree, shareIntoStore } from './share-scan.js';
 import { StoreFullError, type ChunkStoreApi, type StoredContent } from './store/store-api.js';
 import { defaultOutputName, targetsOf, TreeSink } from './tree-sink.js';
@@ -53,6 +55,8 @@ export interface ContentApiOptions {
    */
   readonly manifestFromPod: (contentId: Uint8Array) => Promise<ManifestAnswer>;
   readonly logger: Logger;
+  /** The daemon's data directory: never shared, nor any tree that holds it. */
+  readonly dataDir?: string | undefined;
 }
 
 const NO_STORE = 'this daemon runs without a data directory, so it has no chunk store';
@@ -66,20 +70,32 @@ export class ContentApi {
   /** `POST /api/share`. */
   async share(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let request: ShareRequest;
+    let hidden: boolean;
     try {
-      request = parseShareRequest(await readBody(req));
+      const body = await readBody(req);
+      request = parseShareRequest(body);
+      hidden = parseHidden(body);
     } catch (error) {
       sendJson(res, 400, { error: (error as Error).message });
       return;
     }
     const store = this.options.store();
     if (store === undefined) return sendJson(res, 503, { error: NO_STORE });
-    const { crypto, feed, logger } = this.options;
+    const { crypto, feed, logger, dataDir } = this.options;
+    // A client that goes away (Ctrl-C) stops the walk and the hash pass; nothing stays pinned.
+    const abort = new AbortController();
+    res.on('close', () => {
+      if (!res.writableFinished) abort.abort();
+    });
+    const signal = abort.signal;
     let answer;
+    let notes: readonly string[] = [];
     try {
-      const tree = await scanTree(request.path);
-      const manifest = await hashTree(crypto, tree);
-      await shareIntoStore(crypto, store, tree, manifest);
+      const tree = await scanTree(request.path, { hidden, dataDir, signal });
+      notes = tree.notes;
+      logger.info({ path: tree.root, files: tree.files.length }, 'share: hashing');
+      const manifest = await hashTree(crypto, tree, undefined, signal);
+      await shareIntoStore(crypto, store, tree, manifest, signal);
       feed({ type: 'content-available', nowMs: performance.now(), manifest });
       const contentId = toHex(manifest.contentId);
       answer = {
@@ -92,8 +108,12 @@ export class ContentApi {
       };
       logger.info({ contentId, path: tree.root, files: tree.files.length }, 'content shared');
     } catch (error) {
+      if (signal.aborted) {
+        logger.info({ path: request.path }, 'share stopped: the client went away');
+        return;
+      }
       const status = error instanceof StoreFullError ? 507 : 409;
-      sendJson(res, status, { error: (error as Error).message });
+      sendJson(res, status, { error: withNotes((error as Error).message, notes), skipped: notes });
       return;
     }
     sendJson(res, 200, answer);
@@ -121,9 +141,9 @@ export class ContentApi {
     let selection: Selection | undefined;
     let claim: OutputClaim | undefined;
     let sink: TreeSink;
-    const output =
-      request.output ?? join(request.directory!, nameFor(manifest, request.id, request.name));
+    let output: string;
     try {
+      output = request.output ?? (await defaultOutput(manifest, request));
       if (request.only !== undefined) selection = selectFiles(manifest, request.only);
       const layout = targetsOf(manifest, output);
       claim = await this.options.outputClaims.claim(output);
@@ -161,8 +181,19 @@ export class ContentApi {
     running.add(job);
     this.running.set(hex, running);
     res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+    // With --only, `done` says the bytes of the files written, not of the chunks fetched
+    // (a chunk also holds bytes of unselected neighbours).
+    const filesBytes =
+      selection === undefined
+        ? undefined
+        : selection.files.reduce((sum, index) => sum + manifest.files![index]!.sizeBytes, 0);
     job.on('event', (event) => {
-      const labelled = event.type === 'start' ? { ...event, output } : this.labelled(event);
+      const labelled =
+        event.type === 'start'
+          ? { ...event, output }
+          : event.type === 'done' && filesBytes !== undefined
+            ? { ...this.labelled(event), totalBytes: filesBytes }
+            : this.labelled(event);
       if (!res.writableEnded) res.write(`${JSON.stringify(labelled)}\n`);
     });
     res.on('close', () => {
@@ -222,6 +253,46 @@ export class ContentApi {
     }
     return { ...event, sourceNames };
   }
+}
+
+/**
+ * The output without `-o`: the content's own name in the caller's directory. The sharer chose
+ * that name, so it may not exist yet (no merging into, or replacing, what is there: only an
+ * explicit `-o` does that) and may not start with a dot (`.config`, `.bash_login`).
+ */
+async function defaultOutput(manifest: Manifest, request: FetchRequest): Promise<string> {
+  const name = nameFor(manifest, request.id, request.name);
+  const output = join(request.directory!, name);
+  if (name.startsWith('.')) {
+    throw new OutputError(
+      `the content's name ${JSON.stringify(name)} starts with a dot (a hidden file or directory); name the output yourself with -o NAME`,
+    );
+  }
+  const exists = await lstat(output).then(
+    () => true,
+    (error: NodeJS.ErrnoException) => error.code !== 'ENOENT',
+  );
+  if (exists) {
+    throw new OutputError(
+      `${output} exists; fetch writes into an existing file or directory only when you name it with -o (add --force to replace files)`,
+    );
+  }
+  return output;
+}
+
+/** `hidden` of a share body: absent is false (api-request.ts checked the rest). */
+function parseHidden(body: string): boolean {
+  const hidden = (JSON.parse(body) as { hidden?: unknown }).hidden;
+  if (hidden !== undefined && typeof hidden !== 'boolean')
+    throw new Error('hidden must be a boolean');
+  return hidden === true;
+}
+
+/** A failed share's sentence, followed by what its walk skipped (the first few). */
+function withNotes(message: string, notes: readonly string[]): string {
+  if (notes.length === 0 || message.includes(notes[0]!)) return message;
+  const more = notes.length > 5 ? `; and ${notes.length - 5} more` : '';
+  return `${message} (the walk also skipped: ${notes.slice(0, 5).join('; ')}${more})`;
 }
 
 /** The default output name (a link's name is used only when the manifest names nothing). */
