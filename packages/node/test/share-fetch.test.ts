@@ -12,6 +12,10 @@
  * - `ls` shows the shared content pinned and complete on the seeder and fetched on the others;
  *   `rm` removes it (the user's files stay), and once every holder removed it a fetch fails
  *   'unavailable' after the stall timeout, exit 1, saying what is missing;
+ * - without -o, fetch prints the target first, and refuses a default name that exists or starts
+ *   with a dot (`.bash_login`, `.config`); an explicit -o merges into an existing directory;
+ * - share skips hidden names unless --hidden (notes kept when the share fails), and names a
+ *   missing path in words; --only reports the bytes of the files written;
  * - a symbolic link inside the output tree is refused, not followed.
  */
 import assert from 'node:assert/strict';
