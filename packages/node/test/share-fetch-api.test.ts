@@ -11,7 +11,7 @@
  * - on a real daemon: every content route refuses a request without the key (403) and does
  *   nothing (no content recorded); with the key, bad bodies and paths get a 400 that says what
  *   is wrong, random bodies (a property over real HTTP) never get a 500, and the daemon keeps
- *   serving; a share whose client goes away (Ctrl-C) mid-hash stops and records nothing.
+ *   serving; the data directory (or a tree holding it) is never shared; a share whose client goes away (Ctrl-C) mid-hash stops and records nothing.
  */
 import assert from 'node:assert/strict';
 import { mkdir, truncate, writeFile } from 'node:fs/promises';
@@ -248,6 +248,21 @@ describe('the content API on a real daemon', () => {
       assert.equal(res.statusCode, 400, `${method} ${path}: ${text}`);
       assert.match((JSON.parse(text) as { error: string }).error, reason);
     }
+  });
+
+  test("the daemon's data directory, a tree holding it and one inside it are refused", async () => {
+    const daemon = pod.daemons[0]!;
+    for (const path of [daemon.home, pod.root, join(daemon.home, 'store'), `${daemon.home}/x/..`]) {
+      const res = await apiRequest(daemon.api, 'POST', '/api/share', { path, hidden: true });
+      let text = '';
+      for await (const part of res) text += (part as Buffer).toString();
+      assert.equal(res.statusCode, 409, `${path}: ${text}`);
+      assert.match(
+        (JSON.parse(text) as { error: string }).error,
+        /the daemon's data directory .*share a directory that does not contain it/,
+      );
+    }
+    assert.deepEqual(await listContents(daemon.api), []);
   });
 
   test('a client that goes away stops the share: nothing is recorded, nothing pinned', async () => {

@@ -83,10 +83,10 @@ const MOVE_ASIDE = (dir: string) =>
   `move it aside (mv ${dir} ${dir}.broken) and restart: the store starts empty, so what you shared must be shared again (peapod share) and fetched contents are fetched again as needed`;
 
 /**
- * Any failure of `open` as one sentence naming the store and what to do (the index's own
- * sentences, already so, pass through).
+ * Any failure of `open` (or of the daemon's first reads after it) as one sentence naming the
+ * store and what to do (the index's own sentences, already so, pass through).
  */
-function storeOpenError(dir: string, error: unknown): Error {
+export function storeOpenError(dir: string, error: unknown): Error {
   if (error instanceof StoreIndexOpenError || error instanceof PeapodError) return error;
   const code = errorCode(error);
   const message = (error as Error).message;
