@@ -133,8 +133,15 @@ export class ContentApi {
     const contentId = fromHex(request.id)!;
     let manifest = store.manifest(contentId);
     if (manifest === undefined) {
+      // Asking the pod can take the stall timeout: the stream starts now and says so, and a
+      // refusal from here on is its `error` event.
+      const connected = this.options.peers.rows().filter((p) => p.state === 'connected').length;
+      const members = connected === 1 ? '1 member' : `${connected} members`;
+      const message = `asking the pod for the manifest (${members} connected)`;
+      res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+      res.write(`${JSON.stringify({ type: 'waiting', message })}\n`);
       const answer = await this.options.manifestFromPod(contentId);
-      if (!answer.ok) return sendJson(res, 409, { error: answer.message });
+      if (!answer.ok) return refuseFetch(res, answer.message);
       manifest = answer.manifest;
       if (res.destroyed) return; // the client left while the pod was asked: nobody waits
     }
@@ -153,7 +160,7 @@ export class ContentApi {
       });
     } catch (error) {
       claim?.release();
-      sendJson(res, 409, { error: (error as Error).message });
+      refuseFetch(res, (error as Error).message);
       return;
     }
     try {
@@ -180,7 +187,7 @@ export class ContentApi {
     const running = this.running.get(hex) ?? new Set<ContentJob>();
     running.add(job);
     this.running.set(hex, running);
-    res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+    if (!res.headersSent) res.writeHead(200, { 'content-type': 'application/x-ndjson' });
     // With --only, `done` says the bytes of the files written, not of the chunks fetched
     // (a chunk also holds bytes of unselected neighbours).
     const filesBytes =
@@ -246,7 +253,7 @@ export class ContentApi {
   private labelled(event: ContentJobEvent): ContentJobEvent {
     const { peers, deviceIdHex } = this.options;
     if (event.type === 'error') return { ...event, message: peers.nameDevices(event.message) };
-    if (event.type === 'start') return event;
+    if (event.type === 'start' || event.type === 'waiting') return event;
     const sourceNames: Record<string, string> = {};
     for (const key of Object.keys(event.bySource)) {
       sourceNames[key] = peers.label(key === 'self' ? deviceIdHex : key);
@@ -278,6 +285,12 @@ async function defaultOutput(manifest: Manifest, request: FetchRequest): Promise
     );
   }
   return output;
+}
+
+/** A fetch refused: 409 with the sentence, or its `error` event once the stream has begun. */
+function refuseFetch(res: ServerResponse, message: string): void {
+  if (!res.headersSent) return sendJson(res, 409, { error: message });
+  res.end(`${JSON.stringify({ type: 'error', message })}\n`);
 }
 
 /** `hidden` of a share body: absent is false (api-request.ts checked the rest). */

@@ -11,7 +11,8 @@
  *   source is `self`), fetching nothing;
  * - `ls` shows the shared content pinned and complete on the seeder and fetched on the others;
  *   `rm` removes it (the user's files stay), and once every holder removed it a fetch fails
- *   'unavailable' after the stall timeout, exit 1, saying what is missing;
+ *   'unavailable' after the stall timeout, exit 1, saying what is missing (having said first
+ *   that it asks the pod for the manifest, and how many members are connected);
  * - without -o, fetch prints the target first, and refuses a default name that exists or starts
  *   with a dot (`.bash_login`, `.config`); an explicit -o merges into an existing directory;
  * - share skips hidden names unless --hidden (notes kept when the share fails), and names a
@@ -294,5 +295,10 @@ describe('peapod share and fetch across 4 daemons', () => {
     const result = await peapod(holder, ['fetch', shared.link], out);
     assert.equal(result.status, 1, result.stderr);
     assert.match(result.stderr, /unavailable: .*no connected pod member holds content/);
+    // It said what it waited for, first, rather than nothing for the whole stall timeout.
+    assert.match(
+      result.stderr,
+      /^peapod: asking the pod for the manifest \(3 members connected\)$/m,
+    );
   });
 });

@@ -88,6 +88,9 @@ export async function runFetch(
             );
           }
           break;
+        case 'waiting':
+          if (chatty && !options.quiet) progress.note(`peapod: ${event.message}`);
+          break;
         case 'progress':
           if (chatty && !options.quiet) {
             progress.update(
