@@ -2,17 +2,23 @@
  * The local API's content routes (BRIEF interface F), behind the same key as every route
  * (api-router.ts checks it before it hands a request here):
  *
- * - `POST /api/share {path}`: walk and hash the file or tree (share-scan.ts), record it in the
- *   store pinned, its chunks referenced in the user's files, and tell the core it holds all of
- *   it (`content-available`, so pod members' fetches can use it at once). Answers
- *   `{contentId, link, name, totalBytes, files, skipped}`.
+ * - `POST /api/share {path, hidden?}`: walk and hash the file or tree (share-scan.ts; names
+ *   starting with '.' only with `hidden`; the data directory and any tree holding it refused),
+ *   record it in the store pinned, its chunks referenced in the user's files, and tell the
+ *   core it holds all of it (`content-available`, so pod members' fetches can use it at once).
+ *   Answers `{contentId, link, name, totalBytes, files, skipped}`; a failure's sentence keeps
+ *   the walk's notes. A client that goes away (Ctrl-C) aborts the walk, the hash pass and the
+ *   store step, and a content new to the store is removed again.
  * - `POST /api/fetch {id, output | directory, name?, only?, force?}`: one `ContentJob`
  *   (content-job.ts) into a `TreeSink` (tree-sink.ts); its events stream as NDJSON like
  *   `/api/get`'s, each source named. The manifest comes from the store, or from the pod
  *   (`manifestFromPod`, which records it, origin `fetched`, unpinned, before any chunk of it
- *   is stored). The output is claimed (no two jobs on one target) and checked before the
- *   download starts. `--only` globs pick files
- *   (fetch-select.ts). A client that goes away cancels its job.
+ *   is stored); while the pod is asked the stream has begun with a `waiting` event, and a
+ *   refusal after it is the stream's `error` event (before it, a 409). With `directory` (no
+ *   `-o`) the default name, which the sharer chose, must not exist and must not start with a
+ *   dot. The output is claimed (no two jobs on one target) and checked before the download
+ *   starts. `--only` globs pick files (fetch-select.ts), and `done` then counts the files'
+ *   bytes. A client that goes away cancels its job.
  * - `GET /api/contents`: the store's rows without their manifests, each with a name.
  * - `DELETE /api/contents/<hex>`: removes the content from the store (a shared content's
  *   files are the user's and stay; only the index forgets them) and tells the core
