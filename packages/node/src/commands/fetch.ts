@@ -97,7 +97,7 @@ export async function runFetch(
               event.verifiedBytes,
               event.totalBytes,
               event.bySource,
-              event.sourceNames,
+              printableNames(event.sourceNames),
             );
           }
           break;
@@ -145,7 +145,16 @@ function shares(
   return Object.entries(bySource)
     .sort((a, b) => b[1] - a[1])
     .map(
-      ([key, bytes]) => `${sourceLabel(key, names)} ${sum ? Math.round((bytes / sum) * 100) : 0}%`,
+      ([key, bytes]) =>
+        `${printable(sourceLabel(key, names))} ${sum ? Math.round((bytes / sum) * 100) : 0}%`,
     )
     .join(' · ');
+}
+
+/** Device names are chosen by their owners: printed escaped (printable.ts). */
+function printableNames(
+  names: Readonly<Record<string, string>> | undefined,
+): Record<string, string> | undefined {
+  if (names === undefined) return undefined;
+  return Object.fromEntries(Object.entries(names).map(([key, name]) => [key, printable(name)]));
 }

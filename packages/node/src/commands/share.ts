@@ -29,7 +29,7 @@ export async function runShare(
     // No daemon, or one that refuses the key, is the CLI's exit 3 (thrown on).
     if (!(error instanceof ApiError)) throw error;
     if (options.json) console.log(JSON.stringify({ ok: false, error: error.message }));
-    else process.stderr.write(`peapod: share failed: ${error.message}\n`);
+    else process.stderr.write(`peapod: share failed: ${printable(error.message)}\n`);
     return 1;
   }
   if (options.json) {
