@@ -300,22 +300,33 @@ program
   .command('share')
   .argument('<path>', 'a file or a directory')
   .description("serve a file or directory tree to the pod from this device's store")
+  .option('--hidden', "include files and directories whose names start with '.'")
   .option('--json', 'print JSON: {contentId, link, name, totalBytes, files, skipped}')
   .addHelpText(
     'after',
     `
-The daemon hashes the files once and serves them where they are: nothing is copied, and the
-content stays pinned in the store until \`peapod rm\`. Symbolic links and special files inside a
-directory are skipped (each is named on stderr). A file changed after sharing is detected when
-it is read and never served; share it again for its new content ID.
+Every member of your pod can see what you share (\`peapod ls\` on their side once fetched) and
+fetch all of it: share nothing you would not hand to each of them. The daemon's own data
+directory, and any directory holding it, is refused.
+
+The daemon hashes the files once and serves them where they are: a chunk that lies inside one
+file is read from that file, and only the chunks that span two files of a tree (at most one per
+file boundary, 4 MiB each by default) are copied into the store. The content stays pinned in
+the store until \`peapod rm\`. Names starting with '.' (.git, .env, .ssh) are skipped unless
+--hidden is given, as are symbolic links and special files (each is named on stderr). A file
+changed after sharing is detected when it is read and never served; share it again for its new
+content ID.
 ${examples(
   'peapod share ~/Videos/talk.mp4',
   'peapod share ./photos            (the tree; fetch writes it as photos/)',
   'peapod share ./photos --json | jq -r .link',
 )}`,
   )
-  .action(async (path: string, options: { json?: boolean }) => {
-    process.exitCode = await runShare(await apiTarget(), path, { json: options.json === true });
+  .action(async (path: string, options: { json?: boolean; hidden?: boolean }) => {
+    process.exitCode = await runShare(await apiTarget(), path, {
+      json: options.json === true,
+      hidden: options.hidden === true,
+    });
   });
 
 program
@@ -324,7 +335,7 @@ program
   .description('fetch shared content from every pod member that holds any of it')
   .option(
     '-o, --output <path>',
-    "the file (a shared file) or the directory (a tree); default: the content's own name",
+    "the file (a shared file) or the directory (a tree); default: the content's own name, which must not exist yet",
   )
   .option(
     '--only <glob>',
@@ -338,6 +349,9 @@ program
     'after',
     `
 Every chunk is verified against the content ID before it is written. Progress goes to stderr.
+Without -o the output is the content's own name in this directory, printed before anything is
+written; it must not exist yet and must not start with '.', since the sharer chose it. Writing
+into an existing directory takes an explicit -o DIR (and existing files there --force).
 Ctrl-C keeps what was verified in the daemon's store: re-run the same command to resume.
 ${examples(
   "peapod fetch 'peapod://3a7bd3e2...?dn=talk.mp4'",

@@ -2,17 +2,23 @@
  * The local API's content routes (BRIEF interface F), behind the same key as every route
  * (api-router.ts checks it before it hands a request here):
  *
- * - `POST /api/share {path}`: walk and hash the file or tree (share-scan.ts), record it in the
- *   store pinned, its chunks referenced in the user's files, and tell the core it holds all of
- *   it (`content-available`, so pod members' fetches can use it at once). Answers
- *   `{contentId, link, name, totalBytes, files, skipped}`.
+ * - `POST /api/share {path, hidden?}`: walk and hash the file or tree (share-scan.ts; names
+ *   starting with '.' only with `hidden`; the data directory and any tree holding it refused),
+ *   record it in the store pinned, its chunks referenced in the user's files, and tell the
+ *   core it holds all of it (`content-available`, so pod members' fetches can use it at once).
+ *   Answers `{contentId, link, name, totalBytes, files, skipped}`; a failure's sentence keeps
+ *   the walk's notes. A client that goes away (Ctrl-C) aborts the walk, the hash pass and the
+ *   store step, and a content new to the store is removed again.
  * - `POST /api/fetch {id, output | directory, name?, only?, force?}`: one `ContentJob`
  *   (content-job.ts) into a `TreeSink` (tree-sink.ts); its events stream as NDJSON like
  *   `/api/get`'s, each source named. The manifest comes from the store, or from the pod
  *   (`manifestFromPod`, which records it, origin `fetched`, unpinned, before any chunk of it
- *   is stored). The output is claimed (no two jobs on one target) and checked before the
- *   download starts. `--only` globs pick files
- *   (fetch-select.ts). A client that goes away cancels its job.
+ *   is stored); while the pod is asked the stream has begun with a `waiting` event, and a
+ *   refusal after it is the stream's `error` event (before it, a 409). With `directory` (no
+ *   `-o`) the default name, which the sharer chose, must not exist and must not start with a
+ *   dot. The output is claimed (no two jobs on one target) and checked before the download
+ *   starts. `--only` globs pick files (fetch-select.ts), and `done` then counts the files'
+ *   bytes. A client that goes away cancels its job.
  * - `GET /api/contents`: the store's rows without their manifests, each with a name.
  * - `DELETE /api/contents/<hex>`: removes the content from the store (a shared content's
  *   files are the user's and stay; only the index forgets them) and tells the core
@@ -21,6 +27,7 @@
  * running fetches of that content with the store's sentence.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fromHex, toHex, type CoreInput, type CryptoProvider, type Manifest } from '@peapod/core';
 import type { Logger } from 'pino';
@@ -33,6 +40,7 @@ import type { JobFactory } from './job-factory.js';
 import type { OutputClaim, OutputClaims } from './output-claims.js';
 import type { ManifestAnswer } from './manifest-probe.js';
 import type { PeerBook } from './peer-book.js';
+import { OutputError } from './output-errors.js';
 import { hashTree, scanTree, shareIntoStore } from './share-scan.js';
 import { StoreFullError, type ChunkStoreApi, type StoredContent } from './store/store-api.js';
 import { defaultOutputName, targetsOf, TreeSink } from './tree-sink.js';
@@ -53,6 +61,8 @@ export interface ContentApiOptions {
    */
   readonly manifestFromPod: (contentId: Uint8Array) => Promise<ManifestAnswer>;
   readonly logger: Logger;
+  /** The daemon's data directory: never shared, nor any tree that holds it. */
+  readonly dataDir?: string | undefined;
 }
 
 const NO_STORE = 'this daemon runs without a data directory, so it has no chunk store';
@@ -66,20 +76,32 @@ export class ContentApi {
   /** `POST /api/share`. */
   async share(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let request: ShareRequest;
+    let hidden: boolean;
     try {
-      request = parseShareRequest(await readBody(req));
+      const body = await readBody(req);
+      request = parseShareRequest(body);
+      hidden = parseHidden(body);
     } catch (error) {
       sendJson(res, 400, { error: (error as Error).message });
       return;
     }
     const store = this.options.store();
     if (store === undefined) return sendJson(res, 503, { error: NO_STORE });
-    const { crypto, feed, logger } = this.options;
+    const { crypto, feed, logger, dataDir } = this.options;
+    // A client that goes away (Ctrl-C) stops the walk and the hash pass; nothing stays pinned.
+    const abort = new AbortController();
+    res.on('close', () => {
+      if (!res.writableFinished) abort.abort();
+    });
+    const signal = abort.signal;
     let answer;
+    let notes: readonly string[] = [];
     try {
-      const tree = await scanTree(request.path);
-      const manifest = await hashTree(crypto, tree);
-      await shareIntoStore(crypto, store, tree, manifest);
+      const tree = await scanTree(request.path, { hidden, dataDir, signal });
+      notes = tree.notes;
+      logger.info({ path: tree.root, files: tree.files.length }, 'share: hashing');
+      const manifest = await hashTree(crypto, tree, undefined, signal);
+      await shareIntoStore(crypto, store, tree, manifest, signal);
       feed({ type: 'content-available', nowMs: performance.now(), manifest });
       const contentId = toHex(manifest.contentId);
       answer = {
@@ -92,8 +114,12 @@ export class ContentApi {
       };
       logger.info({ contentId, path: tree.root, files: tree.files.length }, 'content shared');
     } catch (error) {
+      if (signal.aborted) {
+        logger.info({ path: request.path }, 'share stopped: the client went away');
+        return;
+      }
       const status = error instanceof StoreFullError ? 507 : 409;
-      sendJson(res, status, { error: (error as Error).message });
+      sendJson(res, status, { error: withNotes((error as Error).message, notes), skipped: notes });
       return;
     }
     sendJson(res, 200, answer);
@@ -113,17 +139,24 @@ export class ContentApi {
     const contentId = fromHex(request.id)!;
     let manifest = store.manifest(contentId);
     if (manifest === undefined) {
+      // Asking the pod can take the stall timeout: the stream starts now and says so, and a
+      // refusal from here on is its `error` event.
+      const connected = this.options.peers.rows().filter((p) => p.state === 'connected').length;
+      const members = connected === 1 ? '1 member' : `${connected} members`;
+      const message = `asking the pod for the manifest (${members} connected)`;
+      res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+      res.write(`${JSON.stringify({ type: 'waiting', message })}\n`);
       const answer = await this.options.manifestFromPod(contentId);
-      if (!answer.ok) return sendJson(res, 409, { error: answer.message });
+      if (!answer.ok) return refuseFetch(res, answer.message);
       manifest = answer.manifest;
       if (res.destroyed) return; // the client left while the pod was asked: nobody waits
     }
     let selection: Selection | undefined;
     let claim: OutputClaim | undefined;
     let sink: TreeSink;
-    const output =
-      request.output ?? join(request.directory!, nameFor(manifest, request.id, request.name));
+    let output: string;
     try {
+      output = request.output ?? (await defaultOutput(manifest, request));
       if (request.only !== undefined) selection = selectFiles(manifest, request.only);
       const layout = targetsOf(manifest, output);
       claim = await this.options.outputClaims.claim(output);
@@ -133,7 +166,7 @@ export class ContentApi {
       });
     } catch (error) {
       claim?.release();
-      sendJson(res, 409, { error: (error as Error).message });
+      refuseFetch(res, (error as Error).message);
       return;
     }
     try {
@@ -160,9 +193,20 @@ export class ContentApi {
     const running = this.running.get(hex) ?? new Set<ContentJob>();
     running.add(job);
     this.running.set(hex, running);
-    res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+    if (!res.headersSent) res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+    // With --only, `done` says the bytes of the files written, not of the chunks fetched
+    // (a chunk also holds bytes of unselected neighbours).
+    const filesBytes =
+      selection === undefined
+        ? undefined
+        : selection.files.reduce((sum, index) => sum + manifest.files![index]!.sizeBytes, 0);
     job.on('event', (event) => {
-      const labelled = event.type === 'start' ? { ...event, output } : this.labelled(event);
+      const labelled =
+        event.type === 'start'
+          ? { ...event, output }
+          : event.type === 'done' && filesBytes !== undefined
+            ? { ...this.labelled(event), totalBytes: filesBytes }
+            : this.labelled(event);
       if (!res.writableEnded) res.write(`${JSON.stringify(labelled)}\n`);
     });
     res.on('close', () => {
@@ -215,13 +259,59 @@ export class ContentApi {
   private labelled(event: ContentJobEvent): ContentJobEvent {
     const { peers, deviceIdHex } = this.options;
     if (event.type === 'error') return { ...event, message: peers.nameDevices(event.message) };
-    if (event.type === 'start') return event;
+    if (event.type === 'start' || event.type === 'waiting') return event;
     const sourceNames: Record<string, string> = {};
     for (const key of Object.keys(event.bySource)) {
       sourceNames[key] = peers.label(key === 'self' ? deviceIdHex : key);
     }
     return { ...event, sourceNames };
   }
+}
+
+/**
+ * The output without `-o`: the content's own name in the caller's directory. The sharer chose
+ * that name, so it may not exist yet (no merging into, or replacing, what is there: only an
+ * explicit `-o` does that) and may not start with a dot (`.config`, `.bash_login`).
+ */
+async function defaultOutput(manifest: Manifest, request: FetchRequest): Promise<string> {
+  const name = nameFor(manifest, request.id, request.name);
+  const output = join(request.directory!, name);
+  if (name.startsWith('.')) {
+    throw new OutputError(
+      `the content's name ${JSON.stringify(name)} starts with a dot (a hidden file or directory); name the output yourself with -o NAME`,
+    );
+  }
+  const exists = await lstat(output).then(
+    () => true,
+    (error: NodeJS.ErrnoException) => error.code !== 'ENOENT',
+  );
+  if (exists) {
+    throw new OutputError(
+      `${output} exists; fetch writes into an existing file or directory only when you name it with -o (add --force to replace files)`,
+    );
+  }
+  return output;
+}
+
+/** A fetch refused: 409 with the sentence, or its `error` event once the stream has begun. */
+function refuseFetch(res: ServerResponse, message: string): void {
+  if (!res.headersSent) return sendJson(res, 409, { error: message });
+  res.end(`${JSON.stringify({ type: 'error', message })}\n`);
+}
+
+/** `hidden` of a share body: absent is false (api-request.ts checked the rest). */
+function parseHidden(body: string): boolean {
+  const hidden = (JSON.parse(body) as { hidden?: unknown }).hidden;
+  if (hidden !== undefined && typeof hidden !== 'boolean')
+    throw new Error('hidden must be a boolean');
+  return hidden === true;
+}
+
+/** A failed share's sentence, followed by what its walk skipped (the first few). */
+function withNotes(message: string, notes: readonly string[]): string {
+  if (notes.length === 0 || message.includes(notes[0]!)) return message;
+  const more = notes.length > 5 ? `; and ${notes.length - 5} more` : '';
+  return `${message} (the walk also skipped: ${notes.slice(0, 5).join('; ')}${more})`;
 }
 
 /** The default output name (a link's name is used only when the manifest names nothing). */

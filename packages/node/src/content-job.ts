@@ -62,7 +62,9 @@ export type ContentJobEvent =
       readonly bySource: Record<string, number>;
       readonly sourceNames?: Record<string, string>;
     }
-  | { readonly type: 'error'; readonly message: string };
+  | { readonly type: 'error'; readonly message: string }
+  /** The API's, never the job's: what the daemon waits for before the job starts. */
+  | { readonly type: 'waiting'; readonly message: string };
 
 /**
  * One content download, from the core to a sink (module comment). `run` resolves once the job

@@ -42,7 +42,7 @@ import type { Logger } from 'pino';
 import { ApiGuard } from './api-guard.js';
 import { ApiRouter } from './api-router.js';
 import { manifestFromPod } from './manifest-probe.js';
-import { ChunkStore } from './store/chunk-store.js';
+import { ChunkStore, storeOpenError } from './store/chunk-store.js';
 import { DataDir, STORE_BUDGET_DEFAULT_BYTES } from './data-dir.js';
 import { DAEMON_RUN_FILE, type DaemonRunFile } from './daemon-run-file.js';
 import { LanDiscovery, type DiscoveredPeer } from './discovery.js';
@@ -160,6 +160,7 @@ export class Daemon {
         crypto,
         feed: (input) => this.host.input(input),
         manifestFromPod: (contentId) => manifestFromPod(this.jobs, contentId),
+        dataDir: config.dataDir,
       },
     });
     this.proxy = new ForwardProxy({
@@ -232,10 +233,25 @@ export class Daemon {
     this.store = undefined;
   }
 
-  /** Opens the store (recovery runs there) and tells the core what it holds. */
+  /**
+   * Opens the store (recovery runs there) and tells the core what it holds. Any failure, in
+   * the open or in the first reads, is one sentence naming the store (`storeOpenError`).
+   */
   private async openStore(dataDir: string): Promise<void> {
+    const dir = join(dataDir, 'store');
+    try {
+      await this.loadStore(dir);
+    } catch (error) {
+      this.store?.close();
+      this.store = undefined;
+      throw storeOpenError(dir, error);
+    }
+  }
+
+  /** `openStore`'s work: open, then announce every held chunk and URL mapping. */
+  private async loadStore(dir: string): Promise<void> {
     const store = await ChunkStore.open({
-      dir: join(dataDir, 'store'),
+      dir,
       budgetBytes: this.config.storeBudgetBytes ?? STORE_BUDGET_DEFAULT_BYTES,
       onChunksDropped: (contentId, indices) =>
         this.host.input({

@@ -8,9 +8,11 @@
  *   as `output/a` (the root directory is `output`); a table with several top-level entries
  *   writes each path under `output`. Every path is checked again with `treePathProblem` (the
  *   manifest decoder checked it already; this module writes files, so it checks for itself).
- * - `open` refuses before anything is written: a directory inside the output that is a symbolic
- *   link or a file (no symlink is ever followed inside the tree), a target that is a directory,
- *   and an existing target without `force`. It then creates the directories.
+ * - `open` refuses before anything is written: selected files that do not fit the free space of
+ *   the output's file system (`statfs`), a directory inside the output that is a symbolic link
+ *   or a file (no symlink is ever followed inside the tree), a target that is a directory, and
+ *   an existing target without `force`. It creates the directories as it checks them, each
+ *   directory once (a hostile table of 2^20 deep paths costs one lstat per directory).
  * - Bytes arrive in order (content offsets; with `--only` the unselected chunks never come). A
  *   delivery may span several files: each part goes to `TARGET.peapod-part` at its offset in
  *   that file; bytes of files that were not selected (a selected chunk also holds some of its
@@ -24,11 +26,12 @@
  * - Every file-system error is one sentence naming the file (output-errors.ts).
  */
 import { constants } from 'node:fs';
-import { lstat, mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { lstat, mkdir, open, rename, rm, stat, statfs, type FileHandle } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { treePathProblem, type Manifest } from '@peapod/core';
 import { relativePath, treeRoot } from './fetch-select.js';
 import { describeFileError, OutputError } from './output-errors.js';
+import { formatBytes } from './rate-limit.js';
 import type { DownloadSink } from './sinks.js';
 
 /** One file the sink writes: its target and where its bytes are in the content. */
@@ -115,9 +118,19 @@ export class TreeSink implements DownloadSink {
     const selected = new Set(options.selected ?? layout.targets.map((_, index) => index));
     const sink = new TreeSink(layout, selected);
     if (layout.kind === 'directory') await prepareDirectory(layout.output);
+    let bytes = 0;
+    for (const index of selected)
+      bytes += layout.targets[index]!.end - layout.targets[index]!.start;
+    await checkFreeSpace(
+      layout.kind === 'directory' ? layout.output : dirname(layout.output),
+      bytes,
+    );
+    // Directories already checked or made: a table of 2^20 files costs one lstat per directory,
+    // not one per path segment of every file.
+    const ready = new Set<string>();
     for (const index of selected) {
       const target = layout.targets[index]!;
-      if (layout.kind === 'directory') await prepareParents(layout.output, target.path);
+      if (layout.kind === 'directory') await prepareParents(layout.output, target.path, ready);
       await checkTarget(target.path, options.force);
       await rm(partOf(target.path), { force: true }).catch((error: unknown) => {
         throw new OutputError(describeFileError(error, target.path));
@@ -255,14 +268,38 @@ async function prepareDirectory(output: string): Promise<void> {
   }
 }
 
-/** Creates the directories between `output` and `path`, refusing any that is not one. */
-async function prepareParents(output: string, path: string): Promise<void> {
+/**
+ * Refuses, before anything is written, `bytes` that the file system holding `directory` has no
+ * room for (what an unprivileged user may still write).
+ */
+async function checkFreeSpace(directory: string, bytes: number): Promise<void> {
+  let free: number;
+  try {
+    const info = await statfs(directory);
+    free = info.bavail * info.bsize;
+  } catch {
+    return; // a file system that cannot say: writing finds out, and fails with its own sentence
+  }
+  if (bytes > free) {
+    throw new OutputError(
+      `cannot write ${formatBytes(bytes)} under ${directory}: its file system has ${formatBytes(free)} free; free some space or choose another -o`,
+    );
+  }
+}
+
+/**
+ * Creates the directories between `output` and `path`, refusing any that is not one. `ready`
+ * holds the directories already checked or made (and gains the new ones).
+ */
+async function prepareParents(output: string, path: string, ready: Set<string>): Promise<void> {
   const segments = relative(output, dirname(path))
     .split(sep)
     .filter((s) => s !== '');
   let directory = output;
   for (const segment of segments) {
     directory = join(directory, segment);
+    if (ready.has(directory)) continue;
+    ready.add(directory);
     let info;
     try {
       info = await lstat(directory);

@@ -11,9 +11,11 @@
  * - on a real daemon: every content route refuses a request without the key (403) and does
  *   nothing (no content recorded); with the key, bad bodies and paths get a 400 that says what
  *   is wrong, random bodies (a property over real HTTP) never get a 500, and the daemon keeps
- *   serving.
+ *   serving; the data directory (or a tree holding it) is never shared; a share whose client goes away (Ctrl-C) mid-hash stops and records nothing.
  */
 import assert from 'node:assert/strict';
+import { mkdir, truncate, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { createManifest, type Manifest } from '@peapod/core';
@@ -22,7 +24,8 @@ import { contentIdOfPath, parseFetchRequest, parseShareRequest } from '../src/ap
 import { contentLink, parseContentRef } from '../src/content-link.js';
 import { matchesGlob, selectFiles } from '../src/fetch-select.js';
 import { createNodeCryptoProvider } from '../src/node-crypto-provider.js';
-import { apiRequest, serves } from './support/api-jobs.js';
+import { waitFor } from '../src/local-pod.js';
+import { apiRequest, sendApiRequest, serves } from './support/api-jobs.js';
 import { PodFixture } from './support/pod-fixture.js';
 
 const HEX = /^[0-9a-f]{64}$/;
@@ -245,6 +248,48 @@ describe('the content API on a real daemon', () => {
       assert.equal(res.statusCode, 400, `${method} ${path}: ${text}`);
       assert.match((JSON.parse(text) as { error: string }).error, reason);
     }
+  });
+
+  test("the daemon's data directory, a tree holding it and one inside it are refused", async () => {
+    const daemon = pod.daemons[0]!;
+    for (const path of [daemon.home, pod.root, join(daemon.home, 'store'), `${daemon.home}/x/..`]) {
+      const res = await apiRequest(daemon.api, 'POST', '/api/share', { path, hidden: true });
+      let text = '';
+      for await (const part of res) text += (part as Buffer).toString();
+      assert.equal(res.statusCode, 409, `${path}: ${text}`);
+      assert.match(
+        (JSON.parse(text) as { error: string }).error,
+        /the daemon's data directory .*share a directory that does not contain it/,
+      );
+    }
+    assert.deepEqual(await listContents(daemon.api), []);
+  });
+
+  test('a client that goes away stops the share: nothing is recorded, nothing pinned', async () => {
+    const daemon = pod.daemons[0]!;
+    const root = join(pod.root, 'big-tree');
+    await mkdir(root);
+    // 8 sparse files of 1 GiB: hashing them takes seconds, reading them costs no disk.
+    for (let i = 0; i < 8; i++) {
+      await writeFile(join(root, `part-${i}.bin`), '');
+      await truncate(join(root, `part-${i}.bin`), 2 ** 30);
+    }
+    const req = sendApiRequest(daemon.api, 'POST', '/api/share', { path: root });
+    req.on('error', () => undefined); // the socket destroyed below
+    const logged = (line: string) => () => Promise.resolve(daemon.log().includes(line));
+    await waitFor(logged('share: hashing'), 20_000, 'the share to start');
+    req.destroy();
+    await waitFor(
+      logged('share stopped: the client went away'),
+      30_000,
+      'the daemon to stop the share',
+    );
+    const rows = await listContents(daemon.api);
+    assert.deepEqual(
+      rows.filter((row) => row.origin.kind === 'shared' && row.origin.path === root),
+      [],
+    );
+    assert.doesNotMatch(daemon.log(), /"msg":"content shared"/);
   });
 
   test('property: random bodies never make a 500, and the daemon keeps serving (60 runs)', async () => {

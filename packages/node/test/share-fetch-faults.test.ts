@@ -11,16 +11,17 @@
  * - a seeder that corrupts every chunk it serves (`--test-corrupt-served-chunks`) is banned
  *   ('peer banned' in the fetcher's log): with an honest holder too the fetch finishes
  *   byte-exact; with none it fails clearly and no byte of the output lands;
- * - a full disk under the output (a tiny tmpfs; skipped where mount is not allowed) fails that
- *   fetch with the disk-full sentence, the daemon keeps running, and a re-run elsewhere reads
- *   every chunk back from the store; a full disk under the store fails the fetch with the
+ * - an output on a disk too small (a tiny tmpfs; skipped where mount is not allowed) fails that
+ *   fetch before anything is written, saying the free space, the daemon keeps running, and a
+ *   re-run elsewhere is byte-exact; a disk that fills after that check fails the writes with
+ *   the disk-full sentence and leaves no part file; a full disk under the store fails the fetch with the
  *   store's sentence.
  * The kills wait on the fetchers' stores (their held chunks, polled through the API), never
  * on sleeps; the seeders' upload is limited (`--max-upload`, `--limit-lan`: loopback counts as
  * LAN) so the kills land mid-transfer.
  */
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -39,6 +40,7 @@ import {
 } from './support/content-cli.js';
 import { mountTinyTmpfs } from './support/mounts.js';
 import { PodFixture, type DaemonProcess } from './support/pod-fixture.js';
+import { TreeSink } from '../src/tree-sink.js';
 
 const MiB = 1024 * 1024;
 /** 8 chunks of 4 MiB. */
@@ -264,20 +266,45 @@ describe('a full disk during a fetch', () => {
       const fetcher = pod.daemons[1]!;
       const full = await peapod(fetcher, ['fetch', shared.link, '-o', join(mount.path, 'big.bin')]);
       assert.equal(full.status, 1, full.stderr);
-      assert.match(full.stderr, /cannot write .*big\.bin: the disk is full \(ENOSPC\)/);
-      assert.deepEqual(await readdir(mount.path), [], 'the part file is removed');
+      // The free space is checked before anything is written (or fetched).
+      assert.match(
+        full.stderr,
+        /cannot write 8\.0 MiB under .*tiny: its file system has .* free; free some space or choose another -o/,
+      );
+      assert.deepEqual(await readdir(mount.path), [], 'nothing is written');
       await getPeers(fetcher.api); // still answers
       const out = join(work, 'big-out.bin');
       const again = await peapod(fetcher, ['fetch', shared.link, '-o', out, '--json']);
       assert.equal(again.status, 0, again.stderr);
       assert.equal(sha256(await readFile(out)), sha256(await readFile(file)));
-      const { bySource } = jsonOf<{ bySource: Record<string, number> }>(again);
-      assert.ok(
-        (bySource['self'] ?? 0) > 0,
-        `the chunks fetched before came from the store: ${JSON.stringify(bySource)}`,
-      );
     } finally {
       await pod.stop();
+      mount.unmount();
+    }
+  });
+
+  test('a disk that fills after the space check fails the writes with the disk-full sentence', async (t) => {
+    const mount = await mountTinyTmpfs(join(work, 'tiny-later'), 2 * MiB);
+    if (typeof mount === 'string') {
+      t.skip(`cannot mount a tmpfs here: ${mount}`);
+      return;
+    }
+    try {
+      const output = join(mount.path, 'x.bin');
+      const layout = {
+        kind: 'file' as const,
+        output,
+        targets: [{ path: output, start: 0, end: MiB, executable: false }],
+      };
+      const sink = await TreeSink.open(layout, { force: false }); // 2 MiB free: it fits
+      await writeFile(join(mount.path, 'filler'), Buffer.alloc(1.5 * MiB)); // someone else
+      await assert.rejects(
+        sink.write(0, Buffer.alloc(MiB, 1)),
+        /cannot write .*x\.bin: the disk is full \(ENOSPC\)/,
+      );
+      await sink.abort();
+      assert.deepEqual(await readdir(mount.path), ['filler'], 'the part file is removed');
+    } finally {
       mount.unmount();
     }
   });

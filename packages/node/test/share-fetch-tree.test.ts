@@ -5,6 +5,12 @@
  * What each test pins down:
  * - the walk: regular files sorted by UTF-8 bytes (not UTF-16 order), execute bits, symlinks
  *   and FIFOs skipped with a note, the hash pass equal to one Chunker over the concatenation;
+ * - what share refuses: the data directory, a tree holding it or inside it (any spelling);
+ *   hidden names skipped with a note unless `hidden`; a missing path said in words;
+ * - stopping: an aborted walk, hash pass or store step rejects, and a failed or aborted store
+ *   step leaves no row for a content that was new (an existing one keeps its row);
+ * - printable names: control and bidi characters escaped (fast-check), plain text unchanged;
+ * - the sink refuses more bytes than the file system has free, before writing anything;
  * - the layout: a single file is the output itself; a tree's root becomes the output
  *   directory; the default names;
  * - the sink: deliveries of any split land in the right files (fast-check), only complete files
@@ -13,7 +19,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -21,7 +27,9 @@ import fc from 'fast-check';
 import { Chunker, createManifest, toHex, type Manifest } from '@peapod/core';
 import { selectedBytes } from '../src/content-job.js';
 import { createNodeCryptoProvider } from '../src/node-crypto-provider.js';
-import { hashTree, scanTree } from '../src/share-scan.js';
+import { printable } from '../src/printable.js';
+import { hashTree, scanTree, shareIntoStore } from '../src/share-scan.js';
+import { ChunkStore } from '../src/store/chunk-store.js';
 import { defaultOutputName, targetsOf, TreeSink } from '../src/tree-sink.js';
 import { treeHashes, writeTree } from './support/content-cli.js';
 
@@ -89,11 +97,131 @@ describe('the share walk', () => {
       tree.files.map((file) => file.path),
       ['movie.mkv'],
     );
-    await assert.rejects(scanTree(join(work, 'missing')), /cannot share .*missing: ENOENT/);
+    await assert.rejects(
+      scanTree(join(work, 'missing')),
+      /cannot share .*missing: no such file or directory/,
+    );
+  });
+});
+
+describe('what share refuses, and how it stops', () => {
+  test("the daemon's data directory, a tree holding it, one inside it, by any spelling", async () => {
+    const home = join(work, 'refuse', 'home');
+    const dataDir = join(home, '.peapod');
+    await writeTree(dataDir, { 'api-key': 32, 'store/index.sqlite': 100 });
+    await writeTree(home, { 'notes.txt': 10 });
+    await symlink(dataDir, join(work, 'refuse', 'alias'));
+    const spellings = [
+      dataDir,
+      home,
+      join(dataDir, 'store'),
+      join(dataDir, 'api-key'),
+      join(work, 'refuse', 'alias'),
+      join(home, 'x', '..'),
+    ];
+    for (const path of spellings) {
+      await assert.rejects(
+        scanTree(path, { dataDir, hidden: true }),
+        /the daemon's data directory .* \(its keys and store\); share a directory that does not contain it/,
+        path,
+      );
+    }
+    const beside = join(work, 'refuse', 'beside');
+    await writeTree(beside, { 'a.txt': 3 });
+    assert.equal((await scanTree(beside, { dataDir })).files.length, 1);
+  });
+
+  test('hidden names are skipped with a note unless hidden; a missing path is said in words', async () => {
+    const root = join(work, 'dots', 'proj');
+    await writeTree(root, { 'a.c': 4, '.env': 3, 'sub/.ssh/id': 5, 'sub/b.c': 1 });
+    const plain = await scanTree(root);
+    assert.deepEqual(
+      plain.files.map((f) => f.path),
+      ['proj/a.c', 'proj/sub/b.c'],
+    );
+    assert.deepEqual([...plain.notes].sort(), [
+      'skipped "proj/.env": a hidden name (add --hidden to share it)',
+      'skipped "proj/sub/.ssh": a hidden name (add --hidden to share it)',
+    ]);
+    const all = await scanTree(root, { hidden: true });
+    assert.equal(all.files.length, 4);
+    await assert.rejects(scanTree(join(work, 'no-such')), /no-such: no such file or directory$/);
+  });
+
+  test('an aborted walk or hash pass stops; a failed or aborted store step leaves no row', async () => {
+    const root = join(work, 'abort', 'tree');
+    // Chunks of 64 KiB over files of 40000 bytes: most chunks span two files (copied).
+    await writeTree(root, { a: 40000, b: 40000, c: 40000, d: 40000 });
+    const stopped = AbortSignal.abort();
+    await assert.rejects(scanTree(root, { signal: stopped }), { name: 'AbortError' });
+    const tree = await scanTree(root);
+    await assert.rejects(hashTree(crypto, tree, CHUNK, stopped), { name: 'AbortError' });
+    const manifest = await hashTree(crypto, tree, CHUNK);
+    const store = await ChunkStore.open({
+      dir: join(work, 'abort', 'store'),
+      budgetBytes: 2 ** 30,
+    });
+    try {
+      await assert.rejects(shareIntoStore(crypto, store, tree, manifest, stopped), {
+        name: 'AbortError',
+      });
+      assert.deepEqual(store.list(), []);
+      // A file edited between the hash pass and the store step (same size) fails the share.
+      const edited = Buffer.alloc(40000, 1);
+      await writeFile(join(root, 'b'), edited);
+      await assert.rejects(
+        shareIntoStore(crypto, store, tree, manifest),
+        /changed while it was shared .*share it again/,
+      );
+      assert.deepEqual(store.list(), []);
+      // A content already in the store keeps its row when a later share of it fails.
+      const fresh = await hashTree(crypto, tree, CHUNK);
+      await shareIntoStore(crypto, store, tree, fresh);
+      await assert.rejects(shareIntoStore(crypto, store, tree, fresh, stopped));
+      assert.equal(store.list().length, 1);
+    } finally {
+      store.close();
+    }
+  });
+});
+
+describe('printable names', () => {
+  test('control and bidi characters are escaped; everything else is unchanged', () => {
+    assert.equal(printable('evil\u001b[2J\u009b31m'), 'evil\\x1b[2J\\x9b31m');
+    assert.equal(printable('photo\u202egpj.exe'), 'photo\\u202egpj.exe');
+    assert.equal(printable('a\nb\u007f\u2066'), 'a\\x0ab\\x7f\\u2066');
+    assert.equal(printable('Zoë 日本 \u{1F600}.txt'), 'Zoë 日本 \u{1F600}.txt');
+  });
+
+  test('property: the result holds no control or bidi character, and plain text is kept (500 runs)', () => {
+    const unsafe = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/u;
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 60 }), (name) => {
+        const shown = printable(name);
+        assert.doesNotMatch(shown, unsafe);
+        if (!unsafe.test(name)) assert.equal(shown, name);
+      }),
+      { numRuns: 500 },
+    );
   });
 });
 
 describe('the tree sink', () => {
+  test('more bytes than the file system has free are refused before anything is written', async () => {
+    const out = join(work, 'huge');
+    await mkdir(out);
+    const layout = {
+      kind: 'directory' as const,
+      output: out,
+      targets: [{ path: join(out, 'sub', 'big.iso'), start: 0, end: 2 ** 52, executable: false }],
+    };
+    await assert.rejects(
+      TreeSink.open(layout, { force: false }),
+      /cannot write 4096\.0 TiB under .*huge: its file system has .* free; free some space or choose another -o/,
+    );
+    assert.deepEqual(await readdir(out), []);
+  });
+
   const files: Array<[string, number]> = [
     ['photos/a.jpg', CHUNK + 100],
     ['photos/empty', 0],

@@ -11,7 +11,12 @@
  *   source is `self`), fetching nothing;
  * - `ls` shows the shared content pinned and complete on the seeder and fetched on the others;
  *   `rm` removes it (the user's files stay), and once every holder removed it a fetch fails
- *   'unavailable' after the stall timeout, exit 1, saying what is missing;
+ *   'unavailable' after the stall timeout, exit 1, saying what is missing (having said first
+ *   that it asks the pod for the manifest, and how many members are connected);
+ * - without -o, fetch prints the target first, and refuses a default name that exists or starts
+ *   with a dot (`.bash_login`, `.config`); an explicit -o merges into an existing directory;
+ * - share skips hidden names unless --hidden (notes kept when the share fails), and names a
+ *   missing path in words; --only reports the bytes of the files written;
  * - a symbolic link inside the output tree is refused, not followed.
  */
 import assert from 'node:assert/strict';
@@ -140,6 +145,8 @@ describe('peapod share and fetch across 4 daemons', () => {
       '--json',
     ]);
     assert.equal(result.status, 0, result.stderr);
+    // The bytes of the files written, not of the chunks fetched for them.
+    assert.equal(jsonOf<FetchSummary>(result).totalBytes, 5 * MiB + 7 + 0 + 1000);
     const got = await treeHashes(out);
     assert.deepEqual(Object.keys(got).sort(), ['2024/c.jpg', '2024/notes/d.txt', 'b.txt']);
     assert.equal(got['2024/c.jpg'], sha256(await readFile(join(tree, '2024/c.jpg'))));
@@ -160,15 +167,76 @@ describe('peapod share and fetch across 4 daemons', () => {
     await mkdir(out);
     const first = await peapod(pod.daemons[1]!, ['fetch', shared.link, '-q'], out);
     assert.equal(first.status, 0, first.stderr);
-    const refused = await peapod(pod.daemons[1]!, ['fetch', shared.link, '-q'], out);
+    assert.match(first.stderr, new RegExp(`writing ${join(out, 'video.bin')}`));
+    // Without -o an existing default name is refused even with --force: the sharer chose it.
+    const unnamed = await peapod(pod.daemons[1]!, ['fetch', shared.link, '--force'], out);
+    assert.equal(unnamed.status, 1);
+    assert.match(unnamed.stderr, /video\.bin exists; fetch writes into an existing .* -o/);
+    const named = ['fetch', shared.link, '-o', 'video.bin'];
+    const refused = await peapod(pod.daemons[1]!, [...named, '-q'], out);
     assert.equal(refused.status, 1);
     assert.match(refused.stderr, /video\.bin exists; add --force/);
-    const forced = await peapod(pod.daemons[1]!, ['fetch', shared.link, '--force', '--json'], out);
+    const forced = await peapod(pod.daemons[1]!, [...named, '--force', '--json'], out);
     assert.equal(forced.status, 0, forced.stderr);
     // Every chunk came back from this device's own store: nothing was fetched again.
     const summary = jsonOf<FetchSummary>(forced);
     assert.deepEqual(Object.keys(summary.bySource ?? {}), ['self']);
     assert.equal(sha256(await readFile(join(out, 'video.bin'))), sha256(await readFile(file)));
+  });
+
+  test('without -o, a hidden or existing default name is refused; -o names it', async () => {
+    // A sharer's `.bash_login`, or a tree `.config`, must not land in the user's home.
+    const dotFile = join(work, 'seed', '.bash_login');
+    const dotTree = join(work, 'seed', '.config');
+    await writeTree(join(work, 'seed'), { '.bash_login': 100 });
+    await writeTree(dotTree, { 'app/settings': 200 });
+    const seeder = pod.daemons[0]!;
+    const fileShare = jsonOf<ShareAnswer>(await peapod(seeder, ['share', dotFile, '--json']));
+    const treeShare = jsonOf<ShareAnswer>(await peapod(seeder, ['share', dotTree, '--json']));
+    const home = join(work, 'home');
+    await writeTree(join(home, '.config'), { 'mine.conf': 10 });
+    for (const share of [fileShare, treeShare]) {
+      const result = await peapod(pod.daemons[1]!, ['fetch', share.link], home);
+      assert.equal(result.status, 1, result.stderr);
+      assert.match(result.stderr, /starts with a dot .*-o NAME/);
+    }
+    assert.deepEqual(Object.keys(await treeHashes(home)), ['.config/mine.conf']);
+    // An existing directory of the tree's name is refused too, and merged only with -o.
+    await mkdir(join(home, 'photos'));
+    const existing = await peapod(pod.daemons[1]!, ['fetch', sharedTree.link], home);
+    assert.equal(existing.status, 1);
+    assert.match(existing.stderr, /photos exists; .*only when you name it with -o/);
+    const merged = await peapod(pod.daemons[1]!, ['fetch', treeShare.link, '-o', '.config'], home);
+    assert.equal(merged.status, 0, merged.stderr);
+    assert.deepEqual(Object.keys(await treeHashes(join(home, '.config'))).sort(), [
+      'app/settings',
+      'mine.conf',
+    ]);
+  });
+
+  test('share skips hidden names unless --hidden, and names a missing path in words', async () => {
+    const root = join(work, 'seed', 'project');
+    await writeTree(root, { 'main.c': 50, '.env': 20, '.git/config': 30 });
+    const seeder = pod.daemons[0]!;
+    const plain = await peapod(seeder, ['share', root]);
+    assert.equal(plain.status, 0, plain.stderr);
+    assert.match(plain.stdout, /Shared project: 1 file/);
+    assert.match(plain.stderr, /"project\/\.env": a hidden name \(add --hidden/);
+    assert.match(plain.stderr, /"project\/\.git": a hidden name/);
+    const all = jsonOf<ShareAnswer>(await peapod(seeder, ['share', root, '--hidden', '--json']));
+    assert.deepEqual([all.files, all.skipped], [3, []]);
+    const missing = await peapod(seeder, ['share', join(work, 'nonexistent')]);
+    assert.equal(missing.status, 1);
+    assert.match(missing.stderr, /cannot share .*nonexistent: no such file or directory/);
+    // A share that fails keeps its notes: a tree of hidden files only.
+    const hiddenOnly = join(work, 'seed', 'dots');
+    await writeTree(hiddenOnly, { '.a': 1, '.b': 1 });
+    const none = await peapod(seeder, ['share', hiddenOnly]);
+    assert.equal(none.status, 1);
+    assert.match(
+      none.stderr,
+      /holds no regular file to share \(skipped "dots\/\.a": a hidden name/,
+    );
   });
 
   test('a symbolic link inside the output tree is refused, not followed', async () => {
@@ -227,5 +295,10 @@ describe('peapod share and fetch across 4 daemons', () => {
     const result = await peapod(holder, ['fetch', shared.link], out);
     assert.equal(result.status, 1, result.stderr);
     assert.match(result.stderr, /unavailable: .*no connected pod member holds content/);
+    // It said what it waited for, first, rather than nothing for the whole stall timeout.
+    assert.match(
+      result.stderr,
+      /^peapod: asking the pod for the manifest \(3 members connected\)$/m,
+    );
   });
 });

@@ -3,7 +3,8 @@
  * (store-api.ts): round trips across a reopen, dedup across contents, every read verified (a
  * flipped byte, a truncated file, a changed or deleted user file: dropped, reported, never
  * returned, the user's file untouched), LRU eviction with pins, StoreFullError, remove, URL
- * mappings, recovery of planted leftovers, one process per store, and misuse.
+ * mappings, recovery of planted leftovers, one process per store, misuse, and every failure to
+ * open (a damaged index, a file where a directory should be) as a sentence with the path.
  */
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
@@ -394,6 +395,39 @@ describe('ChunkStore', () => {
     store.close();
     const { store: next } = await freshStore(1, dir);
     next.close();
+  });
+
+  test('a damaged index and a file in place of the store are sentences: the path, what to do, what is lost', async () => {
+    // Pages past the schema table are garbage: the first transaction can pass, recovery not.
+    const { store, dir } = await freshStore();
+    for (let i = 0; i < 40; i++)
+      await putAll(store, makeContent(1000 + i, [3 * i, 3 * i + 1, 3 * i + 2]));
+    store.close();
+    const indexPath = join(dir, 'index.sqlite');
+    const bytes = await readFile(indexPath);
+    const page = bytes.readUInt16BE(16) === 1 ? 65536 : bytes.readUInt16BE(16);
+    assert.ok(bytes.length > 4 * page, 'the index spans several pages');
+    bytes.fill(0xa5, 3 * page);
+    await writeFile(indexPath, bytes);
+    const damaged = await ChunkStore.open({ dir, budgetBytes: 1 }).then(
+      () => assert.fail('a damaged index must not open'),
+      (error: Error) => error.message,
+    );
+    assert.ok(damaged.includes(dir), damaged);
+    assert.match(damaged, /is damaged .*mv .*\.broken.* restart: .*shared again \(peapod share\)/);
+    // A file where the store directory, or its chunks directory, should be.
+    for (const spot of ['', 'chunks']) {
+      const place = join(root, `file-${serial++}`);
+      if (spot !== '') await mkdir(place);
+      await writeFile(join(place, spot), 'not a directory');
+      const message = await ChunkStore.open({ dir: place, budgetBytes: 1 }).then(
+        () => assert.fail('a file in place of the store must not open'),
+        (error: Error) => error.message,
+      );
+      assert.match(message, /is a file, not a directory; move it aside .*shared again/);
+      assert.ok(message.startsWith(`The chunk store ${place} `), message);
+      assert.doesNotMatch(message, /^EEXIST|ENOTDIR:/);
+    }
   });
 
   test('an index that is not a database, or of another schema version, is refused with a sentence', async () => {

@@ -7,6 +7,7 @@
  * files are the user's and stay where they are.
  */
 import { listContents, removeContent, type ApiTarget, type ContentRow } from '../api-client.js';
+import { printable } from '../printable.js';
 import { formatBytes } from '../rate-limit.js';
 
 /** The table `peapod ls` prints. */
@@ -17,7 +18,7 @@ export function renderContents(rows: readonly ContentRow[]): string[] {
     ['ID', 'NAME', 'SIZE', 'HELD', 'PINNED', 'ORIGIN'],
     ...rows.map((row) => [
       row.contentId.slice(0, 12),
-      row.name === '' ? '-' : row.name,
+      row.name === '' ? '-' : printable(row.name),
       formatBytes(row.totalBytes),
       row.complete ? 'complete' : `${row.heldChunks}/${row.chunkCount} chunks`,
       row.pinned ? 'pinned' : '-',
@@ -38,11 +39,11 @@ export function renderContents(rows: readonly ContentRow[]): string[] {
 function originText(row: ContentRow): string {
   switch (row.origin.kind) {
     case 'shared':
-      return `shared from ${row.origin.path}`;
+      return `shared from ${printable(row.origin.path)}`;
     case 'fetched':
       return 'fetched from the pod';
     case 'url':
-      return `downloaded from ${row.origin.url}`;
+      return `downloaded from ${printable(row.origin.url)}`;
   }
 }
 
@@ -83,8 +84,11 @@ export async function runRemove(
   if (options.json) {
     console.log(JSON.stringify({ contentId: row?.contentId ?? wanted, removed }));
   } else if (removed) {
-    const kept = row.origin.kind === 'shared' ? ` (your files in ${row.origin.path} stay)` : '';
-    console.log(`Removed ${row.contentId.slice(0, 12)} ${row.name} from the store${kept}.`);
+    const kept =
+      row.origin.kind === 'shared' ? ` (your files in ${printable(row.origin.path)} stay)` : '';
+    console.log(
+      `Removed ${row.contentId.slice(0, 12)} ${printable(row.name)} from the store${kept}.`,
+    );
   } else {
     process.stderr.write(
       `peapod: the store holds no content ${wanted}; \`peapod ls\` lists what it holds\n`,

@@ -20,6 +20,7 @@ import {
   type FetchRequest,
 } from '../api-client.js';
 import { parseContentRef } from '../content-link.js';
+import { printable } from '../printable.js';
 import { ProgressLine, sourceLabel } from '../progress.js';
 import { formatBytes } from '../rate-limit.js';
 import { GET_EXIT_CODES, UsageError } from './get.js';
@@ -80,11 +81,15 @@ export async function runFetch(
       switch (event.type) {
         case 'start':
           output = event.output ?? output;
+          if (chatty) progress.note(`peapod: writing ${printable(output)}`);
           if (chatty && event.selectedBytes < event.totalBytes) {
             progress.note(
               `peapod: fetching ${formatBytes(event.selectedBytes)} of ${formatBytes(event.totalBytes)} (--only)`,
             );
           }
+          break;
+        case 'waiting':
+          if (chatty && !options.quiet) progress.note(`peapod: ${event.message}`);
           break;
         case 'progress':
           if (chatty && !options.quiet) {
@@ -92,7 +97,7 @@ export async function runFetch(
               event.verifiedBytes,
               event.totalBytes,
               event.bySource,
-              event.sourceNames,
+              printableNames(event.sourceNames),
             );
           }
           break;
@@ -103,7 +108,7 @@ export async function runFetch(
           }
           const rate = event.totalBytes / Math.max(0.001, event.seconds);
           say(
-            `${output}: ${formatBytes(event.totalBytes)} in ${event.seconds.toFixed(1)} s ` +
+            `${printable(output)}: ${formatBytes(event.totalBytes)} in ${event.seconds.toFixed(1)} s ` +
               `(${formatBytes(rate)}/s), every chunk verified`,
           );
           progress.note(`peapod: sources: ${shares(event.bySource, event.sourceNames)}`);
@@ -111,7 +116,7 @@ export async function runFetch(
         }
         case 'error':
           if (options.json) summary({ ok: false, contentId: request.id, error: event.message });
-          else say(`fetch failed: ${event.message}`);
+          else say(`fetch failed: ${printable(event.message)}`);
           return GET_EXIT_CODES.failed;
       }
     }
@@ -121,7 +126,7 @@ export async function runFetch(
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     if (options.json) summary({ ok: false, contentId: request.id, error: message });
-    else say(error instanceof ApiError ? `fetch failed: ${message}` : message);
+    else say(printable(error instanceof ApiError ? `fetch failed: ${message}` : message));
     // What the daemon answers about the fetch itself (the manifest, the output) is the fetch
     // failing; no daemon, or one that refuses the key, is exit 3.
     const noDaemon = error instanceof DaemonUnreachable || error instanceof ApiRefused;
@@ -140,7 +145,16 @@ function shares(
   return Object.entries(bySource)
     .sort((a, b) => b[1] - a[1])
     .map(
-      ([key, bytes]) => `${sourceLabel(key, names)} ${sum ? Math.round((bytes / sum) * 100) : 0}%`,
+      ([key, bytes]) =>
+        `${printable(sourceLabel(key, names))} ${sum ? Math.round((bytes / sum) * 100) : 0}%`,
     )
     .join(' · ');
+}
+
+/** Device names are chosen by their owners: printed escaped (printable.ts). */
+function printableNames(
+  names: Readonly<Record<string, string>> | undefined,
+): Record<string, string> | undefined {
+  if (names === undefined) return undefined;
+  return Object.fromEntries(Object.entries(names).map(([key, name]) => [key, printable(name)]));
 }

@@ -1,36 +1,44 @@
 /**
- * `peapod share PATH`: the daemon records the file or directory tree in its store (pinned, its
- * bytes referenced where they are, not copied) and serves it to the pod; this prints its
- * content ID and `peapod://` link (`--json`: the daemon's answer as one object). What the walk
- * skipped (symbolic links, special files) is said on stderr, one line each.
+ * `peapod share PATH [--hidden]`: the daemon records the file or directory tree in its store
+ * (pinned; a chunk inside one file is referenced where it is, a chunk spanning two files is
+ * copied into the store) and serves it to every pod member; this prints its content ID and
+ * `peapod://` link (`--json`: the daemon's answer as one object). What the walk skipped
+ * (hidden names without `--hidden`, symbolic links, special files) is said on stderr, one
+ * line each.
  */
 import { resolve } from 'node:path';
-import { ApiError, shareContent, type ApiTarget } from '../api-client.js';
+import { ApiError, shareContent, type ApiTarget, type ShareRequest } from '../api-client.js';
+import { printable } from '../printable.js';
 import { formatBytes } from '../rate-limit.js';
 
 /** Exit status: 0 shared, 1 the daemon could not share it (the message says why). */
 export async function runShare(
   target: ApiTarget,
   path: string,
-  options: { readonly json: boolean },
+  options: { readonly json: boolean; readonly hidden: boolean },
 ): Promise<number> {
+  // `hidden` rides beside the path (the daemon reads it; ShareRequest does not name it yet).
+  const request: ShareRequest & { hidden: boolean } = {
+    path: resolve(path),
+    hidden: options.hidden,
+  };
   let answer;
   try {
-    answer = await shareContent(target, { path: resolve(path) });
+    answer = await shareContent(target, request);
   } catch (error) {
     // No daemon, or one that refuses the key, is the CLI's exit 3 (thrown on).
     if (!(error instanceof ApiError)) throw error;
     if (options.json) console.log(JSON.stringify({ ok: false, error: error.message }));
-    else process.stderr.write(`peapod: share failed: ${error.message}\n`);
+    else process.stderr.write(`peapod: share failed: ${printable(error.message)}\n`);
     return 1;
   }
   if (options.json) {
     console.log(JSON.stringify(answer, null, 2));
     return 0;
   }
-  for (const note of answer.skipped) process.stderr.write(`peapod: ${note}\n`);
+  for (const note of answer.skipped) process.stderr.write(`peapod: ${printable(note)}\n`);
   const files = answer.files === 1 ? '1 file' : `${answer.files} files`;
-  console.log(`Shared ${answer.name}: ${files}, ${formatBytes(answer.totalBytes)}`);
+  console.log(`Shared ${printable(answer.name)}: ${files}, ${formatBytes(answer.totalBytes)}`);
   console.log(`Content ID: ${answer.contentId}`);
   console.log(`Link:       ${answer.link}`);
   console.log(`\nOn another pod member:  peapod fetch '${answer.link}'`);

@@ -57,6 +57,7 @@ import {
 } from './store-api.js';
 import {
   StoreIndex,
+  StoreIndexOpenError,
   type ChunkFileRow,
   type ChunkLocation,
   type DroppedChunk,
@@ -76,6 +77,48 @@ function mebibytes(bytes: number): string {
 function isDiskFull(error: unknown): boolean {
   const code = errorCode(error);
   return code === 'ENOSPC' || code === 'EDQUOT' || code === 'SQLITE_FULL';
+}
+
+/** What moving a store aside costs, for the sentences below. */
+const MOVE_ASIDE = (dir: string) =>
+  `move it aside (mv ${dir} ${dir}.broken) and restart: the store starts empty, so what you shared must be shared again (peapod share) and fetched contents are fetched again as needed`;
+
+/**
+ * Any failure of `open` (or of the daemon's first reads after it) as one sentence naming the
+ * store and what to do (the index's own sentences, already so, pass through).
+ */
+export function storeOpenError(dir: string, error: unknown): Error {
+  if (error instanceof StoreIndexOpenError || error instanceof PeapodError) return error;
+  const code = errorCode(error);
+  const message = (error as Error).message;
+  if (code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB' || /malformed/.test(message)) {
+    return new StoreIndexOpenError(
+      `The chunk store ${dir} is damaged (${message}); ${MOVE_ASIDE(dir)}.`,
+      { cause: error },
+    );
+  }
+  if (code === 'EEXIST' || code === 'ENOTDIR') {
+    return new StoreIndexOpenError(
+      `The chunk store ${dir} cannot be opened: a part of it (${join(dir, CHUNKS_DIRECTORY)} or ${dir} itself) is a file, not a directory; ${MOVE_ASIDE(dir)}.`,
+      { cause: error },
+    );
+  }
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+    return new StoreIndexOpenError(
+      `The chunk store ${dir} cannot be opened (${message}); give the daemon's user write access to it, or ${MOVE_ASIDE(dir)}.`,
+      { cause: error },
+    );
+  }
+  if (isDiskFull(error)) {
+    return new StoreIndexOpenError(
+      `The chunk store ${dir} cannot be opened: its disk is full; free some space and restart.`,
+      { cause: error },
+    );
+  }
+  return new StoreIndexOpenError(
+    `The chunk store ${dir} cannot be opened (${message}); if it persists, ${MOVE_ASIDE(dir)}.`,
+    { cause: error },
+  );
 }
 
 export class ChunkStore implements ChunkStoreApi {
@@ -112,16 +155,20 @@ export class ChunkStore implements ChunkStoreApi {
     if (!Number.isSafeInteger(options.budgetBytes) || options.budgetBytes < 0) {
       invalid('budgetBytes', `must be a non-negative integer, got ${options.budgetBytes}`);
     }
-    await mkdir(options.dir, { recursive: true });
-    const files = new ChunkFiles(join(options.dir, CHUNKS_DIRECTORY));
-    await files.prepare();
-    const index = StoreIndex.open(join(options.dir, INDEX_FILE));
     try {
-      const recovery = await recoverStore(files, index);
-      return new ChunkStore(options, files, index, recovery);
+      await mkdir(options.dir, { recursive: true });
+      const files = new ChunkFiles(join(options.dir, CHUNKS_DIRECTORY));
+      await files.prepare();
+      const index = StoreIndex.open(join(options.dir, INDEX_FILE));
+      try {
+        const recovery = await recoverStore(files, index);
+        return new ChunkStore(options, files, index, recovery);
+      } catch (error) {
+        index.close();
+        throw error;
+      }
     } catch (error) {
-      index.close();
-      throw error;
+      throw storeOpenError(options.dir, error);
     }
   }
 

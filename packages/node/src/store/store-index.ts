@@ -20,6 +20,7 @@
  * timeout is how long a second opener waits for the owner to close (a daemon restarting while
  * the old process still exits) before it is refused with a sentence.
  */
+import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { ContentOrigin } from './store-api.js';
 import { SCHEMA, SCHEMA_VERSION } from './store-schema.js';
@@ -226,7 +227,7 @@ export class StoreIndex {
       }
       if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {
         throw new StoreIndexOpenError(
-          `The chunk store index ${path} is damaged (${String(code)}); move the store directory aside (its chunks are fetched again as needed) and restart.`,
+          `The chunk store index ${path} is damaged (${String(code)}); move the store directory aside (mv ${dirname(path)} ${dirname(path)}.broken) and restart: the store starts empty, so what you shared must be shared again (peapod share) and fetched contents are fetched again as needed.`,
           { cause: error },
         );
       }
