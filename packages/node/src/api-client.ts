@@ -44,6 +44,8 @@ export interface GetRequest {
 /** `POST /api/share`: share a file or directory (absolute path) from the store. */
 export interface ShareRequest {
   readonly path: string;
+  /** Share names starting with '.' too (`--hidden`). Default false. */
+  readonly hidden?: boolean;
 }
 
 /** The answer to `POST /api/share`. */

@@ -85,7 +85,11 @@ const ONLY_GLOB_CHARS_MAX = 4096;
 export function parseShareRequest(text: string): ShareRequest {
   const value = jsonObject(text);
   if (!isAbsolutePath(value['path'])) throw new Error('path must be an absolute path');
-  return { path: value['path'] };
+  const hidden = value['hidden'];
+  if (hidden !== undefined && typeof hidden !== 'boolean') {
+    throw new Error('hidden must be a boolean');
+  }
+  return { path: value['path'], ...(hidden === true ? { hidden } : {}) };
 }
 
 /** Validates a `POST /api/fetch` body: `{id, output?, directory?, name?, only?, force?}`. */

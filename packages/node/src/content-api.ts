@@ -76,11 +76,8 @@ export class ContentApi {
   /** `POST /api/share`. */
   async share(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let request: ShareRequest;
-    let hidden: boolean;
     try {
-      const body = await readBody(req);
-      request = parseShareRequest(body);
-      hidden = parseHidden(body);
+      request = parseShareRequest(await readBody(req));
     } catch (error) {
       sendJson(res, 400, { error: (error as Error).message });
       return;
@@ -97,7 +94,11 @@ export class ContentApi {
     let answer;
     let notes: readonly string[] = [];
     try {
-      const tree = await scanTree(request.path, { hidden, dataDir, signal });
+      const tree = await scanTree(request.path, {
+        hidden: request.hidden === true,
+        dataDir,
+        signal,
+      });
       notes = tree.notes;
       logger.info({ path: tree.root, files: tree.files.length }, 'share: hashing');
       const manifest = await hashTree(crypto, tree, undefined, signal);
@@ -297,14 +298,6 @@ async function defaultOutput(manifest: Manifest, request: FetchRequest): Promise
 function refuseFetch(res: ServerResponse, message: string): void {
   if (!res.headersSent) return sendJson(res, 409, { error: message });
   res.end(`${JSON.stringify({ type: 'error', message })}\n`);
-}
-
-/** `hidden` of a share body: absent is false (api-request.ts checked the rest). */
-function parseHidden(body: string): boolean {
-  const hidden = (JSON.parse(body) as { hidden?: unknown }).hidden;
-  if (hidden !== undefined && typeof hidden !== 'boolean')
-    throw new Error('hidden must be a boolean');
-  return hidden === true;
 }
 
 /** A failed share's sentence, followed by what its walk skipped (the first few). */

@@ -17,8 +17,7 @@ export async function runShare(
   path: string,
   options: { readonly json: boolean; readonly hidden: boolean },
 ): Promise<number> {
-  // `hidden` rides beside the path (the daemon reads it; ShareRequest does not name it yet).
-  const request: ShareRequest & { hidden: boolean } = {
+  const request: ShareRequest = {
     path: resolve(path),
     hidden: options.hidden,
   };
