@@ -16,6 +16,7 @@
  *   swing it and the ETA, which divides what is left by it, stays steady.
  * - `note` and `finish` clear the drawn line first, so no message is ever glued to it.
  */
+import { printable } from './printable.js';
 import { formatBytes } from './rate-limit.js';
 import { shortDeviceId } from './device-label.js';
 
@@ -49,6 +50,21 @@ export function sourceLabel(key: string, labels?: Readonly<Record<string, string
   if (label !== undefined) return label;
   if (key === 'self') return 'this device';
   return /^[0-9a-f]{64}$/.test(key) ? `(${shortDeviceId(key)})` : key;
+}
+
+/** `laptop (MFQWCYL) 52% · phone (KXQ2D3A) 48%`, largest first, labels made printable. */
+export function sourceShares(
+  bySource: Readonly<Record<string, number>>,
+  labels: Readonly<Record<string, string>> | undefined,
+): string {
+  const sum = Object.values(bySource).reduce((a, b) => a + b, 0);
+  return Object.entries(bySource)
+    .sort((a, b) => b[1] - a[1])
+    .map(
+      ([key, bytes]) =>
+        `${printable(sourceLabel(key, labels))} ${sum ? Math.round((bytes / sum) * 100) : 0}%`,
+    )
+    .join(' · ');
 }
 
 /** Display width of `text` (code points; device names are the only non-ASCII part). */

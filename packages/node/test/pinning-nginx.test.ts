@@ -97,7 +97,10 @@ describe('pooled peapod get against nginx, each validator kind', { skip: NGINX_M
   }
 
   test('--strict refuses to pool a Last-Modified-only origin, and names what is missing', async () => {
-    const url = `${nginx.urls['last-modified']}/object.bin`;
+    // An object no device downloaded before: object.bin is kept as content by the tests above,
+    // and a kept copy bound by --sha256 is served from the store instead of pooled.
+    await publish(nginx.root, 'strict.bin', object, new Date('2026-01-01T00:00:00Z'));
+    const url = `${nginx.urls['last-modified']}/strict.bin`;
     const output = join(pod.root, 'nginx-strict.bin');
     const refused = await pod.get(0, [url, '-o', output, '--strict', '-q']);
     assert.equal(refused.status, 1, refused.stderr);

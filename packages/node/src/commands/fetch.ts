@@ -21,7 +21,7 @@ import {
 } from '../api-client.js';
 import { parseContentRef } from '../content-link.js';
 import { printable } from '../printable.js';
-import { ProgressLine, sourceLabel } from '../progress.js';
+import { ProgressLine, sourceShares } from '../progress.js';
 import { formatBytes } from '../rate-limit.js';
 import { GET_EXIT_CODES, UsageError } from './get.js';
 
@@ -111,7 +111,7 @@ export async function runFetch(
             `${printable(output)}: ${formatBytes(event.totalBytes)} in ${event.seconds.toFixed(1)} s ` +
               `(${formatBytes(rate)}/s), every chunk verified`,
           );
-          progress.note(`peapod: sources: ${shares(event.bySource, event.sourceNames)}`);
+          progress.note(`peapod: sources: ${sourceShares(event.bySource, event.sourceNames)}`);
           return GET_EXIT_CODES.ok;
         }
         case 'error':
@@ -134,21 +134,6 @@ export async function runFetch(
   } finally {
     process.off('SIGINT', onInterrupt);
   }
-}
-
-/** `laptop (MFQWCYL) 52% · phone (KXQ2D3A) 48%`, largest first. */
-function shares(
-  bySource: Readonly<Record<string, number>>,
-  names: Readonly<Record<string, string>> | undefined,
-): string {
-  const sum = Object.values(bySource).reduce((a, b) => a + b, 0);
-  return Object.entries(bySource)
-    .sort((a, b) => b[1] - a[1])
-    .map(
-      ([key, bytes]) =>
-        `${printable(sourceLabel(key, names))} ${sum ? Math.round((bytes / sum) * 100) : 0}%`,
-    )
-    .join(' · ');
 }
 
 /** Device names are chosen by their owners: printed escaped (printable.ts). */

@@ -24,7 +24,7 @@ import {
   type GetRequest,
 } from '../api-client.js';
 import { explainError } from '../error-text.js';
-import { ProgressLine, sourceLabel } from '../progress.js';
+import { ProgressLine, sourceShares } from '../progress.js';
 import { formatBytes } from '../rate-limit.js';
 
 export interface GetOptions {
@@ -210,7 +210,7 @@ async function toFile(
             `peapod: sha256 ${event.sha256}; verified: ${event.verified.length > 0 ? event.verified.join(', ') : unverifiedNote(event)}`,
           );
           if (event.pooled || event.servedFrom === 'pod')
-            progress.note(`peapod: sources: ${shares(event.bySource, event.sourceNames)}`);
+            progress.note(`peapod: sources: ${sourceShares(event.bySource, event.sourceNames)}`);
         }
         return GET_EXIT_CODES.ok;
       }
@@ -235,20 +235,6 @@ function unverifiedNote(event: { readonly servedFrom?: 'pod'; readonly pooled: b
   if (event.servedFrom === 'pod')
     return 'no digest known (a 16 KiB sample checked against the origin)';
   return event.pooled ? 'no digest known (pod helpers spot-checked)' : 'no digest known';
-}
-
-/** `laptop (MFQWCYL) 52% · phone (KXQ2D3A) 48%`, largest first. */
-function shares(
-  bySource: Readonly<Record<string, number>>,
-  names: Readonly<Record<string, string>> | undefined,
-): string {
-  const sum = Object.values(bySource).reduce((a, b) => a + b, 0);
-  return Object.entries(bySource)
-    .sort((a, b) => b[1] - a[1])
-    .map(
-      ([key, bytes]) => `${sourceLabel(key, names)} ${sum ? Math.round((bytes / sum) * 100) : 0}%`,
-    )
-    .join(' · ');
 }
 
 async function streamToStdout(
