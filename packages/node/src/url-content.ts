@@ -23,8 +23,10 @@
  * - A copy served from the pod reaches the recorder only when something bound it to the URL (an
  *   origin digest, the user's `--sha256` or the 16 KiB sample, pod-source.ts `podBinding`);
  *   an unbound one is never served, so never recorded.
- * - `expectedContentId`: a copy served from the pod must chunk to the content it was served as;
- *   when it does not, nothing is recorded (the recorder says so in the log).
+ * - `expectedContentId`: a copy served from the pod is recorded with the manifest it was served
+ *   as (already in the store: every chunk was verified against it on arrival), not read back;
+ *   its chunk files become references into the output, so the copy is not kept twice. Without
+ *   that manifest in the store, the output is chunked and must give the same content.
  * The daemon tells the core, at start, every URL mapping the store kept from earlier runs.
  * Failures (an unreadable file, a store error) are logged and never fail the download: the file
  * is already verified and committed.
@@ -141,14 +143,19 @@ export class UrlContentRecorder {
       logger.info({ url }, 'not kept for the pod: the origin gives no validator to revalidate it');
       return undefined;
     }
-    let manifest: Manifest;
-    try {
-      manifest = await this.chunkFile(path);
-    } catch (error) {
-      logger.warn({ url, path, error: String(error) }, 'could not read a download back to keep it');
-      return undefined;
-    }
+    // A copy served from the pod was verified chunk by chunk against its manifest (in the
+    // store since the download started) and committed as is: reading it back would be a second
+    // pass over every byte. Any other download is chunked from its output file once.
     const expected = download.expectedContentId;
+    let manifest = expected === undefined ? undefined : store.manifest(expected);
+    if (manifest === undefined) {
+      try {
+        manifest = await this.chunkFile(path);
+      } catch (error) {
+        logger.warn({ url, path, error: String(error) }, 'could not read a download back');
+        return undefined;
+      }
+    }
     if (expected !== undefined && !equalBytes(expected, manifest.contentId)) {
       logger.warn(
         { url, expected: toHex(expected), actual: toHex(manifest.contentId) },
@@ -162,6 +169,7 @@ export class UrlContentRecorder {
       store.addContent(manifest, { kind: 'url', url, validator }, { pinned: false });
       store.referenceChunks(
         contentId,
+        // For a pod copy this frees its chunk files: the bytes are in the output already.
         manifest.chunkHashes.map((_, index) => ({ index, path, offset: index * chunkSizeBytes })),
       );
       store.mapUrl(url, validator, contentId);

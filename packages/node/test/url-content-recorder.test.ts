@@ -53,6 +53,35 @@ describe('UrlContentRecorder', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  test('a copy served from the pod keeps its manifest, and its chunk files become references', async () => {
+    const bytes = randomBytes(CHUNK + 999);
+    const manifest = manifestOf(bytes);
+    // As a pod-served get leaves it: the manifest recorded at download:manifest, every chunk
+    // stored as a chunk file, then the output committed.
+    store.addContent(manifest, { kind: 'fetched' }, { pinned: false });
+    await store.putChunk(manifest.contentId, 0, bytes.subarray(0, CHUNK));
+    await store.putChunk(manifest.contentId, 1, bytes.subarray(CHUNK));
+    const before = store.usage().storedBytes;
+    assert.ok(before >= bytes.length);
+    const path = join(dir, 'pod-copy.bin');
+    await writeFile(path, bytes);
+    const validator = encodePin(pinFromResponse({ etag: '"pod1"' }, bytes.length));
+    const url = 'http://origin.test/pod-copy.bin';
+    const kept = await recorder.record({
+      url,
+      validator,
+      path,
+      headers: [],
+      expectedContentId: manifest.contentId,
+    });
+    assert.equal(toHex(kept!.contentId), toHex(manifest.contentId));
+    assert.equal(store.usage().storedBytes, before - bytes.length, 'chunk files freed');
+    const row = store.list().find((content) => content.contentId === toHex(manifest.contentId));
+    assert.deepEqual(row?.origin, { kind: 'url', url, validator });
+    const last = await store.readChunk(manifest.contentId, 1);
+    assert.ok(last !== undefined && Buffer.from(last).equals(bytes.subarray(CHUNK)));
+  });
+
   test('a download becomes a referenced, mapped, announced content', async () => {
     const bytes = randomBytes(2 * CHUNK + 4321);
     const path = join(dir, 'object.bin');
