@@ -41,9 +41,16 @@ import type { OutputClaim, OutputClaims } from './output-claims.js';
 import type { ManifestAnswer } from './manifest-probe.js';
 import type { PeerBook } from './peer-book.js';
 import { OutputError } from './output-errors.js';
+import { escalateIfInvariant } from './process-guard.js';
 import { hashTree, scanTree, shareIntoStore } from './share-scan.js';
 import { StoreFullError, type ChunkStoreApi, type StoredContent } from './store/store-api.js';
-import { defaultOutputName, targetsOf, TreeSink } from './tree-sink.js';
+import {
+  chunksInFiles,
+  defaultOutputName,
+  targetsOf,
+  TreeSink,
+  type TreeLayout,
+} from './tree-sink.js';
 
 export interface ContentApiOptions {
   /** The daemon's store; undefined until it is open (or without a data directory). */
@@ -63,6 +70,8 @@ export interface ContentApiOptions {
   readonly logger: Logger;
   /** The daemon's data directory: never shared, nor any tree that holds it. */
   readonly dataDir?: string | undefined;
+  /** Resolves once the chunk writes started so far have settled (io-adapters.ts). */
+  readonly storeWritesSettled?: () => Promise<unknown>;
 }
 
 const NO_STORE = 'this daemon runs without a data directory, so it has no chunk store';
@@ -156,10 +165,11 @@ export class ContentApi {
     let claim: OutputClaim | undefined;
     let sink: TreeSink;
     let output: string;
+    let layout: TreeLayout;
     try {
       output = request.output ?? (await defaultOutput(manifest, request));
       if (request.only !== undefined) selection = selectFiles(manifest, request.only);
-      const layout = targetsOf(manifest, output);
+      layout = targetsOf(manifest, output);
       claim = await this.options.outputClaims.claim(output);
       sink = await TreeSink.open(layout, {
         force: request.force === true,
@@ -171,7 +181,7 @@ export class ContentApi {
       return;
     }
     try {
-      await this.runFetch(request.id, manifest, selection, sink, res, output);
+      await this.runFetch(request.id, manifest, selection, sink, res, output, layout);
     } finally {
       claim.release();
     }
@@ -184,6 +194,7 @@ export class ContentApi {
     sink: TreeSink,
     res: ServerResponse,
     output: string,
+    layout: TreeLayout,
   ): Promise<void> {
     const job = new ContentJob(this.options.jobs, {
       contentId: manifest.contentId,
@@ -201,7 +212,9 @@ export class ContentApi {
       selection === undefined
         ? undefined
         : selection.files.reduce((sum, index) => sum + manifest.files![index]!.sizeBytes, 0);
+    let done = false;
     job.on('event', (event) => {
+      if (event.type === 'done') done = true;
       const labelled =
         event.type === 'start'
           ? { ...event, output }
@@ -215,11 +228,38 @@ export class ContentApi {
     });
     try {
       await job.run();
+      if (done) await this.referenceOutput(manifest, layout, selection);
     } finally {
       running.delete(job);
       if (running.size === 0) this.running.delete(hex);
       this.options.jobs.forget(job);
       if (!res.writableEnded) res.end();
+    }
+  }
+
+  /**
+   * A committed fetch's chunks now lie in its output files: the store references them there
+   * (every read still verified) and frees its chunk files, so the content is not kept twice.
+   * A failure only costs that disk: it is logged.
+   */
+  private async referenceOutput(
+    manifest: Manifest,
+    layout: TreeLayout,
+    selection?: Selection,
+  ): Promise<void> {
+    const written = selection?.files ?? layout.targets.map((_, index) => index);
+    // A chunk file still being written would otherwise be indexed again after this.
+    await this.options.storeWritesSettled?.();
+    try {
+      this.options
+        .store()
+        ?.referenceChunks(manifest.contentId, chunksInFiles(manifest, layout, written));
+    } catch (error) {
+      escalateIfInvariant(error);
+      this.options.logger.warn(
+        { contentId: toHex(manifest.contentId), error: String(error) },
+        'could not reference a fetched content in its output; its chunk files stay',
+      );
     }
   }
 

@@ -161,6 +161,7 @@ export class Daemon {
         feed: (input) => this.host.input(input),
         manifestFromPod: (contentId) => manifestFromPod(this.jobs, contentId),
         dataDir: config.dataDir,
+        storeWritesSettled: () => Promise.all(this.storeWrites),
       },
     });
     this.proxy = new ForwardProxy({

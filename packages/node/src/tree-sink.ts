@@ -25,6 +25,7 @@
  *   pod.
  * - Every file-system error is one sentence naming the file (output-errors.ts).
  */
+import type { ChunkReference } from './store/store-api.js';
 import { constants } from 'node:fs';
 import { lstat, mkdir, open, rename, rm, stat, statfs, type FileHandle } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
@@ -88,6 +89,32 @@ export function targetsOf(manifest: Manifest, output: string): TreeLayout {
     start += file.sizeBytes;
   }
   return { kind: single ? 'file' : 'directory', output, targets };
+}
+
+/**
+ * Where each chunk of `manifest` now lies whole inside one written file of `layout` (indices of
+ * `written` targets): the store can reference those bytes in place instead of keeping a chunk
+ * file beside them. A chunk that spans two files, or touches a file not written, is left out.
+ */
+export function chunksInFiles(
+  manifest: Manifest,
+  layout: TreeLayout,
+  written: readonly number[],
+): ChunkReference[] {
+  const references: ChunkReference[] = [];
+  const size = manifest.chunkSizeBytes;
+  const count = manifest.chunkHashes.length;
+  for (const index of written) {
+    const target = layout.targets[index]!;
+    // The chunks that start inside this file and end inside it too.
+    for (let chunk = Math.ceil(target.start / size); chunk < count; chunk++) {
+      const start = chunk * size;
+      const end = Math.min(start + size, manifest.totalBytes);
+      if (end > target.end) break;
+      references.push({ index: chunk, path: target.path, offset: start - target.start });
+    }
+  }
+  return references;
 }
 
 /** The default output name: the single file's name, the tree's root, or the short ID. */

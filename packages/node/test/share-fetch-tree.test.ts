@@ -30,7 +30,7 @@ import { createNodeCryptoProvider } from '../src/node-crypto-provider.js';
 import { printable } from '../src/printable.js';
 import { hashTree, scanTree, shareIntoStore } from '../src/share-scan.js';
 import { ChunkStore } from '../src/store/chunk-store.js';
-import { defaultOutputName, targetsOf, TreeSink } from '../src/tree-sink.js';
+import { chunksInFiles, defaultOutputName, targetsOf, TreeSink } from '../src/tree-sink.js';
 import { treeHashes, writeTree } from './support/content-cli.js';
 
 const crypto = createNodeCryptoProvider();
@@ -248,6 +248,22 @@ describe('the tree sink', () => {
     assert.equal(defaultOutputName(single, 'ab'.repeat(32)), 'x.iso');
     const bare = createManifest(crypto, { totalBytes: 0, chunkSizeBytes: CHUNK, chunkHashes: [] });
     assert.equal(defaultOutputName(bare, 'ab'.repeat(32)), `content-${'ab'.repeat(6)}`);
+  });
+
+  test('chunksInFiles: the chunks lying whole inside one written file, at their offsets there', () => {
+    const manifest = treeManifest(files, new Uint8Array(total));
+    const layout = targetsOf(manifest, '/out/pics');
+    // Chunk 1 spans a.jpg, b.txt and c.bin: it stays a chunk file.
+    assert.deepEqual(chunksInFiles(manifest, layout, [0, 1, 2, 3]), [
+      { index: 0, path: '/out/pics/a.jpg', offset: 0 },
+      { index: 2, path: '/out/pics/sub/c.bin', offset: CHUNK - 105 },
+      { index: 3, path: '/out/pics/sub/c.bin', offset: 2 * CHUNK - 105 },
+    ]);
+    // Only c.bin written (--only): only its chunks.
+    assert.deepEqual(
+      chunksInFiles(manifest, layout, [3]).map((reference) => reference.index),
+      [2, 3],
+    );
   });
 
   test('property: any split of in-order deliveries writes every file exactly (25 runs)', async () => {

@@ -24,7 +24,9 @@ import { chmod, mkdir, mkdtemp, readFile, rm, stat, symlink } from 'node:fs/prom
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { Chunker, toHex } from '@peapod/core';
 import type { ShareAnswer } from '../src/api-client.js';
+import { createNodeCryptoProvider } from '../src/node-crypto-provider.js';
 import { waitFor } from '../src/local-pod.js';
 import {
   heldSet,
@@ -102,7 +104,11 @@ describe('peapod share and fetch across 4 daemons', () => {
   });
 
   test('3 daemons fetch the file and the tree at once, byte-exact', async () => {
-    const expected = sha256(await readFile(file));
+    const bytes = await readFile(file);
+    const expected = sha256(bytes);
+    const chunker = new Chunker(createNodeCryptoProvider());
+    chunker.push(bytes);
+    const videoChunkHashes = chunker.finish().chunkHashes.map((hash) => toHex(hash));
     const runs = [1, 2, 3].map(async (i) => {
       const out = join(work, `out${i}`);
       await mkdir(out);
@@ -118,6 +124,20 @@ describe('peapod share and fetch across 4 daemons', () => {
       const summary = jsonOf<FetchSummary>(single);
       assert.equal(summary.output, join(out, 'video.bin'));
       assert.equal(sha256(await readFile(join(out, 'video.bin'))), expected);
+      // Kept once: the store references the committed output; no chunk file of it is left.
+      const left = await Promise.all(
+        videoChunkHashes.map((hex) =>
+          stat(join(pod.daemons[i]!.home, 'store', 'chunks', hex.slice(0, 2), hex)).then(
+            () => hex,
+            () => undefined,
+          ),
+        ),
+      );
+      assert.deepEqual(
+        left.filter((hex) => hex !== undefined),
+        [],
+        `daemon ${i + 1}`,
+      );
       const got = await treeHashes(join(out, 'pics'));
       const want = await treeHashes(tree).then((hashes) => {
         delete hashes['link-out'];
