@@ -31,35 +31,22 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { peapod } from './support/content-cli.js';
-import { summaryOf, type Summary } from './support/get-summary.js';
+import { summaryOf } from './support/get-summary.js';
 import { NGINX_MISSING, startNginx } from './support/nginx.js';
-import { PodFixture, type GetResult } from './support/pod-fixture.js';
-import { RevalidatingOrigin } from './support/revalidating-origin.js';
-
-const MiB = 1024 * 1024;
-/** Each daemon's origin source address (local-pod.ts): 127.0.0.(11 + index). */
-const DEVICE_2 = '127.0.0.12';
-
-type PodSummary = Summary & { readonly servedFrom?: string; readonly revalidation?: string };
-
-function podSummary(result: GetResult): PodSummary {
-  const summary = summaryOf(result) as PodSummary;
-  assert.equal(summary.ok, true, `${summary.error ?? ''}\n${result.stderr}`);
-  return summary;
-}
-
-/** Writes `bytes` as `name` with a modification time `seconds` after 2024-01-01. */
-async function writeObject(dir: string, name: string, bytes: Buffer, seconds: number) {
-  const path = join(dir, name);
-  await writeFile(path, bytes);
-  const when = new Date(Date.UTC(2024, 0, 1) + seconds * 1000);
-  await utimes(path, when, when);
-}
+import type { PodFixture } from './support/pod-fixture.js';
+import {
+  DEVICE_2,
+  MiB,
+  podSummary,
+  startPodAndOrigin,
+  writeObject,
+  type PodAndOrigin,
+} from './support/pod-get-fixture.js';
+import type { RevalidatingOrigin } from './support/revalidating-origin.js';
 
 function run(command: string, args: readonly string[], env: NodeJS.ProcessEnv) {
   const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -72,26 +59,19 @@ function run(command: string, args: readonly string[], env: NodeJS.ProcessEnv) {
 }
 
 describe('a URL another pod member downloaded is served from the pod', () => {
+  let fixture: PodAndOrigin;
   let pod: PodFixture;
   let origin: RevalidatingOrigin;
   let dir: string;
   let www: string;
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'peapod-pod-get-'));
-    www = join(dir, 'www');
-    await mkdir(www);
-    origin = await RevalidatingOrigin.start(www);
-    // Device 2 gives up on a pod copy nobody can serve after 3 s (and then asks the origin).
-    pod = await PodFixture.start({ daemons: 2, flags: { 1: ['--stall-timeout', '3'] } });
-    await pod.connected(0, 1);
-    await pod.connected(1, 1);
+    fixture = await startPodAndOrigin('peapod-pod-get-');
+    ({ pod, origin, dir, www } = fixture);
   });
 
   after(async () => {
-    await pod?.stop();
-    await origin?.close();
-    await rm(dir, { recursive: true, force: true });
+    await fixture?.stop();
   });
 
   test('device 2 gets it from device 1 after one 304; a new version is fetched fresh and kept', async () => {

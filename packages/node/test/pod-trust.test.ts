@@ -26,36 +26,23 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Chunker, CHUNK_SIZE_BYTES_DEFAULT, toHex } from '@peapod/core';
 import { createNodeCryptoProvider } from '../src/node-crypto-provider.js';
 import { jsonOf, peapod } from './support/content-cli.js';
-import { summaryOf, type Summary } from './support/get-summary.js';
-import { PodFixture, type GetResult } from './support/pod-fixture.js';
-import { RevalidatingOrigin } from './support/revalidating-origin.js';
-
-const MiB = 1024 * 1024;
-const DEVICE_1 = '127.0.0.11';
-const DEVICE_2 = '127.0.0.12';
-
-type PodSummary = Summary & { readonly servedFrom?: string; readonly revalidation?: string };
-
-function okSummary(result: GetResult): PodSummary {
-  const summary = summaryOf(result) as PodSummary;
-  assert.equal(summary.ok, true, `${summary.error ?? ''}\n${result.stderr}`);
-  return summary;
-}
-
-/** Writes `bytes` as `name` with a modification time `seconds` after 2024-01-01. */
-async function writeObject(dir: string, name: string, bytes: Buffer, seconds: number) {
-  const path = join(dir, name);
-  await writeFile(path, bytes);
-  const when = new Date(Date.UTC(2024, 0, 1) + seconds * 1000);
-  await utimes(path, when, when);
-}
+import type { PodFixture } from './support/pod-fixture.js';
+import {
+  DEVICE_1,
+  DEVICE_2,
+  MiB,
+  podSummary,
+  startPodAndOrigin,
+  writeObject,
+  type PodAndOrigin,
+} from './support/pod-get-fixture.js';
+import type { RevalidatingOrigin } from './support/revalidating-origin.js';
 
 /** The content ID a URL download of `bytes` is kept as (4 MiB chunks, no file table). */
 function contentIdOf(bytes: Uint8Array): string {
@@ -67,25 +54,19 @@ function contentIdOf(bytes: Uint8Array): string {
 }
 
 describe('only pod copies bound to the URL are served, and private gets stay private', () => {
+  let fixture: PodAndOrigin;
   let pod: PodFixture;
   let origin: RevalidatingOrigin;
   let dir: string;
   let www: string;
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'peapod-pod-trust-'));
-    www = join(dir, 'www');
-    await mkdir(www);
-    origin = await RevalidatingOrigin.start(www, { digest: false });
-    pod = await PodFixture.start({ daemons: 2, flags: { 1: ['--stall-timeout', '3'] } });
-    await pod.connected(0, 1);
-    await pod.connected(1, 1);
+    fixture = await startPodAndOrigin('peapod-pod-trust-', { digest: false });
+    ({ pod, origin, dir, www } = fixture);
   });
 
   after(async () => {
-    await pod?.stop();
-    await origin?.close();
-    await rm(dir, { recursive: true, force: true });
+    await fixture?.stop();
   });
 
   /** Content IDs `peapod ls --json` lists on daemon `index`. */
@@ -101,10 +82,10 @@ describe('only pod copies bound to the URL are served, and private gets stay pri
     const bytes = randomBytes(9 * MiB + 4321);
     await writeObject(www, 'sampled.bin', bytes, 10);
     const url = `${origin.url}/sampled.bin`;
-    okSummary(await pod.get(0, [url, '-o', join(dir, 'sampled-one.bin'), '--json']));
+    podSummary(await pod.get(0, [url, '-o', join(dir, 'sampled-one.bin'), '--json']));
     await origin.untilIdle();
     const since = origin.log.length;
-    const two = okSummary(await pod.get(1, [url, '-o', join(dir, 'sampled-two.bin'), '--json']));
+    const two = podSummary(await pod.get(1, [url, '-o', join(dir, 'sampled-two.bin'), '--json']));
     assert.equal(two.servedFrom, 'pod', two.note);
     assert.match(two.note, /bound to the URL by a 16 KiB sample checked against the origin/);
     assert.deepEqual(two.verified, []);
@@ -135,7 +116,7 @@ describe('only pod copies bound to the URL are served, and private gets stay pri
     const lie = randomBytes(6 * MiB + 99);
     await writeObject(www, 'target.bin', lie, 20);
     const url = `${origin.url}/target.bin`;
-    okSummary(await pod.get(0, [url, '-o', join(dir, 'target-one.bin'), '--json']));
+    podSummary(await pod.get(0, [url, '-o', join(dir, 'target-one.bin'), '--json']));
     const lieId = contentIdOf(lie);
     assert.ok((await listed(0)).includes(lieId), 'device 1 maps the URL to content X');
     // The origin's object is now other bytes under the same ETag (same size, same mtime):
@@ -144,7 +125,7 @@ describe('only pod copies bound to the URL are served, and private gets stay pri
     await writeObject(www, 'target.bin', real, 20);
     await origin.untilIdle();
     const since = origin.log.length;
-    const two = okSummary(await pod.get(1, [url, '-o', join(dir, 'target-two.bin'), '--json']));
+    const two = podSummary(await pod.get(1, [url, '-o', join(dir, 'target-two.bin'), '--json']));
     assert.equal(two.servedFrom, undefined);
     assert.match(
       two.note,
@@ -168,10 +149,10 @@ describe('only pod copies bound to the URL are served, and private gets stay pri
       const bytes = randomBytes(5 * MiB + 7);
       await writeObject(www, 'weak.bin', bytes, 30);
       const url = `${origin.url}/weak.bin`;
-      okSummary(await pod.get(0, [url, '-o', join(dir, 'weak-one.bin'), '--json']));
+      podSummary(await pod.get(0, [url, '-o', join(dir, 'weak-one.bin'), '--json']));
       await origin.untilIdle();
       const since = origin.log.length;
-      const two = okSummary(await pod.get(1, [url, '-o', join(dir, 'weak-two.bin'), '--json']));
+      const two = podSummary(await pod.get(1, [url, '-o', join(dir, 'weak-two.bin'), '--json']));
       assert.equal(two.servedFrom, undefined);
       assert.match(two.note, /nothing ties its bytes to this URL, so it comes from the origin/);
       assert.ok((await readFile(join(dir, 'weak-two.bin'))).equals(bytes), 'byte-exact');
@@ -186,12 +167,12 @@ describe('only pod copies bound to the URL are served, and private gets stay pri
     const presigned = randomBytes(3 * MiB + 5);
     await writeObject(www, 'signed.bin', presigned, 40);
     const signedUrl = `${origin.url}/signed.bin?X-Amz-Credential=a&X-Amz-Signature=${'ab'.repeat(32)}`;
-    okSummary(await pod.get(0, [signedUrl, '-o', join(dir, 'signed-one.bin'), '--json']));
+    podSummary(await pod.get(0, [signedUrl, '-o', join(dir, 'signed-one.bin'), '--json']));
     const cookied = randomBytes(3 * MiB + 6);
     await writeObject(www, 'cookie.bin', cookied, 41);
     const cookieUrl = `${origin.url}/cookie.bin`;
     const cookie = ['--header', 'Cookie: session=secret'];
-    okSummary(
+    podSummary(
       await pod.get(0, [cookieUrl, '-o', join(dir, 'cookie-one.bin'), '--json', ...cookie]),
     );
     const unpooled = randomBytes(3 * MiB + 7);
@@ -217,11 +198,11 @@ describe('only pod copies bound to the URL are served, and private gets stay pri
     assert.match(fetched.stderr, /unavailable: no connected pod member holds content/);
 
     // Device 1 keeps the plain get of cookie.bin; device 2's get with a Cookie does not ask.
-    okSummary(await pod.get(0, [cookieUrl, '-o', join(dir, 'cookie-plain.bin'), '--json']));
+    podSummary(await pod.get(0, [cookieUrl, '-o', join(dir, 'cookie-plain.bin'), '--json']));
     assert.ok((await listed(0)).includes(contentIdOf(cookied)));
     await origin.untilIdle();
     const since = origin.log.length;
-    const two = okSummary(
+    const two = podSummary(
       await pod.get(1, [cookieUrl, '-o', join(dir, 'cookie-two.bin'), '--json', ...cookie]),
     );
     assert.equal(two.servedFrom, undefined);
