@@ -18,7 +18,13 @@
 import { PeapodError, invalidArgument } from './errors.js';
 import type { AeadCipher, CryptoProvider, KeyPair } from './crypto-provider.js';
 import { Prng } from './prng.js';
-import { PeerLink, type LinkConfig, type LinkFraming, type RemotePeer } from './peer-link.js';
+import {
+  PeerLink,
+  type LinkConfig,
+  type LinkFraming,
+  type LinkTrust,
+  type RemotePeer,
+} from './peer-link.js';
 import type { NoiseSuiteName } from './secure-session.js';
 import { ReasonCode } from './wire/reason-codes.js';
 import { PeerTable, type PeerSnapshot, type PeerSource } from './peer-table.js';
@@ -28,6 +34,7 @@ import { TransferEngine, TRANSFER_MESSAGE_TYPES } from './transfer/transfer-engi
 import type { LinkDirectory } from './transfer/link-port.js';
 import { sendOnLane } from './link-lanes.js';
 import type { TransferEvent, TransferInput, TransferOutput } from './transfer/transfer-api.js';
+import type { GossipEvent, GossipSelf, GossipSettings } from './gossip/gossip-engine.js';
 import {
   Capability,
   PROTOCOL_VERSION_MAX,
@@ -76,6 +83,17 @@ export interface CoreOptions {
    * protocol tools); transfer inputs are then still accepted but no peer is served.
    */
   readonly handleTransfers?: boolean;
+  /**
+   * Gossip beyond the pod (DESIGN.md decisions 5 and 8). When set, the core also accepts and
+   * dials links to strangers (Noise XX without psk: trust 'stranger'), advertises the gossip
+   * capability, and runs the gossip engine (gossip/gossip-engine.ts) on every ready link whose
+   * remote advertises it. A stranger link carries gossip and content by ID (every chunk checked
+   * against its content ID) and nothing that needs trust (FETCH_ASSIGN, URL lookups, RPC).
+   */
+  readonly gossip?: {
+    readonly self: GossipSelf;
+    readonly settings?: Partial<GossipSettings>;
+  };
   /**
    * TEST ONLY fault injection, for tests that need a lying peer made of real parts:
    * `corruptServedChunks` flips one byte of every chunk this device serves, after its own check
@@ -154,6 +172,12 @@ export type CoreInput =
       readonly nowMs: number;
       readonly linkId: number;
       readonly bytes: Uint8Array;
+      /**
+       * The host's wall clock (Unix ms) when the bytes arrived: gossip timestamps are checked
+       * against it (+-30 s). Its own field, never derived from or mixed with `nowMs`. Without
+       * it, gossip frames in these bytes are rejected as 'stale'.
+       */
+      readonly wallClockMs?: number;
     }
   | {
       readonly type: 'bytes-flushed';
@@ -162,7 +186,40 @@ export type CoreInput =
       readonly byteCount: number;
     }
   | { readonly type: 'link-closed'; readonly nowMs: number; readonly linkId: number }
-  | { readonly type: 'timer-fired'; readonly nowMs: number }
+  | { readonly type: 'timer-fired'; readonly nowMs: number; readonly wallClockMs?: number }
+  /** Signed peer records from outside gossip: the tracker's answer, the persisted table. */
+  | {
+      readonly type: 'gossip-records';
+      readonly nowMs: number;
+      readonly wallClockMs: number;
+      readonly records: readonly Uint8Array[];
+      readonly source: 'tracker' | 'cache';
+    }
+  /** This device's gossip state changed (broadcast toggled, its public address learnt). */
+  | {
+      readonly type: 'gossip-self';
+      readonly nowMs: number;
+      readonly wallClockMs: number;
+      readonly self: GossipSelf;
+    }
+  /** Ask the network for peers (holding `contentId`, when given): PEER_REQUEST. */
+  | {
+      readonly type: 'find-peers';
+      readonly nowMs: number;
+      readonly wallClockMs: number;
+      readonly contentId?: Uint8Array;
+    }
+  /**
+   * Dial a stranger by address (the user's `--peer HOST:PORT`): a Noise XX link whose remote
+   * identity is learnt in the handshake (or checked against `deviceId` when given).
+   */
+  | {
+      readonly type: 'dial-stranger';
+      readonly nowMs: number;
+      readonly address: string;
+      readonly port: number;
+      readonly deviceId?: Uint8Array;
+    }
   | {
       readonly type: 'close-link';
       readonly nowMs: number;
@@ -197,7 +254,8 @@ export type CoreEvent =
     }
   | { readonly type: 'peer:rtt'; readonly linkId: number; readonly rttMs: number }
   | { readonly type: 'peer:message'; readonly linkId: number; readonly message: WireMessage }
-  | TransferEvent;
+  | TransferEvent
+  | GossipEvent;
 
 /** Instructions for the host. */
 export type CoreOutput =
@@ -210,9 +268,12 @@ export type CoreOutput =
   | {
       readonly type: 'connect';
       readonly dialId: number;
-      readonly deviceId: Uint8Array;
+      /** undefined for a stranger dialled by address alone (`dial-stranger`). */
+      readonly deviceId: Uint8Array | undefined;
       readonly address: string;
       readonly port: number;
+      /** Which handshake the link will run: 'pod' (XXpsk3) or 'stranger' (XX). */
+      readonly trust: LinkTrust;
     }
   | { readonly type: 'event'; readonly event: CoreEvent }
   | TransferOutput;
@@ -385,7 +446,7 @@ export class Core {
         const { deviceId, address, port, source } = input;
         if (deviceId.length !== 32) invalidArgument('deviceId', 'must be 32 bytes');
         const dial = this.peerTable.discovered(deviceId, address, port, source, nowMs);
-        if (dial !== undefined) this.dialOutputs.push({ type: 'connect', ...dial });
+        if (dial !== undefined) this.dialOutputs.push({ type: 'connect', ...dial, trust: 'pod' });
         break;
       }
       case 'dial-failed':
@@ -426,6 +487,11 @@ export class Core {
           link.close(ReasonCode.goingAway, 'shutting down', 'local', nowMs);
         }
         break;
+      case 'gossip-records':
+      case 'gossip-self':
+      case 'find-peers':
+      case 'dial-stranger':
+        break; // SPINE: the core-links stream wires these to the gossip engine
       case 'start-download':
       case 'cancel-download':
       case 'delivered':

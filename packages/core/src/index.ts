@@ -198,3 +198,8 @@ export {
   type BeaconRejectReason,
 } from './discovery/beacon.js';
 export { luhnCheckCharacter } from './identity.js';
+export * from './gossip/messages.js';
+export * from './gossip/peer-record.js';
+export * from './gossip/gossip-codec.js';
+export * from './gossip/gossip-engine.js';
+export type { LinkTrust } from './peer-link.js';

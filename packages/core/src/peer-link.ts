@@ -66,6 +66,12 @@ export interface LinkConfig {
   readonly sendWindowBytes: number;
 }
 
+/**
+ * How far a link is trusted: 'pod' when its handshake mixed in the pod (or cluster) secret
+ * (XXpsk3), 'stranger' when it did not (XX: an internet peer, DESIGN.md decision 5).
+ */
+export type LinkTrust = 'pod' | 'stranger';
+
 /** What a ready link knows about its remote. */
 export interface RemotePeer {
   readonly deviceId: Uint8Array;

@@ -518,7 +518,9 @@ describe('decodeMessage rejects malformed frames', () => {
         const result = decodeMessage(prefix);
         if (result.ok) {
           assert.ok(
-            ['data', 'rpc-request', 'rpc-response', 'unknown'].includes(result.message.type),
+            ['data', 'rpc-request', 'rpc-response', 'gossip', 'unknown'].includes(
+              result.message.type,
+            ),
             `${vector.name} prefix ${length} decoded`,
           );
           assert.equal(toHex(encodeMessage(result.message)), toHex(prefix));
@@ -822,7 +824,7 @@ const invalidMessages: readonly (readonly [string, unknown, string])[] = [
   ['unknown: code 256', { type: 'unknown', code: 256, body: new Uint8Array(0) }, 'unknown.code'],
   [
     'unknown: frame above MAX_FRAME_BYTES',
-    { type: 'unknown', code: 0x40, body: new Uint8Array(MAX_FRAME_BYTES) },
+    { type: 'unknown', code: 0x4f, body: new Uint8Array(MAX_FRAME_BYTES) },
     'unknown.body',
   ],
 ];
@@ -856,7 +858,7 @@ describe('encodeMessage refuses invalid messages, naming the field', () => {
       MAX_FRAME_BYTES,
     );
     assert.equal(
-      encodeMessage({ type: 'unknown', code: 0x40, body: new Uint8Array(MAX_FRAME_BYTES - 1) })
+      encodeMessage({ type: 'unknown', code: 0x4f, body: new Uint8Array(MAX_FRAME_BYTES - 1) })
         .length,
       MAX_FRAME_BYTES,
     );

@@ -352,7 +352,16 @@ export class Daemon {
       );
     });
     host.on('dial:failed', (event) =>
-      logger.warn({ peer: peers.label(toHex(event.deviceId)), error: event.detail }, 'dial failed'),
+      logger.warn(
+        {
+          peer:
+            event.deviceId === undefined
+              ? `${event.address}:${event.port}`
+              : peers.label(toHex(event.deviceId)),
+          error: event.detail,
+        },
+        'dial failed',
+      ),
     );
     host.on('peer:refused', (event) => {
       // A flood's refusals (the inbound guard's) are not a device of another pod: debug only.

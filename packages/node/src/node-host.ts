@@ -83,7 +83,8 @@ export interface PeerRefusedEvent {
 /** A dial the peer table ordered could not open its socket (reported to the core too). */
 export interface DialFailedEvent {
   readonly type: 'dial:failed';
-  readonly deviceId: Uint8Array;
+  /** undefined for a stranger dialled by address alone. */
+  readonly deviceId: Uint8Array | undefined;
   readonly address: string;
   readonly port: number;
   readonly detail: string;

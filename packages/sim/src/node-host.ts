@@ -472,6 +472,12 @@ export class NodeHost implements NetworkEndpoint, OriginClient, DiscoveryNode {
         ctx.trace.note(this.now, this.index, `peer:banned ${toHex(event.deviceId).slice(0, 8)}`);
         ctx.onBanned(this.index, toHex(event.deviceId), event.detail);
         break;
+      case 'gossip:peer':
+      case 'gossip:content':
+      case 'gossip:accepted':
+      case 'gossip:rejected':
+        // These cores run without gossip; the gossip scenario drives the engine directly.
+        break;
       default: {
         const unreachable: never = event;
         throw new Error(`unhandled event ${JSON.stringify(unreachable)}`);

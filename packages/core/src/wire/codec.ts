@@ -22,7 +22,13 @@ import { utf8Encode } from '../bytes.js';
 import { invalidArgument } from '../errors.js';
 import { FrameDecodeError, FrameReader, malformed } from './frame-reader.js';
 import { FrameWriter } from './frame-writer.js';
-import { Limits, MAX_FRAME_BYTES, MessageType, TransferStatus } from './messages.js';
+import {
+  GOSSIP_TYPE_CODES,
+  Limits,
+  MAX_FRAME_BYTES,
+  MessageType,
+  TransferStatus,
+} from './messages.js';
 import type {
   ChunkAnnounceMessage,
   ChunkRemoveMessage,
@@ -521,6 +527,18 @@ export function encodeMessage(message: WireMessage): Uint8Array {
       writer.prefixed16(text);
       return writer.finish();
     }
+    case 'gossip': {
+      const code = checkInteger('gossip.code', message.code, 0, U8_MAX);
+      if (!GOSSIP_TYPE_CODES.has(code)) {
+        invalidArgument('gossip.code', `0x${code.toString(16)} is not a gossip type code`);
+      }
+      const body = checkBytes('gossip.body', message.body, 0, MAX_FRAME_BYTES);
+      checkFrameSize('gossip.body', 1 + body.length);
+      const writer = new FrameWriter(1 + body.length);
+      writer.u8(code);
+      writer.bytes(body);
+      return writer.finish();
+    }
     case 'unknown': {
       const code = checkInteger('unknown.code', message.code, 0, U8_MAX);
       if (knownTypeCodes.has(code)) {
@@ -700,7 +718,9 @@ function decodeBody(code: number, reader: FrameReader): WireMessage {
       return { type: 'rpc-error', callId, code: errorCode, message };
     }
     default:
-      // Unknown (or reserved, e.g. gossip 0x40-0x4f) type: receivers ignore it.
+      // The gossip layer decodes and verifies its own bodies (gossip/gossip-codec.ts).
+      if (GOSSIP_TYPE_CODES.has(code)) return { type: 'gossip', code, body: reader.rest() };
+      // Unknown (or reserved, e.g. 0x46-0x4f) type: receivers ignore it.
       return { type: 'unknown', code, body: reader.rest() };
   }
 }

@@ -35,7 +35,17 @@ export const MessageType = {
   rpcRequest: 0x30,
   rpcResponse: 0x31,
   rpcError: 0x32,
+  /** Gossip (packages/core/src/gossip/, docs/protocol.md section 11): 0x40-0x45 in use. */
+  peerAnnouncement: 0x40,
+  peerRequest: 0x41,
+  peerListResponse: 0x42,
+  peerUpdate: 0x43,
+  gossipHeartbeat: 0x44,
+  contentAvailability: 0x45,
 } as const;
+
+/** Type codes the gossip layer owns: their bodies are decoded by gossip/gossip-codec.ts. */
+export const GOSSIP_TYPE_CODES: ReadonlySet<number> = new Set([0x40, 0x41, 0x42, 0x43, 0x44, 0x45]);
 export type MessageTypeName = keyof typeof MessageType;
 
 /** Outcome carried by STATUS, the terminal frame of every request. */
@@ -207,6 +217,16 @@ export interface RpcErrorMessage {
   readonly message: string; // <= Limits.rpcErrorMessageBytes
 }
 
+/**
+ * A gossip frame (a code in GOSSIP_TYPE_CODES). The wire codec only frames it: the body (the
+ * signed envelope of docs/protocol.md section 11) is decoded and verified by the gossip layer.
+ */
+export interface GossipFrameMessage {
+  readonly type: 'gossip';
+  readonly code: number; // u8, one of GOSSIP_TYPE_CODES
+  readonly body: Uint8Array;
+}
+
 /** A frame of a type this version does not know; receivers ignore it. */
 export interface UnknownMessage {
   readonly type: 'unknown';
@@ -230,4 +250,5 @@ export type WireMessage =
   | RpcRequestMessage
   | RpcResponseMessage
   | RpcErrorMessage
+  | GossipFrameMessage
   | UnknownMessage;
