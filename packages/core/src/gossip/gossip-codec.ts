@@ -67,10 +67,14 @@ class GossipReject {
   ) {}
 }
 
-/** The bytes the origin signs: "PeaPod/1 gossip" || code || body[1 .. length - 64]. */
+/**
+ * The bytes the origin signs: "PeaPod/1 gossip" || code || body[1 .. length - 64].
+ * @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT when `code` is not a gossip type code.
+ */
 export function gossipSignedBytes(code: number, body: Uint8Array): Uint8Array {
+  if (!GOSSIP_CODES.has(code)) invalidArgument('code', 'is not a gossip type code');
   const covered = body.subarray(1, Math.max(1, body.length - SIGNATURE_BYTES));
-  return concatBytes(SIGNATURE_DOMAIN, Uint8Array.of(code & 0xff), covered);
+  return concatBytes(SIGNATURE_DOMAIN, Uint8Array.of(code), covered);
 }
 
 function checkInteger(name: string, value: number, min: number, max: number): void {
@@ -199,6 +203,7 @@ export function encodeGossip(
   writer.u8(initialTtl);
   writeBody(writer);
   const unsigned = writer.finish();
+  // `unsigned` has no signature yet, so everything after its ttl byte is what gets signed.
   const signed = concatBytes(SIGNATURE_DOMAIN, Uint8Array.of(code), unsigned.subarray(1));
   const signature = crypto.ed25519Sign(identity.secretKey, signed);
   return { type: 'gossip', code, body: concatBytes(unsigned, signature) };
@@ -231,7 +236,7 @@ function readContentEntries(reader: FrameReader): ContentAvailabilityEntry[] {
 
 function decodeUnchecked(frame: GossipFrameMessage): GossipMessage {
   const { code, body } = frame;
-  if (!GOSSIP_CODES.has(code)) malformed(`code 0x${code.toString(16)} is not a gossip code`);
+  if (!GOSSIP_CODES.has(code)) malformed(`code ${String(code)} is not a gossip code`);
   const gossipCode = code as GossipCode;
   if (body.length > GossipLimits.bodyBytes) {
     throw new GossipReject('oversized', `body is ${body.length} bytes, over the limit`);
@@ -338,15 +343,15 @@ export function decodeGossip(frame: GossipFrameMessage): GossipDecodeResult {
  * it on frames `decodeGossip` accepted. False (never a throw) for a body too short to hold one.
  */
 export function verifyGossip(crypto: CryptoProvider, frame: GossipFrameMessage): boolean {
-  const { body } = frame;
-  if (body.length < HEADER_BYTES + SIGNATURE_BYTES) return false;
+  const { code, body } = frame;
+  if (!GOSSIP_CODES.has(code) || body.length < HEADER_BYTES + SIGNATURE_BYTES) return false;
   const originPublicKey = body.subarray(
     1 + GossipLimits.messageIdBytes,
     1 + GossipLimits.messageIdBytes + KEY_BYTES,
   );
   return crypto.ed25519Verify(
     originPublicKey,
-    gossipSignedBytes(frame.code, body),
+    gossipSignedBytes(code, body),
     body.subarray(body.length - SIGNATURE_BYTES),
   );
 }
