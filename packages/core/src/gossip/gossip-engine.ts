@@ -284,29 +284,16 @@ export class GossipEngine {
     const key = bytesKey(deviceId);
     if (key === this.selfKey) invalidArgument('deviceId', 'is this device');
     if (this.view.size >= this.settings.activeLinksMax) {
-      this.push({ type: 'close', linkId });
-      return;
+      // Full: the newcomer stays and a random other link goes (HyParView's rule). Refusing the
+      // newcomer instead would let the first devices fill up and strand later ones; the peer
+      // dropped has a table of its own and dials elsewhere.
+      const victim = this.view.targets(1, undefined, this.prng)[0]!;
+      this.push({ type: 'close', linkId: victim });
+      this.dropLink(victim, nowMs);
     }
     this.view.add(linkId, key);
     this.table.linked(key, deviceId.slice(), nowMs);
-    const records = this.table
-      .best(GossipLimits.listRecords, nowMs, (entry) => entry.key !== key)
-      .map((entry) => entry.record!.bytes);
-    if (records.length > 0) {
-      this.originate(
-        {
-          code: GossipCode.peerListResponse,
-          ttl: 1,
-          initialTtl: 1,
-          messageId: this.newMessageId(),
-          timestampMs: wall,
-          requestId: ZERO_REQUEST_ID,
-          records,
-        },
-        [linkId],
-        wall,
-      );
-    }
+    this.sendSync(linkId, key, nowMs, wall);
     if (this.self.broadcast) {
       const cached = this.announcement;
       if (cached !== undefined && wall - cached.timestampMs <= ANNOUNCEMENT_REUSE_MS) {
@@ -321,10 +308,7 @@ export class GossipEngine {
   linkDown(linkId: number, nowMs: number): void {
     checkLinkId(linkId);
     this.clock(nowMs, undefined);
-    const key = this.view.remove(linkId);
-    if (key === undefined) return; // closed by this engine, or never a gossip link
-    this.table.unlinked(key);
-    this.dialsWanted = true;
+    this.dropLink(linkId, nowMs);
     this.maintain(nowMs);
   }
 
@@ -477,11 +461,19 @@ export class GossipEngine {
         reason:
           'this device does not broadcast: content availability is sent only by broadcasting devices',
       };
-    if (entries.length === 0) return { sent: false, reason: 'no entries' };
-    for (const entry of entries) this.rememberOwnContent(bytesKey(entry.contentId), entry.held);
+    // One entry per content (the last one given wins): a message may not name one twice.
+    const byContent = new Map<string, { contentId: Uint8Array; held: boolean }>();
+    for (const entry of entries)
+      byContent.set(bytesKey(entry.contentId), {
+        contentId: entry.contentId.slice(),
+        held: entry.held,
+      });
+    if (byContent.size === 0) return { sent: false, reason: 'no entries' };
+    for (const [contentKey, entry] of byContent) this.rememberOwnContent(contentKey, entry.held);
+    const distinct = [...byContent.values()];
     const messageIds: Uint8Array[] = [];
-    for (let at = 0; at < entries.length; at += GossipLimits.contentEntries) {
-      const slice = entries.slice(at, at + GossipLimits.contentEntries);
+    for (let at = 0; at < distinct.length; at += GossipLimits.contentEntries) {
+      const slice = distinct.slice(at, at + GossipLimits.contentEntries);
       const messageId = this.newMessageId();
       this.originate(
         {
@@ -490,7 +482,7 @@ export class GossipEngine {
           initialTtl: GossipTtl[GossipCode.contentAvailability],
           messageId,
           timestampMs: wall,
-          entries: slice.map((e) => ({ contentId: e.contentId.slice(), held: e.held })),
+          entries: slice,
         },
         this.originTargets(),
         wall,
@@ -626,14 +618,10 @@ export class GossipEngine {
     nowMs: number,
   ): Applied {
     const held = this.table.get(originKey)?.record;
+    // decodeGossip already refused a record that does not decode or is not the origin's own.
     const decoded = decodePeerRecord(message.record);
-    if (!decoded.ok) {
-      const ipRule = decoded.detail.includes('IP-sharing rule');
-      return { rejection: ipRule ? 'address-not-broadcast' : 'malformed', detail: decoded.detail };
-    }
+    if (!decoded.ok) return { rejection: 'record-mismatch', detail: decoded.detail };
     const record = decoded.record;
-    if (!equalBytes(record.publicKey, message.originPublicKey))
-      return { rejection: 'record-mismatch', detail: 'the record is not the origin’s own' };
     const known = held !== undefined && equalBytes(held.bytes, record.bytes);
     if (!known && !verifyPeerRecord(this.crypto, record))
       return { rejection: 'bad-signature', detail: 'the record’s signature is not its key’s' };
@@ -821,6 +809,27 @@ export class GossipEngine {
 
   // --- originating ---------------------------------------------------------------------------
 
+  /** The table sync a new link gets: up to 16 best broadcasting records, not the peer's own. */
+  private sendSync(linkId: number, peerKey: string, nowMs: number, wall: number): void {
+    const records = this.table
+      .best(GossipLimits.listRecords, nowMs, (entry) => entry.key !== peerKey)
+      .map((entry) => entry.record!.bytes);
+    if (records.length === 0) return;
+    this.originate(
+      {
+        code: GossipCode.peerListResponse,
+        ttl: 1,
+        initialTtl: 1,
+        messageId: this.newMessageId(),
+        timestampMs: wall,
+        requestId: ZERO_REQUEST_ID,
+        records,
+      },
+      [linkId],
+      wall,
+    );
+  }
+
   private announceSelf(targets: readonly number[], wall: number): Uint8Array {
     const messageId = this.newMessageId();
     const frame = this.originate(
@@ -941,6 +950,16 @@ export class GossipEngine {
       this.reannounceDueMs = nowMs + this.settings.peerExpiryMs / 2;
       if (this.view.size > 0) this.announceSelf(this.originTargets(), wall);
     }
+    this.dialsWanted = true;
+  }
+
+  /** Takes a link out of the view; its peer is not redialled at once (it, or we, closed it). */
+  private dropLink(linkId: number, nowMs: number): void {
+    const key = this.view.remove(linkId);
+    if (key === undefined) return; // closed by this engine already, or never a gossip link
+    const entry = this.table.get(key);
+    if (entry !== undefined) entry.dialBackoffUntilMs = nowMs + DIAL_BACKOFF_MS;
+    this.table.unlinked(key);
     this.dialsWanted = true;
   }
 
