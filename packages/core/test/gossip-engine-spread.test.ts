@@ -3,7 +3,11 @@ import assert from 'node:assert/strict';
 import { GossipMesh } from './support/gossip-mesh.js';
 
 /** n engines that each know only node 0's record (as from a tracker) and dial from there. */
-export function bootstrapMesh(n: number, seed: number, silent: (i: number) => boolean = () => false) {
+export function bootstrapMesh(
+  n: number,
+  seed: number,
+  silent: (i: number) => boolean = () => false,
+) {
   const mesh = new GossipMesh(seed);
   for (let i = 0; i < n; i++) mesh.add({ broadcast: i === 0 || !silent(i) });
   const seedRecord = mesh.nodes[0]!.engine.ownRecord(mesh.wall(0));

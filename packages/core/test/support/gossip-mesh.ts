@@ -4,9 +4,10 @@
  * Each node is a real GossipEngine with its own Ed25519 identity and real signatures. A link is
  * a pair of link IDs (one per side); `connect` reports it up on both sides, and every `send` an
  * engine outputs is queued and delivered, in order, to the other side's `receive`. `dial`
- * outputs connect to the node with that Device ID when `autoDial` is on; `close` outputs take
- * the link down on both sides. One virtual clock drives every engine (`nowMs`); each node's wall
- * clock is `WALL_BASE_MS + nowMs + wallOffsetMs` (tests skew it). No sleeps: `settle` delivers
+ * outputs connect to the node with that Device ID when `autoDial` is on; a `close` output takes
+ * the link down on both sides once the frames sent before it are delivered. One virtual clock
+ * drives every engine (`nowMs`); each node's wall clock is `WALL_BASE_MS + nowMs + wallOffsetMs`
+ * (tests skew it). No sleeps: `settle` delivers
  * until nothing is queued; `advance` moves the clock, firing each engine's deadline on the way.
  *
  * Crypto: the core's noble provider with seeded randomness (deterministic-crypto.ts), except
@@ -16,7 +17,7 @@
  */
 import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import { toHex } from '../../src/bytes.js';
-import type { CryptoProvider } from '../../src/crypto-provider.js';
+import type { CryptoProvider, KeyPair } from '../../src/crypto-provider.js';
 import {
   GossipEngine,
   type GossipEvent,
@@ -92,6 +93,7 @@ export interface MeshNode {
   readonly index: number;
   readonly engine: GossipEngine;
   readonly crypto: CryptoProvider;
+  readonly identity: KeyPair;
   readonly deviceId: Uint8Array;
   readonly self: GossipSelf;
   /** linkId -> the other side (node index, its link ID). */
@@ -148,6 +150,7 @@ export class GossipMesh {
       index,
       engine,
       crypto,
+      identity,
       deviceId: deriveDeviceId(crypto, identity.publicKey),
       self,
       links: new Map(),
