@@ -346,7 +346,7 @@ export function createTracker(options: TrackerOptions = {}): Tracker {
         }, interval);
         purgeTimer.unref();
       }
-      logger.info({ url }, 'tracker listening');
+      logger.debug({ url }, 'tracker listening');
       return url;
     },
     async close() {

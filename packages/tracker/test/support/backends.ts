@@ -21,6 +21,8 @@ export const LOCAL_POSTGRES = 'postgres://peapod:peapod@127.0.0.1:5432/peapod_te
 export interface Backend {
   readonly name: 'sqlite' | 'postgres';
   newStore(): TrackerStore;
+  /** What `peapod tracker --db` takes to open the same database. */
+  readonly db: string;
   /** Every row of every table, as sorted JSON. */
   snapshot(): Promise<string>;
   dispose(): Promise<void>;
@@ -48,6 +50,7 @@ export async function sqliteBackend(): Promise<Backend> {
   const stores: SqliteStore[] = [];
   return {
     name: 'sqlite',
+    db: path,
     newStore() {
       const store = new SqliteStore(path);
       stores.push(store);
@@ -105,6 +108,7 @@ export async function postgresBackend(): Promise<Backend> {
   const stores: PostgresStore[] = [];
   return {
     name: 'postgres',
+    db: `${url}${url.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${schema}`)}`,
     newStore() {
       const store = new PostgresStore({ connectionString: url, schema });
       stores.push(store);
