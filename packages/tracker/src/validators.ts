@@ -83,7 +83,12 @@ export function parseRecordField(value: unknown): Checked<Uint8Array> {
       'bad-request',
       '"record" is not standard base64 (A-Z a-z 0-9 + /, padded with =).',
     );
-  return accepted(new Uint8Array(Buffer.from(value, 'base64')));
+  const bytes = Buffer.from(value, 'base64');
+  // Canonical only: unused low bits set in the last character would give a second spelling of
+  // the same bytes.
+  if (bytes.toString('base64') !== value)
+    return refused('bad-request', '"record" is not canonical base64 (nonzero padding bits).');
+  return accepted(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length));
 }
 
 /** A 32-byte value as 64 lowercase hex characters. */
