@@ -37,11 +37,12 @@ function messageId(): Uint8Array {
   return id;
 }
 
-function heartbeat(node: MeshNode, timestampMs: number, ttl = 2): GossipFrameMessage {
+/** Signed by `node` as origin: `ttl = initialTtl - 1`, as an origin sends it. */
+function heartbeat(node: MeshNode, timestampMs: number, initialTtl = 2): GossipFrameMessage {
   return signed(node, {
     code: GossipCode.heartbeat,
-    ttl,
-    initialTtl: ttl,
+    ttl: initialTtl - 1,
+    initialTtl,
     messageId: messageId(),
     timestampMs,
   });
@@ -60,7 +61,7 @@ function announcement(node: MeshNode, wall: number, recordAtMs = wall, broadcast
   });
   return signed(node, {
     code: GossipCode.peerAnnouncement,
-    ttl: 32,
+    ttl: 31,
     initialTtl: 32,
     messageId: messageId(),
     timestampMs: wall,
@@ -273,7 +274,7 @@ test("record-mismatch: a table sync from a device other than the linked one is r
   const sync = (node: MeshNode) =>
     signed(node, {
       code: GossipCode.peerListResponse,
-      ttl: 1,
+      ttl: 0,
       initialTtl: 1,
       messageId: messageId(),
       timestampMs: mesh.wall(X),
