@@ -52,7 +52,7 @@ function announcementFrame(node: MeshNode, wall: number) {
   new DataView(messageId.buffer).setUint32(12, ++messageCounter);
   return encodeGossip(node.crypto, node.identity, {
     code: GossipCode.peerAnnouncement,
-    ttl: 31,
+    ttl: 32,
     initialTtl: 32,
     messageId,
     timestampMs: wall,
@@ -154,7 +154,7 @@ test('a new link gets a table sync of broadcasting records (never the peer itsel
     assert.ok(decoded.ok);
     const m = decoded.message;
     if (m.code === GossipCode.peerListResponse) {
-      assert.equal(m.ttl, 0, 'a sync is for the neighbour only');
+      assert.equal(m.initialTtl, 1, 'a sync is for the neighbour only');
       syncs.push(
         m.records.map((r) => {
           const d2 = decodePeerRecord(r);

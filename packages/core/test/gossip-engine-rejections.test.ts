@@ -37,11 +37,11 @@ function messageId(): Uint8Array {
   return id;
 }
 
-/** Signed by `node` as origin: `ttl = initialTtl - 1`, as an origin sends it. */
+/** Signed by `node` as origin: `ttl = initialTtl`, as an origin sends it. */
 function heartbeat(node: MeshNode, timestampMs: number, initialTtl = 2): GossipFrameMessage {
   return signed(node, {
     code: GossipCode.heartbeat,
-    ttl: initialTtl - 1,
+    ttl: initialTtl,
     initialTtl,
     messageId: messageId(),
     timestampMs,
@@ -61,7 +61,7 @@ function announcement(node: MeshNode, wall: number, recordAtMs = wall, broadcast
   });
   return signed(node, {
     code: GossipCode.peerAnnouncement,
-    ttl: 31,
+    ttl: 32,
     initialTtl: 32,
     messageId: messageId(),
     timestampMs: wall,
@@ -274,7 +274,7 @@ test("record-mismatch: a table sync from a device other than the linked one is r
   const sync = (node: MeshNode) =>
     signed(node, {
       code: GossipCode.peerListResponse,
-      ttl: 0,
+      ttl: 1,
       initialTtl: 1,
       messageId: messageId(),
       timestampMs: mesh.wall(X),

@@ -12,16 +12,16 @@
  *   the links a start-up brings share one flood, else a fresh one). Below `activeLinks` the
  *   engine asks for dials from its table; a link past `activeLinksMax` is closed at once.
  * - Originating: every message is signed (gossip-codec.ts) with this device's identity and the
- *   input's wall clock, with `ttl = initialTtl - 1` (docs/protocol.md 11.1), and sent to `fanOut`
- *   links. Its echoes come back as 'self' (the check comes before the seen set), so the seen
- *   set does not hold this device's own IDs.
+ *   input's wall clock, with `ttl = initialTtl` (docs/protocol.md 11.1: ttl counts the hops left,
+ *   the current one included), recorded as seen (so its echoes are duplicates) and sent to
+ *   `fanOut` links.
  * - Receiving (11.4), cheapest check first: the link ('not-gossip-link') -> decode and limits
- *   (codec) -> 'self' -> clock (+-30 s of the wall clock: 'stale' / 'future') -> seen set
- *   (seen-set.ts: a duplicate is dropped and counted, no event; at or below the floor:
- *   'replayed') -> signature ('bad-signature') -> only then is the ID recorded (a forged copy
- *   never suppresses the real one) -> apply -> forward with ttl - 1 to `fanOut` links other
- *   than the sender, when ttl > 0. Each signature is verified once per node; a record already
- *   held byte for byte is not verified again.
+ *   (codec) -> clock (+-30 s of the wall clock: 'stale' / 'future') -> seen set (seen-set.ts: a
+ *   duplicate is dropped and counted, no event; at or below the floor: 'replayed') -> 'self'
+ *   (one this device no longer remembers sending) -> signature ('bad-signature') -> only then
+ *   is the ID recorded (a forged copy never suppresses the real one) -> apply -> forward with
+ *   ttl - 1 to `fanOut` links other than the sender, when ttl > 1. Each signature is verified
+ *   once per node; a record already held byte for byte is not verified again.
  * - Applying: PEER_ANNOUNCEMENT / PEER_UPDATE carry the origin's own record (same key, its own
  *   signature): learned, updated, or 'stale' when older than the one held (not forwarded); an
  *   update that says leaving, or that drops the broadcast flag, removes the peer ('left') and
@@ -339,10 +339,6 @@ export class GossipEngine {
       return;
     }
     const message = decoded.message;
-    if (equalBytes(message.originPublicKey, this.identity.publicKey)) {
-      this.reject(linkId, 'self', 'a message this device originated came back');
-      return;
-    }
     const skew = GossipLimits.clockSkewMs;
     if (message.timestampMs > wall + skew) {
       this.reject(linkId, 'future', `timestamp ${message.timestampMs - wall} ms ahead`);
@@ -360,6 +356,10 @@ export class GossipEngine {
     }
     if (verdict === 'replayed') {
       this.reject(linkId, 'replayed', 'timestamp at or below the seen set floor');
+      return;
+    }
+    if (equalBytes(message.originPublicKey, this.identity.publicKey)) {
+      this.reject(linkId, 'self', 'a message of this device that it no longer remembers');
       return;
     }
     if (!verifyGossip(this.crypto, frame)) {
@@ -382,9 +382,9 @@ export class GossipEngine {
       code: message.code,
       messageId: message.messageId,
       originDeviceId,
-      hops: message.initialTtl - message.ttl,
+      hops: message.initialTtl - message.ttl + 1,
     });
-    if (applied === 'forward' && message.ttl > 0) {
+    if (applied === 'forward' && message.ttl > 1) {
       const relayed = withTtl(frame, message.ttl - 1);
       for (const target of this.view.targets(this.settings.fanOut, linkId, this.prng))
         this.send(target, relayed);
@@ -709,7 +709,7 @@ export class GossipEngine {
     if (route === undefined) return 'keep'; // expired or never ours to route: dropped
     if (route.linkId === undefined) {
       this.learnRecords(message.records, 'gossip', nowMs, wall, route.contentKey);
-    } else if (message.ttl > 0 && this.view.has(route.linkId)) {
+    } else if (message.ttl > 1 && this.view.has(route.linkId)) {
       this.send(route.linkId, withTtl(frame, message.ttl - 1));
     }
     return 'keep';
@@ -885,13 +885,13 @@ export class GossipEngine {
     });
   }
 
-  /**
-   * Signs with `ttl = initialTtl - 1` (the hop to the neighbour is the first, section 11.1),
-   * and sends to `targets` (echoes are refused as 'self', so the ID is not kept as seen).
-   */
+  /** Signs with `ttl = initialTtl`, records the ID as seen and sends to `targets`. */
   private originate(message: Originated, targets: readonly number[]): GossipFrameMessage {
-    const unsigned = { ...message, ttl: message.initialTtl - 1 } as UnsignedGossip;
+    const unsigned = { ...message, ttl: message.initialTtl } as UnsignedGossip;
     const frame = encodeGossip(this.crypto, this.identity, unsigned);
+    // Signed with the wall clock now, so the timestamp is also the clock to prune against.
+    const { messageId, timestampMs } = message;
+    this.seen.add(pairKey(messageId, this.identity.publicKey), timestampMs, timestampMs);
     for (const linkId of targets) this.send(linkId, frame);
     return frame;
   }
