@@ -37,11 +37,12 @@ function messageId(): Uint8Array {
   return id;
 }
 
-function heartbeat(node: MeshNode, timestampMs: number, ttl = 2): GossipFrameMessage {
+/** Signed by `node` as origin: `ttl = initialTtl`, as an origin sends it. */
+function heartbeat(node: MeshNode, timestampMs: number, initialTtl = 2): GossipFrameMessage {
   return signed(node, {
     code: GossipCode.heartbeat,
-    ttl,
-    initialTtl: ttl,
+    ttl: initialTtl,
+    initialTtl,
     messageId: messageId(),
     timestampMs,
   });

@@ -6,9 +6,8 @@
  * - Every ready link whose remote speaks gossip is in the view (`add`/`remove`). A link that
  *   would take the view past `activeLinksMax` is refused at once (the engine closes it), so the
  *   degree stays near `activeLinks` and a message costs each node about `fanOut` sends.
- * - Fan-out: a relay sends to `fanOut` links drawn with the engine's Prng among those other than
- *   the one the message came from (all of them when there are no more than that); an origin,
- *   having no sender to skip, uses `fanOut + 1`.
+ * - Fan-out: a message goes to `fanOut` links drawn with the engine's Prng among those other
+ *   than the one it came from (all of them when there are no more than that).
  * - Dialling: below `activeLinks` (counting dials in flight), the engine asks the host to dial
  *   peers drawn uniformly at random (reservoir sampling) from the table's broadcasting records
  *   that are not linked, not being dialled and not backing off. Random, not best-scored, so the

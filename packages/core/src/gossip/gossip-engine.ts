@@ -12,13 +12,16 @@
  *   the links a start-up brings share one flood, else a fresh one). Below `activeLinks` the
  *   engine asks for dials from its table; a link past `activeLinksMax` is closed at once.
  * - Originating: every message is signed (gossip-codec.ts) with this device's identity and the
- *   input's wall clock, and its ID goes into the seen set, so echoes are duplicates.
- * - Receiving, cheapest check first: decode and limits (codec) -> clock (+-30 s: 'stale' /
- *   'future') -> seen set (seen-set.ts: duplicate, dropped and counted; at or below the floor:
- *   'replayed') -> 'self' -> signature ('bad-signature') -> only then is the ID recorded (a forged
- *   copy never suppresses the real one) -> apply -> forward with ttl - 1 to `fanOut` links
- *   other than the sender, when ttl > 1. Each signature is verified once per node; a record
- *   already held byte for byte is not verified again.
+ *   input's wall clock, with `ttl = initialTtl` (docs/protocol.md 11.1: ttl counts the hops left,
+ *   the current one included), recorded as seen (so its echoes are duplicates) and sent to
+ *   `fanOut` links.
+ * - Receiving (11.4), cheapest check first: the link ('not-gossip-link') -> decode and limits
+ *   (codec) -> clock (+-30 s of the wall clock: 'stale' / 'future') -> seen set (seen-set.ts: a
+ *   duplicate is dropped and counted, no event; at or below the floor: 'replayed') -> 'self'
+ *   (one this device no longer remembers sending) -> signature ('bad-signature') -> only then
+ *   is the ID recorded (a forged copy never suppresses the real one) -> apply -> forward with
+ *   ttl - 1 to `fanOut` links other than the sender, when ttl > 1. Each signature is verified
+ *   once per node; a record already held byte for byte is not verified again.
  * - Applying: PEER_ANNOUNCEMENT / PEER_UPDATE carry the origin's own record (same key, its own
  *   signature): learned, updated, or 'stale' when older than the one held (not forwarded); an
  *   update that says leaving, or that drops the broadcast flag, removes the peer ('left') and
@@ -221,6 +224,13 @@ const ROUTE_LIFETIME_MS = 2 * GossipLimits.clockSkewMs;
 /** Contents this device announced holding, remembered to answer PEER_REQUEST. */
 const OWN_CONTENTS_MAX = 4096;
 const ZERO_REQUEST_ID = new Uint8Array(GossipLimits.messageIdBytes);
+
+/** A message this device originates, before its ttl is set. */
+type Originated = UnsignedGossip extends infer M
+  ? M extends UnsignedGossip
+    ? Omit<M, 'ttl'>
+    : never
+  : never;
 
 type Applied =
   'forward' | 'keep' | { readonly rejection: GossipRejection; readonly detail: string };
@@ -427,7 +437,7 @@ export class GossipEngine {
   }
 
   /**
-   * A fresh PEER_ANNOUNCEMENT of this device to `fanOut + 1` links (the engine also announces
+   * A fresh PEER_ANNOUNCEMENT of this device to `fanOut` links (the engine also announces
    * on every new link and every `peerExpiryMs / 2`; the simulator measures spread with this).
    * A silent device announces nothing: it says why.
    */
@@ -478,14 +488,12 @@ export class GossipEngine {
       this.originate(
         {
           code: GossipCode.contentAvailability,
-          ttl: GossipTtl[GossipCode.contentAvailability],
           initialTtl: GossipTtl[GossipCode.contentAvailability],
           messageId,
           timestampMs: wall,
           entries: slice,
         },
         this.originTargets(),
-        wall,
       );
       messageIds.push(messageId);
     }
@@ -502,7 +510,6 @@ export class GossipEngine {
     this.originate(
       {
         code: GossipCode.peerRequest,
-        ttl: GossipTtl[GossipCode.peerRequest],
         initialTtl: GossipTtl[GossipCode.peerRequest],
         messageId,
         timestampMs: wall,
@@ -510,7 +517,6 @@ export class GossipEngine {
         maxResults: GossipLimits.listRecords,
       },
       this.originTargets(),
-      wall,
     );
     return messageId;
   }
@@ -669,7 +675,6 @@ export class GossipEngine {
     this.originate(
       {
         code: GossipCode.peerListResponse,
-        ttl: GossipTtl[GossipCode.peerListResponse],
         initialTtl: GossipTtl[GossipCode.peerListResponse],
         messageId: this.newMessageId(),
         timestampMs: wall,
@@ -677,7 +682,6 @@ export class GossipEngine {
         records,
       },
       [linkId],
-      wall,
     );
     return 'keep';
   }
@@ -818,7 +822,6 @@ export class GossipEngine {
     this.originate(
       {
         code: GossipCode.peerListResponse,
-        ttl: 1,
         initialTtl: 1,
         messageId: this.newMessageId(),
         timestampMs: wall,
@@ -826,7 +829,6 @@ export class GossipEngine {
         records,
       },
       [linkId],
-      wall,
     );
   }
 
@@ -835,14 +837,12 @@ export class GossipEngine {
     const frame = this.originate(
       {
         code: GossipCode.peerAnnouncement,
-        ttl: GossipTtl[GossipCode.peerAnnouncement],
         initialTtl: GossipTtl[GossipCode.peerAnnouncement],
         messageId,
         timestampMs: wall,
         record: this.buildOwnRecord(wall, false),
       },
       targets,
-      wall,
     );
     this.announcement = { frame, timestampMs: wall };
     return messageId;
@@ -853,14 +853,12 @@ export class GossipEngine {
     this.originate(
       {
         code: GossipCode.peerUpdate,
-        ttl: GossipTtl[GossipCode.peerUpdate],
         initialTtl: GossipTtl[GossipCode.peerUpdate],
         messageId,
         timestampMs: wall,
         record: this.buildOwnRecord(wall, leaving),
       },
       this.originTargets(),
-      wall,
     );
     return messageId;
   }
@@ -887,21 +885,20 @@ export class GossipEngine {
     });
   }
 
-  /** Signs, remembers as seen (echoes are duplicates) and sends to `targets`. */
-  private originate(
-    message: UnsignedGossip,
-    targets: readonly number[],
-    wall: number,
-  ): GossipFrameMessage {
-    const frame = encodeGossip(this.crypto, this.identity, message);
-    this.seen.add(pairKey(message.messageId, this.identity.publicKey), message.timestampMs, wall);
+  /** Signs with `ttl = initialTtl`, records the ID as seen and sends to `targets`. */
+  private originate(message: Originated, targets: readonly number[]): GossipFrameMessage {
+    const unsigned = { ...message, ttl: message.initialTtl } as UnsignedGossip;
+    const frame = encodeGossip(this.crypto, this.identity, unsigned);
+    // Signed with the wall clock now, so the timestamp is also the clock to prune against.
+    const { messageId, timestampMs } = message;
+    this.seen.add(pairKey(messageId, this.identity.publicKey), timestampMs, timestampMs);
     for (const linkId of targets) this.send(linkId, frame);
     return frame;
   }
 
-  /** An origin has no sender to skip: one more link than a relay. */
+  /** An origin sends to `fanOut` links, as a relay does (section 11.4, origination). */
   private originTargets(): number[] {
-    return this.view.targets(this.settings.fanOut + 1, undefined, this.prng);
+    return this.view.targets(this.settings.fanOut, undefined, this.prng);
   }
 
   private newMessageId(): Uint8Array {
@@ -929,17 +926,14 @@ export class GossipEngine {
     this.seen.forgetOlderThan(wall - GossipLimits.clockSkewMs);
     this.routes.prune(nowMs);
     if (this.view.size > 0) {
-      const ttl = this.self.broadcast ? GossipTtl[GossipCode.heartbeat] : 1;
       this.originate(
         {
           code: GossipCode.heartbeat,
-          ttl,
-          initialTtl: ttl,
+          initialTtl: this.self.broadcast ? GossipTtl[GossipCode.heartbeat] : 1,
           messageId: this.newMessageId(),
           timestampMs: wall,
         },
         this.view.linkIds(),
-        wall,
       );
     }
     if (

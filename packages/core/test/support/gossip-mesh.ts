@@ -306,3 +306,25 @@ export class GossipMesh {
       .map((n) => n.index);
   }
 }
+
+/**
+ * `n` engines that each know only node 0's record (as a tracker would hand it out) and dial from
+ * there; then two minutes of heartbeats, dials and table syncs. Silent nodes get addresses from
+ * 192.168.77.0/24 (tests look for them), broadcasting ones from 10.1.0.0/16.
+ */
+export function bootstrapMesh(
+  n: number,
+  seed: number,
+  silent: (i: number) => boolean = () => false,
+): GossipMesh {
+  const mesh = new GossipMesh(seed);
+  for (let i = 0; i < n; i++) mesh.add({ broadcast: i === 0 || !silent(i) });
+  const seedRecord = mesh.nodes[0]!.engine.ownRecord(mesh.wall(0));
+  for (let i = 1; i < n; i++) {
+    mesh.nodes[i]!.engine.addRecords([seedRecord], 'tracker', mesh.nowMs, mesh.wall(i));
+    mesh.drain(i);
+    mesh.settle();
+  }
+  mesh.advance(120_000);
+  return mesh;
+}
