@@ -101,7 +101,8 @@ test('an engine dial becomes a stranger connect; the silent node dials even when
   });
   settle(mesh);
   const dial = mesh.nodes[silent]!.connects.find(
-    (c) => c.deviceId !== undefined && toHex(c.deviceId) === toHex(mesh.nodes[broadcaster]!.deviceId),
+    (c) =>
+      c.deviceId !== undefined && toHex(c.deviceId) === toHex(mesh.nodes[broadcaster]!.deviceId),
   );
   assert.equal(dial?.trust, 'stranger');
   assert.equal(dial?.address, `n${broadcaster}`);

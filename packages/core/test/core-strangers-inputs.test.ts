@@ -79,9 +79,13 @@ test(`malformed gossip inputs throw naming the argument; well-formed ones never 
         fc.record({
           broadcast: fc.oneof(fc.boolean(), anything),
           bootstrap: fc.boolean(),
-          addresses: fc.oneof(fc.constant(['192.0.2.1']), anything),
+          addresses: fc.oneof(
+            fc.constant(['192.0.2.1']),
+            fc.array(fc.string({ maxLength: 300 }), { maxLength: 20 }),
+            anything,
+          ),
           listenPort: fc.oneof(fc.integer({ min: 0, max: 65535 }), anything),
-          deviceName: fc.string(),
+          deviceName: fc.oneof(fc.string(), fc.string({ minLength: 200, maxLength: 400 })),
           capabilities: fc.oneof(fc.constant(1), anything),
         }),
         anything,
