@@ -990,7 +990,8 @@ export class Core {
           remote.trust,
         );
         this.transfers.onLinkReady(linkId, remote.deviceId, this.lastNowMs);
-        if (this.gossip !== undefined && (remote.capabilities & Capability.gossip) !== 0) {
+        const speaksGossip = (remote.capabilities & Capability.gossip) !== 0;
+        if (this.gossip !== undefined && speaksGossip && hex !== this.ownHex) {
           this.withWallClock((at, wall) => {
             if (!entry.registered || entry.link.state !== 'ready') return;
             entry.gossipUp = true;

@@ -7,16 +7,17 @@
  */
 import { invalidArgument } from './errors.js';
 import type { GossipSelf } from './gossip/gossip-engine.js';
+import { peerRecordProblem } from './gossip/peer-record.js';
 
 /** Longest host name or address literal accepted in a dial (DNS's limit). */
 const ADDRESS_BYTES_MAX = 253;
 /** Records one `gossip-records` input may carry (a tracker page, a persisted table). */
 export const GOSSIP_RECORDS_MAX = 10_000;
 
-/** A wall-clock reading: Unix ms, finite and not negative. */
+/** A wall-clock reading: Unix ms, a safe integer not negative (as Date.now gives). */
 export function checkWallClock(name: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    invalidArgument(name, `must be a Unix time in ms, got ${String(value)}`);
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    invalidArgument(name, `must be a Unix time in whole ms, got ${String(value)}`);
   }
   return value;
 }
@@ -57,6 +58,7 @@ export function checkRecords(name: string, value: unknown): readonly Uint8Array[
   return value as readonly Uint8Array[];
 }
 
+/** A `GossipSelf`: the shape, then what a peer record of it must satisfy (peer-record.ts). */
 export function checkSelf(name: string, value: unknown): GossipSelf {
   if (typeof value !== 'object' || value === null) invalidArgument(name, 'must be an object');
   const self = value as Partial<Record<keyof GossipSelf, unknown>>;
@@ -72,5 +74,17 @@ export function checkSelf(name: string, value: unknown): GossipSelf {
   if (typeof caps !== 'number' || !Number.isInteger(caps) || caps < 0 || caps > 0xffff_ffff) {
     invalidArgument(`${name}.capabilities`, 'must be a u32');
   }
-  return value as GossipSelf;
+  const checked = value as GossipSelf;
+  const problem = peerRecordProblem({
+    issuedAtMs: 0,
+    broadcast: checked.broadcast,
+    bootstrap: checked.bootstrap,
+    leaving: false,
+    capabilities: checked.capabilities,
+    listenPort: checked.listenPort,
+    deviceName: checked.deviceName,
+    addresses: checked.broadcast ? checked.addresses : [],
+  });
+  if (problem !== undefined) invalidArgument(name, problem);
+  return checked;
 }
