@@ -7,17 +7,14 @@
 import { createHash, createPublicKey, randomBytes, verify, type KeyObject } from 'node:crypto';
 import { createNobleCryptoProvider, type CryptoProvider } from '@peapod/core';
 
-/** DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410); the raw 32-byte key follows. */
-const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
-
 /** The KeyObject of a raw Ed25519 public key, or undefined when it is not one. */
 export function ed25519PublicKeyObject(publicKey: Uint8Array): KeyObject | undefined {
   if (!(publicKey instanceof Uint8Array) || publicKey.length !== 32) return undefined;
   try {
+    // A JWK import measured faster than a DER (SPKI) one here, as @peapod/node's provider does.
     return createPublicKey({
-      key: Buffer.concat([ED25519_SPKI_PREFIX, publicKey]),
-      format: 'der',
-      type: 'spki',
+      key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(publicKey).toString('base64url') },
+      format: 'jwk',
     });
   } catch {
     return undefined;
