@@ -310,7 +310,10 @@ export function createTracker(options: TrackerOptions = {}): Tracker {
       return url;
     },
     async listen(port, host = '127.0.0.1') {
-      if (store === undefined) store = await openStore(options.db ?? ':memory:');
+      if (store === undefined)
+        store = await openStore(options.db ?? ':memory:', (error) =>
+          logger.warn({ error: error.message }, 'database connection error'),
+        );
       else await store.open();
       deps = depsOf(guarded(store));
       const created = createServer(handle);
