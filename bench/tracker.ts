@@ -43,6 +43,7 @@ interface AutocannonResult {
   timeouts: number;
   '2xx': number;
   duration: number;
+  statusCodeStats: Record<string, { count: number }>;
 }
 type Autocannon = (options: {
   url: string;
@@ -115,10 +116,14 @@ async function stop(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-/** `count` registration bodies, each a distinct device's record, valid from now for ~50 s. */
+/**
+ * `count` registration bodies, each a distinct device's record. They are issued 25 s ahead of
+ * now, so the tracker takes them from 5 s before now until 55 s after (its window is +-30 s):
+ * signing and one registration run must fit in that.
+ */
 function signRegistrations(count: number): string[] {
   const crypto = createNodeCryptoProvider({ cachePrivateKeys: false });
-  const issuedAtMs = Date.now() + 20_000;
+  const issuedAtMs = Date.now() + 25_000;
   const bodies: string[] = [];
   for (let i = 0; i < count; i++) {
     const record = buildPeerRecord(crypto, crypto.ed25519GenerateKeyPair(), {
@@ -177,6 +182,12 @@ function print(): void {
         .map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!)))
         .join('  '),
     );
+  for (const { name, result } of rows) {
+    const statuses = Object.entries(result.statusCodeStats ?? {})
+      .map(([status, { count }]) => `${status} x${count}`)
+      .join(', ');
+    if (result.non2xx > 0) console.log(`${name}: answers ${statuses}`);
+  }
   for (const note of notes) console.log(note);
 }
 
@@ -206,11 +217,11 @@ async function postgresUrl(): Promise<{ url: string; drop: () => Promise<void> }
 async function main(): Promise<void> {
   const seconds = option('seconds', 10);
   const connections = option('connections', 32);
-  const registrations = option('registrations', 30_000);
+  const registrations = option('registrations', 20_000);
   console.log(
     `tracker bench: ${cpus().length} cores, ${connections} connections, load from this process ` +
-      `(autocannon), each server a child process; ${registrations} registrations per database, ` +
-      `${seconds} s per GET scenario`,
+      `(autocannon), each server a child process, ${seconds} s per scenario; a pool of ` +
+      `${registrations} signed records per database`,
   );
   const sample = signRegistrations(1)[0]!;
   const baseline = await startServer([SELF, '--baseline-server']);
@@ -250,7 +261,7 @@ async function main(): Promise<void> {
         const register = await autocannon({
           url: tracker.url,
           connections,
-          amount: bodies.length,
+          duration: seconds,
           requests: [
             {
               method: 'POST',
@@ -260,6 +271,10 @@ async function main(): Promise<void> {
             },
           ],
         });
+        if (register.requests.total > bodies.length)
+          notes.push(
+            `${name}: the pool of ${bodies.length} records ran out (re-sent ones are 409).`,
+          );
         rows.push({
           name: `${name}: register (fresh signed record)`,
           result: register,

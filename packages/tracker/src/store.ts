@@ -76,10 +76,16 @@ export interface TrackerStore {
   close(): Promise<void>;
 }
 
-/** A store for `db`: a postgres:// or postgresql:// URL, else a SQLite file path or ":memory:". */
-export async function openStore(db: string): Promise<TrackerStore> {
+/**
+ * A store for `db`: a postgres:// or postgresql:// URL, else a SQLite file path or ":memory:".
+ * `onError` hears PostgreSQL pool errors (a dropped idle connection), which are not a request's.
+ */
+export async function openStore(
+  db: string,
+  onError: (error: Error) => void = () => undefined,
+): Promise<TrackerStore> {
   const store = /^postgres(ql)?:\/\//.test(db)
-    ? new (await import('./postgres-store.js')).PostgresStore({ connectionString: db })
+    ? new (await import('./postgres-store.js')).PostgresStore({ connectionString: db, onError })
     : new (await import('./sqlite-store.js')).SqliteStore(db);
   await store.open();
   return store;

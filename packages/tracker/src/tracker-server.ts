@@ -27,6 +27,7 @@ import {
 } from './endpoints.js';
 import { TrackerDefaults, TrackerLimits } from './limits.js';
 import { REFUSAL_STATUS, type Refusal } from './refusal.js';
+import { rateLimitKey } from './client-address.js';
 import { checkContentType, readBody } from './request-body.js';
 import { SIGNATURE_HEADER } from './signed-request.js';
 import { openStore, type TrackerStore } from './store.js';
@@ -231,7 +232,7 @@ export function createTracker(options: TrackerOptions = {}): Tracker {
         { allow: Object.keys(match.methods).join(', ') },
       );
     if (endpoint !== healthz) {
-      const wait = addressBuckets.take(observedAddress(request), nowMs);
+      const wait = addressBuckets.take(rateLimitKey(observedAddress(request)), nowMs);
       if (wait > 0)
         return sendRefusal(response, {
           code: 'rate-limited',
@@ -310,7 +311,10 @@ export function createTracker(options: TrackerOptions = {}): Tracker {
       return url;
     },
     async listen(port, host = '127.0.0.1') {
-      if (store === undefined) store = await openStore(options.db ?? ':memory:');
+      if (store === undefined)
+        store = await openStore(options.db ?? ':memory:', (error) =>
+          logger.warn({ error: error.message }, 'database connection error'),
+        );
       else await store.open();
       deps = depsOf(guarded(store));
       const created = createServer(handle);

@@ -9,7 +9,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { TrackerClient, type TrackerError } from '../src/client.js';
+import { SqliteStore } from '../src/sqlite-store.js';
 import { createTracker } from '../src/tracker-server.js';
+import { call } from './support/http.js';
 import { newDevice, silentRecordOf } from './support/devices.js';
 import { UNLIMITED } from './support/tracker-fixture.js';
 
@@ -103,5 +105,25 @@ test('answers that are not the API are code bad-answer', async () => {
       await assert.rejects(client.discover(), expectCode('bad-answer'), answer);
   } finally {
     await new Promise((resolve) => server.close(resolve));
+  }
+});
+
+test('a failing database is a 503 with Retry-After, and the tracker keeps serving', async () => {
+  const store = new SqliteStore(':memory:');
+  const tracker = createTracker({ store, rateLimits: UNLIMITED, purgeIntervalMs: 0 });
+  const url = await tracker.listen(0, '127.0.0.1');
+  try {
+    await store.close(); // the database goes away under the running tracker
+    const answer = await call(url, 'GET', '/api/v1/bootstrap/discover');
+    assert.equal(answer.status, 503);
+    assert.equal(answer.json['code'], 'unavailable');
+    assert.equal(answer.headers.get('retry-after'), '5');
+    await assert.rejects(
+      new TrackerClient(url, newDevice().signer).nodes(),
+      expectCode('unavailable', 503),
+    );
+    assert.equal((await call(url, 'GET', '/healthz')).status, 200);
+  } finally {
+    await tracker.close();
   }
 });

@@ -11,6 +11,7 @@ import { PeerRecordLimits } from '@peapod/core';
 import { checkRecord } from '../src/record-check.js';
 import { signedRequestMessage } from '../src/signed-request.js';
 import { TokenBuckets } from '../src/token-bucket.js';
+import { rateLimitKey } from '../src/client-address.js';
 import {
   checkFields,
   checkQuery,
@@ -253,6 +254,22 @@ test('a token bucket never grants more than burst + rate x elapsed time', () => 
         assert.ok(granted >= 1, 'the first request of a new client passes');
       },
     ),
+    { numRuns: RUNS },
+  );
+});
+
+test('IPv6 sources share a rate-limit bucket per /64, IPv4 sources have one each', () => {
+  assert.equal(rateLimitKey('192.0.2.1'), '192.0.2.1');
+  assert.equal(rateLimitKey('2001:db8:1:2:3:4:5:6'), '2001:db8:1:2::/64');
+  assert.equal(rateLimitKey('2001:db8:1:2::9'), '2001:db8:1:2::/64');
+  assert.equal(rateLimitKey('2001:0db8:0001:0002:ffff::'), '2001:db8:1:2::/64');
+  assert.equal(rateLimitKey('::1'), '0:0:0:0::/64');
+  assert.equal(rateLimitKey('fe80::1%eth0'), 'fe80:0:0:0::/64');
+  fc.assert(
+    fc.property(fc.ipV6(), fc.string(), (address, junk) => {
+      assert.match(rateLimitKey(address), /^[0-9a-f]{1,4}(:[0-9a-f]{1,4}){3}::\/64$|\./);
+      assert.equal(typeof rateLimitKey(junk), 'string');
+    }),
     { numRuns: RUNS },
   );
 });
