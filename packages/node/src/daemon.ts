@@ -52,6 +52,7 @@ import { JobFactory } from './job-factory.js';
 import { createNodeCryptoProvider } from './node-crypto-provider.js';
 import { NodeHost } from './node-host.js';
 import { loadPeersCache, PeerBook, savePeersCache } from './peer-book.js';
+import { gossipEnabled, GossipService, type GossipSettingsOfDaemon } from './gossip-service.js';
 import { ForwardProxy } from './proxy.js';
 import { poolableGet } from './proxy-policy.js';
 import type { BandwidthLimits } from './rate-limit.js';
@@ -88,6 +89,11 @@ export interface DaemonConfig {
   readonly storeBudgetBytes?: number;
   /** TEST ONLY: the chunk server flips a byte of every chunk it serves (CoreOptions.testFaults). */
   readonly corruptServedChunks?: boolean;
+  /**
+   * Gossip beyond the pod (gossip-service.ts): trackers, broadcast or silent, the public address,
+   * `--peer` strangers. Off unless a tracker, a peer or broadcast is given.
+   */
+  readonly gossip?: GossipSettingsOfDaemon;
 }
 
 export { DAEMON_RUN_FILE, type DaemonRunFile };
@@ -104,6 +110,8 @@ export class Daemon {
   private readonly peers: PeerBook;
   private readonly api: ApiRouter;
   private readonly refused = new RefusedPeers();
+  /** Present when gossip is on. */
+  private readonly gossip: GossipService | undefined;
   /** Open from `start` to `stop` (with a data directory). */
   private store: ChunkStore | undefined;
   /** Chunk writes in flight: they settle before the store closes. */
@@ -119,6 +127,22 @@ export class Daemon {
       ...(config.allowPrivateOrigins ? { peerDestinations: () => undefined } : {}),
     });
     const crypto = createNodeCryptoProvider();
+    this.gossip =
+      config.gossip !== undefined && gossipEnabled(config.gossip)
+        ? new GossipService({
+            settings: config.gossip,
+            identity: config.identity,
+            crypto,
+            deviceName: config.deviceName,
+            bindAddress: config.bindAddress,
+            listenPort: config.peerPort,
+            dataDir: config.dataDir,
+            logger,
+            feed: (input) => this.host.input(input),
+            snapshot: () => [],
+            isPodMember: (hex) => this.peers.find(hex) !== undefined,
+          })
+        : undefined;
     this.host = new NodeHost({
       identity: config.identity,
       podSecret: config.podSecret,
@@ -129,6 +153,7 @@ export class Daemon {
       capabilities: Capability.fetchOrigin | Capability.rpc | Capability.serveChunks,
       limits: config.limits,
       ...(config.corruptServedChunks === true ? { testFaults: { corruptServedChunks: true } } : {}),
+      ...(this.gossip === undefined ? {} : { gossip: { self: this.gossip.self() } }),
       transfers: ioAdapters({
         fetcher: this.fetcher,
         jobOf: (downloadId) => this.jobs.jobOf(downloadId),
@@ -154,6 +179,7 @@ export class Daemon {
       jobs: this.jobs,
       peers: this.peers,
       refused: this.refused,
+      gossip: this.gossip,
       logger,
       content: {
         store: () => this.store,
@@ -200,6 +226,7 @@ export class Daemon {
       .listen(apiPort, bindAddress)
       .catch((error: NodeJS.ErrnoException) => portError(error, 'API/proxy', '--api-port'));
     await this.discovery.start();
+    await this.gossip?.start(peer.port);
     await this.writeRunFile(api);
     if (dataDir !== undefined) {
       for (const known of await loadPeersCache(dataDir, this.deviceIdHex)) {
@@ -223,6 +250,7 @@ export class Daemon {
     await this.discovery.close();
     await this.jobs.cancelAll();
     this.fetcher.close();
+    await this.gossip?.stop(); // unregisters while the links are still up
     await this.host.close();
     if (this.config.dataDir !== undefined) {
       await savePeersCache(this.config.dataDir, this.peers.cacheRows());
@@ -338,12 +366,15 @@ export class Daemon {
         'peer banned',
       ),
     );
-    host.on('peer:connect', (event) =>
+    host.on('peer:connect', (event) => {
+      this.gossip?.onLinkUp(event.remoteAddress, event.direction);
       logger.info(
         { peer: peers.label(toHex(event.remote.deviceId)), address: event.remoteAddress },
         'peer connected',
-      ),
-    );
+      );
+    });
+    host.on('gossip:peer', (event) => this.gossip?.onEvent(event));
+    host.on('gossip:rejected', (event) => this.gossip?.onEvent(event));
     host.on('peer:disconnect', (event) => {
       if (event.deviceId === undefined) return; // it never finished its handshake
       logger.info(
@@ -351,7 +382,10 @@ export class Daemon {
         'peer disconnected',
       );
     });
-    host.on('dial:failed', (event) =>
+    host.on('dial:failed', (event) => {
+      if (event.deviceId === undefined) {
+        this.gossip?.onDialFailed(event.address, event.port, event.detail);
+      }
       logger.warn(
         {
           peer:
@@ -361,8 +395,8 @@ export class Daemon {
           error: event.detail,
         },
         'dial failed',
-      ),
-    );
+      );
+    });
     host.on('peer:refused', (event) => {
       // A flood's refusals (the inbound guard's) are not a device of another pod: debug only.
       if (event.cause !== 'pod-secret') {
