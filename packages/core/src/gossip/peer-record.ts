@@ -15,7 +15,7 @@
  *   | 64 signature over "PeaPod/1 peer-record" || every byte before the signature.
  * `decodePeerRecord` never throws; `verifyPeerRecord` checks the signature.
  */
-import { concatBytes, utf8Decode, utf8Encode } from '../bytes.js';
+import { concatBytes, utf8Encode } from '../bytes.js';
 import type { CryptoProvider, KeyPair } from '../crypto-provider.js';
 import { invalidArgument } from '../errors.js';
 import { deriveDeviceId } from '../identity.js';
@@ -44,6 +44,19 @@ export const PeerRecordLimits = {
 const SIGNATURE_DOMAIN = utf8Encode('PeaPod/1 peer-record');
 /** Hosts: IPv4/IPv6 literals (no brackets, no zone) and DNS names. */
 const HOST_PATTERN = /^[A-Za-z0-9.:-]+$/;
+/**
+ * Strict UTF-8 that keeps a leading U+FEFF (bytes.ts's `utf8Decode` strips it), so a decoded
+ * name is exactly the signed bytes and re-encodes to them.
+ */
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+function decodeUtf8(bytes: Uint8Array): string | undefined {
+  try {
+    return strictUtf8.decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
 
 export interface PeerRecordFields {
   readonly issuedAtMs: number;
@@ -59,8 +72,8 @@ export interface PeerRecordFields {
 }
 
 export interface PeerRecord extends PeerRecordFields {
+  /** The device's Ed25519 key (its Device ID is the SHA-256 of it: `peerRecordDeviceId`). */
   readonly publicKey: Uint8Array;
-  /** SHA-256 of the public key (the Device ID), filled by `decodePeerRecord`'s caller. */
   readonly signature: Uint8Array;
   /** The whole signed record as it travels. */
   readonly bytes: Uint8Array;
@@ -106,6 +119,7 @@ export function buildPeerRecord(
 ): Uint8Array {
   const problem = peerRecordProblem(fields);
   if (problem !== undefined) invalidArgument('peer record', problem);
+  if (identity.publicKey.length !== 32) invalidArgument('identity.publicKey', 'must be 32 bytes');
   const name = utf8Encode(fields.deviceName);
   const hosts = fields.addresses.map((host) => utf8Encode(host));
   const size =
@@ -153,14 +167,16 @@ export function decodePeerRecord(bytes: Uint8Array): PeerRecordResult {
     const nameLength = reader.u8('record.deviceName');
     if (nameLength > PeerRecordLimits.deviceNameBytes)
       return { ok: false, detail: 'deviceName too long' };
-    const deviceName = utf8Decode(reader.copy('record.deviceName', nameLength));
+    const deviceName = decodeUtf8(reader.copy('record.deviceName', nameLength));
     if (deviceName === undefined) return { ok: false, detail: 'deviceName is not UTF-8' };
     const count = reader.u8('record.addresses');
     if (count > PeerRecordLimits.addresses) return { ok: false, detail: 'too many addresses' };
     const addresses: string[] = [];
     for (let i = 0; i < count; i++) {
       const length = reader.u8('record.address');
-      addresses.push(utf8Decode(reader.copy('record.address', length)) ?? '\u0000');
+      const host = decodeUtf8(reader.copy('record.address', length));
+      if (host === undefined) return { ok: false, detail: 'an address is not UTF-8' };
+      addresses.push(host);
     }
     if (reader.remaining !== 0) return { ok: false, detail: 'bytes after the last field' };
     const fields: PeerRecordFields = {
