@@ -188,14 +188,13 @@ export function backoffMs(attempt: number): number {
 
 /** A tracker failure as a clause for logs and `peapod peers`. */
 export function trackerProblem(error: unknown): string {
-  if (error instanceof Error && error.name === 'TrackerError') {
-    const { status } = error as Error & { status: number };
+  if (!(error instanceof Error)) return String(error);
+  // TrackerError (compared by name: a bundle may hold two copies): status 0 had no answer.
+  const status = (error as Error & { status?: unknown }).status;
+  if (error.name === 'TrackerError' && typeof status === 'number' && status > 0) {
     return `it answered HTTP ${status}: ${error.message}`;
   }
-  if (error instanceof Error) {
-    const cause = (error as Error & { cause?: unknown }).cause;
-    const code = (cause as { code?: unknown } | undefined)?.code;
-    return typeof code === 'string' ? `${error.message} (${code})` : error.message;
-  }
-  return String(error);
+  const code = ((error as Error & { cause?: unknown }).cause as { code?: unknown } | undefined)
+    ?.code;
+  return typeof code === 'string' ? `${error.message} (${code})` : error.message;
 }
