@@ -22,9 +22,13 @@
  *   that failed its check, eviction) become `content-removed`. This device serves chunks to
  *   its pod (`Capability.serveChunks`). `peapod share`, `fetch`, `ls` and `rm` are API routes
  *   (content-api.ts).
- * - `stop()` (SIGINT/SIGTERM) cancels jobs (part files stay for a resume), sends GOODBYE on
- *   every link, closes sockets, saves the peers cache and closes the store: all other state
- *   worth keeping is on disk already.
+ * - Beyond the pod (gossip-service.ts), when `--tracker`, `--peer` or `--broadcast` asks for it:
+ *   the core runs with `gossip: { self }` and accepts stranger links too; the gossip service
+ *   feeds it the trackers' and peers.db's signed records and the `--peer` dials, keeps peers.db
+ *   from its `gossip:peer` events, and registers a broadcasting device with each tracker.
+ * - `stop()` (SIGINT/SIGTERM) cancels jobs (part files stay for a resume), unregisters from the
+ *   trackers and writes peers.db's last view, sends GOODBYE on every link, closes sockets, saves
+ *   the peers cache and closes the store: all other state worth keeping is on disk already.
  * Inputs reach the core only through the host's driver (`host.input`), queued while it drains.
  */
 import { rename, rm, writeFile } from 'node:fs/promises';

@@ -348,9 +348,10 @@ export class GossipService {
   private observed(address: string): void {
     const plain = address.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, '');
     if (plain === this.observedAddress || plain === '') return;
+    const before = this.addresses().join(',');
     this.observedAddress = plain;
     const { settings, logger } = this.options;
-    if (!settings.broadcast || settings.publicAddress !== undefined) return;
+    if (!settings.broadcast || this.addresses().join(',') === before) return;
     logger.info({ address: plain }, 'public address learnt from the tracker');
     this.selfChanged();
   }
