@@ -16,7 +16,9 @@
  *   dial (`dial-stranger`), redialled with backoff until a link to it has come up once; from
  *   then on the engine keeps its links from its own table.
  * - The core's `gossip:peer` events keep `peers.db` (peer-store.ts): learned/updated rows are
- *   written with the wall clock, expired/left rows deleted. A record learnt from the cache is
+ *   written with the engine's last-heard time (as wall clock), expired/left rows deleted. Only
+ *   records are stored, and the engine keeps records of broadcasting devices alone; a silent
+ *   device that linked in is a row of the engine's table without one, never of peers.db. A record learnt from the cache is
  *   not rewritten (it would look freshly heard). On stop the engine's last-heard times and
  *   scores are written once more.
  * - `rows()`: the gossip peers of `peapod peers`, from the engine's snapshot. A peer's address
@@ -211,7 +213,7 @@ export class GossipService {
     const wallNow = Date.now();
     const monoNow = performance.now();
     for (const peer of this.options.snapshot()) {
-      store.heard(peer.deviceIdHex, wallNow - (monoNow - peer.lastHeardMs), peer.score);
+      store.heard(peer.deviceIdHex, Math.round(wallNow - (monoNow - peer.lastHeardMs)), peer.score);
     }
     store.close();
   }
@@ -239,8 +241,13 @@ export class GossipService {
       return;
     }
     if (event.record === undefined || event.source === 'cache') return;
-    const score = this.options.snapshot().find((peer) => peer.deviceIdHex === hex)?.score ?? 0;
-    if (!store.upsert(event.record, event.source, Date.now(), score)) {
+    // The engine's view: a tracker's record was heard when it was issued, not when it arrived.
+    const peer = this.options.snapshot().find((entry) => entry.deviceIdHex === hex);
+    const heardAtMs =
+      peer === undefined
+        ? Date.now()
+        : Date.now() - Math.max(0, performance.now() - peer.lastHeardMs);
+    if (!store.upsert(event.record, event.source, Math.round(heardAtMs), peer?.score ?? 0)) {
       logger.warn(
         { peer: hex.slice(0, 16) },
         'the core handed on a peer record that does not verify',
