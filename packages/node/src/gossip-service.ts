@@ -189,6 +189,16 @@ export class GossipService {
     }
     for (const stranger of this.strangers) this.dialStranger(stranger);
     for (const tracker of this.trackers) tracker.start();
+    if (!settings.broadcast && settings.publicAddress !== undefined) {
+      logger.warn(
+        '--public-address is ignored without --broadcast: a silent address is never given out',
+      );
+    }
+    if (settings.broadcast && this.trackers.length === 0 && this.addresses().length === 0) {
+      logger.warn(
+        'broadcasting, but no address to give out: the daemon binds a wildcard address and has no tracker; add --public-address HOST',
+      );
+    }
     logger.info(
       {
         broadcast: settings.broadcast,
