@@ -143,8 +143,8 @@ export class Daemon {
             dataDir: config.dataDir,
             logger,
             feed: (input) => this.host.input(input),
-            snapshot: () => [],
-            isPodMember: (hex) => this.peers.find(hex) !== undefined,
+            snapshot: () => this.host.core.gossipEngine?.snapshot() ?? [],
+            isPodMember: (hex) => this.peers.isPodMember(hex),
           })
         : undefined;
     this.host = new NodeHost({
@@ -372,9 +372,14 @@ export class Daemon {
     );
     host.on('peer:connect', (event) => {
       this.gossip?.onLinkUp(event.remoteAddress, event.direction);
+      // A stranger's address stays out of the log too: it may be a silent device's.
+      const pod = event.remote.trust === 'pod';
       logger.info(
-        { peer: peers.label(toHex(event.remote.deviceId)), address: event.remoteAddress },
-        'peer connected',
+        {
+          peer: peers.label(toHex(event.remote.deviceId)),
+          ...(pod ? { address: event.remoteAddress } : { trust: 'stranger' }),
+        },
+        pod ? 'peer connected' : 'stranger linked',
       );
     });
     host.on('gossip:peer', (event) => this.gossip?.onEvent(event));
