@@ -20,6 +20,7 @@ import type { ContentJobEvent } from './content-job.js';
 import type { JobEvent } from './download-job.js';
 import type { StoredContent } from './store/store-api.js';
 import type { PeerRow } from './peer-book.js';
+import type { GossipAnswer } from './gossip-service.js';
 
 export interface ApiTarget {
   readonly host: string;
@@ -180,7 +181,10 @@ async function readAll(res: IncomingMessage): Promise<string> {
   return Buffer.concat(parts).toString('utf8');
 }
 
-/** `GET /api/peers`; `refused` is absent from daemons that do not report it. */
+/**
+ * `GET /api/peers`; `refused` is absent from daemons that do not report it, `gossip` from
+ * daemons that run without gossip.
+ */
 export interface PeersAnswer {
   readonly deviceId: string;
   readonly deviceName?: string;
@@ -192,6 +196,7 @@ export interface PeersAnswer {
     lastAt: string;
     count: number;
   }>;
+  readonly gossip?: GossipAnswer;
 }
 
 export async function getPeers(target: ApiTarget): Promise<PeersAnswer> {

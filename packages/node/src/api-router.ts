@@ -7,8 +7,10 @@
  *   daemon's own address in `Host` and any `Origin`; anything else is refused with 403 before any
  *   work (api-guard.ts, DESIGN.md decision 13). Without a data directory there is no key and
  *   no API.
- * - `GET /api/peers`: this device, the pod, the core's peer table (peer-book.ts) and the devices
- *   of other pods that tried to connect (refused-peers.ts).
+ * - `GET /api/peers`: this device, the pod, the core's peer table (peer-book.ts), the devices
+ *   of other pods that tried to connect (refused-peers.ts) and, when gossip is on, the peers
+ *   beyond the pod and the trackers (gossip-service.ts): a stranger's address only when its own
+ *   signed record broadcasts it.
  * - `POST /api/get`: one job (job-factory.ts). The output file is claimed first (no two jobs on
  *   one file, output-claims.ts) and preflighted before the origin is asked; the job's events
  *   stream as NDJSON (file output) or its bytes as the body with an `x-peapod-result` trailer
@@ -27,6 +29,7 @@ import { apiRefusal, refuse, type ApiGuard } from './api-guard.js';
 import { contentIdOfPath, parseGetRequest, readBody, sendJson } from './api-request.js';
 import { ContentApi, type ContentApiOptions } from './content-api.js';
 import type { DownloadJob, JobEvent } from './download-job.js';
+import type { GossipService } from './gossip-service.js';
 import type { JobFactory } from './job-factory.js';
 import { OutputClaims, type OutputClaim } from './output-claims.js';
 import { isOutputError } from './output-errors.js';
@@ -44,6 +47,8 @@ export interface ApiRouterOptions {
   readonly jobs: JobFactory;
   readonly peers: PeerBook;
   readonly refused: RefusedPeers;
+  /** Gossip beyond the pod, when it is on: `GET /api/peers` shows its peers and trackers. */
+  readonly gossip: GossipService | undefined;
   readonly logger: Logger;
   /** The content routes' parts (content-api.ts); the router adds the shared ones. */
   readonly content: Omit<
@@ -90,13 +95,15 @@ export class ApiRouter {
     if (req.headers.expect?.toLowerCase() === '100-continue') res.writeContinue();
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (req.method === 'GET' && url.pathname === '/api/peers') {
-      const { deviceId, deviceName, podSecret, peers, refused } = this.options;
+      const { deviceId, deviceName, podSecret, peers, refused, gossip } = this.options;
       sendJson(res, 200, {
         deviceId: formatDeviceId(deviceId),
         deviceName,
         pod: podId(podSecret),
         peers: peers.rows(),
         refused: refused.list(),
+        // Addresses here come only from records their devices signed with the broadcast flag.
+        ...(gossip === undefined ? {} : { gossip: gossip.answer() }),
       });
       return;
     }

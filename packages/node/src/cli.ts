@@ -22,7 +22,7 @@ import { LOG_FORMATS, type LogFormat } from './log-format-names.js';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DAEMON_RUN_FILE, type DaemonRunFile } from './daemon-run-file.js';
-import { DataDir, DataDirFiles, SETTINGS, type ConfigFlags } from './data-dir.js';
+import { DataDir, DataDirFiles, parseHostPort, SETTINGS, type ConfigFlags } from './data-dir.js';
 import { createPod, formatJoinCode, parseJoinCode, podId } from './pod.js';
 import { createLimits, parseRate, parseSize } from './rate-limit.js';
 
@@ -146,6 +146,32 @@ program
     'fail a download after this long without progress (default 60)',
   )
   .option('--store-budget <size>', 'disk the chunk store may use, e.g. 20GiB (default 20GiB)')
+  .option(
+    '--tracker <url>',
+    'find peers beyond this LAN through this tracker, e.g. https://tracker.example.org (repeat for more)',
+    collect,
+  )
+  .addOption(
+    new Option(
+      '--broadcast',
+      'let trackers and gossip pass this address on, so strangers can dial this device',
+    ).conflicts('silent'),
+  )
+  .addOption(
+    new Option(
+      '--silent',
+      'never let this address be passed on (the default): this device dials out to peers, nobody is told where it is',
+    ).conflicts('broadcast'),
+  )
+  .option(
+    '--public-address <host>',
+    'the address strangers dial when broadcasting (default: the one the tracker sees)',
+  )
+  .option(
+    '--peer <host:port>',
+    'a device beyond the pod to join the gossip through, e.g. 203.0.113.7:9000 (repeat for more)',
+    collect,
+  )
   .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
   .addOption(
     new Option('--log-format <format>', 'json, or pretty (default: pretty on a terminal)').choices(
@@ -167,7 +193,7 @@ program
     const dir = await DataDir.open();
     const secret = await requirePod(dir);
     const identity = await dir.loadIdentity();
-    const flags: Record<string, string> = {};
+    const flags: Record<string, string | string[]> = {};
     if (options.peerPort !== undefined) flags['peerPort'] = options.peerPort;
     if (options.apiPort !== undefined) flags['apiPort'] = options.apiPort;
     if (options.discoveryPort !== undefined) flags['discoveryPort'] = options.discoveryPort;
@@ -180,6 +206,11 @@ program
     if (options.allowPrivateOrigins === true) flags['allowPrivateOrigins'] = 'true';
     if (options.stallTimeout !== undefined) flags['stallTimeout'] = options.stallTimeout;
     if (options.storeBudget !== undefined) flags['storeBudget'] = options.storeBudget;
+    if (options.tracker !== undefined) flags['tracker'] = options.tracker;
+    if (options.broadcast === true) flags['broadcast'] = 'true';
+    if (options.silent === true) flags['broadcast'] = 'false';
+    if (options.publicAddress !== undefined) flags['publicAddress'] = options.publicAddress;
+    if (options.peer !== undefined) flags['peer'] = options.peer;
     const { config } = await dir.loadConfig({ env: process.env, flags: flags as ConfigFlags });
     // Loaded here, not at the top: every other command starts ~0.1 s sooner without them.
     const [{ Daemon }, { createLogger }, { installProcessGuard }] = await Promise.all([
@@ -211,6 +242,12 @@ program
       stallTimeoutMs: config.stallTimeout * 1000,
       storeBudgetBytes: config.storeBudget,
       corruptServedChunks: options.testCorruptServedChunks,
+      gossip: {
+        trackers: config.tracker,
+        broadcast: config.broadcast,
+        publicAddress: config.publicAddress,
+        peers: config.peer.map((peer) => parseHostPort(peer)!), // checked by loadConfig
+      },
     });
     await daemon.start();
     logger.info({ podId: podId(secret), dataDir: dir.path }, 'ready');
@@ -233,14 +270,30 @@ program
 
 program
   .command('peers')
-  .description('show the pod, this device, and the pod members the daemon has seen')
-  .option('--json', 'print JSON: {deviceId, deviceName, pod, peers: [...], refused: [...]}')
+  .description(
+    'show the pod, this device, the pod members the daemon has seen, and peers beyond the pod',
+  )
+  .option(
+    '--json',
+    'print JSON: {deviceId, deviceName, pod, peers: [...], refused: [...], gossip: {...}}',
+  )
   .addHelpText(
     'after',
     `
 Each device shows as its name and short Device ID (the first group of \`peapod id\`).
 "Refused" lists devices of another pod that tried to connect (they joined with another code).
-${examples('peapod peers', 'peapod peers --json | jq \'.peers[] | select(.state == "connected")\'')}`,
+
+With gossip on (\`peapod daemon --tracker URL\`, \`--peer\` or \`--broadcast\`), "Beyond the pod"
+lists the devices gossip found: SOURCE is where this daemon learnt of each (gossip, tracker,
+cache = peers.db from an earlier run, link = it connected here), LAST HEARD when anything from
+it last arrived, SCORE 0-1 (availability and speed), TRUST "stranger" unless it is in your pod.
+ADDRESS is shown only for devices that broadcast it; a silent device's address is never passed
+on, so nobody has it to show. The trackers' state follows.
+${examples(
+  'peapod peers',
+  'peapod peers --json | jq \'.peers[] | select(.state == "connected")\'',
+  "peapod peers --json | jq '.gossip.peers[] | select(.linked)'",
+)}`,
   )
   .action(async (options: { json?: boolean }) => {
     const answer = await getPeers(await apiTarget());
@@ -446,6 +499,11 @@ interface DaemonFlags {
   allowPrivateOrigins?: boolean;
   stallTimeout?: string;
   storeBudget?: string;
+  tracker?: string[];
+  broadcast?: boolean;
+  silent?: boolean;
+  publicAddress?: string;
+  peer?: string[];
   logLevel: string;
   logFormat?: LogFormat;
   testCorruptForPeers: boolean;
@@ -471,6 +529,11 @@ interface GetFlags {
   force?: boolean;
 }
 
+/** A repeatable option's values, one per use. */
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
 /** An "Examples:" help section. */
 function examples(...lines: string[]): string {
   return `\nExamples:\n${lines.map((line) => `  $ ${line}`).join('\n')}`;
@@ -490,10 +553,21 @@ The data directory's ${DataDirFiles.config} holds any settings you choose; PeaPo
 writes it.
 Example: {"deviceName": "laptop", "maxUploadBytesPerSecond": 2500000}
 Logs go to stdout: readable lines on a terminal, JSON lines otherwise (--log-format).
+
+Beyond one LAN (docs/guide.md): with --tracker, --peer or --broadcast this device also meets
+strangers, devices outside its pod, through gossip. Strangers can fetch only what they name by
+content ID (every chunk checked against it) and never use this device's internet link. Silent
+(the default) means strangers learn that this device exists but never its address; --broadcast
+lets trackers and gossip pass the address on, so others can dial it (a device that should
+help newcomers join, with a reachable port). PEAPOD_TRACKER and PEAPOD_PEER take
+comma-separated lists; in config.json, "tracker" and "peer" take a string or a list.
 ${examples(
   'peapod daemon',
   'peapod daemon --name laptop --max-upload 20Mbit',
   'PEAPOD_API_PORT=8081 peapod daemon --log-format json',
+  'peapod daemon --tracker https://tracker.example.org            (silent: dial out only)',
+  'peapod daemon --tracker https://tracker.example.org --broadcast --bind 0.0.0.0',
+  'peapod daemon --peer 203.0.113.7:9000      (join through a device you know, no tracker)',
 )}`;
 }
 

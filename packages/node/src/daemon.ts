@@ -22,9 +22,13 @@
  *   that failed its check, eviction) become `content-removed`. This device serves chunks to
  *   its pod (`Capability.serveChunks`). `peapod share`, `fetch`, `ls` and `rm` are API routes
  *   (content-api.ts).
- * - `stop()` (SIGINT/SIGTERM) cancels jobs (part files stay for a resume), sends GOODBYE on
- *   every link, closes sockets, saves the peers cache and closes the store: all other state
- *   worth keeping is on disk already.
+ * - Beyond the pod (gossip-service.ts), when `--tracker`, `--peer` or `--broadcast` asks for it:
+ *   the core runs with `gossip: { self }` and accepts stranger links too; the gossip service
+ *   feeds it the trackers' and peers.db's signed records and the `--peer` dials, keeps peers.db
+ *   from its `gossip:peer` events, and registers a broadcasting device with each tracker.
+ * - `stop()` (SIGINT/SIGTERM) cancels jobs (part files stay for a resume), unregisters from the
+ *   trackers and writes peers.db's last view, sends GOODBYE on every link, closes sockets, saves
+ *   the peers cache and closes the store: all other state worth keeping is on disk already.
  * Inputs reach the core only through the host's driver (`host.input`), queued while it drains.
  */
 import { rename, rm, writeFile } from 'node:fs/promises';
@@ -52,6 +56,7 @@ import { JobFactory } from './job-factory.js';
 import { createNodeCryptoProvider } from './node-crypto-provider.js';
 import { NodeHost } from './node-host.js';
 import { loadPeersCache, PeerBook, savePeersCache } from './peer-book.js';
+import { gossipEnabled, GossipService, type GossipSettingsOfDaemon } from './gossip-service.js';
 import { ForwardProxy } from './proxy.js';
 import { poolableGet } from './proxy-policy.js';
 import type { BandwidthLimits } from './rate-limit.js';
@@ -88,6 +93,11 @@ export interface DaemonConfig {
   readonly storeBudgetBytes?: number;
   /** TEST ONLY: the chunk server flips a byte of every chunk it serves (CoreOptions.testFaults). */
   readonly corruptServedChunks?: boolean;
+  /**
+   * Gossip beyond the pod (gossip-service.ts): trackers, broadcast or silent, the public address,
+   * `--peer` strangers. Off unless a tracker, a peer or broadcast is given.
+   */
+  readonly gossip?: GossipSettingsOfDaemon;
 }
 
 export { DAEMON_RUN_FILE, type DaemonRunFile };
@@ -104,6 +114,8 @@ export class Daemon {
   private readonly peers: PeerBook;
   private readonly api: ApiRouter;
   private readonly refused = new RefusedPeers();
+  /** Present when gossip is on. */
+  private readonly gossip: GossipService | undefined;
   /** Open from `start` to `stop` (with a data directory). */
   private store: ChunkStore | undefined;
   /** Chunk writes in flight: they settle before the store closes. */
@@ -119,6 +131,22 @@ export class Daemon {
       ...(config.allowPrivateOrigins ? { peerDestinations: () => undefined } : {}),
     });
     const crypto = createNodeCryptoProvider();
+    this.gossip =
+      config.gossip !== undefined && gossipEnabled(config.gossip)
+        ? new GossipService({
+            settings: config.gossip,
+            identity: config.identity,
+            crypto,
+            deviceName: config.deviceName,
+            bindAddress: config.bindAddress,
+            listenPort: config.peerPort,
+            dataDir: config.dataDir,
+            logger,
+            feed: (input) => this.host.input(input),
+            snapshot: () => this.host.core.gossipEngine?.snapshot() ?? [],
+            isPodMember: (hex) => this.peers.isPodMember(hex),
+          })
+        : undefined;
     this.host = new NodeHost({
       identity: config.identity,
       podSecret: config.podSecret,
@@ -129,6 +157,7 @@ export class Daemon {
       capabilities: Capability.fetchOrigin | Capability.rpc | Capability.serveChunks,
       limits: config.limits,
       ...(config.corruptServedChunks === true ? { testFaults: { corruptServedChunks: true } } : {}),
+      ...(this.gossip === undefined ? {} : { gossip: { self: this.gossip.self() } }),
       transfers: ioAdapters({
         fetcher: this.fetcher,
         jobOf: (downloadId) => this.jobs.jobOf(downloadId),
@@ -154,6 +183,7 @@ export class Daemon {
       jobs: this.jobs,
       peers: this.peers,
       refused: this.refused,
+      gossip: this.gossip,
       logger,
       content: {
         store: () => this.store,
@@ -200,6 +230,7 @@ export class Daemon {
       .listen(apiPort, bindAddress)
       .catch((error: NodeJS.ErrnoException) => portError(error, 'API/proxy', '--api-port'));
     await this.discovery.start();
+    await this.gossip?.start(peer.port);
     await this.writeRunFile(api);
     if (dataDir !== undefined) {
       for (const known of await loadPeersCache(dataDir, this.deviceIdHex)) {
@@ -223,6 +254,7 @@ export class Daemon {
     await this.discovery.close();
     await this.jobs.cancelAll();
     this.fetcher.close();
+    await this.gossip?.stop(); // unregisters while the links are still up
     await this.host.close();
     if (this.config.dataDir !== undefined) {
       await savePeersCache(this.config.dataDir, this.peers.cacheRows());
@@ -338,12 +370,20 @@ export class Daemon {
         'peer banned',
       ),
     );
-    host.on('peer:connect', (event) =>
+    host.on('peer:connect', (event) => {
+      this.gossip?.onLinkUp(event.remoteAddress, event.direction);
+      // A stranger's address stays out of the log too: it may be a silent device's.
+      const pod = event.remote.trust === 'pod';
       logger.info(
-        { peer: peers.label(toHex(event.remote.deviceId)), address: event.remoteAddress },
-        'peer connected',
-      ),
-    );
+        {
+          peer: peers.label(toHex(event.remote.deviceId)),
+          ...(pod ? { address: event.remoteAddress } : { trust: 'stranger' }),
+        },
+        pod ? 'peer connected' : 'stranger linked',
+      );
+    });
+    host.on('gossip:peer', (event) => this.gossip?.onEvent(event));
+    host.on('gossip:rejected', (event) => this.gossip?.onEvent(event));
     host.on('peer:disconnect', (event) => {
       if (event.deviceId === undefined) return; // it never finished its handshake
       logger.info(
@@ -351,7 +391,10 @@ export class Daemon {
         'peer disconnected',
       );
     });
-    host.on('dial:failed', (event) =>
+    host.on('dial:failed', (event) => {
+      if (event.deviceId === undefined) {
+        this.gossip?.onDialFailed(event.address, event.port, event.detail);
+      }
       logger.warn(
         {
           peer:
@@ -361,8 +404,8 @@ export class Daemon {
           error: event.detail,
         },
         'dial failed',
-      ),
-    );
+      );
+    });
     host.on('peer:refused', (event) => {
       // A flood's refusals (the inbound guard's) are not a device of another pod: debug only.
       if (event.cause !== 'pod-secret') {

@@ -23,6 +23,9 @@
  *     used to write the defaults on first use, which froze them, the host name among them, into
  *     a file that then looked like the user's choices). A file that is not JSON is an error that
  *     names the file, the line and the column.
+ *   - `peers.db`: the gossip peer table (peer-store.ts), SQLite in WAL mode: signed peer records
+ *     of devices beyond the pod, so a restarted daemon rejoins without a tracker. Not a secret
+ *     (every row is a record its device signed for passing on), and safe to delete.
  * - Settings (`PeapodConfig`) come from four layers, later ones winning: built-in defaults <
  *   `config.json` < environment variables `PEAPOD_<SETTING>` (e.g. `PEAPOD_PEER_PORT`) < flags
  *   (e.g. `--peer-port`). `resolveConfig` merges them, and names the file, variable or flag and
@@ -56,6 +59,8 @@ export const DataDirFiles = {
   pod: 'pod.secret',
   apiKey: 'api.key',
   config: 'config.json',
+  /** The gossip peer table (peer-store.ts), SQLite. */
+  peerTable: 'peers.db',
 } as const;
 
 /** Every setting of a PeaPod device. */
@@ -94,6 +99,29 @@ export interface PeapodConfig {
    * "20GiB"; `--store-budget` and `PEAPOD_STORE_BUDGET` read the same.
    */
   readonly storeBudget: number;
+  /**
+   * Bootstrap trackers to find peers beyond this LAN (docs/guide.md, "Beyond one LAN"): http(s)
+   * URLs. Named in the singular for its flag (`--tracker URL`, repeatable); in config.json a
+   * URL or a list of them, in `PEAPOD_TRACKER` a comma-separated list. Default: none.
+   */
+  readonly tracker: readonly string[];
+  /**
+   * Let gossip and trackers pass this device's address on to strangers, so they can dial it
+   * (`--broadcast`; `--silent` sets false). Default false (silent): strangers learn that this
+   * device exists, never where it is; it still dials out and fetches by content ID.
+   */
+  readonly broadcast: boolean;
+  /**
+   * The host strangers should dial when this device broadcasts (an IP literal or DNS name).
+   * Default: the address the tracker sees this device's requests come from.
+   */
+  readonly publicAddress: string | undefined;
+  /**
+   * Devices beyond the pod to dial at start, `HOST:PORT` (`[v6]:PORT` for IPv6): a newcomer
+   * that knows one peer joins the gossip through it, with no tracker. Flag `--peer`
+   * (repeatable); config.json a string or a list; `PEAPOD_PEER` comma-separated.
+   */
+  readonly peer: readonly string[];
 }
 
 /** Where a setting's value came from. */
@@ -106,9 +134,13 @@ export interface ResolvedConfig {
 }
 
 /** Flags as a CLI parser hands them over: strings (or numbers), by setting name. */
-export type ConfigFlags = { readonly [K in keyof PeapodConfig]?: string | number | boolean };
+export type ConfigFlags = {
+  readonly [K in keyof PeapodConfig]?: string | number | boolean | readonly string[];
+};
 
-type Parsed = { ok: true; value: number | string | boolean } | { ok: false; expected: string };
+type Parsed =
+  | { ok: true; value: number | string | boolean | readonly string[] | undefined }
+  | { ok: false; expected: string };
 
 /** The chunk store's default budget: 20 GiB. */
 export const STORE_BUDGET_DEFAULT_BYTES = 20 * 1024 ** 3;
@@ -156,6 +188,69 @@ function parseSwitch(raw: unknown): Parsed {
   if (text === false || text === 'false' || text === '0' || text === 'no')
     return { ok: true, value: false };
   return { ok: false, expected: 'true or false' };
+}
+
+/** A list setting: a JSON array of strings, or one string holding a comma-separated list. */
+function listOf(raw: unknown): string[] | undefined {
+  if (typeof raw === 'string')
+    return raw
+      .split(',')
+      .map((item) => item.trim())
+      .filter(Boolean);
+  if (Array.isArray(raw) && raw.every((item) => typeof item === 'string'))
+    return (raw as string[]).map((item) => item.trim()).filter(Boolean);
+  return undefined;
+}
+
+function parseTrackerUrls(raw: unknown): Parsed {
+  const expected = 'http(s) URLs of trackers, such as https://tracker.example.org';
+  const urls = listOf(raw);
+  if (urls === undefined) return { ok: false, expected };
+  for (const text of urls) {
+    let url: URL;
+    try {
+      url = new URL(text);
+    } catch {
+      return { ok: false, expected };
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') return { ok: false, expected };
+    if (url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '')
+      return { ok: false, expected: `${expected} (no credentials, query or fragment)` };
+  }
+  return { ok: true, value: urls.map((url) => url.replace(/\/+$/, '')) };
+}
+
+/** A host a peer record may carry (peer-record.ts: an IP literal or a DNS name). */
+const HOST = /^[A-Za-z0-9.:-]{1,253}$/;
+
+function parseHost(raw: unknown): Parsed {
+  const host = typeof raw === 'string' ? raw.trim() : '';
+  if (host === '') return { ok: true, value: undefined };
+  return HOST.test(host) && (isIP(host) !== 0 || !host.includes(':'))
+    ? { ok: true, value: host }
+    : { ok: false, expected: 'an IP address or a DNS name, such as 203.0.113.7' };
+}
+
+/**
+ * `HOST:PORT` or `[IPv6]:PORT`, as the daemon dials it. Exported for the daemon, which splits
+ * the setting's values with it.
+ */
+export function parseHostPort(text: string): { host: string; port: number } | undefined {
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(text.trim());
+  if (match === null) return undefined;
+  const host = match[1] ?? match[2]!;
+  const port = Number(match[3]);
+  if (port < 1 || port > 65535 || host.length > 253) return undefined;
+  if (match[1] !== undefined && isIP(host) !== 6) return undefined;
+  return { host, port };
+}
+
+function parsePeers(raw: unknown): Parsed {
+  const expected = 'HOST:PORT of peers, such as 203.0.113.7:9000 or [2001:db8::7]:9000';
+  const peers = listOf(raw);
+  if (peers === undefined || peers.some((peer) => parseHostPort(peer) === undefined))
+    return { ok: false, expected };
+  return { ok: true, value: peers };
 }
 
 function parseDeviceName(raw: unknown): Parsed {
@@ -246,6 +341,30 @@ export const SETTINGS: {
     flag: '--store-budget',
     parse: parseStoreBudget,
     defaultValue: () => STORE_BUDGET_DEFAULT_BYTES,
+  },
+  tracker: {
+    env: 'PEAPOD_TRACKER',
+    flag: '--tracker',
+    parse: parseTrackerUrls,
+    defaultValue: () => [],
+  },
+  broadcast: {
+    env: 'PEAPOD_BROADCAST',
+    flag: '--broadcast',
+    parse: parseSwitch,
+    defaultValue: () => false,
+  },
+  publicAddress: {
+    env: 'PEAPOD_PUBLIC_ADDRESS',
+    flag: '--public-address',
+    parse: parseHost,
+    defaultValue: () => undefined,
+  },
+  peer: {
+    env: 'PEAPOD_PEER',
+    flag: '--peer',
+    parse: parsePeers,
+    defaultValue: () => [],
   },
 };
 

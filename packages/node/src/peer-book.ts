@@ -9,6 +9,10 @@
  *   restarted daemon redials without waiting for beacons: `loadPeersCache` reads it (anything
  *   malformed is skipped: discovery finds the peers anyway), the daemon feeds each row to the
  *   core as `peer-discovered` with source 'cache', and `savePeersCache` writes it on stop.
+ * - With gossip on, the core's table also holds strangers (devices met on stranger links or
+ *   from gossip records). They are not pod members: their rows, with an address that may be a
+ *   silent device's, appear neither in `rows()` nor in `peers.json` (the IP-sharing rule);
+ *   `peapod peers` shows them from the gossip engine instead (gossip-service.ts).
  */
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -46,7 +50,7 @@ export class PeerBook {
 
   /** The rows of `peapod peers`. `since` is the core clock (`performance.now()`) as a date. */
   rows(): PeerRow[] {
-    return this.core.peers().map((peer) => ({
+    return this.members().map((peer) => ({
       deviceId: formatDeviceId(peer.deviceId),
       name: peer.name,
       address: `${peer.address}:${peer.port}`,
@@ -57,6 +61,12 @@ export class PeerBook {
       source: peer.source,
       protocolVersion: peer.protocolVersion === 0 ? undefined : peer.protocolVersion,
     }));
+  }
+
+  /** Whether a device (hex) is a member of this device's pod, as far as the table knows. */
+  isPodMember(hex: string): boolean {
+    const peer = this.find(hex);
+    return peer !== undefined && isMember(peer);
   }
 
   /** The table's row for a device, if it knows it. */
@@ -86,11 +96,24 @@ export class PeerBook {
 
   /** What `savePeersCache` keeps: every device with a known listening port. */
   cacheRows(): CachedPeer[] {
-    return this.core
-      .peers()
+    return this.members()
       .filter((peer) => peer.port > 0)
       .map(({ deviceId, address, port }) => ({ deviceId, address, port }));
   }
+
+  /** The table's rows of pod members (strangers are left out, see the module comment). */
+  private members(): PeerSnapshot[] {
+    return this.core.peers().filter(isMember);
+  }
+}
+
+/**
+ * A member: its last ready link proved the pod secret, or, never linked yet, it was found the
+ * pod's way (a beacon, the peers cache, the user).
+ */
+function isMember(peer: PeerSnapshot): boolean {
+  if (peer.trust !== undefined) return peer.trust === 'pod';
+  return peer.source === 'lan' || peer.source === 'cache' || peer.source === 'manual';
 }
 
 const PEERS_CACHE = 'peers.json';

@@ -190,6 +190,10 @@ describe('settings', () => {
         allowPrivateOrigins: false,
         stallTimeout: 60,
         storeBudget: 20 * 1024 ** 3,
+        tracker: [],
+        broadcast: false,
+        publicAddress: undefined,
+        peer: [],
       },
     );
     assert.ok(defaults.deviceName.length > 0);
@@ -236,6 +240,10 @@ describe('settings', () => {
         allowPrivateOrigins: true,
         stallTimeout: 5,
         storeBudget: 20 * 1024 ** 3,
+        tracker: [],
+        broadcast: false,
+        publicAddress: undefined,
+        peer: [],
       },
     );
     assert.deepEqual(sources, {
@@ -249,6 +257,10 @@ describe('settings', () => {
       allowPrivateOrigins: 'flag',
       stallTimeout: 'env',
       storeBudget: 'default',
+      tracker: 'default',
+      broadcast: 'default',
+      publicAddress: 'default',
+      peer: 'default',
     });
   });
 
