@@ -14,27 +14,61 @@
  * messages (CHUNK_REQUEST, DATA, STATUS, CANCEL, CHUNK_ANNOUNCE/REMOVE, FETCH_ASSIGN) and the
  * transfer inputs of transfer-api.ts to the `TransferEngine` (downloads, serving, the
  * scheduler); RPC frames still go up as `peer:message` events.
+ *
+ * Strangers and gossip (`CoreOptions.gossip`, docs/protocol.md 3.1). A link's trust is the
+ * suite its handshake used: XXpsk3 'pod', XX 'stranger'. With gossip on, the responder accepts
+ * both families (XX alone without a pod secret: a stranger-only node); an outbound link offers
+ * the family its dial asked for (`connect.trust`, remembered by dial ID). A stranger link may
+ * carry gossip and content by ID only: FETCH_ASSIGN is refused with STATUS, URL_QUERY /
+ * URL_ANSWER and RPC frames are dropped (RPC_REQUEST answered RPC_ERROR), each counted in
+ * `strangerRefusals`; announcements follow the transfer engine's stranger rules. The one
+ * `GossipEngine` sees every ready link whose remote advertises `Capability.gossip` (`linkUp` /
+ * `linkDown`), gets their gossip frames with the input's wall clock, and its outputs become
+ * link sends, `connect`s (stranger dials through the peer table) and closes. Work that needs
+ * the wall clock when the input lacked one (a link ready on bytes without `wallClockMs`, a
+ * content download's PEER_REQUEST) waits for the next input carrying it: the deadline is then
+ * "now", so the host's `timer-fired` brings it at once.
  */
 import { PeapodError, invalidArgument } from './errors.js';
 import type { AeadCipher, CryptoProvider, KeyPair } from './crypto-provider.js';
 import { Prng } from './prng.js';
 import {
   PeerLink,
+  suiteFor,
   type LinkConfig,
   type LinkFraming,
   type LinkTrust,
   type RemotePeer,
 } from './peer-link.js';
-import type { NoiseSuiteName } from './secure-session.js';
 import { ReasonCode } from './wire/reason-codes.js';
-import { PeerTable, type PeerSnapshot, type PeerSource } from './peer-table.js';
+import {
+  PeerTable,
+  duplicateToClose,
+  type DialOrder,
+  type PeerSnapshot,
+  type PeerSource,
+} from './peer-table.js';
 import { toHex } from './bytes.js';
 import { deriveDeviceId } from './identity.js';
 import { TransferEngine, TRANSFER_MESSAGE_TYPES } from './transfer/transfer-engine.js';
 import type { LinkDirectory } from './transfer/link-port.js';
 import { sendOnLane } from './link-lanes.js';
 import type { TransferEvent, TransferInput, TransferOutput } from './transfer/transfer-api.js';
-import type { GossipEvent, GossipSelf, GossipSettings } from './gossip/gossip-engine.js';
+import {
+  GossipEngine,
+  type GossipEvent,
+  type GossipSelf,
+  type GossipSettings,
+} from './gossip/gossip-engine.js';
+import {
+  checkAddress,
+  checkDeviceId,
+  checkOptionalWallClock,
+  checkPort,
+  checkRecords,
+  checkSelf,
+  checkWallClock,
+} from './gossip-input-checks.js';
 import {
   Capability,
   PROTOCOL_VERSION_MAX,
@@ -48,7 +82,10 @@ export interface CoreOptions {
   readonly identity: KeyPair;
   /** Seed of the core's PRNG. Hosts pass a random seed; tests and the simulator a fixed one. */
   readonly seed: number;
-  /** The pod or cluster secret (32 bytes). When set, only XXpsk3 suites are offered or accepted. */
+  /**
+   * The pod or cluster secret (32 bytes). When set, pod links run XXpsk3 (trust 'pod'); without
+   * `gossip`, only those are offered or accepted.
+   */
   readonly podSecret?: Uint8Array;
   /** AEAD for links this side initiates. Default 'ChaChaPoly'. */
   readonly cipher?: AeadCipher;
@@ -278,11 +315,34 @@ export type CoreOutput =
   | { readonly type: 'event'; readonly event: CoreEvent }
   | TransferOutput;
 
+/** What a stranger link may not carry, counted by `Core.strangerRefusals`. */
+export type StrangerRefusal = 'fetch-assign' | 'url-query' | 'url-answer' | 'rpc';
+
+/** RPC_ERROR code answering an RPC_REQUEST on a stranger link (PeaPod's reserved range). */
+export const RPC_ERROR_STRANGER_LINK = 0x0001;
+
+/** Most holders of one content a download dials on what gossip says (beyond its links). */
+export const HOLDER_DIALS_MAX = 4;
+
 interface LinkEntry {
   readonly link: PeerLink;
   readonly remoteAddress: string;
   /** The remote Device ID in hex, once asked for (the link port's peer snapshots). */
   deviceIdHex?: string;
+  /** The link became ready and is the pair's one link (not a duplicate about to close). */
+  registered: boolean;
+  /** The gossip engine was told of it (`linkUp`). */
+  gossipUp: boolean;
+  /** A `dial-stranger` named the device it expects. */
+  readonly expectHex: string | undefined;
+}
+
+/** A content download looking for holders through gossip. */
+interface HolderSearch {
+  readonly downloadId: number;
+  readonly contentId: Uint8Array;
+  /** Devices dialled for it (at most HOLDER_DIALS_MAX). */
+  readonly dialled: Set<string>;
 }
 
 export class Core {
@@ -295,6 +355,24 @@ export class Core {
   private readonly handleTransfers: boolean;
   private readonly peerTable: PeerTable;
   private readonly dialOutputs: CoreOutput[] = [];
+  private readonly ownHex: string;
+  private readonly gossip: GossipEngine | undefined;
+  /** Trust of the peer table's pod dials: 'pod' with a pod secret (else no pod exists). */
+  private readonly podTrust: LinkTrust;
+  /** Dials in progress: the trust each asked for and the device a `dial-stranger` named. */
+  private readonly dialFacts = new Map<number, { trust: LinkTrust; expectHex?: string }>();
+  /** The wall clock the current input carried (undefined when it carried none). */
+  private inputWallClockMs: number | undefined;
+  /** Work waiting for an input with a wall clock (see the module header). */
+  private readonly wallClockTasks: Array<(nowMs: number, wallClockMs: number) => void> = [];
+  private readonly holderSearches = new Map<number, HolderSearch>();
+  /** What stranger links sent that they may not (module header), by kind. */
+  readonly strangerRefusals: Record<StrangerRefusal, number> = {
+    'fetch-assign': 0,
+    'url-query': 0,
+    'url-answer': 0,
+    rpc: 0,
+  };
 
   /** @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT for a malformed option, naming it. */
   constructor(options: CoreOptions) {
@@ -304,26 +382,32 @@ export class Core {
       invalidArgument('podSecret', `must be 32 bytes, got ${options.podSecret.length}`);
     }
     this.prng = new Prng(options.seed);
-    this.peerTable = new PeerTable(
-      toHex(deriveDeviceId(options.crypto, options.identity.publicKey)),
-    );
+    this.ownHex = toHex(deriveDeviceId(options.crypto, options.identity.publicKey));
+    this.peerTable = new PeerTable(this.ownHex);
     const cipher = options.cipher ?? 'ChaChaPoly';
     const psk = options.podSecret;
-    const pattern = psk === undefined ? 'XX' : 'XXpsk3';
-    const suite = `Noise_${pattern}_25519_${cipher}_SHA256` as NoiseSuiteName;
-    const allowedSuites: NoiseSuiteName[] = (['ChaChaPoly', 'AESGCM'] as const).map(
-      (c) => `Noise_${pattern}_25519_${c}_SHA256` as NoiseSuiteName,
+    const gossipOn = options.gossip !== undefined;
+    this.podTrust = psk === undefined ? 'stranger' : 'pod';
+    // The responder's rule (docs/protocol.md 3.1): psk suites with a pod secret, plain XX
+    // without one or with gossip on; the suite a link used is its trust.
+    const families: LinkTrust[] = psk === undefined ? ['stranger'] : ['pod'];
+    if (psk !== undefined && gossipOn) families.push('stranger');
+    const allowedSuites = families.flatMap((trust) =>
+      (['ChaChaPoly', 'AESGCM'] as const).map((c) => suiteFor(trust, c)),
     );
+    const capabilities =
+      (options.capabilities ?? Capability.serveChunks | Capability.rpc) |
+      (gossipOn ? Capability.gossip : 0);
     this.linkConfig = {
       crypto: options.crypto,
       identity: options.identity,
       staticKeyPair: options.crypto.x25519GenerateKeyPair(),
-      suite,
+      cipher,
       allowedSuites,
       psk,
       acceptRemote: options.acceptRemote,
       hello: {
-        capabilities: options.capabilities ?? Capability.serveChunks | Capability.rpc,
+        capabilities,
         listenPort: options.listenPort ?? 0,
         deviceName: options.deviceName ?? '',
       },
@@ -352,11 +436,22 @@ export class Core {
         banThreshold: positive('banThreshold'),
         progressIntervalMs: positive('progressIntervalMs'),
         capabilities: this.linkConfig.hello.capabilities,
-        podLinks: psk !== undefined,
+        strangerRules: gossipOn,
         corruptServedChunks: options.testFaults?.corruptServedChunks === true,
       },
       this.linkDirectory(),
     );
+    // Forked after the transfers' PRNG, so a core without gossip replays as before.
+    this.gossip =
+      options.gossip === undefined
+        ? undefined
+        : new GossipEngine({
+            crypto: options.crypto,
+            identity: options.identity,
+            prng: this.prng.fork(),
+            self: options.gossip.self,
+            ...(options.gossip.settings === undefined ? {} : { settings: options.gossip.settings }),
+          });
   }
 
   /** The transfer engine's view of the link table (transfer/link-port.ts): ready links only. */
@@ -395,6 +490,7 @@ export class Core {
           capabilities: remote.capabilities,
           rttMs: link.rttMs,
           direction: link.direction,
+          trust: remote.trust,
         };
       },
       close: (linkId, reason, detail, nowMs) => {
@@ -422,6 +518,7 @@ export class Core {
     }
     this.lastNowMs = input.nowMs;
     const nowMs = input.nowMs;
+    this.inputWallClockMs = undefined;
     switch (input.type) {
       case 'link-opened': {
         if (this.links.has(input.linkId)) {
@@ -431,28 +528,47 @@ export class Core {
         if (framing !== 'stream' && framing !== 'message') {
           invalidArgument('input.framing', `must be "stream" or "message", got ${String(framing)}`);
         }
+        const facts = input.dialId === undefined ? undefined : this.dialFacts.get(input.dialId);
+        if (input.dialId !== undefined) this.dialFacts.delete(input.dialId);
         const link = new PeerLink(
           input.direction,
           this.linkConfig,
           this.prng.fork(),
           nowMs,
           framing,
+          input.direction === 'outbound' ? (facts?.trust ?? this.podTrust) : undefined,
         );
-        this.links.set(input.linkId, { link, remoteAddress: input.remoteAddress });
+        this.links.set(input.linkId, {
+          link,
+          remoteAddress: input.remoteAddress,
+          registered: false,
+          gossipUp: false,
+          expectHex: input.direction === 'outbound' ? facts?.expectHex : undefined,
+        });
         this.peerTable.linkOpened(input.linkId, input.dialId);
         break;
       }
       case 'peer-discovered': {
         const { deviceId, address, port, source } = input;
         if (deviceId.length !== 32) invalidArgument('deviceId', 'must be 32 bytes');
-        const dial = this.peerTable.discovered(deviceId, address, port, source, nowMs);
-        if (dial !== undefined) this.dialOutputs.push({ type: 'connect', ...dial, trust: 'pod' });
+        const dial = this.peerTable.discovered(
+          deviceId,
+          address,
+          port,
+          source,
+          nowMs,
+          this.podTrust,
+        );
+        if (dial !== undefined) this.pushDial(dial);
         break;
       }
       case 'dial-failed':
+        this.dialFacts.delete(input.dialId);
         this.peerTable.dialFailed(input.dialId, nowMs);
         break;
       case 'bytes-received':
+        this.inputWallClockMs = checkOptionalWallClock('input.wallClockMs', input.wallClockMs);
+        this.runWallClockTasks(nowMs);
         this.links.get(input.linkId)?.link.onBytes(input.bytes, nowMs);
         break;
       case 'bytes-flushed':
@@ -462,13 +578,22 @@ export class Core {
       case 'link-closed':
         this.links.get(input.linkId)?.link.onTransportClosed(nowMs);
         break;
-      case 'timer-fired':
+      case 'timer-fired': {
+        const wall = checkOptionalWallClock('input.wallClockMs', input.wallClockMs);
+        if (this.gossip !== undefined && wall === undefined) {
+          invalidArgument('input.wallClockMs', 'is required on timer-fired when gossip is on');
+        }
+        this.inputWallClockMs = wall;
+        this.runWallClockTasks(nowMs);
         for (const { link } of this.links.values()) {
           const due = link.nextDeadlineMs();
           if (due !== undefined && due <= nowMs) link.onTimer(nowMs);
         }
         this.transfers.onTimer(nowMs);
+        const gossipDue = this.gossip?.nextDeadlineMs();
+        if (gossipDue !== undefined && gossipDue <= nowMs) this.gossip!.timer(nowMs, wall!);
         break;
+      }
       case 'close-link':
         this.links
           .get(input.linkId)
@@ -487,13 +612,65 @@ export class Core {
           link.close(ReasonCode.goingAway, 'shutting down', 'local', nowMs);
         }
         break;
-      case 'gossip-records':
-      case 'gossip-self':
-      case 'find-peers':
-      case 'dial-stranger':
-        break; // SPINE: the core-links stream wires these to the gossip engine
+      case 'gossip-records': {
+        const gossip = this.requireGossip(input.type);
+        const wall = checkWallClock('input.wallClockMs', input.wallClockMs);
+        const records = checkRecords('input.records', input.records);
+        if (input.source !== 'tracker' && input.source !== 'cache') {
+          invalidArgument(
+            'input.source',
+            `must be "tracker" or "cache", got ${String(input.source)}`,
+          );
+        }
+        this.inputWallClockMs = wall;
+        this.runWallClockTasks(nowMs);
+        gossip.addRecords(records, input.source, nowMs, wall);
+        break;
+      }
+      case 'gossip-self': {
+        const gossip = this.requireGossip(input.type);
+        const wall = checkWallClock('input.wallClockMs', input.wallClockMs);
+        const self = checkSelf('input.self', input.self);
+        this.inputWallClockMs = wall;
+        this.runWallClockTasks(nowMs);
+        gossip.setSelf(self, nowMs, wall);
+        break;
+      }
+      case 'find-peers': {
+        const gossip = this.requireGossip(input.type);
+        const wall = checkWallClock('input.wallClockMs', input.wallClockMs);
+        const contentId =
+          input.contentId === undefined
+            ? undefined
+            : checkDeviceId('input.contentId', input.contentId);
+        this.inputWallClockMs = wall;
+        this.runWallClockTasks(nowMs);
+        gossip.requestPeers(contentId, nowMs, wall);
+        break;
+      }
+      case 'dial-stranger': {
+        this.requireGossip(input.type);
+        const address = checkAddress('input.address', input.address);
+        const port = checkPort('input.port', input.port, 1);
+        const deviceId =
+          input.deviceId === undefined
+            ? undefined
+            : checkDeviceId('input.deviceId', input.deviceId);
+        const expectHex = deviceId === undefined ? undefined : toHex(deviceId);
+        if (expectHex === this.ownHex) invalidArgument('input.deviceId', 'is this device');
+        const dial = this.peerTable.dialStranger(deviceId, address, port, 'manual', nowMs);
+        if (dial !== undefined) this.pushDial(dial, expectHex);
+        break;
+      }
       case 'start-download':
+        this.transfers.handle(input);
+        if (this.gossip !== undefined && input.source.kind === 'content')
+          this.searchHolders(input.downloadId, input.source.contentId, nowMs);
+        break;
       case 'cancel-download':
+        this.holderSearches.delete(input.downloadId);
+        this.transfers.handle(input);
+        break;
       case 'delivered':
       case 'origin-data':
       case 'origin-end':
@@ -519,10 +696,22 @@ export class Core {
     for (;;) {
       const transferOutput = this.transfers.takeOutput();
       if (transferOutput !== undefined) {
-        if (transferOutput.type === 'event' && transferOutput.event.type === 'peer:banned')
-          this.peerTable.banned(transferOutput.event.deviceId);
+        if (transferOutput.type === 'event') {
+          const event = transferOutput.event;
+          if (event.type === 'peer:banned') this.peerTable.banned(event.deviceId);
+          if (event.type === 'download:complete' || event.type === 'download:failed')
+            this.holderSearches.delete(event.downloadId);
+        }
         return transferOutput;
       }
+      const gossipOutput = this.gossip?.takeOutput();
+      if (gossipOutput !== undefined) {
+        const translated = this.translateGossip(gossipOutput);
+        if (translated !== undefined) return translated;
+        continue; // queued on a link or the dial queue: look again
+      }
+      const queuedDial = this.dialOutputs.shift();
+      if (queuedDial !== undefined) return queuedDial;
       // Visit links round-robin so one busy link cannot starve the others.
       const entries = [...this.links.entries()];
       let found = false;
@@ -542,7 +731,11 @@ export class Core {
 
   /** When the host must call `handle({ type: 'timer-fired' })` next, or `undefined`. */
   nextDeadlineMs(): number | undefined {
+    // Work waiting for a wall clock is due at once (module header).
+    if (this.wallClockTasks.length > 0) return this.lastNowMs;
     let min: number | undefined = this.transfers.nextDeadlineMs(this.lastNowMs);
+    const gossipDue = this.gossip?.nextDeadlineMs();
+    if (gossipDue !== undefined && (min === undefined || gossipDue < min)) min = gossipDue;
     for (const { link } of this.links.values()) {
       const due = link.nextDeadlineMs();
       if (due !== undefined && (min === undefined || due < min)) min = due;
@@ -555,11 +748,185 @@ export class Core {
     return this.peerTable.snapshot();
   }
 
+  /** The gossip engine, when `CoreOptions.gossip` is set (its table, counters, own record). */
+  get gossipEngine(): GossipEngine | undefined {
+    return this.gossip;
+  }
+
+  private requireGossip(inputType: string): GossipEngine {
+    if (this.gossip === undefined) {
+      throw new PeapodError('PEAPOD_ERR_INVALID_STATE', `${inputType} needs CoreOptions.gossip`);
+    }
+    return this.gossip;
+  }
+
+  private pushDial(dial: DialOrder, expectHex?: string): void {
+    this.dialFacts.set(dial.dialId, {
+      trust: dial.trust,
+      ...(expectHex === undefined ? {} : { expectHex }),
+    });
+    this.dialOutputs.push({ type: 'connect', ...dial });
+  }
+
+  /** Runs the work that waited for a wall clock, when this input carried one. */
+  private runWallClockTasks(nowMs: number): void {
+    const wall = this.inputWallClockMs;
+    if (wall === undefined || this.wallClockTasks.length === 0) return;
+    for (const task of this.wallClockTasks.splice(0)) task(nowMs, wall);
+  }
+
+  /** Runs `task` with this input's wall clock, or with the next input's that carries one. */
+  private withWallClock(task: (nowMs: number, wallClockMs: number) => void): void {
+    if (this.inputWallClockMs !== undefined) task(this.lastNowMs, this.inputWallClockMs);
+    else this.wallClockTasks.push(task);
+  }
+
+  /**
+   * A content download with gossip on: dial the holders gossip knows, and ask the network for
+   * more (PEER_REQUEST); what answers is dialled as it is learnt (`dialHolders`).
+   */
+  private searchHolders(downloadId: number, contentId: Uint8Array, nowMs: number): void {
+    const search: HolderSearch = { downloadId, contentId: contentId.slice(), dialled: new Set() };
+    this.holderSearches.set(downloadId, search);
+    this.dialHolders(search, nowMs);
+    this.withWallClock((at, wall) => {
+      if (this.holderSearches.has(downloadId))
+        this.gossip?.requestPeers(search.contentId, at, wall);
+    });
+  }
+
+  /** Dials broadcasting holders of the search's content not linked yet, up to the bound. */
+  private dialHolders(search: HolderSearch, nowMs: number): void {
+    const gossip = this.gossip;
+    if (gossip === undefined) return;
+    for (const holder of gossip.peersHolding(search.contentId)) {
+      if (search.dialled.size >= HOLDER_DIALS_MAX) return;
+      const address = holder.addresses[0];
+      if (holder.linked || address === undefined || holder.listenPort === 0) continue;
+      if (search.dialled.has(holder.deviceIdHex) || this.linkTo(holder.deviceIdHex) !== undefined)
+        continue;
+      const dial = this.peerTable.dialStranger(
+        holder.deviceId,
+        address,
+        holder.listenPort,
+        'gossip',
+        nowMs,
+      );
+      if (dial === undefined) continue;
+      search.dialled.add(holder.deviceIdHex);
+      this.pushDial(dial);
+    }
+  }
+
+  /** The registered ready link to device `hex`, if any. */
+  private linkTo(hex: string): number | undefined {
+    for (const [linkId, entry] of this.links) {
+      if (entry.registered && entry.deviceIdHex === hex && entry.link.state === 'ready')
+        return linkId;
+    }
+    return undefined;
+  }
+
+  /** One gossip engine output: a frame on a link, a stranger dial, a close, or an event. */
+  private translateGossip(
+    output: NonNullable<ReturnType<GossipEngine['takeOutput']>>,
+  ): CoreOutput | undefined {
+    switch (output.type) {
+      case 'send': {
+        const entry = this.links.get(output.linkId);
+        if (entry?.gossipUp === true && entry.link.state === 'ready')
+          sendOnLane(entry.link, output.frame);
+        return undefined;
+      }
+      case 'dial': {
+        const hex = toHex(output.deviceId);
+        if (hex === this.ownHex || this.linkTo(hex) !== undefined) return undefined;
+        const dial = this.peerTable.dialStranger(
+          output.deviceId,
+          output.address,
+          output.port,
+          'gossip',
+          this.lastNowMs,
+        );
+        if (dial !== undefined) this.pushDial(dial);
+        return undefined;
+      }
+      case 'close':
+        this.links
+          .get(output.linkId)
+          ?.link.close(ReasonCode.normal, 'the gossip view is full', 'local', this.lastNowMs);
+        return undefined;
+      case 'event': {
+        const event = output.event;
+        if (event.type === 'gossip:peer' || event.type === 'gossip:content') {
+          for (const search of this.holderSearches.values())
+            this.dialHolders(search, this.lastNowMs);
+        }
+        return { type: 'event', event };
+      }
+      default: {
+        const unreachable: never = output;
+        return invalidArgument('output', `unknown gossip output ${JSON.stringify(unreachable)}`);
+      }
+    }
+  }
+
   /** Number of links not yet closed. */
   get openLinkCount(): number {
     let count = 0;
     for (const { link } of this.links.values()) if (link.state !== 'closed') count++;
     return count;
+  }
+
+  /**
+   * A message from a ready link: gossip to the engine, what a stranger may not send refused
+   * (module header), transfer messages to the transfer engine, the rest up as `peer:message`.
+   * A duplicate link about to close carries nothing.
+   */
+  private routeMessage(
+    linkId: number,
+    entry: LinkEntry,
+    message: WireMessage,
+  ): CoreOutput | undefined {
+    if (!entry.registered) return undefined;
+    const gossip = this.gossip;
+    if (gossip !== undefined && message.type === 'gossip') {
+      const wall = this.inputWallClockMs;
+      if (wall !== undefined) gossip.receive(linkId, message, this.lastNowMs, wall);
+      else {
+        return {
+          type: 'event',
+          event: {
+            type: 'gossip:rejected',
+            linkId,
+            rejection: 'stale',
+            detail: 'the host gave no wall clock with these bytes',
+          },
+        };
+      }
+      return undefined;
+    }
+    if (gossip !== undefined && entry.link.remote?.trust === 'stranger') {
+      const refused = strangerRefusalOf(message.type);
+      if (refused !== undefined) {
+        this.strangerRefusals[refused]++;
+        if (message.type === 'rpc-request') {
+          sendOnLane(entry.link, {
+            type: 'rpc-error',
+            callId: message.callId,
+            code: RPC_ERROR_STRANGER_LINK,
+            message: 'RPC is not served on a stranger link',
+          });
+        }
+        // FETCH_ASSIGN gets its refusal STATUS from the transfer engine (fetch-helper.ts).
+        if (message.type !== 'fetch-assign' || !this.handleTransfers) return undefined;
+      }
+    }
+    if (this.handleTransfers && TRANSFER_MESSAGE_TYPES.has(message.type)) {
+      this.transfers.onMessage(linkId, message, this.lastNowMs);
+      return undefined;
+    }
+    return { type: 'event', event: { type: 'peer:message', linkId, message } };
   }
 
   private translate(
@@ -573,18 +940,64 @@ export class Core {
       case 'disconnect':
         this.links.delete(linkId);
         return { type: 'disconnect', linkId };
-      case 'ready':
+      case 'ready': {
+        const remote = output.remote;
+        const hex = toHex(remote.deviceId);
+        entry.deviceIdHex = hex;
+        if (entry.expectHex !== undefined && entry.expectHex !== hex) {
+          entry.link.close(
+            ReasonCode.identityRejected,
+            `dialled ${entry.expectHex.slice(0, 12)}, answered by ${hex.slice(0, 12)}`,
+            'local',
+            this.lastNowMs,
+          );
+          return undefined;
+        }
+        const existing = this.linkTo(hex);
+        if (existing !== undefined) {
+          const other = this.links.get(existing)!.link;
+          const loser = duplicateToClose(
+            this.ownHex,
+            hex,
+            { linkId: existing, trust: other.remote!.trust, direction: other.direction },
+            { linkId, trust: remote.trust, direction: entry.link.direction },
+          );
+          if (loser === existing) {
+            other.close(
+              ReasonCode.duplicateLink,
+              'a second link replaced it',
+              'local',
+              this.lastNowMs,
+            );
+          } else {
+            // This link goes (closed here, or by the remote under the same rule): not counted.
+            if (loser === linkId) {
+              entry.link.close(ReasonCode.duplicateLink, 'already linked', 'local', this.lastNowMs);
+            }
+            return undefined;
+          }
+        }
+        entry.registered = true;
         this.peerTable.linkReady(
           linkId,
-          output.remote.deviceId,
-          output.remote.deviceName,
-          output.remote.protocolVersion,
+          remote.deviceId,
+          remote.deviceName,
+          remote.protocolVersion,
           entry.remoteAddress,
-          output.remote.listenPort,
+          remote.listenPort,
           entry.link.direction,
           this.lastNowMs,
+          remote.trust,
         );
-        this.transfers.onLinkReady(linkId, output.remote.deviceId, this.lastNowMs);
+        this.transfers.onLinkReady(linkId, remote.deviceId, this.lastNowMs);
+        const speaksGossip = (remote.capabilities & Capability.gossip) !== 0;
+        if (this.gossip !== undefined && speaksGossip && hex !== this.ownHex) {
+          this.withWallClock((at, wall) => {
+            if (!entry.registered || entry.link.state !== 'ready') return;
+            entry.gossipUp = true;
+            this.gossip!.linkUp(linkId, remote.deviceId, at, wall);
+          });
+        }
         return {
           type: 'event',
           event: {
@@ -595,7 +1008,13 @@ export class Core {
             remote: output.remote,
           },
         };
+      }
       case 'closed':
+        entry.registered = false;
+        if (entry.gossipUp) {
+          entry.gossipUp = false;
+          this.gossip?.linkDown(linkId, this.lastNowMs);
+        }
         this.peerTable.linkClosed(linkId, this.lastNowMs);
         this.transfers.onLinkClosed(linkId, this.lastNowMs);
         return {
@@ -611,17 +1030,31 @@ export class Core {
         };
       case 'rtt':
         this.peerTable.rtt(linkId, output.rttMs);
+        if (entry.registered && entry.link.remote !== undefined)
+          this.gossip?.observe(entry.link.remote.deviceId, { rttMs: output.rttMs });
         return { type: 'event', event: { type: 'peer:rtt', linkId, rttMs: output.rttMs } };
       case 'message':
-        if (this.handleTransfers && TRANSFER_MESSAGE_TYPES.has(output.message.type)) {
-          this.transfers.onMessage(linkId, output.message, this.lastNowMs);
-          return undefined;
-        }
-        return { type: 'event', event: { type: 'peer:message', linkId, message: output.message } };
+        return this.routeMessage(linkId, entry, output.message);
       default: {
         const unreachable: never = output;
         return invalidArgument('output', `unknown link output ${JSON.stringify(unreachable)}`);
       }
     }
+  }
+}
+
+/** What a stranger link may not send, by message type (undefined: allowed). */
+function strangerRefusalOf(type: WireMessage['type']): StrangerRefusal | undefined {
+  switch (type) {
+    case 'fetch-assign':
+    case 'url-query':
+    case 'url-answer':
+      return type;
+    case 'rpc-request':
+    case 'rpc-response':
+    case 'rpc-error':
+      return 'rpc';
+    default:
+      return undefined;
   }
 }

@@ -11,7 +11,8 @@
  *   after the drain, in order: the core is never re-entered from inside `poll`.
  * - The adapter is one exhaustive `switch` over `CoreOutput` ending in `unreachableOutput`, so a
  *   new output kind fails to compile until every host handles it.
- * - `timerFired(nowMs)` is what the adapter's timer calls; after it the driver always calls
+ * - `timerFired(nowMs, wallClockMs)` is what the adapter's timer calls (the wall clock, Unix ms
+ *   from the host's Date.now, is required by a core with gossip on); after it the driver always calls
  *   `setTimer` again (with `undefined` when nothing is due), since the host's timer is spent. A
  *   stale timer (re-armed since) is harmless: the core ignores a `timer-fired` with nothing due.
  * An exception from the core (host misuse) propagates out of `handle` after the driver resets,
@@ -67,10 +68,14 @@ export class HostDriver {
   }
 
   /** The adapter's timer fired. */
-  timerFired(nowMs: number): void {
+  timerFired(nowMs: number, wallClockMs?: number): void {
     // The host's timer is spent: whatever the next deadline is (none included), say it.
     this.armedMs = Number.NaN;
-    this.handle({ type: 'timer-fired', nowMs });
+    this.handle(
+      wallClockMs === undefined
+        ? { type: 'timer-fired', nowMs }
+        : { type: 'timer-fired', nowMs, wallClockMs },
+    );
   }
 
   /** True while outputs are being carried out (an input now is queued, not re-entered). */

@@ -37,7 +37,7 @@
  * closes the link with a reason.
  */
 import { assert, invalidArgument } from './errors.js';
-import type { CryptoProvider, KeyPair } from './crypto-provider.js';
+import type { AeadCipher, CryptoProvider, KeyPair } from './crypto-provider.js';
 import { SecureSession, type NoiseSuiteName } from './secure-session.js';
 import { createLinkFramer, type LinkFramer, type LinkFraming } from './wire/link-framing.js';
 import { decodeMessage, encodeMessage, DATA_HEADER_BYTES, MAX_DATA_BYTES } from './wire/codec.js';
@@ -51,10 +51,11 @@ export interface LinkConfig {
   readonly crypto: CryptoProvider;
   readonly identity: KeyPair;
   readonly staticKeyPair: KeyPair;
-  /** The suite this side offers when it initiates. */
-  readonly suite: NoiseSuiteName;
-  /** The suites this side accepts when it responds. */
+  /** The AEAD of the suite this side offers when it initiates (its pattern comes from the trust). */
+  readonly cipher: AeadCipher;
+  /** The suites this side accepts when it responds (the suite then decides the link's trust). */
   readonly allowedSuites: readonly NoiseSuiteName[];
+  /** The pod secret: required for 'pod' links (XXpsk3), never mixed into a 'stranger' one. */
   readonly psk: Uint8Array | undefined;
   readonly acceptRemote: ((deviceId: Uint8Array) => boolean) | undefined;
   readonly hello: Omit<HelloMessage, 'type' | 'versionMin' | 'versionMax'>;
@@ -72,6 +73,17 @@ export interface LinkConfig {
  */
 export type LinkTrust = 'pod' | 'stranger';
 
+/** The trust a suite gives: psk suites prove the pod secret, plain XX does not. */
+export function trustOfSuite(suite: NoiseSuiteName): LinkTrust {
+  return suite.startsWith('Noise_XXpsk3_') ? 'pod' : 'stranger';
+}
+
+/** The suite an initiator offers for a link of `trust` with `cipher`. */
+export function suiteFor(trust: LinkTrust, cipher: AeadCipher): NoiseSuiteName {
+  const pattern = trust === 'pod' ? 'XXpsk3' : 'XX';
+  return `Noise_${pattern}_25519_${cipher}_SHA256` as NoiseSuiteName;
+}
+
 /** What a ready link knows about its remote. */
 export interface RemotePeer {
   readonly deviceId: Uint8Array;
@@ -80,6 +92,8 @@ export interface RemotePeer {
   readonly protocolVersion: number;
   readonly capabilities: number;
   readonly listenPort: number;
+  /** From the suite the handshake used (`trustOfSuite`). */
+  readonly trust: LinkTrust;
 }
 
 export type LinkState = 'handshaking' | 'awaiting-hello' | 'ready' | 'closed';
@@ -132,27 +146,39 @@ export class PeerLink {
   private remotePeer: RemotePeer | undefined;
   private pendingPing: { id: number; sentAtMs: number } | undefined;
   private lastRttMs: number | undefined;
+  private linkTrust: LinkTrust | undefined;
 
+  /**
+   * `trust`, for an outbound link: the suite family it offers ('pod' needs `config.psk`). An
+   * inbound link accepts `config.allowedSuites` and learns its trust from the suite offered.
+   */
   constructor(
     direction: 'outbound' | 'inbound',
     private readonly config: LinkConfig,
     private readonly prng: Prng,
     nowMs: number,
     framing: LinkFraming = 'stream',
+    trust: LinkTrust = config.psk === undefined ? 'stranger' : 'pod',
   ) {
     this.direction = direction;
     this.framing = framing;
     this.framer = createLinkFramer(framing);
+    // A stranger link never mixes in the psk (the session refuses a psk with a plain suite).
+    const psk = direction === 'outbound' && trust === 'stranger' ? undefined : config.psk;
     const common = {
       crypto: config.crypto,
       identity: config.identity,
       staticKeyPair: config.staticKeyPair,
-      ...(config.psk === undefined ? {} : { psk: config.psk }),
+      ...(psk === undefined ? {} : { psk }),
       ...(config.acceptRemote === undefined ? {} : { acceptRemote: config.acceptRemote }),
     };
     this.session =
       direction === 'outbound'
-        ? new SecureSession({ ...common, role: 'initiator', suite: config.suite })
+        ? new SecureSession({
+            ...common,
+            role: 'initiator',
+            suite: suiteFor(trust, config.cipher),
+          })
         : new SecureSession({ ...common, role: 'responder', allowedSuites: config.allowedSuites });
     this.timers.set('handshake', nowMs + config.handshakeTimeoutMs);
     if (direction === 'outbound') this.session.start();
@@ -170,6 +196,11 @@ export class PeerLink {
   /** The remote's identity and HELLO, once the link is ready. */
   get remote(): RemotePeer | undefined {
     return this.remotePeer;
+  }
+
+  /** The link's trust, once its handshake finished (from the suite it used). */
+  get trust(): LinkTrust | undefined {
+    return this.linkTrust;
   }
 
   /** Round-trip time from the last answered heartbeat. */
@@ -425,6 +456,7 @@ export class PeerLink {
           break;
         case 'open':
           this.linkState = 'awaiting-hello';
+          this.linkTrust = trustOfSuite(event.suite);
           this.pendingRemoteIdentity = {
             deviceId: event.remote.deviceId,
             publicKey: event.remote.publicKey,
@@ -515,8 +547,12 @@ export class PeerLink {
       return;
     }
     const identity = this.pendingRemoteIdentity;
-    assert(identity !== undefined, 'HELLO accepted before the session opened');
+    assert(
+      identity !== undefined && this.linkTrust !== undefined,
+      'HELLO accepted before the session opened',
+    );
     this.remotePeer = {
+      trust: this.linkTrust,
       deviceId: identity.deviceId,
       publicKey: identity.publicKey,
       deviceName: hello.deviceName,

@@ -6,8 +6,11 @@
  *   run, an address the user gave); the table decides whether to dial and says so with a
  *   `connect` output. The host opens the transport and reports `link-opened` with the same
  *   `dialId`, or `dial-failed`. So every host (daemon, simulator, browser) dials by one rule.
- * - One link per pair: of two devices that discover each other, the one with the smaller Device
- *   ID (as lowercase hex) dials; the other waits to be dialled.
+ * - One link per pair: of two pod devices that discover each other, the one with the smaller
+ *   Device ID (as lowercase hex) dials; the other waits to be dialled. Stranger dials (gossip,
+ *   the tracker, `dial-stranger`) skip that rule: the device that wants the link dials, since the
+ *   other may be silent (its address is known to nobody). Two links that end up joining the same
+ *   pair are resolved by `duplicateToClose`, a rule both ends compute alike.
  * - A dial that fails, or a link that closes before HELLO, counts a failure; the next dial to
  *   that device waits `redialMinMs * 2^(failures - 1)`, at most `redialMaxMs`. A link that became
  *   ready resets the count. A banned device is never dialled again.
@@ -18,9 +21,13 @@
  * The table never throws on what peers sent: its inputs are checked by the core before.
  */
 import { toHex } from './bytes.js';
+import type { LinkTrust } from './peer-link.js';
 
-/** Where the host learnt of a peer. */
-export type PeerSource = 'lan' | 'cache' | 'manual';
+/**
+ * Where a peer was learnt: the host's own discovery ('lan', 'cache', 'manual'), or beyond the
+ * pod ('gossip': a gossip record or a stranger that linked in; 'tracker').
+ */
+export type PeerSource = 'lan' | 'cache' | 'manual' | 'gossip' | 'tracker';
 
 export type PeerState = 'discovered' | 'connecting' | 'connected' | 'gone';
 
@@ -45,14 +52,18 @@ export interface PeerSnapshot {
   /** Dial failures since the last ready link. */
   readonly failures: number;
   readonly banned: boolean;
+  /** Trust of the current (or last) ready link; undefined before one. */
+  readonly trust: LinkTrust | undefined;
 }
 
 /** A dial the table decided on (becomes a `connect` output). */
 export interface DialOrder {
   readonly dialId: number;
-  readonly deviceId: Uint8Array;
+  /** undefined for a stranger dialled by address alone. */
+  readonly deviceId: Uint8Array | undefined;
   readonly address: string;
   readonly port: number;
+  readonly trust: LinkTrust;
 }
 
 export interface PeerTableSettings {
@@ -87,6 +98,7 @@ interface Entry {
   nextDialMs: number;
   banned: boolean;
   dialId: number | undefined;
+  trust: LinkTrust | undefined;
 }
 
 export class PeerTable {
@@ -95,6 +107,9 @@ export class PeerTable {
   private readonly dials = new Map<number, Entry>();
   private readonly dialLinks = new Map<number, Entry>();
   private readonly links = new Map<number, Entry>();
+  /** Stranger dials by address alone (no entry until HELLO names the device), and their links. */
+  private readonly addressDials = new Map<number, PeerSource>();
+  private readonly addressLinks = new Map<number, PeerSource>();
   private nextDialId = 1;
 
   constructor(
@@ -102,13 +117,49 @@ export class PeerTable {
     private readonly settings: PeerTableSettings = PeerTableDefaults,
   ) {}
 
-  /** A peer was discovered; returns the dial to make, if this side should dial now. */
+  /**
+   * A pod peer was discovered; returns the dial to make, if this side should dial now (the
+   * smaller Device ID dials). `trust`: the handshake the dial runs ('pod' with a pod secret).
+   */
   discovered(
     deviceId: Uint8Array,
     address: string,
     port: number,
     source: PeerSource,
     nowMs: number,
+    trust: LinkTrust = 'pod',
+  ): DialOrder | undefined {
+    return this.dial(deviceId, address, port, source, nowMs, trust, true);
+  }
+
+  /**
+   * A stranger this device wants a link to (a gossip `dial`, a content holder, `dial-stranger`):
+   * dialled unless linked, connecting, banned or backing off; no smaller-ID rule. `deviceId`
+   * undefined: by address alone (its identity is learnt in the handshake).
+   */
+  dialStranger(
+    deviceId: Uint8Array | undefined,
+    address: string,
+    port: number,
+    source: PeerSource,
+    nowMs: number,
+  ): DialOrder | undefined {
+    if (deviceId === undefined) {
+      const dialId = this.nextDialId++;
+      this.addressDials.set(dialId, source);
+      return { dialId, deviceId: undefined, address, port, trust: 'stranger' };
+    }
+    return this.dial(deviceId, address, port, source, nowMs, 'stranger', false);
+  }
+
+  private dial(
+    deviceId: Uint8Array,
+    address: string,
+    port: number,
+    source: PeerSource,
+    nowMs: number,
+    trust: LinkTrust,
+    smallerDials: boolean,
   ): DialOrder | undefined {
     const hex = toHex(deviceId);
     if (hex === this.ownHex) return undefined;
@@ -118,7 +169,7 @@ export class PeerTable {
     entry.address = address;
     entry.port = port;
     entry.source = source;
-    if (entry.banned || this.ownHex >= hex || nowMs < entry.nextDialMs) {
+    if (entry.banned || (smallerDials && this.ownHex >= hex) || nowMs < entry.nextDialMs) {
       if (entry.state === 'gone' && !entry.banned) this.setState(entry, 'discovered', nowMs);
       return undefined;
     }
@@ -126,11 +177,12 @@ export class PeerTable {
     entry.dialId = dialId;
     this.dials.set(dialId, entry);
     this.setState(entry, 'connecting', nowMs);
-    return { dialId, deviceId: entry.deviceId, address, port };
+    return { dialId, deviceId: entry.deviceId, address, port, trust };
   }
 
   /** The host could not open the transport of a dial. */
   dialFailed(dialId: number, nowMs: number): void {
+    this.addressDials.delete(dialId);
     const entry = this.dials.get(dialId);
     this.dials.delete(dialId);
     if (entry === undefined || entry.dialId !== dialId) return;
@@ -141,6 +193,9 @@ export class PeerTable {
   /** A link opened; `dialId` when the host opened it for a `connect`. */
   linkOpened(linkId: number, dialId: number | undefined): void {
     if (dialId === undefined) return;
+    const addressSource = this.addressDials.get(dialId);
+    this.addressDials.delete(dialId);
+    if (addressSource !== undefined) this.addressLinks.set(linkId, addressSource);
     const entry = this.dials.get(dialId);
     this.dials.delete(dialId);
     if (entry !== undefined) this.dialLinks.set(linkId, entry);
@@ -156,9 +211,14 @@ export class PeerTable {
     listenPort: number,
     direction: 'inbound' | 'outbound',
     nowMs: number,
+    trust: LinkTrust = 'pod',
   ): void {
     const dialled = this.dialLinks.get(linkId);
     this.dialLinks.delete(linkId);
+    const addressSource = this.addressLinks.get(linkId);
+    this.addressLinks.delete(linkId);
+    // A device first met on a stranger link was learnt beyond the pod.
+    const source = addressSource ?? (trust === 'stranger' ? 'gossip' : 'lan');
     const hex = toHex(deviceId);
     if (dialled !== undefined && dialled.hex !== hex) {
       // The address answered as another device: the dialled one is not there.
@@ -167,7 +227,7 @@ export class PeerTable {
     }
     const [host, port] = splitHostPort(remoteAddress);
     // Forced: a device that completed a link is always recorded (links are bounded by the host).
-    const entry = this.entryFor(deviceId, hex, host, listenPort || port, 'lan', nowMs, true)!;
+    const entry = this.entryFor(deviceId, hex, host, listenPort || port, source, nowMs, true)!;
     entry.name = name;
     entry.protocolVersion = protocolVersion;
     entry.address = host;
@@ -177,12 +237,14 @@ export class PeerTable {
     entry.failures = 0;
     entry.nextDialMs = 0;
     entry.dialId = undefined;
+    entry.trust = trust;
     this.links.set(linkId, entry);
     this.setState(entry, 'connected', nowMs);
   }
 
   /** A link closed (after HELLO or before). */
   linkClosed(linkId: number, nowMs: number): void {
+    this.addressLinks.delete(linkId);
     const dialled = this.dialLinks.get(linkId);
     this.dialLinks.delete(linkId);
     if (dialled !== undefined && dialled.state === 'connecting') {
@@ -229,6 +291,7 @@ export class PeerTable {
       source: entry.source,
       failures: entry.failures,
       banned: entry.banned,
+      trust: entry.trust,
     }));
   }
 
@@ -275,6 +338,7 @@ export class PeerTable {
       nextDialMs: 0,
       banned: false,
       dialId: undefined,
+      trust: undefined,
     };
     this.entries.set(hex, entry);
     return entry;
@@ -291,6 +355,37 @@ export class PeerTable {
     this.entries.delete(oldest.hex);
     return true;
   }
+}
+
+/** What `duplicateToClose` knows of a ready link. */
+export interface ReadyLinkFacts {
+  readonly linkId: number;
+  readonly trust: LinkTrust;
+  readonly direction: 'inbound' | 'outbound';
+}
+
+/**
+ * Two ready links join this device (`ownHex`) and `remoteHex`: which one this side closes, by
+ * facts both ends share, so both pick the same link. A pod link beats a stranger link; of two
+ * links of one trust dialled by different ends, the one the smaller Device ID dialled stays;
+ * two dialled by the same end are resolved by that end alone, which closes the newer (`added`):
+ * the other end returns undefined and waits for it.
+ */
+export function duplicateToClose(
+  ownHex: string,
+  remoteHex: string,
+  existing: ReadyLinkFacts,
+  added: ReadyLinkFacts,
+): number | undefined {
+  if (existing.trust !== added.trust) {
+    return existing.trust === 'stranger' ? existing.linkId : added.linkId;
+  }
+  if (existing.direction === added.direction) {
+    return added.direction === 'outbound' ? added.linkId : undefined;
+  }
+  const smallerIsOwn = ownHex < remoteHex;
+  const keptDirection = smallerIsOwn ? 'outbound' : 'inbound';
+  return existing.direction === keptDirection ? added.linkId : existing.linkId;
 }
 
 /** `host:port` or `[v6]:port` into its parts (port 0 when absent or malformed). */

@@ -5,7 +5,6 @@
  */
 import { concatBytes, utf8Encode } from '../src/bytes.js';
 import type { CryptoProvider, KeyPair } from '../src/crypto-provider.js';
-import { gossipSignedBytes } from '../src/gossip/gossip-codec.js';
 import { deterministicCrypto } from './support/deterministic-crypto.js';
 
 export const crypto: CryptoProvider = deterministicCrypto(12);
@@ -82,7 +81,11 @@ export function rawBody(
     Uint8Array.of(envelope.initialTtl ?? 2),
     typeBody,
   );
-  const placeholder = concatBytes(unsigned, new Uint8Array(64));
-  const signature = crypto.ed25519Sign(key.secretKey, gossipSignedBytes(code, placeholder));
+  const signed = concatBytes(
+    utf8Encode('PeaPod/1 gossip'),
+    Uint8Array.of(code),
+    unsigned.subarray(1),
+  );
+  const signature = crypto.ed25519Sign(key.secretKey, signed);
   return concatBytes(unsigned, signature);
 }

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
-import { fromHex, toHex } from '../src/bytes.js';
+import { concatBytes, fromHex, toHex } from '../src/bytes.js';
 import type { KeyPair } from '../src/crypto-provider.js';
 import {
   decodeGossip,
@@ -118,6 +118,20 @@ describe('gossip golden vectors (test/vectors/gossip-v1.json)', () => {
       assert.deepEqual(originPublicKey, key.publicKey);
       assert.deepEqual(signature, golden.body.subarray(golden.body.length - 64));
       assert.ok(verifyGossip(crypto, golden));
+    });
+
+    test(`message "${vector.name}": every strict prefix and a trailing byte are refused`, () => {
+      const body = hex(vector.body);
+      const code = vector.message['code'] as number;
+      const variants = [
+        ...Array.from({ length: body.length }, (_, n) => body.subarray(0, n)),
+        concatBytes(body, Uint8Array.of(0)),
+      ];
+      for (const variant of variants) {
+        const frame = { type: 'gossip' as const, code, body: variant };
+        const accepted = decodeGossip(frame).ok && verifyGossip(crypto, frame);
+        assert.equal(accepted, false, `${variant.length} of ${body.length} bytes accepted`);
+      }
     });
   }
 });

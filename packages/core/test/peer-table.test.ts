@@ -18,11 +18,12 @@ test('of two devices, only the one with the smaller Device ID dials', () => {
   const low = new PeerTable(toHex(id(1)), settings);
   const high = new PeerTable(toHex(id(2)), settings);
   const order = low.discovered(id(2), '10.0.0.2', 9000, 'lan', 0);
-  assert.deepEqual(order && { ...order, deviceId: toHex(order.deviceId) }, {
+  assert.deepEqual(order && { ...order, deviceId: toHex(order.deviceId!) }, {
     dialId: 1,
     deviceId: toHex(id(2)),
     address: '10.0.0.2',
     port: 9000,
+    trust: 'pod',
   });
   assert.equal(high.discovered(id(1), '10.0.0.1', 9000, 'lan', 0), undefined);
   assert.equal(high.snapshot()[0]!.state, 'discovered');

@@ -70,6 +70,7 @@ function fakePort(links: Map<number, FakeLink>): LinkPort {
             capabilities: Capability.serveChunks,
             rttMs: undefined,
             direction: 'inbound',
+            trust: 'pod',
             throughputBps: 0,
           }
         : undefined,
@@ -87,6 +88,7 @@ function setUp(linkCount: number, data: Uint8Array, chunkSizeBytes = CHUNK) {
     availability,
     prng: new Prng(5),
     links: fakePort(links),
+    mayAnnounce: () => true,
     output: (o: { type: string; readId: number; chunkIndex: number }) => {
       if (o.type === 'read-chunk') reads.push({ readId: o.readId, chunkIndex: o.chunkIndex });
     },

@@ -365,7 +365,6 @@ const malformedFrames: readonly (readonly [string, Uint8Array, ReasonCode, strin
     'status.message: length 257',
   ],
   ['status: no message length', hex(`13 00000001 00 ${zeros(8)}`), P, 'status.message length'],
-  ['chunk-announce: zero ranges', hex(`18 ${hash} 0000`), P, 'chunk-announce.ranges: count 0'],
   [
     'chunk-announce: 1025 ranges (count checked before the bytes)',
     hex(`18 ${hash} 0401`),
@@ -529,6 +528,23 @@ describe('decodeMessage rejects malformed frames', () => {
         }
       }
     }
+  });
+
+  test('CHUNK_ANNOUNCE with zero ranges (interest) round-trips; CHUNK_REMOVE with zero is malformed', () => {
+    const contentId = new Uint8Array(32).fill(7);
+    const frame = encodeMessage({ type: 'chunk-announce', contentId, ranges: [] });
+    assert.equal(frame.length, 35);
+    const decoded = decodeMessage(frame);
+    assert.ok(decoded.ok);
+    assert.deepEqual(decoded.message, { type: 'chunk-announce', contentId, ranges: [] });
+    const remove = frame.slice();
+    remove[0] = 0x19;
+    const refused = decodeMessage(remove);
+    assert.ok(!refused.ok && refused.detail.includes('chunk-remove.ranges: count 0'));
+    assert.throws(
+      () => encodeMessage({ type: 'chunk-remove', contentId, ranges: [] }),
+      /chunk-remove\.ranges/,
+    );
   });
 
   test('unknown and reserved type codes decode to { type: unknown } with a zero-copy body', () => {
@@ -700,11 +716,6 @@ const invalidMessages: readonly (readonly [string, unknown, string])[] = [
     'status: message 257 bytes',
     { type: 'status', requestId: 1, status: 0, length: 0, message: 's'.repeat(257) },
     'status.message',
-  ],
-  [
-    'chunk-announce: no ranges',
-    { type: 'chunk-announce', contentId: new Uint8Array(32), ranges: [] },
-    'chunk-announce.ranges',
   ],
   [
     'chunk-announce: 1025 ranges',
@@ -1058,7 +1069,8 @@ const messageArb: fc.Arbitrary<WireMessage> = fc.oneof(
   rec({
     type: fc.constant('chunk-announce' as const),
     contentId: hashArb,
-    ranges: rangesArb,
+    // No ranges: an interest announcement (docs/protocol.md 6.8).
+    ranges: fc.oneof(rangesArb, fc.constant([])),
   }),
   rec({ type: fc.constant('chunk-remove' as const), contentId: hashArb, ranges: rangesArb }),
   rec({
@@ -1434,7 +1446,7 @@ describe('properties (fast-check)', () => {
             assert.match(
               result.detail,
               kind === 'above-limit'
-                ? /exceeds the limit|outside 1 to/
+                ? /exceeds the limit|outside [01] to/
                 : /needs \d+ bytes but only \d+ remain/,
             );
           }

@@ -17,6 +17,7 @@ import { renderPeers } from './commands/peers.js';
 import { ContentIdError, runList, runRemove } from './commands/contents.js';
 import { FETCH_EXIT_HELP, runFetch } from './commands/fetch.js';
 import { runShare } from './commands/share.js';
+import { registerTrackerCommand } from './commands/tracker.js';
 import { LOG_FORMATS, type LogFormat } from './log-format-names.js';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -429,6 +430,8 @@ program
       json: options.json === true,
     });
   });
+
+registerTrackerCommand(program);
 
 interface DaemonFlags {
   peerPort?: string;

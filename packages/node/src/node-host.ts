@@ -345,7 +345,13 @@ export class NodeHost extends EventEmitter<HostEvents> {
     const download = this.limits && peerBucket(this.limits, 'download', address);
     if (upload !== undefined) this.writers.set(linkId, new ThrottledWriter(socket, upload));
     socket.on('data', (bytes) => {
-      this.input({ type: 'bytes-received', nowMs: performance.now(), linkId, bytes });
+      this.input({
+        type: 'bytes-received',
+        nowMs: performance.now(),
+        linkId,
+        bytes,
+        wallClockMs: Date.now(),
+      });
       if (download !== undefined) throttleRead(socket, download, bytes.length);
     });
     socket.on('error', () => socket.destroy()); // 'close' follows and reports it
@@ -392,7 +398,7 @@ export class NodeHost extends EventEmitter<HostEvents> {
     clearTimeout(this.timer);
     if (deadlineMs === undefined) return;
     this.timer = setTimeout(
-      () => this.driver.timerFired(performance.now()),
+      () => this.driver.timerFired(performance.now(), Date.now()),
       Math.max(0, Math.ceil(deadlineMs - performance.now())),
     );
     this.timer.unref();

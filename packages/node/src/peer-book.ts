@@ -24,8 +24,8 @@ export interface PeerRow {
   readonly rttMs: number | undefined;
   readonly direction: 'inbound' | 'outbound' | undefined;
   readonly since: string;
-  /** How this device last learnt of the peer: a LAN beacon, the peers cache, the user. */
-  readonly source: 'lan' | 'cache' | 'manual';
+  /** How this device last learnt of the peer: a LAN beacon, the peers cache, the user, gossip, a tracker. */
+  readonly source: PeerSnapshot['source'];
   /** The protocol version negotiated in HELLO on the last ready link; absent before one. */
   readonly protocolVersion: number | undefined;
 }

@@ -8,6 +8,9 @@
  *   | u8 initialTtl | type body | 64 signature. The signature is the origin's Ed25519 over
  *   "PeaPod/1 gossip" || code || every body byte after ttl and before the signature
  *   (`gossipSignedBytes`), so a relay may lower ttl (`withTtl`) and nothing else.
+ * - ttl counts the hops a copy may still travel, the one it is on included: the origin sends
+ *   ttl = initialTtl, a relay forwards with ttl - 1 only when ttl > 1, so ttl 0 never travels
+ *   and 1 <= ttl <= initialTtl <= the type's budget (GossipTtl).
  * - `encodeGossip` validates every field first and refuses what a receiver would reject, in
  *   particular a record that breaks the IP-sharing rule (decodePeerRecord refuses an address
  *   without the broadcast flag) or an announcement carrying another device's record.
@@ -67,10 +70,14 @@ class GossipReject {
   ) {}
 }
 
-/** The bytes the origin signs: "PeaPod/1 gossip" || code || body[1 .. length - 64]. */
+/**
+ * The bytes the origin signs: "PeaPod/1 gossip" || code || body[1 .. length - 64].
+ * @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT when `code` is not a gossip type code.
+ */
 export function gossipSignedBytes(code: number, body: Uint8Array): Uint8Array {
+  if (!GOSSIP_CODES.has(code)) invalidArgument('code', 'is not a gossip type code');
   const covered = body.subarray(1, Math.max(1, body.length - SIGNATURE_BYTES));
-  return concatBytes(SIGNATURE_DOMAIN, Uint8Array.of(code & 0xff), covered);
+  return concatBytes(SIGNATURE_DOMAIN, Uint8Array.of(code), covered);
 }
 
 function checkInteger(name: string, value: number, min: number, max: number): void {
@@ -182,8 +189,8 @@ export function encodeGossip(
   const { code, ttl, initialTtl, messageId, timestampMs } = message;
   if (!GOSSIP_CODES.has(code)) invalidArgument('code', 'is not a gossip type code');
   checkBytes('identity.publicKey', identity.publicKey, KEY_BYTES);
-  checkInteger('initialTtl', initialTtl, 0, GossipTtl[code]);
-  checkInteger('ttl', ttl, 0, initialTtl);
+  checkInteger('initialTtl', initialTtl, 1, GossipTtl[code]);
+  checkInteger('ttl', ttl, 1, initialTtl);
   checkBytes('messageId', messageId, GossipLimits.messageIdBytes);
   if (!Number.isSafeInteger(timestampMs) || timestampMs < 0) {
     invalidArgument('timestampMs', 'must be a non-negative safe integer (Unix ms)');
@@ -199,6 +206,7 @@ export function encodeGossip(
   writer.u8(initialTtl);
   writeBody(writer);
   const unsigned = writer.finish();
+  // `unsigned` has no signature yet, so everything after its ttl byte is what gets signed.
   const signed = concatBytes(SIGNATURE_DOMAIN, Uint8Array.of(code), unsigned.subarray(1));
   const signature = crypto.ed25519Sign(identity.secretKey, signed);
   return { type: 'gossip', code, body: concatBytes(unsigned, signature) };
@@ -231,7 +239,7 @@ function readContentEntries(reader: FrameReader): ContentAvailabilityEntry[] {
 
 function decodeUnchecked(frame: GossipFrameMessage): GossipMessage {
   const { code, body } = frame;
-  if (!GOSSIP_CODES.has(code)) malformed(`code 0x${code.toString(16)} is not a gossip code`);
+  if (!GOSSIP_CODES.has(code)) malformed(`code ${String(code)} is not a gossip code`);
   const gossipCode = code as GossipCode;
   if (body.length > GossipLimits.bodyBytes) {
     throw new GossipReject('oversized', `body is ${body.length} bytes, over the limit`);
@@ -247,6 +255,7 @@ function decodeUnchecked(frame: GossipFrameMessage): GossipMessage {
     throw new GossipReject('ttl-inflated', `initialTtl ${initialTtl} over the type's budget`);
   }
   if (ttl > initialTtl) throw new GossipReject('ttl-inflated', `ttl ${ttl} > initialTtl`);
+  if (ttl === 0) malformed('ttl 0 (a copy with no hop left is never sent)');
   const signature = body.slice(body.length - SIGNATURE_BYTES);
   const envelope = { ttl, initialTtl, messageId, originPublicKey, timestampMs, signature };
   let message: GossipMessage;
@@ -338,26 +347,26 @@ export function decodeGossip(frame: GossipFrameMessage): GossipDecodeResult {
  * it on frames `decodeGossip` accepted. False (never a throw) for a body too short to hold one.
  */
 export function verifyGossip(crypto: CryptoProvider, frame: GossipFrameMessage): boolean {
-  const { body } = frame;
-  if (body.length < HEADER_BYTES + SIGNATURE_BYTES) return false;
+  const { code, body } = frame;
+  if (!GOSSIP_CODES.has(code) || body.length < HEADER_BYTES + SIGNATURE_BYTES) return false;
   const originPublicKey = body.subarray(
     1 + GossipLimits.messageIdBytes,
     1 + GossipLimits.messageIdBytes + KEY_BYTES,
   );
   return crypto.ed25519Verify(
     originPublicKey,
-    gossipSignedBytes(frame.code, body),
+    gossipSignedBytes(code, body),
     body.subarray(body.length - SIGNATURE_BYTES),
   );
 }
 
 /**
  * The same frame with `ttl` replaced (what a relay sends); the signature stays valid.
- * @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT when `ttl` is not an integer in 0..255 or the
+ * @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT when `ttl` is not an integer in 1..255 or the
  * body is empty.
  */
 export function withTtl(frame: GossipFrameMessage, ttl: number): GossipFrameMessage {
-  checkInteger('ttl', ttl, 0, 0xff);
+  checkInteger('ttl', ttl, 1, 0xff);
   if (frame.body.length === 0) invalidArgument('frame.body', 'is empty');
   const body = frame.body.slice();
   body[0] = ttl;

@@ -1,29 +1,87 @@
 /**
- * The gossip engine: sans-I/O peer discovery beyond one LAN (DESIGN.md decision 8).
+ * The gossip engine: sans-I/O peer discovery beyond one LAN (DESIGN.md decision 8,
+ * docs/protocol.md section 11). The Core (or the simulator) feeds it link changes, gossip
+ * frames, timers and commands, each with `nowMs` (monotonic: timers, last heard, expiry) and,
+ * where a signature's clock matters, `wallClockMs` (Unix ms from the host, never derived from
+ * `nowMs`); it answers with outputs (`send`, `dial`, `close`, `event`) drained by `takeOutput`.
  *
- * SPINE STUB: the API below is the contract the Core, the simulator and the daemon build on;
- * the engine stream fills the bodies.
- *
- * Theory of operation (what the finished engine does)
- * - Links: the Core tells the engine which ready links speak gossip (`linkUp`/`linkDown`). The
- *   engine keeps an active view of about `activeLinks` of them and asks the host to dial more
- *   (`dial` outputs) from its table of known broadcasting peers when it has fewer.
- * - Every message it originates is signed (gossip-codec.ts) with this device's identity and the
- *   wall clock the host passed with the input (`wallClockMs`, never derived from `nowMs`).
- * - Receiving: decode, limits, ttl <= initialTtl <= the type's budget, |wallClockMs - timestamp|
- *   <= 30 s, not seen before (bounded memory), signature; only then is the message ID recorded
- *   (so a forged copy cannot suppress the real one), the message applied, and forwarded with
- *   ttl - 1 to `fanOut` active links other than the one it came from.
- * - The table: peers learnt from verified records (gossip, the tracker, the persisted table),
- *   each with its source, when it was last heard (monotonic), and a score from availability
- *   (heartbeats heard) and performance (RTT, throughput the Core reports). A peer not heard for
- *   `peerExpiryMs` is dropped. Only records signed with `broadcast` carry an address (the
- *   IP-sharing rule): the engine builds none other, relays none other, and rejects any other.
+ * Theory of operation
+ * - Links (active-view.ts): every ready link whose remote speaks gossip. A new link gets a table
+ *   sync (PEER_LIST_RESPONSE, request ID all zero: up to 16 best records, only broadcasting ones)
+ *   and, when this device broadcasts, its PEER_ANNOUNCEMENT (the one signed in the last 15 s, so
+ *   the links a start-up brings share one flood, else a fresh one). Below `activeLinks` the
+ *   engine asks for dials from its table; a link past `activeLinksMax` is closed at once.
+ * - Originating: every message is signed (gossip-codec.ts) with this device's identity and the
+ *   input's wall clock, with `ttl = initialTtl` (docs/protocol.md 11.1: ttl counts the hops left,
+ *   the current one included), recorded as seen (so its echoes are duplicates) and sent to
+ *   `fanOut` links.
+ * - Receiving (11.4), cheapest check first: the link ('not-gossip-link') -> decode and limits
+ *   (codec) -> clock (+-30 s of the wall clock: 'stale' / 'future') -> seen set (seen-set.ts: a
+ *   duplicate is dropped and counted, no event; at or below the floor: 'replayed') -> 'self'
+ *   (one this device no longer remembers sending) -> signature ('bad-signature') -> only then
+ *   is the ID recorded (a forged copy never suppresses the real one) -> apply -> forward with
+ *   ttl - 1 to `fanOut` links other than the sender, when ttl > 1. Each signature is verified
+ *   once per node; a record already held byte for byte is not verified again.
+ * - Applying: PEER_ANNOUNCEMENT / PEER_UPDATE carry the origin's own record (same key, its own
+ *   signature): learned, updated, or 'stale' when older than the one held (not forwarded); an
+ *   update that says leaving, or that drops the broadcast flag, removes the peer ('left') and
+ *   leaves a tombstone. HEARTBEAT refreshes its origin. CONTENT_AVAILABILITY is recorded for
+ *   origins held with a broadcasting record (`gossip:content`, `peersHolding`). PEER_REQUEST is
+ *   answered (along the reverse path, request-routes.ts) by a node holding matching broadcasting
+ *   records (holding the content, when one is named), else forwarded.
+ * - The IP-sharing rule, enforced where messages are built and checked where they arrive: the
+ *   table (gossip-table.ts) admits only records signed with the broadcast flag, so every address
+ *   it holds, syncs or answers with was published by its own device. A silent device builds no
+ *   record with an address, never originates PEER_ANNOUNCEMENT or CONTENT_AVAILABILITY (it may
+ *   ask PEER_REQUEST and dial the answers), and its heartbeats go to its direct links only
+ *   (signed initialTtl 1, so nobody can relay them): a heartbeat carries no address, but there
+ *   is no reason to spread a silent device's key and liveness beyond the peers it chose to dial.
+ *   Broadcasting devices heartbeat with TTL 2.
+ * - Timers: one tick per `heartbeatIntervalMs` (first one jittered by the Prng): heartbeat, table
+ *   expiry (`peerExpiryMs` without hearing), seen-set and route pruning, dial timeouts, and every
+ *   `peerExpiryMs / 2` a re-announcement, so a live broadcasting peer never expires in tables
+ *   beyond its heartbeat's two hops.
+ * - Memory: the seen set, the table, the routes and the dials are bounded by the settings; what
+ *   is rarely used is allocated on first use, so an idle engine is a few small objects.
+ * Network bytes never make it throw: a bad frame is a `gossip:rejected` event and a counter.
+ * It throws only for host misuse (PEAPOD_ERR_INVALID_ARGUMENT, naming the argument).
  */
+import { equalBytes, toHex } from '../bytes.js';
 import type { CryptoProvider, KeyPair } from '../crypto-provider.js';
+import { invalidArgument } from '../errors.js';
+import { deriveDeviceId } from '../identity.js';
 import type { Prng } from '../prng.js';
 import type { GossipFrameMessage } from '../wire/messages.js';
-import type { GossipCode, GossipRejection } from './messages.js';
+import { ActiveView, DIAL_BACKOFF_MS, chooseDials, dialAddress } from './active-view.js';
+import { bytesKey, pairKey } from './byte-key.js';
+import {
+  decodeGossip,
+  encodeGossip,
+  verifyGossip,
+  withTtl,
+  type UnsignedGossip,
+} from './gossip-codec.js';
+import { GossipTable, type HeldRecord, type TableEntry } from './gossip-table.js';
+import {
+  GossipCode,
+  GossipLimits,
+  GossipTtl,
+  type ContentAvailabilityMessage,
+  type GossipMessage,
+  type GossipRejection,
+  type PeerAnnouncementMessage,
+  type PeerListResponseMessage,
+  type PeerRequestMessage,
+} from './messages.js';
+import { permilleToScore } from './peer-score.js';
+import {
+  buildPeerRecord,
+  decodePeerRecord,
+  peerRecordProblem,
+  verifyPeerRecord,
+} from './peer-record.js';
+import { RequestRoutes } from './request-routes.js';
+import { SeenSet } from './seen-set.js';
 
 export interface GossipSettings {
   /** Active links a new message is forwarded to (besides the one it came from). */
@@ -145,6 +203,11 @@ export interface GossipCounters {
   rejected: Partial<Record<GossipRejection, number>>;
 }
 
+/** What `announce` and `announceContent` did: the messages sent, or why nothing was. */
+export type GossipSendResult =
+  | { readonly sent: true; readonly messageIds: readonly Uint8Array[] }
+  | { readonly sent: false; readonly reason: string };
+
 export interface GossipEngineOptions {
   readonly crypto: CryptoProvider;
   readonly identity: KeyPair;
@@ -152,6 +215,25 @@ export interface GossipEngineOptions {
   readonly self: GossipSelf;
   readonly settings?: Partial<GossipSettings>;
 }
+
+/** An own announcement younger than this is resent as is to a new link (one flood per burst). */
+const ANNOUNCEMENT_REUSE_MS = GossipLimits.clockSkewMs / 2;
+/** Reverse paths kept for PEER_REQUEST answers, and how long. */
+const ROUTES_MAX = 1024;
+const ROUTE_LIFETIME_MS = 2 * GossipLimits.clockSkewMs;
+/** Contents this device announced holding, remembered to answer PEER_REQUEST. */
+const OWN_CONTENTS_MAX = 4096;
+const ZERO_REQUEST_ID = new Uint8Array(GossipLimits.messageIdBytes);
+
+/** A message this device originates, before its ttl is set. */
+type Originated = UnsignedGossip extends infer M
+  ? M extends UnsignedGossip
+    ? Omit<M, 'ttl'>
+    : never
+  : never;
+
+type Applied =
+  'forward' | 'keep' | { readonly rejection: GossipRejection; readonly detail: string };
 
 export class GossipEngine {
   readonly counters: GossipCounters = {
@@ -162,54 +244,289 @@ export class GossipEngine {
     rejected: {},
   };
 
+  private readonly crypto: CryptoProvider;
+  private readonly identity: KeyPair;
+  private readonly prng: Prng;
+  private readonly settings: GossipSettings;
+  private self: GossipSelf;
+  private readonly selfKey: string;
+  private readonly seen: SeenSet;
+  private readonly table: GossipTable;
+  private readonly view = new ActiveView();
+  private readonly routes = new RequestRoutes(ROUTES_MAX, ROUTE_LIFETIME_MS);
+  private readonly outputs: GossipOutput[] = [];
+  private outputHead = 0;
+  private lastNowMs = Number.NEGATIVE_INFINITY;
+  private tickDueMs: number | undefined = undefined;
+  private reannounceDueMs: number | undefined = undefined;
+  private lastIssuedAtMs = -1;
+  private announcement:
+    { readonly frame: GossipFrameMessage; readonly timestampMs: number } | undefined = undefined;
+  private ownContents: Set<string> | undefined = undefined;
+  private dialsWanted = false;
+
   /** @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT for a malformed setting or self. */
-  constructor(readonly options: GossipEngineOptions) {}
+  constructor(readonly options: GossipEngineOptions) {
+    if (typeof options !== 'object' || options === null) invalidArgument('options', 'required');
+    this.crypto = options.crypto;
+    this.identity = options.identity;
+    this.prng = options.prng;
+    if (!(this.identity?.publicKey instanceof Uint8Array) || this.identity.publicKey.length !== 32)
+      invalidArgument('options.identity', 'must be an Ed25519 key pair');
+    this.settings = checkSettings({ ...GossipDefaults, ...options.settings });
+    this.self = checkSelf(options.self, 'options.self');
+    this.selfKey = bytesKey(deriveDeviceId(this.crypto, this.identity.publicKey));
+    this.seen = new SeenSet(this.settings.seenMax, GossipLimits.clockSkewMs);
+    this.table = new GossipTable({
+      tableMax: this.settings.tableMax,
+      peerExpiryMs: this.settings.peerExpiryMs,
+      heartbeatIntervalMs: this.settings.heartbeatIntervalMs,
+      prng: this.prng,
+    });
+  }
 
   /** A ready link whose remote speaks gossip (HELLO capability bit). */
   linkUp(linkId: number, deviceId: Uint8Array, nowMs: number, wallClockMs: number): void {
-    void [linkId, deviceId, nowMs, wallClockMs];
+    checkLinkId(linkId);
+    checkId(deviceId, 'deviceId');
+    const wall = this.clock(nowMs, wallClockMs);
+    if (this.view.has(linkId)) invalidArgument('linkId', `link ${linkId} is already up`);
+    const key = bytesKey(deviceId);
+    if (key === this.selfKey) invalidArgument('deviceId', 'is this device');
+    if (this.view.size >= this.settings.activeLinksMax) {
+      // Full: the newcomer stays and a random other link goes (HyParView's rule). Refusing the
+      // newcomer instead would let the first devices fill up and strand later ones; the peer
+      // dropped has a table of its own and dials elsewhere.
+      const victim = this.view.targets(1, undefined, this.prng)[0]!;
+      this.push({ type: 'close', linkId: victim });
+      this.dropLink(victim, nowMs);
+    }
+    this.view.add(linkId, key);
+    this.table.linked(key, deviceId.slice(), nowMs);
+    this.sendSync(linkId, key, nowMs, wall);
+    if (this.self.broadcast) {
+      const cached = this.announcement;
+      if (cached !== undefined && wall - cached.timestampMs <= ANNOUNCEMENT_REUSE_MS) {
+        this.send(linkId, cached.frame);
+      } else {
+        this.announceSelf([linkId], wall);
+      }
+    }
+    this.maintain(nowMs);
   }
 
   linkDown(linkId: number, nowMs: number): void {
-    void [linkId, nowMs];
+    checkLinkId(linkId);
+    this.clock(nowMs, undefined);
+    this.dropLink(linkId, nowMs);
+    this.maintain(nowMs);
   }
 
   /** A gossip frame from a link. Never throws on its bytes. */
   receive(linkId: number, frame: GossipFrameMessage, nowMs: number, wallClockMs: number): void {
-    void [linkId, frame, nowMs, wallClockMs];
+    checkLinkId(linkId);
+    if (typeof frame !== 'object' || frame === null || !(frame.body instanceof Uint8Array))
+      invalidArgument('frame', 'must be a gossip frame');
+    const wall = this.clock(nowMs, wallClockMs);
+    this.counters.received++;
+    if (!this.view.has(linkId)) {
+      this.reject(linkId, 'not-gossip-link', 'the link is not an active gossip link');
+      return;
+    }
+    const decoded = decodeGossip(frame);
+    if (!decoded.ok) {
+      this.reject(linkId, decoded.rejection, decoded.detail);
+      return;
+    }
+    const message = decoded.message;
+    const skew = GossipLimits.clockSkewMs;
+    if (message.timestampMs > wall + skew) {
+      this.reject(linkId, 'future', `timestamp ${message.timestampMs - wall} ms ahead`);
+      return;
+    }
+    if (message.timestampMs < wall - skew) {
+      this.reject(linkId, 'stale', `timestamp ${wall - message.timestampMs} ms behind`);
+      return;
+    }
+    const key = pairKey(message.messageId, message.originPublicKey);
+    const verdict = this.seen.check(key, message.timestampMs);
+    if (verdict === 'duplicate') {
+      this.counters.duplicates++;
+      return;
+    }
+    if (verdict === 'replayed') {
+      this.reject(linkId, 'replayed', 'timestamp at or below the seen set floor');
+      return;
+    }
+    if (equalBytes(message.originPublicKey, this.identity.publicKey)) {
+      this.reject(linkId, 'self', 'a message of this device that it no longer remembers');
+      return;
+    }
+    if (!verifyGossip(this.crypto, frame)) {
+      this.reject(linkId, 'bad-signature', 'the envelope signature is not its origin key’s');
+      return;
+    }
+    this.seen.add(key, message.timestampMs, wall);
+    const originDeviceId = deriveDeviceId(this.crypto, message.originPublicKey);
+    const originKey = bytesKey(originDeviceId);
+    const applied = this.apply(linkId, message, frame, originKey, nowMs, wall);
+    if (typeof applied === 'object') {
+      this.reject(linkId, applied.rejection, applied.detail);
+      return;
+    }
+    const origin = this.table.get(originKey);
+    if (origin !== undefined) this.table.heard(origin, nowMs);
+    this.counters.accepted++;
+    this.event({
+      type: 'gossip:accepted',
+      code: message.code,
+      messageId: message.messageId,
+      originDeviceId,
+      hops: message.initialTtl - message.ttl + 1,
+    });
+    if (applied === 'forward' && message.ttl > 1) {
+      const relayed = withTtl(frame, message.ttl - 1);
+      for (const target of this.view.targets(this.settings.fanOut, linkId, this.prng))
+        this.send(target, relayed);
+    }
+    if (this.dialsWanted) this.maintain(nowMs);
   }
 
   timer(nowMs: number, wallClockMs: number): void {
-    void [nowMs, wallClockMs];
+    const wall = this.clock(nowMs, wallClockMs);
+    for (const key of this.view.expireDials(nowMs)) {
+      const entry = this.table.get(key);
+      if (entry !== undefined) entry.dialBackoffUntilMs = nowMs + DIAL_BACKOFF_MS;
+      this.dialsWanted = true;
+    }
+    if (this.tickDueMs !== undefined && nowMs >= this.tickDueMs) {
+      this.tickDueMs = nowMs + this.settings.heartbeatIntervalMs;
+      this.tick(nowMs, wall);
+    }
+    this.maintain(nowMs);
   }
 
   nextDeadlineMs(): number | undefined {
-    return undefined;
+    const dial = this.view.nextDialDeadlineMs();
+    if (dial === undefined) return this.tickDueMs;
+    return this.tickDueMs === undefined ? dial : Math.min(dial, this.tickDueMs);
   }
 
   /** This device's state changed (broadcast toggled, address learnt): a PEER_UPDATE goes out. */
   setSelf(self: GossipSelf, nowMs: number, wallClockMs: number): void {
-    void [self, nowMs, wallClockMs];
+    const checked = checkSelf(self, 'self');
+    const wall = this.clock(nowMs, wallClockMs);
+    const wasBroadcasting = this.self.broadcast;
+    this.self = checked;
+    this.announcement = undefined;
+    // A device that stops broadcasting still tells the network, so its address is dropped.
+    if (checked.broadcast || wasBroadcasting) this.sendUpdate(false, wall);
+    if (checked.broadcast && !wasBroadcasting)
+      this.reannounceDueMs = nowMs + this.settings.peerExpiryMs / 2;
   }
 
-  /** Contents this device holds or dropped (sent only when it broadcasts). */
+  /**
+   * This device is going away: a PEER_UPDATE whose record says leaving (and carries no
+   * address), so tables drop it at once instead of after `peerExpiryMs`. Sent only by a
+   * broadcasting device (no table holds a silent one).
+   */
+  leave(nowMs: number, wallClockMs: number): GossipSendResult {
+    const wall = this.clock(nowMs, wallClockMs);
+    if (!this.self.broadcast) return { sent: false, reason: 'this device does not broadcast' };
+    return { sent: true, messageIds: [this.sendUpdate(true, wall)] };
+  }
+
+  /**
+   * A fresh PEER_ANNOUNCEMENT of this device to `fanOut` links (the engine also announces
+   * on every new link and every `peerExpiryMs / 2`; the simulator measures spread with this).
+   * A silent device announces nothing: it says why.
+   */
+  announce(nowMs: number, wallClockMs: number): GossipSendResult {
+    const wall = this.clock(nowMs, wallClockMs);
+    if (!this.self.broadcast)
+      return { sent: false, reason: 'this device does not broadcast: it announces nothing' };
+    return { sent: true, messageIds: [this.announceSelf(this.originTargets(), wall)] };
+  }
+
+  /**
+   * Contents this device holds or dropped, sent only when it broadcasts (a silent device's
+   * contents are nobody's business): CONTENT_AVAILABILITY, 64 entries a message.
+   * @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT for an entry that is not a 32-byte ID and a
+   * boolean.
+   */
   announceContent(
     entries: readonly { readonly contentId: Uint8Array; readonly held: boolean }[],
     nowMs: number,
     wallClockMs: number,
-  ): void {
-    void [entries, nowMs, wallClockMs];
+  ): GossipSendResult {
+    if (!Array.isArray(entries)) invalidArgument('entries', 'must be an array');
+    for (const entry of entries) {
+      checkId(entry?.contentId, 'entries[].contentId');
+      if (typeof entry.held !== 'boolean') invalidArgument('entries[].held', 'must be a boolean');
+    }
+    const wall = this.clock(nowMs, wallClockMs);
+    if (!this.self.broadcast)
+      return {
+        sent: false,
+        reason:
+          'this device does not broadcast: content availability is sent only by broadcasting devices',
+      };
+    // One entry per content (the last one given wins): a message may not name one twice.
+    const byContent = new Map<string, { contentId: Uint8Array; held: boolean }>();
+    for (const entry of entries)
+      byContent.set(bytesKey(entry.contentId), {
+        contentId: entry.contentId.slice(),
+        held: entry.held,
+      });
+    if (byContent.size === 0) return { sent: false, reason: 'no entries' };
+    for (const [contentKey, entry] of byContent) this.rememberOwnContent(contentKey, entry.held);
+    const distinct = [...byContent.values()];
+    const messageIds: Uint8Array[] = [];
+    for (let at = 0; at < distinct.length; at += GossipLimits.contentEntries) {
+      const slice = distinct.slice(at, at + GossipLimits.contentEntries);
+      const messageId = this.newMessageId();
+      this.originate(
+        {
+          code: GossipCode.contentAvailability,
+          initialTtl: GossipTtl[GossipCode.contentAvailability],
+          messageId,
+          timestampMs: wall,
+          entries: slice,
+        },
+        this.originTargets(),
+      );
+      messageIds.push(messageId);
+    }
+    return { sent: true, messageIds };
   }
 
   /** Asks the network for peers (holding `contentId`, when given). Returns the request's ID. */
   requestPeers(contentId: Uint8Array | undefined, nowMs: number, wallClockMs: number): Uint8Array {
-    void [contentId, nowMs, wallClockMs];
-    return new Uint8Array(16);
+    if (contentId !== undefined) checkId(contentId, 'contentId');
+    const wall = this.clock(nowMs, wallClockMs);
+    const messageId = this.newMessageId();
+    const contentKey = contentId === undefined ? undefined : bytesKey(contentId);
+    this.routes.add(bytesKey(messageId), undefined, contentKey, nowMs);
+    this.originate(
+      {
+        code: GossipCode.peerRequest,
+        initialTtl: GossipTtl[GossipCode.peerRequest],
+        messageId,
+        timestampMs: wall,
+        contentId: contentId?.slice(),
+        maxResults: GossipLimits.listRecords,
+      },
+      this.originTargets(),
+    );
+    return messageId;
   }
 
   /**
    * Signed records from outside gossip (the tracker, the persisted table). Each is verified;
-   * returns how many were accepted. Records older than `peerExpiryMs` are ignored.
+   * returns how many were accepted. Records older than `peerExpiryMs` are ignored, and so are
+   * records without the broadcast flag, leaving ones and this device's own. A record's last
+   * heard time is taken from its issue time (nothing newer is known of it).
+   * @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT unless `records` is an array of byte arrays.
    */
   addRecords(
     records: readonly Uint8Array[],
@@ -217,8 +534,14 @@ export class GossipEngine {
     nowMs: number,
     wallClockMs: number,
   ): number {
-    void [records, source, nowMs, wallClockMs];
-    return 0;
+    if (!Array.isArray(records) || !records.every((r) => r instanceof Uint8Array))
+      invalidArgument('records', 'must be an array of byte arrays');
+    if (!GOSSIP_SOURCES.has(source))
+      invalidArgument('source', `must be one of ${[...GOSSIP_SOURCES].join(', ')}`);
+    const wall = this.clock(nowMs, wallClockMs);
+    const accepted = this.learnRecords(records, source, nowMs, wall, undefined);
+    this.maintain(nowMs);
+    return accepted;
   }
 
   /** Performance the Core measured on a link to `deviceId` (feeds the score). */
@@ -226,26 +549,584 @@ export class GossipEngine {
     deviceId: Uint8Array,
     sample: { readonly rttMs?: number; readonly bytesPerSecond?: number },
   ): void {
-    void [deviceId, sample];
+    checkId(deviceId, 'deviceId');
+    for (const field of ['rttMs', 'bytesPerSecond'] as const) {
+      const value = sample?.[field];
+      if (value !== undefined && (!Number.isFinite(value) || value < 0))
+        invalidArgument(`sample.${field}`, 'must be a finite number >= 0');
+    }
+    this.table.get(bytesKey(deviceId))?.score.observe(sample);
   }
 
   /** Broadcasting peers that announced holding `contentId`, best score first. */
   peersHolding(contentId: Uint8Array): GossipPeerSnapshot[] {
-    void contentId;
-    return [];
+    checkId(contentId, 'contentId');
+    const contentKey = bytesKey(contentId);
+    return this.table
+      .best(this.table.size, this.lastNowMs, (entry) => entry.contents?.has(contentKey) === true)
+      .map((entry) => this.snapshotOf(entry));
   }
 
   /** This device's own signed record (for a tracker registration). */
   ownRecord(wallClockMs: number): Uint8Array {
-    void wallClockMs;
-    return new Uint8Array(0);
+    return this.buildOwnRecord(checkWallClock(wallClockMs), false);
   }
 
   snapshot(): GossipPeerSnapshot[] {
-    return [];
+    return this.table.all().map((entry) => this.snapshotOf(entry));
   }
 
   takeOutput(): GossipOutput | undefined {
-    return undefined;
+    if (this.outputHead >= this.outputs.length) return undefined;
+    const output = this.outputs[this.outputHead]!;
+    this.outputs[this.outputHead] = undefined as unknown as GossipOutput;
+    this.outputHead++;
+    if (this.outputHead === this.outputs.length) {
+      this.outputs.length = 0;
+      this.outputHead = 0;
+    }
+    return output;
   }
+
+  /** Sizes of the bounded structures (tests and the simulator check the bounds). */
+  get sizes(): { readonly table: number; readonly seen: number; readonly links: number } {
+    return { table: this.table.size, seen: this.seen.size, links: this.view.size };
+  }
+
+  // --- receiving ---------------------------------------------------------------------------
+
+  private apply(
+    linkId: number,
+    message: GossipMessage,
+    frame: GossipFrameMessage,
+    originKey: string,
+    nowMs: number,
+    wall: number,
+  ): Applied {
+    switch (message.code) {
+      case GossipCode.peerAnnouncement:
+      case GossipCode.peerUpdate:
+        return this.applyAnnouncement(message, originKey, nowMs);
+      case GossipCode.peerRequest:
+        return this.applyRequest(linkId, message, originKey, nowMs, wall);
+      case GossipCode.peerListResponse:
+        return this.applyListResponse(linkId, message, frame, originKey, nowMs, wall);
+      case GossipCode.heartbeat:
+        return 'forward';
+      case GossipCode.contentAvailability:
+        return this.applyContent(message, originKey);
+    }
+  }
+
+  private applyAnnouncement(
+    message: PeerAnnouncementMessage,
+    originKey: string,
+    nowMs: number,
+  ): Applied {
+    const held = this.table.get(originKey)?.record;
+    // decodeGossip already refused a record that does not decode or is not the origin's own.
+    const decoded = decodePeerRecord(message.record);
+    if (!decoded.ok) return { rejection: 'record-mismatch', detail: decoded.detail };
+    const record = decoded.record;
+    const known = held !== undefined && equalBytes(held.bytes, record.bytes);
+    if (!known && !verifyPeerRecord(this.crypto, record))
+      return { rejection: 'bad-signature', detail: 'the record’s signature is not its key’s' };
+    if (record.leaving || (!record.broadcast && message.code === GossipCode.peerUpdate)) {
+      if (held !== undefined && record.issuedAtMs < held.issuedAtMs)
+        return { rejection: 'stale', detail: 'the record is older than the one held' };
+      const gone = this.table.leave(originKey, record.issuedAtMs);
+      if (gone !== undefined && held !== undefined) {
+        this.peerEvent('left', gone.deviceId, gone.source, undefined);
+      }
+      return 'forward';
+    }
+    if (!record.broadcast)
+      return {
+        rejection: 'address-not-broadcast',
+        detail: 'an announcement of a device that does not broadcast',
+      };
+    const outcome = this.table.putRecord(
+      originKey,
+      deriveDeviceId(this.crypto, record.publicKey),
+      heldRecord(record),
+      'gossip',
+      nowMs,
+      nowMs,
+    );
+    if (outcome.change === 'stale')
+      return { rejection: 'stale', detail: 'the record is older than the one held' };
+    if (outcome.change === 'learned' || outcome.change === 'updated') {
+      this.peerEvent(outcome.change, outcome.entry.deviceId, outcome.entry.source, record.bytes);
+      if (outcome.change === 'learned') this.dialsWanted = true;
+    }
+    return 'forward';
+  }
+
+  private applyRequest(
+    linkId: number,
+    message: PeerRequestMessage,
+    originKey: string,
+    nowMs: number,
+    wall: number,
+  ): Applied {
+    this.routes.add(bytesKey(message.messageId), linkId, undefined, nowMs);
+    const records = this.matchingRecords(message.contentId, message.maxResults, originKey, wall);
+    if (records.length === 0) return 'forward';
+    this.originate(
+      {
+        code: GossipCode.peerListResponse,
+        initialTtl: GossipTtl[GossipCode.peerListResponse],
+        messageId: this.newMessageId(),
+        timestampMs: wall,
+        requestId: message.messageId,
+        records,
+      },
+      [linkId],
+    );
+    return 'keep';
+  }
+
+  private applyListResponse(
+    linkId: number,
+    message: PeerListResponseMessage,
+    frame: GossipFrameMessage,
+    originKey: string,
+    nowMs: number,
+    wall: number,
+  ): Applied {
+    if (equalBytes(message.requestId, ZERO_REQUEST_ID)) {
+      if (originKey !== this.view.deviceKeyOf(linkId))
+        return {
+          rejection: 'record-mismatch',
+          detail: 'a table sync comes from the linked device',
+        };
+      if (!this.view.takeSync(linkId))
+        return { rejection: 'replayed', detail: 'one table sync is accepted per link' };
+      this.learnRecords(message.records, 'gossip', nowMs, wall, undefined);
+      return 'keep';
+    }
+    const route = this.routes.get(bytesKey(message.requestId), nowMs);
+    if (route === undefined) return 'keep'; // expired or never ours to route: dropped
+    if (route.linkId === undefined) {
+      this.learnRecords(message.records, 'gossip', nowMs, wall, route.contentKey);
+    } else if (message.ttl > 1 && this.view.has(route.linkId)) {
+      this.send(route.linkId, withTtl(frame, message.ttl - 1));
+    }
+    return 'keep';
+  }
+
+  private applyContent(message: ContentAvailabilityMessage, originKey: string): Applied {
+    // Recorded only for an origin held with a broadcasting record: a device that does not
+    // broadcast sends none, and the table never holds its record to attach contents to.
+    const entry = this.table.get(originKey);
+    if (entry?.record !== undefined) {
+      for (const item of message.entries) {
+        this.table.setContent(entry, bytesKey(item.contentId), item.held);
+        this.event({
+          type: 'gossip:content',
+          deviceId: entry.deviceId,
+          contentId: item.contentId,
+          held: item.held,
+        });
+      }
+    }
+    return 'forward';
+  }
+
+  /**
+   * Verifies and admits records (a table sync, an answer, the tracker, the cache). Records from
+   * an answer to this device's request for `contentKey` also mark their peers as holding it.
+   */
+  private learnRecords(
+    records: readonly Uint8Array[],
+    source: GossipSource,
+    nowMs: number,
+    wall: number,
+    contentKey: string | undefined,
+  ): number {
+    let accepted = 0;
+    for (const bytes of records) {
+      const decoded = decodePeerRecord(bytes);
+      if (!decoded.ok) continue;
+      const record = decoded.record;
+      if (!record.broadcast || record.leaving) continue;
+      if (record.issuedAtMs > wall + GossipLimits.clockSkewMs) continue;
+      const ageMs = wall - record.issuedAtMs;
+      if (ageMs > this.settings.peerExpiryMs) continue;
+      const deviceId = deriveDeviceId(this.crypto, record.publicKey);
+      const key = bytesKey(deviceId);
+      if (key === this.selfKey) continue;
+      const held = this.table.get(key)?.record;
+      if (held !== undefined && record.issuedAtMs < held.issuedAtMs) continue;
+      const known = held !== undefined && equalBytes(held.bytes, record.bytes);
+      if (!known && !verifyPeerRecord(this.crypto, record)) continue;
+      const heardMs = nowMs - Math.max(0, ageMs);
+      const outcome = this.table.putRecord(
+        key,
+        deviceId,
+        heldRecord(record),
+        source,
+        heardMs,
+        nowMs,
+      );
+      if (!('entry' in outcome)) continue; // stale or the table is full
+      const entry = outcome.entry;
+      accepted++;
+      if (outcome.change !== 'refreshed')
+        this.peerEvent(outcome.change, deviceId, entry.source, record.bytes);
+      if (outcome.change === 'learned') this.dialsWanted = true;
+      if (contentKey !== undefined) {
+        this.table.setContent(entry, contentKey, true);
+        this.event({
+          type: 'gossip:content',
+          deviceId: entry.deviceId,
+          contentId: keyBytes(contentKey),
+          held: true,
+        });
+      }
+    }
+    return accepted;
+  }
+
+  /** Records answering a PEER_REQUEST: broadcasting peers (holding the content, if named). */
+  private matchingRecords(
+    contentId: Uint8Array | undefined,
+    maxResults: number,
+    requesterKey: string,
+    wall: number,
+  ): Uint8Array[] {
+    const contentKey = contentId === undefined ? undefined : bytesKey(contentId);
+    const records: Uint8Array[] = [];
+    if (this.self.broadcast && (contentKey === undefined || this.ownContents?.has(contentKey)))
+      records.push(this.buildOwnRecord(wall, false));
+    const wanted = maxResults - records.length;
+    const peers = this.table.best(
+      wanted,
+      this.lastNowMs,
+      (entry) =>
+        entry.key !== requesterKey &&
+        (contentKey === undefined || entry.contents?.has(contentKey) === true),
+    );
+    for (const entry of peers) records.push(entry.record!.bytes);
+    return records;
+  }
+
+  // --- originating ---------------------------------------------------------------------------
+
+  /** The table sync a new link gets: up to 16 best broadcasting records, not the peer's own. */
+  private sendSync(linkId: number, peerKey: string, nowMs: number, wall: number): void {
+    const records = this.table
+      .best(GossipLimits.listRecords, nowMs, (entry) => entry.key !== peerKey)
+      .map((entry) => entry.record!.bytes);
+    if (records.length === 0) return;
+    this.originate(
+      {
+        code: GossipCode.peerListResponse,
+        initialTtl: 1,
+        messageId: this.newMessageId(),
+        timestampMs: wall,
+        requestId: ZERO_REQUEST_ID,
+        records,
+      },
+      [linkId],
+    );
+  }
+
+  private announceSelf(targets: readonly number[], wall: number): Uint8Array {
+    const messageId = this.newMessageId();
+    const frame = this.originate(
+      {
+        code: GossipCode.peerAnnouncement,
+        initialTtl: GossipTtl[GossipCode.peerAnnouncement],
+        messageId,
+        timestampMs: wall,
+        record: this.buildOwnRecord(wall, false),
+      },
+      targets,
+    );
+    this.announcement = { frame, timestampMs: wall };
+    return messageId;
+  }
+
+  private sendUpdate(leaving: boolean, wall: number): Uint8Array {
+    const messageId = this.newMessageId();
+    this.originate(
+      {
+        code: GossipCode.peerUpdate,
+        initialTtl: GossipTtl[GossipCode.peerUpdate],
+        messageId,
+        timestampMs: wall,
+        record: this.buildOwnRecord(wall, leaving),
+      },
+      this.originTargets(),
+    );
+    return messageId;
+  }
+
+  /**
+   * This device's record, issued now (and strictly after the last one, so receivers take it
+   * as newer). Addresses only when broadcasting and not leaving: the IP-sharing rule at the
+   * builder.
+   */
+  private buildOwnRecord(wall: number, leaving: boolean): Uint8Array {
+    const issuedAtMs = Math.max(wall, this.lastIssuedAtMs + 1);
+    this.lastIssuedAtMs = issuedAtMs;
+    const self = this.self;
+    const broadcast = self.broadcast && !leaving;
+    return buildPeerRecord(this.crypto, this.identity, {
+      issuedAtMs,
+      broadcast,
+      bootstrap: self.bootstrap,
+      leaving,
+      capabilities: self.capabilities,
+      listenPort: self.listenPort,
+      deviceName: self.deviceName,
+      addresses: broadcast ? self.addresses : [],
+    });
+  }
+
+  /** Signs with `ttl = initialTtl`, records the ID as seen and sends to `targets`. */
+  private originate(message: Originated, targets: readonly number[]): GossipFrameMessage {
+    const unsigned = { ...message, ttl: message.initialTtl } as UnsignedGossip;
+    const frame = encodeGossip(this.crypto, this.identity, unsigned);
+    // Signed with the wall clock now, so the timestamp is also the clock to prune against.
+    const { messageId, timestampMs } = message;
+    this.seen.add(pairKey(messageId, this.identity.publicKey), timestampMs, timestampMs);
+    for (const linkId of targets) this.send(linkId, frame);
+    return frame;
+  }
+
+  /** An origin sends to `fanOut` links, as a relay does (section 11.4, origination). */
+  private originTargets(): number[] {
+    return this.view.targets(this.settings.fanOut, undefined, this.prng);
+  }
+
+  private newMessageId(): Uint8Array {
+    return this.crypto.randomBytes(GossipLimits.messageIdBytes);
+  }
+
+  private rememberOwnContent(contentKey: string, held: boolean): void {
+    if (!held) {
+      this.ownContents?.delete(contentKey);
+      return;
+    }
+    this.ownContents ??= new Set();
+    this.ownContents.delete(contentKey);
+    this.ownContents.add(contentKey);
+    if (this.ownContents.size > OWN_CONTENTS_MAX)
+      this.ownContents.delete(this.ownContents.values().next().value as string);
+  }
+
+  // --- timers and links ------------------------------------------------------------------
+
+  private tick(nowMs: number, wall: number): void {
+    for (const entry of this.table.expire(nowMs))
+      if (entry.record !== undefined)
+        this.peerEvent('expired', entry.deviceId, entry.source, undefined);
+    this.seen.forgetOlderThan(wall - GossipLimits.clockSkewMs);
+    this.routes.prune(nowMs);
+    if (this.view.size > 0) {
+      this.originate(
+        {
+          code: GossipCode.heartbeat,
+          initialTtl: this.self.broadcast ? GossipTtl[GossipCode.heartbeat] : 1,
+          messageId: this.newMessageId(),
+          timestampMs: wall,
+        },
+        this.view.linkIds(),
+      );
+    }
+    if (
+      this.self.broadcast &&
+      this.reannounceDueMs !== undefined &&
+      nowMs >= this.reannounceDueMs
+    ) {
+      this.reannounceDueMs = nowMs + this.settings.peerExpiryMs / 2;
+      if (this.view.size > 0) this.announceSelf(this.originTargets(), wall);
+    }
+    this.dialsWanted = true;
+  }
+
+  /** Takes a link out of the view; its peer is not redialled at once (it, or we, closed it). */
+  private dropLink(linkId: number, nowMs: number): void {
+    const key = this.view.remove(linkId);
+    if (key === undefined) return; // closed by this engine already, or never a gossip link
+    const entry = this.table.get(key);
+    if (entry !== undefined) entry.dialBackoffUntilMs = nowMs + DIAL_BACKOFF_MS;
+    this.table.unlinked(key);
+    this.dialsWanted = true;
+  }
+
+  /** Asks for dials while below `activeLinks`, from random dialable broadcasting peers. */
+  private maintain(nowMs: number): void {
+    if (!this.dialsWanted) return;
+    this.dialsWanted = false;
+    const slots = this.view.dialSlots(this.settings.activeLinks);
+    if (slots === 0) return;
+    const chosen = chooseDials(
+      this.table.all(),
+      slots,
+      (entry) =>
+        entry.links === 0 &&
+        entry.dialBackoffUntilMs <= nowMs &&
+        !this.view.isDialing(entry.key) &&
+        dialAddress(entry) !== undefined,
+      this.prng,
+    );
+    for (const entry of chosen) {
+      const target = dialAddress(entry)!;
+      this.view.markDialing(entry.key, nowMs);
+      this.push({
+        type: 'dial',
+        deviceId: entry.deviceId,
+        address: target.address,
+        port: target.port,
+      });
+    }
+  }
+
+  /** Checks and records the input's clocks; returns the wall clock as an integer. */
+  private clock(nowMs: number, wallClockMs: number | undefined): number {
+    if (!Number.isFinite(nowMs)) invalidArgument('nowMs', `must be a finite number, got ${nowMs}`);
+    if (nowMs < this.lastNowMs)
+      invalidArgument('nowMs', `went backwards (${nowMs} after ${this.lastNowMs})`);
+    this.lastNowMs = nowMs;
+    if (this.tickDueMs === undefined) {
+      // The first tick is jittered so engines started together do not heartbeat in step.
+      this.tickDueMs = nowMs + 1 + this.prng.nextInt(this.settings.heartbeatIntervalMs);
+      this.reannounceDueMs = nowMs + this.settings.peerExpiryMs / 2;
+      this.dialsWanted = true;
+    }
+    return wallClockMs === undefined ? 0 : checkWallClock(wallClockMs);
+  }
+
+  // --- outputs -----------------------------------------------------------------------------
+
+  private send(linkId: number, frame: GossipFrameMessage): void {
+    this.counters.sent++;
+    this.push({ type: 'send', linkId, frame });
+  }
+
+  private reject(linkId: number, rejection: GossipRejection, detail: string): void {
+    this.counters.rejected[rejection] = (this.counters.rejected[rejection] ?? 0) + 1;
+    this.event({ type: 'gossip:rejected', linkId, rejection, detail });
+  }
+
+  private peerEvent(
+    change: 'learned' | 'updated' | 'expired' | 'left',
+    deviceId: Uint8Array,
+    source: GossipSource,
+    record: Uint8Array | undefined,
+  ): void {
+    this.event({ type: 'gossip:peer', change, deviceId, source, record });
+  }
+
+  private event(event: GossipEvent): void {
+    this.push({ type: 'event', event });
+  }
+
+  private push(output: GossipOutput): void {
+    this.outputs.push(output);
+  }
+
+  private snapshotOf(entry: TableEntry): GossipPeerSnapshot {
+    const record = entry.record;
+    return {
+      deviceId: entry.deviceId,
+      deviceIdHex: toHex(entry.deviceId),
+      deviceName: record?.deviceName ?? '',
+      source: entry.source,
+      broadcast: record !== undefined,
+      bootstrap: record?.bootstrap ?? false,
+      addresses: record?.addresses ?? [],
+      listenPort: record?.listenPort ?? 0,
+      lastHeardMs: entry.lastHeardMs,
+      score: permilleToScore(this.table.scorePermille(entry, this.lastNowMs)),
+      contents: entry.contents?.size ?? 0,
+      linked: entry.links > 0,
+      record: record?.bytes,
+    };
+  }
+}
+
+const GOSSIP_SOURCES: ReadonlySet<string> = new Set(['gossip', 'tracker', 'cache', 'link']);
+
+function heldRecord(record: {
+  readonly bytes: Uint8Array;
+  readonly issuedAtMs: number;
+  readonly bootstrap: boolean;
+  readonly addresses: readonly string[];
+  readonly listenPort: number;
+  readonly deviceName: string;
+}): HeldRecord {
+  return {
+    // A copy: the received bytes may be a view into a whole frame body.
+    bytes: record.bytes.slice(),
+    issuedAtMs: record.issuedAtMs,
+    bootstrap: record.bootstrap,
+    addresses: record.addresses,
+    listenPort: record.listenPort,
+    deviceName: record.deviceName,
+  };
+}
+
+function keyBytes(key: string): Uint8Array {
+  const out = new Uint8Array(key.length);
+  for (let i = 0; i < key.length; i++) out[i] = key.charCodeAt(i);
+  return out;
+}
+
+function checkSettings(settings: GossipSettings): GossipSettings {
+  const positive = (name: keyof GossipSettings, max: number) => {
+    const value = settings[name];
+    if (!Number.isSafeInteger(value) || value < 1 || value > max)
+      invalidArgument(`settings.${name}`, `must be an integer in [1, ${max}], got ${value}`);
+  };
+  positive('fanOut', 64);
+  positive('activeLinks', 1024);
+  positive('activeLinksMax', 1024);
+  positive('heartbeatIntervalMs', 0x1_0000_0000);
+  positive('peerExpiryMs', Number.MAX_SAFE_INTEGER);
+  positive('seenMax', 100_000_000);
+  positive('tableMax', 100_000_000);
+  if (settings.activeLinksMax < settings.activeLinks)
+    invalidArgument('settings.activeLinksMax', 'must be at least activeLinks');
+  return settings;
+}
+
+function checkSelf(self: GossipSelf, name: string): GossipSelf {
+  if (typeof self !== 'object' || self === null) invalidArgument(name, 'required');
+  if (typeof self.broadcast !== 'boolean' || typeof self.bootstrap !== 'boolean')
+    invalidArgument(name, 'broadcast and bootstrap must be booleans');
+  if (!Array.isArray(self.addresses) || !self.addresses.every((a) => typeof a === 'string'))
+    invalidArgument(`${name}.addresses`, 'must be an array of strings');
+  if (typeof self.deviceName !== 'string')
+    invalidArgument(`${name}.deviceName`, 'must be a string');
+  const problem = peerRecordProblem({
+    issuedAtMs: 0,
+    broadcast: self.broadcast,
+    bootstrap: self.bootstrap,
+    leaving: false,
+    capabilities: self.capabilities,
+    listenPort: self.listenPort,
+    deviceName: self.deviceName,
+    addresses: self.broadcast ? self.addresses : [],
+  });
+  if (problem !== undefined) invalidArgument(name, problem);
+  return { ...self, addresses: [...self.addresses] };
+}
+
+function checkLinkId(linkId: number): void {
+  if (!Number.isSafeInteger(linkId) || linkId < 0)
+    invalidArgument('linkId', `must be an integer >= 0, got ${linkId}`);
+}
+
+function checkId(id: Uint8Array | undefined, name: string): asserts id is Uint8Array {
+  if (!(id instanceof Uint8Array) || id.length !== 32) invalidArgument(name, 'must be 32 bytes');
+}
+
+function checkWallClock(wallClockMs: number): number {
+  if (!Number.isFinite(wallClockMs) || wallClockMs < 0)
+    invalidArgument('wallClockMs', `must be Unix milliseconds, got ${wallClockMs}`);
+  return Math.floor(wallClockMs);
 }

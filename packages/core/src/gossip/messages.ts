@@ -47,7 +47,7 @@ export const GossipLimits = {
 /** What every gossip message carries (the signed envelope). */
 export interface GossipEnvelope {
   readonly code: GossipCode;
-  /** Hops left; a relay forwards with ttl - 1 and never forwards at 0. Not signed. */
+  /** Hops left, this one included (1..initialTtl); relays send ttl - 1 when > 1. Not signed. */
   readonly ttl: number;
   /** Signed hop budget the origin gave; ttl <= initialTtl <= GossipTtl[code]. */
   readonly initialTtl: number;

@@ -94,6 +94,14 @@ export class Availability {
     return (this.byLink.get(linkId)?.get(key)?.size ?? 0) > 0;
   }
 
+  /**
+   * Whether the link announced the content at all, with no ranges included: a stranger's
+   * interest (docs/protocol.md 6.8). Forgotten with the link's other excess state.
+   */
+  mentioned(linkId: number, key: string): boolean {
+    return this.byLink.get(linkId)?.has(key) ?? false;
+  }
+
   /** How many indices below `chunkCount` the link announced. */
   countBelow(linkId: number, key: string, chunkCount: number): number {
     const held = this.byLink.get(linkId)?.get(key);

@@ -542,7 +542,9 @@ export class ChunkServer {
   private sendRemove(contentId: Uint8Array, indices: readonly number[]): void {
     if (indices.length === 0) return;
     const groups = indicesToRangeGroups(indices);
+    const key = toHex(contentId);
     for (const linkId of this.ctx.links.ready()) {
+      if (!this.ctx.mayAnnounce(linkId, key)) continue;
       for (const ranges of groups) {
         this.ctx.links.send(linkId, { type: 'chunk-remove', contentId, ranges });
       }

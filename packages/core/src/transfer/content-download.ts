@@ -128,7 +128,7 @@ export class ContentDownload implements DownloadJob {
     private readonly ctx: TransferContext,
     readonly jobId: number,
     readonly priority: number,
-    contentId: Uint8Array,
+    readonly contentId: Uint8Array,
     options: ContentDownloadOptions,
     nowMs: number,
     private readonly reader: ChunkReader,

@@ -60,7 +60,7 @@ export class FetchHelper implements FetchHandler {
       refuse(TransferStatus.error, 'this device does not fetch for others');
       return;
     }
-    if (!this.ctx.settings.podLinks) {
+    if (links.peer(linkId)?.trust !== 'pod') {
       refuse(TransferStatus.error, 'FETCH_ASSIGN is accepted on pod links only');
       return;
     }

@@ -11,6 +11,7 @@
  * ready count as ready, and the snapshot gains `throughputBps`, the engine's estimate of the
  * DATA the link delivers (`ThroughputMeter`).
  */
+import type { LinkTrust } from '../peer-link.js';
 import type { ReasonCode } from '../wire/reason-codes.js';
 import type { WireMessage } from '../wire/messages.js';
 
@@ -24,6 +25,8 @@ export interface LinkPeer {
   /** Last measured round trip; undefined before the first heartbeat answer. */
   readonly rttMs: number | undefined;
   readonly direction: 'outbound' | 'inbound';
+  /** 'pod' (XXpsk3) or 'stranger' (XX): what the link may carry (docs/protocol.md 3.1). */
+  readonly trust: LinkTrust;
 }
 
 /** A peer snapshot as transfers see it. */

@@ -63,8 +63,12 @@ export interface TransferSettings {
   readonly banThreshold: number;
   /** This device's HELLO capabilities. */
   readonly capabilities: number;
-  /** True when links are pod links (a pod secret is set: only psk suites connect). */
-  readonly podLinks: boolean;
+  /**
+   * Gossip is on (CoreOptions.gossip): stranger links (trust 'stranger', link-port.ts) then get
+   * CHUNK_ANNOUNCE / CHUNK_REMOVE only for contents they announced themselves. Pod-only work
+   * (FETCH_ASSIGN, URL lookups, pooled helpers) needs trust 'pod' whether gossip is on or not.
+   */
+  readonly strangerRules: boolean;
   /** Minimum time between two `download:progress` events of one download. */
   readonly progressIntervalMs: number;
   /** TEST ONLY (CoreOptions.testFaults): flip a byte of every chunk served. */
@@ -108,6 +112,11 @@ export interface TransferContext {
   ban(linkId: number, detail: string, nowMs: number): void;
   /** Closes the link with `protocolError`. */
   protocolError(linkId: number, detail: string, nowMs: number): void;
+  /**
+   * Whether this side may tell the link about content `key` (CHUNK_ANNOUNCE / CHUNK_REMOVE):
+   * always, except to a stranger under `strangerRules` that never announced the content.
+   */
+  mayAnnounce(linkId: number, key: string): boolean;
   /** A content chunk verified: store it, serve it, announce it. */
   chunkVerified(manifest: Manifest, index: number, bytes: Uint8Array): void;
   /** Pieces `source` has in flight for jobs other than `jobId`. */

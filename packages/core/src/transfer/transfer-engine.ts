@@ -9,7 +9,10 @@
  * to the request's owner; fetch IDs and the routing of `origin-data` / `origin-end`; bans (a
  * banned device's links are closed with `banned` and refused from then on); announcements
  * (CHUNK_ANNOUNCE of held chunks to every ready link, at once for new chunks and when a link
- * becomes ready); the link port (link-port.ts) the modules reach links through, with a
+ * becomes ready); with gossip on (`strangerRules`), a stranger link hears of a content only
+ * after it announced that content itself (content IDs are capabilities: never listed to
+ * strangers unasked), and a content download sends its interest (an announcement of what it
+ * holds, maybe no ranges) to every stranger link that serves chunks; the link port (link-port.ts) the modules reach links through, with a
  * per-link estimate of the DATA throughput. The work lives in its own modules: `ChunkServer`
  * (serving), `FetchHelper` (fetching for a pod peer) and the jobs the host started
  * (`TransferJob`, made by job-factory.ts: `ContentDownload`, `UrlDownload`, each with a
@@ -25,6 +28,7 @@ import { invalidArgument, PeapodError } from '../errors.js';
 import type { Prng } from '../prng.js';
 import { ReasonCode } from '../wire/reason-codes.js';
 import type { StatusMessage, WireMessage } from '../wire/messages.js';
+import { Capability } from '../wire/messages.js';
 import { Availability, indicesToRangeGroups } from './availability.js';
 import { ChunkServer } from './chunk-server.js';
 import { ContentDownload, type ChunkReader } from './content-download.js';
@@ -94,6 +98,8 @@ export class TransferEngine {
   private readonly context: TransferContext;
   private readonly throughput = new ThroughputMeter();
   private readonly urls: UrlIndex;
+  /** Stranger links this device told of its interest in a content: link -> content keys. */
+  private readonly interestSent = new Map<number, Set<string>>();
 
   constructor(
     crypto: CryptoProvider,
@@ -141,6 +147,10 @@ export class TransferEngine {
           );
         }
         this.jobs.set(input.downloadId, createDownloadJob(this.context, input, this.reader, nowMs));
+        if (input.source.kind === 'content') {
+          for (const linkId of this.context.links.ready())
+            this.sendInterest(linkId, input.source.contentId);
+        }
         break;
       case 'cancel-download':
         this.jobs.get(input.downloadId)?.fail('cancelled', 'cancelled by the host', nowMs);
@@ -211,15 +221,55 @@ export class TransferEngine {
     if (peer === undefined) return;
     this.requests.set(linkId, { nextId: peer.direction === 'outbound' ? 1 : 2, open: new Map() });
     for (const { contentId, indices } of this.server.heldContents()) {
+      if (!this.context.mayAnnounce(linkId, toHex(contentId))) continue;
       for (const ranges of indicesToRangeGroups(indices))
         this.links.send(linkId, { type: 'chunk-announce', contentId, ranges });
     }
+    for (const job of this.jobs.values()) {
+      if (job instanceof ContentDownload && job.state === 'running')
+        this.sendInterest(linkId, job.contentId);
+    }
     this.afterEvent(nowMs);
+  }
+
+  /** Whether `linkId` is a stranger link under the stranger rules (transfer-context.ts). */
+  private isRestricted(linkId: number): boolean {
+    return this.settings.strangerRules && this.links.peer(linkId)?.trust === 'stranger';
+  }
+
+  /**
+   * A content download's interest, once per stranger link that serves chunks: CHUNK_ANNOUNCE
+   * of the chunks held (no ranges when none), which lets that stranger announce its own.
+   */
+  private sendInterest(linkId: number, contentId: Uint8Array): void {
+    const peer = this.context.links.peer(linkId);
+    if (peer === undefined || !this.isRestricted(linkId)) return;
+    if ((peer.capabilities & Capability.serveChunks) === 0) return;
+    const key = toHex(contentId);
+    let sent = this.interestSent.get(linkId);
+    if (sent === undefined) {
+      sent = new Set();
+      this.interestSent.set(linkId, sent);
+    }
+    if (sent.has(key)) return;
+    sent.add(key);
+    this.announceHeld(linkId, contentId, true);
+  }
+
+  /** CHUNK_ANNOUNCE of the held chunks of `contentId` on one link (`orEmpty`: even of none). */
+  private announceHeld(linkId: number, contentId: Uint8Array, orEmpty: boolean): void {
+    const key = toHex(contentId);
+    const held = this.server.heldContents().find((c) => toHex(c.contentId) === key);
+    const groups = held === undefined ? [] : indicesToRangeGroups(held.indices);
+    if (groups.length === 0 && orEmpty) groups.push([]);
+    for (const ranges of groups)
+      this.links.send(linkId, { type: 'chunk-announce', contentId, ranges });
   }
 
   /** A link closed: its requests fail, its fetches stop, its availability is forgotten. */
   onLinkClosed(linkId: number, nowMs: number): void {
     this.requests.delete(linkId);
+    this.interestSent.delete(linkId);
     this.throughput.forget(linkId);
     this.availability.dropLink(linkId);
     this.server.onLinkClosed(linkId, nowMs);
@@ -278,9 +328,15 @@ export class TransferEngine {
         // or the link is at fault; there is nothing to re-check.
         if (isOwn(message.requestId)) this.onTerminalStatus(linkId, table, message, nowMs);
         break;
-      case 'chunk-announce':
+      case 'chunk-announce': {
+        // A stranger's first word of a content is its interest: answer it with what is held.
+        const answer =
+          this.isRestricted(linkId) &&
+          !this.availability.mentioned(linkId, toHex(message.contentId));
         this.availability.announce(linkId, message.contentId, message.ranges);
+        if (answer) this.announceHeld(linkId, message.contentId, false);
         break;
+      }
       case 'chunk-remove':
         this.availability.remove(linkId, message.contentId, message.ranges);
         break;
@@ -359,7 +415,9 @@ export class TransferEngine {
   private chunksHeld(manifest: Manifest, indices: readonly number[] | undefined): void {
     const added = this.server.addChunks(manifest, indices);
     if (added.length === 0) return;
+    const key = toHex(manifest.contentId);
     for (const linkId of this.context.links.ready()) {
+      if (!this.context.mayAnnounce(linkId, key)) continue;
       for (const ranges of indicesToRangeGroups(added)) {
         this.links.send(linkId, { type: 'chunk-announce', contentId: manifest.contentId, ranges });
       }
@@ -463,6 +521,8 @@ export class TransferEngine {
       protocolError: (linkId, detail, nowMs) => {
         this.links.close(linkId, ReasonCode.protocolError, detail, nowMs);
       },
+      mayAnnounce: (linkId, key) =>
+        !this.isRestricted(linkId) || this.availability.mentioned(linkId, key),
       chunkVerified: (manifest, index, bytes) => {
         this.outputs.push({
           type: 'store-chunk',

@@ -120,11 +120,12 @@ export class UrlDownload implements DownloadJob, FetchHandler, ReadBackOwner, Sp
   schedule(nowMs: number): void {
     if (this.state !== 'running') return;
     this.stallWatch.observe(nowMs, this.waitingOnHost());
-    if (this.source.pooled && this.ctx.settings.podLinks) {
+    if (this.source.pooled) {
       for (const linkId of this.ctx.links.ready()) {
         const peer = this.ctx.links.peer(linkId);
         if (
           peer === undefined ||
+          peer.trust !== 'pod' ||
           (peer.capabilities & Capability.fetchOrigin) === 0 ||
           this.refusedBy.has(linkId) ||
           this.ledger.isDistrusted(peer.deviceIdHex)

@@ -117,7 +117,7 @@ export class UrlIndex {
 
   /** A URL_QUERY from a ready link: answered on pod links only (module header). */
   onQuery(linkId: number, message: UrlQueryMessage): void {
-    if (!this.ctx.settings.podLinks) return;
+    if (this.ctx.links.peer(linkId)?.trust !== 'pod') return;
     const serves = (this.ctx.settings.capabilities & Capability.serveChunks) !== 0;
     const list = serves ? this.mappings.get(message.url) : undefined;
     const entries: UrlAnswerEntry[] = [];
@@ -157,11 +157,10 @@ export class UrlIndex {
     }
     checkText('lookup-url.url', url, 1, Limits.urlBytes);
     const links = this.ctx.links;
-    const asked = this.ctx.settings.podLinks
-      ? links
-          .ready()
-          .filter((id) => ((links.peer(id)?.capabilities ?? 0) & Capability.serveChunks) !== 0)
-      : [];
+    const asked = links.ready().filter((id) => {
+      const peer = links.peer(id);
+      return peer?.trust === 'pod' && (peer.capabilities & Capability.serveChunks) !== 0;
+    });
     const lookup: Lookup = {
       lookupId,
       url,

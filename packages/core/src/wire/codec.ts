@@ -205,11 +205,15 @@ function checkFrameSize(field: string, size: number): void {
   }
 }
 
-function checkRanges(field: string, value: unknown): readonly IndexRange[] {
+/** `minCount`: 0 for CHUNK_ANNOUNCE (no ranges: interest only, docs/protocol.md 6.8), else 1. */
+function checkRanges(field: string, value: unknown, minCount: number): readonly IndexRange[] {
   if (!Array.isArray(value)) invalidArgument(field, `must be an array, got ${describe(value)}`);
   const ranges = value as readonly unknown[];
-  if (ranges.length < 1 || ranges.length > Limits.announceRanges) {
-    invalidArgument(field, `must hold 1 to ${Limits.announceRanges} ranges, got ${ranges.length}`);
+  if (ranges.length < minCount || ranges.length > Limits.announceRanges) {
+    invalidArgument(
+      field,
+      `must hold ${minCount} to ${Limits.announceRanges} ranges, got ${ranges.length}`,
+    );
   }
   let previousEnd = 0;
   for (let i = 0; i < ranges.length; i++) {
@@ -296,7 +300,8 @@ function encodeRangesMessage(
     HASH_BYTES,
     HASH_BYTES,
   );
-  const ranges = checkRanges(`${message.type}.ranges`, message.ranges);
+  const minCount = message.type === 'chunk-announce' ? 0 : 1;
+  const ranges = checkRanges(`${message.type}.ranges`, message.ranges, minCount);
   const writer = new FrameWriter(1 + HASH_BYTES + 2 + ranges.length * RANGE_BYTES);
   writer.u8(code);
   writer.bytes(contentId);
@@ -590,10 +595,10 @@ function decodeStatus(reader: FrameReader): StatusMessage {
   return { type: 'status', requestId, status: status as TransferStatus, length, message };
 }
 
-function decodeRanges(reader: FrameReader, field: string): IndexRange[] {
+function decodeRanges(reader: FrameReader, field: string, minCount: number): IndexRange[] {
   const count = reader.u16(`${field} count`);
-  if (count < 1 || count > Limits.announceRanges) {
-    malformed(`${field}: count ${count} is outside 1 to ${Limits.announceRanges}`);
+  if (count < minCount || count > Limits.announceRanges) {
+    malformed(`${field}: count ${count} is outside ${minCount} to ${Limits.announceRanges}`);
   }
   reader.need(field, count * RANGE_BYTES); // before building the array
   const ranges: IndexRange[] = [];
@@ -685,12 +690,12 @@ function decodeBody(code: number, reader: FrameReader): WireMessage {
       return decodeStatus(reader);
     case MessageType.chunkAnnounce: {
       const contentId = reader.copy('chunk-announce.contentId', HASH_BYTES);
-      const ranges = decodeRanges(reader, 'chunk-announce.ranges');
+      const ranges = decodeRanges(reader, 'chunk-announce.ranges', 0);
       return { type: 'chunk-announce', contentId, ranges };
     }
     case MessageType.chunkRemove: {
       const contentId = reader.copy('chunk-remove.contentId', HASH_BYTES);
-      const ranges = decodeRanges(reader, 'chunk-remove.ranges');
+      const ranges = decodeRanges(reader, 'chunk-remove.ranges', 1);
       return { type: 'chunk-remove', contentId, ranges };
     }
     case MessageType.urlQuery: {

@@ -15,6 +15,11 @@
  * runs are packages/sim's (a real network model, the same driver; it depends on this package,
  * so these tests cannot use it). `originDelayMs` gives a node's origin fetches a latency so
  * tests can shape who finishes first.
+ *
+ * Dials: a `connect` output whose address is `n<index>` opens a link to that node at the next
+ * step (with the output's `dialId`, so the core offers the trust it asked for); any other
+ * address fails (`dial-failed`). Every `bytes-received` and `timer-fired` carries a wall clock,
+ * `WALL_CLOCK_EPOCH_MS + nowMs` (a gossip core requires one).
  */
 import {
   Core,
@@ -38,6 +43,9 @@ import type { Manifest } from '../../src/content/manifest.js';
  */
 export type OriginMode =
   'ok' | 'corrupt' | 'corrupt-sparse' | 'stall' | 'trickle' | 'changed' | 'refuses-peers';
+
+/** The mesh's wall clock at virtual time 0 (2026-01-01T00:00:00Z). */
+export const WALL_CLOCK_EPOCH_MS = 1_767_225_600_000;
 
 export interface NodeOptions extends Partial<CoreOptions> {
   /** How this node's origin answers. Default 'ok'. */
@@ -81,6 +89,8 @@ export interface MeshNode {
   /** `read-chunk` outputs answered (chunks served). */
   readsAnswered: number;
   originMode: OriginMode;
+  /** `connect` outputs seen, in order. */
+  readonly connects: Array<Extract<CoreOutput, { type: 'connect' }>>;
 }
 
 interface Action {
@@ -132,6 +142,7 @@ export class Mesh {
         originBytes: 0,
         readsAnswered: 0,
         originMode: options.origin ?? 'ok',
+        connects: [],
       };
       this.nodes.push(node);
     });
@@ -142,8 +153,13 @@ export class Mesh {
     return peer + 1;
   }
 
-  /** Node `from` dials node `to`. */
-  connect(from: number, to: number): void {
+  /** The wall clock now (see the module header). */
+  get wallClockMs(): number {
+    return WALL_CLOCK_EPOCH_MS + this.nowMs;
+  }
+
+  /** Node `from` dials node `to` (for the `connect` output `dialId`, when given). */
+  connect(from: number, to: number, dialId?: number): void {
     this.links.set(`${from}>${to}`, { open: true, muted: false });
     this.links.set(`${to}>${from}`, { open: true, muted: false });
     this.input(to, {
@@ -159,6 +175,7 @@ export class Mesh {
       linkId: Mesh.linkId(to),
       direction: 'outbound',
       remoteAddress: `n${to}`,
+      ...(dialId === undefined ? {} : { dialId }),
     });
     for (const [node, peer] of [
       [from, to],
@@ -235,6 +252,7 @@ export class Mesh {
           nowMs: this.nowMs,
           linkId: Mesh.linkId(from),
           bytes: item,
+          wallClockMs: this.wallClockMs,
         });
       }
       if (link?.open) {
@@ -268,7 +286,7 @@ export class Mesh {
         const due = node.timerMs;
         if (due === undefined || due > this.nowMs) continue;
         node.timerMs = undefined; // a timer is one-shot: the driver re-arms it
-        node.driver.timerFired(this.nowMs);
+        node.driver.timerFired(this.nowMs, this.wallClockMs);
       }
     }
     this.nowMs = until;
@@ -450,9 +468,25 @@ export class Mesh {
         node.store.set(key, chunks);
         break;
       }
-      case 'connect':
-        // This harness feeds no `peer-discovered`, so the core never asks it to dial.
-        throw new Error(`unexpected connect output for dial ${out.dialId}`);
+      case 'connect': {
+        node.connects.push(out);
+        const target = /^n(\d+)$/.exec(out.address);
+        const peer = target === null ? -1 : Number(target[1]);
+        this.later(0, () => {
+          const open = this.links.get(`${index}>${peer}`)?.open === true;
+          if (peer >= 0 && peer < this.nodes.length && peer !== index && !open)
+            this.connect(index, peer, out.dialId);
+          else {
+            this.input(index, {
+              type: 'dial-failed',
+              nowMs: this.nowMs,
+              dialId: out.dialId,
+              detail: open ? 'the mesh holds one link per pair' : `no node at ${out.address}`,
+            });
+          }
+        });
+        break;
+      }
       default:
         unreachableOutput(out);
     }

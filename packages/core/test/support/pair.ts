@@ -34,6 +34,9 @@ export interface PairOptions {
   readonly framing?: Readonly<Record<Side, LinkFraming>>;
 }
 
+/** The pair's wall clock at virtual time 0 (2026-01-01T00:00:00Z), passed with bytes and timers. */
+export const WALL_CLOCK_EPOCH_MS = 1_767_225_600_000;
+
 /** The link ID both cores use for the one link between them. */
 export const LINK = 1;
 
@@ -135,6 +138,7 @@ export class Pair {
             nowMs: this.nowMs,
             linkId: LINK,
             bytes,
+            wallClockMs: WALL_CLOCK_EPOCH_MS + this.nowMs,
           });
         }
         if (this.autoFlush) this.flush(side, item.length);
@@ -166,7 +170,7 @@ export class Pair {
         const due = this.deadlines[side];
         if (due === undefined || due > this.nowMs) continue;
         this.deadlines[side] = undefined; // a timer is one-shot: the driver re-arms it
-        this.drivers[side].timerFired(this.nowMs);
+        this.drivers[side].timerFired(this.nowMs, WALL_CLOCK_EPOCH_MS + this.nowMs);
       }
     }
     this.nowMs = until;

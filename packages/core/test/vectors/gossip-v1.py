@@ -194,24 +194,24 @@ def add(name, key, seed, code, ttl, initial_ttl, message_id, ts, type_body, fiel
     })
 
 
-add('PEER_ANNOUNCEMENT of alpha, straight from its origin', 'alpha', SEED_A, ANNOUNCEMENT, 31, 32,
+add('PEER_ANNOUNCEMENT of alpha, straight from its origin', 'alpha', SEED_A, ANNOUNCEMENT, 32, 32,
     mid(1), T0 + 1000, prefixed(REC_A), {'record': REC_A.hex()})
-add('PEER_UPDATE of bravo, leaving', 'bravo', SEED_B, UPDATE, 20, 32, mid(2), T0 + 60000,
+add('PEER_UPDATE of bravo, leaving, relayed 12 times', 'bravo', SEED_B, UPDATE, 20, 32, mid(2), T0 + 60000,
     prefixed(REC_B_LEAVING), {'record': REC_B_LEAVING.hex()})
-add('PEER_REQUEST for peers holding a content', 'bravo', SEED_B, REQUEST, 15, 16, mid(3), T0 + 2000,
+add('PEER_REQUEST for peers holding a content', 'bravo', SEED_B, REQUEST, 16, 16, mid(3), T0 + 2000,
     u8(1) + CONTENT_1 + u8(8), {'contentId': CONTENT_1.hex(), 'maxResults': 8})
-add('PEER_REQUEST for any peers', 'alpha', SEED_A, REQUEST, 0, 16, mid(4), T0 + 2001,
+add('PEER_REQUEST for any peers, on its last hop', 'alpha', SEED_A, REQUEST, 1, 16, mid(4), T0 + 2001,
     u8(0) + u8(16), {'contentId': None, 'maxResults': 16})
-add('PEER_LIST_RESPONSE answering request 03..03', 'alpha', SEED_A, LIST_RESPONSE, 15, 16, mid(5),
+add('PEER_LIST_RESPONSE answering request 03..03', 'alpha', SEED_A, LIST_RESPONSE, 16, 16, mid(5),
     T0 + 2500, mid(3) + u8(2) + prefixed(REC_A) + prefixed(REC_B),
     {'requestId': mid(3).hex(), 'records': [REC_A.hex(), REC_B.hex()]})
-add('PEER_LIST_RESPONSE table sync on a new link (requestId zero)', 'bravo', SEED_B, LIST_RESPONSE, 0, 1,
+add('PEER_LIST_RESPONSE table sync on a new link (requestId zero)', 'bravo', SEED_B, LIST_RESPONSE, 1, 1,
     mid(6), T0 + 3000, bytes(16) + u8(1) + prefixed(REC_A),
     {'requestId': bytes(16).hex(), 'records': [REC_A.hex()]})
-add('PEER_LIST_RESPONSE, empty', 'bravo', SEED_B, LIST_RESPONSE, 0, 1, mid(7), T0 + 3001,
+add('PEER_LIST_RESPONSE, empty', 'bravo', SEED_B, LIST_RESPONSE, 1, 1, mid(7), T0 + 3001,
     bytes(16) + u8(0), {'requestId': bytes(16).hex(), 'records': []})
-add('HEARTBEAT (2 hops)', 'alpha', SEED_A, HEARTBEAT, 1, 2, mid(8), T0 + 30000, b'', {})
-add('CONTENT_AVAILABILITY: holds one, dropped another', 'alpha', SEED_A, CONTENT, 31, 32, mid(9),
+add('HEARTBEAT (2 hops)', 'alpha', SEED_A, HEARTBEAT, 2, 2, mid(8), T0 + 30000, b'', {})
+add('CONTENT_AVAILABILITY: holds one, dropped another', 'alpha', SEED_A, CONTENT, 32, 32, mid(9),
     T0 + 4000, u8(2) + CONTENT_1 + u8(1) + CONTENT_2 + u8(0),
     {'entries': [{'contentId': CONTENT_1.hex(), 'held': True},
                  {'contentId': CONTENT_2.hex(), 'held': False}]})

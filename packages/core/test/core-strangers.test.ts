@@ -1,0 +1,273 @@
+/**
+ * Stranger links between real Cores (mesh harness, docs/protocol.md 3.1 and 7.5): a link's
+ * trust is the suite its handshake used; with gossip on one listener accepts pod (XXpsk3) and
+ * stranger (XX) links; a stranger link carries content by ID and gossip, never FETCH_ASSIGN,
+ * URL lookups or RPC; CHUNK_ANNOUNCE goes to a stranger only for a content it announced itself.
+ *
+ * A "probe" is a Core without pod secret or gossip and with `handleTransfers: false`: its
+ * outbound links run plain XX and every message it receives surfaces as `peer:message`, so it
+ * sees exactly what a gossiping Core sends a stranger, and can send it anything.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { toHex } from '../src/bytes.js';
+import type { CoreEvent } from '../src/core.js';
+import { RPC_ERROR_STRANGER_LINK } from '../src/core.js';
+import type { GossipSelf } from '../src/gossip/gossip-engine.js';
+import { Capability, TransferStatus, type WireMessage } from '../src/wire/messages.js';
+import { ReasonCode } from '../src/wire/reason-codes.js';
+import { Mesh, type NodeOptions } from './support/mesh.js';
+import { CHUNK, manifestOf, testBytes } from './support/content-fixture.js';
+import { tapSent } from './support/sent-messages.js';
+
+const secret = (n: number): Uint8Array => new Uint8Array(32).fill(n);
+
+function self(name: string): GossipSelf {
+  return {
+    broadcast: false,
+    bootstrap: false,
+    addresses: [],
+    listenPort: 9000,
+    deviceName: name,
+    capabilities: Capability.serveChunks,
+  };
+}
+
+/** A gossiping node in pod `pod` (undefined: a stranger-only node). */
+function gossiper(pod: number | undefined, name: string, extra: NodeOptions = {}): NodeOptions {
+  return {
+    ...(pod === undefined ? {} : { podSecret: secret(pod) }),
+    gossip: { self: self(name) },
+    ...extra,
+  };
+}
+
+const probe: NodeOptions = { handleTransfers: false };
+
+function received(mesh: Mesh, node: number): WireMessage[] {
+  return mesh.eventsOf(node, 'peer:message').map((e) => e.message);
+}
+
+function connected(mesh: Mesh, node: number): Extract<CoreEvent, { type: 'peer:connect' }>[] {
+  return mesh.eventsOf(node, 'peer:connect');
+}
+
+/** Node `from` dials `to` as a stranger (`dial-stranger`), and the mesh settles. */
+function dialStranger(mesh: Mesh, from: number, to: number, deviceId?: Uint8Array): void {
+  mesh.input(from, {
+    type: 'dial-stranger',
+    nowMs: mesh.nowMs,
+    address: `n${to}`,
+    port: 9000,
+    ...(deviceId === undefined ? {} : { deviceId }),
+  });
+  mesh.drive();
+}
+
+test('two gossiping Cores of different pods link as strangers: connect.trust, XX, trust on both ends, HELLO gossip bit', () => {
+  const mesh = new Mesh([gossiper(1, 'a'), gossiper(2, 'b')]);
+  dialStranger(mesh, 0, 1);
+  const dial = mesh.nodes[0]!.connects[0]!;
+  assert.equal(dial.trust, 'stranger');
+  assert.equal(dial.deviceId, undefined, 'dialled by address alone');
+  for (const node of [0, 1]) {
+    const [event] = connected(mesh, node);
+    assert.equal(event?.remote.trust, 'stranger', `node ${node} sees a stranger link`);
+    assert.ok((event.remote.capabilities & Capability.gossip) !== 0, 'HELLO has the gossip bit');
+  }
+  const [row0] = mesh.nodes[0]!.core.peers();
+  assert.equal(row0?.trust, 'stranger');
+  assert.equal(row0?.source, 'manual', 'the dialler learnt it from dial-stranger');
+  assert.equal(
+    mesh.nodes[1]!.core.peers()[0]?.source,
+    'gossip',
+    'the dialled met it as a stranger',
+  );
+});
+
+test('a pod pair with gossip on still runs XXpsk3 and gets trust pod', () => {
+  const mesh = new Mesh([gossiper(3, 'a'), gossiper(3, 'b')]);
+  mesh.connect(0, 1);
+  mesh.drive();
+  for (const node of [0, 1]) {
+    assert.equal(connected(mesh, node)[0]?.remote.trust, 'pod', `node ${node}`);
+    assert.equal(mesh.nodes[node]!.core.peers()[0]?.trust, 'pod');
+  }
+});
+
+test('a gossiping pod member dialled as a stranger by a member of its own pod gets a stranger link, not a pod one', () => {
+  // The suite decides: a dial that offers XX is a stranger link even between pod members.
+  const mesh = new Mesh([gossiper(4, 'a'), gossiper(4, 'b')]);
+  dialStranger(mesh, 0, 1);
+  assert.equal(connected(mesh, 1)[0]?.remote.trust, 'stranger');
+});
+
+test('without gossip a stranger XX handshake is refused with suiteUnsupported, as before', () => {
+  const mesh = new Mesh([probe, { podSecret: secret(5) }]);
+  mesh.connect(0, 1);
+  mesh.drive();
+  assert.equal(connected(mesh, 1).length, 0, 'no link became ready');
+  const [gone] = mesh.eventsOf(1, 'peer:disconnect');
+  assert.equal(gone?.reason, ReasonCode.suiteUnsupported);
+});
+
+test('a stranger-only node (no pod secret, gossip on) accepts XX and refuses a pod (XXpsk3) dial', () => {
+  const mesh = new Mesh([{ podSecret: secret(6) }, gossiper(undefined, 'b'), probe]);
+  mesh.connect(0, 1);
+  mesh.connect(2, 1);
+  mesh.drive();
+  const ready = connected(mesh, 1);
+  assert.equal(ready.length, 1);
+  assert.equal(ready[0]!.linkId, Mesh.linkId(2), 'the probe (XX) linked');
+  assert.equal(ready[0]!.remote.trust, 'stranger');
+  const refused = mesh.eventsOf(1, 'peer:disconnect').find((e) => e.linkId === Mesh.linkId(0));
+  assert.equal(refused?.reason, ReasonCode.suiteUnsupported);
+});
+
+test('dial-stranger naming a Device ID closes a link answered by another device (identityRejected)', () => {
+  const mesh = new Mesh([gossiper(1, 'a'), gossiper(2, 'b'), gossiper(3, 'c')]);
+  dialStranger(mesh, 0, 1, mesh.nodes[2]!.deviceId);
+  assert.equal(connected(mesh, 0).length, 0, 'node 0 never reports the wrong device');
+  const [gone] = mesh.eventsOf(0, 'peer:disconnect');
+  assert.equal(gone?.reason, ReasonCode.identityRejected);
+});
+
+test('a stranger FETCH_ASSIGN gets STATUS error and no origin fetch; URL_QUERY no answer; RPC_REQUEST RPC_ERROR; none reaches the host', () => {
+  const mesh = new Mesh([
+    probe,
+    gossiper(7, 'b', {
+      capabilities: Capability.serveChunks | Capability.fetchOrigin | Capability.rpc,
+    }),
+  ]);
+  mesh.connect(0, 1);
+  mesh.drive();
+  assert.equal(connected(mesh, 1)[0]?.remote.trust, 'stranger');
+  const send = (message: WireMessage): void =>
+    mesh.input(0, { type: 'send-message', nowMs: mesh.nowMs, linkId: Mesh.linkId(1), message });
+  send({
+    type: 'fetch-assign',
+    requestId: 1,
+    url: 'https://example.com/x',
+    rangeStart: 0,
+    rangeEnd: 10,
+    validator: '"v"',
+    headers: [],
+  });
+  send({ type: 'url-query', queryId: 9, url: 'https://example.com/x' });
+  send({ type: 'url-answer', queryId: 9, entries: [] });
+  send({ type: 'rpc-request', callId: 5, method: 'store.has', body: new Uint8Array(3) });
+  send({ type: 'rpc-response', callId: 6, body: new Uint8Array(0) });
+  mesh.drive();
+  const node1 = mesh.nodes[1]!;
+  assert.equal(node1.fetches.length, 0, 'FETCH_ASSIGN from a stranger fetched nothing');
+  assert.equal(mesh.eventsOf(1, 'peer:message').length, 0, 'no stranger frame reached the host');
+  assert.deepEqual(node1.core.strangerRefusals, {
+    'fetch-assign': 1,
+    'url-query': 1,
+    'url-answer': 1,
+    rpc: 2,
+  });
+  const answers = received(mesh, 0);
+  const status = answers.find((m) => m.type === 'status');
+  assert.ok(status?.type === 'status' && status.requestId === 1);
+  assert.equal(status.status, TransferStatus.error);
+  assert.match(status.message, /pod links only/);
+  assert.ok(!answers.some((m) => m.type === 'url-answer'), 'URL_QUERY was not answered');
+  const rpc = answers.find((m) => m.type === 'rpc-error');
+  assert.ok(rpc?.type === 'rpc-error');
+  assert.equal(rpc.callId, 5);
+  assert.equal(rpc.code, RPC_ERROR_STRANGER_LINK);
+  assert.ok(mesh.nodes[1]!.core.openLinkCount === 1, 'the link stays up');
+});
+
+test('no unsolicited CHUNK_ANNOUNCE to a stranger, unlike a pod member; an interest announcement gets the held ranges', () => {
+  const data = testBytes(5 * CHUNK, 81);
+  const manifest = manifestOf(data);
+  const other = manifestOf(testBytes(2 * CHUNK, 82));
+  const podProbe: NodeOptions = { podSecret: secret(8), handleTransfers: false };
+  const mesh = new Mesh([probe, gossiper(8, 'holder'), podProbe]);
+  mesh.seedContent(1, manifest, data);
+  mesh.connect(0, 1);
+  mesh.connect(2, 1);
+  const toStranger = tapSent(mesh, 1, 0);
+  mesh.drive();
+  const announces = (node: number): WireMessage[] =>
+    received(mesh, node).filter((m) => m.type === 'chunk-announce');
+  assert.equal(announces(2).length, 1, 'the pod member hears of the held content at once');
+  assert.equal(announces(0).length, 0, 'the stranger hears nothing unasked');
+  // A content the holder gets later is announced to the pod member only.
+  mesh.seedContent(1, other, testBytes(2 * CHUNK, 82));
+  mesh.drive();
+  assert.equal(announces(2).length, 2);
+  assert.equal(announces(0).length, 0);
+  // The stranger announces interest (no ranges): it is answered with what is held.
+  mesh.input(0, {
+    type: 'send-message',
+    nowMs: mesh.nowMs,
+    linkId: Mesh.linkId(1),
+    message: { type: 'chunk-announce', contentId: manifest.contentId, ranges: [] },
+  });
+  mesh.drive();
+  const answer = announces(0);
+  assert.equal(answer.length, 1);
+  assert.ok(answer[0]!.type === 'chunk-announce');
+  assert.equal(toHex(answer[0].contentId), toHex(manifest.contentId));
+  assert.deepEqual(answer[0].ranges, [{ start: 0, end: 5 }]);
+  // A second interest in the same content is not answered again, and nothing else leaked.
+  mesh.input(0, {
+    type: 'send-message',
+    nowMs: mesh.nowMs,
+    linkId: Mesh.linkId(1),
+    message: { type: 'chunk-announce', contentId: manifest.contentId, ranges: [] },
+  });
+  mesh.drive();
+  assert.equal(announces(0).length, 1);
+  const leaked = toStranger.filter(
+    (m) =>
+      (m.type === 'chunk-announce' || m.type === 'chunk-remove') &&
+      toHex(m.contentId) !== toHex(manifest.contentId),
+  );
+  assert.deepEqual(leaked, [], 'the other content ID never went to the stranger');
+  // Removing the unasked content sends CHUNK_REMOVE to the pod member only.
+  mesh.input(1, { type: 'content-removed', nowMs: mesh.nowMs, contentId: other.contentId });
+  mesh.drive();
+  assert.ok(received(mesh, 2).some((m) => m.type === 'chunk-remove'));
+  assert.ok(!toStranger.some((m) => m.type === 'chunk-remove'));
+});
+
+test('a content download from strangers completes exactly: interest announced, manifest and chunks verified, a corrupting stranger costs re-fetches and a ban', () => {
+  const data = testBytes(12 * CHUNK, 83);
+  const manifest = manifestOf(data);
+  const mesh = new Mesh([
+    gossiper(undefined, 'requester'),
+    gossiper(10, 'honest'),
+    gossiper(11, 'liar', { testFaults: { corruptServedChunks: true } }),
+  ]);
+  mesh.seedContent(1, manifest, data);
+  mesh.seedContent(2, manifest, data);
+  dialStranger(mesh, 0, 2);
+  dialStranger(mesh, 0, 1);
+  for (const peer of [1, 2])
+    assert.equal(connected(mesh, peer)[0]?.remote.trust, 'stranger', `node ${peer}`);
+  assert.equal(mesh.nodes[0]!.readsAnswered, 0);
+  mesh.input(0, {
+    type: 'start-download',
+    nowMs: mesh.nowMs,
+    downloadId: 1,
+    source: { kind: 'content', contentId: manifest.contentId },
+  });
+  mesh.runUntil(() => mesh.eventsOf(0, 'download:complete').length > 0, 120_000);
+  assert.equal(mesh.eventsOf(0, 'download:failed').length, 0);
+  assert.deepEqual(mesh.deliveredBytes(0, 1), data, 'every delivered byte is the content');
+  const stored = mesh.nodes[0]!.store.get(toHex(manifest.contentId))!;
+  for (let i = 0; i < 12; i++)
+    assert.deepEqual(stored.get(i), data.subarray(i * CHUNK, (i + 1) * CHUNK), `chunk ${i}`);
+  const banned = mesh.eventsOf(0, 'peer:banned');
+  assert.deepEqual(
+    banned.map((e) => toHex(e.deviceId)),
+    [toHex(mesh.nodes[2]!.deviceId)],
+    'the liar, and only it, was caught by verification and banned',
+  );
+  // The liar served chunks (it was asked), and none of its bytes was kept.
+  assert.ok(mesh.nodes[2]!.readsAnswered > 0, 'the corrupting stranger was asked for chunks');
+});

@@ -1,0 +1,228 @@
+/**
+ * The engine's parts on their own: the seen set (against a model), the request routes, the
+ * active view's draws, the peer score's range and order, the table's record ordering and
+ * tombstones, and the engine's refusals of host misuse.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { chooseDials, ActiveView } from '../src/gossip/active-view.js';
+import { GossipEngine, GossipDefaults } from '../src/gossip/gossip-engine.js';
+import { GossipTable, type HeldRecord, type TableEntry } from '../src/gossip/gossip-table.js';
+import { PeerScore } from '../src/gossip/peer-score.js';
+import { RequestRoutes } from '../src/gossip/request-routes.js';
+import { SeenSet } from '../src/gossip/seen-set.js';
+import { Prng } from '../src/prng.js';
+import { gossipCrypto } from './support/gossip-mesh.js';
+
+test('SeenSet against a model: bounded, floor = newest forgotten timestamp, duplicates while held, replayed at or below the floor', () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 8 }),
+      fc.array(
+        fc.record({ key: fc.integer({ min: 0, max: 20 }), ts: fc.integer({ min: 0, max: 100 }) }),
+        { maxLength: 60 },
+      ),
+      (capacity, adds) => {
+        const set = new SeenSet(capacity, 1_000_000);
+        const held = new Map<string, number>();
+        let floor = -1;
+        for (const { key, ts } of adds) {
+          const k = `k${key}`;
+          const expected = ts <= floor ? 'replayed' : held.has(k) ? 'duplicate' : 'new';
+          assert.equal(set.check(k, ts), expected);
+          if (expected !== 'new') continue;
+          set.add(k, ts, 0);
+          if (held.size >= capacity) {
+            // The model forgets the smallest timestamp first.
+            let oldest: [string, number] | undefined;
+            for (const e of held) if (oldest === undefined || e[1] < oldest[1]) oldest = e;
+            held.delete(oldest![0]);
+            floor = Math.max(floor, oldest![1]);
+          }
+          held.set(k, ts);
+          assert.ok(set.size <= capacity);
+          assert.equal(set.size, held.size);
+          assert.equal(set.floorMs, floor);
+        }
+      },
+    ),
+  );
+});
+
+test('SeenSet forgets what fell out of the clock window (raising the floor) so idle memory stays small', () => {
+  const set = new SeenSet(1000, 30_000);
+  for (let i = 0; i < 10; i++) set.add(`a${i}`, 1_000 + i, 1_000 + i);
+  assert.equal(set.size, 10);
+  set.add('late', 50_000, 50_000);
+  assert.equal(set.size, 1, 'entries older than wall - 30 s are gone');
+  assert.equal(set.floorMs, 1_009);
+  assert.equal(set.check('a3', 1_003), 'replayed');
+});
+
+test('RequestRoutes: bounded (oldest first), expire after their lifetime, the first route for an ID wins', () => {
+  const routes = new RequestRoutes(3, 1_000);
+  routes.add('r1', 1, undefined, 0);
+  routes.add('r1', 2, undefined, 0);
+  assert.equal(routes.get('r1', 10)?.linkId, 1);
+  routes.add('r2', 2, undefined, 1);
+  routes.add('r3', 3, undefined, 2);
+  routes.add('r4', 4, 'c', 3);
+  assert.equal(routes.size, 3);
+  assert.equal(routes.get('r1', 3), undefined, 'the oldest went');
+  assert.equal(routes.get('r4', 3)?.contentKey, 'c');
+  assert.equal(routes.get('r4', 1_003), undefined, 'expired');
+  routes.add('r5', 5, undefined, 2_000);
+  assert.equal(routes.size, 1, 'expired routes pruned on add');
+});
+
+test('ActiveView: targets skip the sender and draw at most count; dial slots count dials in flight; dials time out', () => {
+  const view = new ActiveView();
+  for (let i = 1; i <= 6; i++) view.add(i, `d${i}`);
+  const prng = new Prng(1);
+  for (let r = 0; r < 50; r++) {
+    const t = view.targets(3, 4, prng);
+    assert.equal(t.length, 3);
+    assert.equal(new Set(t).size, 3);
+    assert.ok(!t.includes(4));
+  }
+  assert.deepEqual(view.targets(10, 1, prng).sort(), [2, 3, 4, 5, 6]);
+  const small = new ActiveView();
+  small.add(1, 'a');
+  small.markDialing('b', 0);
+  assert.equal(small.dialSlots(4), 2);
+  assert.deepEqual(small.expireDials(14_999), []);
+  assert.deepEqual(small.expireDials(15_000), ['b']);
+  small.markDialing('c', 0);
+  small.add(2, 'c');
+  assert.equal(small.isDialing('c'), false, 'a link that comes up ends its dial');
+});
+
+test('chooseDials draws uniformly among eligible entries (every eligible one gets picked, no ineligible one)', () => {
+  const entries = Array.from({ length: 20 }, (_, i) => ({ key: `e${i}` }) as TableEntry);
+  const prng = new Prng(2);
+  const counts = new Map<string, number>();
+  for (let r = 0; r < 2000; r++)
+    for (const e of chooseDials(entries, 2, (x) => Number(x.key.slice(1)) % 2 === 0, prng))
+      counts.set(e.key, (counts.get(e.key) ?? 0) + 1);
+  assert.equal(counts.size, 10);
+  for (const [key, n] of counts) {
+    assert.equal(Number(key.slice(1)) % 2, 0);
+    assert.ok(n > 250 && n < 550, `${key} drawn ${n} times of an expected 400`);
+  }
+});
+
+test('PeerScore: in [0, 1000]; availability counts one heard slot per interval; faster and better-heard score higher', () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.integer({ min: 0, max: 10_000_000 }), { maxLength: 30 }),
+      fc.option(fc.integer({ min: 0, max: 100_000 }), { nil: undefined }),
+      fc.option(fc.integer({ min: 0, max: 1e10 }), { nil: undefined }),
+      (heardAt, rttMs, bytesPerSecond) => {
+        const score = new PeerScore(0);
+        for (const at of [...heardAt].sort((a, b) => a - b)) score.heard(at, 30_000);
+        score.observe({
+          ...(rttMs === undefined ? {} : { rttMs }),
+          ...(bytesPerSecond === undefined ? {} : { bytesPerSecond }),
+        });
+        const p = score.permille(10_000_000, 30_000);
+        assert.ok(p >= 0 && p <= 1000);
+      },
+    ),
+  );
+  const faithful = new PeerScore(0);
+  const flaky = new PeerScore(0);
+  for (let t = 30_000; t <= 600_000; t += 30_000) faithful.heard(t, 30_000);
+  for (let t = 0; t < 100; t++) flaky.heard(1_000 + t, 30_000); // a burst counts once
+  assert.equal(faithful.availabilityPermille(600_000, 30_000), 1000);
+  assert.equal(flaky.availabilityPermille(600_000, 30_000), Math.floor(1000 / 21));
+  const fast = new PeerScore(0);
+  const slow = new PeerScore(0);
+  fast.observe({ rttMs: 10 });
+  slow.observe({ rttMs: 1_000 });
+  assert.ok(fast.performancePermille() > 500 && slow.performancePermille() < 500);
+});
+
+test('GossipTable: records only move forward; a tombstone keeps an older record out; a linked record-less entry goes with its link', () => {
+  const table = new GossipTable({
+    tableMax: 10,
+    peerExpiryMs: 1000,
+    heartbeatIntervalMs: 100,
+    prng: new Prng(3),
+  });
+  const rec = (issuedAtMs: number): HeldRecord => ({
+    bytes: Uint8Array.of(issuedAtMs & 255),
+    issuedAtMs,
+    bootstrap: false,
+    addresses: ['10.0.0.1'],
+    listenPort: 1,
+    deviceName: 'p',
+  });
+  const id = new Uint8Array(32);
+  assert.equal(table.putRecord('p', id, rec(10), 'gossip', 0, 0).change, 'learned');
+  assert.equal(table.putRecord('p', id, rec(5), 'gossip', 0, 0).change, 'stale');
+  assert.equal(table.putRecord('p', id, rec(10), 'gossip', 0, 0).change, 'refreshed');
+  assert.equal(table.putRecord('p', id, rec(20), 'gossip', 0, 0).change, 'updated');
+  table.leave('p', 30);
+  assert.equal(table.size, 0);
+  assert.equal(table.putRecord('p', id, rec(25), 'gossip', 0, 0).change, 'stale');
+  assert.equal(table.putRecord('p', id, rec(31), 'gossip', 0, 0).change, 'learned');
+  table.linked('q', id, 0);
+  assert.equal(table.size, 2);
+  table.unlinked('q');
+  assert.equal(table.get('q'), undefined);
+  assert.deepEqual(table.expire(999).length, 0);
+  assert.deepEqual(
+    table.expire(1000).map((e) => e.key),
+    ['p'],
+  );
+});
+
+test('GossipEngine refuses host misuse with PEAPOD_ERR_INVALID_ARGUMENT naming the argument', () => {
+  const crypto = gossipCrypto(9);
+  const identity = crypto.ed25519GenerateKeyPair();
+  const self = {
+    broadcast: true,
+    bootstrap: false,
+    addresses: ['10.0.0.1'],
+    listenPort: 9000,
+    deviceName: 'me',
+    capabilities: 0,
+  };
+  const make = (settings = {}) =>
+    new GossipEngine({ crypto, identity, prng: new Prng(1), self, settings });
+  const refuses = (fn: () => unknown, name: RegExp) =>
+    assert.throws(
+      fn,
+      (e: { code?: string; message?: string }) =>
+        e.code === 'PEAPOD_ERR_INVALID_ARGUMENT' && name.test(e.message ?? ''),
+    );
+  refuses(() => make({ fanOut: 0 }), /settings\.fanOut/);
+  refuses(() => make({ activeLinks: 5, activeLinksMax: 4 }), /settings\.activeLinksMax/);
+  refuses(
+    () =>
+      new GossipEngine({ crypto, identity, prng: new Prng(1), self: { ...self, listenPort: 0 } }),
+    /options\.self/,
+  );
+  const engine = make();
+  refuses(() => engine.linkUp(1, new Uint8Array(31), 0, 1), /deviceId/);
+  engine.linkUp(1, new Uint8Array(32).fill(1), 10, 1);
+  refuses(() => engine.linkUp(1, new Uint8Array(32).fill(2), 10, 1), /linkId/);
+  refuses(() => engine.timer(5, 1), /nowMs/);
+  refuses(() => engine.timer(20, Number.NaN), /wallClockMs/);
+  refuses(
+    () => engine.announceContent([{ contentId: new Uint8Array(3), held: true }], 20, 1),
+    /contentId/,
+  );
+  refuses(() => engine.observe(new Uint8Array(32), { rttMs: -1 }), /sample\.rttMs/);
+  refuses(() => engine.addRecords([1 as unknown as Uint8Array], 'cache', 20, 1), /records/);
+  // A silent self with addresses is fine: they are ignored, never put in a record.
+  const quiet = new GossipEngine({
+    crypto,
+    identity,
+    prng: new Prng(1),
+    self: { ...self, broadcast: false },
+  });
+  assert.equal(quiet.snapshot().length, 0);
+  assert.equal(GossipDefaults.peerExpiryMs, 2 * 60 * 60 * 1000);
+});
