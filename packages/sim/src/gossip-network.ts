@@ -15,7 +15,8 @@
  *   A dial to a node that is not live (or to no node) just never completes, as a dial to a dead
  *   host times out; the engine has no other signal.
  * - A `send` is lost with probability `lossRate` (drawn per frame), else delivered after the
- *   link's latency, unless the link closed or the receiver left meanwhile. The frame's body is
+ *   link's latency, unless the receiver's end of the link went down or the receiver left
+ *   meanwhile (frames sent before a close still arrive, before the `linkDown`, as on TCP). The frame's body is
  *   copied when sent, as a socket would, so no engine can see another's buffer change.
  * - A `close` output closes the link at once for the closer (its engine gets `linkDown` as the
  *   next event) and one latency later for the other end. A node that leaves (`leave`) vanishes:
@@ -52,6 +53,7 @@ export type SimGossipEngine = Pick<
   | 'timer'
   | 'nextDeadlineMs'
   | 'setSelf'
+  | 'announce'
   | 'announceContent'
   | 'addRecords'
   | 'ownRecord'
@@ -83,6 +85,8 @@ export interface GossipNetworkOptions {
   readonly settings: Partial<GossipSettings>;
   readonly observer: GossipNetworkObserver;
   readonly engineFactory?: GossipEngineFactory;
+  /** Replaces a frame before it is sent (gossip-link-announce.ts); identity when absent. */
+  readonly sendFilter?: (node: SimGossipNode, frame: GossipFrameMessage) => GossipFrameMessage;
 }
 
 export interface SimGossipNode {
@@ -316,11 +320,12 @@ export class GossipNetwork {
     });
   }
 
-  private onSend(node: SimGossipNode, linkId: number, frame: GossipFrameMessage): void {
+  private onSend(node: SimGossipNode, linkId: number, engineFrame: GossipFrameMessage): void {
+    const frame = this.options.sendFilter?.(node, engineFrame) ?? engineFrame;
     this.counters.sends++;
     this.options.observer.onSend(node.index, linkId, frame);
     const link = this.links.get(linkId);
-    if (link === undefined || link.closed || !node.links.has(linkId)) {
+    if (link === undefined || !node.links.has(linkId)) {
       this.counters.droppedClosed++;
       return;
     }
@@ -332,7 +337,7 @@ export class GossipNetwork {
     const copy: GossipFrameMessage = { type: 'gossip', code: frame.code, body: frame.body.slice() };
     this.options.queue.schedule(this.nowMs + link.latencyMs, 'gossip-frame', target, linkId, () => {
       const receiver = this.nodes[target]!;
-      if (link.closed || receiver.engine === undefined || !receiver.links.has(linkId)) {
+      if (receiver.engine === undefined || !receiver.links.has(linkId)) {
         this.counters.droppedClosed++;
         return;
       }
@@ -389,27 +394,33 @@ export class GossipNetwork {
 
   private onClose(node: SimGossipNode, linkId: number): void {
     const link = this.links.get(linkId);
-    if (link === undefined || link.closed || !node.links.has(linkId)) return;
+    if (link === undefined || !node.links.has(linkId)) return;
     this.counters.closes++;
-    this.closeLink(link, node.index);
     node.links.delete(linkId);
+    if (!link.closed) this.closeLink(link, node.index);
     this.options.queue.schedule(this.nowMs, 'gossip-closed', node.index, linkId, () => {
       this.drive(node.index, (e, now) => e.linkDown(linkId, now));
     });
   }
 
-  /** Marks the link closed; the end other than `by` gets `linkDown` one latency later. */
+  /**
+   * Marks the link closed; the end other than `by` gets `linkDown` one latency later, after the
+   * frames `by` sent before closing (a TCP close delivers what was sent first).
+   */
   private closeLink(link: SimLink, by: number): void {
     link.closed = true;
-    this.links.delete(link.id);
     const other = link.a === by ? link.b : link.a;
-    if (!this.nodes[other]!.links.has(link.id)) return;
+    if (!this.nodes[other]!.links.has(link.id)) {
+      this.links.delete(link.id);
+      return;
+    }
     this.options.queue.schedule(
       this.nowMs + link.latencyMs,
       'gossip-link-down',
       other,
       link.id,
       () => {
+        this.links.delete(link.id);
         const remote = this.nodes[other]!;
         if (!remote.links.delete(link.id)) return;
         this.drive(other, (e, now) => e.linkDown(link.id, now));

@@ -12,9 +12,9 @@
  * 3. Settle for `settleMs`; the overlay's shape (links per node, connected components) is taken.
  * 4. Measurement, for `measureMs`: `churn` of the live nodes leave (crash: links drop, their
  *    neighbours get `linkDown`) at uniform times, and half as many new nodes join. Interleaved
- *    over the window, `originsPerKind` origins of each kind speak: a broadcasting node joins
- *    (its PEER_ANNOUNCEMENT), a live broadcasting node changes its name (`setSelf`: PEER_UPDATE),
- *    a live broadcasting node publishes a content (`announceContent`: CONTENT_AVAILABILITY).
+ *    over the window, `originsPerKind` origins of each kind, each a live broadcasting node,
+ *    speak: `announce` (PEER_ANNOUNCEMENT), `setSelf` with a new name (PEER_UPDATE),
+ *    `announceContent` of a new content (CONTENT_AVAILABILITY).
  *    Origins and bootstrap nodes never leave. Each announcement is measured over its spread
  *    window (gossip-spread.ts); the run ends one spread window after the measurement.
  * 5. The IP-sharing invariant (gossip-ip-invariant.ts) is checked on every table event, record-
@@ -49,6 +49,7 @@ import {
   type KindSummary,
   type SpreadResult,
 } from './gossip-spread.js';
+import { LinkAnnouncementHop, type LinkAnnounceMode } from './gossip-link-announce.js';
 import { withVerifyMemo, type VerifyMemoStats } from './gossip-verify-memo.js';
 import { createSeededCryptoProvider } from './seeded-crypto.js';
 
@@ -72,6 +73,8 @@ export interface GossipScenarioConfig {
   readonly settings: Partial<GossipSettings>;
   /** Verify every signature with OpenSSL (no memo; see gossip-verify-memo.ts). */
   readonly verifyEvery: boolean;
+  /** 'flood': the engine as it is; 'hop': link announcements travel one hop (gossip-link-announce.ts). */
+  readonly linkAnnounce: LinkAnnounceMode;
   /** Tests only: another engine. The CLI always runs the real `GossipEngine`. */
   readonly engineFactory?: GossipEngineFactory;
 }
@@ -97,6 +100,7 @@ export function gossipScenarioDefaults(
     spreadWindowMs: 10_000,
     settings: {},
     verifyEvery: false,
+    linkAnnounce: 'flood',
     ...overrides,
   };
 }
@@ -132,6 +136,8 @@ export interface GossipRunResult {
     readonly violations: readonly IpViolation[];
   };
   readonly verify: VerifyMemoStats;
+  /** Link announcements re-signed as one-hop introductions ('hop' mode). */
+  readonly linkAnnouncementsRewritten: number;
   readonly simMs: number;
   readonly events: number;
 }
@@ -147,6 +153,7 @@ export class GossipScenario {
   private readonly prng: Prng;
   private readonly crypto: CryptoProvider;
   private readonly network: GossipNetwork;
+  private readonly hop: LinkAnnouncementHop | undefined;
   private readonly invariant = new IpSharingInvariant();
   private readonly spread = new SpreadTracker();
   private readonly verify: VerifyMemoStats = { verified: 0, remembered: 0 };
@@ -163,6 +170,8 @@ export class GossipScenario {
     this.prng = new Prng(config.seed);
     const seeded = createSeededCryptoProvider(this.prng.nextU32());
     this.crypto = config.verifyEvery ? seeded : withVerifyMemo(seeded, this.verify);
+    const hop = config.linkAnnounce === 'hop' ? new LinkAnnouncementHop(this.crypto) : undefined;
+    this.hop = hop;
     this.network = new GossipNetwork({
       queue: this.queue,
       prng: this.prng.fork(),
@@ -173,6 +182,9 @@ export class GossipScenario {
       wallClockEpochMs: WALL_CLOCK_EPOCH_MS,
       settings: config.settings,
       ...(config.engineFactory === undefined ? {} : { engineFactory: config.engineFactory }),
+      ...(hop === undefined
+        ? {}
+        : { sendFilter: (node, frame) => hop.filter(node.index, node.identity, frame) }),
       observer: {
         onSend: (node, _linkId, frame) => this.onSend(node, frame),
         onEvent: (node, event) => {
@@ -242,6 +254,7 @@ export class GossipScenario {
         violations: [...this.invariant.violations],
       },
       verify: { ...this.verify },
+      linkAnnouncementsRewritten: this.hop?.rewritten ?? 0,
       simMs: this.queue.nowMs,
       events: this.queue.processed,
     };
@@ -303,10 +316,8 @@ export class GossipScenario {
     return this.bootstrapRecords;
   }
 
-  /** A new node gets the bootstrap records; `before` runs first (an expectation to set). */
-  private join(broadcast: boolean, before?: (node: SimGossipNode) => void): SimGossipNode {
+  private join(broadcast: boolean): SimGossipNode {
     const node = this.newNode(broadcast, false);
-    before?.(node);
     const records = this.currentBootstrapRecords();
     this.network.drive(node.index, (e, now, wall) => e.addRecords(records, 'tracker', now, wall));
     return node;
@@ -362,19 +373,13 @@ export class GossipScenario {
     speaker: SimGossipNode | undefined,
     contentId: Uint8Array,
   ): void {
-    if (kind === 'peer-announcement') {
-      // A broadcasting newcomer: its own PEER_ANNOUNCEMENT is expected before its engine runs.
-      this.join(true, (node) => {
-        this.keep.add(node.index);
-        this.spread.expect(kind, node.index, node.identity.publicKey);
-      });
-      this.joinedDuringMeasurement++;
-      return;
-    }
     if (speaker === undefined || !this.network.isLive(speaker.index)) return;
     this.keep.add(speaker.index);
     this.spread.expect(kind, speaker.index, speaker.identity.publicKey);
-    if (kind === 'peer-update') {
+    if (kind === 'peer-announcement') {
+      this.hop?.allowNext(speaker.index);
+      this.network.drive(speaker.index, (e, now, wall) => e.announce(now, wall));
+    } else if (kind === 'peer-update') {
       speaker.self = { ...speaker.self, deviceName: `${speaker.self.deviceName}+` };
       const self = speaker.self;
       this.network.drive(speaker.index, (e, now, wall) => e.setSelf(self, now, wall));
@@ -413,14 +418,23 @@ export class GossipScenario {
 
   private overlayShape(): OverlayShape {
     const counts = this.network.linkCounts();
-    const sum = counts.reduce((a, b) => a + b, 0);
+    let sum = 0;
+    let min = Number.POSITIVE_INFINITY;
+    let max = 0;
+    let isolated = 0;
+    for (const c of counts) {
+      sum += c;
+      if (c < min) min = c;
+      if (c > max) max = c;
+      if (c === 0) isolated++;
+    }
     return {
       atMs: this.queue.nowMs,
       liveNodes: counts.length,
-      linksMin: counts.length === 0 ? 0 : Math.min(...counts),
+      linksMin: counts.length === 0 ? 0 : min,
       linksMean: counts.length === 0 ? 0 : sum / counts.length,
-      linksMax: counts.length === 0 ? 0 : Math.max(...counts),
-      isolated: counts.filter((c) => c === 0).length,
+      linksMax: max,
+      isolated,
       components: this.network.components(),
     };
   }

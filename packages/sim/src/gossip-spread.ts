@@ -3,8 +3,8 @@
  *
  * Theory of operation
  * - The scenario names an origin and a kind before it makes the origin speak (`expect`): a
- *   PEER_UPDATE after `setSelf`, a CONTENT_AVAILABILITY after `announceContent`, a
- *   PEER_ANNOUNCEMENT from a node that has just joined. The next frame of that kind the origin
+ *   PEER_ANNOUNCEMENT after `announce`, a PEER_UPDATE after `setSelf`, a CONTENT_AVAILABILITY
+ *   after `announceContent`. The next frame of that kind the origin
  *   sends with its own key as the envelope's origin is the tracked message; its message ID is
  *   read from the frame header (docs/protocol.md section 11: u8 ttl | 16 messageId | 32
  *   originPublicKey | ...), which every relay copies unchanged.
