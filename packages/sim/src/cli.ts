@@ -2,16 +2,19 @@
 /**
  * `npm run sim -- ...`: the simulator's command line. Parses flags (node:util parseArgs), builds
  * scenarios, runs them and prints a report (or JSON with --json). Exit status 1 when any run
- * broke an invariant, 2 for a usage error.
+ * broke an invariant, 2 for a usage error. `gossip` as the first argument runs the gossip
+ * scenario instead (gossip-cli.ts, `npm run sim:gossip`).
  */
 import { parseArgs } from 'node:util';
 import { GIB, pooledScenario, randomScenario, swarmScenario } from './scenarios.js';
 import { Simulation, type RunResult, type ScenarioConfig } from './simulator.js';
 import { figures, formatFailure, formatRun } from './report.js';
+import { GossipUsageError, runGossipCommand } from './gossip-cli.js';
 
 const HELP = `peapod sim: a deterministic simulator that drives many real pea-core Cores.
 
 Usage: npm run sim -- [options]
+       npm run sim:gossip -- [options]   (the gossip scenario: sim gossip --help)
 
 Scenarios:
   --scenario pooled      1 GiB URL download: requester + 7 pod peers (50 Mbit/s WAN, 1 Gbit/s
@@ -149,6 +152,7 @@ function* soakSeeds(start: number, untilMs: number): Generator<number> {
 }
 
 function main(argv: string[]): number {
+  if (argv[0] === 'gossip') return runGossipCommand(argv.slice(1));
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -223,6 +227,7 @@ try {
 } catch (error) {
   if (
     error instanceof UsageError ||
+    error instanceof GossipUsageError ||
     (error instanceof Error &&
       'code' in error &&
       String((error as { code: unknown }).code).startsWith('ERR_PARSE_ARGS'))
