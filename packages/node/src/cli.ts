@@ -172,6 +172,10 @@ program
     'a device beyond the pod to join the gossip through, e.g. 203.0.113.7:9000 (repeat for more)',
     collect,
   )
+  .option(
+    '--allow-private-peers',
+    'dial gossip- and tracker-learnt addresses that are loopback or private too (default: public only)',
+  )
   .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
   .addOption(
     new Option('--log-format <format>', 'json, or pretty (default: pretty on a terminal)').choices(
@@ -211,6 +215,7 @@ program
     if (options.silent === true) flags['broadcast'] = 'false';
     if (options.publicAddress !== undefined) flags['publicAddress'] = options.publicAddress;
     if (options.peer !== undefined) flags['peer'] = options.peer;
+    if (options.allowPrivatePeers === true) flags['allowPrivatePeers'] = 'true';
     const { config } = await dir.loadConfig({ env: process.env, flags: flags as ConfigFlags });
     // Loaded here, not at the top: every other command starts ~0.1 s sooner without them.
     const [{ Daemon }, { createLogger }, { installProcessGuard }] = await Promise.all([
@@ -247,6 +252,7 @@ program
         broadcast: config.broadcast,
         publicAddress: config.publicAddress,
         peers: config.peer.map((peer) => parseHostPort(peer)!), // checked by loadConfig
+        allowPrivatePeers: config.allowPrivatePeers,
       },
     });
     await daemon.start();
@@ -497,6 +503,7 @@ interface DaemonFlags {
   limitLan?: boolean;
   originAddress?: string;
   allowPrivateOrigins?: boolean;
+  allowPrivatePeers?: boolean;
   stallTimeout?: string;
   storeBudget?: string;
   tracker?: string[];

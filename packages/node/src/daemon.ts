@@ -158,6 +158,7 @@ export class Daemon {
       limits: config.limits,
       ...(config.corruptServedChunks === true ? { testFaults: { corruptServedChunks: true } } : {}),
       ...(this.gossip === undefined ? {} : { gossip: { self: this.gossip.self() } }),
+      ...(this.gossip === undefined ? {} : { dialPolicy: (dial) => this.gossip!.dialPolicy(dial) }),
       transfers: ioAdapters({
         fetcher: this.fetcher,
         jobOf: (downloadId) => this.jobs.jobOf(downloadId),

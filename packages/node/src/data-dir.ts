@@ -122,6 +122,12 @@ export interface PeapodConfig {
    * (repeatable); config.json a string or a list; `PEAPOD_PEER` comma-separated.
    */
   readonly peer: readonly string[];
+  /**
+   * Dial addresses learnt from gossip, trackers or peers.db that are loopback, private or
+   * link-local too (default false: public only, dial-policy.ts). For LANs and tests; `--peer`
+   * addresses are always dialled.
+   */
+  readonly allowPrivatePeers: boolean;
 }
 
 /** Where a setting's value came from. */
@@ -365,6 +371,12 @@ export const SETTINGS: {
     flag: '--peer',
     parse: parsePeers,
     defaultValue: () => [],
+  },
+  allowPrivatePeers: {
+    env: 'PEAPOD_ALLOW_PRIVATE_PEERS',
+    flag: '--allow-private-peers',
+    parse: parseSwitch,
+    defaultValue: () => false,
   },
 };
 

@@ -46,6 +46,7 @@ import type { Logger } from 'pino';
 import { DataDirFiles } from './data-dir.js';
 import { PeerStore } from './peer-store.js';
 import { backoffMs, TrackerLink, type TrackerStatus } from './tracker-link.js';
+import { StrangerDialPolicy, type DialVerdict, type StrangerDialOrder } from './dial-policy.js';
 
 /** The gossip settings of `peapod daemon` (data-dir.ts has their flags and variables). */
 export interface GossipSettingsOfDaemon {
@@ -54,6 +55,11 @@ export interface GossipSettingsOfDaemon {
   readonly publicAddress: string | undefined;
   /** `--peer` strangers to dial at start. */
   readonly peers: readonly { readonly host: string; readonly port: number }[];
+  /**
+   * `--allow-private-peers`: dial gossip- and tracker-learnt addresses that are loopback,
+   * private or link-local too (default false: public addresses only, dial-policy.ts).
+   */
+  readonly allowPrivatePeers?: boolean;
 }
 
 /** What a record advertises to strangers: content by ID and gossip, never pod services. */
@@ -127,9 +133,14 @@ export class GossipService {
   private listenPort: number;
   private observedAddress: string | undefined;
   private stopped = false;
+  private readonly dials: StrangerDialPolicy;
 
   constructor(private readonly options: GossipServiceOptions) {
     this.listenPort = options.listenPort;
+    this.dials = new StrangerDialPolicy({
+      allowPrivate: options.settings.allowPrivatePeers === true,
+      userGiven: options.settings.peers,
+    });
     const { identity, crypto } = options;
     const signer = {
       publicKey: identity.publicKey,
@@ -271,6 +282,7 @@ export class GossipService {
    */
   onLinkUp(remoteAddress: string, direction: 'inbound' | 'outbound'): void {
     if (direction !== 'outbound') return;
+    this.dials.linked(remoteAddress);
     for (const stranger of this.strangers) {
       if (`${stranger.host}:${stranger.port}` === remoteAddress) {
         stranger.linked = true;
@@ -295,6 +307,23 @@ export class GossipService {
       stranger.timer = setTimeout(() => this.dialStranger(stranger), retryMs);
       stranger.timer.unref();
     }
+  }
+
+  /**
+   * The host asks before each dial (NodeHost `dialPolicy`): learnt stranger addresses must be
+   * public and are capped per IP address; pod peers and `--peer` are dialled as given.
+   */
+  dialPolicy(dial: StrangerDialOrder): DialVerdict {
+    const verdict = this.dials.check(dial);
+    if (verdict.refused !== undefined) {
+      this.options.logger.debug({ refusal: verdict.refused }, 'stranger dial refused');
+    }
+    return verdict;
+  }
+
+  /** Stranger dials the address policy refused since start. */
+  get refusedDials(): number {
+    return this.dials.refusedCount;
   }
 
   /** The gossip section of `GET /api/peers`. */

@@ -42,6 +42,7 @@ import { createNodeCryptoProvider } from './node-crypto-provider.js';
 import { peerBucket, type BandwidthLimits } from './rate-limit.js';
 import { InboundGuard, type GuardRefusal, type InboundGuardLimits } from './inbound-guard.js';
 import { NO_TRANSFERS, type TransferAdapters } from './transfer-adapters.js';
+import type { DialVerdict } from './dial-policy.js';
 
 export type { TransferAdapters } from './transfer-adapters.js';
 
@@ -62,6 +63,11 @@ export interface NodeHostOptions extends Omit<CoreOptions, 'crypto' | 'seed' | '
    * false for none: only for tools that open many links from one address on purpose (benches).
    */
   readonly inboundGuard?: Partial<InboundGuardLimits> | false;
+  /**
+   * Asked before each `connect` output opens its socket (dial-policy.ts): a refusal fails the
+   * dial (`dial-failed` and `dial:failed` with its reason), a `lookup` resolves DNS names.
+   */
+  readonly dialPolicy?: (dial: Extract<CoreOutput, { type: 'connect' }>) => DialVerdict;
 }
 
 /**
@@ -128,6 +134,7 @@ export class NodeHost extends EventEmitter<HostEvents> {
   /** Sends of the current drain, per link, written when it ends (`writeBatches`). */
   private readonly batches = new Map<number, { chunks: Uint8Array[]; byteCount: number }>();
   private readonly transfers: TransferAdapters;
+  private readonly dialPolicy: NodeHostOptions['dialPolicy'];
   /** Sockets of `connect` outputs still connecting, by dial ID. */
   private readonly dialing = new Map<number, Socket>();
   private closing = false;
@@ -140,7 +147,7 @@ export class NodeHost extends EventEmitter<HostEvents> {
 
   constructor(options: NodeHostOptions) {
     super();
-    const { transfers, limits, inboundGuard, ...coreOptions } = options;
+    const { transfers, limits, inboundGuard, dialPolicy, ...coreOptions } = options;
     this.core = new Core({
       ...coreOptions,
       crypto: options.crypto ?? createNodeCryptoProvider(),
@@ -156,6 +163,7 @@ export class NodeHost extends EventEmitter<HostEvents> {
       afterDrain: () => this.writeBatches(),
     });
     this.transfers = transfers?.((input) => this.input(input)) ?? NO_TRANSFERS;
+    this.dialPolicy = dialPolicy;
     this.limits = limits;
     if (inboundGuard !== false) this.guard = new InboundGuard(inboundGuard);
   }
@@ -305,7 +313,30 @@ export class NodeHost extends EventEmitter<HostEvents> {
   /** A `connect` output: open the socket; `link-opened` with its dial ID, or `dial-failed`. */
   private dialFor(out: Extract<CoreOutput, { type: 'connect' }>): void {
     const { dialId, deviceId, address, port } = out;
-    const socket = connect({ port, host: address, noDelay: true, timeout: DIAL_TIMEOUT_MS });
+    const verdict = this.dialPolicy?.(out) ?? {};
+    if (verdict.refused !== undefined) {
+      this.input({
+        type: 'dial-failed',
+        nowMs: performance.now(),
+        dialId,
+        detail: verdict.refused,
+      });
+      this.emit('dial:failed', {
+        type: 'dial:failed',
+        deviceId,
+        address,
+        port,
+        detail: verdict.refused,
+      });
+      return;
+    }
+    const socket = connect({
+      port,
+      host: address,
+      noDelay: true,
+      timeout: DIAL_TIMEOUT_MS,
+      ...(verdict.lookup === undefined ? {} : { lookup: verdict.lookup }),
+    });
     this.dialing.set(dialId, socket);
     const failed = (detail: string) => {
       if (!this.dialing.delete(dialId)) return;

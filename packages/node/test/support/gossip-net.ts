@@ -162,7 +162,9 @@ export class GossipNet {
         '--name',
         name,
         ...(peerPort === undefined ? [] : ['--peer-port', String(peerPort)]),
-        ...flags,
+        // Every daemon of this net is on 127.0.0.1: learnt loopback addresses must be dialled.
+        ...(flags.includes('--no-private-peers') ? [] : ['--allow-private-peers']),
+        ...flags.filter((flag) => flag !== '--no-private-peers'),
       ],
       stdio: 'pipe',
     });
