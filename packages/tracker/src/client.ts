@@ -30,6 +30,8 @@ export interface TrackerClientOptions {
   readonly timeoutMs?: number;
   /** Wall clock (Unix ms); default Date.now. */
   readonly now?: () => number;
+  /** Sent as `Authorization: Bearer` on every request (a tracker run with --cluster-token-file). */
+  readonly clusterToken?: string;
 }
 
 /** A cluster node as the control plane lists it. */
@@ -240,6 +242,9 @@ export class TrackerClient {
         method,
         headers: {
           ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...(this.options.clusterToken === undefined
+            ? {}
+            : { authorization: `Bearer ${this.options.clusterToken}` }),
           ...headers,
         },
         ...(body === undefined ? {} : { body }),

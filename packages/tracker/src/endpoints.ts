@@ -4,12 +4,16 @@
  * check that can refuse runs before the one store call that changes anything, and that store
  * call itself refuses replays and rollbacks atomically (store.ts), so a refused request never
  * changes state. Per-key rate limits run after signatures verify, so a stranger cannot spend
- * another device's budget by sending garbage under its key.
+ * another device's budget by sending garbage under its key, and after the not-newer read, so
+ * replaying a device's captured record cannot spend its budget either. A registration's record
+ * must point at the request's own source address (address-match.ts), so nobody can register a
+ * victim's address.
  */
 import { randomInt } from 'node:crypto';
 import { toHex, type CryptoProvider } from '@peapod/core';
 import { TrackerLimits } from './limits.js';
-import { checkClock, checkRecord } from './record-check.js';
+import { foreignAddress } from './address-match.js';
+import { checkClock, checkRecord, type CheckedRecord } from './record-check.js';
 import { accepted, refused, type Checked, type Refusal } from './refusal.js';
 import { ed25519Verify } from './tracker-crypto.js';
 import { signedRequestMessage } from './signed-request.js';
@@ -112,6 +116,43 @@ function checkSigned(
   });
 }
 
+const notNewer = (what: string): Answer =>
+  no({
+    code: 'not-newer',
+    error:
+      `This ${what} has a record registered that was issued at or after this one (or ` +
+      'unregistered after it): build a fresh record (issuedAtMs now) and register that.',
+  });
+
+/**
+ * The checks of a registration after its record verified, before the store writes: the
+ * record's addresses are the source's, the record is newer than the stored one (a read; the
+ * put re-checks atomically), then the device's rate-limit token. undefined: go ahead.
+ */
+async function admitRegistration(
+  context: RequestContext,
+  deps: EndpointDeps,
+  checked: CheckedRecord,
+  table: 'bootstrap' | 'nodes',
+): Promise<Answer | undefined> {
+  const { record, deviceIdHex } = checked;
+  const foreign = foreignAddress(record.addresses, context.observedAddress);
+  if (foreign !== undefined)
+    return no({
+      code: 'wrong-address',
+      error:
+        `The record's address ${JSON.stringify(foreign.slice(0, 80))} is not the address this ` +
+        `request came from (${context.observedAddress}): a device registers only its own address, ` +
+        'as an IP literal (behind a load balancer, the operator runs the tracker with --trust-proxy).',
+    });
+  const stored = await deps.store.issuedAt(table, deviceIdHex);
+  if (stored !== undefined && stored >= record.issuedAtMs)
+    return notNewer(table === 'bootstrap' ? 'device' : 'node');
+  const wait = deps.takeKeyToken(deviceIdHex, context.nowMs);
+  if (wait > 0) return rateLimited(wait);
+  return undefined;
+}
+
 export const healthz: Endpoint = async () => ok({ status: 'ok' });
 
 export const registerBootstrap: Endpoint = async (context, deps) => {
@@ -122,8 +163,8 @@ export const registerBootstrap: Endpoint = async (context, deps) => {
   const checked = checkRecord(deps.crypto, bytes.value, context.nowMs, 'bootstrap');
   if (!checked.ok) return no(checked.refusal);
   const { record, deviceIdHex } = checked.value;
-  const wait = deps.takeKeyToken(deviceIdHex, context.nowMs);
-  if (wait > 0) return rateLimited(wait);
+  const refusal = await admitRegistration(context, deps, checked.value, 'bootstrap');
+  if (refusal !== undefined) return refusal;
   const expiresAtMs = context.nowMs + deps.ttlMs;
   const result = await deps.store.putBootstrap({
     deviceIdHex,
@@ -132,13 +173,7 @@ export const registerBootstrap: Endpoint = async (context, deps) => {
     expiresAtMs,
     sampleKey: randomInt(0x7fff_ffff),
   });
-  if (result === 'not-newer')
-    return no({
-      code: 'not-newer',
-      error:
-        'This device has a record registered that was issued at or after this one (or ' +
-        'unregistered after it): build a fresh record (issuedAtMs now) and register that.',
-    });
+  if (result === 'not-newer') return notNewer('device');
   return ok({ expiresAtMs, observedAddress: context.observedAddress });
 };
 
@@ -196,8 +231,8 @@ export const registerNode: Endpoint = async (context, deps) => {
   const checked = checkRecord(deps.crypto, bytes.value, context.nowMs, 'node');
   if (!checked.ok) return no(checked.refusal);
   const { record, deviceIdHex } = checked.value;
-  const wait = deps.takeKeyToken(deviceIdHex, context.nowMs);
-  if (wait > 0) return rateLimited(wait);
+  const refusal = await admitRegistration(context, deps, checked.value, 'nodes');
+  if (refusal !== undefined) return refusal;
   const expiresAtMs = context.nowMs + deps.nodeTtlMs;
   const result = await deps.store.putNode({
     deviceIdHex,
@@ -206,13 +241,7 @@ export const registerNode: Endpoint = async (context, deps) => {
     expiresAtMs,
     nowMs: context.nowMs,
   });
-  if (result === 'not-newer')
-    return no({
-      code: 'not-newer',
-      error:
-        'This node has a record registered that was issued at or after this one: build a ' +
-        'fresh record (issuedAtMs now) and register that.',
-    });
+  if (result === 'not-newer') return notNewer('node');
   return ok({ expiresAtMs });
 };
 

@@ -32,6 +32,8 @@ export const TrackerDefaults = {
   /** Per device key: the endpoints that name one (registrations and signed requests). */
   keyRatePerSecond: 1,
   keyBurst: 10,
+  /** Open connections at once (`server.maxConnections`): past it new ones are dropped. */
+  maxConnections: 10_000,
   /** Most buckets kept per limiter; beyond it the oldest are forgotten. */
   bucketsMax: 100_000,
 } as const;

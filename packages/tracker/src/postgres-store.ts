@@ -19,6 +19,7 @@ import type {
   SignedResult,
   TrackerStore,
 } from './store.js';
+import { bytes, holdersByContent, issuedAt, listedNode, type NodeRow } from './store-rows.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS tracker_bootstrap (
@@ -58,11 +59,6 @@ export interface PostgresStoreOptions {
   readonly connectionsMax?: number;
   /** Where pool errors (a dropped idle connection) are reported; default: ignored. */
   readonly onError?: (error: Error) => void;
-}
-
-function bytes(value: unknown): Uint8Array {
-  const buffer = value as Buffer;
-  return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length);
 }
 
 export class PostgresStore implements TrackerStore {
@@ -219,24 +215,13 @@ export class PostgresStore implements TrackerStore {
   }
 
   async liveNodes(nowMs: number, limit: number): Promise<ListedNode[]> {
+    // A random sample, not the smallest device IDs: Sybils cannot crowd out real nodes.
     const { rows } = await this.pool.query(
       `SELECT device_id, record, last_heartbeat_ms, expires_at_ms FROM tracker_nodes
-       WHERE expires_at_ms > $1 ORDER BY device_id LIMIT $2`,
+       WHERE expires_at_ms > $1 ORDER BY random() LIMIT $2`,
       [nowMs, limit],
     );
-    return (
-      rows as {
-        device_id: string;
-        record: Buffer;
-        last_heartbeat_ms: string;
-        expires_at_ms: string;
-      }[]
-    ).map((row) => ({
-      deviceIdHex: row.device_id,
-      record: bytes(row.record),
-      lastHeartbeatMs: Number(row.last_heartbeat_ms),
-      expiresAtMs: Number(row.expires_at_ms),
-    }));
+    return (rows as NodeRow[]).map(listedNode);
   }
 
   async locations(
@@ -247,19 +232,22 @@ export class PostgresStore implements TrackerStore {
     const { rows } = await this.pool.query(
       `SELECT content_id, device_id FROM (
          SELECT c.content_id, c.device_id,
-           row_number() OVER (PARTITION BY c.content_id ORDER BY c.device_id) AS rank
+           row_number() OVER (PARTITION BY c.content_id ORDER BY random()) AS rank
          FROM tracker_node_contents c JOIN tracker_nodes n ON n.device_id = c.device_id
          WHERE c.content_id = ANY($1::text[]) AND n.expires_at_ms > $2) ranked
-       WHERE rank <= $3 ORDER BY content_id, device_id`,
+       WHERE rank <= $3`,
       [contentIds, nowMs, holdersMax],
     );
-    const answer = new Map<string, string[]>();
-    for (const row of rows as { content_id: string; device_id: string }[]) {
-      const holders = answer.get(row.content_id) ?? [];
-      holders.push(row.device_id);
-      answer.set(row.content_id, holders);
-    }
-    return answer;
+    return holdersByContent(rows as { content_id: string; device_id: string }[]);
+  }
+
+  async issuedAt(table: 'bootstrap' | 'nodes', deviceIdHex: string): Promise<number | undefined> {
+    const sql =
+      table === 'bootstrap'
+        ? `SELECT issued_at_ms FROM tracker_bootstrap WHERE device_id = $1`
+        : `SELECT issued_at_ms FROM tracker_nodes WHERE device_id = $1`;
+    const { rows } = await this.pool.query(sql, [deviceIdHex]);
+    return issuedAt(rows[0] as { issued_at_ms: string } | undefined);
   }
 
   async purge(nowMs: number): Promise<number> {

@@ -14,6 +14,7 @@ import type {
   SignedResult,
   TrackerStore,
 } from './store.js';
+import { bytes, holdersByContent, issuedAt, listedNode, type NodeRow } from './store-rows.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS bootstrap (
@@ -44,11 +45,6 @@ CREATE INDEX IF NOT EXISTS node_contents_device ON node_contents (device_id);
 `;
 
 type Statement = Database.Statement<unknown[], unknown>;
-
-function bytes(value: unknown): Uint8Array {
-  const buffer = value as Buffer;
-  return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length);
-}
 
 export class SqliteStore implements TrackerStore {
   private db: Database.Database | undefined;
@@ -184,21 +180,12 @@ export class SqliteStore implements TrackerStore {
   }
 
   async liveNodes(nowMs: number, limit: number): Promise<ListedNode[]> {
+    // A random sample, not the smallest device IDs: Sybils cannot crowd out real nodes.
     const rows = this.sql(
       `SELECT device_id, record, last_heartbeat_ms, expires_at_ms FROM nodes
-       WHERE expires_at_ms > ? ORDER BY device_id LIMIT ?`,
-    ).all(nowMs, limit) as {
-      device_id: string;
-      record: Buffer;
-      last_heartbeat_ms: number;
-      expires_at_ms: number;
-    }[];
-    return rows.map((row) => ({
-      deviceIdHex: row.device_id,
-      record: bytes(row.record),
-      lastHeartbeatMs: row.last_heartbeat_ms,
-      expiresAtMs: row.expires_at_ms,
-    }));
+       WHERE expires_at_ms > ? ORDER BY random() LIMIT ?`,
+    ).all(nowMs, limit) as NodeRow[];
+    return rows.map(listedNode);
   }
 
   async locations(
@@ -207,19 +194,22 @@ export class SqliteStore implements TrackerStore {
     holdersMax: number,
   ): Promise<Map<string, string[]>> {
     const query = this.sql(
-      `SELECT c.device_id FROM node_contents c JOIN nodes n ON n.device_id = c.device_id
-       WHERE c.content_id = ? AND n.expires_at_ms > ? ORDER BY c.device_id LIMIT ?`,
+      `SELECT c.content_id, c.device_id FROM node_contents c JOIN nodes n ON n.device_id = c.device_id
+       WHERE c.content_id = ? AND n.expires_at_ms > ? ORDER BY random() LIMIT ?`,
     );
-    const answer = new Map<string, string[]>();
-    for (const contentId of contentIds) {
-      const rows = query.all(contentId, nowMs, holdersMax) as { device_id: string }[];
-      if (rows.length > 0)
-        answer.set(
-          contentId,
-          rows.map((row) => row.device_id),
-        );
-    }
-    return answer;
+    const rows = contentIds.flatMap(
+      (contentId) =>
+        query.all(contentId, nowMs, holdersMax) as { content_id: string; device_id: string }[],
+    );
+    return holdersByContent(rows);
+  }
+
+  async issuedAt(table: 'bootstrap' | 'nodes', deviceIdHex: string): Promise<number | undefined> {
+    const sql =
+      table === 'bootstrap'
+        ? `SELECT issued_at_ms FROM bootstrap WHERE device_id = ?`
+        : `SELECT issued_at_ms FROM nodes WHERE device_id = ?`;
+    return issuedAt(this.sql(sql).get(deviceIdHex) as { issued_at_ms: number } | undefined);
   }
 
   async purge(nowMs: number): Promise<number> {

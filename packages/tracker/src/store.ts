@@ -64,13 +64,23 @@ export interface TrackerStore {
     contentIds: readonly string[],
     expiresAtMs: number,
   ): Promise<SignedResult>;
+  /** Up to `limit` live nodes, a random sample (never ordered by device ID). */
   liveNodes(nowMs: number, limit: number): Promise<ListedNode[]>;
-  /** Live holders of each content, at most `holdersMax` each (contents nobody holds are absent). */
+  /**
+   * Live holders of each content, at most `holdersMax` each, a random sample of them (contents
+   * nobody holds are absent).
+   */
   locations(
     contentIds: readonly string[],
     nowMs: number,
     holdersMax: number,
   ): Promise<Map<string, string[]>>;
+  /**
+   * The `issuedAtMs` stored for a device (its record's, or an unregister tombstone's floor), or
+   * undefined. A read only, before the rate limit is charged: a replayed record is refused as
+   * not-newer without spending its device's budget; the put itself stays the atomic check.
+   */
+  issuedAt(table: 'bootstrap' | 'nodes', deviceIdHex: string): Promise<number | undefined>;
   /** Deletes expired entries; returns how many rows went. */
   purge(nowMs: number): Promise<number>;
   close(): Promise<void>;

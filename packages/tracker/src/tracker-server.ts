@@ -11,6 +11,8 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { sourceAddress } from './address-match.js';
 import {
   chunkLocations,
   discover,
@@ -66,6 +68,19 @@ export interface TrackerOptions {
   /** How often expired rows are deleted (default 60 s; 0: never, call `purge()`). */
   readonly purgeIntervalMs?: number;
   readonly logger?: TrackerLogger;
+  /**
+   * Take the source address from the rightmost X-Forwarded-For entry (behind the operator's
+   * own load balancer, which appends it); default false: the socket's address. It decides the
+   * per-address rate limit, `observedAddress`, and which address a registration may carry.
+   */
+  readonly trustProxy?: boolean;
+  /**
+   * When set, the control-plane endpoints (nodes, heartbeat, chunk locations) require
+   * `Authorization: Bearer <token>`; the bootstrap endpoints stay open.
+   */
+  readonly clusterToken?: string;
+  /** Most open connections at once (`server.maxConnections`; default 10,000; 0: no cap). */
+  readonly maxConnections?: number;
 }
 
 export interface Tracker {
@@ -82,6 +97,8 @@ export interface Tracker {
 interface Route {
   readonly pattern: RegExp;
   readonly methods: Readonly<Record<string, Endpoint>>;
+  /** A control-plane route: needs the cluster token when the tracker has one. */
+  readonly control?: true;
 }
 
 const ROUTES: readonly Route[] = [
@@ -89,9 +106,17 @@ const ROUTES: readonly Route[] = [
   { pattern: /^\/api\/v1\/bootstrap\/register$/, methods: { POST: registerBootstrap } },
   { pattern: /^\/api\/v1\/bootstrap\/unregister$/, methods: { POST: unregisterBootstrap } },
   { pattern: /^\/api\/v1\/bootstrap\/discover$/, methods: { GET: discover } },
-  { pattern: /^\/api\/v1\/nodes$/, methods: { GET: listNodes, POST: registerNode } },
-  { pattern: /^\/api\/v1\/nodes\/([0-9a-f]{64})\/heartbeat$/, methods: { PUT: heartbeat } },
-  { pattern: /^\/api\/v1\/chunks\/locations$/, methods: { POST: chunkLocations } },
+  {
+    pattern: /^\/api\/v1\/nodes$/,
+    methods: { GET: listNodes, POST: registerNode },
+    control: true,
+  },
+  {
+    pattern: /^\/api\/v1\/nodes\/([0-9a-f]{64})\/heartbeat$/,
+    methods: { PUT: heartbeat },
+    control: true,
+  },
+  { pattern: /^\/api\/v1\/chunks\/locations$/, methods: { POST: chunkLocations }, control: true },
 ];
 
 const NO_LOG: TrackerLogger = {
@@ -101,10 +126,11 @@ const NO_LOG: TrackerLogger = {
   debug: () => undefined,
 };
 
-/** The address a client connects from, IPv4-mapped IPv6 shown as IPv4. */
-function observedAddress(request: IncomingMessage): string {
-  const address = request.socket.remoteAddress ?? '';
-  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+/** Whether `header` is `Bearer <token>` (compared in constant time, as SHA-256 digests). */
+function bearerMatches(header: string | undefined, token: string): boolean {
+  const presented = /^Bearer (.+)$/.exec(header ?? '')?.[1] ?? '';
+  const digest = (text: string) => createHash('sha256').update(text, 'utf8').digest();
+  return timingSafeEqual(digest(presented), digest(token)) && presented.length > 0;
 }
 
 function send(
@@ -167,6 +193,7 @@ function guarded(store: TrackerStore): TrackerStore {
     heartbeat: wrap((claim, ids, expiresAtMs) => store.heartbeat(claim, ids, expiresAtMs)),
     liveNodes: wrap((nowMs, limit) => store.liveNodes(nowMs, limit)),
     locations: wrap((ids, nowMs, max) => store.locations(ids, nowMs, max)),
+    issuedAt: wrap((table, deviceIdHex) => store.issuedAt(table, deviceIdHex)),
     purge: wrap((nowMs) => store.purge(nowMs)),
     close: wrap(() => store.close()),
   };
@@ -231,8 +258,13 @@ export function createTracker(options: TrackerOptions = {}): Tracker {
         },
         { allow: Object.keys(match.methods).join(', ') },
       );
+    const source = sourceAddress(
+      request.socket.remoteAddress ?? '',
+      request.headers['x-forwarded-for'],
+      options.trustProxy === true,
+    );
     if (endpoint !== healthz) {
-      const wait = addressBuckets.take(rateLimitKey(observedAddress(request)), nowMs);
+      const wait = addressBuckets.take(rateLimitKey(source), nowMs);
       if (wait > 0)
         return sendRefusal(response, {
           code: 'rate-limited',
@@ -240,6 +272,21 @@ export function createTracker(options: TrackerOptions = {}): Tracker {
           retryAfterSeconds: wait,
         });
     }
+    if (
+      match.control === true &&
+      options.clusterToken !== undefined &&
+      !bearerMatches(request.headers.authorization, options.clusterToken)
+    )
+      return sendRefusal(
+        response,
+        {
+          code: 'cluster-token',
+          error:
+            "This tracker's control plane is for its cluster: send Authorization: Bearer and the " +
+            "cluster's token (the file the tracker was started with, --cluster-token-file).",
+        },
+        { 'www-authenticate': 'Bearer realm="peapod-cluster"' },
+      );
     let body: Uint8Array = new Uint8Array(0);
     if (method === 'POST' || method === 'PUT') {
       const type = checkContentType(request);
@@ -255,7 +302,7 @@ export function createTracker(options: TrackerOptions = {}): Tracker {
       query: new URLSearchParams(queryAt === -1 ? '' : target.slice(queryAt + 1)),
       body,
       signatureHeader: request.headers[SIGNATURE_HEADER],
-      observedAddress: observedAddress(request),
+      observedAddress: source,
       nowMs,
       ...(match.pattern.exec(path)?.[1] === undefined
         ? {}
@@ -321,6 +368,8 @@ export function createTracker(options: TrackerOptions = {}): Tracker {
       created.headersTimeout = 10_000;
       created.requestTimeout = 15_000;
       created.keepAliveTimeout = 5_000;
+      const connectionsMax = options.maxConnections ?? TrackerDefaults.maxConnections;
+      if (connectionsMax > 0) created.maxConnections = connectionsMax;
       created.on('clientError', (_error, socket) => {
         if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
         else socket.destroy();

@@ -41,7 +41,11 @@ eachBackend(
       await clientB.heartbeat([contentId(2)]);
       const located = await clientA.chunkLocations([contentId(1), contentId(2), contentId(3)]);
       assert.deepEqual(located.get(hexOf(contentId(1))), [a.deviceIdHex]);
-      assert.deepEqual(located.get(hexOf(contentId(2))), [a.deviceIdHex, b.deviceIdHex].sort());
+      assert.deepEqual(
+        [...(located.get(hexOf(contentId(2))) ?? [])].sort(),
+        [a.deviceIdHex, b.deviceIdHex].sort(),
+        'both holders, in random order',
+      );
       assert.equal(located.has(hexOf(contentId(3))), false, 'nobody holds content 3');
       const nodes = await clientA.nodes();
       const listedA = nodes.find((node) => node.deviceIdHex === a.deviceIdHex);
@@ -53,7 +57,10 @@ eachBackend(
       await clientA.heartbeat([contentId(2)]);
       const after = await clientA.chunkLocations([contentId(1), contentId(2)]);
       assert.equal(after.has(hexOf(contentId(1))), false, 'content 1 dropped with the new list');
-      assert.deepEqual(after.get(hexOf(contentId(2))), [a.deviceIdHex, b.deviceIdHex].sort());
+      assert.deepEqual(
+        [...(after.get(hexOf(contentId(2))) ?? [])].sort(),
+        [a.deviceIdHex, b.deviceIdHex].sort(),
+      );
     } finally {
       await tracker.close();
     }
@@ -281,8 +288,8 @@ eachBackend(
       });
       assert.equal(asBootstrap.status, 422, 'a silent record cannot be a bootstrap node');
       const loudClient = new TrackerClient(url, loud.signer, { now: () => clock.ms });
-      await loudClient.register(recordOf(loud, clock.ms, { addresses: ['198.51.100.7'] }));
-      await loudClient.registerNode(recordOf(loud, clock.ms, { addresses: ['198.51.100.7'] }));
+      await loudClient.register(recordOf(loud, clock.ms));
+      await loudClient.registerNode(recordOf(loud, clock.ms));
       const answers = [
         registered.text,
         heartbeat.text,

@@ -19,6 +19,9 @@ interface TrackerFlags {
   ttl: string;
   nodeTtl: string;
   rateLimit: string;
+  trustProxy?: boolean;
+  clusterTokenFile?: string;
+  maxConnections: string;
   json?: boolean;
   logLevel: string;
   logFormat?: LogFormat;
@@ -41,6 +44,21 @@ function printableDb(db: string): string {
   return db.replace(/^(postgres(?:ql)?:\/\/[^:/@]*:)[^@]*@/, '$1***@');
 }
 
+/** The cluster token in `path`: its text without surrounding whitespace, at least 16 characters. */
+async function readClusterToken(path: string): Promise<string> {
+  const { readFile } = await import('node:fs/promises');
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    fail(`--cluster-token-file: cannot read ${path}: ${(error as Error).message}`);
+  }
+  const token = text.trim();
+  if (token.length < 16 || /\s/.test(token))
+    fail('--cluster-token-file: the file must hold one token of at least 16 characters, no spaces');
+  return token;
+}
+
 /** Adds `peapod tracker` to `program`. */
 export function registerTrackerCommand(program: Command): void {
   program
@@ -56,6 +74,15 @@ export function registerTrackerCommand(program: Command): void {
     .option('--ttl <duration>', 'how long a bootstrap registration lives', '1h')
     .option('--node-ttl <duration>', 'how long a cluster node lives after a heartbeat', '2m')
     .option('--rate-limit <n>', 'requests per second per source address (0: no limit)', '20')
+    .option(
+      '--trust-proxy',
+      'take the client address from the last X-Forwarded-For entry (only behind your own load balancer)',
+    )
+    .option(
+      '--cluster-token-file <path>',
+      'require this bearer token (the file holds it) on the control-plane endpoints',
+    )
+    .option('--max-connections <n>', 'most open connections at once (0: no cap)', '10000')
     .option('--json', 'log JSON lines (the default when stdout is not a terminal)')
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
     .addOption(
@@ -77,11 +104,20 @@ Examples:
         fail('--rate-limit: a number of requests per second, 0 for none');
       const ttlMs = await durationFlag('--ttl', options.ttl);
       const nodeTtlMs = await durationFlag('--node-ttl', options.nodeTtl);
-      const [{ createTracker }, { createLogger }, { DataDir }] = await Promise.all([
-        import('@peapod/tracker'),
-        import('../log-format.js'),
-        import('../data-dir.js'),
-      ]);
+      const [{ createTracker }, { createLogger }, { DataDir }, { stopOnSignals }] =
+        await Promise.all([
+          import('@peapod/tracker'),
+          import('../log-format.js'),
+          import('../data-dir.js'),
+          import('../stop-on-signals.js'),
+        ]);
+      const clusterToken =
+        options.clusterTokenFile === undefined
+          ? undefined
+          : await readClusterToken(options.clusterTokenFile);
+      const maxConnections = Number(options.maxConnections);
+      if (!Number.isInteger(maxConnections) || maxConnections < 0)
+        fail('--max-connections: a whole number, 0 for no cap');
       const db = options.db ?? join((await DataDir.open()).path, 'tracker.db');
       const logger = createLogger(
         options.logLevel,
@@ -93,6 +129,9 @@ Examples:
         nodeTtlMs,
         logger,
         rateLimits: { addressRatePerSecond: rate, addressBurst: Math.max(1, Math.ceil(rate * 2)) },
+        trustProxy: options.trustProxy === true,
+        maxConnections,
+        ...(clusterToken === undefined ? {} : { clusterToken }),
       });
       try {
         await tracker.listen(port, options.host);
@@ -102,21 +141,18 @@ Examples:
           `cannot start the tracker on ${options.host}:${port} with ${printableDb(db)}: ${message}`,
         );
       }
-      logger.info({ url: tracker.url, db: printableDb(db), ttlMs, nodeTtlMs }, 'ready');
-      let stopping = false;
-      const stop = (signal: string): void => {
-        if (stopping) return;
-        stopping = true;
-        logger.info({ signal }, 'shutting down');
-        tracker.close().then(
-          () => process.exit(0),
-          (error: Error) => {
-            logger.error({ error: error.message }, 'shutdown failed');
-            process.exit(1);
-          },
-        );
-      };
-      process.on('SIGINT', () => stop('SIGINT'));
-      process.on('SIGTERM', () => stop('SIGTERM'));
+      logger.info(
+        {
+          url: tracker.url,
+          db: printableDb(db),
+          ttlMs,
+          nodeTtlMs,
+          trustProxy: options.trustProxy === true,
+          clusterToken: clusterToken !== undefined,
+          maxConnections,
+        },
+        'ready',
+      );
+      stopOnSignals(logger, () => tracker.close());
     });
 }

@@ -65,7 +65,8 @@ export function recordOf(
     capabilities: 0,
     listenPort: 9000,
     deviceName: 'test device',
-    addresses: ['192.0.2.10'],
+    // The tests' requests come from 127.0.0.1: a registration carries its source address.
+    addresses: ['127.0.0.1'],
     ...overrides,
   });
 }

@@ -3,7 +3,12 @@
  * expiry is tested by moving the clock, never by sleeping. Rate limits are off unless a test
  * asks for them (every request here comes from one address).
  */
-import { createTracker, type Tracker, type TrackerRateLimits } from '../../src/tracker-server.js';
+import {
+  createTracker,
+  type Tracker,
+  type TrackerOptions,
+  type TrackerRateLimits,
+} from '../../src/tracker-server.js';
 import type { Backend } from './backends.js';
 
 export interface TestClock {
@@ -30,6 +35,8 @@ export async function startTracker(
     rateLimits?: TrackerRateLimits;
     ttlMs?: number;
     nodeTtlMs?: number;
+    /** trustProxy, clusterToken, maxConnections. */
+    server?: Pick<TrackerOptions, 'trustProxy' | 'clusterToken' | 'maxConnections'>;
   } = {},
 ): Promise<RunningTracker> {
   const clock = options.clock ?? { ms: Date.now() };
@@ -38,6 +45,7 @@ export async function startTracker(
     now: () => clock.ms,
     rateLimits: options.rateLimits ?? UNLIMITED,
     purgeIntervalMs: 0,
+    ...options.server,
     ...(options.ttlMs === undefined ? {} : { ttlMs: options.ttlMs }),
     ...(options.nodeTtlMs === undefined ? {} : { nodeTtlMs: options.nodeTtlMs }),
   });
