@@ -180,6 +180,33 @@ describe('gossip across pods: tracker, broadcast and silent daemons', () => {
     assert.match(human.stdout, new RegExp(`Tracker ${tracker}: reachable\\n`));
   });
 
+  test('address policy: without --allow-private-peers a daemon learns the beacons from the tracker but never dials their loopback addresses', async () => {
+    const strict = await net.add('strict', ['--tracker', tracker, '--no-private-peers']);
+    try {
+      await net.learns(strict, beacons, 30_000, () => true);
+      await waitFor(
+        async () => /127\.0\.0\.1 is a loopback address/.test(strict.log()),
+        30_000,
+        "strict's refused dial",
+      );
+      const rows = await net.gossipRows(strict);
+      assert.deepEqual(
+        rows.filter((row) => row.linked).map((row) => row.name),
+        [],
+        'no link to any beacon: every learnt address is loopback',
+      );
+      for (const beacon of beacons) {
+        const seen = await net.gossipRows(beacon);
+        assert.ok(
+          !seen.some((row) => row.deviceId === strict.deviceId && row.linked),
+          `${beacon.name} has no link from strict`,
+        );
+      }
+    } finally {
+      await net.stopDaemon(strict);
+    }
+  });
+
   test('IP-sharing rule: the silent daemons are known, but their HOST:PORT is in no peers output, peers.db or tracker answer', async () => {
     // Not vacuous: every silent device is known to some beacon (it linked in), without address.
     for (const silent of quiet) {
