@@ -110,9 +110,14 @@ test('an engine dial becomes a stranger connect; the silent node dials even when
   const [up] = mesh.eventsOf(silent, 'peer:connect');
   assert.equal(up?.remote.trust, 'stranger');
   assert.equal(
-    mesh.nodes[broadcaster]!.core.peers().find((p) => p.state === 'connected')?.address,
-    `n${silent}`,
+    mesh.eventsOf(broadcaster, 'peer:connect')[0]?.direction,
+    'inbound',
     'the broadcaster was dialled (it never learnt where the silent node is)',
+  );
+  assert.equal(
+    mesh.nodes[broadcaster]!.core.peers().find((p) => p.state === 'connected')?.address,
+    '',
+    "the stranger's address is not kept in the broadcaster's peer table",
   );
 });
 
