@@ -69,8 +69,10 @@ import {
   checkSelf,
   checkWallClock,
 } from './gossip-input-checks.js';
+import { PublishedContents } from './stranger-content.js';
 import {
   Capability,
+  TransferStatus,
   PROTOCOL_VERSION_MAX,
   PROTOCOL_VERSION_MIN,
   type WireMessage,
@@ -343,6 +345,8 @@ interface HolderSearch {
   readonly contentId: Uint8Array;
   /** Devices dialled for it (at most HOLDER_DIALS_MAX). */
   readonly dialled: Set<string>;
+  /** Linked strangers sent its interest after gossip named them holders. */
+  readonly interested: Set<string>;
 }
 
 export class Core {
@@ -357,6 +361,10 @@ export class Core {
   private readonly dialOutputs: CoreOutput[] = [];
   private readonly ownHex: string;
   private readonly gossip: GossipEngine | undefined;
+  /** Contents strangers may fetch and hear of (stranger-content.ts). */
+  private readonly published = new PublishedContents();
+  /** Whether the gossip self broadcasts (its published contents are announced when it starts). */
+  private broadcasting = false;
   /** Trust of the peer table's pod dials: 'pod' with a pod secret (else no pod exists). */
   private readonly podTrust: LinkTrust;
   /** Dials in progress: the trust each asked for and the device a `dial-stranger` named. */
@@ -442,6 +450,7 @@ export class Core {
       this.linkDirectory(),
     );
     // Forked after the transfers' PRNG, so a core without gossip replays as before.
+    this.broadcasting = options.gossip?.self.broadcast === true;
     this.gossip =
       options.gossip === undefined
         ? undefined
@@ -463,8 +472,10 @@ export class Core {
     return {
       send: (linkId, message) => {
         const link = ready(linkId);
-        if (link !== undefined) sendOnLane(link, message);
-        return link !== undefined;
+        if (link === undefined) return false;
+        if (!this.strangerMayHear(linkId, message)) return false;
+        sendOnLane(link, message);
+        return true;
       },
       stream: (linkId, requestId, bytes, baseOffset) => {
         ready(linkId)?.queueStream(requestId, bytes, baseOffset);
@@ -634,6 +645,10 @@ export class Core {
         this.inputWallClockMs = wall;
         this.runWallClockTasks(nowMs);
         gossip.setSelf(self, nowMs, wall);
+        // Published contents are announced once this device starts broadcasting.
+        if (self.broadcast && !this.broadcasting)
+          this.announcePublished(this.published.ids(), true);
+        this.broadcasting = self.broadcast;
         break;
       }
       case 'find-peers': {
@@ -671,13 +686,21 @@ export class Core {
         this.holderSearches.delete(input.downloadId);
         this.transfers.handle(input);
         break;
+      case 'content-available':
+        this.transfers.handle(input);
+        if (input.published === true && this.published.publish(input.manifest))
+          this.announcePublished([input.manifest.contentId], true);
+        break;
+      case 'content-removed':
+        this.transfers.handle(input);
+        if (input.chunkIndices === undefined && this.published.unpublish(input.contentId))
+          this.announcePublished([input.contentId], false);
+        break;
       case 'delivered':
       case 'origin-data':
       case 'origin-end':
       case 'chunk-read':
       case 'delivered-read':
-      case 'content-available':
-      case 'content-removed':
       case 'url-content':
       case 'lookup-url':
         this.transfers.handle(input);
@@ -786,7 +809,12 @@ export class Core {
    * more (PEER_REQUEST); what answers is dialled as it is learnt (`dialHolders`).
    */
   private searchHolders(downloadId: number, contentId: Uint8Array, nowMs: number): void {
-    const search: HolderSearch = { downloadId, contentId: contentId.slice(), dialled: new Set() };
+    const search: HolderSearch = {
+      downloadId,
+      contentId: contentId.slice(),
+      dialled: new Set(),
+      interested: new Set(),
+    };
     this.holderSearches.set(downloadId, search);
     this.dialHolders(search, nowMs);
     this.withWallClock((at, wall) => {
@@ -815,6 +843,53 @@ export class Core {
       if (dial === undefined) continue;
       search.dialled.add(holder.deviceIdHex);
       this.pushDial(dial);
+    }
+  }
+
+  /**
+   * CONTENT_AVAILABILITY for published contents, when this device broadcasts (the engine refuses
+   * otherwise: the IP rule), sent with the next wall clock.
+   */
+  private announcePublished(contentIds: readonly Uint8Array[], held: boolean): void {
+    const gossip = this.gossip;
+    if (gossip === undefined || contentIds.length === 0) return;
+    const entries = contentIds.map((contentId) => ({ contentId: contentId.slice(), held }));
+    this.withWallClock((at, wall) => {
+      gossip.announceContent(entries, at, wall);
+    });
+  }
+
+  /**
+   * Whether a transfer message may go to link `linkId` (stranger-content.ts): CHUNK_ANNOUNCE /
+   * CHUNK_REMOVE name a content, so a stranger hears them only of a published content, or of
+   * one gossip learnt it holds (a download's interest). Everything else, and pod links: yes.
+   */
+  private strangerMayHear(linkId: number, message: WireMessage): boolean {
+    if (this.gossip === undefined) return true;
+    if (message.type !== 'chunk-announce' && message.type !== 'chunk-remove') return true;
+    const remote = this.links.get(linkId)?.link.remote;
+    if (remote === undefined || remote.trust !== 'stranger') return true;
+    if (this.published.has(toHex(message.contentId))) return true;
+    return this.gossip.holds(remote.deviceId, message.contentId);
+  }
+
+  /**
+   * Gossip named `deviceId` a holder of a content a download looks for, and a stranger link to
+   * it is up: send the download's interest now (an empty CHUNK_ANNOUNCE; the holder answers with
+   * what it has). A holder not linked yet is dialled instead (`dialHolders`), and the transfer
+   * engine sends the interest when that link is ready.
+   */
+  private sendInterestToHolder(deviceId: Uint8Array): void {
+    const hex = toHex(deviceId);
+    const linkId = this.linkTo(hex);
+    if (linkId === undefined) return;
+    const link = this.links.get(linkId)!.link;
+    if (link.remote?.trust !== 'stranger') return;
+    if ((link.remote.capabilities & Capability.serveChunks) === 0) return;
+    for (const search of this.holderSearches.values()) {
+      if (search.interested.has(hex) || !this.gossip!.holds(deviceId, search.contentId)) continue;
+      search.interested.add(hex);
+      sendOnLane(link, { type: 'chunk-announce', contentId: search.contentId, ranges: [] });
     }
   }
 
@@ -862,6 +937,8 @@ export class Core {
           for (const search of this.holderSearches.values())
             this.dialHolders(search, this.lastNowMs);
         }
+        if (event.type === 'gossip:content' && event.held && this.holderSearches.size > 0)
+          this.sendInterestToHolder(event.deviceId);
         return { type: 'event', event };
       }
       default: {
@@ -907,6 +984,22 @@ export class Core {
       return undefined;
     }
     if (gossip !== undefined && entry.link.remote?.trust === 'stranger') {
+      // A stranger is served published contents only (stranger-content.ts), and told "not
+      // found" exactly as for a hash nobody holds.
+      if (
+        message.type === 'chunk-request' &&
+        this.handleTransfers &&
+        !this.published.servesHash(toHex(message.chunkHash))
+      ) {
+        sendOnLane(entry.link, {
+          type: 'status',
+          requestId: message.requestId,
+          status: TransferStatus.notFound,
+          length: 0,
+          message: 'no verified copy',
+        });
+        return undefined;
+      }
       const refused = strangerRefusalOf(message.type);
       if (refused !== undefined) {
         this.strangerRefusals[refused]++;

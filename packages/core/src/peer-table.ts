@@ -14,6 +14,11 @@
  * - A dial that fails, or a link that closes before HELLO, counts a failure; the next dial to
  *   that device waits `redialMinMs * 2^(failures - 1)`, at most `redialMaxMs`. A link that became
  *   ready resets the count. A banned device is never dialled again.
+ * - Only pod peers' addresses are kept (a device discovered as a pod peer, or met on a pod
+ *   link). A stranger (gossip, tracker, `dial-stranger`, an inbound XX link) is kept by Device
+ *   ID alone, for its backoff, ban and live link: its address is dialled from the order and
+ *   never stored, so the table, its snapshot and anything persisted from it hold no address
+ *   learnt beyond the pod (the gossip table holds the signed, broadcast ones).
  * - Entries are bounded (`maxEntries`): when full, the longest-gone entry that is not live
  *   (connected or connecting) is forgotten; when every entry is live, a newly discovered device
  *   is ignored (a device that completes a link is always recorded: links are bounded by the
@@ -99,6 +104,8 @@ interface Entry {
   banned: boolean;
   dialId: number | undefined;
   trust: LinkTrust | undefined;
+  /** Discovered as a pod peer or met on a pod link: its address is kept. */
+  podPeer: boolean;
 }
 
 export class PeerTable {
@@ -163,11 +170,12 @@ export class PeerTable {
   ): DialOrder | undefined {
     const hex = toHex(deviceId);
     if (hex === this.ownHex) return undefined;
-    const entry = this.entryFor(deviceId, hex, address, port, source, nowMs, false);
+    const entry = this.entryFor(deviceId, hex, source, nowMs, false);
     if (entry === undefined) return undefined; // full of live peers: ignore newcomers
     if (entry.state === 'connected' || entry.state === 'connecting') return undefined;
-    entry.address = address;
-    entry.port = port;
+    if (trust === 'pod') entry.podPeer = true;
+    entry.address = entry.podPeer ? address : '';
+    entry.port = entry.podPeer ? port : 0;
     entry.source = source;
     if (entry.banned || (smallerDials && this.ownHex >= hex) || nowMs < entry.nextDialMs) {
       if (entry.state === 'gone' && !entry.banned) this.setState(entry, 'discovered', nowMs);
@@ -227,11 +235,12 @@ export class PeerTable {
     }
     const [host, port] = splitHostPort(remoteAddress);
     // Forced: a device that completed a link is always recorded (links are bounded by the host).
-    const entry = this.entryFor(deviceId, hex, host, listenPort || port, source, nowMs, true)!;
+    const entry = this.entryFor(deviceId, hex, source, nowMs, true)!;
     entry.name = name;
     entry.protocolVersion = protocolVersion;
-    entry.address = host;
-    entry.port = listenPort || port || entry.port;
+    if (trust === 'pod') entry.podPeer = true;
+    entry.address = entry.podPeer ? host : '';
+    entry.port = entry.podPeer ? listenPort || port || entry.port : 0;
     entry.direction = direction;
     entry.linkId = linkId;
     entry.failures = 0;
@@ -310,8 +319,6 @@ export class PeerTable {
   private entryFor(
     deviceId: Uint8Array,
     hex: string,
-    address: string,
-    port: number,
     source: PeerSource,
     nowMs: number,
     force: boolean,
@@ -326,8 +333,9 @@ export class PeerTable {
       hex,
       name: '',
       protocolVersion: 0,
-      address,
-      port,
+      // Filled by the caller when the device is a pod peer (strangers' are never stored).
+      address: '',
+      port: 0,
       state: 'discovered',
       direction: undefined,
       linkId: undefined,
@@ -339,6 +347,7 @@ export class PeerTable {
       banned: false,
       dialId: undefined,
       trust: undefined,
+      podPeer: false,
     };
     this.entries.set(hex, entry);
     return entry;

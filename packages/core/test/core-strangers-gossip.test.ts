@@ -10,7 +10,8 @@ import assert from 'node:assert/strict';
 import { toHex } from '../src/bytes.js';
 import type { GossipSelf, GossipSettings } from '../src/gossip/gossip-engine.js';
 import { GossipCode } from '../src/gossip/messages.js';
-import { Capability } from '../src/wire/messages.js';
+import { lookupKeyOf } from '../src/gossip/lookup-key.js';
+import { Capability, type GossipFrameMessage, type WireMessage } from '../src/wire/messages.js';
 import { Mesh, type NodeOptions } from './support/mesh.js';
 import { CHUNK, manifestOf, testBytes } from './support/content-fixture.js';
 
@@ -109,9 +110,14 @@ test('an engine dial becomes a stranger connect; the silent node dials even when
   const [up] = mesh.eventsOf(silent, 'peer:connect');
   assert.equal(up?.remote.trust, 'stranger');
   assert.equal(
-    mesh.nodes[broadcaster]!.core.peers().find((p) => p.state === 'connected')?.address,
-    `n${silent}`,
+    mesh.eventsOf(broadcaster, 'peer:connect')[0]?.direction,
+    'inbound',
     'the broadcaster was dialled (it never learnt where the silent node is)',
+  );
+  assert.equal(
+    mesh.nodes[broadcaster]!.core.peers().find((p) => p.state === 'connected')?.address,
+    '',
+    "the stranger's address is not kept in the broadcaster's peer table",
   );
 });
 
@@ -120,16 +126,12 @@ test('a content download with gossip on dials a holder that gossip told of and c
   const manifest = manifestOf(data);
   // 0 downloads (one gossip link wanted: it dials nothing for the view), 1 relays, 2 holds.
   const mesh = new Mesh([node(0, false, { activeLinks: 1 }), node(1, true), node(2, true)]);
-  mesh.seedContent(2, manifest, data);
   dialStranger(mesh, 0, 1);
   dialStranger(mesh, 2, 1);
   settle(mesh);
   const holder = mesh.nodes[2]!;
-  holder.core.gossipEngine!.announceContent(
-    [{ contentId: manifest.contentId, held: true }],
-    mesh.nowMs,
-    mesh.wallClockMs,
-  );
+  // Published: the broadcasting holder's core originates CONTENT_AVAILABILITY by itself.
+  mesh.seedContent(2, manifest, data, undefined, true);
   mesh.input(2, { type: 'timer-fired', nowMs: mesh.nowMs, wallClockMs: mesh.wallClockMs });
   settle(mesh);
   const holders = mesh.nodes[0]!.core.gossipEngine!.peersHolding(manifest.contentId);
@@ -155,4 +157,71 @@ test('a content download with gossip on dials a holder that gossip told of and c
   assert.equal(dial?.trust, 'stranger', 'the holder was dialled as a stranger');
   assert.deepEqual(mesh.deliveredBytes(0, 1), data);
   assert.ok(holder.readsAnswered > 0, 'the holder served it');
+});
+
+/** Every gossip frame and transfer message node `at` receives, recorded before it is handled. */
+function tapReceived(mesh: Mesh, at: number): { frames: Uint8Array[]; messages: WireMessage[] } {
+  const core = mesh.nodes[at]!.core as unknown as {
+    gossip: { receive(linkId: number, frame: GossipFrameMessage, ...rest: number[]): void };
+    transfers: { onMessage(linkId: number, message: WireMessage, nowMs: number): void };
+  };
+  const seen = { frames: [] as Uint8Array[], messages: [] as WireMessage[] };
+  const receive = core.gossip.receive.bind(core.gossip);
+  core.gossip.receive = (linkId, frame, ...rest) => {
+    seen.frames.push(frame.body.slice());
+    receive(linkId, frame, ...rest);
+  };
+  const onMessage = core.transfers.onMessage.bind(core.transfers);
+  core.transfers.onMessage = (linkId, message, nowMs) => {
+    seen.messages.push(message);
+    onMessage(linkId, message, nowMs);
+  };
+  return seen;
+}
+
+function contains(haystack: Uint8Array, needle: Uint8Array): boolean {
+  outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
+    return true;
+  }
+  return false;
+}
+
+test('a relay stranger never sees the content ID: PEER_REQUEST and CONTENT_AVAILABILITY carry its lookup key, interest goes only to the learnt holder, and the download completes byte-exact', () => {
+  const data = testBytes(4 * CHUNK, 93);
+  const manifest = manifestOf(data);
+  const mesh = new Mesh([node(0, false, { activeLinks: 1 }), node(1, true), node(2, true)]);
+  dialStranger(mesh, 0, 1);
+  dialStranger(mesh, 2, 1);
+  settle(mesh);
+  const relay = tapReceived(mesh, 1);
+  mesh.seedContent(2, manifest, data, undefined, true);
+  mesh.input(2, { type: 'timer-fired', nowMs: mesh.nowMs, wallClockMs: mesh.wallClockMs });
+  settle(mesh);
+  mesh.input(0, {
+    type: 'start-download',
+    nowMs: mesh.nowMs,
+    downloadId: 1,
+    source: { kind: 'content', contentId: manifest.contentId },
+  });
+  mesh.runUntil(() => mesh.eventsOf(0, 'download:complete').length > 0, 60_000);
+  assert.deepEqual(mesh.deliveredBytes(0, 1), data, 'the download is byte-exact');
+  const key = lookupKeyOf(mesh.nodes[0]!.core.gossipEngine!.options.crypto, manifest.contentId);
+  assert.ok(relay.frames.length > 0, 'the relay received gossip');
+  assert.ok(
+    relay.frames.some((body) => contains(body, key)),
+    'the lookup key crossed the relay (CONTENT_AVAILABILITY / PEER_REQUEST)',
+  );
+  assert.ok(
+    !relay.frames.some((body) => contains(body, manifest.contentId)),
+    'no gossip frame the relay got names the content ID',
+  );
+  const named = relay.messages.filter(
+    (m) => 'contentId' in m && toHex(m.contentId) === toHex(manifest.contentId),
+  );
+  assert.deepEqual(named, [], 'no transfer message (interest, announce) to the relay names it');
+  assert.ok(
+    !relay.messages.some((m) => m.type === 'chunk-request'),
+    'nothing was requested from the relay',
+  );
 });

@@ -180,13 +180,13 @@ test('a stranger FETCH_ASSIGN gets STATUS error and no origin fetch; URL_QUERY n
   assert.ok(mesh.nodes[1]!.core.openLinkCount === 1, 'the link stays up');
 });
 
-test('no unsolicited CHUNK_ANNOUNCE to a stranger, unlike a pod member; an interest announcement gets the held ranges', () => {
+test('no unsolicited CHUNK_ANNOUNCE to a stranger, unlike a pod member; an interest in a published content gets the held ranges', () => {
   const data = testBytes(5 * CHUNK, 81);
   const manifest = manifestOf(data);
   const other = manifestOf(testBytes(2 * CHUNK, 82));
   const podProbe: NodeOptions = { podSecret: secret(8), handleTransfers: false };
   const mesh = new Mesh([probe, gossiper(8, 'holder'), podProbe]);
-  mesh.seedContent(1, manifest, data);
+  mesh.seedContent(1, manifest, data, undefined, true);
   mesh.connect(0, 1);
   mesh.connect(2, 1);
   const toStranger = tapSent(mesh, 1, 0);
@@ -213,6 +213,15 @@ test('no unsolicited CHUNK_ANNOUNCE to a stranger, unlike a pod member; an inter
   assert.ok(answer[0]!.type === 'chunk-announce');
   assert.equal(toHex(answer[0].contentId), toHex(manifest.contentId));
   assert.deepEqual(answer[0].ranges, [{ start: 0, end: 5 }]);
+  // An interest in a held but unpublished content (the stranger knows its ID) gets nothing.
+  mesh.input(0, {
+    type: 'send-message',
+    nowMs: mesh.nowMs,
+    linkId: Mesh.linkId(1),
+    message: { type: 'chunk-announce', contentId: other.contentId, ranges: [] },
+  });
+  mesh.drive();
+  assert.equal(announces(0).length, 1, 'the unpublished content is not announced to a stranger');
   // A second interest in the same content is not answered again, and nothing else leaked.
   mesh.input(0, {
     type: 'send-message',
@@ -235,20 +244,76 @@ test('no unsolicited CHUNK_ANNOUNCE to a stranger, unlike a pod member; an inter
   assert.ok(!toStranger.some((m) => m.type === 'chunk-remove'));
 });
 
+test('a stranger asking for a held but unpublished content (manifest or chunk) gets notFound, as for a hash nobody holds; a published one is served', () => {
+  const secretData = testBytes(3 * CHUNK, 84);
+  const secretManifest = manifestOf(secretData);
+  const publicData = testBytes(2 * CHUNK, 85);
+  const publicManifest = manifestOf(publicData);
+  const mesh = new Mesh([probe, gossiper(12, 'holder')]);
+  mesh.seedContent(1, secretManifest, secretData);
+  mesh.seedContent(1, publicManifest, publicData, undefined, true);
+  mesh.connect(0, 1);
+  mesh.drive();
+  const ask = (requestId: number, chunkHash: Uint8Array): void => {
+    mesh.input(0, {
+      type: 'send-message',
+      nowMs: mesh.nowMs,
+      linkId: Mesh.linkId(1),
+      message: { type: 'chunk-request', requestId, chunkHash, priority: 0 },
+    });
+    mesh.drive();
+  };
+  const statusOf = (requestId: number): number | undefined => {
+    for (const m of received(mesh, 0))
+      if (m.type === 'status' && m.requestId === requestId) return m.status;
+    return undefined;
+  };
+  ask(1, secretManifest.contentId);
+  ask(3, secretManifest.chunkHashes[0]!);
+  ask(5, new Uint8Array(32).fill(0x5a)); // held by nobody
+  assert.equal(statusOf(1), TransferStatus.notFound, 'the unpublished manifest is not served');
+  assert.equal(statusOf(3), TransferStatus.notFound, 'an unpublished chunk is not served');
+  assert.equal(statusOf(5), TransferStatus.notFound);
+  const details = received(mesh, 0)
+    .filter((m) => m.type === 'status')
+    .map((m) => (m.type === 'status' ? m.message : ''));
+  assert.equal(new Set(details).size, 1, 'the refusal reads exactly like "not held"');
+  assert.equal(mesh.nodes[1]!.readsAnswered, 0, 'nothing of the private content was read');
+  assert.ok(!received(mesh, 0).some((m) => m.type === 'data'), 'no DATA went to the stranger');
+  ask(7, publicManifest.contentId);
+  mesh.runUntil(() => statusOf(7) !== undefined, 10_000);
+  assert.equal(statusOf(7), TransferStatus.ok, 'the published manifest is served');
+});
+
 test('a content download from strangers completes exactly: interest announced, manifest and chunks verified, a corrupting stranger costs re-fetches and a ban', () => {
   const data = testBytes(12 * CHUNK, 83);
   const manifest = manifestOf(data);
+  const broadcasting = (n: number): GossipSelf => ({
+    ...self(`n${n}`),
+    broadcast: true,
+    addresses: [`n${n}`],
+  });
   const mesh = new Mesh([
     gossiper(undefined, 'requester'),
-    gossiper(10, 'honest'),
-    gossiper(11, 'liar', { testFaults: { corruptServedChunks: true } }),
+    { podSecret: secret(10), gossip: { self: broadcasting(1) } },
+    {
+      podSecret: secret(11),
+      gossip: { self: broadcasting(2) },
+      testFaults: { corruptServedChunks: true },
+    },
   ]);
-  mesh.seedContent(1, manifest, data);
-  mesh.seedContent(2, manifest, data);
   dialStranger(mesh, 0, 2);
   dialStranger(mesh, 0, 1);
   for (const peer of [1, 2])
     assert.equal(connected(mesh, peer)[0]?.remote.trust, 'stranger', `node ${peer}`);
+  // Both publish it: their cores announce it by lookup key (CONTENT_AVAILABILITY), so the
+  // requester learns them as holders and may send its interest.
+  for (const holder of [1, 2]) {
+    mesh.seedContent(holder, manifest, data, undefined, true);
+    mesh.input(holder, { type: 'timer-fired', nowMs: mesh.nowMs, wallClockMs: mesh.wallClockMs });
+  }
+  mesh.drive();
+  assert.equal(mesh.nodes[0]!.core.gossipEngine!.peersHolding(manifest.contentId).length, 2);
   assert.equal(mesh.nodes[0]!.readsAnswered, 0);
   mesh.input(0, {
     type: 'start-download',

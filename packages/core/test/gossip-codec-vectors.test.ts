@@ -15,6 +15,7 @@ import {
   verifyGossip,
   type UnsignedGossip,
 } from '../src/gossip/gossip-codec.js';
+import { lookupKeyOf } from '../src/gossip/lookup-key.js';
 import { GossipCode } from '../src/gossip/messages.js';
 import {
   buildPeerRecord,
@@ -45,17 +46,28 @@ function load(): RawVectors {
   return JSON.parse(readFileSync(url, 'utf8')) as RawVectors;
 }
 
-/** The JSON message (hex strings, null for absent) as the codec's UnsignedGossip. */
+/**
+ * The JSON message (hex strings, null for absent) as the codec's UnsignedGossip. A `contentId`
+ * beside a `lookupKey` is the example content the key blinds: checked against lookupKeyOf and
+ * left out of the message (gossip never carries it).
+ */
 function parseMessage(raw: Record<string, unknown>): UnsignedGossip {
   const out: Record<string, unknown> = {};
+  const blinded = (entry: { lookupKey: string; contentId?: string }): Uint8Array => {
+    const key = hex(entry.lookupKey);
+    if (entry.contentId !== undefined)
+      assert.equal(toHex(lookupKeyOf(crypto, hex(entry.contentId))), entry.lookupKey);
+    return key;
+  };
   for (const [name, value] of Object.entries(raw)) {
+    if (name === 'contentId') continue;
     if (value === null) out[name] = undefined;
     else if (name === 'records') out[name] = (value as string[]).map(hex);
+    else if (name === 'lookupKey')
+      out[name] = blinded({ lookupKey: value as string, contentId: raw['contentId'] as string });
     else if (name === 'entries') {
-      out[name] = (value as Array<{ contentId: string; held: boolean }>).map((e) => ({
-        contentId: hex(e.contentId),
-        held: e.held,
-      }));
+      type RawEntry = { lookupKey: string; contentId?: string; held: boolean };
+      out[name] = (value as RawEntry[]).map((e) => ({ lookupKey: blinded(e), held: e.held }));
     } else if (typeof value === 'string') out[name] = hex(value);
     else out[name] = value;
   }

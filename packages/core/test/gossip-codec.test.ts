@@ -42,7 +42,7 @@ const bobSilent = buildPeerRecord(crypto, bob, {
   deviceName: 'bob',
 });
 const messageId = new Uint8Array(16).fill(7);
-const contentId = new Uint8Array(32).fill(0xcc);
+const lookupKey = new Uint8Array(32).fill(0xcc);
 const envelope = { ttl: 1, initialTtl: 2, messageId, timestampMs: T0 };
 
 const examples: Array<[string, UnsignedGossip]> = [
@@ -59,11 +59,11 @@ const examples: Array<[string, UnsignedGossip]> = [
   ['PEER_UPDATE', { ...envelope, code: GossipCode.peerUpdate, record: aliceRecord }],
   [
     'PEER_REQUEST with content',
-    { ...envelope, code: GossipCode.peerRequest, contentId, maxResults: 16 },
+    { ...envelope, code: GossipCode.peerRequest, lookupKey, maxResults: 16 },
   ],
   [
     'PEER_REQUEST without content',
-    { ...envelope, code: GossipCode.peerRequest, contentId: undefined, maxResults: 1 },
+    { ...envelope, code: GossipCode.peerRequest, lookupKey: undefined, maxResults: 1 },
   ],
   [
     'PEER_LIST_RESPONSE',
@@ -85,8 +85,8 @@ const examples: Array<[string, UnsignedGossip]> = [
       ...envelope,
       code: GossipCode.contentAvailability,
       entries: [
-        { contentId, held: true },
-        { contentId: new Uint8Array(32), held: false },
+        { lookupKey, held: true },
+        { lookupKey: new Uint8Array(32), held: false },
       ],
     },
   ],
@@ -142,7 +142,7 @@ describe('gossip codec: the encoder refuses', () => {
     ],
     [
       'initialTtl above the request budget',
-      { ...envelope, initialTtl: 17, code: GossipCode.peerRequest, contentId, maxResults: 1 },
+      { ...envelope, initialTtl: 17, code: GossipCode.peerRequest, lookupKey, maxResults: 1 },
     ],
     [
       'a 15-byte message ID',
@@ -151,11 +151,11 @@ describe('gossip codec: the encoder refuses', () => {
     ['a negative timestamp', { ...envelope, timestampMs: -1, code: GossipCode.heartbeat }],
     [
       'maxResults 0',
-      { ...envelope, code: GossipCode.peerRequest, contentId: undefined, maxResults: 0 },
+      { ...envelope, code: GossipCode.peerRequest, lookupKey: undefined, maxResults: 0 },
     ],
     [
       'maxResults 17',
-      { ...envelope, code: GossipCode.peerRequest, contentId: undefined, maxResults: 17 },
+      { ...envelope, code: GossipCode.peerRequest, lookupKey: undefined, maxResults: 17 },
     ],
     [
       '17 records',
@@ -182,7 +182,7 @@ describe('gossip codec: the encoder refuses', () => {
         ...envelope,
         code: GossipCode.contentAvailability,
         entries: Array.from({ length: 65 }, (_, i) => ({
-          contentId: new Uint8Array(32).fill(i),
+          lookupKey: new Uint8Array(32).fill(i),
           held: true,
         })),
       },
@@ -538,7 +538,7 @@ describe('gossip codec: fast-check', () => {
     const request = fc.record({
       code: fc.constant(GossipCode.peerRequest),
       initialTtl: fc.integer({ min: 1, max: 16 }),
-      contentId: fc.option(fc.uint8Array({ minLength: 32, maxLength: 32 }), { nil: undefined }),
+      lookupKey: fc.option(fc.uint8Array({ minLength: 32, maxLength: 32 }), { nil: undefined }),
       maxResults: fc.integer({ min: 1, max: 16 }),
     });
     const content = fc.record({
@@ -547,11 +547,11 @@ describe('gossip codec: fast-check', () => {
       entries: fc.uniqueArray(
         fc
           .record({
-            contentId: fc.uint8Array({ minLength: 32, maxLength: 32 }),
+            lookupKey: fc.uint8Array({ minLength: 32, maxLength: 32 }),
             held: fc.boolean(),
           })
           .map((e) => ({ ...e })),
-        { minLength: 1, maxLength: 64, selector: (e) => e.contentId.join() },
+        { minLength: 1, maxLength: 64, selector: (e) => e.lookupKey.join() },
       ),
     });
     fc.assert(

@@ -147,3 +147,23 @@ test('through a Core: peer-discovered yields one connect, and the link it opens 
     /deviceId/,
   );
 });
+
+test('stranger addresses are never kept: a gossip dial, an inbound stranger link and its close leave no address; a pod peer keeps its own', () => {
+  const table = new PeerTable('00'.repeat(32));
+  const stranger = new Uint8Array(32).fill(0xaa);
+  const dial = table.dialStranger(stranger, '203.0.113.7', 4000, 'gossip', 0);
+  assert.equal(dial?.address, '203.0.113.7', 'the dial order still carries the address');
+  table.linkOpened(1, dial!.dialId);
+  table.linkReady(1, stranger, 's', 1, '203.0.113.7:4000', 4000, 'outbound', 1, 'stranger');
+  const inbound = new Uint8Array(32).fill(0xbb);
+  table.linkReady(2, inbound, 'i', 1, '198.51.100.9:5555', 4001, 'inbound', 1, 'stranger');
+  table.linkClosed(1, 2);
+  for (const row of table.snapshot()) {
+    assert.equal(row.address, '', `no address kept for stranger ${row.name}`);
+    assert.equal(row.port, 0);
+  }
+  const pod = new Uint8Array(32).fill(0xcc);
+  table.discovered(pod, '192.168.1.5', 7000, 'lan', 3);
+  const podRow = table.snapshot().find((row) => row.deviceIdHex === toHex(pod));
+  assert.equal(podRow?.address, '192.168.1.5', 'a pod peer keeps its address');
+});

@@ -47,6 +47,9 @@ export interface ShareRequest {
   readonly path: string;
   /** Share names starting with '.' too (`--hidden`). Default false. */
   readonly hidden?: boolean;
+  /** Serve it to strangers too (gossip-learnt peers of other pods) and announce its lookup key
+   *  when broadcasting (`--publish`). Default false: pod members only. Not persisted yet. */
+  readonly publish?: boolean;
 }
 
 /** The answer to `POST /api/share`. */

@@ -89,7 +89,15 @@ export function parseShareRequest(text: string): ShareRequest {
   if (hidden !== undefined && typeof hidden !== 'boolean') {
     throw new Error('hidden must be a boolean');
   }
-  return { path: value['path'], ...(hidden === true ? { hidden } : {}) };
+  const publish = value['publish'];
+  if (publish !== undefined && typeof publish !== 'boolean') {
+    throw new Error('publish must be a boolean');
+  }
+  return {
+    path: value['path'],
+    ...(hidden === true ? { hidden } : {}),
+    ...(publish === true ? { publish } : {}),
+  };
 }
 
 /** Validates a `POST /api/fetch` body: `{id, output?, directory?, name?, only?, force?}`. */

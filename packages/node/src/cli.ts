@@ -349,12 +349,18 @@ program
   .argument('<path>', 'a file or a directory')
   .description("serve a file or directory tree to the pod from this device's store")
   .option('--hidden', "include files and directories whose names start with '.'")
+  .option(
+    '--publish',
+    'also serve it to strangers (peers of other pods found by gossip or a tracker); until the daemon restarts',
+  )
   .option('--json', 'print JSON: {contentId, link, name, totalBytes, files, skipped}')
   .addHelpText(
     'after',
     `
 Every member of your pod can see what you share (\`peapod ls\` on their side once fetched) and
-fetch all of it: share nothing you would not hand to each of them. The daemon's own data
+fetch all of it: share nothing you would not hand to each of them. Strangers (devices of other
+pods, found by gossip or a tracker) are served only what you share with --publish, and only
+until the daemon restarts (share it again after a restart). The daemon's own data
 directory, and any directory holding it, is refused.
 
 The daemon hashes the files once and serves them where they are: a chunk that lies inside one
@@ -370,12 +376,15 @@ ${examples(
   'peapod share ./photos --json | jq -r .link',
 )}`,
   )
-  .action(async (path: string, options: { json?: boolean; hidden?: boolean }) => {
-    process.exitCode = await runShare(await apiTarget(), path, {
-      json: options.json === true,
-      hidden: options.hidden === true,
-    });
-  });
+  .action(
+    async (path: string, options: { json?: boolean; hidden?: boolean; publish?: boolean }) => {
+      process.exitCode = await runShare(await apiTarget(), path, {
+        json: options.json === true,
+        hidden: options.hidden === true,
+        publish: options.publish === true,
+      });
+    },
+  );
 
 program
   .command('fetch')

@@ -112,7 +112,12 @@ export class ContentApi {
       logger.info({ path: tree.root, files: tree.files.length }, 'share: hashing');
       const manifest = await hashTree(crypto, tree, undefined, signal);
       await shareIntoStore(crypto, store, tree, manifest, signal);
-      feed({ type: 'content-available', nowMs: performance.now(), manifest });
+      feed({
+        type: 'content-available',
+        nowMs: performance.now(),
+        manifest,
+        ...(request.publish === true ? { published: true } : {}),
+      });
       const contentId = toHex(manifest.contentId);
       answer = {
         contentId,

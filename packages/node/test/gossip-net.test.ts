@@ -225,11 +225,11 @@ describe('gossip across pods: tracker, broadcast and silent daemons', () => {
     await assertSilentAddressesNowhere(true);
   });
 
-  test('content by ID from a stranger found through the tracker: share on a beacon, fetch on a silent daemon of another pod, byte-exact', async () => {
+  test('content by ID from a stranger found through the tracker: share --publish on a beacon, fetch on a silent daemon of another pod, byte-exact', async () => {
     const file = join(work, 'talk.bin');
     const bytes = randomBytes(9 * MiB + 4321);
     await writeFile(file, bytes);
-    const shared = await peapod(beacons[0]!, ['share', file, '--json']);
+    const shared = await peapod(beacons[0]!, ['share', file, '--publish', '--json']);
     assert.equal(shared.status, 0, shared.stderr);
     const { contentId } = jsonOf<ShareAnswer>(shared);
     const out = join(work, 'fetched.bin');

@@ -115,14 +115,14 @@ function typeBody(message: UnsignedGossip, origin: Uint8Array): [number, (w: Fra
       return [2 + record.length, (w) => w.prefixed16(record)];
     }
     case GossipCode.peerRequest: {
-      const { contentId, maxResults } = message;
-      if (contentId !== undefined) checkBytes('contentId', contentId, CONTENT_ID_BYTES);
+      const { lookupKey, maxResults } = message;
+      if (lookupKey !== undefined) checkBytes('lookupKey', lookupKey, CONTENT_ID_BYTES);
       checkInteger('maxResults', maxResults, 1, GossipLimits.listRecords);
       return [
-        1 + (contentId === undefined ? 0 : CONTENT_ID_BYTES) + 1,
+        1 + (lookupKey === undefined ? 0 : CONTENT_ID_BYTES) + 1,
         (w) => {
-          w.u8(contentId === undefined ? 0 : REQUEST_FLAG_CONTENT_ID);
-          if (contentId !== undefined) w.bytes(contentId);
+          w.u8(lookupKey === undefined ? 0 : REQUEST_FLAG_CONTENT_ID);
+          if (lookupKey !== undefined) w.bytes(lookupKey);
           w.u8(maxResults);
         },
       ];
@@ -155,17 +155,17 @@ function typeBody(message: UnsignedGossip, origin: Uint8Array): [number, (w: Fra
       if (entries.length < 1 || entries.length > GossipLimits.contentEntries) {
         invalidArgument('entries', `must hold 1..${GossipLimits.contentEntries}`);
       }
-      entries.forEach((e, i) => checkBytes(`entries[${i}].contentId`, e.contentId, 32));
+      entries.forEach((e, i) => checkBytes(`entries[${i}].lookupKey`, e.lookupKey, 32));
       checkDistinct(
         'entries (content IDs)',
-        entries.map((e) => e.contentId),
+        entries.map((e) => e.lookupKey),
       );
       return [
         1 + entries.length * (CONTENT_ID_BYTES + 1),
         (w) => {
           w.u8(entries.length);
           for (const entry of entries) {
-            w.bytes(entry.contentId);
+            w.bytes(entry.lookupKey);
             w.u8(entry.held ? CONTENT_FLAG_HELD : 0);
           }
         },
@@ -226,13 +226,13 @@ function readContentEntries(reader: FrameReader): ContentAvailabilityEntry[] {
   const entries: ContentAvailabilityEntry[] = [];
   const seen = new Set<string>();
   for (let i = 0; i < count; i++) {
-    const contentId = reader.copy('entry.contentId', CONTENT_ID_BYTES);
+    const lookupKey = reader.copy('entry.lookupKey', CONTENT_ID_BYTES);
     const flags = reader.u8('entry.flags');
     if ((flags & ~CONTENT_FLAG_HELD) !== 0) malformed('entry.flags: unknown bits');
-    const hex = toHex(contentId);
-    if (seen.has(hex)) malformed('entries: a content ID appears twice');
+    const hex = toHex(lookupKey);
+    if (seen.has(hex)) malformed('entries: a lookup key appears twice');
     seen.add(hex);
-    entries.push({ contentId, held: (flags & CONTENT_FLAG_HELD) !== 0 });
+    entries.push({ lookupKey, held: (flags & CONTENT_FLAG_HELD) !== 0 });
   }
   return entries;
 }
@@ -275,16 +275,16 @@ function decodeUnchecked(frame: GossipFrameMessage): GossipMessage {
     case GossipCode.peerRequest: {
       const flags = reader.u8('flags');
       if ((flags & ~REQUEST_FLAG_CONTENT_ID) !== 0) malformed('flags: unknown bits');
-      const contentId =
+      const lookupKey =
         (flags & REQUEST_FLAG_CONTENT_ID) !== 0
-          ? reader.copy('contentId', CONTENT_ID_BYTES)
+          ? reader.copy('lookupKey', CONTENT_ID_BYTES)
           : undefined;
       const maxResults = reader.u8('maxResults');
       if (maxResults < 1 || maxResults > GossipLimits.listRecords) {
         malformed(`maxResults ${maxResults} is outside 1..${GossipLimits.listRecords}`);
       }
       reader.end('peer request');
-      message = { ...envelope, code: gossipCode, contentId, maxResults };
+      message = { ...envelope, code: gossipCode, lookupKey, maxResults };
       break;
     }
     case GossipCode.peerListResponse: {

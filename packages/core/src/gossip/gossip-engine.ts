@@ -55,6 +55,7 @@ import type { Prng } from '../prng.js';
 import type { GossipFrameMessage } from '../wire/messages.js';
 import { ActiveView, DIAL_BACKOFF_MS, chooseDials, dialAddress } from './active-view.js';
 import { bytesKey, pairKey } from './byte-key.js';
+import { lookupKeyOf } from './lookup-key.js';
 import {
   decodeGossip,
   encodeGossip,
@@ -164,11 +165,12 @@ export type GossipEvent =
       /** Its signed record, for the host's persisted table (undefined when expired or left). */
       readonly record: Uint8Array | undefined;
     }
-  /** A broadcasting peer announced holding (or dropping) a content. */
+  /** A broadcasting peer announced holding (or dropping) a content, by its lookup key. */
   | {
       readonly type: 'gossip:content';
       readonly deviceId: Uint8Array;
-      readonly contentId: Uint8Array;
+      /** The content's blinded lookup key (lookup-key.ts); gossip never carries the ID. */
+      readonly lookupKey: Uint8Array;
       readonly held: boolean;
     }
   /** A new valid message was accepted (the simulator measures spread with it). */
@@ -456,7 +458,9 @@ export class GossipEngine {
 
   /**
    * Contents this device holds or dropped, sent only when it broadcasts (a silent device's
-   * contents are nobody's business): CONTENT_AVAILABILITY, 64 entries a message.
+   * contents are nobody's business): CONTENT_AVAILABILITY, 64 entries a message, each by its
+   * blinded lookup key (lookup-key.ts), never by content ID. The caller names only contents it
+   * serves to strangers (published: the core's rule).
    * @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT for an entry that is not a 32-byte ID and a
    * boolean.
    */
@@ -478,12 +482,11 @@ export class GossipEngine {
           'this device does not broadcast: content availability is sent only by broadcasting devices',
       };
     // One entry per content (the last one given wins): a message may not name one twice.
-    const byContent = new Map<string, { contentId: Uint8Array; held: boolean }>();
-    for (const entry of entries)
-      byContent.set(bytesKey(entry.contentId), {
-        contentId: entry.contentId.slice(),
-        held: entry.held,
-      });
+    const byContent = new Map<string, { lookupKey: Uint8Array; held: boolean }>();
+    for (const entry of entries) {
+      const lookupKey = lookupKeyOf(this.crypto, entry.contentId);
+      byContent.set(bytesKey(lookupKey), { lookupKey, held: entry.held });
+    }
     if (byContent.size === 0) return { sent: false, reason: 'no entries' };
     for (const [contentKey, entry] of byContent) this.rememberOwnContent(contentKey, entry.held);
     const distinct = [...byContent.values()];
@@ -506,12 +509,16 @@ export class GossipEngine {
     return { sent: true, messageIds };
   }
 
-  /** Asks the network for peers (holding `contentId`, when given). Returns the request's ID. */
+  /**
+   * Asks the network for peers (holding `contentId`, when given: the request names its lookup
+   * key, lookup-key.ts). Returns the request's ID.
+   */
   requestPeers(contentId: Uint8Array | undefined, nowMs: number, wallClockMs: number): Uint8Array {
     if (contentId !== undefined) checkId(contentId, 'contentId');
     const wall = this.clock(nowMs, wallClockMs);
     const messageId = this.newMessageId();
-    const contentKey = contentId === undefined ? undefined : bytesKey(contentId);
+    const lookupKey = contentId === undefined ? undefined : lookupKeyOf(this.crypto, contentId);
+    const contentKey = lookupKey === undefined ? undefined : bytesKey(lookupKey);
     this.routes.add(bytesKey(messageId), undefined, contentKey, nowMs);
     this.originate(
       {
@@ -519,7 +526,7 @@ export class GossipEngine {
         initialTtl: GossipTtl[GossipCode.peerRequest],
         messageId,
         timestampMs: wall,
-        contentId: contentId?.slice(),
+        lookupKey,
         maxResults: GossipLimits.listRecords,
       },
       this.originTargets(),
@@ -564,13 +571,21 @@ export class GossipEngine {
     this.table.get(bytesKey(deviceId))?.score.observe(sample);
   }
 
-  /** Broadcasting peers that announced holding `contentId`, best score first. */
+  /** Broadcasting peers that announced holding `contentId` (its lookup key), best score first. */
   peersHolding(contentId: Uint8Array): GossipPeerSnapshot[] {
     checkId(contentId, 'contentId');
-    const contentKey = bytesKey(contentId);
+    const contentKey = bytesKey(lookupKeyOf(this.crypto, contentId));
     return this.table
       .best(this.table.size, this.lastNowMs, (entry) => entry.contents?.has(contentKey) === true)
       .map((entry) => this.snapshotOf(entry));
+  }
+
+  /** Whether gossip learnt device `deviceId` as a holder of `contentId` (by its lookup key). */
+  holds(deviceId: Uint8Array, contentId: Uint8Array): boolean {
+    checkId(deviceId, 'deviceId');
+    checkId(contentId, 'contentId');
+    const contents = this.table.get(bytesKey(deviceId))?.contents;
+    return contents?.has(bytesKey(lookupKeyOf(this.crypto, contentId))) === true;
   }
 
   /** This device's own signed record (for a tracker registration). */
@@ -676,7 +691,7 @@ export class GossipEngine {
     wall: number,
   ): Applied {
     this.routes.add(bytesKey(message.messageId), linkId, undefined, nowMs);
-    const records = this.matchingRecords(message.contentId, message.maxResults, originKey, wall);
+    const records = this.matchingRecords(message.lookupKey, message.maxResults, originKey, wall);
     if (records.length === 0) return 'forward';
     this.originate(
       {
@@ -727,11 +742,11 @@ export class GossipEngine {
     const entry = this.table.get(originKey);
     if (entry?.record !== undefined) {
       for (const item of message.entries) {
-        this.table.setContent(entry, bytesKey(item.contentId), item.held);
+        this.table.setContent(entry, bytesKey(item.lookupKey), item.held);
         this.event({
           type: 'gossip:content',
           deviceId: entry.deviceId,
-          contentId: item.contentId,
+          lookupKey: item.lookupKey,
           held: item.held,
         });
       }
@@ -786,7 +801,7 @@ export class GossipEngine {
         this.event({
           type: 'gossip:content',
           deviceId: entry.deviceId,
-          contentId: keyBytes(contentKey),
+          lookupKey: keyBytes(contentKey),
           held: true,
         });
       }
@@ -794,14 +809,17 @@ export class GossipEngine {
     return accepted;
   }
 
-  /** Records answering a PEER_REQUEST: broadcasting peers (holding the content, if named). */
+  /**
+   * Records answering a PEER_REQUEST: broadcasting peers (holding the content, if named by its
+   * lookup key; this device's own contents are remembered by lookup key too).
+   */
   private matchingRecords(
-    contentId: Uint8Array | undefined,
+    lookupKey: Uint8Array | undefined,
     maxResults: number,
     requesterKey: string,
     wall: number,
   ): Uint8Array[] {
-    const contentKey = contentId === undefined ? undefined : bytesKey(contentId);
+    const contentKey = lookupKey === undefined ? undefined : bytesKey(lookupKey);
     const records: Uint8Array[] = [];
     if (this.self.broadcast && (contentKey === undefined || this.ownContents?.has(contentKey)))
       records.push(this.buildOwnRecord(wall, false));

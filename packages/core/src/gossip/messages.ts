@@ -65,10 +65,14 @@ export interface PeerAnnouncementMessage extends GossipEnvelope {
   readonly record: Uint8Array;
 }
 
-/** "Who knows peers (holding this content)?" Answers travel back along the request's path. */
+/**
+ * "Who knows peers (holding this content)?" Answers travel back along the request's path.
+ * The content is named by its blinded lookup key (lookup-key.ts), never by its ID.
+ */
 export interface PeerRequestMessage extends GossipEnvelope {
   readonly code: typeof GossipCode.peerRequest;
-  readonly contentId: Uint8Array | undefined; // 32 bytes when present
+  /** SHA-256("peapod/lookup/v1" || contentId), 32 bytes, when a content is named. */
+  readonly lookupKey: Uint8Array | undefined;
   readonly maxResults: number; // 1..GossipLimits.listRecords
 }
 
@@ -86,12 +90,16 @@ export interface GossipHeartbeatMessage extends GossipEnvelope {
 }
 
 export interface ContentAvailabilityEntry {
-  readonly contentId: Uint8Array; // 32 bytes
+  /** The content's blinded lookup key (lookup-key.ts), 32 bytes: never the content ID. */
+  readonly lookupKey: Uint8Array;
   /** true: the origin holds the content (all or part); false: it no longer does. */
   readonly held: boolean;
 }
 
-/** Which contents the origin (a broadcasting peer) holds or dropped. */
+/**
+ * Which published contents the origin (a broadcasting peer) holds or dropped, by lookup key: a
+ * device announces only contents it serves to strangers (published, core.ts).
+ */
 export interface ContentAvailabilityMessage extends GossipEnvelope {
   readonly code: typeof GossipCode.contentAvailability;
   readonly entries: readonly ContentAvailabilityEntry[]; // 1..GossipLimits.contentEntries

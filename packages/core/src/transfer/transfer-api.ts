@@ -210,6 +210,12 @@ export type TransferInput =
       readonly manifest: Manifest;
       /** Chunk indices held; all when absent. */
       readonly chunkIndices?: readonly number[];
+      /**
+       * The user published the content (`peapod share --publish`): strangers may fetch it and,
+       * when this device broadcasts, gossip announces it (core.ts, stranger-content.ts). Once
+       * published it stays so until `content-removed` of all its chunks. Absent: no change.
+       */
+      readonly published?: boolean;
     }
   /**
    * The host no longer holds these chunks (`peapod rm`, eviction, a copy that failed its check

@@ -352,7 +352,13 @@ export class Mesh {
   }
 
   /** Node `node` holds the content: store + content-available. */
-  seedContent(node: number, manifest: Manifest, data: Uint8Array, indices?: number[]): void {
+  seedContent(
+    node: number,
+    manifest: Manifest,
+    data: Uint8Array,
+    indices?: number[],
+    published?: boolean,
+  ): void {
     const key = toHex(manifest.contentId);
     const chunks = new Map<number, Uint8Array>();
     const count = manifest.chunkHashes.length;
@@ -372,6 +378,7 @@ export class Mesh {
       nowMs: this.nowMs,
       manifest,
       ...(indices === undefined ? {} : { chunkIndices: indices }),
+      ...(published === undefined ? {} : { published }),
     });
   }
 

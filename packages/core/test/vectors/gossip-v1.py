@@ -140,8 +140,12 @@ def seed_of(label):
 
 SEED_A, SEED_B = seed_of('alpha'), seed_of('bravo')
 T0 = 1767225600000  # 2026-01-01T00:00:00Z
-CONTENT_1 = hashlib.sha256(b'content one').digest()
-CONTENT_2 = hashlib.sha256(b'content two').digest()
+# Gossip names a content by its blinded lookup key, SHA-256("peapod/lookup/v1" || content ID)
+# (protocol.md 11.7), never by the ID: the vectors carry the keys of two example content IDs.
+CONTENT_ID_1 = hashlib.sha256(b'content one').digest()
+CONTENT_ID_2 = hashlib.sha256(b'content two').digest()
+CONTENT_1 = hashlib.sha256(b'peapod/lookup/v1' + CONTENT_ID_1).digest()
+CONTENT_2 = hashlib.sha256(b'peapod/lookup/v1' + CONTENT_ID_2).digest()
 
 keys = [
     {'name': 'alpha', 'seed': SEED_A.hex(), 'publicKey': public_key(SEED_A).hex()},
@@ -199,9 +203,9 @@ add('PEER_ANNOUNCEMENT of alpha, straight from its origin', 'alpha', SEED_A, ANN
 add('PEER_UPDATE of bravo, leaving, relayed 12 times', 'bravo', SEED_B, UPDATE, 20, 32, mid(2), T0 + 60000,
     prefixed(REC_B_LEAVING), {'record': REC_B_LEAVING.hex()})
 add('PEER_REQUEST for peers holding a content', 'bravo', SEED_B, REQUEST, 16, 16, mid(3), T0 + 2000,
-    u8(1) + CONTENT_1 + u8(8), {'contentId': CONTENT_1.hex(), 'maxResults': 8})
+    u8(1) + CONTENT_1 + u8(8), {'lookupKey': CONTENT_1.hex(), 'contentId': CONTENT_ID_1.hex(), 'maxResults': 8})
 add('PEER_REQUEST for any peers, on its last hop', 'alpha', SEED_A, REQUEST, 1, 16, mid(4), T0 + 2001,
-    u8(0) + u8(16), {'contentId': None, 'maxResults': 16})
+    u8(0) + u8(16), {'lookupKey': None, 'maxResults': 16})
 add('PEER_LIST_RESPONSE answering request 03..03', 'alpha', SEED_A, LIST_RESPONSE, 16, 16, mid(5),
     T0 + 2500, mid(3) + u8(2) + prefixed(REC_A) + prefixed(REC_B),
     {'requestId': mid(3).hex(), 'records': [REC_A.hex(), REC_B.hex()]})
@@ -213,8 +217,8 @@ add('PEER_LIST_RESPONSE, empty', 'bravo', SEED_B, LIST_RESPONSE, 1, 1, mid(7), T
 add('HEARTBEAT (2 hops)', 'alpha', SEED_A, HEARTBEAT, 2, 2, mid(8), T0 + 30000, b'', {})
 add('CONTENT_AVAILABILITY: holds one, dropped another', 'alpha', SEED_A, CONTENT, 32, 32, mid(9),
     T0 + 4000, u8(2) + CONTENT_1 + u8(1) + CONTENT_2 + u8(0),
-    {'entries': [{'contentId': CONTENT_1.hex(), 'held': True},
-                 {'contentId': CONTENT_2.hex(), 'held': False}]})
+    {'entries': [{'lookupKey': CONTENT_1.hex(), 'contentId': CONTENT_ID_1.hex(), 'held': True},
+                 {'lookupKey': CONTENT_2.hex(), 'contentId': CONTENT_ID_2.hex(), 'held': False}]})
 
 print(json.dumps({'keys': keys, 'records': records, 'messages': messages}, indent=2,
                  ensure_ascii=False))

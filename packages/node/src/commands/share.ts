@@ -15,11 +15,12 @@ import { formatBytes } from '../rate-limit.js';
 export async function runShare(
   target: ApiTarget,
   path: string,
-  options: { readonly json: boolean; readonly hidden: boolean },
+  options: { readonly json: boolean; readonly hidden: boolean; readonly publish?: boolean },
 ): Promise<number> {
   const request: ShareRequest = {
     path: resolve(path),
     hidden: options.hidden,
+    ...(options.publish === true ? { publish: true } : {}),
   };
   let answer;
   try {
