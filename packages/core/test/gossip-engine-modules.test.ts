@@ -15,7 +15,10 @@ import { SeenSet } from '../src/gossip/seen-set.js';
 import { Prng } from '../src/prng.js';
 import { gossipCrypto } from './support/gossip-mesh.js';
 
-test('SeenSet against a model: bounded, floor = newest forgotten timestamp, duplicates while held, replayed at or below the floor', () => {
+test('SeenSet against a model: bounded, entries kept by their own ts, floor = newest forgotten ts but never above wall - window', () => {
+  const WALL = 100;
+  const WINDOW = 60;
+  const EDGE = WALL - WINDOW;
   fc.assert(
     fc.property(
       fc.integer({ min: 1, max: 8 }),
@@ -24,7 +27,7 @@ test('SeenSet against a model: bounded, floor = newest forgotten timestamp, dupl
         { maxLength: 60 },
       ),
       (capacity, adds) => {
-        const set = new SeenSet(capacity, 1_000_000);
+        const set = new SeenSet(capacity, WINDOW);
         const held = new Map<string, number>();
         let floor = -1;
         for (const { key, ts } of adds) {
@@ -32,22 +35,57 @@ test('SeenSet against a model: bounded, floor = newest forgotten timestamp, dupl
           const expected = ts <= floor ? 'replayed' : held.has(k) ? 'duplicate' : 'new';
           assert.equal(set.check(k, ts), expected);
           if (expected !== 'new') continue;
-          set.add(k, ts, 0);
+          set.add(k, ts, WALL);
+          // The model forgets what fell out of the window (by its own ts), then the smallest ts.
+          for (const [hk, hts] of [...held])
+            if (hts < EDGE) {
+              held.delete(hk);
+              floor = Math.max(floor, hts);
+            }
           if (held.size >= capacity) {
-            // The model forgets the smallest timestamp first.
             let oldest: [string, number] | undefined;
             for (const e of held) if (oldest === undefined || e[1] < oldest[1]) oldest = e;
             held.delete(oldest![0]);
-            floor = Math.max(floor, oldest![1]);
+            floor = Math.max(floor, Math.min(oldest![1], EDGE));
           }
           held.set(k, ts);
           assert.ok(set.size <= capacity);
           assert.equal(set.size, held.size);
           assert.equal(set.floorMs, floor);
+          assert.ok(set.floorMs <= EDGE, 'the floor never rises above wall - window');
         }
       },
     ),
   );
+});
+
+test('SeenSet per-origin quota: an origin at its quota is answered over-quota and never evicts others; quota frees as its entries age out', () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 6 }),
+      fc.integer({ min: 4, max: 20 }),
+      fc.array(fc.integer({ min: 0, max: 3 }), { maxLength: 80 }),
+      (quota, capacity, origins) => {
+        const set = new SeenSet(capacity, 30_000, quota);
+        let n = 0;
+        for (const o of origins) {
+          const origin = `o${o}`;
+          const key = `m${n++}`;
+          const verdict = set.check(key, 1_000, origin, 1_000);
+          assert.equal(verdict, set.countOf(origin) >= quota ? 'over-quota' : 'new');
+          if (verdict === 'new') set.add(key, 1_000, 1_000, origin);
+          assert.ok(set.countOf(origin) <= quota);
+          assert.ok(set.size <= capacity);
+          assert.equal(set.floorMs, -1, 'nothing stamped in the window raises the floor');
+        }
+      },
+    ),
+  );
+  const set = new SeenSet(100, 30_000, 3);
+  for (let i = 0; i < 3; i++) set.add(`f${i}`, 10_000, 10_000, 'flooder');
+  assert.equal(set.check('f3', 10_000, 'flooder', 10_000), 'over-quota');
+  assert.equal(set.check('h0', 10_000, 'honest', 10_000), 'new');
+  assert.equal(set.check('f3', 50_000, 'flooder', 50_000), 'new', 'its entries aged out');
 });
 
 test('SeenSet forgets what fell out of the clock window (raising the floor) so idle memory stays small', () => {

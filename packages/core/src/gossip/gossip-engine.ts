@@ -82,6 +82,7 @@ import {
   verifyPeerRecord,
 } from './peer-record.js';
 import { RequestRoutes } from './request-routes.js';
+import { LinkBudget } from './link-budget.js';
 import { SeenSet } from './seen-set.js';
 
 export interface GossipSettings {
@@ -197,7 +198,10 @@ export type GossipOutput =
       readonly address: string;
       readonly port: number;
     }
-  /** Close a gossip link (a new link took the view past `activeLinksMax`). */
+  /**
+   * Close a gossip link (a new link took the view past `activeLinksMax`, or the link spent its
+   * bad-frame budget, link-budget.ts).
+   */
   | { readonly type: 'close'; readonly linkId: number }
   | { readonly type: 'event'; readonly event: GossipEvent };
 
@@ -206,6 +210,8 @@ export interface GossipCounters {
   received: number;
   accepted: number;
   duplicates: number;
+  /** Links closed for spending their bad-frame budget (link-budget.ts). */
+  closedBadFrames: number;
   rejected: Partial<Record<GossipRejection, number>>;
 }
 
@@ -247,6 +253,7 @@ export class GossipEngine {
     received: 0,
     accepted: 0,
     duplicates: 0,
+    closedBadFrames: 0,
     rejected: {},
   };
 
@@ -257,6 +264,7 @@ export class GossipEngine {
   private self: GossipSelf;
   private readonly selfKey: string;
   private readonly seen: SeenSet;
+  private readonly badFrames = new LinkBudget();
   private readonly table: GossipTable;
   private readonly view = new ActiveView();
   private readonly routes = new RequestRoutes(ROUTES_MAX, ROUTE_LIFETIME_MS);
@@ -355,7 +363,8 @@ export class GossipEngine {
       return;
     }
     const key = pairKey(message.messageId, message.originPublicKey);
-    const verdict = this.seen.check(key, message.timestampMs);
+    const originPk = bytesKey(message.originPublicKey);
+    const verdict = this.seen.check(key, message.timestampMs, originPk, wall);
     if (verdict === 'duplicate') {
       this.counters.duplicates++;
       return;
@@ -364,17 +373,30 @@ export class GossipEngine {
       this.reject(linkId, 'replayed', 'timestamp at or below the seen set floor');
       return;
     }
+    if (verdict === 'over-quota') {
+      this.reject(linkId, 'over-quota', 'the origin holds its quota of seen messages');
+      return;
+    }
     if (equalBytes(message.originPublicKey, this.identity.publicKey)) {
       this.reject(linkId, 'self', 'a message of this device that it no longer remembers');
       return;
     }
-    if (!verifyGossip(this.crypto, frame)) {
-      this.reject(linkId, 'bad-signature', 'the envelope signature is not its origin key’s');
-      return;
-    }
-    this.seen.add(key, message.timestampMs, wall);
     const originDeviceId = deriveDeviceId(this.crypto, message.originPublicKey);
     const originKey = bytesKey(originDeviceId);
+    if (
+      (message.code === GossipCode.heartbeat || message.code === GossipCode.contentAvailability) &&
+      this.table.get(originKey) === undefined &&
+      this.view.deviceKeyOf(linkId) !== originKey
+    ) {
+      this.reject(linkId, 'unknown-origin', 'an origin neither in the table nor a direct link');
+      return;
+    }
+    if (!verifyGossip(this.crypto, frame)) {
+      this.reject(linkId, 'bad-signature', 'the envelope signature is not its origin key’s');
+      this.chargeBadFrame(linkId, nowMs);
+      return;
+    }
+    this.seen.add(key, message.timestampMs, wall, originPk);
     const applied = this.apply(linkId, message, frame, originKey, nowMs, wall);
     if (typeof applied === 'object') {
       this.reject(linkId, applied.rejection, applied.detail);
@@ -1011,6 +1033,14 @@ export class GossipEngine {
   private send(linkId: number, frame: GossipFrameMessage): void {
     this.counters.sent++;
     this.push({ type: 'send', linkId, frame });
+  }
+
+  /** A bad frame from `linkId`: past its budget (link-budget.ts) the link is closed. */
+  private chargeBadFrame(linkId: number, nowMs: number): void {
+    if (!this.badFrames.charge(linkId, (id) => this.view.has(id))) return;
+    this.counters.closedBadFrames++;
+    this.push({ type: 'close', linkId });
+    this.dropLink(linkId, nowMs);
   }
 
   private reject(linkId: number, rejection: GossipRejection, detail: string): void {
