@@ -167,3 +167,73 @@ test('bad signatures: the 8th forged frame on a link makes B close that link, co
   }
   assert.equal(mesh.linkId(B, A), undefined, 'B closed its link to A');
 });
+
+function recordOf(node: MeshNode, wall: number): Uint8Array {
+  return buildPeerRecord(node.crypto, node.identity, {
+    issuedAtMs: wall,
+    broadcast: true,
+    bootstrap: false,
+    leaving: false,
+    capabilities: 0,
+    listenPort: 9000,
+    deviceName: `node-${node.index}`,
+    addresses: [`10.0.${node.index}.1`],
+  });
+}
+
+function request(node: MeshNode, wall: number): GossipFrameMessage {
+  return signed(node, {
+    code: GossipCode.peerRequest,
+    ttl: 16,
+    initialTtl: 16,
+    messageId: messageId(),
+    timestampMs: wall,
+    contentId: new Uint8Array(32).fill(0x77), // nobody holds it: B forwards the request to C
+    maxResults: 8,
+  } as UnsignedGossip);
+}
+
+function answer(node: MeshNode, requestFrame: GossipFrameMessage, wall: number) {
+  return signed(node, {
+    code: GossipCode.peerListResponse,
+    ttl: 16,
+    initialTtl: 16,
+    messageId: messageId(),
+    timestampMs: wall,
+    requestId: requestFrame.body.slice(1, 17),
+    records: [recordOf(node, wall)],
+  });
+}
+
+test("request answers: a PEER_LIST_RESPONSE from a link the request was not sent on is refused 'unsolicited' and not relayed; from the link it went to it is relayed back on the route", () => {
+  const { mesh, fromA } = line(1);
+  const x = mesh.nodes[FIRST_STRANGER]!;
+  const fromC = mesh.linkId(B, C)!;
+  const req = request(x, mesh.wall(B));
+  assert.equal(offer(mesh, fromA, req).forwarded, 1, 'B forwarded the request to C');
+  // X (or anyone who saw the ID) answers from A's side: B never asked A.
+  const forged = offer(mesh, fromA, answer(x, req, mesh.wall(B)));
+  assert.deepEqual(forged.rejected, ['unsolicited']);
+  assert.equal(forged.forwarded, 0);
+  // The answer from C, where the request went, travels back to A only.
+  const real = offer(mesh, fromC, answer(mesh.nodes[C]!, req, mesh.wall(B)));
+  assert.deepEqual(real.rejected, []);
+  assert.equal(real.forwarded, 1);
+});
+
+test("request routes: one link's request flood is refused 'over-quota' past its quota and does not flush the routes of another link", () => {
+  const { mesh, fromA } = line(1);
+  const x = mesh.nodes[FIRST_STRANGER]!;
+  const fromC = mesh.linkId(B, C)!;
+  // C's request, routed first.
+  const honest = request(mesh.nodes[C]!, mesh.wall(B));
+  assert.equal(offer(mesh, fromC, honest).forwarded, 1);
+  let overQuota = 0;
+  for (let i = 0; i < 1100; i++)
+    if (offer(mesh, fromA, request(x, mesh.wall(B))).rejected.includes('over-quota')) overQuota++;
+  assert.ok(overQuota >= 1100 - 128, `over-quota ${overQuota}`);
+  // The honest route survived: A's answer to C's request is relayed back to C.
+  const back = offer(mesh, fromA, answer(mesh.nodes[A]!, honest, mesh.wall(B)));
+  assert.deepEqual(back.rejected, []);
+  assert.equal(back.forwarded, 1);
+});

@@ -265,6 +265,7 @@ export class GossipEngine {
   private readonly selfKey: string;
   private readonly seen: SeenSet;
   private readonly badFrames = new LinkBudget();
+  private introducedAtMs: number | undefined = undefined;
   private readonly table: GossipTable;
   private readonly view = new ActiveView();
   private readonly routes = new RequestRoutes(ROUTES_MAX, ROUTE_LIFETIME_MS);
@@ -508,6 +509,7 @@ export class GossipEngine {
       });
     if (byContent.size === 0) return { sent: false, reason: 'no entries' };
     for (const [contentKey, entry] of byContent) this.rememberOwnContent(contentKey, entry.held);
+    this.introduceBeforeContent(wall);
     const distinct = [...byContent.values()];
     const messageIds: Uint8Array[] = [];
     for (let at = 0; at < distinct.length; at += GossipLimits.contentEntries) {
@@ -534,7 +536,8 @@ export class GossipEngine {
     const wall = this.clock(nowMs, wallClockMs);
     const messageId = this.newMessageId();
     const contentKey = contentId === undefined ? undefined : bytesKey(contentId);
-    this.routes.add(bytesKey(messageId), undefined, contentKey, nowMs);
+    const targets = this.originTargets();
+    this.routes.add(bytesKey(messageId), undefined, contentKey, nowMs, targets);
     this.originate(
       {
         code: GossipCode.peerRequest,
@@ -544,7 +547,7 @@ export class GossipEngine {
         contentId: contentId?.slice(),
         maxResults: GossipLimits.listRecords,
       },
-      this.originTargets(),
+      targets,
     );
     return messageId;
   }
@@ -697,7 +700,10 @@ export class GossipEngine {
     nowMs: number,
     wall: number,
   ): Applied {
-    this.routes.add(bytesKey(message.messageId), linkId, undefined, nowMs);
+    // Answers are taken from the links the request may be forwarded on (all but the sender's).
+    const onward = message.ttl > 1 ? this.view.linkIds().filter((id) => id !== linkId) : [];
+    if (!this.routes.add(bytesKey(message.messageId), linkId, undefined, nowMs, onward, originKey))
+      return { rejection: 'over-quota', detail: 'the link or origin holds its quota of routes' };
     const records = this.matchingRecords(message.contentId, message.maxResults, originKey, wall);
     if (records.length === 0) return 'forward';
     this.originate(
@@ -735,6 +741,8 @@ export class GossipEngine {
     }
     const route = this.routes.get(bytesKey(message.requestId), nowMs);
     if (route === undefined) return 'keep'; // expired or never ours to route: dropped
+    if (!RequestRoutes.answerable(route, linkId))
+      return { rejection: 'unsolicited', detail: 'the request was not sent on this link' };
     if (route.linkId === undefined) {
       this.learnRecords(message.records, 'gossip', nowMs, wall, route.contentKey);
     } else if (message.ttl > 1 && this.view.has(route.linkId)) {
@@ -1033,6 +1041,19 @@ export class GossipEngine {
   private send(linkId: number, frame: GossipFrameMessage): void {
     this.counters.sent++;
     this.push({ type: 'send', linkId, frame });
+  }
+
+  /**
+   * Receivers refuse CONTENT_AVAILABILITY from origins they hold no record of ('unknown-origin'),
+   * so a content announcement is preceded by a flooded PEER_ANNOUNCEMENT of this device (sent
+   * first on every link, it is ahead of the content message on each path), at most one per
+   * ANNOUNCEMENT_REUSE_MS.
+   */
+  private introduceBeforeContent(wall: number): void {
+    if (this.introducedAtMs !== undefined && wall - this.introducedAtMs <= ANNOUNCEMENT_REUSE_MS)
+      return;
+    this.introducedAtMs = wall;
+    this.announceSelf(this.originTargets(), wall);
   }
 
   /** A bad frame from `linkId`: past its budget (link-budget.ts) the link is closed. */
