@@ -264,3 +264,39 @@ test('GossipEngine refuses host misuse with PEAPOD_ERR_INVALID_ARGUMENT naming t
   assert.equal(quiet.snapshot().length, 0);
   assert.equal(GossipDefaults.peerExpiryMs, 2 * 60 * 60 * 1000);
 });
+
+test('GossipTable flush: records pushed in bulk by one link are capped per link and never evict peers heard directly', () => {
+  const table = new GossipTable({
+    tableMax: 64,
+    peerExpiryMs: 10_000,
+    heartbeatIntervalMs: 100,
+    prng: new Prng(9),
+  });
+  const rec = (i: number): HeldRecord => ({
+    bytes: Uint8Array.of(i & 255, i >> 8),
+    issuedAtMs: 10,
+    bootstrap: false,
+    addresses: ['10.0.0.1'],
+    listenPort: 1,
+    deviceName: `p${i}`,
+  });
+  const id = (i: number) => Uint8Array.of(i & 255, i >> 8, ...new Uint8Array(30));
+  for (let i = 0; i < 40; i++) table.putRecord(`d${i}`, id(i), rec(i), 'gossip', 0, 0);
+  // Much later (the direct peers' scores have aged), three links push 200 records each.
+  for (const link of [7, 8, 9]) {
+    let accepted = 0;
+    for (let i = 0; i < 200; i++) {
+      const n = 1000 * link + i;
+      const out = table.putRecord(`b${n}`, id(n), rec(n), 'gossip', 5_000, 5_000, link);
+      if (out.change === 'learned') accepted++;
+    }
+    assert.ok(accepted <= table.perLinkMax, `link ${link} brought ${accepted}`);
+    assert.ok(table.bulkFrom(link) <= table.perLinkMax);
+  }
+  for (let i = 0; i < 40; i++) assert.ok(table.get(`d${i}`), `direct peer d${i} kept`);
+  assert.ok(table.size <= 64);
+  // A link to a bulk-learnt peer makes it a direct one (untagged).
+  const tagged = table.all().find((e) => e.viaLink !== undefined)!;
+  table.linked(tagged.key, tagged.deviceId, 5_000);
+  assert.equal(tagged.viaLink, undefined);
+});

@@ -736,7 +736,7 @@ export class GossipEngine {
         };
       if (!this.view.takeSync(linkId))
         return { rejection: 'replayed', detail: 'one table sync is accepted per link' };
-      this.learnRecords(message.records, 'gossip', nowMs, wall, undefined);
+      this.learnRecords(message.records, 'gossip', nowMs, wall, undefined, linkId);
       return 'keep';
     }
     const route = this.routes.get(bytesKey(message.requestId), nowMs);
@@ -744,7 +744,7 @@ export class GossipEngine {
     if (!RequestRoutes.answerable(route, linkId))
       return { rejection: 'unsolicited', detail: 'the request was not sent on this link' };
     if (route.linkId === undefined) {
-      this.learnRecords(message.records, 'gossip', nowMs, wall, route.contentKey);
+      this.learnRecords(message.records, 'gossip', nowMs, wall, route.contentKey, linkId);
     } else if (message.ttl > 1 && this.view.has(route.linkId)) {
       this.send(route.linkId, withTtl(frame, message.ttl - 1));
     }
@@ -779,6 +779,7 @@ export class GossipEngine {
     nowMs: number,
     wall: number,
     contentKey: string | undefined,
+    viaLinkId?: number,
   ): number {
     let accepted = 0;
     for (const bytes of records) {
@@ -804,8 +805,9 @@ export class GossipEngine {
         source,
         heardMs,
         nowMs,
+        viaLinkId,
       );
-      if (!('entry' in outcome)) continue; // stale or the table is full
+      if (!('entry' in outcome)) continue; // stale, the table is full or the link's quota is
       const entry = outcome.entry;
       accepted++;
       if (outcome.change !== 'refreshed')
