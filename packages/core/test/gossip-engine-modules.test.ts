@@ -15,7 +15,10 @@ import { SeenSet } from '../src/gossip/seen-set.js';
 import { Prng } from '../src/prng.js';
 import { gossipCrypto } from './support/gossip-mesh.js';
 
-test('SeenSet against a model: bounded, floor = newest forgotten timestamp, duplicates while held, replayed at or below the floor', () => {
+test('SeenSet against a model: bounded, entries kept by their own ts, floor = newest forgotten ts but never above wall - window', () => {
+  const WALL = 100;
+  const WINDOW = 60;
+  const EDGE = WALL - WINDOW;
   fc.assert(
     fc.property(
       fc.integer({ min: 1, max: 8 }),
@@ -24,7 +27,7 @@ test('SeenSet against a model: bounded, floor = newest forgotten timestamp, dupl
         { maxLength: 60 },
       ),
       (capacity, adds) => {
-        const set = new SeenSet(capacity, 1_000_000);
+        const set = new SeenSet(capacity, WINDOW);
         const held = new Map<string, number>();
         let floor = -1;
         for (const { key, ts } of adds) {
@@ -32,22 +35,57 @@ test('SeenSet against a model: bounded, floor = newest forgotten timestamp, dupl
           const expected = ts <= floor ? 'replayed' : held.has(k) ? 'duplicate' : 'new';
           assert.equal(set.check(k, ts), expected);
           if (expected !== 'new') continue;
-          set.add(k, ts, 0);
+          set.add(k, ts, WALL);
+          // The model forgets what fell out of the window (by its own ts), then the smallest ts.
+          for (const [hk, hts] of [...held])
+            if (hts < EDGE) {
+              held.delete(hk);
+              floor = Math.max(floor, hts);
+            }
           if (held.size >= capacity) {
-            // The model forgets the smallest timestamp first.
             let oldest: [string, number] | undefined;
             for (const e of held) if (oldest === undefined || e[1] < oldest[1]) oldest = e;
             held.delete(oldest![0]);
-            floor = Math.max(floor, oldest![1]);
+            floor = Math.max(floor, Math.min(oldest![1], EDGE));
           }
           held.set(k, ts);
           assert.ok(set.size <= capacity);
           assert.equal(set.size, held.size);
           assert.equal(set.floorMs, floor);
+          assert.ok(set.floorMs <= EDGE, 'the floor never rises above wall - window');
         }
       },
     ),
   );
+});
+
+test('SeenSet per-origin quota: an origin at its quota is answered over-quota and never evicts others; quota frees as its entries age out', () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 6 }),
+      fc.integer({ min: 4, max: 20 }),
+      fc.array(fc.integer({ min: 0, max: 3 }), { maxLength: 80 }),
+      (quota, capacity, origins) => {
+        const set = new SeenSet(capacity, 30_000, quota);
+        let n = 0;
+        for (const o of origins) {
+          const origin = `o${o}`;
+          const key = `m${n++}`;
+          const verdict = set.check(key, 1_000, origin, 1_000);
+          assert.equal(verdict, set.countOf(origin) >= quota ? 'over-quota' : 'new');
+          if (verdict === 'new') set.add(key, 1_000, 1_000, origin);
+          assert.ok(set.countOf(origin) <= quota);
+          assert.ok(set.size <= capacity);
+          assert.equal(set.floorMs, -1, 'nothing stamped in the window raises the floor');
+        }
+      },
+    ),
+  );
+  const set = new SeenSet(100, 30_000, 3);
+  for (let i = 0; i < 3; i++) set.add(`f${i}`, 10_000, 10_000, 'flooder');
+  assert.equal(set.check('f3', 10_000, 'flooder', 10_000), 'over-quota');
+  assert.equal(set.check('h0', 10_000, 'honest', 10_000), 'new');
+  assert.equal(set.check('f3', 50_000, 'flooder', 50_000), 'new', 'its entries aged out');
 });
 
 test('SeenSet forgets what fell out of the clock window (raising the floor) so idle memory stays small', () => {
@@ -225,4 +263,40 @@ test('GossipEngine refuses host misuse with PEAPOD_ERR_INVALID_ARGUMENT naming t
   });
   assert.equal(quiet.snapshot().length, 0);
   assert.equal(GossipDefaults.peerExpiryMs, 2 * 60 * 60 * 1000);
+});
+
+test('GossipTable flush: records pushed in bulk by one link are capped per link and never evict peers heard directly', () => {
+  const table = new GossipTable({
+    tableMax: 64,
+    peerExpiryMs: 10_000,
+    heartbeatIntervalMs: 100,
+    prng: new Prng(9),
+  });
+  const rec = (i: number): HeldRecord => ({
+    bytes: Uint8Array.of(i & 255, i >> 8),
+    issuedAtMs: 10,
+    bootstrap: false,
+    addresses: ['10.0.0.1'],
+    listenPort: 1,
+    deviceName: `p${i}`,
+  });
+  const id = (i: number) => Uint8Array.of(i & 255, i >> 8, ...new Uint8Array(30));
+  for (let i = 0; i < 40; i++) table.putRecord(`d${i}`, id(i), rec(i), 'gossip', 0, 0);
+  // Much later (the direct peers' scores have aged), three links push 200 records each.
+  for (const link of [7, 8, 9]) {
+    let accepted = 0;
+    for (let i = 0; i < 200; i++) {
+      const n = 1000 * link + i;
+      const out = table.putRecord(`b${n}`, id(n), rec(n), 'gossip', 5_000, 5_000, link);
+      if (out.change === 'learned') accepted++;
+    }
+    assert.ok(accepted <= table.perLinkMax, `link ${link} brought ${accepted}`);
+    assert.ok(table.bulkFrom(link) <= table.perLinkMax);
+  }
+  for (let i = 0; i < 40; i++) assert.ok(table.get(`d${i}`), `direct peer d${i} kept`);
+  assert.ok(table.size <= 64);
+  // A link to a bulk-learnt peer makes it a direct one (untagged).
+  const tagged = table.all().find((e) => e.viaLink !== undefined)!;
+  table.linked(tagged.key, tagged.deviceId, 5_000);
+  assert.equal(tagged.viaLink, undefined);
 });

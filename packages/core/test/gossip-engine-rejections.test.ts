@@ -81,6 +81,11 @@ function acceptedBy(mesh: GossipMesh, node: number, frame: GossipFrameMessage): 
   return mesh.eventsOf(node, 'gossip:accepted').some((e) => toHex(e.messageId) === idOf(frame));
 }
 
+/** B learns X's record (relayed by A), so X's heartbeats are not 'unknown-origin'. */
+function introduce(mesh: GossipMesh, fromA: number): void {
+  assert.ok(offer(mesh, fromA, announcement(mesh.nodes[X]!, mesh.wall(X))).accepted);
+}
+
 /** Hands `frame` to B from A; returns B's new rejections and whether B sent anything. */
 function offer(mesh: GossipMesh, fromA: number, frame: GossipFrameMessage) {
   const before = mesh.nodes[B]!.events.length;
@@ -146,24 +151,28 @@ test('replayed: the same frame again after forwarding is dropped as a duplicate,
   );
 });
 
-test("replayed: an old frame the bounded seen set forgot is rejected 'replayed' (the raised floor)", () => {
-  const { mesh, fromA } = line({ seenMax: 4 });
+test("replayed: after the wall clock steps back, a frame the seen set forgot is rejected 'replayed' (the floor)", () => {
+  const { mesh, fromA } = line();
+  introduce(mesh, fromA);
   const wall = mesh.wall(B);
-  const first = heartbeat(mesh.nodes[X]!, wall - 10_000);
+  const first = heartbeat(mesh.nodes[X]!, wall - 5_000);
   assert.ok(offer(mesh, fromA, first).accepted);
-  // Newer messages push the first one out of B's four-entry memory.
-  for (let i = 1; i <= 6; i++)
-    assert.ok(offer(mesh, fromA, heartbeat(mesh.nodes[X]!, wall - 10_000 + i)).accepted);
-  assert.ok(mesh.nodes[B]!.engine.sizes.seen <= 4);
+  // B's clock jumps 40 s ahead: the first entry falls out of the window and raises the floor.
+  mesh.nodes[B]!.wallOffsetMs += 40_000;
+  assert.ok(offer(mesh, fromA, heartbeat(mesh.nodes[X]!, mesh.wall(B))).accepted);
+  assert.equal(mesh.nodes[B]!.engine.sizes.seen <= 2, true);
+  // ...and steps back: the forgotten frame is inside the window again, but below the floor.
+  mesh.nodes[B]!.wallOffsetMs -= 40_000;
   const result = offer(mesh, fromA, first);
   assert.deepEqual(result.rejected, ['replayed']);
   assert.equal(result.forwarded, 0);
-  // A fresh message above the floor still gets through.
-  assert.ok(offer(mesh, fromA, heartbeat(mesh.nodes[X]!, wall)).accepted);
+  // A fresh message above the floor (X's announcement at `wall` raised it that far) gets through.
+  assert.ok(offer(mesh, fromA, heartbeat(mesh.nodes[X]!, wall + 1_000)).accepted);
 });
 
 test("stale and future: timestamps beyond +-30 s of the receiver's wall clock are rejected by name; the edges pass", () => {
   const { mesh, fromA } = line();
+  introduce(mesh, fromA);
   const wall = mesh.wall(B);
   const x = mesh.nodes[X]!;
   const stale = offer(mesh, fromA, heartbeat(x, wall - GossipLimits.clockSkewMs - 1));
@@ -210,6 +219,7 @@ test("TTL-inflated: ttl above the signed initialTtl, or initialTtl above the typ
 
 test('ttl: a heartbeat (TTL 2) goes two hops and no further', () => {
   const { mesh, fromA } = line();
+  introduce(mesh, fromA);
   const frame = heartbeat(mesh.nodes[X]!, mesh.wall(X), 1);
   const result = offer(mesh, fromA, frame);
   assert.ok(result.accepted);

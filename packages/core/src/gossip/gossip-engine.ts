@@ -83,6 +83,7 @@ import {
   verifyPeerRecord,
 } from './peer-record.js';
 import { RequestRoutes } from './request-routes.js';
+import { LinkBudget } from './link-budget.js';
 import { SeenSet } from './seen-set.js';
 
 export interface GossipSettings {
@@ -199,7 +200,10 @@ export type GossipOutput =
       readonly address: string;
       readonly port: number;
     }
-  /** Close a gossip link (a new link took the view past `activeLinksMax`). */
+  /**
+   * Close a gossip link (a new link took the view past `activeLinksMax`, or the link spent its
+   * bad-frame budget, link-budget.ts).
+   */
   | { readonly type: 'close'; readonly linkId: number }
   | { readonly type: 'event'; readonly event: GossipEvent };
 
@@ -208,6 +212,8 @@ export interface GossipCounters {
   received: number;
   accepted: number;
   duplicates: number;
+  /** Links closed for spending their bad-frame budget (link-budget.ts). */
+  closedBadFrames: number;
   rejected: Partial<Record<GossipRejection, number>>;
 }
 
@@ -249,6 +255,7 @@ export class GossipEngine {
     received: 0,
     accepted: 0,
     duplicates: 0,
+    closedBadFrames: 0,
     rejected: {},
   };
 
@@ -259,6 +266,8 @@ export class GossipEngine {
   private self: GossipSelf;
   private readonly selfKey: string;
   private readonly seen: SeenSet;
+  private readonly badFrames = new LinkBudget();
+  private introducedAtMs: number | undefined = undefined;
   private readonly table: GossipTable;
   private readonly view = new ActiveView();
   private readonly routes = new RequestRoutes(ROUTES_MAX, ROUTE_LIFETIME_MS);
@@ -357,7 +366,8 @@ export class GossipEngine {
       return;
     }
     const key = pairKey(message.messageId, message.originPublicKey);
-    const verdict = this.seen.check(key, message.timestampMs);
+    const originPk = bytesKey(message.originPublicKey);
+    const verdict = this.seen.check(key, message.timestampMs, originPk, wall);
     if (verdict === 'duplicate') {
       this.counters.duplicates++;
       return;
@@ -366,17 +376,30 @@ export class GossipEngine {
       this.reject(linkId, 'replayed', 'timestamp at or below the seen set floor');
       return;
     }
+    if (verdict === 'over-quota') {
+      this.reject(linkId, 'over-quota', 'the origin holds its quota of seen messages');
+      return;
+    }
     if (equalBytes(message.originPublicKey, this.identity.publicKey)) {
       this.reject(linkId, 'self', 'a message of this device that it no longer remembers');
       return;
     }
-    if (!verifyGossip(this.crypto, frame)) {
-      this.reject(linkId, 'bad-signature', 'the envelope signature is not its origin key’s');
-      return;
-    }
-    this.seen.add(key, message.timestampMs, wall);
     const originDeviceId = deriveDeviceId(this.crypto, message.originPublicKey);
     const originKey = bytesKey(originDeviceId);
+    if (
+      (message.code === GossipCode.heartbeat || message.code === GossipCode.contentAvailability) &&
+      this.table.get(originKey) === undefined &&
+      this.view.deviceKeyOf(linkId) !== originKey
+    ) {
+      this.reject(linkId, 'unknown-origin', 'an origin neither in the table nor a direct link');
+      return;
+    }
+    if (!verifyGossip(this.crypto, frame)) {
+      this.reject(linkId, 'bad-signature', 'the envelope signature is not its origin key’s');
+      this.chargeBadFrame(linkId, nowMs);
+      return;
+    }
+    this.seen.add(key, message.timestampMs, wall, originPk);
     const applied = this.apply(linkId, message, frame, originKey, nowMs, wall);
     if (typeof applied === 'object') {
       this.reject(linkId, applied.rejection, applied.detail);
@@ -489,6 +512,7 @@ export class GossipEngine {
     }
     if (byContent.size === 0) return { sent: false, reason: 'no entries' };
     for (const [contentKey, entry] of byContent) this.rememberOwnContent(contentKey, entry.held);
+    this.introduceBeforeContent(wall);
     const distinct = [...byContent.values()];
     const messageIds: Uint8Array[] = [];
     for (let at = 0; at < distinct.length; at += GossipLimits.contentEntries) {
@@ -519,7 +543,8 @@ export class GossipEngine {
     const messageId = this.newMessageId();
     const lookupKey = contentId === undefined ? undefined : lookupKeyOf(this.crypto, contentId);
     const contentKey = lookupKey === undefined ? undefined : bytesKey(lookupKey);
-    this.routes.add(bytesKey(messageId), undefined, contentKey, nowMs);
+    const targets = this.originTargets();
+    this.routes.add(bytesKey(messageId), undefined, contentKey, nowMs, targets);
     this.originate(
       {
         code: GossipCode.peerRequest,
@@ -529,7 +554,7 @@ export class GossipEngine {
         lookupKey,
         maxResults: GossipLimits.listRecords,
       },
-      this.originTargets(),
+      targets,
     );
     return messageId;
   }
@@ -690,7 +715,10 @@ export class GossipEngine {
     nowMs: number,
     wall: number,
   ): Applied {
-    this.routes.add(bytesKey(message.messageId), linkId, undefined, nowMs);
+    // Answers are taken from the links the request may be forwarded on (all but the sender's).
+    const onward = message.ttl > 1 ? this.view.linkIds().filter((id) => id !== linkId) : [];
+    if (!this.routes.add(bytesKey(message.messageId), linkId, undefined, nowMs, onward, originKey))
+      return { rejection: 'over-quota', detail: 'the link or origin holds its quota of routes' };
     const records = this.matchingRecords(message.lookupKey, message.maxResults, originKey, wall);
     if (records.length === 0) return 'forward';
     this.originate(
@@ -723,13 +751,15 @@ export class GossipEngine {
         };
       if (!this.view.takeSync(linkId))
         return { rejection: 'replayed', detail: 'one table sync is accepted per link' };
-      this.learnRecords(message.records, 'gossip', nowMs, wall, undefined);
+      this.learnRecords(message.records, 'gossip', nowMs, wall, undefined, linkId);
       return 'keep';
     }
     const route = this.routes.get(bytesKey(message.requestId), nowMs);
     if (route === undefined) return 'keep'; // expired or never ours to route: dropped
+    if (!RequestRoutes.answerable(route, linkId))
+      return { rejection: 'unsolicited', detail: 'the request was not sent on this link' };
     if (route.linkId === undefined) {
-      this.learnRecords(message.records, 'gossip', nowMs, wall, route.contentKey);
+      this.learnRecords(message.records, 'gossip', nowMs, wall, route.contentKey, linkId);
     } else if (message.ttl > 1 && this.view.has(route.linkId)) {
       this.send(route.linkId, withTtl(frame, message.ttl - 1));
     }
@@ -764,6 +794,7 @@ export class GossipEngine {
     nowMs: number,
     wall: number,
     contentKey: string | undefined,
+    viaLinkId?: number,
   ): number {
     let accepted = 0;
     for (const bytes of records) {
@@ -789,8 +820,9 @@ export class GossipEngine {
         source,
         heardMs,
         nowMs,
+        viaLinkId,
       );
-      if (!('entry' in outcome)) continue; // stale or the table is full
+      if (!('entry' in outcome)) continue; // stale, the table is full or the link's quota is
       const entry = outcome.entry;
       accepted++;
       if (outcome.change !== 'refreshed')
@@ -1029,6 +1061,27 @@ export class GossipEngine {
   private send(linkId: number, frame: GossipFrameMessage): void {
     this.counters.sent++;
     this.push({ type: 'send', linkId, frame });
+  }
+
+  /**
+   * Receivers refuse CONTENT_AVAILABILITY from origins they hold no record of ('unknown-origin'),
+   * so a content announcement is preceded by a flooded PEER_ANNOUNCEMENT of this device (sent
+   * first on every link, it is ahead of the content message on each path), at most one per
+   * ANNOUNCEMENT_REUSE_MS.
+   */
+  private introduceBeforeContent(wall: number): void {
+    if (this.introducedAtMs !== undefined && wall - this.introducedAtMs <= ANNOUNCEMENT_REUSE_MS)
+      return;
+    this.introducedAtMs = wall;
+    this.announceSelf(this.originTargets(), wall);
+  }
+
+  /** A bad frame from `linkId`: past its budget (link-budget.ts) the link is closed. */
+  private chargeBadFrame(linkId: number, nowMs: number): void {
+    if (!this.badFrames.charge(linkId, (id) => this.view.has(id))) return;
+    this.counters.closedBadFrames++;
+    this.push({ type: 'close', linkId });
+    this.dropLink(linkId, nowMs);
   }
 
   private reject(linkId: number, rejection: GossipRejection, detail: string): void {

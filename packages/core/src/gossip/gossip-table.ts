@@ -16,6 +16,12 @@
  *   and only when that entry scores below what a newcomer starts with, so a stream of fresh
  *   records cannot flush peers that proved themselves. Contents per peer are bounded too
  *   (oldest forgotten first).
+ * - Bulk quota: records learnt in bulk from one link (a table sync or a PEER_LIST_RESPONSE it
+ *   relayed) are tagged with that link; one link may have at most `perLinkMax` such entries
+ *   (1/8 of the table, at least 16), past which its records are answered 'full'. The tag goes
+ *   once the peer is linked. A bulk record may evict only another bulk record, and eviction
+ *   ranks tagged entries just below untagged ones of the same score, so peers heard directly
+ *   (their own announcement, a link, the tracker) outlive records pushed in bulk.
  * - Expiry: `expire(nowMs)` drops unlinked entries not heard for `peerExpiryMs`.
  * The table decides nothing about the network; the engine feeds it verified facts.
  */
@@ -47,6 +53,8 @@ export interface TableEntry {
   dialBackoffUntilMs: number;
   /** Position in the table's entry array (sampled eviction). */
   position: number;
+  /** The link it was learnt from in bulk (sync / list answer), until it is linked. */
+  viaLink: number | undefined;
 }
 
 export type RecordOutcome =
@@ -71,11 +79,22 @@ export class GossipTable {
   private readonly byKey = new Map<string, TableEntry>();
   private readonly entries: TableEntry[] = [];
   private tombstones: Map<string, number> | undefined = undefined;
+  private readonly bulkPerLink = new Map<number, number>();
 
   constructor(private readonly options: GossipTableOptions) {}
 
   get size(): number {
     return this.entries.length;
+  }
+
+  /** Entries one link may have brought in bulk. */
+  get perLinkMax(): number {
+    return Math.max(16, Math.floor(this.options.tableMax / 8));
+  }
+
+  /** Entries currently tagged as learnt in bulk from `linkId`. */
+  bulkFrom(linkId: number): number {
+    return this.bulkPerLink.get(linkId) ?? 0;
   }
 
   get(key: string): TableEntry | undefined {
@@ -97,6 +116,7 @@ export class GossipTable {
     source: GossipSource,
     heardMs: number,
     nowMs: number,
+    viaLinkId?: number,
   ): RecordOutcome {
     const left = this.tombstones?.get(key);
     if (left !== undefined && record.issuedAtMs <= left) return { change: 'stale' };
@@ -111,10 +131,16 @@ export class GossipTable {
       if (held === undefined) entry.source = source;
       return { change: held === undefined ? 'learned' : 'updated', entry };
     }
-    if (this.entries.length >= this.options.tableMax && !this.evictFor(nowMs, false))
+    if (viaLinkId !== undefined && this.bulkFrom(viaLinkId) >= this.perLinkMax)
+      return { change: 'full' };
+    if (
+      this.entries.length >= this.options.tableMax &&
+      !this.evictFor(nowMs, false, viaLinkId !== undefined)
+    )
       return { change: 'full' };
     const created = this.insert(key, deviceId, source, heardMs);
     created.record = record;
+    if (viaLinkId !== undefined) this.tag(created, viaLinkId);
     return { change: 'learned', entry: created };
   }
 
@@ -129,6 +155,7 @@ export class GossipTable {
     } else {
       this.heard(entry, nowMs);
     }
+    this.tag(entry, undefined);
     entry.links++;
     return entry;
   }
@@ -205,7 +232,8 @@ export class GossipTable {
     const picked: { entry: TableEntry; score: number }[] = [];
     for (const entry of this.entries) {
       if (entry.record === undefined || !accept(entry)) continue;
-      const score = this.scorePermille(entry, nowMs);
+      // A record pushed in bulk by one link ranks just below a peer of the same score.
+      const score = this.scorePermille(entry, nowMs) - (entry.viaLink === undefined ? 0 : 0.5);
       if (picked.length === count && score <= picked[picked.length - 1]!.score) continue;
       let at = picked.length;
       while (at > 0 && picked[at - 1]!.score < score) at--;
@@ -219,6 +247,7 @@ export class GossipTable {
     const entry = this.byKey.get(key);
     if (entry === undefined) return;
     this.byKey.delete(key);
+    this.tag(entry, undefined);
     const last = this.entries.pop()!;
     if (last !== entry) {
       this.entries[entry.position] = last;
@@ -238,6 +267,7 @@ export class GossipTable {
       links: 0,
       dialBackoffUntilMs: 0,
       position: this.entries.length,
+      viaLink: undefined,
     };
     this.byKey.set(key, entry);
     this.entries.push(entry);
@@ -246,9 +276,10 @@ export class GossipTable {
 
   /**
    * Makes room by evicting the worst unlinked entry of a sample (of all entries, for a small
-   * table); unless `force`, only one scoring below a newcomer. False when none qualifies.
+   * table); unless `force`, only one scoring below a newcomer; for a record learnt in bulk
+   * (`bulkOnly`), only another such record. False when none qualifies.
    */
-  private evictFor(nowMs: number, force: boolean): boolean {
+  private evictFor(nowMs: number, force: boolean, bulkOnly = false): boolean {
     let worst: TableEntry | undefined = undefined;
     let worstScore = force ? Number.POSITIVE_INFINITY : NEW_PEER_SCORE_PERMILLE;
     const n = this.entries.length;
@@ -256,7 +287,7 @@ export class GossipTable {
     const draws = scanAll ? n : EVICTION_SAMPLE;
     for (let i = 0; i < draws; i++) {
       const entry = this.entries[scanAll ? i : this.options.prng.nextInt(n)]!;
-      if (entry.links > 0) continue;
+      if (entry.links > 0 || (bulkOnly && entry.viaLink === undefined)) continue;
       const score = this.scorePermille(entry, nowMs);
       if (
         score < worstScore ||
@@ -269,5 +300,18 @@ export class GossipTable {
     if (worst === undefined) return false;
     this.remove(worst.key);
     return true;
+  }
+
+  /** Moves `entry`'s bulk tag to `linkId` (undefined: untagged), keeping the per-link counts. */
+  private tag(entry: TableEntry, linkId: number | undefined): void {
+    const old = entry.viaLink;
+    if (old === linkId) return;
+    if (old !== undefined) {
+      const count = this.bulkFrom(old) - 1;
+      if (count > 0) this.bulkPerLink.set(old, count);
+      else this.bulkPerLink.delete(old);
+    }
+    entry.viaLink = linkId;
+    if (linkId !== undefined) this.bulkPerLink.set(linkId, this.bulkFrom(linkId) + 1);
   }
 }

@@ -124,4 +124,10 @@ export type GossipRejection =
   | 'address-not-broadcast'
   | 'record-mismatch'
   | 'self'
-  | 'not-gossip-link';
+  | 'not-gossip-link'
+  /** The origin already holds its quota of live seen-set entries (seen-set.ts). */
+  | 'over-quota'
+  /** A HEARTBEAT / CONTENT_AVAILABILITY from an origin neither in the table nor a direct link. */
+  | 'unknown-origin'
+  /** A PEER_LIST_RESPONSE from a link its request was never sent or forwarded to. */
+  | 'unsolicited';

@@ -2,26 +2,35 @@
  * Duplicate and replay memory for gossip messages, in bounded space (docs/protocol.md section 11).
  *
  * Theory of operation
- * - The engine asks `check(key, timestampMs)` before it spends a signature verification, and
- *   calls `add` only after the signature verified (so a forged copy never suppresses the real
+ * - The engine asks `check(key, timestampMs, origin)` before it spends a signature verification,
+ *   and calls `add` only after the signature verified (so a forged copy never suppresses the real
  *   message). A key is the message ID together with its origin's key, so one origin cannot burn
  *   another origin's message IDs.
- * - Memory is bounded by `capacity`. Entries are forgotten oldest timestamp first (a binary
- *   min-heap on the origin's timestamp), either because the set is full or because the entry's
- *   timestamp fell out of the clock window (wall clock - `windowMs`): past that point the clock
- *   check already rejects the message as stale, so the entry is dead weight. In steady state the
- *   set therefore holds only the last minute of traffic, whatever `capacity` is.
- * - Forgetting raises the floor: the newest timestamp ever forgotten. A message stamped at or
- *   below the floor is answered 'replayed' without a lookup: it may be one this set no longer
- *   remembers. Evicting by smallest timestamp keeps the floor as low as the bound allows, so only
- *   a set too small for the traffic of one clock window refuses fresh messages. The floor also
- *   keeps replays out when the host's wall clock steps backwards.
+ * - Every entry is kept by its own timestamp: it is forgotten once that timestamp falls out of the
+ *   clock window (wall clock - `windowMs`), where the clock check already rejects the message as
+ *   stale. In steady state the set holds only the last minute of traffic.
+ * - Quota per origin: an origin holding `originQuota` live entries gets its further new messages
+ *   answered 'over-quota' (refused, not recorded) until its entries age out. A flooding key thus
+ *   never evicts other origins' entries.
+ * - Memory is bounded by `capacity`: when many origins together fill it, the oldest entry goes.
+ *   Forgetting raises the floor (a message stamped at or below it is 'replayed' without a
+ *   lookup), but never above wall - `windowMs`: a flood of messages stamped near wall + 30 s
+ *   cannot make fresh honest messages look replayed. An entry forgotten early for room may be
+ *   accepted once more (a bounded, harmless re-forward); the floor still keeps replays out when the
+ *   host's wall clock steps backwards.
  * Nothing is allocated until the first `add`.
  */
-export type SeenVerdict = 'new' | 'duplicate' | 'replayed';
+export type SeenVerdict = 'new' | 'duplicate' | 'replayed' | 'over-quota';
+
+/** The default live entries per origin: 1/64 of the capacity, at least 64. */
+export function defaultOriginQuota(capacity: number): number {
+  return Math.max(64, Math.floor(capacity / 64));
+}
 
 export class SeenSet {
   private readonly timestamps = new Map<string, number>();
+  private readonly origins = new Map<string, string>();
+  private readonly perOrigin = new Map<string, number>();
   private readonly heapKeys: string[] = [];
   private readonly heapTimes: number[] = [];
   private floor = -1;
@@ -29,45 +38,74 @@ export class SeenSet {
   /**
    * @param capacity entries remembered at most (>= 1).
    * @param windowMs how far behind the wall clock a timestamp may be before it is forgotten.
+   * @param originQuota live entries one origin may hold (>= 1).
    */
   constructor(
     readonly capacity: number,
     readonly windowMs: number,
+    readonly originQuota: number = defaultOriginQuota(capacity),
   ) {}
 
   get size(): number {
     return this.timestamps.size;
   }
 
-  /** The newest timestamp forgotten so far (-1 before any): at or below it is 'replayed'. */
+  /** The newest timestamp forgotten so far, capped at wall - window (-1 before any). */
   get floorMs(): number {
     return this.floor;
   }
 
-  check(key: string, timestampMs: number): SeenVerdict {
+  /** Live entries of `origin` (entries added without an origin, this device's own, count nowhere). */
+  countOf(origin: string): number {
+    return this.perOrigin.get(origin) ?? 0;
+  }
+
+  /**
+   * The verdict for a message, before its signature is checked. With `wallClockMs`, entries
+   * that fell out of the window are forgotten first (so an origin's quota frees up on time).
+   */
+  check(key: string, timestampMs: number, origin?: string, wallClockMs?: number): SeenVerdict {
+    if (wallClockMs !== undefined) this.forgetOlderThan(wallClockMs - this.windowMs);
     if (timestampMs <= this.floor) return 'replayed';
-    return this.timestamps.has(key) ? 'duplicate' : 'new';
+    if (this.timestamps.has(key)) return 'duplicate';
+    return origin !== undefined && this.countOf(origin) >= this.originQuota ? 'over-quota' : 'new';
   }
 
   /** Remembers `key` (a verified message), forgetting what the window and the bound require. */
-  add(key: string, timestampMs: number, wallClockMs: number): void {
+  add(key: string, timestampMs: number, wallClockMs: number, origin?: string): void {
     if (this.timestamps.has(key) || timestampMs <= this.floor) return;
-    this.forgetOlderThan(wallClockMs - this.windowMs);
-    while (this.timestamps.size >= this.capacity) this.forgetOldest();
+    const edge = wallClockMs - this.windowMs;
+    this.forgetOlderThan(edge);
+    if (origin !== undefined && this.countOf(origin) >= this.originQuota) return;
+    while (this.timestamps.size >= this.capacity) this.forgetOldest(edge);
     this.timestamps.set(key, timestampMs);
+    if (origin !== undefined) {
+      this.origins.set(key, origin);
+      this.perOrigin.set(origin, this.countOf(origin) + 1);
+    }
     this.push(key, timestampMs);
   }
 
   /** Forgets every entry stamped before `timestampMs` (the clock window's lower edge). */
   forgetOlderThan(timestampMs: number): void {
-    while (this.heapTimes.length > 0 && this.heapTimes[0]! < timestampMs) this.forgetOldest();
+    while (this.heapTimes.length > 0 && this.heapTimes[0]! < timestampMs)
+      this.forgetOldest(timestampMs);
   }
 
-  private forgetOldest(): void {
+  /** Forgets the oldest entry; the floor rises to its timestamp, at most to `edge`. */
+  private forgetOldest(edge: number): void {
     const key = this.heapKeys[0]!;
     const time = this.heapTimes[0]!;
     this.timestamps.delete(key);
-    if (time > this.floor) this.floor = time;
+    const origin = this.origins.get(key);
+    if (origin !== undefined) {
+      this.origins.delete(key);
+      const count = this.countOf(origin) - 1;
+      if (count > 0) this.perOrigin.set(origin, count);
+      else this.perOrigin.delete(origin);
+    }
+    const raised = Math.min(time, edge);
+    if (raised > this.floor) this.floor = raised;
     const lastKey = this.heapKeys.pop()!;
     const lastTime = this.heapTimes.pop()!;
     if (this.heapKeys.length === 0) return;
