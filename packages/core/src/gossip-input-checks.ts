@@ -17,7 +17,7 @@ export const GOSSIP_RECORDS_MAX = 10_000;
 /** A wall-clock reading: Unix ms, a safe integer not negative (as Date.now gives). */
 export function checkWallClock(name: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    invalidArgument(name, `must be a Unix time in whole ms, got ${String(value)}`);
+    invalidArgument(name, `must be a Unix time in whole ms, got ${shown(value)}`);
   }
   return value;
 }
@@ -35,9 +35,16 @@ export function checkDeviceId(name: string, value: unknown): Uint8Array {
 
 export function checkPort(name: string, value: unknown, min: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > 65_535) {
-    invalidArgument(name, `must be an integer from ${min} to 65535, got ${String(value)}`);
+    invalidArgument(name, `must be an integer from ${min} to 65535, got ${shown(value)}`);
   }
   return value;
+}
+
+/** A value for an error message; never throws (String() does on `{toString: []}`). */
+function shown(value: unknown): string {
+  return typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean'
+    ? String(value)
+    : typeof value;
 }
 
 export function checkAddress(name: string, value: unknown): string {
