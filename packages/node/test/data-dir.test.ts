@@ -194,6 +194,7 @@ describe('settings', () => {
         broadcast: false,
         publicAddress: undefined,
         peer: [],
+        allowPrivatePeers: false,
       },
     );
     assert.ok(defaults.deviceName.length > 0);
@@ -244,6 +245,7 @@ describe('settings', () => {
         broadcast: false,
         publicAddress: undefined,
         peer: [],
+        allowPrivatePeers: false,
       },
     );
     assert.deepEqual(sources, {
@@ -260,6 +262,7 @@ describe('settings', () => {
       tracker: 'default',
       broadcast: 'default',
       publicAddress: 'default',
+      allowPrivatePeers: 'default',
       peer: 'default',
     });
   });
