@@ -1088,7 +1088,11 @@ export class Core {
           this.withWallClock((at, wall) => {
             if (!entry.registered || entry.link.state !== 'ready') return;
             entry.gossipUp = true;
-            this.gossip!.linkUp(linkId, remote.deviceId, at, wall);
+            this.gossip!.linkUp(linkId, remote.deviceId, at, wall, {
+              outbound: entry.link.direction === 'outbound',
+              address: entry.remoteAddress,
+              pinned: remote.trust !== 'stranger',
+            });
           });
         }
         return {

@@ -139,7 +139,7 @@ test('a silent engine originates no announcement and no content availability, an
   assert.ok(heartbeats.every((e) => e.hops === 1));
 });
 
-test('a new link gets a table sync of broadcasting records (never the peer itself) and an announcement', () => {
+test('a new link gets a table sync of broadcasting records (never the peer itself) and a one-hop announcement nobody relays', () => {
   const mesh = new GossipMesh(5);
   for (let i = 0; i < 4; i++) mesh.add({ broadcast: i !== 2 });
   mesh.autoDial = false;
@@ -163,7 +163,10 @@ test('a new link gets a table sync of broadcasting records (never the peer itsel
         }),
       );
     }
-    if (m.code === GossipCode.peerAnnouncement) announcements.push(toHex(m.originPublicKey));
+    if (m.code === GossipCode.peerAnnouncement) {
+      assert.equal(m.initialTtl, 1, 'a link-up announcement goes one hop (no N^2 join flood)');
+      announcements.push(toHex(m.originPublicKey));
+    }
     return undefined;
   };
   mesh.connect(0, 3);
@@ -179,6 +182,7 @@ test('expiry: a peer not heard for 2 hours is dropped (expired event), and not b
   mesh.connect(0, 1);
   mesh.connect(1, 2);
   mesh.settle();
+  mesh.announce(2);
   assert.ok(knows(mesh.nodes[0]!, mesh.nodes[2]!));
   // Node 2 falls silent (its link goes); node 0 hears of it no more.
   mesh.disconnect(1, mesh.linkId(1, 2)!);
@@ -246,6 +250,7 @@ test('scoring: a peer heard every interval and fast outranks one heard once and 
   mesh.connect(1, 3);
   mesh.connect(0, 2);
   mesh.settle();
+  mesh.announce(3); // node 0 learns node 3, two hops away
   mesh.disconnect(0, mesh.linkId(0, 2)!); // node 2 heard once, at link time
   const n0 = mesh.nodes[0]!;
   n0.engine.observe(mesh.nodes[1]!.deviceId, { rttMs: 20, bytesPerSecond: 5_000_000 });
@@ -336,13 +341,20 @@ test('PEER_REQUEST without a content: the first node with broadcasting records a
   const asker = mesh.add({ broadcast: false, settings: { activeLinks: 3 } });
   for (let i = 0; i < 5; i++) mesh.add();
   mesh.autoDial = false;
-  for (let i = 2; i < 6; i++) mesh.connect(1, i);
   mesh.connect(0, 1);
+  for (let i = 2; i < 6; i++) mesh.connect(1, i);
   mesh.settle();
-  asker.dials.length = 0;
+  const answers: number[] = [];
+  mesh.tap = (d) => {
+    const decoded = decodeGossip(d.frame);
+    if (d.to === 0 && decoded.ok && decoded.message.code === GossipCode.peerListResponse)
+      answers.push(decoded.message.records.length);
+    return undefined;
+  };
   asker.engine.requestPeers(undefined, mesh.nowMs, mesh.wall(0));
   mesh.drain(0);
   mesh.settle();
+  assert.deepEqual(answers, [5], 'node 1 answers: its own record and its 4 broadcasting peers');
   assert.ok(asker.engine.snapshot().filter((p) => p.record !== undefined).length >= 4);
   assert.ok(asker.dials.length >= 1, 'it asked to dial what it learnt');
 });
@@ -379,6 +391,7 @@ test("PEER_UPDATE leaving: the peer is removed ('left') everywhere, and an older
   mesh.connect(0, 1);
   mesh.connect(1, 2);
   mesh.settle();
+  mesh.announce(2);
   const n2 = mesh.nodes[2]!;
   let oldAnnouncement;
   mesh.tap = (d) => {
@@ -410,6 +423,7 @@ test('setSelf to silent: a PEER_UPDATE withdraws the address from every table', 
   mesh.connect(0, 1);
   mesh.connect(1, 2);
   mesh.settle();
+  mesh.announce(2);
   const n2 = mesh.nodes[2]!;
   assert.ok(
     mesh.nodes[0]!.engine.snapshot().some((p) => p.addresses.includes(n2.self.addresses[0]!)),

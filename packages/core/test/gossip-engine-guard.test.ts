@@ -24,6 +24,7 @@ function line(strangers: number, settings = {}) {
   mesh.connect(A, B);
   mesh.connect(B, C);
   mesh.settle();
+  mesh.announce(A); // C learns A beyond its links (a link itself brings a one-hop introduction)
   return { mesh, fromA: mesh.linkId(B, A)! };
 }
 

@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { chooseDials, ActiveView } from '../src/gossip/active-view.js';
+import { addressPrefix } from '../src/gossip/address-prefix.js';
 import { GossipEngine, GossipDefaults } from '../src/gossip/gossip-engine.js';
 import { GossipTable, type HeldRecord, type TableEntry } from '../src/gossip/gossip-table.js';
 import { PeerScore } from '../src/gossip/peer-score.js';
@@ -115,8 +116,8 @@ test('RequestRoutes: bounded (oldest first), expire after their lifetime, the fi
 });
 
 test('ActiveView: targets skip the sender and draw at most count; dial slots count dials in flight; dials time out', () => {
-  const view = new ActiveView();
-  for (let i = 1; i <= 6; i++) view.add(i, `d${i}`);
+  const view = new ActiveView(60_000);
+  for (let i = 1; i <= 6; i++) view.add(i, `d${i}`, { outbound: true }, 0);
   const prng = new Prng(1);
   for (let r = 0; r < 50; r++) {
     const t = view.targets(3, 4, prng);
@@ -125,29 +126,99 @@ test('ActiveView: targets skip the sender and draw at most count; dial slots cou
     assert.ok(!t.includes(4));
   }
   assert.deepEqual(view.targets(10, 1, prng).sort(), [2, 3, 4, 5, 6]);
-  const small = new ActiveView();
-  small.add(1, 'a');
-  small.markDialing('b', 0);
+  const small = new ActiveView(60_000);
+  small.add(1, 'a', { outbound: true }, 0);
+  small.markDialing('b', '203.0.113.9', 0);
   assert.equal(small.dialSlots(4), 2);
   assert.deepEqual(small.expireDials(14_999), []);
   assert.deepEqual(small.expireDials(15_000), ['b']);
-  small.markDialing('c', 0);
-  small.add(2, 'c');
+  small.markDialing('c', '203.0.113.10', 0);
+  small.add(2, 'c', { outbound: true }, 0);
   assert.equal(small.isDialing('c'), false, 'a link that comes up ends its dial');
+  const inboundOnly = new ActiveView(60_000);
+  for (let i = 1; i <= 4; i++) inboundOnly.add(i, `i${i}`, { outbound: false }, 0);
+  assert.equal(inboundOnly.dialSlots(4), 1, 'a view of inbound links only still dials one of its own');
 });
 
-test('chooseDials draws uniformly among eligible entries (every eligible one gets picked, no ineligible one)', () => {
-  const entries = Array.from({ length: 20 }, (_, i) => ({ key: `e${i}` }) as TableEntry);
-  const prng = new Prng(2);
-  const counts = new Map<string, number>();
-  for (let r = 0; r < 2000; r++)
-    for (const e of chooseDials(entries, 2, (x) => Number(x.key.slice(1)) % 2 === 0, prng))
-      counts.set(e.key, (counts.get(e.key) ?? 0) + 1);
-  assert.equal(counts.size, 10);
-  for (const [key, n] of counts) {
-    assert.equal(Number(key.slice(1)) % 2, 0);
-    assert.ok(n > 250 && n < 550, `${key} drawn ${n} times of an expected 400`);
+test('ActiveView.victimFor: outbound, pod and the two oldest proven links are never displaced by an inbound stranger; one /24 holds 2 inbound links', () => {
+  const prng = new Prng(3);
+  const view = new ActiveView(60_000);
+  view.add(1, 'out', { outbound: true, address: '198.51.100.1' }, 0);
+  view.add(2, 'pod', { outbound: false, pinned: true, address: '192.168.1.2' }, 0);
+  for (const id of [3, 4]) {
+    view.add(id, `old${id}`, { outbound: false, address: `203.0.${id}.1` }, 0);
+    view.noteAccepted(id);
+    view.noteAccepted(id);
   }
+  view.add(5, 'young', { outbound: false, address: '192.0.2.5' }, 50_000);
+  const stranger = (address: string) => view.victimFor({ outbound: false, address }, 5, 70_000, prng);
+  assert.deepEqual(stranger('100.64.9.9'), { victim: 5 }, 'only the unproven inbound link gives way');
+  view.remove(5);
+  view.add(5, 'proven-young', { outbound: false, address: '192.0.2.5' }, 1_000);
+  view.noteAccepted(5);
+  view.noteAccepted(5);
+  assert.deepEqual(stranger('100.64.9.9'), { victim: 5 }, 'a proven link beyond the two oldest gives way');
+  view.remove(5);
+  assert.equal(stranger('100.64.9.9'), undefined, 'room: nothing displaced');
+  view.add(5, 'x', { outbound: false, address: '100.64.9.1' }, 70_000);
+  view.add(6, 'y', { outbound: false, address: '100.64.9.2' }, 70_000);
+  assert.deepEqual(stranger('100.64.9.3'), { refused: 'group-full' });
+  assert.equal(view.victimFor({ outbound: false, address: '127.0.0.1' }, 9, 70_000, prng), undefined, 'loopback has no group cap');
+  view.remove(5);
+  view.remove(6);
+  view.add(5, 'p', { outbound: true, address: '100.64.8.1' }, 0);
+  assert.deepEqual(stranger('100.64.7.7'), { refused: 'view-full' }, 'outbound, pod and protected links only: refused');
+  const ours = view.victimFor({ outbound: true, address: '100.64.7.7' }, 5, 70_000, prng);
+  assert.ok(ours !== undefined && 'victim' in ours && [3, 4].includes(ours.victim), 'a link this device dialled displaces an inbound one');
+});
+
+test('chooseDials draws group first: every eligible group gets picked about equally, never an ineligible entry or a used group', () => {
+  const entry = (i: number, address: string) =>
+    ({ key: `e${i}`, record: { addresses: [address], listenPort: 9000 } }) as unknown as TableEntry;
+  // 18 entries in one /24 (one operator), 6 entries in 6 other groups, 1 in a used group.
+  const entries = [
+    ...Array.from({ length: 18 }, (_, i) => entry(i, `198.51.100.${i + 1}`)),
+    ...Array.from({ length: 6 }, (_, i) => entry(100 + i, `203.0.${i}.7`)),
+    entry(200, '192.0.2.1'),
+    entry(300, '100.64.0.1'),
+  ];
+  const prng = new Prng(2);
+  const perGroup = new Map<string, number>();
+  for (let r = 0; r < 3500; r++) {
+    const picks = chooseDials(entries, 2, (x) => x.key !== 'e300', new Set(['v4:192.0.2']), prng);
+    assert.equal(picks.length, 2);
+    const groups = picks.map((p) => p.record!.addresses[0]!.split('.').slice(0, 3).join('.'));
+    assert.notEqual(groups[0], groups[1], 'two picks never share a group');
+    for (const g of groups) perGroup.set(g, (perGroup.get(g) ?? 0) + 1);
+  }
+  assert.equal(perGroup.size, 7, 'the operator group and the 6 others; never the used or ineligible one');
+  for (const [group, n] of perGroup)
+    assert.ok(n > 700 && n < 1300, `${group} drawn ${n} times of an expected 1000`);
+});
+
+test('addressPrefix: a /24 for IPv4 (mapped too), a /48 for IPv6, none for loopback; never throws', () => {
+  assert.equal(addressPrefix('203.0.113.77'), 'v4:203.0.113');
+  assert.equal(addressPrefix('::ffff:203.0.113.9'), 'v4:203.0.113');
+  assert.equal(addressPrefix('[2001:db8:1:2::5]'), 'v6:2001:db8:1');
+  assert.equal(addressPrefix('2001:db8:1::'), addressPrefix('2001:0db8:0001:ffff::1%eth0'));
+  assert.equal(addressPrefix('127.4.5.6'), undefined);
+  assert.equal(addressPrefix('::1'), undefined);
+  assert.equal(addressPrefix('::ffff:127.0.0.1'), undefined);
+  assert.equal(addressPrefix('example.org'), 'other:example.org');
+  assert.equal(addressPrefix('1.2.3.256'), 'other:1.2.3.256');
+  fc.assert(
+    fc.property(fc.oneof(fc.string(), fc.ipV4(), fc.ipV6(), fc.ipV4Extended()), (text) => {
+      const group = addressPrefix(text);
+      assert.ok(group === undefined || typeof group === 'string');
+    }),
+    { numRuns: 2000 },
+  );
+  fc.assert(
+    fc.property(fc.ipV4(), fc.integer({ min: 0, max: 255 }), (ip, last) => {
+      const sibling = ip.split('.').slice(0, 3).concat(String(last)).join('.');
+      assert.equal(addressPrefix(sibling), addressPrefix(ip), 'same /24, same group');
+    }),
+  );
 });
 
 test('PeerScore: in [0, 1000]; availability counts one heard slot per interval; faster and better-heard score higher', () => {
@@ -243,9 +314,13 @@ test('GossipEngine refuses host misuse with PEAPOD_ERR_INVALID_ARGUMENT naming t
     /options\.self/,
   );
   const engine = make();
-  refuses(() => engine.linkUp(1, new Uint8Array(31), 0, 1), /deviceId/);
-  engine.linkUp(1, new Uint8Array(32).fill(1), 10, 1);
-  refuses(() => engine.linkUp(1, new Uint8Array(32).fill(2), 10, 1), /linkId/);
+  refuses(() => engine.linkUp(1, new Uint8Array(31), 0, 1, { outbound: true }), /deviceId/);
+  refuses(
+    () => engine.linkUp(1, new Uint8Array(32).fill(1), 0, 1, {} as unknown as { outbound: boolean }),
+    /facts/,
+  );
+  engine.linkUp(1, new Uint8Array(32).fill(1), 10, 1, { outbound: true });
+  refuses(() => engine.linkUp(1, new Uint8Array(32).fill(2), 10, 1, { outbound: true }), /linkId/);
   refuses(() => engine.timer(5, 1), /nowMs/);
   refuses(() => engine.timer(20, Number.NaN), /wallClockMs/);
   refuses(

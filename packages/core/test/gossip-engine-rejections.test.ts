@@ -311,7 +311,7 @@ test("self: after a restart, a frame this device signed before is rejected 'self
     prng: new Prng(1),
     self: b.self,
   });
-  restarted.linkUp(fromA, mesh.nodes[A]!.deviceId, mesh.nowMs, mesh.wall(B));
+  restarted.linkUp(fromA, mesh.nodes[A]!.deviceId, mesh.nowMs, mesh.wall(B), { outbound: false });
   restarted.receive(fromA, old, mesh.nowMs, mesh.wall(B));
   const events: string[] = [];
   for (let o = restarted.takeOutput(); o !== undefined; o = restarted.takeOutput())

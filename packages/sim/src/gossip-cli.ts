@@ -26,9 +26,6 @@ Options:
   --fan-out N          engine setting fanOut (default: the engine's)
   --active-links N     engine setting activeLinks
   --active-links-max N engine setting activeLinksMax
-  --link-announce M    flood (default: the engine as it is) or hop: the announcement an engine
-                       sends on a new link goes one hop (gossip-link-announce.ts), so the
-                       joins do not cost N^2 frames; measured announcements flood either way
   --verify-every       verify every signature with OpenSSL (no memo of identical repeats)
   --json               print the result as one JSON object
   -h, --help           this text
@@ -74,7 +71,6 @@ export function runGossipCommand(argv: string[]): number {
       'active-links': { type: 'string' },
       'active-links-max': { type: 'string' },
       'verify-every': { type: 'boolean' },
-      'link-announce': { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -98,12 +94,7 @@ export function runGossipCommand(argv: string[]): number {
   const joinWindowMs = seconds(values['join-window'], 'join-window');
   const settleMs = seconds(values.settle, 'settle');
   const measureMs = seconds(values.measure, 'measure');
-  const linkAnnounce = values['link-announce'] ?? 'flood';
-  if (linkAnnounce !== 'flood' && linkAnnounce !== 'hop') {
-    throw new GossipUsageError(`--link-announce must be flood or hop, not "${linkAnnounce}"`);
-  }
   const config = gossipScenarioDefaults(nodes, {
-    linkAnnounce,
     seed: number(values.seed, 'seed', 1, Number.isSafeInteger),
     lossRate: number(values.loss, 'loss', 0.01, fraction),
     churn: number(values.churn, 'churn', 0.1, (n) => n >= 0 && n <= 0.5),

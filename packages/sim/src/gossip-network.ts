@@ -3,7 +3,7 @@
  *
  * Theory of operation
  * - One node per index. Its address is an IPv4 literal made from the index (node 258 is
- *   10.0.1.2), its port is `GOSSIP_SIM_PORT`; a `dial` output naming that address and port
+ *   10.2.1.0), its port is `GOSSIP_SIM_PORT`; a `dial` output naming that address and port
  *   reaches that node while it is live. Every node keeps its own engine (its own identity, its
  *   own PRNG child stream, its own wall clock: the simulated time plus a fixed per-node skew of
  *   up to +-2 s, well inside the +-30 s the engines accept).
@@ -85,8 +85,6 @@ export interface GossipNetworkOptions {
   readonly settings: Partial<GossipSettings>;
   readonly observer: GossipNetworkObserver;
   readonly engineFactory?: GossipEngineFactory;
-  /** Replaces a frame before it is sent (gossip-link-announce.ts); identity when absent. */
-  readonly sendFilter?: (node: SimGossipNode, frame: GossipFrameMessage) => GossipFrameMessage;
 }
 
 export interface SimGossipNode {
@@ -131,9 +129,13 @@ export interface GossipNetworkCounters {
   timerSpins: number;
 }
 
-/** Node index -> its address (10.x.y.z; 2^24 nodes at most). */
+/**
+ * Node index -> its address: 10.x.y.z with the index's low 16 bits in x.y, so consecutive nodes
+ * sit in different /24s, as peers across the internet mostly do (the engine caps inbound links
+ * per /24); 2^24 nodes at most.
+ */
 export function gossipSimAddress(index: number): string {
-  return `10.${(index >>> 16) & 0xff}.${(index >>> 8) & 0xff}.${index & 0xff}`;
+  return `10.${index & 0xff}.${(index >>> 8) & 0xff}.${(index >>> 16) & 0xff}`;
 }
 
 /** The node index an address names, or undefined when it is not a simulated address. */
@@ -142,7 +144,7 @@ export function gossipSimIndex(address: string): number | undefined {
   if (match === null) return undefined;
   const [a, b, c] = [Number(match[1]), Number(match[2]), Number(match[3])];
   if (a > 255 || b > 255 || c > 255) return undefined;
-  return (a << 16) | (b << 8) | c;
+  return (c << 16) | (b << 8) | a;
 }
 
 export class GossipNetwork {
@@ -320,8 +322,7 @@ export class GossipNetwork {
     });
   }
 
-  private onSend(node: SimGossipNode, linkId: number, engineFrame: GossipFrameMessage): void {
-    const frame = this.options.sendFilter?.(node, engineFrame) ?? engineFrame;
+  private onSend(node: SimGossipNode, linkId: number, frame: GossipFrameMessage): void {
     this.counters.sends++;
     this.options.observer.onSend(node.index, linkId, frame);
     const link = this.links.get(linkId);
@@ -385,10 +386,17 @@ export class GossipNetwork {
           return;
         }
         accepter.links.add(link.id);
-        this.drive(link.b, (e, now, wall) => e.linkUp(link.id, dialler.deviceId, now, wall));
+        this.drive(link.b, (e, now, wall) =>
+          e.linkUp(link.id, dialler.deviceId, now, wall, {
+            outbound: false,
+            address: dialler.address,
+          }),
+        );
       });
       dialler.links.add(link.id);
-      this.drive(link.a, (e, now, wall) => e.linkUp(link.id, dialled.deviceId, now, wall));
+      this.drive(link.a, (e, now, wall) =>
+        e.linkUp(link.id, dialled.deviceId, now, wall, { outbound: true, address: dialled.address }),
+      );
     });
   }
 

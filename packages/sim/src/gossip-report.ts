@@ -62,10 +62,7 @@ export function formatGossipRun(result: GossipRunResult, wallMs: number): string
     `gossip sim: seed ${c.seed}, ${count(c.nodes)} nodes (${count(result.silentNodes)} silent ever, ` +
       `${c.bootstrapNodes} bootstrap), loss ${percent(c.lossRate)}, churn ${percent(c.churn)} ` +
       `(${count(result.left)} left, ${count(result.joinedDuringMeasurement)} joined while measuring), ` +
-      `latency ${c.latencyMinMs}-${c.latencyMaxMs} ms, link announcements: ` +
-      (c.linkAnnounce === 'flood'
-        ? 'flood (the engine as it is)'
-        : `one hop (${count(result.linkAnnouncementsRewritten)} re-signed, gossip-link-announce.ts)`) +
+      `latency ${c.latencyMinMs}-${c.latencyMaxMs} ms` +
       (Object.keys(c.settings).length === 0 ? '' : `, settings ${JSON.stringify(c.settings)}`),
     overlayLine('before measurement', result.overlayBefore),
     overlayLine('at the end', result.overlayAfter),

@@ -16,7 +16,8 @@
  *    speak: `announce` (PEER_ANNOUNCEMENT), `setSelf` with a new name (PEER_UPDATE),
  *    `announceContent` of a new content (CONTENT_AVAILABILITY).
  *    Origins and bootstrap nodes never leave. Each announcement is measured over its spread
- *    window (gossip-spread.ts); the run ends one spread window after the measurement.
+ *    window against the nodes in the overlay when it went out (gossip-spread.ts); the run ends
+ *    one spread window after the measurement.
  * 5. The IP-sharing invariant (gossip-ip-invariant.ts) is checked on every table event, record-
  *    carrying frame and dial as they happen, on a few random tables every simulated second, and
  *    on every live table at the end.
@@ -48,8 +49,8 @@ import {
   type AnnouncementKind,
   type KindSummary,
   type SpreadResult,
+  type TrackedAnnouncement,
 } from './gossip-spread.js';
-import { LinkAnnouncementHop, type LinkAnnounceMode } from './gossip-link-announce.js';
 import { withVerifyMemo, type VerifyMemoStats } from './gossip-verify-memo.js';
 import { createSeededCryptoProvider } from './seeded-crypto.js';
 
@@ -73,8 +74,6 @@ export interface GossipScenarioConfig {
   readonly settings: Partial<GossipSettings>;
   /** Verify every signature with OpenSSL (no memo; see gossip-verify-memo.ts). */
   readonly verifyEvery: boolean;
-  /** 'flood': the engine as it is; 'hop': link announcements travel one hop (gossip-link-announce.ts). */
-  readonly linkAnnounce: LinkAnnounceMode;
   /** Tests only: another engine. The CLI always runs the real `GossipEngine`. */
   readonly engineFactory?: GossipEngineFactory;
 }
@@ -100,7 +99,6 @@ export function gossipScenarioDefaults(
     spreadWindowMs: 10_000,
     settings: {},
     verifyEvery: false,
-    linkAnnounce: 'flood',
     ...overrides,
   };
 }
@@ -136,8 +134,6 @@ export interface GossipRunResult {
     readonly violations: readonly IpViolation[];
   };
   readonly verify: VerifyMemoStats;
-  /** Link announcements re-signed as one-hop introductions ('hop' mode). */
-  readonly linkAnnouncementsRewritten: number;
   readonly simMs: number;
   readonly events: number;
 }
@@ -153,7 +149,6 @@ export class GossipScenario {
   private readonly prng: Prng;
   private readonly crypto: CryptoProvider;
   private readonly network: GossipNetwork;
-  private readonly hop: LinkAnnouncementHop | undefined;
   private readonly invariant = new IpSharingInvariant();
   private readonly spread = new SpreadTracker();
   private readonly verify: VerifyMemoStats = { verified: 0, remembered: 0 };
@@ -162,6 +157,8 @@ export class GossipScenario {
   private readonly keep = new Set<number>();
   private bootstrapRecords: Uint8Array[] = [];
   private bootstrapRecordsAtMs = Number.NEGATIVE_INFINITY;
+  /** Per announcement: the nodes with a link up when it was first sent. */
+  private readonly linkedAtSend = new Map<TrackedAnnouncement, ReadonlySet<number>>();
   private left = 0;
   private joinedDuringMeasurement = 0;
 
@@ -170,8 +167,6 @@ export class GossipScenario {
     this.prng = new Prng(config.seed);
     const seeded = createSeededCryptoProvider(this.prng.nextU32());
     this.crypto = config.verifyEvery ? seeded : withVerifyMemo(seeded, this.verify);
-    const hop = config.linkAnnounce === 'hop' ? new LinkAnnouncementHop(this.crypto) : undefined;
-    this.hop = hop;
     this.network = new GossipNetwork({
       queue: this.queue,
       prng: this.prng.fork(),
@@ -182,9 +177,6 @@ export class GossipScenario {
       wallClockEpochMs: WALL_CLOCK_EPOCH_MS,
       settings: config.settings,
       ...(config.engineFactory === undefined ? {} : { engineFactory: config.engineFactory }),
-      ...(hop === undefined
-        ? {}
-        : { sendFilter: (node, frame) => hop.filter(node.index, node.identity, frame) }),
       observer: {
         onSend: (node, _linkId, frame) => this.onSend(node, frame),
         onEvent: (node, event) => {
@@ -222,7 +214,11 @@ export class GossipScenario {
       }
     }
     const spreads = this.spread.tracked.map((t) =>
-      this.spread.measure(t, this.population(t.firstSentMs, t.firstSentMs + config.spreadWindowMs)),
+      this.spread.measure(
+        t,
+        this.population(t, t.firstSentMs + config.spreadWindowMs),
+        this.population(t, t.firstSentMs + config.spreadWindowMs, false).length,
+      ),
     );
     const unmet = this.spread.unmet;
     const kinds = ANNOUNCEMENT_KINDS.map((kind) =>
@@ -254,7 +250,6 @@ export class GossipScenario {
         violations: [...this.invariant.violations],
       },
       verify: { ...this.verify },
-      linkAnnouncementsRewritten: this.hop?.rewritten ?? 0,
       simMs: this.queue.nowMs,
       events: this.queue.processed,
     };
@@ -263,7 +258,15 @@ export class GossipScenario {
   private onSend(node: number, frame: GossipFrameMessage): void {
     this.sendsByCode.set(frame.code, (this.sendsByCode.get(frame.code) ?? 0) + 1);
     this.invariant.onSend(node, frame, this.queue.nowMs);
+    const tracked = this.spread.tracked.length;
     this.spread.onSend(node, frame, this.queue.nowMs);
+    if (this.spread.tracked.length > tracked) {
+      // A new announcement: which nodes were in the overlay when it went out.
+      const linked = new Set<number>();
+      for (const n of this.network.nodes)
+        if (n.engine !== undefined && n.links.size > 0) linked.add(n.index);
+      this.linkedAtSend.set(this.spread.tracked[tracked]!, linked);
+    }
   }
 
   private runUntil(atMs: number): void {
@@ -377,7 +380,6 @@ export class GossipScenario {
     this.keep.add(speaker.index);
     this.spread.expect(kind, speaker.index, speaker.identity.publicKey);
     if (kind === 'peer-announcement') {
-      this.hop?.allowNext(speaker.index);
       this.network.drive(speaker.index, (e, now, wall) => e.announce(now, wall));
     } else if (kind === 'peer-update') {
       speaker.self = { ...speaker.self, deviceName: `${speaker.self.deviceName}+` };
@@ -390,11 +392,17 @@ export class GossipScenario {
     }
   }
 
-  /** Nodes that had joined by `fromMs` and were still live at `untilMs`. */
-  private population(fromMs: number, untilMs: number): number[] {
+  /**
+   * An announcement's population: the nodes in the overlay (a gossip link up) when it was first
+   * sent and still live at `untilMs`; with `linked` false, those that had joined by then but had
+   * no link up yet (reported beside it, not measured).
+   */
+  private population(tracked: TrackedAnnouncement, untilMs: number, linked = true): number[] {
+    const linkedAtSend = this.linkedAtSend.get(tracked);
     const out: number[] = [];
     for (const node of this.network.nodes) {
-      if (node.joinedAtMs > fromMs) continue;
+      if (node.joinedAtMs > tracked.firstSentMs) continue;
+      if ((linkedAtSend?.has(node.index) ?? false) !== linked) continue;
       if (node.leftAtMs !== undefined && node.leftAtMs <= untilMs) continue;
       out.push(node.index);
     }

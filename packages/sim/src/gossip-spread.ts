@@ -12,8 +12,10 @@
  *   announcement (the origin's own sends included, lost frames included: they were sent).
  * - Every `gossip:accepted` event for a tracked ID records the receiving node's `hops` (an
  *   engine accepts a message once); the origin has it at hop 0.
- * - The population an announcement is measured against is its live nodes: those that had joined
- *   when it was first sent and were still live at the end of its spread window. Its rounds are
+ * - The population an announcement is measured against is its live nodes: those in the overlay
+ *   (a gossip link up) when it was first sent and still live at the end of its spread window.
+ *   Nodes that had joined but were still dialling their first link are counted apart
+ *   (`joinedNotLinked`): no protocol reaches a node before it has a link. Its rounds are
  *   the least hop count h such that at least 99.9% of that population had it within h hops; its
  *   messages per node are its sends divided by the population.
  */
@@ -67,6 +69,8 @@ export interface SpreadResult {
   readonly lastHop: number;
   readonly sends: number;
   readonly messagesPerNode: number;
+  /** Nodes that had joined but had no gossip link up yet when it was first sent (not measured). */
+  readonly joinedNotLinked: number;
 }
 
 /**
@@ -169,7 +173,11 @@ export class SpreadTracker {
   }
 
   /** Measures one tracked announcement against `populationNodes` (its live nodes). */
-  measure(tracked: TrackedAnnouncement, populationNodes: readonly number[]): SpreadResult {
+  measure(
+    tracked: TrackedAnnouncement,
+    populationNodes: readonly number[],
+    joinedNotLinked = 0,
+  ): SpreadResult {
     const hops: number[] = [];
     for (const node of populationNodes) {
       const h = tracked.hops.get(node);
@@ -185,6 +193,7 @@ export class SpreadTracker {
       lastHop: hops.reduce((m, h) => (h > m ? h : m), 0),
       sends: tracked.sends,
       messagesPerNode: population === 0 ? 0 : tracked.sends / population,
+      joinedNotLinked,
     };
   }
 }

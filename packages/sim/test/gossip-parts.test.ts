@@ -58,6 +58,7 @@ test('summarizeKind: worst rounds over origins, undefined when one origin missed
     covered: 100,
     rounds: 7,
     lastHop: 9,
+    joinedNotLinked: 0,
     sends: 300,
     messagesPerNode: 3,
   };

@@ -53,7 +53,13 @@ import { invalidArgument } from '../errors.js';
 import { deriveDeviceId } from '../identity.js';
 import type { Prng } from '../prng.js';
 import type { GossipFrameMessage } from '../wire/messages.js';
-import { ActiveView, DIAL_BACKOFF_MS, chooseDials, dialAddress } from './active-view.js';
+import {
+  ActiveView,
+  DIAL_BACKOFF_MS,
+  chooseDials,
+  dialAddress,
+  type LinkFacts,
+} from './active-view.js';
 import { bytesKey, pairKey } from './byte-key.js';
 import { lookupKeyOf } from './lookup-key.js';
 import {
@@ -109,7 +115,7 @@ export interface GossipSettings {
 }
 
 export const GossipDefaults: GossipSettings = {
-  fanOut: 3,
+  fanOut: 4,
   activeLinks: 4,
   activeLinksMax: 5,
   heartbeatIntervalMs: 30_000,
@@ -214,6 +220,8 @@ export interface GossipCounters {
   duplicates: number;
   /** Links closed for spending their bad-frame budget (link-budget.ts). */
   closedBadFrames: number;
+  /** New links refused: no room in a full view, or their network group's cap (active-view.ts). */
+  refusedLinks: number;
   rejected: Partial<Record<GossipRejection, number>>;
 }
 
@@ -232,6 +240,22 @@ export interface GossipEngineOptions {
 
 /** An own announcement younger than this is resent as is to a new link (one flood per burst). */
 const ANNOUNCEMENT_REUSE_MS = GossipLimits.clockSkewMs / 2;
+/**
+ * Hops a join announcement goes (a device's first link after it had none): its neighbourhood
+ * learns it at once, about 50 devices at the default degree, without a whole-network flood per
+ * join; the rest learn it from table syncs, answers and its hourly re-announcement.
+ */
+const JOIN_TTL = 3;
+/**
+ * Refused links whose one-hop introduction is still read: the refuser learns the newcomer and
+ * hands it to the next ones in its table syncs (recent joiners are the devices with room).
+ */
+const REFUSED_INTRODUCTIONS_MAX = 64;
+/**
+ * A refused link is closed at its first frame (its introduction is sent first, then its table
+ * sync), or after this long when it sends none (a silent device with an empty table).
+ */
+const REFUSED_WAIT_MS = 5_000;
 /** Reverse paths kept for PEER_REQUEST answers, and how long. */
 const ROUTES_MAX = 1024;
 const ROUTE_LIFETIME_MS = 2 * GossipLimits.clockSkewMs;
@@ -256,6 +280,7 @@ export class GossipEngine {
     accepted: 0,
     duplicates: 0,
     closedBadFrames: 0,
+    refusedLinks: 0,
     rejected: {},
   };
 
@@ -269,7 +294,7 @@ export class GossipEngine {
   private readonly badFrames = new LinkBudget();
   private introducedAtMs: number | undefined = undefined;
   private readonly table: GossipTable;
-  private readonly view = new ActiveView();
+  private readonly view: ActiveView;
   private readonly routes = new RequestRoutes(ROUTES_MAX, ROUTE_LIFETIME_MS);
   private readonly outputs: GossipOutput[] = [];
   private outputHead = 0;
@@ -277,7 +302,12 @@ export class GossipEngine {
   private tickDueMs: number | undefined = undefined;
   private reannounceDueMs: number | undefined = undefined;
   private lastIssuedAtMs = -1;
-  private announcement:
+  /** Links refused for room: device key and when to close it, until its first frame arrives. */
+  private readonly refused = new Map<number, { readonly key: string; readonly closeAtMs: number }>();
+  /** When this device last joined (its first link after none): its join announcement. */
+  private joinedAtMs: number | undefined = undefined;
+  /** The last one-hop announcement a new link got (reused for ANNOUNCEMENT_REUSE_MS). */
+  private introduction:
     { readonly frame: GossipFrameMessage; readonly timestampMs: number } | undefined = undefined;
   private ownContents: Set<string> | undefined = undefined;
   private dialsWanted = false;
@@ -294,6 +324,7 @@ export class GossipEngine {
     this.self = checkSelf(options.self, 'options.self');
     this.selfKey = bytesKey(deriveDeviceId(this.crypto, this.identity.publicKey));
     this.seen = new SeenSet(this.settings.seenMax, GossipLimits.clockSkewMs);
+    this.view = new ActiveView(2 * this.settings.heartbeatIntervalMs);
     this.table = new GossipTable({
       tableMax: this.settings.tableMax,
       peerExpiryMs: this.settings.peerExpiryMs,
@@ -302,39 +333,69 @@ export class GossipEngine {
     });
   }
 
-  /** A ready link whose remote speaks gossip (HELLO capability bit). */
-  linkUp(linkId: number, deviceId: Uint8Array, nowMs: number, wallClockMs: number): void {
+  /**
+   * A ready link whose remote speaks gossip (HELLO capability bit), with what the host knows of
+   * it (`facts`: who dialled, the socket's remote address, a pod link). When the view is full the
+   * newcomer takes the place of an inbound stranger's link (active-view.ts), or, when none may
+   * give way, is refused: it gets a table sync, so it learns where else to go, and is closed.
+   * An accepted link gets a table sync and, when this device broadcasts, a one-hop
+   * PEER_ANNOUNCEMENT of it (the link's peer learns it; the rest of the network learns it from
+   * table syncs, answers and its own announcements).
+   */
+  linkUp(
+    linkId: number,
+    deviceId: Uint8Array,
+    nowMs: number,
+    wallClockMs: number,
+    facts: LinkFacts,
+  ): void {
     checkLinkId(linkId);
     checkId(deviceId, 'deviceId');
+    checkFacts(facts);
     const wall = this.clock(nowMs, wallClockMs);
     if (this.view.has(linkId)) invalidArgument('linkId', `link ${linkId} is already up`);
     const key = bytesKey(deviceId);
     if (key === this.selfKey) invalidArgument('deviceId', 'is this device');
-    if (this.view.size >= this.settings.activeLinksMax) {
-      // Full: the newcomer stays and a random other link goes (HyParView's rule). Refusing the
-      // newcomer instead would let the first devices fill up and strand later ones; the peer
-      // dropped has a table of its own and dials elsewhere.
-      const victim = this.view.targets(1, undefined, this.prng)[0]!;
-      this.push({ type: 'close', linkId: victim });
-      this.dropLink(victim, nowMs);
+    const room = this.view.victimFor(
+      facts,
+      this.settings.activeLinksMax,
+      nowMs,
+      this.prng,
+      !this.self.bootstrap,
+    );
+    if (room !== undefined && 'refused' in room) {
+      // Closed once its introduction arrives (or at the next tick): see REFUSED_INTRODUCTIONS_MAX.
+      this.counters.refusedLinks++;
+      this.refused.set(linkId, { key, closeAtMs: nowMs + REFUSED_WAIT_MS });
+      if (this.refused.size > REFUSED_INTRODUCTIONS_MAX)
+        this.closeRefused(this.refused.keys().next().value as number);
+      this.sendSync(linkId, key, wall);
+      return;
     }
-    this.view.add(linkId, key);
+    if (room !== undefined) {
+      this.push({ type: 'close', linkId: room.victim });
+      this.dropLink(room.victim, nowMs);
+    }
+    this.view.add(linkId, key, facts, nowMs);
     this.table.linked(key, deviceId.slice(), nowMs);
-    this.sendSync(linkId, key, nowMs, wall);
+    // The introduction first: a refusing remote reads only the first frame (REFUSED_WAIT_MS).
     if (this.self.broadcast) {
-      const cached = this.announcement;
-      if (cached !== undefined && wall - cached.timestampMs <= ANNOUNCEMENT_REUSE_MS) {
-        this.send(linkId, cached.frame);
+      const joined = this.joinedAtMs;
+      if (this.view.size === 1 && (joined === undefined || wall - joined > ANNOUNCEMENT_REUSE_MS)) {
+        this.joinedAtMs = wall;
+        this.announceSelf([linkId], wall, JOIN_TTL);
       } else {
-        this.announceSelf([linkId], wall);
+        this.introduce(linkId, wall);
       }
     }
+    this.sendSync(linkId, key, wall);
     this.maintain(nowMs);
   }
 
   linkDown(linkId: number, nowMs: number): void {
     checkLinkId(linkId);
     this.clock(nowMs, undefined);
+    this.refused.delete(linkId);
     this.dropLink(linkId, nowMs);
     this.maintain(nowMs);
   }
@@ -346,7 +407,13 @@ export class GossipEngine {
       invalidArgument('frame', 'must be a gossip frame');
     const wall = this.clock(nowMs, wallClockMs);
     this.counters.received++;
-    if (!this.view.has(linkId)) {
+    // A refused newcomer's own one-hop introduction is still read (refusedIntroductions).
+    const refusedKey = this.view.has(linkId) ? undefined : this.refused.get(linkId)?.key;
+    if (!this.view.has(linkId) && refusedKey !== undefined) this.closeRefused(linkId);
+    if (
+      !this.view.has(linkId) &&
+      (refusedKey === undefined || frame.code !== GossipCode.peerAnnouncement)
+    ) {
       this.reject(linkId, 'not-gossip-link', 'the link is not an active gossip link');
       return;
     }
@@ -356,6 +423,14 @@ export class GossipEngine {
       return;
     }
     const message = decoded.message;
+    if (refusedKey !== undefined) {
+      const fromLinkDevice =
+        bytesKey(deriveDeviceId(this.crypto, message.originPublicKey)) === refusedKey;
+      if (!fromLinkDevice) {
+        this.reject(linkId, 'not-gossip-link', 'a refused link may only introduce its device');
+        return;
+      }
+    }
     const skew = GossipLimits.clockSkewMs;
     if (message.timestampMs > wall + skew) {
       this.reject(linkId, 'future', `timestamp ${message.timestampMs - wall} ms ahead`);
@@ -408,6 +483,7 @@ export class GossipEngine {
     const origin = this.table.get(originKey);
     if (origin !== undefined) this.table.heard(origin, nowMs);
     this.counters.accepted++;
+    this.view.noteAccepted(linkId);
     this.event({
       type: 'gossip:accepted',
       code: message.code,
@@ -415,7 +491,7 @@ export class GossipEngine {
       originDeviceId,
       hops: message.initialTtl - message.ttl + 1,
     });
-    if (applied === 'forward' && message.ttl > 1) {
+    if (applied === 'forward' && message.ttl > 1 && refusedKey === undefined) {
       const relayed = withTtl(frame, message.ttl - 1);
       for (const target of this.view.targets(this.settings.fanOut, linkId, this.prng))
         this.send(target, relayed);
@@ -425,6 +501,10 @@ export class GossipEngine {
 
   timer(nowMs: number, wallClockMs: number): void {
     const wall = this.clock(nowMs, wallClockMs);
+    for (const [linkId, refused] of this.refused) {
+      if (refused.closeAtMs > nowMs) break;
+      this.closeRefused(linkId);
+    }
     for (const key of this.view.expireDials(nowMs)) {
       const entry = this.table.get(key);
       if (entry !== undefined) entry.dialBackoffUntilMs = nowMs + DIAL_BACKOFF_MS;
@@ -438,9 +518,13 @@ export class GossipEngine {
   }
 
   nextDeadlineMs(): number | undefined {
+    let next = this.tickDueMs;
     const dial = this.view.nextDialDeadlineMs();
-    if (dial === undefined) return this.tickDueMs;
-    return this.tickDueMs === undefined ? dial : Math.min(dial, this.tickDueMs);
+    if (dial !== undefined && (next === undefined || dial < next)) next = dial;
+    // The oldest refused link is the first to close (insertion order).
+    const refused = this.refused.values().next().value?.closeAtMs;
+    if (refused !== undefined && (next === undefined || refused < next)) next = refused;
+    return next;
   }
 
   /** This device's state changed (broadcast toggled, address learnt): a PEER_UPDATE goes out. */
@@ -449,7 +533,7 @@ export class GossipEngine {
     const wall = this.clock(nowMs, wallClockMs);
     const wasBroadcasting = this.self.broadcast;
     this.self = checked;
-    this.announcement = undefined;
+    this.introduction = undefined;
     // A device that stops broadcasting still tells the network, so its address is dropped.
     if (checked.broadcast || wasBroadcasting) this.sendUpdate(false, wall);
     if (checked.broadcast && !wasBroadcasting)
@@ -869,10 +953,13 @@ export class GossipEngine {
 
   // --- originating ---------------------------------------------------------------------------
 
-  /** The table sync a new link gets: up to 16 best broadcasting records, not the peer's own. */
-  private sendSync(linkId: number, peerKey: string, nowMs: number, wall: number): void {
+  /**
+   * The table sync a new link gets: up to 16 broadcasting records drawn at random (those heard
+   * directly first, gossip-table.ts), never the peer's own.
+   */
+  private sendSync(linkId: number, peerKey: string, wall: number): void {
     const records = this.table
-      .best(GossipLimits.listRecords, nowMs, (entry) => entry.key !== peerKey)
+      .sample(GossipLimits.listRecords, (entry) => entry.key !== peerKey, this.prng)
       .map((entry) => entry.record!.bytes);
     if (records.length === 0) return;
     this.originate(
@@ -888,19 +975,46 @@ export class GossipEngine {
     );
   }
 
-  private announceSelf(targets: readonly number[], wall: number): Uint8Array {
-    const messageId = this.newMessageId();
+  /**
+   * The one-hop PEER_ANNOUNCEMENT a new link gets (initialTtl 1: nobody relays it), the one
+   * signed in the last ANNOUNCEMENT_REUSE_MS when there is one, so a burst of links costs one
+   * signature.
+   */
+  private introduce(linkId: number, wall: number): void {
+    const cached = this.introduction;
+    if (cached !== undefined && wall - cached.timestampMs <= ANNOUNCEMENT_REUSE_MS) {
+      this.send(linkId, cached.frame);
+      return;
+    }
     const frame = this.originate(
       {
         code: GossipCode.peerAnnouncement,
-        initialTtl: GossipTtl[GossipCode.peerAnnouncement],
+        initialTtl: 1,
+        messageId: this.newMessageId(),
+        timestampMs: wall,
+        record: this.buildOwnRecord(wall, false),
+      },
+      [linkId],
+    );
+    this.introduction = { frame, timestampMs: wall };
+  }
+
+  private announceSelf(
+    targets: readonly number[],
+    wall: number,
+    initialTtl: number = GossipTtl[GossipCode.peerAnnouncement],
+  ): Uint8Array {
+    const messageId = this.newMessageId();
+    this.originate(
+      {
+        code: GossipCode.peerAnnouncement,
+        initialTtl,
         messageId,
         timestampMs: wall,
         record: this.buildOwnRecord(wall, false),
       },
       targets,
     );
-    this.announcement = { frame, timestampMs: wall };
     return messageId;
   }
 
@@ -975,6 +1089,11 @@ export class GossipEngine {
 
   // --- timers and links ------------------------------------------------------------------
 
+  /** A refused link's wait is over: it is closed. */
+  private closeRefused(linkId: number): void {
+    if (this.refused.delete(linkId)) this.push({ type: 'close', linkId });
+  }
+
   private tick(nowMs: number, wall: number): void {
     for (const entry of this.table.expire(nowMs))
       if (entry.record !== undefined)
@@ -1027,11 +1146,12 @@ export class GossipEngine {
         entry.dialBackoffUntilMs <= nowMs &&
         !this.view.isDialing(entry.key) &&
         dialAddress(entry) !== undefined,
+      this.view.chosenGroups(),
       this.prng,
     );
     for (const entry of chosen) {
       const target = dialAddress(entry)!;
-      this.view.markDialing(entry.key, nowMs);
+      this.view.markDialing(entry.key, target.address, nowMs);
       this.push({
         type: 'dial',
         deviceId: entry.deviceId,
@@ -1191,6 +1311,15 @@ function checkSelf(self: GossipSelf, name: string): GossipSelf {
   });
   if (problem !== undefined) invalidArgument(name, problem);
   return { ...self, addresses: [...self.addresses] };
+}
+
+function checkFacts(facts: LinkFacts): void {
+  if (typeof facts !== 'object' || facts === null || typeof facts.outbound !== 'boolean')
+    invalidArgument('facts', 'must say whether this device dialled the link (outbound)');
+  if (facts.address !== undefined && typeof facts.address !== 'string')
+    invalidArgument('facts.address', 'must be a string');
+  if (facts.pinned !== undefined && typeof facts.pinned !== 'boolean')
+    invalidArgument('facts.pinned', 'must be a boolean');
 }
 
 function checkLinkId(linkId: number): void {

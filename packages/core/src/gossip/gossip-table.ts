@@ -243,6 +243,24 @@ export class GossipTable {
     return picked.map((p) => p.entry);
   }
 
+  /**
+   * Up to `count` entries with a record passing `accept`, drawn uniformly at random (reservoir
+   * sampling), those heard directly before those learnt in bulk: what a table sync hands a new
+   * link, so the overlay stays random instead of piling dials onto the oldest entries.
+   */
+  sample(count: number, accept: (entry: TableEntry) => boolean, prng: Prng): TableEntry[] {
+    const direct: TableEntry[] = [];
+    const bulk: TableEntry[] = [];
+    let directSeen = 0;
+    let bulkSeen = 0;
+    for (const entry of this.entries) {
+      if (entry.record === undefined || !accept(entry)) continue;
+      if (entry.viaLink === undefined) reservoir(direct, ++directSeen, count, entry, prng);
+      else reservoir(bulk, ++bulkSeen, count, entry, prng);
+    }
+    return [...direct, ...bulk].slice(0, count);
+  }
+
   remove(key: string): void {
     const entry = this.byKey.get(key);
     if (entry === undefined) return;
@@ -313,5 +331,14 @@ export class GossipTable {
     }
     entry.viaLink = linkId;
     if (linkId !== undefined) this.bulkPerLink.set(linkId, this.bulkFrom(linkId) + 1);
+  }
+}
+
+/** One step of reservoir sampling: `entry` is the `seen`-th candidate for `picked`. */
+function reservoir<T>(picked: T[], seen: number, count: number, entry: T, prng: Prng): void {
+  if (picked.length < count) picked.push(entry);
+  else {
+    const slot = prng.nextInt(seen);
+    if (slot < count) picked[slot] = entry;
   }
 }

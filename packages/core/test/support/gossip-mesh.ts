@@ -174,9 +174,15 @@ export class GossipMesh {
     const nb = this.nodes[b]!;
     na.links.set(aLinkId, { peer: b, peerLinkId: bLinkId });
     nb.links.set(bLinkId, { peer: a, peerLinkId: aLinkId });
-    na.engine.linkUp(aLinkId, nb.deviceId, this.nowMs, this.wall(a));
+    na.engine.linkUp(aLinkId, nb.deviceId, this.nowMs, this.wall(a), {
+      outbound: true,
+      address: nb.self.addresses[0] ?? '',
+    });
     this.drain(a);
-    nb.engine.linkUp(bLinkId, na.deviceId, this.nowMs, this.wall(b));
+    nb.engine.linkUp(bLinkId, na.deviceId, this.nowMs, this.wall(b), {
+      outbound: false,
+      address: na.self.addresses[0] ?? '',
+    });
     this.drain(b);
     return { aLinkId, bLinkId };
   }
@@ -197,6 +203,17 @@ export class GossipMesh {
     this.drain(node);
     this.nodes[side.peer]!.engine.linkDown(side.peerLinkId, this.nowMs);
     this.drain(side.peer);
+  }
+
+  /**
+   * Node `index` floods a fresh PEER_ANNOUNCEMENT and the mesh settles: how the network beyond
+   * its links learns it (a new link gets only a one-hop introduction).
+   */
+  announce(index: number): void {
+    const result = this.nodes[index]!.engine.announce(this.nowMs, this.wall(index));
+    if (!result.sent) throw new Error(`node ${index} did not announce: ${result.reason}`);
+    this.drain(index);
+    this.settle();
   }
 
   /** Hands `frame` to `node` as if it arrived on `linkId`, then drains. */
