@@ -238,3 +238,62 @@ test("request routes: one link's request flood is refused 'over-quota' past its 
   assert.deepEqual(back.rejected, []);
   assert.equal(back.forwarded, 1);
 });
+
+/**
+ * Eclipse (attacker review, high 3): 40 Sybils dial a victim that holds 4 honest links, 2 it
+ * dialled and 2 inbound ones up for 2 minutes (proven). Before the guard, each newcomer closed a
+ * random link, so 40 dials left the victim linked to Sybils only.
+ */
+function eclipseAttempt(sybilAddress: (i: number) => string) {
+  const mesh = new GossipMesh(41);
+  const victim = mesh.add();
+  const honest = Array.from({ length: 8 }, () => mesh.add());
+  const sybils = Array.from({ length: 40 }, (_, i) => mesh.add({ addresses: [sybilAddress(i)] }));
+  mesh.autoDial = false;
+  mesh.connect(victim.index, honest[0]!.index);
+  mesh.connect(victim.index, honest[1]!.index);
+  mesh.connect(honest[2]!.index, victim.index);
+  mesh.connect(honest[3]!.index, victim.index);
+  mesh.settle();
+  mesh.advance(120_000); // heartbeats: the four links are proven
+  for (let round = 0; round < 2; round++) {
+    for (const sybil of sybils) {
+      if (mesh.linkId(sybil.index, victim.index) === undefined)
+        mesh.connect(sybil.index, victim.index);
+      mesh.settle();
+    }
+  }
+  const peers = [...victim.links.values()].map((side) => side.peer);
+  return {
+    honestLinked: honest.filter((h) => peers.includes(h.index)).map((h) => h.index),
+    sybilLinks: peers.filter((p) => sybils.some((s) => s.index === p)).length,
+    honest,
+  };
+}
+
+test('eclipse: 40 Sybils in 40 networks dialling in never displace the links the victim dialled or its two oldest proven inbound links', () => {
+  const { honestLinked, sybilLinks, honest } = eclipseAttempt((i) => `100.${64 + i}.0.1`);
+  assert.deepEqual(
+    honestLinked.sort((a, b) => a - b),
+    honest.slice(0, 4).map((h) => h.index),
+    'all four honest links survive',
+  );
+  assert.ok(sybilLinks <= 1, `the Sybils hold the one spare slot at most (${sybilLinks})`);
+});
+
+test('eclipse: 40 Sybils in one /24 hold at most 2 inbound links (the group cap), and the honest links stay', () => {
+  const { honestLinked, sybilLinks } = eclipseAttempt((i) => `203.0.113.${i + 1}`);
+  assert.equal(honestLinked.length, 4);
+  assert.ok(sybilLinks <= 1);
+  // With a roomier view the cap, not the view, is the limit: 2 of one /24.
+  const roomy = new GossipMesh(42);
+  const target = roomy.add({ settings: { activeLinks: 2, activeLinksMax: 50 } });
+  const group = Array.from({ length: 10 }, (_, i) =>
+    roomy.add({ addresses: [`203.0.113.${i + 1}`] }),
+  );
+  roomy.autoDial = false;
+  for (const sybil of group) roomy.connect(sybil.index, target.index);
+  roomy.settle();
+  assert.equal(target.engine.sizes.links, 2, 'two inbound links from one /24');
+  assert.equal(target.engine.counters.refusedLinks, 8);
+});

@@ -137,7 +137,11 @@ test('ActiveView: targets skip the sender and draw at most count; dial slots cou
   assert.equal(small.isDialing('c'), false, 'a link that comes up ends its dial');
   const inboundOnly = new ActiveView(60_000);
   for (let i = 1; i <= 4; i++) inboundOnly.add(i, `i${i}`, { outbound: false }, 0);
-  assert.equal(inboundOnly.dialSlots(4), 1, 'a view of inbound links only still dials one of its own');
+  assert.equal(
+    inboundOnly.dialSlots(4),
+    1,
+    'a view of inbound links only still dials one of its own',
+  );
 });
 
 test('ActiveView.victimFor: outbound, pod and the two oldest proven links are never displaced by an inbound stranger; one /24 holds 2 inbound links', () => {
@@ -151,25 +155,45 @@ test('ActiveView.victimFor: outbound, pod and the two oldest proven links are ne
     view.noteAccepted(id);
   }
   view.add(5, 'young', { outbound: false, address: '192.0.2.5' }, 50_000);
-  const stranger = (address: string) => view.victimFor({ outbound: false, address }, 5, 70_000, prng);
-  assert.deepEqual(stranger('100.64.9.9'), { victim: 5 }, 'only the unproven inbound link gives way');
+  const stranger = (address: string) =>
+    view.victimFor({ outbound: false, address }, 5, 70_000, prng);
+  assert.deepEqual(
+    stranger('100.64.9.9'),
+    { victim: 5 },
+    'only the unproven inbound link gives way',
+  );
   view.remove(5);
   view.add(5, 'proven-young', { outbound: false, address: '192.0.2.5' }, 1_000);
   view.noteAccepted(5);
   view.noteAccepted(5);
-  assert.deepEqual(stranger('100.64.9.9'), { victim: 5 }, 'a proven link beyond the two oldest gives way');
+  assert.deepEqual(
+    stranger('100.64.9.9'),
+    { victim: 5 },
+    'a proven link beyond the two oldest gives way',
+  );
   view.remove(5);
   assert.equal(stranger('100.64.9.9'), undefined, 'room: nothing displaced');
   view.add(5, 'x', { outbound: false, address: '100.64.9.1' }, 70_000);
   view.add(6, 'y', { outbound: false, address: '100.64.9.2' }, 70_000);
   assert.deepEqual(stranger('100.64.9.3'), { refused: 'group-full' });
-  assert.equal(view.victimFor({ outbound: false, address: '127.0.0.1' }, 9, 70_000, prng), undefined, 'loopback has no group cap');
+  assert.equal(
+    view.victimFor({ outbound: false, address: '127.0.0.1' }, 9, 70_000, prng),
+    undefined,
+    'loopback has no group cap',
+  );
   view.remove(5);
   view.remove(6);
   view.add(5, 'p', { outbound: true, address: '100.64.8.1' }, 0);
-  assert.deepEqual(stranger('100.64.7.7'), { refused: 'view-full' }, 'outbound, pod and protected links only: refused');
+  assert.deepEqual(
+    stranger('100.64.7.7'),
+    { refused: 'view-full' },
+    'outbound, pod and protected links only: refused',
+  );
   const ours = view.victimFor({ outbound: true, address: '100.64.7.7' }, 5, 70_000, prng);
-  assert.ok(ours !== undefined && 'victim' in ours && [3, 4].includes(ours.victim), 'a link this device dialled displaces an inbound one');
+  assert.ok(
+    ours !== undefined && 'victim' in ours && [3, 4].includes(ours.victim),
+    'a link this device dialled displaces an inbound one',
+  );
 });
 
 test('chooseDials draws group first: every eligible group gets picked about equally, never an ineligible entry or a used group', () => {
@@ -191,7 +215,11 @@ test('chooseDials draws group first: every eligible group gets picked about equa
     assert.notEqual(groups[0], groups[1], 'two picks never share a group');
     for (const g of groups) perGroup.set(g, (perGroup.get(g) ?? 0) + 1);
   }
-  assert.equal(perGroup.size, 7, 'the operator group and the 6 others; never the used or ineligible one');
+  assert.equal(
+    perGroup.size,
+    7,
+    'the operator group and the 6 others; never the used or ineligible one',
+  );
   for (const [group, n] of perGroup)
     assert.ok(n > 700 && n < 1300, `${group} drawn ${n} times of an expected 1000`);
 });
@@ -316,7 +344,8 @@ test('GossipEngine refuses host misuse with PEAPOD_ERR_INVALID_ARGUMENT naming t
   const engine = make();
   refuses(() => engine.linkUp(1, new Uint8Array(31), 0, 1, { outbound: true }), /deviceId/);
   refuses(
-    () => engine.linkUp(1, new Uint8Array(32).fill(1), 0, 1, {} as unknown as { outbound: boolean }),
+    () =>
+      engine.linkUp(1, new Uint8Array(32).fill(1), 0, 1, {} as unknown as { outbound: boolean }),
     /facts/,
   );
   engine.linkUp(1, new Uint8Array(32).fill(1), 10, 1, { outbound: true });

@@ -395,7 +395,10 @@ export class GossipNetwork {
       });
       dialler.links.add(link.id);
       this.drive(link.a, (e, now, wall) =>
-        e.linkUp(link.id, dialled.deviceId, now, wall, { outbound: true, address: dialled.address }),
+        e.linkUp(link.id, dialled.deviceId, now, wall, {
+          outbound: true,
+          address: dialled.address,
+        }),
       );
     });
   }

@@ -284,7 +284,8 @@ export function chooseDials(
   for (const entry of entries) {
     if (!eligible(entry)) continue;
     const address = dialAddress(entry)?.address;
-    const group = (address === undefined ? undefined : addressPrefix(address)) ?? `key:${entry.key}`;
+    const group =
+      (address === undefined ? undefined : addressPrefix(address)) ?? `key:${entry.key}`;
     if (usedGroups.has(group)) continue;
     const list = byGroup.get(group);
     if (list === undefined) byGroup.set(group, [entry]);

@@ -303,7 +303,10 @@ export class GossipEngine {
   private reannounceDueMs: number | undefined = undefined;
   private lastIssuedAtMs = -1;
   /** Links refused for room: device key and when to close it, until its first frame arrives. */
-  private readonly refused = new Map<number, { readonly key: string; readonly closeAtMs: number }>();
+  private readonly refused = new Map<
+    number,
+    { readonly key: string; readonly closeAtMs: number }
+  >();
   /** When this device last joined (its first link after none): its join announcement. */
   private joinedAtMs: number | undefined = undefined;
   /** The last one-hop announcement a new link got (reused for ANNOUNCEMENT_REUSE_MS). */
