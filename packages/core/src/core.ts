@@ -690,6 +690,8 @@ export class Core {
         this.transfers.handle(input);
         if (input.published === true && this.published.publish(input.manifest))
           this.announcePublished([input.manifest.contentId], true);
+        else if (input.published === false && this.published.unpublish(input.manifest.contentId))
+          this.announcePublished([input.manifest.contentId], false);
         break;
       case 'content-removed':
         this.transfers.handle(input);
