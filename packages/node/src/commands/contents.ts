@@ -40,7 +40,7 @@ export function renderContents(rows: readonly ContentRow[], columns?: number): s
       row.complete ? 'complete' : `${row.heldChunks}/${row.chunkCount} chunks`,
       row.pinned ? 'pinned' : '-',
       row.published ? 'published' : '-',
-      originText(row),
+      originText(row).trimEnd(), // as every line ends: so its width is what is shown
     ]),
   ];
   if (columns !== undefined) fitColumns(table, columns);
@@ -64,7 +64,7 @@ function fitColumns(table: string[][], columns: number): void {
   );
   const room = columns - fixed;
   const origin = width(ORIGIN);
-  const name = Math.max(CUT_MIN, Math.min(width(NAME), room - Math.min(origin, CUT_MIN)));
+  const name = Math.min(width(NAME), Math.max(CUT_MIN, room - Math.min(origin, CUT_MIN)));
   const originMax = Math.max(CUT_MIN, room - name);
   for (const cells of table) {
     cells[NAME] = cut(cells[NAME]!, name);
