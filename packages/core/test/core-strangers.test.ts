@@ -337,7 +337,7 @@ test('a content download from strangers completes exactly: interest announced, m
   assert.ok(mesh.nodes[2]!.readsAnswered > 0, 'the corrupting stranger was asked for chunks');
 });
 
-test('unpublishing (content-available with published: false) takes effect at once: strangers get notFound, gossip says it is no longer held here, the pod is still served', () => {
+test('unpublishing (content-available with published: false) takes effect at once: strangers get notFound, one that asked for it CHUNK_REMOVE, gossip says it is no longer held here, the pod is still served', () => {
   const data = testBytes(3 * CHUNK, 86);
   const manifest = manifestOf(data);
   const holderSelf: GossipSelf = { ...self('n1'), broadcast: true, addresses: ['n1'] };
@@ -373,9 +373,22 @@ test('unpublishing (content-available with published: false) takes effect at onc
   // Odd request IDs: the probe dialled (docs/protocol.md, request ID parity).
   assert.equal(ask(0, 1, manifest.chunkHashes[0]!), TransferStatus.ok, 'published: served');
 
+  // The probe mentions the content (a download's interest): it is told the held ranges.
+  mesh.input(0, {
+    type: 'send-message',
+    nowMs: mesh.nowMs,
+    linkId: Mesh.linkId(1),
+    message: { type: 'chunk-announce', contentId: manifest.contentId, ranges: [] },
+  });
+  mesh.drive();
+  const toProbe = (type: string) => received(mesh, 0).filter((m) => m.type === type).length;
+  assert.equal(toProbe('chunk-announce'), 1, 'the interest is answered');
+  assert.equal(toProbe('chunk-remove'), 0);
+
   mesh.input(1, { type: 'content-available', nowMs: mesh.nowMs, manifest, published: false });
   mesh.input(1, { type: 'timer-fired', nowMs: mesh.nowMs, wallClockMs: mesh.wallClockMs });
   mesh.drive();
+  assert.equal(toProbe('chunk-remove'), 1, 'the stranger that asked is told it is gone');
   assert.equal(ask(0, 3, manifest.chunkHashes[1]!), TransferStatus.notFound, 'a chunk: notFound');
   assert.equal(ask(0, 5, manifest.contentId), TransferStatus.notFound, 'the manifest: notFound');
   assert.equal(holders(), 0, 'gossip announced it no longer held here');
