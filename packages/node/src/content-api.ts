@@ -315,7 +315,7 @@ export class ContentApi {
       if (!(error instanceof StoreFullError)) throw error;
       return sendJson(res, 507, { error: error.message });
     }
-    // The chunks held go along (all of them: no list), as at start-up (daemon.ts).
+    // The held chunks go along (no list when all are held), as at start-up (daemon.ts).
     const held = store.heldIndices(contentId);
     this.options.feed({
       type: 'content-available',

@@ -18,9 +18,10 @@
  *   off). See rate-limit.ts.
  * - The chunk store (store/chunk-store.ts) is `<data dir>/store`, bounded by `storeBudgetBytes`.
  *   At start the core is told what it holds: `content-available` for every stored content with
- *   its held chunks (and `published` for those the store records published, so strangers are
- *   served them and a broadcasting device announces them), `url-content` for every URL mapping; chunks the store drops later (a copy
- *   that failed its check, eviction) become `content-removed`. This device serves chunks to
+ *   its held chunks (with `published` for those the store records published, so strangers are
+ *   served them and a broadcasting device announces them), `url-content` for every URL
+ *   mapping; chunks the store drops later (a copy that failed its check, eviction) become
+ *   `content-removed`. This device serves chunks to
  *   its pod (`Capability.serveChunks`). `peapod share`, `fetch`, `ls` and `rm` are API routes
  *   (content-api.ts).
  * - Beyond the pod (gossip-service.ts), when `--tracker`, `--peer` or `--broadcast` asks for it:
