@@ -1,9 +1,9 @@
 /**
  * The local API's request and answer format (daemon.ts serves it behind api-guard.ts): the bodies
- * of `POST /api/get`, `/api/share`, `/api/fetch` and `PATCH /api/contents/<hex>` read with a size
- * bound and validated into requests, and the content ID of `/api/contents/<hex>` (from the local CLI, still
- * checked like any input: a bad field is an error naming it, never a throw from deeper down),
- * and JSON answers.
+ * of `POST /api/get`, `/api/share`, `/api/fetch` and `PATCH /api/contents/<hex>` read with a
+ * size bound and validated into requests, and the content ID of `/api/contents/<hex>` (from the
+ * local CLI, still checked like any input: a bad field is an error naming it, never a throw
+ * from deeper down), and JSON answers.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ContentUpdate, FetchRequest, GetRequest, ShareRequest } from './api-client.js';

@@ -21,8 +21,8 @@
  *   its held chunks (with `published` for those the store records published, so strangers are
  *   served them and a broadcasting device announces them), `url-content` for every URL
  *   mapping; chunks the store drops later (a copy that failed its check, eviction) become
- *   `content-removed`. This device serves chunks to
- *   its pod (`Capability.serveChunks`). `peapod share`, `fetch`, `ls` and `rm` are API routes
+ *   `content-removed`. This device serves chunks to its pod (`Capability.serveChunks`).
+ *   `peapod share`, `fetch`, `ls`, `rm`, `publish` and `unpublish` are API routes
  *   (content-api.ts).
  * - Beyond the pod (gossip-service.ts), when `--tracker`, `--peer` or `--broadcast` asks for it:
  *   the core runs with `gossip: { self }` and accepts stranger links too; the gossip service

@@ -18,10 +18,9 @@ export class StoreSchemaError extends Error {
 
 /**
  * Creates or upgrades the schema of the index at `path` (call inside a write transaction).
- * Returns the version the database had (0 when it was new).
  * @throws StoreSchemaError for a newer or unreadable version.
  */
-export function migrateSchema(db: Database.Database, path: string): number {
+export function migrateSchema(db: Database.Database, path: string): void {
   const exists = db
     .prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'`)
     .pluck()
@@ -29,7 +28,7 @@ export function migrateSchema(db: Database.Database, path: string): number {
   if (exists === undefined) {
     db.exec(SCHEMA);
     db.prepare(`INSERT INTO schema_version VALUES (?)`).run(SCHEMA_VERSION);
-    return 0;
+    return;
   }
   const versions = db.prepare(`SELECT version FROM schema_version`).pluck().all();
   const version = versions[0];
@@ -56,5 +55,4 @@ export function migrateSchema(db: Database.Database, path: string): number {
   if (from !== SCHEMA_VERSION) {
     db.prepare(`UPDATE schema_version SET version = ?`).run(SCHEMA_VERSION);
   }
-  return from;
 }
