@@ -690,6 +690,12 @@ export class Core {
         this.transfers.handle(input);
         if (input.published === true && this.published.publish(input.manifest))
           this.announcePublished([input.manifest.contentId], true);
+        else if (input.published === false && this.published.has(toHex(input.manifest.contentId))) {
+          // Strangers that asked for it hear CHUNK_REMOVE while it still passes the link port.
+          this.transfers.withdrawFromStrangers(input.manifest.contentId);
+          this.published.unpublish(input.manifest.contentId);
+          this.announcePublished([input.manifest.contentId], false);
+        }
         break;
       case 'content-removed':
         this.transfers.handle(input);

@@ -34,7 +34,7 @@ export class PublishedContents {
     return true;
   }
 
-  /** Forgets a published content (removed from the store); false when it was not published. */
+  /** Forgets a published content (unpublished or removed); false when it was not published. */
   unpublish(contentId: Uint8Array): boolean {
     const key = toHex(contentId);
     const content = this.contents.get(key);

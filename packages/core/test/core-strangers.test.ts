@@ -336,3 +336,74 @@ test('a content download from strangers completes exactly: interest announced, m
   // The liar served chunks (it was asked), and none of its bytes was kept.
   assert.ok(mesh.nodes[2]!.readsAnswered > 0, 'the corrupting stranger was asked for chunks');
 });
+
+test('unpublishing (content-available with published: false) takes effect at once: strangers get notFound, one that asked for it CHUNK_REMOVE, gossip says it is no longer held here, the pod is still served', () => {
+  const data = testBytes(3 * CHUNK, 86);
+  const manifest = manifestOf(data);
+  const holderSelf: GossipSelf = { ...self('n1'), broadcast: true, addresses: ['n1'] };
+  const mesh = new Mesh([
+    probe,
+    { podSecret: secret(13), gossip: { self: holderSelf } },
+    gossiper(undefined, 'requester'),
+    { podSecret: secret(13) }, // a pod member of the holder
+  ]);
+  mesh.connect(0, 1);
+  mesh.connect(3, 1);
+  dialStranger(mesh, 2, 1);
+  mesh.seedContent(1, manifest, data, undefined, true);
+  mesh.input(1, { type: 'timer-fired', nowMs: mesh.nowMs, wallClockMs: mesh.wallClockMs });
+  mesh.drive();
+  const holders = () => mesh.nodes[2]!.core.gossipEngine!.peersHolding(manifest.contentId).length;
+  assert.equal(holders(), 1, 'published: announced by CONTENT_AVAILABILITY');
+  const statusOf = (node: number, requestId: number): number | undefined => {
+    for (const m of received(mesh, node))
+      if (m.type === 'status' && m.requestId === requestId) return m.status;
+    return undefined;
+  };
+  const ask = (node: number, requestId: number, chunkHash: Uint8Array): number | undefined => {
+    mesh.input(node, {
+      type: 'send-message',
+      nowMs: mesh.nowMs,
+      linkId: Mesh.linkId(1),
+      message: { type: 'chunk-request', requestId, chunkHash, priority: 0 },
+    });
+    mesh.runUntil(() => statusOf(node, requestId) !== undefined, 10_000);
+    return statusOf(node, requestId);
+  };
+  // Odd request IDs: the probe dialled (docs/protocol.md, request ID parity).
+  assert.equal(ask(0, 1, manifest.chunkHashes[0]!), TransferStatus.ok, 'published: served');
+
+  // The probe mentions the content (a download's interest): it is told the held ranges.
+  mesh.input(0, {
+    type: 'send-message',
+    nowMs: mesh.nowMs,
+    linkId: Mesh.linkId(1),
+    message: { type: 'chunk-announce', contentId: manifest.contentId, ranges: [] },
+  });
+  mesh.drive();
+  const toProbe = (type: string) => received(mesh, 0).filter((m) => m.type === type).length;
+  assert.equal(toProbe('chunk-announce'), 1, 'the interest is answered');
+  assert.equal(toProbe('chunk-remove'), 0);
+
+  mesh.input(1, { type: 'content-available', nowMs: mesh.nowMs, manifest, published: false });
+  mesh.input(1, { type: 'timer-fired', nowMs: mesh.nowMs, wallClockMs: mesh.wallClockMs });
+  mesh.drive();
+  assert.equal(toProbe('chunk-remove'), 1, 'the stranger that asked is told it is gone');
+  assert.equal(ask(0, 3, manifest.chunkHashes[1]!), TransferStatus.notFound, 'a chunk: notFound');
+  assert.equal(ask(0, 5, manifest.contentId), TransferStatus.notFound, 'the manifest: notFound');
+  assert.equal(holders(), 0, 'gossip announced it no longer held here');
+  // The content stays held: a pod member is still served it (its own links are pod links).
+  mesh.input(3, {
+    type: 'start-download',
+    nowMs: mesh.nowMs,
+    downloadId: 1,
+    source: { kind: 'content', contentId: manifest.contentId },
+  });
+  mesh.runUntil(() => mesh.eventsOf(3, 'download:complete').length > 0, 60_000);
+  assert.deepEqual(mesh.deliveredBytes(3, 1), data);
+  // Published again: served again (the manifest: its chunks, which the pod member now holds
+  // and announced, the seeding rule sends to that member).
+  mesh.input(1, { type: 'content-available', nowMs: mesh.nowMs, manifest, published: true });
+  mesh.drive();
+  assert.equal(ask(0, 7, manifest.contentId), TransferStatus.ok, 'published again: served');
+});

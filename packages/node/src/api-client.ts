@@ -9,7 +9,8 @@
  *   trailer).
  * - `shareContent()`: `POST /api/share`; `fetchEvents()`: `POST /api/fetch`, NDJSON
  *   `ContentJobEvent`s; `listContents()`: `GET /api/contents`; `removeContent()`:
- *   `DELETE /api/contents/<hex>`.
+ *   `DELETE /api/contents/<hex>`; `updateContent()`: `PATCH /api/contents/<hex>`
+ *   (`{published}`: `peapod publish` / `unpublish`).
  * A daemon that is not running gives one clear error that says how to start it
  * (`DaemonUnreachable`); a refusal (`ApiError`) carries the daemon's own sentence from its
  * `{"error": "..."}` body, never the raw JSON.
@@ -47,9 +48,19 @@ export interface ShareRequest {
   readonly path: string;
   /** Share names starting with '.' too (`--hidden`). Default false. */
   readonly hidden?: boolean;
-  /** Serve it to strangers too (gossip-learnt peers of other pods) and announce its lookup key
-   *  when broadcasting (`--publish`). Default false: pod members only. Not persisted yet. */
+  /**
+   * Serve it to strangers too (gossip-learnt peers of other pods) and announce its lookup key
+   * when broadcasting (`--publish`). Recorded in the store, so it holds across daemon restarts
+   * until `PATCH /api/contents/<hex> {published: false}` (`peapod unpublish`). Default false:
+   * no change (a new content is served to pod members only; one already published stays so).
+   */
   readonly publish?: boolean;
+}
+
+/** `PATCH /api/contents/<hex>`: change a stored content's settings. */
+export interface ContentUpdate {
+  /** Serve it to strangers (and announce it when broadcasting), or stop at once. */
+  readonly published: boolean;
 }
 
 /** The answer to `POST /api/share`. */
@@ -62,6 +73,8 @@ export interface ShareAnswer {
   readonly files: number;
   /** What the walk skipped and why (symbolic links, special files), one line each. */
   readonly skipped: readonly string[];
+  /** Strangers are served it: `--publish` now, or an earlier share or `peapod publish`. */
+  readonly published: boolean;
 }
 
 /** `POST /api/fetch`: fetch a content from the pod into files. */
@@ -269,4 +282,20 @@ export async function removeContent(target: ApiTarget, contentIdHex: string): Pr
   }
   if (res.statusCode !== 200) throw await apiError(res);
   return (JSON.parse(await readAll(res)) as { removed: boolean }).removed;
+}
+
+/** `PATCH /api/contents/<hex>`: whether the store held it (then the update took effect). */
+export async function updateContent(
+  target: ApiTarget,
+  contentIdHex: string,
+  update: ContentUpdate,
+): Promise<boolean> {
+  const res = await call(target, 'PATCH', `/api/contents/${contentIdHex}`, update);
+  if (res.statusCode === 404) {
+    await readAll(res);
+    return false;
+  }
+  if (res.statusCode !== 200) throw await apiError(res);
+  await readAll(res);
+  return true;
 }

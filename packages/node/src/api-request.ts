@@ -1,12 +1,12 @@
 /**
  * The local API's request and answer format (daemon.ts serves it behind api-guard.ts): the bodies
- * of `POST /api/get`, `/api/share` and `/api/fetch` read with a size bound and validated into
- * requests, and the content ID of `DELETE /api/contents/<hex>` (from the local CLI, still
- * checked like any input: a bad field is an error naming it, never a throw from deeper down),
- * and JSON answers.
+ * of `POST /api/get`, `/api/share`, `/api/fetch` and `PATCH /api/contents/<hex>` read with a
+ * size bound and validated into requests, and the content ID of `/api/contents/<hex>` (from the
+ * local CLI, still checked like any input: a bad field is an error naming it, never a throw
+ * from deeper down), and JSON answers.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { FetchRequest, GetRequest, ShareRequest } from './api-client.js';
+import type { ContentUpdate, FetchRequest, GetRequest, ShareRequest } from './api-client.js';
 
 /** A job request is a few hundred bytes; this bounds what a client can make the daemon hold. */
 const BODY_BYTES_MAX = 1 << 20;
@@ -98,6 +98,20 @@ export function parseShareRequest(text: string): ShareRequest {
     ...(hidden === true ? { hidden } : {}),
     ...(publish === true ? { publish } : {}),
   };
+}
+
+/** Validates a `PATCH /api/contents/<hex>` body: `{published}`, a boolean, and nothing else. */
+export function parseContentUpdate(text: string): ContentUpdate {
+  const value = jsonObject(text);
+  const unknown = Object.keys(value).filter((key) => key !== 'published');
+  if (unknown.length > 0) {
+    throw new Error(
+      `unknown field ${JSON.stringify(unknown[0])}: a content update takes only published`,
+    );
+  }
+  const published = value['published'];
+  if (typeof published !== 'boolean') throw new Error('published must be true or false');
+  return { published };
 }
 
 /** Validates a `POST /api/fetch` body: `{id, output?, directory?, name?, only?, force?}`. */

@@ -17,8 +17,8 @@
  *   (`-o -`). Device IDs in notes and errors are written `name (SHORTID)`. A client that goes
  *   away cancels its job. Whatever a job meets is contained in it; anything else is a bug in that
  *   one request (500), unless it broke an invariant (process-guard.ts).
- * - `POST /api/share`, `POST /api/fetch`, `GET /api/contents`, `DELETE /api/contents/<hex>`:
- *   the content routes (content-api.ts), under the same guard and the same containment. The
+ * - `POST /api/share`, `POST /api/fetch`, `GET /api/contents`, `PATCH` and
+ *   `DELETE /api/contents/<hex>`: the content routes (content-api.ts), under the same guard and the same containment. The
  *   output claims are shared with `/api/get`, so a get and a fetch cannot write one file.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -137,6 +137,9 @@ export class ApiRouter {
     const contentId = contentIdOfPath(pathname);
     if (req.method === 'DELETE' && contentId !== undefined) {
       return () => content.remove(res, contentId);
+    }
+    if (req.method === 'PATCH' && contentId !== undefined) {
+      return () => content.update(req, res, contentId);
     }
     if (pathname.startsWith('/api/contents/') && contentId === undefined) {
       return () => {

@@ -14,7 +14,7 @@ import { formatDeviceId, PeapodError } from '@peapod/core';
 import { ApiError, ApiRefused, DaemonUnreachable, getPeers, type ApiTarget } from './api-client.js';
 import { GET_EXIT_HELP, runGet, UsageError } from './commands/get.js';
 import { renderPeers } from './commands/peers.js';
-import { ContentIdError, runList, runRemove } from './commands/contents.js';
+import { ContentIdError, runList, runRemove, runSetPublished } from './commands/contents.js';
 import { FETCH_EXIT_HELP, runFetch } from './commands/fetch.js';
 import { runShare } from './commands/share.js';
 import { registerTrackerCommand } from './commands/tracker.js';
@@ -351,17 +351,19 @@ program
   .option('--hidden', "include files and directories whose names start with '.'")
   .option(
     '--publish',
-    'also serve it to strangers (peers of other pods found by gossip or a tracker); until the daemon restarts',
+    'also serve it to strangers (peers of other pods found by gossip or a tracker), across restarts until `peapod unpublish`',
   )
-  .option('--json', 'print JSON: {contentId, link, name, totalBytes, files, skipped}')
+  .option('--json', 'print JSON: {contentId, link, name, totalBytes, files, skipped, published}')
   .addHelpText(
     'after',
     `
 Every member of your pod can see what you share (\`peapod ls\` on their side once fetched) and
 fetch all of it: share nothing you would not hand to each of them. Strangers (devices of other
-pods, found by gossip or a tracker) are served only what you share with --publish, and only
-until the daemon restarts (share it again after a restart). The daemon's own data
-directory, and any directory holding it, is refused.
+pods, found by gossip or a tracker) are served only what you share with --publish (or publish
+later with \`peapod publish ID\`), and a daemon that broadcasts announces it to them; the store
+keeps that through restarts until \`peapod unpublish ID\`. Sharing a published content again
+without --publish leaves it published. The daemon's own data directory, and any directory
+holding it, is refused.
 
 The daemon hashes the files once and serves them where they are: a chunk that lies inside one
 file is read from that file, and only the chunks that span two files of a tree (at most one per
@@ -373,6 +375,7 @@ content ID.
 ${examples(
   'peapod share ~/Videos/talk.mp4',
   'peapod share ./photos            (the tree; fetch writes it as photos/)',
+  'peapod share ./talk.mp4 --publish (strangers may fetch it too)',
   'peapod share ./photos --json | jq -r .link',
 )}`,
   )
@@ -436,8 +439,10 @@ program
   .addHelpText(
     'after',
     `
-Columns: short ID (any unique start of it works for \`peapod rm\`), name, size, how much of it
-is held, pinned (what you shared is kept until you remove it), and where it came from.
+Columns: short ID (any unique start of it works for \`peapod rm\` and \`peapod unpublish\`),
+name, size, how much of it is held, pinned (what you shared is kept until you remove it),
+published (strangers are served it: \`peapod share --publish\`), and where it came from. On a
+terminal, long names and origins are cut to fit its width; --json has them whole.
 ${examples('peapod ls', "peapod ls --json | jq '.contents[] | select(.complete)'")}`,
   )
   .action(async (options: { json?: boolean }) => {
@@ -458,6 +463,39 @@ ${examples('peapod rm 3a7bd3e2c1f0', 'peapod rm 3a7b --json')}`,
   .action(async (id: string, options: { json?: boolean }) => {
     process.exitCode = await runRemove(await apiTarget(), id, { json: options.json === true });
   });
+
+for (const published of [true, false]) {
+  const name = published ? 'publish' : 'unpublish';
+  program
+    .command(name)
+    .argument('<id>', 'a content ID, or a unique start of one (`peapod ls` shows them)')
+    .description(
+      published
+        ? 'serve a stored content to strangers too (devices of other pods), across restarts'
+        : 'stop serving a content to strangers at once; the pod is still served it',
+    )
+    .option('--json', 'print JSON: {contentId, found, published}')
+    .addHelpText(
+      'after',
+      published
+        ? `
+Strangers (devices of other pods, found by gossip or a tracker) may then fetch it by its ID,
+and a daemon that broadcasts announces it to them. The store keeps this through daemon
+restarts, until \`peapod unpublish ID\`. \`peapod share PATH --publish\` does the same while
+sharing. Your pod is served every content whatever this says.
+${examples('peapod publish 3a7bd3e2c1f0', 'peapod publish 3a7b --json')}`
+        : `
+From the answer on, strangers asking for it get "not found", as for a content nobody holds, and
+a broadcasting daemon announces it no longer held here; the store keeps this through restarts.
+Pod members are still served it (\`peapod rm\` stops that).
+${examples('peapod unpublish 3a7bd3e2c1f0', 'peapod unpublish 3a7b --json')}`,
+    )
+    .action(async (id: string, options: { json?: boolean }) => {
+      process.exitCode = await runSetPublished(await apiTarget(), id, published, {
+        json: options.json === true,
+      });
+    });
+}
 
 program
   .command('demo')

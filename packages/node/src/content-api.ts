@@ -2,11 +2,13 @@
  * The local API's content routes (BRIEF interface F), behind the same key as every route
  * (api-router.ts checks it before it hands a request here):
  *
- * - `POST /api/share {path, hidden?}`: walk and hash the file or tree (share-scan.ts; names
- *   starting with '.' only with `hidden`; the data directory and any tree holding it refused),
- *   record it in the store pinned, its chunks referenced in the user's files, and tell the
- *   core it holds all of it (`content-available`, so pod members' fetches can use it at once).
- *   Answers `{contentId, link, name, totalBytes, files, skipped}`; a failure's sentence keeps
+ * - `POST /api/share {path, hidden?, publish?}`: walk and hash the file or tree (share-scan.ts;
+ *   names starting with '.' only with `hidden`; the data directory and any tree holding it
+ *   refused), record it in the store pinned, its chunks referenced in the user's files, with
+ *   `publish` record it published too, and tell the core it holds all of it
+ *   (`content-available`, so pod members' fetches can use it at once; `published: true` when
+ *   the store says so, so strangers are served it). Answers `{contentId, link, name,
+ *   totalBytes, files, skipped, published}`; a failure's sentence keeps
  *   the walk's notes. A client that goes away (Ctrl-C) aborts the walk, the hash pass and the
  *   store step, and a content new to the store is removed again.
  * - `POST /api/fetch {id, output | directory, name?, only?, force?}`: one `ContentJob`
@@ -20,6 +22,10 @@
  *   starts. `--only` globs pick files (fetch-select.ts), and `done` then counts the files'
  *   bytes. A client that goes away cancels its job.
  * - `GET /api/contents`: the store's rows without their manifests, each with a name.
+ * - `PATCH /api/contents/<hex> {published}`: records the flag in the store first, then tells
+ *   the core (`content-available` with `published`), so from the answer on strangers are
+ *   served it, or get `notFound`; the daemon hands the store's flag to the core again at
+ *   every start (daemon.ts).
  * - `DELETE /api/contents/<hex>`: removes the content from the store (a shared content's
  *   files are the user's and stay; only the index forgets them) and tells the core
  *   (`content-removed`: CHUNK_REMOVE to every link). Running fetches of it fail.
@@ -31,8 +37,14 @@ import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fromHex, toHex, type CoreInput, type CryptoProvider, type Manifest } from '@peapod/core';
 import type { Logger } from 'pino';
-import type { ContentRow, FetchRequest, ShareRequest } from './api-client.js';
-import { parseFetchRequest, parseShareRequest, readBody, sendJson } from './api-request.js';
+import type { ContentRow, ContentUpdate, FetchRequest, ShareRequest } from './api-client.js';
+import {
+  parseContentUpdate,
+  parseFetchRequest,
+  parseShareRequest,
+  readBody,
+  sendJson,
+} from './api-request.js';
 import { contentLink } from './content-link.js';
 import { ContentJob, type ContentJobEvent } from './content-job.js';
 import { selectFiles, treeRoot, type Selection } from './fetch-select.js';
@@ -112,11 +124,13 @@ export class ContentApi {
       logger.info({ path: tree.root, files: tree.files.length }, 'share: hashing');
       const manifest = await hashTree(crypto, tree, undefined, signal);
       await shareIntoStore(crypto, store, tree, manifest, signal);
+      if (request.publish === true) store.setPublished(manifest.contentId, true);
+      const published = store.isPublished(manifest.contentId);
       feed({
         type: 'content-available',
         nowMs: performance.now(),
         manifest,
-        ...(request.publish === true ? { published: true } : {}),
+        ...(published ? { published } : {}),
       });
       const contentId = toHex(manifest.contentId);
       answer = {
@@ -126,6 +140,7 @@ export class ContentApi {
         totalBytes: manifest.totalBytes,
         files: tree.files.length,
         skipped: tree.notes,
+        published,
       };
       logger.info({ contentId, path: tree.root, files: tree.files.length }, 'content shared');
     } catch (error) {
@@ -276,6 +291,44 @@ export class ContentApi {
       .list()
       .map((row) => withoutManifest(row, store.heldIndices(row.manifest.contentId)));
     sendJson(res, 200, { contents });
+  }
+
+  /** `PATCH /api/contents/<hex>`. */
+  async update(req: IncomingMessage, res: ServerResponse, hex: string): Promise<void> {
+    let update: ContentUpdate;
+    try {
+      update = parseContentUpdate(await readBody(req));
+    } catch (error) {
+      sendJson(res, 400, { error: (error as Error).message });
+      return;
+    }
+    const store = this.options.store();
+    if (store === undefined) return sendJson(res, 503, { error: NO_STORE });
+    const contentId = fromHex(hex)!;
+    const manifest = store.manifest(contentId);
+    try {
+      if (manifest === undefined || !store.setPublished(contentId, update.published)) {
+        sendJson(res, 404, { error: `the store holds no content ${hex.slice(0, 12)}…` });
+        return;
+      }
+    } catch (error) {
+      if (!(error instanceof StoreFullError)) throw error;
+      return sendJson(res, 507, { error: error.message });
+    }
+    // The held chunks go along (no list when all are held), as at start-up (daemon.ts).
+    const held = store.heldIndices(contentId);
+    this.options.feed({
+      type: 'content-available',
+      nowMs: performance.now(),
+      manifest,
+      ...(held.length === manifest.chunkHashes.length ? {} : { chunkIndices: held }),
+      published: update.published,
+    });
+    this.options.logger.info(
+      { contentId: hex },
+      update.published ? 'content published' : 'content unpublished',
+    );
+    sendJson(res, 200, { contentId: hex, published: update.published });
   }
 
   /** `DELETE /api/contents/<hex>`. */

@@ -18,9 +18,11 @@
  *   off). See rate-limit.ts.
  * - The chunk store (store/chunk-store.ts) is `<data dir>/store`, bounded by `storeBudgetBytes`.
  *   At start the core is told what it holds: `content-available` for every stored content with
- *   its held chunks, `url-content` for every URL mapping; chunks the store drops later (a copy
- *   that failed its check, eviction) become `content-removed`. This device serves chunks to
- *   its pod (`Capability.serveChunks`). `peapod share`, `fetch`, `ls` and `rm` are API routes
+ *   its held chunks (with `published` for those the store records published, so strangers are
+ *   served them and a broadcasting device announces them), `url-content` for every URL
+ *   mapping; chunks the store drops later (a copy that failed its check, eviction) become
+ *   `content-removed`. This device serves chunks to its pod (`Capability.serveChunks`).
+ *   `peapod share`, `fetch`, `ls`, `rm`, `publish` and `unpublish` are API routes
  *   (content-api.ts).
  * - Beyond the pod (gossip-service.ts), when `--tracker`, `--peer` or `--broadcast` asks for it:
  *   the core runs with `gossip: { self }` and accepts stranger links too; the gossip service
@@ -302,12 +304,15 @@ export class Daemon {
     }
     for (const row of store.list()) {
       const chunkIndices = store.heldIndices(row.manifest.contentId);
-      if (chunkIndices.length === 0) continue;
+      // A published one goes over even with no chunk held, so the core's published set is the
+      // store's (its chunks may come back).
+      if (chunkIndices.length === 0 && !row.published) continue;
       this.host.input({
         type: 'content-available',
         nowMs: performance.now(),
         manifest: row.manifest,
         ...(row.complete ? {} : { chunkIndices }),
+        ...(row.published ? { published: true } : {}),
       });
     }
     for (const { url, validator, contentId } of store.urlMappings()) {

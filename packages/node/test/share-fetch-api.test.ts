@@ -3,13 +3,15 @@
  *
  * What each test pins down:
  * - fast-check over the request parsers (`parseShareRequest`, `parseFetchRequest`,
- *   `contentIdOfPath`) and the link parser: any input gives a valid request or an Error with a
- *   sentence, never another throw; valid requests and links round-trip;
+ *   `parseContentUpdate`, `contentIdOfPath`) and the link parser: any input gives a valid
+ *   request or an Error with a sentence, never another throw; valid requests and links
+ *   round-trip; `publish` and `published` take booleans only;
  * - the `--only` matcher: `*` and `?` stay within a segment, `**` spans segments, a directory
  *   picks what is under it, regex characters are literal; `selectFiles` names a glob that
  *   matches nothing;
  * - on a real daemon: every content route refuses a request without the key (403) and does
- *   nothing (no content recorded); with the key, bad bodies and paths get a 400 that says what
+ *   nothing (no content recorded); with the key, bad bodies and paths (a `published` that is
+ *   not a boolean among them) get a 400 that says what
  *   is wrong, random bodies (a property over real HTTP) never get a 500, and the daemon keeps
  *   serving; the data directory (or a tree holding it) is never shared; a share whose client goes away (Ctrl-C) mid-hash stops and records nothing.
  */
@@ -20,7 +22,12 @@ import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { createManifest, type Manifest } from '@peapod/core';
 import { listContents } from '../src/api-client.js';
-import { contentIdOfPath, parseFetchRequest, parseShareRequest } from '../src/api-request.js';
+import {
+  contentIdOfPath,
+  parseContentUpdate,
+  parseFetchRequest,
+  parseShareRequest,
+} from '../src/api-request.js';
 import { contentLink, parseContentRef } from '../src/content-link.js';
 import { matchesGlob, selectFiles } from '../src/fetch-select.js';
 import { createNodeCryptoProvider } from '../src/node-crypto-provider.js';
@@ -52,6 +59,8 @@ const anyJson = fc.oneof(
       name: fc.oneof(fc.string(), fc.integer()),
       only: fc.oneof(fc.array(fc.string()), fc.string(), fc.constant([])),
       force: fc.oneof(fc.boolean(), fc.string()),
+      publish: fc.oneof(fc.boolean(), fc.string(), fc.integer(), fc.constant(null)),
+      published: fc.oneof(fc.boolean(), fc.string(), fc.integer(), fc.constant(null)),
       path: fc.oneof(
         fc.constant('/nonexistent/peapod-shared'),
         fc.string(),
@@ -72,7 +81,15 @@ describe('request parsers', () => {
         ),
         (body) => {
           const share = outcome(() => parseShareRequest(body));
-          if (share.ok) assert.ok(share.value.path.startsWith('/'));
+          if (share.ok) {
+            assert.ok(share.value.path.startsWith('/'));
+            assert.ok(share.value.publish === undefined || share.value.publish === true);
+          }
+          const update = outcome(() => parseContentUpdate(body));
+          if (update.ok) {
+            assert.equal(typeof update.value.published, 'boolean');
+            assert.deepEqual(Object.keys(update.value), ['published']);
+          }
           const fetch = outcome(() => parseFetchRequest(body));
           if (fetch.ok) {
             assert.match(fetch.value.id, HEX);
@@ -104,6 +121,34 @@ describe('request parsers', () => {
           assert.deepEqual(parseFetchRequest(JSON.stringify(request)), request);
         },
       ),
+    );
+  });
+
+  test('a content update is {published: boolean} and nothing else', () => {
+    fc.assert(
+      fc.property(fc.boolean(), (published) => {
+        assert.deepEqual(parseContentUpdate(JSON.stringify({ published })), { published });
+      }),
+    );
+    fc.assert(
+      fc.property(
+        fc.jsonValue().filter((value) => typeof value !== 'boolean'),
+        (published) => {
+          assert.throws(
+            () => parseContentUpdate(JSON.stringify({ published })),
+            /^Error: published must be true or false$/,
+          );
+        },
+      ),
+    );
+    assert.throws(() => parseContentUpdate('{}'), /published must be true or false/);
+    assert.throws(
+      () => parseContentUpdate('{"published":true,"pinned":false}'),
+      /unknown field "pinned": a content update takes only published/,
+    );
+    assert.throws(
+      () => parseShareRequest('{"path":"/x","publish":"yes"}'),
+      /publish must be a boolean/,
     );
   });
 
@@ -223,6 +268,7 @@ describe('the content API on a real daemon', () => {
       ['POST', '/api/fetch', { id: 'ab'.repeat(32), directory: '/tmp' }],
       ['GET', '/api/contents', undefined],
       ['DELETE', `/api/contents/${'ab'.repeat(32)}`, undefined],
+      ['PATCH', `/api/contents/${'ab'.repeat(32)}`, { published: true }],
     ];
     for (const [method, path, body] of routes) {
       const res = await apiRequest(keyless, method, path, body);
@@ -241,6 +287,11 @@ describe('the content API on a real daemon', () => {
       ['POST', '/api/fetch', { id: 'ab'.repeat(32), output: '/x', only: 'a*' }, /only must be/],
       ['POST', '/api/fetch', { id: 'ab'.repeat(32), output: '/x', force: 'yes' }, /force must be/],
       ['DELETE', '/api/contents/nothex', undefined, /name a content by its ID/],
+      ['PATCH', '/api/contents/nothex', { published: true }, /name a content by its ID/],
+      ['PATCH', `/api/contents/${'ab'.repeat(32)}`, { published: 'no' }, /published must be/],
+      ['PATCH', `/api/contents/${'ab'.repeat(32)}`, { published: 1 }, /published must be/],
+      ['PATCH', `/api/contents/${'ab'.repeat(32)}`, {}, /published must be true or false/],
+      ['POST', '/api/share', { path: '/tmp', publish: 'yes' }, /publish must be a boolean/],
     ];
     for (const [method, path, body, reason] of cases) {
       const res = await apiRequest(api, method, path, body);
@@ -293,11 +344,26 @@ describe('the content API on a real daemon', () => {
     assert.doesNotMatch(daemon.log(), /"msg":"content shared"/);
   });
 
+  test('an update of a content the store does not hold is a 404 with a sentence', async () => {
+    const res = await apiRequest(pod.daemons[0]!.api, 'PATCH', `/api/contents/${'cd'.repeat(32)}`, {
+      published: false,
+    });
+    let text = '';
+    for await (const part of res) text += (part as Buffer).toString();
+    assert.equal(res.statusCode, 404, text);
+    assert.match((JSON.parse(text) as { error: string }).error, /the store holds no content cdcd/);
+  });
+
   test('property: random bodies never make a 500, and the daemon keeps serving (60 runs)', async () => {
     const api = pod.daemons[0]!.api;
+    const routes = [
+      ['POST', '/api/share'],
+      ['POST', '/api/fetch'],
+      ['PATCH', `/api/contents/${'ef'.repeat(32)}`],
+    ] as const;
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom('/api/share', '/api/fetch'), anyJson, async (path, body) => {
-        const res = await apiRequest(api, 'POST', path, body);
+      fc.asyncProperty(fc.constantFrom(...routes), anyJson, async ([method, path], body) => {
+        const res = await apiRequest(api, method, path, body);
         let text = '';
         for await (const part of res) text += (part as Buffer).toString();
         assert.ok(res.statusCode !== 500 && res.statusCode !== undefined, `${path} ${text}`);

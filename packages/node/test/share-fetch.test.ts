@@ -274,12 +274,12 @@ describe('peapod share and fetch across 4 daemons', () => {
   test('ls shows what each store holds; rm removes it and leaves the files', async () => {
     const seederList = await peapod(pod.daemons[0]!, ['ls']);
     assert.equal(seederList.status, 0, seederList.stderr);
-    assert.match(seederList.stdout, /^ID\s+NAME\s+SIZE\s+HELD\s+PINNED\s+ORIGIN/);
+    assert.match(seederList.stdout, /^ID\s+NAME\s+SIZE\s+HELD\s+PINNED\s+PUBLISHED\s+ORIGIN/);
     const line = seederList.stdout
       .split('\n')
       .find((l) => l.startsWith(shared.contentId.slice(0, 12)));
     assert.ok(line !== undefined, seederList.stdout);
-    assert.match(line, /video\.bin\s+18\.0 MiB\s+complete\s+pinned\s+shared from /);
+    assert.match(line, /video\.bin\s+18\.0 MiB\s+complete\s+pinned\s+-\s+shared from /);
     const fetched = await storeRow(pod.daemons[1]!, shared.contentId);
     assert.deepEqual(
       [fetched?.complete, fetched?.pinned, fetched?.origin.kind],

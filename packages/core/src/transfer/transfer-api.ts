@@ -211,9 +211,11 @@ export type TransferInput =
       /** Chunk indices held; all when absent. */
       readonly chunkIndices?: readonly number[];
       /**
-       * The user published the content (`peapod share --publish`): strangers may fetch it and,
-       * when this device broadcasts, gossip announces it (core.ts, stranger-content.ts). Once
-       * published it stays so until `content-removed` of all its chunks. Absent: no change.
+       * true: the user published the content (`peapod share --publish`): strangers may fetch it
+       * and, when this device broadcasts, gossip announces it (core.ts, stranger-content.ts).
+       * It stays so until `published: false` (`peapod unpublish`: strangers get `notFound` from
+       * then on, and gossip announces it no longer held here) or `content-removed` of all its
+       * chunks. Absent: no change.
        */
       readonly published?: boolean;
     }

@@ -232,6 +232,23 @@ export class TransferEngine {
     this.afterEvent(nowMs);
   }
 
+  /**
+   * The content stops being published (core.ts): each stranger link that mentioned it (so it
+   * knows the ID) hears CHUNK_REMOVE of every held chunk, and its downloads stop counting on
+   * this device. Call while the core still lets strangers hear of the content.
+   */
+  withdrawFromStrangers(contentId: Uint8Array): void {
+    const key = toHex(contentId);
+    const held = this.server.heldContents().find((c) => toHex(c.contentId) === key);
+    if (held === undefined) return;
+    const groups = indicesToRangeGroups(held.indices);
+    for (const linkId of this.context.links.ready()) {
+      if (!this.isRestricted(linkId) || !this.availability.mentioned(linkId, key)) continue;
+      for (const ranges of groups)
+        this.links.send(linkId, { type: 'chunk-remove', contentId, ranges });
+    }
+  }
+
   /** Whether `linkId` is a stranger link under the stranger rules (transfer-context.ts). */
   private isRestricted(linkId: number): boolean {
     return this.settings.strangerRules && this.links.peer(linkId)?.trust === 'stranger';

@@ -1,8 +1,10 @@
 /**
- * `peapod share PATH [--hidden]`: the daemon records the file or directory tree in its store
- * (pinned; a chunk inside one file is referenced where it is, a chunk spanning two files is
- * copied into the store) and serves it to every pod member; this prints its content ID and
- * `peapod://` link (`--json`: the daemon's answer as one object). What the walk skipped
+ * `peapod share PATH [--hidden] [--publish]`: the daemon records the file or directory tree in
+ * its store (pinned; a chunk inside one file is referenced where it is, a chunk spanning two
+ * files is copied into the store) and serves it to every pod member, and with `--publish` to
+ * strangers too (recorded in the store, so across restarts); this prints its content ID,
+ * `peapod://` link and whether it is published (`--json`: the daemon's answer as one object).
+ * What the walk skipped
  * (hidden names without `--hidden`, symbolic links, special files) is said on stderr, one
  * line each.
  */
@@ -41,6 +43,11 @@ export async function runShare(
   console.log(`Shared ${printable(answer.name)}: ${files}, ${formatBytes(answer.totalBytes)}`);
   console.log(`Content ID: ${answer.contentId}`);
   console.log(`Link:       ${answer.link}`);
+  if (answer.published) {
+    console.log(
+      'Published:  strangers (devices of other pods) may fetch it too, until `peapod unpublish`',
+    );
+  }
   console.log(`\nOn another pod member:  peapod fetch '${answer.link}'`);
   return 0;
 }

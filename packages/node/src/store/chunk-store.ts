@@ -196,6 +196,14 @@ export class ChunkStore implements ChunkStoreApi {
     this.manifests.set(toHex(manifest.contentId), decoded.manifest);
   }
 
+  setPublished(contentId: Uint8Array, published: boolean): boolean {
+    return this.commit(() => this.index.setPublished(contentId, published));
+  }
+
+  isPublished(contentId: Uint8Array): boolean {
+    return this.index.content(contentId)?.published === true;
+  }
+
   manifest(contentId: Uint8Array): Manifest | undefined {
     const hex = toHex(contentId);
     const cached = this.manifests.get(hex);
@@ -227,6 +235,7 @@ export class ChunkStore implements ChunkStoreApi {
       heldChunks: row.heldChunks,
       complete: row.heldChunks === row.chunkCount,
       pinned: row.pinned,
+      published: row.published,
       origin: row.origin,
       addedAtMs: row.addedAtMs,
       lastUsedAtMs: row.lastUsedAtMs,

@@ -41,6 +41,11 @@ export interface StoredContent {
   readonly heldChunks: number;
   readonly complete: boolean;
   readonly pinned: boolean;
+  /**
+   * Strangers (peers of other pods) are served it and, when this device broadcasts, gossip
+   * announces it (`peapod share --publish`; `peapod unpublish` clears it). Kept across restarts.
+   */
+  readonly published: boolean;
   readonly origin: ContentOrigin;
   /** Milliseconds since the epoch. */
   readonly addedAtMs: number;
@@ -99,8 +104,18 @@ export interface PutOptions {
 /** The operations (implemented by `ChunkStore` in chunk-store.ts). */
 export interface ChunkStoreApi {
   readonly recovery: RecoveryReport;
-  /** Records a content's manifest (idempotent; `pinned` and `origin` update an existing row). */
+  /**
+   * Records a content's manifest (idempotent; `pinned` and `origin` update an existing row, its
+   * `published` flag stays; a new row is not published).
+   */
   addContent(manifest: Manifest, origin: ContentOrigin, options: { pinned: boolean }): void;
+  /**
+   * Records, durably, whether strangers are served the content (the caller tells the core).
+   * False when the store has no such content; a disk too full to commit throws StoreFullError.
+   */
+  setPublished(contentId: Uint8Array, published: boolean): boolean;
+  /** Whether the content is recorded published (false when unknown). */
+  isPublished(contentId: Uint8Array): boolean;
   /**
    * Stores a chunk the core verified (checked again: bytes that do not hash to the manifest's
    * chunk hash reject with PEAPOD_ERR_INVALID_ARGUMENT, as does a content never added). A chunk

@@ -4,7 +4,8 @@
  * with their sizes and last use, and the URL mappings. Plain data in, plain data out: no file
  * is touched here, and the order of file and row changes is chunk-store.ts's.
  *
- * The tables are described in store-schema.ts.
+ * The tables are described in store-schema.ts; an older index is upgraded at open, in the
+ * transaction that takes the lock (store-migrate.ts).
  *
  * Durability settings. WAL mode with `synchronous = NORMAL`: a commit is written to the WAL but
  * not fsynced, so a process crash (kill -9) loses nothing, and a power cut may roll back the
@@ -23,7 +24,7 @@
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { ContentOrigin } from './store-api.js';
-import { SCHEMA, SCHEMA_VERSION } from './store-schema.js';
+import { migrateSchema, StoreSchemaError } from './store-migrate.js';
 
 const BUSY_TIMEOUT_MS = 2_000;
 
@@ -49,6 +50,8 @@ export interface ContentRow {
   readonly addedAtMs: number;
   readonly lastUsedAtMs: number;
   readonly heldChunks: number;
+  /** Strangers are served it (`peapod share --publish`). */
+  readonly published: boolean;
 }
 
 /** A chunk of a content that a change made the store stop holding. */
@@ -83,6 +86,7 @@ interface RawContentRow {
   origin_validator: string | null;
   added_at_ms: number;
   last_used_at_ms: number;
+  published: number;
   held: number;
 }
 
@@ -120,6 +124,8 @@ function contentOf(row: RawContentRow): ContentRow {
     addedAtMs: row.added_at_ms,
     lastUsedAtMs: row.last_used_at_ms,
     heldChunks: row.held,
+    // Anything but 1 (the column's CHECK allows 0 and 1 only) is the safe side: not published.
+    published: row.published === 1,
   };
 }
 
@@ -143,14 +149,17 @@ export class StoreIndex {
         `SELECT ${CONTENT_COLUMNS} FROM contents c ORDER BY added_at_ms, content_id`,
       ),
       contentExists: prepare(`SELECT 1 FROM contents WHERE content_id = ?`).pluck(),
-      upsertContent: prepare(`INSERT INTO contents VALUES
-        (@contentId, @manifest, @totalBytes, @chunkSizeBytes, @chunkCount, @pinned, @kind, @path,
-         @url, @validator, @nowMs, @nowMs)
+      upsertContent: prepare(`INSERT INTO contents (content_id, manifest, total_bytes,
+          chunk_size_bytes, chunk_count, pinned, origin_kind, origin_path, origin_url,
+          origin_validator, added_at_ms, last_used_at_ms)
+        VALUES (@contentId, @manifest, @totalBytes, @chunkSizeBytes, @chunkCount, @pinned, @kind,
+          @path, @url, @validator, @nowMs, @nowMs)
         ON CONFLICT (content_id) DO UPDATE SET pinned = excluded.pinned,
           origin_kind = excluded.origin_kind, origin_path = excluded.origin_path,
           origin_url = excluded.origin_url, origin_validator = excluded.origin_validator,
           last_used_at_ms = excluded.last_used_at_ms`),
       deleteContent: prepare(`DELETE FROM contents WHERE content_id = ?`),
+      setPublished: prepare(`UPDATE contents SET published = ? WHERE content_id = ?`),
       touchContent: prepare(`UPDATE contents SET last_used_at_ms = ? WHERE content_id = ?`),
       location: prepare(`SELECT hash, file_hash, reference_path, reference_offset
         FROM content_chunks WHERE content_id = ? AND chunk_index = ?`),
@@ -188,7 +197,7 @@ export class StoreIndex {
   /**
    * Opens (creating if needed) the index at `path` and takes its lock.
    * @throws StoreIndexOpenError when another process holds the store, the file was written by
-   * another schema version, or it is not a SQLite database.
+   * a newer schema version, or it is not a SQLite database.
    */
   static open(path: string): StoreIndex {
     const db = new Database(path, { timeout: BUSY_TIMEOUT_MS });
@@ -198,26 +207,11 @@ export class StoreIndex {
       db.pragma('synchronous = NORMAL');
       db.pragma('foreign_keys = ON');
       db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-      // The first write takes the exclusive lock (and creates the schema on a new store).
-      db.transaction(() => {
-        const exists = db
-          .prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'`)
-          .pluck()
-          .get();
-        if (exists === undefined) {
-          db.exec(SCHEMA);
-          db.prepare(`INSERT INTO schema_version VALUES (?)`).run(SCHEMA_VERSION);
-        }
-        const version = db.prepare(`SELECT version FROM schema_version`).pluck().get();
-        if (version !== SCHEMA_VERSION) {
-          throw new StoreIndexOpenError(
-            `The chunk store index ${path} has schema version ${String(version)}, and this PeaPod reads version ${SCHEMA_VERSION}; run a newer PeaPod or move the store directory aside.`,
-          );
-        }
-      }).immediate();
+      // The first write takes the exclusive lock (and creates or upgrades the schema).
+      db.transaction(() => migrateSchema(db, path)).immediate();
     } catch (error) {
       db.close();
-      if (error instanceof StoreIndexOpenError) throw error;
+      if (error instanceof StoreSchemaError) throw new StoreIndexOpenError(error.message);
       const code = (error as { code?: unknown }).code;
       if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') {
         throw new StoreIndexOpenError(
@@ -284,6 +278,11 @@ export class StoreIndex {
       validator: origin.kind === 'url' ? origin.validator : null,
       nowMs: row.nowMs,
     });
+  }
+
+  /** Records whether strangers are served the content; false when the index has no such row. */
+  setPublished(contentId: Uint8Array, published: boolean): boolean {
+    return this.statements.setPublished.run(published ? 1 : 0, contentId).changes === 1;
   }
 
   /**

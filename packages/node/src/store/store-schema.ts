@@ -1,11 +1,14 @@
 /**
- * The store index's schema (store-index.ts opens it). A new database gets `SCHEMA` and a
- * `schema_version` row; an index of another version is refused at open, so a change to these
- * tables comes with a new version and a migration.
+ * The store index's schema (store-index.ts opens it, store-migrate.ts creates or upgrades it).
+ * A new database gets `SCHEMA` and a `schema_version` row; an index of an older version is
+ * upgraded at open by the steps of `MIGRATIONS`, one version at a time; a newer one is refused.
+ * So a change to these tables is a new version, its step here, and `SCHEMA` as the steps leave
+ * it (a new column goes last, where `ALTER TABLE ADD COLUMN` puts it).
  *
- * Tables (schema version 1):
+ * Tables (schema version 2):
  * - `contents`: one row per content: its encoded manifest (`encodeManifest`), layout, pin,
- *   origin (kind, path, url, validator), added and last used (ms since the epoch).
+ *   origin (kind, path, url, validator), added and last used (ms since the epoch), and
+ *   `published` (`peapod share --publish`: strangers are served it; since version 2).
  * - `chunk_files`: one row per chunk file: its hash (the file's name), size, last use, and
  *   `use_seq`, a counter bumped on every use, which orders eviction exactly (two uses in one
  *   millisecond still have an order).
@@ -19,7 +22,16 @@
  */
 
 /** The schema version this code reads and writes. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
+
+/**
+ * `MIGRATIONS[v]` upgrades an index of version `v` to `v + 1` (run in the transaction that
+ * opens it, with the version row updated after it). Each step keeps every row.
+ */
+export const MIGRATIONS: Readonly<Record<number, string>> = {
+  // Version 2: the published flag; every content of an older store is not published.
+  1: `ALTER TABLE contents ADD COLUMN published INTEGER NOT NULL DEFAULT 0 CHECK (published IN (0, 1));`,
+};
 
 /** Creates every table of a new index (run once, in the transaction that opens it). */
 export const SCHEMA = `
@@ -36,7 +48,8 @@ CREATE TABLE contents (
   origin_url TEXT,
   origin_validator TEXT,
   added_at_ms INTEGER NOT NULL,
-  last_used_at_ms INTEGER NOT NULL
+  last_used_at_ms INTEGER NOT NULL,
+  published INTEGER NOT NULL DEFAULT 0 CHECK (published IN (0, 1))
 ) WITHOUT ROWID;
 CREATE TABLE chunk_files (
   hash BLOB PRIMARY KEY NOT NULL,
