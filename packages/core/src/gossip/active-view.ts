@@ -205,6 +205,11 @@ export class ActiveView {
     return prng.sample(candidates.length, count).map((i) => candidates[i]!);
   }
 
+  /** Peers being dialled now. */
+  dialingKeys(): IterableIterator<string> {
+    return this.dialing.keys();
+  }
+
   isDialing(deviceKey: string): boolean {
     return this.dialing.has(deviceKey);
   }

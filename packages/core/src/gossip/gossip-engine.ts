@@ -1141,6 +1141,11 @@ export class GossipEngine {
     this.dialsWanted = false;
     const slots = this.view.dialSlots(this.settings.activeLinks);
     if (slots === 0) return;
+    // Bootstrap nodes are introduction points, full at once and refusing with a table sync: one
+    // dial at a time (a newcomer that knows only them would otherwise dial them all together).
+    let bootstrapBusy = false;
+    for (const key of this.view.dialingKeys())
+      if (this.table.get(key)?.record?.bootstrap === true) bootstrapBusy = true;
     const chosen = chooseDials(
       this.table.all(),
       slots,
@@ -1148,10 +1153,17 @@ export class GossipEngine {
         entry.links === 0 &&
         entry.dialBackoffUntilMs <= nowMs &&
         !this.view.isDialing(entry.key) &&
+        !(bootstrapBusy && entry.record?.bootstrap === true) &&
         dialAddress(entry) !== undefined,
       this.view.chosenGroups(),
       this.prng,
-    );
+    ).filter((entry) => {
+      if (entry.record?.bootstrap !== true) return true;
+      if (bootstrapBusy) return false;
+      bootstrapBusy = true;
+      return true;
+    });
+    if (chosen.length < slots) this.dialsWanted = true; // the rest at the next input
     for (const entry of chosen) {
       const target = dialAddress(entry)!;
       this.view.markDialing(entry.key, target.address, nowMs);

@@ -253,12 +253,23 @@ export class GossipTable {
     const bulk: TableEntry[] = [];
     let directSeen = 0;
     let bulkSeen = 0;
-    for (const entry of this.entries) {
+    // A large table is sampled from SAMPLE_PROBES random slots, not scanned: a bootstrap node
+    // syncs every newcomer, and a full scan per sync would cost O(table) each.
+    const entries =
+      this.entries.length <= SAMPLE_PROBES ? this.entries : this.probe(SAMPLE_PROBES, prng);
+    for (const entry of entries) {
       if (entry.record === undefined || !accept(entry)) continue;
       if (entry.viaLink === undefined) reservoir(direct, ++directSeen, count, entry, prng);
       else reservoir(bulk, ++bulkSeen, count, entry, prng);
     }
     return [...direct, ...bulk].slice(0, count);
+  }
+
+  /** Up to `probes` distinct entries at random slots (drawn with replacement, repeats dropped). */
+  private probe(probes: number, prng: Prng): TableEntry[] {
+    const slots = new Set<number>();
+    for (let i = 0; i < probes; i++) slots.add(prng.nextInt(this.entries.length));
+    return [...slots].map((slot) => this.entries[slot]!);
   }
 
   remove(key: string): void {
@@ -333,6 +344,9 @@ export class GossipTable {
     if (linkId !== undefined) this.bulkPerLink.set(linkId, this.bulkFrom(linkId) + 1);
   }
 }
+
+/** Table slots a sync draws from when the table is larger (gossip-table.ts `sample`). */
+const SAMPLE_PROBES = 64;
 
 /** One step of reservoir sampling: `entry` is the `seen`-th candidate for `picked`. */
 function reservoir<T>(picked: T[], seen: number, count: number, entry: T, prng: Prng): void {
