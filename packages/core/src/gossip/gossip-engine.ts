@@ -238,7 +238,10 @@ export interface GossipEngineOptions {
   readonly settings?: Partial<GossipSettings>;
 }
 
-/** An own announcement younger than this is resent as is to a new link (one flood per burst). */
+/**
+ * A link introduction younger than this is resent as is to a new link, and a join announcement
+ * is not repeated within it (one signature per burst of links).
+ */
 const ANNOUNCEMENT_REUSE_MS = GossipLimits.clockSkewMs / 2;
 /**
  * Hops a join announcement goes (a device's first link after it had none): its neighbourhood
@@ -410,13 +413,12 @@ export class GossipEngine {
       invalidArgument('frame', 'must be a gossip frame');
     const wall = this.clock(nowMs, wallClockMs);
     this.counters.received++;
-    // A refused newcomer's own one-hop introduction is still read (refusedIntroductions).
-    const refusedKey = this.view.has(linkId) ? undefined : this.refused.get(linkId)?.key;
-    if (!this.view.has(linkId) && refusedKey !== undefined) this.closeRefused(linkId);
-    if (
-      !this.view.has(linkId) &&
-      (refusedKey === undefined || frame.code !== GossipCode.peerAnnouncement)
-    ) {
+    // A refused link's first frame is read, and only if it introduces its own device
+    // (REFUSED_INTRODUCTIONS_MAX); the link is closed at it.
+    const linked = this.view.has(linkId);
+    const refusedKey = linked ? undefined : this.refused.get(linkId)?.key;
+    if (refusedKey !== undefined) this.closeRefused(linkId);
+    if (!linked && (refusedKey === undefined || frame.code !== GossipCode.peerAnnouncement)) {
       this.reject(linkId, 'not-gossip-link', 'the link is not an active gossip link');
       return;
     }
