@@ -26,6 +26,8 @@ Options:
   --fan-out N          engine setting fanOut (default: the engine's)
   --active-links N     engine setting activeLinks
   --active-links-max N engine setting activeLinksMax
+  --table-max N        engine setting tableMax (peers each table keeps)
+  --seen-max N         engine setting seenMax (message IDs each node remembers)
   --verify-every       verify every signature with OpenSSL (no memo of identical repeats)
   --json               print the result as one JSON object
   -h, --help           this text
@@ -70,6 +72,8 @@ export function runGossipCommand(argv: string[]): number {
       'fan-out': { type: 'string' },
       'active-links': { type: 'string' },
       'active-links-max': { type: 'string' },
+      'table-max': { type: 'string' },
+      'seen-max': { type: 'string' },
       'verify-every': { type: 'boolean' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -91,6 +95,8 @@ export function runGossipCommand(argv: string[]): number {
   setting('fan-out', 'fanOut');
   setting('active-links', 'activeLinks');
   setting('active-links-max', 'activeLinksMax');
+  setting('table-max', 'tableMax');
+  setting('seen-max', 'seenMax');
   const joinWindowMs = seconds(values['join-window'], 'join-window');
   const settleMs = seconds(values.settle, 'settle');
   const measureMs = seconds(values.measure, 'measure');

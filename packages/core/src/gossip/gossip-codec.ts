@@ -31,7 +31,7 @@ import { invalidArgument } from '../errors.js';
 import { FrameDecodeError, FrameReader, malformed } from '../wire/frame-reader.js';
 import { FrameWriter } from '../wire/frame-writer.js';
 import type { GossipFrameMessage } from '../wire/messages.js';
-import { decodePeerRecord, PeerRecordLimits } from './peer-record.js';
+import { decodePeerRecord, PeerRecordLimits, type PeerRecord } from './peer-record.js';
 import {
   GossipCode,
   GossipLimits,
@@ -237,7 +237,7 @@ function readContentEntries(reader: FrameReader): ContentAvailabilityEntry[] {
   return entries;
 }
 
-function decodeUnchecked(frame: GossipFrameMessage): GossipMessage {
+function decodeUnchecked(frame: GossipFrameMessage, parsed?: PeerRecord[]): GossipMessage {
   const { code, body } = frame;
   if (!GOSSIP_CODES.has(code)) malformed(`code ${String(code)} is not a gossip code`);
   const gossipCode = code as GossipCode;
@@ -269,6 +269,7 @@ function decodeUnchecked(frame: GossipFrameMessage): GossipMessage {
       if (!equalBytes(decoded.record.publicKey, originPublicKey)) {
         throw new GossipReject('record-mismatch', "the record is not the origin's own");
       }
+      parsed?.push(decoded.record);
       message = { ...envelope, code: gossipCode, record };
       break;
     }
@@ -301,6 +302,7 @@ function decodeUnchecked(frame: GossipFrameMessage): GossipMessage {
         if (keys.has(key)) malformed(`records[${i}]: a second record for one key`);
         keys.add(key);
         records.push(record);
+        parsed?.push(decoded.record);
       }
       reader.end('peer list response');
       message = { ...envelope, code: gossipCode, requestId, records };
@@ -324,13 +326,15 @@ function decodeUnchecked(frame: GossipFrameMessage): GossipMessage {
  * Parses a gossip frame's layout and limits (not the signature, not the clock). Never throws on
  * any bytes: `malformed`, `oversized`, `ttl-inflated` (ttl > initialTtl, or initialTtl above
  * the type's budget) or, for PEER_ANNOUNCEMENT and PEER_UPDATE, `record-mismatch`.
+ * `parsed`, when given, gets the peer records the message carries as they were parsed (not
+ * verified), in order, so a receiver does not parse them twice.
  */
-export function decodeGossip(frame: GossipFrameMessage): GossipDecodeResult {
+export function decodeGossip(frame: GossipFrameMessage, parsed?: PeerRecord[]): GossipDecodeResult {
   if (frame === null || typeof frame !== 'object' || !(frame.body instanceof Uint8Array)) {
     return { ok: false, rejection: 'malformed', detail: 'not a gossip frame' };
   }
   try {
-    return { ok: true, message: decodeUnchecked(frame) };
+    return { ok: true, message: decodeUnchecked(frame, parsed) };
   } catch (error) {
     if (error instanceof GossipReject) {
       return { ok: false, rejection: error.rejection, detail: error.detail };

@@ -87,6 +87,7 @@ import {
   decodePeerRecord,
   peerRecordProblem,
   verifyPeerRecord,
+  type PeerRecord,
 } from './peer-record.js';
 import { RequestRoutes } from './request-routes.js';
 import { LinkBudget } from './link-budget.js';
@@ -422,7 +423,8 @@ export class GossipEngine {
       this.reject(linkId, 'not-gossip-link', 'the link is not an active gossip link');
       return;
     }
-    const decoded = decodeGossip(frame);
+    const parsed: PeerRecord[] = [];
+    const decoded = decodeGossip(frame, parsed);
     if (!decoded.ok) {
       this.reject(linkId, decoded.rejection, decoded.detail);
       return;
@@ -480,7 +482,7 @@ export class GossipEngine {
       return;
     }
     this.seen.add(key, message.timestampMs, wall, originPk);
-    const applied = this.apply(linkId, message, frame, originKey, nowMs, wall);
+    const applied = this.apply(linkId, message, frame, parsed, originKey, nowMs, wall);
     if (typeof applied === 'object') {
       this.reject(linkId, applied.rejection, applied.detail);
       return;
@@ -666,7 +668,7 @@ export class GossipEngine {
     if (!GOSSIP_SOURCES.has(source))
       invalidArgument('source', `must be one of ${[...GOSSIP_SOURCES].join(', ')}`);
     const wall = this.clock(nowMs, wallClockMs);
-    const accepted = this.learnRecords(records, source, nowMs, wall, undefined);
+    const accepted = this.learnRecords(decodeRecords(records), source, nowMs, wall, undefined);
     this.maintain(nowMs);
     return accepted;
   }
@@ -730,10 +732,12 @@ export class GossipEngine {
 
   // --- receiving ---------------------------------------------------------------------------
 
+  /** `parsed`: the records `message` carries, as decodeGossip parsed them. */
   private apply(
     linkId: number,
     message: GossipMessage,
     frame: GossipFrameMessage,
+    parsed: readonly PeerRecord[],
     originKey: string,
     nowMs: number,
     wall: number,
@@ -741,11 +745,11 @@ export class GossipEngine {
     switch (message.code) {
       case GossipCode.peerAnnouncement:
       case GossipCode.peerUpdate:
-        return this.applyAnnouncement(message, originKey, nowMs);
+        return this.applyAnnouncement(message, parsed[0]!, originKey, nowMs);
       case GossipCode.peerRequest:
         return this.applyRequest(linkId, message, originKey, nowMs, wall);
       case GossipCode.peerListResponse:
-        return this.applyListResponse(linkId, message, frame, originKey, nowMs, wall);
+        return this.applyListResponse(linkId, message, frame, parsed, originKey, nowMs, wall);
       case GossipCode.heartbeat:
         return 'forward';
       case GossipCode.contentAvailability:
@@ -753,16 +757,14 @@ export class GossipEngine {
     }
   }
 
+  /** `record`: the message's record, parsed (decodeGossip refused one not the origin's own). */
   private applyAnnouncement(
     message: PeerAnnouncementMessage,
+    record: PeerRecord,
     originKey: string,
     nowMs: number,
   ): Applied {
     const held = this.table.get(originKey)?.record;
-    // decodeGossip already refused a record that does not decode or is not the origin's own.
-    const decoded = decodePeerRecord(message.record);
-    if (!decoded.ok) return { rejection: 'record-mismatch', detail: decoded.detail };
-    const record = decoded.record;
     const known = held !== undefined && equalBytes(held.bytes, record.bytes);
     if (!known && !verifyPeerRecord(this.crypto, record))
       return { rejection: 'bad-signature', detail: 'the record’s signature is not its key’s' };
@@ -828,6 +830,7 @@ export class GossipEngine {
     linkId: number,
     message: PeerListResponseMessage,
     frame: GossipFrameMessage,
+    parsed: readonly PeerRecord[],
     originKey: string,
     nowMs: number,
     wall: number,
@@ -840,7 +843,7 @@ export class GossipEngine {
         };
       if (!this.view.takeSync(linkId))
         return { rejection: 'replayed', detail: 'one table sync is accepted per link' };
-      this.learnRecords(message.records, 'gossip', nowMs, wall, undefined, linkId);
+      this.learnRecords(parsed, 'gossip', nowMs, wall, undefined, linkId);
       return 'keep';
     }
     const route = this.routes.get(bytesKey(message.requestId), nowMs);
@@ -848,7 +851,7 @@ export class GossipEngine {
     if (!RequestRoutes.answerable(route, linkId))
       return { rejection: 'unsolicited', detail: 'the request was not sent on this link' };
     if (route.linkId === undefined) {
-      this.learnRecords(message.records, 'gossip', nowMs, wall, route.contentKey, linkId);
+      this.learnRecords(parsed, 'gossip', nowMs, wall, route.contentKey, linkId);
     } else if (message.ttl > 1 && this.view.has(route.linkId)) {
       this.send(route.linkId, withTtl(frame, message.ttl - 1));
     }
@@ -878,7 +881,7 @@ export class GossipEngine {
    * an answer to this device's request for `contentKey` also mark their peers as holding it.
    */
   private learnRecords(
-    records: readonly Uint8Array[],
+    records: readonly PeerRecord[],
     source: GossipSource,
     nowMs: number,
     wall: number,
@@ -886,10 +889,7 @@ export class GossipEngine {
     viaLinkId?: number,
   ): number {
     let accepted = 0;
-    for (const bytes of records) {
-      const decoded = decodePeerRecord(bytes);
-      if (!decoded.ok) continue;
-      const record = decoded.record;
+    for (const record of records) {
       if (!record.broadcast || record.leaving) continue;
       if (record.issuedAtMs > wall + GossipLimits.clockSkewMs) continue;
       const ageMs = wall - record.issuedAtMs;
@@ -1264,6 +1264,16 @@ export class GossipEngine {
 }
 
 const GOSSIP_SOURCES: ReadonlySet<string> = new Set(['gossip', 'tracker', 'cache', 'link']);
+
+/** The records that decode (those that do not are ignored, as unverifiable). */
+function decodeRecords(records: readonly Uint8Array[]): PeerRecord[] {
+  const decoded: PeerRecord[] = [];
+  for (const bytes of records) {
+    const result = decodePeerRecord(bytes);
+    if (result.ok) decoded.push(result.record);
+  }
+  return decoded;
+}
 
 function heldRecord(record: {
   readonly bytes: Uint8Array;
