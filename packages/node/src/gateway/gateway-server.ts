@@ -1,0 +1,245 @@
+/**
+ * The gateway's endpoint mode: clients point at it (an S3 SDK's `endpoint` with path-style
+ * addressing, or plain HTTP) and the route table (routes.ts) says which origin each request is
+ * for.
+ *
+ * Theory of operation
+ * - One node:http server of its own (`peapod daemon --gateway HOST:PORT`), apart from the API's
+ *   port, so no route can shadow the API or the dashboard. Only clients `allowClient` accepts
+ *   (default: loopback) get an answer; others get 403.
+ * - Every request is resolved to a route; none: 404 with a sentence listing what is routed. A
+ *   path with a `.` or `..` segment never resolves (it could climb out of its bucket).
+ * - The request goes upstream streamed both ways with backpressure, whatever its method and body
+ *   size. Its end-to-end header fields pass as received, minus hop-by-hop ones; `Host` becomes
+ *   the origin's. For an S3 route the gateway signs with its own credentials (upstream-signer.ts):
+ *   the client's `Authorization`, `X-Amz-Date`, `X-Amz-Security-Token`, `X-Amz-Content-Sha256`
+ *   and presigned query parameters were for the gateway and are not sent on.
+ *   An `aws-chunked` body signed chunk by chunk for the gateway cannot be re-signed in passing;
+ *   it is refused with 501 and a sentence (configure the SDK with
+ *   `requestChecksumCalculation: 'WHEN_REQUIRED'`).
+ * - The response (status, reason, end-to-end fields, body, trailers) comes back as the origin
+ *   sent it, errors included.
+ * - Failures: an origin that cannot be reached is 502 naming it and the system error; once a
+ *   response started, a failure can only cut the connection. Nothing a request does can throw
+ *   out of the handler.
+ */
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type OutgoingHttpHeaders,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { pipeline } from 'node:stream';
+import { isLoopbackAddress, stripHopByHop } from '../proxy.js';
+import type { RouteTable } from './routes.js';
+import { type ResolvedRoute } from './routes.js';
+import { signS3, type AwsCredentials } from './upstream-signer.js';
+
+export interface GatewayLogger {
+  debug(fields: Record<string, unknown>, message: string): void;
+  warn(fields: Record<string, unknown>, message: string): void;
+}
+
+export interface GatewayOptions {
+  readonly routes: RouteTable;
+  /** The gateway's own AWS credentials (S3 routes); without them S3 requests go unsigned. */
+  readonly credentials?: AwsCredentials;
+  /** Default: loopback clients only. */
+  readonly allowClient?: (address: string) => boolean;
+  readonly logger?: GatewayLogger;
+  /** Wall clock for signatures; default `new Date()`. */
+  readonly now?: () => Date;
+}
+
+/** Fields a client sends that authenticate it to the gateway, never to be passed to S3. */
+const CLIENT_SIGNATURE_FIELDS = new Set([
+  'authorization',
+  'x-amz-date',
+  'x-amz-security-token',
+  'x-amz-content-sha256',
+]);
+/** Presigned query parameters (SigV4) that were for the gateway. */
+const PRESIGN_PARAMETER =
+  /^x-amz-(algorithm|credential|date|expires|signedheaders|signature|security-token)$/i;
+
+export class Gateway {
+  private readonly server: Server;
+  private readonly allowClient: (address: string) => boolean;
+
+  constructor(private readonly options: GatewayOptions) {
+    this.allowClient = options.allowClient ?? isLoopbackAddress;
+    this.server = createServer({ requestTimeout: 0 }, (req, res) => this.onRequest(req, res));
+    this.server.on('checkContinue', (req, res) => this.onRequest(req, res));
+    this.server.on('clientError', (_error, socket) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+      else socket.destroy();
+    });
+  }
+
+  /** Starts listening; port 0 picks a free one. @throws the server's error (EADDRINUSE...). */
+  listen(port: number, host: string): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve(this.server.address() as AddressInfo);
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+
+  private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const client = req.socket.remoteAddress ?? '';
+    if (!this.allowClient(client)) {
+      reply(res, 403, `this gateway does not serve ${client}`);
+      return;
+    }
+    const resolved = this.options.routes.resolve(req.headers.host, req.url ?? '');
+    if (resolved === undefined) {
+      const routed = this.options.routes.routes.map((r) => r.spec).join(', ');
+      reply(res, 404, `no route for ${req.url ?? ''} (routes: ${routed === '' ? 'none' : routed})`);
+      return;
+    }
+    void this.forward(req, res, resolved).catch((error: unknown) => {
+      this.options.logger?.warn({ url: req.url, error: String(error) }, 'gateway request failed');
+      if (!res.headersSent)
+        reply(res, 500, `the gateway could not forward this request: ${String(error)}`);
+      else res.destroy();
+    });
+  }
+
+  /** Sends the request upstream and its response back, both streamed. */
+  private async forward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    { route, upstream }: ResolvedRoute,
+  ): Promise<void> {
+    const method = req.method ?? 'GET';
+    const target = route.target;
+    const s3 = target.kind === 's3';
+    const fields = stripHopByHop(req.rawHeaders);
+    const headers: Record<string, string> = {};
+    for (let i = 0; i + 1 < fields.length; i += 2) {
+      const name = fields[i]!.toLowerCase();
+      if (name === 'host') continue;
+      if (s3 && CLIENT_SIGNATURE_FIELDS.has(name)) continue;
+      headers[name] =
+        headers[name] === undefined ? fields[i + 1]! : `${headers[name]}, ${fields[i + 1]}`;
+    }
+    if (
+      s3 &&
+      /aws-chunked/i.test(headers['content-encoding'] ?? '') &&
+      String(req.headers['x-amz-content-sha256'] ?? '').startsWith('STREAMING-AWS4')
+    ) {
+      reply(
+        res,
+        501,
+        "this upload is signed chunk by chunk (aws-chunked) for the gateway, which cannot re-sign it: set the SDK's requestChecksumCalculation to 'WHEN_REQUIRED'",
+      );
+      req.resume();
+      return;
+    }
+    const path = s3 ? withoutPresign(upstream.path) : upstream.path;
+    let sendHeaders: OutgoingHttpHeaders = { ...headers, host: upstream.origin.host };
+    if (s3 && this.options.credentials !== undefined) {
+      sendHeaders = await signS3(
+        { method, url: upstream.origin, path, headers },
+        target.region,
+        this.options.credentials,
+        this.options.now?.() ?? new Date(),
+      );
+    }
+    const hasBody =
+      req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+    if (hasBody && sendHeaders['content-length'] === undefined)
+      sendHeaders['transfer-encoding'] = 'chunked';
+    const send = upstream.origin.protocol === 'https:' ? httpsRequest : httpRequest;
+    const originReq = send({
+      protocol: upstream.origin.protocol,
+      hostname: upstream.origin.hostname,
+      port: upstream.origin.port === '' ? undefined : Number(upstream.origin.port),
+      method,
+      path,
+      headers: sendHeaders,
+      setHost: false,
+    });
+    originReq.on('response', (originRes) => {
+      res.sendDate = false;
+      try {
+        res.writeHead(
+          originRes.statusCode ?? 502,
+          originRes.statusMessage,
+          stripHopByHop(originRes.rawHeaders),
+        );
+      } catch (error) {
+        originRes.destroy();
+        reply(
+          res,
+          502,
+          `${upstream.origin.host} sent a response head that cannot be passed on: ${String(error)}`,
+        );
+        return;
+      }
+      pipeline(originRes, res, (error) => {
+        if (error)
+          this.options.logger?.debug(
+            { url: req.url, error: error.message },
+            'gateway response cut short',
+          );
+      });
+    });
+    originReq.on('error', (error) => {
+      this.options.logger?.warn(
+        { url: req.url, origin: upstream.origin.host, error: error.message },
+        'origin unreachable',
+      );
+      if (!res.headersSent)
+        reply(res, 502, `the origin ${upstream.origin.host} cannot be reached: ${error.message}`);
+      else res.destroy();
+    });
+    if (hasBody) pipeline(req, originReq, () => undefined);
+    else originReq.end();
+  }
+}
+
+/** `path` without the SigV4 presign parameters (they were the client's, for the gateway). */
+function withoutPresign(path: string): string {
+  const query = path.indexOf('?');
+  if (query < 0) return path;
+  const kept = path
+    .slice(query + 1)
+    .split('&')
+    .filter((pair) => pair !== '' && !PRESIGN_PARAMETER.test(safeDecode(pair.split('=')[0]!)));
+  return kept.length === 0 ? path.slice(0, query) : `${path.slice(0, query)}?${kept.join('&')}`;
+}
+
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
+function reply(res: ServerResponse, status: number, text: string): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = `${text}\n`;
+  res.writeHead(status, {
+    'content-type': 'text/plain; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+  });
+  res.end(body);
+}
