@@ -25,6 +25,8 @@ import { DAEMON_RUN_FILE, type DaemonRunFile } from './daemon-run-file.js';
 import { DataDir, DataDirFiles, parseHostPort, SETTINGS, type ConfigFlags } from './data-dir.js';
 import { createPod, formatJoinCode, parseJoinCode, podId } from './pod.js';
 import { createLimits, parseRate, parseSize } from './rate-limit.js';
+import { GATEWAY_CACHE_DEFAULT_BYTES, type GatewayConfig } from './gateway/gateway-service.js';
+import { parseRoute } from './gateway/routes.js';
 
 const program = new Command('peapod')
   .description(
@@ -176,6 +178,16 @@ program
     '--allow-private-peers',
     'dial gossip- and tracker-learnt addresses that are loopback or private too (default: public only)',
   )
+  .option(
+    '--gateway <host:port>',
+    'serve the caching gateway (endpoint mode) here, e.g. 127.0.0.1:8081 (loopback clients only)',
+  )
+  .option(
+    '--route <match=target>',
+    'a gateway route: /prefix or host name = http(s)://origin[/base] or s3://bucket@http://endpoint[?region=R] (repeat for more)',
+    collect,
+  )
+  .option('--cache-size <size>', 'disk the gateway cache may use, e.g. 50GiB (default 10GiB)')
   .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
   .addOption(
     new Option('--log-format <format>', 'json, or pretty (default: pretty on a terminal)').choices(
@@ -217,6 +229,7 @@ program
     if (options.peer !== undefined) flags['peer'] = options.peer;
     if (options.allowPrivatePeers === true) flags['allowPrivatePeers'] = 'true';
     const { config } = await dir.loadConfig({ env: process.env, flags: flags as ConfigFlags });
+    const gateway = gatewayFlags(options);
     // Loaded here, not at the top: every other command starts ~0.1 s sooner without them.
     const [{ Daemon }, { createLogger }, { installProcessGuard }, { stopOnSignals }] =
       await Promise.all([
@@ -256,6 +269,7 @@ program
         peers: config.peer.map((peer) => parseHostPort(peer)!), // checked by loadConfig
         allowPrivatePeers: config.allowPrivatePeers,
       },
+      ...(gateway === undefined ? {} : { gateway }),
     });
     await daemon.start();
     logger.info({ podId: podId(secret), dataDir: dir.path }, 'ready');
@@ -527,6 +541,31 @@ program
 
 registerTrackerCommand(program);
 
+/** The gateway's flags, checked (a usage error names the flag), or undefined without `--gateway`. */
+function gatewayFlags(options: DaemonFlags): GatewayConfig | undefined {
+  if (options.gateway === undefined) {
+    if (options.route !== undefined || options.cacheSize !== undefined)
+      fail('--route and --cache-size need --gateway HOST:PORT');
+    return undefined;
+  }
+  const at = parseHostPort(options.gateway);
+  if (at === undefined)
+    fail(`--gateway: "${options.gateway}" is not HOST:PORT, e.g. 127.0.0.1:8081`);
+  const routes = (options.route ?? []).map((spec) => {
+    try {
+      return parseRoute(spec);
+    } catch (error) {
+      return fail(`--route: ${(error as Error).message}`);
+    }
+  });
+  if (routes.length === 0) fail('--gateway needs at least one --route MATCH=TARGET');
+  const cacheBytes =
+    options.cacheSize === undefined ? GATEWAY_CACHE_DEFAULT_BYTES : parseSize(options.cacheSize);
+  if (cacheBytes === undefined || cacheBytes <= 0)
+    fail(`--cache-size: "${options.cacheSize}" is not a size, e.g. 50GiB`);
+  return { host: at.host, port: at.port, routes, cacheBytes };
+}
+
 interface DaemonFlags {
   peerPort?: string;
   apiPort?: string;
@@ -546,6 +585,9 @@ interface DaemonFlags {
   silent?: boolean;
   publicAddress?: string;
   peer?: string[];
+  gateway?: string;
+  route?: string[];
+  cacheSize?: string;
   logLevel: string;
   logFormat?: LogFormat;
   testCorruptForPeers: boolean;

@@ -60,6 +60,7 @@ import { NodeHost } from './node-host.js';
 import { loadPeersCache, PeerBook, savePeersCache } from './peer-book.js';
 import { gossipEnabled, GossipService, type GossipSettingsOfDaemon } from './gossip-service.js';
 import { ForwardProxy } from './proxy.js';
+import { GatewayService, type GatewayConfig } from './gateway/gateway-service.js';
 import { poolableGet } from './proxy-policy.js';
 import type { BandwidthLimits } from './rate-limit.js';
 import { RefusedPeers } from './refused-peers.js';
@@ -100,6 +101,8 @@ export interface DaemonConfig {
    * `--peer` strangers. Off unless a tracker, a peer or broadcast is given.
    */
   readonly gossip?: GossipSettingsOfDaemon;
+  /** The caching gateway (`--gateway HOST:PORT --route ...`); needs a data directory. */
+  readonly gateway?: GatewayConfig;
 }
 
 export { DAEMON_RUN_FILE, type DaemonRunFile };
@@ -122,6 +125,8 @@ export class Daemon {
   private store: ChunkStore | undefined;
   /** Chunk writes in flight: they settle before the store closes. */
   private readonly storeWrites = new Set<Promise<unknown>>();
+  /** Running from `start` to `stop` with `--gateway`. */
+  private gatewayService: GatewayService | undefined;
 
   constructor(private readonly config: DaemonConfig) {
     const { logger } = config;
@@ -234,6 +239,7 @@ export class Daemon {
       .catch((error: NodeJS.ErrnoException) => portError(error, 'API/proxy', '--api-port'));
     await this.discovery.start();
     await this.gossip?.start(peer.port);
+    await this.startGateway();
     await this.writeRunFile(api);
     if (dataDir !== undefined) {
       for (const known of await loadPeersCache(dataDir, this.deviceIdHex)) {
@@ -264,9 +270,31 @@ export class Daemon {
       await rm(join(this.config.dataDir, DAEMON_RUN_FILE), { force: true });
     }
     await this.proxy.close();
+    await this.gatewayService?.close();
+    this.gatewayService = undefined;
     await Promise.all(this.storeWrites);
     this.store?.close();
     this.store = undefined;
+  }
+
+  /** Starts the gateway when configured (it caches into the store, so it needs one). */
+  private async startGateway(): Promise<void> {
+    const { gateway, dataDir } = this.config;
+    if (gateway === undefined) return;
+    if (dataDir === undefined || this.store === undefined)
+      throw new Error('the gateway caches into the chunk store: it needs a data directory');
+    this.gatewayService = await GatewayService.start({
+      config: gateway,
+      dataDir,
+      store: this.store,
+      crypto: createNodeCryptoProvider(),
+      logger: this.logger,
+    }).catch((error: NodeJS.ErrnoException) => portError(error, 'gateway', '--gateway'));
+  }
+
+  /** The gateway, when running (the local API's `cache` routes). */
+  get gatewayCache(): GatewayService | undefined {
+    return this.gatewayService;
   }
 
   /**

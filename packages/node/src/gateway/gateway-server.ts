@@ -26,6 +26,7 @@
 import {
   createServer,
   request as httpRequest,
+  type ClientRequest,
   type IncomingMessage,
   type OutgoingHttpHeaders,
   type Server,
@@ -35,8 +36,9 @@ import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { pipeline } from 'node:stream';
 import { isLoopbackAddress, stripHopByHop } from '../proxy.js';
-import type { RouteTable } from './routes.js';
-import { type ResolvedRoute } from './routes.js';
+import { carriesCredentials } from './cache-semantics.js';
+import type { CachedGet, UpstreamCall } from './cached-get.js';
+import type { ResolvedRoute, RouteTable } from './routes.js';
 import { signS3, type AwsCredentials } from './upstream-signer.js';
 
 export interface GatewayLogger {
@@ -51,6 +53,8 @@ export interface GatewayOptions {
   /** Default: loopback clients only. */
   readonly allowClient?: (address: string) => boolean;
   readonly logger?: GatewayLogger;
+  /** GET and HEAD go through this cache (cached-get.ts); without it everything passes through. */
+  readonly cache?: CachedGet;
   /** Wall clock for signatures; default `new Date()`. */
   readonly now?: () => Date;
 }
@@ -118,24 +122,15 @@ export class Gateway {
     });
   }
 
-  /** Sends the request upstream and its response back, both streamed. */
+  /** Sends the request upstream and its response back (through the cache for GET and HEAD). */
   private async forward(
     req: IncomingMessage,
     res: ServerResponse,
-    { route, upstream }: ResolvedRoute,
+    resolved: ResolvedRoute,
   ): Promise<void> {
     const method = req.method ?? 'GET';
-    const target = route.target;
-    const s3 = target.kind === 's3';
-    const fields = stripHopByHop(req.rawHeaders);
-    const headers: Record<string, string> = {};
-    for (let i = 0; i + 1 < fields.length; i += 2) {
-      const name = fields[i]!.toLowerCase();
-      if (name === 'host') continue;
-      if (s3 && CLIENT_SIGNATURE_FIELDS.has(name)) continue;
-      headers[name] =
-        headers[name] === undefined ? fields[i + 1]! : `${headers[name]}, ${fields[i + 1]}`;
-    }
+    const s3 = resolved.route.target.kind === 's3';
+    const headers = clientHeaders(req, s3);
     if (
       s3 &&
       /aws-chunked/i.test(headers['content-encoding'] ?? '') &&
@@ -149,30 +144,30 @@ export class Gateway {
       req.resume();
       return;
     }
-    const path = s3 ? withoutPresign(upstream.path) : upstream.path;
-    let sendHeaders: OutgoingHttpHeaders = { ...headers, host: upstream.origin.host };
-    if (s3 && this.options.credentials !== undefined) {
-      sendHeaders = await signS3(
-        { method, url: upstream.origin, path, headers },
-        target.region,
-        this.options.credentials,
-        this.options.now?.() ?? new Date(),
-      );
+    const cached = this.options.cache;
+    if (cached !== undefined && (method === 'GET' || method === 'HEAD') && !hasBody(req)) {
+      const { upstream } = resolved;
+      const path = s3 ? withoutPresign(upstream.path) : upstream.path;
+      const key = `${upstream.origin.origin}${path}`;
+      // The gateway's own signature, or the client's credentials, make the request private.
+      const credentialed =
+        (s3 && this.options.credentials !== undefined) ||
+        carriesCredentials(`${upstream.origin.origin}${upstream.path}`, req.headers) !== undefined;
+      const call: UpstreamCall = async (callMethod, extra, { wholeObject }) => {
+        const base = wholeObject ? withoutConditionals(headers) : headers;
+        const originReq = await this.upstreamRequest(
+          resolved,
+          callMethod,
+          { ...base, ...extra },
+          false,
+        );
+        originReq.end();
+        return responseOf(originReq);
+      };
+      await cached.serve(req, res, key, credentialed, call);
+      return;
     }
-    const hasBody =
-      req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
-    if (hasBody && sendHeaders['content-length'] === undefined)
-      sendHeaders['transfer-encoding'] = 'chunked';
-    const send = upstream.origin.protocol === 'https:' ? httpsRequest : httpRequest;
-    const originReq = send({
-      protocol: upstream.origin.protocol,
-      hostname: upstream.origin.hostname,
-      port: upstream.origin.port === '' ? undefined : Number(upstream.origin.port),
-      method,
-      path,
-      headers: sendHeaders,
-      setHost: false,
-    });
+    const originReq = await this.upstreamRequest(resolved, method, headers, hasBody(req));
     originReq.on('response', (originRes) => {
       res.sendDate = false;
       try {
@@ -186,7 +181,7 @@ export class Gateway {
         reply(
           res,
           502,
-          `${upstream.origin.host} sent a response head that cannot be passed on: ${String(error)}`,
+          `${resolved.upstream.origin.host} sent a response head that cannot be passed on: ${String(error)}`,
         );
         return;
       }
@@ -200,16 +195,95 @@ export class Gateway {
     });
     originReq.on('error', (error) => {
       this.options.logger?.warn(
-        { url: req.url, origin: upstream.origin.host, error: error.message },
+        { url: req.url, origin: resolved.upstream.origin.host, error: error.message },
         'origin unreachable',
       );
       if (!res.headersSent)
-        reply(res, 502, `the origin ${upstream.origin.host} cannot be reached: ${error.message}`);
+        reply(
+          res,
+          502,
+          `the origin ${resolved.upstream.origin.host} cannot be reached: ${error.message}`,
+        );
       else res.destroy();
     });
-    if (hasBody) pipeline(req, originReq, () => undefined);
+    if (hasBody(req)) pipeline(req, originReq, () => undefined);
     else originReq.end();
   }
+
+  /** The upstream request for `resolved` (signed for an S3 route), not yet ended. */
+  private async upstreamRequest(
+    { route, upstream }: ResolvedRoute,
+    method: string,
+    headers: Record<string, string>,
+    withBody: boolean,
+  ): Promise<ClientRequest> {
+    const target = route.target;
+    const s3 = target.kind === 's3';
+    const path = s3 ? withoutPresign(upstream.path) : upstream.path;
+    let sendHeaders: OutgoingHttpHeaders = { ...headers, host: upstream.origin.host };
+    if (s3 && this.options.credentials !== undefined) {
+      sendHeaders = await signS3(
+        { method, url: upstream.origin, path, headers },
+        target.region,
+        this.options.credentials,
+        this.options.now?.() ?? new Date(),
+      );
+    }
+    if (withBody && sendHeaders['content-length'] === undefined)
+      sendHeaders['transfer-encoding'] = 'chunked';
+    const send = upstream.origin.protocol === 'https:' ? httpsRequest : httpRequest;
+    return send({
+      protocol: upstream.origin.protocol,
+      hostname: upstream.origin.hostname,
+      port: upstream.origin.port === '' ? undefined : Number(upstream.origin.port),
+      method,
+      path,
+      headers: sendHeaders,
+      setHost: false,
+    });
+  }
+}
+
+/** The client's end-to-end fields as one record (repeats joined), minus Host and, for S3, its signature. */
+function clientHeaders(req: IncomingMessage, s3: boolean): Record<string, string> {
+  const fields = stripHopByHop(req.rawHeaders);
+  const headers: Record<string, string> = {};
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const name = fields[i]!.toLowerCase();
+    if (name === 'host') continue;
+    if (s3 && CLIENT_SIGNATURE_FIELDS.has(name)) continue;
+    headers[name] =
+      headers[name] === undefined ? fields[i + 1]! : `${headers[name]}, ${fields[i + 1]}`;
+  }
+  return headers;
+}
+
+const CONDITIONAL_FIELDS = new Set([
+  'range',
+  'if-range',
+  'if-match',
+  'if-none-match',
+  'if-modified-since',
+  'if-unmodified-since',
+]);
+
+function withoutConditionals(headers: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(headers).filter(([name]) => !CONDITIONAL_FIELDS.has(name)),
+  );
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  return req.headers['content-length'] !== undefined
+    ? req.headers['content-length'] !== '0'
+    : req.headers['transfer-encoding'] !== undefined;
+}
+
+function responseOf(request: ClientRequest): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    request.once('response', resolve);
+    request.once('error', reject);
+  });
 }
 
 /** `path` without the SigV4 presign parameters (they were the client's, for the gateway). */

@@ -1,0 +1,416 @@
+/**
+ * GET and HEAD through the gateway's cache: when a cached byte may be served, and how.
+ *
+ * Theory of operation (DESIGN.md decision 17; RFC 9110 and RFC 9111)
+ * - The cache key is the upstream URL without the client's presign parameters; one key holds
+ *   one version (object-cache.ts).
+ * - A request whose upstream request carries credentials (the gateway's SigV4 for an S3 route,
+ *   or the client's `Authorization`, `Cookie` or presigned query) is revalidated with the origin
+ *   before any cached byte is served: the same upstream request, made conditional with the
+ *   stored ETag / Last-Modified. A 304 (no body) serves the cache; a 200 is a new version,
+ *   streamed to the client and cached in place of the old; anything else (403, 404, 5xx) is
+ *   passed on as the origin sent it, and a 404 or 410 drops the cached copy. So a client the
+ *   origin would refuse is refused, whatever the cache holds.
+ * - An anonymous request follows the freshness of the stored response (cache-semantics.ts):
+ *   fresh is served, otherwise revalidated as above.
+ * - Serving from the cache applies the client's own preconditions (304, 412) and Range (206,
+ *   multipart/byteranges, or 416) to the stored version, with the origin's replayed fields,
+ *   `Age`, `Accept-Ranges: bytes` and an exact `Content-Length`. HEAD sends the same head.
+ * - A miss: a plain GET (no Range, no precondition) is sent upstream as is and, when the 200 is
+ *   storable and has a Content-Length, streamed to the client while it is cached. Concurrent
+ *   plain misses of one key wait for that one fill and are served from it (one origin fetch).
+ *   A miss with Range or preconditions is passed through unchanged (the origin answers it
+ *   exactly), and a whole-object fill is started in the background when none runs.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { stripHopByHop } from '../proxy.js';
+import { CacheMissing, type ObjectCache, type ObjectFill } from './object-cache.js';
+import type { CachedObject } from './object-index.js';
+import {
+  cacheDecision,
+  evaluatePreconditions,
+  multipartByteranges,
+  planRange,
+  responseStorable,
+  revalidationHeaders,
+} from './cache-semantics.js';
+
+/** One upstream exchange the caller can start (routes, signing and agents are its business). */
+export interface UpstreamCall {
+  /** The upstream response to GET (or HEAD) `extraHeaders` added, body unread. */
+  (
+    method: 'GET' | 'HEAD',
+    extraHeaders: Readonly<Record<string, string>>,
+    /** Drop the client's Range and preconditions (a whole-object or conditional fetch of ours). */
+    options: { readonly wholeObject: boolean },
+  ): Promise<IncomingMessage>;
+}
+
+export interface CachedGetEvents {
+  lookup(layer: 'store', result: 'hit' | 'miss'): void;
+  revalidated(result: 'not_modified' | 'changed' | 'denied'): void;
+  bytes(source: 'origin' | 'store', count: number): void;
+}
+
+const CONDITIONAL = [
+  'if-match',
+  'if-none-match',
+  'if-modified-since',
+  'if-unmodified-since',
+  'if-range',
+];
+
+export class CachedGet {
+  private readonly inflight = new Map<string, Promise<CachedObject | undefined>>();
+
+  constructor(
+    private readonly cache: ObjectCache,
+    private readonly events: CachedGetEvents,
+    private readonly nowMs: () => number,
+  ) {}
+
+  /** Answers `req` for cache key `key`; `credentialed` per the module comment. */
+  async serve(
+    req: IncomingMessage,
+    res: ServerResponse,
+    key: string,
+    credentialed: boolean,
+    upstream: UpstreamCall,
+  ): Promise<void> {
+    const method = req.method === 'HEAD' ? 'HEAD' : 'GET';
+    const object = this.cache.lookup(key);
+    if (object !== undefined && this.cache.held(object)) {
+      this.events.lookup('store', 'hit');
+      const fresh =
+        !credentialed &&
+        !object.private &&
+        cacheDecision({
+          requestHeaders: req.headers,
+          storedHeaders: Object.fromEntries(object.headers),
+          storedAtMs: object.storedAtMs,
+          responseDateMs: object.responseDateMs,
+          ageAtStoreMs: object.ageAtStoreMs,
+          nowMs: this.nowMs(),
+        }) === 'fresh';
+      if (fresh) return this.fromCache(req, res, object);
+      return this.revalidate(req, res, key, object, upstream, credentialed);
+    }
+    this.events.lookup('store', 'miss');
+    const plain = method === 'GET' && !hasRange(req) && !CONDITIONAL.some((h) => h in req.headers);
+    const running = this.inflight.get(key);
+    if (plain && running !== undefined) {
+      const filled = await running;
+      if (filled !== undefined) return this.fromCache(req, res, filled);
+    }
+    if (!plain) {
+      if (running === undefined && method === 'GET')
+        this.fillInBackground(key, upstream, credentialed);
+      const response = await upstream(method, {}, { wholeObject: false });
+      return this.passOn(response, res, method);
+    }
+    // Registered before the upstream call, so misses arriving meanwhile wait for this fill.
+    const fill = this.startFill(key);
+    let response: IncomingMessage;
+    try {
+      response = await upstream('GET', {}, { wholeObject: false });
+    } catch (error) {
+      fill.settle(undefined);
+      throw error;
+    }
+    await this.streamAndFill(req, res, key, response, fill.settle, credentialed);
+  }
+
+  /** Marks a fill of `key` as running; `settle` ends it with what was cached. */
+  private startFill(key: string): { settle: (object: CachedObject | undefined) => void } {
+    let resolve: (object: CachedObject | undefined) => void = () => undefined;
+    const done = new Promise<CachedObject | undefined>((r) => (resolve = r));
+    this.inflight.set(key, done);
+    return {
+      settle: (object) => {
+        if (this.inflight.get(key) === done) this.inflight.delete(key);
+        resolve(object);
+      },
+    };
+  }
+
+  /** Conditional upstream request for a stored version. */
+  private async revalidate(
+    req: IncomingMessage,
+    res: ServerResponse,
+    key: string,
+    object: CachedObject,
+    upstream: UpstreamCall,
+    credentialed: boolean,
+  ): Promise<void> {
+    const response = await upstream('GET', revalidationHeaders(object), { wholeObject: true });
+    const status = response.statusCode ?? 502;
+    if (status === 304) {
+      response.resume();
+      this.events.revalidated('not_modified');
+      this.cache.refreshed(key, dateOf(response) ?? this.nowMs());
+      return this.fromCache(req, res, object);
+    }
+    if (status === 200) {
+      this.events.revalidated('changed');
+      if (!hasRange(req) && !CONDITIONAL.some((h) => h in req.headers))
+        return this.streamAndFill(
+          req,
+          res,
+          key,
+          response,
+          this.startFill(key).settle,
+          credentialed,
+        );
+      // The new version is cached whole first, then the client's range and preconditions apply.
+      const filled = await this.fillFrom(key, response, credentialed);
+      if (filled !== undefined) return this.fromCache(req, res, filled);
+      const again = await upstream(
+        req.method === 'HEAD' ? 'HEAD' : 'GET',
+        {},
+        { wholeObject: false },
+      );
+      return this.passOn(again, res, req.method === 'HEAD' ? 'HEAD' : 'GET');
+    }
+    this.events.revalidated('denied');
+    if (status === 404 || status === 410) await this.cache.evict(key);
+    this.passOn(response, res, 'GET');
+  }
+
+  /** Answers from the stored version. */
+  private async fromCache(
+    req: IncomingMessage,
+    res: ServerResponse,
+    object: CachedObject,
+  ): Promise<void> {
+    const head = req.method === 'HEAD';
+    const current = { etag: object.etag, lastModified: object.lastModified, exists: true };
+    const verdict = evaluatePreconditions(req.method ?? 'GET', req.headers, current);
+    const base: (readonly [string, string])[] = [
+      ...object.headers,
+      ['accept-ranges', 'bytes'],
+      ['age', String(this.ageSeconds(object))],
+    ];
+    if (verdict === 'not-modified') {
+      res.writeHead(
+        304,
+        base.filter(([n]) => n !== 'content-type' && n !== 'content-encoding').flat(),
+      );
+      res.end();
+      return;
+    }
+    if (verdict === 'precondition-failed') {
+      res.writeHead(412, ['content-length', '0']);
+      res.end();
+      return;
+    }
+    const total = object.totalBytes;
+    const plan = planRange(
+      rangeHeader(req),
+      total,
+      single(req.headers['if-range']),
+      { etag: object.etag, lastModified: object.lastModified },
+      { multi: 'multipart' },
+    );
+    this.cache.used(object.key);
+    if (plan.kind === 'unsatisfiable') {
+      res.writeHead(
+        416,
+        [
+          ...base.filter(([n]) => n !== 'content-type'),
+          ['content-range', `bytes */${total}`],
+          ['content-length', '0'],
+        ].flat(),
+      );
+      res.end();
+      return;
+    }
+    if (plan.kind === 'multi') {
+      const type = object.headers.find(([n]) => n === 'content-type')?.[1];
+      const boundary = `peapod-${object.key.length}-${total}`;
+      const parts = multipartByteranges(plan.ranges, total, type, boundary);
+      res.writeHead(
+        206,
+        [
+          ...base.filter(([n]) => n !== 'content-type'),
+          ['content-type', `multipart/byteranges; boundary=${boundary}`],
+          ['content-length', String(parts.contentLength)],
+        ].flat(),
+      );
+      if (head) return void res.end();
+      for (let i = 0; i < plan.ranges.length; i++) {
+        res.write(parts.partHeads[i]!);
+        await this.writeRange(res, object, plan.ranges[i]!.start, plan.ranges[i]!.end);
+      }
+      res.end(parts.closing);
+      return;
+    }
+    const [start, end, status] =
+      plan.kind === 'single' ? [plan.start, plan.end, 206] : [0, total, 200];
+    const fields: (readonly [string, string])[] = [
+      ...base,
+      ['content-length', String(end - start)],
+    ];
+    if (status === 206) fields.push(['content-range', `bytes ${start}-${end - 1}/${total}`]);
+    res.writeHead(status, fields.flat());
+    if (head) return void res.end();
+    await this.writeRange(res, object, start, end);
+    res.end();
+  }
+
+  private async writeRange(
+    res: ServerResponse,
+    object: CachedObject,
+    start: number,
+    end: number,
+  ): Promise<void> {
+    try {
+      for await (const piece of this.cache.read(object, start, end)) {
+        this.events.bytes('store', piece.length);
+        if (!res.write(piece)) await new Promise((resolve) => res.once('drain', resolve));
+      }
+    } catch (error) {
+      // The headers are out: a copy that turned out incomplete can only cut the response.
+      if (error instanceof CacheMissing) await this.cache.evict(object.key);
+      res.destroy();
+      throw error;
+    }
+  }
+
+  /** Streams a response to the client, caching a storable 200; `settle` ends the fill. */
+  private async streamAndFill(
+    req: IncomingMessage,
+    res: ServerResponse,
+    key: string,
+    response: IncomingMessage,
+    settle: (object: CachedObject | undefined) => void,
+    credentialed: boolean,
+  ): Promise<void> {
+    const fill = this.storable(req, key, response, credentialed);
+    try {
+      res.sendDate = false;
+      res.writeHead(
+        response.statusCode ?? 502,
+        response.statusMessage,
+        endToEnd(response.rawHeaders),
+      );
+      for await (const piece of response as AsyncIterable<Buffer>) {
+        this.events.bytes('origin', piece.length);
+        fill?.write(piece);
+        if (!res.write(piece)) await new Promise((resolve) => res.once('drain', resolve));
+      }
+      res.end();
+      settle(await fill?.finish());
+    } catch (error) {
+      fill?.abort();
+      settle(undefined);
+      res.destroy();
+      throw error;
+    }
+  }
+
+  /** Reads a 200 into the cache without a client (background fill, or before a range). */
+  private async fillFrom(
+    key: string,
+    response: IncomingMessage,
+    credentialed: boolean,
+  ): Promise<CachedObject | undefined> {
+    const fill = this.storable(undefined, key, response, credentialed);
+    if (fill === undefined) {
+      response.resume();
+      return undefined;
+    }
+    const { settle } = this.startFill(key);
+    try {
+      for await (const piece of response as AsyncIterable<Buffer>) {
+        this.events.bytes('origin', piece.length);
+        fill.write(piece);
+      }
+      const object = await fill.finish();
+      settle(object);
+      return object;
+    } catch {
+      fill.abort();
+      settle(undefined);
+      return undefined;
+    }
+  }
+
+  private fillInBackground(key: string, upstream: UpstreamCall, credentialed: boolean): void {
+    void upstream('GET', {}, { wholeObject: true })
+      .then((response) => {
+        if (response.statusCode !== 200 || this.inflight.has(key)) return void response.resume();
+        return this.fillFrom(key, response, credentialed);
+      })
+      .catch(() => undefined);
+  }
+
+  private storable(
+    req: IncomingMessage | undefined,
+    key: string,
+    response: IncomingMessage,
+    credentialed: boolean,
+  ): ObjectFill | undefined {
+    if (response.statusCode !== 200) return undefined;
+    const verdict = responseStorable('GET', 200, req?.headers ?? {}, response.headers);
+    if (!verdict.storable) return undefined;
+    const length = Number(response.headers['content-length']);
+    if (!Number.isSafeInteger(length) || length <= 0) return undefined;
+    return this.cache.begin(key, length, {
+      headers: pairs(endToEnd(response.rawHeaders)),
+      responseDateMs: dateOf(response) ?? this.nowMs(),
+      ageMs: 1000 * (Number(response.headers.age) || 0),
+      private: credentialed,
+    });
+  }
+
+  private passOn(response: IncomingMessage, res: ServerResponse, method: string): void {
+    res.sendDate = false;
+    res.writeHead(
+      response.statusCode ?? 502,
+      response.statusMessage,
+      endToEnd(response.rawHeaders),
+    );
+    if (method === 'HEAD') {
+      response.resume();
+      res.end();
+      return;
+    }
+    response.on('data', (piece: Buffer) => this.events.bytes('origin', piece.length));
+    response.pipe(res);
+  }
+
+  private ageSeconds(object: CachedObject): number {
+    const apparent = Math.max(0, object.storedAtMs - object.responseDateMs);
+    const age =
+      Math.max(apparent, object.ageAtStoreMs) + Math.max(0, this.nowMs() - object.storedAtMs);
+    return Math.floor(age / 1000);
+  }
+}
+
+function hasRange(req: IncomingMessage): boolean {
+  return req.headers.range !== undefined;
+}
+
+function rangeHeader(req: IncomingMessage): string | undefined {
+  return single(req.headers.range);
+}
+
+function single(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function dateOf(response: IncomingMessage): number | undefined {
+  const ms = Date.parse(response.headers.date ?? '');
+  return Number.isFinite(ms) ? ms : undefined;
+}
+
+/** A flat rawHeaders list without hop-by-hop fields. */
+function endToEnd(raw: readonly string[]): string[] {
+  return stripHopByHop(raw);
+}
+
+function pairs(flat: readonly string[]): [string, string][] {
+  const out: [string, string][] = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) out.push([flat[i]!.toLowerCase(), flat[i + 1]!]);
+  return out;
+}

@@ -1,0 +1,310 @@
+/**
+ * The gateway's cache of whole objects: L2 is the daemon's chunk store (every read verified
+ * against the chunk's SHA-256), L1 a byte-bounded memory cache of verified chunks in front of it.
+ *
+ * Theory of operation
+ * - Filling: while a 200 response streams to the client, `ObjectFill.write` appends each piece to
+ *   a spool file in the gateway's objects directory and feeds the core's `Chunker` (one SHA-256
+ *   pass). The write is synchronous: the page cache absorbs it at memory speed, and a client
+ *   never gets bytes ahead of the copy, so memory stays bounded by one network read. `finish`
+ *   (the body ended with the length the origin announced) renames the spool to
+ *   `<hex content ID>`, records the manifest in the store as a URL content (origin `url`, the
+ *   key and validator), references each chunk in that file, and writes the index row. Any
+ *   failure (a cut body, a full disk) drops the spool: the client's response is unaffected.
+ * - Reading: `read(object, start, end)` yields the range's bytes chunk by chunk: from L1 when it
+ *   holds the chunk, else from the store, which verifies it (a copy that fails is dropped, and
+ *   the read answers undefined: the caller serves the request from the origin instead). L1 is
+ *   filled with what was read.
+ * - Eviction (L2): after each fill, while the objects' bytes exceed the budget, the object with
+ *   the lowest `(hits + 1) / size` aged by half per hour since its last use goes (recency,
+ *   frequency and size, as GreedyDual-Size-Frequency weighs them): its store content and file.
+ * - Keys are bound to the version: a key holds one version, replaced when the origin sends
+ *   another (`put` returns the replaced content, which is removed here).
+ */
+import { closeSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { Chunker, toHex, type CryptoProvider, type Manifest } from '@peapod/core';
+import type { ChunkStoreApi } from '../store/store-api.js';
+import type { CachedObject, ObjectIndex } from './object-index.js';
+
+/** L1: what the object cache needs of a memory cache (memory-cache.ts). */
+export interface ChunkMemory {
+  get(key: string): Uint8Array | undefined;
+  set(key: string, bytes: Uint8Array, nowMs: number): void;
+  delete(key: string): void;
+}
+
+export interface ObjectCacheOptions {
+  readonly store: ChunkStoreApi;
+  readonly index: ObjectIndex;
+  /** Where object files live (`<data dir>/gateway/objects`). */
+  readonly objectsDir: string;
+  readonly crypto: CryptoProvider;
+  /** Bytes of cached objects kept at most. */
+  readonly budgetBytes: number;
+  readonly memory?: ChunkMemory;
+  /** Wall clock, Unix ms. */
+  readonly nowMs: () => number;
+  readonly onEvicted?: (layer: 'memory' | 'store', object: CachedObject) => void;
+}
+
+/** The response fields kept with an object and replayed on a hit. */
+const REPLAYED =
+  /^(content-type|etag|last-modified|cache-control|expires|content-encoding|content-disposition|content-language|x-amz-(?!request-id|id-2).*)$/;
+
+/** Which of a response's fields are replayed from the cache. */
+export function replayedHeaders(
+  headers: readonly (readonly [string, string])[],
+): [string, string][] {
+  return headers
+    .map(([name, value]) => [name.toLowerCase(), value] as [string, string])
+    .filter(([name]) => REPLAYED.test(name));
+}
+
+const HOUR_MS = 60 * 60 * 1000;
+
+export class ObjectCache {
+  private spoolSerial = 0;
+
+  constructor(private readonly options: ObjectCacheOptions) {
+    mkdirSync(options.objectsDir, { recursive: true });
+  }
+
+  lookup(key: string): CachedObject | undefined {
+    return this.options.index.get(key);
+  }
+
+  /** A revalidation confirmed the stored version (the origin's `Date`, Unix ms). */
+  refreshed(key: string, responseDateMs: number): void {
+    this.options.index.refreshed(key, responseDateMs, this.options.nowMs());
+  }
+
+  /** A hit (for eviction's frequency and recency). */
+  used(key: string): void {
+    this.options.index.used(key, this.options.nowMs());
+  }
+
+  /** Starts caching a 200 response for `key` whose body is `totalBytes` long. */
+  begin(
+    key: string,
+    totalBytes: number,
+    response: {
+      headers: readonly (readonly [string, string])[];
+      responseDateMs: number;
+      ageMs: number;
+      /** Fetched with credentials (see object-index.ts `private`). */
+      private: boolean;
+    },
+  ): ObjectFill | undefined {
+    if (totalBytes <= 0 || totalBytes > this.options.budgetBytes) return undefined;
+    const path = join(this.options.objectsDir, `.spool-${process.pid}-${++this.spoolSerial}`);
+    let fd: number;
+    try {
+      fd = openSync(path, 'wx');
+    } catch {
+      return undefined;
+    }
+    return new ObjectFill(this, this.options, key, totalBytes, response, path, fd);
+  }
+
+  /**
+   * The bytes [start, end) of `object`, chunk by chunk, verified; undefined once a chunk is
+   * not held or fails its check (the object is then dropped from the index).
+   */
+  async *read(
+    object: CachedObject,
+    start: number,
+    end: number,
+  ): AsyncGenerator<Uint8Array, void, undefined> {
+    const { store, memory } = this.options;
+    const manifest = store.manifest(object.contentId);
+    if (manifest === undefined) throw new CacheMissing(object);
+    const size = manifest.chunkSizeBytes;
+    for (let index = Math.floor(start / size); index * size < end; index++) {
+      const memoryKey = `${toHex(object.contentId)}:${index}`;
+      let chunk = memory?.get(memoryKey);
+      if (chunk === undefined) {
+        chunk = await store.readChunk(object.contentId, index);
+        if (chunk === undefined) throw new CacheMissing(object);
+        memory?.set(memoryKey, chunk, this.options.nowMs());
+      }
+      const from = Math.max(0, start - index * size);
+      const to = Math.min(chunk.length, end - index * size);
+      yield chunk.subarray(from, to);
+    }
+  }
+
+  /** Whether `object`'s first chunk is held (a cheap check before answering 200 from cache). */
+  held(object: CachedObject): boolean {
+    const manifest = this.options.store.manifest(object.contentId);
+    return (
+      manifest !== undefined &&
+      this.options.store.heldIndices(object.contentId).length === manifest.chunkHashes.length
+    );
+  }
+
+  /** Drops `key` (its content too, when no other key uses it). */
+  async evict(key: string): Promise<boolean> {
+    const object = this.options.index.get(key);
+    if (object === undefined) return false;
+    this.options.index.remove(key);
+    await this.dropContent(object.contentId);
+    this.options.onEvicted?.('store', object);
+    return true;
+  }
+
+  /** Records a finished fill and keeps the cache in its budget. */
+  async commit(
+    key: string,
+    manifest: Manifest,
+    path: string,
+    response: {
+      headers: readonly (readonly [string, string])[];
+      responseDateMs: number;
+      ageMs: number;
+      /** Fetched with credentials (see object-index.ts `private`). */
+      private: boolean;
+    },
+  ): Promise<CachedObject> {
+    const { store, index } = this.options;
+    const headers = replayedHeaders(response.headers);
+    const etag = headers.find(([n]) => n === 'etag')?.[1];
+    const lastModified = headers.find(([n]) => n === 'last-modified')?.[1];
+    const validator = etag ?? lastModified ?? '';
+    store.addContent(manifest, { kind: 'url', url: key, validator }, { pinned: false });
+    store.referenceChunks(
+      manifest.contentId,
+      manifest.chunkHashes.map((_, i) => ({ index: i, path, offset: i * manifest.chunkSizeBytes })),
+    );
+    const nowMs = this.options.nowMs();
+    const replaced = index.put(
+      {
+        key,
+        contentId: manifest.contentId,
+        totalBytes: manifest.totalBytes,
+        headers,
+        etag,
+        lastModified,
+        storedAtMs: nowMs,
+        responseDateMs: response.responseDateMs,
+        ageAtStoreMs: response.ageMs,
+        private: response.private,
+      },
+      nowMs,
+    );
+    if (replaced !== undefined) await this.dropContent(replaced);
+    await this.keepBudget(key);
+    return index.get(key)!;
+  }
+
+  private async dropContent(contentId: Uint8Array): Promise<void> {
+    if (this.options.index.contentInUse(contentId)) return;
+    const manifest = this.options.store.manifest(contentId);
+    if (manifest !== undefined)
+      for (let i = 0; i < manifest.chunkHashes.length; i++)
+        this.options.memory?.delete(`${toHex(contentId)}:${i}`);
+    await this.options.store.remove(contentId);
+    rmSync(join(this.options.objectsDir, toHex(contentId)), { force: true });
+  }
+
+  private async keepBudget(keep: string): Promise<void> {
+    const { index } = this.options;
+    while (index.totalBytes() > this.options.budgetBytes) {
+      const nowMs = this.options.nowMs();
+      let victim: CachedObject | undefined;
+      let lowest = Number.POSITIVE_INFINITY;
+      for (const object of index.all()) {
+        if (object.key === keep) continue;
+        const weight =
+          ((object.hits + 1) / object.totalBytes) *
+          Math.pow(0.5, Math.max(0, nowMs - object.lastUsedMs) / HOUR_MS);
+        if (weight < lowest) {
+          lowest = weight;
+          victim = object;
+        }
+      }
+      if (victim === undefined) return;
+      await this.evict(victim.key);
+    }
+  }
+}
+
+/** A cached object's bytes are gone or failed their check: serve from the origin. */
+export class CacheMissing extends Error {
+  override readonly name = 'CacheMissing';
+  constructor(readonly object: CachedObject) {
+    super(`the cached copy of ${object.key} is no longer whole`);
+  }
+}
+
+/** One 200 response being written into the cache while it streams to the client. */
+export class ObjectFill {
+  private readonly chunker: Chunker;
+  private written = 0;
+  private failed = false;
+
+  constructor(
+    private readonly cache: ObjectCache,
+    private readonly options: ObjectCacheOptions,
+    readonly key: string,
+    readonly totalBytes: number,
+    private readonly response: {
+      headers: readonly (readonly [string, string])[];
+      responseDateMs: number;
+      ageMs: number;
+      /** Fetched with credentials (see object-index.ts `private`). */
+      private: boolean;
+    },
+    private readonly spoolPath: string,
+    private fd: number | undefined,
+  ) {
+    this.chunker = new Chunker(options.crypto);
+  }
+
+  /** Appends the next bytes; never throws (a failed fill only stops caching). */
+  write(bytes: Uint8Array): void {
+    if (this.failed || this.fd === undefined) return;
+    try {
+      if (this.written + bytes.length > this.totalBytes) throw new Error('longer than announced');
+      let at = 0;
+      while (at < bytes.length) at += writeSync(this.fd, bytes, at, bytes.length - at);
+      this.chunker.push(bytes);
+      this.written += bytes.length;
+    } catch {
+      this.abort();
+    }
+  }
+
+  /** The body ended: commits when it was whole; undefined when nothing was cached. */
+  async finish(): Promise<CachedObject | undefined> {
+    if (this.failed || this.fd === undefined || this.written !== this.totalBytes) {
+      this.abort();
+      return undefined;
+    }
+    try {
+      closeSync(this.fd);
+      this.fd = undefined;
+      const manifest = this.chunker.finish();
+      const path = join(this.options.objectsDir, toHex(manifest.contentId));
+      renameSync(this.spoolPath, path);
+      return await this.cache.commit(this.key, manifest, path, this.response);
+    } catch {
+      this.abort();
+      return undefined;
+    }
+  }
+
+  /** Stops caching and drops the spool. */
+  abort(): void {
+    this.failed = true;
+    if (this.fd !== undefined) {
+      try {
+        closeSync(this.fd);
+      } catch {
+        // already closed
+      }
+      this.fd = undefined;
+    }
+    rmSync(this.spoolPath, { force: true });
+  }
+}

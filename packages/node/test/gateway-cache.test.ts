@@ -1,0 +1,308 @@
+/**
+ * The gateway's cache (cached-get.ts, object-cache.ts) in endpoint mode with real parts: a real
+ * HTTP origin that answers conditional requests and logs every request it saw
+ * (support/revalidating-origin.ts), a real chunk store on disk, and plain `fetch` / node:http
+ * clients. Each test says what the origin must have seen, so "served from the cache" is shown by
+ * the origin's log (a 304 with no body, or no request at all), not assumed.
+ *
+ * The origin's files get a modification time in the future, so a response's heuristic
+ * freshness (RFC 9111 4.2.2, 10% of Date - Last-Modified) is zero: every anonymous request is
+ * revalidated, and nothing depends on how fast the test runs.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { createNodeCryptoProvider } from '../src/node-crypto-provider.js';
+import { ChunkStore } from '../src/store/chunk-store.js';
+import { CachedGet } from '../src/gateway/cached-get.js';
+import { Gateway } from '../src/gateway/gateway-server.js';
+import { ObjectCache } from '../src/gateway/object-cache.js';
+import { ObjectIndex } from '../src/gateway/object-index.js';
+import { parseRoute, RouteTable } from '../src/gateway/routes.js';
+import { RevalidatingOrigin } from './support/revalidating-origin.js';
+
+const TIMEOUT_MS = 60_000;
+
+interface Fixture {
+  readonly dir: string;
+  readonly origin: RevalidatingOrigin;
+  readonly gateway: Gateway;
+  readonly url: string;
+  readonly bytesBySource: Map<string, number>;
+  readonly revalidations: string[];
+  close(): Promise<void>;
+}
+
+async function fixture(
+  files: Record<string, Uint8Array>,
+  options: { authorization?: string } = {},
+): Promise<Fixture> {
+  const dir = mkdtempSync(join(tmpdir(), 'peapod-gwc-'));
+  const originDir = join(dir, 'origin');
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(originDir);
+  for (const [name, bytes] of Object.entries(files)) putFile(originDir, name, bytes);
+  const origin = await RevalidatingOrigin.start(originDir, options);
+  const store = await ChunkStore.open({ dir: join(dir, 'store'), budgetBytes: 2 ** 30 });
+  const index = new ObjectIndex(join(dir, 'gateway.db'));
+  const bytesBySource = new Map<string, number>();
+  const revalidations: string[] = [];
+  const cache = new ObjectCache({
+    store,
+    index,
+    objectsDir: join(dir, 'objects'),
+    crypto: createNodeCryptoProvider(),
+    budgetBytes: 2 ** 30,
+    nowMs: () => Date.now(),
+  });
+  const cachedGet = new CachedGet(
+    cache,
+    {
+      lookup: () => undefined,
+      revalidated: (result) => revalidations.push(result),
+      bytes: (source, count) => bytesBySource.set(source, (bytesBySource.get(source) ?? 0) + count),
+    },
+    () => Date.now(),
+  );
+  const gateway = new Gateway({
+    routes: new RouteTable([parseRoute(`/files=${origin.url}`)]),
+    cache: cachedGet,
+  });
+  const address = await gateway.listen(0, '127.0.0.1');
+  return {
+    dir,
+    origin,
+    gateway,
+    url: `http://127.0.0.1:${address.port}/files`,
+    bytesBySource,
+    revalidations,
+    close: async () => {
+      await gateway.close();
+      await origin.close();
+      index.close();
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Writes a file the origin serves, modified "in the future" (see the module comment), or
+ * `agedDays` ago: then its heuristic freshness is a tenth of that (capped at a day).
+ */
+function putFile(dir: string, name: string, bytes: Uint8Array, agedDays?: number): void {
+  const path = join(dir, name);
+  writeFileSync(path, bytes);
+  const at = new Date(Date.now() + (agedDays === undefined ? 3_600_000 : -agedDays * 86_400_000));
+  utimesSync(path, at, at);
+}
+
+async function get(
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Headers; body: Buffer }> {
+  const response = await fetch(url, { headers });
+  return {
+    status: response.status,
+    headers: response.headers,
+    body: Buffer.from(await response.arrayBuffer()),
+  };
+}
+
+describe('gateway cache, HTTP route, anonymous requests', { timeout: TIMEOUT_MS }, () => {
+  const object = randomBytes(1_000_003);
+  let f: Fixture;
+  before(async () => {
+    f = await fixture({ 'a.bin': object, 'b.bin': randomBytes(5000) });
+  });
+  after(() => f?.close());
+
+  test('a miss is fetched once; the next GET is a 304 from the origin and the bytes come from the cache', async () => {
+    const first = await get(`${f.url}/a.bin`);
+    assert.equal(first.status, 200);
+    assert.deepEqual(first.body, object);
+    const since = f.origin.log.length;
+    const second = await get(`${f.url}/a.bin`);
+    assert.equal(second.status, 200);
+    assert.deepEqual(second.body, object);
+    const seen = f.origin.log.slice(since);
+    assert.deepEqual(
+      seen.map((e) => [e.method, e.status, e.bodyBytes, e.ifNoneMatch !== undefined]),
+      [['GET', 304, 0, true]],
+    );
+    assert.equal(second.headers.get('etag'), first.headers.get('etag'));
+    assert.equal(second.headers.get('accept-ranges'), 'bytes');
+  });
+
+  test('ranges from the cache: single, suffix, open-ended, and 416 past the end', async () => {
+    await get(`${f.url}/a.bin`);
+    const cases: [string, number, Buffer | undefined, string | undefined][] = [
+      ['bytes=0-9', 206, object.subarray(0, 10), `bytes 0-9/${object.length}`],
+      [
+        'bytes=-100',
+        206,
+        object.subarray(object.length - 100),
+        `bytes ${object.length - 100}-${object.length - 1}/${object.length}`,
+      ],
+      [
+        'bytes=999990-',
+        206,
+        object.subarray(999_990),
+        `bytes 999990-${object.length - 1}/${object.length}`,
+      ],
+      [`bytes=${object.length}-`, 416, undefined, `bytes */${object.length}`],
+    ];
+    for (const [range, status, body, contentRange] of cases) {
+      const since = f.origin.log.length;
+      const got = await get(`${f.url}/a.bin`, { range });
+      assert.equal(got.status, status, range);
+      if (body !== undefined) assert.deepEqual(got.body, body, range);
+      assert.equal(got.headers.get('content-range'), contentRange ?? null, range);
+      // What the origin sent for it: a bodyless 304 at most.
+      assert.ok(
+        f.origin.log.slice(since).every((e) => e.bodyBytes === 0),
+        range,
+      );
+    }
+  });
+
+  test('a multi-range request from the cache is multipart/byteranges with each part right', async () => {
+    await get(`${f.url}/a.bin`);
+    const got = await get(`${f.url}/a.bin`, { range: 'bytes=0-4,100-109' });
+    assert.equal(got.status, 206);
+    const type = got.headers.get('content-type') ?? '';
+    const boundary = /boundary=(\S+)/.exec(type)?.[1];
+    assert.ok(boundary !== undefined, type);
+    const text = got.body.toString('latin1');
+    assert.ok(text.includes(`Content-Range: bytes 0-4/${object.length}`), text.slice(0, 300));
+    assert.ok(text.includes(object.subarray(0, 5).toString('latin1')));
+    assert.ok(text.includes(object.subarray(100, 110).toString('latin1')));
+    assert.ok(text.trimEnd().endsWith(`--${boundary}--`));
+  });
+
+  test("the client's If-None-Match with the cached ETag gets a 304 without a body", async () => {
+    const first = await get(`${f.url}/a.bin`);
+    const etag = first.headers.get('etag')!;
+    const got = await get(`${f.url}/a.bin`, { 'if-none-match': etag });
+    assert.equal(got.status, 304);
+    assert.equal(got.body.length, 0);
+  });
+
+  test('a changed object (new ETag) is fetched fresh and replaces the cached one', async () => {
+    await get(`${f.url}/b.bin`);
+    const changed = randomBytes(6000);
+    putFile(f.origin.directory, 'b.bin', changed);
+    const since = f.origin.log.length;
+    const got = await get(`${f.url}/b.bin`);
+    assert.deepEqual(got.body, changed);
+    assert.deepEqual(
+      f.origin.log.slice(since).map((e) => e.status),
+      [200],
+    );
+    const again = await get(`${f.url}/b.bin`);
+    assert.deepEqual(again.body, changed);
+  });
+
+  test('three concurrent misses of one object cost one origin GET with a body', async () => {
+    const fresh = randomBytes(2_000_000);
+    putFile(f.origin.directory, 'c.bin', fresh);
+    const since = f.origin.log.length;
+    const results = await Promise.all([1, 2, 3].map(() => get(`${f.url}/c.bin`)));
+    for (const result of results) assert.deepEqual(result.body, fresh);
+    const withBody = f.origin.log.slice(since).filter((e) => e.bodyBytes > 0);
+    assert.equal(withBody.length, 1, JSON.stringify(f.origin.log.slice(since)));
+  });
+
+  test('a fresh anonymous object (heuristic freshness) is served without asking the origin', async () => {
+    const old = randomBytes(3000);
+    putFile(f.origin.directory, 'old.bin', old, 10);
+    await get(`${f.url}/old.bin`);
+    const since = f.origin.log.length;
+    const got = await get(`${f.url}/old.bin`);
+    assert.deepEqual(got.body, old);
+    assert.deepEqual(f.origin.log.slice(since), []);
+    assert.ok(Number(got.headers.get('age')) >= 0);
+  });
+
+  test('an origin error (404) passes through and nothing is cached as data', async () => {
+    const got = await get(`${f.url}/missing.bin`);
+    assert.equal(got.status, 404);
+    const since = f.origin.log.length;
+    const again = await get(`${f.url}/missing.bin`);
+    assert.equal(again.status, 404);
+    assert.deepEqual(
+      f.origin.log.slice(since).map((e) => e.status),
+      [404],
+    );
+  });
+
+  test('HEAD from the cache: the same head as a GET, with no body', async () => {
+    await get(`${f.url}/a.bin`);
+    const head = await new Promise<{ status: number; length: string | undefined; body: number }>(
+      (resolve, reject) => {
+        const req = httpRequest(`${f.url}/a.bin`, { method: 'HEAD' }, (res) => {
+          let body = 0;
+          res.on('data', (piece: Buffer) => (body += piece.length));
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, length: res.headers['content-length'], body }),
+          );
+        });
+        req.on('error', reject);
+        req.end();
+      },
+    );
+    assert.deepEqual(head, { status: 200, length: String(object.length), body: 0 });
+  });
+});
+
+describe(
+  'gateway cache never widens access (HTTP route, origin checks Authorization)',
+  { timeout: TIMEOUT_MS },
+  () => {
+    const secret = randomBytes(200_000);
+    let f: Fixture;
+    before(async () => {
+      f = await fixture({ 'private.bin': secret }, { authorization: 'Bearer good' });
+    });
+    after(() => f?.close());
+
+    test('a client with valid credentials gets the object; it is cached', async () => {
+      const got = await get(`${f.url}/private.bin`, { authorization: 'Bearer good' });
+      assert.equal(got.status, 200);
+      assert.deepEqual(got.body, secret);
+      const since = f.origin.log.length;
+      const again = await get(`${f.url}/private.bin`, { authorization: 'Bearer good' });
+      assert.deepEqual(again.body, secret);
+      assert.deepEqual(
+        f.origin.log.slice(since).map((e) => [e.status, e.bodyBytes]),
+        [[304, 0]],
+      );
+    });
+
+    test('a client with wrong or no credentials never receives the cached private object', async () => {
+      await get(`${f.url}/private.bin`, { authorization: 'Bearer good' });
+      for (const headers of [{ authorization: 'Bearer bad' }, {} as Record<string, string>]) {
+        const got = await get(`${f.url}/private.bin`, headers);
+        assert.equal(got.status, 401, JSON.stringify(headers));
+        assert.ok(!got.body.includes(secret.subarray(0, 64)), 'no cached byte');
+      }
+      // Even when the cached copy would be fresh for an anonymous request (heuristic freshness of
+      // an object last modified 10 days ago): fetched with credentials, it is always revalidated.
+      putFile(f.origin.directory, 'old-private.bin', secret, 10);
+      assert.equal(
+        (await get(`${f.url}/old-private.bin`, { authorization: 'Bearer good' })).status,
+        200,
+      );
+      const anonymous = await get(`${f.url}/old-private.bin`);
+      assert.equal(anonymous.status, 401);
+      assert.ok(!anonymous.body.includes(secret.subarray(0, 64)), 'no cached byte');
+      // And with a range, too: the precondition is the origin's, not the cache's.
+      const ranged = await get(`${f.url}/private.bin`, { range: 'bytes=0-99' });
+      assert.equal(ranged.status, 401);
+    });
+  },
+);
