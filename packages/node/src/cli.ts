@@ -180,7 +180,7 @@ program
   )
   .option(
     '--gateway <host:port>',
-    'serve the caching gateway (endpoint mode) here, e.g. 127.0.0.1:8081 (loopback clients only)',
+    'run the caching gateway: endpoint mode on this port (e.g. 127.0.0.1:8081, loopback clients), and proxied GETs (http_proxy) through its cache',
   )
   .option(
     '--route <match=target>',
@@ -558,7 +558,6 @@ function gatewayFlags(options: DaemonFlags): GatewayConfig | undefined {
       return fail(`--route: ${(error as Error).message}`);
     }
   });
-  if (routes.length === 0) fail('--gateway needs at least one --route MATCH=TARGET');
   const cacheBytes =
     options.cacheSize === undefined ? GATEWAY_CACHE_DEFAULT_BYTES : parseSize(options.cacheSize);
   if (cacheBytes === undefined || cacheBytes <= 0)

@@ -60,6 +60,7 @@ import { NodeHost } from './node-host.js';
 import { loadPeersCache, PeerBook, savePeersCache } from './peer-book.js';
 import { gossipEnabled, GossipService, type GossipSettingsOfDaemon } from './gossip-service.js';
 import { ForwardProxy } from './proxy.js';
+import { forwardCacheResponder } from './gateway/forward-cache.js';
 import { GatewayService, type GatewayConfig } from './gateway/gateway-service.js';
 import { poolableGet } from './proxy-policy.js';
 import type { BandwidthLimits } from './rate-limit.js';
@@ -204,7 +205,11 @@ export class Daemon {
     });
     this.proxy = new ForwardProxy({
       localHandler: (req, res) => this.api.serve(req, res),
-      poolable: (request) => poolableGet(request, this.jobs, logger),
+      // With the gateway running, proxied GETs go through its cache (forward mode).
+      poolable: (request) =>
+        this.gatewayService === undefined
+          ? poolableGet(request, this.jobs, logger)
+          : forwardCacheResponder(this.gatewayService.cachedGet, request),
       logger,
     });
     this.discovery = new LanDiscovery({

@@ -12,6 +12,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { execFile, spawnSync } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +20,8 @@ import { after, before, describe, test } from 'node:test';
 import { createNodeCryptoProvider } from '../src/node-crypto-provider.js';
 import { ChunkStore } from '../src/store/chunk-store.js';
 import { CachedGet } from '../src/gateway/cached-get.js';
+import { forwardCacheResponder } from '../src/gateway/forward-cache.js';
+import { ForwardProxy } from '../src/proxy.js';
 import { Gateway } from '../src/gateway/gateway-server.js';
 import { ObjectCache } from '../src/gateway/object-cache.js';
 import { ObjectIndex } from '../src/gateway/object-index.js';
@@ -32,6 +35,8 @@ interface Fixture {
   readonly origin: RevalidatingOrigin;
   readonly gateway: Gateway;
   readonly url: string;
+  /** The forward proxy whose GETs go through the same cache (forward-cache.ts). */
+  readonly proxyUrl: string;
   readonly bytesBySource: Map<string, number>;
   readonly revalidations: string[];
   close(): Promise<void>;
@@ -73,14 +78,20 @@ async function fixture(
     cache: cachedGet,
   });
   const address = await gateway.listen(0, '127.0.0.1');
+  const proxy = new ForwardProxy({
+    poolable: (request) => forwardCacheResponder(cachedGet, request),
+  });
+  const proxyAddress = await proxy.listen(0, '127.0.0.1');
   return {
     dir,
     origin,
     gateway,
     url: `http://127.0.0.1:${address.port}/files`,
+    proxyUrl: `http://127.0.0.1:${proxyAddress.port}`,
     bytesBySource,
     revalidations,
     close: async () => {
+      await proxy.close();
       await gateway.close();
       await origin.close();
       index.close();
@@ -303,6 +314,79 @@ describe(
       // And with a range, too: the precondition is the origin's, not the cache's.
       const ranged = await get(`${f.url}/private.bin`, { range: 'bytes=0-99' });
       assert.equal(ranged.status, 401);
+    });
+  },
+);
+
+const CURL = spawnSync('curl', ['--version']).status === 0;
+
+/** `curl` through the forward proxy: status and body (bytes). */
+function curlVia(
+  proxy: string,
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: Buffer }> {
+  const args = ['-s', '-x', proxy, '-o', '-', '-w', '\n%{http_code}', url];
+  for (const [name, value] of Object.entries(headers)) args.push('-H', `${name}: ${value}`);
+  return new Promise((resolve, reject) => {
+    execFile('curl', args, { encoding: 'buffer', maxBuffer: 64 * 2 ** 20 }, (error, stdout) => {
+      if (error) return reject(error);
+      const cut = stdout.lastIndexOf(0x0a);
+      resolve({
+        status: Number(stdout.subarray(cut + 1).toString()),
+        body: stdout.subarray(0, cut),
+      });
+    });
+  });
+}
+
+describe(
+  'gateway forward-proxy mode (curl -x), same cache, same access rule',
+  { timeout: TIMEOUT_MS, skip: CURL ? false : 'curl is not installed' },
+  () => {
+    const object = randomBytes(400_000);
+    const secret = randomBytes(100_000);
+    let open: Fixture;
+    let closed: Fixture;
+    before(async () => {
+      open = await fixture({ 'o.bin': object });
+      closed = await fixture({ 's.bin': secret }, { authorization: 'Bearer good' });
+    });
+    after(async () => {
+      await open?.close();
+      await closed?.close();
+    });
+
+    test('curl through http_proxy: the second GET is a bodyless 304 upstream, bytes from the cache', async () => {
+      const first = await curlVia(open.proxyUrl, `${open.origin.url}/o.bin`);
+      assert.equal(first.status, 200);
+      assert.deepEqual(first.body, object);
+      const since = open.origin.log.length;
+      const second = await curlVia(open.proxyUrl, `${open.origin.url}/o.bin`);
+      assert.deepEqual(second.body, object);
+      assert.deepEqual(
+        open.origin.log.slice(since).map((e) => [e.status, e.bodyBytes]),
+        [[304, 0]],
+      );
+      const ranged = await curlVia(open.proxyUrl, `${open.origin.url}/o.bin`, {
+        range: 'bytes=-10',
+      });
+      assert.equal(ranged.status, 206);
+      assert.deepEqual(ranged.body, object.subarray(object.length - 10));
+    });
+
+    test("the client's own Authorization reaches the origin intact; without valid credentials no cached byte", async () => {
+      const good = await curlVia(closed.proxyUrl, `${closed.origin.url}/s.bin`, {
+        authorization: 'Bearer good',
+      });
+      assert.equal(good.status, 200);
+      assert.deepEqual(good.body, secret);
+      assert.equal(closed.origin.log.at(-1)?.authorization, 'Bearer good');
+      for (const headers of [{ authorization: 'Bearer bad' }, {} as Record<string, string>]) {
+        const got = await curlVia(closed.proxyUrl, `${closed.origin.url}/s.bin`, headers);
+        assert.equal(got.status, 401, JSON.stringify(headers));
+        assert.ok(!got.body.includes(secret.subarray(0, 64)));
+      }
     });
   },
 );

@@ -295,3 +295,26 @@ export function revalidationHeaders(stored: {
   if (stored.lastModified !== undefined) headers['if-modified-since'] = stored.lastModified;
   return headers;
 }
+
+/** Presigned-URL query parameters (SigV4): credentials, not part of what is named. */
+const PRESIGN_PARAMETER =
+  /^x-amz-(algorithm|credential|date|expires|signedheaders|signature|security-token)$/i;
+
+/** `path` (`/p?q`) without its SigV4 presign parameters, the rest of the query as it was. */
+export function withoutPresignQuery(path: string): string {
+  const query = path.indexOf('?');
+  if (query < 0) return path;
+  const kept = path
+    .slice(query + 1)
+    .split('&')
+    .filter((pair) => pair !== '' && !PRESIGN_PARAMETER.test(safeDecode(pair.split('=')[0]!)));
+  return kept.length === 0 ? path.slice(0, query) : `${path.slice(0, query)}?${kept.join('&')}`;
+}
+
+function safeDecode(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
+  }
+}

@@ -27,6 +27,7 @@ import { stripHopByHop } from '../proxy.js';
 import { CacheMissing, type ObjectCache, type ObjectFill } from './object-cache.js';
 import type { CachedObject } from './object-index.js';
 import {
+  type Headers,
   cacheDecision,
   evaluatePreconditions,
   multipartByteranges,
@@ -44,6 +45,12 @@ export interface UpstreamCall {
     /** Drop the client's Range and preconditions (a whole-object or conditional fetch of ours). */
     options: { readonly wholeObject: boolean },
   ): Promise<IncomingMessage>;
+}
+
+/** What the cache needs of the client's request (an IncomingMessage, or a proxied GET). */
+export interface ClientAsk {
+  readonly method?: string | undefined;
+  readonly headers: Headers;
 }
 
 export interface CachedGetEvents {
@@ -71,7 +78,7 @@ export class CachedGet {
 
   /** Answers `req` for cache key `key`; `credentialed` per the module comment. */
   async serve(
-    req: IncomingMessage,
+    req: ClientAsk,
     res: ServerResponse,
     key: string,
     credentialed: boolean,
@@ -135,7 +142,7 @@ export class CachedGet {
 
   /** Conditional upstream request for a stored version. */
   private async revalidate(
-    req: IncomingMessage,
+    req: ClientAsk,
     res: ServerResponse,
     key: string,
     object: CachedObject,
@@ -178,7 +185,7 @@ export class CachedGet {
 
   /** Answers from the stored version. */
   private async fromCache(
-    req: IncomingMessage,
+    req: ClientAsk,
     res: ServerResponse,
     object: CachedObject,
   ): Promise<void> {
@@ -278,7 +285,7 @@ export class CachedGet {
 
   /** Streams a response to the client, caching a storable 200; `settle` ends the fill. */
   private async streamAndFill(
-    req: IncomingMessage,
+    req: ClientAsk,
     res: ServerResponse,
     key: string,
     response: IncomingMessage,
@@ -345,7 +352,7 @@ export class CachedGet {
   }
 
   private storable(
-    req: IncomingMessage | undefined,
+    req: ClientAsk | undefined,
     key: string,
     response: IncomingMessage,
     credentialed: boolean,
@@ -387,11 +394,11 @@ export class CachedGet {
   }
 }
 
-function hasRange(req: IncomingMessage): boolean {
+function hasRange(req: ClientAsk): boolean {
   return req.headers.range !== undefined;
 }
 
-function rangeHeader(req: IncomingMessage): string | undefined {
+function rangeHeader(req: ClientAsk): string | undefined {
   return single(req.headers.range);
 }
 

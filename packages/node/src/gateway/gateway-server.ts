@@ -36,7 +36,7 @@ import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { pipeline } from 'node:stream';
 import { isLoopbackAddress, stripHopByHop } from '../proxy.js';
-import { carriesCredentials } from './cache-semantics.js';
+import { carriesCredentials, withoutPresignQuery } from './cache-semantics.js';
 import type { CachedGet, UpstreamCall } from './cached-get.js';
 import type { ResolvedRoute, RouteTable } from './routes.js';
 import { signS3, type AwsCredentials } from './upstream-signer.js';
@@ -66,9 +66,6 @@ const CLIENT_SIGNATURE_FIELDS = new Set([
   'x-amz-security-token',
   'x-amz-content-sha256',
 ]);
-/** Presigned query parameters (SigV4) that were for the gateway. */
-const PRESIGN_PARAMETER =
-  /^x-amz-(algorithm|credential|date|expires|signedheaders|signature|security-token)$/i;
 
 export class Gateway {
   private readonly server: Server;
@@ -147,7 +144,7 @@ export class Gateway {
     const cached = this.options.cache;
     if (cached !== undefined && (method === 'GET' || method === 'HEAD') && !hasBody(req)) {
       const { upstream } = resolved;
-      const path = s3 ? withoutPresign(upstream.path) : upstream.path;
+      const path = s3 ? withoutPresignQuery(upstream.path) : upstream.path;
       const key = `${upstream.origin.origin}${path}`;
       // The gateway's own signature, or the client's credentials, make the request private.
       const credentialed =
@@ -219,7 +216,7 @@ export class Gateway {
   ): Promise<ClientRequest> {
     const target = route.target;
     const s3 = target.kind === 's3';
-    const path = s3 ? withoutPresign(upstream.path) : upstream.path;
+    const path = s3 ? withoutPresignQuery(upstream.path) : upstream.path;
     let sendHeaders: OutgoingHttpHeaders = { ...headers, host: upstream.origin.host };
     if (s3 && this.options.credentials !== undefined) {
       sendHeaders = await signS3(
@@ -284,25 +281,6 @@ function responseOf(request: ClientRequest): Promise<IncomingMessage> {
     request.once('response', resolve);
     request.once('error', reject);
   });
-}
-
-/** `path` without the SigV4 presign parameters (they were the client's, for the gateway). */
-function withoutPresign(path: string): string {
-  const query = path.indexOf('?');
-  if (query < 0) return path;
-  const kept = path
-    .slice(query + 1)
-    .split('&')
-    .filter((pair) => pair !== '' && !PRESIGN_PARAMETER.test(safeDecode(pair.split('=')[0]!)));
-  return kept.length === 0 ? path.slice(0, query) : `${path.slice(0, query)}?${kept.join('&')}`;
-}
-
-function safeDecode(text: string): string {
-  try {
-    return decodeURIComponent(text);
-  } catch {
-    return text;
-  }
 }
 
 function reply(res: ServerResponse, status: number, text: string): void {

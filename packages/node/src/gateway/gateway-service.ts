@@ -65,6 +65,8 @@ export class GatewayService {
     private readonly gateway: Gateway,
     private readonly index: ObjectIndex,
     private readonly cache: ObjectCache,
+    /** GET and HEAD through the cache: the endpoint's, and the forward proxy's (forward-cache.ts). */
+    readonly cachedGet: CachedGet,
     private readonly config: GatewayConfig,
     readonly address: AddressInfo,
   ) {}
@@ -117,7 +119,7 @@ export class GatewayService {
       index.close();
       throw error;
     }
-    const service = new GatewayService(counts, gateway, index, cache, config, address);
+    const service = new GatewayService(counts, gateway, index, cache, cachedGet, config, address);
     logger.info(
       {
         gateway: `${address.address}:${address.port}`,
