@@ -15,6 +15,7 @@
  * (`DaemonUnreachable`); a refusal (`ApiError`) carries the daemon's own sentence from its
  * `{"error": "..."}` body, never the raw JSON.
  */
+import type { GatewayStats } from './gateway/gateway-service.js';
 import { request, type IncomingMessage } from 'node:http';
 import { API_KEY_HEADER, ApiRefusalCodes } from './api-guard.js';
 import type { ContentJobEvent } from './content-job.js';
@@ -298,4 +299,37 @@ export async function updateContent(
   if (res.statusCode !== 200) throw await apiError(res);
   await readAll(res);
   return true;
+}
+
+/** One cached object, as `GET /api/cache` lists it. */
+export interface CacheRow {
+  readonly key: string;
+  readonly contentId: string;
+  readonly bytes: number;
+  readonly hits: number;
+  readonly private: boolean;
+  readonly etag: string | null;
+  readonly storedAt: string;
+  readonly lastUsedAt: string;
+}
+
+export interface CacheAnswer {
+  /** False when the daemon runs without `--gateway`. */
+  readonly running: boolean;
+  readonly stats?: GatewayStats;
+  readonly objects?: readonly CacheRow[];
+}
+
+/** `GET /api/cache`: the gateway cache's figures and objects. */
+export async function getCache(target: ApiTarget): Promise<CacheAnswer> {
+  const res = await call(target, 'GET', '/api/cache');
+  if (res.statusCode !== 200) throw await apiError(res);
+  return JSON.parse(await readAll(res)) as CacheAnswer;
+}
+
+/** `POST /api/cache/evict {prefix}`: how many objects were evicted. */
+export async function evictCache(target: ApiTarget, prefix: string): Promise<number> {
+  const res = await call(target, 'POST', '/api/cache/evict', { prefix });
+  if (res.statusCode !== 200) throw await apiError(res);
+  return (JSON.parse(await readAll(res)) as { evicted: number }).evicted;
 }

@@ -22,13 +22,14 @@
  *   output claims are shared with `/api/get`, so a get and a fetch cannot write one file.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { formatDeviceId } from '@peapod/core';
+import { formatDeviceId, toHex } from '@peapod/core';
 import type { Logger } from 'pino';
 import type { GetRequest } from './api-client.js';
 import { apiRefusal, refuse, type ApiGuard } from './api-guard.js';
 import { contentIdOfPath, parseGetRequest, readBody, sendJson } from './api-request.js';
 import { ContentApi, type ContentApiOptions } from './content-api.js';
 import type { DownloadJob, JobEvent } from './download-job.js';
+import type { GatewayService } from './gateway/gateway-service.js';
 import type { GossipService } from './gossip-service.js';
 import type { JobFactory } from './job-factory.js';
 import { OutputClaims, type OutputClaim } from './output-claims.js';
@@ -50,6 +51,8 @@ export interface ApiRouterOptions {
   /** Gossip beyond the pod, when it is on: `GET /api/peers` shows its peers and trackers. */
   readonly gossip: GossipService | undefined;
   readonly logger: Logger;
+  /** The gateway, when it runs (`GET /api/cache`, `POST /api/cache/evict`). */
+  readonly gatewayCache?: () => GatewayService | undefined;
   /** The content routes' parts (content-api.ts); the router adds the shared ones. */
   readonly content: Omit<
     ContentApiOptions,
@@ -134,6 +137,9 @@ export class ApiRouter {
     if (req.method === 'GET' && pathname === '/api/contents') {
       return () => Promise.resolve(content.contents(res));
     }
+    if (req.method === 'GET' && pathname === '/api/cache') return () => this.cacheAnswer(res);
+    if (req.method === 'POST' && pathname === '/api/cache/evict')
+      return () => this.cacheEvict(req, res);
     const contentId = contentIdOfPath(pathname);
     if (req.method === 'DELETE' && contentId !== undefined) {
       return () => content.remove(res, contentId);
@@ -150,6 +156,52 @@ export class ApiRouter {
       };
     }
     return undefined;
+  }
+
+  /** `GET /api/cache`: the gateway cache's figures and objects (`peapod cache stats|ls`). */
+  private cacheAnswer(res: ServerResponse): Promise<void> {
+    const gateway = this.options.gatewayCache?.();
+    if (gateway === undefined) {
+      sendJson(res, 200, { running: false });
+      return Promise.resolve();
+    }
+    sendJson(res, 200, {
+      running: true,
+      stats: gateway.stats(),
+      objects: gateway.list().map((o) => ({
+        key: o.key,
+        contentId: toHex(o.contentId),
+        bytes: o.totalBytes,
+        hits: o.hits,
+        private: o.private,
+        etag: o.etag ?? null,
+        storedAt: new Date(o.storedAtMs).toISOString(),
+        lastUsedAt: new Date(o.lastUsedMs).toISOString(),
+      })),
+    });
+    return Promise.resolve();
+  }
+
+  /** `POST /api/cache/evict {prefix}`: evicts the objects whose key starts with it. */
+  private async cacheEvict(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const gateway = this.options.gatewayCache?.();
+    if (gateway === undefined) {
+      sendJson(res, 409, {
+        error: 'this daemon runs no gateway (start it with --gateway HOST:PORT)',
+      });
+      return;
+    }
+    let prefix: unknown;
+    try {
+      prefix = (JSON.parse(await readBody(req)) as { prefix?: unknown }).prefix;
+    } catch {
+      prefix = undefined;
+    }
+    if (typeof prefix !== 'string') {
+      sendJson(res, 400, { error: 'send {"prefix": "..."} ("" evicts everything)' });
+      return;
+    }
+    sendJson(res, 200, { evicted: await gateway.evict(prefix) });
   }
 
   /** `POST /api/get`: run one job; stream its events (file output) or its bytes (`-`). */

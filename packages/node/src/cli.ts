@@ -17,6 +17,7 @@ import { renderPeers } from './commands/peers.js';
 import { ContentIdError, runList, runRemove, runSetPublished } from './commands/contents.js';
 import { FETCH_EXIT_HELP, runFetch } from './commands/fetch.js';
 import { runShare } from './commands/share.js';
+import { runCache } from './commands/cache.js';
 import { registerTrackerCommand } from './commands/tracker.js';
 import { LOG_FORMATS, type LogFormat } from './log-format-names.js';
 import { readFile } from 'node:fs/promises';
@@ -461,6 +462,38 @@ ${examples('peapod ls', "peapod ls --json | jq '.contents[] | select(.complete)'
   )
   .action(async (options: { json?: boolean }) => {
     await runList(await apiTarget(), { json: options.json === true });
+  });
+
+const cache = program
+  .command('cache')
+  .description('the gateway cache of a daemon started with --gateway: stats, ls, evict');
+cache
+  .command('stats')
+  .description('size, hits and misses, bytes from origin and cache, the back-to-origin ratio')
+  .option('--json', 'print JSON: {running, stats}')
+  .action(async (options: { json?: boolean }) => {
+    await runCache(await apiTarget(), 'stats', { json: options.json === true });
+  });
+cache
+  .command('ls')
+  .description('the cached objects: size, hits, private, last used, key (the upstream URL)')
+  .option('--json', 'print JSON: {running, stats, objects: [...]}')
+  .action(async (options: { json?: boolean }) => {
+    await runCache(await apiTarget(), 'ls', { json: options.json === true });
+  });
+cache
+  .command('evict')
+  .argument(
+    '[prefix]',
+    'evict the objects whose key (upstream URL) starts with this; all without it',
+  )
+  .description('drop cached objects (the next request fetches them from the origin again)')
+  .option('--json', 'print JSON: {evicted}')
+  .action(async (prefix: string | undefined, options: { json?: boolean }) => {
+    await runCache(await apiTarget(), 'evict', {
+      json: options.json === true,
+      ...(prefix === undefined ? {} : { prefix }),
+    });
   });
 
 program

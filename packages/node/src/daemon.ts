@@ -194,6 +194,7 @@ export class Daemon {
       refused: this.refused,
       gossip: this.gossip,
       logger,
+      gatewayCache: () => this.gatewayService,
       content: {
         store: () => this.store,
         crypto,

@@ -300,14 +300,20 @@ export function revalidationHeaders(stored: {
 const PRESIGN_PARAMETER =
   /^x-amz-(algorithm|credential|date|expires|signedheaders|signature|security-token)$/i;
 
-/** `path` (`/p?q`) without its SigV4 presign parameters, the rest of the query as it was. */
-export function withoutPresignQuery(path: string): string {
+/**
+ * `path` (`/p?q`) without its SigV4 presign parameters (and those `also` names), the rest of the
+ * query as it was.
+ */
+export function withoutPresignQuery(path: string, also?: RegExp): string {
   const query = path.indexOf('?');
   if (query < 0) return path;
   const kept = path
     .slice(query + 1)
     .split('&')
-    .filter((pair) => pair !== '' && !PRESIGN_PARAMETER.test(safeDecode(pair.split('=')[0]!)));
+    .filter((pair) => {
+      const name = safeDecode(pair.split('=')[0]!);
+      return pair !== '' && !PRESIGN_PARAMETER.test(name) && !(also?.test(name) ?? false);
+    });
   return kept.length === 0 ? path.slice(0, query) : `${path.slice(0, query)}?${kept.join('&')}`;
 }
 

@@ -144,8 +144,8 @@ export class Gateway {
     const cached = this.options.cache;
     if (cached !== undefined && (method === 'GET' || method === 'HEAD') && !hasBody(req)) {
       const { upstream } = resolved;
-      const path = s3 ? withoutPresignQuery(upstream.path) : upstream.path;
-      const key = `${upstream.origin.origin}${path}`;
+      // The AWS SDKs add `x-id=GetObject`, which S3 ignores: not part of the object's name.
+      const key = `${upstream.origin.origin}${s3 ? withoutPresignQuery(upstream.path, /^x-id$/i) : upstream.path}`;
       // The gateway's own signature, or the client's credentials, make the request private.
       const credentialed =
         (s3 && this.options.credentials !== undefined) ||
