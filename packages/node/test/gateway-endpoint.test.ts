@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
+import { Readable } from 'node:stream';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
@@ -164,6 +165,28 @@ describe(
       const body = randomBytes(5000);
       await through.send(new PutObjectCommand({ Bucket: 'cache', Key: 'up/c.bin', Body: body }));
       const got = await direct.send(new GetObjectCommand({ Bucket: 'models', Key: 'up/c.bin' }));
+      assert.deepEqual(await bytesOf(got.Body), body);
+    });
+
+    test('a streaming upload with the SDK default checksums (aws-chunked + trailer) is stored decoded', async () => {
+      const defaults = new S3Client({
+        endpoint: gatewayUrl,
+        region: 'us-east-1',
+        forcePathStyle: true,
+        credentials: S3RVER_CREDENTIALS,
+      });
+      const body = randomBytes(200_000);
+      await defaults.send(
+        new PutObjectCommand({
+          Bucket: 'cache',
+          Key: 'up/streamed.bin',
+          Body: Readable.from([body.subarray(0, 70_000), body.subarray(70_000)]),
+          ContentLength: body.length,
+        }),
+      );
+      const got = await direct.send(
+        new GetObjectCommand({ Bucket: 'models', Key: 'up/streamed.bin' }),
+      );
       assert.deepEqual(await bytesOf(got.Body), body);
     });
 

@@ -14,9 +14,9 @@
  *   the origin's. For an S3 route the gateway signs with its own credentials (upstream-signer.ts):
  *   the client's `Authorization`, `X-Amz-Date`, `X-Amz-Security-Token`, `X-Amz-Content-Sha256`
  *   and presigned query parameters were for the gateway and are not sent on.
- *   An `aws-chunked` body signed chunk by chunk for the gateway cannot be re-signed in passing;
- *   it is refused with 501 and a sentence (configure the SDK with
- *   `requestChecksumCalculation: 'WHEN_REQUIRED'`).
+ *   An `aws-chunked` upload (the SDKs' streaming uploads, chunk-signed for the gateway or with a
+ *   trailer checksum) is decoded on the way (aws-chunked.ts), its trailer checksum checked, and
+ *   sent on as a plain body of `x-amz-decoded-content-length` bytes.
  * - The response (status, reason, end-to-end fields, body, trailers) comes back as the origin
  *   sent it, errors included.
  * - Failures: an origin that cannot be reached is 502 naming it and the system error; once a
@@ -34,7 +34,8 @@ import {
 } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { pipeline } from 'node:stream';
+import { pipeline, type Readable } from 'node:stream';
+import { AwsChunkedDecoder } from './aws-chunked.js';
 import { isLoopbackAddress, stripHopByHop } from '../proxy.js';
 import { carriesCredentials, withoutPresignQuery } from './cache-semantics.js';
 import type { CachedGet, UpstreamCall } from './cached-get.js';
@@ -128,18 +129,29 @@ export class Gateway {
     const method = req.method ?? 'GET';
     const s3 = resolved.route.target.kind === 's3';
     const headers = clientHeaders(req, s3);
-    if (
-      s3 &&
-      /aws-chunked/i.test(headers['content-encoding'] ?? '') &&
-      String(req.headers['x-amz-content-sha256'] ?? '').startsWith('STREAMING-AWS4')
-    ) {
-      reply(
-        res,
-        501,
-        "this upload is signed chunk by chunk (aws-chunked) for the gateway, which cannot re-sign it: set the SDK's requestChecksumCalculation to 'WHEN_REQUIRED'",
-      );
-      req.resume();
-      return;
+    let body: Readable = req;
+    if (s3 && /aws-chunked/i.test(headers['content-encoding'] ?? '')) {
+      // Chunk signatures were for the gateway: the body is decoded and sent on unsigned.
+      const declared = Number(headers['x-amz-decoded-content-length']);
+      if (!Number.isSafeInteger(declared) || declared < 0) {
+        reply(res, 400, 'an aws-chunked upload needs x-amz-decoded-content-length');
+        req.resume();
+        return;
+      }
+      const encodings = (headers['content-encoding'] ?? '')
+        .split(',')
+        .map((e) => e.trim())
+        .filter((e) => e !== '' && e.toLowerCase() !== 'aws-chunked');
+      if (encodings.length === 0) delete headers['content-encoding'];
+      else headers['content-encoding'] = encodings.join(', ');
+      delete headers['x-amz-decoded-content-length'];
+      delete headers['x-amz-trailer'];
+      headers['content-length'] = String(declared);
+      const decoder = new AwsChunkedDecoder(declared);
+      decoder.once('error', (error) => {
+        if (!res.headersSent) reply(res, 400, `the upload was refused: ${error.message}`);
+      });
+      body = req.pipe(decoder);
     }
     const cached = this.options.cache;
     if (cached !== undefined && (method === 'GET' || method === 'HEAD') && !hasBody(req)) {
@@ -201,9 +213,12 @@ export class Gateway {
           502,
           `the origin ${resolved.upstream.origin.host} cannot be reached: ${error.message}`,
         );
-      else res.destroy();
+      else if (!res.writableEnded) res.destroy();
     });
-    if (hasBody(req)) pipeline(req, originReq, () => undefined);
+    if (hasBody(req))
+      pipeline(body, originReq, (error) => {
+        if (error) originReq.destroy(error);
+      });
     else originReq.end();
   }
 
