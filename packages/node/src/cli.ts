@@ -26,7 +26,11 @@ import { DAEMON_RUN_FILE, type DaemonRunFile } from './daemon-run-file.js';
 import { DataDir, DataDirFiles, parseHostPort, SETTINGS, type ConfigFlags } from './data-dir.js';
 import { createPod, formatJoinCode, parseJoinCode, podId } from './pod.js';
 import { createLimits, parseRate, parseSize } from './rate-limit.js';
-import { GATEWAY_CACHE_DEFAULT_BYTES, type GatewayConfig } from './gateway/gateway-service.js';
+import {
+  GATEWAY_CACHE_DEFAULT_BYTES,
+  GATEWAY_MEMORY_DEFAULT_BYTES,
+  type GatewayConfig,
+} from './gateway/gateway-service.js';
 import { parseRoute } from './gateway/routes.js';
 
 const program = new Command('peapod')
@@ -189,6 +193,10 @@ program
     collect,
   )
   .option('--cache-size <size>', 'disk the gateway cache may use, e.g. 50GiB (default 10GiB)')
+  .option(
+    '--cache-memory <size>',
+    'memory for the hottest cached chunks, e.g. 2GiB (default 256MiB)',
+  )
   .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
   .addOption(
     new Option('--log-format <format>', 'json, or pretty (default: pretty on a terminal)').choices(
@@ -577,8 +585,12 @@ registerTrackerCommand(program);
 /** The gateway's flags, checked (a usage error names the flag), or undefined without `--gateway`. */
 function gatewayFlags(options: DaemonFlags): GatewayConfig | undefined {
   if (options.gateway === undefined) {
-    if (options.route !== undefined || options.cacheSize !== undefined)
-      fail('--route and --cache-size need --gateway HOST:PORT');
+    if (
+      options.route !== undefined ||
+      options.cacheSize !== undefined ||
+      options.cacheMemory !== undefined
+    )
+      fail('--route, --cache-size and --cache-memory need --gateway HOST:PORT');
     return undefined;
   }
   const at = parseHostPort(options.gateway);
@@ -595,7 +607,13 @@ function gatewayFlags(options: DaemonFlags): GatewayConfig | undefined {
     options.cacheSize === undefined ? GATEWAY_CACHE_DEFAULT_BYTES : parseSize(options.cacheSize);
   if (cacheBytes === undefined || cacheBytes <= 0)
     fail(`--cache-size: "${options.cacheSize}" is not a size, e.g. 50GiB`);
-  return { host: at.host, port: at.port, routes, cacheBytes };
+  const memoryBytes =
+    options.cacheMemory === undefined
+      ? GATEWAY_MEMORY_DEFAULT_BYTES
+      : parseSize(options.cacheMemory);
+  if (memoryBytes === undefined || memoryBytes <= 0)
+    fail(`--cache-memory: "${options.cacheMemory}" is not a size, e.g. 2GiB`);
+  return { host: at.host, port: at.port, routes, cacheBytes, memoryBytes };
 }
 
 interface DaemonFlags {
@@ -620,6 +638,7 @@ interface DaemonFlags {
   gateway?: string;
   route?: string[];
   cacheSize?: string;
+  cacheMemory?: string;
   logLevel: string;
   logFormat?: LogFormat;
   testCorruptForPeers: boolean;

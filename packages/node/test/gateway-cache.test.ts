@@ -23,6 +23,7 @@ import { CachedGet } from '../src/gateway/cached-get.js';
 import { forwardCacheResponder } from '../src/gateway/forward-cache.js';
 import { ForwardProxy } from '../src/proxy.js';
 import { Gateway } from '../src/gateway/gateway-server.js';
+import { MemoryCache } from '../src/gateway/memory-cache.js';
 import { ObjectCache } from '../src/gateway/object-cache.js';
 import { ObjectIndex } from '../src/gateway/object-index.js';
 import { parseRoute, RouteTable } from '../src/gateway/routes.js';
@@ -62,6 +63,7 @@ async function fixture(
     objectsDir: join(dir, 'objects'),
     crypto: createNodeCryptoProvider(),
     budgetBytes: 2 ** 30,
+    memory: new MemoryCache({ maxBytes: 64 * 2 ** 20 }),
     nowMs: () => Date.now(),
   });
   const cachedGet = new CachedGet(

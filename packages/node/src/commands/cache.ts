@@ -29,6 +29,7 @@ export function renderCacheStats(answer: CacheAnswer): string[] {
     `cache: ${stats.objects} objects, ${formatBytes(stats.bytes)} of ${formatBytes(stats.budgetBytes)}`,
     `requests: ${stats.requests} (hits ${stats.hits}, misses ${stats.misses}, hit ratio ${hitRatio})`,
     `bytes: ${formatBytes(stats.bytesFromOrigin)} from the origin, ${formatBytes(stats.bytesFromCache)} from the cache; back-to-origin ratio ${ratio}`,
+    `memory (L1): ${formatBytes(stats.memory.bytes)} of ${formatBytes(stats.memory.maxBytes)} in ${stats.memory.entries} chunks (hot ${stats.memory.levels.hot}, warm ${stats.memory.levels.warm}, cold ${stats.memory.levels.cold}); ${formatBytes(stats.bytesFromMemory)} served from memory, ${formatBytes(stats.bytesFromStore)} from disk`,
     `revalidations: ${r.not_modified} unchanged (304), ${r.changed} changed, ${r.denied} refused or failed upstream`,
   ];
 }

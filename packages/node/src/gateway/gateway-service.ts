@@ -19,6 +19,7 @@ import type { Logger } from 'pino';
 import type { ChunkStoreApi } from '../store/store-api.js';
 import { CachedGet } from './cached-get.js';
 import { Gateway } from './gateway-server.js';
+import { MemoryCache, type MemoryCacheStats } from './memory-cache.js';
 import { ObjectCache } from './object-cache.js';
 import { ObjectIndex, type CachedObject } from './object-index.js';
 import type { Route } from './routes.js';
@@ -27,6 +28,8 @@ import { findAwsCredentials } from './upstream-signer.js';
 
 /** `--cache-size` when not given. */
 export const GATEWAY_CACHE_DEFAULT_BYTES = 10 * 2 ** 30;
+/** `--cache-memory` when not given. */
+export const GATEWAY_MEMORY_DEFAULT_BYTES = 256 * 2 ** 20;
 
 export interface GatewayConfig {
   readonly host: string;
@@ -34,6 +37,8 @@ export interface GatewayConfig {
   readonly routes: readonly Route[];
   /** Bytes of cached objects kept on disk. */
   readonly cacheBytes: number;
+  /** Bytes of verified chunks kept in memory (L1). */
+  readonly memoryBytes: number;
 }
 
 export interface GatewayStats {
@@ -45,6 +50,9 @@ export interface GatewayStats {
   readonly misses: number;
   readonly bytesFromOrigin: number;
   readonly bytesFromCache: number;
+  readonly bytesFromMemory: number;
+  readonly bytesFromStore: number;
+  readonly memory: MemoryCacheStats;
   readonly revalidations: Readonly<Record<'not_modified' | 'changed' | 'denied', number>>;
 }
 
@@ -55,6 +63,9 @@ function newCounts() {
     misses: 0,
     bytesFromOrigin: 0,
     bytesFromCache: 0,
+    /** Of bytesFromCache: read from L1, and from the store. */
+    bytesFromMemory: 0,
+    bytesFromStore: 0,
     revalidations: { not_modified: 0, changed: 0, denied: 0 },
   };
 }
@@ -67,6 +78,7 @@ export class GatewayService {
     private readonly cache: ObjectCache,
     /** GET and HEAD through the cache: the endpoint's, and the forward proxy's (forward-cache.ts). */
     readonly cachedGet: CachedGet,
+    private readonly memory: MemoryCache,
     private readonly config: GatewayConfig,
     readonly address: AddressInfo,
   ) {}
@@ -80,7 +92,14 @@ export class GatewayService {
   }): Promise<GatewayService> {
     const { config, dataDir, store, crypto, logger } = options;
     const index = new ObjectIndex(join(dataDir, 'gateway.db'));
+    const counts = newCounts();
+    const memory = new MemoryCache({ maxBytes: config.memoryBytes });
     const cache = new ObjectCache({
+      memory,
+      onChunkRead: (layer, bytes) => {
+        if (layer === 'memory') counts.bytesFromMemory += bytes;
+        else counts.bytesFromStore += bytes;
+      },
       store,
       index,
       objectsDir: join(dataDir, 'gateway', 'objects'),
@@ -89,7 +108,6 @@ export class GatewayService {
       nowMs: () => Date.now(),
     });
     const found = findAwsCredentials();
-    const counts = newCounts();
     const cachedGet = new CachedGet(
       cache,
       {
@@ -119,7 +137,16 @@ export class GatewayService {
       index.close();
       throw error;
     }
-    const service = new GatewayService(counts, gateway, index, cache, cachedGet, config, address);
+    const service = new GatewayService(
+      counts,
+      gateway,
+      index,
+      cache,
+      cachedGet,
+      memory,
+      config,
+      address,
+    );
     logger.info(
       {
         gateway: `${address.address}:${address.port}`,
@@ -137,6 +164,7 @@ export class GatewayService {
       bytes: this.index.totalBytes(),
       budgetBytes: this.config.cacheBytes,
       ...this.counts,
+      memory: this.memory.stats(),
       revalidations: { ...this.counts.revalidations },
     };
   }

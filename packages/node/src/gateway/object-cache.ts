@@ -30,7 +30,7 @@ import type { CachedObject, ObjectIndex } from './object-index.js';
 /** L1: what the object cache needs of a memory cache (memory-cache.ts). */
 export interface ChunkMemory {
   get(key: string): Uint8Array | undefined;
-  set(key: string, bytes: Uint8Array, nowMs: number): void;
+  set(key: string, bytes: Uint8Array): unknown;
   delete(key: string): void;
 }
 
@@ -46,6 +46,8 @@ export interface ObjectCacheOptions {
   /** Wall clock, Unix ms. */
   readonly nowMs: () => number;
   readonly onEvicted?: (layer: 'memory' | 'store', object: CachedObject) => void;
+  /** A chunk was read for a response: from L1 (`memory`) or from the store (then put in L1). */
+  readonly onChunkRead?: (layer: 'memory' | 'store', bytes: number) => void;
 }
 
 /** The response fields kept with an object and replayed on a hit. */
@@ -126,7 +128,10 @@ export class ObjectCache {
       if (chunk === undefined) {
         chunk = await store.readChunk(object.contentId, index);
         if (chunk === undefined) throw new CacheMissing(object);
-        memory?.set(memoryKey, chunk, this.options.nowMs());
+        memory?.set(memoryKey, chunk);
+        this.options.onChunkRead?.('store', chunk.length);
+      } else {
+        this.options.onChunkRead?.('memory', chunk.length);
       }
       const from = Math.max(0, start - index * size);
       const to = Math.min(chunk.length, end - index * size);
