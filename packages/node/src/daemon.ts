@@ -210,7 +210,11 @@ export class Daemon {
       poolable: (request) =>
         this.gatewayService === undefined
           ? poolableGet(request, this.jobs, logger)
-          : forwardCacheResponder(this.gatewayService.cachedGet, request),
+          : forwardCacheResponder(
+              this.gatewayService.cachedGet,
+              request,
+              this.gatewayService.onResponse,
+            ),
       logger,
     });
     this.discovery = new LanDiscovery({

@@ -26,6 +26,7 @@ const CONDITIONAL =
 export function forwardCacheResponder(
   cache: CachedGet,
   request: ProxiedGet,
+  onResponse?: (mode: 'forward', method: string, status: number, seconds: number) => void,
 ): PooledResponder | undefined {
   let url: URL;
   try {
@@ -64,6 +65,10 @@ export function forwardCacheResponder(
     });
   };
   return {
-    respond: (res) => cache.serve({ method: 'GET', headers }, res, key, credentialed, upstream),
+    respond: (res) => {
+      const started = performance.now();
+      res.once('finish', () => onResponse?.('forward', 'GET', res.statusCode, (performance.now() - started) / 1000));
+      return cache.serve({ method: 'GET', headers }, res, key, credentialed, upstream);
+    },
   };
 }

@@ -36,6 +36,7 @@ import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { pipeline, type Readable } from 'node:stream';
 import { AwsChunkedDecoder } from './aws-chunked.js';
+import { METRICS_CONTENT_TYPE, type Metrics } from './metrics.js';
 import { isLoopbackAddress, stripHopByHop } from '../proxy.js';
 import { carriesCredentials, withoutPresignQuery } from './cache-semantics.js';
 import type { CachedGet, UpstreamCall } from './cached-get.js';
@@ -56,6 +57,10 @@ export interface GatewayOptions {
   readonly logger?: GatewayLogger;
   /** GET and HEAD go through this cache (cached-get.ts); without it everything passes through. */
   readonly cache?: CachedGet;
+  /** Served at `GET /metrics` (a path no route may take). */
+  readonly metrics?: Metrics;
+  /** Each response, when it finished (metrics). */
+  readonly onResponse?: (mode: 'endpoint', method: string, status: number, seconds: number) => void;
   /** Wall clock for signatures; default `new Date()`. */
   readonly now?: () => Date;
 }
@@ -104,6 +109,17 @@ export class Gateway {
     const client = req.socket.remoteAddress ?? '';
     if (!this.allowClient(client)) {
       reply(res, 403, `this gateway does not serve ${client}`);
+      return;
+    }
+    const started = performance.now();
+    res.once('finish', () =>
+      this.options.onResponse?.('endpoint', req.method ?? 'GET', res.statusCode, (performance.now() - started) / 1000),
+    );
+    const metrics = this.options.metrics;
+    if (metrics !== undefined && req.method === 'GET' && req.url === '/metrics') {
+      const body = metrics.render();
+      res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'content-length': Buffer.byteLength(body) });
+      res.end(body);
       return;
     }
     const resolved = this.options.routes.resolve(req.headers.host, req.url ?? '');

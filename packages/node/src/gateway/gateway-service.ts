@@ -20,6 +20,7 @@ import type { ChunkStoreApi } from '../store/store-api.js';
 import { CachedGet } from './cached-get.js';
 import { Gateway } from './gateway-server.js';
 import { MemoryCache, type MemoryCacheStats } from './memory-cache.js';
+import { Metrics } from './metrics.js';
 import { ObjectCache } from './object-cache.js';
 import { ObjectIndex, type CachedObject } from './object-index.js';
 import type { Route } from './routes.js';
@@ -58,6 +59,9 @@ export interface GatewayStats {
 
 function newCounts() {
   return {
+    /** Responses by mode, method and status (`peapod_gateway_requests_total`). */
+    responses: new Map<string, { labels: Record<string, string>; value: number }>(),
+    storeEvictions: 0,
     requests: 0,
     hits: 0,
     misses: 0,
@@ -79,6 +83,8 @@ export class GatewayService {
     /** GET and HEAD through the cache: the endpoint's, and the forward proxy's (forward-cache.ts). */
     readonly cachedGet: CachedGet,
     private readonly memory: MemoryCache,
+    /** Where forward-mode responses are counted (forward-cache.ts). */
+    readonly onResponse: (mode: 'endpoint' | 'forward', method: string, status: number, seconds: number) => void,
     private readonly config: GatewayConfig,
     readonly address: AddressInfo,
   ) {}
@@ -96,6 +102,7 @@ export class GatewayService {
     const memory = new MemoryCache({ maxBytes: config.memoryBytes });
     const cache = new ObjectCache({
       memory,
+      onEvicted: () => counts.storeEvictions++,
       onChunkRead: (layer, bytes) => {
         if (layer === 'memory') counts.bytesFromMemory += bytes;
         else counts.bytesFromStore += bytes;
@@ -124,9 +131,12 @@ export class GatewayService {
       },
       () => Date.now(),
     );
+    const metrics = gatewayMetrics(counts, index, memory);
     const gateway = new Gateway({
       routes: new RouteTable(config.routes),
       cache: cachedGet,
+      metrics,
+      onResponse: (mode, method, status, seconds) => recordResponse(counts, metrics, mode, method, status, seconds),
       logger,
       ...(found === undefined ? {} : { credentials: found.credentials }),
     });
@@ -144,6 +154,8 @@ export class GatewayService {
       cache,
       cachedGet,
       memory,
+      (mode, method, status, seconds) =>
+        recordResponse(counts, metrics, mode, method, status, seconds),
       config,
       address,
     );
@@ -185,4 +197,69 @@ export class GatewayService {
     await this.gateway.close();
     this.index.close();
   }
+}
+
+type Counts = ReturnType<typeof newCounts>;
+
+const DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+function recordResponse(
+  counts: Counts,
+  metrics: Metrics,
+  mode: 'endpoint' | 'forward',
+  method: string,
+  status: number,
+  seconds: number,
+): void {
+  const labels = { mode, method, status: String(status) };
+  const key = `${mode} ${method} ${status}`;
+  const series = counts.responses.get(key);
+  if (series === undefined) counts.responses.set(key, { labels, value: 1 });
+  else series.value++;
+  metrics.observe('peapod_gateway_request_duration_seconds', seconds);
+}
+
+/** The registry behind `/metrics`: every series read from the counts at scrape time. */
+function gatewayMetrics(counts: Counts, index: ObjectIndex, memory: MemoryCache): Metrics {
+  const metrics = new Metrics();
+  metrics.counter('peapod_gateway_requests_total', 'Responses the gateway sent, by mode, method and status.', () => [
+    ...counts.responses.values(),
+  ]);
+  metrics.counter('peapod_gateway_cache_lookups_total', 'Cache lookups by layer and result.', () => {
+    const m = memory.stats();
+    return [
+      { labels: { layer: 'memory', result: 'hit' }, value: m.hits },
+      { labels: { layer: 'memory', result: 'miss' }, value: m.misses },
+      { labels: { layer: 'store', result: 'hit' }, value: counts.hits },
+      { labels: { layer: 'store', result: 'miss' }, value: counts.misses },
+    ];
+  });
+  metrics.counter('peapod_gateway_bytes_total', 'Body bytes served, by where they came from.', () => [
+    { labels: { source: 'origin' }, value: counts.bytesFromOrigin },
+    { labels: { source: 'memory' }, value: counts.bytesFromMemory },
+    { labels: { source: 'store' }, value: counts.bytesFromStore },
+  ]);
+  metrics.gauge(
+    'peapod_gateway_back_to_origin_ratio',
+    'Bytes from the origin over all body bytes served (0 when nothing was served).',
+    () => {
+      const served = counts.bytesFromOrigin + counts.bytesFromCache;
+      return [{ labels: {}, value: served === 0 ? 0 : counts.bytesFromOrigin / served }];
+    },
+  );
+  metrics.counter('peapod_gateway_evictions_total', 'Evictions by layer.', () => [
+    { labels: { layer: 'memory' }, value: memory.stats().evictions },
+    { labels: { layer: 'store' }, value: counts.storeEvictions },
+  ]);
+  metrics.counter('peapod_gateway_revalidations_total', 'Revalidations with the origin, by outcome.', () =>
+    Object.entries(counts.revalidations).map(([result, value]) => ({ labels: { result }, value })),
+  );
+  metrics.gauge('peapod_gateway_memory_bytes', 'Bytes of chunks held in memory (L1).', () => [
+    { labels: {}, value: memory.stats().bytes },
+  ]);
+  metrics.gauge('peapod_gateway_store_bytes', 'Bytes of cached objects on disk (L2).', () => [
+    { labels: {}, value: index.totalBytes() },
+  ]);
+  metrics.histogram('peapod_gateway_request_duration_seconds', 'Time from request to the end of the response.', DURATION_BUCKETS);
+  return metrics;
 }
