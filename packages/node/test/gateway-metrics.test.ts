@@ -51,7 +51,8 @@ test('names and label names outside the grammar are refused', () => {
 });
 
 test('property: any label value escapes to one line and unescapes to itself', () => {
-  const unescape = (text: string) => text.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
+  const unescape = (text: string) =>
+    text.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
   fc.assert(
     fc.property(fc.string({ unit: 'binary' }), (value) => {
       const escaped = escapeLabelValue(value);

@@ -27,7 +27,7 @@ import { stripHopByHop } from '../proxy.js';
 import { CacheMissing, type ObjectCache, type ObjectFill } from './object-cache.js';
 import type { CachedObject } from './object-index.js';
 import {
-  type Headers,
+  type HeaderFields,
   cacheDecision,
   evaluatePreconditions,
   multipartByteranges,
@@ -50,7 +50,7 @@ export interface UpstreamCall {
 /** What the cache needs of the client's request (an IncomingMessage, or a proxied GET). */
 export interface ClientAsk {
   readonly method?: string | undefined;
-  readonly headers: Headers;
+  readonly headers: HeaderFields;
 }
 
 export interface CachedGetEvents {
@@ -91,14 +91,19 @@ export class CachedGet {
       const fresh =
         !credentialed &&
         !object.private &&
-        cacheDecision({
-          requestHeaders: req.headers,
-          storedHeaders: Object.fromEntries(object.headers),
-          storedAtMs: object.storedAtMs,
-          responseDateMs: object.responseDateMs,
-          ageAtStoreMs: object.ageAtStoreMs,
-          nowMs: this.nowMs(),
-        }) === 'fresh';
+        cacheDecision(
+          { url: key, headers: req.headers },
+          {
+            headers: {
+              ...Object.fromEntries(object.headers),
+              date: new Date(object.responseDateMs).toUTCString(),
+              age: String(Math.floor(object.ageAtStoreMs / 1000)),
+            },
+            requestTimeMs: object.storedAtMs,
+            responseTimeMs: object.storedAtMs,
+          },
+          this.nowMs(),
+        ) === 'fresh';
       if (fresh) return this.fromCache(req, res, object);
       return this.revalidate(req, res, key, object, upstream, credentialed);
     }
@@ -239,16 +244,16 @@ export class CachedGet {
         206,
         [
           ...base.filter(([n]) => n !== 'content-type'),
-          ['content-type', `multipart/byteranges; boundary=${boundary}`],
+          ['content-type', parts.contentType],
           ['content-length', String(parts.contentLength)],
         ].flat(),
       );
       if (head) return void res.end();
       for (let i = 0; i < plan.ranges.length; i++) {
-        res.write(parts.partHeads[i]!);
+        res.write(parts.parts[i]!.header);
         await this.writeRange(res, object, plan.ranges[i]!.start, plan.ranges[i]!.end);
       }
-      res.end(parts.closing);
+      res.end(parts.close);
       return;
     }
     const [start, end, status] =
@@ -358,7 +363,15 @@ export class CachedGet {
     credentialed: boolean,
   ): ObjectFill | undefined {
     if (response.statusCode !== 200) return undefined;
-    const verdict = responseStorable('GET', 200, req?.headers ?? {}, response.headers);
+    // Credentials do not stop storing here (RFC 9111 3.5 would): such an object is stored
+    // private, and every use of it is revalidated with the origin first (module comment).
+    const requestCacheControl = req?.headers['cache-control'];
+    const verdict = responseStorable(
+      'GET',
+      200,
+      requestCacheControl === undefined ? {} : { 'cache-control': requestCacheControl },
+      response.headers,
+    );
     if (!verdict.storable) return undefined;
     const length = Number(response.headers['content-length']);
     if (!Number.isSafeInteger(length) || length <= 0) return undefined;
@@ -402,8 +415,8 @@ function rangeHeader(req: ClientAsk): string | undefined {
   return single(req.headers.range);
 }
 
-function single(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
+function single(value: string | readonly string[] | undefined): string | undefined {
+  return typeof value === 'string' || value === undefined ? value : value[0];
 }
 
 function dateOf(response: IncomingMessage): number | undefined {

@@ -17,7 +17,8 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { PooledResponder, ProxiedGet } from '../proxy.js';
 import type { CachedGet, UpstreamCall } from './cached-get.js';
-import { carriesCredentials, withoutPresignQuery } from './cache-semantics.js';
+import { carriesCredentials } from './cache-semantics.js';
+import { withoutPresignQuery } from './presign.js';
 
 const CONDITIONAL =
   /^(range|if-range|if-match|if-none-match|if-modified-since|if-unmodified-since)$/i;
@@ -67,7 +68,9 @@ export function forwardCacheResponder(
   return {
     respond: (res) => {
       const started = performance.now();
-      res.once('finish', () => onResponse?.('forward', 'GET', res.statusCode, (performance.now() - started) / 1000));
+      res.once('finish', () =>
+        onResponse?.('forward', 'GET', res.statusCode, (performance.now() - started) / 1000),
+      );
       return cache.serve({ method: 'GET', headers }, res, key, credentialed, upstream);
     },
   };

@@ -38,7 +38,8 @@ import { pipeline, type Readable } from 'node:stream';
 import { AwsChunkedDecoder } from './aws-chunked.js';
 import { METRICS_CONTENT_TYPE, type Metrics } from './metrics.js';
 import { isLoopbackAddress, stripHopByHop } from '../proxy.js';
-import { carriesCredentials, withoutPresignQuery } from './cache-semantics.js';
+import { carriesCredentials } from './cache-semantics.js';
+import { withoutPresignQuery } from './presign.js';
 import type { CachedGet, UpstreamCall } from './cached-get.js';
 import type { ResolvedRoute, RouteTable } from './routes.js';
 import { signS3, type AwsCredentials } from './upstream-signer.js';
@@ -113,12 +114,20 @@ export class Gateway {
     }
     const started = performance.now();
     res.once('finish', () =>
-      this.options.onResponse?.('endpoint', req.method ?? 'GET', res.statusCode, (performance.now() - started) / 1000),
+      this.options.onResponse?.(
+        'endpoint',
+        req.method ?? 'GET',
+        res.statusCode,
+        (performance.now() - started) / 1000,
+      ),
     );
     const metrics = this.options.metrics;
     if (metrics !== undefined && req.method === 'GET' && req.url === '/metrics') {
       const body = metrics.render();
-      res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'content-length': Buffer.byteLength(body) });
+      res.writeHead(200, {
+        'content-type': METRICS_CONTENT_TYPE,
+        'content-length': Buffer.byteLength(body),
+      });
       res.end(body);
       return;
     }

@@ -84,7 +84,12 @@ export class GatewayService {
     readonly cachedGet: CachedGet,
     private readonly memory: MemoryCache,
     /** Where forward-mode responses are counted (forward-cache.ts). */
-    readonly onResponse: (mode: 'endpoint' | 'forward', method: string, status: number, seconds: number) => void,
+    readonly onResponse: (
+      mode: 'endpoint' | 'forward',
+      method: string,
+      status: number,
+      seconds: number,
+    ) => void,
     private readonly config: GatewayConfig,
     readonly address: AddressInfo,
   ) {}
@@ -136,7 +141,8 @@ export class GatewayService {
       routes: new RouteTable(config.routes),
       cache: cachedGet,
       metrics,
-      onResponse: (mode, method, status, seconds) => recordResponse(counts, metrics, mode, method, status, seconds),
+      onResponse: (mode, method, status, seconds) =>
+        recordResponse(counts, metrics, mode, method, status, seconds),
       logger,
       ...(found === undefined ? {} : { credentials: found.credentials }),
     });
@@ -222,23 +228,33 @@ function recordResponse(
 /** The registry behind `/metrics`: every series read from the counts at scrape time. */
 function gatewayMetrics(counts: Counts, index: ObjectIndex, memory: MemoryCache): Metrics {
   const metrics = new Metrics();
-  metrics.counter('peapod_gateway_requests_total', 'Responses the gateway sent, by mode, method and status.', () => [
-    ...counts.responses.values(),
-  ]);
-  metrics.counter('peapod_gateway_cache_lookups_total', 'Cache lookups by layer and result.', () => {
-    const m = memory.stats();
-    return [
-      { labels: { layer: 'memory', result: 'hit' }, value: m.hits },
-      { labels: { layer: 'memory', result: 'miss' }, value: m.misses },
-      { labels: { layer: 'store', result: 'hit' }, value: counts.hits },
-      { labels: { layer: 'store', result: 'miss' }, value: counts.misses },
-    ];
-  });
-  metrics.counter('peapod_gateway_bytes_total', 'Body bytes served, by where they came from.', () => [
-    { labels: { source: 'origin' }, value: counts.bytesFromOrigin },
-    { labels: { source: 'memory' }, value: counts.bytesFromMemory },
-    { labels: { source: 'store' }, value: counts.bytesFromStore },
-  ]);
+  metrics.counter(
+    'peapod_gateway_requests_total',
+    'Responses the gateway sent, by mode, method and status.',
+    () => [...counts.responses.values()],
+  );
+  metrics.counter(
+    'peapod_gateway_cache_lookups_total',
+    'Cache lookups by layer and result.',
+    () => {
+      const m = memory.stats();
+      return [
+        { labels: { layer: 'memory', result: 'hit' }, value: m.hits },
+        { labels: { layer: 'memory', result: 'miss' }, value: m.misses },
+        { labels: { layer: 'store', result: 'hit' }, value: counts.hits },
+        { labels: { layer: 'store', result: 'miss' }, value: counts.misses },
+      ];
+    },
+  );
+  metrics.counter(
+    'peapod_gateway_bytes_total',
+    'Body bytes served, by where they came from.',
+    () => [
+      { labels: { source: 'origin' }, value: counts.bytesFromOrigin },
+      { labels: { source: 'memory' }, value: counts.bytesFromMemory },
+      { labels: { source: 'store' }, value: counts.bytesFromStore },
+    ],
+  );
   metrics.gauge(
     'peapod_gateway_back_to_origin_ratio',
     'Bytes from the origin over all body bytes served (0 when nothing was served).',
@@ -251,8 +267,14 @@ function gatewayMetrics(counts: Counts, index: ObjectIndex, memory: MemoryCache)
     { labels: { layer: 'memory' }, value: memory.stats().evictions },
     { labels: { layer: 'store' }, value: counts.storeEvictions },
   ]);
-  metrics.counter('peapod_gateway_revalidations_total', 'Revalidations with the origin, by outcome.', () =>
-    Object.entries(counts.revalidations).map(([result, value]) => ({ labels: { result }, value })),
+  metrics.counter(
+    'peapod_gateway_revalidations_total',
+    'Revalidations with the origin, by outcome.',
+    () =>
+      Object.entries(counts.revalidations).map(([result, value]) => ({
+        labels: { result },
+        value,
+      })),
   );
   metrics.gauge('peapod_gateway_memory_bytes', 'Bytes of chunks held in memory (L1).', () => [
     { labels: {}, value: memory.stats().bytes },
@@ -260,6 +282,10 @@ function gatewayMetrics(counts: Counts, index: ObjectIndex, memory: MemoryCache)
   metrics.gauge('peapod_gateway_store_bytes', 'Bytes of cached objects on disk (L2).', () => [
     { labels: {}, value: index.totalBytes() },
   ]);
-  metrics.histogram('peapod_gateway_request_duration_seconds', 'Time from request to the end of the response.', DURATION_BUCKETS);
+  metrics.histogram(
+    'peapod_gateway_request_duration_seconds',
+    'Time from request to the end of the response.',
+    DURATION_BUCKETS,
+  );
   return metrics;
 }

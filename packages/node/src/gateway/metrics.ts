@@ -38,13 +38,31 @@ export class Metrics {
    * Declares a counter, optionally read at scrape time from `collect`.
    * @throws Error for a name outside the format's grammar.
    */
-  counter(name: string, help: string, collect?: () => readonly { labels: Labels; value: number }[]): void {
-    this.declare(name, { type: 'counter', help, series: new Map(), ...(collect === undefined ? {} : { collect }) });
+  counter(
+    name: string,
+    help: string,
+    collect?: () => readonly { labels: Labels; value: number }[],
+  ): void {
+    this.declare(name, {
+      type: 'counter',
+      help,
+      series: new Map(),
+      ...(collect === undefined ? {} : { collect }),
+    });
   }
 
   /** Declares a gauge, optionally read at scrape time from `collect`. */
-  gauge(name: string, help: string, collect?: () => readonly { labels: Labels; value: number }[]): void {
-    this.declare(name, { type: 'gauge', help, series: new Map(), ...(collect === undefined ? {} : { collect }) });
+  gauge(
+    name: string,
+    help: string,
+    collect?: () => readonly { labels: Labels; value: number }[],
+  ): void {
+    this.declare(name, {
+      type: 'gauge',
+      help,
+      series: new Map(),
+      ...(collect === undefined ? {} : { collect }),
+    });
   }
 
   /** Declares a histogram with upper bounds `buckets` (ascending; +Inf is added). */
@@ -77,12 +95,19 @@ export class Metrics {
     for (const [name, family] of this.families) {
       lines.push(`# HELP ${name} ${escapeHelp(family.help)}`, `# TYPE ${name} ${family.type}`);
       const series = family.collect?.() ?? [...family.series.values()];
-      for (const { labels, value } of series) lines.push(`${name}${formatLabels(labels)} ${formatNumber(value)}`);
+      for (const { labels, value } of series)
+        lines.push(`${name}${formatLabels(labels)} ${formatNumber(value)}`);
     }
     for (const [name, h] of this.histograms) {
       lines.push(`# HELP ${name} ${escapeHelp(h.help)}`, `# TYPE ${name} histogram`);
-      h.buckets.forEach((bound, i) => lines.push(`${name}_bucket{le="${formatNumber(bound)}"} ${h.counts[i]}`));
-      lines.push(`${name}_bucket{le="+Inf"} ${h.count}`, `${name}_sum ${formatNumber(h.sum)}`, `${name}_count ${h.count}`);
+      h.buckets.forEach((bound, i) =>
+        lines.push(`${name}_bucket{le="${formatNumber(bound)}"} ${h.counts[i]}`),
+      );
+      lines.push(
+        `${name}_bucket{le="+Inf"} ${h.count}`,
+        `${name}_sum ${formatNumber(h.sum)}`,
+        `${name}_count ${h.count}`,
+      );
     }
     return `${lines.join('\n')}\n`;
   }
