@@ -11,24 +11,13 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
+import { s3Client as client } from './support/s3.js';
 import type { CacheAnswer } from '../src/api-client.js';
 import { freeTcpPort } from '../src/local-pod.js';
 import { jsonOf, peapod } from './support/content-cli.js';
 import { PodFixture } from './support/pod-fixture.js';
 
 const TIMEOUT_MS = 90_000;
-const CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
-
-function client(endpoint: string): S3Client {
-  return new S3Client({
-    endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: CREDENTIALS,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
-}
 
 describe('peapod daemon --gateway with s3rver behind it', { timeout: TIMEOUT_MS }, () => {
   let dir: string;

@@ -24,22 +24,11 @@ import {
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import fc from 'fast-check';
 import S3rver from 's3rver';
+import { S3RVER_CREDENTIALS, s3Client as client } from './support/s3.js';
 import { Gateway } from '../src/gateway/gateway-server.js';
 import { hasDotSegment, parseRoute, RouteError, RouteTable } from '../src/gateway/routes.js';
 
 const TIMEOUT_MS = 60_000;
-const S3RVER_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
-
-function client(endpoint: string): S3Client {
-  return new S3Client({
-    endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: S3RVER_CREDENTIALS,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
-}
 
 async function bytesOf(
   body: { transformToByteArray(): Promise<Uint8Array> } | undefined,
