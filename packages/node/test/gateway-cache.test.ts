@@ -13,7 +13,10 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { execFile, spawnSync } from 'node:child_process';
-import { request as httpRequest } from 'node:http';
+import { once } from 'node:events';
+import { createServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -40,6 +43,7 @@ interface Fixture {
   readonly proxyUrl: string;
   readonly bytesBySource: Map<string, number>;
   readonly revalidations: string[];
+  readonly cachedGet: CachedGet;
   close(): Promise<void>;
 }
 
@@ -92,6 +96,7 @@ async function fixture(
     proxyUrl: `http://127.0.0.1:${proxyAddress.port}`,
     bytesBySource,
     revalidations,
+    cachedGet,
     close: async () => {
       await proxy.close();
       await gateway.close();
@@ -239,6 +244,62 @@ describe('gateway cache, HTTP route, anonymous requests', { timeout: TIMEOUT_MS 
     assert.deepEqual(got.body, old);
     assert.deepEqual(f.origin.log.slice(since), []);
     assert.ok(Number(got.headers.get('age')) >= 0);
+  });
+
+  test('one cached copy serves every client: asked without Accept-Encoding, so a client that takes no gzip never gets gzip', async () => {
+    // As nginx does by default (gzip on, gzip_vary off): gzip when asked, and no Vary field.
+    const text = Buffer.from('<html>' + 'peapod '.repeat(2000) + '</html>');
+    const gzipping = createServer((req, res) => {
+      const gzip = /gzip/.test(req.headers['accept-encoding'] ?? '');
+      const body = gzip ? gzipSync(text) : text;
+      res.writeHead(200, {
+        'content-type': 'text/html',
+        etag: '"v1"',
+        'cache-control': 'max-age=600',
+        'content-length': body.length,
+        ...(gzip ? { 'content-encoding': 'gzip' } : {}),
+      });
+      res.end(body);
+    });
+    gzipping.listen(0, '127.0.0.1');
+    await once(gzipping, 'listening');
+    const { port } = gzipping.address() as AddressInfo;
+    const local = new Gateway({
+      routes: new RouteTable([parseRoute(`/z=http://127.0.0.1:${port}`)]),
+      cache: f.cachedGet,
+    });
+    const at = await local.listen(0, '127.0.0.1');
+    try {
+      const plain = (accept?: string) =>
+        new Promise<{ encoding: string | undefined; body: Buffer }>((resolve, reject) => {
+          const req = httpRequest(
+            {
+              host: '127.0.0.1',
+              port: at.port,
+              path: '/z/page.html',
+              headers: accept === undefined ? {} : { 'accept-encoding': accept },
+            },
+            (res) => {
+              const parts: Buffer[] = [];
+              res.on('data', (p: Buffer) => parts.push(p));
+              res.on('end', () =>
+                resolve({ encoding: res.headers['content-encoding'], body: Buffer.concat(parts) }),
+              );
+            },
+          );
+          req.on('error', reject);
+          req.end();
+        });
+      const first = await plain('gzip, br');
+      const second = await plain();
+      for (const got of [first, second]) {
+        assert.equal(got.encoding, undefined);
+        assert.deepEqual(got.body, text);
+      }
+    } finally {
+      await local.close();
+      gzipping.close();
+    }
   });
 
   test('an origin error (404) passes through and nothing is cached as data', async () => {

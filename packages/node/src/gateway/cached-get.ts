@@ -16,6 +16,8 @@
  * - Serving from the cache applies the client's own preconditions (304, 412) and Range (206,
  *   multipart/byteranges, or 416) to the stored version, with the origin's replayed fields,
  *   `Age`, `Accept-Ranges: bytes` and an exact `Content-Length`. HEAD sends the same head.
+ * - One stored copy serves every client: the gateway asks the origin without Accept-Encoding (so
+ *   the copy is the identity encoding), and a response with `Vary` is passed on, never stored.
  * - A miss: a plain GET (no Range, no precondition) is sent upstream as is and, when the 200 is
  *   storable and has a Content-Length, streamed to the client while it is cached. Concurrent
  *   plain misses of one key wait for that one fill and are served from it (one origin fetch).
@@ -34,6 +36,7 @@ import {
   planRange,
   responseStorable,
   revalidationHeaders,
+  varyFieldNames,
 } from './cache-semantics.js';
 
 /** One upstream exchange the caller can start (routes, signing and agents are its business). */
@@ -373,6 +376,8 @@ export class CachedGet {
       response.headers,
     );
     if (!verdict.storable) return undefined;
+    // One copy per key: a response that varies on request fields is passed on, not stored.
+    if (varyFieldNames(response.headers).length > 0) return undefined;
     const length = Number(response.headers['content-length']);
     if (!Number.isSafeInteger(length) || length <= 0) return undefined;
     return this.cache.begin(key, length, {

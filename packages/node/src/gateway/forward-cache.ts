@@ -39,7 +39,8 @@ export function forwardCacheResponder(
   const headers: Record<string, string> = {};
   for (const { name, value } of request.headers) {
     const lower = name.toLowerCase();
-    if (lower === 'host' || lower.startsWith('proxy-')) continue;
+    // No Accept-Encoding: one stored copy serves every client, so it must be the identity.
+    if (lower === 'host' || lower === 'accept-encoding' || lower.startsWith('proxy-')) continue;
     headers[lower] = headers[lower] === undefined ? value : `${headers[lower]}, ${value}`;
   }
   const path = `${url.pathname}${url.search}`;

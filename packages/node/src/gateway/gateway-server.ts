@@ -188,7 +188,9 @@ export class Gateway {
         (s3 && this.options.credentials !== undefined) ||
         carriesCredentials(`${upstream.origin.origin}${upstream.path}`, req.headers) !== undefined;
       const call: UpstreamCall = async (callMethod, extra, { wholeObject }) => {
-        const base = wholeObject ? withoutConditionals(headers) : headers;
+        // No Accept-Encoding: one stored copy serves every client, so it must be the identity.
+        const { 'accept-encoding': _encoding, ...identity } = headers;
+        const base = wholeObject ? withoutConditionals(identity) : identity;
         const originReq = await this.upstreamRequest(
           resolved,
           callMethod,
