@@ -84,33 +84,39 @@ export class ObjectIndex {
     this.db.exec(SCHEMA);
   }
 
+  /** One prepared statement per SQL text (preparing is most of a hit's index cost). */
+  private readonly statements = new Map<string, Database.Statement>();
+  private prepare(sql: string): Database.Statement {
+    let statement = this.statements.get(sql);
+    if (statement === undefined) this.statements.set(sql, (statement = this.db.prepare(sql)));
+    return statement;
+  }
+
   get(key: string): CachedObject | undefined {
-    const row = this.db.prepare('SELECT * FROM objects WHERE key = ?').get(key) as Row | undefined;
+    const row = this.prepare('SELECT * FROM objects WHERE key = ?').get(key) as Row | undefined;
     return row === undefined ? undefined : fromRow(row);
   }
 
   /** Stores (or replaces) the row for `object.key`; returns the content it replaced, if another. */
   put(object: Omit<CachedObject, 'hits' | 'lastUsedMs'>, nowMs: number): Uint8Array | undefined {
     const previous = this.get(object.key);
-    this.db
-      .prepare(
-        `INSERT OR REPLACE INTO objects (key, content_id, total_bytes, headers, etag, last_modified,
+    this.prepare(
+      `INSERT OR REPLACE INTO objects (key, content_id, total_bytes, headers, etag, last_modified,
            stored_at_ms, response_date_ms, age_at_store_ms, private, hits, last_used_ms)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`,
-      )
-      .run(
-        object.key,
-        Buffer.from(object.contentId),
-        object.totalBytes,
-        JSON.stringify(object.headers),
-        object.etag ?? null,
-        object.lastModified ?? null,
-        object.storedAtMs,
-        object.responseDateMs,
-        object.ageAtStoreMs,
-        object.private ? 1 : 0,
-        nowMs,
-      );
+    ).run(
+      object.key,
+      Buffer.from(object.contentId),
+      object.totalBytes,
+      JSON.stringify(object.headers),
+      object.etag ?? null,
+      object.lastModified ?? null,
+      object.storedAtMs,
+      object.responseDateMs,
+      object.ageAtStoreMs,
+      object.private ? 1 : 0,
+      nowMs,
+    );
     if (previous === undefined || Buffer.from(previous.contentId).equals(object.contentId))
       return undefined;
     return previous.contentId;
@@ -118,38 +124,37 @@ export class ObjectIndex {
 
   /** A revalidation confirmed the stored version (304): freshness starts again. */
   refreshed(key: string, responseDateMs: number, nowMs: number): void {
-    this.db
-      .prepare(
-        'UPDATE objects SET stored_at_ms = ?, response_date_ms = ?, age_at_store_ms = 0 WHERE key = ?',
-      )
-      .run(nowMs, responseDateMs, key);
+    this.prepare(
+      'UPDATE objects SET stored_at_ms = ?, response_date_ms = ?, age_at_store_ms = 0 WHERE key = ?',
+    ).run(nowMs, responseDateMs, key);
   }
 
   used(key: string, nowMs: number): void {
-    this.db
-      .prepare('UPDATE objects SET hits = hits + 1, last_used_ms = ? WHERE key = ?')
-      .run(nowMs, key);
+    this.prepare('UPDATE objects SET hits = hits + 1, last_used_ms = ? WHERE key = ?').run(
+      nowMs,
+      key,
+    );
   }
 
   remove(key: string): void {
-    this.db.prepare('DELETE FROM objects WHERE key = ?').run(key);
+    this.prepare('DELETE FROM objects WHERE key = ?').run(key);
   }
 
   /** Whether another key still uses `contentId` (the same bytes under two URLs). */
   contentInUse(contentId: Uint8Array): boolean {
     return (
-      this.db
-        .prepare('SELECT 1 FROM objects WHERE content_id = ? LIMIT 1')
-        .get(Buffer.from(contentId)) !== undefined
+      this.prepare('SELECT 1 FROM objects WHERE content_id = ? LIMIT 1').get(
+        Buffer.from(contentId),
+      ) !== undefined
     );
   }
 
   all(): CachedObject[] {
-    return (this.db.prepare('SELECT * FROM objects ORDER BY key').all() as Row[]).map(fromRow);
+    return (this.prepare('SELECT * FROM objects ORDER BY key').all() as Row[]).map(fromRow);
   }
 
   totalBytes(): number {
-    const row = this.db.prepare('SELECT COALESCE(SUM(total_bytes), 0) AS n FROM objects').get() as {
+    const row = this.prepare('SELECT COALESCE(SUM(total_bytes), 0) AS n FROM objects').get() as {
       n: number;
     };
     return row.n;
