@@ -386,6 +386,34 @@ describe('ChunkStore', () => {
     again.store.close();
   });
 
+  test('open drops a content whose stored manifest is damaged, keeps the others, and list() works', async () => {
+    const { store, dir } = await freshStore();
+    const damaged = makeContent(SEED, [5, 6]);
+    const sound = makeContent(SEED, [7]);
+    await putAll(store, damaged);
+    await putAll(store, sound);
+    store.mapUrl('http://o.test/d', 'etag:"1"', damaged.manifest.contentId);
+    store.close();
+    const db = new Database(join(dir, 'index.sqlite'));
+    const changed = db
+      .prepare('UPDATE contents SET manifest = ? WHERE content_id = ?')
+      .run(Buffer.from('not a manifest'), Buffer.from(damaged.manifest.contentId)).changes;
+    db.close();
+    assert.equal(changed, 1, 'the test damaged one row');
+
+    const { store: reopened } = await freshStore(64 * CHUNK_BYTES, dir);
+    assert.equal(reopened.recovery.rowsDropped, 1, 'the damaged content row');
+    assert.equal(reopened.recovery.orphanFilesRemoved, 2, 'its two chunk files');
+    assert.deepEqual(
+      reopened.list().map((row) => row.contentId),
+      [toHex(sound.manifest.contentId)],
+    );
+    assert.deepEqual(reopened.urlContents('http://o.test/d'), []);
+    await assertReads(reopened, sound, 0);
+    assert.equal(await chunkFileCount(dir), 1);
+    reopened.close();
+  });
+
   test('a second opener of a store in use is refused with a sentence', async () => {
     const { store, dir } = await freshStore();
     await assert.rejects(

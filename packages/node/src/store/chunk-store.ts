@@ -161,7 +161,12 @@ export class ChunkStore implements ChunkStoreApi {
       await files.prepare();
       const index = StoreIndex.open(join(options.dir, INDEX_FILE));
       try {
-        const recovery = await recoverStore(files, index);
+        const crypto = createNodeCryptoProvider();
+        const recovery = await recoverStore(
+          files,
+          index,
+          (contentId, bytes) => decodeManifest(crypto, bytes, contentId).ok,
+        );
         return new ChunkStore(options, files, index, recovery);
       } catch (error) {
         index.close();

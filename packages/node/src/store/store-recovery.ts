@@ -9,7 +9,11 @@
  *   a stray file in the chunk directories: deleted (orphans);
  * - an index row whose chunk file is missing or has the wrong size: the file row and every
  *   chunk row that used it are dropped;
- * - a chunk file row that no chunk uses (only a bug could leave one): dropped, its file deleted.
+ * - a chunk file row that no chunk uses (only a bug could leave one): dropped, its file deleted;
+ * - a content row whose stored manifest does not decode to its content ID (a damaged index
+ *   file, an edit by hand): the content, its chunk rows and URL mappings are dropped, and chunk
+ *   files nothing else uses are deleted. Without this, listing the store at start-up would stop
+ *   the daemon on one bad row.
  *
  * Index rows go first (one transaction), files after, so a crash during recovery leaves only
  * more orphans for the next open. Sizes are checked, bytes are not: every read verifies its
@@ -20,7 +24,12 @@ import type { RecoveryReport } from './store-api.js';
 import type { StoreIndex } from './store-index.js';
 
 /** Makes the index and the chunk files agree (see the module comment). */
-export async function recoverStore(files: ChunkFiles, index: StoreIndex): Promise<RecoveryReport> {
+export async function recoverStore(
+  files: ChunkFiles,
+  index: StoreIndex,
+  /** Whether a content row's stored manifest decodes and hashes to its content ID. */
+  manifestSound: (contentId: Uint8Array, manifestBytes: Uint8Array) => boolean,
+): Promise<RecoveryReport> {
   const scan = await files.scan();
   const rows = index.chunkFileSizes();
   const orphanPaths = new Set(scan.strayPaths);
@@ -33,6 +42,12 @@ export async function recoverStore(files: ChunkFiles, index: StoreIndex): Promis
 
   let rowsDropped = 0;
   index.transaction(() => {
+    for (const row of index.contents()) {
+      if (manifestSound(row.contentId, row.manifestBytes)) continue;
+      rowsDropped += 1;
+      for (const file of index.deleteContent(row.contentId))
+        orphanPaths.add(files.pathOf(Buffer.from(file.hash).toString('hex')));
+    }
     for (const hash of missing) rowsDropped += 1 + index.dropChunkFile(hash).dropped.length;
     for (const unused of index.unusedChunkFiles()) {
       index.dropChunkFile(unused.hash);
