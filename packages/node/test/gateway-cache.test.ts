@@ -30,7 +30,10 @@ import { MemoryCache } from '../src/gateway/memory-cache.js';
 import { ObjectCache } from '../src/gateway/object-cache.js';
 import { ObjectIndex } from '../src/gateway/object-index.js';
 import { parseRoute, RouteTable } from '../src/gateway/routes.js';
-import { RevalidatingOrigin } from './support/revalidating-origin.js';
+import {
+  RevalidatingOrigin,
+  type RevalidatingOriginOptions,
+} from './support/revalidating-origin.js';
 
 const TIMEOUT_MS = 60_000;
 
@@ -49,7 +52,7 @@ interface Fixture {
 
 async function fixture(
   files: Record<string, Uint8Array>,
-  options: { authorization?: string } = {},
+  options: RevalidatingOriginOptions = {},
 ): Promise<Fixture> {
   const dir = mkdtempSync(join(tmpdir(), 'peapod-gwc-'));
   const originDir = join(dir, 'origin');
@@ -388,8 +391,9 @@ function curlVia(
   proxy: string,
   url: string,
   headers: Record<string, string> = {},
+  extra: readonly string[] = [],
 ): Promise<{ status: number; body: Buffer }> {
-  const args = ['-s', '-x', proxy, '-o', '-', '-w', '\n%{http_code}', url];
+  const args = ['-s', '-x', proxy, '-o', '-', '-w', '\n%{http_code}', ...extra, url];
   for (const [name, value] of Object.entries(headers)) args.push('-H', `${name}: ${value}`);
   return new Promise((resolve, reject) => {
     execFile('curl', args, { encoding: 'buffer', maxBuffer: 64 * 2 ** 20 }, (error, stdout) => {
@@ -411,13 +415,77 @@ describe(
     const secret = randomBytes(100_000);
     let open: Fixture;
     let closed: Fixture;
+    let signed: Fixture;
     before(async () => {
       open = await fixture({ 'o.bin': object });
       closed = await fixture({ 's.bin': secret }, { authorization: 'Bearer good' });
+      signed = await fixture({ 'k.bin': secret }, { sigV4Secrets: { AKIDPEAPODTEST: 'right' } });
     });
     after(async () => {
       await open?.close();
       await closed?.close();
+      await signed?.close();
+    });
+
+    test("endpoint mode, S3 route, the same SigV4-verifying origin: the gateway's own signature is accepted, and a gateway holding wrong credentials serves no cached byte", async () => {
+      const { mkdirSync } = await import('node:fs');
+      mkdirSync(join(signed.dir, 'origin', 'bkt'));
+      putFile(join(signed.dir, 'origin'), 'bkt/e.bin', secret);
+      const route = parseRoute(`/b=s3://bkt@${signed.origin.url}`);
+      const gatewayWith = async (secretAccessKey: string) => {
+        const gateway = new Gateway({
+          routes: new RouteTable([route]),
+          cache: signed.cachedGet,
+          credentials: { accessKeyId: 'AKIDPEAPODTEST', secretAccessKey },
+        });
+        return { gateway, port: (await gateway.listen(0, '127.0.0.1')).port };
+      };
+      const right = await gatewayWith('right');
+      const wrong = await gatewayWith('wrong');
+      try {
+        const url = (port: number) => `http://127.0.0.1:${port}/b/e.bin`;
+        const first = await get(url(right.port));
+        assert.equal(first.status, 200);
+        assert.deepEqual(first.body, secret);
+        const since = signed.origin.log.length;
+        const again = await get(url(right.port));
+        assert.deepEqual(again.body, secret);
+        assert.deepEqual(
+          signed.origin.log.slice(since).map((e) => [e.path, e.status, e.bodyBytes]),
+          [['/bkt/e.bin', 304, 0]],
+        );
+        const refused = await get(url(wrong.port));
+        assert.equal(refused.status, 403, 'the origin refused the wrong signature');
+        assert.ok(!refused.body.includes(secret.subarray(0, 64)));
+      } finally {
+        await right.gateway.close();
+        await wrong.gateway.close();
+      }
+    });
+
+    test("an origin that verifies SigV4 (AWS's signer, a known secret): curl --aws-sigv4 through the proxy; a wrong or missing signature never gets a cached byte", async () => {
+      const sigv4 = (secretKey: string) => [
+        ...['--aws-sigv4', 'aws:amz:us-east-1:s3'],
+        ...['--user', `AKIDPEAPODTEST:${secretKey}`],
+      ];
+      const url = `${signed.origin.url}/k.bin`;
+      const first = await curlVia(signed.proxyUrl, url, {}, sigv4('right'));
+      assert.equal(first.status, 200);
+      assert.deepEqual(first.body, secret);
+      const since = signed.origin.log.length;
+      const second = await curlVia(signed.proxyUrl, url, {}, sigv4('right'));
+      assert.equal(second.status, 200);
+      assert.deepEqual(second.body, secret);
+      assert.deepEqual(
+        signed.origin.log.slice(since).map((e) => [e.status, e.bodyBytes]),
+        [[304, 0]],
+        "the client's own signature revalidated the stored copy: a 304, no body",
+      );
+      for (const extra of [sigv4('wrong'), [] as string[]]) {
+        const got = await curlVia(signed.proxyUrl, url, {}, extra);
+        assert.equal(got.status, 403, extra.join(' ') || 'unsigned');
+        assert.ok(!got.body.includes(secret.subarray(0, 64)));
+      }
     });
 
     test('curl through http_proxy: the second GET is a bodyless 304 upstream, bytes from the cache', async () => {

@@ -22,6 +22,7 @@ import {
   resolveRange,
 } from '../../src/http/content-range.js';
 import { formatDigestField } from '../../src/http/digest-field.js';
+import { sigV4Valid } from './sigv4-check.js';
 import { parseEntityTag, strongMatch, type EntityTag } from '../../src/http/entity-tag.js';
 
 export interface RevalidatingOriginOptions {
@@ -32,6 +33,8 @@ export interface RevalidatingOriginOptions {
   readonly notModifiedSha256?: Uint8Array;
   /** Requests without `Authorization: <this>` get 401 (the origin decides access). */
   readonly authorization?: string;
+  /** Requests without a valid SigV4 signature by one of these keys (access key -> secret) get 403. */
+  readonly sigV4Secrets?: Readonly<Record<string, string>>;
 }
 
 /** One request as the origin saw it. */
@@ -157,6 +160,15 @@ export class RevalidatingOrigin {
       entry.authorization !== this.options.authorization
     ) {
       reply(401, { 'www-authenticate': 'Bearer' });
+      return;
+    }
+    const secrets = this.options.sigV4Secrets;
+    if (secrets !== undefined && !(await sigV4Valid(req, secrets))) {
+      reply(
+        403,
+        { 'content-type': 'application/xml' },
+        Buffer.from('<Error><Code>SignatureDoesNotMatch</Code></Error>'),
+      );
       return;
     }
     const size = info.size;
