@@ -18,10 +18,20 @@
  * - Eviction (L2): after each fill, while the objects' bytes exceed the budget, the object with
  *   the lowest `(hits + 1) / size` aged by half per hour since its last use goes (recency,
  *   frequency and size, as GreedyDual-Size-Frequency weighs them): its store content and file.
+ * - After a crash (at construction): unfinished spools and object files no index row names are
+ *   deleted; an index row whose content the store lost is a miss (`held`), replaced by the next fill.
  * - Keys are bound to the version: a key holds one version, replaced when the origin sends
  *   another (`put` returns the replaced content, which is removed here).
  */
-import { closeSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { Chunker, toHex, type CryptoProvider, type Manifest } from '@peapod/core';
 import type { ChunkStoreApi } from '../store/store-api.js';
@@ -70,6 +80,22 @@ export class ObjectCache {
 
   constructor(private readonly options: ObjectCacheOptions) {
     mkdirSync(options.objectsDir, { recursive: true });
+    this.removeLeftovers();
+  }
+
+  /**
+   * After a crash: spool files of fills that never finished, and object files no index row
+   * names (a kill between the rename and the index write), are deleted. Only this process
+   * uses the directory: the daemon holds the store's lock.
+   */
+  private removeLeftovers(): void {
+    const { objectsDir, index } = this.options;
+    for (const name of readdirSync(objectsDir)) {
+      const orphan =
+        name.startsWith('.spool-') ||
+        (/^[0-9a-f]{64}$/.test(name) && !index.contentInUse(Buffer.from(name, 'hex')));
+      if (orphan) rmSync(join(objectsDir, name), { force: true });
+    }
   }
 
   lookup(key: string): CachedObject | undefined {
