@@ -159,5 +159,6 @@ test(
         await new Promise((resolve) => again.child.once('exit', resolve));
       }
     }
+    assert.ok(listedAfterKills > 0, 'the cache held objects across the kills (the check had work)');
   },
 );
