@@ -13,8 +13,9 @@
  * - PeaPod: two `peapod daemon --gateway` processes with a route `/o=http://origin`: one with a
  *   256 MiB memory layer (hits come from L1), one with a 1-byte memory layer (every hit reads
  *   the store, which checks each chunk's SHA-256 on every read).
- * - Each object is fetched once through each server (the fill), checked byte for byte, then
- *   wrk (Debian's, a separate process, 2 threads) runs 32 connections for `--seconds` against each.
+ * - Each object is fetched twice through each server (the fill, then a hit), checked byte for
+ *   byte; then wrk (Debian's, a separate process, 2 threads) runs 32 connections for `--seconds`
+ *   against each.
  *   The figure is body bytes per second and p99 latency; the ratio is PeaPod over nginx.
  * - On this machine nginx's proxy cache files sit in the page cache after the first read, so
  *   "nginx" is its memory case in both rows; "disk" for PeaPod means the store's verified read
@@ -74,10 +75,10 @@ async function main(): Promise<void> {
     const bodies = new Map(SIZES.map((size) => [size, randomBytes(size)]));
     let originRequests = 0;
     origin = createServer((req, res) => {
-      originRequests++;
       const size = Number(req.url?.split('/').pop());
       const body = bodies.get(size);
-      if (body === undefined) return void res.writeHead(404).end();
+      if (body === undefined) return void res.writeHead(404).end(); // readiness probes
+      originRequests++;
       res.writeHead(200, {
         'content-type': 'application/octet-stream',
         'content-length': String(body.length),
@@ -184,7 +185,7 @@ async function main(): Promise<void> {
       );
     }
     console.log(
-      `  origin requests: ${filledRequests} to fill both caches, ${originRequests - filledRequests} during the load`,
+      `  origin requests: ${filledRequests} to fill the three caches, ${originRequests - filledRequests} during the load`,
     );
   } finally {
     for (const child of children) child.kill('SIGTERM');
