@@ -9,7 +9,12 @@
  *   add <content>          addContent returned
  *   put <content> <index>  putChunk resolved
  *   removing <content>     remove is about to be called
- *   removed <content>      remove resolved
+ *   removed <content> <round>  remove resolved; the content is re-added at once, marked
+ *                              with origin url `crash://re-added/<round>`
+ *
+ * The parent kills on a line it read, so the writer may be a few steps past it: a content the
+ * last line says was removed may already be re-added. The marker tells a re-add (allowed)
+ * from a removal the kill undid (a defect).
  *
  * It stops by itself after MAX_ROUNDS rounds, in case the parent never kills it.
  */
@@ -70,8 +75,9 @@ for (let round = 0; round < MAX_ROUNDS; round++) {
   if (prng.nextInt(3) === 0) {
     say(`removing ${c}`);
     await store.remove(content.manifest.contentId);
-    say(`removed ${c}`);
-    store.addContent(content.manifest, { kind: 'fetched' }, { pinned: false });
+    say(`removed ${c} ${round}`);
+    const reAdded = { kind: 'url', url: `crash://re-added/${round}`, validator: 'crash' } as const;
+    store.addContent(content.manifest, reAdded, { pinned: false });
     say(`add ${c}`);
   }
   // A read now and then moves chunks up the eviction order.
