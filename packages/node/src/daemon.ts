@@ -31,6 +31,9 @@
  * - `stop()` (SIGINT/SIGTERM) cancels jobs (part files stay for a resume), unregisters from the
  *   trackers and writes peers.db's last view, sends GOODBYE on every link, closes sockets, saves
  *   the peers cache and closes the store: all other state worth keeping is on disk already.
+ * - With `--gateway`, the pod is a cluster: a miss asks the other members' gateways by RPC
+ *   (pod-rpc.ts) and fetches their copy by content ID; fills are announced to the core
+ *   (gateway/cluster.ts).
  * Inputs reach the core only through the host's driver (`host.input`), queued while it drains.
  */
 import { rename, rm, writeFile } from 'node:fs/promises';
@@ -64,6 +67,7 @@ import { forwardCacheResponder } from './gateway/forward-cache.js';
 import { GatewayService, type GatewayConfig } from './gateway/gateway-service.js';
 import { poolableGet } from './proxy-policy.js';
 import type { BandwidthLimits } from './rate-limit.js';
+import { PodRpc } from './pod-rpc.js';
 import { RefusedPeers } from './refused-peers.js';
 
 export interface DaemonConfig {
@@ -118,6 +122,8 @@ export class Daemon {
   private readonly fetcher: OriginFetcher;
   private readonly jobs: JobFactory;
   private readonly peers: PeerBook;
+  /** RPC with pod members (the gateways' cache sharing). */
+  private readonly rpc: PodRpc;
   private readonly api: ApiRouter;
   private readonly refused = new RefusedPeers();
   /** Present when gossip is on. */
@@ -184,6 +190,7 @@ export class Daemon {
       limits: config.limits,
     });
     this.peers = new PeerBook(this.host.core, this.deviceIdHex, config.deviceName);
+    this.rpc = new PodRpc(this.host);
     this.api = new ApiRouter({
       deviceId: this.deviceId,
       deviceIdHex: this.deviceIdHex,
@@ -214,6 +221,7 @@ export class Daemon {
               this.gatewayService.cachedGet,
               request,
               this.gatewayService.onResponse,
+              this.gatewayService.localAddress,
             ),
       logger,
     });
@@ -299,6 +307,16 @@ export class Daemon {
       store: this.store,
       crypto: createNodeCryptoProvider(),
       logger: this.logger,
+      localAddress: this.config.originAddress,
+      // The pod is the cluster: misses ask the other members' gateways first (cluster.ts).
+      cluster: {
+        rpc: this.rpc,
+        jobs: this.jobs,
+        selfId: this.deviceId,
+        storeWritesSettled: () => Promise.all(this.storeWrites),
+        announce: (manifest) =>
+          this.host.input({ type: 'content-available', nowMs: performance.now(), manifest }),
+      },
     }).catch((error: NodeJS.ErrnoException) => portError(error, 'gateway', '--gateway'));
   }
 

@@ -28,6 +28,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { stripHopByHop } from '../proxy.js';
 import { CacheMissing, type ObjectCache, type ObjectFill } from './object-cache.js';
 import type { CachedObject } from './object-index.js';
+import type { ClusterSharing, PeerTransferFigures } from './cluster.js';
 import {
   type HeaderFields,
   cacheDecision,
@@ -60,6 +61,8 @@ export interface CachedGetEvents {
   lookup(layer: 'store', result: 'hit' | 'miss'): void;
   revalidated(result: 'not_modified' | 'changed' | 'denied'): void;
   bytes(source: 'origin' | 'store', count: number): void;
+  /** An object came from members (cluster.ts): bytes by device hex, and the seconds it took. */
+  fromMembers?(figures: PeerTransferFigures): void;
 }
 
 const CONDITIONAL = [
@@ -77,6 +80,8 @@ export class CachedGet {
     private readonly cache: ObjectCache,
     private readonly events: CachedGetEvents,
     private readonly nowMs: () => number,
+    /** The pod's other gateways (cluster.ts); without it every miss goes to the origin. */
+    private readonly sharing?: ClusterSharing,
   ) {}
 
   /** Answers `req` for cache key `key`; `credentialed` per the module comment. */
@@ -125,6 +130,24 @@ export class CachedGet {
     }
     // Registered before the upstream call, so misses arriving meanwhile wait for this fill.
     const fill = this.startFill(key);
+    if (this.sharing !== undefined) {
+      let answered: boolean;
+      try {
+        answered = await this.fromMembers(
+          this.sharing,
+          req,
+          res,
+          key,
+          credentialed,
+          upstream,
+          fill.settle,
+        );
+      } catch (error) {
+        fill.settle(undefined);
+        throw error;
+      }
+      if (answered) return;
+    }
     let response: IncomingMessage;
     try {
       response = await upstream('GET', {}, { wholeObject: false });
@@ -133,6 +156,125 @@ export class CachedGet {
       throw error;
     }
     await this.streamAndFill(req, res, key, response, fill.settle, credentialed);
+  }
+
+  /**
+   * A miss through the pod's other gateways (cluster.ts): a member's whole copy, else the fill
+   * of the key's owner when another member ranks above this one. The copy is used only after
+   * the access and freshness rules of a hit: a credentialed request, or a private or stale
+   * copy, is revalidated with the origin first. False when nothing was sent (no member could
+   * help, or the transfer failed): the caller goes to the origin.
+   */
+  private async fromMembers(
+    sharing: ClusterSharing,
+    req: ClientAsk,
+    res: ServerResponse,
+    key: string,
+    credentialed: boolean,
+    upstream: UpstreamCall,
+    settle: (object: CachedObject | undefined) => void,
+  ): Promise<boolean> {
+    const candidates = await sharing.find(key);
+    if (candidates.length === 0)
+      for (const owner of sharing.owners(key)) {
+        const filled = await sharing.askFill(owner, key);
+        if (filled === undefined) continue;
+        candidates.push(filled);
+        break;
+      }
+    let found = candidates[0];
+    if (found === undefined) return false;
+    let stored = {
+      headers: found.headers,
+      responseDateMs: found.responseDateMs,
+      ageMs: found.ageMs,
+      private: credentialed || found.private,
+    };
+    const fresh =
+      !stored.private &&
+      cacheDecision(
+        { url: key, headers: req.headers },
+        {
+          headers: {
+            ...Object.fromEntries(found.headers),
+            date: new Date(found.responseDateMs).toUTCString(),
+            age: String(Math.floor(found.ageMs / 1000)),
+          },
+          requestTimeMs: this.nowMs(),
+          responseTimeMs: this.nowMs(),
+        },
+        this.nowMs(),
+      ) === 'fresh';
+    if (!fresh) {
+      // Several versions among members: one request names them all; the 304 says which.
+      const etags = [...new Set(candidates.flatMap((c) => (c.etag === undefined ? [] : [c.etag])))];
+      const conditional =
+        etags.length > 1 ? { 'if-none-match': etags.join(', ') } : revalidationHeaders(found);
+      const response = await upstream('GET', conditional, { wholeObject: true });
+      const status = response.statusCode ?? 502;
+      if (status === 200) {
+        this.events.revalidated('changed');
+        await this.streamAndFill(req, res, key, response, settle, credentialed);
+        return true;
+      }
+      if (status !== 304) {
+        this.events.revalidated('denied');
+        settle(undefined);
+        this.passOn(response, res, 'GET');
+        return true;
+      }
+      response.resume();
+      this.events.revalidated('not_modified');
+      const current = response.headers.etag;
+      found = candidates.find((c) => c.etag !== undefined && c.etag === current) ?? found;
+      stored = {
+        headers: found.headers,
+        responseDateMs: dateOf(response) ?? this.nowMs(),
+        ageMs: 0,
+        private: credentialed || found.private,
+      };
+    }
+    const manifest = await sharing.transfer(found, (figures) => this.events.fromMembers?.(figures));
+    if (manifest === undefined) return false;
+    const object = await this.cache.adopt(key, manifest, stored);
+    settle(object);
+    await this.fromCache(req, res, object);
+    return true;
+  }
+
+  /**
+   * A member's `gateway.fill` (cluster.ts): the object held for `key`, else a whole-object fill
+   * from the origin through `upstream` (joining one in progress). Undefined when nothing was
+   * stored. Never asks members: the owner is the one that fetches.
+   */
+  async fillForMember(
+    key: string,
+    upstream: UpstreamCall,
+    credentialed: boolean,
+  ): Promise<CachedObject | undefined> {
+    const held = this.cache.lookup(key);
+    if (held !== undefined && this.cache.held(held)) return held;
+    const running = this.inflight.get(key);
+    if (running !== undefined) return running;
+    const { settle } = this.startFill(key);
+    let response: IncomingMessage;
+    try {
+      response = await upstream('GET', {}, { wholeObject: true });
+    } catch {
+      settle(undefined);
+      return undefined;
+    }
+    if (response.statusCode !== 200) {
+      response.resume();
+      settle(undefined);
+      return undefined;
+    }
+    return this.fillFrom(key, response, credentialed, settle);
+  }
+
+  /** An object's age now (ms), as a hit's `Age` field says it. */
+  ageMs(object: CachedObject): number {
+    return this.ageSeconds(object) * 1000;
   }
 
   /** Marks a fill of `key` as running; `settle` ends it with what was cached. */
@@ -328,13 +470,15 @@ export class CachedGet {
     key: string,
     response: IncomingMessage,
     credentialed: boolean,
+    settle?: (object: CachedObject | undefined) => void,
   ): Promise<CachedObject | undefined> {
     const fill = this.storable(undefined, key, response, credentialed);
     if (fill === undefined) {
       response.resume();
+      settle?.(undefined);
       return undefined;
     }
-    const { settle } = this.startFill(key);
+    settle ??= this.startFill(key).settle;
     try {
       for await (const piece of response as AsyncIterable<Buffer>) {
         this.events.bytes('origin', piece.length);

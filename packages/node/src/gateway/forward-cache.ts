@@ -28,6 +28,8 @@ export function forwardCacheResponder(
   cache: CachedGet,
   request: ProxiedGet,
   onResponse?: (mode: 'forward', method: string, status: number, seconds: number) => void,
+  /** Source address of upstream requests (the daemon's `--origin-address`); default: any. */
+  localAddress?: string,
 ): PooledResponder | undefined {
   let url: URL;
   try {
@@ -60,6 +62,7 @@ export function forwardCacheResponder(
         path,
         headers: sent,
         setHost: false,
+        ...(localAddress === undefined ? {} : { localAddress }),
       });
       req.once('response', resolve);
       req.once('error', reject);

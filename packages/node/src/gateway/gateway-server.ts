@@ -64,6 +64,8 @@ export interface GatewayOptions {
   readonly onResponse?: (mode: 'endpoint', method: string, status: number, seconds: number) => void;
   /** Wall clock for signatures; default `new Date()`. */
   readonly now?: () => Date;
+  /** Source address of upstream requests (the daemon's `--origin-address`); default: any. */
+  readonly localAddress?: string;
 }
 
 /** Fields a client sends that authenticate it to the gateway, never to be passed to S3. */
@@ -249,6 +251,24 @@ export class Gateway {
     else originReq.end();
   }
 
+  /**
+   * A GET or HEAD of cache key `key` as this gateway's own routes send it (a member's fill,
+   * cluster.ts): signed with the gateway's credentials for an S3 route, with no client field.
+   * Undefined when no route leads to `key`.
+   */
+  keyUpstream(key: string): { call: UpstreamCall; credentialed: boolean } | undefined {
+    const resolved = this.options.routes.resolveKey(key);
+    if (resolved === undefined) return undefined;
+    const credentialed =
+      resolved.route.target.kind === 's3' && this.options.credentials !== undefined;
+    const call: UpstreamCall = async (method, extra) => {
+      const originReq = await this.upstreamRequest(resolved, method, { ...extra }, false);
+      originReq.end();
+      return responseOf(originReq);
+    };
+    return { call, credentialed };
+  }
+
   /** The upstream request for `resolved` (signed for an S3 route), not yet ended. */
   private async upstreamRequest(
     { route, upstream }: ResolvedRoute,
@@ -279,6 +299,9 @@ export class Gateway {
       path,
       headers: sendHeaders,
       setHost: false,
+      ...(this.options.localAddress === undefined
+        ? {}
+        : { localAddress: this.options.localAddress }),
     });
   }
 }

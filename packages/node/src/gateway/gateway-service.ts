@@ -14,7 +14,10 @@
  */
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import type { CryptoProvider } from '@peapod/core';
+import type { CryptoProvider, Manifest } from '@peapod/core';
+import type { JobFactory } from '../job-factory.js';
+import type { PodRpc } from '../pod-rpc.js';
+import { ClusterSharing } from './cluster.js';
 import type { Logger } from 'pino';
 import type { ChunkStoreApi } from '../store/store-api.js';
 import { CachedGet } from './cached-get.js';
@@ -55,6 +58,19 @@ export interface GatewayStats {
   readonly bytesFromStore: number;
   readonly memory: MemoryCacheStats;
   readonly revalidations: Readonly<Record<'not_modified' | 'changed' | 'denied', number>>;
+  /** Bytes fetched from members (cluster sharing), all members together. */
+  readonly bytesFromPeers: number;
+}
+
+/** What cluster sharing needs of the daemon (cluster.ts). */
+export interface GatewayCluster {
+  readonly rpc: PodRpc;
+  readonly jobs: JobFactory;
+  readonly selfId: Uint8Array;
+  /** Resolves once the chunks the core delivered so far are in the store. */
+  readonly storeWritesSettled: () => Promise<unknown>;
+  /** A fill was stored whole: the core is told, so members can fetch it. */
+  readonly announce: (manifest: Manifest) => void;
 }
 
 function newCounts() {
@@ -71,6 +87,8 @@ function newCounts() {
     bytesFromMemory: 0,
     bytesFromStore: 0,
     revalidations: { not_modified: 0, changed: 0, denied: 0 },
+    /** By member (device hex): bytes fetched from it, and its last transfer's rate. */
+    peers: new Map<string, { bytes: number; bytesPerSecond: number }>(),
   };
 }
 
@@ -84,6 +102,8 @@ export class GatewayService {
     readonly cachedGet: CachedGet,
     private readonly memory: MemoryCache,
     /** Where forward-mode responses are counted (forward-cache.ts). */
+    /** Source address of upstream requests (forward mode uses it too). */
+    readonly localAddress: string | undefined,
     readonly onResponse: (
       mode: 'endpoint' | 'forward',
       method: string,
@@ -100,8 +120,12 @@ export class GatewayService {
     readonly store: ChunkStoreApi;
     readonly crypto: CryptoProvider;
     readonly logger: Logger;
+    /** Source address of upstream requests (`--origin-address`); default: any. */
+    readonly localAddress?: string | undefined;
+    /** Share the cache with the pod's other gateways; without it every miss is the origin's. */
+    readonly cluster?: GatewayCluster;
   }): Promise<GatewayService> {
-    const { config, dataDir, store, crypto, logger } = options;
+    const { config, dataDir, store, crypto, logger, cluster } = options;
     const index = new ObjectIndex(join(dataDir, 'gateway.db'));
     const counts = newCounts();
     const memory = new MemoryCache({ maxBytes: config.memoryBytes });
@@ -118,7 +142,18 @@ export class GatewayService {
       crypto,
       budgetBytes: config.cacheBytes,
       nowMs: () => Date.now(),
+      ...(cluster === undefined ? {} : { onFilled: cluster.announce }),
     });
+    const sharing =
+      cluster === undefined
+        ? undefined
+        : new ClusterSharing(
+            cluster.rpc,
+            cluster.jobs,
+            cluster.selfId,
+            store,
+            cluster.storeWritesSettled,
+          );
     const found = findAwsCredentials();
     const cachedGet = new CachedGet(
       cache,
@@ -133,8 +168,18 @@ export class GatewayService {
           if (source === 'origin') counts.bytesFromOrigin += count;
           else counts.bytesFromCache += count;
         },
+        fromMembers: ({ bySource, seconds }) => {
+          for (const [peer, bytes] of Object.entries(bySource)) {
+            if (peer === 'self') continue;
+            const entry = counts.peers.get(peer) ?? { bytes: 0, bytesPerSecond: 0 };
+            entry.bytes += bytes;
+            entry.bytesPerSecond = seconds > 0 ? bytes / seconds : 0;
+            counts.peers.set(peer, entry);
+          }
+        },
       },
       () => Date.now(),
+      sharing,
     );
     const metrics = gatewayMetrics(counts, index, memory);
     const gateway = new Gateway({
@@ -145,6 +190,19 @@ export class GatewayService {
         recordResponse(counts, metrics, mode, method, status, seconds),
       logger,
       ...(found === undefined ? {} : { credentials: found.credentials }),
+      ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }),
+    });
+    sharing?.serve({
+      held: (key) => {
+        const object = cache.lookup(key);
+        return object !== undefined && cache.held(object) ? object : undefined;
+      },
+      fill: (key) => {
+        const upstream = gateway.keyUpstream(key);
+        if (upstream === undefined) return 'not-routed';
+        return cachedGet.fillForMember(key, upstream.call, upstream.credentialed);
+      },
+      ageMs: (object) => cachedGet.ageMs(object),
     });
     let address: AddressInfo;
     try {
@@ -160,6 +218,7 @@ export class GatewayService {
       cache,
       cachedGet,
       memory,
+      options.localAddress,
       (mode, method, status, seconds) =>
         recordResponse(counts, metrics, mode, method, status, seconds),
       config,
@@ -177,13 +236,15 @@ export class GatewayService {
   }
 
   stats(): GatewayStats {
+    const { peers: _peers, ...counts } = this.counts;
     return {
       objects: this.index.all().length,
       bytes: this.index.totalBytes(),
       budgetBytes: this.config.cacheBytes,
-      ...this.counts,
+      ...counts,
       memory: this.memory.stats(),
       revalidations: { ...this.counts.revalidations },
+      bytesFromPeers: [...this.counts.peers.values()].reduce((sum, p) => sum + p.bytes, 0),
     };
   }
 
@@ -262,6 +323,16 @@ function gatewayMetrics(counts: Counts, index: ObjectIndex, memory: MemoryCache)
       const served = counts.bytesFromOrigin + counts.bytesFromCache;
       return [{ labels: {}, value: served === 0 ? 0 : counts.bytesFromOrigin / served }];
     },
+  );
+  metrics.counter(
+    'peapod_gateway_peer_bytes_total',
+    'Bytes fetched from each member of the pod (cluster sharing), by device ID.',
+    () => [...counts.peers].map(([peer, p]) => ({ labels: { peer }, value: p.bytes })),
+  );
+  metrics.gauge(
+    'peapod_gateway_peer_throughput_bytes_per_second',
+    "Each member's share of the last object fetched from members, over that transfer's time.",
+    () => [...counts.peers].map(([peer, p]) => ({ labels: { peer }, value: p.bytesPerSecond })),
   );
   metrics.counter('peapod_gateway_evictions_total', 'Evictions by layer.', () => [
     { labels: { layer: 'memory' }, value: memory.stats().evictions },

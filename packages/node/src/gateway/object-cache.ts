@@ -34,7 +34,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { Chunker, toHex, type CryptoProvider, type Manifest } from '@peapod/core';
-import type { ChunkStoreApi } from '../store/store-api.js';
+import type { ChunkStoreApi, ContentOrigin } from '../store/store-api.js';
 import type { CachedObject, ObjectIndex } from './object-index.js';
 
 /** L1: what the object cache needs of a memory cache (memory-cache.ts). */
@@ -56,6 +56,8 @@ export interface ObjectCacheOptions {
   /** Wall clock, Unix ms. */
   readonly nowMs: () => number;
   readonly onEvicted?: (layer: 'memory' | 'store', object: CachedObject) => void;
+  /** A fill was stored whole: its content can be served to members (the core is told). */
+  readonly onFilled?: (manifest: Manifest) => void;
   /** A chunk was read for a response: from L1 (`memory`) or from the store (then put in L1). */
   readonly onChunkRead?: (layer: 'memory' | 'store', bytes: number) => void;
 }
@@ -74,6 +76,22 @@ export function replayedHeaders(
 }
 
 const HOUR_MS = 60 * 60 * 1000;
+
+/** A response as the cache keeps it. */
+export interface StoredResponse {
+  readonly headers: readonly (readonly [string, string])[];
+  readonly responseDateMs: number;
+  readonly ageMs: number;
+  /** Fetched with credentials (see object-index.ts `private`). */
+  readonly private: boolean;
+}
+
+function urlOrigin(key: string, response: StoredResponse): ContentOrigin {
+  const headers = replayedHeaders(response.headers);
+  const validator =
+    headers.find(([n]) => n === 'etag')?.[1] ?? headers.find(([n]) => n === 'last-modified')?.[1];
+  return { kind: 'url', url: key, validator: validator ?? '' };
+}
 
 export class ObjectCache {
   private spoolSerial = 0;
@@ -113,17 +131,7 @@ export class ObjectCache {
   }
 
   /** Starts caching a 200 response for `key` whose body is `totalBytes` long. */
-  begin(
-    key: string,
-    totalBytes: number,
-    response: {
-      headers: readonly (readonly [string, string])[];
-      responseDateMs: number;
-      ageMs: number;
-      /** Fetched with credentials (see object-index.ts `private`). */
-      private: boolean;
-    },
-  ): ObjectFill | undefined {
+  begin(key: string, totalBytes: number, response: StoredResponse): ObjectFill | undefined {
     if (totalBytes <= 0 || totalBytes > this.options.budgetBytes) return undefined;
     const path = join(this.options.objectsDir, `.spool-${process.pid}-${++this.spoolSerial}`);
     let fd: number;
@@ -189,24 +197,34 @@ export class ObjectCache {
     key: string,
     manifest: Manifest,
     path: string,
-    response: {
-      headers: readonly (readonly [string, string])[];
-      responseDateMs: number;
-      ageMs: number;
-      /** Fetched with credentials (see object-index.ts `private`). */
-      private: boolean;
-    },
+    response: StoredResponse,
   ): Promise<CachedObject> {
-    const { store, index } = this.options;
-    const headers = replayedHeaders(response.headers);
-    const etag = headers.find(([n]) => n === 'etag')?.[1];
-    const lastModified = headers.find(([n]) => n === 'last-modified')?.[1];
-    const validator = etag ?? lastModified ?? '';
-    store.addContent(manifest, { kind: 'url', url: key, validator }, { pinned: false });
+    const { store } = this.options;
+    store.addContent(manifest, urlOrigin(key, response), { pinned: false });
     store.referenceChunks(
       manifest.contentId,
       manifest.chunkHashes.map((_, i) => ({ index: i, path, offset: i * manifest.chunkSizeBytes })),
     );
+    this.options.onFilled?.(manifest);
+    return this.record(key, manifest, response);
+  }
+
+  /**
+   * Records an object whose content the store already holds whole (fetched from members by
+   * content ID, cluster.ts) and keeps the cache in its budget.
+   */
+  async adopt(key: string, manifest: Manifest, response: StoredResponse): Promise<CachedObject> {
+    this.options.store.addContent(manifest, urlOrigin(key, response), { pinned: false });
+    return this.record(key, manifest, response);
+  }
+
+  private async record(
+    key: string,
+    manifest: Manifest,
+    response: StoredResponse,
+  ): Promise<CachedObject> {
+    const { index } = this.options;
+    const headers = replayedHeaders(response.headers);
     const nowMs = this.options.nowMs();
     const replaced = index.put(
       {
@@ -214,8 +232,8 @@ export class ObjectCache {
         contentId: manifest.contentId,
         totalBytes: manifest.totalBytes,
         headers,
-        etag,
-        lastModified,
+        etag: headers.find(([n]) => n === 'etag')?.[1],
+        lastModified: headers.find(([n]) => n === 'last-modified')?.[1],
         storedAtMs: nowMs,
         responseDateMs: response.responseDateMs,
         ageAtStoreMs: response.ageMs,
@@ -279,13 +297,7 @@ export class ObjectFill {
     private readonly options: ObjectCacheOptions,
     readonly key: string,
     readonly totalBytes: number,
-    private readonly response: {
-      headers: readonly (readonly [string, string])[];
-      responseDateMs: number;
-      ageMs: number;
-      /** Fetched with credentials (see object-index.ts `private`). */
-      private: boolean;
-    },
+    private readonly response: StoredResponse,
     private readonly spoolPath: string,
     private fd: number | undefined,
   ) {

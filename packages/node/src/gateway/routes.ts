@@ -166,6 +166,26 @@ export class RouteTable {
     }
     return undefined;
   }
+
+  /**
+   * The route whose target leads to cache key `key` (an upstream URL, `origin/path?query`, as
+   * the gateway keys objects), with that upstream request; undefined when no route leads there
+   * (a member's fill request for an address this table does not route, cluster.ts). Never throws.
+   */
+  resolveKey(key: string): ResolvedRoute | undefined {
+    for (const route of this.routes) {
+      const origin = route.target.kind === 'http' ? route.target.origin : route.target.endpoint;
+      const { path } = upstreamOf(route.target, '');
+      const base = `${origin.origin}${path === '/' ? '' : path}`;
+      const rest = key.startsWith(base) ? key.slice(base.length) : undefined;
+      if (rest === undefined || !(rest === '' || rest.startsWith('/') || rest.startsWith('?')))
+        continue;
+      const upstreamPath = key.slice(origin.origin.length);
+      if (!upstreamPath.startsWith('/') || hasDotSegment(upstreamPath)) continue;
+      return { route, upstream: { origin: new URL(origin.origin), path: upstreamPath } };
+    }
+    return undefined;
+  }
 }
 
 function prefixOf(route: Route): string {

@@ -1,0 +1,231 @@
+/**
+ * Cache sharing between the gateways of one pod (issue 13 item 4), with three real `peapod
+ * daemon --gateway` processes on loopback, each routing `/o` to one origin and sending its
+ * origin traffic from its own address (127.0.0.11, .12, .13), so the origin's log says which
+ * daemon fetched what. Each test names what it asserts:
+ * - an object read through A is then served to B and C from A's copy: the origin sends it once;
+ * - three gateways missing one object at the same moment cost one origin fetch;
+ * - a changed object (new ETag) is fetched fresh, and the next member revalidates it with a
+ *   bodyless 304 and takes the new copy from a member;
+ * - with the key's owner gone, the next in the rendezvous ranking fills it;
+ * - `/metrics` counts the bytes each member sent.
+ */
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, test } from 'node:test';
+import { parseDeviceId, toHex } from '@peapod/core';
+import { getPeers } from '../src/api-client.js';
+import { freeTcpPort, waitFor } from '../src/local-pod.js';
+import { PodFixture } from './support/pod-fixture.js';
+
+interface Version {
+  body: Buffer;
+  etag: string;
+  cacheControl: string;
+}
+
+/** An origin of in-memory objects that logs who fetched what (a plain static server's answers). */
+class CountingOrigin {
+  readonly objects = new Map<string, Version>();
+  readonly log: Array<{ client: string; path: string; status: number; bytes: number }> = [];
+  private constructor(
+    private readonly server: ReturnType<typeof createServer>,
+    readonly url: string,
+  ) {}
+
+  static async start(): Promise<CountingOrigin> {
+    const server = createServer();
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const origin = new CountingOrigin(
+      server,
+      `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    );
+    server.on('request', (req, res) => origin.handle(req, res));
+    return origin;
+  }
+
+  put(name: string, body: Buffer, cacheControl = 'max-age=3600'): void {
+    const etag = `"${createHash('sha256').update(body).digest('hex').slice(0, 16)}"`;
+    this.objects.set(`/${name}`, { body, etag, cacheControl });
+  }
+
+  /** The responses with a body, or all of them, for `name`. */
+  fetches(name: string): Array<{ client: string; status: number; bytes: number }> {
+    return this.log.filter((entry) => entry.path === `/${name}`);
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const object = this.objects.get(req.url ?? '');
+    const client = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+    const entry = { client, path: req.url ?? '', status: 404, bytes: 0 };
+    this.log.push(entry);
+    if (object === undefined) return void res.writeHead(404, { 'content-length': 0 }).end();
+    const head = { etag: object.etag, 'cache-control': object.cacheControl };
+    const ifNoneMatch = (req.headers['if-none-match'] ?? '').split(',').map((tag) => tag.trim());
+    if (ifNoneMatch.includes(object.etag)) {
+      entry.status = 304;
+      return void res.writeHead(304, head).end();
+    }
+    entry.status = 200;
+    entry.bytes = object.body.length;
+    res.writeHead(200, {
+      ...head,
+      'content-type': 'application/octet-stream',
+      'content-length': object.body.length,
+    });
+    res.end(object.body);
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    this.server.close();
+    await once(this.server, 'close');
+  }
+}
+
+let origin: CountingOrigin;
+let pod: PodFixture;
+const gatewayPorts: number[] = [];
+const deviceIds: Uint8Array[] = [];
+const ADDRESS = (daemon: number) => `127.0.0.${11 + daemon}`;
+
+before(async () => {
+  origin = await CountingOrigin.start();
+  for (let i = 0; i < 3; i++) gatewayPorts.push(await freeTcpPort());
+  pod = await PodFixture.start({
+    daemons: 3,
+    flags: Object.fromEntries(
+      gatewayPorts.map((port, i) => [
+        i,
+        ['--gateway', `127.0.0.1:${port}`, '--route', `/o=${origin.url}`],
+      ]),
+    ),
+  });
+  for (let i = 0; i < 3; i++) {
+    await pod.connected(i, 2);
+    deviceIds.push(parseDeviceId((await getPeers(pod.daemons[i]!.api)).deviceId));
+  }
+});
+after(async () => {
+  await pod?.stop();
+  await origin?.close();
+});
+
+async function get(daemon: number, name: string): Promise<{ status: number; body: Buffer }> {
+  const response = await fetch(`http://127.0.0.1:${gatewayPorts[daemon]}/o/${name}`);
+  return { status: response.status, body: Buffer.from(await response.arrayBuffer()) };
+}
+
+/** The daemons (indices) ranked for `key` by SHA-256(device ID || key), highest first. */
+function ranking(key: string, among: readonly number[]): number[] {
+  const score = (i: number) =>
+    createHash('sha256').update(deviceIds[i]!).update(key, 'utf8').digest();
+  return [...among].sort((a, b) => Buffer.compare(score(b), score(a)));
+}
+
+async function metric(daemon: number, pattern: RegExp): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${gatewayPorts[daemon]}/metrics`)).text();
+  return text
+    .split('\n')
+    .filter((line) => pattern.test(line))
+    .reduce((sum, line) => sum + Number(line.split(' ').pop()), 0);
+}
+
+test('an object read through A is served to B and C from the pod: the origin sends it once', async () => {
+  const body = randomBytes(3 * 1024 * 1024 + 17);
+  // A name whose rendezvous owner is A, so A is the one that fetches (any other owner would
+  // fill A's miss itself: the next test shows that).
+  let name = 'a0.bin';
+  for (let n = 1; ranking(`${origin.url}/${name}`, [0, 1, 2])[0] !== 0; n++) name = `a${n}.bin`;
+  origin.put(name, body);
+  const a = await get(0, name);
+  assert.equal(a.status, 200);
+  assert.ok(a.body.equals(body));
+  for (const daemon of [1, 2]) {
+    const got = await get(daemon, name);
+    assert.equal(got.status, 200, `daemon ${daemon + 1}`);
+    assert.ok(got.body.equals(body), `daemon ${daemon + 1} got the object's exact bytes`);
+  }
+  assert.deepEqual(
+    origin.fetches(name),
+    [{ client: ADDRESS(0), path: `/${name}`, status: 200, bytes: body.length }],
+    'the origin served the object once, to A',
+  );
+  // B fetched it from A: /metrics names A and counts at least the object's bytes from members.
+  const fromA = await metric(
+    1,
+    new RegExp(`^peapod_gateway_peer_bytes_total\\{peer="${toHex(deviceIds[0]!)}"\\}`),
+  );
+  assert.ok(fromA > 0, 'B counts bytes fetched from A');
+  const fromMembers =
+    (await metric(1, /^peapod_gateway_peer_bytes_total\{/)) +
+    (await metric(2, /^peapod_gateway_peer_bytes_total\{/));
+  assert.equal(fromMembers, 2 * body.length, 'B and C each fetched the whole object from members');
+  assert.equal(await metric(1, /^peapod_gateway_bytes_total\{source="origin"\}/), 0);
+});
+
+test('three gateways missing one object at once cost one origin fetch', async () => {
+  const body = randomBytes(2 * 1024 * 1024 + 5);
+  origin.put('b.bin', body);
+  const got = await Promise.all([0, 1, 2].map((daemon) => get(daemon, 'b.bin')));
+  for (const [daemon, answer] of got.entries()) {
+    assert.equal(answer.status, 200, `daemon ${daemon + 1}`);
+    assert.ok(answer.body.equals(body), `daemon ${daemon + 1} got the object's exact bytes`);
+  }
+  const fetches = origin.fetches('b.bin');
+  assert.equal(fetches.length, 1, `one origin request, got ${JSON.stringify(fetches)}`);
+  const [owner] = ranking(`${origin.url}/b.bin`, [0, 1, 2]);
+  assert.equal(fetches[0]!.client, ADDRESS(owner!), "the key's rendezvous owner fetched it");
+});
+
+test('a changed object (new ETag) is fetched fresh; the next member revalidates with a 304 and takes the copy from the pod', async () => {
+  const first = randomBytes(1024 * 1024);
+  origin.put('c.bin', first, 'no-cache');
+  assert.ok((await get(0, 'c.bin')).body.equals(first));
+  const second = randomBytes(1024 * 1024 + 1);
+  origin.put('c.bin', second, 'no-cache');
+  const since = origin.log.length;
+  const b = await get(1, 'c.bin');
+  assert.ok(b.body.equals(second), 'B got the new version, not the copy A holds');
+  assert.deepEqual(
+    origin.log.slice(since).map(({ client, status, bytes }) => ({ client, status, bytes })),
+    [{ client: ADDRESS(1), status: 200, bytes: second.length }],
+    "B's revalidation of A's copy got the new version",
+  );
+  const c = await get(2, 'c.bin');
+  assert.ok(c.body.equals(second), 'C got the new version');
+  assert.deepEqual(
+    origin.log.slice(since + 1).map(({ client, status, bytes }) => ({ client, status, bytes })),
+    [{ client: ADDRESS(2), status: 304, bytes: 0 }],
+    "C revalidated B's copy (no-cache) with a bodyless 304, and took its bytes from the pod",
+  );
+});
+
+test("with the key's owner gone, the next in the ranking fills it", async () => {
+  const body = randomBytes(1024 * 1024 + 3);
+  origin.put('d.bin', body);
+  const [owner, next, last] = ranking(`${origin.url}/d.bin`, [0, 1, 2]) as [number, number, number];
+  const gone = pod.daemons[owner]!.child;
+  gone.kill('SIGTERM');
+  await once(gone, 'exit');
+  // Until the one left sees only the other (the owner's link closed).
+  await waitFor(
+    async () =>
+      (await getPeers(pod.daemons[last]!.api)).peers.filter((p) => p.state === 'connected')
+        .length === 1,
+    15_000,
+    'the owner to be gone',
+  );
+  const got = await get(last, 'd.bin');
+  assert.equal(got.status, 200);
+  assert.ok(got.body.equals(body));
+  assert.deepEqual(
+    origin.fetches('d.bin').map(({ client, status }) => ({ client, status })),
+    [{ client: ADDRESS(next), status: 200 }],
+    'the second in the ranking fetched it, once',
+  );
+});
