@@ -26,9 +26,14 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { stripHopByHop } from '../proxy.js';
-import { CacheMissing, type ObjectCache, type ObjectFill } from './object-cache.js';
+import {
+  CacheMissing,
+  type ObjectCache,
+  type ObjectFill,
+  type StoredResponse,
+} from './object-cache.js';
 import type { CachedObject } from './object-index.js';
-import type { ClusterSharing, PeerTransferFigures } from './cluster.js';
+import type { ClusterSharing, PeerObject, PeerTransferFigures } from './cluster.js';
 import {
   type HeaderFields,
   cacheDecision,
@@ -234,6 +239,22 @@ export class CachedGet {
         private: credentialed || found.private,
       };
     }
+    return this.fromMemberCopy(sharing, req, res, key, found, stored, settle);
+  }
+
+  /**
+   * Fetches a member's copy by content ID, stores it for `key` and answers from it; false (and
+   * nothing sent) when the transfer failed.
+   */
+  private async fromMemberCopy(
+    sharing: ClusterSharing,
+    req: ClientAsk,
+    res: ServerResponse,
+    key: string,
+    found: PeerObject,
+    stored: StoredResponse,
+    settle: (object: CachedObject | undefined) => void,
+  ): Promise<boolean> {
     const manifest = await sharing.transfer(found, (figures) => this.events.fromMembers?.(figures));
     if (manifest === undefined) return false;
     const object = await this.cache.adopt(key, manifest, stored);
@@ -299,11 +320,37 @@ export class CachedGet {
     upstream: UpstreamCall,
     credentialed: boolean,
   ): Promise<void> {
-    const response = await upstream('GET', revalidationHeaders(object), { wholeObject: true });
+    // Members may hold a newer version: one request names every ETag, the 304 says which.
+    const others =
+      this.sharing === undefined
+        ? []
+        : (await this.sharing.find(key)).filter(
+            (c) => c.etag !== undefined && c.etag !== object.etag,
+          );
+    const etags = [object.etag, ...others.map((c) => c.etag)].filter((e) => e !== undefined);
+    const conditional =
+      others.length > 0 && object.etag !== undefined
+        ? { 'if-none-match': [...new Set(etags)].join(', ') }
+        : revalidationHeaders(object);
+    const response = await upstream('GET', conditional, { wholeObject: true });
     const status = response.statusCode ?? 502;
     if (status === 304) {
       response.resume();
       this.events.revalidated('not_modified');
+      const newer = others.find((c) => c.etag === response.headers.etag);
+      if (newer !== undefined && this.sharing !== undefined) {
+        const { settle } = this.startFill(key);
+        const stored = {
+          headers: newer.headers,
+          responseDateMs: dateOf(response) ?? this.nowMs(),
+          ageMs: 0,
+          private: credentialed || newer.private,
+        };
+        if (await this.fromMemberCopy(this.sharing, req, res, key, newer, stored, settle)) return;
+        settle(undefined);
+        const again = await upstream('GET', {}, { wholeObject: false });
+        return this.streamAndFill(req, res, key, again, this.startFill(key).settle, credentialed);
+      }
       this.cache.refreshed(key, dateOf(response) ?? this.nowMs());
       return this.fromCache(req, res, object);
     }
