@@ -7,6 +7,8 @@
  * - three gateways missing one object at the same moment cost one origin fetch;
  * - a changed object (new ETag) is fetched fresh, and the next member revalidates it with a
  *   bodyless 304 and takes the new copy from a member;
+ * - a private object (fetched with credentials) held by a member reaches no client of another
+ *   gateway without valid credentials: the origin refuses its request first;
  * - with the key's owner gone, the next in the rendezvous ranking fills it;
  * - `/metrics` counts the bytes each member sent.
  */
@@ -25,6 +27,8 @@ interface Version {
   body: Buffer;
   etag: string;
   cacheControl: string;
+  /** Requests without `Authorization: <this>` get 401. */
+  authorization?: string;
 }
 
 /** An origin of in-memory objects that logs who fetched what (a plain static server's answers). */
@@ -48,9 +52,14 @@ class CountingOrigin {
     return origin;
   }
 
-  put(name: string, body: Buffer, cacheControl = 'max-age=3600'): void {
+  put(name: string, body: Buffer, cacheControl = 'max-age=3600', authorization?: string): void {
     const etag = `"${createHash('sha256').update(body).digest('hex').slice(0, 16)}"`;
-    this.objects.set(`/${name}`, { body, etag, cacheControl });
+    this.objects.set(`/${name}`, {
+      body,
+      etag,
+      cacheControl,
+      ...(authorization === undefined ? {} : { authorization }),
+    });
   }
 
   /** The responses with a body, or all of them, for `name`. */
@@ -64,6 +73,10 @@ class CountingOrigin {
     const entry = { client, path: req.url ?? '', status: 404, bytes: 0 };
     this.log.push(entry);
     if (object === undefined) return void res.writeHead(404, { 'content-length': 0 }).end();
+    if (object.authorization !== undefined && req.headers.authorization !== object.authorization) {
+      entry.status = 401;
+      return void res.writeHead(401, { 'content-length': 0 }).end();
+    }
     const head = { etag: object.etag, 'cache-control': object.cacheControl };
     const ifNoneMatch = (req.headers['if-none-match'] ?? '').split(',').map((tag) => tag.trim());
     if (ifNoneMatch.includes(object.etag)) {
@@ -115,8 +128,12 @@ after(async () => {
   await origin?.close();
 });
 
-async function get(daemon: number, name: string): Promise<{ status: number; body: Buffer }> {
-  const response = await fetch(`http://127.0.0.1:${gatewayPorts[daemon]}/o/${name}`);
+async function get(
+  daemon: number,
+  name: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: Buffer }> {
+  const response = await fetch(`http://127.0.0.1:${gatewayPorts[daemon]}/o/${name}`, { headers });
   return { status: response.status, body: Buffer.from(await response.arrayBuffer()) };
 }
 
@@ -202,6 +219,28 @@ test('a changed object (new ETag) is fetched fresh; the next member revalidates 
     origin.log.slice(since + 1).map(({ client, status, bytes }) => ({ client, status, bytes })),
     [{ client: ADDRESS(2), status: 304, bytes: 0 }],
     "C revalidated B's copy (no-cache) with a bodyless 304, and took its bytes from the pod",
+  );
+});
+
+test("a member's private copy reaches no client without valid credentials; a valid one gets it from the pod after a 304", async () => {
+  const body = randomBytes(512 * 1024 + 9);
+  origin.put('p.bin', body, 'max-age=3600', 'Bearer right');
+  const first = await get(0, 'p.bin', { authorization: 'Bearer right' });
+  assert.equal(first.status, 200);
+  assert.ok(first.body.equals(body));
+  for (const authorization of ['Bearer wrong', undefined]) {
+    const denied = await get(1, 'p.bin', authorization === undefined ? {} : { authorization });
+    assert.equal(denied.status, 401, `${authorization ?? 'no credentials'}: the origin's answer`);
+    assert.equal(denied.body.length, 0, 'no byte of the private object');
+  }
+  const since = origin.log.length;
+  const allowed = await get(2, 'p.bin', { authorization: 'Bearer right' });
+  assert.equal(allowed.status, 200);
+  assert.ok(allowed.body.equals(body));
+  assert.deepEqual(
+    origin.log.slice(since).map(({ client, status, bytes }) => ({ client, status, bytes })),
+    [{ client: ADDRESS(2), status: 304, bytes: 0 }],
+    "the valid client's request was revalidated (a bodyless 304), the bytes came from the pod",
   );
 });
 
