@@ -32,8 +32,12 @@
  *   checked by SHA-256), against the limit F / origin rate; and the origin's sent TCP payload
  *   (its `eth0` transmit counters minus 66 bytes of headers per frame) against F. PeaPod's are
  *   printed next to BitTorrent's of the same run, as ratios. Also per node: its time, its first
- *   byte, its downlink's busy span (a 100 ms sampler of the bridge ports), what it sent into the
- *   LAN, and what its gateway's metrics say it got from where.
+ *   byte (PeaPod), when its downlink carried data (a 100 ms sampler of the bridge ports, at a
+ *   tenth of the origin rate or more), what it sent into the LAN, and what its gateway's metrics
+ *   say it got from where. A BitTorrent leecher's time is to its aria2c's exit, as bench/swarm.ts
+ *   counts it: later than its downlink's last data by aria2c's own start and stop.
+ * - When the gateways did not share (not exactly one fetched from the origin) or a client
+ *   failed, the daemons' warnings and gateway lines are printed.
  *
  * Without root, where `ip netns` fails, or without nginx (or aria2c and opentracker for the
  * baseline), it says why and exits 0 having run nothing.
@@ -149,11 +153,38 @@ interface SystemRun {
   /** Each node's `eth0` over the transfer (what it sent into the LAN). */
   readonly nodesSent: readonly LinkCounters[];
   readonly originUplink: LinkSummary;
-  readonly downlinks: readonly LinkSummary[];
+  /** When each node's downlink carried data (see `dataSpan`), seconds from the start. */
+  readonly downlinks: readonly DataSpan[];
   readonly gateways?: readonly GatewayFigures[];
   readonly note: string;
   /** Daemon log lines that say why the gateways did not share, when they did not. */
   readonly trouble?: readonly string[];
+}
+
+/** From the first to the last 100 ms interval a link carried data in. */
+interface DataSpan {
+  readonly from?: number;
+  readonly to?: number;
+}
+
+/**
+ * The span of a LinkTimeline CSV's column at `minBytesPerSec` or more: well above the ACKs a
+ * node's downlink carries while it uploads to members (LinkSummary's last byte counts those).
+ */
+function dataSpan(csv: string, column: number, minBytesPerSec: number): DataSpan {
+  let previous = 0;
+  let from: number | undefined;
+  let to: number | undefined;
+  for (const row of csv.trim().split('\n').slice(1)) {
+    const fields = row.split(',').map(Number);
+    const end = fields[0]!;
+    if (fields[column + 1]! / Math.max(0.001, end - previous) >= minBytesPerSec) {
+      from ??= previous;
+      to = end;
+    }
+    previous = end;
+  }
+  return { ...(from === undefined ? {} : { from }), ...(to === undefined ? {} : { to }) };
 }
 
 /** Takes the links' counters and timelines around exactly the transfer. */
@@ -208,8 +239,10 @@ class Measurement {
       originSent: this.sent[0]!,
       nodesSent: this.sent.slice(1),
       originUplink: this.timelines[0]!.summarize(originBytesPerSec)[0]!,
-      // Against the origin rate: "busy" from the moment a node gets half the origin's rate.
-      downlinks: this.timelines[1]!.summarize(originBytesPerSec),
+      // Data at a tenth of the origin's rate or more (ACKs are a few percent of what they ack).
+      downlinks: this.nodes.map((_, i) =>
+        dataSpan(this.timelines[1]!.csv(), i, originBytesPerSec / 10),
+      ),
     };
   }
 }
@@ -586,6 +619,11 @@ async function main(): Promise<number> {
   });
 }
 
+const dataSpanText = (span: DataSpan) =>
+  span.from === undefined || span.to === undefined
+    ? 'never'
+    : `${span.from.toFixed(1)}-${span.to.toFixed(1)} s`;
+
 function report(options: Options, runs: readonly SystemRun[]): number {
   const limit = options.sizeBytes / options.originBytesPerSec;
   const figures = runs.map((run) => {
@@ -700,7 +738,7 @@ function report(options: Options, runs: readonly SystemRun[]): number {
       console.log(
         `    ${client.name}: ${client.seconds.toFixed(2)} s (${(client.seconds / limit).toFixed(2)}x)` +
           `${client.firstByteSeconds === undefined ? '' : `, first byte ${client.firstByteSeconds.toFixed(2)} s`}` +
-          `, downlink ${span(run.downlinks[i]!)}, sent into the LAN ${mib(payloadBytes(run.nodesSent[i]!))}` +
+          `, data on its downlink ${dataSpanText(run.downlinks[i]!)}, sent into the LAN ${mib(payloadBytes(run.nodesSent[i]!))}` +
           `${client.ok ? ', SHA-256 ok' : `, FAILED: ${client.error ?? ''}`}${peers}`,
       );
     });

@@ -22,7 +22,7 @@ import { NodeHost } from '../src/node-host.js';
 import { createNodeCryptoProvider } from '../src/node-crypto-provider.js';
 import { PodRpc, RpcFailed, RPC_ERROR_UNKNOWN_METHOD } from '../src/pod-rpc.js';
 import {
-  FILL_METHOD,
+  SEGMENT_METHOD,
   LOOKUP_METHOD,
   parseObject,
   RPC_ERROR_NOT_ROUTED,
@@ -106,13 +106,17 @@ test('hostile lookup and fill bodies get an RPC error or a well-formed answer; t
     fc.string({ maxLength: 20_000 }).map((key) => Buffer.from(JSON.stringify({ key }))),
   );
   await fc.assert(
-    fc.asyncProperty(fc.constantFrom(LOOKUP_METHOD, FILL_METHOD), body, async (method, bytes) => {
-      const got = await answer(method, bytes);
-      if ('ok' in got) {
-        const reply = JSON.parse(Buffer.from(got.ok).toString()) as { object: unknown };
-        assert.ok('object' in reply);
-      }
-    }),
+    fc.asyncProperty(
+      fc.constantFrom(LOOKUP_METHOD, SEGMENT_METHOD),
+      body,
+      async (method, bytes) => {
+        const got = await answer(method, bytes);
+        if ('ok' in got) {
+          const reply = JSON.parse(Buffer.from(got.ok).toString()) as { object: unknown };
+          assert.ok('object' in reply);
+        }
+      },
+    ),
     { numRuns: 150, seed: 0x9a7e },
   );
   const response = await fetch(`http://127.0.0.1:${gatewayPort}/o/x.bin`);
@@ -127,7 +131,7 @@ test('a fill for an address no route leads to is refused, and that address is ne
     `http://127.0.0.1:${port}`,
     `http://169.254.169.254/latest/meta-data/`,
   ]) {
-    const got = await answer(FILL_METHOD, Buffer.from(JSON.stringify({ key })));
+    const got = await answer(SEGMENT_METHOD, Buffer.from(JSON.stringify({ key, index: 0 })));
     assert.deepEqual(got, { code: RPC_ERROR_NOT_ROUTED }, key);
   }
   assert.equal(victimConnections, 0);
@@ -135,7 +139,7 @@ test('a fill for an address no route leads to is refused, and that address is ne
 
 test('a fill for a routed key is answered with the object, and a lookup then finds it', async () => {
   const key = `http://127.0.0.1:${(origin.address() as AddressInfo).port}/x.bin`;
-  const filled = await answer(FILL_METHOD, Buffer.from(JSON.stringify({ key })));
+  const filled = await answer(SEGMENT_METHOD, Buffer.from(JSON.stringify({ key, index: 0 })));
   assert.ok('ok' in filled);
   const object = parseObject(filled.ok, daemonHex);
   assert.equal(object?.totalBytes, BODY.length);

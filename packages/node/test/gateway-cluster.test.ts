@@ -186,7 +186,7 @@ test('an object read through A is served to B and C from the pod: the origin sen
 });
 
 test('three gateways missing one object at once cost one origin fetch', async () => {
-  const body = randomBytes(2 * 1024 * 1024 + 5);
+  const body = randomBytes(20 * 1024 * 1024 + 5); // three segments: members fetch while the owner fills
   origin.put('b.bin', body);
   const got = await Promise.all([0, 1, 2].map((daemon) => get(daemon, 'b.bin')));
   for (const [daemon, answer] of got.entries()) {

@@ -33,7 +33,7 @@ import {
   type StoredResponse,
 } from './object-cache.js';
 import type { CachedObject } from './object-index.js';
-import type { ClusterSharing, PeerObject, PeerTransferFigures } from './cluster.js';
+import type { ClusterSharing, PeerObject, PeerTransferFigures, SegmentAnswer } from './cluster.js';
 import {
   type HeaderFields,
   cacheDecision,
@@ -182,9 +182,21 @@ export class CachedGet {
     const candidates = await sharing.find(key);
     if (candidates.length === 0)
       for (const owner of sharing.owners(key)) {
-        const filled = await sharing.askFill(owner, key);
-        if (filled === undefined) continue;
-        candidates.push(filled);
+        const first = await sharing.segment(owner, key, 0);
+        if (first === undefined) continue;
+        if (first.kind === 'segment')
+          return this.fromSegments(
+            sharing,
+            owner,
+            first,
+            req,
+            res,
+            key,
+            credentialed,
+            upstream,
+            settle,
+          );
+        candidates.push(first.object);
         break;
       }
     let found = candidates[0];
@@ -240,6 +252,150 @@ export class CachedGet {
       };
     }
     return this.fromMemberCopy(sharing, req, res, key, found, stored, settle);
+  }
+
+  /**
+   * A miss answered while the owner is still filling it: segment by segment (segment-feed.ts),
+   * each fetched from the members by content ID as soon as the owner has it, streamed to the
+   * client and cached here. When the owner leaves or a segment cannot be had, the rest comes
+   * from the origin by a range request pinned to the version (If-Range), so the transfer
+   * resumes where it was cut; without a validator to pin, the response is cut.
+   */
+  private async fromSegments(
+    sharing: ClusterSharing,
+    owner: string,
+    first: Extract<SegmentAnswer, { kind: 'segment' }>,
+    req: ClientAsk,
+    res: ServerResponse,
+    key: string,
+    credentialed: boolean,
+    upstream: UpstreamCall,
+    settle: (object: CachedObject | undefined) => void,
+  ): Promise<boolean> {
+    const { head, segmentBytes } = first;
+    const field = (name: string) => head.headers.find(([n]) => n === name)?.[1];
+    const validators = { etag: field('etag'), lastModified: field('last-modified') };
+    let stored: StoredResponse = { ...head, private: credentialed || head.private };
+    const fresh =
+      !stored.private &&
+      cacheDecision(
+        { url: key, headers: req.headers },
+        {
+          headers: {
+            ...Object.fromEntries(head.headers),
+            date: new Date(head.responseDateMs).toUTCString(),
+            age: String(Math.floor(head.ageMs / 1000)),
+          },
+          requestTimeMs: this.nowMs(),
+          responseTimeMs: this.nowMs(),
+        },
+        this.nowMs(),
+      ) === 'fresh';
+    if (!fresh) {
+      const response = await upstream('GET', revalidationHeaders(validators), {
+        wholeObject: true,
+      });
+      const status = response.statusCode ?? 502;
+      if (status === 200) {
+        this.events.revalidated('changed');
+        await this.streamAndFill(req, res, key, response, settle, credentialed);
+        return true;
+      }
+      if (status !== 304) {
+        this.events.revalidated('denied');
+        settle(undefined);
+        this.passOn(response, res, 'GET');
+        return true;
+      }
+      response.resume();
+      this.events.revalidated('not_modified');
+      stored = { ...stored, responseDateMs: dateOf(response) ?? this.nowMs(), ageMs: 0 };
+    }
+    const total = head.totalBytes;
+    const fill = this.cache.begin(key, total, stored);
+    res.sendDate = false;
+    res.writeHead(
+      200,
+      [
+        ...head.headers,
+        ['accept-ranges', 'bytes'],
+        ['age', String(Math.floor(stored.ageMs / 1000))],
+        ['content-length', String(total)],
+      ].flat(),
+    );
+    let written = 0;
+    const pass = async (bytes: Uint8Array): Promise<void> => {
+      fill?.write(bytes);
+      written += bytes.length;
+      if (!res.write(bytes)) await new Promise((resolve) => res.once('drain', resolve));
+    };
+    const count = Math.ceil(total / segmentBytes);
+    let next: Promise<SegmentAnswer | undefined> = Promise.resolve(first);
+    try {
+      for (let index = 0; index < count; index++) {
+        const segment = await next;
+        // Asked ahead: the owner answers when it has the segment, so the wait overlaps this one.
+        if (index + 1 < count) next = sharing.segment(owner, key, index + 1);
+        const ok =
+          segment?.kind === 'segment' &&
+          segment.segmentBytes === segmentBytes &&
+          written === index * segmentBytes &&
+          (await sharing.transferSegment(segment.manifest, pass, (figures) =>
+            this.events.fromMembers?.(figures),
+          ));
+        if (fill === undefined && segment?.kind === 'segment')
+          void sharing.forget(segment.manifest.contentId).catch(() => undefined);
+        if (!ok) {
+          await this.resumeFromOrigin(res, upstream, validators, written, total, pass);
+          break;
+        }
+      }
+      res.end();
+      settle((await fill?.finish()) ?? undefined);
+    } catch (error) {
+      fill?.abort();
+      settle(undefined);
+      res.destroy();
+      throw error;
+    }
+    return true;
+  }
+
+  /** The rest of an object from `offset`, from the origin, pinned to the version held. */
+  private async resumeFromOrigin(
+    res: ServerResponse,
+    upstream: UpstreamCall,
+    validators: { etag: string | undefined; lastModified: string | undefined },
+    offset: number,
+    total: number,
+    pass: (bytes: Uint8Array) => Promise<void>,
+  ): Promise<void> {
+    if (res.destroyed) throw new Error('the client left');
+    const pin =
+      validators.etag !== undefined && !validators.etag.startsWith('W/')
+        ? validators.etag
+        : validators.lastModified;
+    if (pin === undefined) throw new Error('the copy was cut and no validator pins a resume');
+    const response = await upstream(
+      'GET',
+      { range: `bytes=${offset}-`, 'if-range': pin },
+      { wholeObject: true },
+    );
+    const range = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(response.headers['content-range'] ?? '');
+    if (
+      response.statusCode !== 206 ||
+      Number(range?.[1]) !== offset ||
+      Number(range?.[3]) !== total
+    ) {
+      response.resume();
+      throw new Error(
+        `the origin answered the resume with ${response.statusCode}: the version changed`,
+      );
+    }
+    for await (const piece of response as AsyncIterable<Buffer>) {
+      this.events.bytes('origin', piece.length);
+      await pass(piece);
+    }
   }
 
   /**

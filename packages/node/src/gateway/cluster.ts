@@ -29,7 +29,7 @@
  * - Answers from members are checked like any network input: a malformed one is no answer.
  */
 import { createHash } from 'node:crypto';
-import { fromHex, toHex, type Manifest } from '@peapod/core';
+import { computeContentId, fromHex, toHex, type CryptoProvider, type Manifest } from '@peapod/core';
 import { ContentJob, type ContentJobEvent } from '../content-job.js';
 import type { JobFactory } from '../job-factory.js';
 import { RpcRefusal, type PodRpc } from '../pod-rpc.js';
@@ -37,12 +37,13 @@ import type { DownloadSink } from '../sinks.js';
 import type { ChunkStoreApi } from '../store/store-api.js';
 import { replayedHeaders } from './object-cache.js';
 import type { CachedObject } from './object-index.js';
+import type { FillHead } from './segment-feed.js';
 
 export const LOOKUP_METHOD = 'gateway.lookup';
-export const FILL_METHOD = 'gateway.fill';
-/** RPC_ERROR of `gateway.fill` for a key the owner has no route for. */
+export const SEGMENT_METHOD = 'gateway.segment';
+/** RPC_ERROR of `gateway.segment` for a key the owner has no route for. */
 export const RPC_ERROR_NOT_ROUTED = 0x0101;
-/** RPC_ERROR of `gateway.fill` when the origin gave no cacheable object. */
+/** RPC_ERROR of `gateway.segment` when the origin gave no cacheable object (or no such segment). */
 export const RPC_ERROR_NOT_CACHED = 0x0102;
 const LOOKUP_TIMEOUT_MS = 1_000;
 /** A fill is as long as the origin takes; a link that closes ends the wait at once. */
@@ -63,15 +64,34 @@ export interface PeerObject {
   readonly private: boolean;
 }
 
+/** A segment of a fill in progress (segment-feed.ts), as the owner describes it. */
+export interface OwnerSegment {
+  readonly head: FillHead;
+  readonly segmentBytes: number;
+  readonly manifest: Manifest;
+}
+
 /** What this device's gateway offers members. */
 export interface ClusterHandlers {
   /** The whole object held for `key`, or undefined. */
   held(key: string): CachedObject | undefined;
-  /** Fills `key` from the origin (joining a fill in progress); undefined when not stored. */
-  fill(key: string): Promise<CachedObject | undefined> | 'not-routed';
+  /**
+   * Segment `index` of `key`, filling it from the origin when no fill runs (joining one in
+   * progress); the whole object when it is held and no segments are (a small object);
+   * undefined when nothing was stored.
+   */
+  segment(
+    key: string,
+    index: number,
+  ): Promise<OwnerSegment | { whole: CachedObject } | undefined | 'not-routed'>;
   /** An object's age now, ms. */
   ageMs(object: CachedObject): number;
 }
+
+/** A member's answer to `gateway.segment`. */
+export type SegmentAnswer =
+  | { readonly kind: 'whole'; readonly object: PeerObject }
+  | ({ readonly kind: 'segment'; readonly index: number } & OwnerSegment);
 
 /** Bytes fetched from one member, and how long the transfer took. */
 export interface PeerTransferFigures {
@@ -84,30 +104,47 @@ export class ClusterSharing {
     private readonly rpc: PodRpc,
     private readonly jobs: JobFactory,
     private readonly selfId: Uint8Array,
-    private readonly store: Pick<ChunkStoreApi, 'manifest' | 'heldIndices'>,
+    private readonly store: Pick<
+      ChunkStoreApi,
+      'manifest' | 'heldIndices' | 'addContent' | 'remove'
+    >,
+    private readonly crypto: CryptoProvider,
     /** Resolves once every chunk the core delivered so far is in the store. */
     private readonly storeWritesSettled: () => Promise<unknown>,
   ) {}
 
-  /** Answers members' `gateway.lookup` and `gateway.fill` from `handlers`. */
+  /** Answers members' `gateway.lookup` and `gateway.segment` from `handlers`. */
   serve(handlers: ClusterHandlers): void {
     this.rpc.handle(LOOKUP_METHOD, async (body) => {
       const key = decodeKey(body);
       const object = handlers.held(key);
       return encodeJson({ object: object === undefined ? null : describe(object, handlers) });
     });
-    this.rpc.handle(FILL_METHOD, async (body) => {
+    this.rpc.handle(SEGMENT_METHOD, async (body) => {
       const key = decodeKey(body);
-      const filled = handlers.fill(key);
-      if (filled === 'not-routed')
+      const index = (parseJson(body) as { index?: unknown }).index;
+      if (!Number.isSafeInteger(index) || (index as number) < 0)
+        throw new RpcRefusal(0x0103, 'the request names no segment index');
+      const answer = await handlers.segment(key, index as number);
+      if (answer === 'not-routed')
         throw new RpcRefusal(RPC_ERROR_NOT_ROUTED, `no route here leads to ${key}`);
-      const object = await filled;
-      if (object === undefined)
-        throw new RpcRefusal(
-          RPC_ERROR_NOT_CACHED,
-          `the origin gave no cacheable object for ${key}`,
-        );
-      return encodeJson({ object: describe(object, handlers) });
+      if (answer === undefined)
+        throw new RpcRefusal(RPC_ERROR_NOT_CACHED, `no cacheable object (or segment) for ${key}`);
+      if ('whole' in answer) return encodeJson({ object: describe(answer.whole, handlers) });
+      const { head, segmentBytes, manifest } = answer;
+      return encodeJson({
+        segment: {
+          index,
+          segmentBytes,
+          totalBytes: head.totalBytes,
+          headers: head.headers,
+          responseDateMs: head.responseDateMs,
+          ageMs: head.ageMs + Math.max(0, Date.now() - head.responseDateMs),
+          private: head.private,
+          chunkSizeBytes: manifest.chunkSizeBytes,
+          chunkHashes: manifest.chunkHashes.map((hash) => toHex(hash)),
+        },
+      });
     });
   }
 
@@ -146,16 +183,47 @@ export class ClusterSharing {
     return above;
   }
 
-  /** Asks `owner` to fill `key`; undefined when it refused, failed or left. */
-  async askFill(owner: string, key: string): Promise<PeerObject | undefined> {
+  /**
+   * Asks `owner` for segment `index` of `key` (it fills the key when no fill runs); undefined
+   * when it refused, failed or left.
+   */
+  async segment(owner: string, key: string, index: number): Promise<SegmentAnswer | undefined> {
     try {
-      return parseObject(
-        await this.rpc.call(owner, FILL_METHOD, encodeKey(key), FILL_TIMEOUT_MS),
-        owner,
-      );
+      const body = encodeJson({ key, index });
+      const reply = await this.rpc.call(owner, SEGMENT_METHOD, body, FILL_TIMEOUT_MS);
+      return parseSegmentAnswer(this.crypto, reply, owner, index);
     } catch {
       return undefined;
     }
+  }
+
+  /**
+   * Fetches segment `manifest` by content ID from the members, handing its verified bytes to
+   * `onBytes` in order; true once all were handed over.
+   */
+  async transferSegment(
+    manifest: Manifest,
+    onBytes: (bytes: Uint8Array) => Promise<void>,
+    onDone: (figures: PeerTransferFigures) => void,
+  ): Promise<boolean> {
+    if (this.store.manifest(manifest.contentId) === undefined)
+      this.store.addContent(manifest, { kind: 'fetched' }, { pinned: false });
+    const sink = new CallbackSink(onBytes);
+    const job = new ContentJob(this.jobs, { contentId: manifest.contentId, manifest, sink });
+    let done: Extract<ContentJobEvent, { type: 'done' }> | undefined;
+    job.on('event', (event) => {
+      if (event.type === 'done') done = event;
+    });
+    await job.run();
+    if (done === undefined || sink.written !== manifest.totalBytes) return false;
+    onDone({ bySource: done.bySource, seconds: done.seconds });
+    return true;
+  }
+
+  /** Removes a content this gateway fetched only to pass it on. */
+  async forget(contentId: Uint8Array): Promise<void> {
+    await this.storeWritesSettled();
+    await this.store.remove(contentId);
   }
 
   /**
@@ -185,6 +253,34 @@ export class ClusterSharing {
 /** The 32-byte rendezvous score of `deviceId` for `key`. */
 export function rendezvousScore(deviceId: Uint8Array, key: string): Buffer {
   return createHash('sha256').update(deviceId).update(key, 'utf8').digest();
+}
+
+/** Hands a content download's verified bytes on, in order. */
+class CallbackSink implements DownloadSink {
+  readonly resumeOffset = 0;
+  written = 0;
+  constructor(private readonly onBytes: (bytes: Uint8Array) => Promise<void>) {}
+  async write(offset: number, bytes: Uint8Array, repair: boolean): Promise<void> {
+    if (repair || offset !== this.written)
+      throw new Error('out-of-order bytes cannot be passed on');
+    this.written += bytes.length;
+    await this.onBytes(bytes);
+  }
+  read(): Promise<undefined> {
+    return Promise.resolve(undefined);
+  }
+  progress(): Promise<void> {
+    return Promise.resolve();
+  }
+  restart(): Promise<void> {
+    return Promise.reject(new Error('a segment cannot start over once passed on'));
+  }
+  commit(): Promise<void> {
+    return Promise.resolve();
+  }
+  abort(): Promise<void> {
+    return Promise.resolve();
+  }
 }
 
 /** The content download's bytes are in the store already (the core stores each verified chunk). */
@@ -248,6 +344,59 @@ function parseJson(body: Uint8Array): unknown {
 
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
 const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/** A `gateway.segment` answer, checked (the manifest must hash to its content ID). */
+export function parseSegmentAnswer(
+  crypto: CryptoProvider,
+  body: Uint8Array,
+  holder: string,
+  index: number,
+): SegmentAnswer | undefined {
+  const whole = parseObject(body, holder);
+  if (whole !== undefined) return { kind: 'whole', object: whole };
+  const reply = parseJson(body) as { segment?: Record<string, unknown> } | undefined;
+  const o = reply?.segment;
+  if (o === null || typeof o !== 'object') return undefined;
+  const head = parseObject(
+    encodeJson({ object: { ...o, contentId: '00'.repeat(32), etag: null, lastModified: null } }),
+    holder,
+  );
+  const { segmentBytes, chunkSizeBytes, chunkHashes } = o;
+  if (head === undefined || o['index'] !== index) return undefined;
+  if (!Number.isSafeInteger(segmentBytes) || !Number.isSafeInteger(chunkSizeBytes))
+    return undefined;
+  if (
+    !Array.isArray(chunkHashes) ||
+    !chunkHashes.every((h) => typeof h === 'string' && /^[0-9a-f]{64}$/.test(h))
+  )
+    return undefined;
+  const start = index * (segmentBytes as number);
+  if ((segmentBytes as number) <= 0 || start >= head.totalBytes) return undefined;
+  const layout = {
+    totalBytes: Math.min(segmentBytes as number, head.totalBytes - start),
+    chunkSizeBytes: chunkSizeBytes as number,
+  };
+  const hashes = (chunkHashes as string[]).map((h) => fromHex(h)!);
+  let contentId: Uint8Array;
+  try {
+    contentId = computeContentId(crypto, layout, hashes);
+  } catch {
+    return undefined;
+  }
+  return {
+    kind: 'segment',
+    index,
+    segmentBytes: segmentBytes as number,
+    head: {
+      totalBytes: head.totalBytes,
+      headers: head.headers,
+      responseDateMs: head.responseDateMs,
+      ageMs: head.ageMs,
+      private: head.private,
+    },
+    manifest: { contentId, ...layout, chunkHashes: hashes },
+  };
+}
 
 /** A member's answer, checked field by field; undefined when it holds nothing or is malformed. */
 export function parseObject(body: Uint8Array, holder: string): PeerObject | undefined {

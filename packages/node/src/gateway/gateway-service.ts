@@ -18,6 +18,7 @@ import type { CryptoProvider, Manifest } from '@peapod/core';
 import type { JobFactory } from '../job-factory.js';
 import type { PodRpc } from '../pod-rpc.js';
 import { ClusterSharing } from './cluster.js';
+import { SegmentFeeds } from './segment-feed.js';
 import type { Logger } from 'pino';
 import type { ChunkStoreApi } from '../store/store-api.js';
 import { CachedGet } from './cached-get.js';
@@ -128,6 +129,7 @@ export class GatewayService {
     const { config, dataDir, store, crypto, logger, cluster } = options;
     const index = new ObjectIndex(join(dataDir, 'gateway.db'));
     const counts = newCounts();
+    const feeds = new SegmentFeeds();
     const memory = new MemoryCache({ maxBytes: config.memoryBytes });
     const cache = new ObjectCache({
       memory,
@@ -142,7 +144,7 @@ export class GatewayService {
       crypto,
       budgetBytes: config.cacheBytes,
       nowMs: () => Date.now(),
-      ...(cluster === undefined ? {} : { onFilled: cluster.announce }),
+      ...(cluster === undefined ? {} : { onFilled: cluster.announce, feeds }),
     });
     const sharing =
       cluster === undefined
@@ -152,6 +154,7 @@ export class GatewayService {
             cluster.jobs,
             cluster.selfId,
             store,
+            crypto,
             cluster.storeWritesSettled,
           );
     const found = findAwsCredentials();
@@ -197,10 +200,26 @@ export class GatewayService {
         const object = cache.lookup(key);
         return object !== undefined && cache.held(object) ? object : undefined;
       },
-      fill: (key) => {
-        const upstream = gateway.keyUpstream(key);
-        if (upstream === undefined) return 'not-routed';
-        return cachedGet.fillForMember(key, upstream.call, upstream.credentialed);
+      segment: async (key, index) => {
+        const whole = () => {
+          const object = cache.lookup(key);
+          return object !== undefined && cache.held(object) ? { whole: object } : undefined;
+        };
+        let feed = feeds.get(key);
+        if (feed === undefined) {
+          const held = whole();
+          if (held !== undefined) return held;
+          const upstream = gateway.keyUpstream(key);
+          if (upstream === undefined) return 'not-routed';
+          const next = feeds.next(key);
+          const filled = cachedGet.fillForMember(key, upstream.call, upstream.credentialed);
+          feed = await Promise.race([next.feed, filled.then(() => feeds.get(key))]);
+          next.cancel();
+          if (feed === undefined) return whole();
+        }
+        const manifest = await feed.segment(index);
+        if (manifest === undefined) return undefined;
+        return { head: feed.head, segmentBytes: feed.segmentBytes, manifest };
       },
       ageMs: (object) => cachedGet.ageMs(object),
     });

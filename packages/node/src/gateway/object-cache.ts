@@ -33,7 +33,15 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { Chunker, toHex, type CryptoProvider, type Manifest } from '@peapod/core';
+import {
+  CHUNK_SIZE_BYTES_DEFAULT,
+  Chunker,
+  computeContentId,
+  toHex,
+  type CryptoProvider,
+  type Manifest,
+} from '@peapod/core';
+import { SEGMENT_CHUNKS, SegmentFeed, segmentUrl, type SegmentFeeds } from './segment-feed.js';
 import type { ChunkStoreApi, ContentOrigin } from '../store/store-api.js';
 import type { CachedObject, ObjectIndex } from './object-index.js';
 
@@ -56,8 +64,13 @@ export interface ObjectCacheOptions {
   /** Wall clock, Unix ms. */
   readonly nowMs: () => number;
   readonly onEvicted?: (layer: 'memory' | 'store', object: CachedObject) => void;
-  /** A fill was stored whole: its content can be served to members (the core is told). */
+  /**
+   * A fill (or a segment of one, segment-feed.ts) was stored: its content can be served to
+   * members (the core is told).
+   */
   readonly onFilled?: (manifest: Manifest) => void;
+  /** With cluster sharing: fills longer than one segment publish their segments here. */
+  readonly feeds?: SegmentFeeds;
   /** A chunk was read for a response: from L1 (`memory`) or from the store (then put in L1). */
   readonly onChunkRead?: (layer: 'memory' | 'store', bytes: number) => void;
 }
@@ -140,7 +153,13 @@ export class ObjectCache {
     } catch {
       return undefined;
     }
-    return new ObjectFill(this, this.options, key, totalBytes, response, path, fd);
+    const segmentBytes = SEGMENT_CHUNKS * CHUNK_SIZE_BYTES_DEFAULT;
+    let feed: SegmentFeed | undefined;
+    if (this.options.feeds !== undefined && totalBytes > segmentBytes) {
+      feed = new SegmentFeed(key, { ...response, totalBytes }, segmentBytes);
+      this.options.feeds.begin(feed);
+    }
+    return new ObjectFill(this, this.options, key, totalBytes, response, path, fd, feed);
   }
 
   /**
@@ -188,6 +207,8 @@ export class ObjectCache {
     if (object === undefined) return false;
     this.options.index.remove(key);
     await this.dropContent(object.contentId);
+    await this.dropSegments(key, new Set());
+    this.options.feeds?.drop(key);
     this.options.onEvicted?.('store', object);
     return true;
   }
@@ -241,9 +262,27 @@ export class ObjectCache {
       },
       nowMs,
     );
-    if (replaced !== undefined) await this.dropContent(replaced);
+    if (replaced !== undefined) {
+      await this.dropContent(replaced);
+      const current = this.options.feeds?.get(key);
+      const keep = new Set(
+        current?.state === 'done' ? current.manifests.map((m) => toHex(m.contentId)) : [],
+      );
+      await this.dropSegments(key, keep);
+    }
     await this.keepBudget(key);
     return index.get(key)!;
+  }
+
+  /** Removes the store's segment contents of `key` (segment-feed.ts) but those in `keep`. */
+  async dropSegments(key: string, keep: ReadonlySet<string>): Promise<void> {
+    const { store } = this.options;
+    for (let i = 0; ; i++) {
+      const versions = store.urlContents(segmentUrl(key, i));
+      if (versions.length === 0) return;
+      for (const { contentId } of versions)
+        if (!keep.has(toHex(contentId))) await store.remove(contentId);
+    }
   }
 
   private async dropContent(contentId: Uint8Array): Promise<void> {
@@ -289,6 +328,8 @@ export class CacheMissing extends Error {
 /** One 200 response being written into the cache while it streams to the client. */
 export class ObjectFill {
   private readonly chunker: Chunker;
+  /** The hashes of the chunks completed so far (for the segments). */
+  private readonly chunkHashes: Uint8Array[] = [];
   private written = 0;
   private failed = false;
 
@@ -300,8 +341,66 @@ export class ObjectFill {
     private readonly response: StoredResponse,
     private readonly spoolPath: string,
     private fd: number | undefined,
+    private readonly feed?: SegmentFeed,
   ) {
     this.chunker = new Chunker(options.crypto);
+  }
+
+  /** Records segment `index` (its chunks' hashes) as a content referencing `path`. */
+  private addSegment(index: number, chunkHashes: Uint8Array[], path: string): Manifest {
+    const { store, crypto } = this.options;
+    const segmentBytes = this.feed!.segmentBytes;
+    const start = index * segmentBytes;
+    const layout = {
+      totalBytes: Math.min(segmentBytes, this.totalBytes - start),
+      chunkSizeBytes: this.chunker.chunkSizeBytes,
+    };
+    const manifest: Manifest = {
+      contentId: computeContentId(crypto, layout, chunkHashes),
+      ...layout,
+      chunkHashes,
+    };
+    const url = segmentUrl(this.key, index);
+    store.addContent(manifest, { kind: 'url', url, validator: this.validator }, { pinned: false });
+    this.referenceSegment(manifest, index, path);
+    store.mapUrl(url, this.validator, manifest.contentId);
+    return manifest;
+  }
+
+  private referenceSegment(manifest: Manifest, index: number, path: string): void {
+    const start = index * this.feed!.segmentBytes;
+    this.options.store.referenceChunks(
+      manifest.contentId,
+      manifest.chunkHashes.map((_, j) => ({
+        index: j,
+        path,
+        offset: start + j * manifest.chunkSizeBytes,
+      })),
+    );
+  }
+
+  private get validator(): string {
+    const headers = replayedHeaders(this.response.headers);
+    return (
+      headers.find(([n]) => n === 'etag')?.[1] ??
+      headers.find(([n]) => n === 'last-modified')?.[1] ??
+      ''
+    );
+  }
+
+  /** Publishes every segment the chunks so far complete (all of them when `last`). */
+  private publishSegments(chunkHashes: readonly Uint8Array[], last: boolean): void {
+    const feed = this.feed;
+    if (feed === undefined || feed.state !== 'filling') return;
+    for (;;) {
+      const index = feed.manifests.length;
+      const from = index * SEGMENT_CHUNKS;
+      const to = Math.min(from + SEGMENT_CHUNKS, chunkHashes.length);
+      if (from >= chunkHashes.length || (to - from < SEGMENT_CHUNKS && !last)) return;
+      const manifest = this.addSegment(index, chunkHashes.slice(from, to), this.spoolPath);
+      this.options.onFilled?.(manifest);
+      feed.added(manifest);
+    }
   }
 
   /** Appends the next bytes; never throws (a failed fill only stops caching). */
@@ -311,8 +410,9 @@ export class ObjectFill {
       if (this.written + bytes.length > this.totalBytes) throw new Error('longer than announced');
       let at = 0;
       while (at < bytes.length) at += writeSync(this.fd, bytes, at, bytes.length - at);
-      this.chunker.push(bytes);
+      for (const chunk of this.chunker.push(bytes)) this.chunkHashes.push(chunk.hash);
       this.written += bytes.length;
+      this.publishSegments(this.chunkHashes, false);
     } catch {
       this.abort();
     }
@@ -328,9 +428,14 @@ export class ObjectFill {
       closeSync(this.fd);
       this.fd = undefined;
       const manifest = this.chunker.finish();
+      this.publishSegments(manifest.chunkHashes, true);
       const path = join(this.options.objectsDir, toHex(manifest.contentId));
       renameSync(this.spoolPath, path);
-      return await this.cache.commit(this.key, manifest, path, this.response);
+      // The segments' chunks follow the file to its new name (the same offsets).
+      this.feed?.manifests.forEach((segment, index) => this.referenceSegment(segment, index, path));
+      const object = await this.cache.commit(this.key, manifest, path, this.response);
+      this.feed?.ended('done');
+      return object;
     } catch {
       this.abort();
       return undefined;
@@ -339,6 +444,10 @@ export class ObjectFill {
 
   /** Stops caching and drops the spool. */
   abort(): void {
+    if (this.feed !== undefined && this.feed.state === 'filling') {
+      this.feed.ended('failed');
+      void this.cache.dropSegments(this.key, new Set()).catch(() => undefined);
+    }
     this.failed = true;
     if (this.fd !== undefined) {
       try {
