@@ -10,6 +10,8 @@
  * - a private object (fetched with credentials) held by a member reaches no client of another
  *   gateway without valid credentials: the origin refuses its request first;
  * - with the key's owner gone, the next in the rendezvous ranking fills it;
+ * - an owner killed mid-fill: the member streaming its segments resumes from the origin with a
+ *   range pinned by If-Range, and its client gets every byte;
  * - `/metrics` counts the bytes each member sent.
  */
 import assert from 'node:assert/strict';
@@ -67,6 +69,16 @@ class CountingOrigin {
     return this.log.filter((entry) => entry.path === `/${name}`);
   }
 
+  private readonly holds = new Map<string, { afterBytes: number; released: Promise<void> }>();
+
+  /** The next full GET of `name` stops after `afterBytes` until `release` is called. */
+  hold(name: string, afterBytes: number): { release: () => void } {
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    this.holds.set(`/${name}`, { afterBytes, released });
+    return { release };
+  }
+
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const object = this.objects.get(req.url ?? '');
     const client = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
@@ -83,6 +95,19 @@ class CountingOrigin {
       entry.status = 304;
       return void res.writeHead(304, head).end();
     }
+    const from = /^bytes=(\d+)-$/.exec(req.headers.range ?? '')?.[1];
+    const ifRange = req.headers['if-range'];
+    if (from !== undefined && (ifRange === undefined || ifRange === object.etag)) {
+      const start = Number(from);
+      entry.status = 206;
+      entry.bytes = object.body.length - start;
+      res.writeHead(206, {
+        ...head,
+        'content-range': `bytes ${start}-${object.body.length - 1}/${object.body.length}`,
+        'content-length': object.body.length - start,
+      });
+      return void res.end(object.body.subarray(start));
+    }
     entry.status = 200;
     entry.bytes = object.body.length;
     res.writeHead(200, {
@@ -90,7 +115,11 @@ class CountingOrigin {
       'content-type': 'application/octet-stream',
       'content-length': object.body.length,
     });
-    res.end(object.body);
+    const hold = this.holds.get(req.url ?? '');
+    if (hold === undefined) return void res.end(object.body);
+    this.holds.delete(req.url ?? '');
+    res.write(object.body.subarray(0, hold.afterBytes));
+    void hold.released.then(() => res.end(object.body.subarray(hold.afterBytes)));
   }
 
   async close(): Promise<void> {
@@ -266,5 +295,49 @@ test("with the key's owner gone, the next in the ranking fills it", async () => 
     origin.fetches('d.bin').map(({ client, status }) => ({ client, status })),
     [{ client: ADDRESS(next), status: 200 }],
     'the second in the ranking fetched it, once',
+  );
+});
+
+test('an owner killed mid-fill: the member resumes from the origin where it was cut, pinned by If-Range', async () => {
+  const alive = [0, 1, 2].filter(
+    (i) => pod.daemons[i]!.child.exitCode === null && pod.daemons[i]!.child.signalCode === null,
+  );
+  assert.equal(alive.length, 2);
+  const body = randomBytes(20 * 1024 * 1024 + 11);
+  const [requester] = alive.slice(1);
+  let name = 'e0.bin';
+  for (let n = 1; ranking(`${origin.url}/${name}`, alive)[0] !== alive[0]; n++) name = `e${n}.bin`;
+  const owner = alive[0]!;
+  origin.put(name, body);
+  // The owner's fill stops at 12 MiB: its first segment (8 MiB) is whole, the second is not.
+  const gate = origin.hold(name, 12 * 1024 * 1024);
+  const response = await fetch(`http://127.0.0.1:${gatewayPorts[requester!]}/o/${name}`);
+  assert.equal(response.status, 200);
+  const reader = response.body!.getReader();
+  const parts: Buffer[] = [];
+  let received = 0;
+  while (received < 8 * 1024 * 1024) {
+    const { value, done } = await reader.read();
+    assert.equal(done, false, 'the stream ended before the first segment');
+    parts.push(Buffer.from(value));
+    received += value.length;
+  }
+  const killed = pod.daemons[owner]!.child;
+  killed.kill('SIGKILL');
+  await once(killed, 'exit');
+  gate.release();
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    parts.push(Buffer.from(value));
+  }
+  assert.ok(Buffer.concat(parts).equals(body), "the member's client got the object's exact bytes");
+  assert.deepEqual(
+    origin.fetches(name).map(({ client, status, bytes }) => ({ client, status, bytes })),
+    [
+      { client: ADDRESS(owner), status: 200, bytes: body.length },
+      { client: ADDRESS(requester!), status: 206, bytes: body.length - 8 * 1024 * 1024 },
+    ],
+    "the owner's fill (cut), then the member's range request for the rest, from 8 MiB",
   );
 });
