@@ -251,6 +251,23 @@ test('a changed object (new ETag) is fetched fresh; the next member revalidates 
   );
 });
 
+test('an object the origin says not to store is served from the origin; one refused owner stops the asking', async () => {
+  const body = randomBytes(256 * 1024);
+  let name = 'n0.bin';
+  // A name whose owner is not daemon 3 and whose second is not daemon 3 either: daemon 3 ranks last.
+  for (let n = 1; ranking(`${origin.url}/${name}`, [0, 1, 2])[2] !== 2; n++) name = `n${n}.bin`;
+  origin.put(name, body, 'no-store');
+  const got = await get(2, name);
+  assert.equal(got.status, 200);
+  assert.ok(got.body.equals(body));
+  const [owner] = ranking(`${origin.url}/${name}`, [0, 1, 2]);
+  assert.deepEqual(
+    origin.fetches(name).map(({ client }) => client),
+    [ADDRESS(owner!), ADDRESS(2)],
+    "the owner's fill found nothing to store; the second in the ranking was not asked",
+  );
+});
+
 test("a member's private copy reaches no client without valid credentials; a valid one gets it from the pod after a 304", async () => {
   const body = randomBytes(512 * 1024 + 9);
   origin.put('p.bin', body, 'max-age=3600', 'Bearer right');

@@ -183,6 +183,7 @@ export class CachedGet {
     if (candidates.length === 0)
       for (const owner of sharing.owners(key)) {
         const first = await sharing.segment(owner, key, 0);
+        if (first === 'uncacheable') break;
         if (first === undefined) continue;
         if (first.kind === 'segment')
           return this.fromSegments(
@@ -330,20 +331,21 @@ export class CachedGet {
       if (!res.write(bytes)) await new Promise((resolve) => res.once('drain', resolve));
     };
     const count = Math.ceil(total / segmentBytes);
-    let next: Promise<SegmentAnswer | undefined> = Promise.resolve(first);
+    let next: Promise<SegmentAnswer | 'uncacheable' | undefined> = Promise.resolve(first);
     try {
       for (let index = 0; index < count; index++) {
         const segment = await next;
         // Asked ahead: the owner answers when it has the segment, so the wait overlaps this one.
         if (index + 1 < count) next = sharing.segment(owner, key, index + 1);
         const ok =
-          segment?.kind === 'segment' &&
+          typeof segment === 'object' &&
+          segment.kind === 'segment' &&
           segment.segmentBytes === segmentBytes &&
           written === index * segmentBytes &&
           (await sharing.transferSegment(segment.manifest, pass, (figures) =>
             this.events.fromMembers?.(figures),
           ));
-        if (fill === undefined && segment?.kind === 'segment')
+        if (fill === undefined && typeof segment === 'object' && segment.kind === 'segment')
           void sharing.forget(segment.manifest.contentId).catch(() => undefined);
         if (!ok) {
           await this.resumeFromOrigin(res, upstream, validators, written, total, pass);

@@ -32,7 +32,7 @@ import { createHash } from 'node:crypto';
 import { computeContentId, fromHex, toHex, type CryptoProvider, type Manifest } from '@peapod/core';
 import { ContentJob, type ContentJobEvent } from '../content-job.js';
 import type { JobFactory } from '../job-factory.js';
-import { RpcRefusal, type PodRpc } from '../pod-rpc.js';
+import { RpcFailed, RpcRefusal, type PodRpc } from '../pod-rpc.js';
 import type { DownloadSink } from '../sinks.js';
 import type { ChunkStoreApi } from '../store/store-api.js';
 import { replayedHeaders } from './object-cache.js';
@@ -184,15 +184,23 @@ export class ClusterSharing {
   }
 
   /**
-   * Asks `owner` for segment `index` of `key` (it fills the key when no fill runs); undefined
-   * when it refused, failed or left.
+   * Asks `owner` for segment `index` of `key` (it fills the key when no fill runs);
+   * 'uncacheable' when the owner's fill got nothing it could store, undefined when it refused
+   * otherwise, failed or left.
    */
-  async segment(owner: string, key: string, index: number): Promise<SegmentAnswer | undefined> {
+  async segment(
+    owner: string,
+    key: string,
+    index: number,
+  ): Promise<SegmentAnswer | 'uncacheable' | undefined> {
     try {
       const body = encodeJson({ key, index });
       const reply = await this.rpc.call(owner, SEGMENT_METHOD, body, FILL_TIMEOUT_MS);
       return parseSegmentAnswer(this.crypto, reply, owner, index);
-    } catch {
+    } catch (error) {
+      // The origin's answer could not be cached: the next owner would fetch it for nothing.
+      if (index === 0 && error instanceof RpcFailed && error.code === RPC_ERROR_NOT_CACHED)
+        return 'uncacheable';
       return undefined;
     }
   }
