@@ -202,57 +202,83 @@ export class CachedGet {
       }
     let found = candidates[0];
     if (found === undefined) return false;
-    let stored = {
+    // Several versions among members: one request names them all; the 304 says which.
+    const etags = [...new Set(candidates.flatMap((c) => (c.etag === undefined ? [] : [c.etag])))];
+    const conditional =
+      etags.length > 1 ? { 'if-none-match': etags.join(', ') } : revalidationHeaders(found);
+    const verdict = await this.checkMemberCopy(
+      req,
+      res,
+      key,
+      found,
+      conditional,
+      credentialed,
+      upstream,
+      settle,
+    );
+    if (verdict === 'answered') return true;
+    if (verdict !== 'fresh') {
+      const current = verdict.headers.etag;
+      found = candidates.find((c) => c.etag !== undefined && c.etag === current) ?? found;
+    }
+    const stored = {
       headers: found.headers,
-      responseDateMs: found.responseDateMs,
-      ageMs: found.ageMs,
+      responseDateMs:
+        verdict === 'fresh' ? found.responseDateMs : (dateOf(verdict) ?? this.nowMs()),
+      ageMs: verdict === 'fresh' ? found.ageMs : 0,
       private: credentialed || found.private,
     };
+    return this.fromMemberCopy(sharing, req, res, key, found, stored, settle);
+  }
+
+  /**
+   * The access and freshness rules of a hit, for a member's copy described by `head`: 'fresh'
+   * (serve it as it is), the origin's 304 to `conditional` (serve it, revalidated now), or
+   * 'answered' when the origin sent a new version (streamed and cached) or refused (passed on).
+   */
+  private async checkMemberCopy(
+    req: ClientAsk,
+    res: ServerResponse,
+    key: string,
+    head: StoredResponse,
+    conditional: Record<string, string>,
+    credentialed: boolean,
+    upstream: UpstreamCall,
+    settle: (object: CachedObject | undefined) => void,
+  ): Promise<'fresh' | 'answered' | IncomingMessage> {
     const fresh =
-      !stored.private &&
+      !credentialed &&
+      !head.private &&
       cacheDecision(
         { url: key, headers: req.headers },
         {
           headers: {
-            ...Object.fromEntries(found.headers),
-            date: new Date(found.responseDateMs).toUTCString(),
-            age: String(Math.floor(found.ageMs / 1000)),
+            ...Object.fromEntries(head.headers),
+            date: new Date(head.responseDateMs).toUTCString(),
+            age: String(Math.floor(head.ageMs / 1000)),
           },
           requestTimeMs: this.nowMs(),
           responseTimeMs: this.nowMs(),
         },
         this.nowMs(),
       ) === 'fresh';
-    if (!fresh) {
-      // Several versions among members: one request names them all; the 304 says which.
-      const etags = [...new Set(candidates.flatMap((c) => (c.etag === undefined ? [] : [c.etag])))];
-      const conditional =
-        etags.length > 1 ? { 'if-none-match': etags.join(', ') } : revalidationHeaders(found);
-      const response = await upstream('GET', conditional, { wholeObject: true });
-      const status = response.statusCode ?? 502;
-      if (status === 200) {
-        this.events.revalidated('changed');
-        await this.streamAndFill(req, res, key, response, settle, credentialed);
-        return true;
-      }
-      if (status !== 304) {
-        this.events.revalidated('denied');
-        settle(undefined);
-        this.passOn(response, res, 'GET');
-        return true;
-      }
-      response.resume();
-      this.events.revalidated('not_modified');
-      const current = response.headers.etag;
-      found = candidates.find((c) => c.etag !== undefined && c.etag === current) ?? found;
-      stored = {
-        headers: found.headers,
-        responseDateMs: dateOf(response) ?? this.nowMs(),
-        ageMs: 0,
-        private: credentialed || found.private,
-      };
+    if (fresh) return 'fresh';
+    const response = await upstream('GET', conditional, { wholeObject: true });
+    const status = response.statusCode ?? 502;
+    if (status === 200) {
+      this.events.revalidated('changed');
+      await this.streamAndFill(req, res, key, response, settle, credentialed);
+      return 'answered';
     }
-    return this.fromMemberCopy(sharing, req, res, key, found, stored, settle);
+    if (status !== 304) {
+      this.events.revalidated('denied');
+      settle(undefined);
+      this.passOn(response, res, 'GET');
+      return 'answered';
+    }
+    response.resume();
+    this.events.revalidated('not_modified');
+    return response;
   }
 
   /**
@@ -276,42 +302,26 @@ export class CachedGet {
     const { head, segmentBytes } = first;
     const field = (name: string) => head.headers.find(([n]) => n === name)?.[1];
     const validators = { etag: field('etag'), lastModified: field('last-modified') };
-    let stored: StoredResponse = { ...head, private: credentialed || head.private };
-    const fresh =
-      !stored.private &&
-      cacheDecision(
-        { url: key, headers: req.headers },
-        {
-          headers: {
-            ...Object.fromEntries(head.headers),
-            date: new Date(head.responseDateMs).toUTCString(),
-            age: String(Math.floor(head.ageMs / 1000)),
-          },
-          requestTimeMs: this.nowMs(),
-          responseTimeMs: this.nowMs(),
-        },
-        this.nowMs(),
-      ) === 'fresh';
-    if (!fresh) {
-      const response = await upstream('GET', revalidationHeaders(validators), {
-        wholeObject: true,
-      });
-      const status = response.statusCode ?? 502;
-      if (status === 200) {
-        this.events.revalidated('changed');
-        await this.streamAndFill(req, res, key, response, settle, credentialed);
-        return true;
-      }
-      if (status !== 304) {
-        this.events.revalidated('denied');
-        settle(undefined);
-        this.passOn(response, res, 'GET');
-        return true;
-      }
-      response.resume();
-      this.events.revalidated('not_modified');
-      stored = { ...stored, responseDateMs: dateOf(response) ?? this.nowMs(), ageMs: 0 };
-    }
+    const verdict = await this.checkMemberCopy(
+      req,
+      res,
+      key,
+      head,
+      revalidationHeaders(validators),
+      credentialed,
+      upstream,
+      settle,
+    );
+    if (verdict === 'answered') return true;
+    const stored: StoredResponse =
+      verdict === 'fresh'
+        ? { ...head, private: credentialed || head.private }
+        : {
+            ...head,
+            private: credentialed || head.private,
+            responseDateMs: dateOf(verdict) ?? this.nowMs(),
+            ageMs: 0,
+          };
     const total = head.totalBytes;
     const fill = this.cache.begin(key, total, stored);
     res.sendDate = false;
