@@ -341,27 +341,13 @@ export class CachedGet {
       if (!res.write(bytes)) await new Promise((resolve) => res.once('drain', resolve));
     };
     const count = Math.ceil(total / segmentBytes);
-    let next: Promise<SegmentAnswer | 'uncacheable' | undefined> = Promise.resolve(first);
     try {
-      for (let index = 0; index < count; index++) {
-        const segment = await next;
-        // Asked ahead: the owner answers when it has the segment, so the wait overlaps this one.
-        if (index + 1 < count) next = sharing.segment(owner, key, index + 1);
-        const ok =
-          typeof segment === 'object' &&
-          segment.kind === 'segment' &&
-          segment.segmentBytes === segmentBytes &&
-          written === index * segmentBytes &&
-          (await sharing.transferSegment(segment.manifest, pass, (figures) =>
-            this.events.fromMembers?.(figures),
-          ));
-        if (fill === undefined && typeof segment === 'object' && segment.kind === 'segment')
-          void sharing.forget(segment.manifest.contentId).catch(() => undefined);
-        if (!ok) {
-          await this.resumeFromOrigin(res, upstream, validators, written, total, pass);
-          break;
-        }
-      }
+      const segments = sharing.segmentBytes(owner, key, first, count, fill === undefined, (f) =>
+        this.events.fromMembers?.(f),
+      );
+      for await (const parts of segments) for (const part of parts) await pass(part);
+      if (written < total)
+        await this.resumeFromOrigin(res, upstream, validators, written, total, pass);
       res.end();
       settle((await fill?.finish()) ?? undefined);
     } catch (error) {

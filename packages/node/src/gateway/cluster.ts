@@ -49,6 +49,8 @@ const LOOKUP_TIMEOUT_MS = 1_000;
 /** A fill is as long as the origin takes; a link that closes ends the wait at once. */
 const FILL_TIMEOUT_MS = 30 * 60_000;
 const KEY_MAX_BYTES = 16 * 1024;
+/** Segments fetched at once by one request (each up to 8 MiB in memory until its turn). */
+const SEGMENT_WINDOW = 4;
 
 /** A member's object for a key, as its answer described it. */
 export interface PeerObject {
@@ -202,6 +204,51 @@ export class ClusterSharing {
       if (index === 0 && error instanceof RpcFailed && error.code === RPC_ERROR_NOT_CACHED)
         return 'uncacheable';
       return undefined;
+    }
+  }
+
+  /**
+   * The bytes of segments 0 to `count - 1` of `key` (segment 0 is `first`), in order. Up to
+   * `SEGMENT_WINDOW` segments are asked for and fetched at once, each kept in memory until its
+   * turn (so memory is at most the window's segments); it ends early at the first segment that
+   * cannot be had (the owner left, a transfer failed). `forget`: drop each segment from the
+   * store once fetched (this gateway does not cache the object).
+   */
+  async *segmentBytes(
+    owner: string,
+    key: string,
+    first: Extract<SegmentAnswer, { kind: 'segment' }>,
+    count: number,
+    forget: boolean,
+    onDone: (figures: PeerTransferFigures) => void,
+  ): AsyncGenerator<Uint8Array[]> {
+    const fetches: Array<Promise<Uint8Array[] | undefined>> = [];
+    const start = (index: number): void => {
+      const answer = index === 0 ? Promise.resolve(first) : this.segment(owner, key, index);
+      fetches[index] = answer
+        .then(async (segment) => {
+          if (typeof segment !== 'object' || segment.kind !== 'segment') return undefined;
+          if (segment.segmentBytes !== first.segmentBytes) return undefined;
+          const parts: Uint8Array[] = [];
+          const ok = await this.transferSegment(
+            segment.manifest,
+            (bytes) => {
+              parts.push(bytes.slice());
+              return Promise.resolve();
+            },
+            onDone,
+          );
+          if (forget) void this.forget(segment.manifest.contentId).catch(() => undefined);
+          return ok ? parts : undefined;
+        })
+        .catch(() => undefined);
+    };
+    for (let index = 0; index < Math.min(count, SEGMENT_WINDOW); index++) start(index);
+    for (let index = 0; index < count; index++) {
+      const parts = await fetches[index];
+      if (index + SEGMENT_WINDOW < count) start(index + SEGMENT_WINDOW);
+      if (parts === undefined) return;
+      yield parts;
     }
   }
 
