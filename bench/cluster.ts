@@ -22,8 +22,8 @@
  *   node's client, curl in that namespace piped into sha256sum, GETs
  *   `http://127.0.0.1:8081/o/object.bin` at the same moment. On a miss a gateway asks the
  *   members who holds the object; nobody does, so the key's rendezvous owner fills it from the
- *   origin and the others fetch it by content ID from the members (packages/node's
- *   gateway/cluster.ts). Afterwards each gateway's `GET /metrics` gives its bytes from the
+ *   origin and the others fetch it from the members segment by segment (8 MiB contents the
+ *   owner publishes as it fills), each by content ID (packages/node's gateway/cluster.ts). Afterwards each gateway's `GET /metrics` gives its bytes from the
  *   origin (`peapod_gateway_bytes_total{source="origin"}`) and from each member
  *   (`peapod_gateway_peer_bytes_total{peer=...}`), named here by device.
  * - BitTorrent (bench/swarm-bittorrent.ts, unchanged): the seed is aria2c on the origin host
