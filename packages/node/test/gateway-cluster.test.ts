@@ -268,6 +268,25 @@ test('an object the origin says not to store is served from the origin; one refu
   );
 });
 
+test('a client that leaves mid-response does not stall the fill: the next request for the key is answered', async () => {
+  const body = randomBytes(16 * 1024 * 1024 + 1);
+  let name = 'l0.bin';
+  for (let n = 1; ranking(`${origin.url}/${name}`, [0, 1, 2])[0] !== 0; n++) name = `l${n}.bin`;
+  origin.put(name, body);
+  const gate = origin.hold(name, 1024 * 1024);
+  const controller = new AbortController();
+  const response = await fetch(`http://127.0.0.1:${gatewayPorts[0]}/o/${name}`, {
+    signal: controller.signal,
+  });
+  const reader = response.body!.getReader();
+  await reader.read();
+  controller.abort();
+  gate.release();
+  const again = await get(0, name);
+  assert.equal(again.status, 200);
+  assert.ok(again.body.equals(body), 'the next client got the exact bytes');
+});
+
 test("a member's private copy reaches no client without valid credentials; a valid one gets it from the pod after a 304", async () => {
   const body = randomBytes(512 * 1024 + 9);
   origin.put('p.bin', body, 'max-age=3600', 'Bearer right');

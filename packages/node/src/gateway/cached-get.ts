@@ -338,7 +338,7 @@ export class CachedGet {
     const pass = async (bytes: Uint8Array): Promise<void> => {
       fill?.write(bytes);
       written += bytes.length;
-      if (!res.write(bytes)) await new Promise((resolve) => res.once('drain', resolve));
+      await send(res, bytes);
     };
     const count = Math.ceil(total / segmentBytes);
     try {
@@ -624,7 +624,7 @@ export class CachedGet {
     try {
       for await (const piece of this.cache.read(object, start, end)) {
         this.events.bytes('store', piece.length);
-        if (!res.write(piece)) await new Promise((resolve) => res.once('drain', resolve));
+        await send(res, piece);
       }
     } catch (error) {
       // The headers are out: a copy that turned out incomplete can only cut the response.
@@ -654,7 +654,7 @@ export class CachedGet {
       for await (const piece of response as AsyncIterable<Buffer>) {
         this.events.bytes('origin', piece.length);
         fill?.write(piece);
-        if (!res.write(piece)) await new Promise((resolve) => res.once('drain', resolve));
+        await send(res, piece);
       }
       res.end();
       settle(await fill?.finish());
@@ -755,6 +755,26 @@ export class CachedGet {
       Math.max(apparent, object.ageAtStoreMs) + Math.max(0, this.nowMs() - object.storedAtMs);
     return Math.floor(age / 1000);
   }
+}
+
+/**
+ * Writes to the client, waiting while its buffer is full.
+ * @throws Error when the client left (a closed response never drains, so waiting would hang
+ * the fill and every request waiting for it).
+ */
+async function send(res: ServerResponse, bytes: Uint8Array): Promise<void> {
+  if (res.destroyed) throw new Error('the client left');
+  if (res.write(bytes)) return;
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.once('drain', done);
+    res.once('close', done);
+  });
+  if (res.destroyed) throw new Error('the client left');
 }
 
 function hasRange(req: ClientAsk): boolean {
