@@ -11,15 +11,21 @@
  *   closes first. A late answer (after the timeout) is ignored, as the protocol says.
  * - `handle(method, fn)`: requests for `method` on a member link are answered with what `fn`
  *   resolves; a rejection becomes RPC_ERROR (its `code` when it has one, else 0x0100) with the
- *   error's message cut to the frame's limit. An unknown method gets RPC_ERROR 0x0002.
+ *   error's message cut to the frame's limit. An unknown method gets RPC_ERROR 0x0002; a link
+ *   with `INBOUND_CALLS_MAX` calls already in progress gets RPC_ERROR 0x0003 (busy), so a member
+ *   cannot pile up waiting handlers without bound.
  *   Nothing a peer sends can throw out of here.
  */
 import { Capability, toHex, type WireMessage } from '@peapod/core';
 
 /** RPC_ERROR for a method nobody registered (PeaPod's reserved range). */
 export const RPC_ERROR_UNKNOWN_METHOD = 0x0002;
+/** RPC_ERROR when a member already has `INBOUND_CALLS_MAX` calls waiting here. */
+export const RPC_ERROR_BUSY = 0x0003;
 /** RPC_ERROR for a handler's failure that named no code of its own. */
 export const RPC_ERROR_FAILED = 0x0100;
+/** Calls one link may have in progress here (a long-poll each, cluster.ts): the rest are refused. */
+export const INBOUND_CALLS_MAX = 256;
 const MESSAGE_MAX_BYTES = 1024;
 /** The most an RPC_RESPONSE body can hold (one frame, docs/protocol.md 6.10). */
 const RESPONSE_BODY_MAX_BYTES = 65514;
@@ -76,6 +82,8 @@ export class PodRpc {
   private readonly deviceOf = new Map<number, { hex: string; id: Uint8Array }>();
   private readonly pending = new Map<number, PendingCall>();
   private readonly handlers = new Map<string, Handler>();
+  /** Per link: inbound calls whose answer is not sent yet. */
+  private readonly inbound = new Map<number, number>();
   private nextCallId = 1;
 
   constructor(private readonly host: RpcHost) {
@@ -161,26 +169,44 @@ export class PodRpc {
       });
       return;
     }
-    handler(message.body.slice(), device.hex).then(
-      (body) =>
-        answer(
-          body.length <= RESPONSE_BODY_MAX_BYTES
-            ? { type: 'rpc-response', callId, body }
-            : {
-                type: 'rpc-error',
-                callId,
-                code: RPC_ERROR_FAILED,
-                message: `the answer (${body.length} bytes) does not fit one frame`,
-              },
-        ),
-      (error: unknown) =>
-        answer({
-          type: 'rpc-error',
-          callId,
-          code: error instanceof RpcRefusal ? error.code : RPC_ERROR_FAILED,
-          message: truncate(error instanceof Error ? error.message : String(error)),
-        }),
-    );
+    const waiting = this.inbound.get(linkId) ?? 0;
+    if (waiting >= INBOUND_CALLS_MAX) {
+      answer({
+        type: 'rpc-error',
+        callId,
+        code: RPC_ERROR_BUSY,
+        message: `${waiting} calls of this link are still in progress; retry when one ends`,
+      });
+      return;
+    }
+    this.inbound.set(linkId, waiting + 1);
+    const finished = () => {
+      const left = (this.inbound.get(linkId) ?? 1) - 1;
+      if (left > 0) this.inbound.set(linkId, left);
+      else this.inbound.delete(linkId);
+    };
+    handler(message.body.slice(), device.hex)
+      .finally(finished)
+      .then(
+        (body) =>
+          answer(
+            body.length <= RESPONSE_BODY_MAX_BYTES
+              ? { type: 'rpc-response', callId, body }
+              : {
+                  type: 'rpc-error',
+                  callId,
+                  code: RPC_ERROR_FAILED,
+                  message: `the answer (${body.length} bytes) does not fit one frame`,
+                },
+          ),
+        (error: unknown) =>
+          answer({
+            type: 'rpc-error',
+            callId,
+            code: error instanceof RpcRefusal ? error.code : RPC_ERROR_FAILED,
+            message: truncate(error instanceof Error ? error.message : String(error)),
+          }),
+      );
   }
 }
 

@@ -6,7 +6,8 @@
  * - `gateway.fill` for an address no route leads to is refused (RPC_ERROR 0x0101) and that
  *   address sees no connection: a member cannot make a gateway fetch what its operator did not
  *   route;
- * - an unknown method gets RPC_ERROR 0x0002;
+ * - an unknown method gets RPC_ERROR 0x0002; calls beyond `INBOUND_CALLS_MAX` waiting at once
+ *   get RPC_ERROR 0x0003 (busy), and the waiting ones are still answered;
  * - `parseObject` (a member's answer) never throws on arbitrary JSON and keeps only the fields a
  *   hit replays.
  */
@@ -20,7 +21,13 @@ import { Capability, toHex } from '@peapod/core';
 import { freeTcpPort, waitFor } from '../src/local-pod.js';
 import { NodeHost } from '../src/node-host.js';
 import { createNodeCryptoProvider } from '../src/node-crypto-provider.js';
-import { PodRpc, RpcFailed, RPC_ERROR_UNKNOWN_METHOD } from '../src/pod-rpc.js';
+import {
+  INBOUND_CALLS_MAX,
+  PodRpc,
+  RpcFailed,
+  RPC_ERROR_BUSY,
+  RPC_ERROR_UNKNOWN_METHOD,
+} from '../src/pod-rpc.js';
 import {
   SEGMENT_METHOD,
   LOOKUP_METHOD,
@@ -38,9 +45,23 @@ let rpc: PodRpc;
 let daemonHex: string;
 let gatewayPort: number;
 const BODY = Buffer.alloc(200_000, 7);
+/** An object whose fill stops after 1 MiB until `releaseSlow` (its segment 1 waits till then). */
+const SLOW = Buffer.alloc(20 * 1024 * 1024, 3);
+let releaseSlow: () => void = () => undefined;
+const slowReleased = new Promise<void>((resolve) => (releaseSlow = resolve));
 
 before(async () => {
   origin = createServer((req, res) => {
+    if (req.url === '/slow.bin') {
+      res.writeHead(200, {
+        'content-length': SLOW.length,
+        etag: '"s1"',
+        'cache-control': 'max-age=3600',
+      });
+      res.write(SLOW.subarray(0, 1024 * 1024));
+      void slowReleased.then(() => res.end(SLOW.subarray(1024 * 1024)));
+      return;
+    }
     if (req.url !== '/x.bin') return void res.writeHead(404, { 'content-length': 0 }).end();
     res.writeHead(200, {
       'content-length': BODY.length,
@@ -147,6 +168,26 @@ test('a fill for a routed key is answered with the object, and a lookup then fin
   const looked = await answer(LOOKUP_METHOD, Buffer.from(JSON.stringify({ key })));
   assert.ok('ok' in looked);
   assert.deepEqual(parseObject(looked.ok, daemonHex)?.contentId, object?.contentId);
+});
+
+test(`a member with ${INBOUND_CALLS_MAX} calls waiting gets RPC_ERROR 0x0003 (busy) for more; the waiting ones are answered`, async () => {
+  const key = `http://127.0.0.1:${(origin.address() as AddressInfo).port}/slow.bin`;
+  const body = Buffer.from(JSON.stringify({ key, index: 1 }));
+  const calls = Array.from({ length: INBOUND_CALLS_MAX + 4 }, () =>
+    rpc.call(daemonHex, SEGMENT_METHOD, body, 60_000).then(
+      () => 'answered',
+      (error: RpcFailed) => error.code,
+    ),
+  );
+  // The four beyond the bound are refused at once, while the others still wait.
+  const early = await Promise.race([
+    Promise.all(calls.slice(INBOUND_CALLS_MAX)),
+    slowReleased.then(() => 'released'),
+  ]);
+  assert.deepEqual(early, [RPC_ERROR_BUSY, RPC_ERROR_BUSY, RPC_ERROR_BUSY, RPC_ERROR_BUSY]);
+  releaseSlow();
+  const waited = await Promise.all(calls.slice(0, INBOUND_CALLS_MAX));
+  assert.deepEqual(new Set(waited), new Set(['answered']));
 });
 
 test('an unknown method gets RPC_ERROR 0x0002', async () => {
