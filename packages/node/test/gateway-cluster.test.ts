@@ -268,7 +268,7 @@ test('an object the origin says not to store is served from the origin; one refu
   );
 });
 
-test('a client that leaves mid-response does not stall the fill: the next request for the key is answered', async () => {
+test('a client that leaves mid-response neither stalls nor ends the fill: the next request is served from the cache', async () => {
   const body = randomBytes(16 * 1024 * 1024 + 1);
   let name = 'l0.bin';
   for (let n = 1; ranking(`${origin.url}/${name}`, [0, 1, 2])[0] !== 0; n++) name = `l${n}.bin`;
@@ -285,6 +285,11 @@ test('a client that leaves mid-response does not stall the fill: the next reques
   const again = await get(0, name);
   assert.equal(again.status, 200);
   assert.ok(again.body.equals(body), 'the next client got the exact bytes');
+  assert.equal(
+    origin.fetches(name).length,
+    1,
+    'the fill went on without its client, so the next one was served from the cache',
+  );
 });
 
 test("a member's private copy reaches no client without valid credentials; a valid one gets it from the pod after a 304", async () => {

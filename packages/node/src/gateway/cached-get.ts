@@ -19,7 +19,8 @@
  * - One stored copy serves every client: the gateway asks the origin without Accept-Encoding (so
  *   the copy is the identity encoding), and a response with `Vary` is passed on, never stored.
  * - A miss: a plain GET (no Range, no precondition) is sent upstream as is and, when the 200 is
- *   storable and has a Content-Length, streamed to the client while it is cached. Concurrent
+ *   storable and has a Content-Length, streamed to the client while it is cached (to the end,
+ *   even when the client leaves: others may be waiting for that fill). Concurrent
  *   plain misses of one key wait for that one fill and are served from it (one origin fetch).
  *   A miss with Range or preconditions is passed through unchanged (the origin answers it
  *   exactly), and a whole-object fill is started in the background when none runs.
@@ -651,12 +652,21 @@ export class CachedGet {
         response.statusMessage,
         endToEnd(response.rawHeaders),
       );
+      // A client that leaves does not end a fill: others (local requests, members reading its
+      // segments) wait for it, so the rest is read into the cache alone.
+      let clientLeft = false;
       for await (const piece of response as AsyncIterable<Buffer>) {
         this.events.bytes('origin', piece.length);
         fill?.write(piece);
-        await send(res, piece);
+        if (clientLeft) continue;
+        try {
+          await send(res, piece);
+        } catch (error) {
+          if (fill === undefined) throw error;
+          clientLeft = true;
+        }
       }
-      res.end();
+      if (!clientLeft) res.end();
       settle(await fill?.finish());
     } catch (error) {
       fill?.abort();
