@@ -1,9 +1,9 @@
 /**
  * The gateway's cluster RPC from a pod member's side, against a real `peapod daemon --gateway`
  * (a NodeHost holding the pod secret dials it and speaks RPC frames over the real link):
- * - hostile `gateway.lookup` / `gateway.fill` bodies (fast-check: random bytes, wrong JSON,
+ * - hostile `gateway.lookup` / `gateway.segment` bodies (fast-check: random bytes, wrong JSON,
  *   huge keys) get RPC_ERROR or a well-formed answer, and the gateway keeps serving;
- * - `gateway.fill` for an address no route leads to is refused (RPC_ERROR 0x0101) and that
+ * - `gateway.segment` for an address no route leads to is refused (RPC_ERROR 0x0101) and that
  *   address sees no connection: a member cannot make a gateway fetch what its operator did not
  *   route;
  * - an unknown method gets RPC_ERROR 0x0002; calls beyond `INBOUND_CALLS_MAX` waiting at once

@@ -419,7 +419,7 @@ export class CachedGet {
   }
 
   /**
-   * A member's `gateway.fill` (cluster.ts): the object held for `key`, else a whole-object fill
+   * A member's `gateway.segment` when no fill of `key` runs (cluster.ts): the object held for `key`, else a whole-object fill
    * from the origin through `upstream` (joining one in progress). Undefined when nothing was
    * stored. Never asks members: the owner is the one that fetches.
    */

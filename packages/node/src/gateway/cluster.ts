@@ -17,7 +17,7 @@
  *   SHA-256(device ID || key), highest first, over the members and this device, so every member
  *   with the same view picks the same owner and concurrent misses anywhere cost one origin
  *   fetch. `owners(key)` lists the ranking down to this device; the caller asks each in turn
- *   (`gateway.fill`), so when the owner leaves (its link closes) or refuses, the next takes over,
+ *   (`gateway.segment`), so when the owner leaves (its link closes) or refuses, the next takes over,
  *   and this device fills itself when it comes first.
  * - An owner fills only keys its own route table maps to an origin (endpoint mode), with its
  *   own credentials: a member cannot make it fetch an address the operator did not route, and
