@@ -173,6 +173,19 @@ function ranking(key: string, among: readonly number[]): number[] {
   return [...among].sort((a, b) => Buffer.compare(score(b), score(a)));
 }
 
+/** The daemons' log lines at warn level and above, for a failing assertion's message. */
+function warnings(): string {
+  return pod.daemons
+    .flatMap((daemon) =>
+      daemon
+        .log()
+        .split('\n')
+        .filter((line) => /"level":(4|5|6)0/.test(line))
+        .map((line) => `daemon ${daemon.index + 1}: ${line}`),
+    )
+    .join('\n');
+}
+
 async function metric(daemon: number, pattern: RegExp): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${gatewayPorts[daemon]}/metrics`)).text();
   return text
@@ -223,7 +236,11 @@ test('three gateways missing one object at once cost one origin fetch', async ()
     assert.ok(answer.body.equals(body), `daemon ${daemon + 1} got the object's exact bytes`);
   }
   const fetches = origin.fetches('b.bin');
-  assert.equal(fetches.length, 1, `one origin request, got ${JSON.stringify(fetches)}`);
+  assert.equal(
+    fetches.length,
+    1,
+    `one origin request, got ${JSON.stringify(fetches)}; the daemons warned: ${warnings()}`,
+  );
   const [owner] = ranking(`${origin.url}/b.bin`, [0, 1, 2]);
   assert.equal(fetches[0]!.client, ADDRESS(owner!), "the key's rendezvous owner fetched it");
 });

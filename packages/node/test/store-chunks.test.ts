@@ -7,7 +7,17 @@
  * open (a damaged index, a file where a directory should be) as a sentence with the path.
  */
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import {
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  truncate,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -229,6 +239,26 @@ describe('ChunkStore', () => {
       2 * CHUNK_BYTES,
       'remove never touches a referenced file',
     );
+    store.close();
+  });
+
+  test('a reference that moves while it is read is read at its new place, not dropped', async () => {
+    const { store, dir, dropped } = await freshStore();
+    const content = makeContent(SEED, [3]);
+    store.addContent(content.manifest, { kind: 'fetched' }, { pinned: false });
+    const before = join(dir, '..', `spool-${serial}.bin`);
+    const after = join(dir, '..', `object-${serial}.bin`);
+    await writeFile(before, content.chunks[0]!);
+    const { contentId } = content.manifest;
+    store.referenceChunks(contentId, [{ index: 0, path: before, offset: 0 }]);
+    // What a gateway fill does when it ends: the file is renamed, then referenced by its new
+    // name. The read below started at the old name, which is already gone.
+    await rename(before, after);
+    const read = store.readChunk(contentId, 0);
+    store.referenceChunks(contentId, [{ index: 0, path: after, offset: 0 }]);
+    assert.deepEqual(await read, content.chunks[0]);
+    assert.deepEqual(dropped, [], 'nothing reported dropped');
+    assert.deepEqual(store.heldIndices(contentId), [0]);
     store.close();
   });
 

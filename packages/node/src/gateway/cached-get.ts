@@ -69,6 +69,8 @@ export interface CachedGetEvents {
   bytes(source: 'origin' | 'store', count: number): void;
   /** An object came from members (cluster.ts): bytes by device hex, and the seconds it took. */
   fromMembers?(figures: PeerTransferFigures): void;
+  /** The pod's segments of `key` stopped at byte `offset` (`reason`): the origin sends the rest. */
+  resumed?(key: string, offset: number, reason: string): void;
 }
 
 const CONDITIONAL = [
@@ -346,9 +348,13 @@ export class CachedGet {
       const segments = sharing.segmentBytes(owner, key, first, count, fill === undefined, (f) =>
         this.events.fromMembers?.(f),
       );
-      for await (const parts of segments) for (const part of parts) await pass(part);
-      if (written < total)
+      let step = await segments.next();
+      for (; step.done !== true; step = await segments.next())
+        for (const part of step.value) await pass(part);
+      if (written < total) {
+        this.events.resumed?.(key, written, step.value ?? 'the segments ended early');
         await this.resumeFromOrigin(res, upstream, validators, written, total, pass);
+      }
       res.end();
       settle((await fill?.finish()) ?? undefined);
     } catch (error) {

@@ -211,8 +211,8 @@ export class ClusterSharing {
    * The bytes of segments 0 to `count - 1` of `key` (segment 0 is `first`), in order. Up to
    * `SEGMENT_WINDOW` segments are asked for and fetched at once, each kept in memory until its
    * turn (so memory is at most the window's segments); it ends early at the first segment that
-   * cannot be had (the owner left, a transfer failed). `forget`: drop each segment from the
-   * store once fetched (this gateway does not cache the object).
+   * cannot be had (the owner left, a transfer failed), with a sentence saying why. `forget`:
+   * drop each segment from the store once fetched (this gateway does not cache the object).
    */
   async *segmentBytes(
     owner: string,
@@ -221,16 +221,18 @@ export class ClusterSharing {
     count: number,
     forget: boolean,
     onDone: (figures: PeerTransferFigures) => void,
-  ): AsyncGenerator<Uint8Array[]> {
-    const fetches: Array<Promise<Uint8Array[] | undefined>> = [];
+  ): AsyncGenerator<Uint8Array[], string | undefined> {
+    const fetches: Array<Promise<Uint8Array[] | string>> = [];
     const start = (index: number): void => {
       const answer = index === 0 ? Promise.resolve(first) : this.segment(owner, key, index);
       fetches[index] = answer
         .then(async (segment) => {
-          if (typeof segment !== 'object' || segment.kind !== 'segment') return undefined;
-          if (segment.segmentBytes !== first.segmentBytes) return undefined;
+          if (typeof segment !== 'object' || segment.kind !== 'segment')
+            return `the owner gave no segment ${index}`;
+          if (segment.segmentBytes !== first.segmentBytes)
+            return `the owner's segment ${index} has another size`;
           const parts: Uint8Array[] = [];
-          const ok = await this.transferSegment(
+          const failure = await this.transferSegment(
             segment.manifest,
             (bytes) => {
               parts.push(bytes.slice());
@@ -239,40 +241,43 @@ export class ClusterSharing {
             onDone,
           );
           if (forget) void this.forget(segment.manifest.contentId).catch(() => undefined);
-          return ok ? parts : undefined;
+          return failure === undefined ? parts : `segment ${index}: ${failure}`;
         })
-        .catch(() => undefined);
+        .catch((error: unknown) => `segment ${index}: ${String(error)}`);
     };
     for (let index = 0; index < Math.min(count, SEGMENT_WINDOW); index++) start(index);
     for (let index = 0; index < count; index++) {
-      const parts = await fetches[index];
+      const parts = await fetches[index]!;
       if (index + SEGMENT_WINDOW < count) start(index + SEGMENT_WINDOW);
-      if (parts === undefined) return;
+      if (typeof parts === 'string') return parts;
       yield parts;
     }
+    return undefined;
   }
 
   /**
    * Fetches segment `manifest` by content ID from the members, handing its verified bytes to
-   * `onBytes` in order; true once all were handed over.
+   * `onBytes` in order; undefined once all were handed over, else why not.
    */
   async transferSegment(
     manifest: Manifest,
     onBytes: (bytes: Uint8Array) => Promise<void>,
     onDone: (figures: PeerTransferFigures) => void,
-  ): Promise<boolean> {
+  ): Promise<string | undefined> {
     if (this.store.manifest(manifest.contentId) === undefined)
       this.store.addContent(manifest, { kind: 'fetched' }, { pinned: false });
     const sink = new CallbackSink(onBytes);
     const job = new ContentJob(this.jobs, { contentId: manifest.contentId, manifest, sink });
     let done: Extract<ContentJobEvent, { type: 'done' }> | undefined;
+    let failure = 'the transfer ended early';
     job.on('event', (event) => {
       if (event.type === 'done') done = event;
+      if (event.type === 'error') failure = event.message;
     });
     await job.run();
-    if (done === undefined || sink.written !== manifest.totalBytes) return false;
+    if (done === undefined || sink.written !== manifest.totalBytes) return failure;
     onDone({ bySource: done.bySource, seconds: done.seconds });
-    return true;
+    return undefined;
   }
 
   /** Removes a content this gateway fetched only to pass it on. */

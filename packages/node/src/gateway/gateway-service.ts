@@ -180,6 +180,11 @@ export class GatewayService {
             counts.peers.set(peer, entry);
           }
         },
+        resumed: (key, offset, reason) =>
+          logger.warn(
+            { key, offset, reason },
+            "the pod's copy stopped; the origin sends the rest (a range request)",
+          ),
       },
       () => Date.now(),
       sharing,

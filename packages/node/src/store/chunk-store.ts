@@ -65,6 +65,8 @@ import {
 
 const INDEX_FILE = 'index.sqlite';
 const CHUNKS_DIRECTORY = 'chunks';
+/** Reads of a chunk whose reference moved while it was read (readChunk). */
+const READ_ATTEMPTS = 3;
 
 function invalid(name: string, problem: string): never {
   throw new PeapodError('PEAPOD_ERR_INVALID_ARGUMENT', `${name}: ${problem}`);
@@ -297,21 +299,28 @@ export class ChunkStore implements ChunkStoreApi {
   }
 
   async readChunk(contentId: Uint8Array, index: number): Promise<Uint8Array | undefined> {
-    const location = this.index.location(contentId, index);
-    if (location === undefined) return undefined;
-    const length = chunkLength(this.requireManifest(contentId, 'contentId'), index);
-    const bytes = await this.files.readVerified(location, length);
-    if (bytes !== undefined) {
-      this.touch(contentId, location);
-      return bytes;
+    // A reference can move while it is read (a gateway fill renames its file and references the
+    // new name): a failed read of a location that is no longer the chunk's is tried again at
+    // the new one, a few times at most.
+    for (let attempt = 0; attempt < READ_ATTEMPTS; attempt++) {
+      const location = this.index.location(contentId, index);
+      if (location === undefined) return undefined;
+      const length = chunkLength(this.requireManifest(contentId, 'contentId'), index);
+      const bytes = await this.files.readVerified(location, length);
+      if (bytes !== undefined) {
+        this.touch(contentId, location);
+        return bytes;
+      }
+      if (location.kind === 'reference') {
+        if (this.referenceMoved(contentId, index, location)) continue;
+        this.dropFailedReference(contentId, index, location);
+        return undefined;
+      }
+      return this.locks.run(toHex(location.hash), () =>
+        this.confirmFailedFile(contentId, index, location, length),
+      );
     }
-    if (location.kind === 'reference') {
-      this.dropFailedReference(contentId, index, location);
-      return undefined;
-    }
-    return this.locks.run(toHex(location.hash), () =>
-      this.confirmFailedFile(contentId, index, location, length),
-    );
+    return undefined;
   }
 
   async remove(contentId: Uint8Array): Promise<boolean> {
@@ -350,15 +359,24 @@ export class ChunkStore implements ChunkStoreApi {
   }
 
   /** A reference failed its check: drop its row if it is still the same reference. */
+  /** The chunk is no longer at the reference `location` (it moved, or is gone). */
+  private referenceMoved(
+    contentId: Uint8Array,
+    index: number,
+    location: Extract<ChunkLocation, { kind: 'reference' }>,
+  ): boolean {
+    const now = this.index.location(contentId, index);
+    return (
+      now?.kind !== 'reference' || now.path !== location.path || now.offset !== location.offset
+    );
+  }
+
   private dropFailedReference(
     contentId: Uint8Array,
     index: number,
     location: Extract<ChunkLocation, { kind: 'reference' }>,
   ): void {
-    const now = this.index.location(contentId, index);
-    if (now?.kind !== 'reference' || now.path !== location.path || now.offset !== location.offset) {
-      return;
-    }
+    if (this.referenceMoved(contentId, index, location)) return;
     if (!this.tryCommit(() => this.index.deleteChunk(contentId, index))) return;
     this.report([{ contentId, index }]);
   }
