@@ -345,13 +345,15 @@ export class Daemon {
     const store = await ChunkStore.open({
       dir,
       budgetBytes: this.config.storeBudgetBytes ?? STORE_BUDGET_DEFAULT_BYTES,
-      onChunksDropped: (contentId, indices) =>
+      onChunksDropped: (contentId, indices) => {
+        this.gatewayService?.chunksDropped(contentId);
         this.host.input({
           type: 'content-removed',
           nowMs: performance.now(),
           contentId,
           chunkIndices: indices,
-        }),
+        });
+      },
     });
     this.store = store;
     const { recovery } = store;

@@ -13,6 +13,8 @@ import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import {
   cacheDecision,
+  freshFor,
+  storedFreshness,
   carriesCredentials,
   currentAgeMs,
   evaluatePreconditions,
@@ -1047,6 +1049,18 @@ describe('freshness', () => {
           );
           assert.ok(decision === 'fresh' || decision === 'revalidate');
           if (lifetime === 0) assert.equal(decision, 'revalidate');
+          // The hit path's split (facts once per stored version) decides as the parts do.
+          const facts = storedFreshness({
+            headers: res,
+            requestTimeMs: t1,
+            responseTimeMs: t2,
+            status,
+          });
+          const parts =
+            varyFieldNames(res) === '*' || reason !== undefined ? 'revalidate' : 'fresh';
+          assert.equal(freshFor(req, facts, now), parts);
+          if (carriesCredentials('https://b.test/k', req) === undefined)
+            assert.equal(decision, parts);
           const verdict = responseStorable('GET', status, req, res);
           assert.equal(typeof verdict.storable, 'boolean');
           mayServeStale(res);

@@ -521,3 +521,73 @@ describe(
     });
   },
 );
+
+describe('the object index (a real SQLite file)', () => {
+  const object = (key: string, contentByte: number, totalBytes: number) => ({
+    key,
+    contentId: new Uint8Array(32).fill(contentByte),
+    totalBytes,
+    headers: [['etag', '"v1"']] as [string, string][],
+    etag: '"v1"',
+    lastModified: undefined,
+    storedAtMs: 1_000,
+    responseDateMs: 1_000,
+    ageAtStoreMs: 0,
+    private: false,
+  });
+
+  test('reads from memory agree with the file after a reopen: rows, usage, bytes, shared contents', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'peapod-gwi-'));
+    try {
+      const path = join(dir, 'gateway.db');
+      const index = new ObjectIndex(path);
+      index.put(object('https://a.test/x', 1, 10), 2_000);
+      index.put(object('https://a.test/y', 1, 10), 2_000); // the same bytes under a second URL
+      index.put(object('https://a.test/z', 2, 5), 2_000);
+      for (let i = 0; i < 3; i++) index.used('https://a.test/x', 3_000 + i);
+      index.refreshed('https://a.test/z', 4_000, 4_500);
+      assert.equal(index.get('https://a.test/x')?.hits, 3, 'usage is exact in memory at once');
+      assert.equal(index.totalBytes(), 25);
+      index.remove('https://a.test/y');
+      assert.equal(index.contentInUse(new Uint8Array(32).fill(1)), true, 'x still uses it');
+      index.remove('https://a.test/x');
+      assert.equal(index.contentInUse(new Uint8Array(32).fill(1)), false);
+      index.used('https://a.test/z', 5_000);
+      const inMemory = index.all();
+      index.close(); // writes the unwritten usage
+      const reopened = new ObjectIndex(path);
+      assert.deepEqual(reopened.all(), inMemory);
+      assert.equal(reopened.get('https://a.test/z')?.hits, 1);
+      assert.equal(reopened.get('https://a.test/z')?.lastUsedMs, 5_000);
+      assert.equal(reopened.get('https://a.test/z')?.storedAtMs, 4_500);
+      assert.equal(reopened.totalBytes(), 5);
+      reopened.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('usage is written in batches: after 1024 uses or a second, without a close', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'peapod-gwi-'));
+    try {
+      const path = join(dir, 'gateway.db');
+      const index = new ObjectIndex(path);
+      index.put(object('https://a.test/x', 1, 10), 0);
+      const onDisk = () => {
+        const reader = new ObjectIndex(path); // a second connection reads what was committed
+        const hits = reader.get('https://a.test/x')?.hits;
+        reader.close();
+        return hits;
+      };
+      index.used('https://a.test/x', 10);
+      assert.equal(onDisk(), 0, 'one use is not written yet');
+      index.used('https://a.test/x', 1_010);
+      assert.equal(onDisk(), 2, 'a use a second after the oldest unwritten one writes both');
+      for (let i = 0; i < 1024; i++) index.used('https://a.test/x', 1_020);
+      assert.equal(onDisk(), 2 + 1024);
+      index.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,7 +1,8 @@
 /**
  * The gateway in a real `peapod daemon` process (`--gateway`, `--route`), with s3rver as the S3
  * origin and AWS's SDK as the client, and `peapod cache stats|ls|evict` as real CLI processes
- * against it. Shows the pieces assembled: flags, the cache over the daemon's store, the API.
+ * against it. Shows the pieces assembled: flags, the cache over the daemon's store, the API
+ * (and that a content removed from the store with `peapod rm` is a miss, not a cut response).
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -25,6 +26,7 @@ describe('peapod daemon --gateway with s3rver behind it', { timeout: TIMEOUT_MS 
   let s3: InstanceType<typeof S3rver>;
   let pod: PodFixture;
   let through: S3Client;
+  let gatewayPort: number;
   const object = randomBytes(3 * 2 ** 20 + 17);
 
   before(async () => {
@@ -40,7 +42,7 @@ describe('peapod daemon --gateway with s3rver behind it', { timeout: TIMEOUT_MS 
     await client(`http://127.0.0.1:${s3Port}`).send(
       new PutObjectCommand({ Bucket: 'models', Key: 'w.bin', Body: object }),
     );
-    const gatewayPort = await freeTcpPort();
+    gatewayPort = await freeTcpPort();
     // The gateway signs upstream with the standard AWS variables (s3rver accepts any secret).
     process.env.AWS_ACCESS_KEY_ID = 'S3RVER';
     process.env.AWS_SECRET_ACCESS_KEY = 'S3RVER';
@@ -85,6 +87,25 @@ describe('peapod daemon --gateway with s3rver behind it', { timeout: TIMEOUT_MS 
     assert.equal(stats.stats?.revalidations.not_modified, 1);
     const text = await peapod(pod.daemons[0]!, ['cache', 'stats']);
     assert.match(text.stdout, /back-to-origin ratio 0\.500/);
+  });
+
+  test("peapod rm of a cached object's content: the next GET is a miss, whole from the origin", async () => {
+    const daemon = pod.daemons[0]!;
+    const before = jsonOf<CacheAnswer>(await peapod(daemon, ['cache', 'ls', '--json']));
+    const contentId = before.objects![0]!.contentId;
+    const fromOrigin = before.stats!.bytesFromOrigin;
+    const removed = jsonOf<{ removed: boolean }>(await peapod(daemon, ['rm', contentId, '--json']));
+    assert.equal(removed.removed, true);
+    // One plain GET (an SDK would retry a cut response and hide it).
+    const got = await fetch(`http://127.0.0.1:${gatewayPort}/m/w.bin`);
+    assert.equal(got.status, 200);
+    assert.deepEqual(Buffer.from(await got.arrayBuffer()), object);
+    const after = jsonOf<CacheAnswer>(await peapod(daemon, ['cache', 'stats', '--json']));
+    assert.equal(
+      after.stats!.bytesFromOrigin - fromOrigin,
+      object.length,
+      'the object came whole from the origin, not from a copy the store no longer holds',
+    );
   });
 
   test('peapod cache evict drops the object; the next GET goes to the origin again', async () => {

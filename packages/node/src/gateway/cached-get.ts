@@ -39,6 +39,9 @@ import {
   type HeaderFields,
   cacheDecision,
   evaluatePreconditions,
+  freshFor,
+  storedFreshness,
+  type StoredFreshness,
   multipartByteranges,
   planRange,
   responseStorable,
@@ -92,6 +95,26 @@ export class CachedGet {
     private readonly sharing?: ClusterSharing,
   ) {}
 
+  /** Each stored version's freshness facts, computed at its first hit. */
+  private readonly facts = new WeakMap<CachedObject, StoredFreshness>();
+
+  private freshness(object: CachedObject): StoredFreshness {
+    let facts = this.facts.get(object);
+    if (facts === undefined) {
+      facts = storedFreshness({
+        headers: {
+          ...Object.fromEntries(object.headers),
+          date: new Date(object.responseDateMs).toUTCString(),
+          age: String(Math.floor(object.ageAtStoreMs / 1000)),
+        },
+        requestTimeMs: object.storedAtMs,
+        responseTimeMs: object.storedAtMs,
+      });
+      this.facts.set(object, facts);
+    }
+    return facts;
+  }
+
   /** Answers `req` for cache key `key`; `credentialed` per the module comment. */
   async serve(
     req: ClientAsk,
@@ -107,19 +130,7 @@ export class CachedGet {
       const fresh =
         !credentialed &&
         !object.private &&
-        cacheDecision(
-          { url: key, headers: req.headers },
-          {
-            headers: {
-              ...Object.fromEntries(object.headers),
-              date: new Date(object.responseDateMs).toUTCString(),
-              age: String(Math.floor(object.ageAtStoreMs / 1000)),
-            },
-            requestTimeMs: object.storedAtMs,
-            responseTimeMs: object.storedAtMs,
-          },
-          this.nowMs(),
-        ) === 'fresh';
+        freshFor(req.headers, this.freshness(object), this.nowMs()) === 'fresh';
       if (fresh) return this.fromCache(req, res, object);
       return this.revalidate(req, res, key, object, upstream, credentialed);
     }
@@ -618,21 +629,28 @@ export class CachedGet {
     if (status === 206) fields.push(['content-range', `bytes ${start}-${end - 1}/${total}`]);
     res.writeHead(status, fields.flat());
     if (head) return void res.end();
-    await this.writeRange(res, object, start, end);
-    res.end();
+    await this.writeRange(res, object, start, end, true);
   }
 
+  /** Sends bytes [start, end) of `object`; `last`: the range ends the response. */
   private async writeRange(
     res: ServerResponse,
     object: CachedObject,
     start: number,
     end: number,
+    last = false,
   ): Promise<void> {
     try {
+      let at = start;
       for await (const piece of this.cache.read(object, start, end)) {
         this.events.bytes('store', piece.length);
-        await send(res, piece);
+        at += piece.length;
+        // The last piece goes with the end of the response: one write, no wait for a drain.
+        if (!last || at < end) await send(res, piece);
+        else if (res.destroyed) throw new Error('the client left');
+        else res.end(piece);
       }
+      if (last && !res.writableEnded) res.end();
     } catch (error) {
       // The headers are out: a copy that turned out incomplete can only cut the response.
       if (error instanceof CacheMissing) await this.cache.evict(object.key);

@@ -169,16 +169,24 @@ export function currentAgeMs(
   timing: ResponseTiming,
   nowMs: number,
 ): number {
+  checkTime('nowMs', nowMs);
+  return ageAt(correctedInitialAgeMs(responseHeaders, timing), timing.responseTimeMs, nowMs);
+}
+
+/** The corrected initial age (RFC 9111 section 4.2.3), unrounded. */
+function correctedInitialAgeMs(responseHeaders: HeaderFields, timing: ResponseTiming): number {
   checkTime('timing.requestTimeMs', timing.requestTimeMs);
   checkTime('timing.responseTimeMs', timing.responseTimeMs);
-  checkTime('nowMs', nowMs);
   const ageValueMs = (parseDeltaSeconds(firstMember(responseHeaders, 'age')) ?? 0) * 1000;
   const dateMs = parseHttpDate(singletonValue(responseHeaders, 'date')) ?? timing.responseTimeMs;
   const apparentAgeMs = Math.max(0, timing.responseTimeMs - dateMs);
   const responseDelayMs = Math.max(0, timing.responseTimeMs - timing.requestTimeMs);
-  const correctedInitialAgeMs = Math.max(apparentAgeMs, ageValueMs + responseDelayMs);
-  const residentTimeMs = Math.max(0, nowMs - timing.responseTimeMs);
-  return Math.round(correctedInitialAgeMs + residentTimeMs);
+  return Math.max(apparentAgeMs, ageValueMs + responseDelayMs);
+}
+
+/** The current age from the corrected initial age and the resident time. */
+function ageAt(initialAgeMs: number, responseTimeMs: number, nowMs: number): number {
+  return Math.round(initialAgeMs + Math.max(0, nowMs - responseTimeMs));
 }
 
 /**
@@ -195,9 +203,19 @@ export function mustRevalidate(
   ageMs: number,
   lifetimeMs: number,
 ): string | undefined {
+  const response = parseCacheControl(fieldValue(responseHeaders, 'cache-control'));
+  return revalidationReason(requestHeaders, response, ageMs, lifetimeMs);
+}
+
+/** mustRevalidate over the stored response's parsed Cache-Control (undefined: unparsable). */
+function revalidationReason(
+  requestHeaders: HeaderFields,
+  response: Directives | undefined,
+  ageMs: number,
+  lifetimeMs: number,
+): string | undefined {
   const requestText = fieldValue(requestHeaders, 'cache-control');
   const request = parseCacheControl(requestText);
-  const response = parseCacheControl(fieldValue(responseHeaders, 'cache-control'));
   if (request === undefined) return 'the request Cache-Control cannot be parsed';
   if (response === undefined) return 'the response Cache-Control cannot be parsed';
   if (request.has('no-cache')) return 'the request says no-cache';
@@ -254,10 +272,45 @@ export function cacheDecision(
   nowMs: number,
 ): 'fresh' | 'revalidate' {
   if (carriesCredentials(request.url, request.headers) !== undefined) return 'revalidate';
-  if (varyFieldNames(stored.headers) === '*') return 'revalidate';
-  const lifetimeMs = freshnessLifetimeMs(stored.headers, stored.responseTimeMs, stored.status);
-  const ageMs = currentAgeMs(stored.headers, stored, nowMs);
-  return mustRevalidate(request.headers, stored.headers, ageMs, lifetimeMs) === undefined
+  return freshFor(request.headers, storedFreshness(stored), nowMs);
+}
+
+/** What deciding freshness needs of a stored response: the same for every request. */
+export interface StoredFreshness {
+  readonly varyStar: boolean;
+  readonly lifetimeMs: number;
+  /** The corrected initial age (RFC 9111 section 4.2.3), ms, unrounded. */
+  readonly initialAgeMs: number;
+  readonly responseTimeMs: number;
+  /** Its Cache-Control; undefined when it cannot be parsed. */
+  readonly directives: Directives | undefined;
+}
+
+/** `stored`'s freshness facts, to compute once per stored version (a cache hit reuses them). */
+export function storedFreshness(stored: StoredResponse): StoredFreshness {
+  return {
+    varyStar: varyFieldNames(stored.headers) === '*',
+    lifetimeMs: freshnessLifetimeMs(stored.headers, stored.responseTimeMs, stored.status),
+    initialAgeMs: correctedInitialAgeMs(stored.headers, stored),
+    responseTimeMs: stored.responseTimeMs,
+    directives: parseCacheControl(fieldValue(stored.headers, 'cache-control')),
+  };
+}
+
+/**
+ * cacheDecision without the credentials check, for a caller that made it (the gateway decides
+ * `credentialed` once per request): may a request with `requestHeaders` be answered from the
+ * stored response `facts` describes?
+ */
+export function freshFor(
+  requestHeaders: HeaderFields,
+  facts: StoredFreshness,
+  nowMs: number,
+): 'fresh' | 'revalidate' {
+  checkTime('nowMs', nowMs);
+  if (facts.varyStar) return 'revalidate';
+  const ageMs = ageAt(facts.initialAgeMs, facts.responseTimeMs, nowMs);
+  return revalidationReason(requestHeaders, facts.directives, ageMs, facts.lifetimeMs) === undefined
     ? 'fresh'
     : 'revalidate';
 }

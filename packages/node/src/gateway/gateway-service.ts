@@ -276,6 +276,11 @@ export class GatewayService {
     return this.index.all();
   }
 
+  /** The store dropped chunks of `contentId`: an object using it is no longer known whole. */
+  chunksDropped(contentId: Uint8Array): void {
+    this.cache.chunksDropped(contentId);
+  }
+
   /** Evicts the objects whose key starts with `prefix` (all with ''); how many went. */
   async evict(prefix: string): Promise<number> {
     let count = 0;

@@ -172,15 +172,16 @@ export class ObjectCache {
     end: number,
   ): AsyncGenerator<Uint8Array, void, undefined> {
     const { store, memory } = this.options;
+    const hex = toHex(object.contentId);
     const manifest = store.manifest(object.contentId);
-    if (manifest === undefined) throw new CacheMissing(object);
+    if (manifest === undefined) throw this.missing(object);
     const size = manifest.chunkSizeBytes;
     for (let index = Math.floor(start / size); index * size < end; index++) {
-      const memoryKey = `${toHex(object.contentId)}:${index}`;
+      const memoryKey = `${hex}:${index}`;
       let chunk = memory?.get(memoryKey);
       if (chunk === undefined) {
         chunk = await store.readChunk(object.contentId, index);
-        if (chunk === undefined) throw new CacheMissing(object);
+        if (chunk === undefined) throw this.missing(object);
         memory?.set(memoryKey, chunk);
         this.options.onChunkRead?.('store', chunk.length);
       } else {
@@ -192,13 +193,29 @@ export class ObjectCache {
     }
   }
 
-  /** Whether `object`'s first chunk is held (a cheap check before answering 200 from cache). */
+  /** Contents (hex) the store held whole when last asked; `chunksDropped` forgets them. */
+  private readonly whole = new Set<string>();
+
+  /** Whether the store holds every chunk of `object` (checked before answering 200 from cache). */
   held(object: CachedObject): boolean {
+    const hex = toHex(object.contentId);
+    if (this.whole.has(hex)) return true;
     const manifest = this.options.store.manifest(object.contentId);
-    return (
+    const held =
       manifest !== undefined &&
-      this.options.store.heldIndices(object.contentId).length === manifest.chunkHashes.length
-    );
+      this.options.store.heldIndices(object.contentId).length === manifest.chunkHashes.length;
+    if (held) this.whole.add(hex);
+    return held;
+  }
+
+  /** The store dropped chunks of `contentId` (its `onChunksDropped`). */
+  chunksDropped(contentId: Uint8Array): void {
+    this.whole.delete(toHex(contentId));
+  }
+
+  private missing(object: CachedObject): CacheMissing {
+    this.chunksDropped(object.contentId);
+    return new CacheMissing(object);
   }
 
   /** Drops `key` (its content too, when no other key uses it). */
@@ -287,6 +304,7 @@ export class ObjectCache {
 
   private async dropContent(contentId: Uint8Array): Promise<void> {
     if (this.options.index.contentInUse(contentId)) return;
+    this.chunksDropped(contentId);
     const manifest = this.options.store.manifest(contentId);
     if (manifest !== undefined)
       for (let i = 0; i < manifest.chunkHashes.length; i++)

@@ -12,6 +12,12 @@
  *   content-language, x-amz-*), as a JSON array of [name, value] pairs in their order.
  * - Times: `storedAtMs` and `responseDateMs` are wall-clock (Unix ms), as freshness needs;
  *   `lastUsedMs` is wall-clock too, for eviction across restarts.
+ * - Reads come from memory: every row is loaded at open and kept in a map that each write
+ *   updates with the database (a hit costs no SQL; one row per object, a few hundred bytes).
+ * - Usage (`used`: hits and last use) is written in batches: at the `USES_PER_FLUSH`th unwritten
+ *   use, at the first use `FLUSH_AFTER_MS` or more after the oldest unwritten one, and at
+ *   `close`. Until then it is exact in memory, where eviction reads it; a crash loses at most
+ *   the unwritten usage.
  * - WAL with `synchronous = NORMAL`: a crash loses at most the last commits; a row whose content
  *   the store no longer holds is dropped by the caller when a read finds it gone.
  * Plain data in, plain data out; nothing here touches the store or the network.
@@ -72,8 +78,20 @@ CREATE TABLE IF NOT EXISTS objects (
 CREATE INDEX IF NOT EXISTS objects_content ON objects (content_id);
 `;
 
+/** Unwritten uses that trigger a write of usage, and how long one may stay unwritten. */
+const USES_PER_FLUSH = 1024;
+const FLUSH_AFTER_MS = 1_000;
+
 export class ObjectIndex {
   private readonly db: Database.Database;
+  private readonly rows = new Map<string, CachedObject>();
+  /** Keys whose hits and last use changed since the last write. */
+  private readonly unwritten = new Set<string>();
+  private unwrittenUses = 0;
+  private firstUnwrittenMs = 0;
+  private bytes = 0;
+  /** Keys per content (hex): the same bytes may be cached under two URLs. */
+  private readonly keysPerContent = new Map<string, number>();
 
   /** Opens (creating) the index at `path`. @throws when the file is not an SQLite database. */
   constructor(path: string) {
@@ -82,9 +100,11 @@ export class ObjectIndex {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     this.db.exec(SCHEMA);
+    for (const row of this.db.prepare('SELECT * FROM objects').all() as Row[])
+      this.keep(fromRow(row));
   }
 
-  /** One prepared statement per SQL text (preparing is most of a hit's index cost). */
+  /** One prepared statement per SQL text. */
   private readonly statements = new Map<string, Database.Statement>();
   private prepare(sql: string): Database.Statement {
     let statement = this.statements.get(sql);
@@ -92,9 +112,27 @@ export class ObjectIndex {
     return statement;
   }
 
+  private keep(object: CachedObject): void {
+    this.forget(object.key);
+    this.bytes += object.totalBytes;
+    const hex = Buffer.from(object.contentId).toString('hex');
+    this.keysPerContent.set(hex, (this.keysPerContent.get(hex) ?? 0) + 1);
+    this.rows.set(object.key, object);
+  }
+
+  private forget(key: string): void {
+    const object = this.rows.get(key);
+    if (object === undefined) return;
+    this.rows.delete(key);
+    this.bytes -= object.totalBytes;
+    const hex = Buffer.from(object.contentId).toString('hex');
+    const keys = (this.keysPerContent.get(hex) ?? 1) - 1;
+    if (keys > 0) this.keysPerContent.set(hex, keys);
+    else this.keysPerContent.delete(hex);
+  }
+
   get(key: string): CachedObject | undefined {
-    const row = this.prepare('SELECT * FROM objects WHERE key = ?').get(key) as Row | undefined;
-    return row === undefined ? undefined : fromRow(row);
+    return this.rows.get(key);
   }
 
   /** Stores (or replaces) the row for `object.key`; returns the content it replaced, if another. */
@@ -117,6 +155,13 @@ export class ObjectIndex {
       object.private ? 1 : 0,
       nowMs,
     );
+    this.unwritten.delete(object.key);
+    this.keep({
+      ...object,
+      contentId: new Uint8Array(object.contentId),
+      hits: 0,
+      lastUsedMs: nowMs,
+    });
     if (previous === undefined || Buffer.from(previous.contentId).equals(object.contentId))
       return undefined;
     return previous.contentId;
@@ -124,43 +169,62 @@ export class ObjectIndex {
 
   /** A revalidation confirmed the stored version (304): freshness starts again. */
   refreshed(key: string, responseDateMs: number, nowMs: number): void {
+    const object = this.rows.get(key);
+    if (object === undefined) return;
     this.prepare(
       'UPDATE objects SET stored_at_ms = ?, response_date_ms = ?, age_at_store_ms = 0 WHERE key = ?',
     ).run(nowMs, responseDateMs, key);
+    this.keep({ ...object, storedAtMs: nowMs, responseDateMs, ageAtStoreMs: 0 });
   }
 
   used(key: string, nowMs: number): void {
-    this.prepare('UPDATE objects SET hits = hits + 1, last_used_ms = ? WHERE key = ?').run(
-      nowMs,
-      key,
-    );
+    const object = this.rows.get(key);
+    if (object === undefined) return;
+    // In place: a hit changes only usage, so what callers derived from the object stays valid.
+    const usage = object as { hits: number; lastUsedMs: number };
+    usage.hits++;
+    usage.lastUsedMs = nowMs;
+    if (this.unwrittenUses++ === 0) this.firstUnwrittenMs = nowMs;
+    this.unwritten.add(key);
+    if (this.unwrittenUses >= USES_PER_FLUSH || nowMs - this.firstUnwrittenMs >= FLUSH_AFTER_MS)
+      this.writeUsage();
+  }
+
+  /** Writes the unwritten hits and last uses in one transaction. */
+  private writeUsage(): void {
+    const update = this.prepare('UPDATE objects SET hits = ?, last_used_ms = ? WHERE key = ?');
+    this.db.transaction(() => {
+      for (const key of this.unwritten) {
+        const object = this.rows.get(key);
+        if (object !== undefined) update.run(object.hits, object.lastUsedMs, key);
+      }
+    })();
+    this.unwritten.clear();
+    this.unwrittenUses = 0;
   }
 
   remove(key: string): void {
     this.prepare('DELETE FROM objects WHERE key = ?').run(key);
+    this.unwritten.delete(key);
+    this.forget(key);
   }
 
   /** Whether another key still uses `contentId` (the same bytes under two URLs). */
   contentInUse(contentId: Uint8Array): boolean {
-    return (
-      this.prepare('SELECT 1 FROM objects WHERE content_id = ? LIMIT 1').get(
-        Buffer.from(contentId),
-      ) !== undefined
-    );
+    return this.keysPerContent.has(Buffer.from(contentId).toString('hex'));
   }
 
+  /** Every object, by key. */
   all(): CachedObject[] {
-    return (this.prepare('SELECT * FROM objects ORDER BY key').all() as Row[]).map(fromRow);
+    return [...this.rows.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 
   totalBytes(): number {
-    const row = this.prepare('SELECT COALESCE(SUM(total_bytes), 0) AS n FROM objects').get() as {
-      n: number;
-    };
-    return row.n;
+    return this.bytes;
   }
 
   close(): void {
+    if (this.unwritten.size > 0) this.writeUsage();
     this.db.close();
   }
 }
