@@ -393,7 +393,9 @@ export class ForwardProxy {
     } catch (error) {
       const message = (error as Error).message;
       if (res.headersSent || req.socket.destroyed) {
-        this.logger?.warn({ url, error: message }, 'pooled response failed after it started');
+        // The client leaving is its own choice, not a failure to warn about.
+        if (!res.destroyed)
+          this.logger?.warn({ url, error: message }, 'pooled response failed after it started');
         res.destroy();
         return;
       }

@@ -47,6 +47,9 @@ interface Fixture {
   readonly bytesBySource: Map<string, number>;
   readonly revalidations: string[];
   readonly cachedGet: CachedGet;
+  /** The gateway's log lines so far, and the next one to come. */
+  readonly logged: Array<{ level: 'debug' | 'warn'; message: string }>;
+  nextLog(): Promise<{ level: 'debug' | 'warn'; message: string }>;
   close(): Promise<void>;
 }
 
@@ -82,9 +85,18 @@ async function fixture(
     },
     () => Date.now(),
   );
+  const logged: Array<{ level: 'debug' | 'warn'; message: string }> = [];
+  let waiters: Array<(line: { level: 'debug' | 'warn'; message: string }) => void> = [];
+  const log = (level: 'debug' | 'warn') => (_fields: unknown, message: string) => {
+    const line = { level, message };
+    logged.push(line);
+    for (const wake of waiters) wake(line);
+    waiters = [];
+  };
   const gateway = new Gateway({
     routes: new RouteTable([parseRoute(`/files=${origin.url}`)]),
     cache: cachedGet,
+    logger: { debug: log('debug'), warn: log('warn') },
   });
   const address = await gateway.listen(0, '127.0.0.1');
   const proxy = new ForwardProxy({
@@ -100,6 +112,8 @@ async function fixture(
     bytesBySource,
     revalidations,
     cachedGet,
+    logged,
+    nextLog: () => new Promise((resolve) => waiters.push(resolve)),
     close: async () => {
       await proxy.close();
       await gateway.close();
@@ -315,6 +329,35 @@ describe('gateway cache, HTTP route, anonymous requests', { timeout: TIMEOUT_MS 
       f.origin.log.slice(since).map((e) => e.status),
       [404],
     );
+  });
+
+  test('a client that leaves in the middle of a hit is logged at debug, not as a failure', async () => {
+    const big = randomBytes(12 * 2 ** 20 + 1); // three chunks: the gateway waits for drains
+    const g = await fixture({ 'big.bin': big });
+    try {
+      assert.deepEqual((await get(`${g.url}/big.bin`)).body, big); // the fill
+      const logged = g.nextLog();
+      await new Promise<void>((resolve, reject) => {
+        const req = httpRequest(`${g.url}/big.bin`, (res) => {
+          res.once('data', () => {
+            res.destroy(); // leave after the first bytes of the hit
+            resolve();
+          });
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      assert.deepEqual(await logged, {
+        level: 'debug',
+        message: 'the client left before the response ended',
+      });
+      assert.deepEqual(
+        g.logged.filter((line) => line.level === 'warn'),
+        [],
+      );
+    } finally {
+      await g.close();
+    }
   });
 
   test('HEAD from the cache: the same head as a GET, with no body', async () => {

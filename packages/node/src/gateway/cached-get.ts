@@ -49,6 +49,13 @@ import {
   varyFieldNames,
 } from './cache-semantics.js';
 
+/** The client closed its connection before the response was sent: not the gateway's failure. */
+export class ClientLeft extends Error {
+  constructor() {
+    super('the client left');
+  }
+}
+
 /** One upstream exchange the caller can start (routes, signing and agents are its business). */
 export interface UpstreamCall {
   /** The upstream response to GET (or HEAD) `extraHeaders` added, body unread. */
@@ -386,7 +393,7 @@ export class CachedGet {
     total: number,
     pass: (bytes: Uint8Array) => Promise<void>,
   ): Promise<void> {
-    if (res.destroyed) throw new Error('the client left');
+    if (res.destroyed) throw new ClientLeft();
     const pin =
       validators.etag !== undefined && !validators.etag.startsWith('W/')
         ? validators.etag
@@ -647,7 +654,7 @@ export class CachedGet {
         at += piece.length;
         // The last piece goes with the end of the response: one write, no wait for a drain.
         if (!last || at < end) await send(res, piece);
-        else if (res.destroyed) throw new Error('the client left');
+        else if (res.destroyed) throw new ClientLeft();
         else res.end(piece);
       }
       if (last && !res.writableEnded) res.end();
@@ -797,7 +804,7 @@ export class CachedGet {
  * the fill and every request waiting for it).
  */
 async function send(res: ServerResponse, bytes: Uint8Array): Promise<void> {
-  if (res.destroyed) throw new Error('the client left');
+  if (res.destroyed) throw new ClientLeft();
   if (res.write(bytes)) return;
   await new Promise<void>((resolve) => {
     const done = () => {
@@ -808,7 +815,7 @@ async function send(res: ServerResponse, bytes: Uint8Array): Promise<void> {
     res.once('drain', done);
     res.once('close', done);
   });
-  if (res.destroyed) throw new Error('the client left');
+  if (res.destroyed) throw new ClientLeft();
 }
 
 function hasRange(req: ClientAsk): boolean {

@@ -40,7 +40,7 @@ import { METRICS_CONTENT_TYPE, type Metrics } from './metrics.js';
 import { isLoopbackAddress, stripHopByHop } from '../proxy.js';
 import { carriesCredentials } from './cache-semantics.js';
 import { withoutPresignQuery } from './presign.js';
-import type { CachedGet, UpstreamCall } from './cached-get.js';
+import { ClientLeft, type CachedGet, type UpstreamCall } from './cached-get.js';
 import type { ResolvedRoute, RouteTable } from './routes.js';
 import { signS3, type AwsCredentials } from './upstream-signer.js';
 
@@ -140,7 +140,10 @@ export class Gateway {
       return;
     }
     void this.forward(req, res, resolved).catch((error: unknown) => {
-      this.options.logger?.warn({ url: req.url, error: String(error) }, 'gateway request failed');
+      if (error instanceof ClientLeft)
+        this.options.logger?.debug({ url: req.url }, 'the client left before the response ended');
+      else
+        this.options.logger?.warn({ url: req.url, error: String(error) }, 'gateway request failed');
       if (!res.headersSent)
         reply(res, 500, `the gateway could not forward this request: ${String(error)}`);
       else res.destroy();
