@@ -29,6 +29,7 @@ import { Gateway } from '../src/gateway/gateway-server.js';
 import { MemoryCache } from '../src/gateway/memory-cache.js';
 import { ObjectCache } from '../src/gateway/object-cache.js';
 import { ObjectIndex } from '../src/gateway/object-index.js';
+import { SegmentFeeds } from '../src/gateway/segment-feed.js';
 import { parseRoute, RouteTable } from '../src/gateway/routes.js';
 import {
   RevalidatingOrigin,
@@ -75,6 +76,7 @@ async function fixture(
     budgetBytes: 2 ** 30,
     memory: new MemoryCache({ maxBytes: 64 * 2 ** 20 }),
     nowMs: () => Date.now(),
+    feeds: new SegmentFeeds(),
   });
   const cachedGet = new CachedGet(
     cache,
@@ -134,6 +136,31 @@ function putFile(dir: string, name: string, bytes: Uint8Array, agedDays?: number
   writeFileSync(path, bytes);
   const at = new Date(Date.now() + (agedDays === undefined ? 3_600_000 : -agedDays * 86_400_000));
   utimesSync(path, at, at);
+}
+
+/**
+ * A GET whose body is not read until `rest()`: the gateway's fill for it stalls on TCP flow
+ * control once the socket buffers are full, so a test can act while that fill runs.
+ */
+function stalledGet(
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; rest(): Promise<Buffer> }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { headers }, (res) => {
+      res.pause();
+      resolve({
+        status: res.statusCode ?? 0,
+        rest: async () => {
+          const pieces: Buffer[] = [];
+          for await (const piece of res as AsyncIterable<Buffer>) pieces.push(piece);
+          return Buffer.concat(pieces);
+        },
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 async function get(
@@ -250,6 +277,24 @@ describe('gateway cache, HTTP route, anonymous requests', { timeout: TIMEOUT_MS 
     for (const result of results) assert.deepEqual(result.body, fresh);
     const withBody = f.origin.log.slice(since).filter((e) => e.bodyBytes > 0);
     assert.equal(withBody.length, 1, JSON.stringify(f.origin.log.slice(since)));
+  });
+
+  test('a plain miss while a fill runs streams that fill: its head comes before the fill ends, and the origin sends the object once', async () => {
+    const big = randomBytes(40 * 2 ** 20);
+    putFile(f.origin.directory, 'fill.bin', big, 10); // fresh for a day (heuristic freshness)
+    const since = f.origin.log.length;
+    const first = await stalledGet(`${f.url}/fill.bin`);
+    assert.equal(first.status, 200);
+    // The first client reads nothing, so the fill is stalled: this head can only come from it.
+    const second = await stalledGet(`${f.url}/fill.bin`);
+    assert.equal(second.status, 200);
+    const [a, b] = await Promise.all([first.rest(), second.rest()]);
+    assert.ok(a.equals(big), 'the first client got the object');
+    assert.ok(b.equals(big), 'the second client got the object');
+    assert.deepEqual(
+      f.origin.log.slice(since).map((e) => [e.status, e.bodyBytes]),
+      [[200, big.length]],
+    );
   });
 
   test('a fresh anonymous object (heuristic freshness) is served without asking the origin', async () => {
@@ -423,6 +468,37 @@ describe(
       // And with a range, too: the precondition is the origin's, not the cache's.
       const ranged = await get(`${f.url}/private.bin`, { range: 'bytes=0-99' });
       assert.equal(ranged.status, 401);
+    });
+
+    test('while a credentialed fill runs, wrong or no credentials get the refusal at once; valid ones join the fill after a 304', async () => {
+      const big = randomBytes(40 * 2 ** 20);
+      putFile(f.origin.directory, 'big-private.bin', big, 10);
+      const url = `${f.url}/big-private.bin`;
+      const since = f.origin.log.length;
+      const first = await stalledGet(url, { authorization: 'Bearer good' });
+      assert.equal(first.status, 200);
+      // The fill is stalled (its client reads nothing): these answers cannot wait for its end.
+      for (const headers of [{ authorization: 'Bearer bad' }, {} as Record<string, string>]) {
+        const got = await get(url, headers);
+        assert.equal(got.status, 401, JSON.stringify(headers));
+        assert.ok(!got.body.includes(big.subarray(0, 64)), 'no byte of the fill');
+      }
+      const joined = await stalledGet(url, { authorization: 'Bearer good' });
+      assert.equal(joined.status, 200);
+      const [a, b] = await Promise.all([first.rest(), joined.rest()]);
+      assert.ok(a.equals(big) && b.equals(big), 'both valid clients got the object');
+      const seen = f.origin.log
+        .slice(since)
+        .map((e) => [e.status, e.status === 401 ? 0 : e.bodyBytes]);
+      assert.deepEqual(
+        seen.sort((x, y) => x[0]! - y[0]!),
+        [
+          [200, big.length],
+          [304, 0],
+          [401, 0],
+          [401, 0],
+        ],
+      );
     });
   },
 );

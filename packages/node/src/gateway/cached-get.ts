@@ -20,8 +20,11 @@
  *   the copy is the identity encoding), and a response with `Vary` is passed on, never stored.
  * - A miss: a plain GET (no Range, no precondition) is sent upstream as is and, when the 200 is
  *   storable and has a Content-Length, streamed to the client while it is cached (to the end,
- *   even when the client leaves: others may be waiting for that fill). Concurrent
- *   plain misses of one key wait for that one fill and are served from it (one origin fetch).
+ *   even when the client leaves: others may be waiting for that fill). A concurrent plain
+ *   miss of one key costs no second body from the origin: it streams the fill's segments as
+ *   they are written (segment-feed.ts), after a conditional request with its own credentials
+ *   when the fill's response is not fresh for it (credentials, private, stale), as a hit would.
+ *   An object too small for segments is waited for, then served under a hit's rules.
  *   A miss with Range or preconditions is passed through unchanged (the origin answers it
  *   exactly), and a whole-object fill is started in the background when none runs.
  */
@@ -29,12 +32,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { stripHopByHop } from '../proxy.js';
 import {
   CacheMissing,
+  replayedHeaders,
   type ObjectCache,
   type ObjectFill,
   type StoredResponse,
 } from './object-cache.js';
 import type { CachedObject } from './object-index.js';
 import type { ClusterSharing, PeerObject, PeerTransferFigures, SegmentAnswer } from './cluster.js';
+import type { SegmentFeed } from './segment-feed.js';
 import {
   type HeaderFields,
   cacheDecision,
@@ -145,8 +150,12 @@ export class CachedGet {
     const plain = method === 'GET' && !hasRange(req) && !CONDITIONAL.some((h) => h in req.headers);
     const running = this.inflight.get(key);
     if (plain && running !== undefined) {
+      const feed = await this.cache.feedOf(key, running);
+      if (feed !== undefined)
+        return this.joinRunningFill(req, res, key, feed, credentialed, upstream);
       const filled = await running;
-      if (filled !== undefined) return this.fromCache(req, res, filled);
+      // Now a hit, under a hit's rules: a credentialed or stale request is revalidated first.
+      if (filled !== undefined) return this.serve(req, res, key, credentialed, upstream);
     }
     if (!plain) {
       if (running === undefined && method === 'GET')
@@ -267,23 +276,7 @@ export class CachedGet {
     upstream: UpstreamCall,
     settle: (object: CachedObject | undefined) => void,
   ): Promise<'fresh' | 'answered' | IncomingMessage> {
-    const fresh =
-      !credentialed &&
-      !head.private &&
-      cacheDecision(
-        { url: key, headers: req.headers },
-        {
-          headers: {
-            ...Object.fromEntries(head.headers),
-            date: new Date(head.responseDateMs).toUTCString(),
-            age: String(Math.floor(head.ageMs / 1000)),
-          },
-          requestTimeMs: this.nowMs(),
-          responseTimeMs: this.nowMs(),
-        },
-        this.nowMs(),
-      ) === 'fresh';
-    if (fresh) return 'fresh';
+    if (this.freshAsStored(req, key, head, credentialed)) return 'fresh';
     const response = await upstream('GET', conditional, { wholeObject: true });
     const status = response.statusCode ?? 502;
     if (status === 200) {
@@ -300,6 +293,108 @@ export class CachedGet {
     response.resume();
     this.events.revalidated('not_modified');
     return response;
+  }
+
+  /** Whether `head` may be served to `req` without asking the origin (the module comment). */
+  private freshAsStored(
+    req: ClientAsk,
+    key: string,
+    head: StoredResponse,
+    credentialed: boolean,
+  ): boolean {
+    if (credentialed || head.private) return false;
+    const nowMs = this.nowMs();
+    const stored = {
+      headers: {
+        ...Object.fromEntries(head.headers),
+        date: new Date(head.responseDateMs).toUTCString(),
+        age: String(Math.floor(head.ageMs / 1000)),
+      },
+      requestTimeMs: nowMs,
+      responseTimeMs: nowMs,
+    };
+    return cacheDecision({ url: key, headers: req.headers }, stored, nowMs) === 'fresh';
+  }
+
+  /**
+   * A plain miss while this device fills the key and its segments are being written: served
+   * from them when the fill's response is fresh for this request; otherwise the origin is asked
+   * first, with this request and the fill's validators, and only a 304 joins the fill (a
+   * refusal or a new version is passed on as the origin sent it).
+   */
+  private async joinRunningFill(
+    req: ClientAsk,
+    res: ServerResponse,
+    key: string,
+    feed: SegmentFeed,
+    credentialed: boolean,
+    upstream: UpstreamCall,
+  ): Promise<void> {
+    if (!this.freshAsStored(req, key, feed.head, credentialed)) {
+      const headers = replayedHeaders(feed.head.headers);
+      const field = (name: string) => headers.find(([n]) => n === name)?.[1];
+      const conditional = revalidationHeaders({
+        etag: field('etag'),
+        lastModified: field('last-modified'),
+      });
+      const response = await upstream('GET', conditional, { wholeObject: true });
+      if (response.statusCode !== 304) {
+        this.events.revalidated(response.statusCode === 200 ? 'changed' : 'denied');
+        return this.passOn(response, res, 'GET');
+      }
+      response.resume();
+      this.events.revalidated('not_modified');
+    }
+    return this.fromRunningFill(res, feed, upstream);
+  }
+
+  /**
+   * A plain miss while this device fills the key: the segments the fill has written so far
+   * (segment-feed.ts) are read back from the store, verified, and the rest as the fill writes
+   * them, so the client streams at the fill's pace instead of waiting for its end. When the
+   * fill stops, the rest comes from the origin pinned to the version (If-Range).
+   */
+  private async fromRunningFill(
+    res: ServerResponse,
+    feed: SegmentFeed,
+    upstream: UpstreamCall,
+  ): Promise<void> {
+    const { head } = feed;
+    const headers = replayedHeaders(head.headers);
+    const field = (name: string) => headers.find(([n]) => n === name)?.[1];
+    res.sendDate = false;
+    res.writeHead(
+      200,
+      [
+        ...headers,
+        ['accept-ranges', 'bytes'],
+        ['age', String(Math.floor(head.ageMs / 1000))],
+        ['content-length', String(head.totalBytes)],
+      ].flat(),
+    );
+    res.flushHeaders(); // the head goes now, not with the first segment
+    let written = 0;
+    const pass = async (bytes: Uint8Array): Promise<void> => {
+      this.events.bytes('store', bytes.length);
+      written += bytes.length;
+      await send(res, bytes);
+    };
+    try {
+      for (let index = 0; index < feed.segmentCount; index++) {
+        const manifest = await feed.segment(index);
+        if (manifest === undefined) break;
+        for await (const chunk of this.cache.segment(manifest)) await pass(chunk);
+      }
+      if (written < head.totalBytes) {
+        this.events.resumed?.(feed.key, written, 'the fill this request joined stopped');
+        const validators = { etag: field('etag'), lastModified: field('last-modified') };
+        await this.resumeFromOrigin(res, upstream, validators, written, head.totalBytes, pass);
+      }
+      res.end();
+    } catch (error) {
+      res.destroy();
+      throw error;
+    }
   }
 
   /**

@@ -144,7 +144,10 @@ export class GatewayService {
       crypto,
       budgetBytes: config.cacheBytes,
       nowMs: () => Date.now(),
-      ...(cluster === undefined ? {} : { onFilled: cluster.announce, feeds }),
+      // Segments let concurrent misses (local ones, and members when clustered) read a fill
+      // while it runs.
+      feeds,
+      ...(cluster === undefined ? {} : { onFilled: cluster.announce }),
     });
     const sharing =
       cluster === undefined
@@ -216,10 +219,8 @@ export class GatewayService {
           if (held !== undefined) return held;
           const upstream = gateway.keyUpstream(key);
           if (upstream === undefined) return 'not-routed';
-          const next = feeds.next(key);
           const filled = cachedGet.fillForMember(key, upstream.call, upstream.credentialed);
-          feed = await Promise.race([next.feed, filled.then(() => feeds.get(key))]);
-          next.cancel();
+          feed = await cache.feedOf(key, filled);
           if (feed === undefined) return whole();
         }
         const manifest = await feed.segment(index);

@@ -15,6 +15,9 @@
  *   holds the chunk, else from the store, which verifies it (a copy that fails is dropped, and
  *   the read answers undefined: the caller serves the request from the origin instead). L1 is
  *   filled with what was read.
+ * - A fill longer than one segment publishes each segment as the chunks complete it
+ *   (segment-feed.ts): `runningFeed(key)` and `segment(manifest)` let a concurrent miss read the
+ *   fill from the store while it runs, and members of a cluster fetch them by content ID.
  * - Eviction (L2): after each fill, while the objects' bytes exceed the budget, the object with
  *   the lowest `(hits + 1) / size` aged by half per hour since its last use goes (recency,
  *   frequency and size, as GreedyDual-Size-Frequency weighs them): its store content and file.
@@ -69,7 +72,7 @@ export interface ObjectCacheOptions {
    * members (the core is told).
    */
   readonly onFilled?: (manifest: Manifest) => void;
-  /** With cluster sharing: fills longer than one segment publish their segments here. */
+  /** Fills longer than one segment publish their segments here (read by concurrent misses). */
   readonly feeds?: SegmentFeeds;
   /** A chunk was read for a response: from L1 (`memory`) or from the store (then put in L1). */
   readonly onChunkRead?: (layer: 'memory' | 'store', bytes: number) => void;
@@ -160,6 +163,37 @@ export class ObjectCache {
       this.options.feeds.begin(feed);
     }
     return new ObjectFill(this, this.options, key, totalBytes, response, path, fd, feed);
+  }
+
+  /** The segment feed of `key`'s fill while it runs (segment-feed.ts), if it has one. */
+  runningFeed(key: string): SegmentFeed | undefined {
+    const feed = this.options.feeds?.get(key);
+    return feed?.state === 'filling' ? feed : undefined;
+  }
+
+  /**
+   * The feed of `key`'s running fill, once it has begun (the fill's response head arrived);
+   * undefined when `fill` ends first or there are no feeds.
+   */
+  async feedOf(key: string, fill: Promise<unknown>): Promise<SegmentFeed | undefined> {
+    const running = this.runningFeed(key);
+    if (running !== undefined || this.options.feeds === undefined) return running;
+    const next = this.options.feeds.next(key);
+    try {
+      return await Promise.race([next.feed, fill.then(() => undefined)]);
+    } finally {
+      next.cancel();
+    }
+  }
+
+  /** A segment's bytes (segment-feed.ts) from the store, chunk by chunk, each verified. */
+  async *segment(manifest: Manifest): AsyncGenerator<Uint8Array, void, undefined> {
+    for (let index = 0; index < manifest.chunkHashes.length; index++) {
+      const chunk = await this.options.store.readChunk(manifest.contentId, index);
+      if (chunk === undefined) throw new Error('a segment of the running fill is no longer held');
+      this.options.onChunkRead?.('store', chunk.length);
+      yield chunk;
+    }
   }
 
   /**
