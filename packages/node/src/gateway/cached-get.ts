@@ -331,12 +331,7 @@ export class CachedGet {
     upstream: UpstreamCall,
   ): Promise<void> {
     if (!this.freshAsStored(req, key, feed.head, credentialed)) {
-      const headers = replayedHeaders(feed.head.headers);
-      const field = (name: string) => headers.find(([n]) => n === name)?.[1];
-      const conditional = revalidationHeaders({
-        etag: field('etag'),
-        lastModified: field('last-modified'),
-      });
+      const conditional = revalidationHeaders(validatorsOf(replayedHeaders(feed.head.headers)));
       const response = await upstream('GET', conditional, { wholeObject: true });
       if (response.statusCode !== 304) {
         this.events.revalidated(response.statusCode === 200 ? 'changed' : 'denied');
@@ -361,18 +356,7 @@ export class CachedGet {
   ): Promise<void> {
     const { head } = feed;
     const headers = replayedHeaders(head.headers);
-    const field = (name: string) => headers.find(([n]) => n === name)?.[1];
-    res.sendDate = false;
-    res.writeHead(
-      200,
-      [
-        ...headers,
-        ['accept-ranges', 'bytes'],
-        ['age', String(Math.floor(head.ageMs / 1000))],
-        ['content-length', String(head.totalBytes)],
-      ].flat(),
-    );
-    res.flushHeaders(); // the head goes now, not with the first segment
+    writeSegmentedHead(res, headers, head.ageMs, head.totalBytes);
     let written = 0;
     const pass = async (bytes: Uint8Array): Promise<void> => {
       this.events.bytes('store', bytes.length);
@@ -387,7 +371,7 @@ export class CachedGet {
       }
       if (written < head.totalBytes) {
         this.events.resumed?.(feed.key, written, 'the fill this request joined stopped');
-        const validators = { etag: field('etag'), lastModified: field('last-modified') };
+        const validators = validatorsOf(headers);
         await this.resumeFromOrigin(res, upstream, validators, written, head.totalBytes, pass);
       }
       res.end();
@@ -416,8 +400,7 @@ export class CachedGet {
     settle: (object: CachedObject | undefined) => void,
   ): Promise<boolean> {
     const { head, segmentBytes } = first;
-    const field = (name: string) => head.headers.find(([n]) => n === name)?.[1];
-    const validators = { etag: field('etag'), lastModified: field('last-modified') };
+    const validators = validatorsOf(head.headers);
     const verdict = await this.checkMemberCopy(
       req,
       res,
@@ -440,16 +423,7 @@ export class CachedGet {
           };
     const total = head.totalBytes;
     const fill = this.cache.begin(key, total, stored);
-    res.sendDate = false;
-    res.writeHead(
-      200,
-      [
-        ...head.headers,
-        ['accept-ranges', 'bytes'],
-        ['age', String(Math.floor(stored.ageMs / 1000))],
-        ['content-length', String(total)],
-      ].flat(),
-    );
+    writeSegmentedHead(res, head.headers, stored.ageMs, total);
     let written = 0;
     const pass = async (bytes: Uint8Array): Promise<void> => {
       fill?.write(bytes);
@@ -911,6 +885,38 @@ async function send(res: ServerResponse, bytes: Uint8Array): Promise<void> {
     res.once('close', done);
   });
   if (res.destroyed) throw new ClientLeft();
+}
+
+/** The validators among replayed fields (object-cache.ts `replayedHeaders`). */
+function validatorsOf(headers: readonly (readonly [string, string])[]): {
+  etag: string | undefined;
+  lastModified: string | undefined;
+} {
+  const field = (name: string) => headers.find(([n]) => n === name)?.[1];
+  return { etag: field('etag'), lastModified: field('last-modified') };
+}
+
+/**
+ * The 200 head of an object sent segment by segment as they arrive, flushed at once (not
+ * with the first segment, which may be a while).
+ */
+function writeSegmentedHead(
+  res: ServerResponse,
+  replayed: readonly (readonly [string, string])[],
+  ageMs: number,
+  totalBytes: number,
+): void {
+  res.sendDate = false;
+  res.writeHead(
+    200,
+    [
+      ...replayed,
+      ['accept-ranges', 'bytes'],
+      ['age', String(Math.floor(ageMs / 1000))],
+      ['content-length', String(totalBytes)],
+    ].flat(),
+  );
+  res.flushHeaders();
 }
 
 function hasRange(req: ClientAsk): boolean {

@@ -16,7 +16,7 @@
  *   the read answers undefined: the caller serves the request from the origin instead). L1 is
  *   filled with what was read.
  * - A fill longer than one segment publishes each segment as the chunks complete it
- *   (segment-feed.ts): `runningFeed(key)` and `segment(manifest)` let a concurrent miss read the
+ *   (segment-feed.ts): `feedOf(key, fill)` and `segment(manifest)` let a concurrent miss read the
  *   fill from the store while it runs, and members of a cluster fetch them by content ID.
  * - Eviction (L2): after each fill, while the objects' bytes exceed the budget, the object with
  *   the lowest `(hits + 1) / size` aged by half per hour since its last use goes (recency,
@@ -165,20 +165,16 @@ export class ObjectCache {
     return new ObjectFill(this, this.options, key, totalBytes, response, path, fd, feed);
   }
 
-  /** The segment feed of `key`'s fill while it runs (segment-feed.ts), if it has one. */
-  runningFeed(key: string): SegmentFeed | undefined {
-    const feed = this.options.feeds?.get(key);
-    return feed?.state === 'filling' ? feed : undefined;
-  }
-
   /**
    * The feed of `key`'s running fill, once it has begun (the fill's response head arrived);
    * undefined when `fill` ends first or there are no feeds.
    */
   async feedOf(key: string, fill: Promise<unknown>): Promise<SegmentFeed | undefined> {
-    const running = this.runningFeed(key);
-    if (running !== undefined || this.options.feeds === undefined) return running;
-    const next = this.options.feeds.next(key);
+    const feeds = this.options.feeds;
+    const running = feeds?.get(key);
+    if (running?.state === 'filling') return running;
+    if (feeds === undefined) return undefined;
+    const next = feeds.next(key);
     try {
       return await Promise.race([next.feed, fill.then(() => undefined)]);
     } finally {
