@@ -292,14 +292,35 @@ test('upload slots: manifest requests need no slot', () => {
   assert.ok(last.isStreamQueued(1000));
 });
 
-test('seeding: a chunk sent to one peer is refused to another as notFound, not busy', () => {
+test('seeding: while the upload has other chunks to send, a chunk sent to one peer is refused to another as notFound, not busy', () => {
   const data = testBytes(8 * CHUNK, 7);
-  const { links, request, availability, manifest } = setUp(2, data);
+  const { links, request, availability, manifest } = setUp(3, data);
   request(1, 0, 0);
+  request(3, 1, 0); // the upload has chunk 1 to send too
   const second = request(2, 0, 100);
   assert.equal(links.get(2)!.statusOf(second), TransferStatus.notFound);
   // Once the first peer announces it, the second is referred there once, then served.
   availability.announce(1, manifest.contentId, [{ start: 0, end: 1 }]);
   assert.equal(links.get(2)!.statusOf(request(2, 0, 200)), TransferStatus.notFound);
   assert.equal(links.get(2)!.statusOf(request(2, 0, 300)), undefined);
+});
+
+test('seeding: an upload with no other chunk to send sends a chunk again instead of referring', () => {
+  const data = testBytes(8 * CHUNK, 7);
+  const { links, request, availability, manifest, answerReads, drain, pendingReads } = setUp(
+    3,
+    data,
+  );
+  request(1, 0, 0);
+  // Only chunk 0 is being sent: a second copy waits behind it, no longer than a relay would.
+  const second = request(2, 0, 100);
+  assert.equal(links.get(2)!.statusOf(second), undefined);
+  answerReads();
+  drain(1, 150);
+  assert.deepEqual(pendingReads(), [0], 'the second copy is read once the first is sent');
+  answerReads();
+  drain(2, 160);
+  // Announced by a peer, and the upload idle: still served, not referred.
+  availability.announce(1, manifest.contentId, [{ start: 0, end: 1 }]);
+  assert.equal(links.get(3)!.statusOf(request(3, 0, 200)), undefined);
 });

@@ -23,6 +23,7 @@ import { after, before, test } from 'node:test';
 import { parseDeviceId, toHex } from '@peapod/core';
 import { getPeers } from '../src/api-client.js';
 import { freeTcpPort, waitFor } from '../src/local-pod.js';
+import { OBJECT_CHUNK_BYTES, SEGMENT_CHUNKS } from '../src/gateway/segment-feed.js';
 import { PodFixture } from './support/pod-fixture.js';
 
 interface Version {
@@ -228,7 +229,7 @@ test('an object read through A is served to B and C from the pod: the origin sen
 });
 
 test('three gateways missing one object at once cost one origin fetch', async () => {
-  const body = randomBytes(20 * 1024 * 1024 + 5); // three segments: members fetch while the owner fills
+  const body = randomBytes(20 * 1024 * 1024 + 5); // 11 segments: members fetch while the owner fills
   origin.put('b.bin', body);
   const got = await Promise.all([0, 1, 2].map((daemon) => get(daemon, 'b.bin')));
   for (const [daemon, answer] of got.entries()) {
@@ -243,6 +244,17 @@ test('three gateways missing one object at once cost one origin fetch', async ()
   );
   const [owner] = ranking(`${origin.url}/b.bin`, [0, 1, 2]);
   assert.equal(fetches[0]!.client, ADDRESS(owner!), "the key's rendezvous owner fetched it");
+  // A member's copy is built from the verified segments with no second hash pass: the next read
+  // on every gateway is a hit of its own copy (each chunk checked again), no origin or member byte.
+  const peerBytes = (daemon: number) => metric(daemon, /^peapod_gateway_peer_bytes_total\{/);
+  const before = await Promise.all([0, 1, 2].map(peerBytes));
+  for (const daemon of [0, 1, 2]) {
+    const again = await get(daemon, 'b.bin');
+    assert.equal(again.status, 200, `daemon ${daemon + 1}, again`);
+    assert.ok(again.body.equals(body), `daemon ${daemon + 1} served its copy's exact bytes`);
+  }
+  assert.deepEqual(await Promise.all([0, 1, 2].map(peerBytes)), before, 'no bytes from members');
+  assert.equal(origin.fetches('b.bin').length, 1, 'no second origin request');
 });
 
 test('a changed object (new ETag) is fetched fresh; the next member revalidates with a 304 and takes the copy from the pod', async () => {
@@ -367,16 +379,17 @@ test('an owner killed mid-fill: the member resumes from the origin where it was 
   for (let n = 1; ranking(`${origin.url}/${name}`, alive)[0] !== alive[0]; n++) name = `e${n}.bin`;
   const owner = alive[0]!;
   origin.put(name, body);
-  // The owner's fill stops at 12 MiB: its first segment (8 MiB) is whole, the second is not.
-  const gate = origin.hold(name, 12 * 1024 * 1024);
+  // The owner's fill stops halfway through its sixth segment: five are whole.
+  const whole = 5 * SEGMENT_CHUNKS * OBJECT_CHUNK_BYTES;
+  const gate = origin.hold(name, whole + (SEGMENT_CHUNKS * OBJECT_CHUNK_BYTES) / 2);
   const response = await fetch(`http://127.0.0.1:${gatewayPorts[requester!]}/o/${name}`);
   assert.equal(response.status, 200);
   const reader = response.body!.getReader();
   const parts: Buffer[] = [];
   let received = 0;
-  while (received < 8 * 1024 * 1024) {
+  while (received < whole) {
     const { value, done } = await reader.read();
-    assert.equal(done, false, 'the stream ended before the first segment');
+    assert.equal(done, false, 'the stream ended before the whole segments');
     parts.push(Buffer.from(value));
     received += value.length;
   }
@@ -394,8 +407,8 @@ test('an owner killed mid-fill: the member resumes from the origin where it was 
     origin.fetches(name).map(({ client, status, bytes }) => ({ client, status, bytes })),
     [
       { client: ADDRESS(owner), status: 200, bytes: body.length },
-      { client: ADDRESS(requester!), status: 206, bytes: body.length - 8 * 1024 * 1024 },
+      { client: ADDRESS(requester!), status: 206, bytes: body.length - whole },
     ],
-    "the owner's fill (cut), then the member's range request for the rest, from 8 MiB",
+    "the owner's fill (cut), then the member's range request for the rest, after the whole segments",
   );
 });

@@ -426,9 +426,8 @@ export class CachedGet {
     writeSegmentedHead(res, head.headers, stored.ageMs, total);
     let written = 0;
     const pass = async (bytes: Uint8Array): Promise<void> => {
-      fill?.write(bytes);
       written += bytes.length;
-      await send(res, bytes);
+      await Promise.all([fill?.write(bytes), send(res, bytes)]);
     };
     const count = Math.ceil(total / segmentBytes);
     try {
@@ -436,8 +435,15 @@ export class CachedGet {
         this.events.fromMembers?.(f),
       );
       let step = await segments.next();
-      for (; step.done !== true; step = await segments.next())
-        for (const part of step.value) await pass(part);
+      for (; step.done !== true; step = await segments.next()) {
+        const { parts, manifest } = step.value;
+        const writing = fill?.writeVerified(parts, manifest);
+        for (const part of parts) {
+          written += part.length;
+          await send(res, part);
+        }
+        await writing;
+      }
       if (written < total) {
         this.events.resumed?.(key, written, step.value ?? 'the segments ended early');
         await this.resumeFromOrigin(res, upstream, validators, written, total, pass);
@@ -757,14 +763,16 @@ export class CachedGet {
       let clientLeft = false;
       for await (const piece of response as AsyncIterable<Buffer>) {
         this.events.bytes('origin', piece.length);
-        fill?.write(piece);
-        if (clientLeft) continue;
-        try {
-          await send(res, piece);
-        } catch (error) {
-          if (fill === undefined) throw error;
-          clientLeft = true;
+        const writing = fill?.write(piece);
+        if (!clientLeft) {
+          try {
+            await send(res, piece);
+          } catch (error) {
+            if (fill === undefined) throw error;
+            clientLeft = true;
+          }
         }
+        await writing;
       }
       if (!clientLeft) res.end();
       settle(await fill?.finish());
@@ -793,7 +801,7 @@ export class CachedGet {
     try {
       for await (const piece of response as AsyncIterable<Buffer>) {
         this.events.bytes('origin', piece.length);
-        fill.write(piece);
+        await fill.write(piece);
       }
       const object = await fill.finish();
       settle(object);

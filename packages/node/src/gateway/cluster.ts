@@ -49,8 +49,14 @@ const LOOKUP_TIMEOUT_MS = 1_000;
 /** A fill is as long as the origin takes; a link that closes ends the wait at once. */
 const FILL_TIMEOUT_MS = 30 * 60_000;
 const KEY_MAX_BYTES = 16 * 1024;
-/** Segments fetched at once by one request (each up to 8 MiB in memory until its turn). */
-const SEGMENT_WINDOW = 4;
+/** Segments fetched at once by one request (each up to a segment in memory until its turn). */
+const SEGMENT_WINDOW = 8;
+
+/** A segment's bytes, in order, each chunk verified against `manifest`. */
+export interface VerifiedSegment {
+  readonly parts: readonly Uint8Array[];
+  readonly manifest: Manifest;
+}
 
 /** A member's object for a key, as its answer described it. */
 export interface PeerObject {
@@ -221,8 +227,8 @@ export class ClusterSharing {
     count: number,
     forget: boolean,
     onDone: (figures: PeerTransferFigures) => void,
-  ): AsyncGenerator<Uint8Array[], string | undefined> {
-    const fetches: Array<Promise<Uint8Array[] | string>> = [];
+  ): AsyncGenerator<VerifiedSegment, string | undefined> {
+    const fetches: Array<Promise<VerifiedSegment | string>> = [];
     const start = (index: number): void => {
       const answer = index === 0 ? Promise.resolve(first) : this.segment(owner, key, index);
       fetches[index] = answer
@@ -232,25 +238,28 @@ export class ClusterSharing {
           if (segment.segmentBytes !== first.segmentBytes)
             return `the owner's segment ${index} has another size`;
           const parts: Uint8Array[] = [];
+          // No copy: a delivered chunk's bytes are its own buffer, which nothing changes.
           const failure = await this.transferSegment(
             segment.manifest,
             (bytes) => {
-              parts.push(bytes.slice());
+              parts.push(bytes);
               return Promise.resolve();
             },
             onDone,
           );
           if (forget) void this.forget(segment.manifest.contentId).catch(() => undefined);
-          return failure === undefined ? parts : `segment ${index}: ${failure}`;
+          return failure === undefined
+            ? { parts, manifest: segment.manifest }
+            : `segment ${index}: ${failure}`;
         })
         .catch((error: unknown) => `segment ${index}: ${String(error)}`);
     };
     for (let index = 0; index < Math.min(count, SEGMENT_WINDOW); index++) start(index);
     for (let index = 0; index < count; index++) {
-      const parts = await fetches[index]!;
+      const segment = await fetches[index]!;
       if (index + SEGMENT_WINDOW < count) start(index + SEGMENT_WINDOW);
-      if (typeof parts === 'string') return parts;
-      yield parts;
+      if (typeof segment === 'string') return segment;
+      yield segment;
     }
     return undefined;
   }

@@ -5,8 +5,11 @@
  * Theory of operation
  * - Filling: while a 200 response streams to the client, `ObjectFill.write` appends each piece to
  *   a spool file in the gateway's objects directory and feeds the core's `Chunker` (one SHA-256
- *   pass). The write is synchronous: the page cache absorbs it at memory speed, and a client
- *   never gets bytes ahead of the copy, so memory stays bounded by one network read. `finish`
+ *   pass). Writes run off the event loop, one after another at their own offsets; the caller
+ *   awaits each beside the piece's send to the client, so memory stays bounded by one network
+ *   read and a disk that throttles writers does not stall the links. A member's segments,
+ *   verified against their manifests on arrival, go in by `writeVerified` with no second hash
+ *   pass (a segment is whole chunks, so its hashes are the object's). `finish`
  *   (the body ended with the length the origin announced) renames the spool to
  *   `<hex content ID>`, records the manifest in the store as a URL content (origin `url`, the
  *   key and validator), references each chunk in that file, and writes the index row. Any
@@ -26,25 +29,17 @@
  * - Keys are bound to the version: a key holds one version, replaced when the origin sends
  *   another (`put` returns the replaced content, which is removed here).
  */
-import {
-  closeSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  renameSync,
-  rmSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writev } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Chunker, computeContentId, toHex, type CryptoProvider, type Manifest } from '@peapod/core';
 import {
-  CHUNK_SIZE_BYTES_DEFAULT,
-  Chunker,
-  computeContentId,
-  toHex,
-  type CryptoProvider,
-  type Manifest,
-} from '@peapod/core';
-import { SEGMENT_CHUNKS, SegmentFeed, segmentUrl, type SegmentFeeds } from './segment-feed.js';
+  OBJECT_CHUNK_BYTES,
+  SEGMENT_CHUNKS,
+  SegmentFeed,
+  segmentUrl,
+  type SegmentFeeds,
+} from './segment-feed.js';
 import type { ChunkStoreApi, ContentOrigin } from '../store/store-api.js';
 import type { CachedObject, ObjectIndex } from './object-index.js';
 
@@ -156,7 +151,7 @@ export class ObjectCache {
     } catch {
       return undefined;
     }
-    const segmentBytes = SEGMENT_CHUNKS * CHUNK_SIZE_BYTES_DEFAULT;
+    const segmentBytes = SEGMENT_CHUNKS * OBJECT_CHUNK_BYTES;
     let feed: SegmentFeed | undefined;
     if (this.options.feeds !== undefined && totalBytes > segmentBytes) {
       feed = new SegmentFeed(key, { ...response, totalBytes }, segmentBytes);
@@ -375,10 +370,18 @@ export class CacheMissing extends Error {
 
 /** One 200 response being written into the cache while it streams to the client. */
 export class ObjectFill {
-  private readonly chunker: Chunker;
-  /** The hashes of the chunks completed so far (for the segments). */
+  /** Hashes the bytes written as they come; made at the first such write (chunk-aligned). */
+  private chunker: Chunker | undefined;
+  /** The hashes of the chunks completed so far: verified segments', then the chunker's. */
   private readonly chunkHashes: Uint8Array[] = [];
+  /** Chunks the chunker completed. */
+  private hashedChunks = 0;
+  /** Bytes accepted (their writes queued in order). */
   private written = 0;
+  /** Bytes in the spool file. */
+  private durable = 0;
+  /** The last queued write: writes run one after another, at their own offsets. */
+  private writing: Promise<void> = Promise.resolve();
   private failed = false;
 
   constructor(
@@ -390,9 +393,7 @@ export class ObjectFill {
     private readonly spoolPath: string,
     private fd: number | undefined,
     private readonly feed?: SegmentFeed,
-  ) {
-    this.chunker = new Chunker(options.crypto);
-  }
+  ) {}
 
   /** Records segment `index` (its chunks' hashes) as a content referencing `path`. */
   private addSegment(index: number, chunkHashes: Uint8Array[], path: string): Manifest {
@@ -401,7 +402,7 @@ export class ObjectFill {
     const start = index * segmentBytes;
     const layout = {
       totalBytes: Math.min(segmentBytes, this.totalBytes - start),
-      chunkSizeBytes: this.chunker.chunkSizeBytes,
+      chunkSizeBytes: OBJECT_CHUNK_BYTES,
     };
     const manifest: Manifest = {
       contentId: computeContentId(crypto, layout, chunkHashes),
@@ -436,38 +437,93 @@ export class ObjectFill {
     );
   }
 
-  /** Publishes every segment the chunks so far complete (all of them when `last`). */
-  private publishSegments(chunkHashes: readonly Uint8Array[], last: boolean): void {
+  /** Publishes every segment whose chunks are hashed and in the file (all when `last`). */
+  private publishSegments(last: boolean): void {
     const feed = this.feed;
     if (feed === undefined || feed.state !== 'filling') return;
+    const chunkBytes = OBJECT_CHUNK_BYTES;
+    const ready = last
+      ? this.chunkHashes.length
+      : Math.min(this.chunkHashes.length, Math.floor(this.durable / chunkBytes));
     for (;;) {
       const index = feed.manifests.length;
       const from = index * SEGMENT_CHUNKS;
-      const to = Math.min(from + SEGMENT_CHUNKS, chunkHashes.length);
-      if (from >= chunkHashes.length || (to - from < SEGMENT_CHUNKS && !last)) return;
-      const manifest = this.addSegment(index, chunkHashes.slice(from, to), this.spoolPath);
+      const to = Math.min(from + SEGMENT_CHUNKS, ready);
+      if (from >= ready || (to - from < SEGMENT_CHUNKS && !last)) return;
+      const manifest = this.addSegment(index, this.chunkHashes.slice(from, to), this.spoolPath);
       this.options.onFilled?.(manifest);
       feed.added(manifest);
     }
   }
 
-  /** Appends the next bytes; never throws (a failed fill only stops caching). */
-  write(bytes: Uint8Array): void {
-    if (this.failed || this.fd === undefined) return;
-    try {
-      if (this.written + bytes.length > this.totalBytes) throw new Error('longer than announced');
-      let at = 0;
-      while (at < bytes.length) at += writeSync(this.fd, bytes, at, bytes.length - at);
-      for (const chunk of this.chunker.push(bytes)) this.chunkHashes.push(chunk.hash);
-      this.written += bytes.length;
-      this.publishSegments(this.chunkHashes, false);
-    } catch {
-      this.abort();
+  /**
+   * Appends the next bytes, hashing them here; resolves once they are in the file. Never
+   * rejects: a failed fill only stops caching.
+   */
+  write(bytes: Uint8Array): Promise<void> {
+    // A chunker starts on a chunk boundary (after whole verified segments), so its chunks are
+    // the object's.
+    if (this.chunker === undefined && this.written % OBJECT_CHUNK_BYTES !== 0) this.abort();
+    if (!this.accept(bytes.length)) return this.writing;
+    this.chunker ??= new Chunker(this.options.crypto, { chunkSizeBytes: OBJECT_CHUNK_BYTES });
+    for (const chunk of this.chunker.push(bytes)) {
+      this.chunkHashes.push(chunk.hash);
+      this.hashedChunks++;
     }
+    return this.queue([bytes]);
+  }
+
+  /**
+   * Appends the bytes of a segment `manifest` already verified (a member's), with no second hash
+   * pass: its chunks are this object's when it starts on a chunk boundary of the same size
+   * before any hashed write. Else its bytes are hashed as `write` does.
+   */
+  writeVerified(parts: readonly Uint8Array[], manifest: Manifest): Promise<void> {
+    const aligned =
+      this.chunker === undefined &&
+      manifest.chunkSizeBytes === OBJECT_CHUNK_BYTES &&
+      this.written % OBJECT_CHUNK_BYTES === 0 &&
+      parts.reduce((sum, part) => sum + part.length, 0) === manifest.totalBytes;
+    if (!aligned) {
+      for (const part of parts) void this.write(part);
+      return this.writing;
+    }
+    if (!this.accept(manifest.totalBytes)) return this.writing;
+    this.chunkHashes.push(...manifest.chunkHashes);
+    return this.queue(parts);
+  }
+
+  /** Counts `length` more bytes in, or fails the fill when they pass the announced length. */
+  private accept(length: number): boolean {
+    if (this.failed || this.fd === undefined) return false;
+    if (this.written + length > this.totalBytes) {
+      this.abort();
+      return false;
+    }
+    this.written += length;
+    return true;
+  }
+
+  /** Writes `parts` after every earlier write, at the offset they were accepted at. */
+  private queue(parts: readonly Uint8Array[]): Promise<void> {
+    const length = parts.reduce((sum, part) => sum + part.length, 0);
+    const position = this.written - length;
+    this.writing = this.writing.then(async () => {
+      if (this.failed || this.fd === undefined) return;
+      try {
+        await writeAll(this.fd, parts, position);
+        this.durable = position + length;
+        this.publishSegments(false);
+      } catch {
+        this.abort();
+      }
+    });
+    return this.writing;
   }
 
   /** The body ended: commits when it was whole; undefined when nothing was cached. */
   async finish(): Promise<CachedObject | undefined> {
+    await this.writing;
     if (this.failed || this.fd === undefined || this.written !== this.totalBytes) {
       this.abort();
       return undefined;
@@ -475,8 +531,16 @@ export class ObjectFill {
     try {
       closeSync(this.fd);
       this.fd = undefined;
-      const manifest = this.chunker.finish();
-      this.publishSegments(manifest.chunkHashes, true);
+      // The chunker's last chunk, when short, is not among those `push` completed.
+      if (this.chunker !== undefined)
+        this.chunkHashes.push(...this.chunker.finish().chunkHashes.slice(this.hashedChunks));
+      const layout = { totalBytes: this.totalBytes, chunkSizeBytes: OBJECT_CHUNK_BYTES };
+      const manifest: Manifest = {
+        contentId: computeContentId(this.options.crypto, layout, this.chunkHashes),
+        ...layout,
+        chunkHashes: this.chunkHashes,
+      };
+      this.publishSegments(true);
       const path = join(this.options.objectsDir, toHex(manifest.contentId));
       renameSync(this.spoolPath, path);
       // The segments' chunks follow the file to its new name (the same offsets).
@@ -490,21 +554,40 @@ export class ObjectFill {
     }
   }
 
-  /** Stops caching and drops the spool. */
+  /** Stops caching and drops the spool (after the write in flight, which holds the file). */
   abort(): void {
     if (this.feed !== undefined && this.feed.state === 'filling') {
       this.feed.ended('failed');
       void this.cache.dropSegments(this.key, new Set()).catch(() => undefined);
     }
+    if (this.failed) return;
     this.failed = true;
-    if (this.fd !== undefined) {
-      try {
-        closeSync(this.fd);
-      } catch {
-        // already closed
+    const fd = this.fd;
+    this.fd = undefined;
+    void this.writing.then(() => {
+      if (fd !== undefined) {
+        try {
+          closeSync(fd);
+        } catch {
+          // already closed
+        }
       }
-      this.fd = undefined;
-    }
-    rmSync(this.spoolPath, { force: true });
+      rmSync(this.spoolPath, { force: true });
+    });
+  }
+}
+
+const writevAt = promisify(writev);
+
+/** Writes every byte of `parts` to `fd` from `position` on (a short write is continued). */
+async function writeAll(fd: number, parts: readonly Uint8Array[], position: number): Promise<void> {
+  const rest = [...parts];
+  let at = position;
+  while (rest.length > 0) {
+    let done = (await writevAt(fd, rest, at)).bytesWritten;
+    if (done === 0) throw new Error('the disk took no bytes');
+    at += done;
+    while (rest.length > 0 && done >= rest[0]!.length) done -= rest.shift()!.length;
+    if (done > 0) rest[0] = rest[0]!.subarray(done);
   }
 }
