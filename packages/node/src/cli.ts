@@ -32,6 +32,7 @@ import {
   type GatewayConfig,
 } from './gateway/gateway-service.js';
 import { parseRoute } from './gateway/routes.js';
+import { loadGatewayKeys } from './gateway/client-auth.js';
 
 const program = new Command('peapod')
   .description(
@@ -186,6 +187,10 @@ program
   .option(
     '--gateway <host:port>',
     'run the caching gateway: endpoint mode on this port (e.g. 127.0.0.1:8081, loopback clients), and proxied GETs (http_proxy) through its cache',
+  )
+  .option(
+    '--gateway-keys <file>',
+    'serve endpoint-mode clients from any address, each request AWS SigV4-signed with a key of FILE ("ACCESS_KEY_ID SECRET" per line, chmod 600)',
   )
   .option(
     '--route <match=target>',
@@ -588,9 +593,10 @@ function gatewayFlags(options: DaemonFlags): GatewayConfig | undefined {
     if (
       options.route !== undefined ||
       options.cacheSize !== undefined ||
-      options.cacheMemory !== undefined
+      options.cacheMemory !== undefined ||
+      options.gatewayKeys !== undefined
     )
-      fail('--route, --cache-size and --cache-memory need --gateway HOST:PORT');
+      fail('--route, --cache-size, --cache-memory and --gateway-keys need --gateway HOST:PORT');
     return undefined;
   }
   const at = parseHostPort(options.gateway);
@@ -613,10 +619,26 @@ function gatewayFlags(options: DaemonFlags): GatewayConfig | undefined {
       : parseSize(options.cacheMemory);
   if (memoryBytes === undefined || memoryBytes <= 0)
     fail(`--cache-memory: "${options.cacheMemory}" is not a size, e.g. 2GiB`);
-  return { host: at.host, port: at.port, routes, cacheBytes, memoryBytes };
+  let clientKeys: Map<string, string> | undefined;
+  if (options.gatewayKeys !== undefined) {
+    try {
+      clientKeys = loadGatewayKeys(options.gatewayKeys);
+    } catch (error) {
+      return fail(`--gateway-keys: ${(error as Error).message}`);
+    }
+  }
+  return {
+    host: at.host,
+    port: at.port,
+    routes,
+    cacheBytes,
+    memoryBytes,
+    ...(clientKeys === undefined ? {} : { clientKeys }),
+  };
 }
 
 interface DaemonFlags {
+  gatewayKeys?: string;
   peerPort?: string;
   apiPort?: string;
   discoveryPort?: string;

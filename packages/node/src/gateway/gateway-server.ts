@@ -5,8 +5,12 @@
  *
  * Theory of operation
  * - One node:http server of its own (`peapod daemon --gateway HOST:PORT`), apart from the API's
- *   port, so no route can shadow the API or the dashboard. Only clients `allowClient` accepts
- *   (default: loopback) get an answer; others get 403.
+ *   port, so no route can shadow the API or the dashboard. Without gateway keys only clients
+ *   `allowClient` accepts (default: loopback) get an answer; others get 403. With them
+ *   (`--gateway-keys FILE`, client-auth.ts) any address may ask, and every request must be
+ *   signed (AWS SigV4) with one of the keys: else 403 with S3's error code, as XML. Its
+ *   signature (header fields and presign query) was for the gateway, so it is not sent on,
+ *   whatever the route. `/metrics` needs no signature from loopback.
  * - Every request is resolved to a route; none: 404 with a sentence listing what is routed. A
  *   path with a `.` or `..` segment never resolves (it could climb out of its bucket).
  * - The request goes upstream streamed both ways with backpressure, whatever its method and body
@@ -43,6 +47,7 @@ import { withoutPresignQuery } from './presign.js';
 import { ClientLeft, type CachedGet, type UpstreamCall } from './cached-get.js';
 import type { ResolvedRoute, RouteTable } from './routes.js';
 import { signS3, type AwsCredentials } from './upstream-signer.js';
+import type { ClientAuthenticator } from './client-auth.js';
 
 export interface GatewayLogger {
   debug(fields: Record<string, unknown>, message: string): void;
@@ -53,8 +58,10 @@ export interface GatewayOptions {
   readonly routes: RouteTable;
   /** The gateway's own AWS credentials (S3 routes); without them S3 requests go unsigned. */
   readonly credentials?: AwsCredentials;
-  /** Default: loopback clients only. */
+  /** Default: loopback clients only; with `authenticator`, any (each request is signed). */
   readonly allowClient?: (address: string) => boolean;
+  /** Clients must sign every request with a key the gateway issued (client-auth.ts). */
+  readonly authenticator?: ClientAuthenticator;
   readonly logger?: GatewayLogger;
   /** GET and HEAD go through this cache (cached-get.ts); without it everything passes through. */
   readonly cache?: CachedGet;
@@ -81,7 +88,8 @@ export class Gateway {
   private readonly allowClient: (address: string) => boolean;
 
   constructor(private readonly options: GatewayOptions) {
-    this.allowClient = options.allowClient ?? isLoopbackAddress;
+    this.allowClient =
+      options.allowClient ?? (options.authenticator === undefined ? isLoopbackAddress : () => true);
     this.server = createServer({ requestTimeout: 0 }, (req, res) => this.onRequest(req, res));
     this.server.on('checkContinue', (req, res) => this.onRequest(req, res));
     this.server.on('clientError', (_error, socket) => {
@@ -124,7 +132,21 @@ export class Gateway {
       ),
     );
     const metrics = this.options.metrics;
-    if (metrics !== undefined && req.method === 'GET' && req.url === '/metrics') {
+    const scrape = metrics !== undefined && req.method === 'GET' && req.url === '/metrics';
+    const authenticator = this.options.authenticator;
+    if (authenticator !== undefined && !(scrape && isLoopbackAddress(client))) {
+      const verdict = authenticator.verify(req);
+      if (!verdict.ok) {
+        this.options.logger?.debug(
+          { client, url: req.url, code: verdict.code },
+          'gateway request refused: not signed with a gateway key',
+        );
+        req.resume();
+        s3Error(res, 403, verdict.code, verdict.message, req.url ?? '/');
+        return;
+      }
+    }
+    if (scrape) {
       const body = metrics.render();
       res.writeHead(200, {
         'content-type': METRICS_CONTENT_TYPE,
@@ -158,7 +180,9 @@ export class Gateway {
   ): Promise<void> {
     const method = req.method ?? 'GET';
     const s3 = resolved.route.target.kind === 's3';
-    const headers = clientHeaders(req, s3);
+    // The client's signature fields were for the gateway: S3's own, or the gateway's keys.
+    const gatewaySigned = s3 || this.options.authenticator !== undefined;
+    const headers = clientHeaders(req, gatewaySigned);
     let body: Readable = req;
     if (s3 && /aws-chunked/i.test(headers['content-encoding'] ?? '')) {
       // Chunk signatures were for the gateway: the body is decoded and sent on unsigned.
@@ -187,11 +211,12 @@ export class Gateway {
     if (cached !== undefined && (method === 'GET' || method === 'HEAD') && !hasBody(req)) {
       const { upstream } = resolved;
       // The AWS SDKs add `x-id=GetObject`, which S3 ignores: not part of the object's name.
-      const key = `${upstream.origin.origin}${s3 ? withoutPresignQuery(upstream.path, /^x-id$/i) : upstream.path}`;
-      // The gateway's own signature, or the client's credentials, make the request private.
+      const sentPath = gatewaySigned ? withoutPresignQuery(upstream.path) : upstream.path;
+      const key = `${upstream.origin.origin}${s3 ? withoutPresignQuery(upstream.path, /^x-id$/i) : sentPath}`;
+      // The gateway's own signature, or credentials the client sends on, make it private.
       const credentialed =
         (s3 && this.options.credentials !== undefined) ||
-        carriesCredentials(`${upstream.origin.origin}${upstream.path}`, req.headers) !== undefined;
+        carriesCredentials(`${upstream.origin.origin}${sentPath}`, headers) !== undefined;
       const call: UpstreamCall = async (callMethod, extra, { wholeObject }) => {
         // No Accept-Encoding: one stored copy serves every client, so it must be the identity.
         const { 'accept-encoding': _encoding, ...identity } = headers;
@@ -281,7 +306,10 @@ export class Gateway {
   ): Promise<ClientRequest> {
     const target = route.target;
     const s3 = target.kind === 's3';
-    const path = s3 ? withoutPresignQuery(upstream.path) : upstream.path;
+    const path =
+      s3 || this.options.authenticator !== undefined
+        ? withoutPresignQuery(upstream.path)
+        : upstream.path;
     let sendHeaders: OutgoingHttpHeaders = { ...headers, host: upstream.origin.host };
     if (s3 && this.options.credentials !== undefined) {
       sendHeaders = await signS3(
@@ -349,6 +377,28 @@ function responseOf(request: ClientRequest): Promise<IncomingMessage> {
     request.once('response', resolve);
     request.once('error', reject);
   });
+}
+
+/** An S3-style error document (what SDKs parse into an error's name and message). */
+function s3Error(
+  res: ServerResponse,
+  status: number,
+  code: string,
+  message: string,
+  resource: string,
+): void {
+  const body =
+    `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${xmlText(code)}</Code>` +
+    `<Message>${xmlText(message)}</Message><Resource>${xmlText(resource)}</Resource></Error>\n`;
+  res.writeHead(status, {
+    'content-type': 'application/xml',
+    'content-length': Buffer.byteLength(body),
+  });
+  res.end(body);
+}
+
+function xmlText(text: string): string {
+  return text.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
 function reply(res: ServerResponse, status: number, text: string): void {

@@ -22,6 +22,7 @@ import { SegmentFeeds } from './segment-feed.js';
 import type { Logger } from 'pino';
 import type { ChunkStoreApi } from '../store/store-api.js';
 import { CachedGet } from './cached-get.js';
+import { ClientAuthenticator } from './client-auth.js';
 import { Gateway } from './gateway-server.js';
 import { MemoryCache, type MemoryCacheStats } from './memory-cache.js';
 import { Metrics } from './metrics.js';
@@ -44,6 +45,11 @@ export interface GatewayConfig {
   readonly cacheBytes: number;
   /** Bytes of verified chunks kept in memory (L1). */
   readonly memoryBytes: number;
+  /**
+   * Access key ID -> secret (`--gateway-keys FILE`): endpoint-mode clients from any address,
+   * each request signed with one of them. Without: loopback clients, unauthenticated.
+   */
+  readonly clientKeys?: ReadonlyMap<string, string>;
 }
 
 export interface GatewayStats {
@@ -201,6 +207,9 @@ export class GatewayService {
         recordResponse(counts, metrics, mode, method, status, seconds),
       logger,
       ...(found === undefined ? {} : { credentials: found.credentials }),
+      ...(config.clientKeys === undefined
+        ? {}
+        : { authenticator: new ClientAuthenticator(config.clientKeys) }),
       ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }),
     });
     sharing?.serve({
@@ -254,6 +263,10 @@ export class GatewayService {
         gateway: `${address.address}:${address.port}`,
         routes: config.routes.map((r) => r.spec),
         awsCredentials: found?.source ?? 'none (S3 requests go unsigned)',
+        clients:
+          config.clientKeys === undefined
+            ? 'loopback, unauthenticated'
+            : `any address, signed with one of ${config.clientKeys.size} gateway keys`,
       },
       'gateway started',
     );
