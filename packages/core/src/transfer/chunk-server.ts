@@ -136,6 +136,12 @@ export class ChunkServer {
   private nowMs = 0;
   /** link -> chunks whose sending started and that the link has not announced yet. */
   private readonly unannounced = new Map<number, Array<{ key: string; index: number }>>();
+  /**
+   * The verified bytes of the chunk read last, kept while a waiting job wants the same chunk:
+   * a seed sending one chunk to several peers reads it (and the host hashes it) once. At most
+   * one chunk is held.
+   */
+  private lastRead: { key: string; index: number; bytes: Uint8Array } | undefined;
 
   constructor(
     private readonly ctx: TransferContext,
@@ -376,6 +382,11 @@ export class ChunkServer {
     this.unannounced.set(job.linkId, started);
     const readId = this.nextReadId();
     this.reads.set(readId, job);
+    const last = this.lastRead;
+    if (last !== undefined && last.key === job.key && last.index === job.index) {
+      this.onChunkRead(readId, last.bytes, true, this.nowMs);
+      return;
+    }
     this.ctx.output({
       type: 'read-chunk',
       readId,
@@ -413,6 +424,8 @@ export class ChunkServer {
     ) {
       active.delete(read.requestId);
       this.uploads.remove(read.linkId, read.requestId);
+      if (this.lastRead?.key === read.key && this.lastRead.index === read.index)
+        this.lastRead = undefined;
       this.pump();
       const status =
         bytes === undefined ? TransferStatus.notFound : TransferStatus.checksumMismatch;
@@ -422,6 +435,10 @@ export class ChunkServer {
       links.send(read.linkId, statusMessage(read.requestId, status, 0, 'stored copy unavailable'));
       return;
     }
+    const wanted = this.uploads.waitingJobs.some(
+      (job) => job.key === read.key && job.index === read.index,
+    );
+    this.lastRead = wanted ? { key: read.key, index: read.index, bytes } : undefined;
     const served = this.ctx.settings.corruptServedChunks ? corrupted(bytes) : bytes;
     links.stream(read.linkId, read.requestId, served, 0);
     read.queuedAtMs = nowMs;
@@ -552,6 +569,7 @@ export class ChunkServer {
     const content = this.contents.get(key);
     if (content === undefined || !content.held.delete(index)) return false;
     this.byHash.delete(toHex(content.manifest.chunkHashes[index]!));
+    if (this.lastRead?.key === key && this.lastRead.index === index) this.lastRead = undefined;
     return true;
   }
 
