@@ -9,16 +9,18 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import {
+  CopyObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
   PutObjectCommand,
@@ -261,6 +263,168 @@ test(
   },
 );
 
+test('what is sent on is what was signed: unsigned x-amz-* fields, signed fields a Connection token would drop, copies and the body digest', async () => {
+  // A recording S3 endpoint behind an S3 route: it sees what the gateway signs and sends.
+  const seen: Array<{ method: string; url: string; headers: Record<string, unknown> }> = [];
+  const endpoint = createServer((req, res) => {
+    seen.push({ method: req.method ?? '', url: req.url ?? '', headers: { ...req.headers } });
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { etag: '"e"', 'content-length': 0 });
+      res.end();
+    });
+  });
+  await new Promise<void>((resolve) => endpoint.listen(0, '127.0.0.1', resolve));
+  const endpointUrl = `http://127.0.0.1:${(endpoint.address() as AddressInfo).port}`;
+  const gateway = new Gateway({
+    routes: new RouteTable([parseRoute(`/b=s3://bucket@${endpointUrl}`)]),
+    credentials: { accessKeyId: 'GATEWAY', secretAccessKey: 'gateway-own-secret' },
+    authenticator: new ClientAuthenticator(KEYS),
+  });
+  const gatewayUrl = `http://127.0.0.1:${(await gateway.listen(0, '127.0.0.1')).port}`;
+  try {
+    const client = sdk(gatewayUrl, KEY);
+    const put = await getSignedUrl(client, new PutObjectCommand({ Bucket: 'b', Key: 'up.bin' }), {
+      expiresIn: 60,
+    });
+    // An x-amz-* field added to a presigned PUT would be signed upstream by the gateway.
+    const acl = await rawRequest(
+      gatewayUrl,
+      'PUT',
+      pathOf(put),
+      {
+        'x-amz-acl': 'public-read',
+        'content-length': '1',
+      },
+      'x',
+    );
+    assert.equal(acl.status, 403);
+    assert.match(acl.body, /not signed: x-amz-acl/);
+    // A signed field named in Connection would be stripped on the way: refused.
+    const signedPut = await getSignedUrl(
+      client,
+      new PutObjectCommand({ Bucket: 'b', Key: 'once.bin', IfNoneMatch: '*' }),
+      { expiresIn: 60, signableHeaders: new Set(['if-none-match']) },
+    );
+    assert.match(signedPut, /if-none-match/, 'the presigned PUT signs If-None-Match');
+    const stripped = await rawRequest(
+      gatewayUrl,
+      'PUT',
+      pathOf(signedPut),
+      {
+        'if-none-match': '*',
+        connection: 'if-none-match',
+        'content-length': '4',
+      },
+      'EVIL',
+    );
+    assert.equal(stripped.status, 403);
+    assert.match(stripped.body, /hop-by-hop or named in Connection/);
+    // A server-side copy names its own source bucket: refused, even signed.
+    await assert.rejects(
+      client.send(
+        new CopyObjectCommand({ Bucket: 'b', Key: 'c.bin', CopySource: 'private/secret.bin' }),
+      ),
+      (error: { name?: string }) => error.name === 'AccessDenied',
+    );
+    assert.equal(seen.length, 0, 'no refused request reached the endpoint');
+    // A signed body digest goes on in the gateway's own signature, so S3 would check the body.
+    const body = Buffer.from('the exact body');
+    await client.send(new PutObjectCommand({ Bucket: 'b', Key: 'ok.bin', Body: body }));
+    assert.equal(seen.length, 1);
+    assert.equal(
+      seen[0]!.headers['x-amz-content-sha256'],
+      createHash('sha256').update(body).digest('hex'),
+    );
+    assert.match(String(seen[0]!.headers.authorization), /Credential=GATEWAY\//);
+  } finally {
+    await gateway.close();
+    endpoint.close();
+  }
+});
+
+test('a refused request with a body is answered and its connection closed, its body unread', async () => {
+  const gateway = new Gateway({
+    routes: new RouteTable([parseRoute('/f=http://127.0.0.1:9')]),
+    authenticator: new ClientAuthenticator(KEYS),
+  });
+  const { port } = await gateway.listen(0, '127.0.0.1');
+  try {
+    const socket = connect(port, '127.0.0.1');
+    let answer = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (part: string) => (answer += part));
+    socket.write('PUT /f/x HTTP/1.1\r\nHost: g\r\nContent-Length: 1000000000000\r\n\r\nabc');
+    await once(socket, 'close');
+    assert.match(answer, /^HTTP\/1\.1 403 /);
+    assert.match(answer, /connection: close/i);
+  } finally {
+    await gateway.close();
+  }
+});
+
+test('a presigned query value means the same to the check and to the origin: + is a space', async () => {
+  const authenticator = new ClientAuthenticator(KEYS);
+  const signer = new SignatureV4({
+    service: 's3',
+    region: 'us-east-1',
+    credentials: { accessKeyId: KEY.accessKeyId, secretAccessKey: KEY.secretAccessKey },
+    sha256: Hash.bind(null, 'sha256'),
+    uriEscapePath: false,
+  });
+  const presigned = await signer.presign(
+    {
+      method: 'GET',
+      protocol: 'http:',
+      hostname: 'h',
+      path: '/b',
+      query: { prefix: 'a+b' },
+      headers: { host: 'h' },
+    },
+    { expiresIn: 60 },
+  );
+  const query = Object.entries(presigned.query as Record<string, string>)
+    .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`)
+    .join('&');
+  assert.match(query, /prefix=a%2Bb/);
+  const asSigned = await verdictOf(authenticator, { url: `/b?${query}`, headers: { host: 'h' } });
+  assert.equal(asSigned.ok, true);
+  const plus = await verdictOf(authenticator, {
+    url: `/b?${query.replace('a%2Bb', 'a+b')}`,
+    headers: { host: 'h' },
+  });
+  assert.equal(plus.ok, false, '"a+b" is "a b", not what was signed');
+});
+
+/** One raw HTTP/1.1 request; the status and body of its answer. */
+async function rawRequest(
+  base: string,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body: string,
+): Promise<{ status: number; body: string }> {
+  const url = new URL(base);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      { host: url.hostname, port: url.port, method, path, headers: { host: url.host, ...headers } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (part: string) => (text += part));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+function pathOf(url: string): string {
+  const parsed = new URL(url);
+  return `${parsed.pathname}${parsed.search}`;
+}
+
 /** A presigned GET URL for `path` on `base`, by @smithy/signature-v4 with the issued key ID. */
 async function presignedFor(base: string, path: string, secret: string): Promise<string> {
   const url = new URL(path, base);
@@ -475,6 +639,21 @@ describe('gateway key files', () => {
       assert.throws(() => loadGatewayKeys(path), /readable by others.*chmod 600/);
       chmodSync(path, 0o600);
       assert.equal(loadGatewayKeys(path).get('team-ml'), 'secret-long-enough');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a key file that is no regular file, or (as root) another user's, is refused", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'peapod-keys-'));
+    try {
+      assert.throws(() => loadGatewayKeys(dir), /not a regular file/);
+      if (process.getuid?.() === 0) {
+        const path = join(dir, 'keys');
+        writeFileSync(path, 'team-ml secret-long-enough\n', { mode: 0o600 });
+        chownSync(path, 12345, 12345);
+        assert.throws(() => loadGatewayKeys(path), /belongs to user 12345/);
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -19,13 +19,16 @@
  *   (InvalidAccessKeyId), a wrong one (SignatureDoesNotMatch), a date more than 15 minutes off
  *   (RequestTimeTooSkewed), an expired presigned URL (AccessDenied, "Request has expired"),
  *   and a malformed one (AuthorizationHeaderMalformed, AuthorizationQueryParametersError).
- * - Not checked: a body against its declared `X-Amz-Content-Sha256`, and the chunk signatures of
- *   a streaming upload. The request's own signature covers the declared payload mode and
- *   length, so a client is authenticated; what it uploads is its own.
+ * - Refused too: a signed field that a hop would drop (hop-by-hop, or named in `Connection`),
+ *   and any `x-amz-*` field the signature does not cover (as S3 refuses them), so what the
+ *   gateway sends on is what was signed.
+ * - A body is not checked here against its declared `X-Amz-Content-Sha256`: on S3 routes the
+ *   gateway passes a hex digest on in its own signature, so S3 checks the body; on HTTP routes
+ *   and for the chunk signatures of a streaming upload, nothing does.
  * - Nothing here throws on a request: any input gets a verdict.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 
 /** How far a signature's date may be from this clock (S3's limit). */
@@ -64,15 +67,25 @@ export function parseGatewayKeys(text: string): Map<string, string> {
 
 /** Reads a key file; @throws Error saying what to fix (readable by others, unreadable, bad line). */
 export function loadGatewayKeys(path: string): Map<string, string> {
-  const mode = statSync(path).mode;
-  if ((mode & 0o077) !== 0)
-    throw new Error(
-      `${path} is readable by others (mode ${(mode & 0o777).toString(8)}): run chmod 600 ${path}`,
-    );
+  // Opened once, then checked and read through that descriptor: no swap between the two.
+  const fd = openSync(path, 'r');
   try {
-    return parseGatewayKeys(readFileSync(path, 'utf8'));
-  } catch (error) {
-    throw new Error(`${path}: ${(error as Error).message}`);
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw new Error(`${path} is not a regular file`);
+    const uid = process.getuid?.();
+    if (uid !== undefined && stat.uid !== uid && stat.uid !== 0)
+      throw new Error(`${path} belongs to user ${stat.uid}, not to this daemon's user or root`);
+    if ((stat.mode & 0o077) !== 0)
+      throw new Error(
+        `${path} is readable by others (mode ${(stat.mode & 0o777).toString(8)}): run chmod 600 ${path}`,
+      );
+    try {
+      return parseGatewayKeys(readFileSync(fd, 'utf8'));
+    } catch (error) {
+      throw new Error(`${path}: ${(error as Error).message}`);
+    }
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -128,7 +141,8 @@ export class ClientAuthenticator {
     const algorithm = param('X-Amz-Algorithm');
     const credential = param('X-Amz-Credential');
     const amzDate = param('X-Amz-Date');
-    const expires = Number(param('X-Amz-Expires'));
+    const expiresText = param('X-Amz-Expires') ?? '';
+    const expires = /^\d{1,6}$/.test(expiresText) ? Number(expiresText) : Number.NaN;
     const signedHeaders = param('X-Amz-SignedHeaders');
     const signature = param('X-Amz-Signature');
     if (
@@ -211,6 +225,24 @@ export class ClientAuthenticator {
         'AuthorizationHeaderMalformed',
         'SignedHeaders must be lowercase names and include host',
       );
+    // A field the signature covers must reach the origin as signed: none may be dropped on the
+    // way as hop-by-hop (a `Connection` token would strip it), and, as S3 requires, no x-amz-*
+    // field may go unsigned (the gateway would sign it upstream with its own credentials).
+    const dropped = new Set([...HOP_BY_HOP, ...connectionTokens(req)]);
+    const hop = names.find((name) => dropped.has(name));
+    if (hop !== undefined)
+      return refused(
+        'AccessDenied',
+        `the signed header ${hop} is hop-by-hop or named in Connection`,
+      );
+    const unsigned = Object.keys(req.headersDistinct).find(
+      (name) => name.startsWith('x-amz-') && !names.includes(name),
+    );
+    if (unsigned !== undefined)
+      return refused(
+        'AccessDenied',
+        `there were headers present in the request which were not signed: ${unsigned}`,
+      );
     const canonicalHeaders: string[] = [];
     for (const name of names) {
       const value = headerValue(req, name);
@@ -260,10 +292,12 @@ function splitTarget(url: string): Target {
     .split('&')
     .filter((pair) => pair !== '')
     .map((pair): [string, string] => {
+      // `+` is a space, as the forwarded query is read (URLSearchParams) and S3 reads it.
+      const decode = (text: string) => decodeURIComponent(text.replace(/\+/g, ' '));
       const eq = pair.indexOf('=');
       return eq === -1
-        ? [decodeURIComponent(pair), '']
-        : [decodeURIComponent(pair.slice(0, eq)), decodeURIComponent(pair.slice(eq + 1))];
+        ? [decode(pair), '']
+        : [decode(pair.slice(0, eq)), decode(pair.slice(eq + 1))];
     });
   return { path, query };
 }
@@ -297,6 +331,23 @@ function headerValue(req: IncomingMessage, name: string): string | undefined {
   const values = req.headersDistinct[name];
   if (values === undefined) return undefined;
   return values.map((value) => value.trim().replace(/\s+/g, ' ')).join(',');
+}
+
+/** Fields a hop may drop (RFC 9110 7.6.1), so none a signature covers may be one. */
+const HOP_BY_HOP = [
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+];
+
+function connectionTokens(req: IncomingMessage): string[] {
+  return (req.headersDistinct.connection ?? []).flatMap((value) =>
+    value.split(',').map((token) => token.trim().toLowerCase()),
+  );
 }
 
 function refused(code: string, message: string): AuthVerdict {

@@ -138,11 +138,16 @@ export class Gateway {
       const verdict = authenticator.verify(req);
       if (!verdict.ok) {
         this.options.logger?.debug(
-          { client, url: req.url, code: verdict.code },
+          { client, url: loggable(req.url), code: verdict.code },
           'gateway request refused: not signed with a gateway key',
         );
-        req.resume();
-        s3Error(res, 403, verdict.code, verdict.message, req.url ?? '/');
+        // The body is not read: the connection ends with the answer, so a stranger cannot hold
+        // a socket open by trickling one.
+        res.setHeader('connection', 'close');
+        res.once('finish', () => {
+          if (!req.complete) req.destroy();
+        });
+        s3Error(res, 403, verdict.code, verdict.message, withoutPresignQuery(req.url ?? '/'));
         return;
       }
     }
@@ -163,9 +168,15 @@ export class Gateway {
     }
     void this.forward(req, res, resolved).catch((error: unknown) => {
       if (error instanceof ClientLeft)
-        this.options.logger?.debug({ url: req.url }, 'the client left before the response ended');
+        this.options.logger?.debug(
+          { url: loggable(req.url) },
+          'the client left before the response ended',
+        );
       else
-        this.options.logger?.warn({ url: req.url, error: String(error) }, 'gateway request failed');
+        this.options.logger?.warn(
+          { url: loggable(req.url), error: String(error) },
+          'gateway request failed',
+        );
       if (!res.headersSent)
         reply(res, 500, `the gateway could not forward this request: ${String(error)}`);
       else res.destroy();
@@ -183,6 +194,19 @@ export class Gateway {
     // The client's signature fields were for the gateway: S3's own, or the gateway's keys.
     const gatewaySigned = s3 || this.options.authenticator !== undefined;
     const headers = clientHeaders(req, gatewaySigned);
+    if (s3 && headers['x-amz-copy-source'] !== undefined) {
+      // A copy names its source bucket itself, past the route table: with the gateway's
+      // credentials it could read buckets no route exposes.
+      req.resume();
+      s3Error(
+        res,
+        403,
+        'AccessDenied',
+        'server-side copy (x-amz-copy-source) is not served through the gateway',
+        withoutPresignQuery(req.url ?? '/'),
+      );
+      return;
+    }
     let body: Readable = req;
     if (s3 && /aws-chunked/i.test(headers['content-encoding'] ?? '')) {
       // Chunk signatures were for the gateway: the body is decoded and sent on unsigned.
@@ -254,14 +278,14 @@ export class Gateway {
       pipeline(originRes, res, (error) => {
         if (error)
           this.options.logger?.debug(
-            { url: req.url, error: error.message },
+            { url: loggable(req.url), error: error.message },
             'gateway response cut short',
           );
       });
     });
     originReq.on('error', (error) => {
       this.options.logger?.warn(
-        { url: req.url, origin: resolved.upstream.origin.host, error: error.message },
+        { url: loggable(req.url), origin: resolved.upstream.origin.host, error: error.message },
         'origin unreachable',
       );
       if (!res.headersSent)
@@ -338,13 +362,24 @@ export class Gateway {
 }
 
 /** The client's end-to-end fields as one record (repeats joined), minus Host and, for S3, its signature. */
-function clientHeaders(req: IncomingMessage, s3: boolean): Record<string, string> {
+function isBodyDigest(name: string, value: string): boolean {
+  return name === 'x-amz-content-sha256' && /^[0-9a-f]{64}$/.test(value);
+}
+
+/** A request-target for the logs: a presigned URL's signature is a credential. */
+function loggable(url: string | undefined): string {
+  return withoutPresignQuery(url ?? '');
+}
+
+function clientHeaders(req: IncomingMessage, gatewaySigned: boolean): Record<string, string> {
   const fields = stripHopByHop(req.rawHeaders);
   const headers: Record<string, string> = {};
   for (let i = 0; i + 1 < fields.length; i += 2) {
     const name = fields[i]!.toLowerCase();
     if (name === 'host') continue;
-    if (s3 && CLIENT_SIGNATURE_FIELDS.has(name)) continue;
+    // A body's hex digest goes on: the gateway's signature then carries it, so S3 checks it.
+    if (gatewaySigned && CLIENT_SIGNATURE_FIELDS.has(name) && !isBodyDigest(name, fields[i + 1]!))
+      continue;
     headers[name] =
       headers[name] === undefined ? fields[i + 1]! : `${headers[name]}, ${fields[i + 1]}`;
   }

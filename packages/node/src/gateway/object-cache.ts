@@ -32,7 +32,14 @@
 import { closeSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writev } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { Chunker, computeContentId, toHex, type CryptoProvider, type Manifest } from '@peapod/core';
+import {
+  CHUNK_COUNT_MAX,
+  Chunker,
+  computeContentId,
+  toHex,
+  type CryptoProvider,
+  type Manifest,
+} from '@peapod/core';
 import {
   OBJECT_CHUNK_BYTES,
   SEGMENT_CHUNKS,
@@ -143,7 +150,12 @@ export class ObjectCache {
 
   /** Starts caching a 200 response for `key` whose body is `totalBytes` long. */
   begin(key: string, totalBytes: number, response: StoredResponse): ObjectFill | undefined {
-    if (totalBytes <= 0 || totalBytes > this.options.budgetBytes) return undefined;
+    if (
+      totalBytes <= 0 ||
+      totalBytes > this.options.budgetBytes ||
+      totalBytes > CHUNK_COUNT_MAX * OBJECT_CHUNK_BYTES
+    )
+      return undefined;
     const path = join(this.options.objectsDir, `.spool-${process.pid}-${++this.spoolSerial}`);
     let fd: number;
     try {
@@ -529,8 +541,10 @@ export class ObjectFill {
       return undefined;
     }
     try {
-      closeSync(this.fd);
+      // Cleared first: a close that fails has released the descriptor all the same.
+      const fd = this.fd;
       this.fd = undefined;
+      closeSync(fd);
       // The chunker's last chunk, when short, is not among those `push` completed.
       if (this.chunker !== undefined)
         this.chunkHashes.push(...this.chunker.finish().chunkHashes.slice(this.hashedChunks));
@@ -572,7 +586,11 @@ export class ObjectFill {
           // already closed
         }
       }
-      rmSync(this.spoolPath, { force: true });
+      try {
+        rmSync(this.spoolPath, { force: true });
+      } catch {
+        // A read-only or failing disk: the next start removes leftover spools.
+      }
     });
   }
 }

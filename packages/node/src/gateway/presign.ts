@@ -4,7 +4,7 @@
  * (each use is still revalidated with the origin using the client's own URL: cached-get.ts).
  */
 const PRESIGN_PARAMETER =
-  /^x-amz-(algorithm|credential|date|expires|signedheaders|signature|security-token)$/i;
+  /^x-amz-(algorithm|credential|date|expires|signedheaders|signature|security-token|content-sha256)$/i;
 
 /**
  * `path` (`/p?q`) without its SigV4 presign parameters (and those `also` names), the rest of the
