@@ -137,9 +137,9 @@ export class ChunkServer {
   /** link -> chunks whose sending started and that the link has not announced yet. */
   private readonly unannounced = new Map<number, Array<{ key: string; index: number }>>();
   /**
-   * The verified bytes of the chunk read last, kept while a waiting job wants the same chunk:
-   * a seed sending one chunk to several peers reads it (and the host hashes it) once. At most
-   * one chunk is held.
+   * The verified bytes of the chunk read last, kept while a job of that chunk is being sent or
+   * waits (`dropLastReadWhenDone`): a seed sending one chunk to several peers reads it (and the
+   * host hashes it) once. At most one chunk is held.
    */
   private lastRead: { key: string; index: number; bytes: Uint8Array } | undefined;
 
@@ -343,6 +343,7 @@ export class ChunkServer {
    * have stalled, or a job waited too long), or a job that ended early.
    */
   private pump(): void {
+    this.dropLastReadWhenDone();
     // Called on every flush: nothing to do unless jobs wait.
     if (this.uploads.waitingCount === 0) return;
     for (const job of [...this.uploads.waitingJobs]) {
@@ -435,10 +436,7 @@ export class ChunkServer {
       links.send(read.linkId, statusMessage(read.requestId, status, 0, 'stored copy unavailable'));
       return;
     }
-    const wanted = this.uploads.waitingJobs.some(
-      (job) => job.key === read.key && job.index === read.index,
-    );
-    this.lastRead = wanted ? { key: read.key, index: read.index, bytes } : undefined;
+    this.lastRead = { key: read.key, index: read.index, bytes };
     const served = this.ctx.settings.corruptServedChunks ? corrupted(bytes) : bytes;
     links.stream(read.linkId, read.requestId, served, 0);
     read.queuedAtMs = nowMs;
@@ -511,6 +509,19 @@ export class ChunkServer {
   private uploadBusyElsewhere(key: string, index: number): boolean {
     const other = (job: ChunkJob): boolean => job.key !== key || job.index !== index;
     return this.uploads.sendingJobs.some(other) || this.uploads.waitingJobs.some(other);
+  }
+
+  /**
+   * Lets the last read go once no job of its chunk is being sent or waits: while one is, its
+   * bytes are held for that job anyway, and a request for the same chunk arriving meanwhile
+   * (peers asking a seed for a new chunk at about the same time) is sent from them.
+   */
+  private dropLastReadWhenDone(): void {
+    const last = this.lastRead;
+    if (last === undefined) return;
+    const same = (job: ChunkJob): boolean => job.key === last.key && job.index === last.index;
+    if (!this.uploads.sendingJobs.some(same) && !this.uploads.waitingJobs.some(same))
+      this.lastRead = undefined;
   }
 
   /** Whether this device holds every chunk of the content. */
