@@ -30,7 +30,7 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
 import fc from 'fast-check';
-import S3rver from 's3rver';
+import type S3rver from 's3rver';
 import {
   ClientAuthenticator,
   loadGatewayKeys,
@@ -41,7 +41,7 @@ import { Gateway } from '../src/gateway/gateway-server.js';
 import { parseRoute, RouteTable } from '../src/gateway/routes.js';
 import { freeTcpPort, waitFor } from '../src/local-pod.js';
 import { PodFixture } from './support/pod-fixture.js';
-import { S3RVER_CREDENTIALS, s3Client } from './support/s3.js';
+import { S3RVER_CREDENTIALS, s3Client, startS3rver } from './support/s3.js';
 
 const run = promisify(execFile);
 const KEY = { accessKeyId: 'team-ml', secretAccessKey: 'b3kT9xq2-secret-for-tests' };
@@ -68,14 +68,9 @@ describe('gateway client keys: SigV4 from real clients, s3rver behind', { timeou
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'peapod-gw-auth-'));
-    s3 = new S3rver({
-      address: '127.0.0.1',
-      port: 0,
-      silent: true,
-      directory: dir,
-      configureBuckets: [{ name: 'models' }],
-    });
-    const s3Url = `http://127.0.0.1:${((await s3.run()) as AddressInfo).port}`;
+    const started = await startS3rver(dir);
+    s3 = started.s3;
+    const s3Url = started.url;
     await s3Client(s3Url).send(
       new PutObjectCommand({ Bucket: 'models', Key: 'w.bin', Body: object }),
     );
@@ -147,37 +142,15 @@ describe('gateway client keys: SigV4 from real clients, s3rver behind', { timeou
   });
 
   test('curl --aws-sigv4 with an issued key gets the exact bytes; with another secret 403', async () => {
-    const ok = await run(
-      'curl',
-      [
-        '-sS',
-        '--fail-with-body',
-        '--aws-sigv4',
-        'aws:amz:us-east-1:s3',
-        '--user',
-        `${KEY.accessKeyId}:${KEY.secretAccessKey}`,
-        `${gatewayUrl}/m/w.bin`,
-      ],
-      { encoding: 'buffer', maxBuffer: 1 << 24 },
-    );
+    const ok = await curlSigned(KEY.secretAccessKey, `${gatewayUrl}/m/w.bin`);
     assert.ok(Buffer.from(ok.stdout).equals(object), 'curl got the object');
-    const refused = await run(
-      'curl',
-      [
-        '-sS',
-        '-o',
-        '/dev/null',
-        '-w',
-        '%{http_code}',
-        '--aws-sigv4',
-        'aws:amz:us-east-1:s3',
-        '--user',
-        `${KEY.accessKeyId}:wrong-secret-here`,
-        `${gatewayUrl}/m/w.bin`,
-      ],
-      { encoding: 'utf8' },
-    );
-    assert.equal(refused.stdout, '403');
+    const refused = await curlSigned('wrong-secret-here', `${gatewayUrl}/m/w.bin`, [
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+    ]);
+    assert.equal(refused.stdout.toString(), '403');
   });
 });
 
@@ -244,16 +217,10 @@ test(
       const unsigned = await fetch(`http://127.0.0.1:${port}/f/x.txt`);
       assert.equal(unsigned.status, 403);
       assert.match(await unsigned.text(), /<Code>AccessDenied<\/Code>/);
-      const signed = await run('curl', [
-        '-sS',
+      const signed = await curlSigned(KEY.secretAccessKey, `http://127.0.0.1:${port}/f/x.txt`, [
         '--fail-with-body',
-        '--aws-sigv4',
-        'aws:amz:us-east-1:s3',
-        '--user',
-        `${KEY.accessKeyId}:${KEY.secretAccessKey}`,
-        `http://127.0.0.1:${port}/f/x.txt`,
       ]);
-      assert.equal(signed.stdout, 'daemon origin bytes');
+      assert.equal(signed.stdout.toString(), 'daemon origin bytes');
       assert.match(pod.daemons[0]!.log(), /signed with one of 1 gateway keys/);
     } finally {
       await pod.stop();
@@ -395,6 +362,27 @@ test('a presigned query value means the same to the check and to the origin: + i
   });
   assert.equal(plus.ok, false, '"a+b" is "a b", not what was signed');
 });
+
+/** `curl --aws-sigv4` GET of `url`, signed as the issued key ID with `secret`. */
+function curlSigned(
+  secret: string,
+  url: string,
+  extra: readonly string[] = ['--fail-with-body'],
+): Promise<{ stdout: Buffer }> {
+  return run(
+    'curl',
+    [
+      '-sS',
+      ...extra,
+      '--aws-sigv4',
+      'aws:amz:us-east-1:s3',
+      '--user',
+      `${KEY.accessKeyId}:${secret}`,
+      url,
+    ],
+    { encoding: 'buffer', maxBuffer: 1 << 24 },
+  );
+}
 
 /** One raw HTTP/1.1 request; the status and body of its answer. */
 async function rawRequest(

@@ -12,8 +12,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import S3rver from 's3rver';
-import { s3Client as client } from './support/s3.js';
+import type S3rver from 's3rver';
+import { s3Client as client, startS3rver } from './support/s3.js';
 import type { CacheAnswer } from '../src/api-client.js';
 import { freeTcpPort } from '../src/local-pod.js';
 import { jsonOf, peapod } from './support/content-cli.js';
@@ -31,15 +31,10 @@ describe('peapod daemon --gateway with s3rver behind it', { timeout: TIMEOUT_MS 
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'peapod-gwd-'));
-    s3 = new S3rver({
-      address: '127.0.0.1',
-      port: 0,
-      silent: true,
-      directory: dir,
-      configureBuckets: [{ name: 'models' }],
-    });
-    const { port: s3Port } = await s3.run();
-    await client(`http://127.0.0.1:${s3Port}`).send(
+    const started = await startS3rver(dir);
+    s3 = started.s3;
+    const s3Port = new URL(started.url).port;
+    await client(started.url).send(
       new PutObjectCommand({ Bucket: 'models', Key: 'w.bin', Body: object }),
     );
     gatewayPort = await freeTcpPort();

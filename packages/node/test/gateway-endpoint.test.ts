@@ -9,7 +9,6 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { Readable } from 'node:stream';
 import { join } from 'node:path';
@@ -23,8 +22,8 @@ import {
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import fc from 'fast-check';
-import S3rver from 's3rver';
-import { S3RVER_CREDENTIALS, s3Client as client } from './support/s3.js';
+import type S3rver from 's3rver';
+import { S3RVER_CREDENTIALS, s3Client as client, startS3rver } from './support/s3.js';
 import { Gateway } from '../src/gateway/gateway-server.js';
 import { hasDotSegment, parseRoute, RouteError, RouteTable } from '../src/gateway/routes.js';
 
@@ -51,15 +50,9 @@ describe(
 
     before(async () => {
       dir = mkdtempSync(join(tmpdir(), 'peapod-gw-'));
-      s3 = new S3rver({
-        address: '127.0.0.1',
-        port: 0,
-        silent: true,
-        directory: dir,
-        configureBuckets: [{ name: 'models' }],
-      });
-      const s3Address = (await s3.run()) as AddressInfo;
-      const s3Url = `http://127.0.0.1:${s3Address.port}`;
+      const started = await startS3rver(dir);
+      s3 = started.s3;
+      const s3Url = started.url;
       direct = client(s3Url);
       await direct.send(
         new PutObjectCommand({
