@@ -25,12 +25,11 @@
  * sends a chunk again at once: the copy waits behind the first one at most, no longer than a
  * relay still receiving it would take, and delays nothing others lack (bench:cluster, a 4-node
  * cluster whose owner fills at 200 Mbit/s on a 1 Gbit/s LAN: members trailed the owner by up
- * to 0.6 s when every second copy was referred to a relay, by about 0.1 s now). Then a request
- * for a chunk it sent
- * (or is sending) to another link within the last `SEED_HOLD_MS`, which has not announced it
- * yet, is answered `notFound`: the requester skips this device for that chunk for a while and
- * fetches it from that peer once it announces it (requesters never ask a seed for a chunk a
- * usable non-seed holds). Likewise the first request of a link for a chunk this device already
+ * to 0.8 s when every second copy was referred to a relay, by about 0.1 s now). Then a request
+ * for a chunk it sent (or is sending) to another link within the last `SEED_HOLD_MS`, which has
+ * not announced it yet, is answered `notFound`: the requester skips this device for that chunk
+ * for a while and fetches it from that peer once it announces it (requesters never ask a seed
+ * for a chunk a usable non-seed holds). Likewise the first request of a link for a chunk this device already
  * sent out and another ready link announced is answered `notFound`: the requester's view was
  * stale (the announcement was still on its way) or it counts peers that finished as seeds too,
  * and it should ask them. This
@@ -507,8 +506,12 @@ export class ChunkServer {
    * nothing else to do sends it at once, sooner than a peer still receiving it could.
    */
   private uploadBusyElsewhere(key: string, index: number): boolean {
-    const other = (job: ChunkJob): boolean => job.key !== key || job.index !== index;
-    return this.uploads.sendingJobs.some(other) || this.uploads.waitingJobs.some(other);
+    return this.uploadHas((job) => job.key !== key || job.index !== index);
+  }
+
+  /** Whether a job being sent or waiting matches. */
+  private uploadHas(match: (job: ChunkJob) => boolean): boolean {
+    return this.uploads.sendingJobs.some(match) || this.uploads.waitingJobs.some(match);
   }
 
   /**
@@ -519,8 +522,7 @@ export class ChunkServer {
   private dropLastReadWhenDone(): void {
     const last = this.lastRead;
     if (last === undefined) return;
-    const same = (job: ChunkJob): boolean => job.key === last.key && job.index === last.index;
-    if (!this.uploads.sendingJobs.some(same) && !this.uploads.waitingJobs.some(same))
+    if (!this.uploadHas((job) => job.key === last.key && job.index === last.index))
       this.lastRead = undefined;
   }
 

@@ -191,8 +191,7 @@ export class Gateway {
   ): Promise<void> {
     const method = req.method ?? 'GET';
     const s3 = resolved.route.target.kind === 's3';
-    // The client's signature fields were for the gateway: S3's own, or the gateway's keys.
-    const gatewaySigned = s3 || this.options.authenticator !== undefined;
+    const gatewaySigned = this.signedForGateway(resolved);
     const headers = clientHeaders(req, gatewaySigned);
     if (s3 && headers['x-amz-copy-source'] !== undefined) {
       // A copy names its source bucket itself, past the route table: with the gateway's
@@ -321,6 +320,14 @@ export class Gateway {
     return { call, credentialed };
   }
 
+  /**
+   * Whether a client's signature fields (header or presign query) were for the gateway, so are
+   * not sent on: on S3 routes (S3's own), and on every route with gateway keys.
+   */
+  private signedForGateway({ route }: ResolvedRoute): boolean {
+    return route.target.kind === 's3' || this.options.authenticator !== undefined;
+  }
+
   /** The upstream request for `resolved` (signed for an S3 route), not yet ended. */
   private async upstreamRequest(
     { route, upstream }: ResolvedRoute,
@@ -330,10 +337,9 @@ export class Gateway {
   ): Promise<ClientRequest> {
     const target = route.target;
     const s3 = target.kind === 's3';
-    const path =
-      s3 || this.options.authenticator !== undefined
-        ? withoutPresignQuery(upstream.path)
-        : upstream.path;
+    const path = this.signedForGateway({ route, upstream })
+      ? withoutPresignQuery(upstream.path)
+      : upstream.path;
     let sendHeaders: OutgoingHttpHeaders = { ...headers, host: upstream.origin.host };
     if (s3 && this.options.credentials !== undefined) {
       sendHeaders = await signS3(
@@ -361,7 +367,6 @@ export class Gateway {
   }
 }
 
-/** The client's end-to-end fields as one record (repeats joined), minus Host and, for S3, its signature. */
 function isBodyDigest(name: string, value: string): boolean {
   return name === 'x-amz-content-sha256' && /^[0-9a-f]{64}$/.test(value);
 }
@@ -371,6 +376,10 @@ function loggable(url: string | undefined): string {
   return withoutPresignQuery(url ?? '');
 }
 
+/**
+ * The client's end-to-end fields as one record (repeats joined), minus Host and, when
+ * `gatewaySigned`, its signature (a body's hex digest excepted).
+ */
 function clientHeaders(req: IncomingMessage, gatewaySigned: boolean): Record<string, string> {
   const fields = stripHopByHop(req.rawHeaders);
   const headers: Record<string, string> = {};

@@ -7,7 +7,7 @@
  *   a spool file in the gateway's objects directory and feeds the core's `Chunker` (one SHA-256
  *   pass). Writes run off the event loop, one after another at their own offsets; the caller
  *   awaits each beside the piece's send to the client, so memory stays bounded by one network
- *   read and a disk that throttles writers does not stall the links. A member's segments,
+ *   read and a disk that throttles writers does not block the event loop. A member's segments,
  *   verified against their manifests on arrival, go in by `writeVerified` with no second hash
  *   pass (a segment is whole chunks, so its hashes are the object's). `finish`
  *   (the body ended with the length the origin announced) renames the spool to
@@ -453,10 +453,9 @@ export class ObjectFill {
   private publishSegments(last: boolean): void {
     const feed = this.feed;
     if (feed === undefined || feed.state !== 'filling') return;
-    const chunkBytes = OBJECT_CHUNK_BYTES;
     const ready = last
       ? this.chunkHashes.length
-      : Math.min(this.chunkHashes.length, Math.floor(this.durable / chunkBytes));
+      : Math.min(this.chunkHashes.length, Math.floor(this.durable / OBJECT_CHUNK_BYTES));
     for (;;) {
       const index = feed.manifests.length;
       const from = index * SEGMENT_CHUNKS;
