@@ -201,5 +201,6 @@ export { luhnCheckCharacter } from './identity.js';
 export * from './gossip/messages.js';
 export * from './gossip/peer-record.js';
 export * from './gossip/gossip-codec.js';
+export * from './gossip/record-cache.js';
 export * from './gossip/gossip-engine.js';
 export type { LinkTrust } from './peer-link.js';

@@ -23,7 +23,7 @@
  * - Cost: the same announcement is relayed by every node and learnt by every node, so the
  *   checker remembers what it has already found clean: record bytes (by their signature, then
  *   compared byte for byte) and frame bodies (by message ID, compared byte for byte after the
- *   ttl, the one byte a relay changes). Identical bytes give an identical verdict; anything
+ *   ttl, the one byte a relay changes; not table syncs, each sent once). Identical bytes give an identical verdict; anything
  *   that differs in a single byte is decoded and checked afresh. Both memories are bounded.
  */
 import {
@@ -183,7 +183,10 @@ export class IpSharingInvariant {
     ) {
       this.checkRecord(node, message.record, 'message', atMs);
     }
-    if (this.violationCount === before) this.cleanFrames.add(key, frame.body);
+    // A PEER_LIST_RESPONSE on its last hop (a table sync, an answer's final leg) is sent once,
+    // on one link: remembering it would only fill the memory.
+    const lastHop = code === GossipCode.peerListResponse && frame.body[0] === 1;
+    if (this.violationCount === before && !lastHop) this.cleanFrames.add(key, frame.body);
   }
 
   /** Checks one engine's whole table. */

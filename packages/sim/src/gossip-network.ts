@@ -24,6 +24,10 @@
  * - Every engine call goes through `drive`, which drains the engine's outputs and arms one timer
  *   event at its next deadline (the shared-driver contract of STYLE.md section 2): a stale timer
  *   event is ignored by its token, an early one is harmless (the engine finds nothing due).
+ * - The engines share one peer-record cache (record-cache.ts): a record is decoded, hashed and
+ *   verified once for the whole simulation, and every table holding it holds the same object. A
+ *   record's decoding and validity depend on its bytes alone, so each engine gets what its own
+ *   cache would give; this only spares the one core the simulation runs on (and its memory).
  * - Observers see every `send` (before loss), every engine event and every dial, so metrics and
  *   the IP-sharing invariant are computed from the engines' own outputs.
  */
@@ -31,6 +35,7 @@ import type { Prng } from '@peapod/core';
 import {
   deriveDeviceId,
   GossipEngine,
+  PeerRecordCache,
   type CryptoProvider,
   type GossipEngineOptions,
   type GossipEvent,
@@ -40,6 +45,9 @@ import {
   type KeyPair,
 } from '@peapod/core';
 import type { EventQueue } from './event-queue.js';
+
+/** Records the shared cache remembers per generation: every live node's, with room for updates. */
+const SHARED_RECORDS_MAX = 1 << 18;
 
 /** The port every simulated node listens on. */
 export const GOSSIP_SIM_PORT = 7000;
@@ -164,10 +172,13 @@ export class GossipNetwork {
   private nextLinkId = 1;
   private readonly lossThreshold: number;
   private readonly factory: GossipEngineFactory;
+  /** One record cache for every engine (they share `crypto`), as one device's would be its own. */
+  readonly records: PeerRecordCache;
 
   constructor(private readonly options: GossipNetworkOptions) {
     this.lossThreshold = Math.floor(options.lossRate * 0x1_0000_0000);
     this.factory = options.engineFactory ?? realGossipEngine;
+    this.records = new PeerRecordCache(options.crypto, SHARED_RECORDS_MAX);
   }
 
   get nowMs(): number {
@@ -189,6 +200,7 @@ export class GossipNetwork {
       prng: this.options.prng.fork(),
       self: fullSelf,
       settings: this.options.settings,
+      records: this.records,
     });
     const node: SimGossipNode = {
       index,

@@ -11,7 +11,7 @@
  * the remembered answer. Identical inputs cannot have a different answer, so every engine still
  * gets exactly what OpenSSL would say for its bytes: a forged or altered copy differs in some
  * byte and is verified afresh (the comparison is of the full key, message and signature, not a
- * hash). The memory is bounded: past `entriesMax` remembered triples it is emptied and refills.
+ * hash). Messages over 1 KiB are not remembered (see MESSAGE_REMEMBERED_MAX). The memory is bounded: past `entriesMax` remembered triples it is emptied and refills.
  * `--verify-every` on the CLI turns the memo off (every call goes to OpenSSL).
  */
 import type { CryptoProvider } from '@peapod/core';
@@ -29,6 +29,13 @@ interface Remembered {
   readonly signature: Uint8Array;
   readonly valid: boolean;
 }
+
+/**
+ * Longer messages are verified every time and not remembered: they are table syncs (a
+ * PEER_LIST_RESPONSE of 16 records, sent once on one link), whose copies would fill the memory
+ * and never be asked for again. Announcements, updates and heartbeats are far shorter.
+ */
+const MESSAGE_REMEMBERED_MAX = 1024;
 
 /** A 53-bit number from the signature's first 7 bytes (a Map key; collisions are compared out). */
 function signatureKey(signature: Uint8Array): number {
@@ -79,6 +86,7 @@ export function withVerifyMemo(
       }
       stats.verified++;
       const valid = base.ed25519Verify(publicKey, message, signature);
+      if (message.length > MESSAGE_REMEMBERED_MAX) return valid;
       if (entries >= entriesMax) {
         memory.clear();
         entries = 0;

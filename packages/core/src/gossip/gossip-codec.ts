@@ -237,7 +237,16 @@ function readContentEntries(reader: FrameReader): ContentAvailabilityEntry[] {
   return entries;
 }
 
-function decodeUnchecked(frame: GossipFrameMessage, parsed?: PeerRecord[]): GossipMessage {
+/** Parses one peer record (decodePeerRecord, or a cache of it: record-cache.ts). */
+export type PeerRecordDecoder<R extends PeerRecord> = (
+  bytes: Uint8Array,
+) => { readonly ok: true; readonly record: R } | { readonly ok: false; readonly detail: string };
+
+function decodeUnchecked<R extends PeerRecord>(
+  frame: GossipFrameMessage,
+  parsed: R[] | undefined,
+  decodeRecord: PeerRecordDecoder<R>,
+): GossipMessage {
   const { code, body } = frame;
   if (!GOSSIP_CODES.has(code)) malformed(`code ${String(code)} is not a gossip code`);
   const gossipCode = code as GossipCode;
@@ -264,7 +273,7 @@ function decodeUnchecked(frame: GossipFrameMessage, parsed?: PeerRecord[]): Goss
     case GossipCode.peerUpdate: {
       const record = readRecord(reader, 'record');
       reader.end('announcement');
-      const decoded = decodePeerRecord(record);
+      const decoded = decodeRecord(record);
       if (!decoded.ok) throw new GossipReject('record-mismatch', `record: ${decoded.detail}`);
       if (!equalBytes(decoded.record.publicKey, originPublicKey)) {
         throw new GossipReject('record-mismatch', "the record is not the origin's own");
@@ -296,7 +305,7 @@ function decodeUnchecked(frame: GossipFrameMessage, parsed?: PeerRecord[]): Goss
       const keys = new Set<string>();
       for (let i = 0; i < count; i++) {
         const record = readRecord(reader, `records[${i}]`);
-        const decoded = decodePeerRecord(record);
+        const decoded = decodeRecord(record);
         if (!decoded.ok) malformed(`records[${i}]: ${decoded.detail}`);
         const key = toHex(decoded.record.publicKey);
         if (keys.has(key)) malformed(`records[${i}]: a second record for one key`);
@@ -327,14 +336,19 @@ function decodeUnchecked(frame: GossipFrameMessage, parsed?: PeerRecord[]): Goss
  * any bytes: `malformed`, `oversized`, `ttl-inflated` (ttl > initialTtl, or initialTtl above
  * the type's budget) or, for PEER_ANNOUNCEMENT and PEER_UPDATE, `record-mismatch`.
  * `parsed`, when given, gets the peer records the message carries as they were parsed (not
- * verified), in order, so a receiver does not parse them twice.
+ * verified), in order, so a receiver does not parse them twice; `decodeRecord` parses them
+ * (default `decodePeerRecord`; an engine passes its record cache's).
  */
-export function decodeGossip(frame: GossipFrameMessage, parsed?: PeerRecord[]): GossipDecodeResult {
+export function decodeGossip<R extends PeerRecord = PeerRecord>(
+  frame: GossipFrameMessage,
+  parsed?: R[],
+  decodeRecord: PeerRecordDecoder<R> = decodePeerRecord as PeerRecordDecoder<R>,
+): GossipDecodeResult {
   if (frame === null || typeof frame !== 'object' || !(frame.body instanceof Uint8Array)) {
     return { ok: false, rejection: 'malformed', detail: 'not a gossip frame' };
   }
   try {
-    return { ok: true, message: decodeUnchecked(frame, parsed) };
+    return { ok: true, message: decodeUnchecked(frame, parsed, decodeRecord) };
   } catch (error) {
     if (error instanceof GossipReject) {
       return { ok: false, rejection: error.rejection, detail: error.detail };

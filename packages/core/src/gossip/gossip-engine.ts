@@ -69,7 +69,7 @@ import {
   withTtl,
   type UnsignedGossip,
 } from './gossip-codec.js';
-import { GossipTable, type HeldRecord, type TableEntry } from './gossip-table.js';
+import { GossipTable, type TableEntry } from './gossip-table.js';
 import {
   GossipCode,
   GossipLimits,
@@ -82,13 +82,8 @@ import {
   type PeerRequestMessage,
 } from './messages.js';
 import { permilleToScore } from './peer-score.js';
-import {
-  buildPeerRecord,
-  decodePeerRecord,
-  peerRecordProblem,
-  verifyPeerRecord,
-  type PeerRecord,
-} from './peer-record.js';
+import { buildPeerRecord, peerRecordProblem } from './peer-record.js';
+import { PeerRecordCache, type KnownRecord, type KnownRecordResult } from './record-cache.js';
 import { RequestRoutes } from './request-routes.js';
 import { LinkBudget } from './link-budget.js';
 import { SeenSet } from './seen-set.js';
@@ -237,6 +232,11 @@ export interface GossipEngineOptions {
   readonly prng: Prng;
   readonly self: GossipSelf;
   readonly settings?: Partial<GossipSettings>;
+  /**
+   * Decoded peer records (record-cache.ts). Default: the engine's own. Engines in one process may
+   * share one (the simulator does), with the same `crypto`.
+   */
+  readonly records?: PeerRecordCache;
 }
 
 /**
@@ -294,6 +294,8 @@ export class GossipEngine {
   private readonly settings: GossipSettings;
   private self: GossipSelf;
   private readonly selfKey: string;
+  private readonly records: PeerRecordCache;
+  private readonly decodeRecord: (bytes: Uint8Array) => KnownRecordResult;
   private readonly seen: SeenSet;
   private readonly badFrames = new LinkBudget();
   private introducedAtMs: number | undefined = undefined;
@@ -330,6 +332,8 @@ export class GossipEngine {
     this.settings = checkSettings({ ...GossipDefaults, ...options.settings });
     this.self = checkSelf(options.self, 'options.self');
     this.selfKey = bytesKey(deriveDeviceId(this.crypto, this.identity.publicKey));
+    this.records = options.records ?? new PeerRecordCache(this.crypto);
+    this.decodeRecord = (bytes) => this.records.decode(bytes);
     this.seen = new SeenSet(this.settings.seenMax, GossipLimits.clockSkewMs);
     this.view = new ActiveView(2 * this.settings.heartbeatIntervalMs);
     this.table = new GossipTable({
@@ -423,8 +427,8 @@ export class GossipEngine {
       this.reject(linkId, 'not-gossip-link', 'the link is not an active gossip link');
       return;
     }
-    const parsed: PeerRecord[] = [];
-    const decoded = decodeGossip(frame, parsed);
+    const parsed: KnownRecord[] = [];
+    const decoded = decodeGossip(frame, parsed, this.decodeRecord);
     if (!decoded.ok) {
       this.reject(linkId, decoded.rejection, decoded.detail);
       return;
@@ -668,7 +672,12 @@ export class GossipEngine {
     if (!GOSSIP_SOURCES.has(source))
       invalidArgument('source', `must be one of ${[...GOSSIP_SOURCES].join(', ')}`);
     const wall = this.clock(nowMs, wallClockMs);
-    const accepted = this.learnRecords(decodeRecords(records), source, nowMs, wall, undefined);
+    const decoded: KnownRecord[] = [];
+    for (const bytes of records) {
+      const result = this.records.decode(bytes);
+      if (result.ok) decoded.push(result.record); // one that does not decode is unverifiable
+    }
+    const accepted = this.learnRecords(decoded, source, nowMs, wall, undefined);
     this.maintain(nowMs);
     return accepted;
   }
@@ -737,7 +746,7 @@ export class GossipEngine {
     linkId: number,
     message: GossipMessage,
     frame: GossipFrameMessage,
-    parsed: readonly PeerRecord[],
+    parsed: readonly KnownRecord[],
     originKey: string,
     nowMs: number,
     wall: number,
@@ -760,13 +769,12 @@ export class GossipEngine {
   /** `record`: the message's record, parsed (decodeGossip refused one not the origin's own). */
   private applyAnnouncement(
     message: PeerAnnouncementMessage,
-    record: PeerRecord,
+    record: KnownRecord,
     originKey: string,
     nowMs: number,
   ): Applied {
     const held = this.table.get(originKey)?.record;
-    const known = held !== undefined && equalBytes(held.bytes, record.bytes);
-    if (!known && !verifyPeerRecord(this.crypto, record))
+    if (held !== record.held && !this.records.valid(record))
       return { rejection: 'bad-signature', detail: 'the record’s signature is not its key’s' };
     if (record.leaving || (!record.broadcast && message.code === GossipCode.peerUpdate)) {
       if (held !== undefined && record.issuedAtMs < held.issuedAtMs)
@@ -784,8 +792,8 @@ export class GossipEngine {
       };
     const outcome = this.table.putRecord(
       originKey,
-      deriveDeviceId(this.crypto, record.publicKey),
-      heldRecord(record),
+      record.deviceId,
+      record.held,
       'gossip',
       nowMs,
       nowMs,
@@ -830,7 +838,7 @@ export class GossipEngine {
     linkId: number,
     message: PeerListResponseMessage,
     frame: GossipFrameMessage,
-    parsed: readonly PeerRecord[],
+    parsed: readonly KnownRecord[],
     originKey: string,
     nowMs: number,
     wall: number,
@@ -881,7 +889,7 @@ export class GossipEngine {
    * an answer to this device's request for `contentKey` also mark their peers as holding it.
    */
   private learnRecords(
-    records: readonly PeerRecord[],
+    records: readonly KnownRecord[],
     source: GossipSource,
     nowMs: number,
     wall: number,
@@ -894,18 +902,16 @@ export class GossipEngine {
       if (record.issuedAtMs > wall + GossipLimits.clockSkewMs) continue;
       const ageMs = wall - record.issuedAtMs;
       if (ageMs > this.settings.peerExpiryMs) continue;
-      const deviceId = deriveDeviceId(this.crypto, record.publicKey);
-      const key = bytesKey(deviceId);
+      const { deviceId, key } = record;
       if (key === this.selfKey) continue;
       const held = this.table.get(key)?.record;
       if (held !== undefined && record.issuedAtMs < held.issuedAtMs) continue;
-      const known = held !== undefined && equalBytes(held.bytes, record.bytes);
-      if (!known && !verifyPeerRecord(this.crypto, record)) continue;
+      if (held !== record.held && !this.records.valid(record)) continue;
       const heardMs = nowMs - Math.max(0, ageMs);
       const outcome = this.table.putRecord(
         key,
         deviceId,
-        heldRecord(record),
+        record.held,
         source,
         heardMs,
         nowMs,
@@ -1264,35 +1270,6 @@ export class GossipEngine {
 }
 
 const GOSSIP_SOURCES: ReadonlySet<string> = new Set(['gossip', 'tracker', 'cache', 'link']);
-
-/** The records that decode (those that do not are ignored, as unverifiable). */
-function decodeRecords(records: readonly Uint8Array[]): PeerRecord[] {
-  const decoded: PeerRecord[] = [];
-  for (const bytes of records) {
-    const result = decodePeerRecord(bytes);
-    if (result.ok) decoded.push(result.record);
-  }
-  return decoded;
-}
-
-function heldRecord(record: {
-  readonly bytes: Uint8Array;
-  readonly issuedAtMs: number;
-  readonly bootstrap: boolean;
-  readonly addresses: readonly string[];
-  readonly listenPort: number;
-  readonly deviceName: string;
-}): HeldRecord {
-  return {
-    // A copy: the received bytes may be a view into a whole frame body.
-    bytes: record.bytes.slice(),
-    issuedAtMs: record.issuedAtMs,
-    bootstrap: record.bootstrap,
-    addresses: record.addresses,
-    listenPort: record.listenPort,
-    deviceName: record.deviceName,
-  };
-}
 
 function keyBytes(key: string): Uint8Array {
   const out = new Uint8Array(key.length);
