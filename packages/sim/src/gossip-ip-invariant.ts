@@ -30,6 +30,8 @@ import {
   decodeGossip,
   decodePeerRecord,
   GossipCode,
+  PeerRecordCache,
+  type CryptoProvider,
   toHex,
   type GossipEvent,
   type GossipFrameMessage,
@@ -53,6 +55,8 @@ export interface IpInvariantChecks {
 }
 
 const VIOLATIONS_KEPT = 10;
+/** Records per generation of the checker's decode cache. */
+const RECORDS_MAX = 1 << 16;
 /** Clean records and frame bodies remembered (each memory is emptied when full). */
 const REMEMBERED_MAX = 200_000;
 
@@ -118,6 +122,13 @@ export class IpSharingInvariant {
   private readonly silentAddresses = new Set<string>();
   private readonly silentKeys = new Set<string>();
   private readonly cleanRecords = new CleanBytes<number>(0);
+  /** The checker's own record cache (not the engines'): a frame's records are parsed once. */
+  private readonly records: PeerRecordCache;
+  private readonly decodeRecord = (bytes: Uint8Array) => this.records.decode(bytes);
+
+  constructor(crypto: CryptoProvider) {
+    this.records = new PeerRecordCache(crypto, RECORDS_MAX);
+  }
   /** Frame bodies compared from byte 1: a relay lowers the ttl (byte 0) and nothing else. */
   private readonly cleanFrames = new CleanBytes<string>(1);
 
@@ -164,7 +175,7 @@ export class IpSharingInvariant {
     const key = frameKey(code, frame.body);
     if (this.cleanFrames.has(key, frame.body)) return;
     const before = this.violationCount;
-    const decoded = decodeGossip(frame);
+    const decoded = decodeGossip(frame, undefined, this.decodeRecord);
     if (!decoded.ok) {
       this.fail({
         atMs,

@@ -149,7 +149,7 @@ export class GossipScenario {
   private readonly prng: Prng;
   private readonly crypto: CryptoProvider;
   private readonly network: GossipNetwork;
-  private readonly invariant = new IpSharingInvariant();
+  private readonly invariant: IpSharingInvariant;
   private readonly spread = new SpreadTracker();
   private readonly verify: VerifyMemoStats = { verified: 0, remembered: 0 };
   private readonly sendsByCode = new Map<number, number>();
@@ -167,6 +167,7 @@ export class GossipScenario {
     this.prng = new Prng(config.seed);
     const seeded = createSeededCryptoProvider(this.prng.nextU32());
     this.crypto = config.verifyEvery ? seeded : withVerifyMemo(seeded, this.verify);
+    this.invariant = new IpSharingInvariant(seeded);
     this.network = new GossipNetwork({
       queue: this.queue,
       prng: this.prng.fork(),

@@ -90,7 +90,7 @@ test('node addresses: every index maps to a 10.x.y.z address and back, other str
 test('IP invariant: a broadcasting record is clean; a silent node signing its address is a violation', () => {
   const loud = crypto.ed25519GenerateKeyPair();
   const quiet = crypto.ed25519GenerateKeyPair();
-  const invariant = new IpSharingInvariant();
+  const invariant = new IpSharingInvariant(crypto);
   invariant.addSilent('10.0.0.2', quiet.publicKey, crypto.sha256(quiet.publicKey));
   const learned = (bytes: Uint8Array) =>
     ({
@@ -117,7 +117,7 @@ test('IP invariant: a broadcasting record is clean; a silent node signing its ad
 test('IP invariant: a sent announcement carrying a silent address and a dial to one are violations', () => {
   const quiet = crypto.ed25519GenerateKeyPair();
   const loud = crypto.ed25519GenerateKeyPair();
-  const invariant = new IpSharingInvariant();
+  const invariant = new IpSharingInvariant(crypto);
   invariant.addSilent('10.0.0.9', quiet.publicKey, crypto.sha256(quiet.publicKey));
   const announce = (identity: KeyPair, bytes: Uint8Array, ttl: number) =>
     encodeGossip(crypto, identity, {
@@ -146,7 +146,7 @@ test('IP invariant: a sent announcement carrying a silent address and a dial to 
 test('IP invariant: a swept table listing a silent address, or a silent peer as broadcasting, fails', () => {
   const quiet = crypto.ed25519GenerateKeyPair();
   const deviceId = crypto.sha256(quiet.publicKey);
-  const invariant = new IpSharingInvariant();
+  const invariant = new IpSharingInvariant(crypto);
   invariant.addSilent('10.0.0.3', quiet.publicKey, deviceId);
   const entry: GossipPeerSnapshot = {
     deviceId,
@@ -167,7 +167,7 @@ test('IP invariant: a swept table listing a silent address, or a silent peer as 
   assert.equal(invariant.ok, true);
   invariant.sweep(1, [{ ...entry, addresses: ['10.0.0.3'] }], 0);
   assert.equal(invariant.ok, false);
-  const fresh = new IpSharingInvariant();
+  const fresh = new IpSharingInvariant(crypto);
   fresh.addSilent('10.0.0.3', quiet.publicKey, deviceId);
   fresh.sweep(1, [{ ...entry, broadcast: true, record: undefined }], 0);
   assert.match(fresh.violations[0]!.detail, /as broadcasting/);

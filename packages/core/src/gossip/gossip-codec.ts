@@ -92,9 +92,19 @@ function checkBytes(name: string, value: Uint8Array, length: number): void {
   }
 }
 
+/** Parses one peer record (decodePeerRecord, or a cache of it: record-cache.ts). */
+export type PeerRecordDecoder<R extends PeerRecord> = (
+  bytes: Uint8Array,
+) => { readonly ok: true; readonly record: R } | { readonly ok: false; readonly detail: string };
+
 /** The record's encoded size, or a throw naming why it cannot be carried. */
-function checkRecord(name: string, record: Uint8Array, key: Uint8Array | undefined): void {
-  const result = decodePeerRecord(record);
+function checkRecord(
+  name: string,
+  record: Uint8Array,
+  key: Uint8Array | undefined,
+  decodeRecord: PeerRecordDecoder<PeerRecord>,
+): void {
+  const result = decodeRecord(record);
   if (!result.ok) invalidArgument(name, `not a valid peer record (${result.detail})`);
   if (key !== undefined && !equalBytes(result.record.publicKey, key)) {
     invalidArgument(name, "must be the origin's own record (same key as the envelope)");
@@ -106,12 +116,16 @@ function checkDistinct(name: string, values: readonly Uint8Array[]): void {
 }
 
 /** Validates the type body and returns its encoder. */
-function typeBody(message: UnsignedGossip, origin: Uint8Array): [number, (w: FrameWriter) => void] {
+function typeBody(
+  message: UnsignedGossip,
+  origin: Uint8Array,
+  decodeRecord: PeerRecordDecoder<PeerRecord>,
+): [number, (w: FrameWriter) => void] {
   switch (message.code) {
     case GossipCode.peerAnnouncement:
     case GossipCode.peerUpdate: {
       const { record } = message;
-      checkRecord('record', record, origin);
+      checkRecord('record', record, origin, decodeRecord);
       return [2 + record.length, (w) => w.prefixed16(record)];
     }
     case GossipCode.peerRequest: {
@@ -133,7 +147,7 @@ function typeBody(message: UnsignedGossip, origin: Uint8Array): [number, (w: Fra
       if (records.length > GossipLimits.listRecords) {
         invalidArgument('records', `at most ${GossipLimits.listRecords}`);
       }
-      records.forEach((record, i) => checkRecord(`records[${i}]`, record, undefined));
+      records.forEach((record, i) => checkRecord(`records[${i}]`, record, undefined, decodeRecord));
       checkDistinct(
         'records (keys)',
         records.map((r) => r.subarray(1, 1 + KEY_BYTES)),
@@ -179,12 +193,14 @@ function typeBody(message: UnsignedGossip, origin: Uint8Array): [number, (w: Fra
 /**
  * Signs `message` as `identity` and frames it.
  * @throws PeapodError PEAPOD_ERR_INVALID_ARGUMENT for a field out of range (the builder's rules,
- * the IP-sharing rule of the records it carries included).
+ * the IP-sharing rule of the records it carries included). `decodeRecord` checks each record
+ * (default `decodePeerRecord`; an engine passes its record cache's).
  */
 export function encodeGossip(
   crypto: CryptoProvider,
   identity: KeyPair,
   message: UnsignedGossip,
+  decodeRecord: PeerRecordDecoder<PeerRecord> = decodePeerRecord,
 ): GossipFrameMessage {
   const { code, ttl, initialTtl, messageId, timestampMs } = message;
   if (!GOSSIP_CODES.has(code)) invalidArgument('code', 'is not a gossip type code');
@@ -195,7 +211,7 @@ export function encodeGossip(
   if (!Number.isSafeInteger(timestampMs) || timestampMs < 0) {
     invalidArgument('timestampMs', 'must be a non-negative safe integer (Unix ms)');
   }
-  const [bodySize, writeBody] = typeBody(message, identity.publicKey);
+  const [bodySize, writeBody] = typeBody(message, identity.publicKey, decodeRecord);
   const size = HEADER_BYTES + bodySize + SIGNATURE_BYTES;
   if (size > GossipLimits.bodyBytes) invalidArgument('message', `over ${GossipLimits.bodyBytes}`);
   const writer = new FrameWriter(size - SIGNATURE_BYTES);
@@ -236,11 +252,6 @@ function readContentEntries(reader: FrameReader): ContentAvailabilityEntry[] {
   }
   return entries;
 }
-
-/** Parses one peer record (decodePeerRecord, or a cache of it: record-cache.ts). */
-export type PeerRecordDecoder<R extends PeerRecord> = (
-  bytes: Uint8Array,
-) => { readonly ok: true; readonly record: R } | { readonly ok: false; readonly detail: string };
 
 function decodeUnchecked<R extends PeerRecord>(
   frame: GossipFrameMessage,

@@ -1069,7 +1069,7 @@ export class GossipEngine {
   /** Signs with `ttl = initialTtl`, records the ID as seen and sends to `targets`. */
   private originate(message: Originated, targets: readonly number[]): GossipFrameMessage {
     const unsigned = { ...message, ttl: message.initialTtl } as UnsignedGossip;
-    const frame = encodeGossip(this.crypto, this.identity, unsigned);
+    const frame = encodeGossip(this.crypto, this.identity, unsigned, this.decodeRecord);
     // Signed with the wall clock now, so the timestamp is also the clock to prune against.
     const { messageId, timestampMs } = message;
     this.seen.add(pairKey(messageId, this.identity.publicKey), timestampMs, timestampMs);
