@@ -198,7 +198,10 @@ test('ActiveView.victimFor: outbound, pod and the two oldest proven links are ne
 
 test('chooseDials draws group first: every eligible group gets picked about equally, never an ineligible entry or a used group', () => {
   const entry = (i: number, address: string) =>
-    ({ key: `e${i}`, record: { addresses: [address], listenPort: 9000 } }) as unknown as TableEntry;
+    ({
+      key: `e${i}`,
+      record: { addresses: [address], listenPort: 9000, dialGroup: addressPrefix(address) },
+    }) as unknown as TableEntry;
   // 18 entries in one /24 (one operator), 6 entries in 6 other groups, 1 in a used group.
   const entries = [
     ...Array.from({ length: 18 }, (_, i) => entry(i, `198.51.100.${i + 1}`)),
@@ -292,6 +295,7 @@ test('GossipTable: records only move forward; a tombstone keeps an older record 
     issuedAtMs,
     bootstrap: false,
     addresses: ['10.0.0.1'],
+    dialGroup: 'v4:10.0.0',
     listenPort: 1,
     deviceName: 'p',
   });
@@ -381,6 +385,7 @@ test('GossipTable flush: records pushed in bulk by one link are capped per link 
     issuedAtMs: 10,
     bootstrap: false,
     addresses: ['10.0.0.1'],
+    dialGroup: 'v4:10.0.0',
     listenPort: 1,
     deviceName: `p${i}`,
   });

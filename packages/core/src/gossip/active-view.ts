@@ -288,9 +288,7 @@ export function chooseDials(
   const byGroup = new Map<string, TableEntry[]>();
   for (const entry of entries) {
     if (!eligible(entry)) continue;
-    const address = dialAddress(entry)?.address;
-    const group =
-      (address === undefined ? undefined : addressPrefix(address)) ?? `key:${entry.key}`;
+    const group = entry.record?.dialGroup ?? `key:${entry.key}`;
     if (usedGroups.has(group)) continue;
     const list = byGroup.get(group);
     if (list === undefined) byGroup.set(group, [entry]);

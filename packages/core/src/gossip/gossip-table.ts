@@ -37,6 +37,8 @@ export interface HeldRecord {
   readonly addresses: readonly string[];
   readonly listenPort: number;
   readonly deviceName: string;
+  /** The network group of its first address (address-prefix.ts); undefined for loopback. */
+  readonly dialGroup: string | undefined;
 }
 
 export interface TableEntry {

@@ -21,6 +21,7 @@
  */
 import type { CryptoProvider } from '../crypto-provider.js';
 import { deriveDeviceId } from '../identity.js';
+import { addressPrefix } from './address-prefix.js';
 import { bytesKey } from './byte-key.js';
 import type { HeldRecord } from './gossip-table.js';
 import { decodePeerRecord, verifyPeerRecord, type PeerRecord } from './peer-record.js';
@@ -121,6 +122,8 @@ export class PeerRecordCache {
         addresses: record.addresses,
         listenPort: record.listenPort,
         deviceName: record.deviceName,
+        dialGroup:
+          record.addresses[0] === undefined ? undefined : addressPrefix(record.addresses[0]),
       },
     };
     const slot: Slot = { record: known, validity: undefined };
