@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { GossipSettings } from '@peapod/core';
-import { gossipScenarioDefaults, GossipScenario } from './gossip-scenario.js';
+import { gossipScenarioDefaults, GossipScenario, type GossipProgress } from './gossip-scenario.js';
 import { formatGossipRun } from './gossip-report.js';
 
 export const GOSSIP_HELP = `peapod sim gossip: many real gossip engines, loss, churn, silent nodes.
@@ -30,6 +30,7 @@ Options:
   --seen-max N         engine setting seenMax (message IDs each node remembers)
   --verify-every       verify every signature with OpenSSL (no memo of identical repeats)
   --json               print the result as one JSON object
+  --progress           a line on stderr every 5 simulated seconds (wall time, heap)
   -h, --help           this text
 Example:
   npm run sim:gossip -- --nodes 10000 --loss 0.01 --churn 0.1
@@ -54,6 +55,17 @@ function number(
 const positiveInteger = (n: number): boolean => Number.isInteger(n) && n >= 1;
 const fraction = (n: number): boolean => n >= 0 && n < 1;
 
+/** One line on stderr: how far the simulation is, the wall time so far and the heap in use. */
+function progressLine(progress: GossipProgress, startedMs: number): void {
+  const wallS = Math.round((performance.now() - startedMs) / 1000);
+  const wall = `${Math.floor(wallS / 60)}m${String(wallS % 60).padStart(2, '0')}s`;
+  const heapGb = (process.memoryUsage().heapUsed / 1e9).toFixed(1);
+  process.stderr.write(
+    `gossip sim: t=${(progress.simMs / 1000).toFixed(0)} s of ${(progress.endMs / 1000).toFixed(0)} s simulated, ` +
+      `${progress.liveNodes.toLocaleString('en-US')} live nodes, wall ${wall}, heap ${heapGb} GB\n`,
+  );
+}
+
 /** Runs the subcommand; returns the exit status. @throws GossipUsageError for bad flags. */
 export function runGossipCommand(argv: string[]): number {
   const { values } = parseArgs({
@@ -76,6 +88,7 @@ export function runGossipCommand(argv: string[]): number {
       'seen-max': { type: 'string' },
       'verify-every': { type: 'boolean' },
       json: { type: 'boolean' },
+      progress: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -84,6 +97,7 @@ export function runGossipCommand(argv: string[]): number {
     console.log(GOSSIP_HELP);
     return 0;
   }
+  const started = performance.now();
   const nodes = number(values.nodes, 'nodes', 10_000, (n) => positiveInteger(n) && n >= 2);
   const seconds = (text: string | undefined, name: string): number | undefined =>
     text === undefined ? undefined : Math.round(number(text, name, 0, (n) => n > 0) * 1000);
@@ -112,8 +126,10 @@ export function runGossipCommand(argv: string[]): number {
     ...(measureMs === undefined ? {} : { measureMs }),
     settings,
     verifyEvery: values['verify-every'] === true,
+    ...(values.progress === true
+      ? { onProgress: (p: GossipProgress) => progressLine(p, started) }
+      : {}),
   });
-  const started = performance.now();
   const result = new GossipScenario(config).run();
   const wallMs = performance.now() - started;
   if (values.json === true) {

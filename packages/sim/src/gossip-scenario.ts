@@ -76,6 +76,14 @@ export interface GossipScenarioConfig {
   readonly verifyEvery: boolean;
   /** Tests only: another engine. The CLI always runs the real `GossipEngine`. */
   readonly engineFactory?: GossipEngineFactory;
+  /** Called every 5 simulated seconds (a long run's progress); schedules nothing when absent. */
+  readonly onProgress?: (progress: GossipProgress) => void;
+}
+
+export interface GossipProgress {
+  readonly simMs: number;
+  readonly endMs: number;
+  readonly liveNodes: number;
 }
 
 export function gossipScenarioDefaults(
@@ -141,6 +149,7 @@ export interface GossipRunResult {
 const WALL_CLOCK_EPOCH_MS = 1_800_000_000_000;
 const SPOT_SWEEP_INTERVAL_MS = 1_000;
 const SPOT_SWEEP_TABLES = 8;
+const PROGRESS_INTERVAL_MS = 5_000;
 /** Bootstrap records handed to joiners are re-signed this often, as a tracker keeps them fresh. */
 const BOOTSTRAP_REFRESH_MS = 60_000;
 
@@ -204,6 +213,7 @@ export class GossipScenario {
     const measureEndMs = measureStartMs + config.measureMs;
     const endMs = measureEndMs + config.spreadWindowMs;
     this.scheduleSpotSweeps(plan.fork(), endMs);
+    this.scheduleProgress(endMs);
     this.runUntil(measureStartMs);
     const overlayBefore = this.overlayShape();
     this.planMeasurement(plan.fork(), measureStartMs);
@@ -225,8 +235,9 @@ export class GossipScenario {
     const kinds = ANNOUNCEMENT_KINDS.map((kind) =>
       summarizeKind(kind, spreads, unmet.filter((u) => u.kind === kind).length),
     );
-    const { engineFactory, ...shown } = config;
+    const { engineFactory, onProgress, ...shown } = config;
     void engineFactory;
+    void onProgress;
     return {
       config: shown,
       ok: this.invariant.ok,
@@ -423,6 +434,19 @@ export class GossipScenario {
       if (next <= endMs) this.queue.schedule(next, 'gossip-sweep', -1, 0, sweep);
     };
     this.queue.schedule(SPOT_SWEEP_INTERVAL_MS, 'gossip-sweep', -1, 0, sweep);
+  }
+
+  private scheduleProgress(endMs: number): void {
+    const report = this.config.onProgress;
+    if (report === undefined) return;
+    const tick = (): void => {
+      let liveNodes = 0;
+      for (const node of this.network.nodes) if (node.engine !== undefined) liveNodes++;
+      report({ simMs: this.queue.nowMs, endMs, liveNodes });
+      const next = this.queue.nowMs + PROGRESS_INTERVAL_MS;
+      if (next <= endMs) this.queue.schedule(next, 'gossip-progress', -1, 0, tick);
+    };
+    this.queue.schedule(PROGRESS_INTERVAL_MS, 'gossip-progress', -1, 0, tick);
   }
 
   private overlayShape(): OverlayShape {

@@ -32,3 +32,25 @@ test('gossip sim, 200 real engines: 99.9% coverage per kind, invariant held, sam
   );
   assert.equal(two.events, one.events);
 });
+
+test('gossip sim progress: reported every 5 simulated seconds up to the end, and it changes no figure', () => {
+  const small = gossipScenarioDefaults(60, { seed: 3, settleMs: 5_000, measureMs: 5_000 });
+  const seen: { simMs: number; endMs: number; liveNodes: number }[] = [];
+  const quiet = new GossipScenario(small).run();
+  const told = new GossipScenario({ ...small, onProgress: (p) => seen.push(p) }).run();
+  const end = small.joinWindowMs + small.settleMs + small.measureMs + small.spreadWindowMs;
+  assert.deepEqual(
+    seen.map((p) => p.simMs),
+    Array.from({ length: Math.floor(end / 5_000) }, (_, i) => (i + 1) * 5_000),
+  );
+  assert.ok(seen.every((p) => p.endMs === end && p.liveNodes > 0 && p.liveNodes <= 60));
+  assert.deepEqual(
+    told.spreads.map((s) => [s.kind, s.rounds, s.sends, s.covered]),
+    quiet.spreads.map((s) => [s.kind, s.rounds, s.sends, s.covered]),
+  );
+  assert.equal(
+    told.events,
+    quiet.events + seen.length,
+    'the progress events are the only extra ones',
+  );
+});
