@@ -31,7 +31,12 @@ import { invalidArgument } from '../errors.js';
 import { FrameDecodeError, FrameReader, malformed } from '../wire/frame-reader.js';
 import { FrameWriter } from '../wire/frame-writer.js';
 import type { GossipFrameMessage } from '../wire/messages.js';
-import { decodePeerRecord, PeerRecordLimits, type PeerRecord } from './peer-record.js';
+import {
+  decodePeerRecord,
+  PeerRecordLimits,
+  type PeerRecord,
+  type PeerRecordResult,
+} from './peer-record.js';
 import {
   GossipCode,
   GossipLimits,
@@ -93,9 +98,7 @@ function checkBytes(name: string, value: Uint8Array, length: number): void {
 }
 
 /** Parses one peer record (decodePeerRecord, or a cache of it: record-cache.ts). */
-export type PeerRecordDecoder<R extends PeerRecord> = (
-  bytes: Uint8Array,
-) => { readonly ok: true; readonly record: R } | { readonly ok: false; readonly detail: string };
+export type PeerRecordDecoder<R extends PeerRecord> = (bytes: Uint8Array) => PeerRecordResult<R>;
 
 /** The record's encoded size, or a throw naming why it cannot be carried. */
 function checkRecord(

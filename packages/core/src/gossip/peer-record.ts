@@ -81,9 +81,9 @@ export interface PeerRecord extends PeerRecordFields {
   readonly signedBytes: Uint8Array;
 }
 
-export type PeerRecordResult =
-  | { readonly ok: true; readonly record: PeerRecord }
-  | { readonly ok: false; readonly detail: string };
+/** A parse's outcome; `R` is what the parser hands back (record-cache.ts adds derived facts). */
+export type PeerRecordResult<R extends PeerRecord = PeerRecord> =
+  { readonly ok: true; readonly record: R } | { readonly ok: false; readonly detail: string };
 
 /** Why `fields` cannot be a record, or undefined when they can. */
 export function peerRecordProblem(fields: PeerRecordFields): string | undefined {

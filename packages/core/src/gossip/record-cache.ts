@@ -19,12 +19,18 @@
  * - Sharing: one engine owns one by default. Several engines in one process (the simulator) may
  *   share one; they must share its crypto provider, which derives Device IDs and verifies.
  */
+import { equalBytes } from '../bytes.js';
 import type { CryptoProvider } from '../crypto-provider.js';
 import { deriveDeviceId } from '../identity.js';
 import { addressPrefix } from './address-prefix.js';
 import { bytesKey } from './byte-key.js';
 import type { HeldRecord } from './gossip-table.js';
-import { decodePeerRecord, verifyPeerRecord, type PeerRecord } from './peer-record.js';
+import {
+  decodePeerRecord,
+  verifyPeerRecord,
+  type PeerRecord,
+  type PeerRecordResult,
+} from './peer-record.js';
 
 /** A decoded record with what tables and receivers derive from it, shared by every holder. */
 export interface KnownRecord extends PeerRecord {
@@ -35,9 +41,7 @@ export interface KnownRecord extends PeerRecord {
   readonly held: HeldRecord;
 }
 
-export type KnownRecordResult =
-  | { readonly ok: true; readonly record: KnownRecord }
-  | { readonly ok: false; readonly detail: string };
+export type KnownRecordResult = PeerRecordResult<KnownRecord>;
 
 interface Slot {
   readonly record: KnownRecord;
@@ -57,16 +61,10 @@ function signatureKey(bytes: Uint8Array): number {
   );
 }
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
 function find(generation: Map<number, Slot[]>, key: number, bytes: Uint8Array): Slot | undefined {
   const list = generation.get(key);
   if (list === undefined) return undefined;
-  for (const slot of list) if (sameBytes(slot.record.bytes, bytes)) return slot;
+  for (const slot of list) if (equalBytes(slot.record.bytes, bytes)) return slot;
   return undefined;
 }
 
